@@ -54,15 +54,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating the venv at .venv"
     "$PYTHON" -m venv "$VENV"
 fi
-req_files=("$ROOT/scripts/requirements.txt")
+req_files=("$ROOT/scripts/requirements.txt" "$ROOT/scripts/requirements-assets.txt")
 [ "$USE_SYSTEM_ROS" = 1 ] || req_files+=("$ROOT/scripts/requirements-ros.txt")
 stamp_want="$(cat "${req_files[@]}" | sha256sum | cut -d' ' -f1)-ros$USE_SYSTEM_ROS"
 stamp_file="$VENV/.rrl-requirements.stamp"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
     say "installing Python packages (torch is large: a few minutes the first time)"
-    pip_args=()
-    for f in "${req_files[@]}"; do pip_args+=(-r "$f"); done
+    pip_args=(-r "$ROOT/scripts/requirements.txt")
+    [ "$USE_SYSTEM_ROS" = 1 ] || pip_args+=(-r "$ROOT/scripts/requirements-ros.txt")
     "$VENV/bin/pip" install -q --disable-pip-version-check "${pip_args[@]}"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$ROOT/scripts/requirements-assets.txt"
     echo "$stamp_want" >"$stamp_file"
 fi
 
@@ -89,7 +90,7 @@ ln -sf "$mujoco_so" "$MUJOCO_LINK_DIR/$(basename "$mujoco_so")"
 # --- 6. The env file -----------------------------------------------------------
 lib_dirs=("$VENV/lib" "$MUJOCO_LINK_DIR" "$SITE/torch/lib" "$PY_LIBDIR")
 for d in "$SITE"/*.libs; do [ -d "$d" ] && lib_dirs+=("$d"); done
-for d in "$SITE"/nvidia/*/lib "$SITE"/nvidia/cu*/lib; do [ -d "$d" ] && lib_dirs+=("$d"); done
+for d in "$SITE"/nvidia/*/lib; do [ -d "$d" ] && lib_dirs+=("$d"); done
 ld_path="$(IFS=:; echo "${lib_dirs[*]}")"
 
 tmp_env="$(mktemp "$VENV/rrl.env.XXXXXX")"

@@ -1,0 +1,1112 @@
+//! The launch file: one RON document that describes a run (robot and driver,
+//! cameras, safety limits, learner, reward source, practice schedule).
+//!
+//! Parsing is strict (`deny_unknown_fields`, externally tagged enums) and
+//! every error names `file:line:column`, the field's path and, where one
+//! helps, a hint. Defaults are documented next to each field; the README's
+//! configuration reference mirrors this file.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ron_locator::{locate_values, TextPosition};
+
+// ---------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchFile {
+    /// Name of the run; outputs go to `runs/<name>/`.
+    pub name: String,
+    /// ROS 2 namespace for this robot's nodes and topics. Default: "" (root).
+    /// Give each robot its own to run several side by side.
+    #[serde(default)]
+    pub namespace: String,
+    /// The robot and its driver.
+    pub robot: RobotConfig,
+    /// Cameras feeding observations and the reward node. Default: none.
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+    /// The gate between every action source and the hardware.
+    pub safety: SafetyConfig,
+    /// Off-policy learner hyperparameters. Default: SAC, cleanrl-like.
+    #[serde(default)]
+    pub learner: LearnerConfig,
+    /// Where rewards come from. Default: `Task` (the simulated task's own).
+    #[serde(default)]
+    pub reward: RewardConfig,
+    /// Autonomous practice schedule. Default: see `PracticeConfig`.
+    #[serde(default)]
+    pub practice: PracticeConfig,
+}
+
+/// The supported robot kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RobotConfig {
+    /// A MuJoCo simulation behind the same hardware interface.
+    Sim(SimRobotConfig),
+    /// A serial-servo arm (Dynamixel Protocol 2.0 or Feetech STS/SCS).
+    SerialArm(SerialArmConfig),
+    /// A ros2_control arm driven over its topics.
+    TopicArm(TopicArmConfig),
+    /// A small car: `geometry_msgs/Twist` out, odometry (and IMU) in.
+    Car(CarConfig),
+}
+
+impl RobotConfig {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            RobotConfig::Sim(_) => "Sim",
+            RobotConfig::SerialArm(_) => "SerialArm",
+            RobotConfig::TopicArm(_) => "TopicArm",
+            RobotConfig::Car(_) => "Car",
+        }
+    }
+
+    pub fn control_rate_hz(&self) -> f64 {
+        match self {
+            RobotConfig::Sim(c) => c.control_rate_hz,
+            RobotConfig::SerialArm(c) => c.control_rate_hz,
+            RobotConfig::TopicArm(c) => c.control_rate_hz,
+            RobotConfig::Car(c) => c.control_rate_hz,
+        }
+    }
+
+    /// Joint names the robot exposes, in command order.
+    pub fn joint_names(&self) -> Vec<String> {
+        match self {
+            RobotConfig::Sim(c) => c.task.joint_names().iter().map(|s| s.to_string()).collect(),
+            RobotConfig::SerialArm(c) => c.joints.iter().map(|j| j.name.clone()).collect(),
+            RobotConfig::TopicArm(c) => c.joint_names.clone(),
+            RobotConfig::Car(_) => vec!["linear_x".into(), "angular_z".into()],
+        }
+    }
+}
+
+fn default_control_rate_hz() -> f64 {
+    100.0
+}
+fn default_state_timeout_ms() -> u64 {
+    100
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimRobotConfig {
+    /// Which simulated task.
+    pub task: SimTask,
+    /// Control loop rate in simulated time. Default: 100 Hz.
+    #[serde(default = "default_control_rate_hz")]
+    pub control_rate_hz: f64,
+    /// Seed of the first episode. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Run faster than real time when nothing waits on the wall clock. Default: true.
+    #[serde(default = "default_true")]
+    pub faster_than_real_time: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SimTask {
+    PandaPickCube,
+    PandaReach,
+    InvertedPendulum,
+    InvertedDoublePendulum,
+    HalfCheetah,
+    Hopper,
+    Walker2d,
+    Ant,
+}
+
+impl SimTask {
+    /// Actuated joints, by the names the MJCF models give them.
+    pub fn joint_names(self) -> &'static [&'static str] {
+        match self {
+            SimTask::PandaPickCube | SimTask::PandaReach => {
+                &["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"]
+            }
+            SimTask::InvertedPendulum => &["slider"],
+            SimTask::InvertedDoublePendulum => &["slider"],
+            SimTask::HalfCheetah => &["bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"],
+            SimTask::Hopper => &["thigh_joint", "leg_joint", "foot_joint"],
+            SimTask::Walker2d => &[
+                "thigh_joint",
+                "leg_joint",
+                "foot_joint",
+                "thigh_left_joint",
+                "leg_left_joint",
+                "foot_left_joint",
+            ],
+            SimTask::Ant => &["hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", "hip_4", "ankle_4"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServoProtocol {
+    /// Dynamixel Protocol 2.0 (X series; Koch, WidowX/ViperX, ALOHA).
+    Dynamixel,
+    /// Feetech STS/SCS (SO-100 / SO-101).
+    Feetech,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialArmConfig {
+    /// Serial port, e.g. "/dev/ttyUSB0" or a /dev/serial/by-id path.
+    pub port: String,
+    pub protocol: ServoProtocol,
+    /// Bus baud rate. Default: 1_000_000.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Control loop rate. Default: 100 Hz.
+    #[serde(default = "default_control_rate_hz")]
+    pub control_rate_hz: f64,
+    /// How long to wait for a status packet. Default: 10 ms.
+    #[serde(default = "default_serial_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Retries of a failed transaction before the driver reports an error. Default: 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// One entry per servo, in command order.
+    pub joints: Vec<ServoJointConfig>,
+}
+
+fn default_baud() -> u32 {
+    1_000_000
+}
+fn default_serial_timeout_ms() -> u64 {
+    10
+}
+fn default_retries() -> u32 {
+    2
+}
+
+/// Baud rates the supported servo families accept.
+pub const SUPPORTED_BAUD_RATES: &[u32] =
+    &[9_600, 19_200, 38_400, 57_600, 115_200, 128_000, 250_000, 500_000, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 4_500_000];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServoJointConfig {
+    pub name: String,
+    /// Servo id on the bus.
+    pub id: u8,
+    /// Ticks read at the joint's zero. Default: half a turn (2048 of 4096).
+    #[serde(default = "default_offset_ticks")]
+    pub zero_ticks: i32,
+    /// Whether positive ticks are positive radians. Default: `Forward`.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Encoder ticks per revolution. Default: 4096.
+    #[serde(default = "default_ticks_per_revolution")]
+    pub ticks_per_revolution: u32,
+}
+
+fn default_offset_ticks() -> i32 {
+    2048
+}
+fn default_ticks_per_revolution() -> u32 {
+    4096
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Direction {
+    #[default]
+    Forward,
+    Reversed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicArmConfig {
+    /// Joint names in command order; `/joint_states` is reordered to match.
+    pub joint_names: Vec<String>,
+    /// Where the arm publishes `sensor_msgs/JointState`. Default: "joint_states".
+    #[serde(default = "default_joint_states_topic")]
+    pub state_topic: String,
+    /// Which ros2_control controller takes the commands.
+    pub command: ArmCommandTopic,
+    /// Control loop rate. Default: 100 Hz.
+    #[serde(default = "default_control_rate_hz")]
+    pub control_rate_hz: f64,
+    /// A state older than this holds the arm. Default: 100 ms.
+    #[serde(default = "default_state_timeout_ms")]
+    pub state_timeout_ms: u64,
+}
+
+fn default_joint_states_topic() -> String {
+    "joint_states".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ArmCommandTopic {
+    /// `std_msgs/Float64MultiArray` to a forward position controller.
+    ForwardPosition { topic: String },
+    /// `std_msgs/Float64MultiArray` to a forward velocity controller.
+    ForwardVelocity { topic: String },
+    /// `trajectory_msgs/JointTrajectory` with one point `time_from_start_ms` ahead.
+    Trajectory { topic: String, time_from_start_ms: u64 },
+}
+
+impl ArmCommandTopic {
+    pub fn topic(&self) -> &str {
+        match self {
+            ArmCommandTopic::ForwardPosition { topic }
+            | ArmCommandTopic::ForwardVelocity { topic }
+            | ArmCommandTopic::Trajectory { topic, .. } => topic,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarConfig {
+    /// `geometry_msgs/Twist` commands. Default: "cmd_vel".
+    #[serde(default = "default_cmd_vel")]
+    pub cmd_vel_topic: String,
+    /// `nav_msgs/Odometry` state. Default: "odom".
+    #[serde(default = "default_odom")]
+    pub odom_topic: String,
+    /// Optional `sensor_msgs/Imu`. Default: none.
+    #[serde(default)]
+    pub imu_topic: Option<String>,
+    /// Control loop rate. Default: 100 Hz.
+    #[serde(default = "default_control_rate_hz")]
+    pub control_rate_hz: f64,
+    /// Odometry older than this stops the car. Default: 100 ms.
+    #[serde(default = "default_state_timeout_ms")]
+    pub state_timeout_ms: u64,
+    /// Largest forward/backward speed commanded, m/s.
+    pub max_linear_mps: f64,
+    /// Largest yaw rate commanded, rad/s.
+    pub max_angular_rps: f64,
+}
+
+fn default_cmd_vel() -> String {
+    "cmd_vel".into()
+}
+fn default_odom() -> String {
+    "odom".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Used in topic names (`<namespace>/<name>/image_raw`) and observation keys.
+    pub name: String,
+    pub source: CameraSource,
+    /// Resolution the policy sees (frames are resized/cropped to it). Default: 128x128.
+    #[serde(default = "default_image_side")]
+    pub width: u32,
+    #[serde(default = "default_image_side")]
+    pub height: u32,
+    /// Capture rate requested from the device. Default: 30.
+    #[serde(default = "default_fps")]
+    pub fps: f64,
+}
+
+fn default_image_side() -> u32 {
+    128
+}
+fn default_fps() -> f64 {
+    30.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CameraSource {
+    /// A V4L2 device by index (0 = /dev/video0).
+    Device(i32),
+    /// A device path, video file or URL OpenCV can open.
+    Path(String),
+    /// Numbered images, e.g. "frames/%04d.png".
+    ImageSequence(String),
+    /// A `sensor_msgs/Image` topic published by another node.
+    Topic(String),
+    /// A camera of the simulated robot's model, by its MJCF name.
+    Sim(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// Published limits of a known robot, applied first. Default: none.
+    #[serde(default)]
+    pub preset: Option<RobotPreset>,
+    /// A command older than this is not forwarded: hold. Default: 50 ms.
+    #[serde(default = "default_gate_timeout_ms")]
+    pub command_timeout_ms: u64,
+    /// A state older than this (or a frozen stamp) means hold. Default: 50 ms.
+    #[serde(default = "default_gate_timeout_ms")]
+    pub state_timeout_ms: u64,
+    /// Position limits are tightened by this margin, radians. Default: 0.05.
+    #[serde(default = "default_soft_margin")]
+    pub soft_margin_rad: f64,
+    /// Per-joint limits; override the preset's for the joints named.
+    #[serde(default)]
+    pub joints: Vec<JointLimitsConfig>,
+    /// Cartesian box for the end effector. Default: none.
+    #[serde(default)]
+    pub workspace: Option<WorkspaceConfig>,
+    /// External force threshold when the robot reports a wrench, N. Default: none.
+    #[serde(default)]
+    pub max_force_n: Option<f64>,
+    /// Joint torque threshold when the robot reports efforts, Nm. Default: none.
+    #[serde(default)]
+    pub max_torque_nm: Option<f64>,
+    /// Learned risk critic evaluated every tick. Default: none (rules only).
+    #[serde(default)]
+    pub risk_critic: Option<RiskCriticConfig>,
+}
+
+fn default_gate_timeout_ms() -> u64 {
+    50
+}
+fn default_soft_margin() -> f64 {
+    0.05
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RobotPreset {
+    FrankaPanda,
+    So101,
+    Koch,
+}
+
+impl RobotPreset {
+    pub fn joint_names(self) -> &'static [&'static str] {
+        match self {
+            RobotPreset::FrankaPanda => &["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"],
+            RobotPreset::So101 | RobotPreset::Koch => {
+                &["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JointLimitsConfig {
+    pub name: String,
+    /// Position range, rad (or m for prismatic joints).
+    #[serde(default)]
+    pub position: Option<Range>,
+    /// Largest |velocity|, rad/s.
+    #[serde(default)]
+    pub velocity: Option<f64>,
+    /// Largest |acceleration|, rad/s².
+    #[serde(default)]
+    pub acceleration: Option<f64>,
+    /// Largest |jerk|, rad/s³.
+    #[serde(default)]
+    pub jerk: Option<f64>,
+    /// Largest |effort| commanded, Nm.
+    #[serde(default)]
+    pub effort: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// Box corners in the base frame, metres.
+    pub min: (f64, f64, f64),
+    pub max: (f64, f64, f64),
+    /// Largest end-effector displacement per control tick, m. Default: 0.01.
+    #[serde(default = "default_max_step_m")]
+    pub max_step_m: f64,
+    /// Largest end-effector speed, m/s. Default: 0.5.
+    #[serde(default = "default_max_speed")]
+    pub max_speed_mps: f64,
+}
+
+fn default_max_step_m() -> f64 {
+    0.01
+}
+fn default_max_speed() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskCriticConfig {
+    /// Critic weights exported by the learner (plain format).
+    pub weights: String,
+    /// Risk above this triggers the reflex. In (0, 1). Default: 0.3.
+    #[serde(default = "default_risk_threshold")]
+    pub threshold: f64,
+    /// What to do when the risk is too high. Default: `Hold`.
+    #[serde(default)]
+    pub reflex: Reflex,
+}
+
+fn default_risk_threshold() -> f64 {
+    0.3
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Reflex {
+    #[default]
+    Hold,
+    Decelerate,
+    Recover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DeviceChoice {
+    /// CUDA when a GPU is visible, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearnerConfig {
+    /// Default: `Auto`.
+    pub device: DeviceChoice,
+    /// Hidden layer widths of actor and critics. Default: [256, 256].
+    pub hidden: Vec<u32>,
+    /// Critics in the ensemble. Default: 2 (RLPD/SERL: 10).
+    pub critics: u32,
+    /// Critics sampled for the target minimum. Default: 2.
+    pub target_critics: u32,
+    /// LayerNorm in the critics. Default: false (RLPD/SERL: true).
+    pub critic_layer_norm: bool,
+    /// Default: 256.
+    pub batch_size: u32,
+    /// Critic updates per environment step. Default: 1.
+    pub utd: u32,
+    /// Default: 3e-4.
+    pub actor_lr: f64,
+    /// Default: 3e-4.
+    pub critic_lr: f64,
+    /// Default: 0.99.
+    pub gamma: f64,
+    /// Polyak factor of the target critics. Default: 0.005.
+    pub tau: f64,
+    /// n-step returns. Default: 1.
+    pub n_step: u32,
+    /// Share of each batch drawn from demos (RLPD: 0.5). Default: 0.5.
+    pub demo_ratio: f64,
+    /// Replay capacity in transitions. Default: 1_000_000.
+    pub replay_capacity: u64,
+    /// Random actions before learning starts. Default: 1000.
+    pub warmup_steps: u64,
+    /// Weights are published every this many updates. Default: 100.
+    pub publish_every_updates: u64,
+}
+
+impl Default for LearnerConfig {
+    fn default() -> Self {
+        LearnerConfig {
+            device: DeviceChoice::Auto,
+            hidden: vec![256, 256],
+            critics: 2,
+            target_critics: 2,
+            critic_layer_norm: false,
+            batch_size: 256,
+            utd: 1,
+            actor_lr: 3e-4,
+            critic_lr: 3e-4,
+            gamma: 0.99,
+            tau: 0.005,
+            n_step: 1,
+            demo_ratio: 0.5,
+            replay_capacity: 1_000_000,
+            warmup_steps: 1000,
+            publish_every_updates: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum RewardConfig {
+    /// The simulated task's own reward and success.
+    #[default]
+    Task,
+    /// A VLM progress critic behind an OpenAI-compatible endpoint.
+    Vlm(VlmRewardConfig),
+    /// A success classifier (TorchScript) on a camera.
+    Classifier { model: String, camera: String, threshold: f64 },
+    /// Success and failure from a human's key presses.
+    Human,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VlmRewardConfig {
+    /// e.g. "http://127.0.0.1:8000/v1/chat/completions".
+    pub endpoint: String,
+    pub model: String,
+    /// The task in words.
+    pub task: String,
+    /// Cameras whose frames are scored.
+    pub cameras: Vec<String>,
+    /// Environment variable holding the API key, if the endpoint needs one.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Default: 5000 ms.
+    #[serde(default = "default_vlm_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Requests in flight at once. Default: 4.
+    #[serde(default = "default_vlm_concurrency")]
+    pub max_concurrent: u32,
+}
+
+fn default_vlm_timeout_ms() -> u64 {
+    5000
+}
+fn default_vlm_concurrency() -> u32 {
+    4
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PracticeConfig {
+    /// Rate the policy acts at. Default: 10 Hz.
+    pub policy_rate_hz: f64,
+    /// Episode length limit in policy steps. Default: 100.
+    pub max_episode_steps: u32,
+    /// Scripted demo episodes recorded before practice (sim). Default: 10.
+    pub demo_episodes: u32,
+    /// Practice budget in environment steps. Default: 20_000.
+    pub total_steps: u64,
+    /// Evaluation episodes at the end. Default: 20.
+    pub eval_episodes: u32,
+    /// Uniform noise added to the home pose at reset, rad. Default: 0.05.
+    pub reset_noise_rad: f64,
+    /// No progress for this long triggers the recovery manoeuvre. Default: 5 s.
+    pub stuck_timeout_s: f64,
+}
+
+impl Default for PracticeConfig {
+    fn default() -> Self {
+        PracticeConfig {
+            policy_rate_hz: 10.0,
+            max_episode_steps: 100,
+            demo_episodes: 10,
+            total_steps: 20_000,
+            eval_episodes: 20,
+            reset_noise_rad: 0.05,
+            stuck_timeout_s: 5.0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// One problem in a launch file, located.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Field path, e.g. `safety.joints[2].position`; empty for the document.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "`{}`: ", self.path)?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read launch file {file}: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<ConfigProblem> },
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[ConfigProblem] {
+        match self {
+            ConfigError::Invalid { problems } => problems,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+impl LaunchFile {
+    /// Reads, parses and validates a launch file.
+    pub fn load(path: &Path) -> Result<LaunchFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        LaunchFile::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `file` is only used in messages.
+    pub fn parse(text: &str, file: &Path) -> Result<LaunchFile, ConfigError> {
+        let launch = parse_located(text, file)?;
+        let mut checker = Checker::default();
+        launch.check(&mut checker);
+        if checker.problems.is_empty() {
+            return Ok(launch);
+        }
+        let located = locate_values(text);
+        let problems = checker
+            .problems
+            .into_iter()
+            .map(|(path, message, hint)| {
+                let pos = position_of(&located, &path);
+                ConfigProblem { file: file.to_path_buf(), line: pos.line, column: pos.col, path, message, hint }
+            })
+            .collect();
+        Err(ConfigError::Invalid { problems })
+    }
+}
+
+fn position_of(located: &[(String, TextPosition)], path: &str) -> TextPosition {
+    // The deepest located ancestor: a defaulted field is not in the text, its parent is.
+    let mut probe = path.to_string();
+    loop {
+        if let Some((_, pos)) = located.iter().find(|(p, _)| *p == probe) {
+            return *pos;
+        }
+        match probe.rfind(['.', '[']) {
+            Some(cut) => probe.truncate(cut),
+            None => return located.first().map(|(_, p)| *p).unwrap_or(TextPosition { line: 1, col: 1 }),
+        }
+    }
+}
+
+fn parse_located(text: &str, file: &Path) -> Result<LaunchFile, ConfigError> {
+    let problem = |span: ron::error::Span, path: String, code: &ron::Error| {
+        let message = code.to_string();
+        let hint = hint_for(code, &path);
+        ConfigError::Invalid {
+            problems: vec![ConfigProblem {
+                file: file.to_path_buf(),
+                line: span.start.line,
+                column: span.start.col,
+                path,
+                message,
+                hint,
+            }],
+        }
+    };
+    let mut de = ron::Deserializer::from_str(text).map_err(|e| problem(e.span, String::new(), &e.code))?;
+    let launch: LaunchFile = match serde_path_to_error::deserialize(&mut de) {
+        Ok(launch) => launch,
+        Err(e) => {
+            let path = serde_path(e.path());
+            let code = e.into_inner();
+            let spanned = de.span_error(code.clone());
+            return Err(problem(spanned.span, path, &code));
+        }
+    };
+    if let Err(code) = de.end() {
+        let spanned = de.span_error(code.clone());
+        return Err(problem(spanned.span, String::new(), &code));
+    }
+    Ok(launch)
+}
+
+/// serde_path_to_error's path without enum variant names, in our notation.
+fn serde_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn hint_for(code: &ron::Error, path: &str) -> Option<String> {
+    use ron::Error as E;
+    let hint = match code {
+        E::NoSuchStructField { expected, .. } => {
+            format!("fields allowed here: {}; check the spelling or see the configuration reference in README.md", expected.join(", "))
+        }
+        E::NoSuchEnumVariant { expected, .. } => format!("use one of: {}", expected.join(", ")),
+        E::MissingStructField { field, .. } => format!("add `{field}: ...` here; it has no default"),
+        E::ExpectedFloat | E::ExpectedInteger => "write a number, e.g. `100.0` for a float field or `100` for an integer".into(),
+        E::ExpectedString | E::ExpectedStringEnd => "strings are written in double quotes".into(),
+        E::IntegerOutOfBounds => "the number does not fit this field's integer type".into(),
+        E::ExpectedComma => "separate fields and elements with commas".into(),
+        E::Eof | E::ExpectedStructLikeEnd | E::ExpectedArrayEnd => "a bracket or parenthesis is not closed".into(),
+        E::TrailingCharacters => "the document is one value, e.g. `(name: ..., robot: ..., safety: ...)`; remove what follows it".into(),
+        _ if path == "robot" => "robot kinds: Sim(...), SerialArm(...), TopicArm(...), Car(...)".into(),
+        _ => return None,
+    };
+    Some(hint)
+}
+
+// ---------------------------------------------------------------------------
+// Validation of values that parse but make no sense
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<(String, String, Option<String>)>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>, hint: Option<&str>) {
+        self.problems.push((path.into(), message.into(), hint.map(str::to_string)));
+    }
+
+    fn positive(&mut self, path: &str, value: f64, unit: &str) {
+        if !(value.is_finite() && value > 0.0) {
+            self.fail(path, format!("must be a positive, finite number of {unit}, got {value}"), None);
+        }
+    }
+
+    fn nonzero_ms(&mut self, path: &str, value: u64) {
+        if value == 0 {
+            self.fail(path, "a timeout of 0 ms would hold on every tick", Some("use a positive number of milliseconds, e.g. 50"));
+        }
+    }
+
+    fn topic_name(&mut self, path: &str, topic: &str) {
+        let valid = !topic.is_empty()
+            && !topic.ends_with('/')
+            && !topic.contains("//")
+            && topic.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/' || c == '~')
+            && !topic.trim_start_matches(['/', '~']).starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            self.fail(
+                path,
+                format!("`{topic}` is not a valid ROS 2 topic name"),
+                Some("letters, digits, '_' and '/' only; no trailing '/'; a segment may not start with a digit"),
+            );
+        }
+    }
+
+    fn unique<'a>(&mut self, path: &str, names: impl Iterator<Item = (usize, &'a str)>, what: &str) {
+        let mut seen = HashSet::new();
+        for (i, name) in names {
+            if !seen.insert(name) {
+                self.fail(format!("{path}[{i}]"), format!("{what} `{name}` appears twice"), None);
+            }
+        }
+    }
+}
+
+impl LaunchFile {
+    fn check(&self, c: &mut Checker) {
+        if self.name.trim().is_empty() {
+            c.fail("name", "must not be empty", Some("it names the output folder runs/<name>"));
+        }
+        if !self.namespace.is_empty() {
+            c.topic_name("namespace", &self.namespace);
+        }
+        self.robot.check(c);
+        c.unique("cameras", self.cameras.iter().enumerate().map(|(i, cam)| (i, cam.name.as_str())), "camera name");
+        for (i, camera) in self.cameras.iter().enumerate() {
+            camera.check(&format!("cameras[{i}]"), c);
+        }
+        self.safety.check(&self.robot.joint_names(), c);
+        self.learner.check(c);
+        self.reward.check(&self.cameras, c);
+        self.practice.check(self.robot.control_rate_hz(), c);
+    }
+}
+
+impl RobotConfig {
+    fn check(&self, c: &mut Checker) {
+        c.positive("robot.control_rate_hz", self.control_rate_hz(), "hertz");
+        match self {
+            RobotConfig::Sim(_) => {}
+            RobotConfig::SerialArm(arm) => {
+                if arm.port.trim().is_empty() {
+                    c.fail("robot.port", "must name a serial port", Some("e.g. \"/dev/ttyUSB0\""));
+                }
+                if !SUPPORTED_BAUD_RATES.contains(&arm.baud) {
+                    c.fail("robot.baud", format!("{} baud is not a rate the servos support", arm.baud), Some("common: 57600, 115200, 1000000, 2000000, 4000000"));
+                }
+                c.nonzero_ms("robot.read_timeout_ms", arm.read_timeout_ms);
+                if arm.joints.is_empty() {
+                    c.fail("robot.joints", "an arm needs at least one servo", None);
+                }
+                if arm.joints.len() > crate::MAX_JOINTS {
+                    c.fail("robot.joints", format!("{} joints exceed the supported {}", arm.joints.len(), crate::MAX_JOINTS), None);
+                }
+                c.unique("robot.joints", arm.joints.iter().enumerate().map(|(i, j)| (i, j.name.as_str())), "joint name");
+                let ids: Vec<String> = arm.joints.iter().map(|j| j.id.to_string()).collect();
+                c.unique("robot.joints", ids.iter().enumerate().map(|(i, id)| (i, id.as_str())), "servo id");
+                let max_id = match arm.protocol {
+                    ServoProtocol::Dynamixel => 252,
+                    ServoProtocol::Feetech => 253,
+                };
+                for (i, joint) in arm.joints.iter().enumerate() {
+                    if joint.id > max_id {
+                        c.fail(format!("robot.joints[{i}].id"), format!("servo id {} is above {max_id}, the largest a {:?} servo can have", joint.id, arm.protocol), Some("ids above it are reserved for broadcast"));
+                    }
+                    if joint.ticks_per_revolution == 0 {
+                        c.fail(format!("robot.joints[{i}].ticks_per_revolution"), "must be positive", Some("4096 for STS3215 and X-series servos"));
+                    }
+                }
+            }
+            RobotConfig::TopicArm(arm) => {
+                if arm.joint_names.is_empty() {
+                    c.fail("robot.joint_names", "an arm needs at least one joint", None);
+                }
+                c.unique("robot.joint_names", arm.joint_names.iter().enumerate().map(|(i, n)| (i, n.as_str())), "joint name");
+                c.topic_name("robot.state_topic", &arm.state_topic);
+                c.topic_name("robot.command.topic", arm.command.topic());
+                c.nonzero_ms("robot.state_timeout_ms", arm.state_timeout_ms);
+                if let ArmCommandTopic::Trajectory { time_from_start_ms, .. } = arm.command {
+                    if time_from_start_ms == 0 {
+                        c.fail("robot.command.time_from_start_ms", "a trajectory point must lie in the future", Some("about two control periods, e.g. 20"));
+                    }
+                }
+            }
+            RobotConfig::Car(car) => {
+                c.topic_name("robot.cmd_vel_topic", &car.cmd_vel_topic);
+                c.topic_name("robot.odom_topic", &car.odom_topic);
+                if let Some(imu) = &car.imu_topic {
+                    c.topic_name("robot.imu_topic", imu);
+                }
+                c.nonzero_ms("robot.state_timeout_ms", car.state_timeout_ms);
+                c.positive("robot.max_linear_mps", car.max_linear_mps, "m/s");
+                c.positive("robot.max_angular_rps", car.max_angular_rps, "rad/s");
+            }
+        }
+    }
+}
+
+impl CameraConfig {
+    fn check(&self, path: &str, c: &mut Checker) {
+        if self.name.is_empty() {
+            c.fail(format!("{path}.name"), "must not be empty", None);
+        }
+        if self.width == 0 || self.height == 0 {
+            c.fail(format!("{path}.width"), format!("image size {}x{} is empty", self.width, self.height), None);
+        }
+        c.positive(&format!("{path}.fps"), self.fps, "frames per second");
+        if let CameraSource::Topic(topic) = &self.source {
+            c.topic_name(&format!("{path}.source"), topic);
+        }
+    }
+}
+
+impl SafetyConfig {
+    fn check(&self, robot_joints: &[String], c: &mut Checker) {
+        c.nonzero_ms("safety.command_timeout_ms", self.command_timeout_ms);
+        c.nonzero_ms("safety.state_timeout_ms", self.state_timeout_ms);
+        if !(self.soft_margin_rad.is_finite() && self.soft_margin_rad >= 0.0) {
+            c.fail("safety.soft_margin_rad", format!("must be zero or positive, got {}", self.soft_margin_rad), None);
+        }
+        if let Some(preset) = self.preset {
+            for name in preset.joint_names() {
+                if !robot_joints.iter().any(|j| j == name) {
+                    c.fail("safety.preset", format!("preset {preset:?} limits joint `{name}`, which the robot does not have"), Some(&format!("the robot's joints: {}", robot_joints.join(", "))));
+                    break;
+                }
+            }
+        }
+        c.unique("safety.joints", self.joints.iter().enumerate().map(|(i, j)| (i, j.name.as_str())), "joint");
+        for (i, joint) in self.joints.iter().enumerate() {
+            let path = format!("safety.joints[{i}]");
+            if !robot_joints.iter().any(|j| *j == joint.name) {
+                c.fail(format!("{path}.name"), format!("unknown joint `{}`", joint.name), Some(&format!("the robot's joints: {}", robot_joints.join(", "))));
+            }
+            if let Some(range) = joint.position {
+                if !(range.min.is_finite() && range.max.is_finite()) {
+                    c.fail(format!("{path}.position"), "limits must be finite", None);
+                } else if range.min >= range.max {
+                    c.fail(format!("{path}.position"), format!("min {} is not below max {}", range.min, range.max), Some("swap them, or check the sign"));
+                } else if 2.0 * self.soft_margin_rad >= range.max - range.min {
+                    c.fail(format!("{path}.position"), format!("the soft margin {} leaves no room in [{}, {}]", self.soft_margin_rad, range.min, range.max), Some("lower safety.soft_margin_rad"));
+                }
+            }
+            for (field, value) in [("velocity", joint.velocity), ("acceleration", joint.acceleration), ("jerk", joint.jerk), ("effort", joint.effort)] {
+                if let Some(v) = value {
+                    c.positive(&format!("{path}.{field}"), v, "units per second");
+                }
+            }
+        }
+        if let Some(ws) = &self.workspace {
+            let (lo, hi) = ([ws.min.0, ws.min.1, ws.min.2], [ws.max.0, ws.max.1, ws.max.2]);
+            for (axis, name) in ["x", "y", "z"].iter().enumerate() {
+                if !(lo[axis] < hi[axis]) {
+                    c.fail("safety.workspace", format!("{name}: min {} is not below max {}", lo[axis], hi[axis]), None);
+                }
+            }
+            c.positive("safety.workspace.max_step_m", ws.max_step_m, "metres");
+            c.positive("safety.workspace.max_speed_mps", ws.max_speed_mps, "m/s");
+        }
+        if let Some(f) = self.max_force_n {
+            c.positive("safety.max_force_n", f, "newtons");
+        }
+        if let Some(t) = self.max_torque_nm {
+            c.positive("safety.max_torque_nm", t, "newton-metres");
+        }
+        if let Some(critic) = &self.risk_critic {
+            if !(critic.threshold > 0.0 && critic.threshold < 1.0) {
+                c.fail("safety.risk_critic.threshold", format!("a risk threshold is a probability in (0, 1), got {}", critic.threshold), None);
+            }
+            if critic.weights.is_empty() {
+                c.fail("safety.risk_critic.weights", "must name the critic's weight file", None);
+            }
+        }
+    }
+}
+
+impl LearnerConfig {
+    fn check(&self, c: &mut Checker) {
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            c.fail("learner.hidden", "needs at least one layer, each of positive width", Some("e.g. [256, 256]"));
+        }
+        if self.critics == 0 {
+            c.fail("learner.critics", "needs at least one critic", None);
+        }
+        if self.target_critics == 0 || self.target_critics > self.critics {
+            c.fail("learner.target_critics", format!("must be between 1 and critics = {}", self.critics), None);
+        }
+        if self.batch_size == 0 {
+            c.fail("learner.batch_size", "must be positive", None);
+        }
+        if self.utd == 0 {
+            c.fail("learner.utd", "at least one update per environment step", None);
+        }
+        if self.n_step == 0 {
+            c.fail("learner.n_step", "n-step returns need n >= 1", None);
+        }
+        c.positive("learner.actor_lr", self.actor_lr, "learning rate");
+        c.positive("learner.critic_lr", self.critic_lr, "learning rate");
+        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            c.fail("learner.gamma", format!("a discount lies in (0, 1], got {}", self.gamma), None);
+        }
+        if !(self.tau > 0.0 && self.tau <= 1.0) {
+            c.fail("learner.tau", format!("a Polyak factor lies in (0, 1], got {}", self.tau), None);
+        }
+        if !(0.0..=1.0).contains(&self.demo_ratio) {
+            c.fail("learner.demo_ratio", format!("a share lies in [0, 1], got {}", self.demo_ratio), None);
+        }
+        if self.replay_capacity < u64::from(self.batch_size) {
+            c.fail("learner.replay_capacity", format!("{} cannot hold one batch of {}", self.replay_capacity, self.batch_size), None);
+        }
+        if self.publish_every_updates == 0 {
+            c.fail("learner.publish_every_updates", "must be positive", None);
+        }
+    }
+}
+
+impl RewardConfig {
+    fn check(&self, cameras: &[CameraConfig], c: &mut Checker) {
+        let known = |name: &str| cameras.iter().any(|cam| cam.name == name);
+        match self {
+            RewardConfig::Task | RewardConfig::Human => {}
+            RewardConfig::Vlm(vlm) => {
+                if !(vlm.endpoint.starts_with("http://") || vlm.endpoint.starts_with("https://")) {
+                    c.fail("reward.endpoint", format!("`{}` is not an http(s) URL", vlm.endpoint), Some("e.g. \"http://127.0.0.1:8000/v1/chat/completions\""));
+                }
+                if vlm.task.trim().is_empty() {
+                    c.fail("reward.task", "describe the task in words", None);
+                }
+                if vlm.cameras.is_empty() {
+                    c.fail("reward.cameras", "name at least one camera to score", None);
+                }
+                for (i, cam) in vlm.cameras.iter().enumerate() {
+                    if !known(cam) {
+                        c.fail(format!("reward.cameras[{i}]"), format!("unknown camera `{cam}`"), Some("name one of the `cameras` entries"));
+                    }
+                }
+                c.nonzero_ms("reward.timeout_ms", vlm.timeout_ms);
+                if vlm.max_concurrent == 0 {
+                    c.fail("reward.max_concurrent", "at least one request must be allowed in flight", None);
+                }
+            }
+            RewardConfig::Classifier { model, camera, threshold } => {
+                if model.is_empty() {
+                    c.fail("reward.model", "must name the classifier file", None);
+                }
+                if !known(camera) {
+                    c.fail("reward.camera", format!("unknown camera `{camera}`"), Some("name one of the `cameras` entries"));
+                }
+                if !(*threshold > 0.0 && *threshold < 1.0) {
+                    c.fail("reward.threshold", format!("a probability threshold lies in (0, 1), got {threshold}"), None);
+                }
+            }
+        }
+    }
+}
+
+impl PracticeConfig {
+    fn check(&self, control_rate_hz: f64, c: &mut Checker) {
+        c.positive("practice.policy_rate_hz", self.policy_rate_hz, "hertz");
+        if self.policy_rate_hz > control_rate_hz {
+            c.fail("practice.policy_rate_hz", format!("the policy ({} Hz) cannot act faster than the control loop ({} Hz)", self.policy_rate_hz, control_rate_hz), None);
+        }
+        if self.max_episode_steps == 0 {
+            c.fail("practice.max_episode_steps", "an episode needs at least one step", None);
+        }
+        if !(self.reset_noise_rad.is_finite() && self.reset_noise_rad >= 0.0) {
+            c.fail("practice.reset_noise_rad", "must be zero or positive", None);
+        }
+        c.positive("practice.stuck_timeout_s", self.stuck_timeout_s, "seconds");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"(
+    name: "t",
+    robot: Sim((task: PandaReach)),
+    safety: (),
+)"#;
+
+    #[test]
+    fn minimal_file_gets_documented_defaults() {
+        let launch = LaunchFile::parse(MINIMAL, Path::new("m.ron")).unwrap();
+        assert_eq!(launch.robot.control_rate_hz(), 100.0);
+        assert_eq!(launch.safety.command_timeout_ms, 50);
+        assert_eq!(launch.learner, LearnerConfig::default());
+        assert_eq!(launch.reward, RewardConfig::Task);
+    }
+
+    #[test]
+    fn semantic_error_points_at_the_field() {
+        let text = "(\n  name: \"t\",\n  robot: Sim((task: PandaReach, control_rate_hz: -5.0)),\n  safety: (),\n)";
+        let err = LaunchFile::parse(text, Path::new("x.ron")).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!((p.line, p.column, p.path.as_str()), (3, 50, "robot.control_rate_hz"));
+        assert!(p.message.contains("positive"), "{p}");
+    }
+}

@@ -1,0 +1,16 @@
+//! Shared value types of the stack: timestamps and clocks, joint vectors,
+//! joint states and commands, and the schema of RON launch files with its
+//! located validation errors.
+//!
+//! Every other crate may depend on this one, so it stays small and light: no
+//! ROS, no libtorch, no OpenCV, no MuJoCo, and no I/O except reading a launch
+//! file. Value types used on the control loop (`JointVec`, `JointState`,
+//! `JointCommand`) are `Copy` and fixed-size so the hot path never allocates.
+
+pub mod clock;
+pub mod config;
+pub mod joint;
+mod ron_locator;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};
