@@ -724,8 +724,20 @@ fn parse_located(text: &str, file: &Path) -> Result<LaunchFile, ConfigError> {
         Err(e) => {
             let path = serde_path(e.path());
             let code = e.into_inner();
-            let spanned = de.span_error(code.clone());
-            return Err(problem(spanned.span, path, &code));
+            let mut span = de.span_error(code.clone()).span;
+            // ron reports where its cursor stopped, often inside or after the
+            // value; the value's own start is easier to find in an editor.
+            // Only for a leaf value: for a struct or list the cursor (say, at
+            // a missing parenthesis) is the better place to look.
+            let located = locate_values(text);
+            let is_parent = |p: &str| p.len() > path.len() && p.starts_with(&path) && matches!(p.as_bytes()[path.len()], b'.' | b'[');
+            let names_a_field = matches!(code, ron::Error::NoSuchStructField { .. } | ron::Error::DuplicateStructField { .. });
+            if !path.is_empty() && !names_a_field && !located.iter().any(|(p, _)| is_parent(p)) {
+                if let Some((_, start)) = located.iter().find(|(p, _)| *p == path) {
+                    span.start = ron::error::Position { line: start.line, col: start.col };
+                }
+            }
+            return Err(problem(span, path, &code));
         }
     };
     if let Err(code) = de.end() {
