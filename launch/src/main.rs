@@ -1,1 +1,74 @@
-fn main() {}
+//! `rrl`: the command line of the real-robot RL stack. It reads launch files,
+//! wires ROS 2 nodes and runs the workflows (drivers, simulation, training,
+//! practice, evaluation, benchmarks).
+//!
+//! Owns the binary edge: argument parsing, logging setup, progress display
+//! and turning typed errors into messages (anyhow context lives only here).
+//! Must never hold logic another crate needs: nothing depends on `launch`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod doctor;
+
+#[derive(Parser)]
+#[command(name = "rrl", version, about = "Real-robot reinforcement learning on ROS 2: drivers, safety gate, learner, rewards, workflows")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate launch files: every problem with file:line:column, field path and a hint.
+    CheckConfig {
+        /// RON launch files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check the machine: libtorch (and CUDA), MuJoCo and its assets, OpenCV, ROS 2 settings.
+    Doctor {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RRL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { files } => check_config(&files),
+        Command::Doctor { json } => doctor::run(json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        match rrl_types::config::LaunchFile::load(file) {
+            Ok(launch) => println!("{}: ok ({} robot `{}`)", file.display(), launch.robot.kind_name(), launch.name),
+            Err(err) => {
+                failed += 1;
+                eprintln!("{err}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} launch files invalid", files.len());
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}

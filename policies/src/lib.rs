@@ -1,0 +1,12 @@
+//! Learners and policies on libtorch (tch): SAC/RLPD, residual RL, behaviour
+//! cloning, encoders, replay and demo buffers, checkpoints, and the devices
+//! they run on.
+//!
+//! Owns everything that needs libtorch. Must never be linked into the safety
+//! gate or a driver (the robot computer may have no libtorch): what the gate
+//! needs from a learner, such as risk-critic weights, leaves this crate in a
+//! plain file format.
+
+pub mod device;
+
+pub use device::{select_device, CudaReport, PolicyError};

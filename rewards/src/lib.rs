@@ -1,0 +1,8 @@
+//! Reward sources behind one trait: the VLM progress critic (an
+//! OpenAI-compatible endpoint), CLIP-style rewards, success classifiers,
+//! human labels, and potential-based shaping; plus their ROS 2 node.
+//!
+//! Owns turning observations and a task description into rewards and done
+//! flags. Must never block the actor or the control loop (a late reward is
+//! counted, not waited for), never log API keys, and never download a model:
+//! weights are configured local paths.

@@ -1,0 +1,12 @@
+//! Hardware: the ros2_control-style hardware interface and the drivers behind
+//! it (serial-servo buses, ROS 2 topic robots, cameras), plus the emulated
+//! devices their tests talk to over pseudo-terminals.
+//!
+//! Owns every byte that crosses a wire to a robot or a camera. Must never
+//! contain learning code, and must never write a command to hardware that did
+//! not come through the safety gate: drivers expose `write`, the control loop
+//! decides what reaches it.
+
+pub mod camera;
+pub mod pty;
+pub mod serial;

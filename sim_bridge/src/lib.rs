@@ -1,0 +1,18 @@
+//! MuJoCo simulations of robots and benchmark tasks, behind the same
+//! hardware interface as real robots, and as a ROS 2 node.
+//!
+//! Owns physics, simulated sensors and cameras, task rewards and scripted
+//! experts. Model files come from installed Python packages (gymnasium,
+//! gym-hil) at run time and are never copied into the repository. Must never
+//! let a bad input reach MuJoCo's C code unchecked (wrong action sizes, NaN),
+//! and never depend on learning code.
+
+pub mod assets;
+
+pub use assets::{load_model, AssetPackage, SimError};
+
+/// The MuJoCo library version this binary runs with, e.g. "3.17.0".
+pub fn mujoco_version() -> String {
+    // SAFETY: mj_versionString returns a pointer to a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(mujoco_rs::mujoco_c::mj_versionString()) }.to_string_lossy().into_owned()
+}

@@ -1,0 +1,6 @@
+include!("../build_support/link.rs");
+
+fn main() {
+    link_libpython();
+    link_torch_cuda();
+}

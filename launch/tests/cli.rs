@@ -1,0 +1,88 @@
+//! The `rrl` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rrl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rrl")).args(args).env("RRL_LOG", "warn").output().expect("run rrl")
+}
+
+fn ron_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_launch_file_passes_check_config() {
+    let files = ron_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("files"));
+    assert!(files.len() >= 4);
+    let args: Vec<&str> = std::iter::once("check-config").chain(files.iter().map(|f| f.to_str().unwrap())).collect();
+    let out = rrl(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.ends_with(')') && l.contains(": ok (")).count(), files.len(), "{stdout}");
+}
+
+#[test]
+fn broken_launch_files_fail_with_a_location_and_never_a_panic() {
+    let files = ron_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../rrl_types/tests/bad_launch_files"));
+    assert!(files.len() >= 10);
+    for file in files {
+        let out = rrl(&["check-config", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", file.display());
+        let expected_location = std::fs::read_to_string(&file).unwrap().lines().next().unwrap().split_whitespace().nth(2).unwrap().to_string();
+        assert!(stderr.contains(&format!("{}:{expected_location}: ", file.display())), "{}: {stderr}", file.display());
+        assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_missing_launch_file_is_a_clear_error() {
+    let out = rrl(&["check-config", "/nonexistent/launch.ron"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("cannot read launch file /nonexistent/launch.ron"), "{stderr}");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let top = rrl(&["--help"]);
+    assert!(top.status.success());
+    let text = String::from_utf8_lossy(&top.stdout).to_string();
+    let commands: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.contains(&"check-config".to_string()), "{text}");
+    for command in commands {
+        let out = rrl(&[&command, "--help"]);
+        assert!(out.status.success(), "{command} --help failed");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: rrl"), "{command}");
+    }
+}
+
+/// `rrl doctor` must agree with PyTorch itself, run as an independent
+/// process, on whether CUDA is usable: true on a GPU machine, false here.
+#[test]
+fn doctor_reports_cuda_as_pytorch_does() {
+    let out = rrl(&["doctor", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours = report["torch"]["cuda_available"].as_bool().unwrap();
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let torch = Command::new(python).args(["-c", "import torch; print(torch.cuda.is_available())"]).output().unwrap();
+    let theirs = String::from_utf8_lossy(&torch.stdout).trim() == "True";
+    assert_eq!(ours, theirs, "rrl says cuda_available = {ours}, PyTorch says {theirs}");
+    assert!(report["mujoco"]["version"].as_str().unwrap().starts_with("3.17"), "{report}");
+    assert!(report["opencv"].as_str().unwrap().starts_with('4'), "{report}");
+}
