@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use std::io::Read;
-
 use serialport::SerialPort;
 
 #[derive(Debug, thiserror::Error)]
