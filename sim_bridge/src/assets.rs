@@ -51,6 +51,12 @@ pub enum SimError {
     AssetMissing { file: String, package: &'static str, looked_in: String },
     #[error("MuJoCo could not load {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
+    #[error("{task}: action has {got} values, the task takes {expected}")]
+    ActionSize { task: &'static str, expected: usize, got: usize },
+    #[error("{task}: action[{index}] is {value}; actions must be finite")]
+    NonFiniteAction { task: &'static str, index: usize, value: f64 },
+    #[error("state field {field} has {got} values, the model has {expected}")]
+    StateSize { field: &'static str, expected: usize, got: usize },
 }
 
 /// Site-packages folders of the project venv (`RRL_VENV`, then `VIRTUAL_ENV`).

@@ -8,8 +8,13 @@
 //! and never depend on learning code.
 
 pub mod assets;
+pub mod env;
+pub mod gym;
+pub mod rng;
 
 pub use assets::{load_model, AssetPackage, SimError};
+pub use env::{BatchedEnv, Environment, Step};
+pub use gym::{GymEnv, GymTask};
 
 /// The MuJoCo library version this binary runs with, e.g. "3.17.0".
 pub fn mujoco_version() -> String {
