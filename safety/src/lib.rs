@@ -6,3 +6,9 @@
 //! Owns the decision of what reaches the actuators. Must never allocate,
 //! lock or block on the per-tick path, and must never depend on libtorch or
 //! ROS: it runs on the robot computer, at control rate, whatever else fails.
+
+pub mod gate;
+pub mod limits;
+
+pub use gate::{EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
+pub use limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};

@@ -1,0 +1,249 @@
+//! The gate itself: one `check` per control tick, between whatever produced
+//! a command and the hardware write.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rrl_types::config::SafetyConfig;
+use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp, MAX_JOINTS};
+
+use crate::limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
+
+/// Why a tick held the robot instead of forwarding the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldReason {
+    EStop,
+    StaleCommand,
+    StaleState,
+    NonFiniteCommand,
+    NonFiniteState,
+    CommandSize,
+    StateSize,
+    WrongCommandMode,
+    TorqueExceeded,
+}
+
+/// What the gate did with one tick's command.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Forwarded unchanged.
+    Pass,
+    /// Forwarded after the named limits changed it.
+    Clipped(ClipFlags),
+    /// Not forwarded: the robot holds its last safe command.
+    Held(HoldReason),
+}
+
+impl Verdict {
+    /// The cost label for the risk critic: 1 when a constraint was hit.
+    pub fn cost(&self) -> f64 {
+        match self {
+            Verdict::Pass => 0.0,
+            Verdict::Clipped(_) | Verdict::Held(_) => 1.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SafetyError {
+    #[error("safety.joints: unknown joint `{name}`; the robot has: {known}")]
+    UnknownJoint { name: String, known: String },
+    #[error("the robot has {0} joints; the gate supports at most {MAX_JOINTS}")]
+    TooManyJoints(usize),
+    #[error("safety.{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+/// A handle that trips the e-stop from any thread (a button, a watchdog).
+/// Tripping is one atomic store; only `Gate::reset_estop` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct EStop(Arc<AtomicBool>);
+
+impl EStop {
+    pub fn trip(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_tripped(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The gate's fixed configuration.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub joints: usize,
+    pub limits: [JointLimit; MAX_JOINTS],
+    pub soft_margin: f64,
+    pub command_timeout_ns: u64,
+    pub state_timeout_ns: u64,
+    pub max_torque: Option<f64>,
+    /// Control period.
+    pub dt: f64,
+}
+
+impl GateConfig {
+    /// From a launch file's safety section, for a robot with these joints.
+    pub fn from_launch(safety: &SafetyConfig, joint_names: &[String], control_rate_hz: f64) -> Result<GateConfig, SafetyError> {
+        if joint_names.len() > MAX_JOINTS {
+            return Err(SafetyError::TooManyJoints(joint_names.len()));
+        }
+        let index_of = |name: &str| {
+            joint_names.iter().position(|j| j == name).ok_or_else(|| SafetyError::UnknownJoint { name: name.into(), known: joint_names.join(", ") })
+        };
+        let mut limits = [JointLimit::default(); MAX_JOINTS];
+        if let Some(preset) = safety.preset {
+            for (name, limit) in preset_limits(preset) {
+                limits[index_of(name)?] = limit;
+            }
+        }
+        for joint in &safety.joints {
+            limits[index_of(&joint.name)?].apply(joint);
+        }
+        if safety.command_timeout_ms == 0 || safety.state_timeout_ms == 0 {
+            return Err(SafetyError::Invalid { field: "command_timeout_ms/state_timeout_ms".into(), message: "timeouts must be positive".into() });
+        }
+        if !(control_rate_hz.is_finite() && control_rate_hz > 0.0) {
+            return Err(SafetyError::Invalid { field: "control_rate_hz".into(), message: format!("must be positive, got {control_rate_hz}") });
+        }
+        for (i, limit) in limits.iter().take(joint_names.len()).enumerate() {
+            if let Some((lo, hi)) = limit.position {
+                if !(lo + safety.soft_margin_rad < hi - safety.soft_margin_rad) {
+                    return Err(SafetyError::Invalid {
+                        field: format!("joints[{}].position", joint_names[i]),
+                        message: format!("[{lo}, {hi}] leaves no room inside a soft margin of {}", safety.soft_margin_rad),
+                    });
+                }
+            }
+        }
+        Ok(GateConfig {
+            joints: joint_names.len(),
+            limits,
+            soft_margin: safety.soft_margin_rad,
+            command_timeout_ns: safety.command_timeout_ms * 1_000_000,
+            state_timeout_ns: safety.state_timeout_ms * 1_000_000,
+            max_torque: safety.max_torque_nm,
+            dt: 1.0 / control_rate_hz,
+        })
+    }
+}
+
+/// The gate. Per-tick work is bounded, allocation-free and lock-free.
+pub struct Gate {
+    config: GateConfig,
+    estop: EStop,
+    /// Last forwarded motion per joint; `None` until the first tick.
+    motion: Option<[JointMotion; MAX_JOINTS]>,
+}
+
+impl Gate {
+    pub fn new(config: GateConfig) -> Gate {
+        Gate { config, estop: EStop::default(), motion: None }
+    }
+
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    /// A handle for tripping the e-stop from elsewhere.
+    pub fn estop(&self) -> EStop {
+        self.estop.clone()
+    }
+
+    /// Clears a tripped e-stop: an explicit, deliberate act.
+    pub fn reset_estop(&mut self) {
+        self.estop.0.store(false, Ordering::Release);
+    }
+
+    /// Checks `command` against `state` at time `now`, writing what may be
+    /// sent to the hardware into `out` (always a command: on hold, the last
+    /// safe position, or the measured one before any command passed).
+    pub fn check(&mut self, now: Timestamp, state: &JointState, command: &JointCommand, out: &mut JointCommand) -> Verdict {
+        let n = self.config.joints;
+        let state_ok = state.position.len() == n && state.stamp.0 != 0;
+        // Before the first good state there is nothing safe to hold at but the state itself.
+        let motion = match (&mut self.motion, state_ok) {
+            (Some(m), _) => m,
+            (None, true) if state.position.all_finite() => {
+                let mut m = [JointMotion::default(); MAX_JOINTS];
+                for (j, slot) in m.iter_mut().enumerate().take(n) {
+                    slot.position = state.position[j];
+                }
+                self.motion.insert(m)
+            }
+            (None, _) => {
+                *out = JointCommand { stamp: now, mode: CommandMode::Velocity, values: JointVec::zeros(n) };
+                return Verdict::Held(if state.position.len() != n { HoldReason::StateSize } else { HoldReason::StaleState });
+            }
+        };
+        let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| {
+            let mut values = JointVec::zeros(n);
+            for j in 0..n {
+                motion[j].velocity = 0.0;
+                motion[j].acceleration = 0.0;
+                if mode == CommandMode::Position {
+                    values[j] = motion[j].position;
+                }
+            }
+            *out = JointCommand { stamp: now, mode, values };
+            Verdict::Held(reason)
+        };
+        let mode = command.mode;
+        if self.estop.is_tripped() {
+            return hold(motion, out, mode, HoldReason::EStop);
+        }
+        if state.position.len() != n {
+            return hold(motion, out, mode, HoldReason::StateSize);
+        }
+        if !(state.position.all_finite() && state.velocity.all_finite()) {
+            return hold(motion, out, mode, HoldReason::NonFiniteState);
+        }
+        if now.nanos_since(state.stamp) > self.config.state_timeout_ns || state.stamp.nanos_since(now) > self.config.state_timeout_ns {
+            return hold(motion, out, mode, HoldReason::StaleState);
+        }
+        if let Some(max_torque) = self.config.max_torque {
+            if state.effort.len() == n && state.effort.as_slice().iter().any(|e| e.abs() > max_torque) {
+                return hold(motion, out, mode, HoldReason::TorqueExceeded);
+            }
+        }
+        if command.values.len() != n {
+            return hold(motion, out, mode, HoldReason::CommandSize);
+        }
+        if !command.values.all_finite() {
+            return hold(motion, out, mode, HoldReason::NonFiniteCommand);
+        }
+        if now.nanos_since(command.stamp) > self.config.command_timeout_ns || command.stamp.nanos_since(now) > self.config.command_timeout_ns {
+            return hold(motion, out, mode, HoldReason::StaleCommand);
+        }
+        let mut flags = ClipFlags::default();
+        let mut values = JointVec::zeros(n);
+        for j in 0..n {
+            let limit = &self.config.limits[j];
+            let (next, f, value) = match mode {
+                CommandMode::Position => {
+                    let (next, f) = enforce_position(&motion[j], command.values[j], self.config.dt, limit, self.config.soft_margin);
+                    (next, f, next.position)
+                }
+                CommandMode::Velocity => {
+                    let (next, f) = enforce_velocity(&motion[j], command.values[j], self.config.dt, limit);
+                    (next, f, next.velocity)
+                }
+                CommandMode::Effort => {
+                    let e = command.values[j];
+                    let clipped = limit.effort.map_or(e, |m| e.clamp(-m, m));
+                    let f = if clipped != e { ClipFlags::EFFORT } else { ClipFlags::default() };
+                    (JointMotion { position: state.position[j], velocity: 0.0, acceleration: 0.0 }, f, clipped)
+                }
+            };
+            flags |= f;
+            values[j] = value;
+            motion[j] = next;
+        }
+        *out = JointCommand { stamp: now, mode, values };
+        if flags.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Clipped(flags)
+        }
+    }
+}
