@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod doctor;
 
 #[derive(Parser)]
@@ -34,6 +35,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks beside their peers, same run, same machine; JSON with ratios.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Single-thread steps/s of each simulated task vs Python Gymnasium.
+    Sim {
+        /// Print one JSON object (the default output is also JSON, pretty-printed).
+        #[arg(long)]
+        json: bool,
+        /// Steps per task and implementation.
+        #[arg(long, default_value_t = 20_000)]
+        steps: u64,
+        /// Tasks to run (Gymnasium ids); default: all.
+        #[arg(long = "task")]
+        tasks: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
+        Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };
     match result {
         Ok(code) => code,
@@ -53,6 +76,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_report(report: &serde_json::Value, compact: bool) -> ExitCode {
+    if compact {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    }
+    ExitCode::SUCCESS
 }
 
 fn check_config(files: &[PathBuf]) -> anyhow::Result<ExitCode> {

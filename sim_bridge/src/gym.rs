@@ -300,8 +300,11 @@ impl Environment for GymEnv {
         for _ in 0..self.task.frame_skip() {
             self.data.step();
         }
-        // Force quantities (cfrc_ext) are only computed on demand.
-        self.data.rne_post_constraint();
+        // Gymnasium computes the force quantities (cfrc_ext) after every
+        // step; only Ant's observation and reward read them.
+        if self.task == GymTask::Ant {
+            self.data.rne_post_constraint();
+        }
         self.write_observation();
         self.elapsed_steps += 1;
         let ctrl_sq: f64 = action.iter().map(|a| a * a).sum();

@@ -8,6 +8,7 @@
 //! and never depend on learning code.
 
 pub mod assets;
+pub mod bench;
 pub mod env;
 pub mod gym;
 pub mod rng;
