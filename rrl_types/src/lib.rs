@@ -9,8 +9,10 @@
 
 pub mod clock;
 pub mod config;
+pub mod env;
 pub mod joint;
 mod ron_locator;
 
+pub use env::{Environment, Step};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};

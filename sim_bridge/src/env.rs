@@ -1,48 +1,16 @@
-//! The environment API every simulated task offers, and batched stepping.
+//! Batched stepping of several copies of a simulated task.
+
+use rrl_types::{Environment, Step};
 
 use crate::assets::SimError;
 
-/// What one `step` produced besides the observation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Step {
-    pub reward: f64,
-    /// The episode ended by the task's own rule (fell, succeeded).
-    pub terminated: bool,
-    /// The episode was cut by its time limit.
-    pub truncated: bool,
-}
-
-impl Step {
-    pub fn done(&self) -> bool {
-        self.terminated || self.truncated
-    }
-}
-
-/// A simulated task with Gymnasium's semantics: `reset(seed)` then `step`
-/// until terminated or truncated. Deterministic for a seed.
-pub trait Environment: Send {
-    fn observation_size(&self) -> usize;
-    fn action_size(&self) -> usize;
-    fn action_low(&self) -> &[f64];
-    fn action_high(&self) -> &[f64];
-    /// The current observation.
-    fn observation(&self) -> &[f64];
-    /// Starts an episode; the seed fixes the episode and all that follow
-    /// through `reset_next`.
-    fn reset(&mut self, seed: u64) -> &[f64];
-    /// Starts the next episode from the generator state left by the last.
-    fn reset_next(&mut self) -> &[f64];
-    /// Applies one action; bad actions are refused before reaching MuJoCo.
-    fn step(&mut self, action: &[f64]) -> Result<Step, SimError>;
-}
-
 /// Several copies of one task stepped together; a copy whose episode ended
 /// starts its next one at once (its `Step` still reports the end).
-pub struct BatchedEnv<E: Environment> {
+pub struct BatchedEnv<E> {
     copies: Vec<E>,
 }
 
-impl<E: Environment> BatchedEnv<E> {
+impl<E: Environment<Error = SimError>> BatchedEnv<E> {
     /// Copy `i` is reset with seed `seed + i`.
     pub fn new(mut copies: Vec<E>, seed: u64) -> BatchedEnv<E> {
         for (i, env) in copies.iter_mut().enumerate() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mujoco_rs::prelude::{MjData, MjModel};
 
 use crate::assets::{load_model, AssetPackage, SimError};
-use crate::env::{Environment, Step};
+use rrl_types::{Environment, Step};
 use crate::rng::SimRng;
 
 /// The Gymnasium v5 tasks we reproduce.
@@ -249,6 +249,8 @@ fn check_len(field: &'static str, got: usize, expected: usize) -> Result<(), Sim
 }
 
 impl Environment for GymEnv {
+    type Error = SimError;
+
     fn observation_size(&self) -> usize {
         self.observation.len()
     }

@@ -14,7 +14,8 @@ pub mod gym;
 pub mod rng;
 
 pub use assets::{load_model, AssetPackage, SimError};
-pub use env::{BatchedEnv, Environment, Step};
+pub use env::BatchedEnv;
+pub use rrl_types::{Environment, Step};
 pub use gym::{GymEnv, GymTask};
 
 /// The MuJoCo library version this binary runs with, e.g. "3.17.0".

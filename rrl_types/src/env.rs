@@ -1,0 +1,38 @@
+//! The environment API every simulated task (and, through a wrapper, every
+//! robot) offers to learners: Gymnasium's semantics in Rust.
+
+/// What one `step` produced besides the observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub reward: f64,
+    /// The episode ended by the task's own rule (fell, succeeded).
+    pub terminated: bool,
+    /// The episode was cut by its time limit.
+    pub truncated: bool,
+}
+
+impl Step {
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// A task with Gymnasium's semantics: `reset(seed)` then `step` until
+/// terminated or truncated. Deterministic for a seed.
+pub trait Environment: Send {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    fn observation_size(&self) -> usize;
+    fn action_size(&self) -> usize;
+    fn action_low(&self) -> &[f64];
+    fn action_high(&self) -> &[f64];
+    /// The current observation.
+    fn observation(&self) -> &[f64];
+    /// Starts an episode; the seed fixes this episode and all that follow
+    /// through `reset_next`.
+    fn reset(&mut self, seed: u64) -> &[f64];
+    /// Starts the next episode from the generator state left by the last.
+    fn reset_next(&mut self) -> &[f64];
+    /// Applies one action; bad actions are refused with an error.
+    fn step(&mut self, action: &[f64]) -> Result<Step, Self::Error>;
+}
