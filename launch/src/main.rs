@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod doctor;
+mod train;
 
 #[derive(Parser)]
 #[command(name = "rrl", version, about = "Real-robot reinforcement learning on ROS 2: drivers, safety gate, learner, rewards, workflows")]
@@ -35,6 +36,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train SAC on a simulated task: progress bar, periodic evaluation, metrics CSV.
+    Train(train::TrainArgs),
     /// Benchmarks beside their peers, same run, same machine; JSON with ratios.
     Bench {
         #[command(subcommand)]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
+        Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };
     match result {

@@ -27,6 +27,11 @@ impl CudaReport {
     }
 }
 
+/// Threads libtorch uses for one CPU operation (process-wide).
+pub fn set_cpu_threads(threads: usize) {
+    tch::set_num_threads(threads as i32);
+}
+
 /// The device for a configured choice.
 pub fn select_device(choice: DeviceChoice) -> Result<Device, PolicyError> {
     let cuda = tch::Cuda::is_available();

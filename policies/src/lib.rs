@@ -7,6 +7,13 @@
 //! needs from a learner, such as risk-critic weights, leaves this crate in a
 //! plain file format.
 
+pub mod adam;
 pub mod device;
+pub mod nets;
+pub mod replay;
+pub mod sac;
+pub mod train;
 
-pub use device::{select_device, CudaReport, PolicyError};
+pub use device::{select_device, set_cpu_threads, CudaReport, PolicyError};
+pub use sac::{Sac, SacConfig};
+pub use train::{train, EvalPoint, TrainError, TrainEvent, TrainSettings};

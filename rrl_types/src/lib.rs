@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod env;
 pub mod joint;
+pub mod rng;
 mod ron_locator;
 
 pub use env::{Environment, Step};

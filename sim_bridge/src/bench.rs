@@ -3,14 +3,14 @@
 use std::time::Instant;
 
 use crate::{Environment, GymEnv, GymTask, SimError};
-use crate::rng::SimRng;
+use rrl_types::rng::Rng;
 
 /// Steps `task` `steps` times with uniform random actions, resetting when an
 /// episode ends; returns steps per second of wall time on this thread.
 pub fn gym_steps_per_second(task: GymTask, steps: u64, seed: u64) -> Result<f64, SimError> {
     let mut env = GymEnv::new(task)?;
     env.reset(seed);
-    let mut rng = SimRng::seed(seed);
+    let mut rng = Rng::seed(seed);
     let mut action = vec![0.0; env.action_size()];
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let start = Instant::now();

@@ -9,7 +9,7 @@ use mujoco_rs::prelude::{MjData, MjModel};
 
 use crate::assets::{load_model, AssetPackage, SimError};
 use rrl_types::{Environment, Step};
-use crate::rng::SimRng;
+use rrl_types::rng::Rng;
 
 /// The Gymnasium v5 tasks we reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub struct GymEnv {
     action_high: Vec<f64>,
     dt: f64,
     observation: Vec<f64>,
-    rng: SimRng,
+    rng: Rng,
     elapsed_steps: u32,
 }
 
@@ -125,7 +125,7 @@ impl GymEnv {
             action_high,
             dt,
             observation: Vec::new(),
-            rng: SimRng::seed(0),
+            rng: Rng::seed(0),
             elapsed_steps: 0,
         };
         env.observation = vec![0.0; env.observation_len()];
@@ -272,7 +272,7 @@ impl Environment for GymEnv {
     }
 
     fn reset(&mut self, seed: u64) -> &[f64] {
-        self.rng = SimRng::seed(seed);
+        self.rng = Rng::seed(seed);
         self.reset_next()
     }
 
@@ -356,7 +356,7 @@ mod tests {
     fn rollout(task: GymTask, seed: u64, steps: usize) -> Vec<f64> {
         let mut env = GymEnv::new(task).unwrap();
         let mut out = env.reset(seed).to_vec();
-        let mut rng = SimRng::seed(seed ^ 0xA5);
+        let mut rng = Rng::seed(seed ^ 0xA5);
         for _ in 0..steps {
             let action: Vec<f64> = env.action_low().iter().zip(env.action_high()).map(|(l, h)| rng.uniform(*l, *h)).collect();
             let step = env.step(&action).unwrap();
@@ -418,7 +418,7 @@ mod tests {
         let make = || (0..4).map(|_| GymEnv::new(GymTask::Hopper).unwrap()).collect::<Vec<_>>();
         let mut serial = BatchedEnv::new(make(), 100);
         let mut threaded = BatchedEnv::new(make(), 100);
-        let mut rng = SimRng::seed(9);
+        let mut rng = Rng::seed(9);
         let (mut s1, mut o1, mut s2, mut o2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..200 {
             let actions: Vec<f64> = (0..4 * 3).map(|_| rng.uniform(-1.0, 1.0)).collect();

@@ -11,7 +11,6 @@ pub mod assets;
 pub mod bench;
 pub mod env;
 pub mod gym;
-pub mod rng;
 
 pub use assets::{load_model, AssetPackage, SimError};
 pub use env::BatchedEnv;

@@ -1,13 +1,15 @@
-//! A small seeded generator (xoshiro256++ seeded by SplitMix64): reset noise
-//! and randomized placements are reproducible for a seed on every machine.
+//! A small seeded generator (xoshiro256++ seeded by SplitMix64). Everything
+//! random in the stack draws from one of these (reset noise, placements,
+//! replay sampling, exploration noise), so runs are reproducible for a seed
+//! on every machine and a checkpoint can carry the generator's state.
 
 #[derive(Debug, Clone)]
-pub struct SimRng {
+pub struct Rng {
     state: [u64; 4],
 }
 
-impl SimRng {
-    pub fn seed(seed: u64) -> SimRng {
+impl Rng {
+    pub fn seed(seed: u64) -> Rng {
         let mut x = seed;
         let mut next = || {
             x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -16,7 +18,22 @@ impl SimRng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        SimRng { state: [next(), next(), next(), next()] }
+        Rng { state: [next(), next(), next(), next()] }
+    }
+
+    /// The full state, for checkpoints.
+    pub fn state(&self) -> [u64; 4] {
+        self.state
+    }
+
+    pub fn from_state(state: [u64; 4]) -> Rng {
+        Rng { state }
+    }
+
+    /// Uniform in [0, n); `n` > 0.
+    pub fn below(&mut self, n: u64) -> u64 {
+        // Lemire's multiply-shift; the bias is below 2^-64 * n, irrelevant here.
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -55,16 +72,16 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_different_seed_different_stream() {
-        let a: Vec<u64> = { let mut r = SimRng::seed(3); (0..8).map(|_| r.next_u64()).collect() };
-        let b: Vec<u64> = { let mut r = SimRng::seed(3); (0..8).map(|_| r.next_u64()).collect() };
-        let c: Vec<u64> = { let mut r = SimRng::seed(4); (0..8).map(|_| r.next_u64()).collect() };
+        let a: Vec<u64> = { let mut r = Rng::seed(3); (0..8).map(|_| r.next_u64()).collect() };
+        let b: Vec<u64> = { let mut r = Rng::seed(3); (0..8).map(|_| r.next_u64()).collect() };
+        let c: Vec<u64> = { let mut r = Rng::seed(4); (0..8).map(|_| r.next_u64()).collect() };
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
 
     #[test]
     fn moments_of_uniform_and_normal_are_right() {
-        let mut r = SimRng::seed(11);
+        let mut r = Rng::seed(11);
         let n = 200_000;
         let u: Vec<f64> = (0..n).map(|_| r.uniform(-1.0, 1.0)).collect();
         let g: Vec<f64> = (0..n).map(|_| r.normal()).collect();

@@ -1,0 +1,123 @@
+//! `rrl train --task TASK`: SAC on a simulated task with a progress bar,
+//! periodic evaluation and a metrics CSV.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use policies::{Sac, SacConfig, TrainEvent, TrainSettings};
+use rrl_types::config::{DeviceChoice, LearnerConfig};
+use rrl_types::Environment;
+use sim_bridge::{GymEnv, GymTask};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Gymnasium id of the task, e.g. InvertedPendulum-v5 or HalfCheetah-v5.
+    #[arg(long)]
+    pub task: String,
+    /// Environment steps.
+    #[arg(long, default_value_t = 100_000)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Random-action steps before learning starts.
+    #[arg(long, default_value_t = 5_000)]
+    pub warmup: u64,
+    #[arg(long, default_value_t = 10_000)]
+    pub eval_every: u64,
+    #[arg(long, default_value_t = 5)]
+    pub eval_episodes: u32,
+    /// `cleanrl` (2 critics) or `rlpd` (10 critics with LayerNorm, UTD from --utd).
+    #[arg(long, default_value = "cleanrl")]
+    pub preset: String,
+    #[arg(long)]
+    pub utd: Option<u32>,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Output folder. Default: runs/<task>-seed<seed>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn learner_preset(name: &str, utd: Option<u32>) -> anyhow::Result<LearnerConfig> {
+    let mut learner = LearnerConfig::default();
+    match name {
+        "cleanrl" => {
+            learner.critic_lr = 1e-3;
+        }
+        "rlpd" => {
+            learner.critics = 10;
+            learner.critic_layer_norm = true;
+            learner.utd = 4;
+        }
+        other => anyhow::bail!("unknown preset `{other}`: use cleanrl or rlpd"),
+    }
+    if let Some(utd) = utd {
+        learner.utd = utd;
+    }
+    Ok(learner)
+}
+
+pub fn parse_device(name: &str) -> anyhow::Result<DeviceChoice> {
+    Ok(match name {
+        "auto" => DeviceChoice::Auto,
+        "cpu" => DeviceChoice::Cpu,
+        "cuda" => DeviceChoice::Cuda,
+        other => anyhow::bail!("unknown device `{other}`: use auto, cpu or cuda"),
+    })
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
+    let task = GymTask::from_name(&args.task).with_context(|| format!("unknown task `{}`; tasks: {}", args.task, GymTask::ALL.map(|t| t.gym_id()).join(", ")))?;
+    let learner = learner_preset(&args.preset, args.utd)?;
+    let device = policies::select_device(parse_device(&args.device)?)?;
+    let mut env = GymEnv::new(task)?;
+    let mut eval_env = GymEnv::new(task)?;
+    let config = SacConfig::from_learner(&learner, env.observation_size(), env.action_size(), args.seed);
+    let mut sac = Sac::new(config, device);
+    let settings = TrainSettings {
+        total_steps: args.steps,
+        warmup_steps: args.warmup,
+        eval_every: args.eval_every,
+        eval_episodes: args.eval_episodes,
+        replay_capacity: (args.steps as usize).max(learner.batch_size as usize),
+        seed: args.seed,
+        stop_at_return: None,
+    };
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", task.gym_id(), args.seed)));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut csv = std::fs::File::create(out.join("eval.csv"))?;
+    writeln!(csv, "step,mean_return,seconds")?;
+    let progress = indicatif::ProgressBar::new(args.steps);
+    progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("valid template"));
+    let started = std::time::Instant::now();
+    let mut csv_error = None;
+    let evals = policies::train(&mut env, &mut eval_env, &mut sac, &settings, |event| match event {
+        TrainEvent::Step { step, .. } if step % 100 == 0 => progress.set_position(step),
+        TrainEvent::Eval(point) => {
+            progress.set_message(format!("eval return {:.1}", point.mean_return));
+            tracing::info!(step = point.step, mean_return = point.mean_return, "evaluation");
+            if let Err(e) = writeln!(csv, "{},{},{:.3}", point.step, point.mean_return, started.elapsed().as_secs_f64()) {
+                csv_error.get_or_insert(e);
+            }
+        }
+        _ => {}
+    })?;
+    progress.finish_and_clear();
+    if let Some(e) = csv_error {
+        return Err(e).context("writing eval.csv");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(serde_json::json!({
+        "impl": "rrl",
+        "task": task.gym_id(),
+        "seed": args.seed,
+        "steps": args.steps,
+        "device": format!("{device:?}"),
+        "sps": args.steps as f64 / seconds,
+        "eval_return": evals.last().map(|e| e.mean_return),
+        "evals": evals,
+        "out": out.display().to_string(),
+    }))
+}
