@@ -59,3 +59,103 @@ pub fn sim(steps: u64, tasks: &[String]) -> anyhow::Result<Value> {
     progress.finish_and_clear();
     Ok(json!({ "bench": "sim", "threads": 1, "results": rows }))
 }
+
+/// One learner configuration of `rrl bench learner`.
+pub struct LearnerCase {
+    pub preset: &'static str,
+    pub utd: u32,
+}
+
+pub const LEARNER_CASES: [LearnerCase; 3] =
+    [LearnerCase { preset: "cleanrl", utd: 1 }, LearnerCase { preset: "rlpd", utd: 4 }, LearnerCase { preset: "rlpd", utd: 20 }];
+
+/// SAC updates/s of our learner and of the PyTorch peer, same shapes
+/// (HalfCheetah-sized: 17 observations, 6 actions), same device.
+pub fn learner(updates: u64, rounds: u32, device_name: &str, threads: usize) -> anyhow::Result<Value> {
+    use policies::replay::{ReplayBuffer, Transition};
+    use policies::{Sac, SacConfig};
+    if threads > 0 {
+        policies::set_cpu_threads(threads);
+    }
+    let device = policies::select_device(crate::train::parse_device(device_name)?)?;
+    let (obs, act, buffer) = (17usize, 6usize, 100_000usize);
+    let mut rows = Vec::new();
+    for case in LEARNER_CASES {
+        let learner = crate::train::learner_preset(case.preset, Some(case.utd))?;
+        let mut sac = Sac::new(SacConfig::from_learner(&learner, obs, act, 0), device);
+        let mut replay = ReplayBuffer::new(obs, act, buffer, device);
+        let mut rng = rrl_types::rng::Rng::seed(1);
+        for _ in 0..buffer {
+            replay.push(&Transition {
+                observation: (0..obs).map(|_| rng.normal() as f32).collect(),
+                action: (0..act).map(|_| rng.uniform(-1.0, 1.0) as f32).collect(),
+                reward: rng.normal() as f32,
+                next_observation: (0..obs).map(|_| rng.normal() as f32).collect(),
+                terminal: rng.unit() < 0.01,
+                discount: 0.99,
+            });
+        }
+        replay.flush();
+        let warmup = (updates / 10).max(3);
+        let sync = |sac: &Sac| {
+            // Reading a value waits for queued device work.
+            let _ = sac.log_temperature.double_value(&[]);
+        };
+        for _ in 0..warmup {
+            sac.update(&mut replay, None);
+        }
+        sync(&sac);
+        let peer_device = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
+        let mut peer_args = vec![
+            "--preset".to_string(),
+            case.preset.to_string(),
+            "--utd".to_string(),
+            case.utd.to_string(),
+            "--updates".to_string(),
+            updates.to_string(),
+            "--warmup".to_string(),
+            warmup.to_string(),
+            "--device".to_string(),
+            peer_device.to_string(),
+        ];
+        if threads > 0 {
+            peer_args.extend(["--threads".to_string(), threads.to_string()]);
+        }
+        // Interleaved rounds, best of each: a shared machine's noise hits both alike.
+        let (mut ours, mut theirs, mut peer) = (0.0f64, 0.0f64, Value::Null);
+        for _ in 0..rounds.max(1) {
+            let started = std::time::Instant::now();
+            for _ in 0..updates {
+                sac.update(&mut replay, None);
+            }
+            sync(&sac);
+            ours = ours.max(updates as f64 / started.elapsed().as_secs_f64());
+            let run = run_peer(&peer_script(), &peer_args)?;
+            let rate = run["updates_per_s"].as_f64().context("peer JSON lacks updates_per_s")?;
+            if rate > theirs {
+                theirs = rate;
+                peer = run;
+            }
+        }
+        rows.push(json!({
+            "preset": case.preset,
+            "critics": learner.critics,
+            "layer_norm": learner.critic_layer_norm,
+            "utd": case.utd,
+            "batch": learner.batch_size,
+            "rrl_updates_per_s": ours,
+            "pytorch_updates_per_s": theirs,
+            "ratio": ours / theirs,
+            "peer": peer,
+        }));
+    }
+    Ok(json!({ "bench": "learner", "device": format!("{device:?}"), "threads": tch::get_num_threads(), "rounds": rounds, "results": rows }))
+}
+
+/// The PyTorch reference update beside the repository (`../shared/peers`),
+/// or where RRL_PEERS points.
+fn peer_script() -> String {
+    std::env::var("RRL_PEERS")
+        .map(|dir| format!("{dir}/torch_sac_update.py"))
+        .unwrap_or_else(|_| "../shared/peers/torch_sac_update.py".to_string())
+}

@@ -59,6 +59,24 @@ enum BenchCommand {
         #[arg(long = "task")]
         tasks: Vec<String>,
     },
+    /// SAC updates/s (cleanrl; rlpd at UTD 4 and 20) vs the PyTorch reference update.
+    Learner {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Timed updates per configuration and implementation.
+        #[arg(long, default_value_t = 200)]
+        updates: u64,
+        /// Interleaved rounds of both implementations; the best of each counts.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// CPU threads for both implementations (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +88,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
+        Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };

@@ -62,19 +62,29 @@ impl EnsembleMlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_with(x, self.members, |t| t.shallow_clone())
+    }
+
+    /// Only the members listed in `subset` (an i64 index tensor): their
+    /// parameters are gathered first, so the others cost nothing.
+    pub fn forward_members(&self, x: &Tensor, subset: &Tensor) -> Tensor {
+        self.forward_with(x, subset.size()[0], |t| t.index_select(0, subset))
+    }
+
+    fn forward_with(&self, x: &Tensor, members: i64, select: impl Fn(&Tensor) -> Tensor) -> Tensor {
         let mut h = if x.dim() == 2 {
             let size = x.size();
-            x.unsqueeze(0).expand([self.members, size[0], size[1]], false)
+            x.unsqueeze(0).expand([members, size[0], size[1]], false)
         } else {
             x.shallow_clone()
         };
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.bias.baddbmm(&h, &layer.weight, 1.0, 1.0);
+            h = select(&layer.bias).baddbmm(&h, &select(&layer.weight), 1.0, 1.0);
             if i < last {
                 if let Some((gain, offset)) = &layer.norm {
                     let width = h.size()[2];
-                    h = h.layer_norm([width], None::<Tensor>, None::<Tensor>, 1e-5, false) * gain + offset;
+                    h = h.layer_norm([width], None::<Tensor>, None::<Tensor>, 1e-5, false) * select(gain) + select(offset);
                 }
                 h = h.relu();
             }
@@ -172,6 +182,17 @@ mod tests {
         let diff = (all.get(1) - alone).abs().max().double_value(&[]);
         assert!(diff < 1e-5, "member 1 differs by {diff}");
         assert!((all.get(0) - all.get(1)).abs().max().double_value(&[]) > 1e-3, "members must differ");
+    }
+
+    #[test]
+    fn a_member_subset_equals_the_same_members_of_the_full_ensemble() {
+        let mut rng = Rng::seed(3);
+        let net = EnsembleMlp::new(&mut rng, 5, 4, &[8], 2, true, Device::Cpu);
+        let x = Tensor::randn([6, 4], (Kind::Float, Device::Cpu));
+        let subset = Tensor::from_slice(&[3i64, 1]);
+        let picked = net.forward_members(&x, &subset);
+        let full = net.forward(&x).index_select(0, &subset);
+        assert!((picked - full).abs().max().double_value(&[]) < 1e-6);
     }
 
     #[test]

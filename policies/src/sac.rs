@@ -147,11 +147,15 @@ impl Sac {
             members.swap(i, j);
         }
         members.truncate(self.config.target_critics as usize);
-        let subset = Tensor::from_slice(&members).to_device(self.device);
+        let subset = (members.len() < n as usize).then(|| Tensor::from_slice(&members).to_device(self.device));
         let target: Tensor = tch::no_grad(|| {
             let (next_action, next_log_prob) = self.actor.sample(&batch.next_observation, &noise);
             let next_input = Tensor::cat(&[&batch.next_observation, &next_action], -1);
-            let next_q = self.target.forward(&next_input).squeeze_dim(-1).index_select(0, &subset).amin(0, false);
+            let next_q = match &subset {
+                Some(subset) => self.target.forward_members(&next_input, subset),
+                None => self.target.forward(&next_input),
+            };
+            let next_q = next_q.squeeze_dim(-1).amin(0, false);
             let soft = next_q - self.log_temperature.exp() * next_log_prob;
             &batch.reward + &batch.discount * (1.0 - &batch.terminal) * soft
         });
@@ -175,6 +179,12 @@ impl Sac {
         let rows = observation.size()[0] as usize;
         let noise = self.noise(rows);
         let (action, log_prob) = self.actor.sample(observation, &noise);
+        // The actor loss needs dQ/da only: without this, backward would also
+        // compute (and throw away) gradients for every critic weight.
+        let critic_params: Vec<Tensor> = self.critic_opt.params.iter().map(|p| p.shallow_clone()).collect();
+        for p in &critic_params {
+            let _ = p.set_requires_grad(false);
+        }
         let q = self.critic.forward(&Tensor::cat(&[observation, &action], -1)).squeeze_dim(-1);
         // Two critics: the usual clipped double-Q minimum; an ensemble: its mean (RLPD/SERL).
         let q = if self.config.critics == 2 { q.amin(0, false) } else { q.mean_dim(0, false, Kind::Float) };
@@ -183,6 +193,9 @@ impl Sac {
         self.actor_opt.zero_grad();
         actor_loss.backward();
         self.actor_opt.step();
+        for p in &critic_params {
+            let _ = p.set_requires_grad(true);
+        }
         let target_entropy = self.config.target_entropy.unwrap_or(-(self.config.action_size as f64));
         let temperature_loss = -(&self.log_temperature * (log_prob.detach() + target_entropy)).mean(Kind::Float);
         self.temperature_opt.zero_grad();
