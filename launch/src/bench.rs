@@ -72,7 +72,6 @@ pub const LEARNER_CASES: [LearnerCase; 3] =
 /// SAC updates/s of our learner and of the PyTorch peer, same shapes
 /// (HalfCheetah-sized: 17 observations, 6 actions), same device.
 pub fn learner(updates: u64, rounds: u32, device_name: &str, threads: usize) -> anyhow::Result<Value> {
-    use policies::replay::{ReplayBuffer, Transition};
     use policies::{Sac, SacConfig};
     if threads > 0 {
         policies::set_cpu_threads(threads);
@@ -83,28 +82,9 @@ pub fn learner(updates: u64, rounds: u32, device_name: &str, threads: usize) -> 
     for case in LEARNER_CASES {
         let learner = crate::train::learner_preset(case.preset, Some(case.utd))?;
         let mut sac = Sac::new(SacConfig::from_learner(&learner, obs, act, 0), device);
-        let mut replay = ReplayBuffer::new(obs, act, buffer, device);
-        let mut rng = rrl_types::rng::Rng::seed(1);
-        for _ in 0..buffer {
-            replay.push(&Transition {
-                observation: (0..obs).map(|_| rng.normal() as f32).collect(),
-                action: (0..act).map(|_| rng.uniform(-1.0, 1.0) as f32).collect(),
-                reward: rng.normal() as f32,
-                next_observation: (0..obs).map(|_| rng.normal() as f32).collect(),
-                terminal: rng.unit() < 0.01,
-                discount: 0.99,
-            });
-        }
-        replay.flush();
+        let mut replay = policies::bench::random_replay(obs, act, buffer, device, 1);
         let warmup = (updates / 10).max(3);
-        let sync = |sac: &Sac| {
-            // Reading a value waits for queued device work.
-            let _ = sac.log_temperature.double_value(&[]);
-        };
-        for _ in 0..warmup {
-            sac.update(&mut replay, None);
-        }
-        sync(&sac);
+        policies::bench::updates_per_second(&mut sac, &mut replay, warmup);
         let peer_device = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
         let mut peer_args = vec![
             "--preset".to_string(),
@@ -124,12 +104,7 @@ pub fn learner(updates: u64, rounds: u32, device_name: &str, threads: usize) -> 
         // Interleaved rounds, best of each: a shared machine's noise hits both alike.
         let (mut ours, mut theirs, mut peer) = (0.0f64, 0.0f64, Value::Null);
         for _ in 0..rounds.max(1) {
-            let started = std::time::Instant::now();
-            for _ in 0..updates {
-                sac.update(&mut replay, None);
-            }
-            sync(&sac);
-            ours = ours.max(updates as f64 / started.elapsed().as_secs_f64());
+            ours = ours.max(policies::bench::updates_per_second(&mut sac, &mut replay, updates));
             let run = run_peer(&peer_script(), &peer_args)?;
             let rate = run["updates_per_s"].as_f64().context("peer JSON lacks updates_per_s")?;
             if rate > theirs {

@@ -8,6 +8,7 @@
 //! plain file format.
 
 pub mod adam;
+pub mod bench;
 pub mod device;
 pub mod nets;
 pub mod replay;

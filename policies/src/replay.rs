@@ -7,8 +7,6 @@ use std::collections::VecDeque;
 
 use tch::{Device, Kind, Tensor};
 
-use rrl_types::rng::Rng;
-
 /// One transition as the buffer stores it. `discount` is γ^k for the k
 /// rewards summed into `reward` (n-step), `terminal` is 1 when the episode
 /// ended by the task's rule within those steps.
@@ -127,12 +125,12 @@ impl ReplayBuffer {
         self.staged.clear();
     }
 
-    /// `size` transitions drawn uniformly with `rng`.
-    pub fn sample(&mut self, size: usize, rng: &mut Rng) -> Batch {
+    /// `size` transitions drawn uniformly by libtorch's generator on the
+    /// buffer's device.
+    pub fn sample(&mut self, size: usize) -> Batch {
         assert!(self.len > 0, "sampling an empty replay buffer");
         self.flush();
-        let indices: Vec<i64> = (0..size).map(|_| rng.below(self.len as u64) as i64).collect();
-        let index = Tensor::from_slice(&indices).to_device(self.rows.device());
+        let index = Tensor::randint(self.len as i64, [size as i64], (Kind::Int64, self.rows.device()));
         let rows = self.rows.index_select(0, &index);
         let (o, a) = (self.observation_size as i64, self.action_size as i64);
         let column = |start: i64, width: i64| rows.narrow(1, start, width);
@@ -240,8 +238,8 @@ mod tests {
             buffer.push(&transition(i));
         }
         assert_eq!(buffer.len(), 10);
-        let mut rng = Rng::seed(0);
-        let batch = buffer.sample(64, &mut rng);
+        tch::manual_seed(0);
+        let batch = buffer.sample(64);
         let rewards: Vec<f32> = Vec::try_from(&batch.reward).unwrap();
         let obs: Vec<f32> = Vec::try_from(&batch.observation.flatten(0, -1)).unwrap();
         let terminal: Vec<f32> = Vec::try_from(&batch.terminal).unwrap();

@@ -103,10 +103,16 @@ impl Sac {
         Sac { config, device, actor, critic, target, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 }
     }
 
-    fn noise(&mut self, rows: usize) -> Tensor {
-        let a = self.config.action_size;
-        let values: Vec<f32> = (0..rows * a).map(|_| self.rng.normal() as f32).collect();
-        Tensor::from_slice(&values).reshape([rows as i64, a as i64]).to_device(self.device)
+    fn noise(&self, rows: usize) -> Tensor {
+        Tensor::randn([rows as i64, self.config.action_size as i64], (Kind::Float, self.device))
+    }
+
+    /// Reseeds libtorch's generator from ours. All sampling then happens on
+    /// the device (no host-to-device copy per update, which would stall a
+    /// GPU), yet the run stays a function of our generator's state alone,
+    /// which checkpoints carry.
+    fn reseed_device_generator(&mut self) {
+        tch::manual_seed((self.rng.next_u64() >> 1) as i64);
     }
 
     /// An action in [-1, 1]^A for one observation: sampled for exploration,
@@ -114,7 +120,12 @@ impl Sac {
     pub fn act(&mut self, observation: &[f64], deterministic: bool) -> Vec<f64> {
         let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
         let obs = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]).to_device(self.device);
-        let noise = if deterministic { None } else { Some(self.noise(1)) };
+        let noise = if deterministic {
+            None
+        } else {
+            self.reseed_device_generator();
+            Some(self.noise(1))
+        };
         let action = tch::no_grad(|| match &noise {
             None => self.actor.mean_action(&obs),
             Some(noise) => self.actor.sample(&obs, noise).0,
@@ -128,11 +139,11 @@ impl Sac {
         match demos {
             Some(demos) if !demos.is_empty() && self.config.demo_ratio > 0.0 => {
                 let from_demos = ((size as f64) * self.config.demo_ratio).round() as usize;
-                let online = replay.sample(size - from_demos, &mut self.rng);
-                let offline = demos.sample(from_demos, &mut self.rng);
+                let online = replay.sample(size - from_demos);
+                let offline = demos.sample(from_demos);
                 Batch::concat(&online, &offline)
             }
-            _ => replay.sample(size, &mut self.rng),
+            _ => replay.sample(size),
         }
     }
 
@@ -141,13 +152,7 @@ impl Sac {
         let rows = batch.observation.size()[0] as usize;
         let noise = self.noise(rows);
         // A random subset of target critics, as in RLPD (all when they are 2 of 2).
-        let mut members: Vec<i64> = (0..n).collect();
-        for i in 0..self.config.target_critics as usize {
-            let j = i + self.rng.below((n as usize - i) as u64) as usize;
-            members.swap(i, j);
-        }
-        members.truncate(self.config.target_critics as usize);
-        let subset = (members.len() < n as usize).then(|| Tensor::from_slice(&members).to_device(self.device));
+        let subset = (self.config.target_critics < n).then(|| Tensor::randperm(n, (Kind::Int64, self.device)).narrow(0, 0, self.config.target_critics));
         let target: Tensor = tch::no_grad(|| {
             let (next_action, next_log_prob) = self.actor.sample(&batch.next_observation, &noise);
             let next_input = Tensor::cat(&[&batch.next_observation, &next_action], -1);
@@ -207,6 +212,7 @@ impl Sac {
     /// `utd` critic updates on fresh batches, then one actor and temperature
     /// update on the last batch's observations.
     pub fn update(&mut self, replay: &mut ReplayBuffer, mut demos: Option<&mut ReplayBuffer>) -> UpdateStats {
+        self.reseed_device_generator();
         let mut critic_loss = Tensor::from(0.0f32);
         let mut last_observation = None;
         for _ in 0..self.config.utd {
