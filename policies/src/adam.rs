@@ -44,16 +44,21 @@ impl Adam {
             });
             let bias1 = 1.0 - self.beta1.powi(self.steps as i32);
             let bias2 = 1.0 - self.beta2.powi(self.steps as i32);
+            // p -= lr/b1 · m / (sqrt(v)/sqrt(b2) + eps), rearranged so that
+            // every scalar folds into one pass: p += m / ((sqrt(v) + eps·sqrt(b2)) / (−lr·sqrt(b2)/b1)).
+            let step_scale = -self.lr * bias2.sqrt() / bias1;
+            let eps = self.eps * bias2.sqrt();
             for (i, grad) in grads.into_iter().enumerate() {
                 let Some(mut grad) = grad else { continue };
                 if let Some(scale) = &scale {
                     grad = grad * scale;
                 }
                 let _ = self.first_moments[i].lerp_(&grad, 1.0 - self.beta1);
-                let _ = self.second_moments[i].g_mul_scalar_(self.beta2);
-                let _ = self.second_moments[i].addcmul_(&(&grad * (1.0 - self.beta2)), &grad);
-                let denom = (self.second_moments[i].sqrt() / bias2.sqrt()) + self.eps;
-                let _ = self.params[i].addcdiv_(&(&self.first_moments[i] * (-self.lr / bias1)), &denom);
+                let _ = self.second_moments[i].lerp_(&grad.square(), 1.0 - self.beta2);
+                let mut denom = self.second_moments[i].sqrt();
+                let _ = denom.g_add_scalar_(eps);
+                let _ = denom.g_div_scalar_(step_scale);
+                let _ = self.params[i].addcdiv_(&self.first_moments[i], &denom);
             }
         });
     }
