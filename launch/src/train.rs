@@ -38,6 +38,9 @@ pub struct TrainArgs {
     /// Output folder. Default: runs/<task>-seed<seed>.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue from the checkpoint in the output folder, if there is one.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 pub fn learner_preset(name: &str, utd: Option<u32>) -> anyhow::Result<LearnerConfig> {
@@ -76,6 +79,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
     let mut eval_env = GymEnv::new(task)?;
     let config = SacConfig::from_learner(&learner, env.observation_size(), env.action_size(), args.seed);
     let mut sac = Sac::new(config, device);
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", task.gym_id(), args.seed)));
     let settings = TrainSettings {
         total_steps: args.steps,
         warmup_steps: args.warmup,
@@ -84,11 +88,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
         replay_capacity: (args.steps as usize).max(learner.batch_size as usize),
         seed: args.seed,
         stop_at_return: None,
+        checkpoint_dir: Some(out.join("checkpoint")),
+        resume: args.resume,
     };
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", task.gym_id(), args.seed)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut csv = std::fs::File::create(out.join("eval.csv"))?;
-    writeln!(csv, "step,mean_return,seconds")?;
+    let csv_path = out.join("eval.csv");
+    let appending = args.resume && csv_path.exists();
+    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path)?;
+    if !appending {
+        csv.set_len(0)?;
+        writeln!(csv, "step,mean_return,seconds")?;
+    }
     let progress = indicatif::ProgressBar::new(args.steps);
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("valid template"));
     let started = std::time::Instant::now();

@@ -9,6 +9,7 @@
 
 pub mod adam;
 pub mod bench;
+pub mod checkpoint;
 pub mod device;
 pub mod nets;
 pub mod replay;

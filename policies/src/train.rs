@@ -18,6 +18,11 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Stop at the first evaluation whose mean return reaches this.
     pub stop_at_return: Option<f64>,
+    /// Folder for `learner.safetensors` and `replay.safetensors`, written at
+    /// every evaluation once the losses are checked finite; with `resume`,
+    /// training continues from them when they exist.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -40,8 +45,10 @@ pub enum TrainEvent {
 pub enum TrainError {
     #[error("environment error at step {step}: {message}")]
     Environment { step: u64, message: String },
-    #[error("training diverged at step {step}: {loss} is {value}")]
+    #[error("training diverged at step {step}: {loss} is {value}; the last checkpoint written is the last good one")]
     NonFinite { step: u64, loss: &'static str, value: f64 },
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 /// Maps a policy action in [-1, 1] to the environment's bounds.
@@ -90,11 +97,21 @@ pub fn train<E: Environment>(env: &mut E, eval_env: &mut E, sac: &mut Sac, setti
     let mut replay = ReplayBuffer::new(env.observation_size(), env.action_size(), settings.replay_capacity, sac.device);
     let mut nstep = NStepWriter::new(sac.config.n_step, sac.config.gamma);
     let mut evals = Vec::new();
-    let mut observation = env.reset(settings.seed).to_vec();
+    let paths = settings.checkpoint_dir.as_ref().map(|dir| (dir.join("learner.safetensors"), dir.join("replay.safetensors")));
+    let mut first_step = 1;
+    if let (true, Some((learner_path, replay_path))) = (settings.resume, &paths) {
+        if learner_path.exists() {
+            crate::checkpoint::load(sac, learner_path)?;
+            crate::checkpoint::load_replay(&mut replay, replay_path)?;
+            first_step = crate::checkpoint::read_extra(learner_path, "env_step")? + 1;
+        }
+    }
+    // A resumed run starts a new episode; its seed follows from the step.
+    let mut observation = env.reset(settings.seed.wrapping_add(first_step - 1)).to_vec();
     let mut env_action = Vec::new();
     let (mut episode_return, mut episode_length, mut episodes) = (0.0, 0u64, 0u64);
     let mut last_stats = None;
-    for step in 1..=settings.total_steps {
+    for step in first_step..=settings.total_steps {
         let policy_action: Vec<f64> = if step <= settings.warmup_steps {
             (0..env.action_size()).map(|_| sac.rng.uniform(-1.0, 1.0)).collect()
         } else {
@@ -138,6 +155,11 @@ pub fn train<E: Environment>(env: &mut E, eval_env: &mut E, sac: &mut Sac, setti
                     }
                 }
                 on_event(TrainEvent::Update { step, critic_loss, actor_loss, temperature: read(&stats.temperature), entropy: read(&stats.entropy) });
+            }
+            if let Some((learner_path, replay_path)) = &paths {
+                // Replay first: a learner checkpoint never points past its data.
+                crate::checkpoint::save_replay(&mut replay, replay_path)?;
+                crate::checkpoint::save(sac, learner_path, &[("env_step", step)])?;
             }
             let returns = evaluate(eval_env, sac, settings.eval_episodes, settings.seed + 1000).map_err(env_error(step))?;
             let point = EvalPoint { step, mean_return: returns.iter().sum::<f64>() / returns.len().max(1) as f64, returns };

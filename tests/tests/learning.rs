@@ -22,6 +22,8 @@ fn learns_inverted_pendulum(seed: u64) {
         replay_capacity: 20_000,
         seed,
         stop_at_return: Some(900.0),
+        checkpoint_dir: None,
+        resume: false,
     };
     let evals = policies::train(&mut env, &mut eval_env, &mut sac, &settings, |_| {}).unwrap();
     let curve: Vec<(u64, f64)> = evals.iter().map(|e| (e.step, e.mean_return)).collect();
