@@ -8,5 +8,10 @@
 //! decides what reaches it.
 
 pub mod camera;
+pub mod control;
+pub mod hardware;
 pub mod pty;
 pub mod serial;
+
+pub use control::{CommandSlot, ControlLoop, VerdictCounts};
+pub use hardware::{HardwareError, HardwareInterface, Lifecycle, MockHardware};

@@ -12,6 +12,8 @@ use crate::limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags
 /// Why a tick held the robot instead of forwarding the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldReason {
+    /// No action source has sent a command yet.
+    NoCommand,
     EStop,
     StaleCommand,
     StaleState,
@@ -158,38 +160,36 @@ impl Gate {
     /// Checks `command` against `state` at time `now`, writing what may be
     /// sent to the hardware into `out` (always a command: on hold, the last
     /// safe position, or the measured one before any command passed).
-    pub fn check(&mut self, now: Timestamp, state: &JointState, command: &JointCommand, out: &mut JointCommand) -> Verdict {
+    /// Holds deliberately (e.g. before any command arrived), reporting `reason`.
+    pub fn hold(&mut self, now: Timestamp, state: &JointState, mode: CommandMode, reason: HoldReason, out: &mut JointCommand) -> Verdict {
         let n = self.config.joints;
-        let state_ok = state.position.len() == n && state.stamp.0 != 0;
-        // Before the first good state there is nothing safe to hold at but the state itself.
-        let motion = match (&mut self.motion, state_ok) {
-            (Some(m), _) => m,
-            (None, true) if state.position.all_finite() => {
-                let mut m = [JointMotion::default(); MAX_JOINTS];
-                for (j, slot) in m.iter_mut().enumerate().take(n) {
-                    slot.position = state.position[j];
-                }
-                self.motion.insert(m)
-            }
-            (None, _) => {
-                *out = JointCommand { stamp: now, mode: CommandMode::Velocity, values: JointVec::zeros(n) };
-                return Verdict::Held(if state.position.len() != n { HoldReason::StateSize } else { HoldReason::StaleState });
-            }
+        match motion_from(&mut self.motion, n, state) {
+            Some(motion) => hold_at(motion, n, now, mode, reason, out),
+            None => Self::hold_without_state(n, now, state, out),
+        }
+    }
+
+    fn hold_without_state(n: usize, now: Timestamp, state: &JointState, out: &mut JointCommand) -> Verdict {
+        *out = JointCommand { stamp: now, mode: CommandMode::Velocity, values: JointVec::zeros(n) };
+        Verdict::Held(if state.position.len() != n { HoldReason::StateSize } else { HoldReason::StaleState })
+    }
+
+    /// Checks `command` against `state` at time `now`, writing what may be
+    /// sent to the hardware into `out` (always a command: on hold, the last
+    /// safe position, or zero velocity before any usable state).
+    pub fn check(&mut self, now: Timestamp, state: &JointState, command: &JointCommand, out: &mut JointCommand) -> Verdict {
+        let config = &self.config;
+        let n = config.joints;
+        let estop = self.estop.is_tripped();
+        let (dt, margin) = (config.dt, config.soft_margin);
+        let (state_timeout, command_timeout, max_torque) = (config.state_timeout_ns, config.command_timeout_ns, config.max_torque);
+        let limits = &config.limits;
+        let Some(motion) = motion_from(&mut self.motion, n, state) else {
+            return Self::hold_without_state(n, now, state, out);
         };
-        let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| {
-            let mut values = JointVec::zeros(n);
-            for j in 0..n {
-                motion[j].velocity = 0.0;
-                motion[j].acceleration = 0.0;
-                if mode == CommandMode::Position {
-                    values[j] = motion[j].position;
-                }
-            }
-            *out = JointCommand { stamp: now, mode, values };
-            Verdict::Held(reason)
-        };
+        let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| hold_at(motion, n, now, mode, reason, out);
         let mode = command.mode;
-        if self.estop.is_tripped() {
+        if estop {
             return hold(motion, out, mode, HoldReason::EStop);
         }
         if state.position.len() != n {
@@ -198,10 +198,10 @@ impl Gate {
         if !(state.position.all_finite() && state.velocity.all_finite()) {
             return hold(motion, out, mode, HoldReason::NonFiniteState);
         }
-        if now.nanos_since(state.stamp) > self.config.state_timeout_ns || state.stamp.nanos_since(now) > self.config.state_timeout_ns {
+        if now.nanos_since(state.stamp) > state_timeout || state.stamp.nanos_since(now) > state_timeout {
             return hold(motion, out, mode, HoldReason::StaleState);
         }
-        if let Some(max_torque) = self.config.max_torque {
+        if let Some(max_torque) = max_torque {
             if state.effort.len() == n && state.effort.as_slice().iter().any(|e| e.abs() > max_torque) {
                 return hold(motion, out, mode, HoldReason::TorqueExceeded);
             }
@@ -212,20 +212,20 @@ impl Gate {
         if !command.values.all_finite() {
             return hold(motion, out, mode, HoldReason::NonFiniteCommand);
         }
-        if now.nanos_since(command.stamp) > self.config.command_timeout_ns || command.stamp.nanos_since(now) > self.config.command_timeout_ns {
+        if now.nanos_since(command.stamp) > command_timeout || command.stamp.nanos_since(now) > command_timeout {
             return hold(motion, out, mode, HoldReason::StaleCommand);
         }
         let mut flags = ClipFlags::default();
         let mut values = JointVec::zeros(n);
         for j in 0..n {
-            let limit = &self.config.limits[j];
+            let limit = &limits[j];
             let (next, f, value) = match mode {
                 CommandMode::Position => {
-                    let (next, f) = enforce_position(&motion[j], command.values[j], self.config.dt, limit, self.config.soft_margin);
+                    let (next, f) = enforce_position(&motion[j], command.values[j], dt, limit, margin);
                     (next, f, next.position)
                 }
                 CommandMode::Velocity => {
-                    let (next, f) = enforce_velocity(&motion[j], command.values[j], self.config.dt, limit);
+                    let (next, f) = enforce_velocity(&motion[j], command.values[j], dt, limit);
                     (next, f, next.velocity)
                 }
                 CommandMode::Effort => {
@@ -246,4 +246,32 @@ impl Gate {
             Verdict::Clipped(flags)
         }
     }
+}
+
+/// Stops every joint where it was last commanded (position mode) or at zero
+/// velocity/effort (other modes).
+fn hold_at(motion: &mut [JointMotion; MAX_JOINTS], n: usize, now: Timestamp, mode: CommandMode, reason: HoldReason, out: &mut JointCommand) -> Verdict {
+    let mut values = JointVec::zeros(n);
+    for j in 0..n {
+        motion[j].velocity = 0.0;
+        motion[j].acceleration = 0.0;
+        if mode == CommandMode::Position {
+            values[j] = motion[j].position;
+        }
+    }
+    *out = JointCommand { stamp: now, mode, values };
+    Verdict::Held(reason)
+}
+
+/// The per-joint motion memory, started from the measured state on the first
+/// usable one; `None` while no usable state was ever seen.
+fn motion_from<'a>(motion: &'a mut Option<[JointMotion; MAX_JOINTS]>, n: usize, state: &JointState) -> Option<&'a mut [JointMotion; MAX_JOINTS]> {
+    if motion.is_none() && state.position.len() == n && state.stamp.0 != 0 && state.position.all_finite() {
+        let mut m = [JointMotion::default(); MAX_JOINTS];
+        for (j, slot) in m.iter_mut().enumerate().take(n) {
+            slot.position = state.position[j];
+        }
+        *motion = Some(m);
+    }
+    motion.as_mut()
 }
