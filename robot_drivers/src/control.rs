@@ -95,7 +95,10 @@ impl<H: HardwareInterface> ControlLoop<H> {
             Verdict::Clipped(_) => self.counts.clipped += 1,
             Verdict::Held(_) => self.counts.held += 1,
         }
-        self.hardware.write(&self.sent)?;
+        // An empty command means the gate has nothing safe to send yet.
+        if !self.sent.values.is_empty() {
+            self.hardware.write(&self.sent)?;
+        }
         Ok(verdict)
     }
 }

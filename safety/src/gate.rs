@@ -163,20 +163,22 @@ impl Gate {
     /// Holds deliberately (e.g. before any command arrived), reporting `reason`.
     pub fn hold(&mut self, now: Timestamp, state: &JointState, mode: CommandMode, reason: HoldReason, out: &mut JointCommand) -> Verdict {
         let n = self.config.joints;
-        match motion_from(&mut self.motion, n, state) {
+        match motion_from(&mut self.motion, n, now, self.config.state_timeout_ns, state) {
             Some(motion) => hold_at(motion, n, now, mode, reason, out),
             None => Self::hold_without_state(n, now, state, out),
         }
     }
 
+    /// Before any fresh state there is no safe command to give: `out` is left
+    /// empty, and the caller sends nothing (the robot's own controller holds).
     fn hold_without_state(n: usize, now: Timestamp, state: &JointState, out: &mut JointCommand) -> Verdict {
-        *out = JointCommand { stamp: now, mode: CommandMode::Velocity, values: JointVec::zeros(n) };
+        *out = JointCommand { stamp: now, mode: CommandMode::Position, values: JointVec::zeros(0) };
         Verdict::Held(if state.position.len() != n { HoldReason::StateSize } else { HoldReason::StaleState })
     }
 
     /// Checks `command` against `state` at time `now`, writing what may be
-    /// sent to the hardware into `out` (always a command: on hold, the last
-    /// safe position, or zero velocity before any usable state).
+    /// sent to the hardware into `out`: on hold, the last safe position; an
+    /// empty command (send nothing) before any fresh state was seen.
     pub fn check(&mut self, now: Timestamp, state: &JointState, command: &JointCommand, out: &mut JointCommand) -> Verdict {
         let config = &self.config;
         let n = config.joints;
@@ -184,7 +186,7 @@ impl Gate {
         let (dt, margin) = (config.dt, config.soft_margin);
         let (state_timeout, command_timeout, max_torque) = (config.state_timeout_ns, config.command_timeout_ns, config.max_torque);
         let limits = &config.limits;
-        let Some(motion) = motion_from(&mut self.motion, n, state) else {
+        let Some(motion) = motion_from(&mut self.motion, n, now, state_timeout, state) else {
             return Self::hold_without_state(n, now, state, out);
         };
         let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| hold_at(motion, n, now, mode, reason, out);
@@ -263,10 +265,11 @@ fn hold_at(motion: &mut [JointMotion; MAX_JOINTS], n: usize, now: Timestamp, mod
     Verdict::Held(reason)
 }
 
-/// The per-joint motion memory, started from the measured state on the first
-/// usable one; `None` while no usable state was ever seen.
-fn motion_from<'a>(motion: &'a mut Option<[JointMotion; MAX_JOINTS]>, n: usize, state: &JointState) -> Option<&'a mut [JointMotion; MAX_JOINTS]> {
-    if motion.is_none() && state.position.len() == n && state.stamp.0 != 0 && state.position.all_finite() {
+/// The per-joint motion memory, started from the first fresh, finite state
+/// of the right size; `None` until then.
+fn motion_from<'a>(motion: &'a mut Option<[JointMotion; MAX_JOINTS]>, n: usize, now: Timestamp, timeout_ns: u64, state: &JointState) -> Option<&'a mut [JointMotion; MAX_JOINTS]> {
+    let fresh = now.nanos_since(state.stamp) <= timeout_ns && state.stamp.nanos_since(now) <= timeout_ns;
+    if motion.is_none() && fresh && state.position.len() == n && state.position.all_finite() {
         let mut m = [JointMotion::default(); MAX_JOINTS];
         for (j, slot) in m.iter_mut().enumerate().take(n) {
             slot.position = state.position[j];

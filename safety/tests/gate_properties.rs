@@ -52,7 +52,8 @@ proptest! {
             if bad_input {
                 prop_assert!(matches!(verdict, Verdict::Held(_)), "tick {t}: bad input forwarded: {verdict:?}");
                 // A hold is a stop at the held position: motion restarts from rest there.
-                previous = Some((std::array::from_fn(|j| out.values[j]), [0.0; 7]));
+                // Before any fresh state nothing is sent and the arm rests where it is.
+                previous = Some(if out.values.is_empty() { (HOME, [0.0; 7]) } else { (std::array::from_fn(|j| out.values[j]), [0.0; 7]) });
                 continue;
             }
             prop_assert!(!matches!(verdict, Verdict::Held(_)), "tick {t}: good input held: {verdict:?}");
@@ -83,6 +84,16 @@ fn fresh_tick(gate: &mut safety::Gate, t: u64, target: &[f64]) -> (Verdict, Join
 }
 
 const HOME: [f64; 7] = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+
+#[test]
+fn nothing_is_sent_before_a_fresh_state() {
+    let mut gate = panda_gate();
+    let now = 1_000_000_000;
+    let mut out = JointCommand::default();
+    let verdict = gate.check(Timestamp(now), &home_state(now - 500_000_000), &position_command(&HOME, now), &mut out);
+    assert_eq!(verdict, Verdict::Held(HoldReason::StaleState));
+    assert!(out.values.is_empty(), "no safe command exists yet: {out:?}");
+}
 
 #[test]
 fn estop_latches_until_an_explicit_reset() {

@@ -7,6 +7,7 @@
 //! let a bad input reach MuJoCo's C code unchecked (wrong action sizes, NaN),
 //! and never depend on learning code.
 
+pub mod arm;
 pub mod assets;
 pub mod bench;
 pub mod env;
