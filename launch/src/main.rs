@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod doctor;
+mod sim_node;
 mod train;
 
 #[derive(Parser)]
@@ -35,6 +36,15 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the simulated robot of a launch file as a ROS 2 node (joint_states, /clock, joint_commands through the safety gate).
+    Sim {
+        /// Launch file with a `Sim(..)` robot.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        duration_s: Option<f64>,
     },
     /// Train SAC on a simulated task: progress bar, periodic evaluation, metrics CSV.
     Train(train::TrainArgs),
@@ -89,6 +99,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
+        Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };
