@@ -15,62 +15,61 @@ use crate::assets::{load_model, AssetPackage, SimError};
 /// The Panda's arm joints as the MJCF names them.
 pub const PANDA_JOINTS: [&str; 7] = ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"];
 
-/// A ready pose above the table, gripper pointing down.
-pub const PANDA_HOME: [f64; 7] = [0.0, 0.3, 0.0, -1.8, 0.0, 2.1, 0.785];
+/// The ready pose gym-hil's pick task starts from, gripper pointing down.
+pub const PANDA_HOME: [f64; 7] = [0.0, 0.195, 0.0, -2.43, 0.0, 2.62, 0.785];
 
 /// Joint stiffness and damping of the impedance controller (Franka's
 /// example values for joint impedance control).
 const KP: [f64; 7] = [600.0, 600.0, 600.0, 600.0, 250.0, 150.0, 50.0];
 const KD: [f64; 7] = [50.0, 50.0, 50.0, 20.0, 20.0, 20.0, 10.0];
 
-pub struct SimArm {
-    names: Vec<String>,
-    lifecycle: Lifecycle,
-    data: MjData<Arc<MjModel>>,
+/// The Panda scene itself: physics, joint and site indices, and the joint
+/// impedance controller, shared by the hardware-interface arm and the tasks.
+pub struct PandaSim {
+    pub(crate) data: MjData<Arc<MjModel>>,
     qpos_index: [usize; 7],
     dof_index: [usize; 7],
     torque_limit: [f64; 7],
-    target: [f64; 7],
     timestep: f64,
+    pinch_site: usize,
+    block_qpos: usize,
+    gripper_actuator: usize,
 }
 
-impl SimArm {
-    pub fn panda() -> Result<SimArm, SimError> {
+impl PandaSim {
+    pub fn load() -> Result<PandaSim, SimError> {
         let path = AssetPackage::GymHil.path("scene.xml")?;
         let model = Arc::new(load_model(&path)?);
+        let missing = |what: &str| SimError::ModelLoad { path: path.clone(), reason: format!("no {what}") };
+        let joint = |name: &str| model.name_to_id(MjtObjBase::mjOBJ_JOINT, name).ok_or_else(|| missing(&format!("joint `{name}`")));
         let mut qpos_index = [0; 7];
         let mut dof_index = [0; 7];
         for (i, name) in PANDA_JOINTS.iter().enumerate() {
-            let id = model
-                .name_to_id(MjtObjBase::mjOBJ_JOINT, name)
-                .ok_or_else(|| SimError::ModelLoad { path: path.clone(), reason: format!("no joint `{name}`") })?;
+            let id = joint(name)?;
             qpos_index[i] = model.jnt_qposadr()[id] as usize;
             dof_index[i] = model.jnt_dofadr()[id] as usize;
         }
+        let block_qpos = model.jnt_qposadr()[joint("block")?] as usize;
+        let pinch_site = model.name_to_id(MjtObjBase::mjOBJ_SITE, "pinch").ok_or_else(|| missing("site `pinch`"))?;
+        let gripper_actuator = model.name_to_id(MjtObjBase::mjOBJ_ACTUATOR, "fingers_actuator").ok_or_else(|| missing("actuator `fingers_actuator`"))?;
         let torque_limit = std::array::from_fn(|i| model.actuator_ctrlrange()[i][1]);
         let timestep = model.ffi().opt.timestep;
-        let mut arm = SimArm {
-            names: PANDA_JOINTS.iter().map(|s| s.to_string()).collect(),
-            lifecycle: Lifecycle::Unconfigured,
-            data: MjData::new(model),
-            qpos_index,
-            dof_index,
-            torque_limit,
-            target: PANDA_HOME,
-            timestep,
-        };
-        arm.reset_to(&PANDA_HOME);
-        Ok(arm)
+        let mut sim = PandaSim { data: MjData::new(model), qpos_index, dof_index, torque_limit, timestep, pinch_site, block_qpos, gripper_actuator };
+        sim.reset_to(&PANDA_HOME);
+        Ok(sim)
     }
 
-    /// Puts the arm at rest at `pose` (and the target with it).
+    /// All state back to the model's defaults, the arm at rest at `pose`.
     pub fn reset_to(&mut self, pose: &[f64; 7]) {
         self.data.reset();
         for (i, &q) in pose.iter().enumerate() {
             self.data.qpos_mut()[self.qpos_index[i]] = q;
         }
-        self.target = *pose;
         self.data.forward();
+    }
+
+    pub fn timestep(&self) -> f64 {
+        self.timestep
     }
 
     /// Simulated time.
@@ -78,24 +77,108 @@ impl SimArm {
         Timestamp::from_secs_f64(self.data.time())
     }
 
+    pub fn joint_positions(&self) -> [f64; 7] {
+        std::array::from_fn(|i| self.data.qpos()[self.qpos_index[i]])
+    }
+
+    pub fn joint_velocities(&self) -> [f64; 7] {
+        std::array::from_fn(|i| self.data.qvel()[self.dof_index[i]])
+    }
+
+    /// Torques the controller applied in the last physics step.
+    pub fn joint_torques(&self) -> [f64; 7] {
+        std::array::from_fn(|i| self.data.ctrl()[i])
+    }
+
+    /// Between the fingertips, in the world frame.
+    pub fn pinch_position(&self) -> [f64; 3] {
+        self.data.site_xpos()[self.pinch_site]
+    }
+
+    pub fn pinch_orientation(&self) -> [f64; 9] {
+        self.data.site_xmat()[self.pinch_site]
+    }
+
+    /// Translational and rotational Jacobians of the pinch site for the arm
+    /// joints, each 3x7 row-major.
+    pub fn pinch_jacobian(&self) -> ([f64; 21], [f64; 21]) {
+        let (jp, jr) = self.data.jac_site(true, true, self.pinch_site);
+        let nv = self.data.qvel().len();
+        let pick = |full: &[f64]| std::array::from_fn(|k| full[(k / 7) * nv + self.dof_index[k % 7]]);
+        (pick(&jp), pick(&jr))
+    }
+
+    pub fn block_position(&self) -> [f64; 3] {
+        let q = self.data.qpos();
+        [q[self.block_qpos], q[self.block_qpos + 1], q[self.block_qpos + 2]]
+    }
+
+    pub fn place_block(&mut self, x: f64, y: f64) {
+        let z = self.block_position()[2];
+        let q = self.data.qpos_mut();
+        q[self.block_qpos] = x;
+        q[self.block_qpos + 1] = y;
+        q[self.block_qpos + 2] = z;
+        self.data.forward();
+    }
+
+    /// Gripper command in [0, 1] (open to closed).
+    pub fn set_gripper(&mut self, closed: f64) {
+        self.data.ctrl_mut()[self.gripper_actuator] = 255.0 * closed.clamp(0.0, 1.0);
+    }
+
+    pub fn gripper(&self) -> f64 {
+        self.data.ctrl()[self.gripper_actuator] / 255.0
+    }
+
+    /// One physics step with the impedance controller pulling toward `target`.
+    pub fn step_toward(&mut self, target: &[f64; 7]) {
+        for i in 0..7 {
+            let q = self.data.qpos()[self.qpos_index[i]];
+            let qd = self.data.qvel()[self.dof_index[i]];
+            let bias = self.data.qfrc_bias()[self.dof_index[i]];
+            let torque = KP[i] * (target[i] - q) - KD[i] * qd + bias;
+            self.data.ctrl_mut()[i] = torque.clamp(-self.torque_limit[i], self.torque_limit[i]);
+        }
+        self.data.step();
+    }
+}
+
+/// The simulated Panda as a robot: hardware interface over `PandaSim`.
+pub struct SimArm {
+    names: Vec<String>,
+    lifecycle: Lifecycle,
+    sim: PandaSim,
+    target: [f64; 7],
+}
+
+impl SimArm {
+    pub fn panda() -> Result<SimArm, SimError> {
+        Ok(SimArm { names: PANDA_JOINTS.iter().map(|s| s.to_string()).collect(), lifecycle: Lifecycle::Unconfigured, sim: PandaSim::load()?, target: PANDA_HOME })
+    }
+
+    /// Puts the arm at rest at `pose` (and the target with it).
+    pub fn reset_to(&mut self, pose: &[f64; 7]) {
+        self.sim.reset_to(pose);
+        self.target = *pose;
+    }
+
+    /// Simulated time.
+    pub fn now(&self) -> Timestamp {
+        self.sim.now()
+    }
+
     /// Advances the physics by `seconds`, the impedance controller running
     /// at the physics rate toward the last written target.
     pub fn advance(&mut self, seconds: f64) {
-        let steps = (seconds / self.timestep).round().max(1.0) as usize;
+        let steps = (seconds / self.sim.timestep()).round().max(1.0) as usize;
         for _ in 0..steps {
-            for i in 0..7 {
-                let q = self.data.qpos()[self.qpos_index[i]];
-                let qd = self.data.qvel()[self.dof_index[i]];
-                let bias = self.data.qfrc_bias()[self.dof_index[i]];
-                let torque = KP[i] * (self.target[i] - q) - KD[i] * qd + bias;
-                self.data.ctrl_mut()[i] = torque.clamp(-self.torque_limit[i], self.torque_limit[i]);
-            }
-            self.data.step();
+            self.sim.step_toward(&self.target);
         }
     }
 
     pub fn joint_positions(&self) -> [f64; 7] {
-        std::array::from_fn(|i| self.data.qpos()[self.qpos_index[i]])
+        self.sim.joint_positions()
     }
 }
 
@@ -127,14 +210,8 @@ impl HardwareInterface for SimArm {
         if matches!(self.lifecycle, Lifecycle::Unconfigured | Lifecycle::Error) {
             return Err(HardwareError::Lifecycle { robot: "sim_panda".into(), operation: "read", state: self.lifecycle });
         }
-        let mut position = JointVec::zeros(7);
-        let mut velocity = JointVec::zeros(7);
-        let mut effort = JointVec::zeros(7);
-        for i in 0..7 {
-            position[i] = self.data.qpos()[self.qpos_index[i]];
-            velocity[i] = self.data.qvel()[self.dof_index[i]];
-            effort[i] = self.data.ctrl()[i];
-        }
+        let as_vec = |v: [f64; 7]| JointVec::from_slice(&v).expect("7 joints");
+        let (position, velocity, effort) = (as_vec(self.sim.joint_positions()), as_vec(self.sim.joint_velocities()), as_vec(self.sim.joint_torques()));
         // Stamped with simulated time: the sim is the clock.
         *state = JointState { stamp: self.now(), position, velocity, effort };
         Ok(())

@@ -12,6 +12,7 @@ pub mod assets;
 pub mod bench;
 pub mod env;
 pub mod gym;
+pub mod panda;
 
 pub use assets::{load_model, AssetPackage, SimError};
 pub use env::BatchedEnv;
