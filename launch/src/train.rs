@@ -8,13 +8,21 @@ use anyhow::Context;
 use policies::{Sac, SacConfig, TrainEvent, TrainSettings};
 use rrl_types::config::{DeviceChoice, LearnerConfig};
 use rrl_types::Environment;
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
 use sim_bridge::{GymEnv, GymTask};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Gymnasium id of the task, e.g. InvertedPendulum-v5 or HalfCheetah-v5.
+    /// A Gymnasium id (InvertedPendulum-v5, HalfCheetah-v5, ...) or a Panda
+    /// task (PandaReach, PandaPickCube).
     #[arg(long)]
     pub task: String,
+    /// Panda tasks: episodes of the scripted expert seeded as demos (RLPD 50/50 batches).
+    #[arg(long, default_value_t = 10)]
+    pub demo_episodes: u32,
+    /// Panda tasks: dense or sparse reward.
+    #[arg(long, default_value = "dense")]
+    pub reward: String,
     /// Environment steps.
     #[arg(long, default_value_t = 100_000)]
     pub steps: u64,
@@ -72,14 +80,52 @@ pub fn parse_device(name: &str) -> anyhow::Result<DeviceChoice> {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
-    let task = GymTask::from_name(&args.task).with_context(|| format!("unknown task `{}`; tasks: {}", args.task, GymTask::ALL.map(|t| t.gym_id()).join(", ")))?;
-    let learner = learner_preset(&args.preset, args.utd)?;
+    let mut learner = learner_preset(&args.preset, args.utd)?;
     let device = policies::select_device(parse_device(&args.device)?)?;
+    let panda = match args.task.as_str() {
+        "PandaReach" => Some(PandaVariant::Reach),
+        "PandaPickCube" => Some(PandaVariant::PickCube),
+        _ => None,
+    };
+    if let Some(variant) = panda {
+        // Rewards of order 1 per step: a temperature of 1 would drown them (SERL starts at 0.01).
+        learner.initial_temperature = 0.01;
+        let reward = match args.reward.as_str() {
+            "dense" => RewardKind::Dense,
+            "sparse" => RewardKind::Sparse,
+            other => anyhow::bail!("unknown reward `{other}`: use dense or sparse"),
+        };
+        let mut env = PandaTask::new(variant, reward)?;
+        let mut eval_env = PandaTask::new(variant, reward)?;
+        let mut expert = ScriptedExpert::default();
+        let (mut demos, successes) = policies::train::record_demos(&mut env, args.demo_episodes, args.seed + 10_000, learner.n_step as usize, learner.gamma, device, |obs, episode_start| {
+            if episode_start {
+                expert.reset();
+            }
+            expert.act(variant, obs).to_vec()
+        })?;
+        tracing::info!(episodes = args.demo_episodes, successes, transitions = demos.len(), "scripted demos recorded");
+        let demos = (args.demo_episodes > 0).then_some(&mut demos);
+        return train_on(&args, &learner, device, &mut env, &mut eval_env, demos);
+    }
+    let task = GymTask::from_name(&args.task).with_context(|| format!("unknown task `{}`; tasks: PandaReach, PandaPickCube, {}", args.task, GymTask::ALL.map(|t| t.gym_id()).join(", ")))?;
     let mut env = GymEnv::new(task)?;
     let mut eval_env = GymEnv::new(task)?;
-    let config = SacConfig::from_learner(&learner, env.observation_size(), env.action_size(), args.seed);
+    train_on(&args, &learner, device, &mut env, &mut eval_env, None)
+}
+
+fn train_on<E: Environment>(
+    args: &TrainArgs,
+    learner: &LearnerConfig,
+    device: tch::Device,
+    env: &mut E,
+    eval_env: &mut E,
+    demos: Option<&mut policies::replay::ReplayBuffer>,
+) -> anyhow::Result<serde_json::Value> {
+    let task_name = args.task.clone();
+    let config = SacConfig::from_learner(learner, env.observation_size(), env.action_size(), args.seed);
     let mut sac = Sac::new(config, device);
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", task.gym_id(), args.seed)));
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", task_name, args.seed)));
     let settings = TrainSettings {
         total_steps: args.steps,
         warmup_steps: args.warmup,
@@ -97,18 +143,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
     let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path)?;
     if !appending {
         csv.set_len(0)?;
-        writeln!(csv, "step,mean_return,seconds")?;
+        writeln!(csv, "step,mean_return,success_rate,seconds")?;
     }
     let progress = indicatif::ProgressBar::new(args.steps);
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("valid template"));
     let started = std::time::Instant::now();
     let mut csv_error = None;
-    let evals = policies::train(&mut env, &mut eval_env, &mut sac, &settings, |event| match event {
+    let evals = policies::train(env, eval_env, &mut sac, demos, &settings, |event| match event {
         TrainEvent::Step { step, .. } if step % 100 == 0 => progress.set_position(step),
         TrainEvent::Eval(point) => {
-            progress.set_message(format!("eval return {:.1}", point.mean_return));
-            tracing::info!(step = point.step, mean_return = point.mean_return, "evaluation");
-            if let Err(e) = writeln!(csv, "{},{},{:.3}", point.step, point.mean_return, started.elapsed().as_secs_f64()) {
+            let success = point.success_rate.map(|r| format!("{r}")).unwrap_or_default();
+            progress.set_message(format!("eval return {:.1} {}", point.mean_return, point.success_rate.map(|r| format!("success {:.0}%", 100.0 * r)).unwrap_or_default()));
+            tracing::info!(step = point.step, mean_return = point.mean_return, success_rate = ?point.success_rate, "evaluation");
+            if let Err(e) = writeln!(csv, "{},{},{},{:.3}", point.step, point.mean_return, success, started.elapsed().as_secs_f64()) {
                 csv_error.get_or_insert(e);
             }
         }
@@ -121,7 +168,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
     let seconds = started.elapsed().as_secs_f64();
     Ok(serde_json::json!({
         "impl": "rrl",
-        "task": task.gym_id(),
+        "task": task_name,
         "seed": args.seed,
         "steps": args.steps,
         "device": format!("{device:?}"),

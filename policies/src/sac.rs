@@ -56,7 +56,7 @@ impl SacConfig {
             n_step: learner.n_step as usize,
             demo_ratio: learner.demo_ratio,
             target_entropy: None,
-            initial_temperature: 1.0,
+            initial_temperature: learner.initial_temperature,
             max_grad_norm: None,
             seed,
         }

@@ -30,6 +30,8 @@ pub struct EvalPoint {
     pub step: u64,
     pub mean_return: f64,
     pub returns: Vec<f64>,
+    /// Share of episodes that ended in success, for tasks that define it.
+    pub success_rate: Option<f64>,
 }
 
 /// What the loop reports as it goes (for progress bars and metric files).
@@ -63,12 +65,13 @@ pub fn to_env_action(policy: &[f64], low: &[f64], high: &[f64], out: &mut Vec<f6
     }));
 }
 
-/// Mean undiscounted return of the deterministic policy over `episodes`,
-/// each from its own seed.
-pub fn evaluate<E: Environment>(env: &mut E, sac: &mut Sac, episodes: u32, seed: u64) -> Result<Vec<f64>, E::Error> {
+/// Undiscounted returns of the deterministic policy over `episodes`, each
+/// from its own seed, and how many ended in success.
+pub fn evaluate<E: Environment>(env: &mut E, sac: &mut Sac, episodes: u32, seed: u64) -> Result<(Vec<f64>, Option<u32>), E::Error> {
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let mut action = Vec::new();
     let mut returns = Vec::new();
+    let mut successes: Option<u32> = None;
     for e in 0..episodes {
         let mut observation = env.reset(seed + e as u64).to_vec();
         let mut total = 0.0;
@@ -80,18 +83,80 @@ pub fn evaluate<E: Environment>(env: &mut E, sac: &mut Sac, episodes: u32, seed:
             observation.clear();
             observation.extend_from_slice(env.observation());
             if step.done() {
+                if let Some(success) = env.success() {
+                    *successes.get_or_insert(0) += u32::from(success);
+                }
                 break;
             }
         }
         returns.push(total);
     }
-    Ok(returns)
+    Ok((returns, successes))
 }
 
-/// Trains `sac` online on `env`, evaluating on `eval_env`. Loss checks for
-/// NaN happen at every evaluation and at the end (reading a loss syncs the
-/// device).
-pub fn train<E: Environment>(env: &mut E, eval_env: &mut E, sac: &mut Sac, settings: &TrainSettings, mut on_event: impl FnMut(TrainEvent)) -> Result<Vec<EvalPoint>, TrainError> {
+/// Records `episodes` episodes of `controller` (which maps an observation,
+/// and whether it starts an episode, to an action within the environment's
+/// bounds) as n-step transitions in a
+/// buffer: demonstrations for RLPD-style 50/50 batches. Returns the buffer
+/// and how many episodes ended in success.
+pub fn record_demos<E: Environment>(
+    env: &mut E,
+    episodes: u32,
+    seed: u64,
+    n_step: usize,
+    gamma: f64,
+    device: tch::Device,
+    mut controller: impl FnMut(&[f64], bool) -> Vec<f64>,
+) -> Result<(ReplayBuffer, u32), E::Error> {
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let mut buffer = ReplayBuffer::new(env.observation_size(), env.action_size(), (episodes as usize * 1000).max(1), device);
+    let mut writer = NStepWriter::new(n_step, gamma);
+    let mut successes = 0;
+    for e in 0..episodes {
+        let mut observation = env.reset(seed + e as u64).to_vec();
+        let mut first = true;
+        loop {
+            let action = controller(&observation, first);
+            first = false;
+            let step = env.step(&action)?;
+            // Stored in the policy's [-1, 1] space, as online transitions are.
+            let policy_action: Vec<f32> = action
+                .iter()
+                .zip(low.iter().zip(&high))
+                .map(|(a, (l, h))| if l.is_finite() && h.is_finite() { (2.0 * (a - l) / (h - l) - 1.0) as f32 } else { *a as f32 })
+                .collect();
+            let next: Vec<f32> = env.observation().iter().map(|&x| x as f32).collect();
+            let transition = Transition {
+                observation: observation.iter().map(|&x| x as f32).collect(),
+                action: policy_action,
+                reward: step.reward as f32,
+                next_observation: next,
+                terminal: step.terminated,
+                discount: gamma as f32,
+            };
+            writer.push(transition, step.done(), &mut |t| buffer.push(&t));
+            observation = env.observation().to_vec();
+            if step.done() {
+                successes += u32::from(env.success().unwrap_or(false));
+                break;
+            }
+        }
+    }
+    Ok((buffer, successes))
+}
+
+/// Trains `sac` online on `env`, evaluating on `eval_env`; with `demos`,
+/// each batch mixes demonstrations in at the configured ratio. Loss checks
+/// for NaN happen at every evaluation and at the end (reading a loss syncs
+/// the device).
+pub fn train<E: Environment>(
+    env: &mut E,
+    eval_env: &mut E,
+    sac: &mut Sac,
+    mut demos: Option<&mut ReplayBuffer>,
+    settings: &TrainSettings,
+    mut on_event: impl FnMut(TrainEvent),
+) -> Result<Vec<EvalPoint>, TrainError> {
     let env_error = |step: u64| move |e: E::Error| TrainError::Environment { step, message: e.to_string() };
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let mut replay = ReplayBuffer::new(env.observation_size(), env.action_size(), settings.replay_capacity, sac.device);
@@ -141,7 +206,7 @@ pub fn train<E: Environment>(env: &mut E, eval_env: &mut E, sac: &mut Sac, setti
             observation = next_observation;
         }
         if step > settings.warmup_steps && replay.len() >= sac.config.batch_size {
-            last_stats = Some(sac.update(&mut replay, None));
+            last_stats = Some(sac.update(&mut replay, demos.as_deref_mut()));
         }
         on_event(TrainEvent::Step { step, episodes });
         let eval_now = settings.eval_every > 0 && step % settings.eval_every == 0;
@@ -161,8 +226,9 @@ pub fn train<E: Environment>(env: &mut E, eval_env: &mut E, sac: &mut Sac, setti
                 crate::checkpoint::save_replay(&mut replay, replay_path)?;
                 crate::checkpoint::save(sac, learner_path, &[("env_step", step)])?;
             }
-            let returns = evaluate(eval_env, sac, settings.eval_episodes, settings.seed + 1000).map_err(env_error(step))?;
-            let point = EvalPoint { step, mean_return: returns.iter().sum::<f64>() / returns.len().max(1) as f64, returns };
+            let (returns, successes) = evaluate(eval_env, sac, settings.eval_episodes, settings.seed + 1000).map_err(env_error(step))?;
+            let success_rate = successes.map(|s| f64::from(s) / f64::from(settings.eval_episodes.max(1)));
+            let point = EvalPoint { step, mean_return: returns.iter().sum::<f64>() / returns.len().max(1) as f64, returns, success_rate };
             on_event(TrainEvent::Eval(point.clone()));
             let reached = settings.stop_at_return.is_some_and(|goal| point.mean_return >= goal);
             evals.push(point);

@@ -67,7 +67,7 @@ fn a_nan_reward_stops_training_and_keeps_the_last_good_checkpoint() {
         checkpoint_dir: Some(dir.path().to_path_buf()),
         resume: false,
     };
-    let err = policies::train(&mut env, &mut eval_env, &mut sac, &settings, |_| {}).unwrap_err();
+    let err = policies::train(&mut env, &mut eval_env, &mut sac, None, &settings, |_| {}).unwrap_err();
     match &err {
         TrainError::NonFinite { step, loss, .. } => {
             assert_eq!(*step, 300, "first check after the poison");

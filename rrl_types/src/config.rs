@@ -511,6 +511,9 @@ pub struct LearnerConfig {
     pub warmup_steps: u64,
     /// Weights are published every this many updates. Default: 100.
     pub publish_every_updates: u64,
+    /// Entropy temperature at the start (then tuned automatically).
+    /// Default: 1.0 (SERL uses 0.01 for manipulation).
+    pub initial_temperature: f64,
 }
 
 impl Default for LearnerConfig {
@@ -532,6 +535,7 @@ impl Default for LearnerConfig {
             replay_capacity: 1_000_000,
             warmup_steps: 1000,
             publish_every_updates: 100,
+            initial_temperature: 1.0,
         }
     }
 }
@@ -1032,6 +1036,7 @@ impl LearnerConfig {
         if self.replay_capacity < u64::from(self.batch_size) {
             c.fail("learner.replay_capacity", format!("{} cannot hold one batch of {}", self.replay_capacity, self.batch_size), None);
         }
+        c.positive("learner.initial_temperature", self.initial_temperature, "temperature");
         if self.publish_every_updates == 0 {
             c.fail("learner.publish_every_updates", "must be positive", None);
         }

@@ -35,4 +35,9 @@ pub trait Environment: Send {
     fn reset_next(&mut self) -> &[f64];
     /// Applies one action; bad actions are refused with an error.
     fn step(&mut self, action: &[f64]) -> Result<Step, Self::Error>;
+    /// Whether the task counts the current state as solved; `None` for
+    /// tasks without a notion of success (locomotion).
+    fn success(&self) -> Option<bool> {
+        None
+    }
 }

@@ -25,7 +25,8 @@ pub enum PandaVariant {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RewardKind {
-    /// Shaped: closeness to the cube (or goal) plus lift progress.
+    /// Shaped: closeness to the cube (or goal) plus lift progress, as a
+    /// cost in [-1, 0), and 0 on success.
     Dense,
     /// 1 on success, else 0.
     Sparse,
@@ -157,14 +158,18 @@ impl PandaTask {
     fn reward_and_done(&self) -> (f64, bool) {
         let success = self.is_success();
         let pinch = self.sim.pinch_position();
+        // Dense rewards are shaped costs in [-1, 0) and 0 on success, which
+        // ends the episode: finishing sooner is always worth more, so the
+        // shaping cannot teach hovering short of the goal.
         let reward = match (self.reward, self.variant) {
             (RewardKind::Sparse, _) => f64::from(u8::from(success)),
+            (RewardKind::Dense, _) if success => 0.0,
             (RewardKind::Dense, PandaVariant::PickCube) => {
                 let cube = self.sim.block_position();
                 let lift = ((cube[2] - self.cube_start_z) / 0.1).clamp(0.0, 1.0);
-                0.3 * (-20.0 * distance(&pinch, &cube)).exp() + 0.7 * lift
+                0.3 * (-20.0 * distance(&pinch, &cube)).exp() + 0.7 * lift - 1.0
             }
-            (RewardKind::Dense, PandaVariant::Reach) => (-20.0 * distance(&pinch, &self.goal)).exp(),
+            (RewardKind::Dense, PandaVariant::Reach) => (-20.0 * distance(&pinch, &self.goal)).exp() - 1.0,
         };
         let cube = self.sim.block_position();
         let cube_lost = self.variant == PandaVariant::PickCube
@@ -199,6 +204,10 @@ impl Environment for PandaTask {
     fn reset(&mut self, seed: u64) -> &[f64] {
         self.rng = Rng::seed(seed);
         self.reset_next()
+    }
+
+    fn success(&self) -> Option<bool> {
+        Some(self.is_success())
     }
 
     fn reset_next(&mut self) -> &[f64] {

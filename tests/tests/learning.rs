@@ -25,7 +25,7 @@ fn learns_inverted_pendulum(seed: u64) {
         checkpoint_dir: None,
         resume: false,
     };
-    let evals = policies::train(&mut env, &mut eval_env, &mut sac, &settings, |_| {}).unwrap();
+    let evals = policies::train(&mut env, &mut eval_env, &mut sac, None, &settings, |_| {}).unwrap();
     let curve: Vec<(u64, f64)> = evals.iter().map(|e| (e.step, e.mean_return)).collect();
     let best = curve.iter().map(|(_, r)| *r).fold(f64::MIN, f64::max);
     eprintln!("seed {seed}: {curve:?}");
