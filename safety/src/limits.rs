@@ -157,44 +157,16 @@ pub fn enforce_position(previous: &JointMotion, desired: f64, dt: f64, limit: &J
         target = hi;
         flags |= ClipFlags::POSITION;
     }
-    let mut velocity = (target - previous.position) / dt;
-    if let Some(vmax) = limit.velocity {
-        if velocity.abs() > vmax {
-            velocity = velocity.clamp(-vmax, vmax);
-            flags |= ClipFlags::VELOCITY;
-        }
-    }
+    let mut velocity = shape_velocity(previous, (target - previous.position) / dt, dt, limit, &mut flags);
     if let Some(amax) = limit.acceleration {
-        let lo_v = previous.velocity - amax * dt;
-        let hi_v = previous.velocity + amax * dt;
-        if velocity < lo_v || velocity > hi_v {
-            velocity = velocity.clamp(lo_v, hi_v);
-            flags |= ClipFlags::ACCELERATION;
-        }
-        if let Some(jmax) = limit.jerk {
-            let acceleration = (velocity - previous.velocity) / dt;
-            let lo_a = previous.acceleration - jmax * dt;
-            let hi_a = previous.acceleration + jmax * dt;
-            if acceleration < lo_a || acceleration > hi_a {
-                velocity = previous.velocity + acceleration.clamp(lo_a, hi_a) * dt;
-                flags |= ClipFlags::JERK;
-            }
-        }
-        // Keep a stop before the position limit possible at this deceleration.
+        // Keep a stop before the position limit possible at this deceleration,
+        // never asking for more deceleration than the limit allows.
         let cap_up = braking_speed(hi - previous.position, amax, dt);
         let cap_down = braking_speed(previous.position - lo, amax, dt);
         if velocity > cap_up || velocity < -cap_down {
-            // Never ask for more deceleration than the limit allows.
+            let (lo_v, hi_v) = (previous.velocity - amax * dt, previous.velocity + amax * dt);
             velocity = velocity.clamp(-cap_down, cap_up).clamp(lo_v, hi_v);
             flags |= ClipFlags::POSITION;
-        }
-    } else if let Some(jmax) = limit.jerk {
-        let acceleration = (velocity - previous.velocity) / dt;
-        let lo_a = previous.acceleration - jmax * dt;
-        let hi_a = previous.acceleration + jmax * dt;
-        if acceleration < lo_a || acceleration > hi_a {
-            velocity = previous.velocity + acceleration.clamp(lo_a, hi_a) * dt;
-            flags |= ClipFlags::JERK;
         }
     }
     let mut position = previous.position + velocity * dt;
@@ -211,32 +183,37 @@ pub fn enforce_position(previous: &JointMotion, desired: f64, dt: f64, limit: &J
 /// The same for a velocity command (cars, velocity-controlled joints).
 pub fn enforce_velocity(previous: &JointMotion, desired: f64, dt: f64, limit: &JointLimit) -> (JointMotion, ClipFlags) {
     let mut flags = ClipFlags::default();
+    let velocity = shape_velocity(previous, desired, dt, limit, &mut flags);
+    let acceleration = (velocity - previous.velocity) / dt;
+    (JointMotion { position: previous.position + velocity * dt, velocity, acceleration }, flags)
+}
+
+/// Velocity, then acceleration, then jerk limits applied to a desired
+/// velocity, each recorded in `flags` when it changed it.
+fn shape_velocity(previous: &JointMotion, desired: f64, dt: f64, limit: &JointLimit, flags: &mut ClipFlags) -> f64 {
     let mut velocity = desired;
     if let Some(vmax) = limit.velocity {
         if velocity.abs() > vmax {
             velocity = velocity.clamp(-vmax, vmax);
-            flags |= ClipFlags::VELOCITY;
+            *flags |= ClipFlags::VELOCITY;
         }
     }
     if let Some(amax) = limit.acceleration {
-        let lo = previous.velocity - amax * dt;
-        let hi = previous.velocity + amax * dt;
+        let (lo, hi) = (previous.velocity - amax * dt, previous.velocity + amax * dt);
         if velocity < lo || velocity > hi {
             velocity = velocity.clamp(lo, hi);
-            flags |= ClipFlags::ACCELERATION;
+            *flags |= ClipFlags::ACCELERATION;
         }
     }
     if let Some(jmax) = limit.jerk {
         let acceleration = (velocity - previous.velocity) / dt;
-        let lo_a = previous.acceleration - jmax * dt;
-        let hi_a = previous.acceleration + jmax * dt;
-        if acceleration < lo_a || acceleration > hi_a {
-            velocity = previous.velocity + acceleration.clamp(lo_a, hi_a) * dt;
-            flags |= ClipFlags::JERK;
+        let (lo, hi) = (previous.acceleration - jmax * dt, previous.acceleration + jmax * dt);
+        if acceleration < lo || acceleration > hi {
+            velocity = previous.velocity + acceleration.clamp(lo, hi) * dt;
+            *flags |= ClipFlags::JERK;
         }
     }
-    let acceleration = (velocity - previous.velocity) / dt;
-    (JointMotion { position: previous.position + velocity * dt, velocity, acceleration }, flags)
+    velocity
 }
 
 #[cfg(test)]
