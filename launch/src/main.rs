@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod doctor;
+mod metrics;
 mod sim_node;
 mod train;
 

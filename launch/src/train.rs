@@ -145,18 +145,39 @@ fn train_on<E: Environment>(
         csv.set_len(0)?;
         writeln!(csv, "step,mean_return,success_rate,seconds")?;
     }
+    let mut board = crate::metrics::TensorBoardWriter::create(&out.join("tensorboard")).context("creating the TensorBoard event file")?;
+    let mut board_error = None;
     let progress = indicatif::ProgressBar::new(args.steps);
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("valid template"));
     let started = std::time::Instant::now();
     let mut csv_error = None;
     let evals = policies::train(env, eval_env, &mut sac, demos, &settings, |event| match event {
         TrainEvent::Step { step, .. } if step % 100 == 0 => progress.set_position(step),
+        TrainEvent::EpisodeEnd { step, episode_return, .. } => {
+            if let Err(e) = board.scalar("train/episode_return", step, episode_return) {
+                board_error.get_or_insert(e);
+            }
+        }
+        TrainEvent::Update { step, critic_loss, actor_loss, temperature, entropy } => {
+            for (tag, value) in [("loss/critic", critic_loss), ("loss/actor", actor_loss), ("train/temperature", temperature), ("train/entropy", entropy)] {
+                if let Err(e) = board.scalar(tag, step, value) {
+                    board_error.get_or_insert(e);
+                }
+            }
+        }
         TrainEvent::Eval(point) => {
             let success = point.success_rate.map(|r| format!("{r}")).unwrap_or_default();
             progress.set_message(format!("eval return {:.1} {}", point.mean_return, point.success_rate.map(|r| format!("success {:.0}%", 100.0 * r)).unwrap_or_default()));
             tracing::info!(step = point.step, mean_return = point.mean_return, success_rate = ?point.success_rate, "evaluation");
             if let Err(e) = writeln!(csv, "{},{},{},{:.3}", point.step, point.mean_return, success, started.elapsed().as_secs_f64()) {
                 csv_error.get_or_insert(e);
+            }
+            let mut scalars = vec![("eval/mean_return", point.mean_return)];
+            scalars.extend(point.success_rate.map(|r| ("eval/success_rate", r)));
+            for (tag, value) in scalars {
+                if let Err(e) = board.scalar(tag, point.step, value) {
+                    board_error.get_or_insert(e);
+                }
             }
         }
         _ => {}
@@ -165,6 +186,11 @@ fn train_on<E: Environment>(
     if let Some(e) = csv_error {
         return Err(e).context("writing eval.csv");
     }
+    if let Some(e) = board_error {
+        return Err(e).with_context(|| format!("writing {}", board.path().display()));
+    }
+    let curve: Vec<(u64, f64)> = evals.iter().map(|e| (e.step, e.mean_return)).collect();
+    crate::metrics::learning_curve_png(&out.join("learning_curve.png"), &format!("{task_name}, seed {}", args.seed), "evaluation return", &curve)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(serde_json::json!({
         "impl": "rrl",
