@@ -32,7 +32,16 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     arm.configure()?;
     arm.activate()?;
     let joint_names = arm.joint_names().to_vec();
-    let gate = Gate::new(GateConfig::from_launch(&launch.safety, &joint_names, sim.control_rate_hz)?);
+    let mut gate = Gate::new(GateConfig::from_launch(&launch.safety, &joint_names, sim.control_rate_hz)?);
+    if let Some(risk) = &launch.safety.risk_critic {
+        // Relative paths are relative to the launch file.
+        let weights = config.parent().unwrap_or(Path::new(".")).join(&risk.weights);
+        let loaded = safety::RiskCritic::load(&weights, 3 * joint_names.len()).map_err(anyhow::Error::from).and_then(|critic| Ok(gate.set_risk_critic(critic, risk.threshold as f32, risk.reflex)?));
+        match loaded {
+            Ok(()) => tracing::info!(weights = %weights.display(), threshold = risk.threshold, "risk critic active"),
+            Err(e) => tracing::warn!("risk critic refused, the gate runs on its rules only: {e:#}"),
+        }
+    }
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(arm, gate, slot.clone());
 
@@ -91,6 +100,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         "passed": counts.passed,
         "clipped": counts.clipped,
         "held": counts.held,
+        "reflexes": counts.reflexes,
         "malformed_commands": malformed,
     }))
 }

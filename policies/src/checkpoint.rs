@@ -178,3 +178,20 @@ pub fn load_replay(replay: &mut crate::replay::ReplayBuffer, path: &Path) -> Res
     let rows = stored.iter().find(|(n, _)| n == "replay.rows").map(|(_, t)| t).ok_or_else(|| CheckpointError::Missing { path: path.to_path_buf(), name: "replay.rows".into() })?;
     replay.import_rows(&rows.to_kind(Kind::Float)).map_err(|reason| CheckpointError::Corrupt { path: path.to_path_buf(), reason })
 }
+
+/// Exports an MLP for the safety gate's pure-Rust risk critic:
+/// `layer{i}.weight` [out, in] and `layer{i}.bias` [out], f32, atomically.
+/// `layers` are (weight [in, out], bias [out]) as this crate stores them.
+pub fn export_risk_critic(layers: &[(Tensor, Tensor)], path: &Path) -> Result<(), CheckpointError> {
+    let tensors = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (w, b))| {
+            [
+                (format!("layer{i}.weight"), w.detach().to_device(Device::Cpu).to_kind(Kind::Float).transpose(0, 1).contiguous()),
+                (format!("layer{i}.bias"), b.detach().to_device(Device::Cpu).to_kind(Kind::Float).reshape([-1])),
+            ]
+        })
+        .collect();
+    write_atomically(path, tensors)
+}

@@ -36,6 +36,8 @@ pub struct VerdictCounts {
     pub passed: u64,
     pub clipped: u64,
     pub held: u64,
+    /// Risk-critic reflexes.
+    pub reflexes: u64,
 }
 
 pub struct ControlLoop<H: HardwareInterface> {
@@ -94,6 +96,7 @@ impl<H: HardwareInterface> ControlLoop<H> {
             Verdict::Pass => self.counts.passed += 1,
             Verdict::Clipped(_) => self.counts.clipped += 1,
             Verdict::Held(_) => self.counts.held += 1,
+            Verdict::Reflex { .. } => self.counts.reflexes += 1,
         }
         // An empty command means the gate has nothing safe to send yet.
         if !self.sent.values.is_empty() {
@@ -137,7 +140,7 @@ mod tests {
         slot.offer(command(3 * tick, &[0.5, 0.3]));
         assert!(matches!(control.tick(Timestamp(3 * tick)).unwrap(), Verdict::Clipped(_)));
         assert!((control.sent().values[0] - 0.015).abs() < 1e-12, "{}", control.sent().values[0]);
-        assert_eq!(control.counts(), VerdictCounts { passed: 1, clipped: 1, held: 1 });
+        assert_eq!(control.counts(), VerdictCounts { passed: 1, clipped: 1, held: 1, reflexes: 0 });
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rrl_types::config::SafetyConfig;
+use rrl_types::config::{Reflex, SafetyConfig};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp, MAX_JOINTS};
 
+use crate::critic::{critic_channel, CriticLoader, CriticSlot, RiskCritic};
 use crate::limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
 
 /// Why a tick held the robot instead of forwarding the command.
@@ -34,6 +35,8 @@ pub enum Verdict {
     Clipped(ClipFlags),
     /// Not forwarded: the robot holds its last safe command.
     Held(HoldReason),
+    /// The learned risk critic judged the command too risky and the reflex ran.
+    Reflex { risk: f32, reflex: Reflex },
 }
 
 impl Verdict {
@@ -41,7 +44,7 @@ impl Verdict {
     pub fn cost(&self) -> f64 {
         match self {
             Verdict::Pass => 0.0,
-            Verdict::Clipped(_) | Verdict::Held(_) => 1.0,
+            Verdict::Clipped(_) | Verdict::Held(_) | Verdict::Reflex { .. } => 1.0,
         }
     }
 }
@@ -130,17 +133,53 @@ impl GateConfig {
     }
 }
 
+/// The learned part of the gate: critic, threshold, reflex, and where new
+/// weights come in.
+struct RiskStage {
+    critic: Option<RiskCritic>,
+    slot: Option<CriticSlot>,
+    threshold: f32,
+    reflex: Reflex,
+    input: Vec<f32>,
+}
+
 /// The gate. Per-tick work is bounded, allocation-free and lock-free.
 pub struct Gate {
     config: GateConfig,
     estop: EStop,
     /// Last forwarded motion per joint; `None` until the first tick.
     motion: Option<[JointMotion; MAX_JOINTS]>,
+    risk: RiskStage,
 }
 
 impl Gate {
     pub fn new(config: GateConfig) -> Gate {
-        Gate { config, estop: EStop::default(), motion: None }
+        let input = vec![0.0; 3 * config.joints];
+        Gate { config, estop: EStop::default(), motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input } }
+    }
+
+    /// Adds the learned risk critic: commands whose risk exceeds `threshold`
+    /// trigger `reflex`. Its input is every joint's position, velocity and
+    /// limited command, in that order.
+    pub fn set_risk_critic(&mut self, critic: RiskCritic, threshold: f32, reflex: Reflex) -> Result<(), SafetyError> {
+        if critic.input_size() != 3 * self.config.joints {
+            return Err(SafetyError::Invalid { field: "risk_critic.weights".into(), message: format!("the critic takes {} inputs, the gate gives {}", critic.input_size(), 3 * self.config.joints) });
+        }
+        if reflex == Reflex::Recover {
+            return Err(SafetyError::Invalid { field: "risk_critic.reflex".into(), message: "Recover needs a recovery policy, which is not available yet; use Hold or Decelerate".into() });
+        }
+        self.risk.critic = Some(critic);
+        self.risk.threshold = threshold;
+        self.risk.reflex = reflex;
+        Ok(())
+    }
+
+    /// A handle through which new critic weights reach the gate between
+    /// ticks, without a lock and without a missed tick.
+    pub fn critic_loader(&mut self) -> CriticLoader {
+        let (loader, slot) = critic_channel();
+        self.risk.slot = Some(slot);
+        loader
     }
 
     pub fn config(&self) -> &GateConfig {
@@ -240,6 +279,40 @@ impl Gate {
             flags |= f;
             values[j] = value;
             motion[j] = next;
+        }
+        if let Some(slot) = &self.risk.slot {
+            slot.swap_into(&mut self.risk.critic);
+        }
+        if let Some(critic) = &mut self.risk.critic {
+            let input = &mut self.risk.input;
+            for j in 0..n {
+                input[j] = state.position[j] as f32;
+                input[n + j] = state.velocity[j] as f32;
+                input[2 * n + j] = values[j] as f32;
+            }
+            let risk = critic.risk(input);
+            if risk > self.risk.threshold {
+                let reflex = self.risk.reflex;
+                match reflex {
+                    Reflex::Decelerate if mode == CommandMode::Position => {
+                        // Undo this tick's step and coast at half the previous speed.
+                        for j in 0..n {
+                            let previous = motion[j].position - motion[j].velocity * dt;
+                            let velocity = 0.5 * (motion[j].position - previous) / dt;
+                            values[j] = previous + velocity * dt;
+                            motion[j] = JointMotion { position: values[j], velocity, acceleration: 0.0 };
+                        }
+                        *out = JointCommand { stamp: now, mode, values };
+                    }
+                    _ => {
+                        for j in 0..n {
+                            motion[j].position -= motion[j].velocity * dt;
+                        }
+                        hold_at(motion, n, now, mode, HoldReason::EStop, out);
+                    }
+                }
+                return Verdict::Reflex { risk, reflex };
+            }
         }
         *out = JointCommand { stamp: now, mode, values };
         if flags.is_empty() {

@@ -7,8 +7,10 @@
 //! lock or block on the per-tick path, and must never depend on libtorch or
 //! ROS: it runs on the robot computer, at control rate, whatever else fails.
 
+pub mod critic;
 pub mod gate;
 pub mod limits;
 
+pub use critic::{critic_channel, CriticError, CriticLoader, RiskCritic};
 pub use gate::{EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
 pub use limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};

@@ -33,6 +33,12 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 #[test]
 fn gate_ticks_do_not_allocate() {
     let mut gate = panda_gate();
+    // With a two-layer risk critic in the loop, and a new one swapped in mid-run.
+    let critic = |scale: f32| safety::RiskCritic::from_layers(vec![(vec![vec![scale; 21]; 32], vec![0.0; 32]), (vec![vec![0.01; 32]], vec![-3.0])]).unwrap();
+    gate.set_risk_critic(critic(0.1), 0.9, rrl_types::config::Reflex::Hold).unwrap();
+    let loader = gate.critic_loader();
+    let replacement = critic(0.2);
+    let mut replacement = Some(replacement);
     let estop = gate.estop();
     let mut out = JointCommand::default();
     let mut targets = [[0.0f64; 7]; 4];
@@ -50,6 +56,9 @@ fn gate_ticks_do_not_allocate() {
         }
         if t == 50_100 {
             gate.reset_estop();
+        }
+        if t == 70_000 {
+            assert!(loader.offer(replacement.take().unwrap()));
         }
         let verdict = gate.check(Timestamp(now), &home_state(state_stamp), &command, &mut out);
         held += matches!(verdict, safety::Verdict::Held(_)) as usize;

@@ -1,0 +1,79 @@
+//! The learned risk critic in the gate: evaluation, refusal of bad weights,
+//! reflexes, and swapping weights between ticks.
+
+mod common;
+
+use common::*;
+use rrl_types::config::Reflex;
+use rrl_types::{JointCommand, Timestamp};
+use safety::{CriticError, RiskCritic, Verdict};
+
+/// One linear layer over the 21 inputs: risk = sigmoid(scale · (command of joint 1 − edge)).
+fn edge_critic(edge: f32, scale: f32) -> RiskCritic {
+    let mut weight = vec![0.0f32; 21];
+    weight[14] = scale; // inputs: 7 positions, 7 velocities, 7 commands
+    RiskCritic::from_layers(vec![(vec![weight], vec![-scale * edge])]).unwrap()
+}
+
+#[test]
+fn a_two_layer_critic_computes_what_the_formula_says() {
+    let mut critic = RiskCritic::from_layers(vec![(vec![vec![1.0, -1.0], vec![0.5, 0.5]], vec![0.0, -1.0]), (vec![vec![2.0, 1.0]], vec![0.25])]).unwrap();
+    let x = [2.0f32, 0.5];
+    let h = [(2.0f32 - 0.5).max(0.0), (1.0f32 + 0.25 - 1.0).max(0.0)];
+    let expected = 1.0 / (1.0 + (-(2.0 * h[0] + h[1] + 0.25)).exp());
+    assert!((critic.risk(&x) - expected).abs() < 1e-6);
+}
+
+#[test]
+fn nan_weights_and_wrong_shapes_are_refused() {
+    assert!(RiskCritic::from_layers(vec![(vec![vec![f32::NAN]], vec![0.0])]).unwrap_err().contains("NaN"));
+    assert!(RiskCritic::from_layers(vec![(vec![vec![1.0, 2.0]], vec![0.0]), (vec![vec![1.0, 1.0]], vec![0.0])]).unwrap_err().contains("takes 2 inputs"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("critic.safetensors");
+    std::fs::write(&path, b"not a safetensors file at all").unwrap();
+    assert!(matches!(RiskCritic::load(&path, 21), Err(CriticError::Invalid { .. })));
+}
+
+#[test]
+fn a_risky_command_triggers_the_hold_reflex_and_a_safe_one_passes() {
+    let mut gate = panda_gate();
+    gate.set_risk_critic(edge_critic(-0.7, 200.0), 0.5, Reflex::Hold).unwrap();
+    let mut out = JointCommand::default();
+    let mut target = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    let mut last = Verdict::Pass;
+    let mut reflexes = 0;
+    for t in 0..400u64 {
+        let now = 1_000_000_000 + t * TICK_NS;
+        target[1] = -0.785 + 0.001 * t as f64; // creeps toward the risky edge at -0.7
+        last = gate.check(Timestamp(now), &home_state(now), &position_command(&target, now), &mut out);
+        if let Verdict::Reflex { risk, reflex } = last {
+            assert!(risk > 0.5 && reflex == Reflex::Hold);
+            reflexes += 1;
+            assert!(out.values[1] < -0.7 + 0.01, "the held command stays on the safe side: {}", out.values[1]);
+        }
+    }
+    assert!(reflexes > 100, "commands past the edge must trigger the reflex ({reflexes})");
+    assert!(matches!(last, Verdict::Reflex { .. }));
+}
+
+#[test]
+fn new_weights_take_effect_on_the_next_tick() {
+    let mut gate = panda_gate();
+    gate.set_risk_critic(edge_critic(10.0, 1.0), 0.9, Reflex::Hold).unwrap();
+    let loader = gate.critic_loader();
+    let home = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    let mut out = JointCommand::default();
+    let now = 1_000_000_000;
+    assert_eq!(gate.check(Timestamp(now), &home_state(now), &position_command(&home, now), &mut out), Verdict::Pass);
+    assert!(loader.offer(edge_critic(-1.0, 50.0)), "the slot was empty");
+    let now = now + TICK_NS;
+    assert!(matches!(gate.check(Timestamp(now), &home_state(now), &position_command(&home, now), &mut out), Verdict::Reflex { .. }));
+}
+
+#[test]
+fn a_critic_of_the_wrong_input_size_is_refused_by_the_gate() {
+    let mut gate = panda_gate();
+    let small = RiskCritic::from_layers(vec![(vec![vec![1.0; 5]], vec![0.0])]).unwrap();
+    let err = gate.set_risk_critic(small, 0.5, Reflex::Hold).unwrap_err();
+    assert!(err.to_string().contains("takes 5 inputs, the gate gives 21"), "{err}");
+}
