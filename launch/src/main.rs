@@ -70,6 +70,18 @@ enum BenchCommand {
         #[arg(long = "task")]
         tasks: Vec<String>,
     },
+    /// Safety gate per-tick latency (rules + 2x256 risk critic), a paced 1 kHz loop, vs numpy.
+    Gate {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Ticks for the latency percentiles.
+        #[arg(long, default_value_t = 1_000_000)]
+        ticks: u64,
+        /// Seconds of the paced 1 kHz loop.
+        #[arg(long, default_value_t = 60.0)]
+        loop_seconds: f64,
+    },
     /// SAC updates/s (cleanrl; rlpd at UTD 4 and 20) vs the PyTorch reference update.
     Learner {
         /// Print one JSON object.
@@ -99,6 +111,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
+        Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
