@@ -305,10 +305,11 @@ impl Gate {
                         *out = JointCommand { stamp: now, mode, values };
                     }
                     _ => {
+                        // Hold where the last tick left the joints: this tick's step is not taken.
                         for j in 0..n {
                             motion[j].position -= motion[j].velocity * dt;
                         }
-                        hold_at(motion, n, now, mode, HoldReason::EStop, out);
+                        stop_at(motion, n, now, mode, out);
                     }
                 }
                 return Verdict::Reflex { risk, reflex };
@@ -324,8 +325,13 @@ impl Gate {
 }
 
 /// Stops every joint where it was last commanded (position mode) or at zero
-/// velocity/effort (other modes).
+/// velocity/effort (other modes), and reports why.
 fn hold_at(motion: &mut [JointMotion; MAX_JOINTS], n: usize, now: Timestamp, mode: CommandMode, reason: HoldReason, out: &mut JointCommand) -> Verdict {
+    stop_at(motion, n, now, mode, out);
+    Verdict::Held(reason)
+}
+
+fn stop_at(motion: &mut [JointMotion; MAX_JOINTS], n: usize, now: Timestamp, mode: CommandMode, out: &mut JointCommand) {
     let mut values = JointVec::zeros(n);
     for j in 0..n {
         motion[j].velocity = 0.0;
@@ -335,7 +341,6 @@ fn hold_at(motion: &mut [JointMotion; MAX_JOINTS], n: usize, now: Timestamp, mod
         }
     }
     *out = JointCommand { stamp: now, mode, values };
-    Verdict::Held(reason)
 }
 
 /// The per-joint motion memory, started from the first fresh, finite state
