@@ -9,6 +9,8 @@
 
 pub mod camera;
 pub mod control;
+pub mod dynamixel;
+pub mod dynamixel_emulator;
 pub mod hardware;
 pub mod pty;
 pub mod serial;

@@ -1,0 +1,299 @@
+//! A device emulator: a chain of Dynamixel X-series servos (XM430-W350
+//! control table) answering Protocol 2.0 on the far end of a serial port,
+//! with simple dynamics (present position slews toward the goal while
+//! torque is on) and injectable faults (dropped answers, corrupted CRCs,
+//! hardware alerts, unplugging). Used by tests and benchmarks, and checked
+//! against the manufacturer's Python SDK.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::dynamixel::{address, decode, encode, instruction, DecodeError, BROADCAST_ID};
+
+pub const XM430_W350_MODEL: u16 = 1020;
+/// Position ticks a servo moves per millisecond toward its goal.
+const SLEW_TICKS_PER_MS: f64 = 4.0;
+
+/// Faults to inject, shared with the emulator thread.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next this-many answers are not sent.
+    pub drop_answers: AtomicU32,
+    /// The next this-many answers go out with a wrong CRC.
+    pub corrupt_answers: AtomicU32,
+    /// While set, nothing answers (a cable pulled).
+    pub unplugged: AtomicBool,
+    /// Hardware Error Status bits raised on the servo with id `alert_id`.
+    pub alert_bits: AtomicU8,
+    pub alert_id: AtomicU8,
+}
+
+struct Servo {
+    id: u8,
+    table: [u8; 256],
+    position: f64,
+}
+
+impl Servo {
+    fn new(id: u8) -> Servo {
+        let mut table = [0u8; 256];
+        table[address::MODEL_NUMBER as usize..][..2].copy_from_slice(&XM430_W350_MODEL.to_le_bytes());
+        table[6] = 45; // firmware version
+        table[7] = id;
+        table[address::OPERATING_MODE as usize] = 3; // position control
+        let start = 2048i32;
+        table[address::GOAL_POSITION as usize..][..4].copy_from_slice(&start.to_le_bytes());
+        table[address::PRESENT_POSITION as usize..][..4].copy_from_slice(&start.to_le_bytes());
+        Servo { id, table, position: f64::from(start) }
+    }
+
+    fn read_i32(&self, at: u16) -> i32 {
+        i32::from_le_bytes(self.table[at as usize..][..4].try_into().expect("4 bytes"))
+    }
+
+    fn advance(&mut self, ms: f64) {
+        let goal = f64::from(self.read_i32(address::GOAL_POSITION));
+        let velocity = if self.table[address::TORQUE_ENABLE as usize] == 1 {
+            let step = (goal - self.position).clamp(-SLEW_TICKS_PER_MS * ms, SLEW_TICKS_PER_MS * ms);
+            self.position += step;
+            if ms > 0.0 { step / ms } else { 0.0 }
+        } else {
+            0.0
+        };
+        let present = self.position.round() as i32;
+        self.table[address::PRESENT_POSITION as usize..][..4].copy_from_slice(&present.to_le_bytes());
+        // Velocity in units of 0.229 rpm: ticks/ms -> rev/min.
+        let rpm = velocity * 1000.0 * 60.0 / 4096.0;
+        let units = (rpm / 0.229).round() as i32;
+        self.table[address::PRESENT_VELOCITY as usize..][..4].copy_from_slice(&units.to_le_bytes());
+    }
+}
+
+/// The emulator thread; stops when dropped.
+pub struct DynamixelEmulator {
+    faults: Arc<Faults>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DynamixelEmulator {
+    /// Serves servos `ids` on the serial port at `path`.
+    pub fn spawn(path: &str, baud: u32, ids: &[u8]) -> Result<DynamixelEmulator, crate::serial::SerialError> {
+        let mut port = crate::serial::open(path, baud, Duration::from_millis(2))?;
+        let faults = Arc::new(Faults::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut servos: Vec<Servo> = ids.iter().map(|&id| Servo::new(id)).collect();
+        let (thread_faults, thread_stop) = (faults.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buffer = Vec::new();
+            let mut chunk = [0u8; 512];
+            let mut last = Instant::now();
+            while !thread_stop.load(Ordering::Relaxed) {
+                if let Ok(n) = port.read(&mut chunk) {
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                let ms = last.elapsed().as_secs_f64() * 1000.0;
+                last = Instant::now();
+                for servo in &mut servos {
+                    servo.advance(ms);
+                }
+                loop {
+                    match decode(&buffer) {
+                        Ok((packet, used)) => {
+                            buffer.drain(..used);
+                            for answer in respond(&mut servos, &thread_faults, packet.id, packet.instruction, &packet.params) {
+                                send(port.as_mut(), &thread_faults, answer);
+                            }
+                        }
+                        Err(DecodeError::Crc { id, offset, .. }) => {
+                            buffer.drain(..offset + 4);
+                            if servos.iter().any(|s| s.id == id) {
+                                send(port.as_mut(), &thread_faults, encode(id, instruction::STATUS, &[3]));
+                            }
+                        }
+                        Err(DecodeError::Length { offset, .. }) => {
+                            buffer.drain(..offset + 4);
+                        }
+                        Err(DecodeError::NoHeader { offset }) => {
+                            buffer.drain(..offset);
+                            break;
+                        }
+                        Err(DecodeError::Incomplete) => break,
+                    }
+                }
+            }
+        });
+        Ok(DynamixelEmulator { faults, stop, thread: Some(thread) })
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+}
+
+impl Drop for DynamixelEmulator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn send(port: &mut dyn serialport::SerialPort, faults: &Faults, mut packet: Vec<u8>) {
+    if faults.unplugged.load(Ordering::Relaxed) {
+        return;
+    }
+    if faults.drop_answers.load(Ordering::Relaxed) > 0 {
+        faults.drop_answers.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    if faults.corrupt_answers.load(Ordering::Relaxed) > 0 {
+        faults.corrupt_answers.fetch_sub(1, Ordering::Relaxed);
+        let last = packet.len() - 1;
+        packet[last] ^= 0x5A;
+    }
+    let _ = port.write_all(&packet);
+}
+
+fn status(servo: &Servo, faults: &Faults, data: &[u8]) -> Vec<u8> {
+    let alert = faults.alert_id.load(Ordering::Relaxed) == servo.id && faults.alert_bits.load(Ordering::Relaxed) != 0;
+    let mut params = vec![if alert { 0x80 } else { 0 }];
+    params.extend_from_slice(data);
+    encode(servo.id, instruction::STATUS, &params)
+}
+
+fn respond(servos: &mut [Servo], faults: &Faults, id: u8, op: u8, params: &[u8]) -> Vec<Vec<u8>> {
+    let word = |i: usize| u16::from_le_bytes([params[i], params[i + 1]]);
+    let alert_id = faults.alert_id.load(Ordering::Relaxed);
+    let alert_bits = faults.alert_bits.load(Ordering::Relaxed);
+    for servo in servos.iter_mut() {
+        servo.table[address::HARDWARE_ERROR_STATUS as usize] = if servo.id == alert_id { alert_bits } else { 0 };
+    }
+    match op {
+        instruction::PING => servos
+            .iter()
+            .filter(|s| id == BROADCAST_ID || s.id == id)
+            .map(|s| status(s, faults, &[s.table[0], s.table[1], s.table[6]]))
+            .collect(),
+        instruction::READ if params.len() == 4 => {
+            let (at, len) = (word(0) as usize, word(2) as usize);
+            servos
+                .iter()
+                .filter(|s| s.id == id)
+                .map(|s| if at + len <= 256 { status(s, faults, &s.table[at..at + len]) } else { encode(s.id, instruction::STATUS, &[7]) })
+                .collect()
+        }
+        instruction::WRITE if params.len() > 2 => {
+            let at = word(0) as usize;
+            let data = &params[2..];
+            let mut answers = Vec::new();
+            for s in servos.iter_mut().filter(|s| s.id == id) {
+                if at + data.len() <= 256 {
+                    s.table[at..at + data.len()].copy_from_slice(data);
+                    answers.push(status(s, faults, &[]));
+                } else {
+                    answers.push(encode(s.id, instruction::STATUS, &[7]));
+                }
+            }
+            answers
+        }
+        instruction::SYNC_READ if params.len() >= 4 => {
+            let (at, len) = (word(0) as usize, word(2) as usize);
+            params[4..]
+                .iter()
+                .filter_map(|want| servos.iter().find(|s| s.id == *want))
+                .filter(|_| at + len <= 256)
+                .map(|s| status(s, faults, &s.table[at..at + len]))
+                .collect()
+        }
+        instruction::SYNC_WRITE if params.len() >= 4 => {
+            let (at, len) = (word(0) as usize, word(2) as usize);
+            for entry in params[4..].chunks_exact(len + 1) {
+                if let Some(s) = servos.iter_mut().find(|s| s.id == entry[0]) {
+                    if at + len <= 256 {
+                        s.table[at..at + len].copy_from_slice(&entry[1..]);
+                    }
+                }
+            }
+            Vec::new()
+        }
+        _ => servos.iter().filter(|s| s.id == id).map(|s| encode(s.id, instruction::STATUS, &[2])).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamixel::{DynamixelBus, DynamixelError};
+    use crate::pty::PtyPair;
+
+    fn bus_and_emulator(ids: &[u8]) -> (PtyPair, DynamixelEmulator, DynamixelBus) {
+        let pair = PtyPair::spawn().unwrap();
+        let emulator = DynamixelEmulator::spawn(pair.b(), 1_000_000, ids).unwrap();
+        let bus = DynamixelBus::open(pair.a(), 1_000_000, Duration::from_millis(30), 2).unwrap();
+        (pair, emulator, bus)
+    }
+
+    #[test]
+    fn ping_read_write_sync_read_and_sync_write_against_the_emulator() {
+        let (_pair, _emulator, mut bus) = bus_and_emulator(&[1, 2, 3]);
+        assert_eq!(bus.ping(2).unwrap(), XM430_W350_MODEL);
+        for id in [1, 2, 3] {
+            bus.write(id, address::TORQUE_ENABLE, &[1]).unwrap();
+        }
+        bus.sync_write(address::GOAL_POSITION, 4, &[(1, 2100i32.to_le_bytes().to_vec()), (2, 2000i32.to_le_bytes().to_vec()), (3, 2048i32.to_le_bytes().to_vec())]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let present = bus.sync_read(&[1, 2, 3], address::PRESENT_POSITION, 4).unwrap();
+        let ticks: Vec<i32> = present.iter().map(|b| i32::from_le_bytes(b[..4].try_into().unwrap())).collect();
+        assert_eq!(ticks, vec![2100, 2000, 2048], "servos slewed to their goals");
+        assert_eq!(bus.read(3, address::OPERATING_MODE, 1).unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn a_missing_servo_times_out_naming_port_and_id() {
+        let (pair, _emulator, mut bus) = bus_and_emulator(&[1]);
+        let err = bus.ping(9).unwrap_err();
+        match &err {
+            DynamixelError::Timeout { id: 9, attempts: 3, .. } => {}
+            other => panic!("{other}"),
+        }
+        assert!(err.to_string().contains(pair.a()), "{err}");
+    }
+
+    #[test]
+    fn dropped_and_corrupted_answers_are_retried() {
+        let (_pair, emulator, mut bus) = bus_and_emulator(&[1]);
+        emulator.faults().drop_answers.store(1, Ordering::Relaxed);
+        emulator.faults().corrupt_answers.store(1, Ordering::Relaxed);
+        assert_eq!(bus.ping(1).unwrap(), XM430_W350_MODEL, "two bad answers, two retries, then success");
+        emulator.faults().corrupt_answers.store(5, Ordering::Relaxed);
+        match bus.ping(1) {
+            Err(DynamixelError::Corrupt { source: DecodeError::Crc { id: 1, .. }, .. }) => {}
+            other => panic!("expected a CRC error after the retries, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hardware_alert_is_a_typed_error_with_the_fault_names() {
+        let (_pair, emulator, mut bus) = bus_and_emulator(&[1, 2]);
+        emulator.faults().alert_id.store(2, Ordering::Relaxed);
+        emulator.faults().alert_bits.store(super::super::dynamixel::HardwareFaults::OVERLOAD | super::super::dynamixel::HardwareFaults::OVERHEATING, Ordering::Relaxed);
+        assert!(bus.ping(1).is_ok());
+        assert!(matches!(bus.ping(2), Err(DynamixelError::Hardware { id: 2, .. })));
+        let faults = bus.hardware_faults(2).unwrap();
+        assert_eq!(faults.names(), vec!["overheating", "overload"]);
+    }
+
+    #[test]
+    fn an_unplugged_bus_recovers_when_the_cable_returns() {
+        let (_pair, emulator, mut bus) = bus_and_emulator(&[4]);
+        emulator.faults().unplugged.store(true, Ordering::Relaxed);
+        assert!(matches!(bus.ping(4), Err(DynamixelError::Timeout { .. })));
+        emulator.faults().unplugged.store(false, Ordering::Relaxed);
+        assert_eq!(bus.ping(4).unwrap(), XM430_W350_MODEL);
+    }
+}
