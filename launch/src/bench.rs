@@ -212,3 +212,37 @@ pub fn gate(ticks: u64, loop_seconds: f64) -> anyhow::Result<Value> {
         "p999_ratio_peer_over_rrl": peer["p999_us"].as_f64().map(|p| p / ours_p999),
     }))
 }
+
+/// Sync-read round trips of `servos` Dynamixel servos on the emulator, ours
+/// and ROBOTIS' Python SDK against the same emulated chain.
+pub fn serial(servos: u8, rounds: u32) -> anyhow::Result<Value> {
+    use robot_drivers::dynamixel::{address, DynamixelBus};
+    use robot_drivers::dynamixel_emulator::DynamixelEmulator;
+    use robot_drivers::pty::PtyPair;
+    let pair = PtyPair::spawn()?;
+    let ids: Vec<u8> = (1..=servos).collect();
+    let _emulator = DynamixelEmulator::spawn(pair.b(), 1_000_000, &ids)?;
+    let (mut times, mut failures) = (Vec::with_capacity(rounds as usize), 0u32);
+    {
+        let mut bus = DynamixelBus::open(pair.a(), 1_000_000, std::time::Duration::from_millis(20), 0)?;
+        for _ in 0..rounds {
+            let started = std::time::Instant::now();
+            if bus.sync_read(&ids, address::PRESENT_POSITION, 4).is_err() {
+                failures += 1;
+            }
+            times.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    let peer = run_peer("robot_drivers/bench/dynamixel_sdk_sync_read.py", &[pair.a().to_string(), servos.to_string(), rounds.to_string()])?;
+    Ok(json!({
+        "bench": "serial",
+        "servos": servos,
+        "baud": 1_000_000,
+        "wire": "pseudo-terminal to the device emulator (no baud-rate delay: measures software latency)",
+        "rrl": { "rounds": rounds, "failures": failures, "mean_us": mean, "p99_us": times[((times.len() - 1) as f64 * 0.99) as usize], "loop_hz": 1e6 / mean },
+        "dynamixel_sdk": peer,
+        "mean_ratio_sdk_over_rrl": peer["mean_us"].as_f64().map(|p| p / mean),
+    }))
+}

@@ -70,6 +70,16 @@ enum BenchCommand {
         #[arg(long = "task")]
         tasks: Vec<String>,
     },
+    /// Dynamixel sync-read round trips on the emulator vs ROBOTIS' Python SDK.
+    Serial {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 6)]
+        servos: u8,
+        #[arg(long, default_value_t = 2000)]
+        rounds: u32,
+    },
     /// Safety gate per-tick latency (rules + 2x256 risk critic), a paced 1 kHz loop, vs numpy.
     Gate {
         /// Print one JSON object.
@@ -111,6 +121,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
+        Command::Bench { which: BenchCommand::Serial { json, servos, rounds } } => bench::serial(servos, rounds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
