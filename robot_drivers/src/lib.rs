@@ -11,6 +11,7 @@ pub mod camera;
 pub mod control;
 pub mod dynamixel;
 pub mod dynamixel_emulator;
+pub mod feetech;
 pub mod hardware;
 pub mod pty;
 pub mod serial;
