@@ -65,6 +65,11 @@ impl<H: HardwareInterface> ControlLoop<H> {
         &mut self.hardware
     }
 
+    /// Ends the loop, handing the hardware back (for deactivation).
+    pub fn into_hardware(self) -> H {
+        self.hardware
+    }
+
     pub fn gate(&mut self) -> &mut Gate {
         &mut self.gate
     }

@@ -15,6 +15,7 @@ pub mod feetech;
 pub mod hardware;
 pub mod pty;
 pub mod serial;
+pub mod servo_arm;
 
 pub use control::{CommandSlot, ControlLoop, VerdictCounts};
 pub use hardware::{HardwareError, HardwareInterface, Lifecycle, MockHardware};
