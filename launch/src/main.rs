@@ -47,6 +47,15 @@ enum Command {
         #[arg(long)]
         duration_s: Option<f64>,
     },
+    /// Run the serial-servo arm of a launch file as a ROS 2 node (joint_states; joint_commands through the safety gate).
+    Driver {
+        /// Launch file with a `SerialArm(..)` robot.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        duration_s: Option<f64>,
+    },
     /// Train SAC on a simulated task: progress bar, periodic evaluation, metrics CSV.
     Train(train::TrainArgs),
     /// Benchmarks beside their peers, same run, same machine; JSON with ratios.
@@ -125,6 +134,7 @@ fn main() -> ExitCode {
         Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
+        Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };

@@ -30,3 +30,37 @@ fn an_rclpy_node_drives_the_simulated_panda_through_the_gate() {
     assert!(driver.status.success(), "rclpy driver: {report}\n{}", String::from_utf8_lossy(&driver.stderr));
     assert!(report.contains("\"ok\": true"), "{report}");
 }
+
+/// `rrl driver` on an SO-101 class arm: the Feetech device emulator is the
+/// far end of a pseudo-terminal, and an rclpy node drives the arm over ROS 2.
+#[test]
+fn an_rclpy_node_drives_an_emulated_so101_through_rrl_driver() {
+    let domain = 20 + (std::process::id() + 40) % 80;
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("so101.ron");
+    let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
+    std::fs::write(&config, example.replace("/dev/ttyACM0", pair.a())).unwrap();
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["driver", "--config", config.to_str().unwrap(), "--duration-s", "25"])
+        .env("ROS_DOMAIN_ID", domain.to_string())
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("RRL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rrl driver");
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let peer = Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/drive_arm.py"))
+        .arg("so101")
+        .env("ROS_DOMAIN_ID", domain.to_string())
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .expect("run the rclpy peer");
+    let _ = driver.kill();
+    let _ = driver.wait();
+    let report = String::from_utf8_lossy(&peer.stdout);
+    assert!(peer.status.success(), "rclpy peer: {report}\n{}", String::from_utf8_lossy(&peer.stderr));
+    assert!(report.contains("\"shoulder_pan\""), "{report}");
+}
