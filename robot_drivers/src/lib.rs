@@ -16,6 +16,7 @@ pub mod hardware;
 pub mod pty;
 pub mod serial;
 pub mod servo_arm;
+pub mod topic_arm;
 
 pub use control::{CommandSlot, ControlLoop, VerdictCounts};
 pub use hardware::{HardwareError, HardwareInterface, Lifecycle, MockHardware};

@@ -1,0 +1,178 @@
+//! Any ros2_control arm through its topics: `sensor_msgs/JointState` in
+//! (reordered to the configured joint order), and commands out as
+//! `std_msgs/Float64MultiArray` (forward position or velocity controllers)
+//! or `trajectory_msgs/JointTrajectory` (one point a little ahead). A
+//! background thread spins the ROS node; the control loop only swaps the
+//! newest state in and the newest command out, so a silent robot shows up as
+//! a stale state in the gate rather than a blocked loop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::queue::ArrayQueue;
+use futures::{FutureExt, StreamExt};
+use rrl_types::config::{ArmCommandTopic, TopicArmConfig};
+use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
+
+use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
+
+pub struct TopicArm {
+    config: TopicArmConfig,
+    namespace: String,
+    lifecycle: Lifecycle,
+    newest_state: Arc<ArrayQueue<JointState>>,
+    outgoing: Arc<ArrayQueue<JointCommand>>,
+    last_state: Option<JointState>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TopicArm {
+    pub fn new(config: TopicArmConfig, namespace: &str) -> TopicArm {
+        TopicArm {
+            config,
+            namespace: namespace.to_string(),
+            lifecycle: Lifecycle::Unconfigured,
+            newest_state: Arc::new(ArrayQueue::new(1)),
+            outgoing: Arc::new(ArrayQueue::new(1)),
+            last_state: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        }
+    }
+
+    fn device(&self, message: impl std::fmt::Display) -> HardwareError {
+        HardwareError::Device { robot: format!("topic arm on {}", self.config.state_topic), message: message.to_string() }
+    }
+
+    fn start_node(&mut self) -> Result<(), HardwareError> {
+        let ctx = r2r::Context::create().map_err(|e| self.device(e))?;
+        let mut node = r2r::Node::create(ctx, "topic_arm", &self.namespace).map_err(|e| self.device(e))?;
+        let mut states = node.subscribe::<r2r::sensor_msgs::msg::JointState>(&self.config.state_topic, r2r::QosProfile::sensor_data()).map_err(|e| self.device(e))?;
+        let topic = self.config.command.topic().to_string();
+        enum Out {
+            Array(r2r::Publisher<r2r::std_msgs::msg::Float64MultiArray>),
+            Trajectory(r2r::Publisher<r2r::trajectory_msgs::msg::JointTrajectory>, u64),
+        }
+        let out = match &self.config.command {
+            ArmCommandTopic::ForwardPosition { .. } | ArmCommandTopic::ForwardVelocity { .. } => {
+                Out::Array(node.create_publisher(&topic, r2r::QosProfile::default()).map_err(|e| self.device(e))?)
+            }
+            ArmCommandTopic::Trajectory { time_from_start_ms, .. } => {
+                Out::Trajectory(node.create_publisher(&topic, r2r::QosProfile::default()).map_err(|e| self.device(e))?, *time_from_start_ms)
+            }
+        };
+        let names = self.config.joint_names.clone();
+        let (newest, outgoing, stop) = (self.newest_state.clone(), self.outgoing.clone(), self.stop.clone());
+        self.thread = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                node.spin_once(Duration::from_millis(1));
+                while let Some(Some(msg)) = states.next().now_or_never() {
+                    if let Some(state) = reorder(&names, &msg) {
+                        let _ = newest.force_push(state);
+                    }
+                }
+                if let Some(command) = outgoing.pop() {
+                    let _ = match &out {
+                        Out::Array(publisher) => publisher.publish(&r2r::std_msgs::msg::Float64MultiArray { data: command.values.as_slice().to_vec(), ..Default::default() }),
+                        Out::Trajectory(publisher, ahead_ms) => publisher.publish(&r2r::trajectory_msgs::msg::JointTrajectory {
+                            joint_names: names.clone(),
+                            points: vec![r2r::trajectory_msgs::msg::JointTrajectoryPoint {
+                                positions: command.values.as_slice().to_vec(),
+                                time_from_start: r2r::builtin_interfaces::msg::Duration { sec: (*ahead_ms / 1000) as i32, nanosec: ((*ahead_ms % 1000) * 1_000_000) as u32 },
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }),
+                    };
+                }
+            }
+        }));
+        Ok(())
+    }
+}
+
+/// The message's joints in `names` order, stamped with its header time
+/// (or now when the publisher leaves it empty); `None` if a joint is missing.
+fn reorder(names: &[String], msg: &r2r::sensor_msgs::msg::JointState) -> Option<JointState> {
+    let mut state = JointState::zeros(names.len());
+    for (j, name) in names.iter().enumerate() {
+        let i = msg.name.iter().position(|n| n == name)?;
+        state.position[j] = *msg.position.get(i)?;
+        state.velocity[j] = msg.velocity.get(i).copied().unwrap_or(0.0);
+        state.effort[j] = msg.effort.get(i).copied().unwrap_or(0.0);
+    }
+    let stamp = &msg.header.stamp;
+    state.stamp = if stamp.sec == 0 && stamp.nanosec == 0 {
+        rrl_types::Clock::now(&rrl_types::SystemClock)
+    } else {
+        Timestamp(stamp.sec as u64 * 1_000_000_000 + u64::from(stamp.nanosec))
+    };
+    Some(state)
+}
+
+impl HardwareInterface for TopicArm {
+    fn name(&self) -> &str {
+        &self.config.state_topic
+    }
+    fn joint_names(&self) -> &[String] {
+        &self.config.joint_names
+    }
+    fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+    fn configure(&mut self) -> Result<(), HardwareError> {
+        if self.lifecycle == Lifecycle::Unconfigured && self.thread.is_none() {
+            self.start_node()?;
+        }
+        transition(&self.config.state_topic, &mut self.lifecycle, "configure")
+    }
+    fn activate(&mut self) -> Result<(), HardwareError> {
+        transition(&self.config.state_topic, &mut self.lifecycle, "activate")
+    }
+    fn deactivate(&mut self) -> Result<(), HardwareError> {
+        transition(&self.config.state_topic, &mut self.lifecycle, "deactivate")
+    }
+    fn recover(&mut self) -> Result<(), HardwareError> {
+        transition(&self.config.state_topic, &mut self.lifecycle, "recover")
+    }
+    /// The newest received state; the same one again (growing stale) while
+    /// the arm is silent.
+    fn read(&mut self, _now: Timestamp, state: &mut JointState) -> Result<(), HardwareError> {
+        if let Some(newest) = self.newest_state.pop() {
+            self.last_state = Some(newest);
+        }
+        match self.last_state {
+            Some(s) => {
+                *state = s;
+                Ok(())
+            }
+            None => {
+                // Nothing heard yet: an empty state, which the gate holds on.
+                *state = JointState { stamp: Timestamp::ZERO, position: JointVec::zeros(0), velocity: JointVec::zeros(0), effort: JointVec::zeros(0) };
+                Ok(())
+            }
+        }
+    }
+    fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
+        let mode = match self.config.command {
+            ArmCommandTopic::ForwardVelocity { .. } => CommandMode::Velocity,
+            _ => CommandMode::Position,
+        };
+        let supported: &'static [CommandMode] = if mode == CommandMode::Velocity { &[CommandMode::Velocity] } else { &[CommandMode::Position] };
+        check_write(self, command, supported)?;
+        let _ = self.outgoing.force_push(*command);
+        Ok(())
+    }
+}
+
+impl Drop for TopicArm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+"""An emulated ros2_control arm for tests (the far end of the topics, like
+a device emulator): publishes sensor_msgs/JointState for joints `a`, `b`
+at 100 Hz and moves each joint toward the last command received on
+`forward_position_controller/commands` at up to 1 rad/s.
+Usage: ros2_control_arm.py SECONDS"""
+import sys
+import time
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+
+def main() -> int:
+    rclpy.init()
+    node = Node("emulated_ros2_control_arm")
+    position = [0.1, -0.2]
+    target = list(position)
+    publisher = node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+
+    def on_command(msg: Float64MultiArray) -> None:
+        if len(msg.data) == 2:
+            target[:] = list(msg.data)
+
+    node.create_subscription(Float64MultiArray, "/forward_position_controller/commands", on_command, 10)
+
+    def tick() -> None:
+        for j in range(2):
+            position[j] += max(-0.01, min(0.01, target[j] - position[j]))
+        msg = JointState()
+        msg.header.stamp = node.get_clock().now().to_msg()
+        # Published in another order than the driver's: it must reorder by name.
+        msg.name = ["b", "a"]
+        msg.position = [position[1], position[0]]
+        publisher.publish(msg)
+
+    node.create_timer(0.01, tick)
+    end = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.01)
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
