@@ -78,6 +78,9 @@ pub struct Sac {
     pub actor: GaussianActor,
     pub critic: EnsembleMlp,
     pub target: EnsembleMlp,
+    /// The target's parameters in the critic optimizer's order, listed once
+    /// for the Polyak update instead of on every critic step.
+    target_params: Vec<Tensor>,
     pub log_temperature: Tensor,
     pub actor_opt: Adam,
     pub critic_opt: Adam,
@@ -100,7 +103,8 @@ impl Sac {
         let actor_opt = Adam::new(tensors(actor.trunk.params("actor")), config.actor_lr, config.max_grad_norm);
         let critic_opt = Adam::new(tensors(critic.params("critic")), config.critic_lr, config.max_grad_norm);
         let temperature_opt = Adam::new(vec![log_temperature.shallow_clone()], config.temperature_lr, None);
-        Sac { config, device, actor, critic, target, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 }
+        let target_params = tensors(target.params("target"));
+        Sac { config, device, actor, critic, target, target_params, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 }
     }
 
     fn noise(&self, rows: usize) -> Tensor {
@@ -172,9 +176,8 @@ impl Sac {
         loss.backward();
         self.critic_opt.step();
         tch::no_grad(|| {
-            for (target, online) in self.target.params("t").iter().zip(self.critic.params("c")) {
-                let mut t = target.tensor.shallow_clone();
-                let _ = t.lerp_(&online.tensor, self.config.tau);
+            for (target, online) in self.target_params.iter_mut().zip(&self.critic_opt.params) {
+                let _ = target.lerp_(online, self.config.tau);
             }
         });
         loss.detach()
