@@ -1,0 +1,282 @@
+//! Export of recorded episodes to MCAP (profile `ros2`, CDR messages with
+//! `ros2msg` schemas), the format Foxglove opens and `ros2 bag` reads with
+//! its MCAP storage plugin.
+//!
+//! Topics: `/rrl/observation` and `/rrl/action` (`std_msgs/Float64MultiArray`),
+//! `/rrl/reward` (`std_msgs/Float64`), `/rrl/intervention` (`std_msgs/Bool`),
+//! and `/rrl/episode` (`std_msgs/String`, the episode's header and outcome as
+//! JSON at its first and last step). The file is unchunked, with a summary
+//! section (schemas, channels, statistics) and both CRCs filled in.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::crc::crc32_update;
+use crate::episode::{Episode, RecordingError};
+
+const MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
+const OP_HEADER: u8 = 0x01;
+const OP_FOOTER: u8 = 0x02;
+const OP_SCHEMA: u8 = 0x03;
+const OP_CHANNEL: u8 = 0x04;
+const OP_MESSAGE: u8 = 0x05;
+const OP_STATISTICS: u8 = 0x0B;
+const OP_DATA_END: u8 = 0x0F;
+
+const MULTI_ARRAY_SCHEMA: &str = "MultiArrayLayout layout\nfloat64[] data\n\
+================================================================================\n\
+MSG: std_msgs/MultiArrayLayout\nMultiArrayDimension[] dim\nuint32 data_offset\n\
+================================================================================\n\
+MSG: std_msgs/MultiArrayDimension\nstring label\nuint32 size\nuint32 stride\n";
+
+struct Topic {
+    name: &'static str,
+    schema: (&'static str, &'static str),
+}
+
+const TOPICS: [Topic; 5] = [
+    Topic { name: "/rrl/observation", schema: ("std_msgs/msg/Float64MultiArray", MULTI_ARRAY_SCHEMA) },
+    Topic { name: "/rrl/action", schema: ("std_msgs/msg/Float64MultiArray", MULTI_ARRAY_SCHEMA) },
+    Topic { name: "/rrl/reward", schema: ("std_msgs/msg/Float64", "float64 data\n") },
+    Topic { name: "/rrl/intervention", schema: ("std_msgs/msg/Bool", "bool data\n") },
+    Topic { name: "/rrl/episode", schema: ("std_msgs/msg/String", "string data\n") },
+];
+
+/// CDR (XCDR1, little endian) encoders for the few messages exported.
+/// Alignment counts from the end of the 4-byte encapsulation header.
+pub mod cdr {
+    const ENCAPSULATION_LE: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
+
+    fn align(out: &mut Vec<u8>, to: usize) {
+        while (out.len() - 4) % to != 0 {
+            out.push(0);
+        }
+    }
+
+    /// `std_msgs/Float64MultiArray` with an empty layout.
+    pub fn float64_multi_array(values: impl ExactSizeIterator<Item = f64>, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&ENCAPSULATION_LE);
+        out.extend_from_slice(&0u32.to_le_bytes()); // layout.dim: empty sequence
+        out.extend_from_slice(&0u32.to_le_bytes()); // layout.data_offset
+        out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+        align(out, 8);
+        for v in values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// `std_msgs/Float64`.
+    pub fn float64(value: f64, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&ENCAPSULATION_LE);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+
+    /// `std_msgs/Bool`.
+    pub fn bool(value: bool, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&ENCAPSULATION_LE);
+        out.push(u8::from(value));
+    }
+
+    /// `std_msgs/String` (length counts the terminating NUL).
+    pub fn string(value: &str, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&ENCAPSULATION_LE);
+        out.extend_from_slice(&(value.len() as u32 + 1).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+}
+
+/// Writes records while keeping a CRC of the data section.
+struct RecordWriter<W: Write> {
+    out: W,
+    crc: u32,
+    written: u64,
+    record: Vec<u8>,
+}
+
+impl<W: Write> RecordWriter<W> {
+    fn raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc = crc32_update(self.crc, bytes);
+        self.written += bytes.len() as u64;
+        self.out.write_all(bytes)
+    }
+
+    fn record(&mut self, op: u8, build: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
+        let mut body = std::mem::take(&mut self.record);
+        body.clear();
+        build(&mut body);
+        let mut head = [0u8; 9];
+        head[0] = op;
+        head[1..].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        self.raw(&head)?;
+        self.raw(&body)?;
+        self.record = body;
+        Ok(())
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn schema_record(out: &mut Vec<u8>, id: u16, name: &str, text: &str) {
+    out.extend_from_slice(&id.to_le_bytes());
+    put_string(out, name);
+    put_string(out, "ros2msg");
+    put_string(out, text);
+}
+
+fn channel_record(out: &mut Vec<u8>, id: u16, schema_id: u16, topic: &str) {
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&schema_id.to_le_bytes());
+    put_string(out, topic);
+    put_string(out, "cdr");
+    out.extend_from_slice(&0u32.to_le_bytes()); // no metadata
+}
+
+/// Summary of an export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub episodes: usize,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+/// Writes `episodes` to `path` as MCAP, atomically (temporary file, fsync,
+/// rename): an interrupted export never leaves a half file under the name.
+pub fn export(episodes: &[Episode], path: &Path) -> Result<ExportSummary, RecordingError> {
+    let io = |source| RecordingError::Io { path: path.to_path_buf(), source };
+    let tmp = path.with_extension("mcap.partial");
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = RecordWriter { out: std::io::BufWriter::new(file), crc: 0, written: 0, record: Vec::new() };
+    let summary = write_all(&mut w, episodes).map_err(io)?;
+    let file = w.out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(summary)
+}
+
+fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io::Result<ExportSummary> {
+    w.raw(MAGIC)?;
+    w.record(OP_HEADER, |b| {
+        put_string(b, "ros2");
+        put_string(b, "rrl recording");
+    })?;
+    // One schema per distinct message type, one channel per topic.
+    let mut schemas: Vec<(&str, &str)> = Vec::new();
+    let mut channel_schema = Vec::new();
+    for topic in &TOPICS {
+        let id = match schemas.iter().position(|s| s.0 == topic.schema.0) {
+            Some(i) => i,
+            None => {
+                schemas.push(topic.schema);
+                schemas.len() - 1
+            }
+        };
+        channel_schema.push(id as u16 + 1);
+    }
+    let write_definitions = |w: &mut RecordWriter<W>| -> std::io::Result<()> {
+        for (i, (name, text)) in schemas.iter().enumerate() {
+            w.record(OP_SCHEMA, |b| schema_record(b, i as u16 + 1, name, text))?;
+        }
+        for (i, topic) in TOPICS.iter().enumerate() {
+            w.record(OP_CHANNEL, |b| channel_record(b, i as u16, channel_schema[i], topic.name))?;
+        }
+        Ok(())
+    };
+    write_definitions(w)?;
+    let mut counts = [0u64; TOPICS.len()];
+    let (mut first_time, mut last_time) = (u64::MAX, 0u64);
+    let mut message = Vec::new();
+    let mut emit = |w: &mut RecordWriter<W>, channel: usize, time: u64, data: &[u8]| -> std::io::Result<()> {
+        let sequence = counts[channel] as u32;
+        counts[channel] += 1;
+        first_time = first_time.min(time);
+        last_time = last_time.max(time);
+        w.record(OP_MESSAGE, |b| {
+            b.extend_from_slice(&(channel as u16).to_le_bytes());
+            b.extend_from_slice(&sequence.to_le_bytes());
+            b.extend_from_slice(&time.to_le_bytes());
+            b.extend_from_slice(&time.to_le_bytes());
+            b.extend_from_slice(data);
+        })
+    };
+    for episode in episodes {
+        let Some(first) = episode.steps.first() else { continue };
+        let header_json = serde_json::to_string(&episode.header).expect("header serializes");
+        cdr::string(&header_json, &mut message);
+        emit(w, 4, first.time_ns, &message)?;
+        for step in &episode.steps {
+            cdr::float64_multi_array(step.observation.iter().map(|&v| f64::from(v)), &mut message);
+            emit(w, 0, step.time_ns, &message)?;
+            cdr::float64_multi_array(step.action.iter().map(|&v| f64::from(v)), &mut message);
+            emit(w, 1, step.time_ns, &message)?;
+            cdr::float64(f64::from(step.reward), &mut message);
+            emit(w, 2, step.time_ns, &message)?;
+            cdr::bool(step.flags.intervention, &mut message);
+            emit(w, 3, step.time_ns, &message)?;
+        }
+        if let (Some(outcome), Some(last)) = (&episode.outcome, episode.steps.last()) {
+            cdr::string(&serde_json::to_string(outcome).expect("outcome serializes"), &mut message);
+            emit(w, 4, last.time_ns, &message)?;
+        }
+    }
+    let data_crc = w.crc;
+    w.record(OP_DATA_END, |b| b.extend_from_slice(&data_crc.to_le_bytes()))?;
+    let summary_start = w.written;
+    w.crc = 0; // the summary CRC covers the summary section and the footer's first fields
+    write_definitions(w)?;
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        first_time = 0;
+    }
+    w.record(OP_STATISTICS, |b| {
+        b.extend_from_slice(&total.to_le_bytes());
+        b.extend_from_slice(&(schemas.len() as u16).to_le_bytes());
+        b.extend_from_slice(&(TOPICS.len() as u32).to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes()); // attachments
+        b.extend_from_slice(&0u32.to_le_bytes()); // metadata
+        b.extend_from_slice(&0u32.to_le_bytes()); // chunks
+        b.extend_from_slice(&first_time.to_le_bytes());
+        b.extend_from_slice(&last_time.to_le_bytes());
+        b.extend_from_slice(&((TOPICS.len() * 10) as u32).to_le_bytes());
+        for (channel, count) in counts.iter().enumerate() {
+            b.extend_from_slice(&(channel as u16).to_le_bytes());
+            b.extend_from_slice(&count.to_le_bytes());
+        }
+    })?;
+    // Footer: its CRC covers the summary and the footer up to the CRC field.
+    let mut footer_head = Vec::with_capacity(25);
+    footer_head.push(OP_FOOTER);
+    footer_head.extend_from_slice(&20u64.to_le_bytes());
+    footer_head.extend_from_slice(&summary_start.to_le_bytes());
+    footer_head.extend_from_slice(&0u64.to_le_bytes()); // no summary offset section
+    let summary_crc = crc32_update(w.crc, &footer_head);
+    w.raw(&footer_head)?;
+    w.raw(&summary_crc.to_le_bytes())?;
+    w.raw(MAGIC)?;
+    w.out.flush()?;
+    Ok(ExportSummary { episodes: episodes.len(), messages: total, bytes: w.written })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cdr;
+
+    #[test]
+    fn cdr_sequences_of_doubles_are_aligned_to_eight_after_the_header() {
+        let mut out = Vec::new();
+        cdr::float64_multi_array([1.5f64, -2.0].into_iter(), &mut out);
+        // header 4, dim count 4, data_offset 4, length 4 -> 12 bytes of body, pad to 16
+        assert_eq!(out.len(), 4 + 16 + 16);
+        assert_eq!(&out[4 + 8..4 + 12], &2u32.to_le_bytes());
+        assert_eq!(&out[4 + 16..4 + 24], &1.5f64.to_le_bytes());
+        cdr::string("ab", &mut out);
+        assert_eq!(out, [0, 1, 0, 0, 3, 0, 0, 0, b'a', b'b', 0]);
+    }
+}

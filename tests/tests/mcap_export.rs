@@ -1,0 +1,64 @@
+//! Recorded episodes exported to MCAP and read back by an independent
+//! reader: Foxglove's `mcap` Python library with its ROS 2 CDR decoder.
+
+use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
+
+#[test]
+fn foxglove_mcap_reader_decodes_every_exported_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let episodes_dir = dir.path().join("episodes");
+    let mut expected = Vec::new(); // (topic, log_time, values)
+    for e in 0..2u64 {
+        let header = EpisodeHeader { task: "PandaReach".into(), episode: e, observation_size: 3, action_size: 2, source: "practice".into(), seed: e, started_unix_ns: 1_700_000_000_000_000_000 };
+        let mut writer = EpisodeWriter::create(&episodes_dir, &header, false).unwrap();
+        for i in 0..4u64 {
+            let t = header.started_unix_ns + (10 * e + i) * 100_000_000;
+            let x = (e * 10 + i) as f32;
+            let step = EpisodeStep {
+                time_ns: t,
+                observation: vec![x, 0.5, -x],
+                action: vec![0.25, -x / 10.0],
+                reward: -1.0 + x / 100.0,
+                next_observation: vec![x + 1.0, 0.5, -x - 1.0],
+                flags: StepFlags { intervention: i == 2, ..StepFlags::default() },
+            };
+            writer.step(&step).unwrap();
+            expected.push(("/rrl/observation", t, step.observation.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()));
+            expected.push(("/rrl/action", t, step.action.iter().map(|&v| f64::from(v)).collect()));
+            expected.push(("/rrl/reward", t, vec![f64::from(step.reward)]));
+            expected.push(("/rrl/intervention", t, vec![f64::from(u8::from(i == 2))]));
+        }
+        if e == 0 {
+            writer.finish(&EpisodeOutcome { steps: 4, episode_return: -3.9, success: Some(false), interventions: 1, safety_events: 0, reason: "timeout".into() }).unwrap();
+        } // episode 1: the process "died" before its outcome
+    }
+    let episodes: Vec<_> = recording::list_episodes(&episodes_dir).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert!(episodes[1].outcome.is_none());
+    let out = dir.path().join("run.mcap");
+    let summary = recording::mcap::export(&episodes, &out).unwrap();
+    assert_eq!(summary.messages, 32 + 3);
+
+    let result = tests::python_script("mcap_read.py").arg(&out).output().unwrap();
+    assert!(result.status.success(), "reader failed: {}", String::from_utf8_lossy(&result.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(read["profile"], "ros2");
+    assert_eq!(read["topics"]["/rrl/observation"], "std_msgs/msg/Float64MultiArray");
+    assert_eq!(read["topics"]["/rrl/reward"], "std_msgs/msg/Float64");
+    assert_eq!(read["statistics"]["message_count"], 35);
+    let messages = read["messages"].as_array().unwrap();
+    let numeric: Vec<_> = messages.iter().filter(|m| m["topic"] != "/rrl/episode").collect();
+    assert_eq!(numeric.len(), expected.len());
+    for (m, (topic, time, values)) in numeric.iter().zip(&expected) {
+        assert_eq!(m["topic"], *topic);
+        assert_eq!(m["log_time"].as_u64().unwrap(), *time);
+        let got: Vec<f64> = match &m["data"] {
+            serde_json::Value::Array(a) => a.iter().map(|v| v.as_f64().unwrap()).collect(),
+            serde_json::Value::Bool(b) => vec![f64::from(u8::from(*b))],
+            v => vec![v.as_f64().unwrap()],
+        };
+        assert_eq!(&got, values, "{topic} at {time}");
+    }
+    let episode_texts: Vec<_> = messages.iter().filter(|m| m["topic"] == "/rrl/episode").map(|m| m["data"].as_str().unwrap().to_string()).collect();
+    assert_eq!(episode_texts.len(), 3, "two headers, one outcome");
+    assert!(episode_texts[1].contains("\"reason\":\"timeout\""), "{episode_texts:?}");
+}
