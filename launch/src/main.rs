@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod doctor;
 mod metrics;
+mod operator;
+mod practice;
 mod sim_node;
 mod train;
 
@@ -58,6 +60,17 @@ enum Command {
     },
     /// Train SAC on a simulated task: progress bar, periodic evaluation, metrics CSV.
     Train(train::TrainArgs),
+    /// Practise on the robot of a launch file: act, learn online, reset, repeat; human takeover; every episode recorded.
+    Practice(practice::PracticeArgs),
+    /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
+    Eval(practice::EvalArgs),
+    /// Export a run's recorded episodes to MCAP (Foxglove, ros2 bag).
+    ExportMcap {
+        /// Run folder (holds demos/, episodes/, eval/).
+        run_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Benchmarks beside their peers, same run, same machine; JSON with ratios.
     Bench {
         #[command(subcommand)]
@@ -136,6 +149,9 @@ fn main() -> ExitCode {
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
+        Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
+        Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
+        Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };
     match result {

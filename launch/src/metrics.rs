@@ -90,8 +90,8 @@ impl TensorBoardWriter {
     }
 }
 
-/// Draws `points` (step, value) as a line chart PNG with labelled axes.
-pub fn learning_curve_png(path: &Path, title: &str, y_label: &str, points: &[(u64, f64)]) -> anyhow::Result<()> {
+/// Draws `points` (x, value) as a line chart PNG with labelled axes.
+pub fn learning_curve_png(path: &Path, title: &str, x_label: &str, y_label: &str, points: &[(u64, f64)]) -> anyhow::Result<()> {
     use plotters::prelude::*;
     register_font()?;
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
@@ -106,7 +106,7 @@ pub fn learning_curve_png(path: &Path, title: &str, y_label: &str, points: &[(u6
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))?;
-    chart.configure_mesh().x_label_formatter(&|x| format!("{x:.0}")).x_desc("environment steps").y_desc(y_label).label_style(("sans-serif", 16)).draw()?;
+    chart.configure_mesh().x_label_formatter(&|x| format!("{x:.0}")).x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 16)).draw()?;
     chart.draw_series(LineSeries::new(points.iter().map(|&(x, y)| (x as f64, y)), BLUE.stroke_width(2)))?;
     chart.draw_series(points.iter().map(|&(x, y)| Circle::new((x as f64, y), 4, BLUE.filled())))?;
     root.present()?;

@@ -190,7 +190,7 @@ fn train_on<E: Environment>(
         return Err(e).with_context(|| format!("writing {}", board.path().display()));
     }
     let curve: Vec<(u64, f64)> = evals.iter().map(|e| (e.step, e.mean_return)).collect();
-    crate::metrics::learning_curve_png(&out.join("learning_curve.png"), &format!("{task_name}, seed {}", args.seed), "evaluation return", &curve)?;
+    crate::metrics::learning_curve_png(&out.join("learning_curve.png"), &format!("{task_name}, seed {}", args.seed), "environment steps", "evaluation return", &curve)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(serde_json::json!({
         "impl": "rrl",

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod device;
 pub mod nets;
+pub mod practice;
 pub mod replay;
 pub mod sac;
 pub mod train;

@@ -41,3 +41,18 @@ pub trait Environment: Send {
         None
     }
 }
+
+/// What autonomous practice needs from a task beyond `Environment`: a way
+/// out when the robot is stuck, and the safety events of the last step.
+pub trait PracticeTask: Environment {
+    /// Actions (in the environment's bounds) of the manoeuvre that frees a
+    /// stuck robot, e.g. open the gripper and lift. Default: none; the
+    /// episode just ends and the reset takes over.
+    fn recovery_actions(&self) -> Vec<Vec<f64>> {
+        Vec::new()
+    }
+    /// Safety-gate interventions (clipped, held, reflex) since the last call.
+    fn take_safety_events(&mut self) -> u64 {
+        0
+    }
+}

@@ -187,6 +187,13 @@ impl Gate {
     }
 
     /// A handle for tripping the e-stop from elsewhere.
+    /// Forgets the last forwarded motion, for when the robot was moved
+    /// outside the gate's control (a simulation reset, a manual repositioning
+    /// with brakes released): the limiter restarts from the next state read.
+    pub fn forget_motion(&mut self) {
+        self.motion = None;
+    }
+
     pub fn estop(&self) -> EStop {
         self.estop.clone()
     }

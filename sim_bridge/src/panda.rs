@@ -10,7 +10,8 @@
 
 use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
 use rrl_types::rng::Rng;
-use rrl_types::{Environment, Step};
+use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step};
+use safety::{ClipFlags, Gate, Verdict};
 
 use crate::arm::{PandaSim, PANDA_HOME};
 use crate::assets::SimError;
@@ -41,6 +42,10 @@ pub const WORKSPACE: [[f64; 3]; 2] = [[0.2, -0.3, 0.0], [0.6, 0.3, 0.5]];
 const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.3, -0.15], [0.5, 0.15]];
 const REACH_BOUNDS: [[f64; 3]; 2] = [[0.3, -0.15, 0.1], [0.5, 0.15, 0.3]];
 const IK_EVERY: usize = 5;
+/// Largest joint command change per controller tick, rad (2 rad/s at 100 Hz).
+const MAX_JOINT_STEP: f64 = 0.02;
+/// Share of the way to the IK solution the joint command moves per tick.
+const COMMAND_SMOOTHING: f64 = 0.3;
 const MAX_EPISODE_STEPS: u32 = 100;
 
 pub struct PandaTask {
@@ -55,6 +60,13 @@ pub struct PandaTask {
     cube_start_z: f64,
     steps: u32,
     observation: Vec<f64>,
+    /// The safety gate between the Cartesian controller and the joints, at
+    /// the controller's rate, as on the real robot.
+    gate: Option<Gate>,
+    safety_events: u64,
+    /// Uniform noise on the home pose at reset, rad.
+    home_noise_rad: f64,
+    max_episode_steps: u32,
 }
 
 const ACTION_LOW: [f64; 4] = [-1.0; 4];
@@ -78,9 +90,64 @@ impl PandaTask {
             cube_start_z: 0.0,
             steps: 0,
             observation: Vec::with_capacity(14),
+            gate: None,
+            safety_events: 0,
+            home_noise_rad: 0.0,
+            max_episode_steps: MAX_EPISODE_STEPS,
         };
         task.write_observation();
         Ok(task)
+    }
+
+    /// Puts `gate` between the Cartesian controller and the joint
+    /// impedance controller: every joint target is checked, and clipped or
+    /// held targets count as safety events. The gate's control period must
+    /// be the controller's (`IK_EVERY` physics steps, 100 Hz).
+    pub fn set_gate(&mut self, gate: Gate) {
+        self.gate = Some(gate);
+    }
+
+    /// Scripted resets start from the home pose plus uniform noise of this
+    /// many radians per joint (0 by default).
+    pub fn set_home_noise(&mut self, radians: f64) {
+        self.home_noise_rad = radians.abs();
+    }
+
+    /// Episode length limit in steps (100 by default, as gym-hil).
+    pub fn set_max_episode_steps(&mut self, steps: u32) {
+        self.max_episode_steps = steps.max(1);
+    }
+
+    /// The controller rate the gate runs at.
+    pub fn control_rate_hz(&self) -> f64 {
+        1.0 / (self.sim.timestep() * IK_EVERY as f64)
+    }
+
+    /// Runs the joint targets through the gate, if there is one.
+    fn gate_joint_target(&mut self) {
+        let Some(gate) = self.gate.as_mut() else { return };
+        let now = self.sim.now();
+        let state = JointState {
+            stamp: now,
+            position: JointVec::from_slice(&self.sim.joint_positions()).expect("7 joints"),
+            velocity: JointVec::from_slice(&self.sim.joint_velocities()).expect("7 joints"),
+            effort: JointVec::from_slice(&self.sim.joint_torques()).expect("7 joints"),
+        };
+        let command = JointCommand { stamp: now, mode: CommandMode::Position, values: JointVec::from_slice(&self.joint_target).expect("7 joints") };
+        let mut out = command;
+        let verdict = gate.check(now, &state, &command, &mut out);
+        // Velocity, acceleration and jerk shaping is the limiter's normal work
+        // on a Cartesian command stream (ros2_control's limiter does it
+        // silently); limits reached, holds and reflexes are safety events.
+        let protective = ClipFlags(ClipFlags::POSITION.0 | ClipFlags::EFFORT.0 | ClipFlags::WORKSPACE.0);
+        if match verdict {
+            Verdict::Pass => false,
+            Verdict::Clipped(flags) => flags.0 & protective.0 != 0,
+            Verdict::Held(_) | Verdict::Reflex { .. } => true,
+        } {
+            self.safety_events += 1;
+        }
+        self.joint_target.copy_from_slice(out.values.as_slice());
     }
 
     pub fn variant(&self) -> PandaVariant {
@@ -150,8 +217,13 @@ impl PandaTask {
         let home = SVector::<f64, 7>::from(PANDA_HOME);
         let null_space = SMatrix::<f64, 7, 7>::identity() - pseudo * jacobian;
         let dq = pseudo * error + null_space * (home - q) * 0.1;
+        // The joint command moves a share of the way from where it is toward
+        // the IK solution: a continuous stream a real arm (and the gate's
+        // acceleration and jerk limits) can follow, where jumping straight to
+        // the solution from the measured pose would jitter with it.
         for i in 0..7 {
-            self.joint_target[i] = q[i] + dq[i].clamp(-0.2, 0.2);
+            let solution = q[i] + dq[i].clamp(-0.2, 0.2);
+            self.joint_target[i] += (COMMAND_SMOOTHING * (solution - self.joint_target[i])).clamp(-MAX_JOINT_STEP, MAX_JOINT_STEP);
         }
     }
 
@@ -211,16 +283,23 @@ impl Environment for PandaTask {
     }
 
     fn reset_next(&mut self) -> &[f64] {
-        self.sim.reset_to(&PANDA_HOME);
+        let noise = self.home_noise_rad;
+        let home: [f64; 7] = std::array::from_fn(|i| PANDA_HOME[i] + self.rng.uniform(-noise, noise));
+        self.sim.reset_to(&home);
         self.sim.set_gripper(0.0);
         let x = self.rng.uniform(CUBE_BOUNDS[0][0], CUBE_BOUNDS[1][0]);
         let y = self.rng.uniform(CUBE_BOUNDS[0][1], CUBE_BOUNDS[1][1]);
         self.sim.place_block(x, y);
         self.goal = std::array::from_fn(|k| self.rng.uniform(REACH_BOUNDS[0][k], REACH_BOUNDS[1][k]));
         self.cube_start_z = self.sim.block_position()[2];
-        self.joint_target = PANDA_HOME;
+        self.joint_target = home;
         self.ee_target = self.sim.pinch_position();
         self.steps = 0;
+        self.safety_events = 0;
+        if let Some(gate) = self.gate.as_mut() {
+            // A teleported arm: the limiter restarts from the new pose.
+            gate.forget_motion();
+        }
         self.write_observation();
         &self.observation
     }
@@ -243,6 +322,7 @@ impl Environment for PandaTask {
         for i in 0..substeps {
             if i % IK_EVERY == 0 {
                 self.solve_ik();
+                self.gate_joint_target();
             }
             let target = self.joint_target;
             self.sim.step_toward(&target);
@@ -250,7 +330,19 @@ impl Environment for PandaTask {
         self.steps += 1;
         self.write_observation();
         let (reward, terminated) = self.reward_and_done();
-        Ok(Step { reward, terminated, truncated: !terminated && self.steps >= MAX_EPISODE_STEPS })
+        Ok(Step { reward, terminated, truncated: !terminated && self.steps >= self.max_episode_steps })
+    }
+}
+
+impl PracticeTask for PandaTask {
+    /// Open the gripper and lift 15 cm: frees a hand pressed on the table
+    /// or wedged against the cube.
+    fn recovery_actions(&self) -> Vec<Vec<f64>> {
+        (0..5).map(|_| vec![0.0, 0.0, 1.0, -1.0]).collect()
+    }
+
+    fn take_safety_events(&mut self) -> u64 {
+        std::mem::take(&mut self.safety_events)
     }
 }
 
@@ -306,8 +398,18 @@ impl ScriptedExpert {
 mod tests {
     use super::*;
 
+    fn panda_gate(task: &PandaTask) -> Gate {
+        let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
+        let names: Vec<String> = crate::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
+        Gate::new(safety::GateConfig::from_launch(&safety, &names, task.control_rate_hz()).unwrap())
+    }
+
     fn run_expert(variant: PandaVariant, episodes: u64) -> (usize, Vec<f64>) {
-        let mut task = PandaTask::new(variant, RewardKind::Dense).unwrap();
+        run_expert_with(PandaTask::new(variant, RewardKind::Dense).unwrap(), episodes)
+    }
+
+    fn run_expert_with(mut task: PandaTask, episodes: u64) -> (usize, Vec<f64>) {
+        let variant = task.variant();
         let mut expert = ScriptedExpert::default();
         let mut successes = 0;
         let mut returns = Vec::new();
@@ -340,6 +442,14 @@ mod tests {
     fn the_scripted_expert_picks_up_the_cube() {
         let (successes, returns) = run_expert(PandaVariant::PickCube, 6);
         assert!(successes >= 5, "expert succeeded {successes} of 6, returns {returns:?}");
+    }
+
+    #[test]
+    fn through_the_panda_limits_gate_the_expert_still_picks_up_the_cube() {
+        let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense).unwrap();
+        task.set_gate(panda_gate(&task));
+        let (successes, returns) = run_expert_with(task, 6);
+        assert!(successes >= 5, "expert through the gate succeeded {successes} of 6, returns {returns:?}");
     }
 
     #[test]

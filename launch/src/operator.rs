@@ -1,0 +1,109 @@
+//! The human at the robot over ROS 2: a gamepad (`sensor_msgs/Joy` from
+//! `joy_node`) or a SpaceMouse (`/spacenav/joy` from `spacenav`) takes over
+//! by moving, and `practice/command` (`std_msgs/String`: pause, resume,
+//! success, failure, stop) steers the session.
+//!
+//! Mapping for end-effector tasks: axes 0, 1, 2 are x, y, z displacements
+//! (already in [-1, 1]); button 0 held closes the gripper. The human is in
+//! control while any axis is beyond the dead zone or a button is held, and
+//! for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
+//! hand control back mid-manoeuvre.
+
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, TryRecvError};
+use futures::StreamExt;
+use policies::practice::{Operator, OperatorCommand, OperatorInput};
+use r2r::QosProfile;
+
+const DEAD_ZONE: f32 = 0.1;
+const HOLD_AFTER_RELEASE: Duration = Duration::from_millis(500);
+
+enum FromRos {
+    Joy { axes: Vec<f32>, buttons: Vec<i32> },
+    Command(String),
+}
+
+pub struct JoyOperator {
+    inbox: Receiver<FromRos>,
+    action_size: usize,
+    last_active: Option<Instant>,
+    axes: Vec<f32>,
+    buttons: Vec<i32>,
+    _spinner: std::thread::JoinHandle<()>,
+}
+
+pub fn parse_command(text: &str) -> Option<OperatorCommand> {
+    Some(match text.trim().to_ascii_lowercase().as_str() {
+        "pause" => OperatorCommand::Pause,
+        "resume" => OperatorCommand::Resume,
+        "success" => OperatorCommand::Success,
+        "failure" => OperatorCommand::Failure,
+        "stop" => OperatorCommand::Stop,
+        _ => return None,
+    })
+}
+
+impl JoyOperator {
+    /// Subscribes to `joy_topic` and `<namespace>/practice/command` on a
+    /// node spun by its own thread.
+    pub fn start(namespace: &str, joy_topic: &str, action_size: usize) -> anyhow::Result<JoyOperator> {
+        let ctx = r2r::Context::create()?;
+        let mut node = r2r::Node::create(ctx, "rrl_operator", namespace)?;
+        let joy = node.subscribe::<r2r::sensor_msgs::msg::Joy>(joy_topic, QosProfile::default())?;
+        let commands = node.subscribe::<r2r::std_msgs::msg::String>("practice/command", QosProfile::default())?;
+        let (tx, inbox) = crossbeam::channel::unbounded();
+        let spinner = std::thread::Builder::new().name("operator-ros".into()).spawn(move || {
+            let mut joy = joy.fuse();
+            let mut commands = commands.fuse();
+            loop {
+                node.spin_once(Duration::from_millis(5));
+                use futures::FutureExt;
+                while let Some(Some(msg)) = joy.next().now_or_never() {
+                    if tx.send(FromRos::Joy { axes: msg.axes, buttons: msg.buttons }).is_err() {
+                        return;
+                    }
+                }
+                while let Some(Some(msg)) = commands.next().now_or_never() {
+                    if tx.send(FromRos::Command(msg.data)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+        tracing::info!(joy_topic, command_topic = "practice/command", "operator listening");
+        Ok(JoyOperator { inbox, action_size, last_active: None, axes: Vec::new(), buttons: Vec::new(), _spinner: spinner })
+    }
+}
+
+impl Operator for JoyOperator {
+    fn poll(&mut self, _observation: &[f64]) -> OperatorInput {
+        let mut input = OperatorInput::default();
+        loop {
+            match self.inbox.try_recv() {
+                Ok(FromRos::Joy { axes, buttons }) => {
+                    if axes.iter().any(|a| a.abs() > DEAD_ZONE) || buttons.iter().any(|&b| b != 0) {
+                        self.last_active = Some(Instant::now());
+                    }
+                    self.axes = axes;
+                    self.buttons = buttons;
+                }
+                Ok(FromRos::Command(text)) => match parse_command(&text) {
+                    Some(command) => input.command = Some(command),
+                    None => tracing::warn!(command = %text, "unknown practice command: use pause, resume, success, failure or stop"),
+                },
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if self.last_active.is_some_and(|t| t.elapsed() <= HOLD_AFTER_RELEASE) {
+            let axis = |k: usize| f64::from(self.axes.get(k).copied().unwrap_or(0.0)).clamp(-1.0, 1.0);
+            let mut action: Vec<f64> = (0..self.action_size.min(3)).map(axis).collect();
+            if self.action_size > 3 {
+                action.push(if self.buttons.first().is_some_and(|&b| b != 0) { 1.0 } else { -1.0 });
+            }
+            action.resize(self.action_size, 0.0);
+            input.takeover = Some(action);
+        }
+        input
+    }
+}

@@ -1,0 +1,316 @@
+//! `rrl practice`, `rrl eval` and `rrl export-mcap`: the practice workflow
+//! on the robot of a launch file (today the simulated Panda), evaluation of
+//! a checkpoint, and export of a run's episodes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use policies::practice::{EpisodeReport, NoOperator, Operator, PracticeSettings};
+use policies::{Sac, SacConfig};
+use rrl_types::config::{LaunchFile, RobotConfig, SimTask};
+use rrl_types::Environment;
+use safety::{Gate, GateConfig};
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+
+#[derive(clap::Args)]
+pub struct PracticeArgs {
+    /// Launch file; its `practice` and `learner` sections set the schedule.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run folder (episodes, checkpoint, metrics). Default: runs/<launch name>.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Online steps in all (overrides practice.total_steps).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Continue the run in --run-dir: its episodes refill the buffers and its checkpoint restores the learner.
+    #[arg(long)]
+    pub resume: bool,
+    /// `none` (autonomous) or `joy` (gamepad / SpaceMouse over ROS 2 takes over; commands on practice/command).
+    #[arg(long, default_value = "none")]
+    pub operator: String,
+    /// Joy topic for `--operator joy` (a SpaceMouse publishes /spacenav/joy).
+    #[arg(long, default_value = "/spacenav/joy")]
+    pub joy_topic: String,
+    /// Pace episodes to the policy rate, as on a robot (the actor then never waits for the learner).
+    #[arg(long)]
+    pub realtime: bool,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Evaluation episodes at the end (overrides practice.eval_episodes).
+    #[arg(long)]
+    pub eval_episodes: Option<u32>,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// The learner checkpoint (`learner.safetensors` of a run).
+    pub checkpoint: PathBuf,
+    /// Launch file of the robot and task the checkpoint was trained on.
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    pub episodes: u32,
+    /// Output folder for episodes, eval.json and plots. Default: <checkpoint folder>/eval.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value_t = 50_000)]
+    pub seed: u64,
+}
+
+/// The simulated Panda task of a launch file, with the file's gate between
+/// its Cartesian controller and its joints.
+fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
+    let RobotConfig::Sim(sim) = &launch.robot else {
+        bail!(
+            "{}: practice runs on the simulated Panda today; a {} robot needs the end-effector task wrapper for hardware, which is not built yet",
+            config.display(),
+            launch.robot.kind_name()
+        );
+    };
+    let variant = match sim.task {
+        SimTask::PandaPickCube => PandaVariant::PickCube,
+        SimTask::PandaReach => PandaVariant::Reach,
+        other => bail!("{}: practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`", config.display()),
+    };
+    let mut task = PandaTask::new(variant, RewardKind::Dense)?;
+    let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
+    let gate = Gate::new(GateConfig::from_launch(&launch.safety, &names, task.control_rate_hz()).with_context(|| format!("{}: safety section", config.display()))?);
+    task.set_gate(gate);
+    task.set_home_noise(launch.practice.reset_noise_rad);
+    task.set_max_episode_steps(launch.practice.max_episode_steps);
+    Ok((task, variant))
+}
+
+fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> SacConfig {
+    SacConfig::from_learner(&launch.learner, env.observation_size(), env.action_size(), seed)
+}
+
+pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(&args.config)?;
+    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
+    let device = policies::select_device(choice)?;
+    let seed = match &launch.robot {
+        RobotConfig::Sim(sim) => sim.seed,
+        _ => 0,
+    };
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
+    let recorded = recording::list_episodes(&run_dir.join("episodes"))?.len();
+    if recorded > 0 && !args.resume {
+        bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
+    }
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let task_name = format!("{variant:?}");
+
+    let mut expert = ScriptedExpert::default();
+    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, |obs, start| {
+        if start {
+            expert.reset();
+        }
+        expert.act(variant, obs).to_vec()
+    })?;
+    if launch.practice.demo_episodes > 0 {
+        tracing::info!(episodes = launch.practice.demo_episodes, successes = demo_successes, "demo episodes ready");
+    }
+
+    let config = sac_config(&launch, &env, seed + 1);
+    let settings = PracticeSettings {
+        task: task_name.clone(),
+        total_steps: args.steps.unwrap_or(launch.practice.total_steps),
+        warmup_steps: launch.learner.warmup_steps,
+        max_episode_steps: u64::from(launch.practice.max_episode_steps),
+        stuck_steps: (launch.practice.stuck_timeout_s * launch.practice.policy_rate_hz).round() as usize,
+        stuck_tolerance: 1e-3,
+        seed,
+        run_dir: run_dir.clone(),
+        sync_every_step: args.realtime,
+        lockstep: !args.realtime,
+        publish_every: if args.realtime { launch.learner.publish_every_updates } else { 1 },
+        checkpoint_every: 1000,
+        replay_capacity: launch.learner.replay_capacity as usize,
+    };
+    let mut operator: Box<dyn Operator> = match args.operator.as_str() {
+        "none" => Box::new(NoOperator),
+        "joy" => Box::new(crate::operator::JoyOperator::start(&launch.namespace, &args.joy_topic, env.action_size())?),
+        other => bail!("unknown operator `{other}`: use none or joy"),
+    };
+    let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
+    let mut paced = Paced { inner: operator.as_mut(), period: pace, last: None };
+
+    let progress = indicatif::ProgressBar::new(settings.total_steps);
+    progress.set_style(indicatif::ProgressStyle::with_template("{bar:25} {pos}/{len} steps eta {eta} {msg}").expect("valid template"));
+    let mut status = StatusLine::default();
+    let csv_path = run_dir.join("practice.csv");
+    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+    if csv.metadata()?.len() == 0 {
+        writeln!(csv, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds")?;
+    }
+    let mut board = crate::metrics::TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?;
+    let mut write_error: Option<anyhow::Error> = None;
+    let report = policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, |episode| {
+        status.push(episode);
+        progress.set_position(episode.total_steps);
+        progress.set_message(status.line());
+        let success = episode.success.map(|s| u8::from(s).to_string()).unwrap_or_default();
+        let row = writeln!(
+            csv,
+            "{},{},{},{:.4},{},{},{},{},{},{:.3}",
+            episode.episode, episode.steps, episode.total_steps, episode.episode_return, success, episode.interventions, episode.safety_events, episode.reason, episode.learner_updates, episode.seconds
+        );
+        if let Err(e) = row {
+            write_error.get_or_insert(anyhow::Error::from(e).context("writing practice.csv"));
+        }
+        let mut scalars = vec![("practice/return", episode.episode_return), ("practice/success_rate_20", status.success_rate()), ("practice/intervention_rate", status.intervention_rate()), ("practice/safety_events", episode.safety_events as f64)];
+        scalars.push(("learner/updates", episode.learner_updates as f64));
+        for (tag, value) in scalars {
+            if let Err(e) = board.scalar(tag, episode.total_steps, value) {
+                write_error.get_or_insert(anyhow::Error::from(e).context("writing TensorBoard events"));
+            }
+        }
+    })?;
+    progress.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    let curve: Vec<(u64, f64)> = status.curve.clone();
+    if !curve.is_empty() {
+        crate::metrics::learning_curve_png(&run_dir.join("success_rate.png"), &format!("{task_name} practice"), "environment steps", "success rate, last 20 episodes", &curve)?;
+    }
+    let eval_episodes = args.eval_episodes.unwrap_or(launch.practice.eval_episodes);
+    let eval = evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?;
+    Ok(serde_json::json!({
+        "task": task_name,
+        "run_dir": run_dir.display().to_string(),
+        "episodes": report.episodes.len(),
+        "resumed_episodes": report.resumed_episodes,
+        "total_steps": report.total_steps,
+        "learner_updates": report.learner_updates,
+        "success_rate_last_20": status.success_rate(),
+        "intervention_rate": status.intervention_rate(),
+        "safety_events": status.safety_events,
+        "stopped_by_operator": report.stopped_by_operator,
+        "device": format!("{device:?}"),
+        "eval": eval,
+    }))
+}
+
+/// Paces policy steps to the robot's rate (`--realtime`) by waiting in the
+/// operator poll, which happens once per step.
+struct Paced<'a> {
+    inner: &'a mut dyn Operator,
+    period: Option<std::time::Duration>,
+    last: Option<std::time::Instant>,
+}
+
+impl Operator for Paced<'_> {
+    fn poll(&mut self, observation: &[f64]) -> policies::practice::OperatorInput {
+        if let (Some(period), Some(last)) = (self.period, self.last) {
+            if let Some(wait) = (last + period).checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        self.last = Some(std::time::Instant::now());
+        self.inner.poll(observation)
+    }
+}
+
+/// Running numbers for the live status line.
+#[derive(Default)]
+struct StatusLine {
+    recent: std::collections::VecDeque<bool>,
+    episodes: u64,
+    steps: u64,
+    interventions: u64,
+    safety_events: u64,
+    last_return: f64,
+    updates: u64,
+    started: Option<std::time::Instant>,
+    curve: Vec<(u64, f64)>,
+}
+
+impl StatusLine {
+    fn push(&mut self, e: &EpisodeReport) {
+        self.started.get_or_insert_with(std::time::Instant::now);
+        self.recent.push_back(e.success == Some(true));
+        if self.recent.len() > 20 {
+            self.recent.pop_front();
+        }
+        self.episodes += 1;
+        self.steps += e.steps;
+        self.interventions += e.interventions;
+        self.safety_events += e.safety_events;
+        self.last_return = e.episode_return;
+        self.updates = e.learner_updates;
+        self.curve.push((e.total_steps, self.success_rate()));
+    }
+
+    fn success_rate(&self) -> f64 {
+        self.recent.iter().filter(|&&s| s).count() as f64 / self.recent.len().max(1) as f64
+    }
+
+    fn intervention_rate(&self) -> f64 {
+        self.interventions as f64 / self.steps.max(1) as f64
+    }
+
+    fn line(&self) -> String {
+        let seconds = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64()).max(1e-3);
+        format!(
+            "ep {} | success(20) {:.0}% | takeover {:.1}% | safety {} | return {:.1} | {} updates ({:.0}/s)",
+            self.episodes,
+            100.0 * self.success_rate(),
+            100.0 * self.intervention_rate(),
+            self.safety_events,
+            self.last_return,
+            self.updates,
+            self.updates as f64 / seconds
+        )
+    }
+}
+
+/// Loads a learner checkpoint and runs `episodes` deterministic episodes,
+/// recorded under `out`; writes `eval.json` and `eval_returns.png` there.
+fn evaluate_checkpoint(env: &mut PandaTask, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64) -> anyhow::Result<serde_json::Value> {
+    let mut sac = Sac::new(config.clone(), tch::Device::Cpu);
+    policies::checkpoint::load(&mut sac, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
+    let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, |obs| sac.act(obs, true))?;
+    let result = serde_json::json!({
+        "checkpoint": checkpoint.display().to_string(),
+        "episodes": episodes,
+        "success_rate": f64::from(successes) / f64::from(episodes.max(1)),
+        "mean_return": returns.iter().sum::<f64>() / returns.len().max(1) as f64,
+        "returns": returns,
+    });
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("eval.json"), serde_json::to_vec_pretty(&result)?).with_context(|| format!("writing {}", out.join("eval.json").display()))?;
+    if !returns.is_empty() {
+        let points: Vec<(u64, f64)> = returns.iter().enumerate().map(|(i, &r)| (i as u64, r)).collect();
+        crate::metrics::learning_curve_png(&out.join("eval_returns.png"), &format!("{task}: {successes}/{episodes} successes"), "episode", "return", &points)?;
+    }
+    Ok(result)
+}
+
+/// `rrl eval CHECKPOINT --config FILE`.
+pub fn eval(args: EvalArgs) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(&args.config)?;
+    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
+    let config = sac_config(&launch, &env, 0);
+    evaluate_checkpoint(&mut env, &config, &args.checkpoint, &format!("{variant:?}"), &out, args.episodes, args.seed)
+}
+
+/// `rrl export-mcap RUN_DIR --out FILE`: demos, practice and eval episodes.
+pub fn export_mcap(run_dir: &Path, out: &Path) -> anyhow::Result<serde_json::Value> {
+    let mut episodes = Vec::new();
+    for folder in ["demos", "episodes", "eval/episodes"] {
+        for path in recording::list_episodes(&run_dir.join(folder))? {
+            episodes.push(recording::read_episode(&path)?);
+        }
+    }
+    if episodes.is_empty() {
+        bail!("{}: no recorded episodes (looked in demos/, episodes/, eval/episodes/)", run_dir.display());
+    }
+    let summary = recording::mcap::export(&episodes, out)?;
+    Ok(serde_json::json!({ "out": out.display().to_string(), "episodes": summary.episodes, "messages": summary.messages, "bytes": summary.bytes }))
+}

@@ -1,0 +1,651 @@
+//! Autonomous practice: act, learn online, reset, repeat (SERL/FastRLAP
+//! style), with human takeover, stuck detection and recovery, and every
+//! transition recorded durably as it happens.
+//!
+//! Two threads: the actor (the caller's thread) steps the task with its own
+//! copy of the policy and never waits on the learner; the learner thread
+//! owns SAC, the replay and demo buffers, updates, and hands new actor
+//! weights back through a one-slot mailbox (newest wins). The episode files
+//! are the source of truth: on start, every recorded episode of the run is
+//! read back into the buffers (demo episodes and human interventions into
+//! the demo buffer too), so a restarted run loses nothing and demo buffers
+//! need no separate persistence; the learner checkpoint carries the rest.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
+use crossbeam::queue::ArrayQueue;
+use recording::{Episode, EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
+use rrl_types::rng::Rng;
+use rrl_types::PracticeTask;
+use tch::{Device, Kind, Tensor};
+
+use crate::nets::GaussianActor;
+use crate::replay::{NStepWriter, ReplayBuffer, Transition};
+use crate::sac::{Sac, SacConfig};
+use crate::train::to_env_action;
+
+/// What the human at the robot asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorCommand {
+    Pause,
+    Resume,
+    /// End the episode now, labelled a success.
+    Success,
+    /// End the episode now, labelled a failure.
+    Failure,
+    /// Finish the current episode as stopped and end practice.
+    Stop,
+}
+
+/// One poll of the human's devices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorInput {
+    /// While the human is acting: their action, in the environment's bounds;
+    /// it replaces the policy's.
+    pub takeover: Option<Vec<f64>>,
+    pub command: Option<OperatorCommand>,
+}
+
+/// The human at the robot (keyboard, gamepad, SpaceMouse, or a script
+/// standing in for one in simulation). Polled once per policy step; must
+/// not block.
+pub trait Operator {
+    fn poll(&mut self, observation: &[f64]) -> OperatorInput;
+}
+
+/// Fully autonomous practice: nobody at the robot.
+pub struct NoOperator;
+
+impl Operator for NoOperator {
+    fn poll(&mut self, _: &[f64]) -> OperatorInput {
+        OperatorInput::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PracticeSettings {
+    pub task: String,
+    /// Online environment steps to practise, counting earlier sessions of
+    /// a resumed run.
+    pub total_steps: u64,
+    /// Uniformly random actions for the first steps of a fresh run.
+    pub warmup_steps: u64,
+    /// Episodes end after this many steps at the latest.
+    pub max_episode_steps: u64,
+    /// The robot counts as stuck when no observation component moved more
+    /// than `stuck_tolerance` over this many steps (0: never).
+    pub stuck_steps: usize,
+    pub stuck_tolerance: f64,
+    pub seed: u64,
+    /// Run folder: `episodes/`, `learner.safetensors`.
+    pub run_dir: PathBuf,
+    /// fsync after every step (robots) rather than at episode end (sim).
+    pub sync_every_step: bool,
+    /// Simulation: the actor waits for the learner so that exactly one
+    /// update happens per environment step, as in synchronous training. On
+    /// a robot (false) the actor never waits.
+    pub lockstep: bool,
+    /// Actor weights are published every this many updates.
+    pub publish_every: u64,
+    /// The learner checkpoints every this many updates (and at the end).
+    pub checkpoint_every: u64,
+    pub replay_capacity: usize,
+}
+
+/// Per-episode report for status lines and metric files.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EpisodeReport {
+    pub episode: u64,
+    pub steps: u64,
+    pub total_steps: u64,
+    pub episode_return: f64,
+    pub success: Option<bool>,
+    pub interventions: u64,
+    pub safety_events: u64,
+    pub reason: String,
+    pub learner_updates: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PracticeReport {
+    pub episodes: Vec<EpisodeReport>,
+    /// Episodes and steps found on disk at start (a resumed run).
+    pub resumed_episodes: u64,
+    pub resumed_steps: u64,
+    pub total_steps: u64,
+    pub learner_updates: u64,
+    pub stopped_by_operator: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PracticeError {
+    #[error("environment error at step {step}: {message}")]
+    Environment { step: u64, message: String },
+    #[error(transparent)]
+    Recording(#[from] recording::RecordingError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error("recorded episode {path}: {problem}")]
+    Mismatch { path: PathBuf, problem: String },
+    #[error("the learner thread failed: {0}")]
+    Learner(String),
+    #[error("the operator's action has {got} values, the task takes {expected}")]
+    TakeoverSize { expected: usize, got: usize },
+}
+
+enum ToLearner {
+    Transition { transition: Transition, demo: bool },
+    /// Counts an online environment step (for the update budget).
+    OnlineStep,
+}
+
+/// Actor weights as CPU tensors, in `GaussianActor::trunk.params` order.
+struct ActorWeights(Vec<Tensor>);
+
+struct LearnerShared {
+    updates: AtomicU64,
+    weights: ArrayQueue<ActorWeights>,
+    error: std::sync::Mutex<Option<String>>,
+}
+
+fn weights_of(actor: &GaussianActor) -> ActorWeights {
+    ActorWeights(actor.trunk.params("actor").into_iter().map(|p| p.tensor.detach().to_device(Device::Cpu).copy()).collect())
+}
+
+/// The learner thread: SAC, buffers, updates; publishes actor weights.
+fn learner_thread(
+    config: SacConfig,
+    device: Device,
+    checkpoint: PathBuf,
+    resume: bool,
+    settings: PracticeSettings,
+    inbox: Receiver<ToLearner>,
+    shared: Arc<LearnerShared>,
+) -> Result<(), PracticeError> {
+    let mut sac = Sac::new(config.clone(), device);
+    if resume && checkpoint.exists() {
+        crate::checkpoint::load(&mut sac, &checkpoint)?;
+    }
+    shared.updates.store(sac.updates, Ordering::Release);
+    shared.weights.force_push(weights_of(&sac.actor));
+    let mut replay = ReplayBuffer::new(config.observation_size, config.action_size, settings.replay_capacity, device);
+    let mut demos = ReplayBuffer::new(config.observation_size, config.action_size, settings.replay_capacity, device);
+    let mut online_steps = 0u64;
+    let demo_minimum = config.batch_size;
+    let mut open = true;
+    let mut last_checkpoint = sac.updates;
+    while open {
+        // Take everything waiting; block briefly only when there is no update to do.
+        let budget = online_steps.saturating_sub(settings.warmup_steps);
+        let can_update = sac.updates < budget && replay.len() >= config.batch_size;
+        let message = if can_update {
+            inbox.try_recv().map_err(|e| e.is_disconnected())
+        } else {
+            inbox.recv_timeout(Duration::from_millis(20)).map_err(|e| e == RecvTimeoutError::Disconnected)
+        };
+        match message {
+            Ok(ToLearner::Transition { transition, demo }) => {
+                replay.push(&transition);
+                if demo {
+                    demos.push(&transition);
+                }
+                continue;
+            }
+            Ok(ToLearner::OnlineStep) => {
+                online_steps += 1;
+                continue;
+            }
+            Err(true) => open = false,
+            Err(false) => {}
+        }
+        if can_update {
+            let demos_ready = demos.len() >= demo_minimum;
+            let stats = sac.update(&mut replay, if demos_ready { Some(&mut demos) } else { None });
+            shared.updates.store(sac.updates, Ordering::Release);
+            if sac.updates % settings.publish_every.max(1) == 0 {
+                shared.weights.force_push(weights_of(&sac.actor));
+            }
+            if sac.updates - last_checkpoint >= settings.checkpoint_every.max(1) {
+                let loss = stats.critic_loss.double_value(&[]);
+                if !loss.is_finite() {
+                    return Err(PracticeError::Learner(format!("critic loss is {loss} at update {}; the last checkpoint is the last good one", sac.updates)));
+                }
+                crate::checkpoint::save(&sac, &checkpoint, &[])?;
+                last_checkpoint = sac.updates;
+            }
+        }
+    }
+    crate::checkpoint::save(&sac, &checkpoint, &[])?;
+    shared.weights.force_push(weights_of(&sac.actor));
+    Ok(())
+}
+
+/// The actor's own copy of the policy, on the CPU, sampled with its own
+/// generator (independent of the learner thread's).
+struct ActorCopy {
+    net: GaussianActor,
+    rng: Rng,
+    action_size: usize,
+}
+
+impl ActorCopy {
+    fn load(&mut self, weights: &ActorWeights) {
+        tch::no_grad(|| {
+            for (param, value) in self.net.trunk.params("actor").iter().zip(&weights.0) {
+                let mut target = param.tensor.shallow_clone();
+                target.copy_(value);
+            }
+        });
+    }
+
+    fn act(&mut self, observation: &[f64], deterministic: bool) -> Vec<f64> {
+        let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
+        let obs = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]);
+        let action = tch::no_grad(|| {
+            if deterministic {
+                self.net.mean_action(&obs)
+            } else {
+                let noise: Vec<f32> = (0..self.action_size).map(|_| self.rng.normal() as f32).collect();
+                let noise = Tensor::from_slice(&noise).reshape([1, self.action_size as i64]);
+                self.net.sample(&obs, &noise).0
+            }
+        });
+        let values: Vec<f32> = Vec::try_from(&action.reshape([-1]).to_kind(Kind::Float)).expect("f32 action");
+        values.into_iter().map(f64::from).collect()
+    }
+}
+
+/// Maps an action in the environment's bounds to the learner's [-1, 1].
+pub fn to_policy_action(action: &[f64], low: &[f64], high: &[f64]) -> Vec<f64> {
+    action
+        .iter()
+        .zip(low.iter().zip(high))
+        .map(|(a, (l, h))| if l.is_finite() && h.is_finite() { (2.0 * (a - l) / (h - l) - 1.0).clamp(-1.0, 1.0) } else { *a })
+        .collect()
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Feeds recorded episodes' transitions to `out` as n-step transitions;
+/// returns (episodes, online steps). Recovery steps are not the policy's
+/// and are skipped; demo episodes and interventions are flagged as demos.
+fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut(Transition, bool)) -> u64 {
+    let mut online = 0;
+    for episode in episodes {
+        let demo_episode = episode.header.source == "demo";
+        let mut writer = NStepWriter::new(config.n_step, config.gamma);
+        let policy_steps: Vec<&EpisodeStep> = episode.steps.iter().filter(|s| !s.flags.recovery).collect();
+        for (i, step) in policy_steps.iter().enumerate() {
+            if !demo_episode {
+                online += 1;
+            }
+            let demo = demo_episode || step.flags.intervention;
+            let over = step.flags.terminated || step.flags.truncated || i + 1 == policy_steps.len();
+            let transition = Transition {
+                observation: step.observation.clone(),
+                action: step.action.clone(),
+                reward: step.reward,
+                next_observation: step.next_observation.clone(),
+                terminal: step.flags.terminated,
+                discount: config.gamma as f32,
+            };
+            // An n-step transition counts as a demo when the step completing it was one.
+            writer.push(transition, over, &mut |t| out(t, demo));
+        }
+    }
+    online
+}
+
+/// Records `episodes` of a scripted or teleoperated `controller` (actions in
+/// the environment's bounds) as demo episodes of the run, unless the run
+/// already has them. Returns how many succeeded.
+pub fn record_demo_episodes<E: PracticeTask>(
+    env: &mut E,
+    run_dir: &Path,
+    task: &str,
+    episodes: u32,
+    seed: u64,
+    mut controller: impl FnMut(&[f64], bool) -> Vec<f64>,
+) -> Result<u32, PracticeError> {
+    let folder = run_dir.join("demos");
+    if !recording::list_episodes(&folder)?.is_empty() {
+        return Ok(0);
+    }
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let mut successes = 0;
+    for e in 0..u64::from(episodes) {
+        let started = unix_ns();
+        let header = EpisodeHeader { task: task.into(), episode: e, observation_size: env.observation_size(), action_size: env.action_size(), source: "demo".into(), seed: seed + e, started_unix_ns: started };
+        let mut writer = EpisodeWriter::create(&folder, &header, false)?;
+        let mut observation = env.reset(seed + e).to_vec();
+        let (mut total, mut steps) = (0.0, 0u64);
+        loop {
+            let action = controller(&observation, steps == 0);
+            let result = env.step(&action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+            steps += 1;
+            total += result.reward;
+            let next = env.observation().to_vec();
+            writer.step(&EpisodeStep {
+                time_ns: started + steps * 100_000_000,
+                observation: observation.iter().map(|&x| x as f32).collect(),
+                action: to_policy_action(&action, &low, &high).iter().map(|&x| x as f32).collect(),
+                reward: result.reward as f32,
+                next_observation: next.iter().map(|&x| x as f32).collect(),
+                flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: true, ..StepFlags::default() },
+            })?;
+            observation = next;
+            if result.done() {
+                break;
+            }
+        }
+        let success = env.success();
+        successes += u32::from(success.unwrap_or(false));
+        let reason = if success == Some(true) { "success" } else { "failure" };
+        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions: steps, safety_events: 0, reason: reason.into() })?;
+    }
+    Ok(successes)
+}
+
+fn read_all(folder: &Path, expected: (usize, usize)) -> Result<Vec<Episode>, PracticeError> {
+    let mut episodes = Vec::new();
+    for path in recording::list_episodes(folder)? {
+        let episode = recording::read_episode(&path)?;
+        if (episode.header.observation_size, episode.header.action_size) != expected {
+            return Err(PracticeError::Mismatch {
+                problem: format!(
+                    "recorded with observation/action sizes {}/{}, the task has {}/{}",
+                    episode.header.observation_size, episode.header.action_size, expected.0, expected.1
+                ),
+                path,
+            });
+        }
+        if episode.torn_tail_bytes > 0 {
+            tracing::warn!(path = %path.display(), bytes = episode.torn_tail_bytes, steps = episode.steps.len(), "episode cut short by a crash: its intact steps are kept");
+        }
+        episodes.push(episode);
+    }
+    Ok(episodes)
+}
+
+/// Practises on `env` until `settings.total_steps` online steps (counting a
+/// resumed run's recorded ones) or the operator stops. `on_episode` sees
+/// every finished episode.
+pub fn practice<E: PracticeTask>(
+    env: &mut E,
+    config: SacConfig,
+    device: Device,
+    operator: &mut dyn Operator,
+    settings: &PracticeSettings,
+    mut on_episode: impl FnMut(&EpisodeReport),
+) -> Result<PracticeReport, PracticeError> {
+    let (o, a) = (env.observation_size(), env.action_size());
+    if (config.observation_size, config.action_size) != (o, a) {
+        return Err(PracticeError::Mismatch { path: settings.run_dir.clone(), problem: format!("learner built for {}/{}, task has {o}/{a}", config.observation_size, config.action_size) });
+    }
+    let episodes_dir = settings.run_dir.join("episodes");
+    let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
+    let recorded = read_all(&episodes_dir, (o, a))?;
+    let checkpoint = settings.run_dir.join("learner.safetensors");
+
+    let (to_learner, inbox) = channel::unbounded::<ToLearner>();
+    let shared = Arc::new(LearnerShared { updates: AtomicU64::new(0), weights: ArrayQueue::new(1), error: std::sync::Mutex::new(None) });
+    // Recorded data first, so the learner's buffers are whole before it acts.
+    let mut send = |transition: Transition, demo: bool| {
+        let _ = to_learner.send(ToLearner::Transition { transition, demo });
+    };
+    replay_recorded(&demos, &config, &mut send);
+    let resumed_steps = replay_recorded(&recorded, &config, &mut send);
+    for _ in 0..resumed_steps {
+        let _ = to_learner.send(ToLearner::OnlineStep);
+    }
+    let learner = {
+        let (config, checkpoint, settings, shared) = (config.clone(), checkpoint.clone(), settings.clone(), shared.clone());
+        let resume = !recorded.is_empty();
+        std::thread::Builder::new()
+            .name("learner".into())
+            .spawn(move || {
+                let result = learner_thread(config, device, checkpoint, resume, settings, inbox, shared.clone());
+                if let Err(e) = &result {
+                    *shared.error.lock().expect("error slot") = Some(e.to_string());
+                }
+                result
+            })
+            .map_err(|e| PracticeError::Learner(e.to_string()))?
+    };
+
+    let mut rng = Rng::seed(config.seed ^ 0xAC70_0000);
+    let mut actor = ActorCopy { net: GaussianActor::new(&mut rng, o as i64, a as i64, &config.hidden, false, Device::Cpu), rng, action_size: a };
+    let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
+    let result = actor_loop(env, &mut actor, operator, settings, &config, &to_learner, &shared, next_episode, resumed_steps, &mut on_episode);
+    drop(to_learner);
+    let joined = learner.join().map_err(|_| PracticeError::Learner("the learner thread panicked".into()))?;
+    let mut report = result?;
+    joined?;
+    report.learner_updates = shared.updates.load(Ordering::Acquire);
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn actor_loop<E: PracticeTask>(
+    env: &mut E,
+    actor: &mut ActorCopy,
+    operator: &mut dyn Operator,
+    settings: &PracticeSettings,
+    config: &SacConfig,
+    to_learner: &Sender<ToLearner>,
+    shared: &LearnerShared,
+    first_episode: u64,
+    resumed_steps: u64,
+    on_episode: &mut dyn FnMut(&EpisodeReport),
+) -> Result<PracticeReport, PracticeError> {
+    let (o, a) = (env.observation_size(), env.action_size());
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let episodes_dir = settings.run_dir.join("episodes");
+    let started = Instant::now();
+    let mut report = PracticeReport { episodes: Vec::new(), resumed_episodes: first_episode, resumed_steps, total_steps: resumed_steps, learner_updates: 0, stopped_by_operator: false };
+    let mut env_action = Vec::new();
+    let mut window: std::collections::VecDeque<Vec<f64>> = std::collections::VecDeque::new();
+    let mut episode = first_episode;
+    let learner_failed = |shared: &LearnerShared| shared.error.lock().expect("error slot").clone();
+    while report.total_steps < settings.total_steps && !report.stopped_by_operator {
+        let seed = settings.seed.wrapping_add(episode * 7919);
+        let episode_start = unix_ns();
+        let header = EpisodeHeader { task: settings.task.clone(), episode, observation_size: o, action_size: a, source: "practice".into(), seed, started_unix_ns: episode_start };
+        let mut writer = EpisodeWriter::create(&episodes_dir, &header, settings.sync_every_step)?;
+        let mut nstep = NStepWriter::new(config.n_step, config.gamma);
+        let mut observation = env.reset(seed).to_vec();
+        window.clear();
+        let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
+        let mut label: Option<bool> = None;
+        let mut paused = false;
+        let reason;
+        loop {
+            if let Some(weights) = shared.weights.pop() {
+                actor.load(&weights);
+            }
+            if let Some(e) = learner_failed(shared) {
+                return Err(PracticeError::Learner(e));
+            }
+            let input = operator.poll(&observation);
+            match input.command {
+                Some(OperatorCommand::Pause) => paused = true,
+                Some(OperatorCommand::Resume) => paused = false,
+                Some(OperatorCommand::Success) => label = Some(true),
+                Some(OperatorCommand::Failure) => label = Some(false),
+                Some(OperatorCommand::Stop) => report.stopped_by_operator = true,
+                None => {}
+            }
+            if report.stopped_by_operator {
+                reason = "stopped";
+                break;
+            }
+            if label.is_some() {
+                reason = if label == Some(true) { "success" } else { "failure" };
+                break;
+            }
+            if paused {
+                // The robot holds (nothing is sent); the episode clock stops.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let intervention = input.takeover.is_some();
+            let policy_action = match &input.takeover {
+                Some(human) if human.len() != a => return Err(PracticeError::TakeoverSize { expected: a, got: human.len() }),
+                Some(human) => to_policy_action(human, &low, &high),
+                None if report.total_steps < settings.warmup_steps => (0..a).map(|_| actor.rng.uniform(-1.0, 1.0)).collect(),
+                None => actor.act(&observation, false),
+            };
+            to_env_action(&policy_action, &low, &high, &mut env_action);
+            let step_number = report.total_steps + 1;
+            let result = env.step(&env_action).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+            let events = env.take_safety_events();
+            steps += 1;
+            report.total_steps += 1;
+            total += result.reward;
+            interventions += u64::from(intervention);
+            safety_events += events;
+            let next = env.observation().to_vec();
+            let truncated = result.truncated || (!result.terminated && steps >= settings.max_episode_steps);
+            let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events > 0, recovery: false };
+            writer.step(&EpisodeStep {
+                time_ns: episode_start + steps * 100_000_000,
+                observation: observation.iter().map(|&x| x as f32).collect(),
+                action: policy_action.iter().map(|&x| x as f32).collect(),
+                reward: result.reward as f32,
+                next_observation: next.iter().map(|&x| x as f32).collect(),
+                flags,
+            })?;
+            // Stuck: nothing moved over the window (and not finished).
+            window.push_back(next.clone());
+            if window.len() > settings.stuck_steps {
+                window.pop_front();
+            }
+            let stuck = settings.stuck_steps > 0
+                && window.len() == settings.stuck_steps
+                && !result.done()
+                && (0..o).all(|k| {
+                    let (lo, hi) = window.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), w| (lo.min(w[k]), hi.max(w[k])));
+                    hi - lo <= settings.stuck_tolerance
+                });
+            let over = result.done() || truncated || stuck;
+            let transition = Transition {
+                observation: observation.iter().map(|&x| x as f32).collect(),
+                action: policy_action.iter().map(|&x| x as f32).collect(),
+                reward: result.reward as f32,
+                next_observation: next.iter().map(|&x| x as f32).collect(),
+                terminal: result.terminated,
+                discount: config.gamma as f32,
+            };
+            nstep.push(transition, over, &mut |t| {
+                let _ = to_learner.send(ToLearner::Transition { transition: t, demo: intervention });
+            });
+            let _ = to_learner.send(ToLearner::OnlineStep);
+            observation = next;
+            if settings.lockstep {
+                // One update per step after warm-up, as synchronous training does.
+                // (Not before the replay can fill a batch: the learner could not start.)
+                let ready_at = settings.warmup_steps.max((config.batch_size + config.n_step) as u64);
+                let wanted = report.total_steps.saturating_sub(ready_at);
+                while shared.updates.load(Ordering::Acquire) < wanted && learner_failed(shared).is_none() {
+                    std::thread::yield_now();
+                }
+            }
+            if stuck {
+                for recovery in env.recovery_actions() {
+                    let before = env.observation().to_vec();
+                    let r = env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+                    safety_events += env.take_safety_events();
+                    writer.step(&EpisodeStep {
+                        time_ns: episode_start + (steps + 1) * 100_000_000,
+                        observation: before.iter().map(|&x| x as f32).collect(),
+                        action: to_policy_action(&recovery, &low, &high).iter().map(|&x| x as f32).collect(),
+                        reward: r.reward as f32,
+                        next_observation: env.observation().iter().map(|&x| x as f32).collect(),
+                        flags: StepFlags { recovery: true, ..StepFlags::default() },
+                    })?;
+                }
+                reason = "stuck";
+                break;
+            }
+            if result.done() || truncated {
+                reason = if env.success() == Some(true) { "success" } else if result.terminated { "failure" } else { "timeout" };
+                break;
+            }
+        }
+        let success = label.or(env.success().map(|s| s && reason == "success"));
+        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() })?;
+        let episode_report = EpisodeReport {
+            episode,
+            steps,
+            total_steps: report.total_steps,
+            episode_return: total,
+            success,
+            interventions,
+            safety_events,
+            reason: reason.into(),
+            learner_updates: shared.updates.load(Ordering::Acquire),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_episode(&episode_report);
+        report.episodes.push(episode_report);
+        episode += 1;
+    }
+    Ok(report)
+}
+
+/// Runs `episodes` evaluation episodes of `policy` (deterministic actions
+/// in [-1, 1]), each recorded under `folder` with source `eval`. Returns
+/// (returns, successes).
+pub fn evaluate_recorded<E: PracticeTask>(
+    env: &mut E,
+    task: &str,
+    folder: &Path,
+    episodes: u32,
+    seed: u64,
+    mut policy: impl FnMut(&[f64]) -> Vec<f64>,
+) -> Result<(Vec<f64>, u32), PracticeError> {
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let first = recording::list_episodes(folder)?.len() as u64;
+    let mut env_action = Vec::new();
+    let (mut returns, mut successes) = (Vec::new(), 0);
+    for e in 0..u64::from(episodes) {
+        let started = unix_ns();
+        let header = EpisodeHeader { task: task.into(), episode: first + e, observation_size: env.observation_size(), action_size: env.action_size(), source: "eval".into(), seed: seed + e, started_unix_ns: started };
+        let mut writer = EpisodeWriter::create(folder, &header, false)?;
+        let mut observation = env.reset(seed + e).to_vec();
+        let (mut total, mut steps) = (0.0, 0u64);
+        let terminated = loop {
+            let action = policy(&observation);
+            to_env_action(&action, &low, &high, &mut env_action);
+            let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+            steps += 1;
+            total += result.reward;
+            let next = env.observation().to_vec();
+            writer.step(&EpisodeStep {
+                time_ns: started + steps * 100_000_000,
+                observation: observation.iter().map(|&x| x as f32).collect(),
+                action: action.iter().map(|&x| x as f32).collect(),
+                reward: result.reward as f32,
+                next_observation: next.iter().map(|&x| x as f32).collect(),
+                flags: StepFlags { terminated: result.terminated, truncated: result.truncated, ..StepFlags::default() },
+            })?;
+            observation = next;
+            if result.done() {
+                break result.terminated;
+            }
+        };
+        let success = env.success();
+        successes += u32::from(success.unwrap_or(false));
+        let reason = if success == Some(true) { "success" } else if terminated { "failure" } else { "timeout" };
+        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions: 0, safety_events: 0, reason: reason.into() })?;
+        returns.push(total);
+    }
+    Ok((returns, successes))
+}

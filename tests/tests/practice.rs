@@ -1,0 +1,194 @@
+//! Autonomous practice on the simulated Panda (reach): every episode is
+//! recorded and reads back whole, a resumed run refills its buffers from
+//! the recorded episodes and goes on numbering them, human takeover and
+//! operator commands are honoured and recorded, and a stuck robot triggers
+//! the recovery manoeuvre.
+
+use std::path::Path;
+
+use policies::practice::{self, NoOperator, Operator, OperatorCommand, OperatorInput, PracticeSettings};
+use policies::SacConfig;
+use rrl_types::config::{LearnerConfig, SafetyConfig};
+use rrl_types::{Environment, PracticeTask};
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+
+fn reach_task(max_steps: u32) -> PandaTask {
+    let mut task = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+    let safety: SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
+    let names: Vec<String> = sim_bridge::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
+    task.set_gate(safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, task.control_rate_hz()).unwrap()));
+    task.set_home_noise(0.05);
+    task.set_max_episode_steps(max_steps);
+    task
+}
+
+fn small_learner(task: &PandaTask) -> SacConfig {
+    let learner = LearnerConfig { hidden: vec![64, 64], batch_size: 64, initial_temperature: 0.01, ..LearnerConfig::default() };
+    SacConfig::from_learner(&learner, task.observation_size(), task.action_size(), 3)
+}
+
+fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
+    PracticeSettings {
+        task: "PandaReach".into(),
+        total_steps,
+        warmup_steps: 100,
+        max_episode_steps: 40,
+        stuck_steps: 0,
+        stuck_tolerance: 1e-3,
+        seed: 5,
+        run_dir: run_dir.to_path_buf(),
+        sync_every_step: false,
+        lockstep: true,
+        publish_every: 1,
+        checkpoint_every: 100,
+        replay_capacity: 10_000,
+    }
+}
+
+fn read_folder(folder: &Path) -> Vec<recording::Episode> {
+    recording::list_episodes(folder).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect()
+}
+
+#[test]
+fn practice_records_every_episode_and_a_resumed_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path();
+    let mut task = reach_task(40);
+    let mut expert = ScriptedExpert::default();
+    let demo_successes = practice::record_demo_episodes(&mut task, run, "PandaReach", 3, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec()).unwrap();
+    assert_eq!(demo_successes, 3, "the expert reaches every goal through the gate");
+    let config = small_learner(&task);
+
+    let first = practice::practice(&mut task, config.clone(), tch::Device::Cpu, &mut NoOperator, &settings(run, 400), |_| {}).unwrap();
+    assert_eq!(first.total_steps, 400);
+    assert_eq!(first.resumed_steps, 0);
+    // One update per step after warm-up (lockstep), none lost at the end.
+    assert!(first.learner_updates >= 400 - 100 - (64 + 3) as u64, "updates {}", first.learner_updates);
+    let recorded = read_folder(&run.join("episodes"));
+    assert_eq!(recorded.len(), first.episodes.len());
+    for (episode, report) in recorded.iter().zip(&first.episodes) {
+        let outcome = episode.outcome.as_ref().expect("finished episodes carry their outcome");
+        assert_eq!(episode.steps.len() as u64, report.steps);
+        assert_eq!(outcome.steps, report.steps);
+        assert!((outcome.episode_return - report.episode_return).abs() < 1e-3);
+        assert!(episode.steps.iter().all(|s| !s.flags.intervention));
+        // Transitions chain: each step starts where the last one ended.
+        for pair in episode.steps.windows(2) {
+            assert_eq!(pair[0].next_observation, pair[1].observation);
+        }
+    }
+    assert_eq!(recorded.iter().map(|e| e.steps.len() as u64).sum::<u64>(), 400);
+    assert!(run.join("learner.safetensors").exists());
+
+    // A new session on the same run: the buffers refill from the files, the
+    // learner resumes from its checkpoint, episodes continue numbering, and
+    // demos are not recorded twice.
+    let again = practice::record_demo_episodes(&mut task, run, "PandaReach", 3, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec()).unwrap();
+    assert_eq!(again, 0);
+    assert_eq!(recording::list_episodes(&run.join("demos")).unwrap().len(), 3);
+    let second = practice::practice(&mut task, config, tch::Device::Cpu, &mut NoOperator, &settings(run, 600), |_| {}).unwrap();
+    assert_eq!(second.resumed_steps, 400);
+    assert_eq!(second.resumed_episodes, first.episodes.len() as u64);
+    assert_eq!(second.total_steps, 600);
+    assert_eq!(second.episodes[0].episode, first.episodes.len() as u64);
+    assert!(second.learner_updates > first.learner_updates + 150, "{} then {}", first.learner_updates, second.learner_updates);
+    let all = read_folder(&run.join("episodes"));
+    assert_eq!(all.iter().map(|e| e.steps.len() as u64).sum::<u64>(), 600);
+}
+
+/// Stands in for a human: takes over for the first `takeover_steps` of
+/// each episode with the scripted expert, pauses once, labels every
+/// episode a success after `label_after` steps, and stops after `episodes`.
+struct ScriptedHuman {
+    expert: ScriptedExpert,
+    step_in_episode: u32,
+    episodes_done: u32,
+    takeover_steps: u32,
+    label_after: u32,
+    episodes: u32,
+    paused_polls: Option<u32>,
+    paused_once: bool,
+}
+
+impl Operator for ScriptedHuman {
+    fn poll(&mut self, observation: &[f64]) -> OperatorInput {
+        let mut resumed = None;
+        if let Some(polls) = self.paused_polls.as_mut() {
+            *polls += 1;
+            if *polls < 5 {
+                return OperatorInput::default();
+            }
+            // The poll that resumes also acts for this step.
+            self.paused_polls = None;
+            resumed = Some(OperatorCommand::Resume);
+        }
+        if self.episodes_done == self.episodes {
+            return OperatorInput { takeover: None, command: Some(OperatorCommand::Stop) };
+        }
+        if self.step_in_episode == 3 && !self.paused_once {
+            self.paused_once = true;
+            self.paused_polls = Some(0);
+            return OperatorInput { takeover: None, command: Some(OperatorCommand::Pause) };
+        }
+        if self.step_in_episode == self.label_after {
+            self.step_in_episode = 0;
+            self.episodes_done += 1;
+            return OperatorInput { takeover: None, command: Some(OperatorCommand::Success) };
+        }
+        let takeover = (self.step_in_episode < self.takeover_steps).then(|| self.expert.act(PandaVariant::Reach, observation).to_vec());
+        self.step_in_episode += 1;
+        OperatorInput { takeover, command: resumed }
+    }
+}
+
+#[test]
+fn human_takeover_is_recorded_as_intervention_and_commands_steer_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    let config = small_learner(&task);
+    let mut human = ScriptedHuman { expert: ScriptedExpert::default(), step_in_episode: 0, episodes_done: 0, takeover_steps: 6, label_after: 10, episodes: 3, paused_polls: None, paused_once: false };
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut human, &settings(dir.path(), 10_000), |_| {}).unwrap();
+    assert!(report.stopped_by_operator);
+    assert_eq!(report.episodes.len(), 4, "three labelled episodes and the stopped one");
+    let recorded = read_folder(&dir.path().join("episodes"));
+    for episode in &recorded[..3] {
+        let outcome = episode.outcome.as_ref().unwrap();
+        assert_eq!((outcome.reason.as_str(), outcome.success), ("success", Some(true)), "the human's label wins");
+        // The pause stepped nothing: exactly label_after steps per episode.
+        assert_eq!(episode.steps.len(), 10);
+        let flagged: Vec<bool> = episode.steps.iter().map(|s| s.flags.intervention).collect();
+        assert_eq!(flagged, [vec![true; 6], vec![false; 4]].concat());
+        assert_eq!(outcome.interventions, 6);
+    }
+    let last = recorded[3].outcome.as_ref().unwrap();
+    assert_eq!((last.reason.as_str(), last.steps), ("stopped", 0));
+}
+
+/// Holds still: the robot never moves, so it is "stuck".
+struct FrozenHuman;
+
+impl Operator for FrozenHuman {
+    fn poll(&mut self, _: &[f64]) -> OperatorInput {
+        OperatorInput { takeover: Some(vec![0.0, 0.0, 0.0, -1.0]), command: None }
+    }
+}
+
+#[test]
+fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    // From the exact home pose nothing pulls the arm anywhere.
+    task.set_home_noise(0.0);
+    let config = small_learner(&task);
+    let mut s = settings(dir.path(), 60);
+    s.stuck_steps = 10;
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut FrozenHuman, &s, |_| {}).unwrap();
+    assert!(report.episodes.iter().all(|e| e.reason == "stuck" && e.steps == 10), "{:?}", report.episodes);
+    let episode = &read_folder(&dir.path().join("episodes"))[0];
+    let recovery: Vec<_> = episode.steps.iter().filter(|s| s.flags.recovery).collect();
+    assert_eq!(recovery.len(), task.recovery_actions().len());
+    // The manoeuvre lifted the hand (observation 9 is the fingertips' z).
+    let before = episode.steps[9].next_observation[9];
+    let after = recovery.last().unwrap().next_observation[9];
+    assert!(after > before + 0.05, "lifted from {before} to {after}");
+}
