@@ -1,0 +1,108 @@
+//! `rrl practice`, `rrl eval` and `rrl export-mcap` as a user runs them,
+//! including a practice process killed with SIGKILL mid-run and resumed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const LAUNCH: &str = r#"(
+    name: "sim_panda_reach",
+    namespace: "panda",
+    robot: Sim((task: PandaReach, seed: 1)),
+    safety: (preset: Some(FrankaPanda)),
+    learner: (device: Cpu, hidden: [64, 64], critics: 2, batch_size: 64, utd: 1, warmup_steps: 100, initial_temperature: 0.01),
+    practice: (max_episode_steps: 40, demo_episodes: 2, total_steps: 100000, eval_episodes: 2),
+)"#;
+
+fn rrl(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rrl"));
+    cmd.args(args).env("RRL_LOG", "warn").env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").env("ROS_DOMAIN_ID", (20 + std::process::id() % 80).to_string());
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    rrl(args).output().expect("run rrl")
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "rrl failed: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn episode_files(run: &Path) -> Vec<PathBuf> {
+    recording::list_episodes(&run.join("episodes")).unwrap()
+}
+
+#[test]
+fn practice_killed_mid_run_resumes_without_losing_episodes_then_eval_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let (config_arg, run_arg) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
+
+    let mut child = rrl(&["practice", "--config", config_arg, "--run-dir", run_arg]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while episode_files(&run_dir).len() < 6 {
+        assert!(started.elapsed() < Duration::from_secs(240), "practice recorded no episodes");
+        assert!(child.try_wait().unwrap().is_none(), "practice exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+
+    // Every file reads back; only the episode in flight may be unfinished.
+    let episodes: Vec<_> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    let unfinished = episodes.iter().filter(|e| e.outcome.is_none()).count();
+    assert!(unfinished <= 1, "{unfinished} unfinished episodes");
+    assert!(episodes[..episodes.len() - 1].iter().all(|e| e.outcome.is_some()));
+    let recorded_steps: usize = episodes.iter().map(|e| e.steps.len()).sum();
+
+    // The same run is not silently overwritten.
+    let refused = run(&["practice", "--config", config_arg, "--run-dir", run_arg]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"), "{}", String::from_utf8_lossy(&refused.stderr));
+
+    let total = (recorded_steps + 120).to_string();
+    let resumed = json_of(&run(&["practice", "--config", config_arg, "--run-dir", run_arg, "--resume", "--steps", &total]));
+    assert_eq!(resumed["resumed_episodes"].as_u64().unwrap(), episodes.last().unwrap().header.episode + 1);
+    assert_eq!(resumed["total_steps"].as_u64().unwrap() as usize, recorded_steps + 120);
+    assert_eq!(resumed["eval"]["episodes"], 2);
+    let after: Vec<_> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(after.iter().map(|e| e.steps.len()).sum::<usize>(), recorded_steps + 120, "the killed session's steps are all still there");
+    for file in ["practice.csv", "success_rate.png", "learner.safetensors", "eval/eval.json", "eval/eval_returns.png"] {
+        assert!(run_dir.join(file).exists(), "{file} missing");
+    }
+
+    let eval_dir = dir.path().join("eval2");
+    let eval = json_of(&run(&["eval", run_dir.join("learner.safetensors").to_str().unwrap(), "--config", config_arg, "--episodes", "3", "--out", eval_dir.to_str().unwrap()]));
+    assert_eq!(eval["returns"].as_array().unwrap().len(), 3);
+    let rate = eval["success_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate));
+    assert_eq!(recording::list_episodes(&eval_dir.join("episodes")).unwrap().len(), 3);
+
+    let mcap = dir.path().join("run.mcap");
+    let exported = json_of(&run(&["export-mcap", run_arg, "--out", mcap.to_str().unwrap()]));
+    let steps_everywhere: u64 = ["demos", "episodes", "eval/episodes"]
+        .iter()
+        .flat_map(|f| recording::list_episodes(&run_dir.join(f)).unwrap())
+        .map(|p| recording::read_episode(&p).unwrap().steps.len() as u64)
+        .sum();
+    // Four messages per step plus episode markers.
+    assert!(exported["messages"].as_u64().unwrap() > 4 * steps_everywhere);
+    let bytes = std::fs::read(&mcap).unwrap();
+    assert_eq!(&bytes[..8], b"\x89MCAP0\r\n");
+    assert_eq!(&bytes[bytes.len() - 8..], b"\x89MCAP0\r\n");
+}
+
+#[test]
+fn practice_refuses_a_launch_file_it_cannot_practise_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pendulum.ron");
+    std::fs::write(&config, LAUNCH.replace("PandaReach", "InvertedPendulum").replace("preset: Some(FrankaPanda)", "")).unwrap();
+    let out = run(&["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join("r").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pendulum.ron") && err.contains("Panda task"), "{err}");
+}
