@@ -106,3 +106,40 @@ fn practice_refuses_a_launch_file_it_cannot_practise_on() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pendulum.ron") && err.contains("Panda task"), "{err}");
 }
+
+/// A human with a SpaceMouse (an rclpy node publishing sensor_msgs/Joy)
+/// takes over, then stops the session over `practice/command`.
+#[test]
+fn a_spacemouse_over_ros_takes_over_and_stops_practice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let domain = (20 + (std::process::id() + 17) % 80).to_string();
+    let practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--operator", "joy", "--realtime", "--eval-episodes", "1"])
+        .env("ROS_DOMAIN_ID", &domain)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let human = Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/joy_operator.py"))
+        .arg("panda")
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    assert!(human.status.success(), "{}{}", String::from_utf8_lossy(&human.stdout), String::from_utf8_lossy(&human.stderr));
+    let report = json_of(&practice.wait_with_output().unwrap());
+    assert_eq!(report["stopped_by_operator"], true);
+    let episodes: Vec<_> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    let taken: Vec<_> = episodes.iter().flat_map(|e| &e.steps).filter(|s| s.flags.intervention).collect();
+    // 2 s of puck at 10 Hz (plus the hold after release), never the whole session.
+    assert!((10..=40).contains(&taken.len()), "{} intervention steps", taken.len());
+    // The puck's action while pushed, then holding still for the grace period after release.
+    let pushed = taken.iter().filter(|s| (s.action[0] - 0.8).abs() < 1e-6).count();
+    assert!(pushed >= 10, "{pushed} steps carried the puck's action");
+    assert!(taken.iter().all(|s| s.action[1] == 0.0 && s.action[2] == 0.0 && s.action[3] == -1.0), "only the human's actions are flagged");
+    assert_eq!(episodes.last().unwrap().outcome.as_ref().unwrap().reason, "stopped");
+}
