@@ -6,3 +6,13 @@
 //! flags. Must never block the actor or the control loop (a late reward is
 //! counted, not waited for), never log API keys, and never download a model:
 //! weights are configured local paths.
+
+pub mod encode;
+mod http;
+pub mod metrics;
+pub mod shaping;
+pub mod source;
+pub mod vlm;
+
+pub use source::{Frame, RewardError, RewardEstimate, RewardSource};
+pub use vlm::{VlmProgressCritic, VlmPrompts, VlmSettings};

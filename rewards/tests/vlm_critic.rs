@@ -1,0 +1,127 @@
+//! The VLM progress critic against an emulated OpenAI-compatible endpoint
+//! (a Python HTTP server on 127.0.0.1 that decodes our PNGs independently).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rewards::{Frame, RewardError, RewardSource, VlmProgressCritic, VlmPrompts, VlmSettings};
+use rrl_types::Timestamp;
+
+struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_emulator() -> Emulator {
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let mut child = Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/vlm_endpoint_emulator.py"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the endpoint emulator");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    Emulator { port: line.trim().parse().expect("port"), child }
+}
+
+fn frame(t: u64, red: u8) -> Frame {
+    let (w, h) = (32, 24);
+    let rgb: Vec<u8> = (0..w * h).flat_map(|i| [red, (i % 251) as u8, 40]).collect();
+    Frame::new(Timestamp(t), w, h, rgb).unwrap()
+}
+
+fn critic(port: u16, timeout_ms: u64) -> VlmProgressCritic {
+    VlmProgressCritic::new(VlmSettings {
+        endpoint: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        model: "emulated-vlm".into(),
+        api_key: Some("test-key".into()),
+        prompts: VlmPrompts::default(),
+        done_threshold: 90.0,
+        timeout: Duration::from_millis(timeout_ms),
+        reference_frames: vec![frame(0, 255)],
+    })
+    .unwrap()
+}
+
+#[test]
+fn progress_accumulates_from_the_models_deltas_and_done_follows_its_answer() {
+    let emulator = start_emulator();
+    let mut critic = critic(emulator.port, 5000);
+    critic.reset("put the red cube in the bowl").unwrap();
+    // Red level 0 -> 255 in steps: deltas of 0, +20, +30, +50 percentage points of 255.
+    let reds = [0u8, 51, 127, 255];
+    let mut values = Vec::new();
+    let mut done = Vec::new();
+    for (i, &red) in reds.iter().enumerate() {
+        let estimate = critic.score(&[frame(100 + i as u64, red)]).unwrap();
+        assert_eq!(estimate.stamp, Timestamp(100 + i as u64), "the estimate carries its frame's stamp");
+        values.push(estimate.progress.unwrap());
+        done.push(estimate.done);
+    }
+    // Expected: each delta closes its share of the remaining gap.
+    let mut expected = vec![0.0];
+    for pair in reds.windows(2) {
+        let delta = 100.0 * (f64::from(pair[1]) - f64::from(pair[0])) / 255.0;
+        expected.push(rewards::vlm::accumulate(*expected.last().unwrap(), (delta * 10.0).round() / 10.0));
+    }
+    for (v, e) in values.iter().zip(&expected) {
+        assert!((v - e).abs() < 1e-9, "{values:?} vs {expected:?}");
+    }
+    assert_eq!(done, [false, false, false, true]);
+    // Going backwards gives back achieved progress.
+    let back = critic.score(&[frame(200, 0)]).unwrap();
+    assert!(back.progress.unwrap() < values[3] && back.reward < 0.0);
+    let voc = rewards::metrics::value_order_correlation(&values).unwrap();
+    assert!(voc > 0.99, "VOC {voc}");
+}
+
+#[test]
+fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
+    let emulator = start_emulator();
+    let mut garbled = critic(emulator.port, 5000);
+    garbled.reset("garble the answer").unwrap();
+    let err = garbled.score(&[frame(1, 10)]).unwrap_err();
+    assert!(matches!(err, RewardError::Unparseable { .. }), "{err}");
+    assert!(err.to_string().contains("I cannot tell"), "{err}");
+
+    let mut slow = critic(emulator.port, 300);
+    slow.reset("slow model").unwrap();
+    let started = std::time::Instant::now();
+    let err = slow.score(&[frame(1, 10)]).unwrap_err();
+    assert!(matches!(err, RewardError::Timeout { timeout_ms: 300, .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "the deadline held");
+
+    // A refused request is the server's answer, passed on with its reason.
+    let mut no_key = critic(emulator.port, 5000);
+    no_key.reset("no key").unwrap();
+    let mut settings_without_key = VlmSettings {
+        endpoint: format!("http://127.0.0.1:{}/v1/chat/completions", emulator.port),
+        model: "emulated-vlm".into(),
+        api_key: None,
+        prompts: VlmPrompts::default(),
+        done_threshold: 90.0,
+        timeout: Duration::from_secs(5),
+        reference_frames: Vec::new(),
+    };
+    let mut refused = VlmProgressCritic::new(settings_without_key.clone()).unwrap();
+    refused.reset("anything").unwrap();
+    let err = refused.score(&[frame(1, 10)]).unwrap_err().to_string();
+    assert!(err.contains("HTTP 400") && err.contains("missing bearer token"), "{err}");
+
+    settings_without_key.endpoint = "https://example.com/v1".into();
+    assert!(VlmProgressCritic::new(settings_without_key).err().unwrap().to_string().contains("only http://"));
+
+    drop(emulator);
+    let err = no_key.score(&[frame(1, 10)]).unwrap_err().to_string();
+    assert!(err.contains("127.0.0.1") && err.contains("connecting"), "{err}");
+    assert!(!err.contains("test-key"), "the API key never appears in errors");
+}
