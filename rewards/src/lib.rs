@@ -7,6 +7,7 @@
 //! counted, not waited for), never log API keys, and never download a model:
 //! weights are configured local paths.
 
+pub mod clip;
 pub mod encode;
 mod http;
 pub mod metrics;
@@ -14,5 +15,6 @@ pub mod shaping;
 pub mod source;
 pub mod vlm;
 
+pub use clip::{ClipReward, ImageEncoder, SuccessClassifier};
 pub use source::{Frame, RewardError, RewardEstimate, RewardSource};
 pub use vlm::{VlmProgressCritic, VlmPrompts, VlmSettings};
