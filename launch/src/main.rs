@@ -16,6 +16,7 @@ mod doctor;
 mod metrics;
 mod operator;
 mod practice;
+mod reward_eval;
 mod sim_node;
 mod train;
 
@@ -64,6 +65,8 @@ enum Command {
     Practice(practice::PracticeArgs),
     /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
     Eval(practice::EvalArgs),
+    /// Score recorded episodes (videos or frame folders) with a reward source: VOC, reversed VOC, success F1.
+    RewardEval(reward_eval::RewardEvalArgs),
     /// Export a run's recorded episodes to MCAP (Foxglove, ros2 bag).
     ExportMcap {
         /// Run folder (holds demos/, episodes/, eval/).
@@ -150,6 +153,7 @@ fn main() -> ExitCode {
         Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
+        Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),

@@ -6,7 +6,8 @@
 //! negative one gives back that share of what was achieved, so the value
 //! never leaves its range and late progress counts as much as early. A
 //! separate done query on the current frame ends the episode above a
-//! threshold.
+//! threshold; on an episode's first frame its answer (how complete the task
+//! looks, 0..100) is also where the value starts.
 
 use std::time::Duration;
 
@@ -153,8 +154,15 @@ impl RewardSource for VlmProgressCritic {
             self.value = accumulate(self.value, delta);
         }
         let done_answer = self.number(self.ask(&self.settings.prompts.done.replace("{task}", &self.task), &[current])?)?;
+        let first = self.previous.is_none();
+        if first {
+            // An episode may start part-way (or, played backwards, finished):
+            // the completion estimate of the first frame is where the value starts.
+            self.value = done_answer.clamp(0.0, 100.0);
+        }
         self.previous = Some(current.clone());
-        Ok(RewardEstimate { stamp: current.stamp, progress: Some(self.value), reward: (self.value - before) / 100.0, done: done_answer >= self.settings.done_threshold })
+        let reward = if first { 0.0 } else { (self.value - before) / 100.0 };
+        Ok(RewardEstimate { stamp: current.stamp, progress: Some(self.value), reward, done: done_answer >= self.settings.done_threshold })
     }
 }
 

@@ -60,6 +60,28 @@ impl OpenCvCamera {
     }
 }
 
+/// A BGR frame as tightly packed RGB bytes (width, height, bytes).
+pub fn bgr_to_rgb_bytes(bgr: &Mat) -> Result<(u32, u32, Vec<u8>), opencv::Error> {
+    let mut rgb = Mat::default();
+    imgproc::cvt_color(bgr, &mut rgb, imgproc::COLOR_BGR2RGB, 0)?;
+    let size = rgb.size()?;
+    let bytes = if rgb.is_continuous() { rgb.data_bytes()?.to_vec() } else { rgb.try_clone()?.data_bytes()?.to_vec() };
+    Ok((size.width as u32, size.height as u32, bytes))
+}
+
+/// Reads an image file (PNG, JPEG, ...) resized to `width` x `height`, as RGB bytes.
+pub fn read_image_rgb(path: &std::path::Path, width: u32, height: u32) -> Result<Vec<u8>, CameraError> {
+    let name = path.display().to_string();
+    let cv = |source| CameraError::OpenCv { camera: name.clone(), source };
+    let raw = opencv::imgcodecs::imread(&name, opencv::imgcodecs::IMREAD_COLOR).map_err(cv)?;
+    if raw.empty() {
+        return Err(CameraError::Open { camera: name.clone(), source_desc: "an image file OpenCV can decode".into() });
+    }
+    let mut resized = Mat::default();
+    imgproc::resize(&raw, &mut resized, Size::new(width as i32, height as i32), 0.0, 0.0, imgproc::INTER_AREA).map_err(cv)?;
+    Ok(bgr_to_rgb_bytes(&resized).map_err(cv)?.2)
+}
+
 /// The OpenCV library version this binary runs with.
 pub fn opencv_version() -> String {
     opencv::core::get_version_string().unwrap_or_else(|e| format!("unknown ({e})"))

@@ -1,0 +1,202 @@
+//! `rrl reward-eval`: how well a reward source tracks task progress on
+//! recorded episodes (video files or folders of frames): Value-Order
+//! Correlation forward and on the time-reversed episode, the rate of
+//! negative deltas on successful episodes, and success precision / recall /
+//! F1 against labels.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use opencv::core::Mat;
+use rewards::metrics::{classification, negative_delta_rate, value_order_correlation};
+use rewards::{ClipReward, Frame, RewardSource, VlmProgressCritic, VlmPrompts, VlmSettings};
+use robot_drivers::camera::{bgr_to_rgb_bytes, read_image_rgb, OpenCvCamera};
+use rrl_types::config::CameraSource;
+use rrl_types::Timestamp;
+
+#[derive(clap::Args)]
+pub struct RewardEvalArgs {
+    /// Folder of episodes: video files (.mp4, .avi, .mkv, .webm) or sub-folders of frames (.png, .jpg) in name order.
+    pub episodes: PathBuf,
+    /// The task description given to the reward source.
+    #[arg(long)]
+    pub task: String,
+    /// `vlm` (progress critic on an OpenAI-compatible endpoint) or `clip`.
+    #[arg(long, default_value = "vlm")]
+    pub source: String,
+    /// vlm: chat-completions URL, e.g. http://127.0.0.1:8000/v1/chat/completions.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long, default_value = "default")]
+    pub model: String,
+    /// vlm: name of the environment variable holding the API key (the key itself never goes on the command line).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    #[arg(long, default_value_t = 90.0)]
+    pub done_threshold: f64,
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout_s: f64,
+    /// clip: TorchScript image encoder.
+    #[arg(long)]
+    pub image_encoder: Option<PathBuf>,
+    /// clip: TorchScript text encoder.
+    #[arg(long)]
+    pub text_encoder: Option<PathBuf>,
+    #[arg(long, default_value = "a robot arm on a table")]
+    pub baseline: String,
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+    /// Frames are resized to SIZE x SIZE.
+    #[arg(long, default_value_t = 224)]
+    pub size: u32,
+    /// Score every N-th frame.
+    #[arg(long, default_value_t = 1)]
+    pub every: usize,
+    /// JSON object of success labels by episode name, e.g. {"ep1": true}.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+fn episode_inputs(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(folder)
+        .with_context(|| format!("reading {}", folder.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() || p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["mp4", "avi", "mkv", "webm", "mov"].contains(&e.to_ascii_lowercase().as_str())))
+        .collect();
+    inputs.sort();
+    if inputs.is_empty() {
+        bail!("{}: no episodes (video files or folders of frames)", folder.display());
+    }
+    Ok(inputs)
+}
+
+fn read_frames(input: &Path, size: u32, every: usize) -> anyhow::Result<Vec<Frame>> {
+    let every = every.max(1);
+    let mut frames = Vec::new();
+    if input.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(input)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str())))
+            .collect();
+        files.sort();
+        for (i, file) in files.iter().enumerate().step_by(every) {
+            let rgb = read_image_rgb(file, size, size)?;
+            frames.push(Frame::new(Timestamp(i as u64), size, size, rgb)?);
+        }
+    } else {
+        let mut camera = OpenCvCamera::open("episode", &CameraSource::Path(input.display().to_string()), size, size)?;
+        let mut mat = Mat::default();
+        let mut i = 0u64;
+        while camera.read(&mut mat)?.is_some() {
+            if i as usize % every == 0 {
+                let (w, h, rgb) = bgr_to_rgb_bytes(&mat).with_context(|| format!("{}: frame {i}", input.display()))?;
+                frames.push(Frame::new(Timestamp(i), w, h, rgb)?);
+            }
+            i += 1;
+        }
+    }
+    if frames.len() < 2 {
+        bail!("{}: {} frames; an episode needs at least 2", input.display(), frames.len());
+    }
+    Ok(frames)
+}
+
+fn build_source(args: &RewardEvalArgs) -> anyhow::Result<Box<dyn RewardSource>> {
+    Ok(match args.source.as_str() {
+        "vlm" => {
+            let endpoint = args.endpoint.clone().context("--source vlm needs --endpoint")?;
+            let api_key = match &args.api_key_env {
+                Some(var) => Some(std::env::var(var).with_context(|| format!("--api-key-env {var}: the variable is not set"))?),
+                None => None,
+            };
+            Box::new(VlmProgressCritic::new(VlmSettings {
+                endpoint,
+                model: args.model.clone(),
+                api_key,
+                prompts: VlmPrompts::default(),
+                done_threshold: args.done_threshold,
+                timeout: Duration::from_secs_f64(args.timeout_s),
+                reference_frames: Vec::new(),
+            })?)
+        }
+        "clip" => {
+            let image = args.image_encoder.as_ref().context("--source clip needs --image-encoder")?;
+            let text = args.text_encoder.as_ref().context("--source clip needs --text-encoder")?;
+            Box::new(ClipReward::load(image, args.size, args.size, text, &args.baseline, args.alpha)?)
+        }
+        other => bail!("unknown reward source `{other}`: use vlm or clip"),
+    })
+}
+
+/// Scores frames in order; progress where the source has it, else reward.
+fn score_all(source: &mut dyn RewardSource, task: &str, frames: &[&Frame]) -> anyhow::Result<(Vec<f64>, bool)> {
+    source.reset(task)?;
+    let mut values = Vec::with_capacity(frames.len());
+    let mut done = false;
+    for frame in frames {
+        let estimate = source.score(std::slice::from_ref(*frame))?;
+        values.push(estimate.progress.unwrap_or(estimate.reward));
+        done |= estimate.done;
+    }
+    Ok((values, done))
+}
+
+pub fn run(args: RewardEvalArgs) -> anyhow::Result<serde_json::Value> {
+    let labels: serde_json::Map<String, serde_json::Value> = match &args.labels {
+        Some(path) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("{}: expected a JSON object of booleans", path.display()))?,
+        None => serde_json::Map::new(),
+    };
+    let mut source = build_source(&args)?;
+    let inputs = episode_inputs(&args.episodes)?;
+    let progress = indicatif::ProgressBar::new(inputs.len() as u64);
+    let mut per_episode = Vec::new();
+    let (mut predicted, mut actual) = (Vec::new(), Vec::new());
+    let mut negative_rates_on_successes = Vec::new();
+    for input in &inputs {
+        let name = input.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let frames = read_frames(input, args.size, args.every)?;
+        let forward: Vec<&Frame> = frames.iter().collect();
+        let (values, done) = score_all(source.as_mut(), &args.task, &forward).with_context(|| format!("scoring {}", input.display()))?;
+        let reversed_frames: Vec<&Frame> = frames.iter().rev().collect();
+        let (reversed, _) = score_all(source.as_mut(), &args.task, &reversed_frames).with_context(|| format!("scoring {} reversed", input.display()))?;
+        let label = match labels.get(&name) {
+            Some(serde_json::Value::Bool(b)) => Some(*b),
+            Some(other) => bail!("labels: `{name}` is {other}, expected true or false"),
+            None => None,
+        };
+        if let Some(label) = label {
+            predicted.push(done);
+            actual.push(label);
+            if label {
+                negative_rates_on_successes.push(negative_delta_rate(&values));
+            }
+        }
+        per_episode.push(serde_json::json!({
+            "episode": name,
+            "frames": frames.len(),
+            "voc": value_order_correlation(&values),
+            "voc_reversed": value_order_correlation(&reversed),
+            "negative_delta_rate": negative_delta_rate(&values),
+            "predicted_success": done,
+            "label": label,
+            "values": values,
+        }));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let mean = |key: &str| {
+        let v: Vec<f64> = per_episode.iter().filter_map(|e| e[key].as_f64()).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    Ok(serde_json::json!({
+        "source": args.source,
+        "task": args.task,
+        "episodes": per_episode.len(),
+        "mean_voc": mean("voc"),
+        "mean_voc_reversed": mean("voc_reversed"),
+        "negative_delta_rate_on_successes": (!negative_rates_on_successes.is_empty()).then(|| negative_rates_on_successes.iter().sum::<f64>() / negative_rates_on_successes.len() as f64),
+        "success": (!actual.is_empty()).then(|| classification(&predicted, &actual)),
+        "per_episode": per_episode,
+    }))
+}
