@@ -534,7 +534,7 @@ fn actor_loop<E: PracticeTask>(
                     let (lo, hi) = window.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), w| (lo.min(w[k]), hi.max(w[k])));
                     hi - lo <= settings.stuck_tolerance
                 });
-            let over = result.done() || truncated || stuck;
+            let over = result.done() || truncated || stuck || report.total_steps >= settings.total_steps;
             let transition = Transition {
                 observation: observation.iter().map(|&x| x as f32).collect(),
                 action: policy_action.iter().map(|&x| x as f32).collect(),
@@ -576,6 +576,11 @@ fn actor_loop<E: PracticeTask>(
             }
             if result.done() || truncated {
                 reason = if env.success() == Some(true) { "success" } else if result.terminated { "failure" } else { "timeout" };
+                break;
+            }
+            if report.total_steps >= settings.total_steps {
+                // The budget is spent: the episode is cut here, like a time limit.
+                reason = "budget";
                 break;
             }
         }

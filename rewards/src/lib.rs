@@ -11,6 +11,7 @@ pub mod clip;
 pub mod encode;
 mod http;
 pub mod metrics;
+pub mod pipeline;
 pub mod shaping;
 pub mod source;
 pub mod vlm;

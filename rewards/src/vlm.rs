@@ -80,7 +80,7 @@ pub struct VlmProgressCritic {
     endpoint: Endpoint,
     task: String,
     previous: Option<Frame>,
-    value: f64,
+    tracker: ProgressTracker,
 }
 
 impl VlmProgressCritic {
@@ -94,12 +94,9 @@ impl VlmProgressCritic {
                 return Err(RewardError::Invalid(format!("the {name} prompt template has no {{task}} placeholder")));
             }
         }
-        Ok(VlmProgressCritic { settings, endpoint, task: String::new(), previous: None, value: 0.0 })
+        Ok(VlmProgressCritic { settings, endpoint, task: String::new(), previous: None, tracker: ProgressTracker::default() })
     }
 
-    pub fn value(&self) -> f64 {
-        self.value
-    }
 
     /// One chat completion with `text` after `images`; the answer's text.
     fn ask(&self, text: &str, images: &[&Frame]) -> Result<String, RewardError> {
@@ -127,6 +124,64 @@ impl VlmProgressCritic {
     }
 }
 
+/// What the model said about one frame: the progress delta from the frame
+/// before (none for an episode's first frame) and how complete the task
+/// looks (0..100).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    pub delta: Option<f64>,
+    pub completion: f64,
+}
+
+impl VlmProgressCritic {
+    /// Asks the model about `current` (after `previous`). Needs only `&self`,
+    /// so several requests can be in flight at once; `ProgressTracker`
+    /// applies their answers in frame order.
+    pub fn assess(&self, task: &str, previous: Option<&Frame>, current: &Frame) -> Result<Assessment, RewardError> {
+        let delta = match previous {
+            Some(previous) => {
+                let mut images: Vec<&Frame> = self.settings.reference_frames.iter().collect();
+                images.push(previous);
+                images.push(current);
+                Some(self.number(self.ask(&self.settings.prompts.progress.replace("{task}", task), &images)?)?)
+            }
+            None => None,
+        };
+        let completion = self.number(self.ask(&self.settings.prompts.done.replace("{task}", task), &[current])?)?;
+        Ok(Assessment { delta, completion })
+    }
+
+    pub fn done_threshold(&self) -> f64 {
+        self.settings.done_threshold
+    }
+}
+
+/// Turns assessments, in frame order, into progress, reward and done.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressTracker {
+    value: Option<f64>,
+}
+
+impl ProgressTracker {
+    pub fn reset(&mut self) {
+        self.value = None;
+    }
+
+    pub fn apply(&mut self, stamp: rrl_types::Timestamp, assessment: Assessment, done_threshold: f64) -> RewardEstimate {
+        let (value, reward) = match (self.value, assessment.delta) {
+            (Some(before), Some(delta)) => {
+                let after = accumulate(before, delta);
+                (after, (after - before) / 100.0)
+            }
+            // An episode may start part-way (or, played backwards, finished):
+            // the first frame's completion estimate is where the value starts.
+            _ => (assessment.completion.clamp(0.0, 100.0), 0.0),
+        };
+        self.value = Some(value);
+        RewardEstimate { stamp, progress: Some(value), reward, done: assessment.completion >= done_threshold }
+    }
+}
+
 impl RewardSource for VlmProgressCritic {
     fn name(&self) -> &str {
         "vlm_progress"
@@ -138,31 +193,16 @@ impl RewardSource for VlmProgressCritic {
         }
         self.task = task.to_string();
         self.previous = None;
-        self.value = 0.0;
+        self.tracker.reset();
         Ok(())
     }
 
     /// Scores the first camera's frame against the one scored before.
     fn score(&mut self, frames: &[Frame]) -> Result<RewardEstimate, RewardError> {
         let current = frames.first().ok_or_else(|| RewardError::Invalid("no frame to score".into()))?;
-        let before = self.value;
-        if let Some(previous) = &self.previous {
-            let mut images: Vec<&Frame> = self.settings.reference_frames.iter().collect();
-            images.push(previous);
-            images.push(current);
-            let delta = self.number(self.ask(&self.settings.prompts.progress.replace("{task}", &self.task), &images)?)?;
-            self.value = accumulate(self.value, delta);
-        }
-        let done_answer = self.number(self.ask(&self.settings.prompts.done.replace("{task}", &self.task), &[current])?)?;
-        let first = self.previous.is_none();
-        if first {
-            // An episode may start part-way (or, played backwards, finished):
-            // the completion estimate of the first frame is where the value starts.
-            self.value = done_answer.clamp(0.0, 100.0);
-        }
+        let assessment = self.assess(&self.task, self.previous.as_ref(), current)?;
         self.previous = Some(current.clone());
-        let reward = if first { 0.0 } else { (self.value - before) / 100.0 };
-        Ok(RewardEstimate { stamp: current.stamp, progress: Some(self.value), reward, done: done_answer >= self.settings.done_threshold })
+        Ok(self.tracker.apply(current.stamp, assessment, self.settings.done_threshold))
     }
 }
 

@@ -125,3 +125,46 @@ fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
     assert!(err.contains("127.0.0.1") && err.contains("connecting"), "{err}");
     assert!(!err.contains("test-key"), "the API key never appears in errors");
 }
+
+/// Frames offered faster than the model answers: the actor's side never
+/// waits, waiting frames are replaced by newer ones (counted), the newest
+/// frame is always scored, and progress still chains in frame order.
+#[test]
+fn the_pipeline_keeps_the_newest_frames_and_applies_answers_in_order() {
+    let emulator = start_emulator();
+    let mut pipeline = rewards::pipeline::ProgressPipeline::new(critic(emulator.port, 5000), 2);
+    pipeline.reset("a leisurely model watching the scene turn red");
+    let offered_at = std::time::Instant::now();
+    for i in 0..12u64 {
+        pipeline.offer(frame(1000 + i, (i * 20) as u8));
+    }
+    assert!(offered_at.elapsed() < Duration::from_millis(100), "offering never waits for the model");
+    let mut estimates = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        estimates.extend(pipeline.poll());
+        let c = pipeline.counts();
+        let settled = c.scored.load(std::sync::atomic::Ordering::Relaxed) + c.dropped.load(std::sync::atomic::Ordering::Relaxed) + c.failed.load(std::sync::atomic::Ordering::Relaxed);
+        if settled == 12 && estimates.last().is_some_and(|e| e.stamp == Timestamp(1011)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "pipeline stalled: {estimates:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dropped = pipeline.counts().dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 5, "only {dropped} frames were replaced");
+    assert_eq!(estimates.len() as u64, 12 - dropped);
+    assert!(estimates.windows(2).all(|w| w[0].stamp < w[1].stamp), "applied in frame order");
+    assert!(estimates.windows(2).all(|w| w[1].progress.unwrap() >= w[0].progress.unwrap()), "monotone scene, monotone progress: {estimates:?}");
+    assert!(estimates.last().unwrap().progress.unwrap() > 50.0);
+
+    let mut joiner = rewards::pipeline::RewardJoiner::new(50);
+    for e in &estimates {
+        joiner.push(*e);
+    }
+    assert_eq!(joiner.reward_at(Timestamp(1011)).unwrap().stamp, Timestamp(1011));
+    assert_eq!(joiner.reward_at(Timestamp(1040)).unwrap().stamp, Timestamp(1011));
+    assert!(joiner.reward_at(Timestamp(1200)).is_none(), "too old to join");
+    assert!(joiner.reward_at(Timestamp(5)).is_none(), "no frame before it");
+    assert_eq!((joiner.joined, joiner.missing), (2, 2));
+}

@@ -6,7 +6,7 @@ Python's zlib, verifying every PNG chunk CRC), and answers from the images:
 the progress delta is the change of the mean red level between the last two
 images, in percentage points; the done answer is the red level of the single
 image. Modes by task text: "garble" answers without a number, "slow" answers
-after 3 s. Prints its port on the first line, then serves until killed."""
+after 3 s, "leisurely" after 0.2 s. Prints its port on the first line, then serves until killed."""
 import base64
 import json
 import struct
@@ -61,6 +61,8 @@ class Handler(BaseHTTPRequestHandler):
                     reds.append(decode_png(base64.b64decode(url.split(",", 1)[1])))
             if "slow" in text:
                 time.sleep(3)
+            if "leisurely" in text:
+                time.sleep(0.2)
             if "garble" in text:
                 answer = "I cannot tell from these pictures."
             elif "progress" in text:
