@@ -17,6 +17,7 @@ mod metrics;
 mod operator;
 mod practice;
 mod reward_eval;
+mod reward_node;
 mod sim_node;
 mod train;
 
@@ -65,6 +66,15 @@ enum Command {
     Practice(practice::PracticeArgs),
     /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
     Eval(practice::EvalArgs),
+    /// Run the VLM progress critic of a launch file as a ROS 2 node (camera images in, stamped progress/reward/done out).
+    RewardNode {
+        /// Launch file with a `Vlm(..)` reward.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        duration_s: Option<f64>,
+    },
     /// Score recorded episodes (videos or frame folders) with a reward source: VOC, reversed VOC, success F1.
     RewardEval(reward_eval::RewardEvalArgs),
     /// Export a run's recorded episodes to MCAP (Foxglove, ros2 bag).
@@ -153,6 +163,7 @@ fn main() -> ExitCode {
         Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
+        Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),

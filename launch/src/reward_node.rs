@@ -1,0 +1,128 @@
+//! `rrl reward-node --config FILE`: the VLM progress critic as a ROS 2 node.
+//!
+//! Subscribes to the first configured camera's `sensor_msgs/Image` topic
+//! (the camera's `Topic(..)` source, else `<namespace>/<camera>/image_raw`)
+//! with sensor-data QoS, and to `reward/task` (`std_msgs/String`: a new
+//! task text starts a new episode; the launch file's task is the first).
+//! Publishes `reward/estimate` as `geometry_msgs/Vector3Stamped` carrying
+//! the scored frame's stamp: x = progress (0..100), y = reward, z = done
+//! (0 or 1); and `reward/stats` (`std_msgs/String`, JSON counters) once a
+//! second. Frames never wait for the model: newest wins.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::{FutureExt, StreamExt};
+use r2r::QosProfile;
+use rewards::pipeline::ProgressPipeline;
+use rewards::{Frame, VlmProgressCritic, VlmPrompts, VlmSettings};
+use rrl_types::config::{CameraSource, LaunchFile, RewardConfig};
+use rrl_types::Timestamp;
+
+/// An image message as an RGB frame; `None` for encodings not handled.
+fn frame_of(msg: &r2r::sensor_msgs::msg::Image) -> Option<Frame> {
+    let (w, h) = (msg.width as usize, msg.height as usize);
+    let stamp = Timestamp(msg.header.stamp.sec.max(0) as u64 * 1_000_000_000 + u64::from(msg.header.stamp.nanosec));
+    let channels = match msg.encoding.as_str() {
+        "rgb8" | "bgr8" => 3,
+        "mono8" => 1,
+        _ => return None,
+    };
+    let step = msg.step as usize;
+    if step < w * channels || msg.data.len() < step * h {
+        return None;
+    }
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in msg.data.chunks(step).take(h) {
+        for px in row[..w * channels].chunks(channels) {
+            match msg.encoding.as_str() {
+                "rgb8" => rgb.extend_from_slice(px),
+                "bgr8" => rgb.extend_from_slice(&[px[2], px[1], px[0]]),
+                _ => rgb.extend_from_slice(&[px[0], px[0], px[0]]),
+            }
+        }
+    }
+    Frame::new(stamp, msg.width, msg.height, rgb).ok()
+}
+
+pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(config)?;
+    let RewardConfig::Vlm(vlm) = &launch.reward else {
+        bail!("{}: `rrl reward-node` serves a Vlm(..) reward; this launch file's reward is {:?}", config.display(), launch.reward);
+    };
+    let camera_name = vlm.cameras.first().with_context(|| format!("{}: reward.cameras is empty", config.display()))?;
+    let camera = launch.cameras.iter().find(|c| &c.name == camera_name).with_context(|| format!("{}: reward camera `{camera_name}` is not among the cameras", config.display()))?;
+    let topic = match &camera.source {
+        CameraSource::Topic(topic) => topic.clone(),
+        _ => format!("{}/image_raw", camera.name),
+    };
+    let api_key = match &vlm.api_key_env {
+        Some(var) => Some(std::env::var(var).with_context(|| format!("{}: reward.api_key_env names {var}, which is not set", config.display()))?),
+        None => None,
+    };
+    let critic = VlmProgressCritic::new(VlmSettings {
+        endpoint: vlm.endpoint.clone(),
+        model: vlm.model.clone(),
+        api_key,
+        prompts: VlmPrompts::default(),
+        done_threshold: 90.0,
+        timeout: Duration::from_millis(vlm.timeout_ms),
+        reference_frames: Vec::new(),
+    })?;
+    let mut pipeline = ProgressPipeline::new(critic, vlm.max_concurrent as usize);
+    pipeline.reset(&vlm.task);
+
+    let ctx = r2r::Context::create()?;
+    let mut node = r2r::Node::create(ctx, "reward_node", &launch.namespace)?;
+    let mut images = node.subscribe::<r2r::sensor_msgs::msg::Image>(&topic, QosProfile::sensor_data())?;
+    let mut tasks = node.subscribe::<r2r::std_msgs::msg::String>("reward/task", QosProfile::default())?;
+    let estimates = node.create_publisher::<r2r::geometry_msgs::msg::Vector3Stamped>("reward/estimate", QosProfile::default())?;
+    let stats = node.create_publisher::<r2r::std_msgs::msg::String>("reward/stats", QosProfile::default())?;
+    tracing::info!(image_topic = %topic, endpoint = %vlm.endpoint, max_concurrent = vlm.max_concurrent, "reward node up");
+
+    let started = Instant::now();
+    let mut last_stats = Instant::now();
+    let (mut published, mut unsupported) = (0u64, 0u64);
+    let counters = |pipeline: &ProgressPipeline, published: u64, unsupported: u64| {
+        let c = pipeline.counts();
+        serde_json::json!({
+            "offered": c.offered.load(Ordering::Relaxed),
+            "dropped": c.dropped.load(Ordering::Relaxed),
+            "scored": c.scored.load(Ordering::Relaxed),
+            "failed": c.failed.load(Ordering::Relaxed),
+            "published": published,
+            "unsupported_images": unsupported,
+        })
+    };
+    while duration_s.is_none_or(|d| started.elapsed().as_secs_f64() < d) {
+        node.spin_once(Duration::from_millis(5));
+        while let Some(Some(task)) = tasks.next().now_or_never() {
+            tracing::info!(task = %task.data, "new episode");
+            pipeline.reset(&task.data);
+        }
+        while let Some(Some(image)) = images.next().now_or_never() {
+            match frame_of(&image) {
+                Some(frame) => pipeline.offer(frame),
+                None => {
+                    if unsupported == 0 {
+                        tracing::warn!(encoding = %image.encoding, "images must be rgb8, bgr8 or mono8 with a consistent step; skipping");
+                    }
+                    unsupported += 1;
+                }
+            }
+        }
+        for estimate in pipeline.poll() {
+            let stamp = r2r::builtin_interfaces::msg::Time { sec: (estimate.stamp.0 / 1_000_000_000) as i32, nanosec: (estimate.stamp.0 % 1_000_000_000) as u32 };
+            let vector = r2r::geometry_msgs::msg::Vector3 { x: estimate.progress.unwrap_or(0.0), y: estimate.reward, z: f64::from(u8::from(estimate.done)) };
+            estimates.publish(&r2r::geometry_msgs::msg::Vector3Stamped { header: r2r::std_msgs::msg::Header { stamp, frame_id: camera.name.clone() }, vector })?;
+            published += 1;
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            stats.publish(&r2r::std_msgs::msg::String { data: counters(&pipeline, published, unsupported).to_string() })?;
+            last_stats = Instant::now();
+        }
+    }
+    Ok(counters(&pipeline, published, unsupported))
+}

@@ -1,0 +1,69 @@
+//! `rrl reward-node` between an rclpy camera/task peer and an emulated
+//! OpenAI-compatible VLM endpoint: stamped estimates come back for the
+//! frames published, progress rises as the scene does, done at the end.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[test]
+fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let mut emulator = Command::new(&python).arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rewards/tests/python/vlm_endpoint_emulator.py")).stdout(Stdio::piped()).spawn().unwrap();
+    let mut port = String::new();
+    std::io::BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reward.ron");
+    std::fs::write(
+        &config,
+        format!(
+            r#"(
+    name: "reward_test",
+    namespace: "cell",
+    robot: Sim((task: PandaReach)),
+    safety: (),
+    cameras: [(name: "front", source: Topic("front/image_raw"), width: 16, height: 12)],
+    reward: Vlm((endpoint: "http://127.0.0.1:{}/v1/chat/completions", model: "emulated-vlm", task: "make the scene red", cameras: ["front"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 5000, max_concurrent: 2)),
+)"#,
+            port.trim()
+        ),
+    )
+    .unwrap();
+    let domain = (20 + (std::process::id() + 29) % 80).to_string();
+    let node = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["reward-node", "--config", config.to_str().unwrap(), "--duration-s", "15"])
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("RRL_TEST_VLM_KEY", "test-key")
+        .env("RRL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peer = Command::new(&python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/reward_peer.py"))
+        .arg("cell")
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    let node_out = node.wait_with_output().unwrap();
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    assert!(peer.status.success(), "{}", String::from_utf8_lossy(&peer.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
+    let estimates = report["estimates"].as_array().unwrap();
+    assert!(estimates.len() >= 3, "{report}");
+    let sent: Vec<i64> = report["sent"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    for e in estimates {
+        assert!(sent.contains(&e["sec"].as_i64().unwrap()) && e["nanosec"] == 5000, "estimate stamped with a frame's stamp: {e}");
+    }
+    let progress: Vec<f64> = estimates.iter().map(|e| e["progress"].as_f64().unwrap()).collect();
+    assert!(progress.windows(2).all(|w| w[1] >= w[0]), "{progress:?}");
+    // Ten steps each closing 11 % of the remaining gap: 1 - 0.89^9 of the way.
+    assert!(*progress.last().unwrap() > 60.0, "{progress:?}");
+    assert_eq!(estimates.last().unwrap()["sec"], 109, "the newest frame is always scored");
+    assert_eq!(estimates.last().unwrap()["done"], 1.0);
+    let counters: serde_json::Value = serde_json::from_slice(&node_out.stdout).unwrap();
+    assert_eq!(counters["failed"], 0, "{counters}");
+    assert_eq!(counters["offered"], 10, "{counters}");
+}
