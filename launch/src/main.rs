@@ -64,6 +64,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Practise on the robot of a launch file: act, learn online, reset, repeat; human takeover; every episode recorded.
     Practice(practice::PracticeArgs),
+    /// Record demo episodes by teleoperation (gamepad or SpaceMouse over ROS 2), through the safety gate.
+    Teleop(practice::TeleopArgs),
     /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
     Eval(practice::EvalArgs),
     /// Run the VLM progress critic of a launch file as a ROS 2 node (camera images in, stamped progress/reward/done out).
@@ -165,6 +167,7 @@ fn main() -> ExitCode {
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
+        Command::Teleop(args) => practice::teleop(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),

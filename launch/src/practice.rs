@@ -44,6 +44,22 @@ pub struct PracticeArgs {
 }
 
 #[derive(clap::Args)]
+pub struct TeleopArgs {
+    /// Launch file of the robot and task.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run folder; demos go to its demos/ and seed `rrl practice --run-dir` on it. Default: runs/<launch name>.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Demo episodes to record (the session also ends on a `stop` command).
+    #[arg(long, default_value_t = 10)]
+    pub episodes: u32,
+    /// Joy topic of the gamepad or SpaceMouse.
+    #[arg(long, default_value = "/spacenav/joy")]
+    pub joy_topic: String,
+}
+
+#[derive(clap::Args)]
 pub struct EvalArgs {
     /// The learner checkpoint (`learner.safetensors` of a run).
     pub checkpoint: PathBuf,
@@ -193,6 +209,34 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         "stopped_by_operator": report.stopped_by_operator,
         "device": format!("{device:?}"),
         "eval": eval,
+    }))
+}
+
+/// `rrl teleop`: a human records demo episodes with a gamepad or SpaceMouse
+/// over ROS 2, through the safety gate, labelling each on `practice/command`.
+pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(&args.config)?;
+    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
+    let mut joy = crate::operator::JoyOperator::start(&launch.namespace, &args.joy_topic, env.action_size())?;
+    let mut paced = Paced { inner: &mut joy, period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
+    let seed = match &launch.robot {
+        RobotConfig::Sim(sim) => sim.seed + 20_000,
+        _ => 20_000,
+    };
+    // Holding still: no displacement, gripper open.
+    let idle = [0.0, 0.0, 0.0, -1.0];
+    eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
+    let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &format!("{variant:?}"), args.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
+        tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
+    })?;
+    Ok(serde_json::json!({
+        "run_dir": run_dir.display().to_string(),
+        "episodes": reports.len(),
+        "successes": reports.iter().filter(|r| r.success == Some(true)).count(),
+        "steps": reports.iter().map(|r| r.steps).sum::<u64>(),
+        "human_steps": reports.iter().map(|r| r.interventions).sum::<u64>(),
+        "reports": reports,
     }))
 }
 

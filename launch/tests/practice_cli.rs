@@ -143,3 +143,45 @@ fn a_spacemouse_over_ros_takes_over_and_stops_practice() {
     assert!(taken.iter().all(|s| s.action[1] == 0.0 && s.action[2] == 0.0 && s.action[3] == -1.0), "only the human's actions are flagged");
     assert_eq!(episodes.last().unwrap().outcome.as_ref().unwrap().reason, "stopped");
 }
+
+/// Teleoperated demos (an rclpy SpaceMouse peer) land in the run's demos/
+/// with their labels, and practice on that run learns from them instead of
+/// recording scripted ones.
+#[test]
+fn teleop_records_labelled_demos_that_practice_then_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let domain = (20 + (std::process::id() + 53) % 80).to_string();
+    let teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "5"])
+        .env("ROS_DOMAIN_ID", &domain)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let human = Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/teleop_peer.py"))
+        .arg("panda")
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    assert!(human.status.success(), "{}", String::from_utf8_lossy(&human.stderr));
+    let report = json_of(&teleop.wait_with_output().unwrap());
+    assert_eq!(report["episodes"], 2, "{report}");
+    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(demos.len(), 2);
+    let first = demos[0].outcome.as_ref().unwrap();
+    assert_eq!((first.reason.as_str(), first.success), ("success", Some(true)));
+    assert!(first.interventions >= 10, "{first:?}");
+    // The hand moved along +x under the human's control.
+    let x = |s: &recording::EpisodeStep| s.observation[7];
+    assert!(x(demos[0].steps.last().unwrap()) > x(&demos[0].steps[0]) + 0.05, "the arm followed the puck");
+    assert_eq!(demos[1].outcome.as_ref().unwrap().reason, "stopped");
+
+    let practised = json_of(&run(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "150", "--eval-episodes", "1"]));
+    assert_eq!(practised["total_steps"], 150);
+    assert_eq!(recording::list_episodes(&run_dir.join("demos")).unwrap().len(), 2, "the human's demos are used, no scripted ones added");
+}
