@@ -17,6 +17,7 @@ mod metrics;
 mod operator;
 mod practice;
 mod reward_eval;
+mod remote;
 mod reward_node;
 mod sim_node;
 mod train;
@@ -66,6 +67,21 @@ enum Command {
     Practice(practice::PracticeArgs),
     /// Record demo episodes by teleoperation (gamepad or SpaceMouse over ROS 2), through the safety gate.
     Teleop(practice::TeleopArgs),
+    /// The learner as a ROS 2 node: actors (`rrl practice --learner remote`) feed it transitions; it publishes weights.
+    Learner {
+        /// Launch file (learner section, task sizes).
+        #[arg(long)]
+        config: PathBuf,
+        /// Folder of its checkpoint.
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Continue from the checkpoint in --run-dir.
+        #[arg(long)]
+        resume: bool,
+        /// Exit when no transition arrived for this many seconds (after the first).
+        #[arg(long)]
+        until_idle_s: Option<f64>,
+    },
     /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
     Eval(practice::EvalArgs),
     /// Run the VLM progress critic of a launch file as a ROS 2 node (camera images in, stamped progress/reward/done out).
@@ -167,6 +183,7 @@ fn main() -> ExitCode {
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
+        Command::Learner { config, run_dir, resume, until_idle_s } => remote::run_learner_node(&config, run_dir, resume, until_idle_s).map(|report| print_report(&report, true)),
         Command::Teleop(args) => practice::teleop(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),

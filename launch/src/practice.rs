@@ -41,6 +41,12 @@ pub struct PracticeArgs {
     /// Evaluation episodes at the end (overrides practice.eval_episodes).
     #[arg(long)]
     pub eval_episodes: Option<u32>,
+    /// `local` (a thread of this process) or `remote` (an `rrl learner` node over ROS 2).
+    #[arg(long, default_value = "local")]
+    pub learner: String,
+    /// This actor's id on a remote learner (unique per actor).
+    #[arg(long, default_value_t = 1)]
+    pub actor_id: u64,
 }
 
 #[derive(clap::Args)]
@@ -77,7 +83,7 @@ pub struct EvalArgs {
 
 /// The simulated Panda task of a launch file, with the file's gate between
 /// its Cartesian controller and its joints.
-fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
+pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
     let RobotConfig::Sim(sim) = &launch.robot else {
         bail!(
             "{}: practice runs on the simulated Panda today; a {} robot needs the end-effector task wrapper for hardware, which is not built yet",
@@ -99,7 +105,7 @@ fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, 
     Ok((task, variant))
 }
 
-fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> SacConfig {
+pub(crate) fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> SacConfig {
     SacConfig::from_learner(&launch.learner, env.observation_size(), env.action_size(), seed)
 }
 
@@ -142,10 +148,11 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         seed,
         run_dir: run_dir.clone(),
         sync_every_step: args.realtime,
-        lockstep: !args.realtime,
+        lockstep: !args.realtime && args.learner == "local",
         publish_every: if args.realtime { launch.learner.publish_every_updates } else { 1 },
         checkpoint_every: 1000,
         replay_capacity: launch.learner.replay_capacity as usize,
+        max_backlog: 20_000,
     };
     let mut operator: Box<dyn Operator> = match args.operator.as_str() {
         "none" => Box::new(NoOperator),
@@ -165,7 +172,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     }
     let mut board = crate::metrics::TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?;
     let mut write_error: Option<anyhow::Error> = None;
-    let report = policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, |episode| {
+    let mut on_episode = |episode: &EpisodeReport| {
         status.push(episode);
         progress.set_position(episode.total_steps);
         progress.set_message(status.line());
@@ -185,7 +192,19 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
                 write_error.get_or_insert(anyhow::Error::from(e).context("writing TensorBoard events"));
             }
         }
-    })?;
+    };
+    let mut link_report = serde_json::Value::Null;
+    let report = match args.learner.as_str() {
+        "local" => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
+        "remote" => {
+            let mut link = crate::remote::RosLearnerLink::connect(&launch.namespace, args.actor_id)?;
+            let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
+            let (stream_items, unconfirmed) = link.close(std::time::Duration::from_secs(60));
+            link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
+            report?
+        }
+        other => bail!("unknown learner `{other}`: use local or remote"),
+    };
     progress.finish_and_clear();
     if let Some(e) = write_error {
         return Err(e);
@@ -195,7 +214,12 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         crate::metrics::learning_curve_png(&run_dir.join("success_rate.png"), &format!("{task_name} practice"), "environment steps", "success rate, last 20 episodes", &curve)?;
     }
     let eval_episodes = args.eval_episodes.unwrap_or(launch.practice.eval_episodes);
-    let eval = evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?;
+    // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
+    let eval = if args.learner == "local" {
+        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?
+    } else {
+        serde_json::Value::Null
+    };
     Ok(serde_json::json!({
         "task": task_name,
         "run_dir": run_dir.display().to_string(),
@@ -209,6 +233,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         "stopped_by_operator": report.stopped_by_operator,
         "device": format!("{device:?}"),
         "eval": eval,
+        "link": link_report,
     }))
 }
 

@@ -94,6 +94,9 @@ pub struct PracticeSettings {
     /// The learner checkpoints every this many updates (and at the end).
     pub checkpoint_every: u64,
     pub replay_capacity: usize,
+    /// The actor holds the robot while more items than this await the
+    /// learner's confirmation (remote learners).
+    pub max_backlog: u64,
 }
 
 /// Per-episode report for status lines and metric files.
@@ -138,27 +141,100 @@ pub enum PracticeError {
     TakeoverSize { expected: usize, got: usize },
 }
 
-enum ToLearner {
+/// What an actor sends its learner, in one ordered stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToLearner {
     Transition { transition: Transition, demo: bool },
     /// Counts an online environment step (for the update budget).
     OnlineStep,
 }
 
 /// Actor weights as CPU tensors, in `GaussianActor::trunk.params` order.
-struct ActorWeights(Vec<Tensor>);
+pub struct ActorWeights(pub Vec<Tensor>);
 
-struct LearnerShared {
-    updates: AtomicU64,
-    weights: ArrayQueue<ActorWeights>,
-    error: std::sync::Mutex<Option<String>>,
+/// Between the learner thread and whoever relays for it.
+pub struct LearnerShared {
+    pub updates: AtomicU64,
+    /// The newest actor weights (one slot, newest wins).
+    pub weights: ArrayQueue<ActorWeights>,
+    pub error: std::sync::Mutex<Option<String>>,
+}
+
+impl LearnerShared {
+    pub fn new() -> Arc<LearnerShared> {
+        Arc::new(LearnerShared { updates: AtomicU64::new(0), weights: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
+    }
+}
+
+/// How the actor reaches its learner: a thread of this process, or a
+/// learner node over ROS 2.
+pub trait LearnerLink {
+    /// Queues one item of the stream; never blocks.
+    fn send(&mut self, item: ToLearner);
+    /// Updates the learner has done (as last heard).
+    fn updates(&self) -> u64;
+    fn take_weights(&mut self) -> Option<ActorWeights>;
+    /// Set when the learner failed for good.
+    fn failure(&self) -> Option<String>;
+    /// Items sent but not yet confirmed by the learner.
+    fn backlog(&self) -> u64 {
+        0
+    }
+}
+
+/// The learner as a thread of this process.
+pub struct LocalLearner {
+    sender: Option<Sender<ToLearner>>,
+    shared: Arc<LearnerShared>,
+    thread: Option<std::thread::JoinHandle<Result<(), PracticeError>>>,
+}
+
+impl LocalLearner {
+    pub fn start(config: SacConfig, device: Device, checkpoint: PathBuf, resume: bool, settings: PracticeSettings) -> Result<LocalLearner, PracticeError> {
+        let (sender, inbox) = channel::unbounded::<ToLearner>();
+        let shared = LearnerShared::new();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("learner".into())
+            .spawn(move || run_learner(config, device, checkpoint, resume, settings, inbox, thread_shared))
+            .map_err(|e| PracticeError::Learner(e.to_string()))?;
+        Ok(LocalLearner { sender: Some(sender), shared, thread: Some(thread) })
+    }
+
+    /// Closes the stream, waits for the final checkpoint; the update count.
+    pub fn finish(mut self) -> Result<u64, PracticeError> {
+        self.sender.take();
+        let thread = self.thread.take().expect("finished once");
+        thread.join().map_err(|_| PracticeError::Learner("the learner thread panicked".into()))??;
+        Ok(self.shared.updates.load(Ordering::Acquire))
+    }
+}
+
+impl LearnerLink for LocalLearner {
+    fn send(&mut self, item: ToLearner) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(item);
+        }
+    }
+    fn updates(&self) -> u64 {
+        self.shared.updates.load(Ordering::Acquire)
+    }
+    fn take_weights(&mut self) -> Option<ActorWeights> {
+        self.shared.weights.pop()
+    }
+    fn failure(&self) -> Option<String> {
+        self.shared.error.lock().expect("error slot").clone()
+    }
 }
 
 fn weights_of(actor: &GaussianActor) -> ActorWeights {
     ActorWeights(actor.trunk.params("actor").into_iter().map(|p| p.tensor.detach().to_device(Device::Cpu).copy()).collect())
 }
 
-/// The learner thread: SAC, buffers, updates; publishes actor weights.
-fn learner_thread(
+/// The learner: SAC, buffers, updates from the stream in `inbox` until it
+/// closes; publishes actor weights and its update count through `shared`,
+/// and any failure too.
+pub fn run_learner(
     config: SacConfig,
     device: Device,
     checkpoint: PathBuf,
@@ -166,6 +242,22 @@ fn learner_thread(
     settings: PracticeSettings,
     inbox: Receiver<ToLearner>,
     shared: Arc<LearnerShared>,
+) -> Result<(), PracticeError> {
+    let result = learner_loop(config, device, checkpoint, resume, settings, inbox, &shared);
+    if let Err(e) = &result {
+        *shared.error.lock().expect("error slot") = Some(e.to_string());
+    }
+    result
+}
+
+fn learner_loop(
+    config: SacConfig,
+    device: Device,
+    checkpoint: PathBuf,
+    resume: bool,
+    settings: PracticeSettings,
+    inbox: Receiver<ToLearner>,
+    shared: &LearnerShared,
 ) -> Result<(), PracticeError> {
     let mut sac = Sac::new(config.clone(), device);
     if resume && checkpoint.exists() {
@@ -273,19 +365,19 @@ fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
-/// Feeds recorded episodes' transitions to `out` as n-step transitions;
-/// returns (episodes, online steps). Recovery steps are not the policy's
-/// and are skipped; demo episodes and interventions are flagged as demos.
-fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut(Transition, bool)) -> u64 {
+/// Feeds recorded episodes to `out` exactly as the live actor sent them:
+/// per step its completed n-step transitions, then (online steps only) an
+/// `OnlineStep`. The stream is therefore a pure function of the files, so a
+/// restarted actor resends the same items under the same sequence numbers.
+/// Recovery steps are not the policy's and are skipped; demo episodes and
+/// interventions are flagged as demos. Returns the online steps.
+fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut(ToLearner)) -> u64 {
     let mut online = 0;
     for episode in episodes {
         let demo_episode = episode.header.source == "demo";
         let mut writer = NStepWriter::new(config.n_step, config.gamma);
         let policy_steps: Vec<&EpisodeStep> = episode.steps.iter().filter(|s| !s.flags.recovery).collect();
         for (i, step) in policy_steps.iter().enumerate() {
-            if !demo_episode {
-                online += 1;
-            }
             let demo = demo_episode || step.flags.intervention;
             let over = step.flags.terminated || step.flags.truncated || i + 1 == policy_steps.len();
             let transition = Transition {
@@ -297,7 +389,11 @@ fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut
                 discount: config.gamma as f32,
             };
             // An n-step transition counts as a demo when the step completing it was one.
-            writer.push(transition, over, &mut |t| out(t, demo));
+            writer.push(transition, over, &mut |t| out(ToLearner::Transition { transition: t, demo }));
+            if !demo_episode {
+                online += 1;
+                out(ToLearner::OnlineStep);
+            }
         }
     }
     online
@@ -478,46 +574,37 @@ pub fn practice<E: PracticeTask>(
     if (config.observation_size, config.action_size) != (o, a) {
         return Err(PracticeError::Mismatch { path: settings.run_dir.clone(), problem: format!("learner built for {}/{}, task has {o}/{a}", config.observation_size, config.action_size) });
     }
-    let episodes_dir = settings.run_dir.join("episodes");
-    let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
-    let recorded = read_all(&episodes_dir, (o, a))?;
     let checkpoint = settings.run_dir.join("learner.safetensors");
 
-    let (to_learner, inbox) = channel::unbounded::<ToLearner>();
-    let shared = Arc::new(LearnerShared { updates: AtomicU64::new(0), weights: ArrayQueue::new(1), error: std::sync::Mutex::new(None) });
-    // Recorded data first, so the learner's buffers are whole before it acts.
-    let mut send = |transition: Transition, demo: bool| {
-        let _ = to_learner.send(ToLearner::Transition { transition, demo });
-    };
-    replay_recorded(&demos, &config, &mut send);
-    let resumed_steps = replay_recorded(&recorded, &config, &mut send);
-    for _ in 0..resumed_steps {
-        let _ = to_learner.send(ToLearner::OnlineStep);
-    }
-    let learner = {
-        let (config, checkpoint, settings, shared) = (config.clone(), checkpoint.clone(), settings.clone(), shared.clone());
-        let resume = !recorded.is_empty();
-        std::thread::Builder::new()
-            .name("learner".into())
-            .spawn(move || {
-                let result = learner_thread(config, device, checkpoint, resume, settings, inbox, shared.clone());
-                if let Err(e) = &result {
-                    *shared.error.lock().expect("error slot") = Some(e.to_string());
-                }
-                result
-            })
-            .map_err(|e| PracticeError::Learner(e.to_string()))?
-    };
+    let resume = !read_all(&settings.run_dir.join("episodes"), (o, a))?.is_empty();
+    let mut learner = LocalLearner::start(config.clone(), device, checkpoint, resume, settings.clone())?;
+    let result = practice_with_link(env, config, &mut learner, operator, settings, &mut on_episode);
+    let updates = learner.finish();
+    let mut report = result?;
+    report.learner_updates = updates?;
+    Ok(report)
+}
 
+/// Practice against any learner link: first the run's recorded demos and
+/// episodes are (re)sent, then live practice continues the stream.
+pub fn practice_with_link<E: PracticeTask>(
+    env: &mut E,
+    config: SacConfig,
+    link: &mut dyn LearnerLink,
+    operator: &mut dyn Operator,
+    settings: &PracticeSettings,
+    on_episode: &mut dyn FnMut(&EpisodeReport),
+) -> Result<PracticeReport, PracticeError> {
+    let (o, a) = (env.observation_size(), env.action_size());
+    let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
+    let recorded = read_all(&settings.run_dir.join("episodes"), (o, a))?;
+    replay_recorded(&demos, &config, &mut |item| link.send(item));
+    let resumed_steps = replay_recorded(&recorded, &config, &mut |item| link.send(item));
     let mut rng = Rng::seed(config.seed ^ 0xAC70_0000);
     let mut actor = ActorCopy { net: GaussianActor::new(&mut rng, o as i64, a as i64, &config.hidden, false, Device::Cpu), rng, action_size: a };
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
-    let result = actor_loop(env, &mut actor, operator, settings, &config, &to_learner, &shared, next_episode, resumed_steps, &mut on_episode);
-    drop(to_learner);
-    let joined = learner.join().map_err(|_| PracticeError::Learner("the learner thread panicked".into()))?;
-    let mut report = result?;
-    joined?;
-    report.learner_updates = shared.updates.load(Ordering::Acquire);
+    let mut report = actor_loop(env, &mut actor, operator, settings, &config, link, next_episode, resumed_steps, on_episode)?;
+    report.learner_updates = link.updates();
     Ok(report)
 }
 
@@ -528,8 +615,7 @@ fn actor_loop<E: PracticeTask>(
     operator: &mut dyn Operator,
     settings: &PracticeSettings,
     config: &SacConfig,
-    to_learner: &Sender<ToLearner>,
-    shared: &LearnerShared,
+    link: &mut dyn LearnerLink,
     first_episode: u64,
     resumed_steps: u64,
     on_episode: &mut dyn FnMut(&EpisodeReport),
@@ -542,7 +628,6 @@ fn actor_loop<E: PracticeTask>(
     let mut env_action = Vec::new();
     let mut window: std::collections::VecDeque<Vec<f64>> = std::collections::VecDeque::new();
     let mut episode = first_episode;
-    let learner_failed = |shared: &LearnerShared| shared.error.lock().expect("error slot").clone();
     while report.total_steps < settings.total_steps && !report.stopped_by_operator {
         let seed = settings.seed.wrapping_add(episode * 7919);
         let episode_start = unix_ns();
@@ -556,11 +641,18 @@ fn actor_loop<E: PracticeTask>(
         let mut paused = false;
         let reason;
         loop {
-            if let Some(weights) = shared.weights.pop() {
+            if let Some(weights) = link.take_weights() {
                 actor.load(&weights);
             }
-            if let Some(e) = learner_failed(shared) {
+            if let Some(e) = link.failure() {
                 return Err(PracticeError::Learner(e));
+            }
+            // Backpressure: the robot holds while the learner is far behind.
+            while link.backlog() > settings.max_backlog {
+                if let Some(e) = link.failure() {
+                    return Err(PracticeError::Learner(e));
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
             let input = operator.poll(&observation);
             match input.command {
@@ -632,17 +724,15 @@ fn actor_loop<E: PracticeTask>(
                 terminal: result.terminated,
                 discount: config.gamma as f32,
             };
-            nstep.push(transition, over, &mut |t| {
-                let _ = to_learner.send(ToLearner::Transition { transition: t, demo: intervention });
-            });
-            let _ = to_learner.send(ToLearner::OnlineStep);
+            nstep.push(transition, over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: intervention }));
+            link.send(ToLearner::OnlineStep);
             observation = next;
             if settings.lockstep {
                 // One update per step after warm-up, as synchronous training does.
                 // (Not before the replay can fill a batch: the learner could not start.)
                 let ready_at = settings.warmup_steps.max((config.batch_size + config.n_step) as u64);
                 let wanted = report.total_steps.saturating_sub(ready_at);
-                while shared.updates.load(Ordering::Acquire) < wanted && learner_failed(shared).is_none() {
+                while link.updates() < wanted && link.failure().is_none() {
                     std::thread::yield_now();
                 }
             }
@@ -684,7 +774,7 @@ fn actor_loop<E: PracticeTask>(
             interventions,
             safety_events,
             reason: reason.into(),
-            learner_updates: shared.updates.load(Ordering::Acquire),
+            learner_updates: link.updates(),
             seconds: started.elapsed().as_secs_f64(),
         };
         on_episode(&episode_report);
@@ -742,4 +832,106 @@ pub fn evaluate_recorded<E: PracticeTask>(
         returns.push(total);
     }
     Ok((returns, successes))
+}
+
+/// Wire form of a stream item (little endian): kind 1 = transition
+/// `[1][demo u8][terminal u8][reward f32][discount f32][obs n u32][obs..]
+/// [action n u32][action..][next obs..]`, kind 2 = online step `[2]`.
+pub fn encode_item(item: &ToLearner, out: &mut Vec<u8>) {
+    match item {
+        ToLearner::OnlineStep => out.push(2),
+        ToLearner::Transition { transition: t, demo } => {
+            out.push(1);
+            out.push(u8::from(*demo));
+            out.push(u8::from(t.terminal));
+            out.extend_from_slice(&t.reward.to_le_bytes());
+            out.extend_from_slice(&t.discount.to_le_bytes());
+            for values in [&t.observation, &t.action] {
+                out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+                values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+            }
+            t.next_observation.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        }
+    }
+}
+
+/// Reads an item written by `encode_item`; `None` if malformed.
+pub fn decode_item(bytes: &[u8]) -> Option<ToLearner> {
+    match *bytes.first()? {
+        2 if bytes.len() == 1 => Some(ToLearner::OnlineStep),
+        1 => {
+            let f32_at = |at: usize| bytes.get(at..at + 4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")));
+            let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+            let floats = |at: usize, n: usize| -> Option<Vec<f32>> { (0..n).map(|i| f32_at(at + 4 * i)).collect() };
+            let (demo, terminal) = (*bytes.get(1)? != 0, *bytes.get(2)? != 0);
+            let (reward, discount) = (f32_at(3)?, f32_at(7)?);
+            let o = u32_at(11)?;
+            let observation = floats(15, o)?;
+            let a = u32_at(15 + 4 * o)?;
+            let action = floats(19 + 4 * o, a)?;
+            let next_observation = floats(19 + 4 * (o + a), o)?;
+            (bytes.len() == 19 + 4 * (2 * o + a)).then_some(ToLearner::Transition { transition: Transition { observation, action, reward, next_observation, terminal, discount }, demo })
+        }
+        _ => None,
+    }
+}
+
+/// Wire form of actor weights: `[updates u64][tensors u32]` then per tensor
+/// `[dims u32][dim i64..][values f32..]`.
+pub fn encode_weights(weights: &ActorWeights, updates: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&updates.to_le_bytes());
+    out.extend_from_slice(&(weights.0.len() as u32).to_le_bytes());
+    for t in &weights.0 {
+        let size = t.size();
+        out.extend_from_slice(&(size.len() as u32).to_le_bytes());
+        size.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
+        let values: Vec<f32> = Vec::try_from(&t.reshape([-1]).to_kind(Kind::Float)).expect("f32 weights");
+        values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    }
+    out
+}
+
+/// Reads weights written by `encode_weights`; `None` if malformed.
+pub fn decode_weights(bytes: &[u8]) -> Option<(u64, ActorWeights)> {
+    let mut at = 0;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let slice = bytes.get(at..at + n)?;
+        at += n;
+        Some(slice)
+    };
+    let updates = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+    let mut tensors = Vec::with_capacity(count);
+    for _ in 0..count {
+        let dims = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let size: Vec<i64> = (0..dims).map(|_| take(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))).collect::<Option<_>>()?;
+        let numel = size.iter().product::<i64>().max(0) as usize;
+        let values: Vec<f32> = take(4 * numel)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        tensors.push(Tensor::from_slice(&values).reshape(&size));
+    }
+    (at == bytes.len()).then_some((updates, ActorWeights(tensors)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_items_and_weights_survive_the_wire() {
+        let t = Transition { observation: vec![1.0, -2.5], action: vec![0.25], reward: -0.5, next_observation: vec![1.5, -2.0], terminal: true, discount: 0.97 };
+        for item in [ToLearner::Transition { transition: t, demo: true }, ToLearner::OnlineStep] {
+            let mut bytes = Vec::new();
+            encode_item(&item, &mut bytes);
+            assert_eq!(decode_item(&bytes), Some(item.clone()));
+            assert_eq!(decode_item(&bytes[..bytes.len() - 1]), None, "truncated items are refused");
+        }
+        let weights = ActorWeights(vec![Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape([1, 2, 3]), Tensor::from_slice(&[7.0f32])]);
+        let bytes = encode_weights(&weights, 42);
+        let (updates, back) = decode_weights(&bytes).unwrap();
+        assert_eq!(updates, 42);
+        assert_eq!(back.0[0].size(), [1, 2, 3]);
+        assert_eq!(Vec::<f32>::try_from(&back.0[0].reshape([-1])).unwrap(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert!(decode_weights(&bytes[..bytes.len() - 2]).is_none());
+    }
 }

@@ -42,6 +42,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         publish_every: 1,
         checkpoint_every: 100,
         replay_capacity: 10_000,
+        max_backlog: 20_000,
     }
 }
 
