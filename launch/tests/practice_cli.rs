@@ -34,6 +34,23 @@ fn episode_files(run: &Path) -> Vec<PathBuf> {
     recording::list_episodes(&run.join("episodes")).unwrap()
 }
 
+/// Runs `rrl args` beside a Python ROS 2 peer script (namespace `panda`) on
+/// a private domain; the rrl JSON report once both are done.
+fn run_beside_peer(args: &[&str], script: &str, domain_offset: u32) -> serde_json::Value {
+    let domain = (20 + (std::process::id() + domain_offset) % 80).to_string();
+    let child = rrl(args).env("ROS_DOMAIN_ID", &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let peer = Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script))
+        .arg("panda")
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    assert!(peer.status.success(), "{}{}", String::from_utf8_lossy(&peer.stdout), String::from_utf8_lossy(&peer.stderr));
+    json_of(&child.wait_with_output().unwrap())
+}
+
 #[test]
 fn practice_killed_mid_run_resumes_without_losing_episodes_then_eval_and_export() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,23 +132,7 @@ fn a_spacemouse_over_ros_takes_over_and_stops_practice() {
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let domain = (20 + (std::process::id() + 17) % 80).to_string();
-    let practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--operator", "joy", "--realtime", "--eval-episodes", "1"])
-        .env("ROS_DOMAIN_ID", &domain)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let human = Command::new(python)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/joy_operator.py"))
-        .arg("panda")
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .output()
-        .unwrap();
-    assert!(human.status.success(), "{}{}", String::from_utf8_lossy(&human.stdout), String::from_utf8_lossy(&human.stderr));
-    let report = json_of(&practice.wait_with_output().unwrap());
+    let report = run_beside_peer(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--operator", "joy", "--realtime", "--eval-episodes", "1"], "joy_operator.py", 17);
     assert_eq!(report["stopped_by_operator"], true);
     let episodes: Vec<_> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
     let taken: Vec<_> = episodes.iter().flat_map(|e| &e.steps).filter(|s| s.flags.intervention).collect();
@@ -153,23 +154,7 @@ fn teleop_records_labelled_demos_that_practice_then_uses() {
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let domain = (20 + (std::process::id() + 53) % 80).to_string();
-    let teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "5"])
-        .env("ROS_DOMAIN_ID", &domain)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let human = Command::new(python)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/teleop_peer.py"))
-        .arg("panda")
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .output()
-        .unwrap();
-    assert!(human.status.success(), "{}", String::from_utf8_lossy(&human.stderr));
-    let report = json_of(&teleop.wait_with_output().unwrap());
+    let report = run_beside_peer(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "5"], "teleop_peer.py", 53);
     assert_eq!(report["episodes"], 2, "{report}");
     let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
     assert_eq!(demos.len(), 2);

@@ -399,9 +399,57 @@ fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut
     online
 }
 
-/// Records `episodes` of a scripted or teleoperated `controller` (actions in
-/// the environment's bounds) as demo episodes of the run, unless the run
-/// already has them. Returns how many succeeded.
+/// One episode of `act` (observation, first step -> action in the learner's
+/// [-1, 1]) recorded under `folder`; used for scripted demos and
+/// evaluations. Returns (return, success).
+#[allow(clippy::too_many_arguments)]
+fn record_one_episode<E: PracticeTask>(
+    env: &mut E,
+    folder: &Path,
+    task: &str,
+    source: &str,
+    episode: u64,
+    seed: u64,
+    by_human_or_script: bool,
+    act: &mut dyn FnMut(&[f64], bool) -> Vec<f64>,
+) -> Result<(f64, Option<bool>), PracticeError> {
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let started = unix_ns();
+    let header = EpisodeHeader { task: task.into(), episode, observation_size: env.observation_size(), action_size: env.action_size(), source: source.into(), seed, started_unix_ns: started };
+    let mut writer = EpisodeWriter::create(folder, &header, false)?;
+    let mut observation = env.reset(seed).to_vec();
+    let mut env_action = Vec::new();
+    let (mut total, mut steps) = (0.0, 0u64);
+    let terminated = loop {
+        let action = act(&observation, steps == 0);
+        to_env_action(&action, &low, &high, &mut env_action);
+        let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+        steps += 1;
+        total += result.reward;
+        let next = env.observation().to_vec();
+        writer.step(&EpisodeStep {
+            time_ns: started + steps * 100_000_000,
+            observation: observation.iter().map(|&x| x as f32).collect(),
+            action: action.iter().map(|&x| x as f32).collect(),
+            reward: result.reward as f32,
+            next_observation: next.iter().map(|&x| x as f32).collect(),
+            flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, ..StepFlags::default() },
+        })?;
+        observation = next;
+        if result.done() {
+            break result.terminated;
+        }
+    };
+    let success = env.success();
+    let reason = if success == Some(true) { "success" } else if terminated { "failure" } else { "timeout" };
+    let interventions = if by_human_or_script { steps } else { 0 };
+    writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events: 0, reason: reason.into() })?;
+    Ok((total, success))
+}
+
+/// Records `episodes` of a scripted `controller` (actions in the
+/// environment's bounds) as demo episodes of the run, unless the run
+/// already has demos. Returns how many succeeded.
 pub fn record_demo_episodes<E: PracticeTask>(
     env: &mut E,
     run_dir: &Path,
@@ -415,42 +463,18 @@ pub fn record_demo_episodes<E: PracticeTask>(
         return Ok(0);
     }
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let mut act = |obs: &[f64], first: bool| to_policy_action(&controller(obs, first), &low, &high);
     let mut successes = 0;
     for e in 0..u64::from(episodes) {
-        let started = unix_ns();
-        let header = EpisodeHeader { task: task.into(), episode: e, observation_size: env.observation_size(), action_size: env.action_size(), source: "demo".into(), seed: seed + e, started_unix_ns: started };
-        let mut writer = EpisodeWriter::create(&folder, &header, false)?;
-        let mut observation = env.reset(seed + e).to_vec();
-        let (mut total, mut steps) = (0.0, 0u64);
-        loop {
-            let action = controller(&observation, steps == 0);
-            let result = env.step(&action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
-            steps += 1;
-            total += result.reward;
-            let next = env.observation().to_vec();
-            writer.step(&EpisodeStep {
-                time_ns: started + steps * 100_000_000,
-                observation: observation.iter().map(|&x| x as f32).collect(),
-                action: to_policy_action(&action, &low, &high).iter().map(|&x| x as f32).collect(),
-                reward: result.reward as f32,
-                next_observation: next.iter().map(|&x| x as f32).collect(),
-                flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: true, ..StepFlags::default() },
-            })?;
-            observation = next;
-            if result.done() {
-                break;
-            }
-        }
-        let success = env.success();
+        let (_, success) = record_one_episode(env, &folder, task, "demo", e, seed + e, true, &mut act)?;
         successes += u32::from(success.unwrap_or(false));
-        let reason = if success == Some(true) { "success" } else { "failure" };
-        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions: steps, safety_events: 0, reason: reason.into() })?;
     }
     Ok(successes)
 }
 
-/// Teleoperation: the human drives every step through `operator` (a step
-/// without takeover holds still: `idle_action`), `Success` / `Failure`
+/// Teleoperation: the human drives every step through `operator` (an
+/// episode starts at the first move; later steps without takeover hold
+/// still: `idle_action`), `Success` / `Failure`
 /// label and end an episode, `Stop` ends the session. Episodes go to the
 /// run's `demos/` (source `demo`), continuing its numbering, so practice on
 /// the same run starts from them. Returns one report per episode.
@@ -495,7 +519,9 @@ pub fn teleoperate<E: PracticeTask>(
             if let Some(label) = label {
                 break if label { "success" } else { "failure" };
             }
-            if paused {
+            // The episode starts at the human's first move: until then the
+            // robot holds and the episode clock does not run.
+            if paused || (steps == 0 && input.takeover.is_none()) {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
@@ -795,40 +821,12 @@ pub fn evaluate_recorded<E: PracticeTask>(
     seed: u64,
     mut policy: impl FnMut(&[f64]) -> Vec<f64>,
 ) -> Result<(Vec<f64>, u32), PracticeError> {
-    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let first = recording::list_episodes(folder)?.len() as u64;
-    let mut env_action = Vec::new();
+    let mut act = |obs: &[f64], _: bool| policy(obs);
     let (mut returns, mut successes) = (Vec::new(), 0);
     for e in 0..u64::from(episodes) {
-        let started = unix_ns();
-        let header = EpisodeHeader { task: task.into(), episode: first + e, observation_size: env.observation_size(), action_size: env.action_size(), source: "eval".into(), seed: seed + e, started_unix_ns: started };
-        let mut writer = EpisodeWriter::create(folder, &header, false)?;
-        let mut observation = env.reset(seed + e).to_vec();
-        let (mut total, mut steps) = (0.0, 0u64);
-        let terminated = loop {
-            let action = policy(&observation);
-            to_env_action(&action, &low, &high, &mut env_action);
-            let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
-            steps += 1;
-            total += result.reward;
-            let next = env.observation().to_vec();
-            writer.step(&EpisodeStep {
-                time_ns: started + steps * 100_000_000,
-                observation: observation.iter().map(|&x| x as f32).collect(),
-                action: action.iter().map(|&x| x as f32).collect(),
-                reward: result.reward as f32,
-                next_observation: next.iter().map(|&x| x as f32).collect(),
-                flags: StepFlags { terminated: result.terminated, truncated: result.truncated, ..StepFlags::default() },
-            })?;
-            observation = next;
-            if result.done() {
-                break result.terminated;
-            }
-        };
-        let success = env.success();
+        let (total, success) = record_one_episode(env, folder, task, "eval", first + e, seed + e, false, &mut act)?;
         successes += u32::from(success.unwrap_or(false));
-        let reason = if success == Some(true) { "success" } else if terminated { "failure" } else { "timeout" };
-        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions: 0, safety_events: 0, reason: reason.into() })?;
         returns.push(total);
     }
     Ok((returns, successes))
