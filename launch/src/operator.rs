@@ -4,9 +4,10 @@
 //! success, failure, stop) steers the session.
 //!
 //! Mapping for end-effector tasks: axes 0, 1, 2 are x, y, z displacements
-//! (already in [-1, 1]); button 0 held closes the gripper. The human is in
-//! control while any axis is beyond the dead zone or a button is held, and
-//! for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
+//! (already in [-1, 1]); button 0 held closes the gripper; buttons 2 and 3
+//! label the episode a success or a failure (on press). The human is in
+//! control while any axis is beyond the dead zone or button 0 or 1 is held,
+//! and for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
 //! hand control back mid-manoeuvre.
 
 use std::time::{Duration, Instant};
@@ -82,8 +83,16 @@ impl Operator for JoyOperator {
         loop {
             match self.inbox.try_recv() {
                 Ok(FromRos::Joy { axes, buttons }) => {
-                    if axes.iter().any(|a| a.abs() > DEAD_ZONE) || buttons.iter().any(|&b| b != 0) {
+                    let pressed = |i: usize, list: &[i32]| list.get(i).is_some_and(|&b| b != 0);
+                    if axes.iter().any(|a| a.abs() > DEAD_ZONE) || pressed(0, &buttons) || pressed(1, &buttons) {
                         self.last_active = Some(Instant::now());
+                    }
+                    // Labels act on the press, not while held.
+                    if pressed(2, &buttons) && !pressed(2, &self.buttons) {
+                        input.command = Some(OperatorCommand::Success);
+                    }
+                    if pressed(3, &buttons) && !pressed(3, &self.buttons) {
+                        input.command = Some(OperatorCommand::Failure);
                     }
                     self.axes = axes;
                     self.buttons = buttons;

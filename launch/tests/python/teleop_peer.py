@@ -1,7 +1,7 @@
 """Independent ROS 2 peer for `rrl teleop`: an rclpy node playing a human
-with a SpaceMouse. Pushes the puck along +x for 1.5 s, labels the episode a
-success, pushes along -y for 1 s, then stops the session. Prints one JSON
-line."""
+with a gamepad. Pushes the stick along +x for 1.5 s, labels the episode a
+success with button 2, pushes along -y for 1 s, then stops the session on
+the command topic. Prints one JSON line."""
 import json
 import sys
 import time
@@ -32,7 +32,10 @@ def main() -> int:
 
     push([0.7, 0.0, 0.0, 0.0, 0.0, 0.0], 1.5)
     time.sleep(0.7)
-    commands.publish(String(data="success"))
+    # The success button: pressed, held a moment, released.
+    for buttons in ([0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]):
+        joy.publish(Joy(axes=[0.0] * 6, buttons=buttons))
+        time.sleep(0.1)
     time.sleep(0.5)
     push([0.0, -0.6, 0.0, 0.0, 0.0, 0.0], 1.0)
     time.sleep(0.7)
