@@ -10,6 +10,7 @@
 pub mod arm;
 pub mod assets;
 pub mod bench;
+pub mod camera;
 pub mod env;
 pub mod gym;
 pub mod panda;
