@@ -56,8 +56,23 @@ pub fn sim(steps: u64, tasks: &[String]) -> anyhow::Result<Value> {
             "ratio": ours / theirs,
         }));
     }
+    progress.set_message("Panda cameras (rrl)");
+    let frames = 4000;
+    let ours = sim_bridge::bench::panda_frames_per_second(frames, 128)?;
+    progress.set_message("Panda cameras (MuJoCo Python renderer)");
+    let scene = sim_bridge::assets::AssetPackage::GymHil.path("scene.xml")?;
+    let peer = run_peer("sim_bridge/bench/panda_render.py", &[scene.display().to_string(), frames.to_string(), "128".to_string(), sim_bridge::arm::SHADOW_MAP_SIZE.to_string()])?;
+    let theirs = peer["frames_per_s"].as_f64().context("peer JSON lacks frames_per_s")?;
+    let rendering = json!({
+        "cameras": ["front", "handcam_rgb"],
+        "size": 128,
+        "frames": frames,
+        "rrl_frames_per_s": ours,
+        "mujoco_python_frames_per_s": theirs,
+        "ratio": ours / theirs,
+    });
     progress.finish_and_clear();
-    Ok(json!({ "bench": "sim", "threads": 1, "results": rows }))
+    Ok(json!({ "bench": "sim", "threads": 1, "results": rows, "rendering": rendering }))
 }
 
 /// One learner configuration of `rrl bench learner`.

@@ -1,5 +1,7 @@
 //! The robot as ROS 2 nodes, paced to the wall clock: `rrl sim` (the
-//! simulated Panda) and `rrl driver` (a serial-servo arm). Both publish
+//! simulated Panda, whose `Sim(..)` cameras are rendered and published as
+//! `sensor_msgs/Image` rgb8 on `<camera>/image_raw` at their rate) and
+//! `rrl driver` (a serial-servo arm). Both publish
 //! `joint_states` (sensor-data QoS) and `safety/verdicts`, take position
 //! commands on `joint_commands` (std_msgs/Float64MultiArray), which reach the
 //! robot only through the safety gate; the simulation also publishes
@@ -13,10 +15,11 @@ use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use robot_drivers::servo_arm::ServoArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
-use rrl_types::config::{LaunchFile, RobotConfig, SimTask};
+use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimTask};
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock, Timestamp};
 use safety::{Gate, GateConfig, Verdict};
 use sim_bridge::arm::SimArm;
+use sim_bridge::camera::SimCamera;
 
 fn ros_time(t: Timestamp) -> r2r::builtin_interfaces::msg::Time {
     r2r::builtin_interfaces::msg::Time { sec: (t.0 / 1_000_000_000) as i32, nanosec: (t.0 % 1_000_000_000) as u32 }
@@ -51,7 +54,40 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     arm.configure()?;
     arm.activate()?;
     let period = 1.0 / sim.control_rate_hz;
-    run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, duration_s, |arm| arm.now(), |arm| arm.advance(period), true)
+    // Rendered cameras: every launch-file camera with a `Sim(..)` source.
+    let cameras: Vec<(String, String, u32, u32, f64)> = launch
+        .cameras
+        .iter()
+        .filter_map(|c| match &c.source {
+            CameraSource::Sim(model_camera) => Some((c.name.clone(), model_camera.clone(), c.width, c.height, c.fps)),
+            _ => None,
+        })
+        .collect();
+    let fastest_fps = cameras.iter().map(|c| c.4).fold(0.0, f64::max);
+    // Check the camera names before any node starts.
+    for (name, model_camera, ..) in &cameras {
+        SimCamera::check_name(arm.sim_mut(), model_camera).with_context(|| format!("{}: camera `{name}`", config.display()))?;
+    }
+    let setup = move |node: &mut r2r::Node| -> anyhow::Result<Box<dyn FnMut(&mut SimArm) -> anyhow::Result<()>>> {
+        if cameras.is_empty() {
+            return Ok(Box::new(|_| Ok(())));
+        }
+        let mut publishers = Vec::new();
+        for (name, ..) in &cameras {
+            publishers.push(node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{name}/image_raw"), QosProfile::sensor_data())?);
+        }
+        let snapshots = SceneSnapshots::start(cameras, publishers)?;
+        let mut last = f64::NEG_INFINITY;
+        Ok(Box::new(move |arm: &mut SimArm| {
+            let now = arm.now();
+            if now.as_secs_f64() - last + 1e-9 >= 1.0 / fastest_fps {
+                last = now.as_secs_f64();
+                snapshots.offer(arm, now);
+            }
+            snapshots.failure().map_or(Ok(()), Err)
+        }))
+    };
+    run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
 }
 
 /// `rrl driver`: a serial-servo arm of a launch file.
@@ -63,7 +99,8 @@ pub fn run_driver(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serd
     let mut arm = ServoArm::new(serial.clone());
     arm.configure().with_context(|| format!("connecting to the arm on {}", serial.port))?;
     arm.activate()?;
-    run_node(&launch, config, "servo_arm", arm, serial.control_rate_hz, duration_s, |_| SystemClock.now(), |_| {}, false)
+    let no_cameras = |_: &mut r2r::Node| -> anyhow::Result<Box<dyn FnMut(&mut ServoArm) -> anyhow::Result<()>>> { Ok(Box::new(|_| Ok(()))) };
+    run_node(&launch, config, "servo_arm", arm, serial.control_rate_hz, duration_s, |_| SystemClock.now(), |_| {}, false, no_cameras)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -77,6 +114,7 @@ fn run_node<H: HardwareInterface>(
     clock_of: impl Fn(&H) -> Timestamp,
     mut after_tick: impl FnMut(&mut H),
     publish_clock: bool,
+    setup_extra: impl FnOnce(&mut r2r::Node) -> anyhow::Result<Box<dyn FnMut(&mut H) -> anyhow::Result<()>>>,
 ) -> anyhow::Result<serde_json::Value> {
     let joint_names = hardware.joint_names().to_vec();
     let gate = gate_for(launch, config, &joint_names, rate_hz)?;
@@ -89,6 +127,7 @@ fn run_node<H: HardwareInterface>(
     let clock = node.create_publisher::<r2r::rosgraph_msgs::msg::Clock>("/clock", QosProfile::default())?;
     let verdicts = node.create_publisher::<r2r::std_msgs::msg::String>("safety/verdicts", QosProfile::default())?;
     let mut commands = node.subscribe::<r2r::std_msgs::msg::Float64MultiArray>("joint_commands", QosProfile::default())?;
+    let mut extra = setup_extra(&mut node)?;
     tracing::info!(node = node_name, namespace = %launch.namespace, rate_hz, "robot node up");
 
     let period = 1.0 / rate_hz;
@@ -111,6 +150,7 @@ fn run_node<H: HardwareInterface>(
         }
         let verdict = control.tick(now).context("control tick")?;
         after_tick(control.hardware_mut());
+        extra(control.hardware_mut())?;
         let state = control.state();
         message.header.stamp = ros_time(state.stamp);
         message.position.clear();
@@ -143,4 +183,76 @@ fn run_node<H: HardwareInterface>(
         "reflexes": counts.reflexes,
         "malformed_commands": malformed,
     }))
+}
+
+/// Camera rendering off the control thread. The control loop hands over a
+/// copy of the scene's positions (into recycled buffers: no allocation, no
+/// lock, never waits; when the renderer is busy the newest pose replaces
+/// the waiting one); a camera thread with its own copy of the scene renders
+/// and publishes. Software rendering (a few frames per second on a small
+/// VM) therefore never delays a control tick.
+struct SceneSnapshots {
+    waiting: std::sync::Arc<crossbeam::queue::ArrayQueue<(Timestamp, Vec<f64>)>>,
+    free: std::sync::Arc<crossbeam::queue::ArrayQueue<Vec<f64>>>,
+    failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl SceneSnapshots {
+    fn start(cameras: Vec<(String, String, u32, u32, f64)>, publishers: Vec<r2r::Publisher<r2r::sensor_msgs::msg::Image>>) -> anyhow::Result<SceneSnapshots> {
+        let waiting = std::sync::Arc::new(crossbeam::queue::ArrayQueue::<(Timestamp, Vec<f64>)>::new(1));
+        let free = std::sync::Arc::new(crossbeam::queue::ArrayQueue::<Vec<f64>>::new(3));
+        for _ in 0..3 {
+            let _ = free.push(Vec::with_capacity(64));
+        }
+        let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
+        std::thread::Builder::new().name("sim-cameras".into()).spawn(move || {
+            let run = || -> anyhow::Result<()> {
+                let mut scene = sim_bridge::arm::PandaSim::load()?;
+                let mut renderers = Vec::new();
+                for (name, model_camera, width, height, fps) in &cameras {
+                    renderers.push((name.clone(), SimCamera::new(&scene, model_camera, *width, *height)?, 1.0 / fps, f64::NEG_INFINITY));
+                }
+                loop {
+                    let Some((stamp, positions)) = thread_waiting.pop() else {
+                        if std::sync::Arc::strong_count(&thread_waiting) == 1 {
+                            return Ok(()); // the node is gone
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    };
+                    scene.show_positions(&positions);
+                    let _ = thread_free.push(positions);
+                    for ((name, renderer, every, last), publisher) in renderers.iter_mut().zip(&publishers) {
+                        if stamp.as_secs_f64() - *last + 1e-9 < *every {
+                            continue;
+                        }
+                        *last = stamp.as_secs_f64();
+                        let (width, height) = renderer.size();
+                        let data = renderer.render(&mut scene)?.to_vec();
+                        let header = r2r::std_msgs::msg::Header { stamp: ros_time(stamp), frame_id: name.clone() };
+                        publisher.publish(&r2r::sensor_msgs::msg::Image { header, height, width, encoding: "rgb8".into(), is_bigendian: 0, step: 3 * width, data })?;
+                    }
+                }
+            };
+            if let Err(e) = run() {
+                *thread_failure.lock().expect("failure slot") = Some(format!("{e:#}"));
+            }
+        })?;
+        Ok(SceneSnapshots { waiting, free, failure })
+    }
+
+    /// Hands the current pose to the camera thread (control thread side).
+    fn offer(&self, arm: &mut SimArm, stamp: Timestamp) {
+        let Some(mut buffer) = self.free.pop() else { return };
+        arm.sim_mut().copy_positions(&mut buffer);
+        if let Some((_, displaced)) = self.waiting.force_push((stamp, buffer)) {
+            let _ = self.free.push(displaced);
+        }
+    }
+
+    fn failure(&self) -> Option<anyhow::Error> {
+        // try_lock: the control thread never waits on the camera thread.
+        self.failure.try_lock().ok().and_then(|f| f.clone()).map(|e| anyhow::anyhow!("sim cameras: {e}"))
+    }
 }

@@ -24,3 +24,22 @@ pub fn gym_steps_per_second(task: GymTask, steps: u64, seed: u64) -> Result<f64,
     }
     Ok(steps as f64 / start.elapsed().as_secs_f64())
 }
+
+/// Renders the Panda scene's front and wrist cameras at `size` x `size`,
+/// one physics step between frame pairs, as the Python peer does; returns
+/// frames per second.
+pub fn panda_frames_per_second(frames: u64, size: u32) -> Result<f64, SimError> {
+    let mut sim = crate::arm::PandaSim::load()?;
+    let mut cameras = [crate::camera::SimCamera::new(&sim, "front", size, size)?, crate::camera::SimCamera::new(&sim, "handcam_rgb", size, size)?];
+    let hold = crate::arm::PANDA_HOME;
+    let mut checksum = 0u64;
+    let start = Instant::now();
+    for _ in 0..frames / 2 {
+        sim.step_toward(&hold);
+        for camera in &mut cameras {
+            checksum += u64::from(camera.render(&mut sim)?[0]);
+        }
+    }
+    std::hint::black_box(checksum);
+    Ok((frames / 2 * 2) as f64 / start.elapsed().as_secs_f64())
+}

@@ -18,13 +18,19 @@ pub struct SimCamera {
 }
 
 impl SimCamera {
+    /// The model's id of camera `name`, or an error listing the cameras it has.
+    pub fn check_name(sim: &PandaSim, name: &str) -> Result<usize, SimError> {
+        let model = sim.data.model();
+        model.name_to_id(MjtObjBase::mjOBJ_CAMERA, name).ok_or_else(|| {
+            let known: Vec<String> = (0..model.ffi().ncam as usize).filter_map(|i| model.id_to_name(MjtObjBase::mjOBJ_CAMERA, i).map(str::to_string)).collect();
+            SimError::UnknownCamera { name: name.into(), known: known.join(", ") }
+        })
+    }
+
     /// A renderer for the model camera `name` at `width` x `height`.
     pub fn new(sim: &PandaSim, name: &str, width: u32, height: u32) -> Result<SimCamera, SimError> {
+        let id = Self::check_name(sim, name)?;
         let model = sim.data.model();
-        let Some(id) = model.name_to_id(MjtObjBase::mjOBJ_CAMERA, name) else {
-            let known: Vec<String> = (0..model.ffi().ncam as usize).filter_map(|i| model.id_to_name(MjtObjBase::mjOBJ_CAMERA, i).map(str::to_string)).collect();
-            return Err(SimError::UnknownCamera { name: name.into(), known: known.join(", ") });
-        };
         let renderer = MjRenderer::builder()
             .width(width)
             .height(height)
