@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod doctor;
+mod launcher;
 mod metrics;
 mod operator;
 mod practice;
@@ -57,6 +58,17 @@ enum Command {
         /// Launch file with a `SerialArm(..)` robot.
         #[arg(long)]
         config: PathBuf,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        duration_s: Option<f64>,
+    },
+    /// Start the nodes of a launch file (robot with its cameras, reward node) in this process.
+    Launch {
+        /// The launch file.
+        config: PathBuf,
+        /// Start only these nodes (robot, reward), to split one file across processes or machines.
+        #[arg(long)]
+        only: Vec<String>,
         /// Stop after this many seconds (default: run until killed).
         #[arg(long)]
         duration_s: Option<f64>,
@@ -179,6 +191,7 @@ fn main() -> ExitCode {
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
+        Command::Launch { config, only, duration_s } => launcher::run(&config, &only, duration_s).map(|report| print_report(&report, true)),
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
