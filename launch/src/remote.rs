@@ -163,6 +163,17 @@ impl RosLearnerLink {
     }
 }
 
+impl Drop for RosLearnerLink {
+    /// An abandoned link (practice failed) stops its ROS thread at once.
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            *self.flush_deadline.lock().expect("deadline") = Some(Instant::now());
+            self.outbox.take();
+            let _ = thread.join();
+        }
+    }
+}
+
 impl LearnerLink for RosLearnerLink {
     fn send(&mut self, item: ToLearner) {
         let mut bytes = Vec::new();

@@ -195,6 +195,19 @@ struct SceneSnapshots {
     waiting: std::sync::Arc<crossbeam::queue::ArrayQueue<(Timestamp, Vec<f64>)>>,
     free: std::sync::Arc<crossbeam::queue::ArrayQueue<Vec<f64>>>,
     failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SceneSnapshots {
+    /// Joins the camera thread before the node goes: publishing while the
+    /// process tears ROS down is not safe.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SceneSnapshots {
@@ -206,7 +219,9 @@ impl SceneSnapshots {
         }
         let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
         let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
-        std::thread::Builder::new().name("sim-cameras".into()).spawn(move || {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new().name("sim-cameras".into()).spawn(move || {
             let run = || -> anyhow::Result<()> {
                 let mut scene = sim_bridge::arm::PandaSim::load()?;
                 let mut renderers = Vec::new();
@@ -214,10 +229,10 @@ impl SceneSnapshots {
                     renderers.push((name.clone(), SimCamera::new(&scene, model_camera, *width, *height)?, 1.0 / fps, f64::NEG_INFINITY));
                 }
                 loop {
+                    if thread_stop.load(std::sync::atomic::Ordering::Acquire) {
+                        return Ok(());
+                    }
                     let Some((stamp, positions)) = thread_waiting.pop() else {
-                        if std::sync::Arc::strong_count(&thread_waiting) == 1 {
-                            return Ok(()); // the node is gone
-                        }
                         std::thread::sleep(Duration::from_millis(2));
                         continue;
                     };
@@ -239,7 +254,7 @@ impl SceneSnapshots {
                 *thread_failure.lock().expect("failure slot") = Some(format!("{e:#}"));
             }
         })?;
-        Ok(SceneSnapshots { waiting, free, failure })
+        Ok(SceneSnapshots { waiting, free, failure, stop, thread: Some(thread) })
     }
 
     /// Hands the current pose to the camera thread (control thread side).

@@ -14,6 +14,7 @@ pub mod device;
 pub mod nets;
 pub mod practice;
 pub mod replay;
+pub mod residual;
 pub mod risk;
 pub mod sac;
 pub mod train;

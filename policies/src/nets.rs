@@ -153,6 +153,16 @@ impl GaussianActor {
         (action, gaussian - squash)
     }
 
+    /// Zeroes the output layer, so the mean action starts at exactly 0 (a
+    /// residual policy then starts as its base policy).
+    pub fn zero_output(&mut self) {
+        tch::no_grad(|| {
+            let last = self.trunk.layers.last_mut().expect("at least one layer");
+            let _ = last.weight.zero_();
+            let _ = last.bias.zero_();
+        });
+    }
+
     /// The deterministic action: tanh of the mean.
     pub fn mean_action(&self, observation: &Tensor) -> Tensor {
         self.mean_and_log_std(observation).0.tanh()

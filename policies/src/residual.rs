@@ -1,0 +1,293 @@
+//! Residual RL on a frozen base policy: a behaviour-cloned MLP with action
+//! chunks trained here, or a user's TorchScript policy, behind one trait;
+//! the residual learner sees the base action as part of its observation and
+//! adds a bounded correction (`ResidualEnv` turns any task into the task
+//! of choosing that correction, so SAC/RLPD, practice and checkpoints work
+//! on it unchanged).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use rrl_types::rng::Rng;
+use rrl_types::{Environment, PracticeTask, Step};
+use tch::{CModule, Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::nets::EnsembleMlp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    #[error("base policy {path}: not a loadable TorchScript module: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("base policy {path}: for an observation of {observation} values it returns shape {got:?}; the robot needs {action} actions ([1, {action}] or a chunk [1, H, {action}])")]
+    Shape { path: PathBuf, observation: usize, action: usize, got: Vec<i64> },
+    #[error("base policy {path}: {message}")]
+    Run { path: PathBuf, message: String },
+    #[error("behaviour cloning: {0}")]
+    Data(String),
+}
+
+/// A frozen policy: actions in [-1, 1] (the learner's space). It may plan
+/// action chunks and play them out over several calls.
+pub trait BasePolicy: Send {
+    fn observation_size(&self) -> usize;
+    fn action_size(&self) -> usize;
+    /// Forget any chunk in progress (an episode starts).
+    fn reset(&mut self);
+    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError>;
+}
+
+fn chunk_player(chunk: &Tensor, action_size: usize, queue: &mut VecDeque<Vec<f64>>, execute: usize) {
+    let values: Vec<f32> = Vec::try_from(&chunk.reshape([-1]).to_kind(Kind::Float)).expect("f32 actions");
+    for action in values.chunks(action_size).take(execute.max(1)) {
+        queue.push_back(action.iter().map(|&a| f64::from(a).clamp(-1.0, 1.0)).collect());
+    }
+}
+
+/// A user's policy exported as TorchScript: `forward(obs [1, O]) -> [1, A]`
+/// or an action chunk `[1, H, A]`, treated as a black box.
+pub struct TorchScriptPolicy {
+    module: CModule,
+    path: PathBuf,
+    observation_size: usize,
+    action_size: usize,
+    execute: usize,
+    queue: VecDeque<Vec<f64>>,
+}
+
+impl TorchScriptPolicy {
+    /// Loads the module and checks its output shape on a zero observation;
+    /// `execute` actions of each chunk are played before asking again.
+    pub fn load(path: &Path, observation_size: usize, action_size: usize, execute: usize) -> Result<TorchScriptPolicy, BaseError> {
+        let mut module = CModule::load_on_device(path, Device::Cpu).map_err(|e| BaseError::Load { path: path.into(), message: e.to_string() })?;
+        module.set_eval();
+        let probe = Tensor::zeros([1, observation_size as i64], (Kind::Float, Device::Cpu));
+        let shape_error = |got: Vec<i64>| BaseError::Shape { path: path.into(), observation: observation_size, action: action_size, got };
+        let out = tch::no_grad(|| module.forward_ts(&[probe])).map_err(|e| BaseError::Run { path: path.into(), message: format!("fails on a [1, {observation_size}] observation: {e}") })?;
+        let size = out.size();
+        let fits = matches!(size.as_slice(), [1, a] if *a == action_size as i64) || matches!(size.as_slice(), [1, h, a] if *h >= 1 && *a == action_size as i64);
+        if !fits {
+            return Err(shape_error(size));
+        }
+        Ok(TorchScriptPolicy { module, path: path.into(), observation_size, action_size, execute, queue: VecDeque::new() })
+    }
+}
+
+impl BasePolicy for TorchScriptPolicy {
+    fn observation_size(&self) -> usize {
+        self.observation_size
+    }
+    fn action_size(&self) -> usize {
+        self.action_size
+    }
+    fn reset(&mut self) {
+        self.queue.clear();
+    }
+    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError> {
+        if self.queue.is_empty() {
+            let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
+            let input = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]);
+            let out = tch::no_grad(|| self.module.forward_ts(&[input])).map_err(|e| BaseError::Run { path: self.path.clone(), message: e.to_string() })?;
+            chunk_player(&out, self.action_size, &mut self.queue, self.execute);
+        }
+        Ok(self.queue.pop_front().expect("a chunk holds at least one action"))
+    }
+}
+
+/// Behaviour cloning: an MLP from observation to a chunk of `horizon`
+/// actions (tanh-bounded), trained by mean squared error on demos; plays
+/// `execute` actions of each chunk.
+pub struct BcPolicy {
+    net: EnsembleMlp,
+    observation_size: usize,
+    action_size: usize,
+    horizon: usize,
+    execute: usize,
+    queue: VecDeque<Vec<f64>>,
+}
+
+/// Demonstrations for behaviour cloning: per episode, observations and
+/// actions in [-1, 1].
+pub struct Demos<'a> {
+    pub episodes: Vec<(&'a [Vec<f32>], &'a [Vec<f32>])>,
+}
+
+impl BcPolicy {
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(demos: &Demos, observation_size: usize, action_size: usize, horizon: usize, execute: usize, hidden: &[i64], steps: usize, seed: u64) -> Result<(BcPolicy, f64), BaseError> {
+        let horizon = horizon.max(1);
+        // Targets: the next `horizon` actions, the last one repeated past the episode's end.
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for (observations, actions) in &demos.episodes {
+            if observations.len() != actions.len() {
+                return Err(BaseError::Data(format!("an episode has {} observations and {} actions", observations.len(), actions.len())));
+            }
+            for t in 0..observations.len() {
+                if observations[t].len() != observation_size {
+                    return Err(BaseError::Data(format!("observation of {} values, expected {observation_size}", observations[t].len())));
+                }
+                xs.extend_from_slice(&observations[t]);
+                for k in 0..horizon {
+                    let a = &actions[(t + k).min(actions.len() - 1)];
+                    if a.len() != action_size {
+                        return Err(BaseError::Data(format!("action of {} values, expected {action_size}", a.len())));
+                    }
+                    ys.extend_from_slice(a);
+                }
+            }
+        }
+        let n = xs.len() / observation_size.max(1);
+        if n == 0 {
+            return Err(BaseError::Data("no demonstration steps".into()));
+        }
+        let x = Tensor::from_slice(&xs).reshape([n as i64, observation_size as i64]);
+        let y = Tensor::from_slice(&ys).reshape([n as i64, (horizon * action_size) as i64]);
+        let mut rng = Rng::seed(seed);
+        let net = EnsembleMlp::new(&mut rng, 1, observation_size as i64, hidden, (horizon * action_size) as i64, false, Device::Cpu);
+        let mut optimizer = Adam::new(net.params("bc").into_iter().map(|p| p.tensor).collect(), 1e-3, None);
+        let mut loss_value = f64::NAN;
+        for _ in 0..steps {
+            let rows: Vec<i64> = (0..256.min(n)).map(|_| rng.below(n as u64) as i64).collect();
+            let index = Tensor::from_slice(&rows);
+            let prediction = net.forward(&x.index_select(0, &index)).squeeze_dim(0).tanh();
+            let loss = (prediction - y.index_select(0, &index)).square().mean(Kind::Float);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step();
+            loss_value = loss.double_value(&[]);
+        }
+        Ok((BcPolicy { net, observation_size, action_size, horizon, execute: execute.clamp(1, horizon), queue: VecDeque::new() }, loss_value))
+    }
+}
+
+impl BasePolicy for BcPolicy {
+    fn observation_size(&self) -> usize {
+        self.observation_size
+    }
+    fn action_size(&self) -> usize {
+        self.action_size
+    }
+    fn reset(&mut self) {
+        self.queue.clear();
+    }
+    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError> {
+        if self.queue.is_empty() {
+            let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
+            let chunk = tch::no_grad(|| self.net.forward(&Tensor::from_slice(&obs).reshape([1, obs.len() as i64])).tanh());
+            chunk_player(&chunk.reshape([self.horizon as i64, self.action_size as i64]), self.action_size, &mut self.queue, self.execute);
+        }
+        Ok(self.queue.pop_front().expect("a chunk holds at least one action"))
+    }
+}
+
+/// The base action plus a bounded residual, in [-1, 1].
+pub fn combine(base: &[f64], residual: &[f64], scale: f64) -> Vec<f64> {
+    base.iter().zip(residual).map(|(b, r)| (b + scale * r.clamp(-1.0, 1.0)).clamp(-1.0, 1.0)).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResidualError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Task(E),
+    #[error(transparent)]
+    Base(#[from] BaseError),
+}
+
+/// `env` seen by a residual learner: observation = [task observation, base
+/// action], action = the residual in [-1, 1]^A, applied as
+/// base + scale·residual (in the task's [-1, 1] action space, mapped to its
+/// bounds).
+pub struct ResidualEnv<E: Environment, B: BasePolicy> {
+    pub env: E,
+    pub base: B,
+    pub scale: f64,
+    observation: Vec<f64>,
+    base_action: Vec<f64>,
+    low: Vec<f64>,
+    high: Vec<f64>,
+    env_action: Vec<f64>,
+}
+
+impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
+    /// Refuses a base whose sizes do not match the task's.
+    pub fn new(env: E, base: B, scale: f64) -> Result<ResidualEnv<E, B>, BaseError> {
+        if (base.observation_size(), base.action_size()) != (env.observation_size(), env.action_size()) {
+            return Err(BaseError::Data(format!(
+                "the base policy takes {} observations and gives {} actions; the task has {} and {}",
+                base.observation_size(),
+                base.action_size(),
+                env.observation_size(),
+                env.action_size()
+            )));
+        }
+        let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+        Ok(ResidualEnv { env, base, scale: scale.abs(), observation: Vec::new(), base_action: Vec::new(), low, high, env_action: Vec::new() })
+    }
+
+    /// The base's action for the current observation (what a zero residual plays).
+    pub fn base_action(&self) -> &[f64] {
+        &self.base_action
+    }
+
+    fn refresh(&mut self) {
+        // A base that fails mid-episode plays zeros; the error is logged once per episode.
+        self.base_action = self.base.act(self.env.observation()).unwrap_or_else(|e| {
+            tracing::warn!("base policy failed: {e}");
+            vec![0.0; self.env.action_size()]
+        });
+        self.observation.clear();
+        self.observation.extend_from_slice(self.env.observation());
+        self.observation.extend_from_slice(&self.base_action);
+    }
+}
+
+impl<E: Environment, B: BasePolicy> Environment for ResidualEnv<E, B> {
+    type Error = E::Error;
+
+    fn observation_size(&self) -> usize {
+        self.env.observation_size() + self.env.action_size()
+    }
+    fn action_size(&self) -> usize {
+        self.env.action_size()
+    }
+    fn action_low(&self) -> &[f64] {
+        &RESIDUAL_LOW[..self.env.action_size().min(RESIDUAL_LOW.len())]
+    }
+    fn action_high(&self) -> &[f64] {
+        &RESIDUAL_HIGH[..self.env.action_size().min(RESIDUAL_HIGH.len())]
+    }
+    fn observation(&self) -> &[f64] {
+        &self.observation
+    }
+    fn reset(&mut self, seed: u64) -> &[f64] {
+        self.env.reset(seed);
+        self.base.reset();
+        self.refresh();
+        &self.observation
+    }
+    fn reset_next(&mut self) -> &[f64] {
+        self.env.reset_next();
+        self.base.reset();
+        self.refresh();
+        &self.observation
+    }
+    fn step(&mut self, residual: &[f64]) -> Result<Step, E::Error> {
+        let action = combine(&self.base_action, residual, self.scale);
+        crate::train::to_env_action(&action, &self.low, &self.high, &mut self.env_action);
+        let step = self.env.step(&self.env_action)?;
+        self.refresh();
+        Ok(step)
+    }
+    fn success(&self) -> Option<bool> {
+        self.env.success()
+    }
+}
+
+impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
+    fn take_safety_events(&mut self) -> u64 {
+        self.env.take_safety_events()
+    }
+}
+
+const RESIDUAL_LOW: [f64; 32] = [-1.0; 32];
+const RESIDUAL_HIGH: [f64; 32] = [1.0; 32];

@@ -1,0 +1,105 @@
+//! Residual RL on a frozen base: a zero residual plays the base exactly,
+//! the residual's bound holds for any input, a user's TorchScript base
+//! (exported here with the venv's torch) loads, plays its action chunks and
+//! is refused when its shapes do not fit.
+
+use policies::residual::{combine, BasePolicy, BcPolicy, Demos, ResidualEnv, TorchScriptPolicy};
+use policies::{Sac, SacConfig};
+use rrl_types::config::LearnerConfig;
+use rrl_types::rng::Rng;
+use rrl_types::Environment;
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+
+/// A weak base: behaviour cloning on a few demos with noisy actions.
+fn weak_bc_base(demo_episodes: u64, noise: f64, seed: u64) -> BcPolicy {
+    let mut env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+    let mut expert = ScriptedExpert::default();
+    let mut rng = Rng::seed(seed);
+    let (mut observations, mut actions) = (Vec::new(), Vec::new());
+    for e in 0..demo_episodes {
+        let (mut obs_list, mut act_list) = (Vec::new(), Vec::new());
+        let mut obs = env.reset(500 + e).to_vec();
+        loop {
+            let mut action = expert.act(PandaVariant::Reach, &obs).to_vec();
+            for a in action.iter_mut().take(3) {
+                *a = (*a + rng.uniform(-noise, noise)).clamp(-1.0, 1.0);
+            }
+            obs_list.push(obs.iter().map(|&x| x as f32).collect::<Vec<f32>>());
+            act_list.push(action.iter().map(|&x| x as f32).collect::<Vec<f32>>());
+            let step = env.step(&action).unwrap();
+            obs = env.observation().to_vec();
+            if step.done() {
+                break;
+            }
+        }
+        observations.push(obs_list);
+        actions.push(act_list);
+    }
+    let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
+    BcPolicy::train(&demos, 14, 4, 4, 2, &[64, 64], 400, seed).unwrap().0
+}
+
+fn small_sac(env: &impl Environment, seed: u64) -> Sac {
+    let learner = LearnerConfig { hidden: vec![64, 64], batch_size: 64, initial_temperature: 0.01, ..LearnerConfig::default() };
+    let mut sac = Sac::new(SacConfig::from_learner(&learner, env.observation_size(), env.action_size(), seed), tch::Device::Cpu);
+    sac.actor.zero_output();
+    sac
+}
+
+#[test]
+fn a_zero_residual_plays_the_base_policy_exactly() {
+    let base = weak_bc_base(2, 0.3, 1);
+    let mut residual_env = ResidualEnv::new(PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap(), base, 0.3).unwrap();
+    let mut sac = small_sac(&residual_env, 1);
+    let mut alone = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+    let mut base_alone = weak_bc_base(2, 0.3, 1);
+    let mut obs = residual_env.reset(9).to_vec();
+    let mut alone_obs = alone.reset(9).to_vec();
+    base_alone.reset();
+    for _ in 0..30 {
+        let residual = sac.act(&obs, true);
+        assert!(residual.iter().all(|&r| r == 0.0), "a zero-initialised output layer gives a zero mean: {residual:?}");
+        residual_env.step(&residual).unwrap();
+        let action = base_alone.act(&alone_obs).unwrap();
+        alone.step(&action).unwrap();
+        obs = residual_env.observation().to_vec();
+        alone_obs = alone.observation().to_vec();
+        assert_eq!(&obs[..14], alone_obs.as_slice(), "same trajectory as the base alone");
+        assert_eq!(&obs[14..], residual_env.base_action(), "the base action is part of the observation");
+    }
+}
+
+#[test]
+fn the_residual_never_moves_the_action_more_than_its_scale() {
+    let mut rng = Rng::seed(5);
+    for _ in 0..20_000 {
+        let scale = rng.uniform(0.0, 1.0);
+        let base: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let residual: Vec<f64> = (0..4).map(|_| rng.uniform(-1e6, 1e6) * if rng.unit() < 0.5 { 1e-6 } else { 1.0 }).collect();
+        let action = combine(&base, &residual, scale);
+        for (a, b) in action.iter().zip(&base) {
+            assert!((a - b).abs() <= scale + 1e-12 && (-1.0..=1.0).contains(a), "base {b} residual {residual:?} scale {scale} gave {a}");
+        }
+    }
+}
+
+#[test]
+fn a_torchscript_base_loads_plays_its_chunks_and_a_misfit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tests::python_script("make_base_policy.py").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut policy = TorchScriptPolicy::load(&dir.path().join("chunk.pt"), 14, 4, 3).unwrap();
+    let obs = vec![0.1; 14];
+    let chunk: Vec<Vec<f64>> = (0..3).map(|_| policy.act(&obs).unwrap()).collect();
+    assert!(chunk.iter().all(|a| a.len() == 4 && a.iter().all(|v| v.abs() <= 1.0)));
+    assert_ne!(chunk[0], chunk[1], "the three actions of the chunk are played in turn");
+    assert_eq!(policy.act(&obs).unwrap(), chunk[0], "then the next chunk is asked for");
+    let env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+    assert!(ResidualEnv::new(env, policy, 0.2).is_ok());
+
+    let err = TorchScriptPolicy::load(&dir.path().join("wrong.pt"), 14, 4, 1).err().unwrap().to_string();
+    assert!(err.contains("wrong.pt") && err.contains("[1, 5]") && err.contains("4 actions"), "{err}");
+    std::fs::write(dir.path().join("junk.pt"), b"no model").unwrap();
+    let err = TorchScriptPolicy::load(&dir.path().join("junk.pt"), 14, 4, 1).err().unwrap().to_string();
+    assert!(err.contains("junk.pt") && err.contains("TorchScript"), "{err}");
+}
