@@ -3,16 +3,15 @@
 //! states, its camera frames and reward estimates carrying those frames'
 //! stamps. The VLM is the emulated OpenAI-compatible endpoint.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[test]
 fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
-    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let mut emulator = Command::new(&python).arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rewards/tests/python/vlm_endpoint_emulator.py")).stdout(Stdio::piped()).spawn().unwrap();
-    let mut port = String::new();
-    std::io::BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let python = common::venv_python();
+    let emulator = common::VlmEmulator::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cell.ron");
     std::fs::write(
@@ -24,9 +23,9 @@ fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
     robot: Sim((task: PandaPickCube)),
     cameras: [(name: "front", source: Sim("front"), width: 64, height: 64, fps: 5.0)],
     safety: (preset: Some(FrankaPanda)),
-    reward: Vlm((endpoint: "http://127.0.0.1:{}/v1/chat/completions", model: "emulated-vlm", task: "pick up the cube", cameras: ["front"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 5000, max_concurrent: 1)),
+    reward: Vlm((endpoint: "{}", model: "emulated-vlm", task: "pick up the cube", cameras: ["front"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 5000, max_concurrent: 1)),
 )"#,
-            port.trim()
+            emulator.url()
         ),
     )
     .unwrap();
@@ -48,8 +47,7 @@ fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
         .output()
         .unwrap();
     let out = launched.wait_with_output().unwrap();
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     assert!(out.status.success(), "rrl launch failed");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["robot"]["ticks"].as_u64().unwrap() > 100, "{report}");

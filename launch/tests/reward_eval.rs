@@ -1,9 +1,10 @@
 //! `rrl reward-eval` on recorded episodes (folders of PNG frames) scored by
 //! the VLM progress critic through an emulated OpenAI-compatible endpoint.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 
 fn write_episode(folder: &Path, reds: &[u8]) {
     std::fs::create_dir_all(folder).unwrap();
@@ -24,23 +25,15 @@ fn reward_eval_reports_voc_reversed_voc_and_success_f1() {
     let labels = dir.path().join("labels.json");
     std::fs::write(&labels, r#"{"ep1_success": true, "ep2_failure": false, "ep3_setback": true}"#).unwrap();
 
-    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let mut emulator = Command::new(python)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rewards/tests/python/vlm_endpoint_emulator.py"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut port = String::new();
-    std::io::BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let emulator = common::VlmEmulator::start();
     let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["reward-eval", episodes.to_str().unwrap(), "--task", "make the scene red", "--source", "vlm", "--model", "emulated-vlm", "--api-key-env", "RRL_TEST_VLM_KEY", "--size", "16"])
-        .args(["--endpoint", &format!("http://127.0.0.1:{}/v1/chat/completions", port.trim()), "--labels", labels.to_str().unwrap()])
+        .args(["--endpoint", &emulator.url(), "--labels", labels.to_str().unwrap()])
         .env("RRL_TEST_VLM_KEY", "test-key")
         .env("RRL_LOG", "warn")
         .output()
         .unwrap();
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let by_name = |name: &str| report["per_episode"].as_array().unwrap().iter().find(|e| e["episode"] == name).unwrap().clone();

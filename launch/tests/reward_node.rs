@@ -2,16 +2,15 @@
 //! OpenAI-compatible VLM endpoint: stamped estimates come back for the
 //! frames published, progress rises as the scene does, done at the end.
 
-use std::io::BufRead;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[test]
 fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
-    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let mut emulator = Command::new(&python).arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rewards/tests/python/vlm_endpoint_emulator.py")).stdout(Stdio::piped()).spawn().unwrap();
-    let mut port = String::new();
-    std::io::BufReader::new(emulator.stdout.take().unwrap()).read_line(&mut port).unwrap();
+    let python = common::venv_python();
+    let emulator = common::VlmEmulator::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("reward.ron");
     std::fs::write(
@@ -23,9 +22,9 @@ fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
     robot: Sim((task: PandaReach)),
     safety: (),
     cameras: [(name: "front", source: Topic("front/image_raw"), width: 16, height: 12)],
-    reward: Vlm((endpoint: "http://127.0.0.1:{}/v1/chat/completions", model: "emulated-vlm", task: "make the scene red", cameras: ["front"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 5000, max_concurrent: 2)),
+    reward: Vlm((endpoint: "{}", model: "emulated-vlm", task: "make the scene red", cameras: ["front"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 5000, max_concurrent: 2)),
 )"#,
-            port.trim()
+            emulator.url()
         ),
     )
     .unwrap();
@@ -47,8 +46,7 @@ fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
         .output()
         .unwrap();
     let node_out = node.wait_with_output().unwrap();
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     assert!(peer.status.success(), "{}", String::from_utf8_lossy(&peer.stderr));
     let report: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
     let estimates = report["estimates"].as_array().unwrap();
