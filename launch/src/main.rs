@@ -94,6 +94,11 @@ enum Command {
         #[arg(long)]
         until_idle_s: Option<f64>,
     },
+    /// Behaviour cloning with action chunks on a run's demos (the base for residual RL).
+    Bc {
+        #[command(subcommand)]
+        which: BcCommand,
+    },
     /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
     Eval(practice::EvalArgs),
     /// Run the VLM progress critic of a launch file as a ROS 2 node (camera images in, stamped progress/reward/done out).
@@ -119,6 +124,14 @@ enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum BcCommand {
+    /// Train on the run's demos/ and write bc.safetensors.
+    Train(practice::BcArgs),
+    /// Run recorded evaluation episodes of bc.safetensors.
+    Eval(practice::BcArgs),
 }
 
 #[derive(Subcommand)]
@@ -197,6 +210,8 @@ fn main() -> ExitCode {
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
         Command::Learner { config, run_dir, resume, until_idle_s } => remote::run_learner_node(&config, run_dir, resume, until_idle_s).map(|report| print_report(&report, true)),
+        Command::Bc { which: BcCommand::Train(args) } => practice::bc_train(args).map(|report| print_report(&report, true)),
+        Command::Bc { which: BcCommand::Eval(args) } => practice::bc_eval(args).map(|report| print_report(&report, true)),
         Command::Teleop(args) => practice::teleop(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),

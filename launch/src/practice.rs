@@ -383,3 +383,84 @@ pub fn export_mcap(run_dir: &Path, out: &Path) -> anyhow::Result<serde_json::Val
     let summary = recording::mcap::export(&episodes, out)?;
     Ok(serde_json::json!({ "out": out.display().to_string(), "episodes": summary.episodes, "messages": summary.messages, "bytes": summary.bytes }))
 }
+
+#[derive(clap::Args)]
+pub struct BcArgs {
+    /// Launch file of the robot and task.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Run folder: demos are read from its demos/, the policy is `bc.safetensors` there.
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// Actions predicted per chunk.
+    #[arg(long, default_value_t = 4)]
+    pub horizon: usize,
+    /// Actions of each chunk played before predicting again.
+    #[arg(long, default_value_t = 2)]
+    pub execute: usize,
+    /// Gradient steps (train).
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Evaluation episodes (eval).
+    #[arg(long, default_value_t = 20)]
+    pub episodes: u32,
+}
+
+const BC_HIDDEN: [i64; 2] = [256, 256];
+
+/// `rrl bc train`: behaviour cloning with action chunks on the run's demos.
+pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(&args.config)?;
+    let (env, _) = panda_task(&launch, &args.config)?;
+    let (o, a) = (env.observation_size(), env.action_size());
+    let mut episodes = Vec::new();
+    for path in recording::list_episodes(&args.run_dir.join("demos"))? {
+        let episode = recording::read_episode(&path)?;
+        if (episode.header.observation_size, episode.header.action_size) != (o, a) {
+            bail!("{}: recorded with {}/{} observation/action values, the task has {o}/{a}", path.display(), episode.header.observation_size, episode.header.action_size);
+        }
+        episodes.push(episode);
+    }
+    if episodes.is_empty() {
+        bail!("{}: no demos (record them with `rrl teleop`, or `rrl practice` records scripted ones)", args.run_dir.join("demos").display());
+    }
+    let columns: Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> = episodes.iter().map(|e| (e.steps.iter().map(|s| s.observation.clone()).collect(), e.steps.iter().map(|s| s.action.clone()).collect())).collect();
+    let demos = policies::residual::Demos { episodes: columns.iter().map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
+    let (policy, loss) = policies::residual::BcPolicy::train(&demos, o, a, args.horizon, args.execute, &BC_HIDDEN, args.steps, 0)?;
+    let path = args.run_dir.join("bc.safetensors");
+    policy.save(&path)?;
+    Ok(serde_json::json!({"policy": path.display().to_string(), "demos": episodes.len(), "steps": columns.iter().map(|c| c.0.len()).sum::<usize>(), "final_loss": loss}))
+}
+
+/// `rrl bc eval`: the BC policy's success rate and returns, recorded.
+pub fn bc_eval(args: BcArgs) -> anyhow::Result<serde_json::Value> {
+    use policies::residual::BasePolicy;
+    let launch = LaunchFile::load(&args.config)?;
+    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let path = args.run_dir.join("bc.safetensors");
+    let mut policy = policies::residual::BcPolicy::load(&path, &BC_HIDDEN)?;
+    if (policy.observation_size(), policy.action_size()) != (env.observation_size(), env.action_size()) {
+        bail!("{}: a policy for {}/{} observation/action values; the task has {}/{}", path.display(), policy.observation_size(), policy.action_size(), env.observation_size(), env.action_size());
+    }
+    let out = args.run_dir.join("bc_eval");
+    let action_size = env.action_size();
+    let mut failure = None;
+    let (returns, successes) = policies::practice::evaluate_recorded(&mut env, &format!("{variant:?}"), &out.join("episodes"), args.episodes, 60_000, |obs| {
+        policy.act(obs).unwrap_or_else(|e| {
+            failure.get_or_insert(e.to_string());
+            vec![0.0; action_size]
+        })
+    })?;
+    if let Some(e) = failure {
+        bail!("the BC policy failed: {e}");
+    }
+    let result = serde_json::json!({
+        "policy": path.display().to_string(),
+        "episodes": args.episodes,
+        "success_rate": f64::from(successes) / f64::from(args.episodes.max(1)),
+        "mean_return": returns.iter().sum::<f64>() / returns.len().max(1) as f64,
+        "returns": returns,
+    });
+    std::fs::write(out.join("eval.json"), serde_json::to_vec_pretty(&result)?)?;
+    Ok(result)
+}

@@ -170,3 +170,47 @@ fn teleop_records_labelled_demos_that_practice_then_uses() {
     assert_eq!(practised["total_steps"], 150);
     assert_eq!(recording::list_episodes(&run_dir.join("demos")).unwrap().len(), 2, "the human's demos are used, no scripted ones added");
 }
+
+/// Behaviour cloning on a run's demos: `rrl bc train` writes a policy that
+/// `rrl bc eval` runs in recorded episodes, doing better than holding still;
+/// a run without demos and a damaged policy file are refused.
+#[test]
+fn bc_trains_on_the_runs_demos_and_beats_holding_still() {
+    use rrl_types::Environment;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH.replace("demo_episodes: 2", "demo_episodes: 10")).unwrap();
+    let (c, run_dir) = (config.to_str().unwrap(), dir.path().join("run"));
+    let r = run_dir.to_str().unwrap();
+    let refused = run(&["bc", "train", "--config", c, "--run-dir", r]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("no demos"));
+    json_of(&run(&["practice", "--config", c, "--run-dir", r, "--steps", "1", "--eval-episodes", "0"]));
+    let trained = json_of(&run(&["bc", "train", "--config", c, "--run-dir", r]));
+    assert_eq!(trained["demos"], 10);
+    let eval = json_of(&run(&["bc", "eval", "--config", c, "--run-dir", r, "--episodes", "10"]));
+    assert_eq!(recording::list_episodes(&run_dir.join("bc_eval/episodes")).unwrap().len(), 10);
+    let bc_mean = eval["mean_return"].as_f64().unwrap();
+    // Holding still from the same starts (same seeds, 40-step episodes).
+    let mut env = sim_bridge::panda::PandaTask::new(sim_bridge::panda::PandaVariant::Reach, sim_bridge::panda::RewardKind::Dense).unwrap();
+    env.set_max_episode_steps(40);
+    let mut still = 0.0;
+    for e in 0..10 {
+        env.reset(60_000 + e);
+        loop {
+            let step = env.step(&[0.0, 0.0, 0.0, -1.0]).unwrap();
+            still += step.reward;
+            if step.done() {
+                break;
+            }
+        }
+    }
+    still /= 10.0;
+    assert!(bc_mean > still + 3.0, "BC {bc_mean:.1} vs holding still {still:.1}");
+    let policy = run_dir.join("bc.safetensors");
+    let mut bytes = std::fs::read(&policy).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&policy, bytes).unwrap();
+    let damaged = run(&["bc", "eval", "--config", c, "--run-dir", r]);
+    assert!(!damaged.status.success() && String::from_utf8_lossy(&damaged.stderr).contains("bc.safetensors"), "{}", String::from_utf8_lossy(&damaged.stderr));
+}

@@ -160,6 +160,39 @@ impl BcPolicy {
     }
 }
 
+impl BcPolicy {
+    /// Saves the network and its shape atomically (checksummed safetensors).
+    pub fn save(&self, path: &Path) -> Result<(), crate::checkpoint::CheckpointError> {
+        let mut tensors: Vec<(String, Tensor)> = self.net.params("bc").into_iter().map(|p| (p.name, p.tensor.detach().copy())).collect();
+        let meta = [self.observation_size, self.action_size, self.horizon, self.execute].map(|v| v as i64);
+        tensors.push(("meta.shape".into(), Tensor::from_slice(&meta)));
+        crate::checkpoint::write_atomically(path, tensors)
+    }
+
+    /// Loads a policy written by `save` (checksum verified).
+    pub fn load(path: &Path, hidden: &[i64]) -> Result<BcPolicy, BaseError> {
+        let bad = |message: String| BaseError::Load { path: path.into(), message };
+        let stored = crate::checkpoint::read_verified(path).map_err(|e| bad(e.to_string()))?;
+        let meta = stored.iter().find(|(n, _)| n == "meta.shape").ok_or_else(|| bad("no meta.shape".into()))?;
+        let meta: Vec<i64> = Vec::<i64>::try_from(&meta.1).map_err(|e: tch::TchError| bad(e.to_string()))?;
+        let [o, a, horizon, execute] = meta[..] else { return Err(bad(format!("meta.shape has {} values", meta.len()))) };
+        let mut rng = Rng::seed(0);
+        let net = EnsembleMlp::new(&mut rng, 1, o, hidden, horizon * a, false, Device::Cpu);
+        tch::no_grad(|| -> Result<(), BaseError> {
+            for param in net.params("bc") {
+                let (_, value) = stored.iter().find(|(n, _)| *n == param.name).ok_or_else(|| bad(format!("missing {}", param.name)))?;
+                if value.size() != param.tensor.size() {
+                    return Err(bad(format!("{} has shape {:?}, the network {:?} (hidden sizes differ?)", param.name, value.size(), param.tensor.size())));
+                }
+                let mut target = param.tensor.shallow_clone();
+                target.copy_(value);
+            }
+            Ok(())
+        })?;
+        Ok(BcPolicy { net, observation_size: o as usize, action_size: a as usize, horizon: horizon as usize, execute: execute as usize, queue: VecDeque::new() })
+    }
+}
+
 impl BasePolicy for BcPolicy {
     fn observation_size(&self) -> usize {
         self.observation_size
