@@ -194,7 +194,8 @@ fn run_node<H: HardwareInterface>(
 struct SceneSnapshots {
     waiting: std::sync::Arc<crossbeam::queue::ArrayQueue<(Timestamp, Vec<f64>)>>,
     free: std::sync::Arc<crossbeam::queue::ArrayQueue<Vec<f64>>>,
-    failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Set once by the camera thread when it stops on an error.
+    failure: std::sync::Arc<std::sync::OnceLock<String>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -217,7 +218,7 @@ impl SceneSnapshots {
         for _ in 0..3 {
             let _ = free.push(Vec::with_capacity(64));
         }
-        let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let failure = std::sync::Arc::new(std::sync::OnceLock::new());
         let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread_stop = stop.clone();
@@ -251,7 +252,7 @@ impl SceneSnapshots {
                 }
             };
             if let Err(e) = run() {
-                *thread_failure.lock().expect("failure slot") = Some(format!("{e:#}"));
+                let _ = thread_failure.set(format!("{e:#}"));
             }
         })?;
         Ok(SceneSnapshots { waiting, free, failure, stop, thread: Some(thread) })
@@ -267,7 +268,7 @@ impl SceneSnapshots {
     }
 
     fn failure(&self) -> Option<anyhow::Error> {
-        // try_lock: the control thread never waits on the camera thread.
-        self.failure.try_lock().ok().and_then(|f| f.clone()).map(|e| anyhow::anyhow!("sim cameras: {e}"))
+        // A lock-free read: the control thread never waits on the camera thread.
+        self.failure.get().map(|e| anyhow::anyhow!("sim cameras: {e}"))
     }
 }
