@@ -19,31 +19,10 @@ use r2r::QosProfile;
 use rewards::pipeline::ProgressPipeline;
 use rewards::{Frame, VlmProgressCritic, VlmPrompts, VlmSettings};
 use rrl_types::config::{CameraSource, LaunchFile, RewardConfig};
-use rrl_types::Timestamp;
 
 /// An image message as an RGB frame; `None` for encodings not handled.
 fn frame_of(msg: &r2r::sensor_msgs::msg::Image) -> Option<Frame> {
-    let (w, h) = (msg.width as usize, msg.height as usize);
-    let stamp = Timestamp(msg.header.stamp.sec.max(0) as u64 * 1_000_000_000 + u64::from(msg.header.stamp.nanosec));
-    let channels = match msg.encoding.as_str() {
-        "rgb8" | "bgr8" => 3,
-        "mono8" => 1,
-        _ => return None,
-    };
-    let step = msg.step as usize;
-    if step < w * channels || msg.data.len() < step * h {
-        return None;
-    }
-    let mut rgb = Vec::with_capacity(w * h * 3);
-    for row in msg.data.chunks(step).take(h) {
-        for px in row[..w * channels].chunks(channels) {
-            match msg.encoding.as_str() {
-                "rgb8" => rgb.extend_from_slice(px),
-                "bgr8" => rgb.extend_from_slice(&[px[2], px[1], px[0]]),
-                _ => rgb.extend_from_slice(&[px[0], px[0], px[0]]),
-            }
-        }
-    }
+    let (stamp, rgb) = robot_drivers::image_topic::rgb_of_image(msg)?;
     Frame::new(stamp, msg.width, msg.height, rgb).ok()
 }
 

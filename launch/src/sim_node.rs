@@ -1,7 +1,8 @@
 //! The robot as ROS 2 nodes, paced to the wall clock: `rrl sim` (the
 //! simulated Panda, whose `Sim(..)` cameras are rendered and published as
 //! `sensor_msgs/Image` rgb8 on `<camera>/image_raw` at their rate) and
-//! `rrl driver` (a serial-servo arm). Both publish
+//! `rrl driver` (a serial-servo arm, a ros2_control arm over its topics or
+//! a car, with their OpenCV cameras). Both publish
 //! `joint_states` (sensor-data QoS) and `safety/verdicts`, take position
 //! commands on `joint_commands` (std_msgs/Float64MultiArray), which reach the
 //! robot only through the safety gate; the simulation also publishes
@@ -13,7 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
+use robot_drivers::camera::{CameraGrabber, StampedFrame};
+use robot_drivers::car::TopicCar;
+use robot_drivers::image_topic::{image_message, ros_time};
 use robot_drivers::servo_arm::ServoArm;
+use robot_drivers::topic_arm::TopicArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimTask};
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock, Timestamp};
@@ -21,9 +26,10 @@ use safety::{Gate, GateConfig, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::camera::SimCamera;
 
-fn ros_time(t: Timestamp) -> r2r::builtin_interfaces::msg::Time {
-    r2r::builtin_interfaces::msg::Time { sec: (t.0 / 1_000_000_000) as i32, nanosec: (t.0 % 1_000_000_000) as u32 }
-}
+
+/// Work a node does after each control tick (publishing cameras, checking
+/// their threads); an error stops the node.
+type PerTick<H> = Box<dyn FnMut(&mut H) -> anyhow::Result<()>>;
 
 /// The gate of a launch file for a robot with `joint_names`, with its risk
 /// critic when one is configured and usable (else rules only, said once).
@@ -68,7 +74,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     for (name, model_camera, ..) in &cameras {
         SimCamera::check_name(arm.sim_mut(), model_camera).with_context(|| format!("{}: camera `{name}`", config.display()))?;
     }
-    let setup = move |node: &mut r2r::Node| -> anyhow::Result<Box<dyn FnMut(&mut SimArm) -> anyhow::Result<()>>> {
+    let setup = move |node: &mut r2r::Node| -> anyhow::Result<PerTick<SimArm>> {
         if cameras.is_empty() {
             return Ok(Box::new(|_| Ok(())));
         }
@@ -87,20 +93,72 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
             snapshots.failure().map_or(Ok(()), Err)
         }))
     };
-    run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
+    run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, CommandMode::Position, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
 }
 
-/// `rrl driver`: a serial-servo arm of a launch file.
+/// `rrl driver`: a real robot of a launch file (serial-servo arm,
+/// ros2_control arm over topics, or car), with its OpenCV cameras grabbed
+/// on their own threads and published as rgb8 `<camera>/image_raw`
+/// (sensor-data QoS, stamped with the capture time).
 pub fn run_driver(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(config)?;
-    let RobotConfig::SerialArm(serial) = &launch.robot else {
-        bail!("{}: `rrl driver` runs serial-servo arms for now; this launch file's robot is {}", config.display(), launch.robot.kind_name());
+    let mut cameras = Vec::new();
+    for camera in &launch.cameras {
+        match &camera.source {
+            // Published by another node already; nothing to drive here.
+            CameraSource::Topic(_) => {}
+            CameraSource::Sim(_) => bail!("{}: camera `{}` is a simulated camera; `rrl sim` renders those", config.display(), camera.name),
+            _ => cameras.push(camera.clone()),
+        }
+    }
+    let publish_cameras = move |node: &mut r2r::Node| -> anyhow::Result<Vec<CameraGrabber>> {
+        let mut grabbers = Vec::new();
+        for camera in cameras {
+            let publisher = node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{}/image_raw", camera.name), QosProfile::sensor_data())?;
+            let frame_id = camera.name.clone();
+            let grabber = CameraGrabber::start(&camera, move |frame| publisher.publish(&image_message(frame, &frame_id)).map_err(|e| e.to_string()))?;
+            tracing::info!(camera = %camera.name, source = ?camera.source, "camera publishing");
+            grabbers.push(grabber);
+        }
+        Ok(grabbers)
     };
-    let mut arm = ServoArm::new(serial.clone());
-    arm.configure().with_context(|| format!("connecting to the arm on {}", serial.port))?;
-    arm.activate()?;
-    let no_cameras = |_: &mut r2r::Node| -> anyhow::Result<Box<dyn FnMut(&mut ServoArm) -> anyhow::Result<()>>> { Ok(Box::new(|_| Ok(()))) };
-    run_node(&launch, config, "servo_arm", arm, serial.control_rate_hz, duration_s, |_| SystemClock.now(), |_| {}, false, no_cameras)
+    let rate = launch.robot.control_rate_hz();
+    match &launch.robot {
+        RobotConfig::SerialArm(serial) => {
+            let mut arm = ServoArm::new(serial.clone());
+            arm.configure().with_context(|| format!("connecting to the arm on {}", serial.port))?;
+            arm.activate()?;
+            run_node(&launch, config, "servo_arm", arm, rate, CommandMode::Position, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))
+        }
+        RobotConfig::TopicArm(topics) => {
+            let mut arm = TopicArm::new(topics.clone(), &launch.namespace);
+            arm.configure()?;
+            arm.activate()?;
+            let mode = arm.native_mode();
+            run_node(&launch, config, "topic_arm", arm, rate, mode, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))
+        }
+        RobotConfig::Car(car_config) => {
+            let mut car = TopicCar::new(car_config.clone(), &launch.namespace);
+            car.configure()?;
+            car.activate()?;
+            run_node(&launch, config, "car", car, rate, CommandMode::Velocity, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))
+        }
+        RobotConfig::Sim(_) => bail!("{}: this launch file's robot is simulated; run it with `rrl sim`", config.display()),
+    }
+}
+
+/// Starts the cameras with the node and turns a camera that stopped on an
+/// error into the node's error (a lock-free check each tick).
+fn camera_failures<H>(
+    start: impl FnOnce(&mut r2r::Node) -> anyhow::Result<Vec<CameraGrabber>>,
+) -> impl FnOnce(&mut r2r::Node) -> anyhow::Result<PerTick<H>> {
+    move |node| {
+        let grabbers = start(node)?;
+        Ok(Box::new(move |_: &mut H| match grabbers.iter().find_map(|g| g.newest().failure()) {
+            Some(why) => Err(anyhow::anyhow!("{why}")),
+            None => Ok(()),
+        }))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -110,11 +168,12 @@ fn run_node<H: HardwareInterface>(
     node_name: &str,
     hardware: H,
     rate_hz: f64,
+    command_mode: CommandMode,
     duration_s: Option<f64>,
     clock_of: impl Fn(&H) -> Timestamp,
     mut after_tick: impl FnMut(&mut H),
     publish_clock: bool,
-    setup_extra: impl FnOnce(&mut r2r::Node) -> anyhow::Result<Box<dyn FnMut(&mut H) -> anyhow::Result<()>>>,
+    setup_extra: impl FnOnce(&mut r2r::Node) -> anyhow::Result<PerTick<H>>,
 ) -> anyhow::Result<serde_json::Value> {
     let joint_names = hardware.joint_names().to_vec();
     let gate = gate_for(launch, config, &joint_names, rate_hz)?;
@@ -144,7 +203,7 @@ fn run_node<H: HardwareInterface>(
         while let Some(Some(msg)) = commands.next().now_or_never() {
             // A command of the wrong size is still offered: the gate holds on it and says why.
             match JointVec::from_slice(&msg.data) {
-                Some(values) => slot.offer(JointCommand { stamp: now, mode: CommandMode::Position, values }),
+                Some(values) => slot.offer(JointCommand { stamp: now, mode: command_mode, values }),
                 None => malformed += 1,
             }
         }
@@ -229,6 +288,7 @@ impl SceneSnapshots {
                 for (name, model_camera, width, height, fps) in &cameras {
                     renderers.push((name.clone(), SimCamera::new(&scene, model_camera, *width, *height)?, 1.0 / fps, f64::NEG_INFINITY));
                 }
+                let mut frame = StampedFrame { stamp: Timestamp::ZERO, sequence: 0, width: 0, height: 0, rgb: Vec::new() };
                 loop {
                     if thread_stop.load(std::sync::atomic::Ordering::Acquire) {
                         return Ok(());
@@ -245,9 +305,11 @@ impl SceneSnapshots {
                         }
                         *last = stamp.as_secs_f64();
                         let (width, height) = renderer.size();
-                        let data = renderer.render(&mut scene)?.to_vec();
-                        let header = r2r::std_msgs::msg::Header { stamp: ros_time(stamp), frame_id: name.clone() };
-                        publisher.publish(&r2r::sensor_msgs::msg::Image { header, height, width, encoding: "rgb8".into(), is_bigendian: 0, step: 3 * width, data })?;
+                        frame.rgb.clear();
+                        frame.rgb.extend_from_slice(renderer.render(&mut scene)?);
+                        (frame.stamp, frame.width, frame.height) = (stamp, width, height);
+                        publisher.publish(&image_message(&frame, name))?;
+                        frame.sequence += 1;
                     }
                 }
             };

@@ -1,6 +1,8 @@
 //! `rrl sim` as a user runs it: the simulated Panda as a ROS 2 node, driven
 //! by an independent rclpy node over DDS on loopback (private domain).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -41,7 +43,10 @@ fn an_rclpy_node_drives_an_emulated_so101_through_rrl_driver() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("so101.ron");
     let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
-    std::fs::write(&config, example.replace("/dev/ttyACM0", pair.a())).unwrap();
+    // The arm's cameras replay an image sequence: there is no camera device here.
+    let pattern = common::write_colour_sequence(dir.path());
+    let launch = example.replace("/dev/ttyACM0", pair.a()).replace("Device(0)", &format!("ImageSequence(\"{pattern}\")")).replace("Device(2)", &format!("ImageSequence(\"{pattern}\")"));
+    std::fs::write(&config, launch).unwrap();
     let mut driver = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["driver", "--config", config.to_str().unwrap(), "--duration-s", "25"])
         .env("ROS_DOMAIN_ID", domain.to_string())

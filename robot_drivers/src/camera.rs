@@ -1,10 +1,18 @@
 //! Cameras through OpenCV: devices, video files and image sequences, with
-//! frames brought to the policy's resolution.
+//! frames brought to the policy's resolution and grabbed on their own
+//! thread so that only the newest frame is ever handed on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::queue::ArrayQueue;
 use opencv::core::{Mat, Size};
 use opencv::prelude::*;
 use opencv::{imgproc, videoio};
-use rrl_types::config::CameraSource;
+use rrl_types::config::{CameraConfig, CameraSource};
+use rrl_types::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CameraError {
@@ -57,6 +65,142 @@ impl OpenCvCamera {
             imgproc::resize(&self.raw, out, self.out_size, 0.0, 0.0, imgproc::INTER_AREA).map_err(cv)?;
         }
         Ok(Some(()))
+    }
+}
+
+/// One camera frame: tightly packed RGB at the policy's resolution, with
+/// when it was captured and its number in the camera's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StampedFrame {
+    pub stamp: Timestamp,
+    pub sequence: u64,
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+/// The newest frame of a camera, handed from a producer thread to a
+/// consumer without locks: a one-place queue where a new frame displaces
+/// the unread one (newest wins, nothing queues up behind a slow consumer).
+#[derive(Clone)]
+pub struct NewestFrame {
+    slot: Arc<ArrayQueue<StampedFrame>>,
+    /// Set once when the producer stops on an error.
+    failure: Arc<OnceLock<String>>,
+}
+
+impl Default for NewestFrame {
+    fn default() -> Self {
+        NewestFrame { slot: Arc::new(ArrayQueue::new(1)), failure: Arc::new(OnceLock::new()) }
+    }
+}
+
+impl NewestFrame {
+    pub fn offer(&self, frame: StampedFrame) {
+        let _ = self.slot.force_push(frame);
+    }
+    /// The newest frame not taken before, if any arrived since.
+    pub fn take(&self) -> Option<StampedFrame> {
+        self.slot.pop()
+    }
+    /// Why the producer stopped, once it has.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+    /// Records why the producer stopped (the first reason wins).
+    pub fn fail(&self, why: String) {
+        let _ = self.failure.set(why);
+    }
+}
+
+/// An OpenCV camera read on its own thread, keeping only the newest frame
+/// with its capture time. Devices pace themselves; video files and image
+/// sequences are read at the configured fps and start over at their end,
+/// so a recording can stand in for a live camera. A device that stops
+/// delivering (unplugged) is reopened every half second until it returns;
+/// consumers see it as frames that stop getting newer.
+pub struct CameraGrabber {
+    newest: NewestFrame,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CameraGrabber {
+    /// Opens the camera (so a wrong source fails here, at start-up) and
+    /// starts grabbing. `on_frame` runs on the grabber thread for every
+    /// frame before it becomes the newest (e.g. to publish it).
+    pub fn start(config: &CameraConfig, mut on_frame: impl FnMut(&StampedFrame) -> Result<(), String> + Send + 'static) -> Result<CameraGrabber, CameraError> {
+        let mut camera = OpenCvCamera::open(&config.name, &config.source, config.width, config.height)?;
+        let newest = NewestFrame::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_newest, thread_stop, config) = (newest.clone(), stop.clone(), config.clone());
+        let live = matches!(config.source, CameraSource::Device(_));
+        let period = Duration::from_secs_f64(1.0 / config.fps.max(0.1));
+        let thread = std::thread::Builder::new()
+            .name(format!("camera-{}", config.name))
+            .spawn(move || {
+                let mut bgr = Mat::default();
+                let mut sequence = 0u64;
+                let mut next_due = Instant::now();
+                while !thread_stop.load(Ordering::Relaxed) {
+                    if !live {
+                        // Files would be read as fast as the disk allows: pace them.
+                        if let Some(wait) = next_due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        next_due += period;
+                    }
+                    let got = camera.read(&mut bgr);
+                    let stamp = rrl_types::Clock::now(&rrl_types::SystemClock);
+                    match got {
+                        Ok(Some(())) => {}
+                        Ok(None) | Err(_) => {
+                            if !live && sequence == 0 {
+                                thread_newest.fail(format!("camera `{}`: {:?} holds no readable frame", config.name, config.source));
+                                return;
+                            }
+                            if live {
+                                tracing::warn!(camera = %config.name, "no frame from the device; reopening");
+                                std::thread::sleep(Duration::from_millis(500));
+                            }
+                            // Start the file over, or reconnect the device.
+                            if let Ok(reopened) = OpenCvCamera::open(&config.name, &config.source, config.width, config.height) {
+                                camera = reopened;
+                            }
+                            continue;
+                        }
+                    }
+                    let frame = match bgr_to_rgb_bytes(&bgr) {
+                        Ok((width, height, rgb)) => StampedFrame { stamp, sequence, width, height, rgb },
+                        Err(e) => {
+                            thread_newest.fail(format!("camera `{}`: OpenCV error: {e}", config.name));
+                            return;
+                        }
+                    };
+                    sequence += 1;
+                    if let Err(why) = on_frame(&frame) {
+                        thread_newest.fail(format!("camera `{}`: {why}", config.name));
+                        return;
+                    }
+                    thread_newest.offer(frame);
+                }
+            })
+            .map_err(|e| CameraError::Open { camera: "grabber thread".into(), source_desc: e.to_string() })?;
+        Ok(CameraGrabber { newest, stop, thread: Some(thread) })
+    }
+
+    /// Where the newest frame is found.
+    pub fn newest(&self) -> &NewestFrame {
+        &self.newest
+    }
+}
+
+impl Drop for CameraGrabber {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -123,6 +267,56 @@ mod tests {
                 assert!((g - w).abs() < 12.0, "colour {got:?} vs {want:?}");
             }
         }
+    }
+
+    /// An image sequence of three colours, grabbed at 40 fps: the grabber
+    /// hands on frames in order with growing stamps, starts the sequence
+    /// over at its end, and a consumer that looks rarely gets the newest
+    /// frame, not a backlog.
+    #[test]
+    fn the_grabber_keeps_the_newest_frame_and_replays_a_sequence_in_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let colours = [(255.0, 0.0, 0.0), (0.0, 255.0, 0.0), (0.0, 0.0, 255.0)];
+        for (i, &(b, g, r)) in colours.iter().enumerate() {
+            let frame = Mat::new_rows_cols_with_default(24, 32, CV_8UC3, Scalar::new(b, g, r, 0.0)).unwrap();
+            let path = dir.path().join(format!("{i:04}.png"));
+            assert!(opencv::imgcodecs::imwrite(path.to_str().unwrap(), &frame, &opencv::core::Vector::new()).unwrap());
+        }
+        let pattern = dir.path().join("%04d.png").to_str().unwrap().to_string();
+        let config: CameraConfig = ron::from_str(&format!("(name: \"seq\", source: ImageSequence(\"{pattern}\"), width: 16, height: 12, fps: 40.0)")).unwrap();
+        let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = published.clone();
+        let grabber = CameraGrabber::start(&config, move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        let mut seen: Vec<StampedFrame> = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(600) {
+            if let Some(frame) = grabber.newest().take() {
+                seen.push(frame);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(grabber.newest().failure().is_none(), "{:?}", grabber.newest().failure());
+        assert!(seen.len() >= 12, "{} frames in 0.6 s at 40 fps", seen.len());
+        for pair in seen.windows(2) {
+            assert!(pair[1].sequence > pair[0].sequence && pair[1].stamp > pair[0].stamp);
+        }
+        let first_blue = seen.iter().position(|f| f.rgb[..3] == [0, 0, 255]).expect("the first image (blue) comes round");
+        for (k, frame) in seen[first_blue..].iter().enumerate() {
+            assert_eq!((frame.width, frame.height, frame.rgb.len()), (16, 12, 16 * 12 * 3));
+            let step = frame.sequence - seen[first_blue].sequence;
+            let want = colours[step as usize % 3];
+            assert_eq!(frame.rgb[..3], [want.2 as u8, want.1 as u8, want.0 as u8], "frame {k} (sequence {})", frame.sequence);
+        }
+        assert!(seen.last().unwrap().sequence >= 3, "the sequence of three must have started over");
+        // A slow consumer: the frames it missed are gone, the one it gets is the newest.
+        std::thread::sleep(Duration::from_millis(200));
+        let late = grabber.newest().take().unwrap();
+        assert!(late.sequence >= seen.last().unwrap().sequence + 5, "a backlog was handed on: {} after {}", late.sequence, seen.last().unwrap().sequence);
+        assert!(published.load(Ordering::Relaxed) > late.sequence, "every frame passes through on_frame");
     }
 
     #[test]

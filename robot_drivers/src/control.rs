@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 use rrl_types::{JointCommand, JointState, Timestamp};
-use rrl_types::CommandMode;
 use safety::{Gate, HoldReason, Verdict};
 
 use crate::hardware::{HardwareError, HardwareInterface};
@@ -95,7 +94,7 @@ impl<H: HardwareInterface> ControlLoop<H> {
         }
         let verdict = match &self.latest {
             Some(command) => self.gate.check(now, &self.state, command, &mut self.sent),
-            None => self.gate.hold(now, &self.state, CommandMode::Position, HoldReason::NoCommand, &mut self.sent),
+            None => self.gate.hold(now, &self.state, self.hardware.native_mode(), HoldReason::NoCommand, &mut self.sent),
         };
         match verdict {
             Verdict::Pass => self.counts.passed += 1,
@@ -116,7 +115,7 @@ mod tests {
     use super::*;
     use crate::hardware::MockHardware;
     use rrl_types::config::SafetyConfig;
-    use rrl_types::JointVec;
+    use rrl_types::{CommandMode, JointVec};
     use safety::GateConfig;
 
     fn control_loop() -> (ControlLoop<MockHardware>, Arc<CommandSlot>) {

@@ -42,6 +42,11 @@ pub trait HardwareInterface: Send {
     fn read(&mut self, now: Timestamp, state: &mut JointState) -> Result<(), HardwareError>;
     /// Sends a command (only while active).
     fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError>;
+    /// The command mode this robot is driven in; holds before any command
+    /// are sent in it (a velocity-driven car holds at zero velocity).
+    fn native_mode(&self) -> CommandMode {
+        CommandMode::Position
+    }
 }
 
 /// Checks shared by implementations: right lifecycle state, right size.

@@ -8,11 +8,13 @@
 //! decides what reaches it.
 
 pub mod camera;
+pub mod car;
 pub mod control;
 pub mod dynamixel;
 pub mod dynamixel_emulator;
 pub mod feetech;
 pub mod hardware;
+pub mod image_topic;
 pub mod pty;
 pub mod serial;
 pub mod servo_arm;

@@ -156,11 +156,14 @@ impl HardwareInterface for TopicArm {
             }
         }
     }
-    fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
-        let mode = match self.config.command {
+    fn native_mode(&self) -> CommandMode {
+        match self.config.command {
             ArmCommandTopic::ForwardVelocity { .. } => CommandMode::Velocity,
             _ => CommandMode::Position,
-        };
+        }
+    }
+    fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
+        let mode = self.native_mode();
         let supported: &'static [CommandMode] = if mode == CommandMode::Velocity { &[CommandMode::Velocity] } else { &[CommandMode::Position] };
         check_write(self, command, supported)?;
         let _ = self.outgoing.force_push(*command);

@@ -1,5 +1,8 @@
 //! Support shared by the `rrl` command-line tests.
 
+// Each test binary uses part of it.
+#![allow(dead_code)]
+
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -38,4 +41,14 @@ impl Drop for VlmEmulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Three solid 40x30 PNG images in `dir` — red, green, blue (RGB) — as an
+/// image sequence a launch file's camera can replay; returns its pattern.
+pub fn write_colour_sequence(dir: &std::path::Path) -> String {
+    for (i, rgb) in [[255u8, 0, 0], [0, 255, 0], [0, 0, 255]].iter().enumerate() {
+        let pixels: Vec<u8> = rgb.iter().copied().cycle().take(40 * 30 * 3).collect();
+        std::fs::write(dir.join(format!("{i:04}.png")), rewards::encode::png_rgb(40, 30, &pixels)).unwrap();
+    }
+    dir.join("%04d.png").display().to_string()
 }
