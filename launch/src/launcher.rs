@@ -1,53 +1,230 @@
-//! `rrl launch FILE`: starts the nodes a launch file describes — the robot
-//! (simulated Panda or serial-servo arm, through the gate, with its
-//! cameras) and, when the file has a `Vlm(..)` reward, the reward node — in
-//! one process, each on its own thread and ROS context. `--only` starts a
-//! subset, so the same file splits the nodes across processes or machines
-//! (same `ROS_DOMAIN_ID`; discovery range `SUBNET` between machines).
-//! Practice and the learner have their own commands (`rrl practice`,
-//! `rrl learner`) because they own the terminal's progress display.
+//! `rrl launch FILE...`: starts the nodes the launch files describe in one
+//! process, each on its own thread and ROS context; one file per robot,
+//! each in its own namespace.
+//!
+//! Without `--run-dir` a file's nodes are its robot (driver or simulated
+//! Panda, through the gate, with its cameras) and, with a `Vlm(..)` reward,
+//! the reward node. With `--run-dir` the robots practise: each file's actor
+//! (`rrl practice --learner remote`, actor id = its place on the command
+//! line) and one learner per learner namespace (`learner.namespace`, so
+//! several robots can feed one learner). A simulated robot's actor steps
+//! the simulation itself, so no separate robot node runs for it then.
+//! `--only` starts a subset, so the same files split the nodes across
+//! processes or machines (same `ROS_DOMAIN_ID`; discovery range `SUBNET`
+//! between machines).
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use rrl_types::config::{LaunchFile, RewardConfig, RobotConfig};
 
-/// Which nodes of a launch file `rrl launch` starts.
-fn nodes_of(launch: &LaunchFile, only: &[String]) -> anyhow::Result<Vec<&'static str>> {
-    let mut available = vec!["robot"];
-    if matches!(launch.reward, RewardConfig::Vlm(_)) {
-        available.push("reward");
-    }
-    if only.is_empty() {
-        return Ok(available);
-    }
-    only.iter()
-        .map(|name| available.iter().find(|a| **a == name.as_str()).copied().with_context(|| format!("--only {name}: this launch file has the nodes {}", available.join(", "))))
-        .collect()
+/// What `rrl launch` was asked to run.
+pub struct LaunchArgs {
+    pub configs: Vec<PathBuf>,
+    pub only: Vec<String>,
+    pub run_dir: Option<PathBuf>,
+    pub steps: Option<u64>,
+    pub realtime: bool,
+    pub resume: bool,
+    pub duration_s: Option<f64>,
+    /// A learner started here stops after this long without transitions,
+    /// once every actor started here has finished.
+    pub learner_idle_s: f64,
 }
 
-pub fn run(config: &Path, only: &[String], duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
-    let launch = LaunchFile::load(config)?;
-    let nodes = nodes_of(&launch, only)?;
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Robot { file: usize },
+    Reward { file: usize },
+    Actor { file: usize },
+    Learner { namespace: String, file: usize },
+}
+
+impl Node {
+    fn kind(&self) -> &'static str {
+        match self {
+            Node::Robot { .. } => "robot",
+            Node::Reward { .. } => "reward",
+            Node::Actor { .. } => "actor",
+            Node::Learner { .. } => "learner",
+        }
+    }
+}
+
+/// The nodes to start, checked before any starts.
+fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -> anyhow::Result<Vec<Node>> {
+    for name in only {
+        if !["robot", "reward", "actor", "learner"].contains(&name.as_str()) {
+            bail!("--only {name}: the nodes are robot, reward, actor and learner");
+        }
+    }
+    let wanted = |kind: &str| only.is_empty() || only.iter().any(|o| o == kind);
+    let mut nodes = Vec::new();
+    // Files sharing a learner namespace share one learner: same network shapes needed.
+    let mut learners: BTreeMap<String, usize> = BTreeMap::new();
+    for (file, (path, launch)) in launches.iter().enumerate() {
+        let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
+        if practising {
+            if !is_sim {
+                bail!("{}: practice runs on the simulated Panda today; a {} robot needs the end-effector task wrapper for hardware, which is not built yet", path.display(), launch.robot.kind_name());
+            }
+            if wanted("actor") {
+                nodes.push(Node::Actor { file });
+            }
+            let namespace = launch.learner_namespace().to_string();
+            match learners.get(&namespace) {
+                Some(&first) => {
+                    let (first_path, first_launch) = &launches[first];
+                    if first_launch.learner != launch.learner || first_launch.robot != launch.robot {
+                        bail!(
+                            "{} and {} share the learner namespace `{namespace}` but differ in their robot or learner sections: one learner trains one network",
+                            first_path.display(),
+                            path.display()
+                        );
+                    }
+                }
+                None => {
+                    learners.insert(namespace.clone(), file);
+                    if wanted("learner") {
+                        nodes.push(Node::Learner { namespace, file });
+                    }
+                }
+            }
+        } else {
+            if wanted("robot") {
+                nodes.push(Node::Robot { file });
+            }
+            if wanted("reward") && matches!(launch.reward, RewardConfig::Vlm(_)) {
+                nodes.push(Node::Reward { file });
+            }
+        }
+    }
+    if nodes.is_empty() {
+        bail!("--only {}: none of these nodes is in the launch files", only.join(","));
+    }
+    let names: Vec<&str> = launches.iter().map(|(_, l)| l.namespace.as_str()).collect();
+    for (i, a) in names.iter().enumerate() {
+        if names[..i].contains(a) && nodes.iter().any(|n| matches!(n, Node::Robot { .. } | Node::Actor { .. })) {
+            bail!("{}: namespace `{a}` is used by another launch file too; each robot needs its own", launches[i].0.display());
+        }
+    }
+    Ok(nodes)
+}
+
+pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
+    let mut launches = Vec::new();
+    for path in &args.configs {
+        launches.push((path.clone(), LaunchFile::load(path)?));
+    }
+    let nodes = plan(&launches, &args.only, args.run_dir.is_some())?;
+    let several = launches.len() > 1;
+    let learner_count = nodes.iter().filter(|n| matches!(n, Node::Learner { .. })).count();
+    let actors_here = nodes.iter().filter(|n| matches!(n, Node::Actor { .. })).count();
+    let actors_left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(actors_here));
+
     let mut threads = Vec::new();
     for node in nodes {
-        let config: PathBuf = config.to_path_buf();
-        let robot_kind = launch.robot.kind_name();
-        let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
-        let handle = std::thread::Builder::new().name(format!("node-{node}")).spawn(move || -> anyhow::Result<serde_json::Value> {
+        let (path, launch) = match &node {
+            Node::Robot { file } | Node::Reward { file } | Node::Actor { file } | Node::Learner { file, .. } => launches[*file].clone(),
+        };
+        let key = match &node {
+            Node::Learner { namespace, .. } if learner_count > 1 => format!("learner {namespace}"),
+            Node::Learner { .. } => "learner".to_string(),
+            other if several => format!("{}/{}", launch.name, other.kind()),
+            other => other.kind().to_string(),
+        };
+        let run_dir = args.run_dir.clone();
+        let (steps, realtime, resume, duration_s, idle_s) = (args.steps, args.realtime, args.resume, args.duration_s, args.learner_idle_s);
+        let actors_left = actors_left.clone();
+        let handle = std::thread::Builder::new().name(format!("node-{key}")).spawn(move || -> anyhow::Result<serde_json::Value> {
             match node {
-                "robot" if is_sim => crate::sim_node::run(&config, duration_s),
-                "robot" if robot_kind == "SerialArm" => crate::sim_node::run_driver(&config, duration_s),
-                "robot" => bail!("{}: `rrl launch` runs Sim and SerialArm robots; a {robot_kind} robot has no node yet", config.display()),
-                _ => crate::reward_node::run(&config, duration_s),
+                Node::Robot { .. } if matches!(launch.robot, RobotConfig::Sim(_)) => crate::sim_node::run(&path, duration_s),
+                Node::Robot { .. } => crate::sim_node::run_driver(&path, duration_s),
+                Node::Reward { .. } => crate::reward_node::run(&path, duration_s),
+                Node::Actor { file } => {
+                    let result = crate::practice::run(crate::practice::PracticeArgs {
+                        config: path.clone(),
+                        run_dir: Some(run_dir.expect("practising").join(&launch.name)),
+                        steps,
+                        resume,
+                        operator: "none".into(),
+                        joy_topic: "/spacenav/joy".into(),
+                        realtime,
+                        device: "auto".into(),
+                        eval_episodes: None,
+                        learner: "remote".into(),
+                        actor_id: file as u64 + 1,
+                        log_status: true,
+                    });
+                    actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    result
+                }
+                Node::Learner { namespace, .. } => {
+                    let folder = if learner_count > 1 { format!("learner_{}", namespace.trim_matches('/').replace('/', "_")) } else { "learner".into() };
+                    let learner_dir = run_dir.expect("practising").join(folder);
+                    // With actors in this process the learner ends after them; alone, it serves until killed.
+                    let until_idle = (actors_here > 0).then_some(idle_s);
+                    let until = move || actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
+                    crate::remote::run_learner_node_until(&path, learner_dir, resume, until_idle, &until)
+                }
             }
         })?;
-        threads.push((node, handle));
+        threads.push((key, handle));
     }
     let mut report = serde_json::Map::new();
-    for (node, handle) in threads {
-        let result = handle.join().map_err(|_| anyhow::anyhow!("node `{node}` panicked"))?.with_context(|| format!("node `{node}`"))?;
-        report.insert(node.to_string(), result);
+    let mut failures = Vec::new();
+    for (key, handle) in threads {
+        match handle.join() {
+            Ok(Ok(result)) => {
+                report.insert(key, result);
+            }
+            Ok(Err(e)) => failures.push(format!("node `{key}`: {e:#}")),
+            Err(_) => failures.push(format!("node `{key}` panicked")),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
     }
     Ok(serde_json::Value::Object(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn launch(namespace: &str, learner_namespace: Option<&str>, hidden: u32) -> (PathBuf, LaunchFile) {
+        let ns = learner_namespace.map(|n| format!(", namespace: Some(\"{n}\")")).unwrap_or_default();
+        let text = format!("(name: \"r_{namespace}\", namespace: \"{namespace}\", robot: Sim((task: PandaReach)), safety: (preset: Some(FrankaPanda)), learner: (hidden: [{hidden}]{ns}))");
+        (PathBuf::from(format!("{namespace}.ron")), LaunchFile::parse(&text, Path::new("test.ron")).unwrap())
+    }
+
+    #[test]
+    fn robots_sharing_a_learner_namespace_get_one_learner_and_one_actor_each() {
+        let files = [launch("r1", Some("fleet"), 32), launch("r2", Some("fleet"), 32), launch("r3", None, 32)];
+        let nodes = plan(&files, &[], true).unwrap();
+        assert_eq!(
+            nodes,
+            vec![
+                Node::Actor { file: 0 },
+                Node::Learner { namespace: "fleet".into(), file: 0 },
+                Node::Actor { file: 1 },
+                Node::Actor { file: 2 },
+                Node::Learner { namespace: "r3".into(), file: 2 },
+            ]
+        );
+        assert_eq!(plan(&files, &["learner".into()], true).unwrap().len(), 2);
+        assert_eq!(plan(&files[..1], &[], false).unwrap(), vec![Node::Robot { file: 0 }]);
+    }
+
+    #[test]
+    fn a_shared_learner_with_different_networks_or_a_shared_robot_namespace_is_refused() {
+        let err = plan(&[launch("r1", Some("fleet"), 32), launch("r2", Some("fleet"), 64)], &[], true).unwrap_err().to_string();
+        assert!(err.contains("r1.ron") && err.contains("r2.ron") && err.contains("`fleet`"), "{err}");
+        let err = plan(&[launch("r1", None, 32), launch("r1", None, 32)], &[], false).unwrap_err().to_string();
+        assert!(err.contains("namespace `r1`"), "{err}");
+        let err = plan(&[launch("r1", None, 32)], &["planner".into()], false).unwrap_err().to_string();
+        assert!(err.contains("--only planner"), "{err}");
+    }
 }

@@ -64,14 +64,30 @@ enum Command {
     },
     /// Start the nodes of a launch file (robot with its cameras, reward node) in this process.
     Launch {
-        /// The launch file.
-        config: PathBuf,
-        /// Start only these nodes (robot, reward), to split one file across processes or machines.
+        /// Launch files, one per robot (each in its own namespace).
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Start only these nodes (robot, reward; with --run-dir actor, learner), to split the files across processes or machines.
         #[arg(long)]
         only: Vec<String>,
-        /// Stop after this many seconds (default: run until killed).
+        /// Practise: each robot's actor (in <run-dir>/<launch name>) feeds the learner of its learner namespace (in <run-dir>/learner).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Online steps per actor (overrides practice.total_steps).
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Pace the actors' episodes to the policy rate, as on a robot.
+        #[arg(long)]
+        realtime: bool,
+        /// Continue the runs in --run-dir.
+        #[arg(long)]
+        resume: bool,
+        /// Stop the robot and reward nodes after this many seconds (default: run until killed).
         #[arg(long)]
         duration_s: Option<f64>,
+        /// A learner started with actors stops this long after their last transition.
+        #[arg(long, default_value_t = 10.0)]
+        learner_idle_s: f64,
     },
     /// Train SAC on a simulated task: progress bar, periodic evaluation, metrics CSV.
     Train(train::TrainArgs),
@@ -204,7 +220,9 @@ fn main() -> ExitCode {
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
-        Command::Launch { config, only, duration_s } => launcher::run(&config, &only, duration_s).map(|report| print_report(&report, true)),
+        Command::Launch { configs, only, run_dir, steps, realtime, resume, duration_s, learner_idle_s } => {
+            launcher::run(launcher::LaunchArgs { configs, only, run_dir, steps, realtime, resume, duration_s, learner_idle_s }).map(|report| print_report(&report, true))
+        }
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),

@@ -47,6 +47,10 @@ pub struct PracticeArgs {
     /// This actor's id on a remote learner (unique per actor).
     #[arg(long, default_value_t = 1)]
     pub actor_id: u64,
+    /// No progress bar; each episode's status line goes to the log instead
+    /// (several actors in one process, under `rrl launch`).
+    #[arg(skip)]
+    pub log_status: bool,
 }
 
 #[derive(clap::Args)]
@@ -162,7 +166,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced { inner: operator.as_mut(), period: pace, last: None };
 
-    let progress = indicatif::ProgressBar::new(settings.total_steps);
+    let progress = if args.log_status { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(settings.total_steps) };
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:25} {pos}/{len} steps eta {eta} {msg}").expect("valid template"));
     let mut status = StatusLine::default();
     let csv_path = run_dir.join("practice.csv");
@@ -176,6 +180,9 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         status.push(episode);
         progress.set_position(episode.total_steps);
         progress.set_message(status.line());
+        if args.log_status {
+            tracing::info!(robot = %launch.name, total_steps = episode.total_steps, "{}", status.line());
+        }
         let success = episode.success.map(|s| u8::from(s).to_string()).unwrap_or_default();
         let row = writeln!(
             csv,
@@ -197,7 +204,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     let report = match args.learner.as_str() {
         "local" => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
         "remote" => {
-            let mut link = crate::remote::RosLearnerLink::connect(&launch.namespace, args.actor_id)?;
+            let mut link = crate::remote::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             let (stream_items, unconfirmed) = link.close(std::time::Duration::from_secs(60));
             link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
@@ -424,7 +431,9 @@ pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
     if episodes.is_empty() {
         bail!("{}: no demos (record them with `rrl teleop`, or `rrl practice` records scripted ones)", args.run_dir.join("demos").display());
     }
-    let columns: Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> = episodes.iter().map(|e| (e.steps.iter().map(|s| s.observation.clone()).collect(), e.steps.iter().map(|s| s.action.clone()).collect())).collect();
+    // Per episode: its observations and its actions, row by row.
+    type Columns = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+    let columns: Vec<Columns> = episodes.iter().map(|e| (e.steps.iter().map(|s| s.observation.clone()).collect(), e.steps.iter().map(|s| s.action.clone()).collect())).collect();
     let demos = policies::residual::Demos { episodes: columns.iter().map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
     let (policy, loss) = policies::residual::BcPolicy::train(&demos, o, a, args.horizon, args.execute, &BC_HIDDEN, args.steps, 0)?;
     let path = args.run_dir.join("bc.safetensors");

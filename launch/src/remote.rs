@@ -209,6 +209,12 @@ struct ActorStream {
 
 /// `rrl learner`: the learner as a ROS 2 node that actors feed.
 pub fn run_learner_node(config: &std::path::Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
+    run_learner_node_until(config, run_dir, resume, until_idle_s, &|| true)
+}
+
+/// The learner node, whose idle timeout only counts once `may_stop` says
+/// so (e.g. after the actors of this process have finished).
+pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
     let launch = rrl_types::config::LaunchFile::load(config)?;
     let (env, _) = crate::practice::panda_task(&launch, config)?;
     let sac_config = crate::practice::sac_config(&launch, &env, 1);
@@ -241,12 +247,12 @@ pub fn run_learner_node(config: &std::path::Path, run_dir: PathBuf, resume: bool
     let learner = std::thread::Builder::new().name("learner".into()).spawn(move || policies::practice::run_learner(sac_config, device, checkpoint, resume, settings, inbox, learner_shared))?;
 
     let ctx = r2r::Context::create()?;
-    let mut node = r2r::Node::create(ctx, "rrl_learner", &launch.namespace)?;
+    let mut node = r2r::Node::create(ctx, "rrl_learner", launch.learner_namespace())?;
     let mut transitions = node.subscribe::<r2r::std_msgs::msg::UInt8MultiArray>("learner/transitions", transitions_qos())?;
     let acks = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/acks", QosProfile::default().reliable())?;
     let weights = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/weights", weights_qos())?;
     let incarnation = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    tracing::info!(namespace = %launch.namespace, resume, "learner node up");
+    tracing::info!(namespace = %launch.learner_namespace(), resume, "learner node up");
 
     let mut actors: HashMap<u64, ActorStream> = HashMap::new();
     let mut last_ack = Instant::now();
@@ -298,7 +304,7 @@ pub fn run_learner_node(config: &std::path::Path, run_dir: PathBuf, resume: bool
             anyhow::bail!("learner failed: {e}");
         }
         if let (Some(idle), Some(last)) = (until_idle_s, last_item) {
-            if last.elapsed().as_secs_f64() > idle {
+            if last.elapsed().as_secs_f64() > idle && may_stop() {
                 break;
             }
         }

@@ -63,3 +63,53 @@ fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("robot, reward"));
 }
+
+/// `rrl launch` with a run folder: two simulated robots, each in its own
+/// namespace, practise in one process and feed one learner through their
+/// shared learner namespace; every item of both streams reaches it once.
+#[test]
+fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = Vec::new();
+    for robot in ["r1", "r2"] {
+        let config = dir.path().join(format!("{robot}.ron"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"(
+    name: "reach_{robot}",
+    namespace: "{robot}",
+    robot: Sim((task: PandaReach, seed: 1)),
+    safety: (preset: Some(FrankaPanda)),
+    learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32, utd: 1, warmup_steps: 50, initial_temperature: 0.01, publish_every_updates: 20, namespace: Some("fleet")),
+    practice: (max_episode_steps: 20, demo_episodes: 1, total_steps: 100000, eval_episodes: 1),
+)"#
+            ),
+        )
+        .unwrap();
+        configs.push(config);
+    }
+    let run_dir = dir.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .arg("launch")
+        .args(configs.iter().map(|c| c.to_str().unwrap()))
+        .args(["--run-dir", run_dir.to_str().unwrap(), "--steps", "60", "--learner-idle-s", "3"])
+        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 83) % 80).to_string())
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("RRL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rrl launch failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let learner = &report["learner"];
+    for (id, robot) in [("1", "reach_r1"), ("2", "reach_r2")] {
+        let actor = &report[format!("{robot}/actor")];
+        assert_eq!(actor["total_steps"], 60, "{report}");
+        assert_eq!(actor["link"]["unconfirmed"], 0, "{report}");
+        assert_eq!(learner["actors"][id]["received"], actor["link"]["stream_items"], "actor {id}: {report}");
+        assert_eq!(learner["actors"][id]["duplicates"], 0, "{report}");
+        assert!(!recording::list_episodes(&run_dir.join(robot).join("episodes")).unwrap().is_empty(), "{robot} recorded no episode");
+    }
+    assert!(learner["updates"].as_u64().unwrap() > 0, "{report}");
+    assert!(run_dir.join("learner/learner.safetensors").exists());
+}

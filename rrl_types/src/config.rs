@@ -514,6 +514,16 @@ pub struct LearnerConfig {
     /// Entropy temperature at the start (then tuned automatically).
     /// Default: 1.0 (SERL uses 0.01 for manipulation).
     pub initial_temperature: f64,
+    /// ROS namespace of the actor ↔ learner topics; robots that share one
+    /// learner name the same one. Default: the launch file's namespace.
+    pub namespace: Option<String>,
+}
+
+impl LaunchFile {
+    /// Where this robot's actor and its learner meet over ROS 2.
+    pub fn learner_namespace(&self) -> &str {
+        self.learner.namespace.as_deref().unwrap_or(&self.namespace)
+    }
 }
 
 impl Default for LearnerConfig {
@@ -536,6 +546,7 @@ impl Default for LearnerConfig {
             warmup_steps: 1000,
             publish_every_updates: 100,
             initial_temperature: 1.0,
+            namespace: None,
         }
     }
 }
@@ -856,6 +867,9 @@ impl LaunchFile {
         }
         self.safety.check(&self.robot.joint_names(), c);
         self.learner.check(c);
+        if let Some(namespace) = self.learner.namespace.as_deref().filter(|n| !n.is_empty()) {
+            c.topic_name("learner.namespace", namespace);
+        }
         self.reward.check(&self.cameras, c);
         self.practice.check(self.robot.control_rate_hz(), c);
     }
