@@ -23,6 +23,8 @@ pub enum CheckpointError {
     Checksum { path: PathBuf, stored: u64, computed: u64 },
     #[error("checkpoint {path}: tensor `{name}` is missing; it was written for another network layout")]
     Missing { path: PathBuf, name: String },
+    #[error("checkpoint {path}: holds tensor `{name}`, which this network does not have; it was written for another network layout (e.g. one with pixels)")]
+    Unexpected { path: PathBuf, name: String },
     #[error("checkpoint {path}: tensor `{name}` has shape {found:?}, this network needs {expected:?}")]
     Shape { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
 }
@@ -69,6 +71,9 @@ fn optimizer_tensors(prefix: &str, opt: &Adam, out: &mut Vec<(String, Tensor)>) 
 pub fn state_tensors(sac: &Sac) -> Vec<(String, Tensor)> {
     let mut out: Vec<(String, Tensor)> = Vec::new();
     for p in sac.actor.trunk.params("actor").into_iter().chain(sac.critic.params("critic")).chain(sac.target.params("target")) {
+        out.push((p.name, p.tensor.detach().to_device(Device::Cpu)));
+    }
+    for p in sac.encoder.iter().flat_map(|e| e.params("encoder")) {
         out.push((p.name, p.tensor.detach().to_device(Device::Cpu)));
     }
     out.push(("log_temperature".into(), sac.log_temperature.detach().to_device(Device::Cpu)));
@@ -136,6 +141,11 @@ pub fn load(sac: &mut Sac, path: &Path) -> Result<(), CheckpointError> {
     let find = |name: &str| stored.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let ours = state_tensors(sac);
     // Check everything before touching anything.
+    for (name, _) in &stored {
+        if name != CHECKSUM && !name.starts_with("extra.") && !ours.iter().any(|(n, _)| n == name) {
+            return Err(CheckpointError::Unexpected { path: path.to_path_buf(), name: name.clone() });
+        }
+    }
     for (name, tensor) in &ours {
         let found = find(name).ok_or_else(|| CheckpointError::Missing { path: path.to_path_buf(), name: name.clone() })?;
         if found.size() != tensor.size() {
@@ -152,6 +162,9 @@ pub fn load(sac: &mut Sac, path: &Path) -> Result<(), CheckpointError> {
         copy_params(sac.actor.trunk.params("actor"));
         copy_params(sac.critic.params("critic"));
         copy_params(sac.target.params("target"));
+        if let Some(encoder) = &sac.encoder {
+            copy_params(encoder.params("encoder"));
+        }
         sac.log_temperature.copy_(&find("log_temperature").expect("checked").to_device(device));
         for (prefix, opt) in [("adam.actor", &mut sac.actor_opt), ("adam.critic", &mut sac.critic_opt), ("adam.temperature", &mut sac.temperature_opt)] {
             for i in 0..opt.first_moments.len() {

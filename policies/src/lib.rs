@@ -12,6 +12,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod device;
 pub mod nets;
+pub mod pixels;
 pub mod practice;
 pub mod replay;
 pub mod residual;
@@ -20,5 +21,5 @@ pub mod sac;
 pub mod train;
 
 pub use device::{select_device, set_cpu_threads, CudaReport, PolicyError};
-pub use sac::{Sac, SacConfig};
+pub use sac::{Sac, SacConfig, Sample};
 pub use train::{train, EvalPoint, TrainError, TrainEvent, TrainSettings};

@@ -28,6 +28,9 @@ pub struct Batch {
     pub next_observation: Tensor,
     pub terminal: Tensor,
     pub discount: Tensor,
+    /// Frames of pixel observations, u8 [B, cameras*3, H, W] (see `pixels`).
+    pub images: Option<Tensor>,
+    pub next_images: Option<Tensor>,
 }
 
 impl Batch {
@@ -41,6 +44,8 @@ impl Batch {
             next_observation: cat(&a.next_observation, &b.next_observation),
             terminal: cat(&a.terminal, &b.terminal),
             discount: cat(&a.discount, &b.discount),
+            images: a.images.as_ref().zip(b.images.as_ref()).map(|(x, y)| cat(x, y)),
+            next_images: a.next_images.as_ref().zip(b.next_images.as_ref()).map(|(x, y)| cat(x, y)),
         }
     }
 }
@@ -131,7 +136,13 @@ impl ReplayBuffer {
         assert!(self.len > 0, "sampling an empty replay buffer");
         self.flush();
         let index = Tensor::randint(self.len as i64, [size as i64], (Kind::Int64, self.rows.device()));
-        let rows = self.rows.index_select(0, &index);
+        self.sample_at(&index)
+    }
+
+    /// The transitions in ring slots `index` (i64 on the buffer's device).
+    pub fn sample_at(&mut self, index: &Tensor) -> Batch {
+        self.flush();
+        let rows = self.rows.index_select(0, index);
         let (o, a) = (self.observation_size as i64, self.action_size as i64);
         let column = |start: i64, width: i64| rows.narrow(1, start, width);
         Batch {
@@ -141,6 +152,8 @@ impl ReplayBuffer {
             next_observation: column(o + a + 1, o),
             terminal: column(2 * o + a + 1, 1).squeeze_dim(1),
             discount: column(2 * o + a + 2, 1).squeeze_dim(1),
+            images: None,
+            next_images: None,
         }
     }
 

@@ -11,7 +11,32 @@ use rrl_types::rng::Rng;
 
 use crate::adam::Adam;
 use crate::nets::{EnsembleMlp, GaussianActor, Param};
+use crate::pixels::{frames_tensor, random_shift, ConvEncoder, PixelConfig, PixelReplay};
 use crate::replay::{Batch, ReplayBuffer};
+
+/// Where `Sac::update` draws its batches from.
+pub trait Sample {
+    fn sample(&mut self, size: usize) -> Batch;
+    fn is_empty(&self) -> bool;
+}
+
+impl Sample for ReplayBuffer {
+    fn sample(&mut self, size: usize) -> Batch {
+        ReplayBuffer::sample(self, size)
+    }
+    fn is_empty(&self) -> bool {
+        ReplayBuffer::is_empty(self)
+    }
+}
+
+impl Sample for PixelReplay {
+    fn sample(&mut self, size: usize) -> Batch {
+        PixelReplay::sample(self, size)
+    }
+    fn is_empty(&self) -> bool {
+        PixelReplay::is_empty(self)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SacConfig {
@@ -35,6 +60,9 @@ pub struct SacConfig {
     pub initial_temperature: f64,
     pub max_grad_norm: Option<f64>,
     pub seed: u64,
+    /// Camera frames besides the state vector (`observation_size` is then
+    /// the state's size); `None` for state observations only.
+    pub pixels: Option<PixelConfig>,
 }
 
 impl SacConfig {
@@ -59,6 +87,7 @@ impl SacConfig {
             initial_temperature: learner.initial_temperature,
             max_grad_norm: None,
             seed,
+            pixels: None,
         }
     }
 }
@@ -78,6 +107,9 @@ pub struct Sac {
     pub actor: GaussianActor,
     pub critic: EnsembleMlp,
     pub target: EnsembleMlp,
+    /// The pixel encoder shared by actor and critic, trained by the critic's
+    /// optimizer (its parameters follow the critic's there).
+    pub encoder: Option<ConvEncoder>,
     /// The target's parameters in the critic optimizer's order, listed once
     /// for the Polyak update instead of on every critic step.
     target_params: Vec<Tensor>,
@@ -94,17 +126,26 @@ pub struct Sac {
 impl Sac {
     pub fn new(config: SacConfig, device: Device) -> Sac {
         let mut rng = Rng::seed(config.seed);
-        let (o, a) = (config.observation_size as i64, config.action_size as i64);
+        let (state, a) = (config.observation_size as i64, config.action_size as i64);
+        // With pixels, actor and critic see the state followed by the encoder's features.
+        let o = state + config.pixels.as_ref().map_or(0, |p| p.feature_size);
         let actor = GaussianActor::new(&mut rng, o, a, &config.hidden, false, device);
         let critic = EnsembleMlp::new(&mut rng, config.critics, o + a, &config.hidden, 1, config.critic_layer_norm, device);
         let target = critic.detached_copy();
+        // Drawn after the networks, so state-only learners are unchanged by pixel support.
+        let encoder = config.pixels.as_ref().map(|p| ConvEncoder::new(&mut rng, p, device));
         let log_temperature = Tensor::from(config.initial_temperature.ln() as f32).to_device(device).set_requires_grad(true);
         let tensors = |params: Vec<Param>| params.into_iter().map(|p| p.tensor).collect::<Vec<_>>();
         let actor_opt = Adam::new(tensors(actor.trunk.params("actor")), config.actor_lr, config.max_grad_norm);
-        let critic_opt = Adam::new(tensors(critic.params("critic")), config.critic_lr, config.max_grad_norm);
+        let mut critic_params = tensors(critic.params("critic"));
+        if let Some(encoder) = &encoder {
+            critic_params.extend(tensors(encoder.params("encoder")));
+        }
+        // The target's parameters pair with the first of these (the critic's) in the Polyak update.
+        let critic_opt = Adam::new(critic_params, config.critic_lr, config.max_grad_norm);
         let temperature_opt = Adam::new(vec![log_temperature.shallow_clone()], config.temperature_lr, None);
         let target_params = tensors(target.params("target"));
-        Sac { config, device, actor, critic, target, target_params, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 }
+        Sac { config, device, actor, critic, target, encoder, target_params, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 }
     }
 
     fn noise(&self, rows: usize) -> Tensor {
@@ -138,7 +179,44 @@ impl Sac {
         values.into_iter().map(f64::from).collect()
     }
 
-    fn draw_batch(&mut self, replay: &mut ReplayBuffer, demos: Option<&mut ReplayBuffer>) -> Batch {
+    /// An action in [-1, 1]^A for a state and its camera frames (as
+    /// `PixelReplay::add_frame` takes them).
+    pub fn act_pixels(&mut self, state: &[f64], frames: &[u8], deterministic: bool) -> Vec<f64> {
+        let encoder = self.encoder.as_ref().expect("act_pixels needs a learner configured with pixels");
+        let state: Vec<f32> = state.iter().map(|&x| x as f32).collect();
+        let state = Tensor::from_slice(&state).reshape([1, state.len() as i64]).to_device(self.device);
+        let input = tch::no_grad(|| Tensor::cat(&[state, encoder.forward(&frames_tensor(frames, &encoder.config, self.device))], -1));
+        let noise = if deterministic {
+            None
+        } else {
+            self.reseed_device_generator();
+            Some(self.noise(1))
+        };
+        let action = tch::no_grad(|| match &noise {
+            None => self.actor.mean_action(&input),
+            Some(noise) => self.actor.sample(&input, noise).0,
+        });
+        let values: Vec<f32> = Vec::try_from(&action.reshape([-1]).to_device(Device::Cpu)).expect("f32 action");
+        values.into_iter().map(f64::from).collect()
+    }
+
+    /// The actor's and critic's inputs of a batch: the observation, or the
+    /// state and the encoder's features of randomly shifted frames (with
+    /// gradients to the encoder for the current frames only).
+    fn inputs(&self, batch: &Batch) -> (Tensor, Tensor) {
+        match (&self.encoder, &batch.images, &batch.next_images) {
+            (None, _, _) => (batch.observation.shallow_clone(), batch.next_observation.shallow_clone()),
+            (Some(encoder), Some(images), Some(next_images)) => {
+                let pad = encoder.config.shift_pad;
+                let features = encoder.forward(&random_shift(images, pad));
+                let next_features = tch::no_grad(|| encoder.forward(&random_shift(next_images, pad)));
+                (Tensor::cat(&[&batch.observation, &features], -1), Tensor::cat(&[&batch.next_observation, &next_features], -1))
+            }
+            (Some(_), _, _) => panic!("a pixel learner was given a batch without frames"),
+        }
+    }
+
+    fn draw_batch<R: Sample>(&mut self, replay: &mut R, demos: Option<&mut R>) -> Batch {
         let size = self.config.batch_size;
         match demos {
             Some(demos) if !demos.is_empty() && self.config.demo_ratio > 0.0 => {
@@ -151,15 +229,18 @@ impl Sac {
         }
     }
 
-    fn critic_step(&mut self, batch: &Batch) -> Tensor {
+    /// One critic (and encoder) update; returns the loss and the actor's
+    /// input for this batch, detached (DrQ: the actor does not train the encoder).
+    fn critic_step(&mut self, batch: &Batch) -> (Tensor, Tensor) {
         let n = self.config.critics;
         let rows = batch.observation.size()[0] as usize;
+        let (observation, next_observation) = self.inputs(batch);
         let noise = self.noise(rows);
         // A random subset of target critics, as in RLPD (all when they are 2 of 2).
         let subset = (self.config.target_critics < n).then(|| Tensor::randperm(n, (Kind::Int64, self.device)).narrow(0, 0, self.config.target_critics));
         let target: Tensor = tch::no_grad(|| {
-            let (next_action, next_log_prob) = self.actor.sample(&batch.next_observation, &noise);
-            let next_input = Tensor::cat(&[&batch.next_observation, &next_action], -1);
+            let (next_action, next_log_prob) = self.actor.sample(&next_observation, &noise);
+            let next_input = Tensor::cat(&[&next_observation, &next_action], -1);
             let next_q = match &subset {
                 Some(subset) => self.target.forward_members(&next_input, subset),
                 None => self.target.forward(&next_input),
@@ -168,7 +249,7 @@ impl Sac {
             let soft = next_q - self.log_temperature.exp() * next_log_prob;
             &batch.reward + &batch.discount * (1.0 - &batch.terminal) * soft
         });
-        let input = Tensor::cat(&[&batch.observation, &batch.action], -1);
+        let input = Tensor::cat(&[&observation, &batch.action], -1);
         let q = self.critic.forward(&input).squeeze_dim(-1);
         // Sum over critics of each one's mean squared error.
         let loss = (q - target.unsqueeze(0)).square().mean(Kind::Float) * n as f64;
@@ -180,7 +261,7 @@ impl Sac {
                 let _ = target.lerp_(online, self.config.tau);
             }
         });
-        loss.detach()
+        (loss.detach(), observation.detach())
     }
 
     fn actor_step(&mut self, observation: &Tensor) -> (Tensor, Tensor, Tensor) {
@@ -214,18 +295,66 @@ impl Sac {
 
     /// `utd` critic updates on fresh batches, then one actor and temperature
     /// update on the last batch's observations.
-    pub fn update(&mut self, replay: &mut ReplayBuffer, mut demos: Option<&mut ReplayBuffer>) -> UpdateStats {
+    pub fn update(&mut self, replay: &mut ReplayBuffer, demos: Option<&mut ReplayBuffer>) -> UpdateStats {
+        self.update_from(replay, demos)
+    }
+
+    /// `update` for a learner with pixels, from frame-store replays.
+    pub fn update_pixels(&mut self, replay: &mut PixelReplay, demos: Option<&mut PixelReplay>) -> UpdateStats {
+        self.update_from(replay, demos)
+    }
+
+    fn update_from<R: Sample>(&mut self, replay: &mut R, mut demos: Option<&mut R>) -> UpdateStats {
         self.reseed_device_generator();
         let mut critic_loss = Tensor::from(0.0f32);
         let mut last_observation = None;
         for _ in 0..self.config.utd {
             let batch = self.draw_batch(replay, demos.as_deref_mut());
-            critic_loss = self.critic_step(&batch);
-            last_observation = Some(batch.observation);
+            let (loss, actor_input) = self.critic_step(&batch);
+            critic_loss = loss;
+            last_observation = Some(actor_input);
         }
         let observation = last_observation.expect("utd >= 1");
         let (actor_loss, temperature, entropy) = self.actor_step(&observation);
         self.updates += 1;
         UpdateStats { critic_loss, actor_loss, temperature, entropy }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pixels::PixelTransition;
+    use crate::replay::Transition;
+
+    /// DrQ's gradient routing: a critic step gives the encoder gradients;
+    /// the actor step sees its features detached and leaves them as they were.
+    #[test]
+    fn the_critic_trains_the_encoder_and_the_actor_does_not() {
+        let learner = LearnerConfig { hidden: vec![16], batch_size: 8, ..LearnerConfig::default() };
+        let mut config = SacConfig::from_learner(&learner, 2, 1, 1);
+        let pixels = PixelConfig { cameras: 2, height: 16, width: 16, feature_size: 4, shift_pad: 1, filters: 4 };
+        config.pixels = Some(pixels.clone());
+        let mut sac = Sac::new(config, Device::Cpu);
+        let mut replay = PixelReplay::new(2, 1, &pixels, 64, Device::Cpu);
+        let mut rng = Rng::seed(2);
+        for _ in 0..20 {
+            let bytes: Vec<u8> = (0..pixels.frame_bytes()).map(|_| (rng.uniform(0.0, 255.0)) as u8).collect();
+            let frame = replay.add_frame(&bytes);
+            let state = Transition { observation: vec![0.1, 0.2], action: vec![0.5], reward: 1.0, next_observation: vec![0.0, 0.3], terminal: false, discount: 0.99 };
+            replay.push(&PixelTransition { state, frame, next_frame: frame });
+        }
+        tch::manual_seed(3);
+        let batch = replay.sample(8);
+        let (_, actor_input) = sac.critic_step(&batch);
+        assert!(!actor_input.requires_grad(), "the actor's input must be detached from the encoder");
+        assert_eq!(actor_input.size(), [8, 2 + 4]);
+        let encoder = sac.encoder.as_ref().unwrap().params("encoder");
+        let grads: Vec<Tensor> = encoder.iter().map(|p| p.tensor.grad().copy()).collect();
+        assert!(grads.iter().any(|g| g.abs().sum(Kind::Float).double_value(&[]) > 0.0), "the critic loss must reach the encoder");
+        let _ = sac.actor_step(&actor_input);
+        for (p, before) in encoder.iter().zip(&grads) {
+            assert!(p.tensor.grad().equal(before), "{}: the actor step changed the encoder's gradient", p.name);
+        }
     }
 }

@@ -1,0 +1,370 @@
+//! Pixel observations for the learner: a convolutional encoder (DrQ-v2
+//! shape: one stride-2 and three stride-1 3x3 convolutions, then a linear
+//! layer, LayerNorm and tanh), random-shift augmentation, and a replay
+//! buffer whose frame store keeps each camera frame once.
+//!
+//! Observations are a state vector plus one RGB frame per camera, all
+//! cameras the same size; the cameras are stacked along the channels. The
+//! encoder is shared by actor and critic: critic gradients train it, the
+//! actor sees its features detached (DrQ), so only the critic's optimizer
+//! holds its parameters.
+
+use tch::{Device, Kind, Tensor};
+
+use rrl_types::rng::Rng;
+
+use crate::nets::Param;
+use crate::replay::{Batch, ReplayBuffer, Transition};
+
+/// The pixel part of an observation and how the encoder treats it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelConfig {
+    pub cameras: i64,
+    pub height: i64,
+    pub width: i64,
+    /// Encoder output size. DrQ-v2/SERL use 50.
+    pub feature_size: i64,
+    /// Random shift of up to this many pixels each way (DrQ: 4 at 84x84); 0 turns it off.
+    pub shift_pad: i64,
+    /// Channels of the convolutions. DrQ-v2: 32.
+    pub filters: i64,
+}
+
+impl PixelConfig {
+    /// Bytes of one observation's frames: cameras x height x width x RGB.
+    pub fn frame_bytes(&self) -> usize {
+        (self.cameras * self.height * self.width * 3) as usize
+    }
+
+    fn channels(&self) -> i64 {
+        3 * self.cameras
+    }
+}
+
+fn uniform(rng: &mut Rng, shape: &[i64], fan_in: i64, device: Device) -> Tensor {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    let count: i64 = shape.iter().product();
+    let values: Vec<f32> = (0..count).map(|_| rng.uniform(-bound, bound) as f32).collect();
+    Tensor::from_slice(&values).reshape(shape).to_device(device).set_requires_grad(true)
+}
+
+/// Images to features. Input: u8 frames as [B, cameras*3, H, W] (any
+/// integer or float kind holding 0..255).
+pub struct ConvEncoder {
+    convs: Vec<(Tensor, Tensor, i64)>,
+    linear: (Tensor, Tensor),
+    norm: (Tensor, Tensor),
+    pub config: PixelConfig,
+}
+
+impl ConvEncoder {
+    pub fn new(rng: &mut Rng, config: &PixelConfig, device: Device) -> ConvEncoder {
+        let mut convs = Vec::new();
+        let (mut channels, mut height, mut width) = (config.channels(), config.height, config.width);
+        for stride in [2, 1, 1, 1] {
+            let fan_in = channels * 9;
+            convs.push((uniform(rng, &[config.filters, channels, 3, 3], fan_in, device), uniform(rng, &[config.filters], fan_in, device), stride));
+            channels = config.filters;
+            height = (height - 3) / stride + 1;
+            width = (width - 3) / stride + 1;
+        }
+        assert!(height > 0 && width > 0, "frames of {}x{} are too small for the encoder (at least 15x15)", config.width, config.height);
+        let flat = channels * height * width;
+        let linear = (uniform(rng, &[flat, config.feature_size], flat, device), uniform(rng, &[config.feature_size], flat, device));
+        let norm = (
+            Tensor::ones([config.feature_size], (Kind::Float, device)).set_requires_grad(true),
+            Tensor::zeros([config.feature_size], (Kind::Float, device)).set_requires_grad(true),
+        );
+        ConvEncoder { convs, linear, norm, config: config.clone() }
+    }
+
+    pub fn forward(&self, images: &Tensor) -> Tensor {
+        let mut h = images.to_kind(Kind::Float) / 255.0 - 0.5;
+        for (weight, bias, stride) in &self.convs {
+            h = h.conv2d(weight, Some(bias), [*stride, *stride], [0, 0], [1, 1], 1).relu();
+        }
+        let h = h.flatten(1, -1).matmul(&self.linear.0) + &self.linear.1;
+        h.layer_norm([self.config.feature_size], Some(&self.norm.0), Some(&self.norm.1), 1e-5, false).tanh()
+    }
+
+    /// Parameters in a fixed order, named `prefix.conv{i}.{weight,bias}`, `prefix.linear.*`, `prefix.norm.*`.
+    pub fn params(&self, prefix: &str) -> Vec<Param> {
+        let mut out = Vec::new();
+        for (i, (weight, bias, _)) in self.convs.iter().enumerate() {
+            out.push(Param { name: format!("{prefix}.conv{i}.weight"), tensor: weight.shallow_clone() });
+            out.push(Param { name: format!("{prefix}.conv{i}.bias"), tensor: bias.shallow_clone() });
+        }
+        out.push(Param { name: format!("{prefix}.linear.weight"), tensor: self.linear.0.shallow_clone() });
+        out.push(Param { name: format!("{prefix}.linear.bias"), tensor: self.linear.1.shallow_clone() });
+        out.push(Param { name: format!("{prefix}.norm.gain"), tensor: self.norm.0.shallow_clone() });
+        out.push(Param { name: format!("{prefix}.norm.offset"), tensor: self.norm.1.shallow_clone() });
+        out
+    }
+}
+
+/// Random shift (DrQ): each image is padded by `pad` pixels repeating its
+/// border and cropped back at an offset drawn from libtorch's generator,
+/// the same offset for all channels of one image. Computed for the whole
+/// batch at once by sampling a shifted pixel grid (nearest pixel, so values
+/// are copied exactly).
+pub fn random_shift(images: &Tensor, pad: i64) -> Tensor {
+    if pad == 0 {
+        return images.shallow_clone();
+    }
+    let size = images.size();
+    let (batch, height, width) = (size[0], size[2], size[3]);
+    let device = images.device();
+    let padded = images.to_kind(Kind::Float).replication_pad2d([pad, pad, pad, pad]);
+    let (padded_h, padded_w) = (height + 2 * pad, width + 2 * pad);
+    // Pixel centres of the padded image in [-1, 1] (align_corners = false), the first H x W of them.
+    let centres = |n: i64, keep: i64| Tensor::linspace(-1.0 + 1.0 / n as f64, 1.0 - 1.0 / n as f64, n, (Kind::Float, device)).narrow(0, 0, keep);
+    let xs = centres(padded_w, width).view([1, 1, width, 1]).expand([1, height, width, 1], false);
+    let ys = centres(padded_h, height).view([1, height, 1, 1]).expand([1, height, width, 1], false);
+    let base = Tensor::cat(&[xs, ys], 3);
+    let steps = Tensor::randint(2 * pad + 1, [batch, 1, 1, 2], (Kind::Float, device));
+    let scale = Tensor::from_slice(&[2.0 / padded_w as f32, 2.0 / padded_h as f32]).to_device(device).view([1, 1, 1, 2]);
+    let grid = base + steps * scale;
+    // Interpolation 1 = nearest, padding 0 = zeros (never reached: the grid stays inside).
+    padded.grid_sampler(&grid, 1, 0, false)
+}
+
+/// Where a frame sits in a `PixelReplay`'s frame store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameId(u64);
+
+/// A transition whose observations also have frames in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelTransition {
+    pub state: Transition,
+    pub frame: FrameId,
+    pub next_frame: FrameId,
+}
+
+/// Replay for state + pixel observations. Frames are stored once, in a
+/// ring of their own; a transition names its frames, so the next
+/// observation of one step and the observation of the following step share
+/// a frame. The frame ring holds `capacity` + 1/8 frames; when short
+/// episodes use more frames than that, the oldest transitions whose frames
+/// were overwritten are no longer sampled.
+pub struct PixelReplay {
+    states: ReplayBuffer,
+    config: PixelConfig,
+    frames: Vec<u8>,
+    frame_capacity: u64,
+    frames_added: u64,
+    /// Per transition slot: (frame, next frame).
+    frame_ids: Vec<(u64, u64)>,
+    capacity: usize,
+    next: usize,
+    /// Slots, newest last, whose frames are all still stored.
+    live: usize,
+    device: Device,
+}
+
+impl PixelReplay {
+    pub fn new(state_size: usize, action_size: usize, config: &PixelConfig, capacity: usize, device: Device) -> PixelReplay {
+        PixelReplay {
+            states: ReplayBuffer::new(state_size, action_size, capacity, device),
+            config: config.clone(),
+            frames: Vec::new(),
+            frame_capacity: (capacity + capacity / 8 + 2) as u64,
+            frames_added: 0,
+            frame_ids: vec![(0, 0); capacity],
+            capacity,
+            next: 0,
+            live: 0,
+            device,
+        }
+    }
+
+    /// Stores one observation's frames (cameras one after another, each
+    /// H x W x RGB, row-major) and names them.
+    pub fn add_frame(&mut self, rgb: &[u8]) -> FrameId {
+        let bytes = self.config.frame_bytes();
+        assert_eq!(rgb.len(), bytes, "a frame of {} bytes, the replay stores {bytes}", rgb.len());
+        let slot = (self.frames_added % self.frame_capacity) as usize;
+        // The store grows as frames arrive, up to its capacity.
+        if self.frames.len() < (slot + 1) * bytes {
+            self.frames.resize((slot + 1) * bytes, 0);
+        }
+        self.frames[slot * bytes..(slot + 1) * bytes].copy_from_slice(rgb);
+        self.frames_added += 1;
+        let id = FrameId(self.frames_added - 1);
+        // Transitions whose frames were just overwritten leave the sample.
+        let oldest_kept = self.frames_added.saturating_sub(self.frame_capacity);
+        while self.live > 0 {
+            let oldest = (self.next + self.capacity - self.live) % self.capacity;
+            if self.frame_ids[oldest].0 >= oldest_kept {
+                break;
+            }
+            self.live -= 1;
+        }
+        id
+    }
+
+    /// The stored bytes of a frame, if it is still stored.
+    pub fn frame(&self, id: FrameId) -> Option<&[u8]> {
+        let bytes = self.config.frame_bytes();
+        (id.0 < self.frames_added && id.0 + self.frame_capacity >= self.frames_added).then(|| {
+            let slot = (id.0 % self.frame_capacity) as usize;
+            &self.frames[slot * bytes..(slot + 1) * bytes]
+        })
+    }
+
+    pub fn push(&mut self, t: &PixelTransition) {
+        assert!(self.frame(t.frame).is_some() && self.frame(t.next_frame).is_some(), "a transition must name stored frames");
+        self.states.push(&t.state);
+        self.frame_ids[self.next] = (t.frame.0, t.next_frame.0);
+        self.next = (self.next + 1) % self.capacity;
+        self.live = (self.live + 1).min(self.capacity);
+    }
+
+    /// Transitions that can be sampled.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Frames held (each once).
+    pub fn frames_stored(&self) -> u64 {
+        self.frames_added.min(self.frame_capacity)
+    }
+
+    /// `size` transitions drawn uniformly by libtorch's generator, with
+    /// their frames as u8 [B, cameras*3, H, W] on the buffer's device.
+    pub fn sample(&mut self, size: usize) -> Batch {
+        assert!(self.live > 0, "sampling an empty replay buffer");
+        let draws: Vec<i64> = Vec::try_from(Tensor::randint(self.live as i64, [size as i64], (Kind::Int64, Device::Cpu))).expect("i64 indices");
+        let first = self.next + self.capacity - self.live;
+        let slots: Vec<i64> = draws.iter().map(|&k| ((first + k as usize) % self.capacity) as i64).collect();
+        let mut batch = self.states.sample_at(&Tensor::from_slice(&slots).to_device(self.device));
+        let bytes = self.config.frame_bytes();
+        let (mut images, mut next_images) = (Vec::with_capacity(size * bytes), Vec::with_capacity(size * bytes));
+        for &slot in &slots {
+            let (frame, next) = self.frame_ids[slot as usize];
+            images.extend_from_slice(self.frame(FrameId(frame)).expect("live transitions have their frames"));
+            next_images.extend_from_slice(self.frame(FrameId(next)).expect("live transitions have their frames"));
+        }
+        let c = &self.config;
+        // Stored as [B, cameras, H, W, RGB]; the encoder wants [B, cameras*RGB, H, W].
+        let shape = |bytes: Vec<u8>| {
+            Tensor::from_slice(&bytes).to_device(self.device).view([size as i64, c.cameras, c.height, c.width, 3]).permute([0, 1, 4, 2, 3]).reshape([size as i64, c.channels(), c.height, c.width])
+        };
+        batch.images = Some(shape(images));
+        batch.next_images = Some(shape(next_images));
+        batch
+    }
+}
+
+/// One observation's frames (as `PixelReplay::add_frame` takes them) as a
+/// [1, cameras*3, H, W] u8 tensor on `device`, for acting.
+pub fn frames_tensor(rgb: &[u8], config: &PixelConfig, device: Device) -> Tensor {
+    Tensor::from_slice(rgb).to_device(device).view([1, config.cameras, config.height, config.width, 3]).permute([0, 1, 4, 2, 3]).reshape([1, config.channels(), config.height, config.width])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cameras: i64, side: i64) -> PixelConfig {
+        PixelConfig { cameras, height: side, width: side, feature_size: 8, shift_pad: 2, filters: 4 }
+    }
+
+    /// Every shifted image is its padded original cropped at one of the
+    /// (2 pad + 1)² offsets, the same for all its channels; offsets vary.
+    #[test]
+    fn a_random_shift_is_a_crop_of_the_border_padded_image() {
+        tch::manual_seed(5);
+        let pad = 2;
+        let images = Tensor::randint(256, [6, 3, 10, 12], (Kind::Float, Device::Cpu));
+        let shifted = random_shift(&images, pad);
+        assert_eq!(shifted.size(), images.size());
+        let padded = images.replication_pad2d([pad, pad, pad, pad]);
+        let mut offsets = std::collections::HashSet::new();
+        for b in 0..6 {
+            let found: Vec<(i64, i64)> = (0..=2 * pad)
+                .flat_map(|dy| (0..=2 * pad).map(move |dx| (dy, dx)))
+                .filter(|&(dy, dx)| {
+                    let crop = padded.get(b).narrow(1, dy, 10).narrow(2, dx, 12);
+                    crop.equal(&shifted.get(b))
+                })
+                .collect();
+            assert!(!found.is_empty(), "image {b} is no crop of its padded original");
+            offsets.insert(found[0]);
+        }
+        assert!(offsets.len() > 1, "six images all shifted alike: {offsets:?}");
+        assert!(random_shift(&images, 0).equal(&images));
+    }
+
+    /// Two cameras of 2x2: frames round-trip into [B, 6, H, W] with each
+    /// camera's RGB planes in place, next frames are the following step's
+    /// frames, and each frame is stored once.
+    #[test]
+    fn the_frame_store_keeps_each_frame_once_and_rebuilds_next_observations() {
+        let config = config(2, 2);
+        let mut replay = PixelReplay::new(1, 1, &config, 100, Device::Cpu);
+        // Frame k: every byte of camera c, channel ch = 10k + 3c + ch.
+        let frame = |k: u8| -> Vec<u8> { (0..2u8).flat_map(|c| (0..4).flat_map(move |_| (0..3u8).map(move |ch| 10 * k + 3 * c + ch))).collect() };
+        let mut previous = replay.add_frame(&frame(0));
+        for k in 1..=5u8 {
+            let next = replay.add_frame(&frame(k));
+            let state = Transition { observation: vec![f32::from(k - 1)], action: vec![0.0], reward: 0.0, next_observation: vec![f32::from(k)], terminal: false, discount: 0.99 };
+            replay.push(&PixelTransition { state, frame: previous, next_frame: next });
+            previous = next;
+        }
+        assert_eq!((replay.len(), replay.frames_stored()), (5, 6), "five steps of one episode: six frames, not ten");
+        tch::manual_seed(1);
+        let batch = replay.sample(16);
+        let (images, next_images) = (batch.images.unwrap(), batch.next_images.unwrap());
+        assert_eq!(images.size(), [16, 6, 2, 2]);
+        for row in 0..16 {
+            let k = batch.observation.double_value(&[row, 0]) as i64;
+            for plane in 0..6 {
+                let (c, ch) = (plane / 3, plane % 3);
+                assert_eq!(images.int64_value(&[row, plane, 1, 0]), 10 * k + 3 * c + ch, "row {row} plane {plane}");
+                assert_eq!(next_images.int64_value(&[row, plane, 0, 1]), 10 * (k + 1) + 3 * c + ch);
+            }
+        }
+    }
+
+    /// One-step episodes use two frames per transition: once the frame ring
+    /// wraps, transitions whose frames were overwritten are never sampled.
+    #[test]
+    fn transitions_whose_frames_were_overwritten_leave_the_sample() {
+        let config = config(1, 1);
+        let mut replay = PixelReplay::new(1, 1, &config, 16, Device::Cpu);
+        for k in 0..40u8 {
+            let first = replay.add_frame(&[k, k, k]);
+            let second = replay.add_frame(&[k, k, 255 - k]);
+            let state = Transition { observation: vec![f32::from(k)], action: vec![0.0], reward: 0.0, next_observation: vec![0.0], terminal: true, discount: 0.99 };
+            replay.push(&PixelTransition { state, frame: first, next_frame: second });
+        }
+        assert!(replay.len() < 16 && replay.len() >= 8, "live transitions: {}", replay.len());
+        tch::manual_seed(2);
+        let batch = replay.sample(64);
+        let images = batch.images.unwrap();
+        let next_images = batch.next_images.unwrap();
+        for row in 0..64 {
+            let k = batch.observation.double_value(&[row, 0]) as i64;
+            assert!(k >= 40 - replay.len() as i64, "sampled an evicted transition {k}");
+            assert_eq!(images.int64_value(&[row, 0, 0, 0]), k);
+            assert_eq!(next_images.int64_value(&[row, 2, 0, 0]), 255 - k);
+        }
+    }
+
+    #[test]
+    fn the_encoder_maps_a_batch_of_frames_to_bounded_features() {
+        let mut rng = Rng::seed(4);
+        let config = config(2, 16);
+        let encoder = ConvEncoder::new(&mut rng, &config, Device::Cpu);
+        let images = Tensor::randint(256, [5, 6, 16, 16], (Kind::Uint8, Device::Cpu));
+        let features = encoder.forward(&images);
+        assert_eq!(features.size(), [5, 8]);
+        assert!(features.abs().max().double_value(&[]) <= 1.0);
+        assert!((features.get(0) - features.get(1)).abs().max().double_value(&[]) > 1e-4, "different frames, different features");
+        assert_eq!(encoder.params("enc").len(), 4 * 2 + 4);
+    }
+}

@@ -1,0 +1,104 @@
+//! Learning from pixels: a shared conv encoder trained by the critic, with
+//! random shifts, fed from the frame-store replay. A contextual bandit
+//! whose only cue is the camera image (red: push right, blue: push left)
+//! is learned from pixels alone; a pixel learner's checkpoint round-trips
+//! and is refused by a learner without pixels.
+
+use policies::checkpoint::{self, CheckpointError};
+use policies::pixels::{PixelConfig, PixelReplay, PixelTransition};
+use policies::replay::Transition;
+use policies::{Sac, SacConfig};
+use rrl_types::config::LearnerConfig;
+use rrl_types::rng::Rng;
+use tch::Device;
+
+const SIDE: i64 = 16;
+
+fn pixel_config() -> PixelConfig {
+    PixelConfig { cameras: 1, height: SIDE, width: SIDE, feature_size: 16, shift_pad: 1, filters: 8 }
+}
+
+fn learner(seed: u64) -> Sac {
+    let learner = LearnerConfig { hidden: vec![32, 32], batch_size: 64, initial_temperature: 0.05, actor_lr: 1e-3, critic_lr: 1e-3, ..LearnerConfig::default() };
+    let mut config = SacConfig::from_learner(&learner, 1, 1, seed);
+    config.pixels = Some(pixel_config());
+    Sac::new(config, Device::Cpu)
+}
+
+/// A solid red or blue image with a little noise, as RGB bytes.
+fn image(red: bool, rng: &mut Rng) -> Vec<u8> {
+    (0..SIDE * SIDE)
+        .flat_map(|_| {
+            let noise = rng.uniform(0.0, 30.0) as u8;
+            if red { [225 + noise, noise, noise] } else { [noise, noise, 225 + noise] }
+        })
+        .collect()
+}
+
+#[test]
+fn a_bandit_whose_only_cue_is_the_image_is_learned_from_pixels() {
+    tch::manual_seed(0);
+    let mut sac = learner(3);
+    let mut replay = PixelReplay::new(1, 1, &pixel_config(), 5_000, Device::Cpu);
+    let mut rng = Rng::seed(11);
+    let step = |sac: &mut Sac, replay: &mut PixelReplay, rng: &mut Rng, explore: bool| {
+        let red = rng.uniform(0.0, 1.0) < 0.5;
+        let frame = replay.add_frame(&image(red, rng));
+        let pixels = replay.frame(frame).unwrap().to_vec();
+        let action = if explore { rng.uniform(-1.0, 1.0) } else { sac.act_pixels(&[0.0], &pixels, false)[0] };
+        let reward = if red { action } else { -action };
+        // One-step episodes: the next observation is a fresh image, and terminal.
+        let next = replay.add_frame(&image(rng.uniform(0.0, 1.0) < 0.5, rng));
+        let state = Transition { observation: vec![0.0], action: vec![action as f32], reward: reward as f32, next_observation: vec![0.0], terminal: true, discount: 0.99 };
+        replay.push(&PixelTransition { state, frame, next_frame: next });
+    };
+    for _ in 0..300 {
+        step(&mut sac, &mut replay, &mut rng, true);
+    }
+    for _ in 0..600 {
+        step(&mut sac, &mut replay, &mut rng, false);
+        sac.update_pixels(&mut replay, None);
+    }
+    let mut test_rng = Rng::seed(99);
+    for red in [true, false] {
+        for _ in 0..5 {
+            let action = sac.act_pixels(&[0.0], &image(red, &mut test_rng), true)[0];
+            if red {
+                assert!(action > 0.5, "red image: action {action}, should push right");
+            } else {
+                assert!(action < -0.5, "blue image: action {action}, should push left");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pixel_learner_checkpoint_round_trips_and_a_state_learner_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pixels.safetensors");
+    let mut trained = learner(5);
+    let mut replay = PixelReplay::new(1, 1, &pixel_config(), 500, Device::Cpu);
+    let mut rng = Rng::seed(1);
+    for _ in 0..100 {
+        let frame = replay.add_frame(&image(true, &mut rng));
+        let next = replay.add_frame(&image(false, &mut rng));
+        let state = Transition { observation: vec![0.0], action: vec![0.3], reward: 0.3, next_observation: vec![0.0], terminal: true, discount: 0.99 };
+        replay.push(&PixelTransition { state, frame, next_frame: next });
+    }
+    for _ in 0..5 {
+        trained.update_pixels(&mut replay, None);
+    }
+    checkpoint::save(&trained, &path, &[]).unwrap();
+    let mut restored = learner(77);
+    let probe = image(true, &mut rng);
+    assert_ne!(restored.act_pixels(&[0.0], &probe, true), trained.act_pixels(&[0.0], &probe, true), "different seeds, different networks");
+    checkpoint::load(&mut restored, &path).unwrap();
+    assert_eq!(restored.act_pixels(&[0.0], &probe, true), trained.act_pixels(&[0.0], &probe, true));
+
+    let learner_config = LearnerConfig { hidden: vec![32, 32], batch_size: 64, ..LearnerConfig::default() };
+    let mut state_only = Sac::new(SacConfig::from_learner(&learner_config, 1 + 16, 1, 1), Device::Cpu);
+    match checkpoint::load(&mut state_only, &path) {
+        Err(CheckpointError::Unexpected { name, .. }) => assert!(name.starts_with("encoder.") || name.starts_with("adam.critic"), "{name}"),
+        other => panic!("a state-only learner must refuse a pixel checkpoint, got {other:?}"),
+    }
+}
