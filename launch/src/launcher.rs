@@ -101,7 +101,14 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
         }
     }
     if nodes.is_empty() {
-        bail!("--only {}: none of these nodes is in the launch files", only.join(","));
+        let available = if practising {
+            "actor, learner".to_string()
+        } else if launches.iter().any(|(_, l)| matches!(l.reward, RewardConfig::Vlm(_))) {
+            "robot, reward (actor, learner with --run-dir)".to_string()
+        } else {
+            "robot (actor, learner with --run-dir)".to_string()
+        };
+        bail!("--only {}: these launch files have the nodes {available}", only.join(","));
     }
     let names: Vec<&str> = launches.iter().map(|(_, l)| l.namespace.as_str()).collect();
     for (i, a) in names.iter().enumerate() {

@@ -17,9 +17,11 @@ mod launcher;
 mod metrics;
 mod operator;
 mod practice;
+mod practice_env;
 mod reward_eval;
 mod remote;
 mod reward_node;
+mod scene_cameras;
 mod sim_node;
 mod train;
 

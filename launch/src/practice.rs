@@ -115,7 +115,7 @@ pub(crate) fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64)
 
 pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let (task, variant) = panda_task(&launch, &args.config)?;
     let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
     let device = policies::select_device(choice)?;
     let seed = match &launch.robot {
@@ -129,6 +129,8 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     }
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let task_name = format!("{variant:?}");
+    // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
+    let mut env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
 
     let mut expert = ScriptedExpert::default();
     let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, |obs, start| {
@@ -239,6 +241,11 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         "safety_events": status.safety_events,
         "stopped_by_operator": report.stopped_by_operator,
         "device": format!("{device:?}"),
+        "learned_rewards": {
+            "joined": report.episodes.iter().map(|e| e.learned_rewards.0).sum::<u64>(),
+            "missing": report.episodes.iter().map(|e| e.learned_rewards.1).sum::<u64>(),
+            "vlm": env.vlm_counts(),
+        },
         "eval": eval,
         "link": link_report,
     }))
@@ -347,7 +354,7 @@ impl StatusLine {
 
 /// Loads a learner checkpoint and runs `episodes` deterministic episodes,
 /// recorded under `out`; writes `eval.json` and `eval_returns.png` there.
-fn evaluate_checkpoint(env: &mut PandaTask, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64) -> anyhow::Result<serde_json::Value> {
+fn evaluate_checkpoint<E: rrl_types::PracticeTask>(env: &mut E, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64) -> anyhow::Result<serde_json::Value> {
     let mut sac = Sac::new(config.clone(), tch::Device::Cpu);
     policies::checkpoint::load(&mut sac, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
     let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, |obs| sac.act(obs, true))?;

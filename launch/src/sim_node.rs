@@ -26,6 +26,8 @@ use safety::{Gate, GateConfig, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::camera::SimCamera;
 
+use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
+
 
 /// Work a node does after each control tick (publishing cameras, checking
 /// their threads); an error stops the node.
@@ -80,15 +82,16 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         }
         let mut publishers = Vec::new();
         for (name, ..) in &cameras {
-            publishers.push(node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{name}/image_raw"), QosProfile::sensor_data())?);
+            publishers.push((name.clone(), node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{name}/image_raw"), QosProfile::sensor_data())?));
         }
-        let snapshots = SceneSnapshots::start(cameras, publishers)?;
+        let specs = cameras.iter().map(|(_, model_camera, width, height, fps)| CameraSpec { model_camera: model_camera.clone(), width: *width, height: *height, fps: *fps }).collect();
+        let snapshots = SceneSnapshots::start(specs, Publish { publishers, frame: StampedFrame { stamp: Timestamp::ZERO, sequence: 0, width: 0, height: 0, rgb: Vec::new() } })?;
         let mut last = f64::NEG_INFINITY;
         Ok(Box::new(move |arm: &mut SimArm| {
             let now = arm.now();
             if now.as_secs_f64() - last + 1e-9 >= 1.0 / fastest_fps {
                 last = now.as_secs_f64();
-                snapshots.offer(arm, now);
+                snapshots.offer(arm.sim_mut(), now);
             }
             snapshots.failure().map_or(Ok(()), Err)
         }))
@@ -244,93 +247,20 @@ fn run_node<H: HardwareInterface>(
     }))
 }
 
-/// Camera rendering off the control thread. The control loop hands over a
-/// copy of the scene's positions (into recycled buffers: no allocation, no
-/// lock, never waits; when the renderer is busy the newest pose replaces
-/// the waiting one); a camera thread with its own copy of the scene renders
-/// and publishes. Software rendering (a few frames per second on a small
-/// VM) therefore never delays a control tick.
-struct SceneSnapshots {
-    waiting: std::sync::Arc<crossbeam::queue::ArrayQueue<(Timestamp, Vec<f64>)>>,
-    free: std::sync::Arc<crossbeam::queue::ArrayQueue<Vec<f64>>>,
-    /// Set once by the camera thread when it stops on an error.
-    failure: std::sync::Arc<std::sync::OnceLock<String>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+/// Publishes rendered frames as `sensor_msgs/Image` rgb8.
+struct Publish {
+    publishers: Vec<(String, r2r::Publisher<r2r::sensor_msgs::msg::Image>)>,
+    frame: StampedFrame,
 }
 
-impl Drop for SceneSnapshots {
-    /// Joins the camera thread before the node goes: publishing while the
-    /// process tears ROS down is not safe.
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl SceneSnapshots {
-    fn start(cameras: Vec<(String, String, u32, u32, f64)>, publishers: Vec<r2r::Publisher<r2r::sensor_msgs::msg::Image>>) -> anyhow::Result<SceneSnapshots> {
-        let waiting = std::sync::Arc::new(crossbeam::queue::ArrayQueue::<(Timestamp, Vec<f64>)>::new(1));
-        let free = std::sync::Arc::new(crossbeam::queue::ArrayQueue::<Vec<f64>>::new(3));
-        for _ in 0..3 {
-            let _ = free.push(Vec::with_capacity(64));
-        }
-        let failure = std::sync::Arc::new(std::sync::OnceLock::new());
-        let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new().name("sim-cameras".into()).spawn(move || {
-            let run = || -> anyhow::Result<()> {
-                let mut scene = sim_bridge::arm::PandaSim::load()?;
-                let mut renderers = Vec::new();
-                for (name, model_camera, width, height, fps) in &cameras {
-                    renderers.push((name.clone(), SimCamera::new(&scene, model_camera, *width, *height)?, 1.0 / fps, f64::NEG_INFINITY));
-                }
-                let mut frame = StampedFrame { stamp: Timestamp::ZERO, sequence: 0, width: 0, height: 0, rgb: Vec::new() };
-                loop {
-                    if thread_stop.load(std::sync::atomic::Ordering::Acquire) {
-                        return Ok(());
-                    }
-                    let Some((stamp, positions)) = thread_waiting.pop() else {
-                        std::thread::sleep(Duration::from_millis(2));
-                        continue;
-                    };
-                    scene.show_positions(&positions);
-                    let _ = thread_free.push(positions);
-                    for ((name, renderer, every, last), publisher) in renderers.iter_mut().zip(&publishers) {
-                        if stamp.as_secs_f64() - *last + 1e-9 < *every {
-                            continue;
-                        }
-                        *last = stamp.as_secs_f64();
-                        let (width, height) = renderer.size();
-                        frame.rgb.clear();
-                        frame.rgb.extend_from_slice(renderer.render(&mut scene)?);
-                        (frame.stamp, frame.width, frame.height) = (stamp, width, height);
-                        publisher.publish(&image_message(&frame, name))?;
-                        frame.sequence += 1;
-                    }
-                }
-            };
-            if let Err(e) = run() {
-                let _ = thread_failure.set(format!("{e:#}"));
-            }
-        })?;
-        Ok(SceneSnapshots { waiting, free, failure, stop, thread: Some(thread) })
-    }
-
-    /// Hands the current pose to the camera thread (control thread side).
-    fn offer(&self, arm: &mut SimArm, stamp: Timestamp) {
-        let Some(mut buffer) = self.free.pop() else { return };
-        arm.sim_mut().copy_positions(&mut buffer);
-        if let Some((_, displaced)) = self.waiting.force_push((stamp, buffer)) {
-            let _ = self.free.push(displaced);
-        }
-    }
-
-    fn failure(&self) -> Option<anyhow::Error> {
-        // A lock-free read: the control thread never waits on the camera thread.
-        self.failure.get().map(|e| anyhow::anyhow!("sim cameras: {e}"))
+impl FrameSink for Publish {
+    fn frame(&mut self, camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> anyhow::Result<()> {
+        let (name, publisher) = &self.publishers[camera];
+        self.frame.rgb.clear();
+        self.frame.rgb.extend_from_slice(rgb);
+        (self.frame.stamp, self.frame.width, self.frame.height) = (stamp, width, height);
+        publisher.publish(&image_message(&self.frame, name))?;
+        self.frame.sequence += 1;
+        Ok(())
     }
 }

@@ -86,8 +86,9 @@ pub struct PracticeSettings {
     /// fsync after every step (robots) rather than at episode end (sim).
     pub sync_every_step: bool,
     /// Simulation: the actor waits for the learner so that exactly one
-    /// update happens per environment step, as in synchronous training. On
-    /// a robot (false) the actor never waits.
+    /// update happens per environment step, as in synchronous training, and
+    /// for each step's learned reward. On a robot (false) the actor never
+    /// waits within an episode.
     pub lockstep: bool,
     /// Actor weights are published every this many updates.
     pub publish_every: u64,
@@ -112,6 +113,8 @@ pub struct EpisodeReport {
     pub reason: String,
     pub learner_updates: u64,
     pub seconds: f64,
+    /// Learned rewards of this episode's steps: (joined, missing).
+    pub learned_rewards: (u64, u64),
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -365,6 +368,64 @@ fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
+/// A step held until its learned reward is known: its record and what the
+/// learner gets of it.
+struct AwaitedStep {
+    /// 1-based, within the episode.
+    step: u64,
+    record: EpisodeStep,
+    transition: Transition,
+    over: bool,
+    demo: bool,
+    since: Instant,
+}
+
+/// Steps waiting for their learned rewards, released in order: with the
+/// reward once it is known, or with reward 0 once it is overdue (counted
+/// as missing). Without learned rewards every step is released at once.
+#[derive(Default)]
+struct RewardWait {
+    queue: std::collections::VecDeque<AwaitedStep>,
+    joined: u64,
+    missing: u64,
+}
+
+impl RewardWait {
+    /// Releases what can be released now; with `until_empty`, waits for
+    /// the rest (at the end of an episode, at most one deadline).
+    fn release<E: PracticeTask>(&mut self, env: &mut E, until_empty: bool, emit: &mut dyn FnMut(AwaitedStep) -> Result<(), PracticeError>) -> Result<(), PracticeError> {
+        while let Some(front) = self.queue.front() {
+            let learned = match env.learned_rewards() {
+                None => Some(None),
+                Some(rewards) => match rewards.reward_of(front.step) {
+                    Some(reward) => {
+                        self.joined += 1;
+                        Some(Some(reward))
+                    }
+                    None if front.since.elapsed() >= rewards.deadline() => {
+                        self.missing += 1;
+                        Some(Some(0.0))
+                    }
+                    None => None,
+                },
+            };
+            match learned {
+                None if until_empty => std::thread::sleep(Duration::from_millis(2)),
+                None => return Ok(()),
+                Some(reward) => {
+                    let mut step = self.queue.pop_front().expect("front exists");
+                    if let Some(reward) = reward {
+                        step.record.reward = reward as f32;
+                        step.transition.reward = reward as f32;
+                    }
+                    emit(step)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Feeds recorded episodes to `out` exactly as the live actor sent them:
 /// per step its completed n-step transitions, then (online steps only) an
 /// `OnlineStep`. The stream is therefore a pure function of the files, so a
@@ -420,20 +481,29 @@ fn record_one_episode<E: PracticeTask>(
     let mut observation = env.reset(seed).to_vec();
     let mut env_action = Vec::new();
     let (mut total, mut steps) = (0.0, 0u64);
+    let mut wait = RewardWait::default();
     let terminated = loop {
         let action = act(&observation, steps == 0);
         to_env_action(&action, &low, &high, &mut env_action);
         let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
         steps += 1;
-        total += result.reward;
         let next = env.observation().to_vec();
-        writer.step(&EpisodeStep {
+        let record = EpisodeStep {
             time_ns: started + steps * 100_000_000,
             observation: observation.iter().map(|&x| x as f32).collect(),
             action: action.iter().map(|&x| x as f32).collect(),
             reward: result.reward as f32,
             next_observation: next.iter().map(|&x| x as f32).collect(),
             flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, ..StepFlags::default() },
+        };
+        // Only the record matters here (no learner): the transition is a placeholder.
+        let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };
+        wait.queue.push_back(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now() });
+        // Scripted demos and evaluations run in simulation, where time can
+        // stand still: each step waits for its reward (up to the deadline).
+        wait.release(env, true, &mut |s| {
+            total += f64::from(s.record.reward);
+            Ok(writer.step(&s.record)?)
         })?;
         observation = next;
         if result.done() {
@@ -554,7 +624,7 @@ pub fn teleoperate<E: PracticeTask>(
         };
         let success = label.or(env.success().map(|s| s && reason == "success"));
         writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() })?;
-        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64() };
+        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0) };
         on_episode(&report);
         reports.push(report);
         if stop {
@@ -635,6 +705,17 @@ pub fn practice_with_link<E: PracticeTask>(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Hands one released online step on: its record to the episode file, its
+/// n-step transitions and an `OnlineStep` to the learner.
+fn emit_online(step: AwaitedStep, writer: &mut EpisodeWriter, nstep: &mut NStepWriter, link: &mut dyn LearnerLink, total: &mut f64, released: &mut u64) -> Result<(), PracticeError> {
+    writer.step(&step.record)?;
+    *total += f64::from(step.record.reward);
+    *released += 1;
+    nstep.push(step.transition, step.over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: step.demo }));
+    link.send(ToLearner::OnlineStep);
+    Ok(())
+}
+
 fn actor_loop<E: PracticeTask>(
     env: &mut E,
     actor: &mut ActorCopy,
@@ -653,6 +734,8 @@ fn actor_loop<E: PracticeTask>(
     let mut report = PracticeReport { episodes: Vec::new(), resumed_episodes: first_episode, resumed_steps, total_steps: resumed_steps, learner_updates: 0, stopped_by_operator: false };
     let mut env_action = Vec::new();
     let mut window: std::collections::VecDeque<Vec<f64>> = std::collections::VecDeque::new();
+    // Online steps handed to the learner in this session.
+    let mut released = 0u64;
     let mut episode = first_episode;
     while report.total_steps < settings.total_steps && !report.stopped_by_operator {
         let seed = settings.seed.wrapping_add(episode * 7919);
@@ -665,6 +748,7 @@ fn actor_loop<E: PracticeTask>(
         let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
         let mut label: Option<bool> = None;
         let mut paused = false;
+        let mut wait = RewardWait::default();
         let reason;
         loop {
             if let Some(weights) = link.take_weights() {
@@ -715,20 +799,19 @@ fn actor_loop<E: PracticeTask>(
             let events = env.take_safety_events();
             steps += 1;
             report.total_steps += 1;
-            total += result.reward;
             interventions += u64::from(intervention);
             safety_events += events;
             let next = env.observation().to_vec();
             let truncated = result.truncated || (!result.terminated && steps >= settings.max_episode_steps);
             let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events > 0, recovery: false };
-            writer.step(&EpisodeStep {
+            let record = EpisodeStep {
                 time_ns: episode_start + steps * 100_000_000,
                 observation: observation.iter().map(|&x| x as f32).collect(),
                 action: policy_action.iter().map(|&x| x as f32).collect(),
                 reward: result.reward as f32,
                 next_observation: next.iter().map(|&x| x as f32).collect(),
                 flags,
-            })?;
+            };
             // Stuck: nothing moved over the window (and not finished).
             window.push_back(next.clone());
             if window.len() > settings.stuck_steps {
@@ -750,14 +833,17 @@ fn actor_loop<E: PracticeTask>(
                 terminal: result.terminated,
                 discount: config.gamma as f32,
             };
-            nstep.push(transition, over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: intervention }));
-            link.send(ToLearner::OnlineStep);
+            wait.queue.push_back(AwaitedStep { step: steps, record, transition, over, demo: intervention, since: Instant::now() });
+            // Recovery steps follow in the file: everything before them goes
+            // first. In lockstep (simulation) time can stand still, so each
+            // step waits for its reward; on a robot only the episode's end does.
+            wait.release(env, stuck || settings.lockstep, &mut |s| emit_online(s, &mut writer, &mut nstep, link, &mut total, &mut released))?;
             observation = next;
             if settings.lockstep {
-                // One update per step after warm-up, as synchronous training does.
+                // One update per released step after warm-up, as synchronous training does.
                 // (Not before the replay can fill a batch: the learner could not start.)
                 let ready_at = settings.warmup_steps.max((config.batch_size + config.n_step) as u64);
-                let wanted = report.total_steps.saturating_sub(ready_at);
+                let wanted = (resumed_steps + released).saturating_sub(ready_at);
                 while link.updates() < wanted && link.failure().is_none() {
                     std::thread::yield_now();
                 }
@@ -789,6 +875,7 @@ fn actor_loop<E: PracticeTask>(
                 break;
             }
         }
+        wait.release(env, true, &mut |s| emit_online(s, &mut writer, &mut nstep, link, &mut total, &mut released))?;
         let success = label.or(env.success().map(|s| s && reason == "success"));
         writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() })?;
         let episode_report = EpisodeReport {
@@ -802,6 +889,7 @@ fn actor_loop<E: PracticeTask>(
             reason: reason.into(),
             learner_updates: link.updates(),
             seconds: started.elapsed().as_secs_f64(),
+            learned_rewards: (wait.joined, wait.missing),
         };
         on_episode(&episode_report);
         report.episodes.push(episode_report);

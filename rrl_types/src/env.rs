@@ -55,4 +55,23 @@ pub trait PracticeTask: Environment {
     fn take_safety_events(&mut self) -> u64 {
         0
     }
+    /// Learned rewards (a VLM progress critic, a success classifier) that
+    /// arrive after the step they score; `None` when the environment's own
+    /// reward is final.
+    fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
+        None
+    }
+}
+
+/// Rewards computed off the actor's thread for the steps of the current
+/// episode. The actor holds each step (its record and what the learner
+/// gets) until its reward is known or overdue, and never waits on the
+/// model while the episode runs.
+pub trait LearnedRewards {
+    /// The learned reward of the episode's `step`-th step (1-based), once
+    /// known. Must not block.
+    fn reward_of(&mut self, step: u64) -> Option<f64>;
+    /// How long a step waits for its reward; after that it is learned from
+    /// with reward 0 and counted as missing.
+    fn deadline(&self) -> std::time::Duration;
 }

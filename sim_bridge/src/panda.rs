@@ -158,6 +158,11 @@ impl PandaTask {
         &self.sim
     }
 
+    /// The scene, for rendering its cameras (which needs the data mutably).
+    pub fn sim_mut(&mut self) -> &mut PandaSim {
+        &mut self.sim
+    }
+
     /// The reach goal (reach variant).
     pub fn goal(&self) -> [f64; 3] {
         self.goal

@@ -1,0 +1,120 @@
+//! Rendering the simulated Panda's cameras off the thread that steps it
+//! (the control loop of `rrl sim`, the actor of `rrl practice`).
+//!
+//! The stepping thread hands over a copy of the scene's positions (into
+//! recycled buffers: no allocation, no lock, never waits; when the renderer
+//! is busy the newest pose replaces the waiting one); a camera thread with
+//! its own copy of the scene renders and hands each frame to a sink
+//! (publish it, score it). Software rendering (a few frames per second on
+//! a small VM) therefore never delays a control tick or a policy step.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::queue::ArrayQueue;
+use rrl_types::Timestamp;
+use sim_bridge::arm::PandaSim;
+use sim_bridge::camera::SimCamera;
+
+/// A camera of the scene to render.
+pub struct CameraSpec {
+    /// The camera's name in the MJCF model.
+    pub model_camera: String,
+    pub width: u32,
+    pub height: u32,
+    /// At most this many frames per second of the stamps' time; infinite: every pose offered.
+    pub fps: f64,
+}
+
+/// What happens to rendered frames, on the camera thread.
+pub trait FrameSink: Send + 'static {
+    /// A frame of camera `camera` (index into the specs) showing the pose stamped `stamp`.
+    fn frame(&mut self, camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> anyhow::Result<()>;
+    /// Called while no pose waits (every few milliseconds).
+    fn idle(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct SceneSnapshots {
+    waiting: Arc<ArrayQueue<(Timestamp, Vec<f64>)>>,
+    free: Arc<ArrayQueue<Vec<f64>>>,
+    /// Set once by the camera thread when it stops on an error.
+    failure: Arc<OnceLock<String>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for SceneSnapshots {
+    /// Joins the camera thread before its owner goes (publishing while the
+    /// process tears ROS down is not safe).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl SceneSnapshots {
+    pub fn start(cameras: Vec<CameraSpec>, mut sink: impl FrameSink) -> anyhow::Result<SceneSnapshots> {
+        let waiting = Arc::new(ArrayQueue::<(Timestamp, Vec<f64>)>::new(1));
+        let free = Arc::new(ArrayQueue::<Vec<f64>>::new(3));
+        for _ in 0..3 {
+            let _ = free.push(Vec::with_capacity(64));
+        }
+        let failure = Arc::new(OnceLock::new());
+        let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new().name("sim-cameras".into()).spawn(move || {
+            let mut run = || -> anyhow::Result<()> {
+                let mut scene = PandaSim::load()?;
+                let mut renderers = Vec::new();
+                for spec in &cameras {
+                    renderers.push((SimCamera::new(&scene, &spec.model_camera, spec.width, spec.height)?, 1.0 / spec.fps, f64::NEG_INFINITY));
+                }
+                loop {
+                    if thread_stop.load(Ordering::Acquire) {
+                        return Ok(());
+                    }
+                    let Some((stamp, positions)) = thread_waiting.pop() else {
+                        sink.idle()?;
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    };
+                    scene.show_positions(&positions);
+                    let _ = thread_free.push(positions);
+                    for (camera, (renderer, every, last)) in renderers.iter_mut().enumerate() {
+                        if stamp.as_secs_f64() - *last + 1e-9 < *every {
+                            continue;
+                        }
+                        *last = stamp.as_secs_f64();
+                        let (width, height) = renderer.size();
+                        sink.frame(camera, stamp, width, height, renderer.render(&mut scene)?)?;
+                    }
+                }
+            };
+            if let Err(e) = run() {
+                let _ = thread_failure.set(format!("{e:#}"));
+            }
+        })?;
+        Ok(SceneSnapshots { waiting, free, failure, stop, thread: Some(thread) })
+    }
+
+    /// Hands the scene's current pose to the camera thread (stepping thread side).
+    pub fn offer(&self, sim: &mut PandaSim, stamp: Timestamp) {
+        let Some(mut buffer) = self.free.pop() else { return };
+        sim.copy_positions(&mut buffer);
+        if let Some((_, displaced)) = self.waiting.force_push((stamp, buffer)) {
+            let _ = self.free.push(displaced);
+        }
+    }
+
+    pub fn failure(&self) -> Option<anyhow::Error> {
+        // A lock-free read: the stepping thread never waits on the camera thread.
+        self.failure.get().map(|e| anyhow::anyhow!("sim cameras: {e}"))
+    }
+}
