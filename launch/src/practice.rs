@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use policies::practice::{EpisodeReport, NoOperator, Operator, PracticeSettings};
+use policies::practice::{EpisodeReport, Operator, PracticeSettings};
 use policies::{Sac, SacConfig};
 use rrl_types::config::{LaunchFile, RobotConfig, SimTask};
 use rrl_types::Environment;
@@ -27,7 +27,7 @@ pub struct PracticeArgs {
     /// Continue the run in --run-dir: its episodes refill the buffers and its checkpoint restores the learner.
     #[arg(long)]
     pub resume: bool,
-    /// `none` (autonomous) or `joy` (gamepad / SpaceMouse over ROS 2 takes over; commands on practice/command).
+    /// `none` (autonomous), `joy` (gamepad / SpaceMouse over ROS 2 takes over; commands on practice/command) or `keyboard` (this terminal; keys listed at start).
     #[arg(long, default_value = "none")]
     pub operator: String,
     /// Joy topic for `--operator joy` (a SpaceMouse publishes /spacenav/joy).
@@ -67,6 +67,9 @@ pub struct TeleopArgs {
     /// Joy topic of the gamepad or SpaceMouse.
     #[arg(long, default_value = "/spacenav/joy")]
     pub joy_topic: String,
+    /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
+    #[arg(long, default_value = "joy")]
+    pub operator: String,
 }
 
 #[derive(clap::Args)]
@@ -160,11 +163,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: 20_000,
     };
-    let mut operator: Box<dyn Operator> = match args.operator.as_str() {
-        "none" => Box::new(NoOperator),
-        "joy" => Box::new(crate::operator::JoyOperator::start(&launch.namespace, &args.joy_topic, env.action_size())?),
-        other => bail!("unknown operator `{other}`: use none or joy"),
-    };
+    let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), true)?;
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced { inner: operator.as_mut(), period: pace, last: None };
 
@@ -257,15 +256,17 @@ pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
     let (mut env, variant) = panda_task(&launch, &args.config)?;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
-    let mut joy = crate::operator::JoyOperator::start(&launch.namespace, &args.joy_topic, env.action_size())?;
-    let mut paced = Paced { inner: &mut joy, period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
+    let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), false)?;
+    let mut paced = Paced { inner: operator.as_mut(), period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
     let seed = match &launch.robot {
         RobotConfig::Sim(sim) => sim.seed + 20_000,
         _ => 20_000,
     };
     // Holding still: no displacement, gripper open.
     let idle = [0.0, 0.0, 0.0, -1.0];
-    eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
+    if args.operator == "joy" {
+        eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
+    }
     let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &format!("{variant:?}"), args.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
         tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
     })?;

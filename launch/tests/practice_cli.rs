@@ -214,3 +214,52 @@ fn bc_trains_on_the_runs_demos_and_beats_holding_still() {
     let damaged = run(&["bc", "eval", "--config", c, "--run-dir", r]);
     assert!(!damaged.status.success() && String::from_utf8_lossy(&damaged.stderr).contains("bc.safetensors"), "{}", String::from_utf8_lossy(&damaged.stderr));
 }
+
+/// The keyboard operator, keys piped on stdin as a terminal would deliver
+/// them: `a` held moves the hand along +y in a teleoperated demo, `y`
+/// labels it a success; in practice `q` stops the session.
+#[test]
+fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let mut teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keys = teleop.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // Key repeat while `a` is held: about 20 presses a second.
+    for _ in 0..40 {
+        keys.write_all(b"a").unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    keys.write_all(b"y").unwrap();
+    keys.flush().unwrap();
+    let report = json_of(&teleop.wait_with_output().unwrap());
+    assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
+    let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
+    let y = |s: &recording::EpisodeStep| s.observation[8];
+    assert!(y(demo.steps.last().unwrap()) > y(&demo.steps[0]) + 0.05, "the hand should have moved along +y");
+    assert!(demo.outcome.as_ref().unwrap().interventions >= 10);
+
+    let mut practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--operator", "keyboard", "--eval-episodes", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keys = practice.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    keys.write_all(b"q").unwrap();
+    keys.flush().unwrap();
+    let report = json_of(&practice.wait_with_output().unwrap());
+    assert_eq!(report["stopped_by_operator"], true, "{report}");
+    assert!(report["total_steps"].as_u64().unwrap() < 100_000);
+}
