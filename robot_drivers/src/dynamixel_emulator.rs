@@ -1,7 +1,7 @@
 //! A device emulator: a chain of Dynamixel X-series servos (XM430-W350
 //! control table) answering Protocol 2.0 on the far end of a serial port,
-//! with simple dynamics (present position slews toward the goal while
-//! torque is on) and injectable faults (dropped answers, corrupted CRCs,
+//! with simple dynamics (present position follows the goal with a first
+//! order lag and a speed cap while torque is on) and injectable faults (dropped answers, corrupted CRCs,
 //! hardware alerts, unplugging). Used by tests and benchmarks, and checked
 //! against the manufacturer's Python SDK.
 
@@ -16,6 +16,16 @@ use crate::dynamixel::{address, decode, encode, instruction, DecodeError, BROADC
 pub const XM430_W350_MODEL: u16 = 1020;
 /// Position ticks a servo moves per millisecond toward its goal.
 const SLEW_TICKS_PER_MS: f64 = 4.0;
+
+/// How far a servo moves in `ms` toward a goal `error` ticks away: a first
+/// order lag (time constant `LAG_MS`, as a position loop gives) capped at
+/// `max_ticks_per_ms`. Shared with the Feetech emulator.
+pub fn first_order_step(error: f64, ms: f64, max_ticks_per_ms: f64) -> f64 {
+    (error * (1.0 - (-ms / LAG_MS).exp())).clamp(-max_ticks_per_ms * ms, max_ticks_per_ms * ms)
+}
+
+/// Time constant of the emulated servos' response.
+const LAG_MS: f64 = 30.0;
 
 /// Faults to inject, shared with the emulator thread.
 #[derive(Debug, Default)]
@@ -57,7 +67,7 @@ impl Servo {
     fn advance(&mut self, ms: f64) {
         let goal = f64::from(self.read_i32(address::GOAL_POSITION));
         let velocity = if self.table[address::TORQUE_ENABLE as usize] == 1 {
-            let step = (goal - self.position).clamp(-SLEW_TICKS_PER_MS * ms, SLEW_TICKS_PER_MS * ms);
+            let step = first_order_step(goal - self.position, ms, SLEW_TICKS_PER_MS);
             self.position += step;
             if ms > 0.0 { step / ms } else { 0.0 }
         } else {
@@ -69,6 +79,9 @@ impl Servo {
         let rpm = velocity * 1000.0 * 60.0 / 4096.0;
         let units = (rpm / 0.229).round() as i32;
         self.table[address::PRESENT_VELOCITY as usize..][..4].copy_from_slice(&units.to_le_bytes());
+        // Current (units of 2.69 mA) as a proportional controller would draw: with the distance to the goal.
+        let current = if self.table[address::TORQUE_ENABLE as usize] == 1 { ((goal - self.position) * 0.8).clamp(-1193.0, 1193.0).round() as i16 } else { 0 };
+        self.table[address::PRESENT_CURRENT as usize..][..2].copy_from_slice(&current.to_le_bytes());
     }
 }
 
@@ -210,6 +223,13 @@ fn respond(servos: &mut [Servo], faults: &Faults, id: u8, op: u8, params: &[u8])
                 .map(|s| status(s, faults, &s.table[at..at + len]))
                 .collect()
         }
+        instruction::BULK_READ if !params.is_empty() && params.len() % 5 == 0 => params
+            .chunks_exact(5)
+            .filter_map(|entry| {
+                let (at, len) = (usize::from(u16::from_le_bytes([entry[1], entry[2]])), usize::from(u16::from_le_bytes([entry[3], entry[4]])));
+                servos.iter().find(|s| s.id == entry[0]).filter(|_| at + len <= 256).map(|s| status(s, faults, &s.table[at..at + len]))
+            })
+            .collect(),
         instruction::SYNC_WRITE if params.len() >= 4 => {
             let (at, len) = (word(0) as usize, word(2) as usize);
             for entry in params[4..].chunks_exact(len + 1) {
@@ -239,6 +259,19 @@ mod tests {
     }
 
     #[test]
+    fn bulk_read_answers_each_servo_its_own_register_in_order() {
+        let (_pair, _emulator, mut bus) = bus_and_emulator(&[1, 2, 3]);
+        bus.write(2, address::GOAL_POSITION, &2222i32.to_le_bytes()).unwrap();
+        let answers = bus.bulk_read(&[(3, address::MODEL_NUMBER, 2), (2, address::GOAL_POSITION, 4), (1, address::OPERATING_MODE, 1)]).unwrap();
+        assert_eq!(answers, vec![XM430_W350_MODEL.to_le_bytes().to_vec(), 2222i32.to_le_bytes().to_vec(), vec![3]]);
+        // A servo missing from the chain: the read names it after its retries.
+        match bus.bulk_read(&[(1, address::OPERATING_MODE, 1), (9, address::OPERATING_MODE, 1)]) {
+            Err(DynamixelError::Timeout { id, .. }) => assert_eq!(id, 9),
+            other => panic!("expected a timeout naming servo 9, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn ping_read_write_sync_read_and_sync_write_against_the_emulator() {
         let (_pair, _emulator, mut bus) = bus_and_emulator(&[1, 2, 3]);
         assert_eq!(bus.ping(2).unwrap(), XM430_W350_MODEL);
@@ -246,7 +279,8 @@ mod tests {
             bus.write(id, address::TORQUE_ENABLE, &[1]).unwrap();
         }
         bus.sync_write(address::GOAL_POSITION, 4, &[(1, 2100i32.to_le_bytes().to_vec()), (2, 2000i32.to_le_bytes().to_vec()), (3, 2048i32.to_le_bytes().to_vec())]).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The servos follow with a 30 ms lag: ten time constants.
+        std::thread::sleep(Duration::from_millis(300));
         let present = bus.sync_read(&[1, 2, 3], address::PRESENT_POSITION, 4).unwrap();
         let ticks: Vec<i32> = present.iter().map(|b| i32::from_le_bytes(b[..4].try_into().unwrap())).collect();
         assert_eq!(ticks, vec![2100, 2000, 2048], "servos slewed to their goals");

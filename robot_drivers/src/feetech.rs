@@ -243,6 +243,27 @@ impl FeetechBus {
 }
 
 /// A device emulator: STS3215 servos on the far end of a serial port.
+/// Feetech's signed registers: magnitude in the low bits, the sign in bit
+/// `sign_bit` (speed: 15, load: 10).
+pub fn from_sign_magnitude(raw: u16, sign_bit: u32) -> f64 {
+    let magnitude = f64::from(raw & ((1 << sign_bit) - 1));
+    if raw & (1 << sign_bit) != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// The inverse of `from_sign_magnitude` (rounded, saturated).
+pub fn sign_magnitude(value: f64, sign_bit: u32) -> u16 {
+    let magnitude = value.abs().round().min(f64::from((1u32 << sign_bit) - 1)) as u16;
+    if value < 0.0 && magnitude > 0 {
+        magnitude | (1 << sign_bit)
+    } else {
+        magnitude
+    }
+}
+
 pub mod emulator {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -250,7 +271,7 @@ pub mod emulator {
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
-    use super::{address, decode, encode, instruction, DecodeError, BROADCAST_ID, STS3215_MODEL};
+    use super::{address, decode, encode, instruction, sign_magnitude, DecodeError, BROADCAST_ID, STS3215_MODEL};
 
     /// Faults to inject.
     #[derive(Debug, Default)]
@@ -293,11 +314,17 @@ pub mod emulator {
                     let ms = last.elapsed().as_secs_f64() * 1000.0;
                     last = Instant::now();
                     for (_, table, position) in &mut servos {
+                        let (mut speed, mut load) = (0.0, 0.0);
                         if table[address::TORQUE_ENABLE as usize] == 1 {
                             let goal = f64::from(u16::from_le_bytes([table[42], table[43]]));
-                            *position += (goal - *position).clamp(-4.0 * ms, 4.0 * ms);
+                            let step = crate::dynamixel_emulator::first_order_step(goal - *position, ms, 4.0);
+                            *position += step;
+                            speed = if ms > 0.0 { step / ms * 1000.0 } else { 0.0 };
+                            load = ((goal - *position) * 0.5).clamp(-1000.0, 1000.0);
                         }
                         table[address::PRESENT_POSITION as usize..][..2].copy_from_slice(&(position.round() as u16).to_le_bytes());
+                        table[address::PRESENT_SPEED as usize..][..2].copy_from_slice(&sign_magnitude(speed, 15).to_le_bytes());
+                        table[address::PRESENT_LOAD as usize..][..2].copy_from_slice(&sign_magnitude(load, 10).to_le_bytes());
                     }
                     loop {
                         match decode(&buffer) {
@@ -410,7 +437,8 @@ mod tests {
         }
         let goals: Vec<(u8, Vec<u8>)> = (1..=6u8).map(|id| (id, (2000 + 10 * u16::from(id)).to_le_bytes().to_vec())).collect();
         bus.sync_write(address::GOAL_POSITION, 2, &goals).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        // The servos follow with a 30 ms lag: ten time constants.
+        std::thread::sleep(Duration::from_millis(300));
         let present = bus.sync_read(&[1, 2, 3, 4, 5, 6], address::PRESENT_POSITION, 2).unwrap();
         let ticks: Vec<u16> = present.iter().map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
         assert_eq!(ticks, (1..=6u16).map(|id| 2000 + 10 * id).collect::<Vec<_>>());

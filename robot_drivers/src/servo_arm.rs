@@ -2,7 +2,9 @@
 //! interface, with per-joint calibration from the launch file: ticks at the
 //! joint's zero, direction, and ticks per revolution map to radians.
 //! configure = open the port and ping every servo; activate = torque on;
-//! deactivate = torque off.
+//! deactivate = torque off. Each read is one sync read of position,
+//! velocity (rad/s) and effort: Dynamixel present current in amperes,
+//! Feetech present load as a fraction of rated torque (−1..1).
 
 use std::f64::consts::TAU;
 use std::time::Duration;
@@ -159,23 +161,50 @@ impl HardwareInterface for ServoArm {
         if !matches!(self.lifecycle, Lifecycle::Inactive | Lifecycle::Active) {
             return Err(HardwareError::Lifecycle { robot: self.config.port.clone(), operation: "read", state: self.lifecycle });
         }
-        let ticks: Result<Vec<i32>, String> = match self.bus.as_mut() {
+        // One round trip for every servo's position, velocity and current/load.
+        let raw: Result<Vec<(i32, f64, f64)>, String> = match self.bus.as_mut() {
+            // Present current (2 bytes, 2.69 mA), velocity (4, 0.229 rpm), position (4), contiguous from 126.
             Some(Bus::Dynamixel(bus)) => bus
-                .sync_read(&self.ids, dynamixel::address::PRESENT_POSITION, 4)
-                .map(|answers| answers.iter().map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+                .sync_read(&self.ids, dynamixel::address::PRESENT_CURRENT, 10)
+                .map(|answers| {
+                    answers
+                        .iter()
+                        .map(|b| {
+                            let current = f64::from(i16::from_le_bytes([b[0], b[1]])) * 2.69e-3;
+                            let velocity = f64::from(i32::from_le_bytes([b[2], b[3], b[4], b[5]])) * 0.229 * TAU / 60.0;
+                            (i32::from_le_bytes([b[6], b[7], b[8], b[9]]), velocity, current)
+                        })
+                        .collect()
+                })
                 .map_err(|e| e.to_string()),
+            // Present position (2 bytes), speed (2, ticks/s, sign bit 15), load (2, 0.1 %, sign bit 10), contiguous from 56.
             Some(Bus::Feetech(bus)) => bus
-                .sync_read(&self.ids, feetech::address::PRESENT_POSITION, 2)
-                .map(|answers| answers.iter().map(|b| i32::from(u16::from_le_bytes([b[0], b[1]]))).collect())
+                .sync_read(&self.ids, feetech::address::PRESENT_POSITION, 6)
+                .map(|answers| {
+                    answers
+                        .iter()
+                        .map(|b| {
+                            let speed_ticks = feetech::from_sign_magnitude(u16::from_le_bytes([b[2], b[3]]), 15);
+                            let load = feetech::from_sign_magnitude(u16::from_le_bytes([b[4], b[5]]), 10) * 1e-3;
+                            (i32::from(u16::from_le_bytes([b[0], b[1]])), speed_ticks, load)
+                        })
+                        .collect()
+                })
                 .map_err(|e| e.to_string()),
             None => Err("not connected".into()),
         };
-        let ticks = ticks.map_err(|e| self.fail(e))?;
-        let mut position = JointVec::zeros(self.ids.len());
-        for (j, t) in ticks.iter().enumerate() {
-            position[j] = self.calibration[j].to_radians(*t);
+        let raw = raw.map_err(|e| self.fail(e))?;
+        let n = self.ids.len();
+        let (mut position, mut velocity, mut effort) = (JointVec::zeros(n), JointVec::zeros(n), JointVec::zeros(n));
+        let feetech = matches!(self.bus, Some(Bus::Feetech(_)));
+        for (j, &(ticks, speed, load)) in raw.iter().enumerate() {
+            let calibration = &self.calibration[j];
+            position[j] = calibration.to_radians(ticks);
+            // Feetech reports ticks per second; Dynamixel already radians per second.
+            velocity[j] = calibration.sign * if feetech { speed * TAU / calibration.ticks_per_revolution } else { speed };
+            effort[j] = calibration.sign * load;
         }
-        *state = JointState { stamp: now, position, velocity: JointVec::zeros(self.ids.len()), effort: JointVec::zeros(self.ids.len()) };
+        *state = JointState { stamp: now, position, velocity, effort };
         Ok(())
     }
 
@@ -222,17 +251,27 @@ mod tests {
         let slot = CommandSlot::new();
         let mut control = ControlLoop::new(arm, gate, slot.clone());
         let start = std::time::Instant::now();
+        let mut states = Vec::new();
         for _ in 0..60 {
             let now = Timestamp(1_000_000_000 + start.elapsed().as_nanos() as u64);
             slot.offer(JointCommand { stamp: now, mode: CommandMode::Position, values: JointVec::from_slice(&goal).unwrap() });
             control.tick(now).unwrap();
+            states.push(*control.state());
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut state = JointState::default();
         let mut arm = control.into_hardware();
         arm.read(Timestamp(1), &mut state).unwrap();
+        let first = states.iter().find(|s| s.position.len() == 3).expect("a state was read").position;
         for j in 0..3 {
             assert!((state.position[j] - goal[j]).abs() < 0.01, "joint {j}: {} vs {}", state.position[j], goal[j]);
+            // On the way, velocity and effort point toward the goal (in joint
+            // coordinates, whatever the servo's direction); at rest both vanish.
+            let toward = (goal[j] - first[j]).signum();
+            assert!(states.iter().any(|s| s.velocity.len() == 3 && s.velocity[j] * toward > 0.05), "joint {j}: no velocity toward the goal");
+            assert!(states.iter().all(|s| s.velocity.len() < 3 || s.velocity[j] * toward > -0.05), "joint {j}: velocity away from the goal");
+            assert!(states.iter().any(|s| s.effort.len() == 3 && s.effort[j] * toward > 0.0), "joint {j}: no effort toward the goal");
+            assert!(state.velocity[j].abs() < 0.05 && state.effort[j].abs() < 0.05, "joint {j} at rest: {:?} {:?}", state.velocity, state.effort);
         }
         arm
     }

@@ -22,7 +22,7 @@ fn a_car_follows_gated_twists_is_capped_and_stops_when_odometry_falls_silent() {
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
     let emulated = Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/twist_car.py"))
-        .args(["9", "6"])
+        .args(["6", "8"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the emulated car");
@@ -42,6 +42,13 @@ fn a_car_follows_gated_twists_is_capped_and_stops_when_odometry_falls_silent() {
     let gate = Gate::new(GateConfig::from_launch(&safety, &names, 50.0).unwrap());
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(car, gate, slot.clone());
+    // The timeline starts with the first odometry (the emulator's clock starts with the first twist, sent right after).
+    let waiting = Instant::now();
+    while control.state().position.len() != 2 {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "no odometry from the emulated car");
+        control.tick(SystemClock.now()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let start = Instant::now();
     let mut trace = Vec::new();
     while start.elapsed() < Duration::from_millis(7_500) {

@@ -1,12 +1,12 @@
 """Independent client for the Dynamixel emulator: ROBOTIS' own Python SDK
-(dynamixel-sdk from PyPI) pings, writes, reads and sync-reads the emulated
+(dynamixel-sdk from PyPI) pings, writes, reads, sync-reads and bulk-reads the emulated
 servos. Prints one JSON line; exit 0 when every check passed.
 Usage: dynamixel_sdk_client.py PORT"""
 import json
 import sys
 import time
 
-from dynamixel_sdk import COMM_SUCCESS, GroupSyncRead, GroupSyncWrite, PacketHandler, PortHandler
+from dynamixel_sdk import COMM_SUCCESS, GroupBulkRead, GroupSyncRead, GroupSyncWrite, PacketHandler, PortHandler
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
     writer = GroupSyncWrite(port, packet, 116, 4)
     writer.addParam(2, list((1900).to_bytes(4, "little")))
     result["sync_write"] = writer.txPacket() == COMM_SUCCESS
-    time.sleep(0.2)
+    time.sleep(0.4)
     position, comm, error = packet.read4ByteTxRx(port, 1, 132)
     result["read"] = [position, comm == COMM_SUCCESS]
     reader = GroupSyncRead(port, packet, 132, 4)
@@ -35,6 +35,15 @@ def main() -> int:
     result["sync_read"] = [reader.getData(1, 132, 4), reader.getData(2, 132, 4), comm == COMM_SUCCESS]
     mode, comm, error = packet.read1ByteTxRx(port, 2, 11)
     result["operating_mode"] = mode
+    # Bulk read: a different register from each servo in one exchange.
+    bulk = GroupBulkRead(port, packet)
+    assert bulk.addParam(1, 132, 4) and bulk.addParam(2, 11, 1)
+    comm = bulk.txRxPacket()
+    result["bulk_read"] = [bulk.getData(1, 132, 4), bulk.getData(2, 11, 1), comm == COMM_SUCCESS]
+    # At rest on their goals: no velocity, no current.
+    velocity, comm, error = packet.read4ByteTxRx(port, 1, 128)
+    current, comm, error = packet.read2ByteTxRx(port, 1, 126)
+    result["at_rest"] = [velocity, current]
     ok = (
         result["ping"] == [1020, True, 0]
         and result["write"]
@@ -42,6 +51,8 @@ def main() -> int:
         and result["read"] == [2300, True]
         and result["sync_read"] == [2300, 1900, True]
         and mode == 3
+        and result["bulk_read"] == [2300, 3, True]
+        and result["at_rest"] == [0, 0]
     )
     result["ok"] = ok
     print(json.dumps(result))

@@ -25,7 +25,7 @@ def main() -> int:
     writer = GroupSyncWrite(port, packet, 42, 2)
     writer.addParam(2, [1900 & 0xFF, 1900 >> 8])
     result["sync_write"] = writer.txPacket() == COMM_SUCCESS
-    time.sleep(0.2)
+    time.sleep(0.4)
     position, comm, error = packet.read2ByteTxRx(port, 1, 56)
     result["read"] = [position, comm == COMM_SUCCESS]
     reader = GroupSyncRead(port, packet, 56, 2)

@@ -2,9 +2,10 @@
 emulator): a unicycle whose speed and yaw rate follow the last
 geometry_msgs/Twist on `/cmd_vel` (first-order lag, 0.1 s), publishing
 nav_msgs/Odometry on `/odom` and sensor_msgs/Imu on `/imu/data` at 50 Hz.
-After SILENT_AFTER seconds it stops publishing but keeps listening; at the
-end it prints the last twist it received as JSON.
-Usage: twist_car.py SECONDS SILENT_AFTER"""
+SILENT_AFTER seconds after the first twist it stops publishing but keeps
+listening; END_AFTER seconds after the first twist (or after 60 s without
+any) it prints the last twist it received as JSON and exits.
+Usage: twist_car.py SILENT_AFTER END_AFTER"""
 import json
 import math
 import sys
@@ -24,11 +25,13 @@ def main() -> int:
     odom = node.create_publisher(Odometry, "/odom", qos_profile_sensor_data)
     imu = node.create_publisher(Imu, "/imu/data", qos_profile_sensor_data)
     car = {"x": 0.0, "y": 0.0, "yaw": 0.0, "v": 0.0, "w": 0.0}
-    last = {"twist": None, "received": 0}
+    last = {"twist": None, "received": 0, "first": None}
 
     def on_twist(msg: Twist) -> None:
         last["twist"] = [msg.linear.x, msg.angular.z]
         last["received"] += 1
+        if last["first"] is None:
+            last["first"] = time.monotonic()
 
     node.create_subscription(Twist, "/cmd_vel", on_twist, 10)
     started = time.monotonic()
@@ -41,7 +44,7 @@ def main() -> int:
         car["yaw"] += car["w"] * dt
         car["x"] += car["v"] * math.cos(car["yaw"]) * dt
         car["y"] += car["v"] * math.sin(car["yaw"]) * dt
-        if time.monotonic() - started > float(sys.argv[2]):
+        if last["first"] is not None and time.monotonic() - last["first"] > float(sys.argv[1]):
             return
         stamp = node.get_clock().now().to_msg()
         message = Odometry()
@@ -60,8 +63,12 @@ def main() -> int:
         imu.publish(reading)
 
     node.create_timer(dt, tick)
-    end = started + float(sys.argv[1])
-    while time.monotonic() < end:
+    def over() -> bool:
+        if last["first"] is None:
+            return time.monotonic() - started > 60
+        return time.monotonic() - last["first"] > float(sys.argv[2])
+
+    while not over():
         rclpy.spin_once(node, timeout_sec=0.01)
     print(json.dumps({"last_twist": last["twist"], "received": last["received"], "yaw": car["yaw"], "x": car["x"], "y": car["y"]}), flush=True)
     node.destroy_node()
