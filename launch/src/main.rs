@@ -176,6 +176,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         rounds: u32,
     },
+    /// VLM reward client: per-frame overhead and frames/s with N requests in flight, against the emulated endpoint, vs a Python client.
+    Reward {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Frames scored one at a time for the latency.
+        #[arg(long, default_value_t = 20)]
+        frames: u64,
+        /// Seconds of the throughput run.
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 4)]
+        concurrency: u32,
+        /// Frame side in pixels.
+        #[arg(long, default_value_t = 128)]
+        side: u32,
+    },
     /// Safety gate per-tick latency (rules + 2x256 risk critic), a paced 1 kHz loop, vs numpy.
     Gate {
         /// Print one JSON object.
@@ -218,6 +235,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { files } => check_config(&files),
         Command::Doctor { json } => doctor::run(json),
         Command::Bench { which: BenchCommand::Serial { json, servos, rounds } } => bench::serial(servos, rounds).map(|report| print_report(&report, json)),
+        Command::Bench { which: BenchCommand::Reward { json, frames, seconds, concurrency, side } } => bench::reward(frames, seconds, concurrency, side).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
