@@ -163,6 +163,9 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                         learner: "remote".into(),
                         actor_id: file as u64 + 1,
                         log_status: true,
+                        base: None,
+                        residual_scale: 0.3,
+                        base_execute: 1,
                     });
                     actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     result

@@ -51,6 +51,15 @@ pub struct PracticeArgs {
     /// (several actors in one process, under `rrl launch`).
     #[arg(skip)]
     pub log_status: bool,
+    /// Residual RL on a frozen base policy: `bc.safetensors` from `rrl bc train`, or a TorchScript file (.pt/.ts) taking [1, O] observations.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Largest residual, in the task's [-1, 1] action units.
+    #[arg(long, default_value_t = 0.3)]
+    pub residual_scale: f64,
+    /// Actions played from each action chunk of a TorchScript base.
+    #[arg(long, default_value_t = 1)]
+    pub base_execute: usize,
 }
 
 #[derive(clap::Args)]
@@ -133,20 +142,72 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let task_name = format!("{variant:?}");
     // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
-    let mut env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
-
+    let env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
+    let task_size = (env.observation_size(), env.action_size());
     let mut expert = ScriptedExpert::default();
-    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, |obs, start| {
+    let Some(base_path) = args.base.clone() else {
+        let demo = move |obs: &[f64], start: bool| {
+            if start {
+                expert.reset();
+            }
+            expert.act(variant, obs).to_vec()
+        };
+        return practise_on(env, &args, &launch, run_dir, device, seed, task_name, false, demo, |env| env.vlm_counts(), serde_json::Value::Null);
+    };
+    let base = load_base(&base_path, task_size.0, task_size.1, args.base_execute)?;
+    let scale = args.residual_scale;
+    let env = policies::residual::ResidualEnv::new(env, base, scale).with_context(|| format!("base policy {}", base_path.display()))?;
+    // Demos relabelled with the base: the residual that turns the base's action into the expert's.
+    let demo = move |obs: &[f64], start: bool| {
         if start {
             expert.reset();
         }
-        expert.act(variant, obs).to_vec()
-    })?;
+        let (task_obs, base_action) = obs.split_at(task_size.0);
+        policies::residual::residual_for(&expert.act(variant, task_obs), base_action, scale)
+    };
+    let base_report = serde_json::json!({"path": base_path.display().to_string(), "residual_scale": scale});
+    practise_on(env, &args, &launch, run_dir, device, seed, task_name, true, demo, |env| env.env.vlm_counts(), base_report)
+}
+
+/// A frozen base policy from a file: BC from `rrl bc train` (safetensors)
+/// or a user's TorchScript module, checked against the task's sizes.
+fn load_base(path: &Path, observation_size: usize, action_size: usize, execute: usize) -> anyhow::Result<Box<dyn policies::residual::BasePolicy>> {
+    use policies::residual::BasePolicy;
+    let base: Box<dyn BasePolicy> = match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => Box::new(policies::residual::BcPolicy::load(path, &BC_HIDDEN)?),
+        Some("pt" | "ts") => Box::new(policies::residual::TorchScriptPolicy::load(path, observation_size, action_size, execute)?),
+        _ => bail!("{}: a base policy is a .safetensors file from `rrl bc train` or a TorchScript .pt/.ts file", path.display()),
+    };
+    if (base.observation_size(), base.action_size()) != (observation_size, action_size) {
+        bail!("{}: a policy for {}/{} observation/action values; the task has {observation_size}/{action_size}", path.display(), base.observation_size(), base.action_size());
+    }
+    Ok(base)
+}
+
+/// Practice on `env` (the task, or a residual on top of a base): demos,
+/// actor and learner, metrics, final evaluation.
+#[allow(clippy::too_many_arguments)]
+fn practise_on<E: rrl_types::PracticeTask>(
+    mut env: E,
+    args: &PracticeArgs,
+    launch: &LaunchFile,
+    run_dir: PathBuf,
+    device: tch::Device,
+    seed: u64,
+    task_name: String,
+    residual: bool,
+    demo_controller: impl FnMut(&[f64], bool) -> Vec<f64>,
+    vlm_counts: impl Fn(&E) -> Option<serde_json::Value>,
+    base_report: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller)?;
     if launch.practice.demo_episodes > 0 {
         tracing::info!(episodes = launch.practice.demo_episodes, successes = demo_successes, "demo episodes ready");
     }
 
-    let config = sac_config(&launch, &env, seed + 1);
+    let mut config = sac_config(launch, &env, seed + 1);
+    // A residual starts as exactly the base.
+    config.zero_actor_output = residual;
     let settings = PracticeSettings {
         task: task_name.clone(),
         total_steps: args.steps.unwrap_or(launch.practice.total_steps),
@@ -243,10 +304,11 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         "learned_rewards": {
             "joined": report.episodes.iter().map(|e| e.learned_rewards.0).sum::<u64>(),
             "missing": report.episodes.iter().map(|e| e.learned_rewards.1).sum::<u64>(),
-            "vlm": env.vlm_counts(),
+            "vlm": vlm_counts(&env),
         },
         "eval": eval,
         "link": link_report,
+        "base": base_report,
     }))
 }
 

@@ -263,3 +263,41 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     assert_eq!(report["stopped_by_operator"], true, "{report}");
     assert!(report["total_steps"].as_u64().unwrap() < 100_000);
 }
+
+/// Residual practice on a BC base (`--base`): the learner sees the base's
+/// action in its observation, starts as exactly the base (a deterministic
+/// evaluation before any update plays zero residuals), the scripted demos
+/// are relabelled as bounded residuals, and a base that is not a policy
+/// file is refused naming it.
+#[test]
+fn residual_practice_starts_from_its_bc_base_with_relabelled_demos() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let c = config.to_str().unwrap();
+    let base_run = dir.path().join("base");
+    let b = base_run.to_str().unwrap();
+    json_of(&run(&["practice", "--config", c, "--run-dir", b, "--steps", "1", "--eval-episodes", "0"]));
+    json_of(&run(&["bc", "train", "--config", c, "--run-dir", b, "--steps", "200"]));
+    let policy = base_run.join("bc.safetensors");
+
+    let residual_run = dir.path().join("residual");
+    let r = residual_run.to_str().unwrap();
+    let report = json_of(&run(&["practice", "--config", c, "--run-dir", r, "--steps", "1", "--eval-episodes", "2", "--base", policy.to_str().unwrap(), "--residual-scale", "0.25"]));
+    assert_eq!(report["base"]["residual_scale"], 0.25, "{report}");
+    let read = |folder: &str| -> Vec<recording::Episode> { recording::list_episodes(&residual_run.join(folder)).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect() };
+    let demos = read("demos");
+    assert_eq!(demos.len(), 2);
+    for demo in &demos {
+        assert_eq!((demo.header.observation_size, demo.header.action_size), (14 + 4, 4), "observation = task + base action");
+        assert!(demo.steps.iter().flat_map(|s| &s.action).all(|a| a.abs() <= 1.0));
+    }
+    assert!(demos.iter().flat_map(|d| &d.steps).flat_map(|s| &s.action).any(|a| a.abs() > 0.01), "the expert differs from a weak base somewhere");
+    let evaluated = read("eval/episodes");
+    assert_eq!(evaluated.len(), 2);
+    assert!(evaluated.iter().flat_map(|e| &e.steps).flat_map(|s| &s.action).all(|a| *a == 0.0), "before any update the residual is exactly zero: the base plays alone");
+
+    std::fs::write(dir.path().join("base.bin"), b"not a policy").unwrap();
+    let refused = run(&["practice", "--config", c, "--run-dir", dir.path().join("other").to_str().unwrap(), "--steps", "1", "--base", dir.path().join("base.bin").to_str().unwrap()]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("base.bin"), "{}", String::from_utf8_lossy(&refused.stderr));
+}

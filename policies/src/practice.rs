@@ -697,7 +697,12 @@ pub fn practice_with_link<E: PracticeTask>(
     replay_recorded(&demos, &config, &mut |item| link.send(item));
     let resumed_steps = replay_recorded(&recorded, &config, &mut |item| link.send(item));
     let mut rng = Rng::seed(config.seed ^ 0xAC70_0000);
-    let mut actor = ActorCopy { net: GaussianActor::new(&mut rng, o as i64, a as i64, &config.hidden, false, Device::Cpu), rng, action_size: a };
+    let mut net = GaussianActor::new(&mut rng, o as i64, a as i64, &config.hidden, false, Device::Cpu);
+    if config.zero_actor_output {
+        // Until the learner's first weights arrive, act as the learner starts.
+        net.zero_output();
+    }
+    let mut actor = ActorCopy { net, rng, action_size: a };
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let mut report = actor_loop(env, &mut actor, operator, settings, &config, link, next_episode, resumed_steps, on_episode)?;
     report.learner_updates = link.updates();

@@ -316,10 +316,36 @@ impl<E: Environment, B: BasePolicy> Environment for ResidualEnv<E, B> {
     }
 }
 
+/// No recovery manoeuvre: it is an action of the task, which a residual
+/// cannot express; a stuck episode just ends and the reset takes over.
 impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
     fn take_safety_events(&mut self) -> u64 {
         self.env.take_safety_events()
     }
+    fn learned_rewards(&mut self) -> Option<&mut dyn rrl_types::LearnedRewards> {
+        self.env.learned_rewards()
+    }
+}
+
+impl BasePolicy for Box<dyn BasePolicy> {
+    fn observation_size(&self) -> usize {
+        (**self).observation_size()
+    }
+    fn action_size(&self) -> usize {
+        (**self).action_size()
+    }
+    fn reset(&mut self) {
+        (**self).reset()
+    }
+    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError> {
+        (**self).act(observation)
+    }
+}
+
+/// A demo action of the task relabelled as the residual that reproduces it
+/// on top of `base` (clipped to what the residual can reach).
+pub fn residual_for(task_action: &[f64], base: &[f64], scale: f64) -> Vec<f64> {
+    task_action.iter().zip(base).map(|(a, b)| if scale > 0.0 { ((a - b) / scale).clamp(-1.0, 1.0) } else { 0.0 }).collect()
 }
 
 const RESIDUAL_LOW: [f64; 32] = [-1.0; 32];

@@ -63,6 +63,9 @@ pub struct SacConfig {
     /// Camera frames besides the state vector (`observation_size` is then
     /// the state's size); `None` for state observations only.
     pub pixels: Option<PixelConfig>,
+    /// Start the actor's mean at exactly zero (a residual learner then
+    /// starts as its base policy).
+    pub zero_actor_output: bool,
 }
 
 impl SacConfig {
@@ -88,6 +91,7 @@ impl SacConfig {
             max_grad_norm: None,
             seed,
             pixels: None,
+            zero_actor_output: false,
         }
     }
 }
@@ -129,7 +133,10 @@ impl Sac {
         let (state, a) = (config.observation_size as i64, config.action_size as i64);
         // With pixels, actor and critic see the state followed by the encoder's features.
         let o = state + config.pixels.as_ref().map_or(0, |p| p.feature_size);
-        let actor = GaussianActor::new(&mut rng, o, a, &config.hidden, false, device);
+        let mut actor = GaussianActor::new(&mut rng, o, a, &config.hidden, false, device);
+        if config.zero_actor_output {
+            actor.zero_output();
+        }
         let critic = EnsembleMlp::new(&mut rng, config.critics, o + a, &config.hidden, 1, config.critic_layer_norm, device);
         let target = critic.detached_copy();
         // Drawn after the networks, so state-only learners are unchanged by pixel support.
