@@ -240,14 +240,13 @@ impl Operator for KeyboardOperator {
                     self.gripper_closed = !self.gripper_closed;
                     self.last_active = Some(now);
                 }
-                other => match key_motion(other) {
-                    Some((axis, direction)) => {
+                other => {
+                    if let Some((axis, direction)) = key_motion(other) {
                         self.motion.retain(|(_, a, _)| *a != axis);
                         self.motion.push((now, axis, direction));
                         self.last_active = Some(now);
                     }
-                    None => {}
-                },
+                }
             }
         }
         self.motion.retain(|(pressed, ..)| now.duration_since(*pressed) <= HOLD_AFTER_RELEASE);

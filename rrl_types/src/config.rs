@@ -461,9 +461,14 @@ fn default_risk_threshold() -> f64 {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Reflex {
+    /// Stop where the last tick left the joints.
     #[default]
     Hold,
+    /// Undo this tick's step and coast at half the speed.
     Decelerate,
+    /// Retreat, within the joint limits, toward the last command the critic
+    /// judged comfortably safe (risk below half the threshold); holds when
+    /// there is none yet or the robot is not position-controlled.
     Recover,
 }
 

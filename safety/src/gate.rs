@@ -141,6 +141,12 @@ struct RiskStage {
     threshold: f32,
     reflex: Reflex,
     input: Vec<f32>,
+    /// The last forwarded position command the critic judged comfortably
+    /// safe (risk below half the threshold): where `Recover` retreats to.
+    comfortable: Option<[f64; MAX_JOINTS]>,
+    /// `Recover` latched: the robot retreats and waits there until the
+    /// incoming command itself is no longer risky.
+    recovering: bool,
 }
 
 /// The gate. Per-tick work is bounded, allocation-free and lock-free.
@@ -155,7 +161,7 @@ pub struct Gate {
 impl Gate {
     pub fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
-        Gate { config, estop: EStop::default(), motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input } }
+        Gate { config, estop: EStop::default(), motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
     }
 
     /// Adds the learned risk critic: commands whose risk exceeds `threshold`
@@ -164,9 +170,6 @@ impl Gate {
     pub fn set_risk_critic(&mut self, critic: RiskCritic, threshold: f32, reflex: Reflex) -> Result<(), SafetyError> {
         if critic.input_size() != 3 * self.config.joints {
             return Err(SafetyError::Invalid { field: "risk_critic.weights".into(), message: format!("the critic takes {} inputs, the gate gives {}", critic.input_size(), 3 * self.config.joints) });
-        }
-        if reflex == Reflex::Recover {
-            return Err(SafetyError::Invalid { field: "risk_critic.reflex".into(), message: "Recover needs a recovery policy, which is not available yet; use Hold or Decelerate".into() });
         }
         self.risk.critic = Some(critic);
         self.risk.threshold = threshold;
@@ -192,6 +195,9 @@ impl Gate {
     /// with brakes released): the limiter restarts from the next state read.
     pub fn forget_motion(&mut self) {
         self.motion = None;
+        // A safe point from before the jump is no place to retreat to.
+        self.risk.comfortable = None;
+        self.risk.recovering = false;
     }
 
     pub fn estop(&self) -> EStop {
@@ -265,6 +271,8 @@ impl Gate {
         }
         let mut flags = ClipFlags::default();
         let mut values = JointVec::zeros(n);
+        // Where the joints were before this tick (a copy on the stack), for a retreat.
+        let before = *motion;
         for j in 0..n {
             let limit = &limits[j];
             let (next, f, value) = match mode {
@@ -292,16 +300,41 @@ impl Gate {
         }
         if let Some(critic) = &mut self.risk.critic {
             let input = &mut self.risk.input;
-            for j in 0..n {
-                input[j] = state.position[j] as f32;
-                input[n + j] = state.velocity[j] as f32;
-                input[2 * n + j] = values[j] as f32;
+            let fill = |input: &mut [f32], commands: &[f64]| {
+                for j in 0..n {
+                    input[j] = state.position[j] as f32;
+                    input[n + j] = state.velocity[j] as f32;
+                    input[2 * n + j] = commands[j] as f32;
+                }
+            };
+            if let (true, Some(comfortable)) = (self.risk.recovering, self.risk.comfortable) {
+                // Latched: judge what the source asks for, not the limiter's next step toward it.
+                fill(input, command.values.as_slice());
+                let risk = critic.risk(input);
+                if risk > self.risk.threshold {
+                    retreat(&before, &comfortable, n, dt, limits, margin, motion, &mut values);
+                    *out = JointCommand { stamp: now, mode, values };
+                    return Verdict::Reflex { risk, reflex: Reflex::Recover };
+                }
+                self.risk.recovering = false;
             }
+            fill(input, values.as_slice());
             let risk = critic.risk(input);
+            if mode == CommandMode::Position && risk < 0.5 * self.risk.threshold {
+                let mut comfortable = [0.0; MAX_JOINTS];
+                comfortable[..n].copy_from_slice(values.as_slice());
+                self.risk.comfortable = Some(comfortable);
+            }
             if risk > self.risk.threshold {
                 let reflex = self.risk.reflex;
-                match reflex {
-                    Reflex::Decelerate if mode == CommandMode::Position => {
+                match (reflex, self.risk.comfortable) {
+                    (Reflex::Recover, Some(comfortable)) if mode == CommandMode::Position => {
+                        // Back toward the last comfortably safe command, within the joint limits, and stay until the source asks for something safe.
+                        retreat(&before, &comfortable, n, dt, limits, margin, motion, &mut values);
+                        self.risk.recovering = true;
+                        *out = JointCommand { stamp: now, mode, values };
+                    }
+                    (Reflex::Decelerate, _) if mode == CommandMode::Position => {
                         // Undo this tick's step and coast at half the previous speed.
                         for j in 0..n {
                             let previous = motion[j].position - motion[j].velocity * dt;
@@ -328,6 +361,25 @@ impl Gate {
         } else {
             Verdict::Clipped(flags)
         }
+    }
+}
+
+/// One limited step from where the joints were before this tick (`before`)
+/// toward `target`, written to `motion` and `values`. The step keeps a stop
+/// at the target possible (a braking curve at the joint's acceleration
+/// limit), so the retreat arrives instead of swinging past.
+#[allow(clippy::too_many_arguments)]
+fn retreat(before: &[JointMotion; MAX_JOINTS], target: &[f64; MAX_JOINTS], n: usize, dt: f64, limits: &[JointLimit; MAX_JOINTS], margin: f64, motion: &mut [JointMotion; MAX_JOINTS], values: &mut JointVec) {
+    for j in 0..n {
+        let distance = target[j] - before[j].position;
+        let speed = match limits[j].acceleration {
+            Some(amax) => (distance.abs() / dt).min(crate::limits::braking_speed(distance.abs(), amax, dt)),
+            None => distance.abs() / dt,
+        };
+        let desired = before[j].position + distance.signum() * speed * dt;
+        let (next, _) = enforce_position(&before[j], desired, dt, &limits[j], margin);
+        values[j] = next.position;
+        motion[j] = next;
     }
 }
 

@@ -120,7 +120,7 @@ pub struct JointMotion {
 /// dt·Σ max(v-k·u, 0), and this returns the largest v for which that sum
 /// fits in `distance`. Exact, so braking from one tick's cap lands within
 /// the next tick's cap.
-fn braking_speed(distance: f64, decel: f64, dt: f64) -> f64 {
+pub(crate) fn braking_speed(distance: f64, decel: f64, dt: f64) -> f64 {
     if distance <= 0.0 {
         return 0.0;
     }

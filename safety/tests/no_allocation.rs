@@ -66,4 +66,23 @@ fn gate_ticks_do_not_allocate() {
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     assert!(held > 100, "the run must exercise the hold paths too, held {held}");
     assert_eq!(after - before, 0, "the gate allocated {} times", after - before);
+
+    // The Recover reflex, latched and released, in the same process (the
+    // allocation count is process-wide, so not a test of its own).
+    let mut gate = panda_gate();
+    let mut edge = vec![0.0f32; 21];
+    edge[15] = 200.0; // risk rises as joint 1's command passes -0.7
+    gate.set_risk_critic(safety::RiskCritic::from_layers(vec![(vec![edge], vec![200.0 * 0.7])]).unwrap(), 0.5, rrl_types::config::Reflex::Recover).unwrap();
+    let mut target = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let mut reflexes = 0;
+    for t in 0..20_000u64 {
+        let now = 1_000_000_000 + t * TICK_NS;
+        target[1] = if t % 2000 < 1200 { (-0.785 + 0.001 * (t % 2000) as f64).min(-0.6) } else { -0.75 };
+        let verdict = gate.check(Timestamp(now), &home_state(now), &position_command(&target, now), &mut out);
+        reflexes += matches!(verdict, safety::Verdict::Reflex { .. }) as usize;
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(reflexes > 1000, "the run must exercise the Recover reflex, {reflexes}");
+    assert_eq!(after - before, 0, "the gate allocated {} times while recovering", after - before);
 }

@@ -8,10 +8,11 @@ use rrl_types::config::Reflex;
 use rrl_types::{JointCommand, Timestamp};
 use safety::{CriticError, RiskCritic, Verdict};
 
-/// One linear layer over the 21 inputs: risk = sigmoid(scale · (command of joint 1 − edge)).
+/// One linear layer over the 21 inputs: risk = sigmoid(scale · (command of joint 1 − edge)),
+/// joints counted from 0 (the shoulder, which the tests drive).
 fn edge_critic(edge: f32, scale: f32) -> RiskCritic {
     let mut weight = vec![0.0f32; 21];
-    weight[14] = scale; // inputs: 7 positions, 7 velocities, 7 commands
+    weight[14 + 1] = scale; // inputs: 7 positions, 7 velocities, 7 commands
     RiskCritic::from_layers(vec![(vec![weight], vec![-scale * edge])]).unwrap()
 }
 
@@ -54,6 +55,59 @@ fn a_risky_command_triggers_the_hold_reflex_and_a_safe_one_passes() {
     }
     assert!(reflexes > 100, "commands past the edge must trigger the reflex ({reflexes})");
     assert!(matches!(last, Verdict::Reflex { .. }));
+}
+
+/// Drives joint 1 at the risky edge, then pushes on past it for a while;
+/// returns the last forwarded command of joint 1 and the reflex count.
+fn push_past_the_edge(reflex: Reflex) -> (f64, usize) {
+    let mut gate = panda_gate();
+    gate.set_risk_critic(edge_critic(-0.7, 200.0), 0.5, reflex).unwrap();
+    let mut out = JointCommand::default();
+    let mut target = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    let mut reflexes = 0;
+    for t in 0..600u64 {
+        let now = 1_000_000_000 + t * TICK_NS;
+        // Creeps toward the edge at -0.7, then keeps asking for -0.6.
+        target[1] = (-0.785 + 0.001 * t as f64).min(-0.6);
+        if let Verdict::Reflex { reflex: r, .. } = gate.check(Timestamp(now), &home_state(now), &position_command(&target, now), &mut out) {
+            assert_eq!(r, reflex);
+            reflexes += 1;
+        }
+    }
+    (out.values[1], reflexes)
+}
+
+/// Hold stops at the edge; Recover backs off to where the critic was
+/// comfortable (risk below half the threshold: 5.5 mrad inside the edge for
+/// this critic), within the joint limits.
+#[test]
+fn the_recover_reflex_backs_off_to_a_comfortably_safe_command() {
+    let (held, held_reflexes) = push_past_the_edge(Reflex::Hold);
+    let (recovered, recover_reflexes) = push_past_the_edge(Reflex::Recover);
+    assert!(held_reflexes > 100 && recover_reflexes > 100, "{held_reflexes} {recover_reflexes}");
+    let comfortable = -0.7 - (3.0f64).ln() / 200.0;
+    assert!(held > comfortable, "Hold stays in the borderline band: {held}");
+    assert!(recovered <= comfortable + 1e-9, "Recover backs off to a comfortable command: {recovered} vs {comfortable}");
+    assert!(recovered > -0.75, "and not further than that: {recovered}");
+}
+
+/// Once the source asks for something safe again, Recover lets go and the
+/// command is followed.
+#[test]
+fn recover_lets_go_when_the_source_asks_for_a_safe_command() {
+    let mut gate = panda_gate();
+    gate.set_risk_critic(edge_critic(-0.7, 200.0), 0.5, Reflex::Recover).unwrap();
+    let mut out = JointCommand::default();
+    let mut target = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    let mut verdicts = Vec::new();
+    for t in 0..1200u64 {
+        let now = 1_000_000_000 + t * TICK_NS;
+        target[1] = if t < 600 { (-0.785 + 0.001 * t as f64).min(-0.6) } else { -0.75 };
+        verdicts.push(gate.check(Timestamp(now), &home_state(now), &position_command(&target, now), &mut out));
+    }
+    assert!(verdicts[..600].iter().any(|v| matches!(v, Verdict::Reflex { reflex: Reflex::Recover, .. })));
+    assert!(verdicts[1000..].iter().all(|v| !matches!(v, Verdict::Reflex { .. })), "the latch must let go");
+    assert!((out.values[1] + 0.75).abs() < 0.05, "follows the safe command again: {}", out.values[1]);
 }
 
 #[test]
