@@ -4,6 +4,8 @@
 //! (the camera's `Topic(..)` source, else `<namespace>/<camera>/image_raw`)
 //! with sensor-data QoS, and to `reward/task` (`std_msgs/String`: a new
 //! task text starts a new episode; the launch file's task is the first).
+//! The task is also the node's `task` parameter: setting it (e.g.
+//! `ros2 param set`) starts a new episode too.
 //! Publishes `reward/estimate` as `geometry_msgs/Vector3Stamped` carrying
 //! the scored frame's stamp: x = progress (0..100), y = reward, z = done
 //! (0 or 1); and `reward/stats` (`std_msgs/String`, JSON counters) once a
@@ -61,6 +63,13 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
 
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, "reward_node", &launch.namespace)?;
+    // The task is also the node's `task` parameter (`ros2 param set <ns>/reward_node task "..."`).
+    node.params.lock().expect("parameters").insert("task".into(), r2r::Parameter::new(r2r::ParameterValue::String(vlm.task.clone())));
+    let (parameter_service, parameter_events) = node.make_parameter_handler()?;
+    let mut parameter_events = Box::pin(parameter_events);
+    let mut services = futures::executor::LocalPool::new();
+    futures::task::LocalSpawnExt::spawn_local(&services.spawner(), parameter_service)?;
+    let mut task = vlm.task.clone();
     let mut images = node.subscribe::<r2r::sensor_msgs::msg::Image>(&topic, QosProfile::sensor_data())?;
     let mut tasks = node.subscribe::<r2r::std_msgs::msg::String>("reward/task", QosProfile::default())?;
     let estimates = node.create_publisher::<r2r::geometry_msgs::msg::Vector3Stamped>("reward/estimate", QosProfile::default())?;
@@ -70,9 +79,10 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let (mut published, mut unsupported) = (0u64, 0u64);
-    let counters = |pipeline: &ProgressPipeline, published: u64, unsupported: u64| {
+    let counters = |pipeline: &ProgressPipeline, published: u64, unsupported: u64, task: &str| {
         let c = pipeline.counts();
         serde_json::json!({
+            "task": task,
             "offered": c.offered.load(Ordering::Relaxed),
             "dropped": c.dropped.load(Ordering::Relaxed),
             "scored": c.scored.load(Ordering::Relaxed),
@@ -83,9 +93,21 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     };
     while duration_s.is_none_or(|d| started.elapsed().as_secs_f64() < d) {
         node.spin_once(Duration::from_millis(5));
-        while let Some(Some(task)) = tasks.next().now_or_never() {
-            tracing::info!(task = %task.data, "new episode");
-            pipeline.reset(&task.data);
+        services.run_until_stalled();
+        while let Some(Some(message)) = tasks.next().now_or_never() {
+            tracing::info!(task = %message.data, "new episode");
+            pipeline.reset(&message.data);
+            task = message.data;
+        }
+        while let Some(Some((name, value))) = parameter_events.next().now_or_never() {
+            match (name.as_str(), value) {
+                ("task", r2r::ParameterValue::String(text)) => {
+                    tracing::info!(task = %text, "new episode (task parameter)");
+                    pipeline.reset(&text);
+                    task = text;
+                }
+                (name, value) => tracing::warn!(parameter = name, ?value, "ignored: the reward node's parameter is `task`, a string"),
+            }
         }
         while let Some(Some(image)) = images.next().now_or_never() {
             match frame_of(&image) {
@@ -105,9 +127,9 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
             published += 1;
         }
         if last_stats.elapsed() >= Duration::from_secs(1) {
-            stats.publish(&r2r::std_msgs::msg::String { data: counters(&pipeline, published, unsupported).to_string() })?;
+            stats.publish(&r2r::std_msgs::msg::String { data: counters(&pipeline, published, unsupported, &task).to_string() })?;
             last_stats = Instant::now();
         }
     }
-    Ok(counters(&pipeline, published, unsupported))
+    Ok(counters(&pipeline, published, unsupported, &task))
 }

@@ -1,6 +1,7 @@
 //! `rrl reward-node` between an rclpy camera/task peer and an emulated
 //! OpenAI-compatible VLM endpoint: stamped estimates come back for the
-//! frames published, progress rises as the scene does, done at the end.
+//! frames published, progress rises as the scene does, done at the end;
+//! the task set as the node's ROS parameter takes effect.
 
 mod common;
 
@@ -64,4 +65,6 @@ fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
     let counters: serde_json::Value = serde_json::from_slice(&node_out.stdout).unwrap();
     assert_eq!(counters["failed"], 0, "{counters}");
     assert_eq!(counters["offered"], 10, "{counters}");
+    assert_eq!((report["task_parameter_set"].as_bool(), report["task_after_set"].as_str()), (Some(true), Some("stack the cube")), "{report}");
+    assert_eq!(counters["task"], "stack the cube", "{counters}");
 }

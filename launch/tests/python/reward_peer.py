@@ -8,6 +8,8 @@ import time
 
 import rclpy
 from geometry_msgs.msg import Vector3Stamped
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -46,7 +48,19 @@ def main() -> int:
     while time.time() < end and (not got or got[-1].header.stamp.sec != sent[-1]):
         rclpy.spin_once(node, timeout_sec=0.05)
     out = [{"sec": m.header.stamp.sec, "nanosec": m.header.stamp.nanosec, "progress": m.vector.x, "reward": m.vector.y, "done": m.vector.z} for m in got]
-    print(json.dumps({"sent": sent, "estimates": out}))
+    # The task as a ROS parameter, set the way `ros2 param set` does.
+    client = node.create_client(SetParameters, f"/{namespace}/reward_node/set_parameters")
+    client.wait_for_service(timeout_sec=10)
+    value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="stack the cube")
+    future = client.call_async(SetParameters.Request(parameters=[Parameter(name="task", value=value)]))
+    rclpy.spin_until_future_complete(node, future, timeout_sec=10)
+    set_ok = future.result() is not None and all(r.successful for r in future.result().results)
+    stats = []
+    node.create_subscription(String, f"/{namespace}/reward/stats", lambda m: stats.append(json.loads(m.data)), 10)
+    end = time.time() + 5
+    while time.time() < end and not (stats and stats[-1].get("task") == "stack the cube"):
+        rclpy.spin_once(node, timeout_sec=0.05)
+    print(json.dumps({"sent": sent, "estimates": out, "task_parameter_set": set_ok, "task_after_set": stats[-1].get("task") if stats else None}))
     node.destroy_node()
     rclpy.shutdown()
     return 0
