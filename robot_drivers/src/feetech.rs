@@ -266,7 +266,7 @@ pub fn sign_magnitude(value: f64, sign_bit: u32) -> u16 {
 
 pub mod emulator {
     use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
     use std::sync::Arc;
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
@@ -280,6 +280,28 @@ pub mod emulator {
         /// Status error bits reported by servo `fault_id`.
         pub fault_bits: AtomicU8,
         pub fault_id: AtomicU8,
+        /// The next this-many answers are not sent.
+        pub drop_answers: AtomicU32,
+        /// The next this-many answers go out with a wrong checksum.
+        pub corrupt_answers: AtomicU32,
+        /// The next this-many answers are preceded by line noise.
+        pub garbage_before: AtomicU32,
+    }
+
+    /// Writes an answer as the faults say: dropped, corrupted, after noise, or as is.
+    fn send_answer(port: &mut dyn serialport::SerialPort, faults: &Faults, mut answer: Vec<u8>) {
+        let take = |counter: &AtomicU32| counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+        if take(&faults.drop_answers) {
+            return;
+        }
+        if take(&faults.corrupt_answers) {
+            let last = answer.len() - 1;
+            answer[last] ^= 0x5A;
+        }
+        if take(&faults.garbage_before) {
+            let _ = port.write_all(&[0x00, 0x13, 0xFF, 0x42]);
+        }
+        let _ = port.write_all(&answer);
     }
 
     pub struct FeetechEmulator {
@@ -334,7 +356,7 @@ pub mod emulator {
                                     continue;
                                 }
                                 for answer in respond(&mut servos, &faults_t, &packet) {
-                                    let _ = port.write_all(&answer);
+                                    send_answer(port.as_mut(), &faults_t, answer);
                                 }
                             }
                             Err(DecodeError::Checksum { offset, .. } | DecodeError::Length { offset, .. }) => {
@@ -448,5 +470,26 @@ mod tests {
         assert!(err.to_string().contains("servo 4 reports overload"), "{err}");
         emulator.faults().unplugged.store(true, Ordering::Relaxed);
         assert!(matches!(bus.ping(1), Err(FeetechError::Timeout { id: 1, attempts: 3, .. })));
+    }
+
+    /// Line noise before an answer is skipped; a dropped and a corrupted
+    /// answer are retried; corruption past the retries is a checksum error
+    /// naming the servo and the byte offset.
+    #[test]
+    fn noise_dropped_and_corrupted_answers_are_survived_or_named() {
+        let pair = PtyPair::spawn().unwrap();
+        let emulator = FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2]).unwrap();
+        let mut bus = FeetechBus::open(pair.a(), 1_000_000, Duration::from_millis(30), 2).unwrap();
+        emulator.faults().garbage_before.store(1, Ordering::Relaxed);
+        assert_eq!(bus.ping(2).unwrap(), STS3215_MODEL, "noise before the answer is skipped");
+        emulator.faults().drop_answers.store(1, Ordering::Relaxed);
+        emulator.faults().corrupt_answers.store(1, Ordering::Relaxed);
+        assert_eq!(bus.ping(1).unwrap(), STS3215_MODEL, "two bad answers, two retries, then success");
+        emulator.faults().corrupt_answers.store(5, Ordering::Relaxed);
+        let err = bus.ping(1).unwrap_err();
+        assert!(matches!(err, FeetechError::Corrupt { source: DecodeError::Checksum { id: 1, .. }, .. }), "{err:?}");
+        assert!(err.to_string().contains(pair.a()) && err.to_string().contains("offset"), "{err}");
+        emulator.faults().corrupt_answers.store(0, Ordering::Relaxed);
+        assert_eq!(bus.ping(1).unwrap(), STS3215_MODEL, "the bus works again once the noise stops");
     }
 }
