@@ -190,6 +190,21 @@ fn run_node<H: HardwareInterface>(
     let verdicts = node.create_publisher::<r2r::std_msgs::msg::String>("safety/verdicts", QosProfile::default())?;
     let mut commands = node.subscribe::<r2r::std_msgs::msg::Float64MultiArray>("joint_commands", QosProfile::default())?;
     let mut extra = setup_extra(&mut node)?;
+    // What the node drives, as read-only ROS parameters (`ros2 param list`/`get`).
+    let described: Vec<(&str, r2r::ParameterValue)> = vec![
+        ("robot", r2r::ParameterValue::String(launch.robot.kind_name().into())),
+        ("launch_file", r2r::ParameterValue::String(config.display().to_string())),
+        ("joints", r2r::ParameterValue::StringArray(joint_names.clone())),
+        ("control_rate_hz", r2r::ParameterValue::Double(rate_hz)),
+        ("command_mode", r2r::ParameterValue::String(format!("{command_mode:?}"))),
+    ];
+    for (name, value) in &described {
+        node.params.lock().expect("parameters").insert((*name).into(), r2r::Parameter::new(value.clone()));
+    }
+    let (parameter_service, parameter_events) = node.make_parameter_handler()?;
+    let mut parameter_events = Box::pin(parameter_events);
+    let mut services = futures::executor::LocalPool::new();
+    futures::task::LocalSpawnExt::spawn_local(&services.spawner(), parameter_service)?;
     tracing::info!(node = node_name, namespace = %launch.namespace, rate_hz, "robot node up");
 
     let period = 1.0 / rate_hz;
@@ -202,6 +217,14 @@ fn run_node<H: HardwareInterface>(
             break;
         }
         node.spin_once(Duration::ZERO);
+        services.run_until_stalled();
+        while let Some(Some((name, _))) = parameter_events.next().now_or_never() {
+            // Read-only: the launch file is the one place the robot is configured.
+            if let Some((_, value)) = described.iter().find(|(n, _)| *n == name) {
+                node.params.lock().expect("parameters").insert(name.clone(), r2r::Parameter::new(value.clone()));
+            }
+            tracing::warn!(parameter = %name, "the robot node's parameters are read-only; edit the launch file instead");
+        }
         let now = clock_of(control.hardware());
         while let Some(Some(msg)) = commands.next().now_or_never() {
             // A command of the wrong size is still offered: the gate holds on it and says why.

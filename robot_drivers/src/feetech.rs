@@ -265,7 +265,7 @@ pub fn sign_magnitude(value: f64, sign_bit: u32) -> u16 {
 }
 
 pub mod emulator {
-    use std::io::{Read, Write};
+    use std::io::Read;
     use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
     use std::sync::Arc;
     use std::thread::JoinHandle;

@@ -1,6 +1,6 @@
 """Independent ROS 2 peer for `rrl driver`: an rclpy node reads the arm's
 joint states, commands the first joint 0.2 rad away and checks it got
-there. Prints one JSON line; exit 0 when it did.
+there, and reads the node's parameters (robot kind, joints, rate). Prints one JSON line; exit 0 when it did.
 Usage: drive_arm.py NAMESPACE"""
 import json
 import sys
@@ -10,6 +10,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
+from rcl_interfaces.srv import GetParameters
 from std_msgs.msg import Float64MultiArray
 
 
@@ -35,7 +36,21 @@ def main() -> int:
         rclpy.spin_once(node, timeout_sec=0.02)
     reached = list(latest["msg"].position)
     result = {"names": list(latest["msg"].name), "start": start, "reached": reached}
-    result["ok"] = abs(reached[0] - goal[0]) < 0.01 and all(abs(a - b) < 0.01 for a, b in zip(reached[1:], start[1:]))
+    # The node's read-only parameters describe the robot.
+    client = node.create_client(GetParameters, f"/{namespace}/servo_arm/get_parameters")
+    client.wait_for_service(timeout_sec=10)
+    future = client.call_async(GetParameters.Request(names=["robot", "joints", "control_rate_hz"]))
+    rclpy.spin_until_future_complete(node, future, timeout_sec=10)
+    values = future.result().values if future.result() else []
+    result["parameters"] = [values[0].string_value, list(values[1].string_array_value), values[2].double_value] if len(values) == 3 else None
+    result["ok"] = (
+        abs(reached[0] - goal[0]) < 0.01
+        and all(abs(a - b) < 0.01 for a, b in zip(reached[1:], start[1:]))
+        and result["parameters"] is not None
+        and result["parameters"][0] == "SerialArm"
+        and result["parameters"][1] == list(latest["msg"].name)
+        and result["parameters"][2] > 0
+    )
     print(json.dumps(result))
     node.destroy_node()
     rclpy.shutdown()
