@@ -29,6 +29,9 @@ use sim_bridge::camera::SimCamera;
 use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
 
 
+/// How often a node whose robot fell off the wire tries to reconnect.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
 /// Work a node does after each control tick (publishing cameras, checking
 /// their threads); an error stops the node.
 type PerTick<H> = Box<dyn FnMut(&mut H) -> anyhow::Result<()>>;
@@ -211,7 +214,30 @@ fn run_node<H: HardwareInterface>(
     let started = Instant::now();
     let mut ticks: u64 = 0;
     let mut malformed: u64 = 0;
+    let (mut hardware_errors, mut reconnects) = (0u64, 0u64);
+    let (mut disconnected_since, mut last_attempt): (Option<Instant>, Option<Instant>) = (None, None);
     let mut message = r2r::sensor_msgs::msg::JointState { name: joint_names.clone(), ..Default::default() };
+    // What a tick that reached the robot publishes.
+    let mut publish_tick = |control: &mut ControlLoop<H>, verdict: Verdict, now: Timestamp| -> anyhow::Result<()> {
+        after_tick(control.hardware_mut());
+        extra(control.hardware_mut())?;
+        let state = control.state();
+        message.header.stamp = ros_time(state.stamp);
+        message.position.clear();
+        message.position.extend_from_slice(state.position.as_slice());
+        message.velocity.clear();
+        message.velocity.extend_from_slice(state.velocity.as_slice());
+        message.effort.clear();
+        message.effort.extend_from_slice(state.effort.as_slice());
+        joint_states.publish(&message)?;
+        if publish_clock {
+            clock.publish(&r2r::rosgraph_msgs::msg::Clock { clock: ros_time(clock_of(control.hardware())) })?;
+        }
+        if verdict != Verdict::Pass {
+            verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} {verdict:?}", now.as_secs_f64()) })?;
+        }
+        Ok(())
+    };
     loop {
         if duration_s.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
             break;
@@ -233,23 +259,37 @@ fn run_node<H: HardwareInterface>(
                 None => malformed += 1,
             }
         }
-        let verdict = control.tick(now).context("control tick")?;
-        after_tick(control.hardware_mut());
-        extra(control.hardware_mut())?;
-        let state = control.state();
-        message.header.stamp = ros_time(state.stamp);
-        message.position.clear();
-        message.position.extend_from_slice(state.position.as_slice());
-        message.velocity.clear();
-        message.velocity.extend_from_slice(state.velocity.as_slice());
-        message.effort.clear();
-        message.effort.extend_from_slice(state.effort.as_slice());
-        joint_states.publish(&message)?;
-        if publish_clock {
-            clock.publish(&r2r::rosgraph_msgs::msg::Clock { clock: ros_time(clock_of(control.hardware())) })?;
-        }
-        if verdict != Verdict::Pass {
-            verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} {verdict:?}", now.as_secs_f64()) })?;
+        let verdict = match control.tick(now) {
+            Ok(verdict) => Some(verdict),
+            Err(error) => {
+                // The robot fell off the wire: hold (nothing reaches it anyway), keep the
+                // node alive, and reconnect when it returns.
+                hardware_errors += 1;
+                if disconnected_since.is_none() {
+                    tracing::error!("{error}; the robot is held, reconnecting every {RECONNECT_EVERY:?}");
+                    disconnected_since = Some(Instant::now());
+                }
+                if last_attempt.is_none_or(|t| t.elapsed() >= RECONNECT_EVERY) {
+                    last_attempt = Some(Instant::now());
+                    let hardware = control.hardware_mut();
+                    let _ = hardware.recover();
+                    match hardware.configure().and_then(|_| hardware.activate()) {
+                        Ok(()) => {
+                            reconnects += 1;
+                            // The limiter starts again from wherever the robot is now.
+                            control.gate().forget_motion();
+                            tracing::info!(after_s = disconnected_since.map_or(0.0, |t| t.elapsed().as_secs_f64()), "robot reconnected");
+                            disconnected_since = None;
+                        }
+                        Err(e) => tracing::debug!("reconnect failed: {e}"),
+                    }
+                }
+                verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} Held(Disconnected)", now.as_secs_f64()) })?;
+                None
+            }
+        };
+        if let Some(verdict) = verdict {
+            publish_tick(&mut control, verdict, now)?;
         }
         ticks += 1;
         // Keep pace with the wall clock, like hardware would.
@@ -267,6 +307,8 @@ fn run_node<H: HardwareInterface>(
         "held": counts.held,
         "reflexes": counts.reflexes,
         "malformed_commands": malformed,
+        "hardware_errors": hardware_errors,
+        "reconnects": reconnects,
     }))
 }
 

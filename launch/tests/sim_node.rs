@@ -69,3 +69,35 @@ fn an_rclpy_node_drives_an_emulated_so101_through_rrl_driver() {
     assert!(peer.status.success(), "rclpy peer: {report}\n{}", String::from_utf8_lossy(&peer.stderr));
     assert!(report.contains("\"shoulder_pan\""), "{report}");
 }
+
+/// A serial arm that falls off the wire mid-run (the emulator stops
+/// answering for two seconds): `rrl driver` holds it, stays up, and
+/// reconnects when it answers again.
+#[test]
+fn rrl_driver_survives_an_unplugged_arm_and_reconnects() {
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("so101.ron");
+    let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
+    let pattern = common::write_colour_sequence(dir.path());
+    let launch = example.replace("/dev/ttyACM0", pair.a()).replace("Device(0)", &format!("ImageSequence(\"{pattern}\")")).replace("Device(2)", &format!("ImageSequence(\"{pattern}\")"));
+    std::fs::write(&config, launch).unwrap();
+    let driver = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["driver", "--config", config.to_str().unwrap(), "--duration-s", "9"])
+        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 47) % 80).to_string())
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("RRL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rrl driver");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    servos.faults().unplugged.store(true, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    servos.faults().unplugged.store(false, std::sync::atomic::Ordering::Relaxed);
+    let out = driver.wait_with_output().unwrap();
+    assert!(out.status.success(), "rrl driver must stay up: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["hardware_errors"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["reconnects"].as_u64().unwrap() >= 1, "{report}");
+}
