@@ -59,12 +59,29 @@ impl OpenCvCamera {
         if !self.capture.read(&mut self.raw).map_err(cv)? || self.raw.empty() {
             return Ok(None);
         }
-        if self.raw.size().map_err(cv)? == self.out_size {
+        let size = self.raw.size().map_err(cv)?;
+        if size == self.out_size {
             self.raw.copy_to(out).map_err(cv)?;
         } else {
-            imgproc::resize(&self.raw, out, self.out_size, 0.0, 0.0, imgproc::INTER_AREA).map_err(cv)?;
+            // Centre-crop to the policy's aspect ratio first, so nothing is stretched.
+            let crop = centre_crop(size, self.out_size);
+            let region = Mat::roi(&self.raw, crop).map_err(cv)?;
+            imgproc::resize(&region, out, self.out_size, 0.0, 0.0, imgproc::INTER_AREA).map_err(cv)?;
         }
         Ok(Some(()))
+    }
+}
+
+/// The largest centred rectangle of `from` with the aspect ratio of `to`.
+fn centre_crop(from: Size, to: Size) -> opencv::core::Rect {
+    let (w, h, tw, th) = (i64::from(from.width), i64::from(from.height), i64::from(to.width.max(1)), i64::from(to.height.max(1)));
+    if w * th > h * tw {
+        // Too wide: keep the full height.
+        let width = (h * tw / th).max(1);
+        opencv::core::Rect::new(((w - width) / 2) as i32, 0, width as i32, h as i32)
+    } else {
+        let height = (w * th / tw).max(1);
+        opencv::core::Rect::new(0, ((h - height) / 2) as i32, w as i32, height as i32)
     }
 }
 
@@ -317,6 +334,28 @@ mod tests {
         let late = grabber.newest().take().unwrap();
         assert!(late.sequence >= seen.last().unwrap().sequence + 5, "a backlog was handed on: {} after {}", late.sequence, seen.last().unwrap().sequence);
         assert!(published.load(Ordering::Relaxed) > late.sequence, "every frame passes through on_frame");
+    }
+
+    /// A 64x48 picture with 8-pixel red bands left and right read at
+    /// 32x32: the centre 48x48 is kept, so no red reaches the frame.
+    #[test]
+    fn frames_of_another_aspect_ratio_are_centre_cropped_not_stretched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut picture = Mat::new_rows_cols_with_default(48, 64, CV_8UC3, Scalar::new(255.0, 0.0, 0.0, 0.0)).unwrap();
+        for band in [0, 56] {
+            let mut roi = Mat::roi_mut(&mut picture, opencv::core::Rect::new(band, 0, 8, 48)).unwrap();
+            roi.set_to(&Scalar::new(0.0, 0.0, 255.0, 0.0), &opencv::core::no_array()).unwrap();
+        }
+        let path = dir.path().join("0000.png");
+        assert!(opencv::imgcodecs::imwrite(path.to_str().unwrap(), &picture, &opencv::core::Vector::new()).unwrap());
+        let source = CameraSource::ImageSequence(dir.path().join("%04d.png").to_str().unwrap().to_string());
+        let mut camera = OpenCvCamera::open("wide", &source, 32, 32).unwrap();
+        let mut frame = Mat::default();
+        camera.read(&mut frame).unwrap().unwrap();
+        assert_eq!(frame.size().unwrap(), Size::new(32, 32));
+        let (_, _, rgb) = bgr_to_rgb_bytes(&frame).unwrap();
+        assert!(rgb.chunks(3).all(|p| p[0] < 10 && p[2] > 245), "a red band was stretched in instead of cropped");
+        assert_eq!(centre_crop(Size::new(48, 64), Size::new(32, 32)), opencv::core::Rect::new(0, 8, 48, 48));
     }
 
     #[test]
