@@ -17,6 +17,7 @@ use r2r::QosProfile;
 use robot_drivers::camera::{CameraGrabber, StampedFrame};
 use robot_drivers::car::TopicCar;
 use robot_drivers::image_topic::{image_message, ros_time};
+use robot_drivers::io_thread::IoThread;
 use robot_drivers::servo_arm::ServoArm;
 use robot_drivers::topic_arm::TopicArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
@@ -131,7 +132,8 @@ pub fn run_driver(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serd
     let rate = launch.robot.control_rate_hz();
     match &launch.robot {
         RobotConfig::SerialArm(serial) => {
-            let mut arm = ServoArm::new(serial.clone());
+            // The bus's blocking I/O runs on its own thread; the control loop only swaps state and command.
+            let mut arm = IoThread::spawn(ServoArm::new(serial.clone()), rate);
             arm.configure().with_context(|| format!("connecting to the arm on {}", serial.port))?;
             arm.activate()?;
             run_node(&launch, config, "servo_arm", arm, rate, CommandMode::Position, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))

@@ -15,6 +15,7 @@ pub mod dynamixel_emulator;
 pub mod feetech;
 pub mod hardware;
 pub mod image_topic;
+pub mod io_thread;
 pub mod pty;
 pub mod serial;
 pub mod servo_arm;

@@ -69,7 +69,10 @@ impl ServoArm {
     }
 
     fn device(&self, message: impl std::fmt::Display) -> HardwareError {
-        HardwareError::Device { robot: self.config.port.clone(), message: message.to_string() }
+        let message = message.to_string();
+        // Bus errors already begin with the port; say it once.
+        let message = message.strip_prefix(&format!("{}: ", self.config.port)).map(str::to_string).unwrap_or(message);
+        HardwareError::Device { robot: self.config.port.clone(), message }
     }
 
     /// A failure on the wire: the arm goes to the error state (torque stays
