@@ -28,6 +28,10 @@ pub struct PixelConfig {
     pub shift_pad: i64,
     /// Channels of the convolutions. DrQ-v2: 32.
     pub filters: i64,
+    /// A frozen pretrained trunk instead of the convolutions: a TorchScript
+    /// module taking [B, 3·cameras, H, W] float images in [0, 1] and giving
+    /// [B, F] features; only the head (linear, LayerNorm, tanh) trains.
+    pub pretrained: Option<std::path::PathBuf>,
 }
 
 impl PixelConfig {
@@ -48,16 +52,61 @@ fn uniform(rng: &mut Rng, shape: &[i64], fan_in: i64, device: Device) -> Tensor 
     Tensor::from_slice(&values).reshape(shape).to_device(device).set_requires_grad(true)
 }
 
+/// The part of the encoder before its head.
+enum Trunk {
+    /// Trained with the critic.
+    Convs(Vec<(Tensor, Tensor, i64)>),
+    /// A user's pretrained module, never trained here.
+    Frozen(tch::CModule),
+}
+
 /// Images to features. Input: u8 frames as [B, cameras*3, H, W] (any
 /// integer or float kind holding 0..255).
 pub struct ConvEncoder {
-    convs: Vec<(Tensor, Tensor, i64)>,
+    trunk: Trunk,
     linear: (Tensor, Tensor),
     norm: (Tensor, Tensor),
     pub config: PixelConfig,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("pretrained encoder {path}: cannot load: {reason}")]
+    Load { path: std::path::PathBuf, reason: String },
+    #[error("pretrained encoder {path}: for [1, {channels}, {height}, {width}] images it must give [1, F] features, it gave {got:?}")]
+    Shape { path: std::path::PathBuf, channels: i64, height: i64, width: i64, got: Vec<i64> },
+}
+
 impl ConvEncoder {
+    /// The encoder of `config`: convolutions trained with the critic, or a
+    /// frozen TorchScript trunk, which is loaded and probed here.
+    pub fn try_new(rng: &mut Rng, config: &PixelConfig, device: Device) -> Result<ConvEncoder, EncoderError> {
+        let Some(path) = &config.pretrained else {
+            return Ok(ConvEncoder::new(rng, config, device));
+        };
+        let load = |reason: String| EncoderError::Load { path: path.clone(), reason };
+        let mut module = tch::CModule::load_on_device(path, device).map_err(|e| load(e.to_string()))?;
+        module.set_eval();
+        let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Float, device));
+        let out = tch::no_grad(|| module.forward_ts(&[probe])).map_err(|e| load(e.to_string()))?;
+        let size = out.size();
+        if size.len() != 2 || size[0] != 1 || size[1] < 1 {
+            return Err(EncoderError::Shape { path: path.clone(), channels: config.channels(), height: config.height, width: config.width, got: size });
+        }
+        let (linear, norm) = Self::head(rng, size[1], config.feature_size, device);
+        Ok(ConvEncoder { trunk: Trunk::Frozen(module), linear, norm, config: config.clone() })
+    }
+
+    fn head(rng: &mut Rng, flat: i64, features: i64, device: Device) -> ((Tensor, Tensor), (Tensor, Tensor)) {
+        let linear = (uniform(rng, &[flat, features], flat, device), uniform(rng, &[features], flat, device));
+        let norm = (
+            Tensor::ones([features], (Kind::Float, device)).set_requires_grad(true),
+            Tensor::zeros([features], (Kind::Float, device)).set_requires_grad(true),
+        );
+        (linear, norm)
+    }
+
+    /// The trainable convolutional encoder (DrQ-v2 shape).
     pub fn new(rng: &mut Rng, config: &PixelConfig, device: Device) -> ConvEncoder {
         let mut convs = Vec::new();
         let (mut channels, mut height, mut width) = (config.channels(), config.height, config.width);
@@ -70,29 +119,35 @@ impl ConvEncoder {
         }
         assert!(height > 0 && width > 0, "frames of {}x{} are too small for the encoder (at least 15x15)", config.width, config.height);
         let flat = channels * height * width;
-        let linear = (uniform(rng, &[flat, config.feature_size], flat, device), uniform(rng, &[config.feature_size], flat, device));
-        let norm = (
-            Tensor::ones([config.feature_size], (Kind::Float, device)).set_requires_grad(true),
-            Tensor::zeros([config.feature_size], (Kind::Float, device)).set_requires_grad(true),
-        );
-        ConvEncoder { convs, linear, norm, config: config.clone() }
+        let (linear, norm) = Self::head(rng, flat, config.feature_size, device);
+        ConvEncoder { trunk: Trunk::Convs(convs), linear, norm, config: config.clone() }
     }
 
     pub fn forward(&self, images: &Tensor) -> Tensor {
-        let mut h = images.to_kind(Kind::Float) / 255.0 - 0.5;
-        for (weight, bias, stride) in &self.convs {
-            h = h.conv2d(weight, Some(bias), [*stride, *stride], [0, 0], [1, 1], 1).relu();
-        }
-        let h = h.flatten(1, -1).matmul(&self.linear.0) + &self.linear.1;
+        let h = match &self.trunk {
+            Trunk::Convs(convs) => {
+                let mut h = images.to_kind(Kind::Float) / 255.0 - 0.5;
+                for (weight, bias, stride) in convs {
+                    h = h.conv2d(weight, Some(bias), [*stride, *stride], [0, 0], [1, 1], 1).relu();
+                }
+                h.flatten(1, -1)
+            }
+            // Frozen: no gradient reaches (or is kept for) the pretrained weights.
+            Trunk::Frozen(module) => tch::no_grad(|| module.forward_ts(&[images.to_kind(Kind::Float) / 255.0])).expect("the module ran on the probe at load"),
+        };
+        let h = h.matmul(&self.linear.0) + &self.linear.1;
         h.layer_norm([self.config.feature_size], Some(&self.norm.0), Some(&self.norm.1), 1e-5, false).tanh()
     }
 
     /// Parameters in a fixed order, named `prefix.conv{i}.{weight,bias}`, `prefix.linear.*`, `prefix.norm.*`.
+    /// The trained parameters (a frozen trunk has none).
     pub fn params(&self, prefix: &str) -> Vec<Param> {
         let mut out = Vec::new();
-        for (i, (weight, bias, _)) in self.convs.iter().enumerate() {
-            out.push(Param { name: format!("{prefix}.conv{i}.weight"), tensor: weight.shallow_clone() });
-            out.push(Param { name: format!("{prefix}.conv{i}.bias"), tensor: bias.shallow_clone() });
+        if let Trunk::Convs(convs) = &self.trunk {
+            for (i, (weight, bias, _)) in convs.iter().enumerate() {
+                out.push(Param { name: format!("{prefix}.conv{i}.weight"), tensor: weight.shallow_clone() });
+                out.push(Param { name: format!("{prefix}.conv{i}.bias"), tensor: bias.shallow_clone() });
+            }
         }
         out.push(Param { name: format!("{prefix}.linear.weight"), tensor: self.linear.0.shallow_clone() });
         out.push(Param { name: format!("{prefix}.linear.bias"), tensor: self.linear.1.shallow_clone() });
@@ -270,7 +325,7 @@ mod tests {
     use super::*;
 
     fn config(cameras: i64, side: i64) -> PixelConfig {
-        PixelConfig { cameras, height: side, width: side, feature_size: 8, shift_pad: 2, filters: 4 }
+        PixelConfig { cameras, height: side, width: side, feature_size: 8, shift_pad: 2, filters: 4, pretrained: None }
     }
 
     /// Every shifted image is its padded original cropped at one of the

@@ -128,7 +128,13 @@ pub struct Sac {
 }
 
 impl Sac {
+    /// A learner for `config`. Panics only when its pixel encoder is a
+    /// pretrained file that does not load; `try_new` says so as an error.
     pub fn new(config: SacConfig, device: Device) -> Sac {
+        Sac::try_new(config, device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn try_new(config: SacConfig, device: Device) -> Result<Sac, crate::pixels::EncoderError> {
         let mut rng = Rng::seed(config.seed);
         let (state, a) = (config.observation_size as i64, config.action_size as i64);
         // With pixels, actor and critic see the state followed by the encoder's features.
@@ -140,7 +146,7 @@ impl Sac {
         let critic = EnsembleMlp::new(&mut rng, config.critics, o + a, &config.hidden, 1, config.critic_layer_norm, device);
         let target = critic.detached_copy();
         // Drawn after the networks, so state-only learners are unchanged by pixel support.
-        let encoder = config.pixels.as_ref().map(|p| ConvEncoder::new(&mut rng, p, device));
+        let encoder = config.pixels.as_ref().map(|p| ConvEncoder::try_new(&mut rng, p, device)).transpose()?;
         let log_temperature = Tensor::from(config.initial_temperature.ln() as f32).to_device(device).set_requires_grad(true);
         let tensors = |params: Vec<Param>| params.into_iter().map(|p| p.tensor).collect::<Vec<_>>();
         let actor_opt = Adam::new(tensors(actor.trunk.params("actor")), config.actor_lr, config.max_grad_norm);
@@ -152,7 +158,7 @@ impl Sac {
         let critic_opt = Adam::new(critic_params, config.critic_lr, config.max_grad_norm);
         let temperature_opt = Adam::new(vec![log_temperature.shallow_clone()], config.temperature_lr, None);
         let target_params = tensors(target.params("target"));
-        Sac { config, device, actor, critic, target, encoder, target_params, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 }
+        Ok(Sac { config, device, actor, critic, target, encoder, target_params, log_temperature, actor_opt, critic_opt, temperature_opt, rng, updates: 0 })
     }
 
     fn noise(&self, rows: usize) -> Tensor {
@@ -340,7 +346,7 @@ mod tests {
     fn the_critic_trains_the_encoder_and_the_actor_does_not() {
         let learner = LearnerConfig { hidden: vec![16], batch_size: 8, ..LearnerConfig::default() };
         let mut config = SacConfig::from_learner(&learner, 2, 1, 1);
-        let pixels = PixelConfig { cameras: 2, height: 16, width: 16, feature_size: 4, shift_pad: 1, filters: 4 };
+        let pixels = PixelConfig { cameras: 2, height: 16, width: 16, feature_size: 4, shift_pad: 1, filters: 4, pretrained: None };
         config.pixels = Some(pixels.clone());
         let mut sac = Sac::new(config, Device::Cpu);
         let mut replay = PixelReplay::new(2, 1, &pixels, 64, Device::Cpu);

@@ -15,7 +15,7 @@ use tch::Device;
 const SIDE: i64 = 16;
 
 fn pixel_config() -> PixelConfig {
-    PixelConfig { cameras: 1, height: SIDE, width: SIDE, feature_size: 16, shift_pad: 1, filters: 8 }
+    PixelConfig { cameras: 1, height: SIDE, width: SIDE, feature_size: 16, shift_pad: 1, filters: 8, pretrained: None }
 }
 
 fn learner(seed: u64) -> Sac {
@@ -35,10 +35,11 @@ fn image(red: bool, rng: &mut Rng) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_bandit_whose_only_cue_is_the_image_is_learned_from_pixels() {
+/// Trains `sac` on the bandit (300 random steps, then 600 steps each with an
+/// update) and checks the deterministic action pushes the right way for
+/// fresh red and blue images.
+fn learns_the_bandit(mut sac: Sac) {
     tch::manual_seed(0);
-    let mut sac = learner(3);
     let mut replay = PixelReplay::new(1, 1, &pixel_config(), 5_000, Device::Cpu);
     let mut rng = Rng::seed(11);
     let step = |sac: &mut Sac, replay: &mut PixelReplay, rng: &mut Rng, explore: bool| {
@@ -69,6 +70,37 @@ fn a_bandit_whose_only_cue_is_the_image_is_learned_from_pixels() {
                 assert!(action < -0.5, "blue image: action {action}, should push left");
             }
         }
+    }
+}
+
+#[test]
+fn a_bandit_whose_only_cue_is_the_image_is_learned_from_pixels() {
+    learns_the_bandit(learner(3));
+}
+
+/// The same bandit on a frozen pretrained trunk (TorchScript exported here
+/// with the venv's torch): only the head trains; a file that does not load
+/// is refused naming it.
+#[test]
+fn a_frozen_pretrained_trunk_is_used_and_only_its_head_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trunk.pt");
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| std::path::PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let out = std::process::Command::new(python).arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_frozen_encoder.py")).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let learner_config = LearnerConfig { hidden: vec![32, 32], batch_size: 64, initial_temperature: 0.05, actor_lr: 1e-3, critic_lr: 1e-3, ..LearnerConfig::default() };
+    let mut config = SacConfig::from_learner(&learner_config, 1, 1, 3);
+    config.pixels = Some(PixelConfig { pretrained: Some(path.clone()), ..pixel_config() });
+    let sac = Sac::try_new(config.clone(), Device::Cpu).unwrap();
+    let head: Vec<String> = sac.encoder.as_ref().unwrap().params("encoder").into_iter().map(|p| p.name).collect();
+    assert_eq!(head, ["encoder.linear.weight", "encoder.linear.bias", "encoder.norm.gain", "encoder.norm.offset"], "only the head is trained");
+    learns_the_bandit(sac);
+
+    std::fs::write(dir.path().join("broken.pt"), b"not a module").unwrap();
+    config.pixels = Some(PixelConfig { pretrained: Some(dir.path().join("broken.pt")), ..pixel_config() });
+    match Sac::try_new(config, Device::Cpu) {
+        Err(e) => assert!(e.to_string().contains("broken.pt"), "{e}"),
+        Ok(_) => panic!("a file that is no TorchScript module must be refused"),
     }
 }
 
