@@ -31,19 +31,9 @@ pub struct JoyOperator {
     last_active: Option<Instant>,
     axes: Vec<f32>,
     buttons: Vec<i32>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    spinner: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for JoyOperator {
-    /// Stops and joins the ROS thread: a node still spinning while the
-    /// process exits corrupts the heap in rcl's teardown.
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(spinner) = self.spinner.take() {
-            let _ = spinner.join();
-        }
-    }
+    /// Spins the ROS node; stopped and joined on drop (a node still spinning
+    /// while the process exits corrupts the heap in rcl's teardown).
+    _spinner: robot_drivers::worker::Worker,
 }
 
 pub fn parse_command(text: &str) -> Option<OperatorCommand> {
@@ -66,12 +56,10 @@ impl JoyOperator {
         let joy = node.subscribe::<r2r::sensor_msgs::msg::Joy>(joy_topic, QosProfile::default())?;
         let commands = node.subscribe::<r2r::std_msgs::msg::String>("practice/command", QosProfile::default())?;
         let (tx, inbox) = crossbeam::channel::unbounded();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop_flag = stop.clone();
-        let spinner = std::thread::Builder::new().name("operator-ros".into()).spawn(move || {
+        let spinner = robot_drivers::worker::Worker::spawn("operator-ros", move |stop| {
             let mut joy = joy.fuse();
             let mut commands = commands.fuse();
-            while !stop_flag.load(std::sync::atomic::Ordering::Acquire) {
+            while !robot_drivers::worker::stopping(stop) {
                 node.spin_once(Duration::from_millis(5));
                 use futures::FutureExt;
                 while let Some(Some(msg)) = joy.next().now_or_never() {
@@ -87,7 +75,7 @@ impl JoyOperator {
             }
         })?;
         tracing::info!(joy_topic, command_topic = "practice/command", "operator listening");
-        Ok(JoyOperator { inbox, action_size, last_active: None, axes: Vec::new(), buttons: Vec::new(), stop, spinner: Some(spinner) })
+        Ok(JoyOperator { inbox, action_size, last_active: None, axes: Vec::new(), buttons: Vec::new(), _spinner: spinner })
     }
 }
 

@@ -8,12 +8,11 @@
 //! (publish it, score it). Software rendering (a few frames per second on
 //! a small VM) therefore never delays a control tick or a policy step.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
+use robot_drivers::worker::{stopping, Worker};
 use rrl_types::Timestamp;
 use sim_bridge::arm::PandaSim;
 use sim_bridge::camera::SimCamera;
@@ -43,19 +42,9 @@ pub struct SceneSnapshots {
     free: Arc<ArrayQueue<Vec<f64>>>,
     /// Set once by the camera thread when it stops on an error.
     failure: Arc<OnceLock<String>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for SceneSnapshots {
-    /// Joins the camera thread before its owner goes (publishing while the
-    /// process tears ROS down is not safe).
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    /// The camera thread; joined before its owner goes (publishing while
+    /// the process tears ROS down is not safe).
+    _worker: Worker,
 }
 
 impl SceneSnapshots {
@@ -67,9 +56,7 @@ impl SceneSnapshots {
         }
         let failure = Arc::new(OnceLock::new());
         let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new().name("sim-cameras".into()).spawn(move || {
+        let worker = Worker::spawn("sim-cameras", move |stop| {
             let mut run = || -> anyhow::Result<()> {
                 let mut scene = PandaSim::load()?;
                 let mut renderers = Vec::new();
@@ -77,7 +64,7 @@ impl SceneSnapshots {
                     renderers.push((SimCamera::new(&scene, &spec.model_camera, spec.width, spec.height)?, 1.0 / spec.fps, f64::NEG_INFINITY));
                 }
                 loop {
-                    if thread_stop.load(Ordering::Acquire) {
+                    if stopping(stop) {
                         return Ok(());
                     }
                     let Some((stamp, positions)) = thread_waiting.pop() else {
@@ -101,7 +88,7 @@ impl SceneSnapshots {
                 let _ = thread_failure.set(format!("{e:#}"));
             }
         })?;
-        Ok(SceneSnapshots { waiting, free, failure, stop, thread: Some(thread) })
+        Ok(SceneSnapshots { waiting, free, failure, _worker: worker })
     }
 
     /// Hands the scene's current pose to the camera thread (stepping thread side).

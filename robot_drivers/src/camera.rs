@@ -2,9 +2,7 @@
 //! frames brought to the policy's resolution and grabbed on their own
 //! thread so that only the newest frame is ever handed on.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
@@ -12,6 +10,8 @@ use opencv::core::{Mat, Size};
 use opencv::prelude::*;
 use opencv::{imgproc, videoio};
 use rrl_types::config::{CameraConfig, CameraSource};
+
+use crate::worker::{stopping, Worker};
 use rrl_types::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,8 +138,7 @@ impl NewestFrame {
 /// consumers see it as frames that stop getting newer.
 pub struct CameraGrabber {
     newest: NewestFrame,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl CameraGrabber {
@@ -149,17 +148,15 @@ impl CameraGrabber {
     pub fn start(config: &CameraConfig, mut on_frame: impl FnMut(&StampedFrame) -> Result<(), String> + Send + 'static) -> Result<CameraGrabber, CameraError> {
         let mut camera = OpenCvCamera::open(&config.name, &config.source, config.width, config.height)?;
         let newest = NewestFrame::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (thread_newest, thread_stop, config) = (newest.clone(), stop.clone(), config.clone());
+        let (thread_newest, config) = (newest.clone(), config.clone());
         let live = matches!(config.source, CameraSource::Device(_));
         let period = Duration::from_secs_f64(1.0 / config.fps.max(0.1));
-        let thread = std::thread::Builder::new()
-            .name(format!("camera-{}", config.name))
-            .spawn(move || {
+        let name = format!("camera-{}", config.name);
+        let worker = Worker::spawn(&name, move |stop| {
                 let mut bgr = Mat::default();
                 let mut sequence = 0u64;
                 let mut next_due = Instant::now();
-                while !thread_stop.load(Ordering::Relaxed) {
+                while !stopping(stop) {
                     if !live {
                         // Files would be read as fast as the disk allows: pace them.
                         if let Some(wait) = next_due.checked_duration_since(Instant::now()) {
@@ -203,21 +200,12 @@ impl CameraGrabber {
                 }
             })
             .map_err(|e| CameraError::Open { camera: "grabber thread".into(), source_desc: e.to_string() })?;
-        Ok(CameraGrabber { newest, stop, thread: Some(thread) })
+        Ok(CameraGrabber { newest, _worker: worker })
     }
 
     /// Where the newest frame is found.
     pub fn newest(&self) -> &NewestFrame {
         &self.newest
-    }
-}
-
-impl Drop for CameraGrabber {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -251,6 +239,7 @@ pub fn opencv_version() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
     use opencv::core::{Scalar, CV_8UC3};
 
     /// Writes an MJPG video whose frames have known colours, reads it back

@@ -11,9 +11,7 @@
 //! a zero twist when odometry is older than `state_timeout_ms`, and never
 //! sends more than `max_linear_mps` / `max_angular_rps`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
@@ -22,6 +20,7 @@ use rrl_types::config::CarConfig;
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
 
 use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
+use crate::worker::{stopping, Worker};
 
 /// The car's joint names, in order.
 pub const CAR_JOINTS: [&str; 2] = ["linear_x", "angular_z"];
@@ -55,8 +54,7 @@ pub struct TopicCar {
     outgoing: Arc<ArrayQueue<(f64, f64)>>,
     pose: Option<CarPose>,
     imu: Option<ImuSample>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Option<Worker>,
 }
 
 impl TopicCar {
@@ -71,8 +69,7 @@ impl TopicCar {
             outgoing: Arc::new(ArrayQueue::new(1)),
             pose: None,
             imu: None,
-            stop: Arc::new(AtomicBool::new(false)),
-            thread: None,
+            worker: None,
         }
     }
 
@@ -94,10 +91,10 @@ impl TopicCar {
             None => None,
         };
         let twist = node.create_publisher::<r2r::geometry_msgs::msg::Twist>(&self.config.cmd_vel_topic, r2r::QosProfile::default()).map_err(|e| self.device(e))?;
-        let (newest_pose, newest_imu, outgoing, stop) = (self.newest_pose.clone(), self.newest_imu.clone(), self.outgoing.clone(), self.stop.clone());
-        self.thread = Some(std::thread::spawn(move || {
+        let (newest_pose, newest_imu, outgoing) = (self.newest_pose.clone(), self.newest_imu.clone(), self.outgoing.clone());
+        let worker = Worker::spawn("car", move |stop| {
             let mut previous: Option<CarPose> = None;
-            while !stop.load(Ordering::Relaxed) {
+            while !stopping(stop) {
                 node.spin_once(Duration::from_millis(1));
                 while let Some(Some(msg)) = odometry.next().now_or_never() {
                     let pose = pose_of(&msg, previous.as_ref());
@@ -118,7 +115,9 @@ impl TopicCar {
             }
             // Leave the car stopped when the driver goes.
             let _ = twist.publish(&r2r::geometry_msgs::msg::Twist::default());
-        }));
+        })
+        .map_err(|e| self.device(e))?;
+        self.worker = Some(worker);
         Ok(())
     }
 }
@@ -159,7 +158,7 @@ impl HardwareInterface for TopicCar {
         self.lifecycle
     }
     fn configure(&mut self) -> Result<(), HardwareError> {
-        if self.lifecycle == Lifecycle::Unconfigured && self.thread.is_none() {
+        if self.lifecycle == Lifecycle::Unconfigured && self.worker.is_none() {
             self.start_node()?;
         }
         transition(&self.config.odom_topic, &mut self.lifecycle, "configure")
@@ -222,14 +221,5 @@ impl HardwareInterface for TopicCar {
         };
         let _ = self.outgoing.force_push(twist);
         Ok(())
-    }
-}
-
-impl Drop for TopicCar {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -4,9 +4,6 @@
 //! frame as a `sensor_msgs/Image`, lives here too so that both ends agree
 //! on the encoding.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -16,6 +13,7 @@ use opencv::prelude::*;
 use rrl_types::Timestamp;
 
 use crate::camera::{CameraError, NewestFrame, StampedFrame};
+use crate::worker::{stopping, Worker};
 
 pub fn ros_time(t: Timestamp) -> r2r::builtin_interfaces::msg::Time {
     r2r::builtin_interfaces::msg::Time { sec: (t.0 / 1_000_000_000) as i32, nanosec: (t.0 % 1_000_000_000) as u32 }
@@ -81,8 +79,7 @@ fn resized(rgb: Vec<u8>, from: (u32, u32), to: (u32, u32)) -> Result<Vec<u8>, op
 /// switching encoding should not stop the robot.
 pub struct ImageTopicCamera {
     newest: NewestFrame,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl ImageTopicCamera {
@@ -92,13 +89,10 @@ impl ImageTopicCamera {
         let mut node = r2r::Node::create(ctx, &format!("camera_{name}"), namespace).map_err(ros)?;
         let mut images = node.subscribe::<r2r::sensor_msgs::msg::Image>(topic, r2r::QosProfile::sensor_data()).map_err(ros)?;
         let newest = NewestFrame::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (thread_newest, thread_stop, camera, topic) = (newest.clone(), stop.clone(), name.to_string(), topic.to_string());
-        let thread = std::thread::Builder::new()
-            .name(format!("image-topic-{name}"))
-            .spawn(move || {
+        let (thread_newest, camera, topic) = (newest.clone(), name.to_string(), topic.to_string());
+        let worker = Worker::spawn(&format!("image-topic-{name}"), move |stop| {
                 let (mut sequence, mut unreadable) = (0u64, 0u64);
-                while !thread_stop.load(Ordering::Relaxed) {
+                while !stopping(stop) {
                     node.spin_once(Duration::from_millis(5));
                     while let Some(Some(msg)) = images.next().now_or_never() {
                         let Some((stamp, rgb)) = rgb_of_image(&msg) else {
@@ -122,20 +116,11 @@ impl ImageTopicCamera {
                 }
             })
             .map_err(|e| CameraError::Open { camera: name.to_string(), source_desc: e.to_string() })?;
-        Ok(ImageTopicCamera { newest, stop, thread: Some(thread) })
+        Ok(ImageTopicCamera { newest, _worker: worker })
     }
 
     pub fn newest(&self) -> &NewestFrame {
         &self.newest
-    }
-}
-
-impl Drop for ImageTopicCamera {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

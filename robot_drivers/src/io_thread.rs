@@ -8,9 +8,8 @@
 //! read or write on the I/O thread reaches the control loop as the error
 //! of its next `read`, and the robot is in the error state until recovered.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
@@ -18,6 +17,7 @@ use crossbeam::queue::ArrayQueue;
 use rrl_types::{Clock, CommandMode, JointCommand, JointState, JointVec, SystemClock, Timestamp};
 
 use crate::hardware::{check_write, HardwareError, HardwareInterface, Lifecycle};
+use crate::worker::{stopping, Worker};
 
 #[derive(Debug, Clone, Copy)]
 enum LifecycleOp {
@@ -56,8 +56,7 @@ pub struct IoThread {
     requests: Sender<LifecycleOp>,
     replies: Receiver<Result<(), HardwareError>>,
     last_state: JointState,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl IoThread {
@@ -71,15 +70,12 @@ impl IoThread {
         let failures = Arc::new(ArrayQueue::new(1));
         let (requests, inbox) = crossbeam::channel::unbounded::<LifecycleOp>();
         let (answer, replies) = crossbeam::channel::unbounded();
-        let stop = Arc::new(AtomicBool::new(false));
         let period = Duration::from_secs_f64(1.0 / rate_hz.max(1.0));
-        let (t_lifecycle, t_state, t_outgoing, t_failures, t_stop) = (lifecycle.clone(), newest_state.clone(), outgoing.clone(), failures.clone(), stop.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("io-{name}"))
-            .spawn(move || {
+        let (t_lifecycle, t_state, t_outgoing, t_failures) = (lifecycle.clone(), newest_state.clone(), outgoing.clone(), failures.clone());
+        let worker = Worker::spawn(&format!("io-{name}"), move |stop| {
                 let mut state = JointState::default();
                 let mut next = Instant::now();
-                while !t_stop.load(Ordering::Acquire) {
+                while !stopping(stop) {
                     while let Ok(op) = inbox.try_recv() {
                         let result = match op {
                             LifecycleOp::Configure => hardware.configure(),
@@ -117,7 +113,7 @@ impl IoThread {
                 }
             })
             .expect("spawn the robot's I/O thread");
-        IoThread { name, joints, native_mode, lifecycle, newest_state, outgoing, failures, requests, replies, last_state: JointState::default(), stop, thread: Some(thread) }
+        IoThread { name, joints, native_mode, lifecycle, newest_state, outgoing, failures, requests, replies, last_state: JointState::default(), _worker: worker }
     }
 
     fn lifecycle_op(&mut self, op: LifecycleOp) -> Result<(), HardwareError> {
@@ -184,14 +180,5 @@ impl HardwareInterface for IoThread {
     }
     fn native_mode(&self) -> CommandMode {
         self.native_mode
-    }
-}
-
-impl Drop for IoThread {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

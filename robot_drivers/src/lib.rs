@@ -20,6 +20,7 @@ pub mod pty;
 pub mod serial;
 pub mod servo_arm;
 pub mod topic_arm;
+pub mod worker;
 
 pub use control::{CommandSlot, ControlLoop, VerdictCounts};
 pub use hardware::{HardwareError, HardwareInterface, Lifecycle, MockHardware};

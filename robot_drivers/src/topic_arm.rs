@@ -6,9 +6,7 @@
 //! newest state in and the newest command out, so a silent robot shows up as
 //! a stale state in the gate rather than a blocked loop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
@@ -17,6 +15,7 @@ use rrl_types::config::{ArmCommandTopic, TopicArmConfig};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
 
 use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
+use crate::worker::{stopping, Worker};
 
 pub struct TopicArm {
     config: TopicArmConfig,
@@ -25,8 +24,7 @@ pub struct TopicArm {
     newest_state: Arc<ArrayQueue<JointState>>,
     outgoing: Arc<ArrayQueue<JointCommand>>,
     last_state: Option<JointState>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Option<Worker>,
 }
 
 impl TopicArm {
@@ -38,8 +36,7 @@ impl TopicArm {
             newest_state: Arc::new(ArrayQueue::new(1)),
             outgoing: Arc::new(ArrayQueue::new(1)),
             last_state: None,
-            stop: Arc::new(AtomicBool::new(false)),
-            thread: None,
+            worker: None,
         }
     }
 
@@ -65,9 +62,9 @@ impl TopicArm {
             }
         };
         let names = self.config.joint_names.clone();
-        let (newest, outgoing, stop) = (self.newest_state.clone(), self.outgoing.clone(), self.stop.clone());
-        self.thread = Some(std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+        let (newest, outgoing) = (self.newest_state.clone(), self.outgoing.clone());
+        let worker = Worker::spawn("topic-arm", move |stop| {
+            while !stopping(stop) {
                 node.spin_once(Duration::from_millis(1));
                 while let Some(Some(msg)) = states.next().now_or_never() {
                     if let Some(state) = reorder(&names, &msg) {
@@ -89,7 +86,9 @@ impl TopicArm {
                     };
                 }
             }
-        }));
+        })
+        .map_err(|e| self.device(e))?;
+        self.worker = Some(worker);
         Ok(())
     }
 }
@@ -124,7 +123,7 @@ impl HardwareInterface for TopicArm {
         self.lifecycle
     }
     fn configure(&mut self) -> Result<(), HardwareError> {
-        if self.lifecycle == Lifecycle::Unconfigured && self.thread.is_none() {
+        if self.lifecycle == Lifecycle::Unconfigured && self.worker.is_none() {
             self.start_node()?;
         }
         transition(&self.config.state_topic, &mut self.lifecycle, "configure")
@@ -168,14 +167,5 @@ impl HardwareInterface for TopicArm {
         check_write(self, command, supported)?;
         let _ = self.outgoing.force_push(*command);
         Ok(())
-    }
-}
-
-impl Drop for TopicArm {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
