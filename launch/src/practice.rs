@@ -513,14 +513,10 @@ pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
 
 /// `rrl bc eval`: the BC policy's success rate and returns, recorded.
 pub fn bc_eval(args: BcArgs) -> anyhow::Result<serde_json::Value> {
-    use policies::residual::BasePolicy;
     let launch = LaunchFile::load(&args.config)?;
     let (mut env, variant) = panda_task(&launch, &args.config)?;
     let path = args.run_dir.join("bc.safetensors");
-    let mut policy = policies::residual::BcPolicy::load(&path, &BC_HIDDEN)?;
-    if (policy.observation_size(), policy.action_size()) != (env.observation_size(), env.action_size()) {
-        bail!("{}: a policy for {}/{} observation/action values; the task has {}/{}", path.display(), policy.observation_size(), policy.action_size(), env.observation_size(), env.action_size());
-    }
+    let mut policy = load_base(&path, env.observation_size(), env.action_size(), 1)?;
     let out = args.run_dir.join("bc_eval");
     let action_size = env.action_size();
     let mut failure = None;

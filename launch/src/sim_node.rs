@@ -21,14 +21,29 @@ use robot_drivers::io_thread::IoThread;
 use robot_drivers::servo_arm::ServoArm;
 use robot_drivers::topic_arm::TopicArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
-use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimTask};
-use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock, Timestamp};
+use rrl_types::config::{CameraConfig, CameraSource, LaunchFile, RobotConfig, SimTask};
+use rrl_types::{Clock, JointCommand, JointVec, SystemClock, Timestamp};
 use safety::{Gate, GateConfig, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::camera::SimCamera;
 
 use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
 
+
+/// Parameter changes from outside: (name, new value).
+pub(crate) type ParameterEvents = std::pin::Pin<Box<dyn futures::Stream<Item = (String, r2r::ParameterValue)>>>;
+
+/// Declares `parameters` on `node` and starts its parameter services on a
+/// local executor, which the node's loop runs after each `spin_once`.
+pub(crate) fn parameter_service(node: &mut r2r::Node, parameters: &[(&str, r2r::ParameterValue)]) -> anyhow::Result<(futures::executor::LocalPool, ParameterEvents)> {
+    for (name, value) in parameters {
+        node.params.lock().expect("parameters").insert((*name).into(), r2r::Parameter::new(value.clone()));
+    }
+    let (service, events) = node.make_parameter_handler()?;
+    let services = futures::executor::LocalPool::new();
+    futures::task::LocalSpawnExt::spawn_local(&services.spawner(), service)?;
+    Ok((services, Box::pin(events)))
+}
 
 /// How often a node whose robot fell off the wire tries to reconnect.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
@@ -100,7 +115,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
             snapshots.failure().map_or(Ok(()), Err)
         }))
     };
-    run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, CommandMode::Position, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
+    run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
 }
 
 /// `rrl driver`: a real robot of a launch file (serial-servo arm,
@@ -118,7 +133,31 @@ pub fn run_driver(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serd
             _ => cameras.push(camera.clone()),
         }
     }
-    let publish_cameras = move |node: &mut r2r::Node| -> anyhow::Result<Vec<CameraGrabber>> {
+    match &launch.robot {
+        RobotConfig::SerialArm(serial) => {
+            // The bus's blocking I/O runs on its own thread; the control loop only swaps state and command.
+            let arm = IoThread::spawn(ServoArm::new(serial.clone()), launch.robot.control_rate_hz());
+            drive(&launch, config, "servo_arm", arm, &format!("the arm on {}", serial.port), duration_s, cameras)
+        }
+        RobotConfig::TopicArm(topics) => drive(&launch, config, "topic_arm", TopicArm::new(topics.clone(), &launch.namespace), "the arm's topics", duration_s, cameras),
+        RobotConfig::Car(car) => drive(&launch, config, "car", TopicCar::new(car.clone(), &launch.namespace), "the car's topics", duration_s, cameras),
+        RobotConfig::Sim(_) => bail!("{}: this launch file's robot is simulated; run it with `rrl sim`", config.display()),
+    }
+}
+
+/// A real robot as a node: connected, activated, then ticked on the wall
+/// clock with its OpenCV cameras publishing.
+fn drive<H: HardwareInterface>(launch: &LaunchFile, config: &Path, node_name: &str, mut hardware: H, what: &str, duration_s: Option<f64>, cameras: Vec<CameraConfig>) -> anyhow::Result<serde_json::Value> {
+    hardware.configure().with_context(|| format!("connecting to {what}"))?;
+    hardware.activate()?;
+    run_node(launch, config, node_name, hardware, launch.robot.control_rate_hz(), duration_s, |_| SystemClock.now(), |_| {}, false, publish_cameras(cameras))
+}
+
+/// Starts the node's OpenCV cameras, each publishing `<camera>/image_raw`,
+/// and turns a camera that stopped on an error into the node's error (a
+/// lock-free check each tick).
+fn publish_cameras<H>(cameras: Vec<CameraConfig>) -> impl FnOnce(&mut r2r::Node) -> anyhow::Result<PerTick<H>> {
+    move |node| {
         let mut grabbers = Vec::new();
         for camera in cameras {
             let publisher = node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{}/image_raw", camera.name), QosProfile::sensor_data())?;
@@ -127,41 +166,6 @@ pub fn run_driver(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serd
             tracing::info!(camera = %camera.name, source = ?camera.source, "camera publishing");
             grabbers.push(grabber);
         }
-        Ok(grabbers)
-    };
-    let rate = launch.robot.control_rate_hz();
-    match &launch.robot {
-        RobotConfig::SerialArm(serial) => {
-            // The bus's blocking I/O runs on its own thread; the control loop only swaps state and command.
-            let mut arm = IoThread::spawn(ServoArm::new(serial.clone()), rate);
-            arm.configure().with_context(|| format!("connecting to the arm on {}", serial.port))?;
-            arm.activate()?;
-            run_node(&launch, config, "servo_arm", arm, rate, CommandMode::Position, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))
-        }
-        RobotConfig::TopicArm(topics) => {
-            let mut arm = TopicArm::new(topics.clone(), &launch.namespace);
-            arm.configure()?;
-            arm.activate()?;
-            let mode = arm.native_mode();
-            run_node(&launch, config, "topic_arm", arm, rate, mode, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))
-        }
-        RobotConfig::Car(car_config) => {
-            let mut car = TopicCar::new(car_config.clone(), &launch.namespace);
-            car.configure()?;
-            car.activate()?;
-            run_node(&launch, config, "car", car, rate, CommandMode::Velocity, duration_s, |_| SystemClock.now(), |_| {}, false, camera_failures(publish_cameras))
-        }
-        RobotConfig::Sim(_) => bail!("{}: this launch file's robot is simulated; run it with `rrl sim`", config.display()),
-    }
-}
-
-/// Starts the cameras with the node and turns a camera that stopped on an
-/// error into the node's error (a lock-free check each tick).
-fn camera_failures<H>(
-    start: impl FnOnce(&mut r2r::Node) -> anyhow::Result<Vec<CameraGrabber>>,
-) -> impl FnOnce(&mut r2r::Node) -> anyhow::Result<PerTick<H>> {
-    move |node| {
-        let grabbers = start(node)?;
         Ok(Box::new(move |_: &mut H| match grabbers.iter().find_map(|g| g.newest().failure()) {
             Some(why) => Err(anyhow::anyhow!("{why}")),
             None => Ok(()),
@@ -176,7 +180,6 @@ fn run_node<H: HardwareInterface>(
     node_name: &str,
     hardware: H,
     rate_hz: f64,
-    command_mode: CommandMode,
     duration_s: Option<f64>,
     clock_of: impl Fn(&H) -> Timestamp,
     mut after_tick: impl FnMut(&mut H),
@@ -184,6 +187,8 @@ fn run_node<H: HardwareInterface>(
     setup_extra: impl FnOnce(&mut r2r::Node) -> anyhow::Result<PerTick<H>>,
 ) -> anyhow::Result<serde_json::Value> {
     let joint_names = hardware.joint_names().to_vec();
+    // Commands arrive in the robot's own mode (positions for arms, velocities for cars).
+    let command_mode = hardware.native_mode();
     let gate = gate_for(launch, config, &joint_names, rate_hz)?;
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(hardware, gate, slot.clone());
@@ -203,13 +208,7 @@ fn run_node<H: HardwareInterface>(
         ("control_rate_hz", r2r::ParameterValue::Double(rate_hz)),
         ("command_mode", r2r::ParameterValue::String(format!("{command_mode:?}"))),
     ];
-    for (name, value) in &described {
-        node.params.lock().expect("parameters").insert((*name).into(), r2r::Parameter::new(value.clone()));
-    }
-    let (parameter_service, parameter_events) = node.make_parameter_handler()?;
-    let mut parameter_events = Box::pin(parameter_events);
-    let mut services = futures::executor::LocalPool::new();
-    futures::task::LocalSpawnExt::spawn_local(&services.spawner(), parameter_service)?;
+    let (mut services, mut parameter_events) = parameter_service(&mut node, &described)?;
     tracing::info!(node = node_name, namespace = %launch.namespace, rate_hz, "robot node up");
 
     let period = 1.0 / rate_hz;

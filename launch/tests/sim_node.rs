@@ -33,20 +33,28 @@ fn an_rclpy_node_drives_the_simulated_panda_through_the_gate() {
     assert!(report.contains("\"ok\": true"), "{report}");
 }
 
+/// The example SO-101 launch file (`<dir>/so101.ron`) pointed at an
+/// emulated six-servo Feetech chain on a pseudo-terminal, its cameras
+/// replaying an image sequence (there is no camera device here).
+fn emulated_so101() -> (robot_drivers::pty::PtyPair, robot_drivers::feetech::emulator::FeetechEmulator, tempfile::TempDir) {
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
+    let pattern = common::write_colour_sequence(dir.path());
+    let sequence = format!("ImageSequence(\"{pattern}\")");
+    let launch = example.replace("/dev/ttyACM0", pair.a()).replace("Device(0)", &sequence).replace("Device(2)", &sequence);
+    std::fs::write(dir.path().join("so101.ron"), launch).unwrap();
+    (pair, servos, dir)
+}
+
 /// `rrl driver` on an SO-101 class arm: the Feetech device emulator is the
 /// far end of a pseudo-terminal, and an rclpy node drives the arm over ROS 2.
 #[test]
 fn an_rclpy_node_drives_an_emulated_so101_through_rrl_driver() {
     let domain = 20 + (std::process::id() + 40) % 80;
-    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
-    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (_pair, _servos, dir) = emulated_so101();
     let config = dir.path().join("so101.ron");
-    let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
-    // The arm's cameras replay an image sequence: there is no camera device here.
-    let pattern = common::write_colour_sequence(dir.path());
-    let launch = example.replace("/dev/ttyACM0", pair.a()).replace("Device(0)", &format!("ImageSequence(\"{pattern}\")")).replace("Device(2)", &format!("ImageSequence(\"{pattern}\")"));
-    std::fs::write(&config, launch).unwrap();
     let mut driver = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["driver", "--config", config.to_str().unwrap(), "--duration-s", "25"])
         .env("ROS_DOMAIN_ID", domain.to_string())
@@ -75,14 +83,8 @@ fn an_rclpy_node_drives_an_emulated_so101_through_rrl_driver() {
 /// reconnects when it answers again.
 #[test]
 fn rrl_driver_survives_an_unplugged_arm_and_reconnects() {
-    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
-    let servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (_pair, servos, dir) = emulated_so101();
     let config = dir.path().join("so101.ron");
-    let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
-    let pattern = common::write_colour_sequence(dir.path());
-    let launch = example.replace("/dev/ttyACM0", pair.a()).replace("Device(0)", &format!("ImageSequence(\"{pattern}\")")).replace("Device(2)", &format!("ImageSequence(\"{pattern}\")"));
-    std::fs::write(&config, launch).unwrap();
     let driver = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["driver", "--config", config.to_str().unwrap(), "--duration-s", "9"])
         .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 47) % 80).to_string())

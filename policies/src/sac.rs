@@ -176,8 +176,18 @@ impl Sac {
     /// An action in [-1, 1]^A for one observation: sampled for exploration,
     /// or the mean for evaluation.
     pub fn act(&mut self, observation: &[f64], deterministic: bool) -> Vec<f64> {
-        let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
-        let obs = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]).to_device(self.device);
+        let obs = self.row(observation);
+        self.act_on(&obs, deterministic)
+    }
+
+    /// One observation as a [1, n] row on the learner's device.
+    fn row(&self, values: &[f64]) -> Tensor {
+        let values: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+        Tensor::from_slice(&values).reshape([1, values.len() as i64]).to_device(self.device)
+    }
+
+    /// The actor's action for one row of its input.
+    fn act_on(&mut self, obs: &Tensor, deterministic: bool) -> Vec<f64> {
         let noise = if deterministic {
             None
         } else {
@@ -185,8 +195,8 @@ impl Sac {
             Some(self.noise(1))
         };
         let action = tch::no_grad(|| match &noise {
-            None => self.actor.mean_action(&obs),
-            Some(noise) => self.actor.sample(&obs, noise).0,
+            None => self.actor.mean_action(obs),
+            Some(noise) => self.actor.sample(obs, noise).0,
         });
         let values: Vec<f32> = Vec::try_from(&action.reshape([-1]).to_device(Device::Cpu)).expect("f32 action");
         values.into_iter().map(f64::from).collect()
@@ -196,21 +206,9 @@ impl Sac {
     /// `PixelReplay::add_frame` takes them).
     pub fn act_pixels(&mut self, state: &[f64], frames: &[u8], deterministic: bool) -> Vec<f64> {
         let encoder = self.encoder.as_ref().expect("act_pixels needs a learner configured with pixels");
-        let state: Vec<f32> = state.iter().map(|&x| x as f32).collect();
-        let state = Tensor::from_slice(&state).reshape([1, state.len() as i64]).to_device(self.device);
+        let state = self.row(state);
         let input = tch::no_grad(|| Tensor::cat(&[state, encoder.forward(&frames_tensor(frames, &encoder.config, self.device))], -1));
-        let noise = if deterministic {
-            None
-        } else {
-            self.reseed_device_generator();
-            Some(self.noise(1))
-        };
-        let action = tch::no_grad(|| match &noise {
-            None => self.actor.mean_action(&input),
-            Some(noise) => self.actor.sample(&input, noise).0,
-        });
-        let values: Vec<f32> = Vec::try_from(&action.reshape([-1]).to_device(Device::Cpu)).expect("f32 action");
-        values.into_iter().map(f64::from).collect()
+        self.act_on(&input, deterministic)
     }
 
     /// The actor's and critic's inputs of a batch: the observation, or the

@@ -20,6 +20,7 @@ use rrl_types::config::CarConfig;
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
 
 use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
+use crate::image_topic::received_stamp;
 use crate::worker::{stopping, Worker};
 
 /// The car's joint names, in order.
@@ -103,7 +104,7 @@ impl TopicCar {
                 }
                 if let Some(imu) = imu.as_mut() {
                     while let Some(Some(msg)) = imu.next().now_or_never() {
-                        let _ = newest_imu.force_push(ImuSample { stamp: stamp_of(&msg.header.stamp), yaw_rate: msg.angular_velocity.z });
+                        let _ = newest_imu.force_push(ImuSample { stamp: received_stamp(&msg.header.stamp), yaw_rate: msg.angular_velocity.z });
                     }
                 }
                 if let Some((linear, angular)) = outgoing.pop() {
@@ -122,15 +123,6 @@ impl TopicCar {
     }
 }
 
-/// A header stamp as a timestamp (now when the publisher left it empty).
-fn stamp_of(stamp: &r2r::builtin_interfaces::msg::Time) -> Timestamp {
-    if stamp.sec == 0 && stamp.nanosec == 0 {
-        rrl_types::Clock::now(&rrl_types::SystemClock)
-    } else {
-        Timestamp(stamp.sec as u64 * 1_000_000_000 + u64::from(stamp.nanosec))
-    }
-}
-
 /// Yaw of a unit quaternion (rotation about z, as a planar car has).
 fn yaw_of(q: &r2r::geometry_msgs::msg::Quaternion) -> f64 {
     (2.0 * (q.w * q.z + q.x * q.y)).atan2(1.0 - 2.0 * (q.y * q.y + q.z * q.z))
@@ -144,7 +136,7 @@ fn pose_of(msg: &r2r::nav_msgs::msg::Odometry, previous: Option<&CarPose>) -> Ca
         Some(prev) => prev.distance + ((p.x - prev.x).hypot(p.y - prev.y)).copysign(if speed < 0.0 { -1.0 } else { 1.0 }),
         None => 0.0,
     };
-    CarPose { stamp: stamp_of(&msg.header.stamp), x: p.x, y: p.y, yaw: yaw_of(&msg.pose.pose.orientation), distance, speed, yaw_rate: msg.twist.twist.angular.z }
+    CarPose { stamp: received_stamp(&msg.header.stamp), x: p.x, y: p.y, yaw: yaw_of(&msg.pose.pose.orientation), distance, speed, yaw_rate: msg.twist.twist.angular.z }
 }
 
 impl HardwareInterface for TopicCar {

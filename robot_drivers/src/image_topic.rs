@@ -19,6 +19,16 @@ pub fn ros_time(t: Timestamp) -> r2r::builtin_interfaces::msg::Time {
     r2r::builtin_interfaces::msg::Time { sec: (t.0 / 1_000_000_000) as i32, nanosec: (t.0 % 1_000_000_000) as u32 }
 }
 
+/// When a received message was stamped: its header time, or now when the
+/// publisher left the stamp empty.
+pub fn received_stamp(stamp: &r2r::builtin_interfaces::msg::Time) -> Timestamp {
+    if stamp.sec == 0 && stamp.nanosec == 0 {
+        rrl_types::Clock::now(&rrl_types::SystemClock)
+    } else {
+        Timestamp(stamp.sec as u64 * 1_000_000_000 + u64::from(stamp.nanosec))
+    }
+}
+
 /// A frame as an rgb8 `sensor_msgs/Image` stamped with its capture time.
 pub fn image_message(frame: &StampedFrame, frame_id: &str) -> r2r::sensor_msgs::msg::Image {
     r2r::sensor_msgs::msg::Image {

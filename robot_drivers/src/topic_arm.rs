@@ -103,12 +103,7 @@ fn reorder(names: &[String], msg: &r2r::sensor_msgs::msg::JointState) -> Option<
         state.velocity[j] = msg.velocity.get(i).copied().unwrap_or(0.0);
         state.effort[j] = msg.effort.get(i).copied().unwrap_or(0.0);
     }
-    let stamp = &msg.header.stamp;
-    state.stamp = if stamp.sec == 0 && stamp.nanosec == 0 {
-        rrl_types::Clock::now(&rrl_types::SystemClock)
-    } else {
-        Timestamp(stamp.sec as u64 * 1_000_000_000 + u64::from(stamp.nanosec))
-    };
+    state.stamp = crate::image_topic::received_stamp(&msg.header.stamp);
     Some(state)
 }
 

@@ -271,8 +271,9 @@ impl Gate {
         }
         let mut flags = ClipFlags::default();
         let mut values = JointVec::zeros(n);
-        // Where the joints were before this tick (a copy on the stack), for a retreat.
-        let before = *motion;
+        // Where the joints were before this tick (a copy on the stack), kept
+        // only when the Recover reflex may need to retreat from there.
+        let before = (self.risk.reflex == Reflex::Recover).then_some(*motion);
         for j in 0..n {
             let limit = &limits[j];
             let (next, f, value) = match mode {
@@ -307,12 +308,12 @@ impl Gate {
                     input[2 * n + j] = commands[j] as f32;
                 }
             };
-            if let (true, Some(comfortable)) = (self.risk.recovering, self.risk.comfortable) {
+            if let (true, Some(comfortable), Some(before)) = (self.risk.recovering, self.risk.comfortable, &before) {
                 // Latched: judge what the source asks for, not the limiter's next step toward it.
                 fill(input, command.values.as_slice());
                 let risk = critic.risk(input);
                 if risk > self.risk.threshold {
-                    retreat(&before, &comfortable, n, dt, limits, margin, motion, &mut values);
+                    retreat(before, &comfortable, n, dt, limits, margin, motion, &mut values);
                     *out = JointCommand { stamp: now, mode, values };
                     return Verdict::Reflex { risk, reflex: Reflex::Recover };
                 }
@@ -327,14 +328,14 @@ impl Gate {
             }
             if risk > self.risk.threshold {
                 let reflex = self.risk.reflex;
-                match (reflex, self.risk.comfortable) {
-                    (Reflex::Recover, Some(comfortable)) if mode == CommandMode::Position => {
+                match (reflex, self.risk.comfortable, &before) {
+                    (Reflex::Recover, Some(comfortable), Some(before)) if mode == CommandMode::Position => {
                         // Back toward the last comfortably safe command, within the joint limits, and stay until the source asks for something safe.
-                        retreat(&before, &comfortable, n, dt, limits, margin, motion, &mut values);
+                        retreat(before, &comfortable, n, dt, limits, margin, motion, &mut values);
                         self.risk.recovering = true;
                         *out = JointCommand { stamp: now, mode, values };
                     }
-                    (Reflex::Decelerate, _) if mode == CommandMode::Position => {
+                    (Reflex::Decelerate, ..) if mode == CommandMode::Position => {
                         // Undo this tick's step and coast at half the previous speed.
                         for j in 0..n {
                             let previous = motion[j].position - motion[j].velocity * dt;
