@@ -113,6 +113,7 @@ pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(
         other => bail!("{}: practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`", config.display()),
     };
     let mut task = PandaTask::new(variant, RewardKind::Dense)?;
+    task.set_controller(sim.controller);
     let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
     let gate = Gate::new(GateConfig::from_launch(&launch.safety, &names, task.control_rate_hz()).with_context(|| format!("{}: safety section", config.display()))?);
     task.set_gate(gate);
@@ -301,6 +302,10 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "safety_events": status.safety_events,
         "stopped_by_operator": report.stopped_by_operator,
         "device": format!("{device:?}"),
+        "controller": match &launch.robot {
+            RobotConfig::Sim(sim) => serde_json::json!(format!("{:?}", sim.controller)),
+            _ => serde_json::Value::Null,
+        },
         "learned_rewards": {
             "joined": report.episodes.iter().map(|e| e.learned_rewards.0).sum::<u64>(),
             "missing": report.episodes.iter().map(|e| e.learned_rewards.1).sum::<u64>(),

@@ -109,6 +109,24 @@ pub struct SimRobotConfig {
     /// Run faster than real time when nothing waits on the wall clock. Default: true.
     #[serde(default = "default_true")]
     pub faster_than_real_time: bool,
+    /// How the Panda tasks turn end-effector actions into joint work.
+    /// Default: InverseKinematics.
+    #[serde(default)]
+    pub controller: PandaController,
+}
+
+/// The Cartesian controller of the simulated Panda.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PandaController {
+    /// Damped least-squares inverse kinematics streaming joint position
+    /// targets (gated in position mode at 100 Hz) to a joint impedance
+    /// controller: how a position-controlled arm is driven.
+    #[default]
+    InverseKinematics,
+    /// Operational-space control: joint torques from the task-space
+    /// inertia every physics step (gated in effort mode at that rate), as
+    /// gym-hil drives its Panda.
+    OperationalSpace,
 }
 
 fn default_true() -> bool {

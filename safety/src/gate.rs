@@ -8,7 +8,7 @@ use rrl_types::config::{Reflex, SafetyConfig};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp, MAX_JOINTS};
 
 use crate::critic::{critic_channel, CriticLoader, CriticSlot, RiskCritic};
-use crate::limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
+use crate::limits::{enforce_effort, enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
 
 /// Why a tick held the robot instead of forwarding the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,10 +286,8 @@ impl Gate {
                     (next, f, next.velocity)
                 }
                 CommandMode::Effort => {
-                    let e = command.values[j];
-                    let clipped = limit.effort.map_or(e, |m| e.clamp(-m, m));
-                    let f = if clipped != e { ClipFlags::EFFORT } else { ClipFlags::default() };
-                    (JointMotion { position: state.position[j], velocity: 0.0, acceleration: 0.0 }, f, clipped)
+                    let (value, f) = enforce_effort(command.values[j], state.position[j], state.velocity[j], limit, margin);
+                    (JointMotion { position: state.position[j], velocity: 0.0, acceleration: 0.0 }, f, value)
                 }
             };
             flags |= f;

@@ -13,4 +13,4 @@ pub mod limits;
 
 pub use critic::{critic_channel, CriticError, CriticLoader, RiskCritic};
 pub use gate::{EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
-pub use limits::{enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
+pub use limits::{enforce_effort, enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};

@@ -180,6 +180,36 @@ pub fn enforce_position(previous: &JointMotion, desired: f64, dt: f64, limit: &J
     (JointMotion { position, velocity, acceleration }, flags)
 }
 
+/// A torque command for a joint at `position` moving at `velocity`: clamped
+/// to the effort limit, and with no torque that drives the joint further
+/// past its soft position limit (the range less `margin`) or faster beyond
+/// its velocity limit. A torque-controlled arm has no position command to
+/// clip, so this is where its position and velocity limits act; the robot's
+/// own gravity compensation and joint friction hold it there.
+pub fn enforce_effort(desired: f64, position: f64, velocity: f64, limit: &JointLimit, margin: f64) -> (f64, ClipFlags) {
+    let mut flags = ClipFlags::default();
+    let mut effort = desired;
+    if let Some(max) = limit.effort {
+        if effort.abs() > max {
+            effort = effort.clamp(-max, max);
+            flags |= ClipFlags::EFFORT;
+        }
+    }
+    if let Some((lo, hi)) = limit.position {
+        if (position > hi - margin && effort > 0.0) || (position < lo + margin && effort < 0.0) {
+            effort = 0.0;
+            flags |= ClipFlags::POSITION;
+        }
+    }
+    if let Some(max) = limit.velocity {
+        if velocity.abs() > max && effort * velocity > 0.0 {
+            effort = 0.0;
+            flags |= ClipFlags::VELOCITY;
+        }
+    }
+    (effort, flags)
+}
+
 /// The same for a velocity command (cars, velocity-controlled joints).
 pub fn enforce_velocity(previous: &JointMotion, desired: f64, dt: f64, limit: &JointLimit) -> (JointMotion, ClipFlags) {
     let mut flags = ClipFlags::default();
@@ -256,6 +286,22 @@ mod tests {
         }
         assert!(max_pos <= 2.8973 - 0.05 + 1e-12, "passed the soft limit: {max_pos}");
         assert!(max_pos > 2.8973 - 0.06, "should get close to the soft limit, reached {max_pos}");
+    }
+
+    #[test]
+    fn torques_never_drive_a_joint_past_its_soft_limit_or_beyond_its_speed() {
+        let limit = JointLimit { effort: Some(87.0), ..PANDA_J1 };
+        let hi = 2.8973 - 0.05;
+        // Inside the range and slow: passes, clamped only to the effort limit.
+        assert_eq!(enforce_effort(10.0, 0.0, 0.1, &limit, 0.05), (10.0, ClipFlags::default()));
+        assert_eq!(enforce_effort(-120.0, 0.0, 0.1, &limit, 0.05), (-87.0, ClipFlags::EFFORT));
+        // Past the soft limit: pushing further out is cut, pulling back passes.
+        let (e, f) = enforce_effort(5.0, hi + 0.01, 0.0, &limit, 0.05);
+        assert_eq!((e, f), (0.0, ClipFlags::POSITION));
+        assert_eq!(enforce_effort(-5.0, hi + 0.01, 0.0, &limit, 0.05), (-5.0, ClipFlags::default()));
+        // Too fast: accelerating further is cut, braking passes.
+        assert_eq!(enforce_effort(3.0, 0.0, 2.5, &limit, 0.05), (0.0, ClipFlags::VELOCITY));
+        assert_eq!(enforce_effort(-3.0, 0.0, 2.5, &limit, 0.05), (-3.0, ClipFlags::default()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use mujoco_rs::prelude::{MjData, MjModel, MjtObjBase};
+use nalgebra::SMatrix;
 use robot_drivers::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
 
@@ -38,6 +39,8 @@ pub struct PandaSim {
     pinch_site: usize,
     block_qpos: usize,
     gripper_actuator: usize,
+    /// Scratch space for the whole scene's mass matrix (nv x nv).
+    mass_scratch: Vec<f64>,
 }
 
 impl PandaSim {
@@ -66,7 +69,8 @@ impl PandaSim {
         let gripper_actuator = model.name_to_id(MjtObjBase::mjOBJ_ACTUATOR, "fingers_actuator").ok_or_else(|| missing("actuator `fingers_actuator`"))?;
         let torque_limit = std::array::from_fn(|i| model.actuator_ctrlrange()[i][1]);
         let timestep = model.ffi().opt.timestep;
-        let mut sim = PandaSim { data: MjData::new(model), qpos_index, dof_index, torque_limit, timestep, pinch_site, block_qpos, gripper_actuator };
+        let nv = model.ffi().nv as usize;
+        let mut sim = PandaSim { data: MjData::new(model), qpos_index, dof_index, torque_limit, timestep, pinch_site, block_qpos, gripper_actuator, mass_scratch: vec![0.0; nv * nv] };
         sim.reset_to(&PANDA_HOME);
         Ok(sim)
     }
@@ -76,6 +80,12 @@ impl PandaSim {
     pub fn copy_positions(&self, out: &mut Vec<f64>) {
         out.clear();
         out.extend_from_slice(self.data.qpos());
+    }
+
+    /// Generalised velocities of the whole scene, into `out`.
+    pub fn copy_velocities(&self, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend_from_slice(self.data.qvel());
     }
 
     /// Puts the scene in the pose `positions` (from `copy_positions`) without
@@ -156,6 +166,43 @@ impl PandaSim {
 
     pub fn gripper(&self) -> f64 {
         self.data.ctrl()[self.gripper_actuator] / 255.0
+    }
+
+    /// The arm's joint-space mass matrix (the 7x7 block of the scene's).
+    pub fn arm_mass_matrix(&mut self) -> SMatrix<f64, 7, 7> {
+        self.data.full_m(&mut self.mass_scratch).expect("scratch sized nv x nv at load");
+        let nv = self.data.qvel().len();
+        SMatrix::from_fn(|r, c| self.mass_scratch[self.dof_index[r] * nv + self.dof_index[c]])
+    }
+
+    /// Gravity, Coriolis and centrifugal forces on the arm joints.
+    pub fn arm_bias_forces(&self) -> [f64; 7] {
+        std::array::from_fn(|i| self.data.qfrc_bias()[self.dof_index[i]])
+    }
+
+    /// Sets the whole scene's generalised positions and velocities (as
+    /// `copy_positions` orders them) and recomputes the derived quantities.
+    pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<(), SimError> {
+        for (field, values, target) in [("qpos", qpos, self.data.qpos().len()), ("qvel", qvel, self.data.qvel().len())] {
+            if values.len() != target {
+                return Err(SimError::StateSize { field, expected: target, got: values.len() });
+            }
+        }
+        self.data.qpos_mut().copy_from_slice(qpos);
+        self.data.qvel_mut().copy_from_slice(qvel);
+        self.data.forward();
+        Ok(())
+    }
+
+    /// One physics step with `torques` commanded on the arm joints on top
+    /// of the robot's own gravity and Coriolis compensation (as a Franka in
+    /// torque mode adds it), clamped to the actuators' range.
+    pub fn step_with_torques(&mut self, torques: &[f64; 7]) {
+        for i in 0..7 {
+            let bias = self.data.qfrc_bias()[self.dof_index[i]];
+            self.data.ctrl_mut()[i] = (torques[i] + bias).clamp(-self.torque_limit[i], self.torque_limit[i]);
+        }
+        self.data.step();
     }
 
     /// One physics step with the impedance controller pulling toward `target`.

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod camera;
 pub mod env;
 pub mod gym;
+pub mod osc;
 pub mod panda;
 
 pub use assets::{load_model, AssetPackage, SimError};

@@ -9,12 +9,14 @@
 //! when the cube is 10 cm up and within 5 cm of the fingertips.
 
 use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
+use rrl_types::config::PandaController;
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step};
 use safety::{ClipFlags, Gate, Verdict};
 
 use crate::arm::{PandaSim, PANDA_HOME};
 use crate::assets::SimError;
+use crate::osc::{osc_torques, OscGains, OscTarget};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PandaVariant {
@@ -67,6 +69,8 @@ pub struct PandaTask {
     /// Uniform noise on the home pose at reset, rad.
     home_noise_rad: f64,
     max_episode_steps: u32,
+    controller: PandaController,
+    osc_gains: OscGains,
 }
 
 const ACTION_LOW: [f64; 4] = [-1.0; 4];
@@ -94,15 +98,27 @@ impl PandaTask {
             safety_events: 0,
             home_noise_rad: 0.0,
             max_episode_steps: MAX_EPISODE_STEPS,
+            controller: PandaController::InverseKinematics,
+            osc_gains: OscGains::default(),
         };
         task.write_observation();
         Ok(task)
     }
 
-    /// Puts `gate` between the Cartesian controller and the joint
-    /// impedance controller: every joint target is checked, and clipped or
-    /// held targets count as safety events. The gate's control period must
-    /// be the controller's (`IK_EVERY` physics steps, 100 Hz).
+    /// Chooses the Cartesian controller (inverse kinematics by default).
+    /// Choose before `set_gate`: the gate runs at the controller's rate.
+    pub fn set_controller(&mut self, controller: PandaController) {
+        self.controller = controller;
+    }
+
+    pub fn controller(&self) -> PandaController {
+        self.controller
+    }
+
+    /// Puts `gate` between the Cartesian controller and the joints: every
+    /// joint target (inverse kinematics) or joint torque (operational
+    /// space) is checked, and clipped or held ones count as safety events.
+    /// The gate's control period must be `1 / control_rate_hz()`.
     pub fn set_gate(&mut self, gate: Gate) {
         self.gate = Some(gate);
     }
@@ -118,14 +134,19 @@ impl PandaTask {
         self.max_episode_steps = steps.max(1);
     }
 
-    /// The controller rate the gate runs at.
+    /// The controller rate the gate runs at: 100 Hz for inverse kinematics,
+    /// the physics rate (500 Hz) for operational-space torques.
     pub fn control_rate_hz(&self) -> f64 {
-        1.0 / (self.sim.timestep() * IK_EVERY as f64)
+        match self.controller {
+            PandaController::InverseKinematics => 1.0 / (self.sim.timestep() * IK_EVERY as f64),
+            PandaController::OperationalSpace => 1.0 / self.sim.timestep(),
+        }
     }
 
-    /// Runs the joint targets through the gate, if there is one.
-    fn gate_joint_target(&mut self) {
-        let Some(gate) = self.gate.as_mut() else { return };
+    /// Runs `values` (joint targets or torques) through the gate, if there
+    /// is one, and counts protective interventions; returns what may be sent.
+    fn gate_command(&mut self, mode: CommandMode, values: [f64; 7]) -> [f64; 7] {
+        let Some(gate) = self.gate.as_mut() else { return values };
         let now = self.sim.now();
         let state = JointState {
             stamp: now,
@@ -133,7 +154,7 @@ impl PandaTask {
             velocity: JointVec::from_slice(&self.sim.joint_velocities()).expect("7 joints"),
             effort: JointVec::from_slice(&self.sim.joint_torques()).expect("7 joints"),
         };
-        let command = JointCommand { stamp: now, mode: CommandMode::Position, values: JointVec::from_slice(&self.joint_target).expect("7 joints") };
+        let command = JointCommand { stamp: now, mode, values: JointVec::from_slice(&values).expect("7 joints") };
         let mut out = command;
         let verdict = gate.check(now, &state, &command, &mut out);
         // Velocity, acceleration and jerk shaping is the limiter's normal work
@@ -147,7 +168,25 @@ impl PandaTask {
         } {
             self.safety_events += 1;
         }
-        self.joint_target.copy_from_slice(out.values.as_slice());
+        let mut sent = [0.0; 7];
+        if out.values.len() == 7 {
+            sent.copy_from_slice(out.values.as_slice());
+        } else if mode == CommandMode::Position {
+            // Nothing may be sent yet: the arm keeps its current target.
+            sent = values;
+        }
+        sent
+    }
+
+    /// One operational-space physics step toward the end-effector target,
+    /// the gripper pointing down and the arm pulled toward home.
+    fn step_operational_space(&mut self) {
+        let target = OscTarget { position: self.ee_target, orientation: self.down, rest: PANDA_HOME };
+        // A singular mass matrix cannot come from a physical model; should
+        // it ever, no torque is the safe answer.
+        let torques = osc_torques(&mut self.sim, &target, &self.osc_gains).unwrap_or([0.0; 7]);
+        let torques = self.gate_command(CommandMode::Effort, torques);
+        self.sim.step_with_torques(&torques);
     }
 
     pub fn variant(&self) -> PandaVariant {
@@ -326,12 +365,17 @@ impl Environment for PandaTask {
         }
         let substeps = (CONTROL_DT / self.sim.timestep()).round() as usize;
         for i in 0..substeps {
-            if i % IK_EVERY == 0 {
-                self.solve_ik();
-                self.gate_joint_target();
+            match self.controller {
+                PandaController::InverseKinematics => {
+                    if i % IK_EVERY == 0 {
+                        self.solve_ik();
+                        self.joint_target = self.gate_command(CommandMode::Position, self.joint_target);
+                    }
+                    let target = self.joint_target;
+                    self.sim.step_toward(&target);
+                }
+                PandaController::OperationalSpace => self.step_operational_space(),
             }
-            let target = self.joint_target;
-            self.sim.step_toward(&target);
         }
         self.steps += 1;
         self.write_observation();
@@ -456,6 +500,39 @@ mod tests {
         task.set_gate(panda_gate(&task));
         let (successes, returns) = run_expert_with(task, 6);
         assert!(successes >= 5, "expert through the gate succeeded {successes} of 6, returns {returns:?}");
+    }
+
+    #[test]
+    fn under_operational_space_control_through_the_gate_the_expert_picks_up_the_cube() {
+        let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense).unwrap();
+        task.set_controller(PandaController::OperationalSpace);
+        assert_eq!(task.control_rate_hz(), 500.0);
+        task.set_gate(panda_gate(&task));
+        let (successes, returns) = run_expert_with(task, 6);
+        assert!(successes >= 5, "expert under OSC succeeded {successes} of 6, returns {returns:?}");
+    }
+
+    #[test]
+    fn operational_space_control_reaches_goals_with_the_gripper_held_down() {
+        let mut task = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+        task.set_controller(PandaController::OperationalSpace);
+        let down = task.down;
+        let mut expert = ScriptedExpert::default();
+        let mut worst_tilt: f64 = 0.0;
+        for e in 0..5 {
+            let mut obs = task.reset(200 + e).to_vec();
+            loop {
+                let step = task.step(&expert.act(PandaVariant::Reach, &obs)).unwrap();
+                obs = task.observation().to_vec();
+                let current = Matrix3::from_row_slice(&task.sim().pinch_orientation());
+                worst_tilt = worst_tilt.max(nalgebra::Rotation3::from_matrix_unchecked(current * down.transpose()).angle());
+                if step.done() {
+                    assert!(task.is_success(), "episode {e}: goal {:?} not reached, fingertips at {:?}", task.goal(), task.sim().pinch_position());
+                    break;
+                }
+            }
+        }
+        assert!(worst_tilt < 0.1, "the gripper tilted {worst_tilt} rad away from pointing down");
     }
 
     #[test]
