@@ -276,7 +276,13 @@ fn print_report(report: &serde_json::Value, compact: bool) -> ExitCode {
 fn check_config(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in files {
-        match rrl_types::config::LaunchFile::load(file) {
+        // The gate is built too: it reads the files the safety section names (a URDF).
+        let checked = rrl_types::config::LaunchFile::load(file).map_err(anyhow::Error::from).and_then(|launch| {
+            safety::GateConfig::from_launch(&launch.safety, &launch.robot.joint_names(), launch.robot.control_rate_hz())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            Ok(launch)
+        });
+        match checked {
             Ok(launch) => println!("{}: ok ({} robot `{}`)", file.display(), launch.robot.kind_name(), launch.name),
             Err(err) => {
                 failed += 1;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crossbeam::queue::ArrayQueue;
 use futures::{FutureExt, StreamExt};
 use rrl_types::config::CarConfig;
-use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
+use rrl_types::{CommandMode, JointCommand, JointState, Timestamp};
 
 use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
 use crate::image_topic::received_stamp;
@@ -177,7 +177,7 @@ impl HardwareInterface for TopicCar {
             self.imu = Some(imu);
         }
         let Some(pose) = self.pose else {
-            *state = JointState { stamp: Timestamp::ZERO, position: JointVec::zeros(0), velocity: JointVec::zeros(0), effort: JointVec::zeros(0) };
+            *state = JointState::zeros(0);
             return Ok(());
         };
         let mut measured = JointState::zeros(2);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 use crossbeam::queue::ArrayQueue;
-use rrl_types::{Clock, CommandMode, JointCommand, JointState, JointVec, SystemClock, Timestamp};
+use rrl_types::{Clock, CommandMode, JointCommand, JointState, SystemClock, Timestamp};
 
 use crate::hardware::{check_write, HardwareError, HardwareInterface, Lifecycle};
 use crate::worker::{stopping, Worker};
@@ -162,7 +162,7 @@ impl HardwareInterface for IoThread {
         }
         if self.last_state.position.is_empty() {
             // Nothing read yet: an empty state, which the gate holds on.
-            *state = JointState { stamp: Timestamp::ZERO, position: JointVec::zeros(0), velocity: JointVec::zeros(0), effort: JointVec::zeros(0) };
+            *state = JointState::zeros(0);
         } else {
             *state = self.last_state;
         }

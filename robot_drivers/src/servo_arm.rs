@@ -207,7 +207,7 @@ impl HardwareInterface for ServoArm {
             velocity[j] = calibration.sign * if feetech { speed * TAU / calibration.ticks_per_revolution } else { speed };
             effort[j] = calibration.sign * load;
         }
-        *state = JointState { stamp: now, position, velocity, effort };
+        *state = JointState { stamp: now, position, velocity, effort, wrench: None };
         Ok(())
     }
 

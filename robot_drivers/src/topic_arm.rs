@@ -4,7 +4,9 @@
 //! or `trajectory_msgs/JointTrajectory` (one point a little ahead). A
 //! background thread spins the ROS node; the control loop only swaps the
 //! newest state in and the newest command out, so a silent robot shows up as
-//! a stale state in the gate rather than a blocked loop.
+//! a stale state in the gate rather than a blocked loop. An optional
+//! `geometry_msgs/WrenchStamped` topic reports the external force for the
+//! gate's force threshold.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use crossbeam::queue::ArrayQueue;
 use futures::{FutureExt, StreamExt};
 use rrl_types::config::{ArmCommandTopic, TopicArmConfig};
-use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
+use rrl_types::{CommandMode, JointCommand, JointState, Timestamp};
 
 use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
 use crate::worker::{stopping, Worker};
@@ -22,8 +24,10 @@ pub struct TopicArm {
     namespace: String,
     lifecycle: Lifecycle,
     newest_state: Arc<ArrayQueue<JointState>>,
+    newest_wrench: Arc<ArrayQueue<(Timestamp, [f64; 6])>>,
     outgoing: Arc<ArrayQueue<JointCommand>>,
     last_state: Option<JointState>,
+    last_wrench: Option<(Timestamp, [f64; 6])>,
     worker: Option<Worker>,
 }
 
@@ -34,8 +38,10 @@ impl TopicArm {
             namespace: namespace.to_string(),
             lifecycle: Lifecycle::Unconfigured,
             newest_state: Arc::new(ArrayQueue::new(1)),
+            newest_wrench: Arc::new(ArrayQueue::new(1)),
             outgoing: Arc::new(ArrayQueue::new(1)),
             last_state: None,
+            last_wrench: None,
             worker: None,
         }
     }
@@ -48,6 +54,10 @@ impl TopicArm {
         let ctx = r2r::Context::create().map_err(|e| self.device(e))?;
         let mut node = r2r::Node::create(ctx, "topic_arm", &self.namespace).map_err(|e| self.device(e))?;
         let mut states = node.subscribe::<r2r::sensor_msgs::msg::JointState>(&self.config.state_topic, r2r::QosProfile::sensor_data()).map_err(|e| self.device(e))?;
+        let mut wrenches = match &self.config.wrench_topic {
+            Some(topic) => Some(node.subscribe::<r2r::geometry_msgs::msg::WrenchStamped>(topic, r2r::QosProfile::sensor_data()).map_err(|e| self.device(e))?),
+            None => None,
+        };
         let topic = self.config.command.topic().to_string();
         enum Out {
             Array(r2r::Publisher<r2r::std_msgs::msg::Float64MultiArray>),
@@ -62,13 +72,19 @@ impl TopicArm {
             }
         };
         let names = self.config.joint_names.clone();
-        let (newest, outgoing) = (self.newest_state.clone(), self.outgoing.clone());
+        let (newest, newest_wrench, outgoing) = (self.newest_state.clone(), self.newest_wrench.clone(), self.outgoing.clone());
         let worker = Worker::spawn("topic-arm", move |stop| {
             while !stopping(stop) {
                 node.spin_once(Duration::from_millis(1));
                 while let Some(Some(msg)) = states.next().now_or_never() {
                     if let Some(state) = reorder(&names, &msg) {
                         let _ = newest.force_push(state);
+                    }
+                }
+                if let Some(wrenches) = wrenches.as_mut() {
+                    while let Some(Some(msg)) = wrenches.next().now_or_never() {
+                        let (f, t) = (&msg.wrench.force, &msg.wrench.torque);
+                        let _ = newest_wrench.force_push((crate::image_topic::received_stamp(&msg.header.stamp), [f.x, f.y, f.z, t.x, t.y, t.z]));
                     }
                 }
                 if let Some(command) = outgoing.pop() {
@@ -138,14 +154,25 @@ impl HardwareInterface for TopicArm {
         if let Some(newest) = self.newest_state.pop() {
             self.last_state = Some(newest);
         }
+        if let Some(wrench) = self.newest_wrench.pop() {
+            self.last_wrench = Some(wrench);
+        }
         match self.last_state {
-            Some(s) => {
+            Some(mut s) => {
+                if self.config.wrench_topic.is_some() {
+                    // An old or missing reading says nothing about the force now.
+                    let timeout = self.config.state_timeout_ms * 1_000_000;
+                    s.wrench = Some(match self.last_wrench {
+                        Some((stamp, wrench)) if s.stamp.nanos_since(stamp) <= timeout && stamp.nanos_since(s.stamp) <= timeout => wrench,
+                        _ => [f64::NAN; 6],
+                    });
+                }
                 *state = s;
                 Ok(())
             }
             None => {
                 // Nothing heard yet: an empty state, which the gate holds on.
-                *state = JointState { stamp: Timestamp::ZERO, position: JointVec::zeros(0), velocity: JointVec::zeros(0), effort: JointVec::zeros(0) };
+                *state = JointState::zeros(0);
                 Ok(())
             }
         }

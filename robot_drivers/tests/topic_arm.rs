@@ -50,3 +50,4 @@ fn a_topic_arm_follows_gated_commands_and_holds_when_silent() {
     let (_, last_verdict, _) = verdicts.last().unwrap();
     assert_eq!(*last_verdict, Verdict::Held(HoldReason::StaleState), "the silent arm must be held");
 }
+

@@ -260,6 +260,13 @@ pub struct TopicArmConfig {
     /// A state older than this holds the arm. Default: 100 ms.
     #[serde(default = "default_state_timeout_ms")]
     pub state_timeout_ms: u64,
+    /// Where the arm publishes its external wrench at the end effector
+    /// (`geometry_msgs/WrenchStamped`, e.g. a force-torque sensor or the
+    /// robot's own estimate), checked against `safety.max_force_n`. A
+    /// wrench older than `state_timeout_ms` reads as unknown (NaN), which
+    /// the gate holds on. Default: none.
+    #[serde(default)]
+    pub wrench_topic: Option<String>,
 }
 
 fn default_joint_states_topic() -> String {
@@ -372,6 +379,11 @@ pub struct SafetyConfig {
     /// Per-joint limits; override the preset's for the joints named.
     #[serde(default)]
     pub joints: Vec<JointLimitsConfig>,
+    /// The robot's URDF: joint limits default to its `<limit>` tags (after
+    /// the preset's, before `joints`), and the workspace box follows its
+    /// kinematic chain. Default: none.
+    #[serde(default)]
+    pub urdf: Option<UrdfConfig>,
     /// Cartesian box for the end effector. Default: none.
     #[serde(default)]
     pub workspace: Option<WorkspaceConfig>,
@@ -396,14 +408,23 @@ fn default_soft_margin() -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RobotPreset {
     FrankaPanda,
+    /// Franka Research 3 (the Panda's kinematics, its own joint names
+    /// `fr3_joint1..7` and limits).
+    FrankaResearch3,
     So101,
     Koch,
 }
 
 impl RobotPreset {
+    /// Whether the gate knows this robot's kinematic chain without a URDF.
+    pub fn has_kinematics(self) -> bool {
+        matches!(self, RobotPreset::FrankaPanda | RobotPreset::FrankaResearch3)
+    }
+
     pub fn joint_names(self) -> &'static [&'static str] {
         match self {
             RobotPreset::FrankaPanda => &["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7"],
+            RobotPreset::FrankaResearch3 => &["fr3_joint1", "fr3_joint2", "fr3_joint3", "fr3_joint4", "fr3_joint5", "fr3_joint6", "fr3_joint7"],
             RobotPreset::So101 | RobotPreset::Koch => {
                 &["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
             }
@@ -451,6 +472,21 @@ pub struct WorkspaceConfig {
     /// Largest end-effector speed, m/s. Default: 0.5.
     #[serde(default = "default_max_speed")]
     pub max_speed_mps: f64,
+    /// The checked point, offset from the chain's tip in the tip's frame,
+    /// m (e.g. from a Panda's flange to its fingertips). Default: (0, 0, 0).
+    #[serde(default)]
+    pub tool_offset_m: (f64, f64, f64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrdfConfig {
+    /// Path to the URDF; relative paths are relative to the launch file.
+    pub file: String,
+    /// The link the workspace box is expressed in.
+    pub base_link: String,
+    /// The link whose origin (plus `workspace.tool_offset_m`) is checked.
+    pub tip_link: String,
 }
 
 fn default_max_step_m() -> f64 {
@@ -708,10 +744,16 @@ impl LaunchFile {
 
     /// Parses and validates `text`; `file` is only used in messages.
     pub fn parse(text: &str, file: &Path) -> Result<LaunchFile, ConfigError> {
-        let launch = parse_located(text, file)?;
+        let mut launch = parse_located(text, file)?;
         let mut checker = Checker::default();
         launch.check(&mut checker);
         if checker.problems.is_empty() {
+            // Files the launch file names are found next to it.
+            if let Some(urdf) = &mut launch.safety.urdf {
+                if Path::new(&urdf.file).is_relative() {
+                    urdf.file = file.parent().unwrap_or(Path::new("")).join(&urdf.file).to_string_lossy().into_owned();
+                }
+            }
             return Ok(launch);
         }
         let located = locate_values(text);
@@ -1021,6 +1063,16 @@ impl SafetyConfig {
             }
             c.positive("safety.workspace.max_step_m", ws.max_step_m, "metres");
             c.positive("safety.workspace.max_speed_mps", ws.max_speed_mps, "m/s");
+            if self.urdf.is_none() && !self.preset.is_some_and(RobotPreset::has_kinematics) {
+                c.fail("safety.workspace", "the box needs the robot's kinematics", Some("name its URDF in safety.urdf (the FrankaPanda and FrankaResearch3 presets have them built in)"));
+            }
+        }
+        if let Some(urdf) = &self.urdf {
+            for (field, value) in [("file", &urdf.file), ("base_link", &urdf.base_link), ("tip_link", &urdf.tip_link)] {
+                if value.trim().is_empty() {
+                    c.fail(format!("safety.urdf.{field}"), "must not be empty", None);
+                }
+            }
         }
         if let Some(f) = self.max_force_n {
             c.positive("safety.max_force_n", f, "newtons");

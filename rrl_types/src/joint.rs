@@ -80,6 +80,9 @@ pub struct JointState {
     pub position: JointVec,
     pub velocity: JointVec,
     pub effort: JointVec,
+    /// External wrench on the end effector (force x, y, z in N, then torque
+    /// in Nm), when the robot measures or estimates one.
+    pub wrench: Option<[f64; 6]>,
 }
 
 impl JointState {
@@ -89,6 +92,7 @@ impl JointState {
             position: JointVec::zeros(joints),
             velocity: JointVec::zeros(joints),
             effort: JointVec::zeros(joints),
+            wrench: None,
         }
     }
 }

@@ -4,10 +4,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rrl_types::config::{Reflex, SafetyConfig};
+use std::path::Path;
+
+use rrl_types::config::{Reflex, RobotPreset, SafetyConfig};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp, MAX_JOINTS};
 
 use crate::critic::{critic_channel, CriticLoader, CriticSlot, RiskCritic};
+use crate::kinematics::{KinematicChain, KinematicsError};
 use crate::limits::{enforce_effort, enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
 
 /// Why a tick held the robot instead of forwarding the command.
@@ -24,6 +27,8 @@ pub enum HoldReason {
     StateSize,
     WrongCommandMode,
     TorqueExceeded,
+    /// The robot reports an external force above `max_force_n`.
+    ForceExceeded,
 }
 
 /// What the gate did with one tick's command.
@@ -57,6 +62,8 @@ pub enum SafetyError {
     TooManyJoints(usize),
     #[error("safety.{field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("safety.urdf: {0}")]
+    Kinematics(#[from] KinematicsError),
 }
 
 /// A handle that trips the e-stop from any thread (a button, a watchdog).
@@ -83,8 +90,35 @@ pub struct GateConfig {
     pub command_timeout_ns: u64,
     pub state_timeout_ns: u64,
     pub max_torque: Option<f64>,
+    /// Largest external force the robot may report, N.
+    pub max_force: Option<f64>,
+    /// The Cartesian box and step limit on the tool point.
+    pub workspace: Option<CartesianLimits>,
     /// Control period.
     pub dt: f64,
+}
+
+/// Where the tool point may go, and how far per tick.
+#[derive(Debug, Clone)]
+pub struct CartesianLimits {
+    pub chain: KinematicChain,
+    pub min: [f64; 3],
+    pub max: [f64; 3],
+    /// Largest tool displacement per tick: the smaller of the step limit
+    /// and the speed limit times the control period, m.
+    pub max_step: f64,
+}
+
+impl CartesianLimits {
+    /// How far `point` lies outside the box (0 inside).
+    pub fn outside(&self, point: &[f64; 3]) -> f64 {
+        let mut squared = 0.0;
+        for k in 0..3 {
+            let beyond = (self.min[k] - point[k]).max(point[k] - self.max[k]).max(0.0);
+            squared += beyond * beyond;
+        }
+        squared.sqrt()
+    }
 }
 
 impl GateConfig {
@@ -102,15 +136,52 @@ impl GateConfig {
                 limits[index_of(name)?] = limit;
             }
         }
-        for joint in &safety.joints {
-            limits[index_of(&joint.name)?].apply(joint);
-        }
         if safety.command_timeout_ms == 0 || safety.state_timeout_ms == 0 {
             return Err(SafetyError::Invalid { field: "command_timeout_ms/state_timeout_ms".into(), message: "timeouts must be positive".into() });
         }
         if !(control_rate_hz.is_finite() && control_rate_hz > 0.0) {
             return Err(SafetyError::Invalid { field: "control_rate_hz".into(), message: format!("must be positive, got {control_rate_hz}") });
         }
+        let urdf_chain = match &safety.urdf {
+            Some(urdf) => {
+                let (chain, urdf_limits) = KinematicChain::load_urdf(Path::new(&urdf.file), &urdf.base_link, &urdf.tip_link, joint_names)?;
+                for (name, limit) in urdf_limits {
+                    let slot = &mut limits[index_of(&name)?];
+                    // The preset's tables stay; the URDF fills what they leave open.
+                    slot.position = slot.position.or(limit.position);
+                    slot.velocity = slot.velocity.or(limit.velocity);
+                    slot.effort = slot.effort.or(limit.effort);
+                }
+                Some(chain)
+            }
+            None => None,
+        };
+        for joint in &safety.joints {
+            limits[index_of(&joint.name)?].apply(joint);
+        }
+        let workspace = match &safety.workspace {
+            None => None,
+            Some(ws) => {
+                let chain = match (urdf_chain, safety.preset) {
+                    (Some(chain), _) => chain,
+                    (None, Some(preset @ (RobotPreset::FrankaPanda | RobotPreset::FrankaResearch3))) => {
+                        let mut indices = [0; 7];
+                        for (k, name) in preset.joint_names().iter().enumerate() {
+                            indices[k] = index_of(name)?;
+                        }
+                        KinematicChain::panda().with_joint_indices(&indices)
+                    }
+                    _ => return Err(SafetyError::Invalid { field: "workspace".into(), message: "the box needs the robot's kinematics: name its URDF in safety.urdf".into() }),
+                };
+                let offset = [ws.tool_offset_m.0, ws.tool_offset_m.1, ws.tool_offset_m.2];
+                Some(CartesianLimits {
+                    chain: chain.with_tool_offset(offset),
+                    min: [ws.min.0, ws.min.1, ws.min.2],
+                    max: [ws.max.0, ws.max.1, ws.max.2],
+                    max_step: ws.max_step_m.min(ws.max_speed_mps / control_rate_hz),
+                })
+            }
+        };
         for (i, limit) in limits.iter().take(joint_names.len()).enumerate() {
             if let Some((lo, hi)) = limit.position {
                 if !(lo + safety.soft_margin_rad < hi - safety.soft_margin_rad) {
@@ -128,6 +199,8 @@ impl GateConfig {
             command_timeout_ns: safety.command_timeout_ms * 1_000_000,
             state_timeout_ns: safety.state_timeout_ms * 1_000_000,
             max_torque: safety.max_torque_nm,
+            max_force: safety.max_force_n,
+            workspace,
             dt: 1.0 / control_rate_hz,
         })
     }
@@ -260,6 +333,15 @@ impl Gate {
                 return hold(motion, out, mode, HoldReason::TorqueExceeded);
             }
         }
+        if let (Some(max_force), Some(wrench)) = (self.config.max_force, state.wrench) {
+            // An unknown (non-finite) force is no evidence of safety either.
+            if !wrench[..3].iter().all(|f| f.is_finite()) {
+                return hold(motion, out, mode, HoldReason::NonFiniteState);
+            }
+            if (wrench[0] * wrench[0] + wrench[1] * wrench[1] + wrench[2] * wrench[2]).sqrt() > max_force {
+                return hold(motion, out, mode, HoldReason::ForceExceeded);
+            }
+        }
         if command.values.len() != n {
             return hold(motion, out, mode, HoldReason::CommandSize);
         }
@@ -274,6 +356,8 @@ impl Gate {
         // Where the joints were before this tick (a copy on the stack), kept
         // only when the Recover reflex may need to retreat from there.
         let before = (self.risk.reflex == Reflex::Recover).then_some(*motion);
+        // Where the tool starts this tick, when a Cartesian box is checked.
+        let cartesian_start = self.config.workspace.as_ref().map(|_| *motion);
         for j in 0..n {
             let limit = &limits[j];
             let (next, f, value) = match mode {
@@ -293,6 +377,11 @@ impl Gate {
             flags |= f;
             values[j] = value;
             motion[j] = next;
+        }
+        if let (Some(workspace), Some(start)) = (&self.config.workspace, &cartesian_start) {
+            if matches!(mode, CommandMode::Position | CommandMode::Velocity) {
+                flags |= keep_in_workspace(workspace, start, state, mode, n, dt, motion, &mut values);
+            }
         }
         if let Some(slot) = &self.risk.slot {
             slot.swap_into(&mut self.risk.critic);
@@ -361,6 +450,68 @@ impl Gate {
             Verdict::Clipped(flags)
         }
     }
+}
+
+/// Shortens this tick's joint step (position mode: from the last forwarded
+/// command; velocity mode: from the measured pose over one period) to the
+/// largest share that keeps the tool point within the per-tick step limit
+/// and either inside the box or no farther outside than it was. Returns
+/// which of the two it had to enforce. The Cartesian limits protect the world around the
+/// robot, so they win over the joints' acceleration and jerk limits on the
+/// tick they act.
+#[allow(clippy::too_many_arguments)]
+fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS], state: &JointState, mode: CommandMode, n: usize, dt: f64, motion: &mut [JointMotion; MAX_JOINTS], values: &mut JointVec) -> ClipFlags {
+    let from_joint = |j: usize| if mode == CommandMode::Velocity { state.position[j] } else { start[j].position };
+    let desired = *values;
+    let step_of = |j: usize| if mode == CommandMode::Velocity { desired[j] * dt } else { desired[j] - start[j].position };
+    let tool_at = |share: f64| {
+        let p = limits.chain.tool_pose_with(|j| if j < n { from_joint(j) + share * step_of(j) } else { 0.0 }).translation.vector;
+        [p.x, p.y, p.z]
+    };
+    let origin = tool_at(0.0);
+    let origin_outside = limits.outside(&origin);
+    let violations = |p: [f64; 3]| {
+        let step = ((p[0] - origin[0]).powi(2) + (p[1] - origin[1]).powi(2) + (p[2] - origin[2]).powi(2)).sqrt();
+        let outside = limits.outside(&p);
+        let mut flags = ClipFlags::default();
+        if step > limits.max_step {
+            flags |= ClipFlags::TOOL_SPEED;
+        }
+        if outside > 0.0 && outside > origin_outside {
+            flags |= ClipFlags::WORKSPACE;
+        }
+        flags
+    };
+    let acceptable = |p: [f64; 3]| violations(p).is_empty();
+    let flags = violations(tool_at(1.0));
+    if flags.is_empty() {
+        return flags;
+    }
+    // Not taking the step is always acceptable; bisect for the largest share that is.
+    let (mut good, mut bad) = (0.0, 1.0);
+    for _ in 0..30 {
+        let mid = 0.5 * (good + bad);
+        if acceptable(tool_at(mid)) {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    for j in 0..n {
+        let previous = start[j];
+        let (position, velocity) = match mode {
+            CommandMode::Velocity => {
+                values[j] = good * desired[j];
+                (state.position[j] + values[j] * dt, values[j])
+            }
+            _ => {
+                values[j] = from_joint(j) + good * step_of(j);
+                (values[j], (values[j] - previous.position) / dt)
+            }
+        };
+        motion[j] = JointMotion { position, velocity, acceleration: (velocity - previous.velocity) / dt };
+    }
+    flags
 }
 
 /// One limited step from where the joints were before this tick (`before`)

@@ -56,6 +56,23 @@ pub fn preset_limits(preset: RobotPreset) -> Vec<(&'static str, JointLimit)> {
                 })
                 .collect()
         }
+        // Franka Research 3, from the manufacturer's FR3 specifications
+        // (the same kinematics as the Panda, other ranges and speeds).
+        RobotPreset::FrankaResearch3 => {
+            let q_min = [-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159];
+            let q_max = [2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159];
+            let velocity = [2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26];
+            let torque = [87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0];
+            preset
+                .joint_names()
+                .iter()
+                .enumerate()
+                .map(|(i, &name)| {
+                    let limit = JointLimit { position: Some((q_min[i], q_max[i])), velocity: Some(velocity[i]), acceleration: Some(10.0), jerk: Some(5000.0), effort: Some(torque[i]) };
+                    (name, limit)
+                })
+                .collect()
+        }
         // Hobby-servo arms publish no joint tables: conservative limits for
         // learning, within the servos' one-turn range and rated speed.
         RobotPreset::So101 | RobotPreset::Koch => preset
@@ -81,7 +98,11 @@ impl ClipFlags {
     pub const ACCELERATION: ClipFlags = ClipFlags(4);
     pub const JERK: ClipFlags = ClipFlags(8);
     pub const EFFORT: ClipFlags = ClipFlags(16);
+    /// The tool point would have left its Cartesian box.
     pub const WORKSPACE: ClipFlags = ClipFlags(32);
+    /// The tool point would have moved faster than its Cartesian step or
+    /// speed limit.
+    pub const TOOL_SPEED: ClipFlags = ClipFlags(64);
 
     pub fn contains(self, other: ClipFlags) -> bool {
         self.0 & other.0 == other.0 && other.0 != 0
@@ -92,7 +113,7 @@ impl ClipFlags {
     }
 
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        [(1, "position"), (2, "velocity"), (4, "acceleration"), (8, "jerk"), (16, "effort"), (32, "workspace")]
+        [(1, "position"), (2, "velocity"), (4, "acceleration"), (8, "jerk"), (16, "effort"), (32, "workspace"), (64, "tool_speed")]
             .into_iter()
             .filter(move |(bit, _)| self.0 & bit != 0)
             .map(|(_, name)| name)

@@ -76,6 +76,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 50, ..ProptestConfig::default() })]
+
+    /// With a workspace box, every forwarded command puts the tool point
+    /// (by the Panda's kinematics) at most one step limit from where the
+    /// previous one did, and inside the box or no farther out than before.
+    #[test]
+    fn forwarded_commands_keep_the_tool_in_its_box_and_step(targets in prop::collection::vec(prop::array::uniform7(-1.2f64..1.2), 1..40)) {
+        let mut gate = panda_workspace_gate();
+        let limits = gate.config().workspace.clone().unwrap();
+        let mut previous = limits.chain.tool_position(&HOME);
+        let mut out = JointCommand::default();
+        for (t, offset) in targets.iter().enumerate() {
+            // Each target is held for 50 ticks, so the tool travels far enough to meet the box.
+            let target: [f64; 7] = std::array::from_fn(|j| HOME[j] + offset[j]);
+            for k in 0..50u64 {
+                let now = 1_000_000_000 + (t as u64 * 50 + k) * TICK_NS;
+                let verdict = gate.check(Timestamp(now), &home_state(now), &position_command(&target, now), &mut out);
+                prop_assert!(!matches!(verdict, Verdict::Held(_)), "{verdict:?}");
+                let tool = limits.chain.tool_position(out.values.as_slice());
+                let step = (0..3).map(|a| (tool[a] - previous[a]).powi(2)).sum::<f64>().sqrt();
+                prop_assert!(step <= limits.max_step + 1e-9, "the tool moved {step} m in one tick");
+                let (outside, was_outside) = (limits.outside(&tool), limits.outside(&previous));
+                prop_assert!(outside <= was_outside.max(1e-9), "the tool left the box: {tool:?} is {outside} m out (was {was_outside})");
+                previous = tool;
+            }
+        }
+    }
+}
+
 fn fresh_tick(gate: &mut safety::Gate, t: u64, target: &[f64]) -> (Verdict, JointCommand) {
     let now = 1_000_000_000 + t * TICK_NS;
     let mut out = JointCommand::default();
@@ -230,4 +260,124 @@ fn an_unknown_joint_in_the_limits_is_refused_by_name() {
     let safety: rrl_types::config::SafetyConfig = ron::from_str("(joints: [(name: \"elbow\", velocity: Some(1.0))])").unwrap();
     let err = safety::GateConfig::from_launch(&safety, &["shoulder".to_string()], 100.0).unwrap_err();
     assert!(err.to_string().contains("unknown joint `elbow`"), "{err}");
+}
+
+#[test]
+fn the_tool_stops_at_the_workspace_floor() {
+    let mut gate = panda_workspace_gate();
+    let limits = gate.config().workspace.clone().unwrap();
+    let start = limits.chain.tool_position(&HOME);
+    assert!(limits.outside(&start) == 0.0 && start[2] > 0.35, "home must start inside the box, above its floor: {start:?}");
+    // Stretching the shoulder forward drives the hand down through the floor at z = 0.3.
+    let mut target = HOME;
+    target[1] += 1.2;
+    let mut lowest = f64::MAX;
+    let mut clipped = false;
+    for t in 0..3000 {
+        let (verdict, out) = fresh_tick(&mut gate, t, &target);
+        clipped |= matches!(verdict, Verdict::Clipped(f) if f.contains(ClipFlags::WORKSPACE));
+        lowest = lowest.min(limits.chain.tool_position(out.values.as_slice())[2]);
+    }
+    assert!(clipped, "the workspace was never reported");
+    assert!(lowest >= 0.3 - 1e-9, "the tool went down to z = {lowest}");
+    assert!(lowest < 0.31, "the tool should come close to the floor, lowest {lowest}");
+    // Without the box the same command goes through the floor.
+    let mut free = panda_gate();
+    let mut lowest_free = f64::MAX;
+    for t in 0..3000 {
+        let (_, out) = fresh_tick(&mut free, t, &target);
+        lowest_free = lowest_free.min(limits.chain.tool_position(out.values.as_slice())[2]);
+    }
+    assert!(lowest_free < 0.25, "the unboxed arm should pass the floor, lowest {lowest_free}");
+}
+
+#[test]
+fn an_external_force_above_the_threshold_holds() {
+    let mut gate = panda_workspace_gate();
+    let mut out = JointCommand::default();
+    let now = 1_000_000_000;
+    let mut state = home_state(now);
+    let command = position_command(&HOME, now);
+    state.wrench = Some([10.0, 5.0, -20.0, 1.0, 0.0, 0.0]);
+    assert!(!matches!(gate.check(Timestamp(now), &state, &command, &mut out), Verdict::Held(_)));
+    state.wrench = Some([10.0, 5.0, -35.0, 0.0, 0.0, 0.0]);
+    assert_eq!(gate.check(Timestamp(now + TICK_NS), &state, &command, &mut out), Verdict::Held(HoldReason::ForceExceeded));
+    // A force sensor gone silent reads as unknown: held too.
+    state.wrench = Some([f64::NAN, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(gate.check(Timestamp(now + 2 * TICK_NS), &state, &command, &mut out), Verdict::Held(HoldReason::NonFiniteState));
+    // A robot that reports no wrench is not held for it.
+    state.wrench = None;
+    assert!(!matches!(gate.check(Timestamp(now + 3 * TICK_NS), &state, &command, &mut out), Verdict::Held(_)));
+}
+
+const TWO_LINK_URDF: &str = r#"<?xml version="1.0"?>
+<robot name="two_link">
+  <link name="base"/><link name="upper"/><link name="lower"/><link name="tool"/>
+  <joint name="shoulder" type="revolute">
+    <parent link="base"/><child link="upper"/>
+    <axis xyz="0 0 1"/>
+    <limit lower="-1.5" upper="1.5" velocity="2.0" effort="3"/>
+  </joint>
+  <joint name="elbow" type="revolute">
+    <parent link="upper"/><child link="lower"/>
+    <origin xyz="0.3 0 0"/>
+    <axis xyz="0 0 1"/>
+    <limit lower="-2" upper="2" velocity="2.0" effort="3"/>
+  </joint>
+  <joint name="tool_mount" type="fixed">
+    <parent link="lower"/><child link="tool"/>
+    <origin xyz="0.2 0 0"/>
+  </joint>
+</robot>"#;
+
+#[test]
+fn a_urdf_gives_the_gate_joint_limits_and_the_workspace_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), TWO_LINK_URDF).unwrap();
+    let text = format!(
+        "(command_timeout_ms: 20, state_timeout_ms: 20, urdf: Some((file: {:?}, base_link: \"base\", tip_link: \"tool\")),
+          workspace: Some((min: (-1.0, -1.0, -1.0), max: (0.45, 1.0, 1.0), max_step_m: 0.01)))",
+        dir.path().join("arm.urdf")
+    );
+    let safety: rrl_types::config::SafetyConfig = ron::from_str(&text).unwrap();
+    let names = vec!["shoulder".to_string(), "elbow".to_string()];
+    let config = safety::GateConfig::from_launch(&safety, &names, 1000.0).unwrap();
+    assert_eq!(config.limits[1].position, Some((-2.0, 2.0)), "the elbow's range comes from the URDF");
+    let mut gate = safety::Gate::new(config);
+    let mut out = JointCommand::default();
+    let mut state = rrl_types::JointState::zeros(2);
+    // Start folded (elbow at 1.5 rad: the tool 0.33 m from the base) and unfold: a stretched arm reaches 0.5 m in x, past the box's 0.45.
+    state.position = JointVec::from_slice(&[0.0, 1.5]).unwrap();
+    let mut reach: f64 = 0.0;
+    let mut workspace_clipped = false;
+    for t in 0..4000u64 {
+        let now = 1_000_000_000 + t * TICK_NS;
+        state.stamp = Timestamp(now);
+        let command = JointCommand { stamp: Timestamp(now), mode: CommandMode::Position, values: JointVec::from_slice(&[0.0, 0.0]).unwrap() };
+        let verdict = gate.check(Timestamp(now), &state, &command, &mut out);
+        workspace_clipped |= matches!(verdict, Verdict::Clipped(f) if f.contains(ClipFlags::WORKSPACE));
+        let (a, b) = (out.values[0], out.values[1]);
+        reach = reach.max(0.3 * a.cos() + 0.2 * (a + b).cos());
+    }
+    assert!(workspace_clipped);
+    assert!(reach <= 0.45 + 1e-9 && reach > 0.44, "the tool reached x = {reach}");
+    // The elbow past the URDF's limit is clipped to it, less the soft margin.
+    let mut gate = safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, 1000.0).unwrap());
+    state.position = JointVec::from_slice(&[0.0, 1.9]).unwrap();
+    let now = 1_000_000_000;
+    state.stamp = Timestamp(now);
+    let command = JointCommand { stamp: Timestamp(now), mode: CommandMode::Position, values: JointVec::from_slice(&[0.0, 2.5]).unwrap() };
+    gate.check(Timestamp(now), &state, &command, &mut out);
+    assert!(out.values[1] <= 2.0 - 0.05 + 1e-12, "elbow commanded to {}", out.values[1]);
+}
+
+#[test]
+fn a_workspace_without_kinematics_is_refused() {
+    let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(So101), workspace: Some((min: (0.0, 0.0, 0.0), max: (1.0, 1.0, 1.0))))").unwrap();
+    let names: Vec<String> = rrl_types::config::RobotPreset::So101.joint_names().iter().map(|s| s.to_string()).collect();
+    let err = safety::GateConfig::from_launch(&safety, &names, 100.0).unwrap_err().to_string();
+    assert!(err.contains("safety.workspace") && err.contains("URDF"), "{err}");
+    let missing: rrl_types::config::SafetyConfig = ron::from_str("(urdf: Some((file: \"/nonexistent/arm.urdf\", base_link: \"base\", tip_link: \"tool\")))").unwrap();
+    let err = safety::GateConfig::from_launch(&missing, &names, 100.0).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/arm.urdf") && err.contains("cannot read"), "{err}");
 }

@@ -292,7 +292,7 @@ impl HardwareInterface for SimArm {
         let as_vec = |v: [f64; 7]| JointVec::from_slice(&v).expect("7 joints");
         let (position, velocity, effort) = (as_vec(self.sim.joint_positions()), as_vec(self.sim.joint_velocities()), as_vec(self.sim.joint_torques()));
         // Stamped with simulated time: the sim is the clock.
-        *state = JointState { stamp: self.now(), position, velocity, effort };
+        *state = JointState { stamp: self.now(), position, velocity, effort, wrench: None };
         Ok(())
     }
     fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {

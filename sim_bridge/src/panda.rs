@@ -153,6 +153,7 @@ impl PandaTask {
             position: JointVec::from_slice(&self.sim.joint_positions()).expect("7 joints"),
             velocity: JointVec::from_slice(&self.sim.joint_velocities()).expect("7 joints"),
             effort: JointVec::from_slice(&self.sim.joint_torques()).expect("7 joints"),
+            wrench: None,
         };
         let command = JointCommand { stamp: now, mode, values: JointVec::from_slice(&values).expect("7 joints") };
         let mut out = command;

@@ -20,7 +20,7 @@ fn gate() -> Gate {
 }
 
 fn state(t: u64, p: f64, v: f64) -> JointState {
-    JointState { stamp: Timestamp(t), position: JointVec::from_slice(&[p]).unwrap(), velocity: JointVec::from_slice(&[v]).unwrap(), effort: JointVec::zeros(1) }
+    JointState { stamp: Timestamp(t), position: JointVec::from_slice(&[p]).unwrap(), velocity: JointVec::from_slice(&[v]).unwrap(), effort: JointVec::zeros(1), wrench: None }
 }
 
 fn command(t: u64, c: f64) -> JointCommand {

@@ -1,14 +1,18 @@
 """An emulated ros2_control arm for tests (the far end of the topics, like
 a device emulator): publishes sensor_msgs/JointState for joints `a`, `b`
 at 100 Hz and moves each joint toward the last command received on
-`forward_position_controller/commands` at up to 1 rad/s.
-Usage: ros2_control_arm.py SECONDS"""
+`forward_position_controller/commands` at up to 1 rad/s. With CONTACT_AT,
+it also publishes geometry_msgs/WrenchStamped on `/external_wrench`: a 5 N
+push while joint `a` is below CONTACT_AT rad, 50 N once it has passed it
+(the hand pressing on something).
+Usage: ros2_control_arm.py SECONDS [CONTACT_AT]"""
 import sys
 import time
 
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from geometry_msgs.msg import WrenchStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -19,6 +23,8 @@ def main() -> int:
     position = [0.1, -0.2]
     target = list(position)
     publisher = node.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+    contact_at = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    wrench_publisher = node.create_publisher(WrenchStamped, "/external_wrench", qos_profile_sensor_data)
 
     def on_command(msg: Float64MultiArray) -> None:
         if len(msg.data) == 2:
@@ -35,6 +41,11 @@ def main() -> int:
         msg.name = ["b", "a"]
         msg.position = [position[1], position[0]]
         publisher.publish(msg)
+        if contact_at is not None:
+            wrench = WrenchStamped()
+            wrench.header.stamp = msg.header.stamp
+            wrench.wrench.force.z = -50.0 if position[0] > contact_at else -5.0
+            wrench_publisher.publish(wrench)
 
     node.create_timer(0.01, tick)
     end = time.monotonic() + float(sys.argv[1])
