@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod arm_reach;
 mod bench;
 mod doctor;
 mod launcher;

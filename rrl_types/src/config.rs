@@ -668,6 +668,18 @@ pub struct PracticeConfig {
     pub reset_noise_rad: f64,
     /// No progress for this long triggers the recovery manoeuvre. Default: 5 s.
     pub stuck_timeout_s: f64,
+    /// Real arms: the joint pose resets return to, one value per joint.
+    /// Default: the pose the arm stands in when practice starts.
+    pub home: Option<Vec<f64>>,
+    /// Real arms: largest tool displacement per policy step and axis (the
+    /// action scale of the reach task), m. Default: 0.02.
+    pub tool_step_m: f64,
+    /// Real arms: the reach task succeeds with the tool this close to its
+    /// goal, m. Default: 0.02.
+    pub goal_tolerance_m: f64,
+    /// Real arms: a reset that has not brought the arm home after this
+    /// long stops practice. Default: 10 s.
+    pub reset_timeout_s: f64,
 }
 
 impl Default for PracticeConfig {
@@ -680,6 +692,10 @@ impl Default for PracticeConfig {
             eval_episodes: 20,
             reset_noise_rad: 0.05,
             stuck_timeout_s: 5.0,
+            home: None,
+            tool_step_m: 0.02,
+            goal_tolerance_m: 0.02,
+            reset_timeout_s: 10.0,
         }
     }
 }
@@ -937,6 +953,14 @@ impl LaunchFile {
         }
         self.reward.check(&self.cameras, c);
         self.practice.check(self.robot.control_rate_hz(), c);
+        if let Some(home) = &self.practice.home {
+            let joints = self.robot.joint_names();
+            if home.len() != joints.len() {
+                c.fail("practice.home", format!("{} values for {} joints", home.len(), joints.len()), Some(&format!("one per joint: {}", joints.join(", "))));
+            } else if home.iter().any(|v| !v.is_finite()) {
+                c.fail("practice.home", "values must be finite", None);
+            }
+        }
     }
 }
 
@@ -1185,6 +1209,9 @@ impl PracticeConfig {
             c.fail("practice.reset_noise_rad", "must be zero or positive", None);
         }
         c.positive("practice.stuck_timeout_s", self.stuck_timeout_s, "seconds");
+        c.positive("practice.tool_step_m", self.tool_step_m, "metres");
+        c.positive("practice.goal_tolerance_m", self.goal_tolerance_m, "metres");
+        c.positive("practice.reset_timeout_s", self.reset_timeout_s, "seconds");
     }
 }
 

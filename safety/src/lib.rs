@@ -14,5 +14,5 @@ pub mod limits;
 
 pub use critic::{critic_channel, CriticError, CriticLoader, RiskCritic};
 pub use kinematics::{KinematicChain, KinematicsError};
-pub use gate::{EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
+pub use gate::{CartesianLimits, EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
 pub use limits::{enforce_effort, enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};

@@ -1,0 +1,399 @@
+//! Practice on a real arm: an end-effector reach task over any arm behind
+//! the hardware interface (a ros2_control arm over its topics, a serial-
+//! servo arm). Actions are tool displacements; damped least-squares inverse
+//! kinematics on the safety gate's own kinematic chain (the robot preset's
+//! or its URDF's) turns them into joint commands, and a control thread
+//! ticks read → gate → write at the robot's control rate on the wall clock,
+//! whatever the actor and learner are doing. Goals are tool points of
+//! random joint poses inside the joint limits and the workspace box, so
+//! every goal is reachable; success is the measured tool within tolerance.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::queue::ArrayQueue;
+use nalgebra::{DMatrix, DVector};
+use robot_drivers::worker::{stopping, Worker};
+use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
+use rrl_types::config::LaunchFile;
+use rrl_types::rng::Rng;
+use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, SystemClock, MAX_JOINTS};
+use safety::{CartesianLimits, ClipFlags, Gate, GateConfig, JointLimit, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArmTaskError {
+    #[error("the arm stopped: {0}")]
+    Hardware(String),
+    #[error("reach: an action has {expected} values (tool dx, dy, dz), got {got}")]
+    ActionSize { expected: usize, got: usize },
+    #[error("reach: action[{index}] is {value}; actions must be finite")]
+    NonFiniteAction { index: usize, value: f64 },
+    #[error("reset: the arm did not reach its home pose within {seconds} s (joint {joint} at {at:.3}, home {home:.3})")]
+    ResetTimeout { seconds: f64, joint: String, at: f64, home: f64 },
+    #[error("reset: no state from the arm within {0} s")]
+    NoState(f64),
+}
+
+/// The tool-space reach task on a real arm.
+pub struct ArmReach {
+    joint_names: Vec<String>,
+    workspace: CartesianLimits,
+    limits: [JointLimit; MAX_JOINTS],
+    soft_margin: f64,
+    slot: Arc<CommandSlot>,
+    newest_state: Arc<ArrayQueue<JointState>>,
+    failure: Arc<ArrayQueue<String>>,
+    protective_events: Arc<AtomicU64>,
+    _control: Worker,
+    state: JointState,
+    command: [f64; MAX_JOINTS],
+    mode: CommandMode,
+    home: Vec<f64>,
+    home_noise: f64,
+    goal: [f64; 3],
+    rng: Rng,
+    steps: u32,
+    max_steps: u32,
+    policy_period: Duration,
+    control_period: Duration,
+    tool_step: f64,
+    tolerance: f64,
+    reset_timeout: Duration,
+    /// When the next tick of the actor's tracking loop is due.
+    tick_due: Instant,
+    observation: Vec<f64>,
+    low: Vec<f64>,
+    high: Vec<f64>,
+}
+
+/// Verdicts that count as safety events in practice: limits reached,
+/// holds and reflexes (velocity, acceleration, jerk and tool-speed shaping
+/// is the limiter's normal work on a command stream).
+fn is_protective(verdict: &Verdict) -> bool {
+    match verdict {
+        Verdict::Pass => false,
+        Verdict::Clipped(flags) => flags.0 & (ClipFlags::POSITION.0 | ClipFlags::EFFORT.0 | ClipFlags::WORKSPACE.0) != 0,
+        Verdict::Held(_) | Verdict::Reflex { .. } => true,
+    }
+}
+
+impl ArmReach {
+    /// Connects `hardware`, builds the launch file's gate around it and
+    /// starts the control thread. The launch file must give the gate a
+    /// workspace box (goals and tool targets stay inside it).
+    pub fn start<H: HardwareInterface + Send + 'static>(mut hardware: H, launch: &LaunchFile, seed: u64) -> anyhow::Result<ArmReach> {
+        let rate = launch.robot.control_rate_hz();
+        let joint_names = launch.robot.joint_names();
+        let gate_config = GateConfig::from_launch(&launch.safety, &joint_names, rate)?;
+        let Some(workspace) = gate_config.workspace.clone() else {
+            anyhow::bail!("practice on a real arm needs safety.workspace: the box its tool, targets and goals stay in");
+        };
+        let mode = hardware.native_mode();
+        if mode != CommandMode::Position {
+            anyhow::bail!("practice drives arms by joint positions; this arm takes {mode:?} commands");
+        }
+        hardware.configure()?;
+        hardware.activate()?;
+        let (limits, soft_margin) = (gate_config.limits, gate_config.soft_margin);
+        let slot = CommandSlot::new();
+        let mut control = ControlLoop::new(hardware, Gate::new(gate_config), slot.clone());
+        let (newest_state, failure, protective_events) = (Arc::new(ArrayQueue::new(1)), Arc::new(ArrayQueue::new(1)), Arc::new(AtomicU64::new(0)));
+        let control_period = Duration::from_secs_f64(1.0 / rate);
+        let (states, failed, events) = (newest_state.clone(), failure.clone(), protective_events.clone());
+        let worker = Worker::spawn("arm-control", move |stop| {
+            let mut next = Instant::now();
+            while !stopping(stop) {
+                match control.tick(SystemClock.now()) {
+                    Ok(verdict) => {
+                        if is_protective(&verdict) {
+                            events.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = states.force_push(*control.state());
+                    }
+                    Err(e) => {
+                        let _ = failed.force_push(e.to_string());
+                        return;
+                    }
+                }
+                next += control_period;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+            let hardware = control.hardware_mut();
+            let _ = hardware.deactivate();
+        })?;
+        let practice = &launch.practice;
+        let n = joint_names.len();
+        Ok(ArmReach {
+            joint_names,
+            workspace,
+            limits,
+            soft_margin,
+            slot,
+            newest_state,
+            failure,
+            protective_events,
+            _control: worker,
+            state: JointState::zeros(0),
+            command: [0.0; MAX_JOINTS],
+            mode,
+            home: practice.home.clone().unwrap_or_default(),
+            home_noise: practice.reset_noise_rad,
+            goal: [0.0; 3],
+            rng: Rng::seed(seed),
+            steps: 0,
+            max_steps: practice.max_episode_steps,
+            policy_period: Duration::from_secs_f64(1.0 / practice.policy_rate_hz),
+            control_period,
+            tool_step: practice.tool_step_m,
+            tolerance: practice.goal_tolerance_m,
+            reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
+            tick_due: Instant::now(),
+            observation: Vec::with_capacity(n + 6),
+            low: vec![-1.0; 3],
+            high: vec![1.0; 3],
+        })
+    }
+
+    fn joints(&self) -> usize {
+        self.joint_names.len()
+    }
+
+    fn check_failure(&self) -> Result<(), ArmTaskError> {
+        match self.failure.pop() {
+            Some(why) => Err(ArmTaskError::Hardware(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the next control period and takes the newest state.
+    fn next_state(&mut self) -> Result<(), ArmTaskError> {
+        self.tick_due += self.control_period;
+        let now = Instant::now();
+        if self.tick_due > now {
+            std::thread::sleep(self.tick_due - now);
+        } else {
+            self.tick_due = now;
+        }
+        self.check_failure()?;
+        if let Some(state) = self.newest_state.pop() {
+            if state.position.len() == self.joints() {
+                self.state = state;
+            }
+        }
+        Ok(())
+    }
+
+    fn tool(&self, q: &[f64]) -> [f64; 3] {
+        self.workspace.chain.tool_position(q)
+    }
+
+    fn offer_command(&self) {
+        let values = JointVec::from_slice(&self.command[..self.joints()]).expect("at most MAX_JOINTS joints");
+        self.slot.offer(JointCommand { stamp: SystemClock.now(), mode: self.mode, values });
+    }
+
+    /// The position range a sampled pose may use for joint `j`.
+    fn sample_range(&self, j: usize) -> (f64, f64) {
+        match self.limits[j].position {
+            Some((lo, hi)) => (lo + self.soft_margin, hi - self.soft_margin),
+            None => (self.home[j] - 1.0, self.home[j] + 1.0),
+        }
+    }
+
+    /// A reachable goal: the tool point of a random pose, inside the box
+    /// and at least three tolerances from the home pose's tool point.
+    fn sample_goal(&mut self) -> [f64; 3] {
+        let start = self.tool(&self.home);
+        let mut q = self.home.clone();
+        for _ in 0..1000 {
+            for (j, value) in q.iter_mut().enumerate() {
+                let (lo, hi) = self.sample_range(j);
+                *value = self.rng.uniform(lo, hi);
+            }
+            let goal = self.tool(&q);
+            let far_enough = (0..3).map(|k| (goal[k] - start[k]).powi(2)).sum::<f64>().sqrt() > 3.0 * self.tolerance;
+            if self.workspace.outside(&goal) == 0.0 && far_enough {
+                return goal;
+            }
+        }
+        // A box the arm can hardly reach: its middle, clamped where the arm can go.
+        std::array::from_fn(|k| 0.5 * (self.workspace.min[k] + self.workspace.max[k]))
+    }
+
+    /// One inverse-kinematics step toward `target`: the joint command moves
+    /// a share of the way to the damped least-squares solution from the
+    /// measured pose, never more than the joint's speed allows in a tick.
+    fn track(&mut self, target: &[f64; 3]) {
+        let n = self.joints();
+        let q: Vec<f64> = self.state.position.as_slice().to_vec();
+        let tool = self.tool(&q);
+        let error = DVector::from_iterator(3, (0..3).map(|k| target[k] - tool[k]));
+        let mut jacobian = DMatrix::zeros(3, n);
+        let h = 1e-6;
+        let mut shifted = q.clone();
+        for j in 0..n {
+            shifted[j] += h;
+            let moved = self.tool(&shifted);
+            for k in 0..3 {
+                jacobian[(k, j)] = (moved[k] - tool[k]) / h;
+            }
+            shifted[j] = q[j];
+        }
+        let damping = 1e-2;
+        let jjt = &jacobian * jacobian.transpose() + DMatrix::identity(3, 3) * damping * damping;
+        let Some(inverse) = jjt.try_inverse() else { return };
+        let dq = jacobian.transpose() * inverse * error;
+        let dt = self.control_period.as_secs_f64();
+        for j in 0..n {
+            let solution = q[j] + dq[j].clamp(-0.2, 0.2);
+            let max_step = self.limits[j].velocity.map_or(0.02, |v| 0.5 * v * dt);
+            self.command[j] += (0.3 * (solution - self.command[j])).clamp(-max_step, max_step);
+        }
+        self.offer_command();
+    }
+
+    fn write_observation(&mut self) {
+        let q = self.state.position.as_slice().to_vec();
+        let tool = self.tool(&q);
+        self.observation.clear();
+        self.observation.extend_from_slice(&q);
+        self.observation.extend_from_slice(&tool);
+        self.observation.extend_from_slice(&self.goal);
+    }
+
+    fn distance_to_goal(&self) -> f64 {
+        let tool = self.tool(self.state.position.as_slice());
+        (0..3).map(|k| (tool[k] - self.goal[k]).powi(2)).sum::<f64>().sqrt()
+    }
+
+    /// Drives the arm to its home pose (plus noise) through the gate.
+    fn go_home(&mut self) -> Result<(), ArmTaskError> {
+        let n = self.joints();
+        let waited = Instant::now();
+        self.tick_due = waited;
+        while self.state.position.len() != n {
+            if waited.elapsed() > self.reset_timeout {
+                return Err(ArmTaskError::NoState(self.reset_timeout.as_secs_f64()));
+            }
+            self.next_state()?;
+        }
+        if self.home.len() != n {
+            // No home configured: where the arm stood when practice began.
+            self.home = self.state.position.as_slice().to_vec();
+        }
+        let noise = self.home_noise;
+        let pose: Vec<f64> = (0..n)
+            .map(|j| {
+                let (lo, hi) = self.sample_range(j);
+                (self.home[j] + self.rng.uniform(-noise, noise)).clamp(lo, hi)
+            })
+            .collect();
+        self.command[..n].copy_from_slice(&pose);
+        let started = Instant::now();
+        loop {
+            self.offer_command();
+            self.next_state()?;
+            let worst = (0..n).map(|j| (j, (self.state.position[j] - pose[j]).abs())).max_by(|a, b| a.1.total_cmp(&b.1)).expect("at least one joint");
+            if worst.1 < 0.02 {
+                break;
+            }
+            if started.elapsed() > self.reset_timeout {
+                let j = worst.0;
+                return Err(ArmTaskError::ResetTimeout { seconds: self.reset_timeout.as_secs_f64(), joint: self.joint_names[j].clone(), at: self.state.position[j], home: pose[j] });
+            }
+        }
+        // Commands continue from where the arm is, not from where it was sent.
+        self.command[..n].copy_from_slice(self.state.position.as_slice());
+        Ok(())
+    }
+
+    fn start_episode(&mut self) -> Result<(), ArmTaskError> {
+        self.go_home()?;
+        self.goal = self.sample_goal();
+        self.steps = 0;
+        self.protective_events.store(0, Ordering::Relaxed);
+        self.write_observation();
+        Ok(())
+    }
+}
+
+impl Environment for ArmReach {
+    type Error = ArmTaskError;
+
+    fn observation_size(&self) -> usize {
+        self.joints() + 6
+    }
+    fn action_size(&self) -> usize {
+        3
+    }
+    fn action_low(&self) -> &[f64] {
+        &self.low
+    }
+    fn action_high(&self) -> &[f64] {
+        &self.high
+    }
+    fn observation(&self) -> &[f64] {
+        &self.observation
+    }
+    fn reset(&mut self, seed: u64) -> &[f64] {
+        self.rng = Rng::seed(seed);
+        self.reset_next()
+    }
+    /// A reset that cannot bring the arm home leaves the last observation;
+    /// the next step reports why.
+    fn reset_next(&mut self) -> &[f64] {
+        if let Err(e) = self.start_episode() {
+            let _ = self.failure.force_push(e.to_string());
+        }
+        &self.observation
+    }
+    fn step(&mut self, action: &[f64]) -> Result<Step, ArmTaskError> {
+        if action.len() != 3 {
+            return Err(ArmTaskError::ActionSize { expected: 3, got: action.len() });
+        }
+        if let Some(index) = action.iter().position(|a| !a.is_finite()) {
+            return Err(ArmTaskError::NonFiniteAction { index, value: action[index] });
+        }
+        self.check_failure()?;
+        let tool = self.tool(self.state.position.as_slice());
+        let target: [f64; 3] = std::array::from_fn(|k| (tool[k] + self.tool_step * action[k].clamp(-1.0, 1.0)).clamp(self.workspace.min[k], self.workspace.max[k]));
+        let ticks = (self.policy_period.as_secs_f64() / self.control_period.as_secs_f64()).round().max(1.0) as usize;
+        // Time spent between steps (acting, recording) is not caught up on.
+        self.tick_due = Instant::now();
+        for _ in 0..ticks {
+            self.next_state()?;
+            self.track(&target);
+        }
+        self.steps += 1;
+        self.write_observation();
+        let distance = self.distance_to_goal();
+        let success = distance < self.tolerance;
+        // As the simulated reach: a shaped cost in [-1, 0), 0 on success, which ends the episode.
+        let reward = if success { 0.0 } else { -(5.0 * distance).tanh() };
+        Ok(Step { reward, terminated: success, truncated: !success && self.steps >= self.max_steps })
+    }
+    fn success(&self) -> Option<bool> {
+        Some(self.distance_to_goal() < self.tolerance)
+    }
+}
+
+impl PracticeTask for ArmReach {
+    fn take_safety_events(&mut self) -> u64 {
+        self.protective_events.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The scripted demonstrator of the reach task: straight at the goal, read
+/// from the observation ([joints, tool, goal]).
+pub fn reach_expert(tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
+    move |obs: &[f64], _start: bool| {
+        let n = obs.len() - 6;
+        (0..3).map(|k| ((obs[n + 3 + k] - obs[n + k]) / tool_step).clamp(-1.0, 1.0)).collect()
+    }
+}

@@ -1,0 +1,117 @@
+//! `rrl practice` on a real arm's interface: a ros2_control arm over its
+//! topics (the rclpy arm emulator of robot_drivers' tests, the far end of
+//! the wire), kinematics from a URDF, the reach task in tool space, the
+//! safety gate ticking on its own control thread, demos by the scripted
+//! reacher, practice on the wall clock and a final evaluation.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const ARM_URDF: &str = r#"<?xml version="1.0"?>
+<robot name="emulated_two_link">
+  <link name="base"/><link name="upper"/><link name="lower"/><link name="tool"/>
+  <joint name="a" type="revolute">
+    <parent link="base"/><child link="upper"/>
+    <origin xyz="0 0 0.1"/>
+    <axis xyz="0 0 1"/>
+    <limit lower="-1.5" upper="1.5" velocity="2.0" effort="5"/>
+  </joint>
+  <joint name="b" type="revolute">
+    <parent link="upper"/><child link="lower"/>
+    <origin xyz="0.3 0 0"/>
+    <axis xyz="0 0 1"/>
+    <limit lower="-2.0" upper="2.0" velocity="2.0" effort="5"/>
+  </joint>
+  <joint name="tool_mount" type="fixed">
+    <parent link="lower"/><child link="tool"/>
+    <origin xyz="0.2 0 0"/>
+  </joint>
+</robot>"#;
+
+const LAUNCH: &str = r#"(
+    name: "emulated_arm_reach",
+    robot: TopicArm((
+        joint_names: ["a", "b"],
+        state_topic: "/joint_states",
+        command: ForwardPosition(topic: "/forward_position_controller/commands"),
+        control_rate_hz: 100.0,
+        state_timeout_ms: 300,
+    )),
+    safety: (
+        command_timeout_ms: 300,
+        state_timeout_ms: 300,
+        urdf: Some((file: "arm.urdf", base_link: "base", tip_link: "tool")),
+        workspace: Some((min: (-0.6, -0.6, 0.0), max: (0.6, 0.6, 0.3), max_step_m: 0.02, max_speed_mps: 0.5)),
+    ),
+    learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32, utd: 1, warmup_steps: 20),
+    reward: Task,
+    practice: (policy_rate_hz: 10.0, max_episode_steps: 30, demo_episodes: 2, total_steps: 40, eval_episodes: 1, reset_noise_rad: 0.0, tool_step_m: 0.04, goal_tolerance_m: 0.03, home: Some([0.3, 0.8])),
+)"#;
+
+#[test]
+fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    let config = dir.path().join("arm.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let domain = (20 + (std::process::id() + 53) % 80).to_string();
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let emulator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../robot_drivers/tests/python/ros2_control_arm.py");
+    let mut arm = Command::new(python).arg(emulator).arg("120").env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()])
+        .env("RRL_LOG", "warn")
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    let _ = arm.kill();
+    let _ = arm.wait();
+    assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["task"], "ArmReach");
+    assert!(report["total_steps"].as_u64().unwrap() >= 40, "{report}");
+    assert_eq!(report["eval"]["episodes"], 1);
+
+    // The scripted reacher's demos moved the real (emulated) joints to their goals.
+    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(demos.len(), 2);
+    let reached = demos.iter().filter(|d| d.outcome.as_ref().and_then(|o| o.success) == Some(true)).count();
+    assert!(reached >= 1, "the scripted reacher reached {reached} of 2 goals");
+    for demo in &demos {
+        let (first, last) = (&demo.steps[0].observation, &demo.steps.last().unwrap().next_observation);
+        // Observation: joints a, b, tool x, y, z, goal x, y, z.
+        assert_eq!(first.len(), 8);
+        assert!((first[0] - last[0]).abs() + (first[1] - last[1]).abs() > 0.05, "the joints did not move: {first:?} -> {last:?}");
+        // The planar arm's tool stays at the height of its base.
+        assert!((last[4] - 0.1).abs() < 1e-4, "tool height {}", last[4]);
+    }
+    let episodes = recording::list_episodes(&run_dir.join("episodes")).unwrap();
+    assert!(!episodes.is_empty());
+    for file in ["practice.csv", "learner.safetensors", "eval/eval.json"] {
+        assert!(run_dir.join(file).exists(), "{file} missing");
+    }
+}
+
+#[test]
+fn practice_on_a_real_arm_without_a_workspace_box_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    let config = dir.path().join("arm.ron");
+    let without_box = LAUNCH.replace("workspace: Some((min: (-0.6, -0.6, 0.0), max: (0.6, 0.6, 0.3), max_step_m: 0.02, max_speed_mps: 0.5)),", "");
+    assert_ne!(without_box, LAUNCH);
+    std::fs::write(&config, without_box).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join("run").to_str().unwrap()])
+        .env("RRL_LOG", "warn")
+        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 59) % 80).to_string())
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("arm.ron") && err.contains("safety.workspace"), "{err}");
+}
