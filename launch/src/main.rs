@@ -19,6 +19,7 @@ mod metrics;
 mod operator;
 mod practice;
 mod practice_env;
+mod record_sim;
 mod reward_eval;
 mod remote;
 mod reward_node;
@@ -129,8 +130,10 @@ enum Command {
         #[arg(long)]
         duration_s: Option<f64>,
     },
-    /// Score recorded episodes (videos or frame folders) with a reward source: VOC, reversed VOC, success F1.
+    /// Score recorded episodes (videos or frame folders) with a reward source: VOC, reversed VOC, success F1, and correlation with true progress where the episodes carry it.
     RewardEval(reward_eval::RewardEvalArgs),
+    /// Record rendered episodes of a simulated Panda task with their true progress (progress.csv) and success labels (labels.json), for `rrl reward-eval`.
+    RecordSim(record_sim::RecordSimArgs),
     /// Export a run's recorded episodes to MCAP (Foxglove, ros2 bag).
     ExportMcap {
         /// Run folder (holds demos/, episodes/, eval/).
@@ -248,6 +251,7 @@ fn main() -> ExitCode {
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
+        Command::RecordSim(args) => record_sim::run(args).map(|report| print_report(&report, true)),
         Command::Learner { config, run_dir, resume, until_idle_s } => remote::run_learner_node(&config, run_dir, resume, until_idle_s).map(|report| print_report(&report, true)),
         Command::Bc { which: BcCommand::Train(args) } => practice::bc_train(args).map(|report| print_report(&report, true)),
         Command::Bc { which: BcCommand::Eval(args) } => practice::bc_eval(args).map(|report| print_report(&report, true)),

@@ -1,15 +1,17 @@
 //! `rrl reward-eval`: how well a reward source tracks task progress on
 //! recorded episodes (video files or folders of frames): Value-Order
 //! Correlation forward and on the time-reversed episode, the rate of
-//! negative deltas on successful episodes, and success precision / recall /
-//! F1 against labels.
+//! negative deltas on successful episodes, success precision / recall /
+//! F1 against labels, and, for frame folders that carry their true progress
+//! (`progress.csv`, one value per frame, as `rrl record-sim` writes), the
+//! rank and linear correlation of the predicted value with it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use opencv::core::Mat;
-use rewards::metrics::{classification, negative_delta_rate, value_order_correlation};
+use rewards::metrics::{classification, negative_delta_rate, pearson, spearman, value_order_correlation};
 use rewards::{ClipReward, Frame, RewardSource, VlmProgressCritic, VlmPrompts, VlmSettings};
 use robot_drivers::camera::{bgr_to_rgb_bytes, read_image_rgb, OpenCvCamera};
 use rrl_types::config::CameraSource;
@@ -53,7 +55,7 @@ pub struct RewardEvalArgs {
     /// Score every N-th frame.
     #[arg(long, default_value_t = 1)]
     pub every: usize,
-    /// JSON object of success labels by episode name, e.g. {"ep1": true}.
+    /// JSON object of success labels by episode name, e.g. {"ep1": true}. Default: labels.json in the episodes folder, if there.
     #[arg(long)]
     pub labels: Option<PathBuf>,
 }
@@ -71,15 +73,41 @@ fn episode_inputs(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(inputs)
 }
 
-fn read_frames(input: &Path, size: u32, every: usize) -> anyhow::Result<Vec<Frame>> {
+/// The true progress of each frame of a frame folder, from its
+/// `progress.csv`; `None` when there is none. Lines must match the frames.
+fn read_true_progress(folder: &Path, frame_count: usize) -> anyhow::Result<Option<Vec<f64>>> {
+    let file = folder.join("progress.csv");
+    if !file.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let mut values = Vec::with_capacity(frame_count);
+    for (line, row) in text.lines().enumerate() {
+        let row = row.trim();
+        if row.is_empty() || (line == 0 && row.parse::<f64>().is_err() && row.chars().all(|c| c.is_alphabetic() || c == '_')) {
+            continue; // a header or a trailing blank line
+        }
+        values.push(row.parse::<f64>().map_err(|_| anyhow::anyhow!("{}:{}: `{row}` is not a number", file.display(), line + 1))?);
+    }
+    if values.len() != frame_count {
+        bail!("{}: {} progress values for {} frames", file.display(), values.len(), frame_count);
+    }
+    Ok(Some(values))
+}
+
+/// The frames of an episode (every `every`-th), and their true progress
+/// when the episode is a frame folder with a `progress.csv`.
+fn read_frames(input: &Path, size: u32, every: usize) -> anyhow::Result<(Vec<Frame>, Option<Vec<f64>>)> {
     let every = every.max(1);
     let mut frames = Vec::new();
+    let mut true_progress = None;
     if input.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(input)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str())))
             .collect();
         files.sort();
+        true_progress = read_true_progress(input, files.len())?.map(|all| all.into_iter().step_by(every).collect::<Vec<f64>>());
         for (i, file) in files.iter().enumerate().step_by(every) {
             let rgb = read_image_rgb(file, size, size)?;
             frames.push(Frame::new(Timestamp(i as u64), size, size, rgb)?);
@@ -99,7 +127,7 @@ fn read_frames(input: &Path, size: u32, every: usize) -> anyhow::Result<Vec<Fram
     if frames.len() < 2 {
         bail!("{}: {} frames; an episode needs at least 2", input.display(), frames.len());
     }
-    Ok(frames)
+    Ok((frames, true_progress))
 }
 
 fn build_source(args: &RewardEvalArgs) -> anyhow::Result<Box<dyn RewardSource>> {
@@ -143,7 +171,10 @@ fn score_all(source: &mut dyn RewardSource, task: &str, frames: &[&Frame]) -> an
 }
 
 pub fn run(args: RewardEvalArgs) -> anyhow::Result<serde_json::Value> {
-    let labels: serde_json::Map<String, serde_json::Value> = match &args.labels {
+    // `rrl record-sim` leaves its labels beside the episodes.
+    let beside = args.episodes.join("labels.json");
+    let labels_file = args.labels.clone().or_else(|| beside.is_file().then_some(beside));
+    let labels: serde_json::Map<String, serde_json::Value> = match &labels_file {
         Some(path) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("{}: expected a JSON object of booleans", path.display()))?,
         None => serde_json::Map::new(),
     };
@@ -155,7 +186,7 @@ pub fn run(args: RewardEvalArgs) -> anyhow::Result<serde_json::Value> {
     let mut negative_rates_on_successes = Vec::new();
     for input in &inputs {
         let name = input.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let frames = read_frames(input, args.size, args.every)?;
+        let (frames, true_progress) = read_frames(input, args.size, args.every)?;
         let forward: Vec<&Frame> = frames.iter().collect();
         let (values, done) = score_all(source.as_mut(), &args.task, &forward).with_context(|| format!("scoring {}", input.display()))?;
         let reversed_frames: Vec<&Frame> = frames.iter().rev().collect();
@@ -180,7 +211,10 @@ pub fn run(args: RewardEvalArgs) -> anyhow::Result<serde_json::Value> {
             "negative_delta_rate": negative_delta_rate(&values),
             "predicted_success": done,
             "label": label,
+            "progress_spearman": true_progress.as_ref().and_then(|truth| spearman(&values, truth)),
+            "progress_pearson": true_progress.as_ref().and_then(|truth| pearson(&values, truth)),
             "values": values,
+            "true_progress": true_progress,
         }));
         progress.inc(1);
     }
@@ -195,6 +229,8 @@ pub fn run(args: RewardEvalArgs) -> anyhow::Result<serde_json::Value> {
         "episodes": per_episode.len(),
         "mean_voc": mean("voc"),
         "mean_voc_reversed": mean("voc_reversed"),
+        "mean_progress_spearman": mean("progress_spearman"),
+        "mean_progress_pearson": mean("progress_pearson"),
         "negative_delta_rate_on_successes": (!negative_rates_on_successes.is_empty()).then(|| negative_rates_on_successes.iter().sum::<f64>() / negative_rates_on_successes.len() as f64),
         "success": (!actual.is_empty()).then(|| classification(&predicted, &actual)),
         "per_episode": per_episode,

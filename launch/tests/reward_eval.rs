@@ -43,3 +43,87 @@ fn reward_eval_reports_voc_reversed_voc_and_success_f1() {
     assert_eq!(report["success"]["f1"].as_f64().unwrap(), 1.0, "{}", report["success"]);
     assert!(report["mean_voc_reversed"].as_f64().unwrap() < 0.0);
 }
+
+const SIM_REACH: &str = r#"(
+    name: "reach_recording",
+    robot: Sim((task: PandaReach, seed: 2)),
+    cameras: [(name: "front", source: Sim("front"), width: 64, height: 64)],
+    safety: (preset: Some(FrankaPanda)),
+    practice: (max_episode_steps: 25),
+)"#;
+
+/// Spearman's rank correlation with averaged ranks for ties, computed by
+/// numpy in the venv: an independent check of what `rrl reward-eval` says.
+fn numpy_spearman(x: &[f64], y: &[f64]) -> f64 {
+    let script = r#"
+import json, sys
+import numpy as np
+x, y = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+def ranks(v):
+    v = np.asarray(v, dtype=float)
+    order = np.argsort(v, kind="mergesort")
+    r = np.empty(len(v))
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        r[order[i:j + 1]] = (i + j) / 2.0
+        i = j + 1
+    return r
+print(np.corrcoef(ranks(x), ranks(y))[0, 1])
+"#;
+    let out = Command::new(common::venv_python()).args(["-c", script, &serde_json::to_string(x).unwrap(), &serde_json::to_string(y).unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn rendered_sim_episodes_carry_true_progress_that_reward_eval_correlates_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, SIM_REACH).unwrap();
+    let episodes = dir.path().join("episodes");
+    let recorded = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["record-sim", "--config", config.to_str().unwrap(), "--out", episodes.to_str().unwrap(), "--episodes", "2", "--random-episodes", "1", "--seed", "3"])
+        .env("RRL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(recorded.status.success(), "{}", String::from_utf8_lossy(&recorded.stderr));
+    let labels: serde_json::Value = serde_json::from_slice(&std::fs::read(episodes.join("labels.json")).unwrap()).unwrap();
+    assert_eq!(labels["episode_000"], true, "the scripted expert reaches its goal");
+    let truth = |name: &str| -> Vec<f64> { std::fs::read_to_string(episodes.join(name).join("progress.csv")).unwrap().lines().map(|l| l.parse().unwrap()).collect() };
+    let expert = truth("episode_000");
+    let frames = std::fs::read_dir(episodes.join("episode_000")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count();
+    assert_eq!(expert.len(), frames, "one progress value per frame");
+    assert_eq!(expert[0], 0.0);
+    assert!(*expert.last().unwrap() > 0.85, "the expert's episode ends near its goal: {expert:?}");
+
+    let emulator = common::VlmEmulator::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["reward-eval", episodes.to_str().unwrap(), "--task", "reach the point", "--source", "vlm", "--model", "emulated-vlm", "--api-key-env", "RRL_TEST_VLM_KEY", "--size", "32"])
+        .args(["--endpoint", &emulator.url()])
+        .env("RRL_TEST_VLM_KEY", "test-key")
+        .env("RRL_LOG", "warn")
+        .output()
+        .unwrap();
+    drop(emulator);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let per_episode = report["per_episode"].as_array().unwrap();
+    assert_eq!(per_episode.len(), 2);
+    for episode in per_episode {
+        let values: Vec<f64> = serde_json::from_value(episode["values"].clone()).unwrap();
+        let true_progress: Vec<f64> = serde_json::from_value(episode["true_progress"].clone()).unwrap();
+        assert_eq!(true_progress, truth(episode["episode"].as_str().unwrap()));
+        match episode["progress_spearman"].as_f64() {
+            Some(reported) => assert!((reported - numpy_spearman(&values, &true_progress)).abs() < 1e-9, "{}: {reported}", episode["episode"]),
+            // Undefined only when one side is constant.
+            None => assert!(values.windows(2).all(|w| w[0] == w[1]) || true_progress.windows(2).all(|w| w[0] == w[1])),
+        }
+    }
+    // The labels beside the episodes were found and used.
+    let positives = labels.as_object().unwrap().values().filter(|v| **v == true).count() as u64;
+    let success = &report["success"];
+    assert_eq!(success["true_positives"].as_u64().unwrap() + success["false_negatives"].as_u64().unwrap(), positives, "{success}");
+}
