@@ -19,7 +19,7 @@ use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::LaunchFile;
 use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, SystemClock, MAX_JOINTS};
-use safety::{CartesianLimits, ClipFlags, Gate, GateConfig, JointLimit, Verdict};
+use safety::{CartesianLimits, Gate, GateConfig, JointLimit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArmTaskError {
@@ -62,20 +62,14 @@ pub struct ArmReach {
     reset_timeout: Duration,
     /// When the next tick of the actor's tracking loop is due.
     tick_due: Instant,
+    /// Practice without resets: forward (sampled goal) and backward (home)
+    /// episodes alternate from wherever the arm is.
+    reset_free: bool,
+    backward_next: bool,
+    needs_full_reset: bool,
     observation: Vec<f64>,
     low: Vec<f64>,
     high: Vec<f64>,
-}
-
-/// Verdicts that count as safety events in practice: limits reached,
-/// holds and reflexes (velocity, acceleration, jerk and tool-speed shaping
-/// is the limiter's normal work on a command stream).
-fn is_protective(verdict: &Verdict) -> bool {
-    match verdict {
-        Verdict::Pass => false,
-        Verdict::Clipped(flags) => flags.0 & (ClipFlags::POSITION.0 | ClipFlags::EFFORT.0 | ClipFlags::WORKSPACE.0) != 0,
-        Verdict::Held(_) | Verdict::Reflex { .. } => true,
-    }
 }
 
 impl ArmReach {
@@ -106,7 +100,7 @@ impl ArmReach {
             while !stopping(stop) {
                 match control.tick(SystemClock.now()) {
                     Ok(verdict) => {
-                        if is_protective(&verdict) {
+                        if verdict.is_protective() {
                             events.fetch_add(1, Ordering::Relaxed);
                         }
                         let _ = states.force_push(*control.state());
@@ -154,6 +148,9 @@ impl ArmReach {
             tolerance: practice.goal_tolerance_m,
             reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
             tick_due: Instant::now(),
+            reset_free: practice.reset_free,
+            backward_next: false,
+            needs_full_reset: true,
             observation: Vec::with_capacity(n + 6),
             low: vec![-1.0; 3],
             high: vec![1.0; 3],
@@ -314,8 +311,17 @@ impl ArmReach {
     }
 
     fn start_episode(&mut self) -> Result<(), ArmTaskError> {
-        self.go_home()?;
-        self.goal = self.sample_goal();
+        if self.reset_free && !self.needs_full_reset {
+            // No reset: from wherever the arm is, alternately to a sampled
+            // goal and back to the home pose's tool point.
+            self.goal = if self.backward_next { self.tool(&self.home) } else { self.sample_goal() };
+            self.backward_next = !self.backward_next;
+        } else {
+            self.go_home()?;
+            self.goal = self.sample_goal();
+            self.needs_full_reset = false;
+            self.backward_next = true;
+        }
         self.steps = 0;
         self.protective_events.store(0, Ordering::Relaxed);
         self.write_observation();
@@ -341,6 +347,8 @@ impl Environment for ArmReach {
     fn observation(&self) -> &[f64] {
         &self.observation
     }
+    /// Reset-free, only the first reset drives the arm home; later ones
+    /// re-seed and set the next goal from where the arm is.
     fn reset(&mut self, seed: u64) -> &[f64] {
         self.rng = Rng::seed(seed);
         self.reset_next()

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod ablation;
 mod arm_reach;
 mod bench;
 mod doctor;
@@ -197,6 +198,35 @@ enum BenchCommand {
         #[arg(long, default_value_t = 128)]
         side: u32,
     },
+    /// The safety gate's ablation on the simulated Panda: constraint violations per 1000 steps with no gate, rules, rules + a risk critic trained on the rules' labels; random exploration and SAC training.
+    Safety {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Random-exploration steps per condition.
+        #[arg(long, default_value_t = 5_000)]
+        random_steps: u64,
+        /// SAC training steps per condition.
+        #[arg(long, default_value_t = 5_000)]
+        sac_steps: u64,
+        /// Scripted-expert episodes per condition.
+        #[arg(long, default_value_t = 20)]
+        expert_episodes: u64,
+        /// Gradient steps of the risk critic.
+        #[arg(long, default_value_t = 3_000)]
+        critic_updates: usize,
+        /// Risk above this triggers the critic's Recover reflex.
+        #[arg(long, default_value_t = 0.5)]
+        risk_threshold: f32,
+        /// Discount of the Recovery RL target (how far ahead "soon" reaches: 1/(1-γ) ticks).
+        #[arg(long, default_value_t = 0.5)]
+        gamma_risk: f64,
+        /// The critic's reflex: hold, decelerate or recover.
+        #[arg(long, default_value = "decelerate")]
+        reflex: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Safety gate per-tick latency (rules + 2x256 risk critic), a paced 1 kHz loop, vs numpy.
     Gate {
         /// Print one JSON object.
@@ -240,6 +270,7 @@ fn main() -> ExitCode {
         Command::Doctor { json } => doctor::run(json),
         Command::Bench { which: BenchCommand::Serial { json, servos, rounds } } => bench::serial(servos, rounds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Reward { json, frames, seconds, concurrency, side } } => bench::reward(frames, seconds, concurrency, side).map(|report| print_report(&report, json)),
+        Command::Bench { which: BenchCommand::Safety { json, random_steps, sac_steps, expert_episodes, critic_updates, risk_threshold, gamma_risk, reflex, seed } } => ablation::parse_reflex(&reflex).and_then(|reflex| ablation::run(random_steps, sac_steps, expert_episodes, critic_updates, risk_threshold, gamma_risk, reflex, seed)).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
         Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),

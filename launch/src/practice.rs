@@ -119,6 +119,7 @@ pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(
     let gate = Gate::new(GateConfig::from_launch(&launch.safety, &names, task.control_rate_hz()).with_context(|| format!("{}: safety section", config.display()))?);
     task.set_gate(gate);
     task.set_home_noise(launch.practice.reset_noise_rad);
+    task.set_reset_free(launch.practice.reset_free).with_context(|| format!("{}: practice.reset_free", config.display()))?;
     task.set_max_episode_steps(launch.practice.max_episode_steps);
     Ok((task, variant))
 }

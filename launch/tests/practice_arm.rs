@@ -2,7 +2,8 @@
 //! topics (the rclpy arm emulator of robot_drivers' tests, the far end of
 //! the wire), kinematics from a URDF, the reach task in tool space, the
 //! safety gate ticking on its own control thread, demos by the scripted
-//! reacher, practice on the wall clock and a final evaluation.
+//! reacher, practice on the wall clock and a final evaluation; reset-free
+//! (forward and backward episodes, no reset between them).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,7 +46,7 @@ const LAUNCH: &str = r#"(
     ),
     learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32, utd: 1, warmup_steps: 20),
     reward: Task,
-    practice: (policy_rate_hz: 10.0, max_episode_steps: 30, demo_episodes: 2, total_steps: 40, eval_episodes: 1, reset_noise_rad: 0.0, tool_step_m: 0.04, goal_tolerance_m: 0.03, home: Some([0.3, 0.8])),
+    practice: (policy_rate_hz: 10.0, max_episode_steps: 30, demo_episodes: 2, total_steps: 40, eval_episodes: 1, reset_noise_rad: 0.0, tool_step_m: 0.04, goal_tolerance_m: 0.03, home: Some([0.3, 0.8]), reset_free: true),
 )"#;
 
 #[test]
@@ -89,8 +90,19 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
         // The planar arm's tool stays at the height of its base.
         assert!((last[4] - 0.1).abs() < 1e-4, "tool height {}", last[4]);
     }
-    let episodes = recording::list_episodes(&run_dir.join("episodes")).unwrap();
-    assert!(!episodes.is_empty());
+    // Reset-free: every practice episode starts where the last one ended,
+    // and every other goal is the home pose's tool point.
+    let episodes: Vec<_> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert!(episodes.len() >= 2, "{} practice episodes", episodes.len());
+    let home_tool = [0.3 * 0.3f64.cos() + 0.2 * 1.1f64.cos(), 0.3 * 0.3f64.sin() + 0.2 * 1.1f64.sin(), 0.1];
+    let at_home = |obs: &[f32]| (0..3).all(|k| (f64::from(obs[5 + k]) - home_tool[k]).abs() < 1e-4);
+    let backward = episodes.iter().filter(|e| at_home(&e.steps[0].observation)).count();
+    assert!(backward >= 1 && backward <= episodes.len().div_ceil(2) + 1, "{backward} of {} episodes aimed home", episodes.len());
+    for pair in episodes.windows(2) {
+        let (end, start) = (&pair[0].steps.last().unwrap().next_observation, &pair[1].steps[0].observation);
+        let moved = (end[0] - start[0]).abs() + (end[1] - start[1]).abs();
+        assert!(moved < 0.1, "the arm jumped {moved} rad between episodes: no reset should run");
+    }
     for file in ["practice.csv", "learner.safetensors", "eval/eval.json"] {
         assert!(run_dir.join(file).exists(), "{file} missing");
     }

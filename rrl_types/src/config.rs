@@ -680,6 +680,10 @@ pub struct PracticeConfig {
     /// Real arms: a reset that has not brought the arm home after this
     /// long stops practice. Default: 10 s.
     pub reset_timeout_s: f64,
+    /// Practice without resets (reach tasks): after the first episode,
+    /// episodes alternate between a sampled goal and the home pose's tool
+    /// point, each starting where the last ended. Default: false.
+    pub reset_free: bool,
 }
 
 impl Default for PracticeConfig {
@@ -696,6 +700,7 @@ impl Default for PracticeConfig {
             tool_step_m: 0.02,
             goal_tolerance_m: 0.02,
             reset_timeout_s: 10.0,
+            reset_free: false,
         }
     }
 }
@@ -953,6 +958,9 @@ impl LaunchFile {
         }
         self.reward.check(&self.cameras, c);
         self.practice.check(self.robot.control_rate_hz(), c);
+        if self.practice.reset_free && matches!(&self.robot, RobotConfig::Sim(sim) if sim.task != SimTask::PandaReach) {
+            c.fail("practice.reset_free", "reset-free practice needs a reach task", Some("PandaReach in simulation, or a real arm's reach task"));
+        }
         if let Some(home) = &self.practice.home {
             let joints = self.robot.joint_names();
             if home.len() != joints.len() {

@@ -1,13 +1,27 @@
 """Peer for `rrl bench gate`: the same per-tick work a Python control stack
 would do for a 7-joint arm — staleness and NaN checks, position clamp,
-velocity and acceleration limits, and a 2x256 ReLU risk critic with numpy —
-timed per tick. Prints one JSON line with latency percentiles in µs.
+velocity and acceleration limits, an external-force check, the fingertip's
+Cartesian box by the Panda's forward kinematics, and a 2x256 ReLU risk
+critic with numpy — timed per tick. Prints one JSON line with latency percentiles in µs.
 Usage: gate_peer.py TICKS"""
 import json
 import sys
 import time
 
 import numpy as np
+
+
+# The Panda's (modified) Denavit-Hartenberg table: a, d, alpha per joint.
+DH = [(0.0, 0.333, 0.0), (0.0, 0.0, -np.pi / 2), (0.0, 0.316, np.pi / 2), (0.0825, 0.0, np.pi / 2),
+      (-0.0825, 0.384, -np.pi / 2), (0.0, 0.0, np.pi / 2), (0.088, 0.0, np.pi / 2)]
+
+
+def tool_position(q):
+    pose = np.eye(4)
+    for (a, d, alpha), theta in zip(DH, q):
+        ca, sa, ct, st = np.cos(alpha), np.sin(alpha), np.cos(theta), np.sin(theta)
+        pose = pose @ np.array([[ct, -st, 0, a], [st * ca, ct * ca, -sa, -d * sa], [st * sa, ct * sa, ca, d * ca], [0, 0, 0, 1]])
+    return (pose @ np.array([0.0, 0.0, 0.107 + 0.1034, 1.0]))[:3]
 
 
 def main() -> int:
@@ -26,6 +40,8 @@ def main() -> int:
     b3 = np.zeros(1, np.float32)
     position = np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785])
     velocity = np.zeros(n)
+    box_min, box_max = np.array([0.2, -0.5, 0.0]), np.array([0.8, 0.5, 0.8])
+    wrench = np.array([1.0, -2.0, 3.0, 0.1, 0.0, 0.0])
     latencies = np.empty(ticks)
     for t in range(ticks):
         command = position + rng.uniform(-0.01, 0.01, n)
@@ -33,11 +49,15 @@ def main() -> int:
         stamp_age, command_age = 0.0005, 0.0005
         start = time.perf_counter_ns()
         held = not (np.isfinite(command).all() and np.isfinite(state_q).all()) or stamp_age > 0.05 or command_age > 0.05
+        held = held or np.linalg.norm(wrench[:3]) > 30.0
         if not held:
             target = np.clip(command, q_min, q_max)
             v = np.clip((target - position) / dt, -v_max, v_max)
             v = np.clip(v, velocity - a_max * dt, velocity + a_max * dt)
             out = position + v * dt
+            start_tool, tool = tool_position(position), tool_position(out)
+            if (tool < box_min).any() or (tool > box_max).any() or np.linalg.norm(tool - start_tool) > 0.001:
+                out = position
             x = np.concatenate([state_q, state_v, out]).astype(np.float32)
             h = np.maximum(x @ w1 + b1, 0)
             h = np.maximum(h @ w2 + b2, 0)

@@ -45,6 +45,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Whether the gate protected the robot or its surroundings: a position,
+    /// effort or workspace limit reached, a hold or a reflex. Velocity,
+    /// acceleration, jerk and tool-speed shaping is the limiter's normal
+    /// work on a command stream (ros2_control's limiter does it silently).
+    pub fn is_protective(&self) -> bool {
+        match self {
+            Verdict::Pass => false,
+            Verdict::Clipped(flags) => flags.0 & (ClipFlags::POSITION.0 | ClipFlags::EFFORT.0 | ClipFlags::WORKSPACE.0) != 0,
+            Verdict::Held(_) | Verdict::Reflex { .. } => true,
+        }
+    }
+
     /// The cost label for the risk critic: 1 when a constraint was hit.
     pub fn cost(&self) -> f64 {
         match self {
@@ -226,6 +238,8 @@ struct RiskStage {
 pub struct Gate {
     config: GateConfig,
     estop: EStop,
+    /// Whether the last tick's measured state broke a limit itself.
+    measured_violation: bool,
     /// Last forwarded motion per joint; `None` until the first tick.
     motion: Option<[JointMotion; MAX_JOINTS]>,
     risk: RiskStage,
@@ -234,7 +248,7 @@ pub struct Gate {
 impl Gate {
     pub fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
-        Gate { config, estop: EStop::default(), motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
+        Gate { config, estop: EStop::default(), measured_violation: false, motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
     }
 
     /// Adds the learned risk critic: commands whose risk exceeds `threshold`
@@ -260,6 +274,14 @@ impl Gate {
 
     pub fn config(&self) -> &GateConfig {
         &self.config
+    }
+
+    /// Whether the state measured in the last checked tick was itself
+    /// beyond a limit (a joint past its position range, the tool outside
+    /// its box): what the commands did not prevent, e.g. a position-
+    /// controlled arm lagging or overshooting. The risk critic's label.
+    pub fn measured_violation(&self) -> bool {
+        self.measured_violation
     }
 
     /// A handle for tripping the e-stop from elsewhere.
@@ -315,6 +337,11 @@ impl Gate {
             return Self::hold_without_state(n, now, state, out);
         };
         let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| hold_at(motion, n, now, mode, reason, out);
+        self.measured_violation = state.position.len() == n && state.position.all_finite() && {
+            let q = state.position.as_slice();
+            let beyond = limits.iter().zip(q).any(|(l, &q)| l.position.is_some_and(|(lo, hi)| q < lo || q > hi));
+            beyond || self.config.workspace.as_ref().is_some_and(|w| w.outside(&w.chain.tool_position(q)) > 0.0)
+        };
         let mode = command.mode;
         if estop {
             return hold(motion, out, mode, HoldReason::EStop);
@@ -515,19 +542,12 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
 }
 
 /// One limited step from where the joints were before this tick (`before`)
-/// toward `target`, written to `motion` and `values`. The step keeps a stop
-/// at the target possible (a braking curve at the joint's acceleration
-/// limit), so the retreat arrives instead of swinging past.
+/// toward `target`, written to `motion` and `values`: the limiter brakes
+/// toward its target, so the retreat arrives instead of swinging past.
 #[allow(clippy::too_many_arguments)]
 fn retreat(before: &[JointMotion; MAX_JOINTS], target: &[f64; MAX_JOINTS], n: usize, dt: f64, limits: &[JointLimit; MAX_JOINTS], margin: f64, motion: &mut [JointMotion; MAX_JOINTS], values: &mut JointVec) {
     for j in 0..n {
-        let distance = target[j] - before[j].position;
-        let speed = match limits[j].acceleration {
-            Some(amax) => (distance.abs() / dt).min(crate::limits::braking_speed(distance.abs(), amax, dt)),
-            None => distance.abs() / dt,
-        };
-        let desired = before[j].position + distance.signum() * speed * dt;
-        let (next, _) = enforce_position(&before[j], desired, dt, &limits[j], margin);
+        let (next, _) = enforce_position(&before[j], target[j], dt, &limits[j], margin);
         values[j] = next.position;
         motion[j] = next;
     }

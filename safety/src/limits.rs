@@ -178,7 +178,15 @@ pub fn enforce_position(previous: &JointMotion, desired: f64, dt: f64, limit: &J
         target = hi;
         flags |= ClipFlags::POSITION;
     }
-    let mut velocity = shape_velocity(previous, (target - previous.position) / dt, dt, limit, &mut flags);
+    // Toward the target no faster than a stop there allows: without this a
+    // far target is approached at full speed and overshot, and a command
+    // stream that keeps moving its target makes the joint oscillate.
+    let mut desired_velocity = (target - previous.position) / dt;
+    if let Some(amax) = limit.acceleration {
+        let stop = braking_speed((target - previous.position).abs(), amax, dt);
+        desired_velocity = desired_velocity.clamp(-stop, stop);
+    }
+    let mut velocity = shape_velocity(previous, desired_velocity, dt, limit, &mut flags);
     if let Some(amax) = limit.acceleration {
         // Keep a stop before the position limit possible at this deceleration,
         // never asking for more deceleration than the limit allows.
@@ -293,6 +301,19 @@ mod tests {
         let (out, flags) = enforce_position(&prev, 1.0, 0.01, &PANDA_J1, 0.05);
         assert!(flags.contains(ClipFlags::ACCELERATION) && flags.contains(ClipFlags::VELOCITY));
         assert!((out.velocity - 15.0 * 0.01).abs() < 1e-12, "v = {}", out.velocity);
+    }
+
+    #[test]
+    fn a_far_target_is_approached_without_overshoot() {
+        let mut motion = JointMotion::default();
+        let mut furthest: f64 = 0.0;
+        for _ in 0..3000 {
+            let (out, _) = enforce_position(&motion, 1.0, 0.001, &PANDA_J1, 0.05);
+            furthest = furthest.max(out.position);
+            motion = out;
+        }
+        assert!(furthest <= 1.0 + 1e-12, "overshot to {furthest}");
+        assert!((motion.position - 1.0).abs() < 1e-9 && motion.velocity.abs() < 1e-9, "settled at {motion:?}");
     }
 
     #[test]

@@ -381,3 +381,25 @@ fn a_workspace_without_kinematics_is_refused() {
     let err = safety::GateConfig::from_launch(&missing, &names, 100.0).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/arm.urdf") && err.contains("cannot read"), "{err}");
 }
+
+#[test]
+fn the_gate_reports_a_measured_state_outside_the_box_or_the_joint_range() {
+    let mut gate = panda_workspace_gate();
+    let limits = gate.config().workspace.clone().unwrap();
+    let mut out = JointCommand::default();
+    let now = 1_000_000_000;
+    let command = position_command(&HOME, now);
+    gate.check(Timestamp(now), &home_state(now), &command, &mut out);
+    assert!(!gate.measured_violation(), "home is inside the box");
+    // The arm measured with its shoulder stretched forward: the hand below the box's floor.
+    let mut low = home_state(now + TICK_NS);
+    low.position[1] += 1.2;
+    assert!(limits.chain.tool_position(low.position.as_slice())[2] < 0.3);
+    gate.check(Timestamp(now + TICK_NS), &low, &command, &mut out);
+    assert!(gate.measured_violation(), "the measured hand is below the floor");
+    // A joint measured past its range is one too.
+    let mut past = home_state(now + 2 * TICK_NS);
+    past.position[3] = -0.05;
+    gate.check(Timestamp(now + 2 * TICK_NS), &past, &command, &mut out);
+    assert!(gate.measured_violation(), "joint 4 past its upper limit of -0.0698");
+}

@@ -57,6 +57,8 @@ pub enum SimError {
     NonFiniteAction { task: &'static str, index: usize, value: f64 },
     #[error("state field {field} has {got} values, the model has {expected}")]
     StateSize { field: &'static str, expected: usize, got: usize },
+    #[error("not supported: {what}")]
+    Unsupported { what: &'static str },
     #[error("camera `{name}` is not in the model; it has: {known}")]
     UnknownCamera { name: String, known: String },
     #[error("offscreen rendering failed for camera `{camera}`: {reason} (headless machines need Mesa's EGL: libegl1 libegl-mesa0 libgl1-mesa-dri, which scripts/setup.sh installs)")]

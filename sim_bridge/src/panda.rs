@@ -12,7 +12,7 @@ use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
 use rrl_types::config::PandaController;
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step};
-use safety::{ClipFlags, Gate, Verdict};
+use safety::Gate;
 
 use crate::arm::{PandaSim, PANDA_HOME};
 use crate::assets::SimError;
@@ -44,6 +44,9 @@ pub const WORKSPACE: [[f64; 3]; 2] = [[0.2, -0.3, 0.0], [0.6, 0.3, 0.5]];
 const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.3, -0.15], [0.5, 0.15]];
 const REACH_BOUNDS: [[f64; 3]; 2] = [[0.3, -0.15, 0.1], [0.5, 0.15, 0.3]];
 const IK_EVERY: usize = 5;
+/// The Panda's published joint position limits, rad.
+const PANDA_POSITION_LIMITS: [(f64, f64); 7] =
+    [(-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698), (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973)];
 /// Largest joint command change per controller tick, rad (2 rad/s at 100 Hz).
 const MAX_JOINT_STEP: f64 = 0.02;
 /// Share of the way to the IK solution the joint command moves per tick.
@@ -71,6 +74,18 @@ pub struct PandaTask {
     max_episode_steps: u32,
     controller: PandaController,
     osc_gains: OscGains,
+    /// Gate ticks recorded for risk-critic training, when asked for.
+    gate_ticks: Option<Vec<(Vec<f32>, f32)>>,
+    /// The box the measured fingertips must stay in, for counting violations.
+    violation_box: Option<[[f64; 3]; 2]>,
+    violation_steps: u64,
+    /// Reach without resets: episodes alternate between a sampled goal
+    /// (forward) and the home fingertip point (backward), from wherever
+    /// the last one left the arm.
+    reset_free: bool,
+    backward_next: bool,
+    needs_full_reset: bool,
+    home_pinch: [f64; 3],
 }
 
 const ACTION_LOW: [f64; 4] = [-1.0; 4];
@@ -100,6 +115,13 @@ impl PandaTask {
             max_episode_steps: MAX_EPISODE_STEPS,
             controller: PandaController::InverseKinematics,
             osc_gains: OscGains::default(),
+            gate_ticks: None,
+            violation_box: None,
+            violation_steps: 0,
+            reset_free: false,
+            backward_next: false,
+            needs_full_reset: true,
+            home_pinch: ee,
         };
         task.write_observation();
         Ok(task)
@@ -121,6 +143,54 @@ impl PandaTask {
     /// The gate's control period must be `1 / control_rate_hz()`.
     pub fn set_gate(&mut self, gate: Gate) {
         self.gate = Some(gate);
+    }
+
+    /// Records every gate tick from now on (the critic's input, and the
+    /// gate's label: whether the measured state broke a limit), for
+    /// training a risk critic on the gate's labels.
+    pub fn record_gate_ticks(&mut self) {
+        self.gate_ticks.get_or_insert_with(Vec::new);
+    }
+
+    /// The gate ticks recorded since the last call.
+    pub fn take_gate_ticks(&mut self) -> Vec<(Vec<f32>, f32)> {
+        self.gate_ticks.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Counts, from the measured state and independently of any gate, the
+    /// steps in which the fingertips left `[min, max]` by more than 2 mm or
+    /// a joint passed its published position limit.
+    pub fn monitor_violations(&mut self, min: [f64; 3], max: [f64; 3]) {
+        self.violation_box = Some([min, max]);
+    }
+
+    /// Violating steps since the last call.
+    pub fn take_violation_steps(&mut self) -> u64 {
+        std::mem::take(&mut self.violation_steps)
+    }
+
+    /// Whether the measured state breaks the monitored constraints now.
+    fn violates(&self) -> bool {
+        let Some([min, max]) = self.violation_box else { return false };
+        let pinch = self.sim.pinch_position();
+        let outside = (0..3).any(|k| pinch[k] < min[k] - 0.002 || pinch[k] > max[k] + 0.002);
+        let q = self.sim.joint_positions();
+        let beyond = PANDA_POSITION_LIMITS.iter().zip(q).any(|(&(lo, hi), q)| q < lo || q > hi);
+        outside || beyond
+    }
+
+    /// Reset-free practice for the reach task: after the first episode the
+    /// arm is never teleported; episodes alternate between a sampled goal
+    /// and the home fingertip point (forward and backward, as FastRLAP-style
+    /// autonomous practice does), each starting where the last one ended.
+    /// Refused for pick-cube, whose backward task (putting the cube back)
+    /// the scene cannot score.
+    pub fn set_reset_free(&mut self, on: bool) -> Result<(), SimError> {
+        if on && self.variant == PandaVariant::PickCube {
+            return Err(SimError::Unsupported { what: "reset-free practice on PickCube (only Reach has a backward task)" });
+        }
+        self.reset_free = on;
+        Ok(())
     }
 
     /// Scripted resets start from the home pose plus uniform noise of this
@@ -158,16 +228,14 @@ impl PandaTask {
         let command = JointCommand { stamp: now, mode, values: JointVec::from_slice(&values).expect("7 joints") };
         let mut out = command;
         let verdict = gate.check(now, &state, &command, &mut out);
-        // Velocity, acceleration and jerk shaping is the limiter's normal work
-        // on a Cartesian command stream (ros2_control's limiter does it
-        // silently); limits reached, holds and reflexes are safety events.
-        let protective = ClipFlags(ClipFlags::POSITION.0 | ClipFlags::EFFORT.0 | ClipFlags::WORKSPACE.0);
-        if match verdict {
-            Verdict::Pass => false,
-            Verdict::Clipped(flags) => flags.0 & protective.0 != 0,
-            Verdict::Held(_) | Verdict::Reflex { .. } => true,
-        } {
+        if verdict.is_protective() {
             self.safety_events += 1;
+        }
+        if let (Some(log), 7) = (self.gate_ticks.as_mut(), out.values.len()) {
+            // What the gate's risk critic sees (position, velocity, limited
+            // command), and the cost: the measured state broke a limit.
+            let input = state.position.as_slice().iter().chain(state.velocity.as_slice()).chain(out.values.as_slice()).map(|v| *v as f32).collect();
+            log.push((input, f32::from(u8::from(gate.measured_violation()))));
         }
         let mut sent = [0.0; 7];
         if out.values.len() == 7 {
@@ -319,6 +387,8 @@ impl Environment for PandaTask {
         &self.observation
     }
 
+    /// Reset-free, only the task's first reset moves the arm; later ones
+    /// re-seed and set the next goal from where the arm is.
     fn reset(&mut self, seed: u64) -> &[f64] {
         self.rng = Rng::seed(seed);
         self.reset_next()
@@ -329,6 +399,18 @@ impl Environment for PandaTask {
     }
 
     fn reset_next(&mut self) -> &[f64] {
+        if self.reset_free && !self.needs_full_reset {
+            // The arm stays where it is; only the goal changes.
+            self.goal = if self.backward_next { self.home_pinch } else { std::array::from_fn(|k| self.rng.uniform(REACH_BOUNDS[0][k], REACH_BOUNDS[1][k])) };
+            self.backward_next = !self.backward_next;
+            self.ee_target = self.sim.pinch_position();
+            self.steps = 0;
+            self.safety_events = 0;
+            self.write_observation();
+            return &self.observation;
+        }
+        self.needs_full_reset = false;
+        self.backward_next = true;
         let noise = self.home_noise_rad;
         let home: [f64; 7] = std::array::from_fn(|i| PANDA_HOME[i] + self.rng.uniform(-noise, noise));
         self.sim.reset_to(&home);
@@ -365,7 +447,11 @@ impl Environment for PandaTask {
             self.sim.set_gripper((action[3].clamp(-1.0, 1.0) + 1.0) * 0.5);
         }
         let substeps = (CONTROL_DT / self.sim.timestep()).round() as usize;
+        let mut violated = false;
         for i in 0..substeps {
+            if i % IK_EVERY == 0 {
+                violated |= self.violates();
+            }
             match self.controller {
                 PandaController::InverseKinematics => {
                     if i % IK_EVERY == 0 {
@@ -379,6 +465,7 @@ impl Environment for PandaTask {
             }
         }
         self.steps += 1;
+        self.violation_steps += u64::from(violated || self.violates());
         self.write_observation();
         let (reward, terminated) = self.reward_and_done();
         Ok(Step { reward, terminated, truncated: !terminated && self.steps >= self.max_episode_steps })
@@ -534,6 +621,42 @@ mod tests {
             }
         }
         assert!(worst_tilt < 0.1, "the gripper tilted {worst_tilt} rad away from pointing down");
+    }
+
+    #[test]
+    fn reset_free_reach_alternates_goals_without_teleporting_the_arm() {
+        let mut task = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+        task.set_reset_free(true).unwrap();
+        let home_pinch = task.sim().pinch_position();
+        let mut expert = ScriptedExpert::default();
+        let mut obs = task.reset(7).to_vec();
+        let mut goals = Vec::new();
+        for episode in 0..4 {
+            goals.push(task.goal());
+            loop {
+                let step = task.step(&expert.act(PandaVariant::Reach, &obs)).unwrap();
+                obs = task.observation().to_vec();
+                if step.done() {
+                    assert!(task.is_success(), "episode {episode} did not reach {:?}", task.goal());
+                    break;
+                }
+            }
+            let before = task.sim().joint_positions();
+            obs = task.reset_next().to_vec();
+            assert_eq!(task.sim().joint_positions(), before, "episode {episode}: the arm was moved by the reset");
+        }
+        // Forward, backward (home), forward, backward.
+        assert_eq!(goals[1], home_pinch);
+        assert_eq!(goals[3], home_pinch);
+        assert_ne!(goals[0], goals[2]);
+        // Practice re-seeds every episode through `reset`: still no teleport.
+        let before = task.sim().joint_positions();
+        task.reset(8);
+        assert_eq!(task.sim().joint_positions(), before);
+        // Four episodes and one more reset_next left a forward goal set; this reset moves on to the backward one.
+        assert_eq!(task.goal(), home_pinch, "the alternation goes on through reset");
+        let mut pick = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense).unwrap();
+        assert!(pick.set_reset_free(true).is_err());
     }
 
     #[test]

@@ -1,0 +1,234 @@
+//! `rrl bench safety`: the safety gate's ablation on the simulated Panda
+//! pick-cube task. Constraint violations are counted from the measured
+//! simulation state, independently of any gate: a step violates when the
+//! fingertips leave a safety box around the table (by more than 2 mm) or a
+//! joint passes its published position limit. Three conditions, each under
+//! random exploration, with the scripted expert (does the gate leave a
+//! competent policy its success?) and during SAC training from scripted
+//! demos: no gate,
+//! the gate's rules (Panda limits plus the safety box as its workspace), and
+//! rules plus a risk critic trained here on the labels the rules-only gate
+//! produced while exploring (Recovery RL target: the label is the gate's
+//! own observation that the measured state broke a limit), with a reflex
+//! (Decelerate by default: Hold freezes an arm whose critic rates its own
+//! resting pose risky).
+
+use std::path::Path;
+
+use anyhow::Context;
+use policies::practice::{EpisodeReport, NoOperator, PracticeSettings};
+use policies::risk::{RiskCriticTrainer, RiskDataset, RiskTick, RiskTrainerConfig};
+use policies::SacConfig;
+use rrl_types::config::{LearnerConfig, Reflex, RobotPreset, SafetyConfig};
+use rrl_types::rng::Rng;
+use rrl_types::Environment;
+use safety::{Gate, GateConfig, RiskCritic};
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+
+/// Where the fingertips may go: above the table, around the cube's area.
+const SAFE_MIN: [f64; 3] = [0.25, -0.25, 0.0];
+const SAFE_MAX: [f64; 3] = [0.55, 0.25, 0.45];
+
+fn rules() -> anyhow::Result<SafetyConfig> {
+    let text = format!(
+        "(preset: Some(FrankaPanda), workspace: Some((min: ({}, {}, {}), max: ({}, {}, {}), max_step_m: 0.017, max_speed_mps: 1.7, tool_offset_m: (0.0, 0.0, 0.1488))))",
+        SAFE_MIN[0], SAFE_MIN[1], SAFE_MIN[2], SAFE_MAX[0], SAFE_MAX[1], SAFE_MAX[2]
+    );
+    Ok(ron::from_str(&text)?)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Condition {
+    NoGate,
+    Rules,
+    RulesAndCritic,
+}
+
+impl Condition {
+    fn name(self) -> &'static str {
+        match self {
+            Condition::NoGate => "no_gate",
+            Condition::Rules => "rules",
+            Condition::RulesAndCritic => "rules_and_critic",
+        }
+    }
+}
+
+fn task(condition: Condition, critic: &Path, threshold: f32, reflex: Reflex) -> anyhow::Result<PandaTask> {
+    let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense)?;
+    task.set_home_noise(0.05);
+    task.monitor_violations(SAFE_MIN, SAFE_MAX);
+    if condition != Condition::NoGate {
+        let names: Vec<String> = RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
+        let mut gate = Gate::new(GateConfig::from_launch(&rules()?, &names, task.control_rate_hz())?);
+        if condition == Condition::RulesAndCritic {
+            gate.set_risk_critic(RiskCritic::load(critic, 21)?, threshold, reflex)?;
+        }
+        task.set_gate(gate);
+    }
+    Ok(task)
+}
+
+struct Tally {
+    steps: u64,
+    violations: u64,
+    safety_events: u64,
+    episodes: u64,
+    successes: u64,
+}
+
+impl Tally {
+    fn report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "steps": self.steps,
+            "violations_per_1000_steps": 1000.0 * self.violations as f64 / self.steps.max(1) as f64,
+            // The gate runs 10 ticks per step: the share of its ticks that protected.
+            "protective_gate_ticks": self.safety_events as f64 / (10 * self.steps.max(1)) as f64,
+            "episodes": self.episodes,
+            "success_rate": self.successes as f64 / self.episodes.max(1) as f64,
+        })
+    }
+}
+
+/// Uniformly random actions for `steps` steps; each finished episode's gate
+/// ticks go to `data` when given.
+fn explore(task: &mut PandaTask, steps: u64, seed: u64, mut data: Option<&mut RiskDataset>) -> anyhow::Result<Tally> {
+    let mut rng = Rng::seed(seed);
+    let mut tally = Tally { steps, violations: 0, safety_events: 0, episodes: 0, successes: 0 };
+    task.reset(seed);
+    task.take_violation_steps();
+    for t in 0..steps {
+        let action: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let step = task.step(&action)?;
+        tally.violations += task.take_violation_steps();
+        tally.safety_events += rrl_types::PracticeTask::take_safety_events(task);
+        if step.done() || t + 1 == steps {
+            tally.episodes += 1;
+            tally.successes += u64::from(task.is_success());
+            if let Some(data) = data.as_deref_mut() {
+                for (input, cost) in task.take_gate_ticks() {
+                    data.push(RiskTick { input, cost }).map_err(anyhow::Error::msg)?;
+                }
+                data.end_recording();
+            }
+            task.reset_next();
+        }
+    }
+    Ok(tally)
+}
+
+/// The scripted expert for `episodes` episodes: does the gate leave a
+/// competent policy its success?
+fn expert_episodes(task: &mut PandaTask, episodes: u64, seed: u64) -> anyhow::Result<Tally> {
+    let mut expert = ScriptedExpert::default();
+    let mut tally = Tally { steps: 0, violations: 0, safety_events: 0, episodes, successes: 0 };
+    task.take_violation_steps();
+    for e in 0..episodes {
+        let mut observation = task.reset(seed + 20_000 + e).to_vec();
+        expert.reset();
+        loop {
+            let step = task.step(&expert.act(PandaVariant::PickCube, &observation))?;
+            observation = task.observation().to_vec();
+            tally.steps += 1;
+            tally.safety_events += rrl_types::PracticeTask::take_safety_events(task);
+            if step.done() {
+                tally.successes += u64::from(task.is_success());
+                break;
+            }
+        }
+    }
+    tally.violations = task.take_violation_steps();
+    Ok(tally)
+}
+
+/// SAC from scripted demos for `steps` steps, as `rrl practice` runs it.
+fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tch::Device) -> anyhow::Result<Tally> {
+    let mut expert = ScriptedExpert::default();
+    policies::practice::record_demo_episodes(task, run_dir, "PickCube", 5, seed + 10_000, |obs, start| {
+        if start {
+            expert.reset();
+        }
+        expert.act(PandaVariant::PickCube, obs).to_vec()
+    })?;
+    task.take_violation_steps();
+    let learner = LearnerConfig { hidden: vec![256, 256], critics: 2, batch_size: 256, utd: 1, demo_ratio: 0.5, warmup_steps: 500, ..LearnerConfig::default() };
+    let config = SacConfig::from_learner(&learner, task.observation_size(), task.action_size(), seed + 1);
+    let settings = PracticeSettings {
+        task: "PickCube".into(),
+        total_steps: steps,
+        warmup_steps: learner.warmup_steps,
+        max_episode_steps: 100,
+        stuck_steps: 50,
+        stuck_tolerance: 1e-3,
+        seed,
+        run_dir: run_dir.to_path_buf(),
+        sync_every_step: false,
+        lockstep: true,
+        publish_every: 1,
+        checkpoint_every: steps.max(1),
+        replay_capacity: 100_000,
+        max_backlog: 20_000,
+    };
+    let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);
+    policies::practice::practice(task, config, device, &mut NoOperator, &settings, |episode: &EpisodeReport| {
+        episodes += 1;
+        successes += u64::from(episode.success == Some(true));
+        safety_events += episode.safety_events;
+    })?;
+    Ok(Tally { steps, violations: task.take_violation_steps(), safety_events, episodes, successes })
+}
+
+pub fn run(random_steps: u64, sac_steps: u64, expert_episodes_per_condition: u64, critic_updates: usize, threshold: f32, gamma_risk: f64, reflex: Reflex, seed: u64) -> anyhow::Result<serde_json::Value> {
+    let work = tempfile::tempdir().context("creating a scratch folder")?;
+    let critic_file = work.path().join("risk_critic.safetensors");
+    let device = tch::Device::Cpu;
+
+    // Random exploration without a gate, then with the rules, recording the
+    // rules' verdicts as the critic's labels.
+    let none = explore(&mut task(Condition::NoGate, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
+    let mut data = RiskDataset::new(21);
+    let mut with_rules = task(Condition::Rules, &critic_file, threshold, reflex)?;
+    with_rules.record_gate_ticks();
+    let rules = explore(&mut with_rules, random_steps, seed, Some(&mut data))?;
+    tracing::info!(ticks = data.len(), violation_rate = data.violation_rate(), "risk-critic data from the rules-only gate");
+
+    let mut trainer = RiskCriticTrainer::new(21, RiskTrainerConfig { seed, gamma_risk, ..RiskTrainerConfig::default() });
+    let progress = indicatif::ProgressBar::new(critic_updates as u64);
+    let mut loss = 0.0;
+    for _ in 0..critic_updates {
+        loss = trainer.update(&data);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    trainer.export(&critic_file)?;
+    let critic = explore(&mut task(Condition::RulesAndCritic, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
+
+    let mut expert = serde_json::Map::new();
+    for condition in [Condition::NoGate, Condition::Rules, Condition::RulesAndCritic] {
+        let tally = expert_episodes(&mut task(condition, &critic_file, threshold, reflex)?, expert_episodes_per_condition, seed)?;
+        expert.insert(condition.name().into(), tally.report());
+    }
+    let mut training = serde_json::Map::new();
+    for condition in [Condition::NoGate, Condition::Rules, Condition::RulesAndCritic] {
+        let run_dir = work.path().join(condition.name());
+        let tally = train(&mut task(condition, &critic_file, threshold, reflex)?, sac_steps, seed, &run_dir, device)?;
+        training.insert(condition.name().into(), tally.report());
+    }
+    Ok(serde_json::json!({
+        "task": "PandaPickCube",
+        "safety_box": {"min": SAFE_MIN, "max": SAFE_MAX},
+        "risk_critic": {"training_ticks": data.len(), "label_rate": data.violation_rate(), "updates": critic_updates, "final_loss": loss, "threshold": threshold, "gamma_risk": gamma_risk, "reflex": format!("{reflex:?}")},
+        "random_exploration": {"no_gate": none.report(), "rules": rules.report(), "rules_and_critic": critic.report()},
+        "scripted_expert": expert,
+        "sac_training": training,
+    }))
+}
+
+pub fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
+    Ok(match name {
+        "hold" => Reflex::Hold,
+        "decelerate" => Reflex::Decelerate,
+        "recover" => Reflex::Recover,
+        other => anyhow::bail!("unknown reflex `{other}`: use hold, decelerate or recover"),
+    })
+}
