@@ -173,7 +173,6 @@ pub fn gate(ticks: u64, loop_seconds: f64) -> anyhow::Result<Value> {
     let mut state = JointState::zeros(7);
     state.position = JointVec::from_slice(&home).expect("7 joints");
     state.wrench = Some([1.0, -2.0, 3.0, 0.1, 0.0, 0.0]);
-    let realtime = realtime_thread();
     let mut out = JointCommand::default();
     let mut latencies = Vec::with_capacity(ticks as usize);
     let mut noise = rrl_types::rng::Rng::seed(1);
@@ -229,27 +228,9 @@ pub fn gate(ticks: u64, loop_seconds: f64) -> anyhow::Result<Value> {
             "wake_jitter_p50_us": if jitter.is_empty() { 0.0 } else { percentile(&jitter, 50.0) },
             "wake_jitter_p999_us": if jitter.is_empty() { 0.0 } else { percentile(&jitter, 99.9) },
         },
-        "realtime": realtime,
         "numpy_peer": peer,
         "p999_ratio_peer_over_rrl": peer["p999_us"].as_f64().map(|p| p / ours_p999),
     }))
-}
-
-/// What a robot computer does for its control thread, as far as this
-/// machine allows: pinned to the last core, memory locked, FIFO real-time
-/// priority. Reports which took (an unprivileged process gets no FIFO).
-fn realtime_thread() -> Value {
-    // SAFETY: plain libc calls on this thread with initialised arguments.
-    unsafe {
-        let cores = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cores - 1, &mut set);
-        let pinned = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0;
-        let locked = libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) == 0;
-        let param = libc::sched_param { sched_priority: 80 };
-        let fifo = libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0;
-        json!({ "pinned_core": pinned.then_some(cores - 1), "memory_locked": locked, "fifo_priority": fifo.then_some(80) })
-    }
 }
 
 /// Sync-read round trips of `servos` Dynamixel servos on the emulator, ours

@@ -514,9 +514,10 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
     if flags.is_empty() {
         return flags;
     }
-    // Not taking the step is always acceptable; bisect for the largest share that is.
+    // Not taking the step is always acceptable; bisect for the largest share
+    // that is (16 halvings: within 1/65536 of the step, bounded work).
     let (mut good, mut bad) = (0.0, 1.0);
-    for _ in 0..30 {
+    for _ in 0..16 {
         let mid = 0.5 * (good + bad);
         if acceptable(tool_at(mid)) {
             good = mid;
