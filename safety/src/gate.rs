@@ -398,7 +398,7 @@ impl Gate {
                 }
                 CommandMode::Effort => {
                     let (value, f) = enforce_effort(command.values[j], state.position[j], state.velocity[j], limit, margin);
-                    (JointMotion { position: state.position[j], velocity: 0.0, acceleration: 0.0 }, f, value)
+                    (JointMotion { position: state.position[j], velocity: 0.0, acceleration: 0.0, target: None }, f, value)
                 }
             };
             flags |= f;
@@ -455,7 +455,7 @@ impl Gate {
                             let previous = motion[j].position - motion[j].velocity * dt;
                             let velocity = 0.5 * (motion[j].position - previous) / dt;
                             values[j] = previous + velocity * dt;
-                            motion[j] = JointMotion { position: values[j], velocity, acceleration: 0.0 };
+                            motion[j] = JointMotion { position: values[j], velocity, acceleration: 0.0, target: None };
                         }
                         *out = JointCommand { stamp: now, mode, values };
                     }
@@ -537,7 +537,7 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
                 (values[j], (values[j] - previous.position) / dt)
             }
         };
-        motion[j] = JointMotion { position, velocity, acceleration: (velocity - previous.velocity) / dt };
+        motion[j] = JointMotion { position, velocity, acceleration: (velocity - previous.velocity) / dt, target: None };
     }
     flags
 }
@@ -566,6 +566,7 @@ fn stop_at(motion: &mut [JointMotion; MAX_JOINTS], n: usize, now: Timestamp, mod
     for j in 0..n {
         motion[j].velocity = 0.0;
         motion[j].acceleration = 0.0;
+        motion[j].target = None;
         if mode == CommandMode::Position {
             values[j] = motion[j].position;
         }

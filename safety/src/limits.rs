@@ -133,6 +133,9 @@ pub struct JointMotion {
     pub position: f64,
     pub velocity: f64,
     pub acceleration: f64,
+    /// The (range-clipped) position the source last asked for; how fast
+    /// that moves tells a streamed trajectory from a jump.
+    pub target: Option<f64>,
 }
 
 /// The largest speed toward a limit `distance` away from which the joint
@@ -178,13 +181,19 @@ pub fn enforce_position(previous: &JointMotion, desired: f64, dt: f64, limit: &J
         target = hi;
         flags |= ClipFlags::POSITION;
     }
-    // Toward the target no faster than a stop there allows: without this a
-    // far target is approached at full speed and overshot, and a command
-    // stream that keeps moving its target makes the joint oscillate.
+    // Toward the target no faster than a stop there (relative to the
+    // target's own motion) allows: without this a far target is approached
+    // at full speed and overshot. A target moving within the joint's speed
+    // is a streamed trajectory and is followed at its speed; one that moved
+    // faster jumped, and is approached as standing still.
     let mut desired_velocity = (target - previous.position) / dt;
     if let Some(amax) = limit.acceleration {
-        let stop = braking_speed((target - previous.position).abs(), amax, dt);
-        desired_velocity = desired_velocity.clamp(-stop, stop);
+        let vmax = limit.velocity.unwrap_or(f64::INFINITY);
+        let target_velocity = previous.target.map_or(0.0, |last| (target - last) / dt);
+        let target_velocity = if target_velocity.abs() <= vmax { target_velocity } else { 0.0 };
+        let error = target - previous.position;
+        let stop = braking_speed(error.abs(), amax, dt);
+        desired_velocity = if error >= 0.0 { desired_velocity.min(target_velocity + stop) } else { desired_velocity.max(target_velocity - stop) };
     }
     let mut velocity = shape_velocity(previous, desired_velocity, dt, limit, &mut flags);
     if let Some(amax) = limit.acceleration {
@@ -206,7 +215,7 @@ pub fn enforce_position(previous: &JointMotion, desired: f64, dt: f64, limit: &J
         flags |= ClipFlags::POSITION;
     }
     let acceleration = (velocity - previous.velocity) / dt;
-    (JointMotion { position, velocity, acceleration }, flags)
+    (JointMotion { position, velocity, acceleration, target: Some(target) }, flags)
 }
 
 /// A torque command for a joint at `position` moving at `velocity`: clamped
@@ -244,7 +253,7 @@ pub fn enforce_velocity(previous: &JointMotion, desired: f64, dt: f64, limit: &J
     let mut flags = ClipFlags::default();
     let velocity = shape_velocity(previous, desired, dt, limit, &mut flags);
     let acceleration = (velocity - previous.velocity) / dt;
-    (JointMotion { position: previous.position + velocity * dt, velocity, acceleration }, flags)
+    (JointMotion { position: previous.position + velocity * dt, velocity, acceleration, target: None }, flags)
 }
 
 /// Velocity, then acceleration, then jerk limits applied to a desired
@@ -289,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_feasible_command_passes_unchanged() {
-        let prev = JointMotion { position: 0.0, velocity: 0.1, acceleration: 0.0 };
+        let prev = JointMotion { position: 0.0, velocity: 0.1, acceleration: 0.0, target: None };
         let (out, flags) = enforce_position(&prev, 0.0011, 0.01, &PANDA_J1, 0.05);
         assert!(flags.is_empty(), "{flags:?}");
         assert!((out.position - 0.0011).abs() < 1e-12);
@@ -314,6 +323,18 @@ mod tests {
         }
         assert!(furthest <= 1.0 + 1e-12, "overshot to {furthest}");
         assert!((motion.position - 1.0).abs() < 1e-9 && motion.velocity.abs() < 1e-9, "settled at {motion:?}");
+    }
+
+    #[test]
+    fn a_streamed_trajectory_is_followed_at_its_speed() {
+        // The source moves its target 1 rad/s, well within the joint's limits.
+        let mut motion = JointMotion::default();
+        for t in 1..=1000 {
+            let (out, _) = enforce_position(&motion, 0.001 * t as f64, 0.001, &PANDA_J1, 0.05);
+            motion = out;
+        }
+        assert!((motion.velocity - 1.0).abs() < 1e-6, "cruising at {} rad/s", motion.velocity);
+        assert!((motion.position - 1.0).abs() < 0.01, "lagging at {}", motion.position);
     }
 
     #[test]
