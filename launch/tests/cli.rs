@@ -86,3 +86,32 @@ fn doctor_reports_cuda_as_pytorch_does() {
     assert!(report["mujoco"]["version"].as_str().unwrap().starts_with("3.17"), "{report}");
     assert!(report["opencv"].as_str().unwrap().starts_with('4'), "{report}");
 }
+
+/// The URDF a launch file names is read by `check-config` too: a broken one
+/// is reported with its own file, line and column, next to the launch file.
+#[test]
+fn check_config_reads_the_urdf_and_locates_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let urdf = "<?xml version=\"1.0\"?>\n<robot name=\"arm\">\n  <link name=\"base\"/><link name=\"tool\"/>\n  <joint name=\"a\" type=\"revolute\">\n    <parent link=\"base\"/><child link=\"tool\"/>\n    <origin xyz=\"0 0 one\"/>\n  </joint>\n</robot>\n";
+    std::fs::write(dir.path().join("arm.urdf"), urdf).unwrap();
+    let launch = r#"(
+    name: "urdf_arm",
+    robot: TopicArm((joint_names: ["a"], command: ForwardPosition(topic: "/commands"))),
+    safety: (
+        urdf: Some((file: "arm.urdf", base_link: "base", tip_link: "tool")),
+        workspace: Some((min: (-1.0, -1.0, -1.0), max: (1.0, 1.0, 1.0))),
+    ),
+)"#;
+    let config = dir.path().join("arm.ron");
+    std::fs::write(&config, launch).unwrap();
+    let out = rrl(&["check-config", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let located = format!("{}:6:5: joint `a`: xyz=\"0 0 one\" is not three numbers", dir.path().join("arm.urdf").display());
+    assert!(stderr.contains(&located) && stderr.contains("arm.ron"), "{stderr}");
+
+    // Fixed, the same launch file passes.
+    std::fs::write(dir.path().join("arm.urdf"), urdf.replace("0 0 one", "0 0 0.1")).unwrap();
+    let out = rrl(&["check-config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
