@@ -238,8 +238,9 @@ struct RiskStage {
 pub struct Gate {
     config: GateConfig,
     estop: EStop,
-    /// Whether the last tick's measured state broke a limit itself.
-    measured_violation: bool,
+    /// The joint positions measured in the last checked tick, for
+    /// `measured_violation` (judged only when asked: off the per-tick path).
+    measured: JointVec,
     /// Last forwarded motion per joint; `None` until the first tick.
     motion: Option<[JointMotion; MAX_JOINTS]>,
     risk: RiskStage,
@@ -248,7 +249,7 @@ pub struct Gate {
 impl Gate {
     pub fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
-        Gate { config, estop: EStop::default(), measured_violation: false, motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
+        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
     }
 
     /// Adds the learned risk critic: commands whose risk exceeds `threshold`
@@ -281,7 +282,12 @@ impl Gate {
     /// its box): what the commands did not prevent, e.g. a position-
     /// controlled arm lagging or overshooting. The risk critic's label.
     pub fn measured_violation(&self) -> bool {
-        self.measured_violation
+        let q = self.measured.as_slice();
+        if q.len() != self.config.joints || !self.measured.all_finite() {
+            return false;
+        }
+        let beyond = self.config.limits.iter().zip(q).any(|(l, &q)| l.position.is_some_and(|(lo, hi)| q < lo || q > hi));
+        beyond || self.config.workspace.as_ref().is_some_and(|w| w.outside(&w.chain.tool_position(q)) > 0.0)
     }
 
     /// A handle for tripping the e-stop from elsewhere.
@@ -337,11 +343,7 @@ impl Gate {
             return Self::hold_without_state(n, now, state, out);
         };
         let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| hold_at(motion, n, now, mode, reason, out);
-        self.measured_violation = state.position.len() == n && state.position.all_finite() && {
-            let q = state.position.as_slice();
-            let beyond = limits.iter().zip(q).any(|(l, &q)| l.position.is_some_and(|(lo, hi)| q < lo || q > hi));
-            beyond || self.config.workspace.as_ref().is_some_and(|w| w.outside(&w.chain.tool_position(q)) > 0.0)
-        };
+        self.measured = state.position;
         let mode = command.mode;
         if estop {
             return hold(motion, out, mode, HoldReason::EStop);

@@ -136,13 +136,15 @@ impl PandaSim {
         self.data.site_xmat()[self.pinch_site]
     }
 
-    /// Translational and rotational Jacobians of the pinch site for the arm
-    /// joints, each 3x7 row-major.
-    pub fn pinch_jacobian(&self) -> ([f64; 21], [f64; 21]) {
+    /// The pinch site's Jacobian for the arm joints: translational rows
+    /// 0..3, rotational rows 3..6.
+    pub fn pinch_jacobian(&self) -> SMatrix<f64, 6, 7> {
         let (jp, jr) = self.data.jac_site(true, true, self.pinch_site);
         let nv = self.data.qvel().len();
-        let pick = |full: &[f64]| std::array::from_fn(|k| full[(k / 7) * nv + self.dof_index[k % 7]]);
-        (pick(&jp), pick(&jr))
+        SMatrix::from_fn(|r, c| {
+            let full = if r < 3 { &jp } else { &jr };
+            full[(r % 3) * nv + self.dof_index[c]]
+        })
     }
 
     pub fn block_position(&self) -> [f64; 3] {

@@ -52,14 +52,7 @@ const PSEUDO_INVERSE_RCOND: f64 = 1e-2;
 /// Panda in `sim` toward `target`; `None` only when the arm's mass matrix is
 /// not invertible, which a physical model never produces.
 pub fn osc_torques(sim: &mut PandaSim, target: &OscTarget, gains: &OscGains) -> Option<[f64; 7]> {
-    let (jp, jr) = sim.pinch_jacobian();
-    let mut jacobian = SMatrix::<f64, 6, 7>::zeros();
-    for r in 0..3 {
-        for c in 0..7 {
-            jacobian[(r, c)] = jp[r * 7 + c];
-            jacobian[(r + 3, c)] = jr[r * 7 + c];
-        }
-    }
+    let jacobian = sim.pinch_jacobian();
     let q = SVector::<f64, 7>::from(sim.joint_positions());
     let qd = SVector::<f64, 7>::from(sim.joint_velocities());
     let twist = jacobian * qd;

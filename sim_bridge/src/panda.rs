@@ -9,7 +9,7 @@
 //! when the cube is 10 cm up and within 5 cm of the fingertips.
 
 use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
-use rrl_types::config::PandaController;
+use rrl_types::config::{PandaController, RobotPreset};
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step};
 use safety::Gate;
@@ -44,14 +44,20 @@ pub const WORKSPACE: [[f64; 3]; 2] = [[0.2, -0.3, 0.0], [0.6, 0.3, 0.5]];
 const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.3, -0.15], [0.5, 0.15]];
 const REACH_BOUNDS: [[f64; 3]; 2] = [[0.3, -0.15, 0.1], [0.5, 0.15, 0.3]];
 const IK_EVERY: usize = 5;
-/// The Panda's published joint position limits, rad.
-const PANDA_POSITION_LIMITS: [(f64, f64); 7] =
-    [(-2.8973, 2.8973), (-1.7628, 1.7628), (-2.8973, 2.8973), (-3.0718, -0.0698), (-2.8973, 2.8973), (-0.0175, 3.7525), (-2.8973, 2.8973)];
 /// Largest joint command change per controller tick, rad (2 rad/s at 100 Hz).
 const MAX_JOINT_STEP: f64 = 0.02;
 /// Share of the way to the IK solution the joint command moves per tick.
 const COMMAND_SMOOTHING: f64 = 0.3;
 const MAX_EPISODE_STEPS: u32 = 100;
+
+/// What `monitor_violations` watches: the fingertips' box and the arm's
+/// published joint ranges (the safety preset's table, in joint order).
+#[derive(Debug, Clone, Copy)]
+struct ViolationBox {
+    min: [f64; 3],
+    max: [f64; 3],
+    joint_ranges: [(f64, f64); 7],
+}
 
 pub struct PandaTask {
     variant: PandaVariant,
@@ -77,7 +83,7 @@ pub struct PandaTask {
     /// Gate ticks recorded for risk-critic training, when asked for.
     gate_ticks: Option<Vec<(Vec<f32>, f32)>>,
     /// The box the measured fingertips must stay in, for counting violations.
-    violation_box: Option<[[f64; 3]; 2]>,
+    violation_box: Option<ViolationBox>,
     violation_steps: u64,
     /// Reach without resets: episodes alternate between a sampled goal
     /// (forward) and the home fingertip point (backward), from wherever
@@ -161,7 +167,9 @@ impl PandaTask {
     /// steps in which the fingertips left `[min, max]` by more than 2 mm or
     /// a joint passed its published position limit.
     pub fn monitor_violations(&mut self, min: [f64; 3], max: [f64; 3]) {
-        self.violation_box = Some([min, max]);
+        let published = safety::preset_limits(RobotPreset::FrankaPanda);
+        let joint_ranges = std::array::from_fn(|j| published[j].1.position.expect("the Panda preset has position limits"));
+        self.violation_box = Some(ViolationBox { min, max, joint_ranges });
     }
 
     /// Violating steps since the last call.
@@ -171,11 +179,11 @@ impl PandaTask {
 
     /// Whether the measured state breaks the monitored constraints now.
     fn violates(&self) -> bool {
-        let Some([min, max]) = self.violation_box else { return false };
+        let Some(ViolationBox { min, max, joint_ranges }) = self.violation_box else { return false };
         let pinch = self.sim.pinch_position();
         let outside = (0..3).any(|k| pinch[k] < min[k] - 0.002 || pinch[k] > max[k] + 0.002);
         let q = self.sim.joint_positions();
-        let beyond = PANDA_POSITION_LIMITS.iter().zip(q).any(|(&(lo, hi), q)| q < lo || q > hi);
+        let beyond = joint_ranges.iter().zip(q).any(|(&(lo, hi), q)| q < lo || q > hi);
         outside || beyond
     }
 
@@ -302,14 +310,7 @@ impl PandaTask {
     /// One damped least-squares step toward `ee_target` with the gripper
     /// held pointing down, plus a null-space pull toward home.
     fn solve_ik(&mut self) {
-        let (jp, jr) = self.sim.pinch_jacobian();
-        let mut jacobian = SMatrix::<f64, 6, 7>::zeros();
-        for r in 0..3 {
-            for c in 0..7 {
-                jacobian[(r, c)] = jp[r * 7 + c];
-                jacobian[(r + 3, c)] = jr[r * 7 + c];
-            }
-        }
+        let jacobian = self.sim.pinch_jacobian();
         let pinch = Vector3::from(self.sim.pinch_position());
         let position_error = Vector3::from(self.ee_target) - pinch;
         let current = Matrix3::from_row_slice(&self.sim.pinch_orientation());
