@@ -49,6 +49,21 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in the output folder, if there is one.
     #[arg(long)]
     pub resume: bool,
+    /// Panda tasks: learn from these scene cameras as well as the state
+    /// (comma-separated: front, handcam_rgb). For pick-cube the state then
+    /// leaves out the cube's position, which only the cameras see.
+    #[arg(long, value_delimiter = ',')]
+    pub cameras: Vec<String>,
+    /// Side of the square camera frames, pixels.
+    #[arg(long, default_value_t = 64)]
+    pub image_size: u32,
+    /// Pixel learners: a frozen pretrained image trunk (TorchScript) in
+    /// place of the trained convolutions.
+    #[arg(long)]
+    pub pretrained_encoder: Option<PathBuf>,
+    /// Transitions the replay holds. Default: all of them (--steps).
+    #[arg(long)]
+    pub replay_capacity: Option<usize>,
 }
 
 pub fn learner_preset(name: &str, utd: Option<u32>) -> anyhow::Result<LearnerConfig> {
@@ -68,6 +83,20 @@ pub fn learner_preset(name: &str, utd: Option<u32>) -> anyhow::Result<LearnerCon
         learner.utd = utd;
     }
     Ok(learner)
+}
+
+/// The pixel encoder for `--cameras` (DrQ-v2's sizes: 32 filters, 50
+/// features, shifts of 4 pixels at 84x84, scaled to the frame size).
+fn pixel_config(args: &TrainArgs) -> Option<policies::pixels::PixelConfig> {
+    (!args.cameras.is_empty()).then(|| policies::pixels::PixelConfig {
+        cameras: args.cameras.len() as i64,
+        height: i64::from(args.image_size),
+        width: i64::from(args.image_size),
+        feature_size: 50,
+        shift_pad: (i64::from(args.image_size) * 4 / 84).max(1),
+        filters: 32,
+        pretrained: args.pretrained_encoder.clone(),
+    })
 }
 
 pub fn parse_device(name: &str) -> anyhow::Result<DeviceChoice> {
@@ -95,18 +124,27 @@ pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
             "sparse" => RewardKind::Sparse,
             other => anyhow::bail!("unknown reward `{other}`: use dense or sparse"),
         };
-        let mut env = PandaTask::new(variant, reward)?;
-        let mut eval_env = PandaTask::new(variant, reward)?;
+        let make = || match args.cameras.is_empty() {
+            true => PandaTask::new(variant, reward),
+            false => PandaTask::with_cameras(variant, reward, &args.cameras, args.image_size),
+        };
+        let mut env = make().context("starting the simulated Panda")?;
+        let mut eval_env = make().context("starting the simulated Panda for evaluation")?;
+        let pixels = pixel_config(&args);
         let mut expert = ScriptedExpert::default();
-        let (mut demos, successes) = policies::train::record_demos(&mut env, args.demo_episodes, args.seed + 10_000, learner.n_step as usize, learner.gamma, device, |obs, episode_start| {
+        let (mut demos, successes) = policies::train::record_demos(&mut env, args.demo_episodes, args.seed + 10_000, learner.n_step as usize, learner.gamma, pixels.as_ref(), device, |task, episode_start| {
             if episode_start {
                 expert.reset();
             }
-            expert.act(variant, obs).to_vec()
+            // The expert acts on the full state, cube included, even when the learner sees it only in the frames.
+            expert.act(variant, task.full_observation()).to_vec()
         })?;
         tracing::info!(episodes = args.demo_episodes, successes, transitions = demos.len(), "scripted demos recorded");
         let demos = (args.demo_episodes > 0).then_some(&mut demos);
         return train_on(&args, &learner, device, &mut env, &mut eval_env, demos);
+    }
+    if !args.cameras.is_empty() {
+        anyhow::bail!("--cameras: only the Panda tasks (PandaReach, PandaPickCube) have cameras; `{}` is state-only", args.task);
     }
     let task = GymTask::from_name(&args.task).with_context(|| format!("unknown task `{}`; tasks: PandaReach, PandaPickCube, {}", args.task, GymTask::ALL.map(|t| t.gym_id()).join(", ")))?;
     let mut env = GymEnv::new(task)?;
@@ -120,18 +158,19 @@ fn train_on<E: Environment>(
     device: tch::Device,
     env: &mut E,
     eval_env: &mut E,
-    demos: Option<&mut policies::replay::ReplayBuffer>,
+    demos: Option<&mut policies::train::Replay>,
 ) -> anyhow::Result<serde_json::Value> {
     let task_name = args.task.clone();
-    let config = SacConfig::from_learner(learner, env.observation_size(), env.action_size(), args.seed);
-    let mut sac = Sac::new(config, device);
+    let mut config = SacConfig::from_learner(learner, env.observation_size(), env.action_size(), args.seed);
+    config.pixels = pixel_config(args);
+    let mut sac = Sac::try_new(config, device)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", task_name, args.seed)));
     let settings = TrainSettings {
         total_steps: args.steps,
         warmup_steps: args.warmup,
         eval_every: args.eval_every,
         eval_episodes: args.eval_episodes,
-        replay_capacity: (args.steps as usize).max(learner.batch_size as usize),
+        replay_capacity: args.replay_capacity.unwrap_or(args.steps as usize).max(learner.batch_size as usize),
         seed: args.seed,
         stop_at_return: None,
         checkpoint_dir: Some(out.join("checkpoint")),
@@ -151,8 +190,14 @@ fn train_on<E: Environment>(
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}").expect("valid template"));
     let started = std::time::Instant::now();
     let mut csv_error = None;
+    let mut steps_run = 0u64;
     let evals = policies::train(env, eval_env, &mut sac, demos, &settings, |event| match event {
-        TrainEvent::Step { step, .. } if step % 100 == 0 => progress.set_position(step),
+        TrainEvent::Step { step, .. } => {
+            steps_run += 1;
+            if step % 100 == 0 {
+                progress.set_position(step);
+            }
+        }
         TrainEvent::EpisodeEnd { step, episode_return, .. } => {
             if let Err(e) = board.scalar("train/episode_return", step, episode_return) {
                 board_error.get_or_insert(e);
@@ -180,7 +225,6 @@ fn train_on<E: Environment>(
                 }
             }
         }
-        _ => {}
     })?;
     progress.finish_and_clear();
     if let Some(e) = csv_error {
@@ -197,8 +241,10 @@ fn train_on<E: Environment>(
         "task": task_name,
         "seed": args.seed,
         "steps": args.steps,
+        "cameras": args.cameras,
         "device": format!("{device:?}"),
-        "sps": args.steps as f64 / seconds,
+        // Steps of this invocation (a resumed run starts after its checkpoint).
+        "sps": steps_run as f64 / seconds,
         "eval_return": evals.last().map(|e| e.mean_return),
         "evals": evals,
         "out": out.display().to_string(),

@@ -38,3 +38,46 @@ fn train_writes_csv_tensorboard_png_and_resumes() {
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "[400, 800, 1200]");
 }
+
+/// Names and shapes of the tensors in a safetensors file (its JSON header).
+fn safetensors_shapes(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    header.as_object().unwrap().iter().filter(|(k, _)| *k != "__metadata__").map(|(k, v)| (k.clone(), v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect())).collect()
+}
+
+/// Pixels end to end: the simulated Panda's two cameras rendered for every
+/// step, a learner with a conv encoder, the frame store saved with the
+/// checkpoint (each frame once) and restored by `--resume`; resuming with
+/// other cameras is refused, naming the encoder's shapes.
+#[test]
+fn train_learns_from_camera_frames_and_resumes_with_its_frame_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pixels");
+    let common = ["train", "--task", "PandaPickCube", "--cameras", "front,handcam_rgb", "--image-size", "24", "--warmup", "60", "--eval-every", "80", "--eval-episodes", "1", "--demo-episodes", "1", "--device", "cpu", "--out", out.to_str().unwrap()];
+    let first = rrl(&[&common[..], &["--steps", "160"]].concat());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let replay = safetensors_shapes(&out.join("checkpoint/replay.safetensors"));
+    let (rows, frames) = (&replay["pixels.rows"], &replay["pixels.frames"]);
+    assert_eq!(frames[1], 2 * 24 * 24 * 3, "both cameras' frames per observation");
+    assert_eq!(replay["pixels.frame_ids"], vec![rows[0], 2]);
+    // 160 transitions: one frame per step plus one per reset, not two per transition.
+    assert!(rows[0] == 160 && frames[0] > 160 && frames[0] < 170, "rows {rows:?}, frames {frames:?}");
+    assert_eq!(rows[1], 2 * 11 + 4 + 3, "pick-cube's state without the cube (11), action, reward, terminal, discount");
+    let learner = safetensors_shapes(&out.join("checkpoint/learner.safetensors"));
+    assert_eq!(learner["encoder.conv0.weight"], vec![32, 6, 3, 3]);
+
+    let second = rrl(&[&common[..], &["--steps", "200", "--resume"]].concat());
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let csv = std::fs::read_to_string(out.join("eval.csv")).unwrap();
+    let steps: Vec<&str> = csv.lines().skip(1).map(|r| r.split(',').next().unwrap()).collect();
+    assert_eq!(steps, vec!["80", "160", "200"], "{csv}");
+    assert_eq!(safetensors_shapes(&out.join("checkpoint/replay.safetensors"))["pixels.rows"][0], 200, "the restored 160 transitions and 40 new ones");
+
+    let mut other = common.to_vec();
+    other[4] = "front";
+    let refused = rrl(&[&other[..], &["--steps", "240", "--resume"]].concat());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("encoder.conv0.weight") && stderr.contains("[32, 6, 3, 3]"), "{stderr}");
+}

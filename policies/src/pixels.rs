@@ -314,6 +314,72 @@ impl PixelReplay {
     }
 }
 
+impl PixelReplay {
+    /// The sampleable transitions (oldest first) and the frames they name,
+    /// as named CPU tensors for a checkpoint: `pixels.rows` (the state
+    /// rows), `pixels.frame_ids` ([n, 2], frame and next frame, counted
+    /// from the first saved frame) and `pixels.frames` ([frames, bytes], u8).
+    pub fn export(&mut self) -> Vec<(String, Tensor)> {
+        let rows = self.states.export_rows();
+        let live = self.live as i64;
+        let rows = rows.narrow(0, rows.size()[0] - live, live);
+        let first = self.next + self.capacity - self.live;
+        let ids: Vec<(u64, u64)> = (0..self.live).map(|k| self.frame_ids[(first + k) % self.capacity]).collect();
+        let oldest = ids.iter().map(|&(a, b)| a.min(b)).min().unwrap_or(self.frames_added);
+        let bytes = self.config.frame_bytes();
+        let mut frames = Vec::with_capacity((self.frames_added - oldest) as usize * bytes);
+        for id in oldest..self.frames_added {
+            frames.extend_from_slice(self.frame(FrameId(id)).expect("frames of live transitions are stored"));
+        }
+        let relative: Vec<i64> = ids.iter().flat_map(|&(a, b)| [(a - oldest) as i64, (b - oldest) as i64]).collect();
+        vec![
+            ("pixels.rows".into(), rows),
+            ("pixels.frame_ids".into(), Tensor::from_slice(&relative).view([live, 2])),
+            ("pixels.frames".into(), Tensor::from_slice(&frames).view([(self.frames_added - oldest) as i64, bytes as i64])),
+        ]
+    }
+
+    /// Replaces the contents with what `export` wrote; refuses (saying why)
+    /// tensors that do not fit this buffer's frames or capacity.
+    pub fn import(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
+        let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| format!("no `{name}`"));
+        let (rows, ids, frames) = (find("pixels.rows")?, find("pixels.frame_ids")?, find("pixels.frames")?);
+        let bytes = self.config.frame_bytes();
+        let (saved_frames, saved_bytes) = match frames.size()[..] {
+            [n, b] => (n as u64, b as usize),
+            ref other => return Err(format!("`pixels.frames` of shape {other:?}, expected [frames, bytes]")),
+        };
+        if saved_bytes != bytes {
+            return Err(format!("saved frames of {saved_bytes} bytes; this learner's cameras give {bytes} ({} x {}x{} RGB)", self.config.cameras, self.config.height, self.config.width));
+        }
+        let live = rows.size()[0] as usize;
+        if ids.size() != [live as i64, 2] {
+            return Err(format!("`pixels.frame_ids` of shape {:?} for {live} rows", ids.size()));
+        }
+        if live > self.capacity || saved_frames > self.frame_capacity {
+            return Err(format!("{live} transitions and {saved_frames} frames saved; this buffer holds {} and {}", self.capacity, self.frame_capacity));
+        }
+        let ids: Vec<i64> = Vec::try_from(ids.reshape([-1]).to_kind(Kind::Int64)).map_err(|e: tch::TchError| e.to_string())?;
+        if let Some(bad) = ids.iter().find(|&&id| id < 0 || id as u64 >= saved_frames) {
+            return Err(format!("a transition names frame {bad} of {saved_frames} saved"));
+        }
+        self.states.import_rows(rows)?;
+        let frames: Vec<u8> = Vec::try_from(frames.reshape([-1]).to_kind(Kind::Uint8)).map_err(|e: tch::TchError| e.to_string())?;
+        self.frames.clear();
+        self.frames_added = 0;
+        self.live = 0;
+        for frame in frames.chunks_exact(bytes) {
+            self.add_frame(frame);
+        }
+        for (slot, pair) in ids.chunks_exact(2).enumerate() {
+            self.frame_ids[slot] = (pair[0] as u64, pair[1] as u64);
+        }
+        self.next = live % self.capacity;
+        self.live = live;
+        Ok(())
+    }
+}
+
 /// One observation's frames (as `PixelReplay::add_frame` takes them) as a
 /// [1, cameras*3, H, W] u8 tensor on `device`, for acting.
 pub fn frames_tensor(rgb: &[u8], config: &PixelConfig, device: Device) -> Tensor {
@@ -408,6 +474,40 @@ mod tests {
             assert_eq!(images.int64_value(&[row, 0, 0, 0]), k);
             assert_eq!(next_images.int64_value(&[row, 2, 0, 0]), 255 - k);
         }
+    }
+
+    /// A saved replay (after its frame ring wrapped) restores the same
+    /// transitions with the same frames: identical samples for one seed;
+    /// frames of another size are refused, saying both sizes.
+    #[test]
+    fn an_exported_replay_imports_to_identical_samples() {
+        let config = config(2, 2);
+        let mut replay = PixelReplay::new(1, 1, &config, 24, Device::Cpu);
+        let frame = |k: u8| -> Vec<u8> { (0..24u8).map(|i| k.wrapping_mul(7).wrapping_add(i)).collect() };
+        let mut previous = replay.add_frame(&frame(0));
+        for k in 1..60u8 {
+            let next = replay.add_frame(&frame(k));
+            let state = Transition { observation: vec![f32::from(k)], action: vec![0.5], reward: f32::from(k) * 0.1, next_observation: vec![f32::from(k) + 1.0], terminal: k % 9 == 0, discount: 0.99 };
+            replay.push(&PixelTransition { state, frame: previous, next_frame: next });
+            // Episodes of 9 steps: a reset observation gets a frame of its own.
+            previous = if k % 9 == 0 { replay.add_frame(&frame(k.wrapping_add(100))) } else { next };
+        }
+        let saved = replay.export();
+        let mut restored = PixelReplay::new(1, 1, &config, 24, Device::Cpu);
+        restored.import(&saved).unwrap();
+        assert_eq!(restored.len(), replay.len());
+        tch::manual_seed(8);
+        let a = replay.sample(32);
+        tch::manual_seed(8);
+        let b = restored.sample(32);
+        assert!(a.observation.equal(&b.observation) && a.reward.equal(&b.reward) && a.terminal.equal(&b.terminal));
+        assert!(a.images.unwrap().equal(&b.images.unwrap()) && a.next_images.unwrap().equal(&b.next_images.unwrap()));
+        // The restored buffer keeps going: new frames evict the oldest as before.
+        let id = restored.add_frame(&frame(200));
+        assert_eq!(restored.frame(id).unwrap(), &frame(200)[..]);
+        let mut other = PixelReplay::new(1, 1, &super::PixelConfig { cameras: 1, ..config.clone() }, 24, Device::Cpu);
+        let err = other.import(&saved).unwrap_err();
+        assert!(err.contains("24 bytes") && err.contains("12"), "{err}");
     }
 
     #[test]

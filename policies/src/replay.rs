@@ -184,55 +184,73 @@ impl ReplayBuffer {
 }
 
 /// Turns a stream of 1-step transitions into n-step ones (γ-discounted
-/// reward sums, bootstrapping from the observation n steps later).
-pub struct NStepWriter {
+/// reward sums, bootstrapping from the observation n steps later). Each
+/// step may carry tags for its observation and next observation (where
+/// their camera frames are stored); an n-step transition keeps the first
+/// step's observation tag and the last step's next-observation tag.
+pub struct NStepWriter<Tag: Copy = ()> {
     n: usize,
     gamma: f32,
-    window: VecDeque<Transition>,
+    window: VecDeque<(Transition, Tag, Tag)>,
 }
 
-impl NStepWriter {
-    pub fn new(n: usize, gamma: f64) -> NStepWriter {
-        NStepWriter { n: n.max(1), gamma: gamma as f32, window: VecDeque::new() }
+impl NStepWriter<()> {
+    pub fn new(n: usize, gamma: f64) -> NStepWriter<()> {
+        NStepWriter::tagged(n, gamma)
     }
 
     /// Adds a 1-step transition; `episode_over` (terminated or truncated)
     /// flushes the window. Emits completed n-step transitions into `out`.
     pub fn push(&mut self, step: Transition, episode_over: bool, out: &mut impl FnMut(Transition)) {
-        self.window.push_back(step);
+        self.push_tagged(step, ((), ()), episode_over, &mut |t, _| out(t));
+    }
+}
+
+impl<Tag: Copy> NStepWriter<Tag> {
+    pub fn tagged(n: usize, gamma: f64) -> NStepWriter<Tag> {
+        NStepWriter { n: n.max(1), gamma: gamma as f32, window: VecDeque::new() }
+    }
+
+    /// `push` for a step whose observation and next observation carry tags.
+    pub fn push_tagged(&mut self, step: Transition, tags: (Tag, Tag), episode_over: bool, out: &mut impl FnMut(Transition, (Tag, Tag))) {
+        self.window.push_back((step, tags.0, tags.1));
         if self.window.len() == self.n {
-            out(self.combine());
+            let (t, tags) = self.combine();
+            out(t, tags);
             self.window.pop_front();
         }
         if episode_over {
             while !self.window.is_empty() {
-                out(self.combine());
+                let (t, tags) = self.combine();
+                out(t, tags);
                 self.window.pop_front();
             }
         }
     }
 
-    fn combine(&self) -> Transition {
-        let first = &self.window[0];
+    fn combine(&self) -> (Transition, (Tag, Tag)) {
+        let (first, first_tag, _) = &self.window[0];
         let mut reward = 0.0;
         let mut discount = 1.0;
-        let mut last = first;
-        for t in &self.window {
+        let (mut last, mut last_tag) = (first, self.window[0].2);
+        for (t, _, next_tag) in &self.window {
             reward += discount * t.reward;
             discount *= self.gamma;
             last = t;
+            last_tag = *next_tag;
             if t.terminal {
                 break;
             }
         }
-        Transition {
+        let combined = Transition {
             observation: first.observation.clone(),
             action: first.action.clone(),
             reward,
             next_observation: last.next_observation.clone(),
             terminal: last.terminal,
             discount,
-        }
+        };
+        (combined, (*first_tag, last_tag))
     }
 }
 
@@ -264,6 +282,19 @@ mod tests {
         let exported = buffer.export_rows();
         let first: Vec<f32> = Vec::try_from(&exported.get(0)).unwrap();
         assert_eq!(first[3], 15.0, "export is oldest first");
+    }
+
+    /// Tags (where frames are stored) follow the n-step window: the first
+    /// step's observation, the next observation of the step it bootstraps from.
+    #[test]
+    fn n_step_tags_name_the_first_observation_and_the_last_next_observation() {
+        let mut writer = NStepWriter::tagged(3, 0.9);
+        let mut out = Vec::new();
+        for i in 0..5u32 {
+            let step = Transition { observation: vec![i as f32], action: vec![0.0], reward: 1.0, next_observation: vec![i as f32 + 1.0], terminal: false, discount: 1.0 };
+            writer.push_tagged(step, (10 * i, 10 * i + 10), i == 4, &mut |t, tags| out.push((t.observation[0], t.next_observation[0], tags)));
+        }
+        assert_eq!(out, vec![(0.0, 3.0, (0, 30)), (1.0, 4.0, (10, 40)), (2.0, 5.0, (20, 50)), (3.0, 5.0, (30, 50)), (4.0, 5.0, (40, 50))]);
     }
 
     #[test]

@@ -314,6 +314,12 @@ impl<E: Environment, B: BasePolicy> Environment for ResidualEnv<E, B> {
     fn success(&self) -> Option<bool> {
         self.env.success()
     }
+    fn frames(&self) -> Option<&[u8]> {
+        self.env.frames()
+    }
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.env.frame_layout()
+    }
 }
 
 /// No recovery manoeuvre: it is an action of the task, which a residual

@@ -2,10 +2,119 @@
 //! warm-up, then act with the policy, store n-step transitions, update with
 //! the configured UTD, and evaluate the deterministic policy periodically.
 
-use rrl_types::{Environment, Step};
+use std::path::Path;
 
+use rrl_types::{Environment, FrameLayout, Step};
+
+use crate::checkpoint::CheckpointError;
+use crate::pixels::{FrameId, PixelConfig, PixelReplay, PixelTransition};
 use crate::replay::{NStepWriter, ReplayBuffer, Transition};
-use crate::sac::Sac;
+use crate::sac::{Sac, UpdateStats};
+
+/// The replay a learner trains from: state rows, or state rows with a
+/// frame store for learners that see camera frames.
+pub enum Replay {
+    States(ReplayBuffer),
+    Pixels(PixelReplay),
+}
+
+/// Where an observation's frames are stored (`None` for state replays).
+pub type FrameTag = Option<FrameId>;
+
+impl Replay {
+    /// A replay for `sac`'s observations: with a frame store when it has a pixel encoder.
+    pub fn for_learner(sac: &Sac, capacity: usize) -> Replay {
+        Replay::new(sac.config.observation_size, sac.config.action_size, sac.config.pixels.as_ref(), capacity, sac.device)
+    }
+
+    pub fn new(state_size: usize, action_size: usize, pixels: Option<&PixelConfig>, capacity: usize, device: tch::Device) -> Replay {
+        match pixels {
+            Some(config) => Replay::Pixels(PixelReplay::new(state_size, action_size, config, capacity, device)),
+            None => Replay::States(ReplayBuffer::new(state_size, action_size, capacity, device)),
+        }
+    }
+
+    /// Transitions that can be sampled.
+    pub fn len(&self) -> usize {
+        match self {
+            Replay::States(r) => r.len(),
+            Replay::Pixels(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stores the frames of the observation `env` shows now, if this
+    /// replay keeps frames (`check_frames` has made sure `env` has them).
+    pub fn observe<E: Environment>(&mut self, env: &E) -> FrameTag {
+        match self {
+            Replay::States(_) => None,
+            Replay::Pixels(r) => Some(r.add_frame(env.frames().expect("checked: the environment has camera frames"))),
+        }
+    }
+
+    /// Stores a transition whose observations' frames are `tags`.
+    pub fn push(&mut self, transition: Transition, tags: (FrameTag, FrameTag)) {
+        match (self, tags) {
+            (Replay::States(r), _) => r.push(&transition),
+            (Replay::Pixels(r), (Some(frame), Some(next_frame))) => r.push(&PixelTransition { state: transition, frame, next_frame }),
+            (Replay::Pixels(_), _) => panic!("a pixel replay needs the frames of both observations"),
+        }
+    }
+
+    /// One learner update (`utd` critic steps, one actor step) from this
+    /// replay mixed with `demos`, which must be of the same kind.
+    pub fn update(&mut self, sac: &mut Sac, demos: Option<&mut Replay>) -> UpdateStats {
+        match (self, demos) {
+            (Replay::States(r), None) => sac.update(r, None),
+            (Replay::States(r), Some(Replay::States(d))) => sac.update(r, Some(d)),
+            (Replay::Pixels(r), None) => sac.update_pixels(r, None),
+            (Replay::Pixels(r), Some(Replay::Pixels(d))) => sac.update_pixels(r, Some(d)),
+            _ => panic!("demos and online replay must both keep frames or both not"),
+        }
+    }
+
+    /// Writes the replay to `path` atomically.
+    pub fn save(&mut self, path: &Path) -> Result<(), CheckpointError> {
+        match self {
+            Replay::States(r) => crate::checkpoint::save_replay(r, path),
+            Replay::Pixels(r) => crate::checkpoint::write_atomically(path, r.export()),
+        }
+    }
+
+    /// Restores what `save` wrote; a file of another shape is refused.
+    pub fn load(&mut self, path: &Path) -> Result<(), CheckpointError> {
+        match self {
+            Replay::States(r) => crate::checkpoint::load_replay(r, path),
+            Replay::Pixels(r) => {
+                let stored = crate::checkpoint::read_verified(path)?;
+                r.import(&stored).map_err(|reason| CheckpointError::Corrupt { path: path.to_path_buf(), reason })
+            }
+        }
+    }
+}
+
+/// Checks that `env` gives the frames `sac`'s encoder expects.
+pub fn check_frames<E: Environment>(env: &E, sac: &Sac) -> Result<(), TrainError> {
+    let Some(pixels) = &sac.config.pixels else { return Ok(()) };
+    let expected = FrameLayout { cameras: pixels.cameras as usize, height: pixels.height as usize, width: pixels.width as usize };
+    match env.frame_layout() {
+        Some(layout) if layout == expected && env.frames().is_some_and(|f| f.len() == layout.bytes()) => Ok(()),
+        got => Err(TrainError::Frames { expected, got }),
+    }
+}
+
+/// The learner's action for what `env` shows now (its state, and its
+/// frames for a pixel learner), in [-1, 1].
+pub fn act_in<E: Environment>(sac: &mut Sac, env: &E, deterministic: bool) -> Vec<f64> {
+    match (sac.encoder.is_some(), env.frames()) {
+        (true, Some(frames)) => sac.act_pixels(env.observation(), frames, deterministic),
+        (true, None) => panic!("a pixel learner acting in an environment without camera frames"),
+        (false, _) => sac.act(env.observation(), deterministic),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSettings {
@@ -51,6 +160,8 @@ pub enum TrainError {
     NonFinite { step: u64, loss: &'static str, value: f64 },
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error("the learner expects camera frames {expected:?}; the environment gives {got:?}")]
+    Frames { expected: FrameLayout, got: Option<FrameLayout> },
 }
 
 /// Maps a policy action in [-1, 1] to the environment's bounds.
@@ -73,15 +184,13 @@ pub fn evaluate<E: Environment>(env: &mut E, sac: &mut Sac, episodes: u32, seed:
     let mut returns = Vec::new();
     let mut successes: Option<u32> = None;
     for e in 0..episodes {
-        let mut observation = env.reset(seed + e as u64).to_vec();
+        env.reset(seed + e as u64);
         let mut total = 0.0;
         loop {
-            let policy = sac.act(&observation, true);
+            let policy = act_in(sac, env, true);
             to_env_action(&policy, &low, &high, &mut action);
             let step: Step = env.step(&action)?;
             total += step.reward;
-            observation.clear();
-            observation.extend_from_slice(env.observation());
             if step.done() {
                 if let Some(success) = env.success() {
                     *successes.get_or_insert(0) += u32::from(success);
@@ -94,29 +203,32 @@ pub fn evaluate<E: Environment>(env: &mut E, sac: &mut Sac, episodes: u32, seed:
     Ok((returns, successes))
 }
 
-/// Records `episodes` episodes of `controller` (which maps an observation,
-/// and whether it starts an episode, to an action within the environment's
-/// bounds) as n-step transitions in a
-/// buffer: demonstrations for RLPD-style 50/50 batches. Returns the buffer
-/// and how many episodes ended in success.
+/// Records `episodes` episodes of `controller` (which maps the environment
+/// as it is, and whether an episode starts, to an action within the
+/// environment's bounds) as n-step transitions in a replay (with the
+/// frames when `pixels` is given): demonstrations for RLPD-style 50/50
+/// batches. Returns the replay and how many episodes ended in success.
+#[allow(clippy::too_many_arguments)]
 pub fn record_demos<E: Environment>(
     env: &mut E,
     episodes: u32,
     seed: u64,
     n_step: usize,
     gamma: f64,
+    pixels: Option<&PixelConfig>,
     device: tch::Device,
-    mut controller: impl FnMut(&[f64], bool) -> Vec<f64>,
-) -> Result<(ReplayBuffer, u32), E::Error> {
+    mut controller: impl FnMut(&E, bool) -> Vec<f64>,
+) -> Result<(Replay, u32), E::Error> {
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let mut buffer = ReplayBuffer::new(env.observation_size(), env.action_size(), (episodes as usize * 1000).max(1), device);
-    let mut writer = NStepWriter::new(n_step, gamma);
+    let mut buffer = Replay::new(env.observation_size(), env.action_size(), pixels, (episodes as usize * 1000).max(1), device);
+    let mut writer = NStepWriter::tagged(n_step, gamma);
     let mut successes = 0;
     for e in 0..episodes {
         let mut observation = env.reset(seed + e as u64).to_vec();
+        let mut frame = buffer.observe(env);
         let mut first = true;
         loop {
-            let action = controller(&observation, first);
+            let action = controller(env, first);
             first = false;
             let step = env.step(&action)?;
             // Stored in the policy's [-1, 1] space, as online transitions are.
@@ -134,8 +246,10 @@ pub fn record_demos<E: Environment>(
                 terminal: step.terminated,
                 discount: gamma as f32,
             };
-            writer.push(transition, step.done(), &mut |t| buffer.push(&t));
+            let next_frame = buffer.observe(env);
+            writer.push_tagged(transition, (frame, next_frame), step.done(), &mut |t, tags| buffer.push(t, tags));
             observation = env.observation().to_vec();
+            frame = next_frame;
             if step.done() {
                 successes += u32::from(env.success().unwrap_or(false));
                 break;
@@ -153,26 +267,29 @@ pub fn train<E: Environment>(
     env: &mut E,
     eval_env: &mut E,
     sac: &mut Sac,
-    mut demos: Option<&mut ReplayBuffer>,
+    mut demos: Option<&mut Replay>,
     settings: &TrainSettings,
     mut on_event: impl FnMut(TrainEvent),
 ) -> Result<Vec<EvalPoint>, TrainError> {
     let env_error = |step: u64| move |e: E::Error| TrainError::Environment { step, message: e.to_string() };
+    check_frames(env, sac)?;
+    check_frames(eval_env, sac)?;
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let mut replay = ReplayBuffer::new(env.observation_size(), env.action_size(), settings.replay_capacity, sac.device);
-    let mut nstep = NStepWriter::new(sac.config.n_step, sac.config.gamma);
+    let mut replay = Replay::for_learner(sac, settings.replay_capacity);
+    let mut nstep = NStepWriter::tagged(sac.config.n_step, sac.config.gamma);
     let mut evals = Vec::new();
     let paths = settings.checkpoint_dir.as_ref().map(|dir| (dir.join("learner.safetensors"), dir.join("replay.safetensors")));
     let mut first_step = 1;
     if let (true, Some((learner_path, replay_path))) = (settings.resume, &paths) {
         if learner_path.exists() {
             crate::checkpoint::load(sac, learner_path)?;
-            crate::checkpoint::load_replay(&mut replay, replay_path)?;
+            replay.load(replay_path)?;
             first_step = crate::checkpoint::read_extra(learner_path, "env_step")? + 1;
         }
     }
     // A resumed run starts a new episode; its seed follows from the step.
     let mut observation = env.reset(settings.seed.wrapping_add(first_step - 1)).to_vec();
+    let mut frame = replay.observe(env);
     let mut env_action = Vec::new();
     let (mut episode_return, mut episode_length, mut episodes) = (0.0, 0u64, 0u64);
     let mut last_stats = None;
@@ -180,7 +297,7 @@ pub fn train<E: Environment>(
         let policy_action: Vec<f64> = if step <= settings.warmup_steps {
             (0..env.action_size()).map(|_| sac.rng.uniform(-1.0, 1.0)).collect()
         } else {
-            sac.act(&observation, false)
+            act_in(sac, env, false)
         };
         to_env_action(&policy_action, &low, &high, &mut env_action);
         let result = env.step(&env_action).map_err(env_error(step))?;
@@ -195,18 +312,21 @@ pub fn train<E: Environment>(
             terminal: result.terminated,
             discount: sac.config.gamma as f32,
         };
-        nstep.push(transition, result.done(), &mut |t| replay.push(&t));
+        let next_frame = replay.observe(env);
+        nstep.push_tagged(transition, (frame, next_frame), result.done(), &mut |t, tags| replay.push(t, tags));
         if result.done() {
             episodes += 1;
             on_event(TrainEvent::EpisodeEnd { step, episode_return, length: episode_length });
             episode_return = 0.0;
             episode_length = 0;
             observation = env.reset_next().to_vec();
+            frame = replay.observe(env);
         } else {
             observation = next_observation;
+            frame = next_frame;
         }
         if step > settings.warmup_steps && replay.len() >= sac.config.batch_size {
-            last_stats = Some(sac.update(&mut replay, demos.as_deref_mut()));
+            last_stats = Some(replay.update(sac, demos.as_deref_mut()));
         }
         on_event(TrainEvent::Step { step, episodes });
         let eval_now = settings.eval_every > 0 && step % settings.eval_every == 0;
@@ -223,7 +343,7 @@ pub fn train<E: Environment>(
             }
             if let Some((learner_path, replay_path)) = &paths {
                 // Replay first: a learner checkpoint never points past its data.
-                crate::checkpoint::save_replay(&mut replay, replay_path)?;
+                replay.save(replay_path)?;
                 crate::checkpoint::save(sac, learner_path, &[("env_step", step)])?;
             }
             let (returns, successes) = evaluate(eval_env, sac, settings.eval_episodes, settings.seed + 1000).map_err(env_error(step))?;

@@ -17,6 +17,21 @@ impl Step {
     }
 }
 
+/// How an environment's camera frames are laid out: `cameras` RGB8 images
+/// of `height` x `width`, one after another, each row-major, top row first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLayout {
+    pub cameras: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl FrameLayout {
+    pub fn bytes(&self) -> usize {
+        self.cameras * self.height * self.width * 3
+    }
+}
+
 /// A task with Gymnasium's semantics: `reset(seed)` then `step` until
 /// terminated or truncated. Deterministic for a seed.
 pub trait Environment: Send {
@@ -38,6 +53,14 @@ pub trait Environment: Send {
     /// Whether the task counts the current state as solved; `None` for
     /// tasks without a notion of success (locomotion).
     fn success(&self) -> Option<bool> {
+        None
+    }
+    /// The camera frames that belong to the current observation (laid out
+    /// as `frame_layout` says); `None` for state-only tasks.
+    fn frames(&self) -> Option<&[u8]> {
+        None
+    }
+    fn frame_layout(&self) -> Option<FrameLayout> {
         None
     }
 }

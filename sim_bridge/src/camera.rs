@@ -7,7 +7,7 @@ use mujoco_rs::prelude::MjtObjBase;
 use mujoco_rs::renderer::MjRenderer;
 use mujoco_rs::wrappers::mj_visualization::MjvCamera;
 
-use crate::arm::PandaSim;
+use crate::arm::{PandaSim, RenderQuality};
 use crate::assets::SimError;
 
 pub struct SimCamera {
@@ -56,6 +56,101 @@ impl SimCamera {
         self.renderer.sync_data(&mut sim.data).map_err(failed)?;
         self.renderer.render().map_err(|e| SimError::Render { camera: self.name.clone(), reason: e.to_string() })?;
         self.renderer.rgb_flat().ok_or_else(|| SimError::Render { camera: self.name.clone(), reason: "no RGB buffer".into() })
+    }
+}
+
+/// One render request: the scene's positions in, the frames out (both
+/// buffers travel back to be reused).
+struct RenderJob {
+    positions: Vec<f64>,
+    frames: Vec<u8>,
+    result: Result<(), SimError>,
+}
+
+/// The Panda scene's cameras rendered on a thread of their own, from scene
+/// poses sent to it. A GL context belongs to the thread that made it; with
+/// the rig, the task that owns the cameras can itself move between threads
+/// (an actor thread, a learner's loop).
+pub struct CameraRig {
+    jobs: Option<std::sync::mpsc::Sender<RenderJob>>,
+    done: std::sync::mpsc::Receiver<RenderJob>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    spare: Option<RenderJob>,
+    frame_bytes: usize,
+}
+
+impl CameraRig {
+    /// Starts the render thread with a copy of the scene at `quality` and
+    /// the cameras `names` at `side` x `side`; fails (naming the camera)
+    /// if any cannot be made.
+    pub fn start(names: &[String], side: u32, quality: RenderQuality) -> Result<CameraRig, SimError> {
+        let (jobs, job_queue) = std::sync::mpsc::channel::<RenderJob>();
+        let (done_sender, done) = std::sync::mpsc::channel::<RenderJob>();
+        let frame_bytes = names.len() * (side * side * 3) as usize;
+        let names = names.to_vec();
+        let thread = std::thread::Builder::new()
+            .name("sim-cameras".into())
+            .spawn(move || {
+                let made = PandaSim::load_with(quality).and_then(|sim| {
+                    let cameras = names.iter().map(|name| SimCamera::new(&sim, name, side, side)).collect::<Result<Vec<_>, _>>()?;
+                    Ok((sim, cameras))
+                });
+                let (mut sim, mut cameras) = match made {
+                    Ok(made) => made,
+                    Err(error) => {
+                        let _ = done_sender.send(RenderJob { positions: Vec::new(), frames: Vec::new(), result: Err(error) });
+                        return;
+                    }
+                };
+                let _ = done_sender.send(RenderJob { positions: Vec::new(), frames: Vec::new(), result: Ok(()) });
+                while let Ok(mut job) = job_queue.recv() {
+                    sim.show_positions(&job.positions);
+                    job.frames.clear();
+                    job.result = cameras.iter_mut().try_for_each(|camera| {
+                        job.frames.extend_from_slice(camera.render(&mut sim)?);
+                        Ok(())
+                    });
+                    if done_sender.send(job).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| SimError::Render { camera: "(render thread)".into(), reason: e.to_string() })?;
+        let started = done.recv().map_err(|_| SimError::Render { camera: "(render thread)".into(), reason: "the render thread ended at start-up".into() })?;
+        started.result?;
+        let spare = RenderJob { positions: Vec::new(), frames: Vec::with_capacity(frame_bytes), result: Ok(()) };
+        Ok(CameraRig { jobs: Some(jobs), done, thread: Some(thread), spare: Some(spare), frame_bytes })
+    }
+
+    /// Bytes of one set of frames (all cameras).
+    pub fn frame_bytes(&self) -> usize {
+        self.frame_bytes
+    }
+
+    /// Renders every camera for the scene at `sim`'s current pose into
+    /// `out` (cameras one after another, RGB8 rows top first).
+    pub fn render(&mut self, sim: &PandaSim, out: &mut [u8]) -> Result<(), SimError> {
+        let lost = || SimError::Render { camera: "(render thread)".into(), reason: "the render thread has ended".into() };
+        let mut job = self.spare.take().ok_or_else(lost)?;
+        sim.copy_positions(&mut job.positions);
+        self.jobs.as_ref().ok_or_else(lost)?.send(job).map_err(|_| lost())?;
+        let mut job = self.done.recv().map_err(|_| lost())?;
+        let result = std::mem::replace(&mut job.result, Ok(()));
+        if result.is_ok() {
+            out.copy_from_slice(&job.frames);
+        }
+        self.spare = Some(job);
+        result
+    }
+}
+
+impl Drop for CameraRig {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step};
 use safety::Gate;
 
-use crate::arm::{PandaSim, PANDA_HOME};
+use crate::arm::{PandaSim, RenderQuality, PANDA_HOME};
+use crate::camera::CameraRig;
 use crate::assets::SimError;
 use crate::osc::{osc_torques, OscGains, OscTarget};
 
@@ -92,6 +93,12 @@ pub struct PandaTask {
     backward_next: bool,
     needs_full_reset: bool,
     home_pinch: [f64; 3],
+    /// Cameras rendered after every reset and step, for pixel learners.
+    cameras: Option<CameraRig>,
+    camera_layout: Option<rrl_types::FrameLayout>,
+    frames: Vec<u8>,
+    /// A frame that failed to render at a reset, reported by the next step.
+    render_error: Option<SimError>,
 }
 
 const ACTION_LOW: [f64; 4] = [-1.0; 4];
@@ -100,6 +107,7 @@ const ACTION_HIGH: [f64; 4] = [1.0; 4];
 impl PandaTask {
     pub fn new(variant: PandaVariant, reward: RewardKind) -> Result<PandaTask, SimError> {
         let sim = PandaSim::load()?;
+
         let m = sim.pinch_orientation();
         let down = Matrix3::from_row_slice(&m);
         let ee = sim.pinch_position();
@@ -128,9 +136,37 @@ impl PandaTask {
             backward_next: false,
             needs_full_reset: true,
             home_pinch: ee,
+            cameras: None,
+            camera_layout: None,
+            frames: Vec::new(),
+            render_error: None,
         };
         task.write_observation();
         Ok(task)
+    }
+
+    /// The task observed by the named scene cameras (`front`,
+    /// `handcam_rgb`) at `side` x `side` as well as by its state. The
+    /// state is then what a real robot knows about itself: for pick-cube
+    /// the cube's position is left out (the cameras see it); reach keeps
+    /// its goal, which no camera shows.
+    pub fn with_cameras(variant: PandaVariant, reward: RewardKind, cameras: &[String], side: u32) -> Result<PandaTask, SimError> {
+        let mut task = Self::new(variant, reward)?;
+        let rig = CameraRig::start(cameras, side, RenderQuality::Learning)?;
+        task.frames = vec![0; rig.frame_bytes()];
+        task.cameras = Some(rig);
+        task.camera_layout = Some(rrl_types::FrameLayout { cameras: cameras.len(), height: side as usize, width: side as usize });
+        task.write_observation();
+        match task.render_error.take() {
+            Some(error) => Err(error),
+            None => Ok(task),
+        }
+    }
+
+    /// The full state (joints, fingertips, gripper, cube or goal) even when
+    /// cameras stand in for part of it: what a scripted expert acts on.
+    pub fn full_observation(&self) -> &[f64] {
+        &self.observation
     }
 
     /// Chooses the Cartesian controller (inverse kinematics by default).
@@ -305,6 +341,11 @@ impl PandaTask {
             PandaVariant::PickCube => obs.extend_from_slice(&self.sim.block_position()),
             PandaVariant::Reach => obs.extend_from_slice(&self.goal),
         }
+        if let Some(rig) = self.cameras.as_mut() {
+            if let Err(error) = rig.render(&self.sim, &mut self.frames) {
+                self.render_error.get_or_insert(error);
+            }
+        }
     }
 
     /// One damped least-squares step toward `ee_target` with the gripper
@@ -373,7 +414,7 @@ impl Environment for PandaTask {
     type Error = SimError;
 
     fn observation_size(&self) -> usize {
-        14
+        self.observation().len()
     }
     fn action_size(&self) -> usize {
         4
@@ -385,7 +426,19 @@ impl Environment for PandaTask {
         &ACTION_HIGH
     }
     fn observation(&self) -> &[f64] {
-        &self.observation
+        // With cameras, pick-cube's state stops before the cube's position.
+        match (self.cameras.is_some(), self.variant) {
+            (true, PandaVariant::PickCube) => &self.observation[..11],
+            _ => &self.observation,
+        }
+    }
+
+    fn frames(&self) -> Option<&[u8]> {
+        self.cameras.is_some().then_some(&self.frames[..])
+    }
+
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.camera_layout
     }
 
     /// Reset-free, only the task's first reset moves the arm; later ones
@@ -408,7 +461,7 @@ impl Environment for PandaTask {
             self.steps = 0;
             self.safety_events = 0;
             self.write_observation();
-            return &self.observation;
+            return self.observation();
         }
         self.needs_full_reset = false;
         self.backward_next = true;
@@ -430,7 +483,7 @@ impl Environment for PandaTask {
             gate.forget_motion();
         }
         self.write_observation();
-        &self.observation
+        self.observation()
     }
 
     fn step(&mut self, action: &[f64]) -> Result<Step, SimError> {
@@ -468,6 +521,9 @@ impl Environment for PandaTask {
         self.steps += 1;
         self.violation_steps += u64::from(violated || self.violates());
         self.write_observation();
+        if let Some(error) = self.render_error.take() {
+            return Err(error);
+        }
         let (reward, terminated) = self.reward_and_done();
         Ok(Step { reward, terminated, truncated: !terminated && self.steps >= self.max_episode_steps })
     }
@@ -541,6 +597,48 @@ mod tests {
         let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
         let names: Vec<String> = crate::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
         Gate::new(safety::GateConfig::from_launch(&safety, &names, task.control_rate_hz()).unwrap())
+    }
+
+    fn mean_abs_difference(a: &[u8], b: &[u8]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs()).sum::<f64>() / a.len() as f64
+    }
+
+    /// Frames are rendered for every observation, follow the arm, and the
+    /// task (its cameras on a render thread of their own) can be stepped
+    /// from another thread; pick-cube's state then leaves the cube out.
+    #[test]
+    fn a_task_with_cameras_shows_frames_that_follow_the_arm_from_any_thread() {
+        let cameras = vec!["front".to_string(), "handcam_rgb".to_string()];
+        let mut task = PandaTask::with_cameras(PandaVariant::PickCube, RewardKind::Dense, &cameras, 32).unwrap();
+        assert_eq!(task.frame_layout(), Some(rrl_types::FrameLayout { cameras: 2, height: 32, width: 32 }));
+        task.reset(3);
+        assert_eq!((task.observation_size(), task.observation().len(), task.full_observation().len()), (11, 11, 14));
+        assert_eq!(task.full_observation()[11..], task.sim().block_position(), "the full state ends with the cube");
+        let first = task.frames().unwrap().to_vec();
+        assert_eq!(first.len(), 2 * 32 * 32 * 3);
+        let camera = 32 * 32 * 3;
+        let moved = std::thread::spawn(move || {
+            for _ in 0..10 {
+                task.step(&[0.0, 0.0, 1.0, 0.0]).unwrap();
+            }
+            task
+        })
+        .join()
+        .unwrap();
+        let after = moved.frames().unwrap();
+        let (front, wrist) = (mean_abs_difference(&first[..camera], &after[..camera]), mean_abs_difference(&first[camera..], &after[camera..]));
+        assert!(wrist > 2.0 && front > 2.0, "lifting the hand 20 cm changes both views: wrist {wrist}, front {front}");
+        // The frames are those of the state the task is in now.
+        let mut check = PandaSim::load_with(RenderQuality::Learning).unwrap();
+        let mut positions = Vec::new();
+        moved.sim().copy_positions(&mut positions);
+        check.show_positions(&positions);
+        let mut wrist_camera = crate::camera::SimCamera::new(&check, "handcam_rgb", 32, 32).unwrap();
+        assert_eq!(wrist_camera.render(&mut check).unwrap(), &after[camera..]);
+        let reach = PandaTask::with_cameras(PandaVariant::Reach, RewardKind::Dense, &cameras[..1], 16).unwrap();
+        assert_eq!((reach.observation_size(), reach.frames().unwrap().len()), (14, 16 * 16 * 3), "reach keeps its goal in the state");
+        let err = PandaTask::with_cameras(PandaVariant::Reach, RewardKind::Dense, &["top".to_string()], 16).err().unwrap().to_string();
+        assert!(err.contains("`top`") && err.contains("handcam_rgb"), "{err}");
     }
 
     fn run_expert(variant: PandaVariant, episodes: u64) -> (usize, Vec<f64>) {
