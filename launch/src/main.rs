@@ -135,7 +135,7 @@ enum Command {
     RewardEval(reward_eval::RewardEvalArgs),
     /// Record rendered episodes of a simulated Panda task with their true progress (progress.csv) and success labels (labels.json), for `rrl reward-eval`.
     RecordSim(record_sim::RecordSimArgs),
-    /// Export a run's recorded episodes to MCAP (Foxglove, ros2 bag).
+    /// Export a run's recorded episodes: --out X.mcap writes one MCAP file (Foxglove); any other path a rosbag2 folder with metadata.yaml (ros2 bag info/play).
     ExportMcap {
         /// Run folder (holds demos/, episodes/, eval/).
         run_dir: PathBuf,
@@ -159,6 +159,29 @@ enum BcCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// `rrl train` vs the PyTorch peer trainer (gym_sac.py) on a Gymnasium task: env steps/s end to end, evaluation returns with IQM and 95% interval over seeds.
+    Train {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "HalfCheetah-v5")]
+        task: String,
+        #[arg(long, default_value_t = 20_000)]
+        steps: u64,
+        /// Random-action steps before learning (the peer's learning_starts).
+        #[arg(long, default_value_t = 5_000)]
+        warmup: u64,
+        #[arg(long, default_value_t = 10_000)]
+        eval_every: u64,
+        #[arg(long, default_value_t = 5)]
+        eval_episodes: u32,
+        /// Seeds, comma-separated; each runs both trainers.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        seeds: Vec<u64>,
+        /// libtorch threads of both (0: their default).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Single-thread steps/s of each simulated task vs Python Gymnasium.
     Sim {
         /// Print one JSON object (the default output is also JSON, pretty-printed).
@@ -289,6 +312,7 @@ fn main() -> ExitCode {
         Command::Teleop(args) => practice::teleop(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),
+        Command::Bench { which: BenchCommand::Train { json, task, steps, warmup, eval_every, eval_episodes, seeds, threads } } => bench::train(&task, steps, warmup, eval_every, eval_episodes, &seeds, threads).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };
     match result {

@@ -490,7 +490,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<serde_json::Value> {
     evaluate_checkpoint(&mut env, &config, &args.checkpoint, &format!("{variant:?}"), &out, args.episodes, args.seed)
 }
 
-/// `rrl export-mcap RUN_DIR --out FILE`: demos, practice and eval episodes.
+/// `rrl export-mcap RUN_DIR --out FILE.mcap|BAG_DIR`: demos, practice and
+/// eval episodes, as one MCAP file or as a rosbag2 folder.
 pub fn export_mcap(run_dir: &Path, out: &Path) -> anyhow::Result<serde_json::Value> {
     let mut episodes = Vec::new();
     for folder in ["demos", "episodes", "eval/episodes"] {
@@ -501,7 +502,11 @@ pub fn export_mcap(run_dir: &Path, out: &Path) -> anyhow::Result<serde_json::Val
     if episodes.is_empty() {
         bail!("{}: no recorded episodes (looked in demos/, episodes/, eval/episodes/)", run_dir.display());
     }
-    let summary = recording::mcap::export(&episodes, out)?;
+    // A path ending in .mcap is one file (Foxglove); anything else a rosbag2 folder (ros2 bag).
+    let summary = match out.extension().is_some_and(|e| e == "mcap") {
+        true => recording::mcap::export(&episodes, out)?,
+        false => recording::mcap::export_bag(&episodes, out)?,
+    };
     Ok(serde_json::json!({ "out": out.display().to_string(), "episodes": summary.episodes, "messages": summary.messages, "bytes": summary.bytes }))
 }
 

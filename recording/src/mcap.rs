@@ -145,6 +145,52 @@ pub struct ExportSummary {
     pub episodes: usize,
     pub messages: u64,
     pub bytes: u64,
+    /// Messages per topic, in the order of the file's channels.
+    pub per_topic: Vec<(&'static str, &'static str, u64)>,
+    /// Log times of the first and last message, ns since the epoch.
+    pub first_time_ns: u64,
+    pub last_time_ns: u64,
+}
+
+/// Writes `episodes` as a rosbag2 folder: `DIR/<name>_0.mcap` and the
+/// `metadata.yaml` that `ros2 bag info/play` (and other rosbag2 readers)
+/// open the folder by. Both files are written atomically, the metadata
+/// last, so the folder never names a file that is not complete.
+pub fn export_bag(episodes: &[Episode], dir: &Path) -> Result<ExportSummary, RecordingError> {
+    let io = |source| RecordingError::Io { path: dir.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).filter(|n| !n.is_empty()).unwrap_or_else(|| "rrl".into());
+    let file_name = format!("{name}_0.mcap");
+    let summary = export(episodes, &dir.join(&file_name))?;
+    let yaml = bag_metadata(&summary, &file_name);
+    let path = dir.join("metadata.yaml");
+    let tmp = dir.join(".metadata.yaml.partial");
+    let io = |source| RecordingError::Io { path: path.clone(), source };
+    std::fs::write(&tmp, yaml).map_err(io)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(summary)
+}
+
+/// rosbag2's metadata (format version 5, as ROS 2 Humble writes it).
+fn bag_metadata(summary: &ExportSummary, file_name: &str) -> String {
+    use std::fmt::Write as _;
+    let duration = summary.last_time_ns.saturating_sub(summary.first_time_ns);
+    let mut y = String::new();
+    let _ = writeln!(y, "rosbag2_bagfile_information:");
+    let _ = writeln!(y, "  version: 5");
+    let _ = writeln!(y, "  storage_identifier: mcap");
+    let _ = writeln!(y, "  duration:\n    nanoseconds: {duration}");
+    let _ = writeln!(y, "  starting_time:\n    nanoseconds_since_epoch: {}", summary.first_time_ns);
+    let _ = writeln!(y, "  message_count: {}", summary.messages);
+    let _ = writeln!(y, "  topics_with_message_count:");
+    for (topic, kind, count) in &summary.per_topic {
+        let _ = writeln!(y, "    - topic_metadata:\n        name: {topic}\n        type: {kind}\n        serialization_format: cdr\n        offered_qos_profiles: \"\"\n      message_count: {count}");
+    }
+    let _ = writeln!(y, "  compression_format: \"\"\n  compression_mode: \"\"");
+    let _ = writeln!(y, "  relative_file_paths:\n    - {file_name}");
+    let _ = writeln!(y, "  files:\n    - path: {file_name}\n      starting_time:\n        nanoseconds_since_epoch: {}\n      duration:\n        nanoseconds: {duration}\n      message_count: {}", summary.first_time_ns, summary.messages);
+    y
 }
 
 /// Writes `episodes` to `path` as MCAP, atomically (temporary file, fsync,
@@ -261,7 +307,8 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
     w.raw(&summary_crc.to_le_bytes())?;
     w.raw(MAGIC)?;
     w.out.flush()?;
-    Ok(ExportSummary { episodes: episodes.len(), messages: total, bytes: w.written })
+    let per_topic = TOPICS.iter().zip(counts).map(|(topic, count)| (topic.name, topic.schema.0, count)).collect();
+    Ok(ExportSummary { episodes: episodes.len(), messages: total, bytes: w.written, per_topic, first_time_ns: first_time, last_time_ns: last_time })
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
-//! Recorded episodes exported to MCAP and read back by an independent
-//! reader: Foxglove's `mcap` Python library with its ROS 2 CDR decoder.
+//! Recorded episodes exported to MCAP and read back by independent
+//! readers: Foxglove's `mcap` Python library with its ROS 2 CDR decoder
+//! (one file), and the `rosbags` library opening the rosbag2 folder as
+//! `ros2 bag` does (metadata.yaml, then the MCAP storage file).
 
-use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
+use recording::{Episode, EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
 
-#[test]
-fn foxglove_mcap_reader_decodes_every_exported_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let episodes_dir = dir.path().join("episodes");
+/// (topic, log time, values) of every numeric message the export must hold.
+type Expected = Vec<(&'static str, u64, Vec<f64>)>;
+
+/// Two recorded episodes, the second cut short by a "crash" before its outcome.
+fn recorded_episodes(dir: &std::path::Path) -> (Vec<Episode>, Expected) {
+    let episodes_dir = dir.join("episodes");
     let mut expected = Vec::new(); // (topic, log_time, values)
     for e in 0..2u64 {
         let header = EpisodeHeader { task: "PandaReach".into(), episode: e, observation_size: 3, action_size: 2, source: "practice".into(), seed: e, started_unix_ns: 1_700_000_000_000_000_000 };
@@ -34,6 +38,21 @@ fn foxglove_mcap_reader_decodes_every_exported_message() {
     }
     let episodes: Vec<_> = recording::list_episodes(&episodes_dir).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
     assert!(episodes[1].outcome.is_none());
+    (episodes, expected)
+}
+
+fn as_values(data: &serde_json::Value) -> Vec<f64> {
+    match data {
+        serde_json::Value::Array(a) => a.iter().map(|v| v.as_f64().unwrap()).collect(),
+        serde_json::Value::Bool(b) => vec![f64::from(u8::from(*b))],
+        v => vec![v.as_f64().unwrap()],
+    }
+}
+
+#[test]
+fn foxglove_mcap_reader_decodes_every_exported_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (episodes, expected) = recorded_episodes(dir.path());
     let out = dir.path().join("run.mcap");
     let summary = recording::mcap::export(&episodes, &out).unwrap();
     assert_eq!(summary.messages, 32 + 3);
@@ -51,14 +70,33 @@ fn foxglove_mcap_reader_decodes_every_exported_message() {
     for (m, (topic, time, values)) in numeric.iter().zip(&expected) {
         assert_eq!(m["topic"], *topic);
         assert_eq!(m["log_time"].as_u64().unwrap(), *time);
-        let got: Vec<f64> = match &m["data"] {
-            serde_json::Value::Array(a) => a.iter().map(|v| v.as_f64().unwrap()).collect(),
-            serde_json::Value::Bool(b) => vec![f64::from(u8::from(*b))],
-            v => vec![v.as_f64().unwrap()],
-        };
-        assert_eq!(&got, values, "{topic} at {time}");
+        assert_eq!(&as_values(&m["data"]), values, "{topic} at {time}");
     }
     let episode_texts: Vec<_> = messages.iter().filter(|m| m["topic"] == "/rrl/episode").map(|m| m["data"].as_str().unwrap().to_string()).collect();
     assert_eq!(episode_texts.len(), 3, "two headers, one outcome");
     assert!(episode_texts[1].contains("\"reason\":\"timeout\""), "{episode_texts:?}");
+}
+
+#[test]
+fn a_rosbag2_reader_opens_the_exported_bag_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (episodes, expected) = recorded_episodes(dir.path());
+    let bag = dir.path().join("practice_run");
+    let summary = recording::mcap::export_bag(&episodes, &bag).unwrap();
+    assert!(bag.join("practice_run_0.mcap").is_file() && bag.join("metadata.yaml").is_file());
+    let result = tests::python_script("rosbag_read.py").arg(&bag).output().unwrap();
+    assert!(result.status.success(), "rosbags failed: {}", String::from_utf8_lossy(&result.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(read["message_count"].as_u64(), Some(35));
+    assert_eq!(read["start_time"].as_u64(), Some(summary.first_time_ns));
+    assert_eq!(read["topics"]["/rrl/action"], serde_json::json!({ "type": "std_msgs/msg/Float64MultiArray", "count": 8 }));
+    assert_eq!(read["topics"]["/rrl/episode"]["count"], 3);
+    let messages = read["messages"].as_array().unwrap();
+    let numeric: Vec<_> = messages.iter().filter(|m| m["topic"] != "/rrl/episode").collect();
+    assert_eq!(numeric.len(), expected.len());
+    // rosbag2 readers return messages in time order; within one step, per topic.
+    for (topic, time, values) in &expected {
+        let found = numeric.iter().find(|m| m["topic"] == *topic && m["log_time"].as_u64() == Some(*time)).unwrap_or_else(|| panic!("{topic} at {time} missing"));
+        assert_eq!(&as_values(&found["data"]), values, "{topic} at {time}");
+    }
 }
