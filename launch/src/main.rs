@@ -23,6 +23,7 @@ mod practice_env;
 mod record_sim;
 mod reward_eval;
 mod remote;
+mod residual_bench;
 mod reward_node;
 mod scene_cameras;
 mod sim_node;
@@ -159,6 +160,8 @@ enum BcCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Residual RL on a weak BC base vs RLPD from scratch with the same demos, simulated Panda pick-cube, several seeds: success of the base, steps each learner needs to reach the target.
+    Residual(residual_bench::ResidualBenchArgs),
     /// `rrl train` vs the PyTorch peer trainer (gym_sac.py) on a Gymnasium task: env steps/s end to end, evaluation returns with IQM and 95% interval over seeds.
     Train {
         /// Print one JSON object.
@@ -312,6 +315,7 @@ fn main() -> ExitCode {
         Command::Teleop(args) => practice::teleop(args).map(|report| print_report(&report, true)),
         Command::Eval(args) => practice::eval(args).map(|report| print_report(&report, true)),
         Command::ExportMcap { run_dir, out } => practice::export_mcap(&run_dir, &out).map(|report| print_report(&report, true)),
+        Command::Bench { which: BenchCommand::Residual(args) } => residual_bench::run(&args).map(|report| print_report(&report, args.json)),
         Command::Bench { which: BenchCommand::Train { json, task, steps, warmup, eval_every, eval_episodes, seeds, threads } } => bench::train(&task, steps, warmup, eval_every, eval_episodes, &seeds, threads).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Sim { json, steps, tasks } } => bench::sim(steps, &tasks).map(|report| print_report(&report, json)),
     };

@@ -173,6 +173,7 @@ fn train_on<E: Environment>(
         replay_capacity: args.replay_capacity.unwrap_or(args.steps as usize).max(learner.batch_size as usize),
         seed: args.seed,
         stop_at_return: None,
+        stop_at_success: None,
         checkpoint_dir: Some(out.join("checkpoint")),
         resume: args.resume,
     };

@@ -127,6 +127,8 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Stop at the first evaluation whose mean return reaches this.
     pub stop_at_return: Option<f64>,
+    /// Stop at the first evaluation whose success rate reaches this.
+    pub stop_at_success: Option<f64>,
     /// Folder for `learner.safetensors` and `replay.safetensors`, written at
     /// every evaluation once the losses are checked finite; with `resume`,
     /// training continues from them when they exist.
@@ -350,7 +352,7 @@ pub fn train<E: Environment>(
             let success_rate = successes.map(|s| f64::from(s) / f64::from(settings.eval_episodes.max(1)));
             let point = EvalPoint { step, mean_return: returns.iter().sum::<f64>() / returns.len().max(1) as f64, returns, success_rate };
             on_event(TrainEvent::Eval(point.clone()));
-            let reached = settings.stop_at_return.is_some_and(|goal| point.mean_return >= goal);
+            let reached = settings.stop_at_return.is_some_and(|goal| point.mean_return >= goal) || settings.stop_at_success.zip(point.success_rate).is_some_and(|(goal, rate)| rate >= goal);
             evals.push(point);
             if reached {
                 break;

@@ -64,6 +64,7 @@ fn a_nan_reward_stops_training_and_keeps_the_last_good_checkpoint() {
         replay_capacity: 1_000,
         seed: 0,
         stop_at_return: None,
+        stop_at_success: None,
         checkpoint_dir: Some(dir.path().to_path_buf()),
         resume: false,
     };

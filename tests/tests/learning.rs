@@ -22,6 +22,7 @@ fn learns_inverted_pendulum(seed: u64) {
         replay_capacity: 20_000,
         seed,
         stop_at_return: Some(900.0),
+        stop_at_success: None,
         checkpoint_dir: None,
         resume: false,
     };
