@@ -155,9 +155,6 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
             practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |env| env.vlm_counts())
         }
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
-            if !matches!(launch.reward, rrl_types::config::RewardConfig::Task) {
-                bail!("{}: practice on a real arm learns the reach task's own reward (reward: Task); learned rewards there are not wired yet", args.config.display());
-            }
             // A real robot runs on the wall clock: the actor never waits for the learner.
             let args = PracticeArgs { realtime: true, ..args };
             let env = match &launch.robot {
@@ -171,8 +168,10 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
             }
             .with_context(|| format!("{}: starting the arm", args.config.display()))?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+            // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
+            let env = crate::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
             let demo = crate::arm_reach::reach_expert(launch.practice.tool_step_m);
-            practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |_| None)
+            practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |env| env.vlm_counts())
         }
         RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", args.config.display()),
     }

@@ -1,14 +1,15 @@
-//! The task `rrl practice` steps: the simulated Panda of a launch file,
-//! with, when the file's reward is `Vlm(..)`, rewards from the VLM progress
-//! critic instead of the simulator's own.
+//! The task `rrl practice` steps (the simulated Panda, or a real arm's
+//! reach task) with, when the launch file's reward is `Vlm(..)`, rewards
+//! from the VLM progress critic instead of the task's own.
 //!
-//! With a VLM reward, the pose after every reset and step goes to a camera
-//! thread that renders the reward camera and offers the frame to the
-//! progress pipeline (newest wins; requests run on the pipeline's threads);
-//! the actor joins the estimates to its
-//! steps by the frames' stamps and never waits on the model during an
-//! episode (see `rrl_types::LearnedRewards`). Every estimate is also
-//! written to `learned_rewards.csv` in the run folder.
+//! With a VLM reward, the reward camera's view after every reset and step
+//! is offered to the progress pipeline (newest wins; requests run on the
+//! pipeline's threads). In simulation the pose goes to a camera thread
+//! that renders it; on a real arm the camera's newest frame (grabbed on its
+//! own thread) is taken. The actor joins the estimates to its steps by the
+//! frames' stamps and never waits on the model during an episode (see
+//! `rrl_types::LearnedRewards`). Every estimate is also written to
+//! `learned_rewards.csv` in the run folder.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,8 +21,10 @@ use anyhow::{bail, Context};
 use rewards::pipeline::ProgressPipeline;
 use rewards::Frame;
 use rrl_types::config::{CameraSource, LaunchFile, RewardConfig};
+use robot_drivers::camera::CameraGrabber;
+use rrl_types::config::VlmRewardConfig;
 use rrl_types::{Environment, LearnedRewards, PracticeTask, Step, Timestamp};
-use sim_bridge::assets::SimError;
+use sim_bridge::arm::PandaSim;
 use sim_bridge::camera::SimCamera;
 use sim_bridge::panda::PandaTask;
 
@@ -73,9 +76,36 @@ impl FrameSink for Scoring {
     }
 }
 
+/// Where the reward camera's frames come from.
+enum RewardFrames {
+    /// Rendered from the simulated scene's pose on a camera thread.
+    Scene(SceneSnapshots),
+    /// A real camera's newest frame, scored from the actor's thread (the
+    /// pipeline's requests run on its own threads). The last frame stands
+    /// in when no newer one arrived since the previous step.
+    Camera { grabber: CameraGrabber, scoring: Scoring, last: Option<robot_drivers::camera::StampedFrame> },
+}
+
+/// The simulated scene behind a task, where there is one to render.
+pub trait Scene {
+    fn scene(&mut self) -> Option<&mut PandaSim>;
+}
+
+impl Scene for PandaTask {
+    fn scene(&mut self) -> Option<&mut PandaSim> {
+        Some(self.sim_mut())
+    }
+}
+
+impl Scene for crate::arm_reach::ArmReach {
+    fn scene(&mut self) -> Option<&mut PandaSim> {
+        None
+    }
+}
+
 /// The actor's end of VLM rewards.
 struct VlmRewards {
-    snapshots: SceneSnapshots,
+    frames: RewardFrames,
     estimates: crossbeam::channel::Receiver<rewards::RewardEstimate>,
     counts: Arc<Mutex<serde_json::Value>>,
     episode: u64,
@@ -88,11 +118,37 @@ struct VlmRewards {
 }
 
 impl VlmRewards {
-    fn offer_pose(&mut self, task: &mut PandaTask) {
-        self.snapshots.offer(task.sim_mut(), stamp(self.episode, self.step));
+    /// Offers the reward camera's view of now, stamped with the current step.
+    fn offer(&mut self, scene: Option<&mut PandaSim>) {
+        let stamp = stamp(self.episode, self.step);
+        match (&mut self.frames, scene) {
+            (RewardFrames::Scene(snapshots), Some(sim)) => snapshots.offer(sim, stamp),
+            (RewardFrames::Scene(_), None) => unreachable!("scene cameras are only built for simulated tasks"),
+            (RewardFrames::Camera { grabber, scoring, last }, _) => {
+                if let Some(frame) = grabber.newest().take() {
+                    *last = Some(frame);
+                }
+                if let Some(frame) = last {
+                    if let Err(e) = scoring.frame(0, stamp, frame.width, frame.height, &frame.rgb) {
+                        // A frame the pipeline refuses loses that step's reward (counted missing), not the run.
+                        tracing::warn!("reward camera frame refused: {e:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        match &self.frames {
+            RewardFrames::Scene(snapshots) => snapshots.failure().map(|e| format!("{e:#}")),
+            RewardFrames::Camera { grabber, .. } => grabber.newest().failure().map(str::to_string),
+        }
     }
 
     fn collect(&mut self) {
+        if let RewardFrames::Camera { scoring, .. } = &mut self.frames {
+            scoring.forward();
+        }
         while let Ok(estimate) = self.estimates.try_recv() {
             let (episode, step) = (estimate.stamp.0 >> 32, estimate.stamp.0 & 0xffff_ffff);
             // A failed log line loses a diagnostic, not a reward.
@@ -104,56 +160,89 @@ impl VlmRewards {
     }
 }
 
-pub struct PracticeEnv {
-    task: PandaTask,
+pub struct PracticeEnv<T = PandaTask> {
+    task: T,
     vlm: Option<VlmRewards>,
 }
 
-impl PracticeEnv {
+impl<T> PracticeEnv<T> {
     /// The task alone, its own rewards final.
-    pub fn plain(task: PandaTask) -> PracticeEnv {
+    pub fn plain(task: T) -> PracticeEnv<T> {
         PracticeEnv { task, vlm: None }
     }
+}
 
-    /// The task with the launch file's reward: the simulator's own, or a
-    /// `Vlm(..)` critic scoring the first reward camera, which must be a
-    /// `Sim(..)` camera of the scene.
+/// The launch file's `Vlm(..)` reward and its reward camera, if it has one.
+fn vlm_reward<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<Option<(&'a VlmRewardConfig, &'a rrl_types::config::CameraConfig)>> {
+    let RewardConfig::Vlm(vlm) = &launch.reward else { return Ok(None) };
+    let name = vlm.cameras.first().with_context(|| format!("{}: reward.cameras is empty", config.display()))?;
+    let camera = launch.cameras.iter().find(|c| &c.name == name).with_context(|| format!("{}: reward camera `{name}` is not among the cameras", config.display()))?;
+    Ok(Some((vlm, camera)))
+}
+
+/// The VLM critic's scoring end and the actor's end, with the frames from `frames`.
+fn vlm_rewards(vlm: &VlmRewardConfig, config: &Path, run_dir: &Path, frames: impl FnOnce(Scoring) -> anyhow::Result<RewardFrames>) -> anyhow::Result<VlmRewards> {
+    let critic = crate::reward_node::critic_of(vlm, config)?;
+    let path = run_dir.join("learned_rewards.csv");
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    if log.metadata()?.len() == 0 {
+        writeln!(log, "episode,step,progress,reward,done")?;
+    }
+    let (sender, estimates) = crossbeam::channel::unbounded();
+    let counts = Arc::new(Mutex::new(serde_json::Value::Null));
+    let scoring = Scoring { pipeline: ProgressPipeline::new(critic, vlm.max_concurrent as usize), task_text: vlm.task.clone(), episode: u64::MAX, estimates: sender, counts: counts.clone() };
+    Ok(VlmRewards {
+        frames: frames(scoring)?,
+        estimates,
+        counts,
+        episode: 0,
+        step: 0,
+        known: HashMap::new(),
+        // A request may take its timeout; then the answer needs a moment to come back.
+        deadline: Duration::from_millis(vlm.timeout_ms + 500),
+        log,
+        warned: false,
+    })
+}
+
+impl PracticeEnv<PandaTask> {
+    /// The simulated task with the launch file's reward: the simulator's
+    /// own, or a `Vlm(..)` critic scoring the first reward camera, which
+    /// must be a `Sim(..)` camera of the scene.
     pub fn for_launch(task: PandaTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> anyhow::Result<PracticeEnv> {
-        let RewardConfig::Vlm(vlm) = &launch.reward else {
+        let Some((vlm, camera)) = vlm_reward(launch, config)? else {
             return Ok(PracticeEnv::plain(task));
         };
-        let name = vlm.cameras.first().with_context(|| format!("{}: reward.cameras is empty", config.display()))?;
-        let camera = launch.cameras.iter().find(|c| &c.name == name).with_context(|| format!("{}: reward camera `{name}` is not among the cameras", config.display()))?;
+        let name = &camera.name;
         let CameraSource::Sim(model_camera) = &camera.source else {
             bail!("{}: practice on the simulated Panda scores a Sim(..) camera; reward camera `{name}` is {:?}", config.display(), camera.source);
         };
         SimCamera::check_name(task.sim(), model_camera).with_context(|| format!("{}: camera `{name}`", config.display()))?;
-        let critic = crate::reward_node::critic_of(vlm, config)?;
-        let path = run_dir.join("learned_rewards.csv");
-        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-        if log.metadata()?.len() == 0 {
-            writeln!(log, "episode,step,progress,reward,done")?;
-        }
-        let (sender, estimates) = crossbeam::channel::unbounded();
-        let counts = Arc::new(Mutex::new(serde_json::Value::Null));
-        let scoring = Scoring { pipeline: ProgressPipeline::new(critic, vlm.max_concurrent as usize), task_text: vlm.task.clone(), episode: u64::MAX, estimates: sender, counts: counts.clone() };
         // Every pose offered is rendered when the renderer keeps up; else the newest.
         let spec = CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: f64::INFINITY };
-        let vlm = VlmRewards {
-            snapshots: SceneSnapshots::start(vec![spec], scoring)?,
-            estimates,
-            counts,
-            episode: 0,
-            step: 0,
-            known: HashMap::new(),
-            // A request may take its timeout; then the answer needs a moment to come back.
-            deadline: Duration::from_millis(vlm.timeout_ms + 500),
-            log,
-            warned: false,
-        };
+        let vlm = vlm_rewards(vlm, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring)?)))?;
         Ok(PracticeEnv { task, vlm: Some(vlm) })
     }
+}
 
+impl PracticeEnv<crate::arm_reach::ArmReach> {
+    /// A real arm's reach task with the launch file's reward: the task's
+    /// own, or a `Vlm(..)` critic scoring the first reward camera, a real
+    /// camera (device, video, image sequence) grabbed on its own thread.
+    pub fn for_arm(task: crate::arm_reach::ArmReach, launch: &LaunchFile, config: &Path, run_dir: &Path) -> anyhow::Result<PracticeEnv<crate::arm_reach::ArmReach>> {
+        let Some((vlm, camera)) = vlm_reward(launch, config)? else {
+            return Ok(PracticeEnv::plain(task));
+        };
+        if matches!(camera.source, CameraSource::Sim(_)) {
+            bail!("{}: reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", config.display(), camera.name);
+        }
+        let grabber = CameraGrabber::start(camera, |_| Ok(())).with_context(|| format!("{}: reward camera `{}`", config.display(), camera.name))?;
+        let vlm = vlm_rewards(vlm, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
+        Ok(PracticeEnv { task, vlm: Some(vlm) })
+    }
+}
+
+impl<T: PracticeTask + Scene> PracticeEnv<T> {
     /// Frames offered to, dropped by, scored and failed by the VLM pipeline.
     pub fn vlm_counts(&self) -> Option<serde_json::Value> {
         self.vlm.as_ref().map(|v| v.counts.lock().expect("counts").clone())
@@ -165,13 +254,13 @@ impl PracticeEnv {
             vlm.step = 0;
             vlm.known.clear();
             // The first frame anchors the episode's progress.
-            vlm.offer_pose(&mut self.task);
+            vlm.offer(self.task.scene());
         }
     }
 }
 
-impl Environment for PracticeEnv {
-    type Error = SimError;
+impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
+    type Error = T::Error;
 
     fn observation_size(&self) -> usize {
         self.task.observation_size()
@@ -198,11 +287,11 @@ impl Environment for PracticeEnv {
         self.episode_started();
         self.task.observation()
     }
-    fn step(&mut self, action: &[f64]) -> Result<Step, SimError> {
+    fn step(&mut self, action: &[f64]) -> Result<Step, T::Error> {
         let step = self.task.step(action)?;
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.step += 1;
-            vlm.offer_pose(&mut self.task);
+            vlm.offer(self.task.scene());
         }
         Ok(step)
     }
@@ -211,7 +300,7 @@ impl Environment for PracticeEnv {
     }
 }
 
-impl PracticeTask for PracticeEnv {
+impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         self.task.recovery_actions()
     }
@@ -225,9 +314,9 @@ impl PracticeTask for PracticeEnv {
 
 impl LearnedRewards for VlmRewards {
     fn reward_of(&mut self, step: u64) -> Option<f64> {
-        if let Some(e) = self.snapshots.failure().filter(|_| !self.warned) {
-            // Rendering stopped: every later reward will be missing; the log says why, once.
-            tracing::warn!("{e:#}");
+        if let Some(e) = self.failure().filter(|_| !self.warned) {
+            // The camera stopped: every later reward will be missing; the log says why, once.
+            tracing::warn!("{e}");
             self.warned = true;
         }
         self.collect();

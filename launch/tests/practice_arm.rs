@@ -5,6 +5,8 @@
 //! reacher, practice on the wall clock and a final evaluation; reset-free
 //! (forward and backward episodes, no reset between them).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -106,6 +108,51 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
     for file in ["practice.csv", "learner.safetensors", "eval/eval.json"] {
         assert!(run_dir.join(file).exists(), "{file} missing");
     }
+}
+
+/// A real arm learning from a real camera's frames scored by a VLM: the
+/// camera (an image sequence standing in for a device, grabbed on its own
+/// thread) is offered after every step, the emulated endpoint's estimates
+/// become the recorded rewards of the steps whose frames they scored.
+#[test]
+fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
+    let vlm = common::VlmEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let pattern = common::write_colour_sequence(&frames);
+    let launch = LAUNCH
+        .replace("reward: Task,", &format!(r#"cameras: [(name: "scene", source: ImageSequence("{pattern}"), width: 32, height: 24, fps: 30.0)],
+    reward: Vlm((endpoint: "{}", model: "emulated-vlm", task: "reach the goal", cameras: ["scene"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 4000, max_concurrent: 2)),"#, vlm.url()))
+        .replace("reset_free: true", "reset_free: false");
+    let config = dir.path().join("arm.ron");
+    std::fs::write(&config, launch).unwrap();
+    let run_dir = dir.path().join("run");
+    let domain = (20 + (std::process::id() + 61) % 80).to_string();
+    let emulator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../robot_drivers/tests/python/ros2_control_arm.py");
+    let mut arm = Command::new(common::venv_python()).arg(emulator).arg("120").env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
+    let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()])
+        .env("RRL_TEST_VLM_KEY", "test-key")
+        .env("RRL_LOG", "warn")
+        .env("ROS_DOMAIN_ID", &domain)
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .output()
+        .unwrap();
+    let _ = arm.kill();
+    let _ = arm.wait();
+    assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    let learned = &report["learned_rewards"];
+    let (joined, missing) = (learned["joined"].as_u64().unwrap(), learned["missing"].as_u64().unwrap());
+    assert_eq!(joined + missing, report["total_steps"].as_u64().unwrap(), "every online step is joined or counted missing: {report}");
+    assert!(joined * 2 >= joined + missing, "most steps get their frame's estimate from a prompt model: {report}");
+    assert!(learned["vlm"]["scored"].as_u64().unwrap() > 0, "{report}");
+    // Env episodes 1 and 2 are the demos, then practice.
+    let (matched, zero, varied) = common::check_learned_rewards(&run_dir, 3);
+    assert_eq!((matched, zero), (joined, missing), "the recorded rewards are the joined ones");
+    assert!(varied, "the camera's changing frames gave changing estimates");
 }
 
 #[test]

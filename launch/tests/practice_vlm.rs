@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -64,31 +63,10 @@ fn practice_learns_from_vlm_progress_joined_to_its_steps_and_counts_rewards_too_
     assert_eq!(joined + missing, 36, "every online step is joined or counted missing: {report}");
     assert!(joined >= 18, "most steps should get their reward from a prompt model: {report}");
     assert!(learned["vlm"]["scored"].as_u64().unwrap() > 0, "{report}");
-    // The log of estimates: (env episode, step) -> reward. Env episode 1 is the demo, then practice.
-    let log = std::fs::read_to_string(run_dir.join("learned_rewards.csv")).unwrap();
-    let mut estimates: HashMap<(u64, u64), f32> = HashMap::new();
-    for line in log.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        estimates.insert((f[0].parse().unwrap(), f[1].parse().unwrap()), f[3].parse().unwrap());
-    }
-    let episodes = recorded_rewards(&run_dir);
-    let (mut matched, mut zero) = (0, 0);
-    for (i, rewards) in episodes.iter().enumerate() {
-        for (k, &reward) in rewards.iter().enumerate() {
-            match estimates.get(&(2 + i as u64, 1 + k as u64)) {
-                Some(&estimate) => {
-                    assert!((reward - estimate).abs() < 1e-5, "episode {i} step {}: recorded {reward}, the VLM said {estimate}", k + 1);
-                    matched += 1;
-                }
-                None => {
-                    assert_eq!(reward, 0.0, "episode {i} step {}: no estimate, so reward 0", k + 1);
-                    zero += 1;
-                }
-            }
-        }
-    }
+    // Env episode 1 is the demo, then practice.
+    let (matched, zero, varied) = common::check_learned_rewards(&run_dir, 2);
     assert_eq!((matched, zero), (joined, missing), "the recorded rewards are the joined ones");
-    assert!(estimates.values().any(|r| *r != 0.0), "the emulated VLM saw the scene change: {log}");
+    assert!(varied, "the emulated VLM saw the scene change");
 
     // A model slower than its timeout: every reward is missing, practice still completes.
     let slow_dir = dir.path().join("slow");

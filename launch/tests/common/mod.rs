@@ -52,3 +52,34 @@ pub fn write_colour_sequence(dir: &std::path::Path) -> String {
     }
     dir.join("%04d.png").display().to_string()
 }
+
+/// Checks that every recorded practice step's reward is the VLM estimate
+/// logged for its frame in `learned_rewards.csv`, or 0 where none came in
+/// time. Practice episodes are the environment's episodes from
+/// `first_env_episode` on (demos come first). Returns (joined, missing)
+/// and whether any estimate was non-zero.
+pub fn check_learned_rewards(run_dir: &std::path::Path, first_env_episode: u64) -> (u64, u64, bool) {
+    let log = std::fs::read_to_string(run_dir.join("learned_rewards.csv")).unwrap();
+    let mut estimates = std::collections::HashMap::new();
+    for line in log.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        estimates.insert((f[0].parse::<u64>().unwrap(), f[1].parse::<u64>().unwrap()), f[3].parse::<f32>().unwrap());
+    }
+    let episodes: Vec<Vec<f32>> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap().steps.iter().map(|s| s.reward).collect()).collect();
+    let (mut joined, mut missing) = (0, 0);
+    for (i, rewards) in episodes.iter().enumerate() {
+        for (k, &reward) in rewards.iter().enumerate() {
+            match estimates.get(&(first_env_episode + i as u64, 1 + k as u64)) {
+                Some(&estimate) => {
+                    assert!((reward - estimate).abs() < 1e-5, "episode {i} step {}: recorded {reward}, the VLM said {estimate}", k + 1);
+                    joined += 1;
+                }
+                None => {
+                    assert_eq!(reward, 0.0, "episode {i} step {}: no estimate, so reward 0", k + 1);
+                    missing += 1;
+                }
+            }
+        }
+    }
+    (joined, missing, estimates.values().any(|r| *r != 0.0))
+}
