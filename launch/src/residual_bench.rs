@@ -16,10 +16,9 @@ use anyhow::Context;
 use policies::residual::{residual_for, BcPolicy, Demos, ResidualEnv};
 use policies::train::{record_demos, EvalPoint};
 use policies::{Sac, SacConfig, TrainSettings};
-use rrl_types::rng::Rng;
 use rrl_types::Environment;
 use serde_json::{json, Value};
-use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+use sim_bridge::panda::{NoisyExpert, PandaTask, PandaVariant, RewardKind};
 
 /// What one comparison runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,22 +62,6 @@ const BC_HIDDEN: [i64; 2] = [256, 256];
 const BC_HORIZON: usize = 4;
 const BC_EXECUTE: usize = 2;
 
-/// The noisy expert: the scripted pick with noise on x, y, z (the gripper command is kept).
-fn noisy_expert(noise: f64, seed: u64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
-    let mut expert = ScriptedExpert::default();
-    let mut rng = Rng::seed(seed);
-    move |obs, start| {
-        if start {
-            expert.reset();
-        }
-        let mut action = expert.act(PandaVariant::PickCube, obs).to_vec();
-        for a in action.iter_mut().take(3) {
-            *a = (*a + rng.uniform(-noise, noise)).clamp(-1.0, 1.0);
-        }
-        action
-    }
-}
-
 fn task(reward: RewardKind) -> anyhow::Result<PandaTask> {
     PandaTask::new(PandaVariant::PickCube, reward).context("starting the simulated Panda")
 }
@@ -86,26 +69,7 @@ fn task(reward: RewardKind) -> anyhow::Result<PandaTask> {
 /// BC on `episodes` noisy expert episodes: the weak base.
 fn train_base(args: &ResidualBenchArgs, reward: RewardKind, seed: u64) -> anyhow::Result<BcPolicy> {
     let mut env = task(reward)?;
-    let mut expert = noisy_expert(args.demo_noise, seed);
-    let (mut observations, mut actions) = (Vec::new(), Vec::new());
-    for e in 0..u64::from(args.demo_episodes) {
-        let (mut obs_list, mut act_list) = (Vec::new(), Vec::new());
-        let mut obs = env.reset(seed * 1000 + e).to_vec();
-        let mut first = true;
-        loop {
-            let action = expert(&obs, first);
-            first = false;
-            obs_list.push(obs.iter().map(|&x| x as f32).collect::<Vec<f32>>());
-            act_list.push(action.iter().map(|&x| x as f32).collect::<Vec<f32>>());
-            let step = env.step(&action)?;
-            obs = env.observation().to_vec();
-            if step.done() {
-                break;
-            }
-        }
-        observations.push(obs_list);
-        actions.push(act_list);
-    }
+    let (observations, actions) = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed).record(&mut env, u64::from(args.demo_episodes), seed * 1000)?;
     let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
     let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &BC_HIDDEN, args.bc_steps, seed)?;
     Ok(policy)
@@ -164,18 +128,18 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     let demo_seed = seed * 1000 + 500;
     let n_step = residual_sac.config.n_step;
     let gamma = residual_sac.config.gamma;
-    let mut expert = noisy_expert(args.demo_noise, seed + 77);
+    let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
     let (mut residual_demos, _) = record_demos(&mut residual_env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| {
         let (task_obs, base_action) = env.observation().split_at(task_size);
-        residual_for(&expert(task_obs, start), base_action, scale)
+        residual_for(&expert.act(task_obs, start), base_action, scale)
     })?;
     progress.set_message(format!("seed {seed}: residual on the base ({:.0} % alone)", 100.0 * base_rate));
     let residual_evals = policies::train(&mut residual_env, &mut residual_eval, &mut residual_sac, Some(&mut residual_demos), &settings(args, seed), |_| {})?;
 
     let (mut env, mut eval_env) = (task(reward)?, task(reward)?);
     let mut scratch_sac = learner(&env, seed, false);
-    let mut expert = noisy_expert(args.demo_noise, seed + 77);
-    let (mut demos, demo_successes) = record_demos(&mut env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| expert(env.observation(), start))?;
+    let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
+    let (mut demos, demo_successes) = record_demos(&mut env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| expert.act(env.observation(), start))?;
     progress.set_message(format!("seed {seed}: RLPD from scratch"));
     let scratch_evals = policies::train(&mut env, &mut eval_env, &mut scratch_sac, Some(&mut demos), &settings(args, seed), |_| {})?;
     progress.inc(1);

@@ -51,20 +51,15 @@ const LAUNCH: &str = r#"(
     practice: (policy_rate_hz: 10.0, max_episode_steps: 30, demo_episodes: 2, total_steps: 40, eval_episodes: 1, reset_noise_rad: 0.0, tool_step_m: 0.04, goal_tolerance_m: 0.03, home: Some([0.3, 0.8]), reset_free: true),
 )"#;
 
-#[test]
-fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
-    let config = dir.path().join("arm.ron");
-    std::fs::write(&config, LAUNCH).unwrap();
-    let run_dir = dir.path().join("run");
-    let domain = (20 + (std::process::id() + 53) % 80).to_string();
-    let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+/// Runs `rrl practice` on `config` against the rclpy ros2_control arm
+/// emulator on its own ROS domain; returns rrl's output.
+fn practise_with_emulated_arm(config: &std::path::Path, run_dir: &std::path::Path, domain_offset: u32) -> std::process::Output {
+    let domain = (20 + (std::process::id() + domain_offset) % 80).to_string();
     let emulator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../robot_drivers/tests/python/ros2_control_arm.py");
-    let mut arm = Command::new(python).arg(emulator).arg("120").env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
-
+    let mut arm = Command::new(common::venv_python()).arg(emulator).arg("120").env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
     let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()])
+        .env("RRL_TEST_VLM_KEY", "test-key")
         .env("RRL_LOG", "warn")
         .env("ROS_DOMAIN_ID", &domain)
         .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -72,6 +67,17 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
         .unwrap();
     let _ = arm.kill();
     let _ = arm.wait();
+    output
+}
+
+#[test]
+fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    let config = dir.path().join("arm.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let output = practise_with_emulated_arm(&config, &run_dir, 53);
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -129,19 +135,7 @@ fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
     let config = dir.path().join("arm.ron");
     std::fs::write(&config, launch).unwrap();
     let run_dir = dir.path().join("run");
-    let domain = (20 + (std::process::id() + 61) % 80).to_string();
-    let emulator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../robot_drivers/tests/python/ros2_control_arm.py");
-    let mut arm = Command::new(common::venv_python()).arg(emulator).arg("120").env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
-    let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()])
-        .env("RRL_TEST_VLM_KEY", "test-key")
-        .env("RRL_LOG", "warn")
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .output()
-        .unwrap();
-    let _ = arm.kill();
-    let _ = arm.wait();
+    let output = practise_with_emulated_arm(&config, &run_dir, 61);
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
     let learned = &report["learned_rewards"];

@@ -589,6 +589,58 @@ impl ScriptedExpert {
     }
 }
 
+/// The scripted expert with uniform noise (±`noise`) on its Cartesian
+/// actions (the gripper command kept): a weak demonstrator for behaviour
+/// cloning and demo buffers.
+pub struct NoisyExpert {
+    expert: ScriptedExpert,
+    variant: PandaVariant,
+    noise: f64,
+    rng: Rng,
+}
+
+impl NoisyExpert {
+    pub fn new(variant: PandaVariant, noise: f64, seed: u64) -> NoisyExpert {
+        NoisyExpert { expert: ScriptedExpert::default(), variant, noise, rng: Rng::seed(seed) }
+    }
+
+    /// The action for a full observation of the task; `episode_start` resets the expert.
+    pub fn act(&mut self, obs: &[f64], episode_start: bool) -> Vec<f64> {
+        if episode_start {
+            self.expert.reset();
+        }
+        let mut action = self.expert.act(self.variant, obs).to_vec();
+        for a in action.iter_mut().take(3) {
+            *a = (*a + self.rng.uniform(-self.noise, self.noise)).clamp(-1.0, 1.0);
+        }
+        action
+    }
+
+    /// Observations and actions (f32, per episode) of `episodes` episodes
+    /// on `task`, episode k reset with seed `first_seed + k`.
+    #[allow(clippy::type_complexity)]
+    pub fn record(&mut self, task: &mut PandaTask, episodes: u64, first_seed: u64) -> Result<(Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>), SimError> {
+        let (mut observations, mut actions) = (Vec::new(), Vec::new());
+        for k in 0..episodes {
+            let (mut obs_list, mut act_list) = (Vec::new(), Vec::new());
+            let mut obs = task.reset(first_seed + k).to_vec();
+            loop {
+                let action = self.act(task.full_observation(), obs_list.is_empty());
+                obs_list.push(obs.iter().map(|&x| x as f32).collect());
+                act_list.push(action.iter().map(|&x| x as f32).collect());
+                let step = task.step(&action)?;
+                obs = task.observation().to_vec();
+                if step.done() {
+                    break;
+                }
+            }
+            observations.push(obs_list);
+            actions.push(act_list);
+        }
+        Ok((observations, actions))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,33 +8,12 @@ use policies::{Sac, SacConfig};
 use rrl_types::config::LearnerConfig;
 use rrl_types::rng::Rng;
 use rrl_types::Environment;
-use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+use sim_bridge::panda::{NoisyExpert, PandaTask, PandaVariant, RewardKind};
 
 /// A weak base: behaviour cloning on a few demos with noisy actions.
 fn weak_bc_base(demo_episodes: u64, noise: f64, seed: u64) -> BcPolicy {
     let mut env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
-    let mut expert = ScriptedExpert::default();
-    let mut rng = Rng::seed(seed);
-    let (mut observations, mut actions) = (Vec::new(), Vec::new());
-    for e in 0..demo_episodes {
-        let (mut obs_list, mut act_list) = (Vec::new(), Vec::new());
-        let mut obs = env.reset(500 + e).to_vec();
-        loop {
-            let mut action = expert.act(PandaVariant::Reach, &obs).to_vec();
-            for a in action.iter_mut().take(3) {
-                *a = (*a + rng.uniform(-noise, noise)).clamp(-1.0, 1.0);
-            }
-            obs_list.push(obs.iter().map(|&x| x as f32).collect::<Vec<f32>>());
-            act_list.push(action.iter().map(|&x| x as f32).collect::<Vec<f32>>());
-            let step = env.step(&action).unwrap();
-            obs = env.observation().to_vec();
-            if step.done() {
-                break;
-            }
-        }
-        observations.push(obs_list);
-        actions.push(act_list);
-    }
+    let (observations, actions) = NoisyExpert::new(PandaVariant::Reach, noise, seed).record(&mut env, demo_episodes, 500).unwrap();
     let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
     BcPolicy::train(&demos, 14, 4, 4, 2, &[64, 64], 400, seed).unwrap().0
 }
