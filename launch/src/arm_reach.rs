@@ -60,6 +60,8 @@ pub struct ArmReach {
     tool_step: f64,
     tolerance: f64,
     reset_timeout: Duration,
+    /// A state older than this means the robot stopped publishing.
+    state_timeout: Duration,
     /// When the next tick of the actor's tracking loop is due.
     tick_due: Instant,
     /// Practice without resets: forward (sampled goal) and backward (home)
@@ -147,6 +149,7 @@ impl ArmReach {
             tool_step: practice.tool_step_m,
             tolerance: practice.goal_tolerance_m,
             reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
+            state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
             tick_due: Instant::now(),
             reset_free: practice.reset_free,
             backward_next: false,
@@ -165,6 +168,34 @@ impl ArmReach {
         match self.failure.pop() {
             Some(why) => Err(ArmTaskError::Hardware(why)),
             None => Ok(()),
+        }
+    }
+
+    /// Returns once the arm's state is fresh. While it is stale (the robot
+    /// stopped publishing) practice pauses here: no step is taken or
+    /// recorded, the gate holds the arm, the log says so once, and practice
+    /// resumes by itself when states come back.
+    fn wait_while_silent(&mut self) -> Result<(), ArmTaskError> {
+        let mut paused_since: Option<Instant> = None;
+        loop {
+            self.check_failure()?;
+            if let Some(state) = self.newest_state.pop() {
+                if state.position.len() == self.joints() {
+                    self.state = state;
+                }
+            }
+            let age = Duration::from_nanos(SystemClock.now().nanos_since(self.state.stamp));
+            if age <= self.state_timeout {
+                if let Some(since) = paused_since {
+                    tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the arm publishes its state again: practice resumes");
+                }
+                return Ok(());
+            }
+            if paused_since.is_none() {
+                tracing::warn!(stale_ms = age.as_millis() as u64, "no state from the arm (has it stopped publishing?): practice is paused and the safety gate holds the arm until its state returns");
+                paused_since = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -368,7 +399,7 @@ impl Environment for ArmReach {
         if let Some(index) = action.iter().position(|a| !a.is_finite()) {
             return Err(ArmTaskError::NonFiniteAction { index, value: action[index] });
         }
-        self.check_failure()?;
+        self.wait_while_silent()?;
         let tool = self.tool(self.state.position.as_slice());
         let target: [f64; 3] = std::array::from_fn(|k| (tool[k] + self.tool_step * action[k].clamp(-1.0, 1.0)).clamp(self.workspace.min[k], self.workspace.max[k]));
         let ticks = (self.policy_period.as_secs_f64() / self.control_period.as_secs_f64()).round().max(1.0) as usize;

@@ -53,10 +53,10 @@ const LAUNCH: &str = r#"(
 
 /// Runs `rrl practice` on `config` against the rclpy ros2_control arm
 /// emulator on its own ROS domain; returns rrl's output.
-fn practise_with_emulated_arm(config: &std::path::Path, run_dir: &std::path::Path, domain_offset: u32) -> std::process::Output {
+fn practise_with_emulated_arm(config: &std::path::Path, run_dir: &std::path::Path, domain_offset: u32, emulator_flags: &[&str]) -> std::process::Output {
     let domain = (20 + (std::process::id() + domain_offset) % 80).to_string();
     let emulator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../robot_drivers/tests/python/ros2_control_arm.py");
-    let mut arm = Command::new(common::venv_python()).arg(emulator).arg("120").env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
+    let mut arm = Command::new(common::venv_python()).arg(emulator).arg("120").args(emulator_flags).env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
     let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()])
         .env("RRL_TEST_VLM_KEY", "test-key")
@@ -77,7 +77,7 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
     let config = dir.path().join("arm.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let output = practise_with_emulated_arm(&config, &run_dir, 53);
+    let output = practise_with_emulated_arm(&config, &run_dir, 53, &[]);
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -135,7 +135,7 @@ fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
     let config = dir.path().join("arm.ron");
     std::fs::write(&config, launch).unwrap();
     let run_dir = dir.path().join("run");
-    let output = practise_with_emulated_arm(&config, &run_dir, 61);
+    let output = practise_with_emulated_arm(&config, &run_dir, 61, &[]);
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
     let learned = &report["learned_rewards"];
@@ -147,6 +147,31 @@ fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
     let (matched, zero, varied) = common::check_learned_rewards(&run_dir, 3);
     assert_eq!((matched, zero), (joined, missing), "the recorded rewards are the joined ones");
     assert!(varied, "the camera's changing frames gave changing estimates");
+}
+
+/// A robot whose driver stops publishing mid-run (2 s of silence): the
+/// gate holds the arm, practice pauses with a clear message instead of
+/// acting on a stale state, resumes by itself when states return, and
+/// completes with every step recorded.
+#[test]
+fn practice_pauses_while_the_arm_stops_publishing_and_resumes_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    let config = dir.path().join("arm.ron");
+    std::fs::write(&config, LAUNCH.replace("reset_free: true", "reset_free: false")).unwrap();
+    let run_dir = dir.path().join("run");
+    let started = std::time::Instant::now();
+    let output = practise_with_emulated_arm(&config, &run_dir, 67, &["--silent=2.0:2.0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "rrl practice failed: {stderr}");
+    let paused = stderr.find("practice is paused").unwrap_or_else(|| panic!("no pause message: {stderr}"));
+    let resumed = stderr.find("practice resumes").unwrap_or_else(|| panic!("no resume message: {stderr}"));
+    assert!(paused < resumed, "{stderr}");
+    assert!(started.elapsed().as_secs_f64() > 2.0, "the silence was waited out");
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    let recorded: usize = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap().steps.len()).sum();
+    assert_eq!(recorded as u64, report["total_steps"].as_u64().unwrap(), "every practice step is recorded: {report}");
+    assert!(recorded >= 40, "{report}");
 }
 
 #[test]
