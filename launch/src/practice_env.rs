@@ -113,6 +113,8 @@ struct VlmRewards {
     /// Rewards of this episode's steps that have arrived.
     known: HashMap<u64, f64>,
     deadline: Duration,
+    /// A reward camera whose newest frame is older than this has stalled.
+    stall_after: Duration,
     log: std::fs::File,
     warned: bool,
 }
@@ -135,6 +137,44 @@ impl VlmRewards {
                     }
                 }
             }
+        }
+    }
+
+    /// Returns once the reward camera's newest frame is recent. While it is
+    /// not (the camera stalled), practice pauses here before the next step
+    /// (the gate holds the arm, which gets no command), says so once, and
+    /// resumes by itself when frames come again: rewards are never scored
+    /// on a stale view. Scene cameras render every pose and never stall.
+    fn wait_for_camera(&mut self) {
+        let RewardFrames::Camera { grabber, last, scoring } = &mut self.frames else { return };
+        let mut paused_since: Option<std::time::Instant> = None;
+        loop {
+            if let Some(frame) = grabber.newest().take() {
+                *last = Some(frame);
+            }
+            let now = rrl_types::Clock::now(&rrl_types::SystemClock);
+            let age = last.as_ref().map(|f| Duration::from_nanos(now.nanos_since(f.stamp)));
+            if age.is_some_and(|age| age <= self.stall_after) {
+                if let Some(since) = paused_since {
+                    tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the reward camera delivers frames again: practice resumes");
+                }
+                return;
+            }
+            if let Some(why) = grabber.newest().failure() {
+                // Gone for good: the rewards will be missing (counted), practice goes on.
+                if !self.warned {
+                    tracing::warn!("{why}");
+                    self.warned = true;
+                }
+                return;
+            }
+            if paused_since.is_none() {
+                tracing::warn!(newest_frame_age_ms = age.map(|a| a.as_millis() as u64), "the reward camera has stalled: practice is paused (the gate holds the robot) until it delivers frames again");
+                paused_since = Some(std::time::Instant::now());
+            }
+            // Estimates keep arriving for steps already taken.
+            scoring.forward();
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -181,7 +221,7 @@ fn vlm_reward<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<Optio
 }
 
 /// The VLM critic's scoring end and the actor's end, with the frames from `frames`.
-fn vlm_rewards(vlm: &VlmRewardConfig, config: &Path, run_dir: &Path, frames: impl FnOnce(Scoring) -> anyhow::Result<RewardFrames>) -> anyhow::Result<VlmRewards> {
+fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &Path, frames: impl FnOnce(Scoring) -> anyhow::Result<RewardFrames>) -> anyhow::Result<VlmRewards> {
     let critic = crate::reward_node::critic_of(vlm, config)?;
     let path = run_dir.join("learned_rewards.csv");
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -200,6 +240,7 @@ fn vlm_rewards(vlm: &VlmRewardConfig, config: &Path, run_dir: &Path, frames: imp
         known: HashMap::new(),
         // A request may take its timeout; then the answer needs a moment to come back.
         deadline: Duration::from_millis(vlm.timeout_ms + 500),
+        stall_after: Duration::from_secs_f64((10.0 / camera_fps).max(1.0)),
         log,
         warned: false,
     })
@@ -220,7 +261,7 @@ impl PracticeEnv<PandaTask> {
         SimCamera::check_name(task.sim(), model_camera).with_context(|| format!("{}: camera `{name}`", config.display()))?;
         // Every pose offered is rendered when the renderer keeps up; else the newest.
         let spec = CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: f64::INFINITY };
-        let vlm = vlm_rewards(vlm, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring)?)))?;
+        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring)?)))?;
         Ok(PracticeEnv { task, vlm: Some(vlm) })
     }
 }
@@ -237,7 +278,7 @@ impl PracticeEnv<crate::arm_reach::ArmReach> {
             bail!("{}: reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", config.display(), camera.name);
         }
         let grabber = CameraGrabber::start(camera, |_| Ok(())).with_context(|| format!("{}: reward camera `{}`", config.display(), camera.name))?;
-        let vlm = vlm_rewards(vlm, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
+        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
         Ok(PracticeEnv { task, vlm: Some(vlm) })
     }
 }
@@ -288,6 +329,9 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
         self.task.observation()
     }
     fn step(&mut self, action: &[f64]) -> Result<Step, T::Error> {
+        if let Some(vlm) = self.vlm.as_mut() {
+            vlm.wait_for_camera();
+        }
         let step = self.task.step(action)?;
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.step += 1;

@@ -119,7 +119,10 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
 /// A real arm learning from a real camera's frames scored by a VLM: the
 /// camera (an image sequence standing in for a device, grabbed on its own
 /// thread) is offered after every step, the emulated endpoint's estimates
-/// become the recorded rewards of the steps whose frames they scored.
+/// become the recorded rewards of the steps whose frames they scored. Mid-
+/// practice the camera stalls (its files vanish for 2.5 s): practice pauses
+/// with a clear message rather than score a stale view, and resumes when
+/// frames come again.
 #[test]
 fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
     let vlm = common::VlmEmulator::start();
@@ -135,7 +138,24 @@ fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
     let config = dir.path().join("arm.ron");
     std::fs::write(&config, launch).unwrap();
     let run_dir = dir.path().join("run");
+    let (watched, stalled_frames) = (run_dir.join("episodes"), frames.clone());
+    let staller = std::thread::spawn(move || {
+        // Once practice has begun (its first episode file exists), the camera's source goes away for a while.
+        let begun = std::time::Instant::now();
+        while std::fs::read_dir(&watched).map_or(true, |mut d| d.next().is_none()) && begun.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for entry in std::fs::read_dir(&stalled_frames).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        common::write_colour_sequence(&stalled_frames);
+    });
     let output = practise_with_emulated_arm(&config, &run_dir, 61, &[]);
+    staller.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let paused = stderr.find("reward camera has stalled").unwrap_or_else(|| panic!("no stall message: {stderr}"));
+    assert!(stderr[paused..].contains("delivers frames again: practice resumes"), "{stderr}");
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
     let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
     let learned = &report["learned_rewards"];

@@ -175,8 +175,9 @@ impl CameraGrabber {
                             }
                             if live {
                                 tracing::warn!(camera = %config.name, "no frame from the device; reopening");
-                                std::thread::sleep(Duration::from_millis(500));
                             }
+                            // A source that stopped (unplugged, files gone) is retried at a calm pace.
+                            std::thread::sleep(if live { Duration::from_millis(500) } else { period });
                             // Start the file over, or reconnect the device.
                             if let Ok(reopened) = OpenCvCamera::open(&config.name, &config.source, config.width, config.height) {
                                 camera = reopened;
