@@ -342,6 +342,12 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
     fn success(&self) -> Option<bool> {
         self.task.success()
     }
+    fn frames(&self) -> Option<&[u8]> {
+        self.task.frames()
+    }
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.task.frame_layout()
+    }
 }
 
 impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
