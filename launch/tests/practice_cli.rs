@@ -233,7 +233,13 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
         .spawn()
         .unwrap();
     let mut keys = teleop.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // Keys typed before teleop listens would all arrive at once: wait until
+    // it has opened its first demo episode (it then waits for the first move).
+    let started = std::time::Instant::now();
+    while recording::list_episodes(&run_dir.join("demos")).map_or(true, |e| e.is_empty()) && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     // Key repeat while `a` is held: about 20 presses a second.
     for _ in 0..40 {
         keys.write_all(b"a").unwrap();
