@@ -218,13 +218,16 @@ pub fn train(task: &str, steps: u64, warmup: u64, eval_every: u64, eval_episodes
         let peer_final = peer_lines.iter().rev().find(|l| l["final"].as_bool() == Some(true)).context("gym_sac.py printed no final line")?;
         let peer_evals: Vec<Value> = peer_lines.iter().filter(|l| l.get("step").is_some()).map(|l| json!({ "step": l["step"], "mean_return": l["eval_return"] })).collect();
         let our_evals: Vec<Value> = ours["evals"].as_array().cloned().unwrap_or_default().iter().map(|e| json!({ "step": e["step"], "mean_return": e["mean_return"] })).collect();
-        runs.push(json!({
+        let run = json!({
             "seed": seed,
             "rrl_sps": ours["sps"],
             "pytorch_sps": peer_final["sps"],
             "rrl_evals": our_evals,
             "pytorch_evals": peer_evals,
-        }));
+        });
+        // Each seed's result as it lands (a long comparison cut short keeps what it measured).
+        eprintln!("{run}");
+        runs.push(run);
     }
     let column = |key: &str| -> Vec<f64> { runs.iter().filter_map(|r| r[key].as_f64()).collect() };
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;

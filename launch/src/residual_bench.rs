@@ -163,7 +163,10 @@ pub fn run(args: &ResidualBenchArgs) -> anyhow::Result<Value> {
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} seeds {elapsed} {msg}").expect("valid template"));
     let mut runs = Vec::new();
     for &seed in &args.seeds {
-        runs.push(one_seed(args, reward, seed, &progress)?);
+        let run = one_seed(args, reward, seed, &progress)?;
+        // Each seed's result as it lands (a long comparison cut short keeps what it measured).
+        progress.suspend(|| eprintln!("{run}"));
+        runs.push(run);
     }
     progress.finish_and_clear();
     let column = |path: &[&str]| -> Vec<f64> { runs.iter().filter_map(|r| path.iter().fold(Some(r), |v, k| v.and_then(|v| v.get(*k))).and_then(Value::as_f64)).collect() };
