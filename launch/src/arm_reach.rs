@@ -171,6 +171,15 @@ impl ArmReach {
         }
     }
 
+    /// The control thread's newest state, if one came since the last look.
+    fn take_newest_state(&mut self) {
+        if let Some(state) = self.newest_state.pop() {
+            if state.position.len() == self.joints() {
+                self.state = state;
+            }
+        }
+    }
+
     /// Returns once the arm's state is fresh. While it is stale (the robot
     /// stopped publishing) practice pauses here: no step is taken or
     /// recorded, the gate holds the arm, the log says so once, and practice
@@ -179,11 +188,7 @@ impl ArmReach {
         let mut paused_since: Option<Instant> = None;
         loop {
             self.check_failure()?;
-            if let Some(state) = self.newest_state.pop() {
-                if state.position.len() == self.joints() {
-                    self.state = state;
-                }
-            }
+            self.take_newest_state();
             let age = Duration::from_nanos(SystemClock.now().nanos_since(self.state.stamp));
             if age <= self.state_timeout {
                 if let Some(since) = paused_since {
@@ -209,11 +214,7 @@ impl ArmReach {
             self.tick_due = now;
         }
         self.check_failure()?;
-        if let Some(state) = self.newest_state.pop() {
-            if state.position.len() == self.joints() {
-                self.state = state;
-            }
-        }
+        self.take_newest_state();
         Ok(())
     }
 

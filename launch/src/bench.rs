@@ -21,14 +21,7 @@ pub fn python() -> PathBuf {
 
 /// Runs a Python peer and returns its last JSON line.
 pub fn run_peer(script: &str, args: &[String]) -> anyhow::Result<Value> {
-    let path = repo_file(script);
-    let out = Command::new(python()).arg(&path).args(args).output().with_context(|| format!("running the peer {}", path.display()))?;
-    if !out.status.success() {
-        bail!("peer {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| format!("peer {} printed no JSON", path.display()))?;
-    Ok(serde_json::from_str(last)?)
+    run_peer_lines(script, args)?.pop().with_context(|| format!("peer {} printed no JSON", repo_file(script).display()))
 }
 
 pub fn sim(steps: u64, tasks: &[String]) -> anyhow::Result<Value> {
@@ -267,7 +260,8 @@ pub fn run_peer_lines(script: &str, args: &[String]) -> anyhow::Result<Vec<Value
     if !out.status.success() {
         bail!("peer {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.trim_start().starts_with('{')).filter_map(|l| serde_json::from_str(l).ok()).collect())
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout.lines().filter(|l| l.trim_start().starts_with('{')).map(|l| serde_json::from_str(l).with_context(|| format!("peer {} printed malformed JSON: {l}", path.display()))).collect()
 }
 
 /// Per-tick latency of the gate (rules + a 2x256 risk critic) on one core,

@@ -531,7 +531,7 @@ pub struct BcArgs {
     pub episodes: u32,
 }
 
-const BC_HIDDEN: [i64; 2] = [256, 256];
+pub(crate) const BC_HIDDEN: [i64; 2] = [256, 256];
 
 /// `rrl bc train`: behaviour cloning with action chunks on the run's demos.
 pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {

@@ -20,9 +20,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rewards::pipeline::ProgressPipeline;
 use rewards::Frame;
-use rrl_types::config::{CameraSource, LaunchFile, RewardConfig};
-use robot_drivers::camera::CameraGrabber;
-use rrl_types::config::VlmRewardConfig;
+use robot_drivers::camera::{CameraGrabber, StampedFrame};
+use rrl_types::config::{CameraSource, LaunchFile, RewardConfig, VlmRewardConfig};
 use rrl_types::{Environment, LearnedRewards, PracticeTask, Step, Timestamp};
 use sim_bridge::arm::PandaSim;
 use sim_bridge::camera::SimCamera;
@@ -83,7 +82,14 @@ enum RewardFrames {
     /// A real camera's newest frame, scored from the actor's thread (the
     /// pipeline's requests run on its own threads). The last frame stands
     /// in when no newer one arrived since the previous step.
-    Camera { grabber: CameraGrabber, scoring: Scoring, last: Option<robot_drivers::camera::StampedFrame> },
+    Camera { grabber: CameraGrabber, scoring: Scoring, last: Option<StampedFrame> },
+}
+
+/// Keeps the camera's newest frame in `last` when one arrived since the last look.
+fn take_newest(grabber: &CameraGrabber, last: &mut Option<StampedFrame>) {
+    if let Some(frame) = grabber.newest().take() {
+        *last = Some(frame);
+    }
 }
 
 /// The simulated scene behind a task, where there is one to render.
@@ -127,9 +133,7 @@ impl VlmRewards {
             (RewardFrames::Scene(snapshots), Some(sim)) => snapshots.offer(sim, stamp),
             (RewardFrames::Scene(_), None) => unreachable!("scene cameras are only built for simulated tasks"),
             (RewardFrames::Camera { grabber, scoring, last }, _) => {
-                if let Some(frame) = grabber.newest().take() {
-                    *last = Some(frame);
-                }
+                take_newest(grabber, last);
                 if let Some(frame) = last {
                     if let Err(e) = scoring.frame(0, stamp, frame.width, frame.height, &frame.rgb) {
                         // A frame the pipeline refuses loses that step's reward (counted missing), not the run.
@@ -149,9 +153,7 @@ impl VlmRewards {
         let RewardFrames::Camera { grabber, last, scoring } = &mut self.frames else { return };
         let mut paused_since: Option<std::time::Instant> = None;
         loop {
-            if let Some(frame) = grabber.newest().take() {
-                *last = Some(frame);
-            }
+            take_newest(grabber, last);
             let now = rrl_types::Clock::now(&rrl_types::SystemClock);
             let age = last.as_ref().map(|f| Duration::from_nanos(now.nanos_since(f.stamp)));
             if age.is_some_and(|age| age <= self.stall_after) {

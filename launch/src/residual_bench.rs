@@ -58,7 +58,6 @@ pub struct ResidualBenchArgs {
     pub reward: String,
 }
 
-const BC_HIDDEN: [i64; 2] = [256, 256];
 const BC_HORIZON: usize = 4;
 const BC_EXECUTE: usize = 2;
 
@@ -71,7 +70,7 @@ fn train_base(args: &ResidualBenchArgs, reward: RewardKind, seed: u64) -> anyhow
     let mut env = task(reward)?;
     let (observations, actions) = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed).record(&mut env, u64::from(args.demo_episodes), seed * 1000)?;
     let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &BC_HIDDEN, args.bc_steps, seed)?;
+    let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &crate::practice::BC_HIDDEN, args.bc_steps, seed)?;
     Ok(policy)
 }
 
@@ -113,11 +112,12 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     progress.set_message(format!("seed {seed}: behaviour cloning"));
     let base_file = tempfile::NamedTempFile::new().context("a scratch file for the base")?;
     train_base(args, reward, seed)?.save(base_file.path())?;
-    let load = || BcPolicy::load(base_file.path(), &BC_HIDDEN);
+    let load = || BcPolicy::load(base_file.path(), &crate::practice::BC_HIDDEN);
     let scale = args.residual_scale;
     let mut residual_env = ResidualEnv::new(task(reward)?, load()?, scale)?;
     let mut residual_eval = ResidualEnv::new(task(reward)?, load()?, scale)?;
-    let task_size = task(reward)?.observation_size();
+    // The residual's observation is the task's followed by the base action.
+    let task_size = residual_env.observation_size() - residual_env.action_size();
 
     // The base alone: the residual learner before any update plays it exactly.
     let mut residual_sac = learner(&residual_env, seed, true);

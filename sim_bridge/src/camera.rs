@@ -76,7 +76,7 @@ pub struct CameraRig {
     done: std::sync::mpsc::Receiver<RenderJob>,
     thread: Option<std::thread::JoinHandle<()>>,
     spare: Option<RenderJob>,
-    frame_bytes: usize,
+    layout: rrl_types::FrameLayout,
 }
 
 impl CameraRig {
@@ -86,7 +86,7 @@ impl CameraRig {
     pub fn start(names: &[String], side: u32, quality: RenderQuality) -> Result<CameraRig, SimError> {
         let (jobs, job_queue) = std::sync::mpsc::channel::<RenderJob>();
         let (done_sender, done) = std::sync::mpsc::channel::<RenderJob>();
-        let frame_bytes = names.len() * (side * side * 3) as usize;
+        let layout = rrl_types::FrameLayout { cameras: names.len(), height: side as usize, width: side as usize };
         let names = names.to_vec();
         let thread = std::thread::Builder::new()
             .name("sim-cameras".into())
@@ -118,13 +118,13 @@ impl CameraRig {
             .map_err(|e| SimError::Render { camera: "(render thread)".into(), reason: e.to_string() })?;
         let started = done.recv().map_err(|_| SimError::Render { camera: "(render thread)".into(), reason: "the render thread ended at start-up".into() })?;
         started.result?;
-        let spare = RenderJob { positions: Vec::new(), frames: Vec::with_capacity(frame_bytes), result: Ok(()) };
-        Ok(CameraRig { jobs: Some(jobs), done, thread: Some(thread), spare: Some(spare), frame_bytes })
+        let spare = RenderJob { positions: Vec::new(), frames: Vec::with_capacity(layout.bytes()), result: Ok(()) };
+        Ok(CameraRig { jobs: Some(jobs), done, thread: Some(thread), spare: Some(spare), layout })
     }
 
-    /// Bytes of one set of frames (all cameras).
-    pub fn frame_bytes(&self) -> usize {
-        self.frame_bytes
+    /// How one set of frames (all cameras, one after another) is laid out.
+    pub fn layout(&self) -> rrl_types::FrameLayout {
+        self.layout
     }
 
     /// Renders every camera for the scene at `sim`'s current pose into

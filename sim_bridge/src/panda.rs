@@ -95,7 +95,6 @@ pub struct PandaTask {
     home_pinch: [f64; 3],
     /// Cameras rendered after every reset and step, for pixel learners.
     cameras: Option<CameraRig>,
-    camera_layout: Option<rrl_types::FrameLayout>,
     frames: Vec<u8>,
     /// A frame that failed to render at a reset, reported by the next step.
     render_error: Option<SimError>,
@@ -107,7 +106,6 @@ const ACTION_HIGH: [f64; 4] = [1.0; 4];
 impl PandaTask {
     pub fn new(variant: PandaVariant, reward: RewardKind) -> Result<PandaTask, SimError> {
         let sim = PandaSim::load()?;
-
         let m = sim.pinch_orientation();
         let down = Matrix3::from_row_slice(&m);
         let ee = sim.pinch_position();
@@ -137,7 +135,6 @@ impl PandaTask {
             needs_full_reset: true,
             home_pinch: ee,
             cameras: None,
-            camera_layout: None,
             frames: Vec::new(),
             render_error: None,
         };
@@ -153,9 +150,8 @@ impl PandaTask {
     pub fn with_cameras(variant: PandaVariant, reward: RewardKind, cameras: &[String], side: u32) -> Result<PandaTask, SimError> {
         let mut task = Self::new(variant, reward)?;
         let rig = CameraRig::start(cameras, side, RenderQuality::Learning)?;
-        task.frames = vec![0; rig.frame_bytes()];
+        task.frames = vec![0; rig.layout().bytes()];
         task.cameras = Some(rig);
-        task.camera_layout = Some(rrl_types::FrameLayout { cameras: cameras.len(), height: side as usize, width: side as usize });
         task.write_observation();
         match task.render_error.take() {
             Some(error) => Err(error),
@@ -438,7 +434,7 @@ impl Environment for PandaTask {
     }
 
     fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
-        self.camera_layout
+        self.cameras.as_ref().map(CameraRig::layout)
     }
 
     /// Reset-free, only the task's first reset moves the arm; later ones
