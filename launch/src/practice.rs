@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use policies::practice::{EpisodeReport, Operator, PracticeSettings};
 use policies::{Sac, SacConfig};
-use rrl_types::config::{LaunchFile, RobotConfig, SimTask};
+use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, RobotConfig, SimTask};
 use rrl_types::Environment;
 use safety::{Gate, GateConfig};
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
@@ -52,7 +52,7 @@ pub struct PracticeArgs {
     /// (several actors in one process, under `rrl launch`).
     #[arg(skip)]
     pub log_status: bool,
-    /// Residual RL on a frozen base policy: `bc.safetensors` from `rrl bc train`, or a TorchScript file (.pt/.ts) taking [1, O] observations.
+    /// Residual RL on a frozen base policy: `bc.safetensors` from `rrl bc train`, or a TorchScript file (.pt/.ts) taking [1, O] observations (overrides practice.base).
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Largest residual, in the task's [-1, 1] action units.
@@ -177,12 +177,13 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     }
 }
 
-/// Practice on `env` with `expert` for demos: directly, or with `--base`
-/// as a residual on top of a frozen base policy (demos relabelled as the
-/// residual that turns the base's action into the expert's).
+/// Practice on `env` with `expert` for demos: directly, or as a residual
+/// on top of a frozen base policy (`--base`, or the launch file's
+/// `practice.base`; demos relabelled as the residual that turns the base's
+/// action into the expert's).
 #[allow(clippy::too_many_arguments)]
 fn practise_task<E: rrl_types::PracticeTask + 'static>(
-    env: E,
+    mut env: E,
     args: &PracticeArgs,
     launch: &LaunchFile,
     run_dir: PathBuf,
@@ -194,18 +195,62 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
     let device = policies::select_device(choice)?;
     let task_size = (env.observation_size(), env.action_size());
-    let Some(base_path) = args.base.clone() else {
-        return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null);
+    let base_choice = match &args.base {
+        Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale }),
+        None => launch.practice.base.clone(),
     };
-    let base = load_base(&base_path, task_size.0, task_size.1, args.base_execute)?;
-    let scale = args.residual_scale;
-    let env = policies::residual::ResidualEnv::new(env, base, scale).with_context(|| format!("base policy {}", base_path.display()))?;
+    let (base, scale, mut base_report) = match base_choice {
+        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null),
+        PracticeBase::File(file) => {
+            let path = PathBuf::from(&file.path);
+            (load_base(&path, task_size.0, task_size.1, file.execute)?, file.residual_scale, serde_json::json!({"path": file.path}))
+        }
+        PracticeBase::BehaviourCloning(bc) => {
+            let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert)?;
+            (load_base(&path, task_size.0, task_size.1, bc.execute)?, bc.residual_scale, report)
+        }
+    };
+    base_report["residual_scale"] = serde_json::json!(scale);
+    let env = policies::residual::ResidualEnv::new(env, base, scale).context("the base policy")?;
     let demo = move |obs: &[f64], start: bool| {
         let (task_obs, base_action) = obs.split_at(task_size.0);
         policies::residual::residual_for(&expert(task_obs, start), base_action, scale)
     };
-    let base_report = serde_json::json!({"path": base_path.display().to_string(), "residual_scale": scale});
     practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report)
+}
+
+/// The behaviour-cloning base of a run: demos of the task itself in
+/// `folder/demos`, the policy cloned from them in `folder/bc.safetensors`.
+/// A resumed run finds both there and trains nothing.
+fn behaviour_cloning_base<E: rrl_types::PracticeTask>(
+    env: &mut E,
+    bc: &BehaviourCloningBase,
+    folder: &Path,
+    task_name: &str,
+    demo_episodes: u32,
+    seed: u64,
+    expert: &mut impl FnMut(&[f64], bool) -> Vec<f64>,
+) -> anyhow::Result<(PathBuf, serde_json::Value)> {
+    let path = folder.join("bc.safetensors");
+    let mut report = serde_json::json!({"path": path.display().to_string(), "trained": false});
+    if path.exists() {
+        tracing::info!(path = %path.display(), "behaviour-cloning base found: practice corrects it");
+        return Ok((path, report));
+    }
+    let successes = policies::practice::record_demo_episodes(env, folder, task_name, demo_episodes, seed, expert)?;
+    let (observation_size, action_size) = (env.observation_size(), env.action_size());
+    let progress = indicatif::ProgressBar::new_spinner().with_message(format!("behaviour cloning: {} gradient steps on {demo_episodes} demos", bc.steps));
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    let cloned = train_bc_on_demos(&folder.join("demos"), observation_size, action_size, bc.horizon, bc.execute, bc.steps);
+    progress.finish_and_clear();
+    let (policy, loss, demos, steps) = cloned?;
+    policy.save(&path)?;
+    tracing::info!(demos, demo_successes = successes, steps, final_loss = loss, path = %path.display(), "behaviour-cloning base trained: practice corrects it");
+    report["trained"] = serde_json::json!(true);
+    report["demos"] = serde_json::json!(demos);
+    report["demo_successes"] = serde_json::json!(successes);
+    report["final_loss"] = serde_json::json!(loss);
+    Ok((path, report))
 }
 
 /// A frozen base policy from a file: BC from `rrl bc train` (safetensors)
@@ -242,6 +287,18 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller)?;
     if launch.practice.demo_episodes > 0 {
         tracing::info!(episodes = launch.practice.demo_episodes, successes = demo_successes, "demo episodes ready");
+    }
+
+    let eval_episodes = args.eval_episodes.unwrap_or(launch.practice.eval_episodes);
+    let mut base_report = base_report;
+    let base_eval = run_dir.join("base").join("eval");
+    if residual && !base_eval.join("eval.json").exists() {
+        // The base alone (no residual) on the episodes the final evaluation
+        // plays, so the report says what practice added.
+        let zero = vec![0.0; env.action_size()];
+        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_| zero.clone())?;
+        tracing::info!(success_rate = result["success_rate"].as_f64(), "the base policy alone, before practice");
+        base_report["eval"] = result;
     }
 
     let mut config = sac_config(launch, &env, seed + 1);
@@ -321,7 +378,6 @@ fn practise_on<E: rrl_types::PracticeTask>(
     if !curve.is_empty() {
         crate::metrics::learning_curve_png(&run_dir.join("success_rate.png"), &format!("{task_name} practice"), "environment steps", "success rate, last 20 episodes", &curve)?;
     }
-    let eval_episodes = args.eval_episodes.unwrap_or(launch.practice.eval_episodes);
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner == "local" {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?
@@ -463,9 +519,15 @@ impl StatusLine {
 fn evaluate_checkpoint<E: rrl_types::PracticeTask>(env: &mut E, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64) -> anyhow::Result<serde_json::Value> {
     let mut sac = Sac::new(config.clone(), tch::Device::Cpu);
     policies::checkpoint::load(&mut sac, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
-    let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, |obs| sac.act(obs, true))?;
+    evaluate_policy(env, ("checkpoint", checkpoint.display().to_string()), task, out, episodes, seed, |obs| sac.act(obs, true))
+}
+
+/// Recorded evaluation episodes of `policy` in `out`, with `eval.json`
+/// (naming the policy by `label`) and a plot of the returns.
+fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String), task: &str, out: &Path, episodes: u32, seed: u64, policy: impl FnMut(&[f64]) -> Vec<f64>) -> anyhow::Result<serde_json::Value> {
+    let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, policy)?;
     let result = serde_json::json!({
-        "checkpoint": checkpoint.display().to_string(),
+        label.0: label.1,
         "episodes": episodes,
         "success_rate": f64::from(successes) / f64::from(episodes.max(1)),
         "mean_return": returns.iter().sum::<f64>() / returns.len().max(1) as f64,
@@ -537,9 +599,17 @@ pub(crate) const BC_HIDDEN: [i64; 2] = [256, 256];
 pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
     let (env, _) = panda_task(&launch, &args.config)?;
-    let (o, a) = (env.observation_size(), env.action_size());
+    let (policy, loss, demos, steps) = train_bc_on_demos(&args.run_dir.join("demos"), env.observation_size(), env.action_size(), args.horizon, args.execute, args.steps)?;
+    let path = args.run_dir.join("bc.safetensors");
+    policy.save(&path)?;
+    Ok(serde_json::json!({"policy": path.display().to_string(), "demos": demos, "steps": steps, "final_loss": loss}))
+}
+
+/// Behaviour cloning on the demo episodes in `folder`: the policy, its
+/// final loss, and how many episodes and steps it learned from.
+fn train_bc_on_demos(folder: &Path, o: usize, a: usize, horizon: usize, execute: usize, gradient_steps: usize) -> anyhow::Result<(policies::residual::BcPolicy, f64, usize, usize)> {
     let mut episodes = Vec::new();
-    for path in recording::list_episodes(&args.run_dir.join("demos"))? {
+    for path in recording::list_episodes(folder)? {
         let episode = recording::read_episode(&path)?;
         if (episode.header.observation_size, episode.header.action_size) != (o, a) {
             bail!("{}: recorded with {}/{} observation/action values, the task has {o}/{a}", path.display(), episode.header.observation_size, episode.header.action_size);
@@ -547,16 +617,14 @@ pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
         episodes.push(episode);
     }
     if episodes.is_empty() {
-        bail!("{}: no demos (record them with `rrl teleop`, or `rrl practice` records scripted ones)", args.run_dir.join("demos").display());
+        bail!("{}: no demos (record them with `rrl teleop`, or `rrl practice` records scripted ones)", folder.display());
     }
     // Per episode: its observations and its actions, row by row.
     type Columns = (Vec<Vec<f32>>, Vec<Vec<f32>>);
     let columns: Vec<Columns> = episodes.iter().map(|e| (e.steps.iter().map(|s| s.observation.clone()).collect(), e.steps.iter().map(|s| s.action.clone()).collect())).collect();
     let demos = policies::residual::Demos { episodes: columns.iter().map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    let (policy, loss) = policies::residual::BcPolicy::train(&demos, o, a, args.horizon, args.execute, &BC_HIDDEN, args.steps, 0)?;
-    let path = args.run_dir.join("bc.safetensors");
-    policy.save(&path)?;
-    Ok(serde_json::json!({"policy": path.display().to_string(), "demos": episodes.len(), "steps": columns.iter().map(|c| c.0.len()).sum::<usize>(), "final_loss": loss}))
+    let (policy, loss) = policies::residual::BcPolicy::train(&demos, o, a, horizon, execute, &BC_HIDDEN, gradient_steps, 0)?;
+    Ok((policy, loss, episodes.len(), columns.iter().map(|c| c.0.len()).sum()))
 }
 
 /// `rrl bc eval`: the BC policy's success rate and returns, recorded.

@@ -14,11 +14,12 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use rewards::pipeline::ProgressPipeline;
+use rewards::pipeline::{PipelineCounts, ProgressPipeline};
 use rewards::Frame;
 use robot_drivers::camera::{CameraGrabber, StampedFrame};
 use rrl_types::config::{CameraSource, LaunchFile, RewardConfig, VlmRewardConfig};
@@ -43,7 +44,6 @@ struct Scoring {
     task_text: String,
     episode: u64,
     estimates: crossbeam::channel::Sender<rewards::RewardEstimate>,
-    counts: Arc<Mutex<serde_json::Value>>,
 }
 
 impl Scoring {
@@ -52,9 +52,6 @@ impl Scoring {
             // The actor may be gone at shutdown; nothing is lost that it still wants.
             let _ = self.estimates.send(estimate);
         }
-        let c = self.pipeline.counts();
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        *self.counts.lock().expect("counts") = serde_json::json!({"offered": load(&c.offered), "dropped": load(&c.dropped), "scored": load(&c.scored), "failed": load(&c.failed)});
     }
 }
 
@@ -109,11 +106,18 @@ impl Scene for crate::arm_reach::ArmReach {
     }
 }
 
+/// Failed requests in a row after which the reward endpoint counts as down.
+const ENDPOINT_DOWN_AFTER: u64 = 3;
+/// The step number of frames offered to probe an endpoint that is down.
+const PROBE_STEP: u64 = 0xffff_ffff;
+/// While the endpoint is down, the current view is offered again this often.
+const ENDPOINT_RETRY: Duration = Duration::from_secs(1);
+
 /// The actor's end of VLM rewards.
 struct VlmRewards {
     frames: RewardFrames,
     estimates: crossbeam::channel::Receiver<rewards::RewardEstimate>,
-    counts: Arc<Mutex<serde_json::Value>>,
+    counts: Arc<PipelineCounts>,
     episode: u64,
     step: u64,
     /// Rewards of this episode's steps that have arrived.
@@ -128,7 +132,10 @@ struct VlmRewards {
 impl VlmRewards {
     /// Offers the reward camera's view of now, stamped with the current step.
     fn offer(&mut self, scene: Option<&mut PandaSim>) {
-        let stamp = stamp(self.episode, self.step);
+        self.offer_stamped(scene, stamp(self.episode, self.step));
+    }
+
+    fn offer_stamped(&mut self, scene: Option<&mut PandaSim>, stamp: Timestamp) {
         match (&mut self.frames, scene) {
             (RewardFrames::Scene(snapshots), Some(sim)) => snapshots.offer(sim, stamp),
             (RewardFrames::Scene(_), None) => unreachable!("scene cameras are only built for simulated tasks"),
@@ -180,6 +187,35 @@ impl VlmRewards {
         }
     }
 
+    /// Returns once the reward endpoint answers. While its last
+    /// `ENDPOINT_DOWN_AFTER` requests all failed (the endpoint died, hangs
+    /// past its timeout, or refuses), practice pauses here before the next
+    /// step (the gate holds the arm, which gets no command), says so once,
+    /// and offers the current view again every `ENDPOINT_RETRY` until an
+    /// answer comes back: steps are not spent on rewards that cannot come.
+    fn wait_for_endpoint(&mut self, mut scene: Option<&mut PandaSim>) {
+        let failing = || self.counts.failed_in_a_row.load(Ordering::Relaxed);
+        if failing() < ENDPOINT_DOWN_AFTER {
+            return;
+        }
+        tracing::warn!(failed_in_a_row = failing(), "the reward endpoint does not answer (its failures are logged above): practice is paused (the gate holds the robot) until it answers again");
+        let paused_since = std::time::Instant::now();
+        let mut offered_at: Option<std::time::Instant> = None;
+        while self.counts.failed_in_a_row.load(Ordering::Relaxed) > 0 {
+            if offered_at.is_none_or(|t| t.elapsed() >= ENDPOINT_RETRY) {
+                // A probe: its answer belongs to no step (the last step's
+                // reward is settled already) but restarts the progress
+                // chain at this view, from which the next step goes on.
+                self.offer_stamped(scene.as_deref_mut(), stamp(self.episode, PROBE_STEP));
+                offered_at = Some(std::time::Instant::now());
+            }
+            // Answers for steps already taken still count when they come.
+            self.collect();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::warn!(paused_s = paused_since.elapsed().as_secs_f64(), "the reward endpoint answers again: practice resumes");
+    }
+
     fn failure(&self) -> Option<String> {
         match &self.frames {
             RewardFrames::Scene(snapshots) => snapshots.failure().map(|e| format!("{e:#}")),
@@ -193,6 +229,9 @@ impl VlmRewards {
         }
         while let Ok(estimate) = self.estimates.try_recv() {
             let (episode, step) = (estimate.stamp.0 >> 32, estimate.stamp.0 & 0xffff_ffff);
+            if step == PROBE_STEP {
+                continue;
+            }
             // A failed log line loses a diagnostic, not a reward.
             let _ = writeln!(self.log, "{episode},{step},{:.3},{:.6},{}", estimate.progress.unwrap_or(f64::NAN), estimate.reward, u8::from(estimate.done));
             if episode == self.episode {
@@ -231,8 +270,9 @@ fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &
         writeln!(log, "episode,step,progress,reward,done")?;
     }
     let (sender, estimates) = crossbeam::channel::unbounded();
-    let counts = Arc::new(Mutex::new(serde_json::Value::Null));
-    let scoring = Scoring { pipeline: ProgressPipeline::new(critic, vlm.max_concurrent as usize), task_text: vlm.task.clone(), episode: u64::MAX, estimates: sender, counts: counts.clone() };
+    let pipeline = ProgressPipeline::new(critic, vlm.max_concurrent as usize);
+    let counts = pipeline.shared_counts();
+    let scoring = Scoring { pipeline, task_text: vlm.task.clone(), episode: u64::MAX, estimates: sender };
     Ok(VlmRewards {
         frames: frames(scoring)?,
         estimates,
@@ -288,7 +328,11 @@ impl PracticeEnv<crate::arm_reach::ArmReach> {
 impl<T: PracticeTask + Scene> PracticeEnv<T> {
     /// Frames offered to, dropped by, scored and failed by the VLM pipeline.
     pub fn vlm_counts(&self) -> Option<serde_json::Value> {
-        self.vlm.as_ref().map(|v| v.counts.lock().expect("counts").clone())
+        self.vlm.as_ref().map(|v| {
+            let c = &v.counts;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            serde_json::json!({"offered": load(&c.offered), "dropped": load(&c.dropped), "scored": load(&c.scored), "failed": load(&c.failed)})
+        })
     }
 
     fn episode_started(&mut self) {
@@ -333,6 +377,7 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
     fn step(&mut self, action: &[f64]) -> Result<Step, T::Error> {
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.wait_for_camera();
+            vlm.wait_for_endpoint(self.task.scene());
         }
         let step = self.task.step(action)?;
         if let Some(vlm) = self.vlm.as_mut() {

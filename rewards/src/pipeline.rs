@@ -32,6 +32,9 @@ pub struct PipelineCounts {
     pub scored: AtomicU64,
     /// Errors and timeouts of the endpoint.
     pub failed: AtomicU64,
+    /// Failures since the endpoint last answered: a dead or hung endpoint
+    /// shows here (an occasional failure resets at the next answer).
+    pub failed_in_a_row: AtomicU64,
 }
 
 /// The waiting job: one slot, newest wins.
@@ -84,12 +87,16 @@ impl ProgressPipeline {
                         };
                         let answer = critic.assess(&job.task, job.previous.as_ref(), &job.current);
                         match &answer {
-                            Ok(_) => counts.scored.fetch_add(1, Ordering::Relaxed),
+                            Ok(_) => {
+                                counts.failed_in_a_row.store(0, Ordering::Relaxed);
+                                counts.scored.fetch_add(1, Ordering::Relaxed);
+                            }
                             Err(e) => {
                                 tracing::warn!("reward request failed: {e}");
-                                counts.failed.fetch_add(1, Ordering::Relaxed)
+                                counts.failed_in_a_row.fetch_add(1, Ordering::Relaxed);
+                                counts.failed.fetch_add(1, Ordering::Relaxed);
                             }
-                        };
+                        }
                         if sender.send((job.sequence, job.episode, job.current.stamp, answer)).is_err() {
                             return;
                         }
@@ -103,6 +110,11 @@ impl ProgressPipeline {
 
     pub fn counts(&self) -> &PipelineCounts {
         &self.counts
+    }
+
+    /// The counters, shared: they stay current while the pipeline runs on another thread.
+    pub fn shared_counts(&self) -> Arc<PipelineCounts> {
+        self.counts.clone()
     }
 
     /// Starts an episode of `task`: the next frame starts the progress chain.

@@ -684,6 +684,61 @@ pub struct PracticeConfig {
     /// episodes alternate between a sampled goal and the home pose's tool
     /// point, each starting where the last ended. Default: false.
     pub reset_free: bool,
+    /// Residual RL: the learner learns a correction on top of this frozen
+    /// base policy instead of acting alone. Default: None.
+    pub base: PracticeBase,
+}
+
+/// The frozen policy a residual learner corrects.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum PracticeBase {
+    /// No base: the learner acts alone.
+    #[default]
+    None,
+    /// Behaviour cloning with action chunks on the run's demos, trained
+    /// before practice and kept as `bc.safetensors` in the run folder.
+    BehaviourCloning(BehaviourCloningBase),
+    /// A policy file: `bc.safetensors` from `rrl bc train`, or TorchScript
+    /// (.pt/.ts) taking [1, O] observations; relative to the launch file.
+    File(FileBase),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BehaviourCloningBase {
+    /// Gradient steps. Default: 3000.
+    pub steps: usize,
+    /// Actions predicted per chunk. Default: 4.
+    pub horizon: usize,
+    /// Actions of each chunk played before predicting again. Default: 2.
+    pub execute: usize,
+    /// Largest residual, in the task's [-1, 1] action units. Default: 0.3.
+    pub residual_scale: f64,
+}
+
+impl Default for BehaviourCloningBase {
+    fn default() -> Self {
+        BehaviourCloningBase { steps: 3000, horizon: 4, execute: 2, residual_scale: 0.3 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBase {
+    pub path: String,
+    /// Actions played from each action chunk of a TorchScript base. Default: 1.
+    #[serde(default = "default_base_execute")]
+    pub execute: usize,
+    /// Largest residual, in the task's [-1, 1] action units. Default: 0.3.
+    #[serde(default = "default_residual_scale")]
+    pub residual_scale: f64,
+}
+
+fn default_base_execute() -> usize {
+    1
+}
+fn default_residual_scale() -> f64 {
+    0.3
 }
 
 impl Default for PracticeConfig {
@@ -701,6 +756,7 @@ impl Default for PracticeConfig {
             goal_tolerance_m: 0.02,
             reset_timeout_s: 10.0,
             reset_free: false,
+            base: PracticeBase::None,
         }
     }
 }
@@ -773,6 +829,11 @@ impl LaunchFile {
             if let Some(urdf) = &mut launch.safety.urdf {
                 if Path::new(&urdf.file).is_relative() {
                     urdf.file = file.parent().unwrap_or(Path::new("")).join(&urdf.file).to_string_lossy().into_owned();
+                }
+            }
+            if let PracticeBase::File(base) = &mut launch.practice.base {
+                if Path::new(&base.path).is_relative() {
+                    base.path = file.parent().unwrap_or(Path::new("")).join(&base.path).to_string_lossy().into_owned();
                 }
             }
             return Ok(launch);
@@ -1220,6 +1281,30 @@ impl PracticeConfig {
         c.positive("practice.tool_step_m", self.tool_step_m, "metres");
         c.positive("practice.goal_tolerance_m", self.goal_tolerance_m, "metres");
         c.positive("practice.reset_timeout_s", self.reset_timeout_s, "seconds");
+        let (scale, path) = match &self.base {
+            PracticeBase::None => return,
+            PracticeBase::BehaviourCloning(bc) => {
+                if bc.steps == 0 {
+                    c.fail("practice.base.steps", "behaviour cloning needs at least one gradient step", None);
+                }
+                if bc.execute == 0 || bc.execute > bc.horizon {
+                    c.fail("practice.base.execute", format!("plays 1 to `horizon` ({}) actions of each chunk, got {}", bc.horizon, bc.execute), None);
+                }
+                if self.demo_episodes == 0 {
+                    c.fail("practice.demo_episodes", "a behaviour-cloning base learns from the demos: record at least one", None);
+                }
+                (bc.residual_scale, "practice.base.residual_scale")
+            }
+            PracticeBase::File(file) => {
+                if file.execute == 0 {
+                    c.fail("practice.base.execute", "plays at least one action of each chunk", None);
+                }
+                (file.residual_scale, "practice.base.residual_scale")
+            }
+        };
+        if !(scale > 0.0 && scale <= 2.0) {
+            c.fail(path, format!("a residual scale lies in (0, 2] action units, got {scale}"), None);
+        }
     }
 }
 
@@ -1249,5 +1334,19 @@ mod tests {
         let p = &err.problems()[0];
         assert_eq!((p.line, p.column, p.path.as_str()), (3, 50, "robot.control_rate_hz"));
         assert!(p.message.contains("positive"), "{p}");
+    }
+
+    #[test]
+    fn practice_base_is_checked_where_it_is_written_and_its_file_found_beside_the_launch_file() {
+        let bad = "(\n  name: \"t\",\n  robot: Sim((task: PandaPickCube)),\n  safety: (),\n  practice: (demo_episodes: 0, base: BehaviourCloning((horizon: 2, execute: 3))),\n)";
+        let err = LaunchFile::parse(bad, Path::new("x.ron")).unwrap_err();
+        let found: Vec<(usize, &str)> = err.problems().iter().map(|p| (p.line, p.path.as_str())).collect();
+        assert_eq!(found, vec![(5, "practice.base.execute"), (5, "practice.demo_episodes")], "{err}");
+        let scale = "(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (), practice: (base: File((path: \"b.pt\", residual_scale: 0.0))))";
+        let err = LaunchFile::parse(scale, Path::new("x.ron")).unwrap_err();
+        assert_eq!(err.problems()[0].path, "practice.base.residual_scale", "{err}");
+        let good = "(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (), practice: (base: File((path: \"policies/b.pt\"))))";
+        let launch = LaunchFile::parse(good, Path::new("launch/files/x.ron")).unwrap();
+        assert_eq!(launch.practice.base, PracticeBase::File(FileBase { path: "launch/files/policies/b.pt".into(), execute: 1, residual_scale: 0.3 }));
     }
 }

@@ -21,8 +21,14 @@ pub struct VlmEmulator {
 
 impl VlmEmulator {
     pub fn start() -> VlmEmulator {
+        VlmEmulator::start_on(0)
+    }
+
+    /// On `port` (0: a free one), e.g. again where a killed one served.
+    pub fn start_on(port: u16) -> VlmEmulator {
         let mut child = Command::new(venv_python())
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rewards/tests/python/vlm_endpoint_emulator.py"))
+            .arg(port.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the VLM endpoint emulator");

@@ -6,7 +6,9 @@ Python's zlib, verifying every PNG chunk CRC), and answers from the images:
 the progress delta is the change of the mean red level between the last two
 images, in percentage points; the done answer is the red level of the single
 image. Modes by task text: "garble" answers without a number, "slow" answers
-after 3 s, "leisurely" after 0.2 s. Prints its port on the first line, then serves until killed."""
+after 3 s, "leisurely" after 0.2 s. Prints its port on the first line, then serves until killed.
+Usage: vlm_endpoint_emulator.py [PORT] (default: a free port; a given one
+lets a test restart a killed endpoint where its clients expect it)."""
 import base64
 import json
 import struct
@@ -80,6 +82,6 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
