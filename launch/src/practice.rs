@@ -332,7 +332,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     if csv.metadata()?.len() == 0 {
         writeln!(csv, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds")?;
     }
-    let mut board = crate::metrics::TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?;
+    let mut board = Some(crate::metrics::TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?);
     let mut write_error: Option<anyhow::Error> = None;
     let mut on_episode = |episode: &EpisodeReport| {
         status.push(episode);
@@ -342,19 +342,31 @@ fn practise_on<E: rrl_types::PracticeTask>(
             tracing::info!(robot = %launch.name, total_steps = episode.total_steps, "{}", status.line());
         }
         let success = episode.success.map(|s| u8::from(s).to_string()).unwrap_or_default();
-        let row = writeln!(
-            csv,
-            "{},{},{},{:.4},{},{},{},{},{},{:.3}",
+        let row = format!(
+            "{},{},{},{:.4},{},{},{},{},{},{:.3}\n",
             episode.episode, episode.steps, episode.total_steps, episode.episode_return, success, episode.interventions, episode.safety_events, episode.reason, episode.learner_updates, episode.seconds
         );
-        if let Err(e) = row {
+        // Like the episodes, the row waits out a full disk (the actor, and so the robot, holds meanwhile).
+        let appended = recording::retry_while_storage_full(
+            || append_whole_line(&mut csv, &row),
+            recording::is_storage_full,
+            std::time::Duration::from_secs(1),
+            |e| tracing::warn!("the disk is full ({e}) writing practice.csv: practice is paused and retries every second; free some space to go on"),
+            |waited| tracing::warn!(paused_s = waited, "practice.csv is written again: practice resumes"),
+        );
+        if let Err(e) = appended {
             write_error.get_or_insert(anyhow::Error::from(e).context("writing practice.csv"));
         }
         let mut scalars = vec![("practice/return", episode.episode_return), ("practice/success_rate_20", status.success_rate()), ("practice/intervention_rate", status.intervention_rate()), ("practice/safety_events", episode.safety_events as f64)];
         scalars.push(("learner/updates", episode.learner_updates as f64));
-        for (tag, value) in scalars {
-            if let Err(e) = board.scalar(tag, episode.total_steps, value) {
-                write_error.get_or_insert(anyhow::Error::from(e).context("writing TensorBoard events"));
+        if let Some(writer) = board.as_mut() {
+            for (tag, value) in scalars {
+                if let Err(e) = writer.scalar(tag, episode.total_steps, value) {
+                    // A diagnostic, not the run's data: the curves stop here, practice goes on.
+                    tracing::warn!("TensorBoard events are no longer written: {e}");
+                    board = None;
+                    break;
+                }
             }
         }
     };
@@ -409,6 +421,15 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "link": link_report,
         "base": base_report,
     }))
+}
+
+/// Appends `line` to `file` (opened for appending) whole or not at all: a
+/// failed write is cut back, so a retry leaves no torn row.
+fn append_whole_line(file: &mut std::fs::File, line: &str) -> std::io::Result<()> {
+    let before = file.metadata()?.len();
+    file.write_all(line.as_bytes()).inspect_err(|_| {
+        let _ = file.set_len(before);
+    })
 }
 
 /// `rrl teleop`: a human records demo episodes with a gamepad or SpaceMouse

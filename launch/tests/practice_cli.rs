@@ -304,8 +304,97 @@ fn residual_practice_starts_from_its_bc_base_with_relabelled_demos() {
     let evaluated = read("eval/episodes");
     assert_eq!(evaluated.len(), 2);
     assert!(evaluated.iter().flat_map(|e| &e.steps).flat_map(|s| &s.action).all(|a| *a == 0.0), "before any update the residual is exactly zero: the base plays alone");
+    // The base alone was evaluated on the same episodes before practice: the same returns.
+    assert_eq!(report["base"]["eval"]["returns"], report["eval"]["returns"], "{report}");
 
     std::fs::write(dir.path().join("base.bin"), b"not a policy").unwrap();
     let refused = run(&["practice", "--config", c, "--run-dir", dir.path().join("other").to_str().unwrap(), "--steps", "1", "--base", dir.path().join("base.bin").to_str().unwrap()]);
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("base.bin"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+/// `practice.base: BehaviourCloning(..)` in the launch file: practice
+/// records the task's own demos, clones them into `base/bc.safetensors`,
+/// evaluates that base alone, then practises the residual on demos
+/// relabelled for it; a resumed run finds the base and trains nothing.
+#[test]
+fn a_launch_file_base_is_cloned_from_the_runs_demos_before_practice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH.replace("eval_episodes: 2)", "eval_episodes: 2, base: BehaviourCloning((steps: 200, residual_scale: 0.25)))")).unwrap();
+    let c = config.to_str().unwrap();
+    let run_dir = dir.path().join("run");
+    let r = run_dir.to_str().unwrap();
+    let report = json_of(&run(&["practice", "--config", c, "--run-dir", r, "--steps", "1"]));
+    assert_eq!((report["base"]["trained"].as_bool(), report["base"]["demos"].as_u64(), report["base"]["residual_scale"].as_f64()), (Some(true), Some(2), Some(0.25)), "{report}");
+    assert!(report["base"]["final_loss"].as_f64().unwrap().is_finite(), "{report}");
+    assert!(run_dir.join("base/bc.safetensors").exists());
+    let sizes = |folder: &str| -> Vec<(usize, usize)> { recording::list_episodes(&run_dir.join(folder)).unwrap().iter().map(|p| recording::read_episode(p).unwrap().header).map(|h| (h.observation_size, h.action_size)).collect() };
+    assert_eq!(sizes("base/demos"), vec![(14, 4); 2], "the base learns from the task itself");
+    assert_eq!(sizes("demos"), vec![(18, 4); 2], "the residual's demos see the base's action");
+    assert_eq!(report["base"]["eval"]["episodes"], 2, "{report}");
+
+    let resumed = json_of(&run(&["practice", "--config", c, "--run-dir", r, "--steps", "2", "--resume", "--eval-episodes", "0"]));
+    assert_eq!(resumed["base"]["trained"], false, "{resumed}");
+    assert_eq!(resumed["total_steps"], 2, "{resumed}");
+}
+
+/// A disk that fills mid-practice (a 4 MiB tmpfs in a private mount
+/// namespace, filled by a file: the kernel's own ENOSPC): practice pauses
+/// with a clear message (the actor sends nothing, so the gate holds the
+/// robot), resumes by itself once the file is deleted, and completes with
+/// every step recorded, no torn record, and a checkpoint that loads.
+#[test]
+fn a_full_disk_pauses_practice_until_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let kept = dir.path().join("kept");
+    let disk = dir.path().join("disk");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::create_dir_all(&disk).unwrap();
+    // Everything below runs inside the namespace, where the tmpfs exists;
+    // the run is copied out before it goes away.
+    let script = r#"
+set -u
+mount -t tmpfs -o size=4m rrl-test-disk "$DISK" || exit 90
+"$RRL" practice --config "$CONFIG" --run-dir "$DISK/run" --steps 800 --eval-episodes 1 > "$KEPT/stdout" 2> "$KEPT/stderr" &
+pid=$!
+waited=0
+until [ "$(ls "$DISK/run/episodes" 2>/dev/null | wc -l)" -ge 2 ]; do sleep 0.02; waited=$((waited + 1)); [ $waited -lt 6000 ] || exit 91; done
+dd if=/dev/zero of="$DISK/filler" bs=64k 2>/dev/null
+waited=0
+until grep -q "practice is paused" "$KEPT/stderr"; do sleep 0.05; waited=$((waited + 1)); [ $waited -lt 1200 ] || exit 92; done
+sleep 2
+rm "$DISK/filler"
+wait $pid
+status=$?
+cp -r "$DISK/run" "$KEPT/run"
+exit $status
+"#;
+    let output = Command::new("timeout")
+        .args(["300", "unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .env("RRL", env!("CARGO_BIN_EXE_rrl"))
+        .env("CONFIG", &config)
+        .env("DISK", &disk)
+        .env("KEPT", &kept)
+        .env("RRL_LOG", "warn")
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 31) % 80).to_string())
+        .output()
+        .unwrap();
+    let stderr = std::fs::read_to_string(kept.join("stderr")).unwrap_or_default();
+    assert!(output.status.success(), "exit {:?}: {}\n{stderr}", output.status.code(), String::from_utf8_lossy(&output.stderr));
+    let paused = stderr.find("the disk is full").unwrap_or_else(|| panic!("no pause message: {stderr}"));
+    assert!(stderr[paused..].contains("practice is paused"), "{stderr}");
+    assert!(stderr[paused..].contains("practice resumes"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(std::fs::read_to_string(kept.join("stdout")).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(report["total_steps"], 800, "{report}");
+    let run_dir = kept.join("run");
+    let episodes: Vec<recording::Episode> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(episodes.iter().map(|e| e.steps.len()).sum::<usize>(), 800, "every practice step is recorded once");
+    assert!(episodes.iter().all(|e| e.torn_tail_bytes == 0 && e.outcome.is_some()), "every episode is whole");
+    let rows = std::fs::read_to_string(run_dir.join("practice.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 1 + episodes.len(), "one whole row per episode: {rows}");
+    assert!(rows.lines().all(|l| l.split(',').count() == 10), "{rows}");
+    assert_eq!(report["eval"]["episodes"], 1, "the final checkpoint was written and loads: {report}");
 }

@@ -29,6 +29,15 @@ pub enum CheckpointError {
     Shape { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
 }
 
+impl CheckpointError {
+    /// The write failed for want of space (disk or quota full, file size
+    /// limit): it succeeds once space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        // libtorch reports I/O failures as text; these are Linux's ENOSPC, EDQUOT and EFBIG.
+        matches!(self, CheckpointError::Write { reason, .. } if ["(os error 28)", "(os error 122)", "(os error 27)", "No space left on device"].iter().any(|m| reason.contains(m)))
+    }
+}
+
 const CHECKSUM: &str = "meta.checksum";
 
 fn fnv1a(hash: &mut u64, bytes: &[u8]) {
@@ -94,9 +103,13 @@ pub fn write_atomically(path: &Path, mut tensors: Vec<(String, Tensor)>) -> Resu
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temporary = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    Tensor::write_safetensors(&tensors, &temporary).map_err(|e| fail(e.to_string()))?;
     let sync = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
-    sync(&temporary).map_err(|e| fail(format!("fsync: {e}")))?;
+    let written = Tensor::write_safetensors(&tensors, &temporary).map_err(|e| fail(e.to_string())).and_then(|()| sync(&temporary).map_err(|e| fail(format!("fsync: {e}"))));
+    if let Err(e) = written {
+        // A partial temporary file would only hold space the retry needs.
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
     std::fs::rename(&temporary, path).map_err(|e| fail(format!("rename: {e}")))?;
     sync(dir).map_err(|e| fail(format!("fsync of the folder: {e}")))?;
     Ok(())

@@ -310,12 +310,22 @@ fn learner_loop(
                 if !loss.is_finite() {
                     return Err(PracticeError::Learner(format!("critic loss is {loss} at update {}; the last checkpoint is the last good one", sac.updates)));
                 }
-                crate::checkpoint::save(&sac, &checkpoint, &[])?;
+                match crate::checkpoint::save(&sac, &checkpoint, &[]) {
+                    // The last checkpoint stays whole (writes are atomic); the next one is tried at the next cadence.
+                    Err(e) if e.is_storage_full() => tracing::warn!("{e}: the disk is full; the learner goes on and tries again in {} updates", settings.checkpoint_every.max(1)),
+                    other => other?,
+                }
                 last_checkpoint = sac.updates;
             }
         }
     }
-    crate::checkpoint::save(&sac, &checkpoint, &[])?;
+    recording::retry_while_storage_full(
+        || crate::checkpoint::save(&sac, &checkpoint, &[]),
+        crate::checkpoint::CheckpointError::is_storage_full,
+        Duration::from_secs(1),
+        |e| tracing::warn!("{e}: the disk is full; the final checkpoint is retried every second until space is freed"),
+        |waited| tracing::warn!(paused_s = waited, "the final checkpoint is written"),
+    )?;
     shared.weights.force_push(weights_of(&sac.actor));
     Ok(())
 }
@@ -477,7 +487,7 @@ fn record_one_episode<E: PracticeTask>(
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let started = unix_ns();
     let header = EpisodeHeader { task: task.into(), episode, observation_size: env.observation_size(), action_size: env.action_size(), source: source.into(), seed, started_unix_ns: started };
-    let mut writer = EpisodeWriter::create(folder, &header, false)?;
+    let mut writer = durably(|| EpisodeWriter::create(folder, &header, false))?;
     let mut observation = env.reset(seed).to_vec();
     let mut env_action = Vec::new();
     let (mut total, mut steps) = (0.0, 0u64);
@@ -503,7 +513,7 @@ fn record_one_episode<E: PracticeTask>(
         // stand still: each step waits for its reward (up to the deadline).
         wait.release(env, true, &mut |s| {
             total += f64::from(s.record.reward);
-            Ok(writer.step(&s.record)?)
+            Ok(durably(|| writer.step(&s.record))?)
         })?;
         observation = next;
         if result.done() {
@@ -513,7 +523,8 @@ fn record_one_episode<E: PracticeTask>(
     let success = env.success();
     let reason = if success == Some(true) { "success" } else if terminated { "failure" } else { "timeout" };
     let interventions = if by_human_or_script { steps } else { 0 };
-    writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events: 0, reason: reason.into() })?;
+    let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events: 0, reason: reason.into() };
+    durably(|| writer.finish(&outcome))?;
     Ok((total, success))
 }
 
@@ -569,7 +580,7 @@ pub fn teleoperate<E: PracticeTask>(
     'session: for index in first..first + u64::from(episodes) {
         let episode_start = unix_ns();
         let header = EpisodeHeader { task: task.into(), episode: index, observation_size: env.observation_size(), action_size: env.action_size(), source: "demo".into(), seed: seed + index, started_unix_ns: episode_start };
-        let mut writer = EpisodeWriter::create(&folder, &header, true)?;
+        let mut writer = durably(|| EpisodeWriter::create(&folder, &header, true))?;
         let mut observation = env.reset(seed + index).to_vec();
         let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
         let (mut label, mut paused, mut stop) = (None, false, false);
@@ -609,21 +620,23 @@ pub fn teleoperate<E: PracticeTask>(
             safety_events += events;
             let next = env.observation().to_vec();
             let truncated = result.truncated || (!result.terminated && steps >= max_episode_steps);
-            writer.step(&EpisodeStep {
+            let record = EpisodeStep {
                 time_ns: episode_start + started.elapsed().as_nanos() as u64,
                 observation: observation.iter().map(|&x| x as f32).collect(),
                 action: to_policy_action(&action, &low, &high).iter().map(|&x| x as f32).collect(),
                 reward: result.reward as f32,
                 next_observation: next.iter().map(|&x| x as f32).collect(),
                 flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events > 0, recovery: false },
-            })?;
+            };
+            durably(|| writer.step(&record))?;
             observation = next;
             if result.done() || truncated {
                 break if env.success() == Some(true) { "success" } else if result.terminated { "failure" } else { "timeout" };
             }
         };
         let success = label.or(env.success().map(|s| s && reason == "success"));
-        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() })?;
+        let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
+        durably(|| writer.finish(&outcome))?;
         let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0) };
         on_episode(&report);
         reports.push(report);
@@ -709,11 +722,26 @@ pub fn practice_with_link<E: PracticeTask>(
     Ok(report)
 }
 
+/// Makes one write of the run's episodes. While the disk is full, the
+/// caller (the actor) waits here: the robot gets no command, so the gate
+/// holds it; the log says so once and the write is retried every second
+/// until space is freed. Nothing written before is touched, and the step
+/// in hand is written when the retry succeeds.
+fn durably<T>(write: impl FnMut() -> Result<T, recording::RecordingError>) -> Result<T, recording::RecordingError> {
+    recording::retry_while_storage_full(
+        write,
+        recording::RecordingError::is_storage_full,
+        Duration::from_secs(1),
+        |e| tracing::warn!("the disk is full ({e}): practice is paused (the gate holds the robot) and retries every second; free some space to go on"),
+        |waited| tracing::warn!(paused_s = waited, "the episode is written again: practice resumes"),
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 /// Hands one released online step on: its record to the episode file, its
 /// n-step transitions and an `OnlineStep` to the learner.
 fn emit_online(step: AwaitedStep, writer: &mut EpisodeWriter, nstep: &mut NStepWriter, link: &mut dyn LearnerLink, total: &mut f64, released: &mut u64) -> Result<(), PracticeError> {
-    writer.step(&step.record)?;
+    durably(|| writer.step(&step.record))?;
     *total += f64::from(step.record.reward);
     *released += 1;
     nstep.push(step.transition, step.over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: step.demo }));
@@ -746,7 +774,7 @@ fn actor_loop<E: PracticeTask>(
         let seed = settings.seed.wrapping_add(episode * 7919);
         let episode_start = unix_ns();
         let header = EpisodeHeader { task: settings.task.clone(), episode, observation_size: o, action_size: a, source: "practice".into(), seed, started_unix_ns: episode_start };
-        let mut writer = EpisodeWriter::create(&episodes_dir, &header, settings.sync_every_step)?;
+        let mut writer = durably(|| EpisodeWriter::create(&episodes_dir, &header, settings.sync_every_step))?;
         let mut nstep = NStepWriter::new(config.n_step, config.gamma);
         let mut observation = env.reset(seed).to_vec();
         window.clear();
@@ -858,14 +886,15 @@ fn actor_loop<E: PracticeTask>(
                     let before = env.observation().to_vec();
                     let r = env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
                     safety_events += env.take_safety_events();
-                    writer.step(&EpisodeStep {
+                    let record = EpisodeStep {
                         time_ns: episode_start + (steps + 1) * 100_000_000,
                         observation: before.iter().map(|&x| x as f32).collect(),
                         action: to_policy_action(&recovery, &low, &high).iter().map(|&x| x as f32).collect(),
                         reward: r.reward as f32,
                         next_observation: env.observation().iter().map(|&x| x as f32).collect(),
                         flags: StepFlags { recovery: true, ..StepFlags::default() },
-                    })?;
+                    };
+                    durably(|| writer.step(&record))?;
                 }
                 reason = "stuck";
                 break;
@@ -882,7 +911,8 @@ fn actor_loop<E: PracticeTask>(
         }
         wait.release(env, true, &mut |s| emit_online(s, &mut writer, &mut nstep, link, &mut total, &mut released))?;
         let success = label.or(env.success().map(|s| s && reason == "success"));
-        writer.finish(&EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() })?;
+        let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
+        durably(|| writer.finish(&outcome))?;
         let episode_report = EpisodeReport {
             episode,
             steps,

@@ -9,7 +9,7 @@
 //! robot's 10 Hz, wasteful for a simulation running flat out).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,55 @@ pub enum RecordingError {
     WrongSize { what: &'static str, expected: usize, got: usize },
     #[error("{path}: the episode is already finished")]
     Finished { path: PathBuf },
+}
+
+impl RecordingError {
+    /// The storage has no room (disk or quota full, file size limit): a
+    /// fault that clears when space is freed, after which the same write
+    /// can simply be made again.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, RecordingError::Io { source, .. } if is_storage_full(source))
+    }
+}
+
+/// Whether `error` says the storage has no room (ENOSPC, EDQUOT, EFBIG).
+pub fn is_storage_full(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    matches!(error.kind(), StorageFull | QuotaExceeded | FileTooLarge)
+}
+
+/// Runs `write` until it succeeds or fails for another reason than a full
+/// storage. While the storage is full, `on_full` is called once (with the
+/// error) and the write is retried every `retry`; `on_cleared` is called
+/// with the seconds waited when it succeeds again. The writes of this
+/// crate leave no partial record behind when they fail, so a retry writes
+/// exactly what the failed attempt would have.
+pub fn retry_while_storage_full<T, E: std::fmt::Display>(
+    mut write: impl FnMut() -> Result<T, E>,
+    is_full: impl Fn(&E) -> bool,
+    retry: std::time::Duration,
+    mut on_full: impl FnMut(&E),
+    mut on_cleared: impl FnMut(f64),
+) -> Result<T, E> {
+    let mut waiting: Option<std::time::Instant> = None;
+    loop {
+        match write() {
+            Ok(value) => {
+                if let Some(since) = waiting {
+                    on_cleared(since.elapsed().as_secs_f64());
+                }
+                return Ok(value);
+            }
+            Err(e) if is_full(&e) => {
+                if waiting.is_none() {
+                    on_full(&e);
+                    waiting = Some(std::time::Instant::now());
+                }
+                std::thread::sleep(retry);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// What an episode is about, written first.
@@ -128,6 +177,8 @@ pub struct EpisodeWriter {
     sync_every_step: bool,
     record: Vec<u8>,
     finished: bool,
+    /// Bytes of whole records in the file: a failed write is cut back to it.
+    written: u64,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError + '_ {
@@ -136,7 +187,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError + '_ {
 
 impl EpisodeWriter {
     /// Creates `folder/episode_NNNNNN.rrlep` (never overwriting one) and
-    /// writes the header durably.
+    /// writes the header durably. A failed create leaves no file behind,
+    /// so it can be retried.
     pub fn create(folder: &Path, header: &EpisodeHeader, sync_every_step: bool) -> Result<EpisodeWriter, RecordingError> {
         std::fs::create_dir_all(folder).map_err(io_error(folder))?;
         let path = folder.join(episode_file_name(header.episode));
@@ -149,11 +201,15 @@ impl EpisodeWriter {
             sync_every_step,
             record: Vec::with_capacity(64 + 8 * (2 * header.observation_size + header.action_size)),
             finished: false,
+            written: 0,
         };
         writer.record.extend_from_slice(MAGIC);
         let json = serde_json::to_vec(header).expect("header serializes");
-        writer.append_record(KIND_HEADER, &json)?;
-        writer.file.sync_all().map_err(io_error(&writer.path))?;
+        let started = writer.append_record(KIND_HEADER, &json, true);
+        if let Err(e) = started {
+            let _ = std::fs::remove_file(&writer.path);
+            return Err(e);
+        }
         // The new directory entry itself must survive a power cut too.
         if let Ok(dir) = File::open(folder) {
             let _ = dir.sync_all();
@@ -165,7 +221,10 @@ impl EpisodeWriter {
         &self.path
     }
 
-    fn append_record(&mut self, kind: u8, payload: &[u8]) -> Result<(), RecordingError> {
+    /// Appends one record (and syncs it when `sync`). On failure the file
+    /// is cut back to its last whole record, so the same record can be
+    /// written again once the fault clears.
+    fn append_record(&mut self, kind: u8, payload: &[u8], sync: bool) -> Result<(), RecordingError> {
         let start = self.record.len();
         self.record.push(kind);
         self.record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -173,9 +232,24 @@ impl EpisodeWriter {
         let crc = crc32(&self.record[start..]);
         self.record.extend_from_slice(&crc.to_le_bytes());
         // One write per record: the kernel has it once this returns.
-        let result = self.file.write_all(&self.record).map_err(io_error(&self.path));
-        self.record.clear();
-        result
+        let mut result = self.file.write_all(&self.record);
+        if result.is_ok() && sync {
+            result = self.file.sync_data();
+        }
+        match result {
+            Ok(()) => {
+                self.written += self.record.len() as u64;
+                self.record.clear();
+                Ok(())
+            }
+            Err(e) => {
+                // The magic stays queued ahead of the header until it is written.
+                self.record.truncate(if self.written == 0 { MAGIC.len() } else { 0 });
+                let _ = self.file.set_len(self.written);
+                let _ = self.file.seek(std::io::SeekFrom::Start(self.written));
+                Err(RecordingError::Io { path: self.path.clone(), source: e })
+            }
+        }
     }
 
     /// Appends one transition.
@@ -201,20 +275,19 @@ impl EpisodeWriter {
                 payload.extend_from_slice(&v.to_le_bytes());
             }
         }
-        self.append_record(KIND_STEP, &payload)?;
-        if self.sync_every_step {
-            self.file.sync_data().map_err(io_error(&self.path))?;
-        }
-        Ok(())
+        self.append_record(KIND_STEP, &payload, self.sync_every_step)
     }
 
     /// Writes the outcome and syncs the file; the episode is then complete.
-    pub fn finish(mut self, outcome: &EpisodeOutcome) -> Result<PathBuf, RecordingError> {
-        let json = serde_json::to_vec(outcome).expect("outcome serializes");
-        self.append_record(KIND_OUTCOME, &json)?;
-        self.finished = true;
+    /// A failed finish can be retried.
+    pub fn finish(&mut self, outcome: &EpisodeOutcome) -> Result<PathBuf, RecordingError> {
+        if !self.finished {
+            let json = serde_json::to_vec(outcome).expect("outcome serializes");
+            self.append_record(KIND_OUTCOME, &json, false)?;
+            self.finished = true;
+        }
         self.file.sync_all().map_err(io_error(&self.path))?;
-        Ok(self.path)
+        Ok(self.path.clone())
     }
 }
 

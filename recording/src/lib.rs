@@ -14,4 +14,4 @@ pub mod episode;
 pub mod mcap;
 
 pub use crc::crc32;
-pub use episode::{Episode, EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, RecordingError, StepFlags, list_episodes, read_episode};
+pub use episode::{Episode, EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, RecordingError, StepFlags, is_storage_full, list_episodes, read_episode, retry_while_storage_full};
