@@ -168,6 +168,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
         checkpoint_every: steps.max(1),
         replay_capacity: 100_000,
         max_backlog: 20_000,
+        stop_at_success: None,
     };
     let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);
     policies::practice::practice(task, config, device, &mut NoOperator, &settings, |episode: &EpisodeReport| {

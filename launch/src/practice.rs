@@ -319,6 +319,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         checkpoint_every: 1000,
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: 20_000,
+        stop_at_success: launch.practice.stop_at_success,
     };
     let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), true)?;
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
@@ -407,6 +408,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "intervention_rate": status.intervention_rate(),
         "safety_events": status.safety_events,
         "stopped_by_operator": report.stopped_by_operator,
+        "reached_success_target": report.reached_success,
         "device": format!("{device:?}"),
         "controller": match &launch.robot {
             RobotConfig::Sim(sim) => serde_json::json!(format!("{:?}", sim.controller)),

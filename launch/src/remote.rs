@@ -240,6 +240,7 @@ pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume
         checkpoint_every: 500,
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: u64::MAX,
+        stop_at_success: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();

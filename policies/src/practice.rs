@@ -98,7 +98,13 @@ pub struct PracticeSettings {
     /// The actor holds the robot while more items than this await the
     /// learner's confirmation (remote learners).
     pub max_backlog: u64,
+    /// Practice ends early once this share of the last
+    /// `SUCCESS_WINDOW` practice episodes succeeded.
+    pub stop_at_success: Option<f64>,
 }
+
+/// Practice episodes the early stop (`stop_at_success`) looks back over.
+pub const SUCCESS_WINDOW: usize = 20;
 
 /// Per-episode report for status lines and metric files.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -126,6 +132,8 @@ pub struct PracticeReport {
     pub total_steps: u64,
     pub learner_updates: u64,
     pub stopped_by_operator: bool,
+    /// Ended early: `stop_at_success` was reached.
+    pub reached_success: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -764,13 +772,13 @@ fn actor_loop<E: PracticeTask>(
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let episodes_dir = settings.run_dir.join("episodes");
     let started = Instant::now();
-    let mut report = PracticeReport { episodes: Vec::new(), resumed_episodes: first_episode, resumed_steps, total_steps: resumed_steps, learner_updates: 0, stopped_by_operator: false };
+    let mut report = PracticeReport { episodes: Vec::new(), resumed_episodes: first_episode, resumed_steps, total_steps: resumed_steps, learner_updates: 0, stopped_by_operator: false, reached_success: false };
     let mut env_action = Vec::new();
     let mut window: std::collections::VecDeque<Vec<f64>> = std::collections::VecDeque::new();
     // Online steps handed to the learner in this session.
     let mut released = 0u64;
     let mut episode = first_episode;
-    while report.total_steps < settings.total_steps && !report.stopped_by_operator {
+    while report.total_steps < settings.total_steps && !report.stopped_by_operator && !report.reached_success {
         let seed = settings.seed.wrapping_add(episode * 7919);
         let episode_start = unix_ns();
         let header = EpisodeHeader { task: settings.task.clone(), episode, observation_size: o, action_size: a, source: "practice".into(), seed, started_unix_ns: episode_start };
@@ -929,6 +937,14 @@ fn actor_loop<E: PracticeTask>(
         on_episode(&episode_report);
         report.episodes.push(episode_report);
         episode += 1;
+        if let Some(target) = settings.stop_at_success {
+            let recent = &report.episodes[report.episodes.len().saturating_sub(SUCCESS_WINDOW)..];
+            let successes = recent.iter().filter(|e| e.success == Some(true)).count();
+            if recent.len() == SUCCESS_WINDOW && successes as f64 >= target * SUCCESS_WINDOW as f64 {
+                tracing::info!(successes, window = SUCCESS_WINDOW, total_steps = report.total_steps, "practice reached its success target: it ends here");
+                report.reached_success = true;
+            }
+        }
     }
     Ok(report)
 }

@@ -687,6 +687,9 @@ pub struct PracticeConfig {
     /// Residual RL: the learner learns a correction on top of this frozen
     /// base policy instead of acting alone. Default: None.
     pub base: PracticeBase,
+    /// Practice ends early once this share of the last 20 practice
+    /// episodes succeeded (then the final evaluation runs). Default: None.
+    pub stop_at_success: Option<f64>,
 }
 
 /// The frozen policy a residual learner corrects.
@@ -757,6 +760,7 @@ impl Default for PracticeConfig {
             reset_timeout_s: 10.0,
             reset_free: false,
             base: PracticeBase::None,
+            stop_at_success: None,
         }
     }
 }
@@ -1281,6 +1285,11 @@ impl PracticeConfig {
         c.positive("practice.tool_step_m", self.tool_step_m, "metres");
         c.positive("practice.goal_tolerance_m", self.goal_tolerance_m, "metres");
         c.positive("practice.reset_timeout_s", self.reset_timeout_s, "seconds");
+        if let Some(share) = self.stop_at_success {
+            if !(share > 0.0 && share <= 1.0) {
+                c.fail("practice.stop_at_success", format!("a share of successful episodes lies in (0, 1], got {share}"), None);
+            }
+        }
         let (scale, path) = match &self.base {
             PracticeBase::None => return,
             PracticeBase::BehaviourCloning(bc) => {

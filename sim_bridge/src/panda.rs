@@ -5,8 +5,9 @@
 //! kinematics holding the gripper pointing down, with a null-space pull to
 //! the home pose) turns them into joint targets for the joint impedance
 //! controller. Task constants follow gym-hil's pick task: 10 Hz control,
-//! 2 ms physics, cube sampled in x ∈ [0.3, 0.5], y ∈ [−0.15, 0.15], success
-//! when the cube is 10 cm up and within 5 cm of the fingertips.
+//! 2 ms physics, success when the cube is 10 cm up and within 5 cm of the
+//! fingertips; the cube is sampled in x ∈ [0.35, 0.55], y ∈ [−0.15, 0.15]
+//! (gym-hil's area moved 5 cm out, see `CUBE_BOUNDS`).
 
 use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
 use rrl_types::config::{PandaController, RobotPreset};
@@ -42,7 +43,11 @@ pub const CONTROL_DT: f64 = 0.1;
 pub const MAX_STEP_M: f64 = 0.03;
 /// The box the fingertips are kept in (gym-hil's Cartesian bounds).
 pub const WORKSPACE: [[f64; 3]; 2] = [[0.2, -0.3, 0.0], [0.6, 0.3, 0.5]];
-const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.3, -0.15], [0.5, 0.15]];
+/// Where the cube spawns: gym-hil's 20 x 30 cm area, 5 cm farther out.
+/// Nearer than 35 cm the gripper, pointing down, needs the elbow at
+/// -3.07 rad (its hard limit is -3.0718), past the gate's soft limit, so
+/// those cubes could not be picked through the gate at all.
+const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.35, -0.15], [0.55, 0.15]];
 const REACH_BOUNDS: [[f64; 3]; 2] = [[0.3, -0.15, 0.1], [0.5, 0.15, 0.3]];
 const IK_EVERY: usize = 5;
 /// Largest joint command change per controller tick, rad (2 rad/s at 100 Hz).
@@ -570,12 +575,11 @@ impl ScriptedExpert {
                     let d = toward([pinch[0], pinch[1], object[2] + 0.2]);
                     return [d[0], d[1], d[2], 1.0];
                 }
-                if horizontal > 0.01 {
-                    let d = toward([object[0], object[1], object[2] + 0.1]);
-                    return [d[0], d[1], d[2], -1.0];
-                }
-                if pinch[2] - object[2] > 0.01 {
-                    let d = toward([object[0], object[1], object[2]]);
+                if horizontal > 0.01 || pinch[2] - object[2] > 0.01 {
+                    // A funnel: the closer above the cube, the lower, so the
+                    // action is a smooth function of where the hand is
+                    // (demos a policy can clone without averaging two modes).
+                    let d = toward([object[0], object[1], object[2] + (3.0 * horizontal).min(0.1)]);
                     return [d[0], d[1], d[2], -1.0];
                 }
                 self.grasp_ticks = 1;

@@ -43,6 +43,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         checkpoint_every: 100,
         replay_capacity: 10_000,
         max_backlog: 20_000,
+        stop_at_success: None,
     }
 }
 
@@ -192,4 +193,39 @@ fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
     let before = episode.steps[9].next_observation[9];
     let after = recovery.last().unwrap().next_observation[9];
     assert!(after > before + 0.05, "lifted from {before} to {after}");
+}
+
+/// Labels each episode after two steps: the first 20 alternately success
+/// and failure, every later one a success.
+struct Labeller {
+    episode: u32,
+    step: u32,
+}
+
+impl Operator for Labeller {
+    fn poll(&mut self, _: &[f64]) -> OperatorInput {
+        if self.step < 2 {
+            self.step += 1;
+            return OperatorInput::default();
+        }
+        let success = self.episode >= 20 || self.episode % 2 == 0;
+        (self.episode, self.step) = (self.episode + 1, 0);
+        OperatorInput { takeover: None, command: Some(if success { OperatorCommand::Success } else { OperatorCommand::Failure }) }
+    }
+}
+
+/// `stop_at_success: 0.9` ends practice after the first episode that makes
+/// 18 of the last 20 successes: episode 35 (its window, 16..=35, holds the
+/// failures 17 and 19 only); not one episode sooner.
+#[test]
+fn practice_ends_once_its_success_target_is_reached_over_the_last_20_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    let config = small_learner(&task);
+    let settings = PracticeSettings { stop_at_success: Some(0.9), ..settings(dir.path(), 10_000) };
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0 }, &settings, |_| {}).unwrap();
+    assert!(report.reached_success && !report.stopped_by_operator);
+    assert_eq!(report.episodes.len(), 36);
+    assert_eq!(report.total_steps, 36 * 2);
+    assert_eq!(read_folder(&dir.path().join("episodes")).len(), 36, "every episode recorded");
 }
