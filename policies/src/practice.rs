@@ -99,7 +99,7 @@ pub struct PracticeSettings {
     /// learner's confirmation (remote learners).
     pub max_backlog: u64,
     /// Practice ends early once this share of the last
-    /// `SUCCESS_WINDOW` practice episodes succeeded.
+    /// `SUCCESS_WINDOW` practice episodes after the warm-up succeeded.
     pub stop_at_success: Option<f64>,
 }
 
@@ -778,7 +778,9 @@ fn actor_loop<E: PracticeTask>(
     // Online steps handed to the learner in this session.
     let mut released = 0u64;
     let mut episode = first_episode;
+    let mut learned_successes = std::collections::VecDeque::with_capacity(SUCCESS_WINDOW + 1);
     while report.total_steps < settings.total_steps && !report.stopped_by_operator && !report.reached_success {
+        let started_at_step = report.total_steps;
         let seed = settings.seed.wrapping_add(episode * 7919);
         let episode_start = unix_ns();
         let header = EpisodeHeader { task: settings.task.clone(), episode, observation_size: o, action_size: a, source: "practice".into(), seed, started_unix_ns: episode_start };
@@ -938,9 +940,15 @@ fn actor_loop<E: PracticeTask>(
         report.episodes.push(episode_report);
         episode += 1;
         if let Some(target) = settings.stop_at_success {
-            let recent = &report.episodes[report.episodes.len().saturating_sub(SUCCESS_WINDOW)..];
-            let successes = recent.iter().filter(|e| e.success == Some(true)).count();
-            if recent.len() == SUCCESS_WINDOW && successes as f64 >= target * SUCCESS_WINDOW as f64 {
+            // Only episodes the learner's policy acted in count (not the random warm-up's).
+            if started_at_step >= settings.warmup_steps {
+                learned_successes.push_back(report.episodes.last().is_some_and(|e| e.success == Some(true)));
+                if learned_successes.len() > SUCCESS_WINDOW {
+                    learned_successes.pop_front();
+                }
+            }
+            let successes = learned_successes.iter().filter(|s| **s).count();
+            if learned_successes.len() == SUCCESS_WINDOW && successes as f64 >= target * SUCCESS_WINDOW as f64 {
                 tracing::info!(successes, window = SUCCESS_WINDOW, total_steps = report.total_steps, "practice reached its success target: it ends here");
                 report.reached_success = true;
             }

@@ -86,7 +86,7 @@ impl SacConfig {
             tau: learner.tau,
             n_step: learner.n_step as usize,
             demo_ratio: learner.demo_ratio,
-            target_entropy: None,
+            target_entropy: Some(learner.target_entropy_per_action * action_size as f64),
             initial_temperature: learner.initial_temperature,
             max_grad_norm: None,
             seed,

@@ -573,6 +573,10 @@ pub struct LearnerConfig {
     /// Entropy temperature at the start (then tuned automatically).
     /// Default: 1.0 (SERL uses 0.01 for manipulation).
     pub initial_temperature: f64,
+    /// Entropy the temperature is tuned toward, per action dimension.
+    /// Lower keeps the policy's samples close to its mean (a residual on a
+    /// precise base). Default: -1.0 (SAC's −|A|).
+    pub target_entropy_per_action: f64,
     /// ROS namespace of the actor ↔ learner topics; robots that share one
     /// learner name the same one. Default: the launch file's namespace.
     pub namespace: Option<String>,
@@ -605,6 +609,7 @@ impl Default for LearnerConfig {
             warmup_steps: 1000,
             publish_every_updates: 100,
             initial_temperature: 1.0,
+            target_entropy_per_action: -1.0,
             namespace: None,
         }
     }
@@ -1223,6 +1228,9 @@ impl LearnerConfig {
             c.fail("learner.replay_capacity", format!("{} cannot hold one batch of {}", self.replay_capacity, self.batch_size), None);
         }
         c.positive("learner.initial_temperature", self.initial_temperature, "temperature");
+        if !self.target_entropy_per_action.is_finite() {
+            c.fail("learner.target_entropy_per_action", "must be a finite number (nats per action dimension)", None);
+        }
         if self.publish_every_updates == 0 {
             c.fail("learner.publish_every_updates", "must be positive", None);
         }

@@ -125,7 +125,7 @@ impl PandaTask {
             goal: [0.0; 3],
             cube_start_z: 0.0,
             steps: 0,
-            observation: Vec::with_capacity(14),
+            observation: Vec::with_capacity(17),
             gate: None,
             safety_events: 0,
             home_noise_rad: 0.0,
@@ -339,7 +339,14 @@ impl PandaTask {
         obs.extend_from_slice(&self.sim.pinch_position());
         obs.push(self.sim.gripper());
         match self.variant {
-            PandaVariant::PickCube => obs.extend_from_slice(&self.sim.block_position()),
+            PandaVariant::PickCube => {
+                let (cube, pinch) = (self.sim.block_position(), self.sim.pinch_position());
+                obs.extend_from_slice(&cube);
+                // The cube as seen from the fingertips: what a grasp must
+                // zero, to the millimetre, given directly rather than left
+                // to the networks to subtract.
+                obs.extend((0..3).map(|k| cube[k] - pinch[k]));
+            }
             PandaVariant::Reach => obs.extend_from_slice(&self.goal),
         }
         if let Some(rig) = self.cameras.as_mut() {
@@ -664,8 +671,8 @@ mod tests {
         let mut task = PandaTask::with_cameras(PandaVariant::PickCube, RewardKind::Dense, &cameras, 32).unwrap();
         assert_eq!(task.frame_layout(), Some(rrl_types::FrameLayout { cameras: 2, height: 32, width: 32 }));
         task.reset(3);
-        assert_eq!((task.observation_size(), task.observation().len(), task.full_observation().len()), (11, 11, 14));
-        assert_eq!(task.full_observation()[11..], task.sim().block_position(), "the full state ends with the cube");
+        assert_eq!((task.observation_size(), task.observation().len(), task.full_observation().len()), (11, 11, 17));
+        assert_eq!(task.full_observation()[11..14], task.sim().block_position(), "the full state goes on with the cube");
         let first = task.frames().unwrap().to_vec();
         assert_eq!(first.len(), 2 * 32 * 32 * 3);
         let camera = 32 * 32 * 3;

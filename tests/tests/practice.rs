@@ -195,8 +195,8 @@ fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
     assert!(after > before + 0.05, "lifted from {before} to {after}");
 }
 
-/// Labels each episode after two steps: the first 20 alternately success
-/// and failure, every later one a success.
+/// Labels each episode after two steps: the first five (the warm-up's)
+/// and episode 10 failures, every other one a success.
 struct Labeller {
     episode: u32,
     step: u32,
@@ -208,24 +208,25 @@ impl Operator for Labeller {
             self.step += 1;
             return OperatorInput::default();
         }
-        let success = self.episode >= 20 || self.episode % 2 == 0;
+        let success = self.episode >= 5 && self.episode != 10;
         (self.episode, self.step) = (self.episode + 1, 0);
         OperatorInput { takeover: None, command: Some(if success { OperatorCommand::Success } else { OperatorCommand::Failure }) }
     }
 }
 
-/// `stop_at_success: 0.9` ends practice after the first episode that makes
-/// 18 of the last 20 successes: episode 35 (its window, 16..=35, holds the
-/// failures 17 and 19 only); not one episode sooner.
+/// `stop_at_success: 0.9` ends practice after the first 20 episodes past
+/// the warm-up (10 steps: episodes 0-4) with 18 successes: episodes 5-24,
+/// one failure among them. Were the warm-up counted, it would end one
+/// episode sooner (episodes 4-23 hold two failures).
 #[test]
 fn practice_ends_once_its_success_target_is_reached_over_the_last_20_episodes() {
     let dir = tempfile::tempdir().unwrap();
     let mut task = reach_task(100);
     let config = small_learner(&task);
-    let settings = PracticeSettings { stop_at_success: Some(0.9), ..settings(dir.path(), 10_000) };
+    let settings = PracticeSettings { stop_at_success: Some(0.9), warmup_steps: 10, ..settings(dir.path(), 10_000) };
     let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0 }, &settings, |_| {}).unwrap();
     assert!(report.reached_success && !report.stopped_by_operator);
-    assert_eq!(report.episodes.len(), 36);
-    assert_eq!(report.total_steps, 36 * 2);
-    assert_eq!(read_folder(&dir.path().join("episodes")).len(), 36, "every episode recorded");
+    assert_eq!(report.episodes.len(), 25);
+    assert_eq!(report.total_steps, 25 * 2);
+    assert_eq!(read_folder(&dir.path().join("episodes")).len(), 25, "every episode recorded");
 }
