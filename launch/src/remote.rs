@@ -217,8 +217,13 @@ pub fn run_learner_node(config: &std::path::Path, run_dir: PathBuf, resume: bool
 pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
     let launch = rrl_types::config::LaunchFile::load(config)?;
     let (env, _) = crate::practice::panda_task(&launch, config)?;
-    let sac_config = crate::practice::sac_config(&launch, &env, 1);
+    let mut sac_config = crate::practice::sac_config(&launch, &env, 1);
     drop(env);
+    if launch.practice.base != rrl_types::config::PracticeBase::None {
+        // The actors practise a residual: they observe the task and the base's action.
+        sac_config.observation_size += sac_config.action_size;
+        sac_config.zero_actor_output = true;
+    }
     let device = policies::select_device(launch.learner.device)?;
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let checkpoint = run_dir.join("learner.safetensors");

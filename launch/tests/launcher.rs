@@ -67,6 +67,9 @@ fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
 /// `rrl launch` with a run folder: two simulated robots, each in its own
 /// namespace, practise in one process and feed one learner through their
 /// shared learner namespace; every item of both streams reaches it once.
+/// Both practise a residual on a base cloned from their demos, so the
+/// learner node must build the residual's network (task + base action)
+/// for its weights to fit the actors.
 #[test]
 fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,7 +85,7 @@ fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
     robot: Sim((task: PandaReach, seed: 1)),
     safety: (preset: Some(FrankaPanda)),
     learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32, utd: 1, warmup_steps: 50, initial_temperature: 0.01, publish_every_updates: 20, namespace: Some("fleet")),
-    practice: (max_episode_steps: 20, demo_episodes: 1, total_steps: 100000, eval_episodes: 1),
+    practice: (max_episode_steps: 20, demo_episodes: 1, total_steps: 100000, eval_episodes: 1, base: BehaviourCloning((steps: 50))),
 )"#
             ),
         )
@@ -105,6 +108,7 @@ fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
     for (id, robot) in [("1", "reach_r1"), ("2", "reach_r2")] {
         let actor = &report[format!("{robot}/actor")];
         assert_eq!(actor["total_steps"], 60, "{report}");
+        assert_eq!(actor["base"]["trained"], true, "{report}");
         assert_eq!(actor["link"]["unconfirmed"], 0, "{report}");
         assert_eq!(learner["actors"][id]["received"], actor["link"]["stream_items"], "actor {id}: {report}");
         // Resent items may arrive twice on the wire; the learner drops them (counted), never learns twice.

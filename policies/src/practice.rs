@@ -347,13 +347,26 @@ struct ActorCopy {
 }
 
 impl ActorCopy {
-    fn load(&mut self, weights: &ActorWeights) {
+    /// Takes the learner's weights; refused, naming the first misfit, when
+    /// they were made for another network (a learner started for another
+    /// task, or without the actor's residual base).
+    fn load(&mut self, weights: &ActorWeights) -> Result<(), PracticeError> {
+        let params = self.net.trunk.params("actor");
+        if params.len() != weights.0.len() {
+            return Err(PracticeError::Learner(format!("the learner's weights hold {} tensors, this actor's network {}: was the learner started for this task and base?", weights.0.len(), params.len())));
+        }
+        for (param, value) in params.iter().zip(&weights.0) {
+            if param.tensor.size() != value.size() {
+                return Err(PracticeError::Learner(format!("the learner's `{}` has shape {:?}, this actor's {:?}: was the learner started for this task and base?", param.name, value.size(), param.tensor.size())));
+            }
+        }
         tch::no_grad(|| {
-            for (param, value) in self.net.trunk.params("actor").iter().zip(&weights.0) {
+            for (param, value) in params.iter().zip(&weights.0) {
                 let mut target = param.tensor.shallow_clone();
                 target.copy_(value);
             }
         });
+        Ok(())
     }
 
     fn act(&mut self, observation: &[f64], deterministic: bool) -> Vec<f64> {
@@ -795,7 +808,7 @@ fn actor_loop<E: PracticeTask>(
         let reason;
         loop {
             if let Some(weights) = link.take_weights() {
-                actor.load(&weights);
+                actor.load(&weights)?;
             }
             if let Some(e) = link.failure() {
                 return Err(PracticeError::Learner(e));
