@@ -36,10 +36,17 @@ def main() -> int:
     if "state" not in latest or "image" not in latest:
         print(json.dumps({"ok": False, "error": "no joint_states or no images", "seen": sorted(latest)}))
         return 1
-    end = time.monotonic() + 3.0
-    while time.monotonic() < end:
+    # Commands sent before discovery has matched the driver's subscription
+    # are lost: wait for it, then command until the car is at speed (or 10 s).
+    while commands.get_subscription_count() == 0 and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    started = time.monotonic()
+    while time.monotonic() < started + 10.0:
         commands.publish(Float64MultiArray(data=[0.5, 0.0]))
         rclpy.spin_once(node, timeout_sec=0.02)
+        at_speed = abs(latest["state"].velocity[0] - 0.5) < 0.05 if latest["state"].velocity else False
+        if at_speed and time.monotonic() > started + 1.0:
+            break
     state, image = latest["state"], latest["image"]
     first_pixel = tuple(image.data[0:3])
     result = {
