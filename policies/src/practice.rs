@@ -293,6 +293,13 @@ fn learner_loop(
         };
         match message {
             Ok(ToLearner::Transition { transition, demo }) => {
+                let (o, a) = (transition.observation.len(), transition.action.len());
+                if (o, a, transition.next_observation.len()) != (config.observation_size, config.action_size, config.observation_size) {
+                    return Err(PracticeError::Learner(format!(
+                        "a transition with {o} observation and {a} action values reached a learner built for {} and {}: do the actors practise the same task (and the same residual base) as the learner's launch file names?",
+                        config.observation_size, config.action_size
+                    )));
+                }
                 replay.push(&transition);
                 if demo {
                     demos.push(&transition);
@@ -1074,6 +1081,42 @@ pub fn decode_weights(bytes: &[u8]) -> Option<(u64, ActorWeights)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An actor of another task (or with a residual base the learner was
+    /// not built for) is refused by name, not by a tensor panic.
+    #[test]
+    fn a_learner_refuses_transitions_of_another_size_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let learner = rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, ..Default::default() };
+        let config = SacConfig::from_learner(&learner, 14, 4, 1);
+        let settings = PracticeSettings {
+            task: "t".into(),
+            total_steps: 10,
+            warmup_steps: 0,
+            max_episode_steps: 10,
+            stuck_steps: 0,
+            stuck_tolerance: 0.0,
+            seed: 0,
+            run_dir: dir.path().to_path_buf(),
+            sync_every_step: false,
+            lockstep: false,
+            publish_every: 1,
+            checkpoint_every: 100,
+            replay_capacity: 100,
+            max_backlog: 100,
+            stop_at_success: None,
+        };
+        let (sender, inbox) = channel::unbounded();
+        let fits = Transition { observation: vec![0.0; 14], action: vec![0.0; 4], reward: 0.0, next_observation: vec![0.0; 14], terminal: false, discount: 0.99 };
+        let residual = Transition { observation: vec![0.0; 18], next_observation: vec![0.0; 18], ..fits.clone() };
+        sender.send(ToLearner::Transition { transition: fits, demo: false }).unwrap();
+        sender.send(ToLearner::Transition { transition: residual, demo: false }).unwrap();
+        drop(sender);
+        let shared = LearnerShared::new();
+        let err = run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, settings, inbox, shared.clone()).unwrap_err().to_string();
+        assert!(err.contains("18 observation and 4 action values") && err.contains("built for 14 and 4"), "{err}");
+        assert_eq!(shared.error.lock().unwrap().as_deref(), Some(err.as_str()), "the actors learn why");
+    }
 
     #[test]
     fn stream_items_and_weights_survive_the_wire() {
