@@ -42,7 +42,8 @@ pub struct PracticeArgs {
     /// Evaluation episodes at the end (overrides practice.eval_episodes).
     #[arg(long)]
     pub eval_episodes: Option<u32>,
-    /// `local` (a thread of this process) or `remote` (an `rrl learner` node over ROS 2).
+    /// `local` (a thread of this process), `node` (a learner node in this process, reached over ROS 2
+    /// like a remote one) or `remote` (an `rrl learner` node elsewhere, over ROS 2).
     #[arg(long, default_value = "local")]
     pub learner: String,
     /// This actor's id on a remote learner (unique per actor).
@@ -314,7 +315,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
         seed,
         run_dir: run_dir.clone(),
         sync_every_step: args.realtime,
-        lockstep: !args.realtime && args.learner == "local",
+        // A learner of this process (a thread, or a node over ROS 2) can keep step with the simulation.
+        lockstep: !args.realtime && args.learner != "remote",
         publish_every: if args.realtime { launch.learner.publish_every_updates } else { 1 },
         checkpoint_every: 1000,
         replay_capacity: launch.learner.replay_capacity as usize,
@@ -381,7 +383,40 @@ fn practise_on<E: rrl_types::PracticeTask>(
             link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
             report?
         }
-        other => bail!("unknown learner `{other}`: use local or remote"),
+        "node" => {
+            // The learner as a ROS 2 node of this process: the actor reaches it
+            // over DDS exactly as it reaches one on another machine.
+            let resume = !recording::list_episodes(&run_dir.join("episodes"))?.is_empty();
+            let spec = crate::remote::LearnerNodeSpec {
+                namespace: launch.learner_namespace().to_string(),
+                config: config.clone(),
+                device,
+                warmup_steps: settings.warmup_steps,
+                max_episode_steps: settings.max_episode_steps,
+                publish_every: settings.publish_every,
+                replay_capacity: settings.replay_capacity,
+                checkpoint_every: settings.checkpoint_every,
+                task: task_name.clone(),
+            };
+            let node = crate::remote::InProcessLearnerNode::start(spec, run_dir.clone(), resume)?;
+            let link = crate::remote::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
+            let mut link = crate::remote::InProcessLink { link, node: &node };
+            let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
+            // A node that failed confirms nothing more: do not wait for it.
+            let confirm_within = if node.failure().is_some() { std::time::Duration::ZERO } else { std::time::Duration::from_secs(60) };
+            let (stream_items, unconfirmed) = link.link.close(confirm_within);
+            // Only once the node has confirmed the whole stream may it end (and checkpoint).
+            let node_report = node.finish();
+            let mut report = report?;
+            let node_report = node_report.context("the learner node")?;
+            if unconfirmed > 0 {
+                bail!("the learner node confirmed {} of the actor's {stream_items} stream items within 60 s", stream_items - unconfirmed);
+            }
+            report.learner_updates = node_report["updates"].as_u64().unwrap_or(report.learner_updates);
+            link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed, "learner_node": node_report});
+            report
+        }
+        other => bail!("unknown learner `{other}`: use local, node or remote"),
     };
     progress.finish_and_clear();
     if let Some(e) = write_error {
@@ -392,7 +427,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         crate::metrics::learning_curve_png(&run_dir.join("success_rate.png"), &format!("{task_name} practice"), "environment steps", "success rate, last 20 episodes", &curve)?;
     }
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
-    let eval = if args.learner == "local" {
+    let eval = if args.learner != "remote" {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?
     } else {
         serde_json::Value::Null

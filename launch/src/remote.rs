@@ -225,46 +225,153 @@ pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume
         sac_config.zero_actor_output = true;
     }
     let device = policies::select_device(launch.learner.device)?;
+    let node = LearnerNodeSpec {
+        namespace: launch.learner_namespace().to_string(),
+        config: sac_config,
+        device,
+        warmup_steps: launch.learner.warmup_steps,
+        max_episode_steps: u64::from(launch.practice.max_episode_steps),
+        publish_every: launch.learner.publish_every_updates,
+        replay_capacity: launch.learner.replay_capacity as usize,
+        checkpoint_every: 500,
+        task: launch.name.clone(),
+    };
+    serve_learner(node, run_dir, resume, until_idle_s, may_stop)
+}
+
+/// What a learner node trains and where it listens.
+pub struct LearnerNodeSpec {
+    pub namespace: String,
+    pub config: policies::SacConfig,
+    pub device: tch::Device,
+    pub warmup_steps: u64,
+    pub max_episode_steps: u64,
+    pub publish_every: u64,
+    pub replay_capacity: usize,
+    pub checkpoint_every: u64,
+    pub task: String,
+}
+
+/// A learner node on a thread of this process, reached over ROS 2 like a
+/// remote one (`rrl practice --learner node`): the same topics, the same
+/// delivery and deduplication, on the process's `ROS_DOMAIN_ID`.
+pub struct InProcessLearnerNode {
+    finished: Arc<std::sync::atomic::AtomicBool>,
+    error: Arc<Mutex<Option<String>>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<serde_json::Value>>>,
+}
+
+impl InProcessLearnerNode {
+    /// Starts the node; its checkpoint is `run_dir/learner.safetensors`.
+    pub fn start(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool) -> anyhow::Result<InProcessLearnerNode> {
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let error = Arc::new(Mutex::new(None::<String>));
+        let (thread_finished, thread_error) = (finished.clone(), error.clone());
+        let thread = std::thread::Builder::new().name("learner-node".into()).spawn(move || {
+            let result = serve_learner(spec, run_dir, resume, Some(0.0), &|| thread_finished.load(Ordering::Acquire));
+            if let Err(e) = &result {
+                *thread_error.lock().expect("error slot") = Some(format!("{e:#}"));
+            }
+            result
+        })?;
+        Ok(InProcessLearnerNode { finished, error, thread: Some(thread) })
+    }
+
+    /// Set once the node failed.
+    pub fn failure(&self) -> Option<String> {
+        self.error.lock().expect("error slot").clone()
+    }
+
+    /// After the actor's stream is confirmed whole: the node ends, its
+    /// learner writes the final checkpoint; the node's report.
+    pub fn finish(mut self) -> anyhow::Result<serde_json::Value> {
+        self.finished.store(true, Ordering::Release);
+        let thread = self.thread.take().expect("finished once");
+        thread.join().map_err(|_| anyhow::anyhow!("the learner node panicked"))?
+    }
+}
+
+impl Drop for InProcessLearnerNode {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.finished.store(true, Ordering::Release);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// An actor's link to the learner node of its own process: a plain ROS 2
+/// link that also learns at once when that node has failed.
+pub struct InProcessLink<'a> {
+    pub link: RosLearnerLink,
+    pub node: &'a InProcessLearnerNode,
+}
+
+impl LearnerLink for InProcessLink<'_> {
+    fn send(&mut self, item: ToLearner) {
+        self.link.send(item)
+    }
+    fn updates(&self) -> u64 {
+        self.link.updates()
+    }
+    fn take_weights(&mut self) -> Option<ActorWeights> {
+        self.link.take_weights()
+    }
+    fn failure(&self) -> Option<String> {
+        self.node.failure().or_else(|| self.link.failure())
+    }
+    fn backlog(&self) -> u64 {
+        self.link.backlog()
+    }
+}
+
+/// The learner node's loop: receives the actors' streams in order, feeds
+/// the learner thread, acknowledges and publishes weights. Ends once no
+/// item came for `until_idle_s` and `may_stop` agrees (never without it;
+/// with 0, as soon as `may_stop` agrees).
+fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let checkpoint = run_dir.join("learner.safetensors");
     if checkpoint.exists() && !resume {
         anyhow::bail!("{} exists: pass --resume to continue that learner, or choose another --run-dir", checkpoint.display());
     }
     let settings = PracticeSettings {
-        task: launch.name.clone(),
+        task: spec.task.clone(),
         total_steps: u64::MAX,
-        warmup_steps: launch.learner.warmup_steps,
-        max_episode_steps: u64::from(launch.practice.max_episode_steps),
+        warmup_steps: spec.warmup_steps,
+        max_episode_steps: spec.max_episode_steps,
         stuck_steps: 0,
         stuck_tolerance: 0.0,
         seed: 0,
         run_dir: run_dir.clone(),
         sync_every_step: false,
         lockstep: false,
-        publish_every: launch.learner.publish_every_updates,
-        checkpoint_every: 500,
-        replay_capacity: launch.learner.replay_capacity as usize,
+        publish_every: spec.publish_every,
+        checkpoint_every: spec.checkpoint_every,
+        replay_capacity: spec.replay_capacity,
         max_backlog: u64::MAX,
         stop_at_success: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();
     let learner_shared = shared.clone();
+    let (sac_config, device) = (spec.config, spec.device);
     let learner = std::thread::Builder::new().name("learner".into()).spawn(move || policies::practice::run_learner(sac_config, device, checkpoint, resume, settings, inbox, learner_shared))?;
 
     let ctx = r2r::Context::create()?;
-    let mut node = r2r::Node::create(ctx, "rrl_learner", launch.learner_namespace())?;
+    let mut node = r2r::Node::create(ctx, "rrl_learner", &spec.namespace)?;
     let mut transitions = node.subscribe::<r2r::std_msgs::msg::UInt8MultiArray>("learner/transitions", transitions_qos())?;
     let acks = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/acks", QosProfile::default().reliable())?;
     let weights = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/weights", weights_qos())?;
     let incarnation = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    tracing::info!(namespace = %launch.learner_namespace(), resume, "learner node up");
+    tracing::info!(namespace = %spec.namespace, resume, "learner node up");
 
     let mut actors: HashMap<u64, ActorStream> = HashMap::new();
     let mut last_ack = Instant::now();
+    let mut acked_updates = 0u64;
     let mut last_item: Option<Instant> = None;
     loop {
-        node.spin_once(Duration::from_millis(2));
+        node.spin_once(Duration::from_millis(1));
         while let Some(Some(message)) = transitions.next().now_or_never() {
             let bytes = message.data;
             let (Some(actor), Some(sequence)) = (u64_at(&bytes, 0), u64_at(&bytes, 8)) else { continue };
@@ -291,10 +398,16 @@ pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume
                 stream.next_expected += 1;
             }
         }
-        if last_ack.elapsed() >= Duration::from_millis(100) {
+        // Weights before the acknowledgement that counts their update: an
+        // actor waiting for that count (lockstep) then acts with them.
+        if let Some(w) = shared.weights.pop() {
+            weights.publish(&bytes_message(encode_weights(&w, shared.updates.load(Ordering::Acquire))))?;
+        }
+        let updates = shared.updates.load(Ordering::Acquire);
+        if last_ack.elapsed() >= Duration::from_millis(100) || updates != acked_updates {
             let mut data = Vec::with_capacity(20 + 16 * actors.len());
             data.extend_from_slice(&incarnation.to_le_bytes());
-            data.extend_from_slice(&shared.updates.load(Ordering::Acquire).to_le_bytes());
+            data.extend_from_slice(&updates.to_le_bytes());
             data.extend_from_slice(&(actors.len() as u32).to_le_bytes());
             for (id, stream) in &actors {
                 data.extend_from_slice(&id.to_le_bytes());
@@ -302,15 +415,15 @@ pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume
             }
             acks.publish(&bytes_message(data))?;
             last_ack = Instant::now();
-        }
-        if let Some(w) = shared.weights.pop() {
-            weights.publish(&bytes_message(encode_weights(&w, shared.updates.load(Ordering::Acquire))))?;
+            acked_updates = updates;
         }
         if let Some(e) = shared.error.lock().expect("error slot").clone() {
             anyhow::bail!("learner failed: {e}");
         }
-        if let (Some(idle), Some(last)) = (until_idle_s, last_item) {
-            if last.elapsed().as_secs_f64() > idle && may_stop() {
+        if let Some(idle) = until_idle_s {
+            // Idle 0 (an in-process node): stop as soon as allowed, even if nothing came.
+            let idle_long_enough = last_item.map_or(idle == 0.0, |last| last.elapsed().as_secs_f64() > idle);
+            if idle_long_enough && may_stop() {
                 break;
             }
         }

@@ -56,6 +56,11 @@ pub struct ResidualBenchArgs {
     /// dense or sparse.
     #[arg(long, default_value = "sparse")]
     pub reward: String,
+    /// Both learners take the `learner` section of this launch file (e.g.
+    /// the embedded default's: LayerNorm critics, UTD 2, target entropy −3)
+    /// instead of the CleanRL preset with SERL's starting temperature.
+    #[arg(long)]
+    pub learner_from: Option<std::path::PathBuf>,
 }
 
 const BC_HORIZON: usize = 4;
@@ -74,11 +79,19 @@ fn train_base(args: &ResidualBenchArgs, reward: RewardKind, seed: u64) -> anyhow
     Ok(policy)
 }
 
-fn learner(env: &impl Environment, seed: u64, residual: bool) -> Sac {
+/// The learner section both learners use.
+fn learner_section(args: &ResidualBenchArgs) -> anyhow::Result<rrl_types::config::LearnerConfig> {
+    if let Some(path) = &args.learner_from {
+        return Ok(rrl_types::config::LaunchFile::load(path)?.learner);
+    }
     let mut learner = crate::train::learner_preset("cleanrl", None).expect("a known preset");
     // Sparse rewards of 0/1 per episode: SERL's starting temperature.
     learner.initial_temperature = 0.01;
-    let mut config = SacConfig::from_learner(&learner, env.observation_size(), env.action_size(), seed);
+    Ok(learner)
+}
+
+fn learner(section: &rrl_types::config::LearnerConfig, env: &impl Environment, seed: u64, residual: bool) -> Sac {
+    let mut config = SacConfig::from_learner(section, env.observation_size(), env.action_size(), seed);
     config.zero_actor_output = residual;
     Sac::new(config, tch::Device::Cpu)
 }
@@ -120,7 +133,8 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     let task_size = residual_env.observation_size() - residual_env.action_size();
 
     // The base alone: the residual learner before any update plays it exactly.
-    let mut residual_sac = learner(&residual_env, seed, true);
+    let section = learner_section(args)?;
+    let mut residual_sac = learner(&section, &residual_env, seed, true);
     let (_, base_successes) = policies::train::evaluate(&mut residual_eval, &mut residual_sac, args.eval_episodes, seed + 1000)?;
     let base_rate = f64::from(base_successes.unwrap_or(0)) / f64::from(args.eval_episodes.max(1));
 
@@ -137,7 +151,7 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     let residual_evals = policies::train(&mut residual_env, &mut residual_eval, &mut residual_sac, Some(&mut residual_demos), &settings(args, seed), |_| {})?;
 
     let (mut env, mut eval_env) = (task(reward)?, task(reward)?);
-    let mut scratch_sac = learner(&env, seed, false);
+    let mut scratch_sac = learner(&section, &env, seed, false);
     let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
     let (mut demos, demo_successes) = record_demos(&mut env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| expert.act(env.observation(), start))?;
     progress.set_message(format!("seed {seed}: RLPD from scratch"));
@@ -159,6 +173,8 @@ pub fn run(args: &ResidualBenchArgs) -> anyhow::Result<Value> {
         "sparse" => RewardKind::Sparse,
         other => anyhow::bail!("unknown reward `{other}`: use dense or sparse"),
     };
+    // A bad --learner-from file is refused before any training.
+    let section = learner_section(args)?;
     let progress = indicatif::ProgressBar::new(args.seeds.len() as u64);
     progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} seeds {elapsed} {msg}").expect("valid template"));
     let mut runs = Vec::new();
@@ -180,6 +196,8 @@ pub fn run(args: &ResidualBenchArgs) -> anyhow::Result<Value> {
         "demo_episodes": args.demo_episodes,
         "demo_noise": args.demo_noise,
         "residual_scale": args.residual_scale,
+        "learner_from": args.learner_from.as_ref().map(|p| p.display().to_string()),
+        "learner": section,
         "steps": args.steps,
         "target": args.target,
         "mean_base_success": mean(column(&["base_success"])),

@@ -50,6 +50,28 @@ fn a_missing_launch_file_is_a_clear_error() {
     assert!(stderr.contains("cannot read launch file /nonexistent/launch.ron"), "{stderr}");
 }
 
+/// `rrl bench residual --learner-from FILE`: both learners take that launch
+/// file's learner section (reported back), and a broken file is refused
+/// with its location before any training.
+#[test]
+fn the_residual_bench_takes_its_learner_from_a_launch_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("learner.ron");
+    std::fs::write(&file, "(name: \"b\", namespace: \"b\", robot: Sim((task: PandaPickCube)), safety: (preset: Some(FrankaPanda)),\n learner: (hidden: [32], critics: 3, utd: 2, batch_size: 32, target_entropy_per_action: -3.0))").unwrap();
+    let small = ["bench", "residual", "--json", "--seeds", "1", "--demo-episodes", "1", "--bc-steps", "20", "--steps", "400", "--warmup", "300", "--eval-every", "400", "--eval-episodes", "1"];
+    let out = rrl(&[&small[..], &["--learner-from", file.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!((report["learner"]["critics"].as_u64(), report["learner"]["utd"].as_u64()), (Some(3), Some(2)), "{report}");
+    assert_eq!(report["learner"]["target_entropy_per_action"].as_f64(), Some(-3.0));
+    assert_eq!(report["runs"][0]["residual"]["curve"].as_array().map(Vec::len), Some(1), "{report}");
+
+    std::fs::write(&file, "(name: \"b\",\n learner: (utd: \"two\"))").unwrap();
+    let out = rrl(&[&small[..], &["--learner-from", file.to_str().unwrap()]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(&format!("{}:2:", file.display())), "{stderr}");
+}
+
 #[test]
 fn every_subcommand_has_help() {
     let top = rrl(&["--help"]);

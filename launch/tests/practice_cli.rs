@@ -124,6 +124,40 @@ fn practice_refuses_a_launch_file_it_cannot_practise_on() {
     assert!(err.contains("pendulum.ron") && err.contains("Panda task"), "{err}");
 }
 
+/// The learner as a ROS 2 node of the practising process (README command
+/// A's `--learner node`): the actor's stream crosses DDS whole, the learner
+/// keeps step with the simulation (one update per step after warm-up), any
+/// node on the domain sees its acknowledgements and weights, and the final
+/// checkpoint is evaluated. A node that fails stops practice with its reason.
+#[test]
+fn practice_over_a_learner_node_of_its_own_process_keeps_step_over_ros2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH).unwrap();
+    let run_dir = dir.path().join("run");
+    let (config_arg, run_arg) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
+    let report = run_beside_peer(&["practice", "--config", config_arg, "--run-dir", run_arg, "--learner", "node", "--steps", "400"], "watch_learner.py", 23);
+    assert_eq!(report["total_steps"], 400);
+    assert_eq!(report["learner_updates"], 300, "one update per step after the 100 warm-up steps: {report}");
+    let link = &report["link"];
+    assert_eq!(link["unconfirmed"], 0, "{link}");
+    assert_eq!(link["learner_node"]["actors"]["1"]["received"], link["stream_items"], "every item reached the node once: {link}");
+    assert_eq!(report["eval"]["episodes"], 2);
+    assert!(run_dir.join("learner.safetensors").exists());
+
+    // A checkpoint left where a fresh run starts: the node refuses it, and
+    // practice (which waits on the node in lockstep) ends with that reason.
+    let stale = dir.path().join("stale");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("learner.safetensors"), b"not a checkpoint").unwrap();
+    let output = rrl(&["practice", "--config", config_arg, "--run-dir", stale.to_str().unwrap(), "--learner", "node", "--steps", "400"])
+        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 24) % 80).to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("learner.safetensors exists: pass --resume"), "{stderr}");
+}
+
 /// A human with a SpaceMouse (an rclpy node publishing sensor_msgs/Joy)
 /// takes over, then stops the session over `practice/command`.
 #[test]

@@ -907,8 +907,16 @@ fn actor_loop<E: PracticeTask>(
                 // (Not before the replay can fill a batch: the learner could not start.)
                 let ready_at = settings.warmup_steps.max((config.batch_size + config.n_step) as u64);
                 let wanted = (resumed_steps + released).saturating_sub(ready_at);
+                let mut spins = 0u32;
                 while link.updates() < wanted && link.failure().is_none() {
-                    std::thread::yield_now();
+                    // A learner over ROS 2 answers in milliseconds: past the first
+                    // spins, sleep so its threads get these two cores.
+                    spins += 1;
+                    if spins < 200 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
                 }
             }
             if stuck {
