@@ -154,7 +154,9 @@ impl ArmReach {
             reset_free: practice.reset_free,
             backward_next: false,
             needs_full_reset: true,
-            observation: Vec::with_capacity(n + 6),
+            // Zeros until the first reset succeeds: a failed one leaves a
+            // well-formed observation, and the next step reports why.
+            observation: vec![0.0; n + 6],
             low: vec![-1.0; 3],
             high: vec![1.0; 3],
         })

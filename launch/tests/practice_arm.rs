@@ -213,3 +213,64 @@ fn practice_on_a_real_arm_without_a_workspace_box_is_refused() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("arm.ron") && err.contains("safety.workspace"), "{err}");
 }
+
+/// The simulated Panda as a real arm: `rrl sim` (MuJoCo, its own gate,
+/// `/panda/joint_states` out, `/panda/joint_commands` in) on one side of
+/// DDS, and on the other `rrl practice` with the shipped
+/// `sim_panda_over_ros.ron` — the real-arm code path (tool-space reach, IK,
+/// the gate on its own control thread on the wall clock) and its learner as
+/// a node over ROS 2. Shortened schedule, same file otherwise.
+#[test]
+fn practice_reaches_with_the_simulated_panda_over_its_ros2_topics() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shipped = std::fs::read_to_string(repo.join("launch/files/sim_panda_over_ros.ron")).unwrap();
+    let short = shipped
+        .replace("demo_episodes: 5", "demo_episodes: 2")
+        .replace("total_steps: 6000", "total_steps: 60")
+        .replace("eval_episodes: 10", "eval_episodes: 1")
+        .replace("hidden: [256, 256]", "hidden: [32, 32]")
+        .replace("batch_size: 256", "batch_size: 32")
+        .replace("warmup_steps: 300", "warmup_steps: 20");
+    assert_ne!(short, shipped);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("over_ros.ron");
+    std::fs::write(&config, short).unwrap();
+    let run_dir = dir.path().join("run");
+
+    let domain = (20 + (std::process::id() + 61) % 80).to_string();
+    let ros = |cmd: &mut Command| {
+        cmd.env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").env("RRL_LOG", "warn");
+    };
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_rrl"));
+    sim.args(["sim", "--config", repo.join("launch/files/sim_panda_reach.ron").to_str().unwrap(), "--duration-s", "240"]).stdout(std::process::Stdio::null());
+    ros(&mut sim);
+    let mut sim = sim.spawn().expect("start rrl sim");
+    let mut practice = Command::new(env!("CARGO_BIN_EXE_rrl"));
+    practice.args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--learner", "node"]);
+    ros(&mut practice);
+    let output = practice.output().unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["task"], "ArmReach");
+    assert!(report["total_steps"].as_u64().unwrap() >= 60, "{report}");
+    assert_eq!(report["eval"]["episodes"], 1);
+    assert_eq!(report["link"]["unconfirmed"], 0, "{report}");
+    assert!(report["learner_updates"].as_u64().unwrap() > 0, "{report}");
+
+    // The scripted reacher moved the simulated Panda's joints to its goals over the topics.
+    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(demos.len(), 2);
+    let reached = demos.iter().filter(|d| d.outcome.as_ref().and_then(|o| o.success) == Some(true)).count();
+    assert!(reached >= 1, "the scripted reacher reached {reached} of 2 goals");
+    for demo in &demos {
+        let (first, last) = (&demo.steps[0].observation, &demo.steps.last().unwrap().next_observation);
+        // Observation: 7 joints, tool x, y, z, goal x, y, z.
+        assert_eq!(first.len(), 13);
+        let moved: f32 = (0..7).map(|j| (first[j] - last[j]).abs()).sum();
+        assert!(moved > 0.05, "the Panda's joints did not move: {first:?} -> {last:?}");
+        // The tool stays in the launch file's workspace box (2 cm for tracking overshoot).
+        assert!((0.28..=0.72).contains(&last[7]) && (-0.32..=0.32).contains(&last[8]) && (0.0..=0.47).contains(&last[9]), "tool at {:?}", &last[7..10]);
+    }
+}

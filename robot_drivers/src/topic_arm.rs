@@ -72,19 +72,28 @@ impl TopicArm {
             }
         };
         let names = self.config.joint_names.clone();
+        let on_arrival = self.config.stamp_on_arrival;
+        let stamp_of = move |header: &r2r::builtin_interfaces::msg::Time| {
+            if on_arrival {
+                rrl_types::Clock::now(&rrl_types::SystemClock)
+            } else {
+                crate::image_topic::received_stamp(header)
+            }
+        };
         let (newest, newest_wrench, outgoing) = (self.newest_state.clone(), self.newest_wrench.clone(), self.outgoing.clone());
         let worker = Worker::spawn("topic-arm", move |stop| {
             while !stopping(stop) {
                 node.spin_once(Duration::from_millis(1));
                 while let Some(Some(msg)) = states.next().now_or_never() {
-                    if let Some(state) = reorder(&names, &msg) {
+                    if let Some(mut state) = reorder(&names, &msg) {
+                        state.stamp = stamp_of(&msg.header.stamp);
                         let _ = newest.force_push(state);
                     }
                 }
                 if let Some(wrenches) = wrenches.as_mut() {
                     while let Some(Some(msg)) = wrenches.next().now_or_never() {
                         let (f, t) = (&msg.wrench.force, &msg.wrench.torque);
-                        let _ = newest_wrench.force_push((crate::image_topic::received_stamp(&msg.header.stamp), [f.x, f.y, f.z, t.x, t.y, t.z]));
+                        let _ = newest_wrench.force_push((stamp_of(&msg.header.stamp), [f.x, f.y, f.z, t.x, t.y, t.z]));
                     }
                 }
                 if let Some(command) = outgoing.pop() {
@@ -109,8 +118,7 @@ impl TopicArm {
     }
 }
 
-/// The message's joints in `names` order, stamped with its header time
-/// (or now when the publisher leaves it empty); `None` if a joint is missing.
+/// The message's joints in `names` order; `None` if a joint is missing.
 fn reorder(names: &[String], msg: &r2r::sensor_msgs::msg::JointState) -> Option<JointState> {
     let mut state = JointState::zeros(names.len());
     for (j, name) in names.iter().enumerate() {
@@ -119,7 +127,6 @@ fn reorder(names: &[String], msg: &r2r::sensor_msgs::msg::JointState) -> Option<
         state.velocity[j] = msg.velocity.get(i).copied().unwrap_or(0.0);
         state.effort[j] = msg.effort.get(i).copied().unwrap_or(0.0);
     }
-    state.stamp = crate::image_topic::received_stamp(&msg.header.stamp);
     Some(state)
 }
 

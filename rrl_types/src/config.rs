@@ -267,6 +267,13 @@ pub struct TopicArmConfig {
     /// the gate holds on. Default: none.
     #[serde(default)]
     pub wrench_topic: Option<String>,
+    /// Stamp states and wrenches when they arrive here instead of with
+    /// their header time: for an arm whose clock is not this computer's (no
+    /// time sync between the machines, or a simulator stamping simulated
+    /// time). Staleness then measures delivery, not the arm's own latency.
+    /// Default: false.
+    #[serde(default)]
+    pub stamp_on_arrival: bool,
 }
 
 fn default_joint_states_topic() -> String {
