@@ -444,6 +444,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "safety_events": status.safety_events,
         "stopped_by_operator": report.stopped_by_operator,
         "reached_success_target": report.reached_success,
+        "success_confirmations": report.confirmations.iter().map(|(steps, successes)| serde_json::json!({"total_steps": steps, "successes": successes, "of": policies::practice::CONFIRM_EPISODES})).collect::<Vec<_>>(),
         "device": format!("{device:?}"),
         "controller": match &launch.robot {
             RobotConfig::Sim(sim) => serde_json::json!(format!("{:?}", sim.controller)),

@@ -106,6 +106,10 @@ pub struct PracticeSettings {
 /// Practice episodes the early stop (`stop_at_success`) looks back over.
 pub const SUCCESS_WINDOW: usize = 20;
 
+/// Episodes played with the deterministic policy (the one evaluated and
+/// deployed) to confirm an early stop once practice reached its target.
+pub const CONFIRM_EPISODES: u32 = 10;
+
 /// Per-episode report for status lines and metric files.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EpisodeReport {
@@ -121,6 +125,9 @@ pub struct EpisodeReport {
     pub seconds: f64,
     /// Learned rewards of this episode's steps: (joined, missing).
     pub learned_rewards: (u64, u64),
+    /// Played with the policy's mean action (confirming an early stop),
+    /// not sampled.
+    pub deterministic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -132,8 +139,11 @@ pub struct PracticeReport {
     pub total_steps: u64,
     pub learner_updates: u64,
     pub stopped_by_operator: bool,
-    /// Ended early: `stop_at_success` was reached.
+    /// Ended early: `stop_at_success` was reached and confirmed.
     pub reached_success: bool,
+    /// Each confirmation of the early stop: (steps so far, successes of
+    /// `CONFIRM_EPISODES` deterministic episodes).
+    pub confirmations: Vec<(u64, u32)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -665,7 +675,7 @@ pub fn teleoperate<E: PracticeTask>(
         let success = label.or(env.success().map(|s| s && reason == "success"));
         let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
         durably(|| writer.finish(&outcome))?;
-        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0) };
+        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0), deterministic: false };
         on_episode(&report);
         reports.push(report);
         if stop {
@@ -792,13 +802,24 @@ fn actor_loop<E: PracticeTask>(
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let episodes_dir = settings.run_dir.join("episodes");
     let started = Instant::now();
-    let mut report = PracticeReport { episodes: Vec::new(), resumed_episodes: first_episode, resumed_steps, total_steps: resumed_steps, learner_updates: 0, stopped_by_operator: false, reached_success: false };
+    let mut report = PracticeReport {
+        episodes: Vec::new(),
+        resumed_episodes: first_episode,
+        resumed_steps,
+        total_steps: resumed_steps,
+        learner_updates: 0,
+        stopped_by_operator: false,
+        reached_success: false,
+        confirmations: Vec::new(),
+    };
     let mut env_action = Vec::new();
     let mut window: std::collections::VecDeque<Vec<f64>> = std::collections::VecDeque::new();
     // Online steps handed to the learner in this session.
     let mut released = 0u64;
     let mut episode = first_episode;
     let mut learned_successes = std::collections::VecDeque::with_capacity(SUCCESS_WINDOW + 1);
+    // (played, succeeded) while deterministic episodes confirm an early stop.
+    let mut confirming: Option<(u32, u32)> = None;
     while report.total_steps < settings.total_steps && !report.stopped_by_operator && !report.reached_success {
         let started_at_step = report.total_steps;
         let seed = settings.seed.wrapping_add(episode * 7919);
@@ -854,7 +875,7 @@ fn actor_loop<E: PracticeTask>(
                 Some(human) if human.len() != a => return Err(PracticeError::TakeoverSize { expected: a, got: human.len() }),
                 Some(human) => to_policy_action(human, &low, &high),
                 None if report.total_steps < settings.warmup_steps => (0..a).map(|_| actor.rng.uniform(-1.0, 1.0)).collect(),
-                None => actor.act(&observation, false),
+                None => actor.act(&observation, confirming.is_some()),
             };
             to_env_action(&policy_action, &low, &high, &mut env_action);
             let step_number = report.total_steps + 1;
@@ -963,22 +984,42 @@ fn actor_loop<E: PracticeTask>(
             learner_updates: link.updates(),
             seconds: started.elapsed().as_secs_f64(),
             learned_rewards: (wait.joined, wait.missing),
+            deterministic: confirming.is_some(),
         };
         on_episode(&episode_report);
         report.episodes.push(episode_report);
         episode += 1;
         if let Some(target) = settings.stop_at_success {
-            // Only episodes the learner's policy acted in count (not the random warm-up's).
-            if started_at_step >= settings.warmup_steps {
-                learned_successes.push_back(report.episodes.last().is_some_and(|e| e.success == Some(true)));
-                if learned_successes.len() > SUCCESS_WINDOW {
-                    learned_successes.pop_front();
+            let succeeded = report.episodes.last().is_some_and(|e| e.success == Some(true));
+            if let Some((played, successes)) = confirming.as_mut() {
+                *played += 1;
+                *successes += u32::from(succeeded);
+                if *played == CONFIRM_EPISODES {
+                    let successes = *successes;
+                    report.confirmations.push((report.total_steps, successes));
+                    confirming = None;
+                    if f64::from(successes) >= target * f64::from(CONFIRM_EPISODES) {
+                        tracing::info!(successes, of = CONFIRM_EPISODES, total_steps = report.total_steps, "the deterministic policy confirms the success target: practice ends here");
+                        report.reached_success = true;
+                    } else {
+                        // The mean action is not yet what the samples were: practise on, count afresh.
+                        tracing::info!(successes, of = CONFIRM_EPISODES, "the deterministic policy fell short of the success target: practice goes on");
+                        learned_successes.clear();
+                    }
                 }
-            }
-            let successes = learned_successes.iter().filter(|s| **s).count();
-            if learned_successes.len() == SUCCESS_WINDOW && successes as f64 >= target * SUCCESS_WINDOW as f64 {
-                tracing::info!(successes, window = SUCCESS_WINDOW, total_steps = report.total_steps, "practice reached its success target: it ends here");
-                report.reached_success = true;
+            } else {
+                // Only episodes the learner's policy acted in count (not the random warm-up's).
+                if started_at_step >= settings.warmup_steps {
+                    learned_successes.push_back(succeeded);
+                    if learned_successes.len() > SUCCESS_WINDOW {
+                        learned_successes.pop_front();
+                    }
+                }
+                let successes = learned_successes.iter().filter(|s| **s).count();
+                if learned_successes.len() == SUCCESS_WINDOW && successes as f64 >= target * SUCCESS_WINDOW as f64 {
+                    tracing::info!(successes, window = SUCCESS_WINDOW, total_steps = report.total_steps, "practice reached its success target: {CONFIRM_EPISODES} episodes with the deterministic policy confirm it");
+                    confirming = Some((0, 0));
+                }
             }
         }
     }

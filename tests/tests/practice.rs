@@ -200,6 +200,8 @@ fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
 struct Labeller {
     episode: u32,
     step: u32,
+    /// Episodes labelled failures (all others from episode 5 on succeed).
+    failures: &'static [u32],
 }
 
 impl Operator for Labeller {
@@ -208,25 +210,46 @@ impl Operator for Labeller {
             self.step += 1;
             return OperatorInput::default();
         }
-        let success = self.episode >= 5 && self.episode != 10;
+        let success = self.episode >= 5 && !self.failures.contains(&self.episode);
         (self.episode, self.step) = (self.episode + 1, 0);
         OperatorInput { takeover: None, command: Some(if success { OperatorCommand::Success } else { OperatorCommand::Failure }) }
     }
 }
 
-/// `stop_at_success: 0.9` ends practice after the first 20 episodes past
-/// the warm-up (10 steps: episodes 0-4) with 18 successes: episodes 5-24,
-/// one failure among them. Were the warm-up counted, it would end one
-/// episode sooner (episodes 4-23 hold two failures).
+/// `stop_at_success: 0.9` is reached after the first 20 episodes past the
+/// warm-up (10 steps: episodes 0-4) with 18 successes: episodes 5-24, one
+/// failure among them (were the warm-up counted, one episode sooner:
+/// episodes 4-23 hold two failures). Then 10 episodes with the
+/// deterministic policy (25-34) confirm it, and practice ends.
 #[test]
-fn practice_ends_once_its_success_target_is_reached_over_the_last_20_episodes() {
+fn practice_ends_once_its_success_target_is_reached_over_the_last_20_episodes_and_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let mut task = reach_task(100);
     let config = small_learner(&task);
     let settings = PracticeSettings { stop_at_success: Some(0.9), warmup_steps: 10, ..settings(dir.path(), 10_000) };
-    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0 }, &settings, |_| {}).unwrap();
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0, failures: &[10] }, &settings, |_| {}).unwrap();
     assert!(report.reached_success && !report.stopped_by_operator);
-    assert_eq!(report.episodes.len(), 25);
-    assert_eq!(report.total_steps, 25 * 2);
-    assert_eq!(read_folder(&dir.path().join("episodes")).len(), 25, "every episode recorded");
+    assert_eq!(report.episodes.len(), 35);
+    assert_eq!(report.total_steps, 35 * 2);
+    assert_eq!(report.confirmations, vec![(35 * 2, 10)]);
+    let deterministic: Vec<u64> = report.episodes.iter().filter(|e| e.deterministic).map(|e| e.episode).collect();
+    assert_eq!(deterministic, (25..35).collect::<Vec<_>>());
+    assert_eq!(read_folder(&dir.path().join("episodes")).len(), 35, "every episode recorded");
+}
+
+/// A confirmation that falls short (episodes 26 and 27 fail: 8 of 10)
+/// sends practice on with a fresh window: 20 more sampled episodes
+/// (35-54), a second confirmation (55-64), the end.
+#[test]
+fn a_confirmation_that_falls_short_sends_practice_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    let config = small_learner(&task);
+    let settings = PracticeSettings { stop_at_success: Some(0.9), warmup_steps: 10, ..settings(dir.path(), 10_000) };
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0, failures: &[10, 26, 27] }, &settings, |_| {}).unwrap();
+    assert!(report.reached_success);
+    assert_eq!(report.confirmations, vec![(35 * 2, 8), (65 * 2, 10)]);
+    assert_eq!(report.episodes.len(), 65);
+    let deterministic: Vec<u64> = report.episodes.iter().filter(|e| e.deterministic).map(|e| e.episode).collect();
+    assert_eq!(deterministic, (25..35).chain(55..65).collect::<Vec<_>>());
 }
