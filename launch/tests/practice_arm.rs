@@ -51,6 +51,16 @@ const LAUNCH: &str = r#"(
     practice: (policy_rate_hz: 10.0, max_episode_steps: 30, demo_episodes: 2, total_steps: 40, eval_episodes: 1, reset_noise_rad: 0.0, tool_step_m: 0.04, goal_tolerance_m: 0.03, home: Some([0.3, 0.8]), reset_free: true),
 )"#;
 
+/// The run's two recorded demo episodes, of which the scripted reacher
+/// brought at least one to its goal.
+fn two_demos_reaching_a_goal(run_dir: &std::path::Path) -> Vec<recording::Episode> {
+    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(demos.len(), 2);
+    let reached = demos.iter().filter(|d| d.outcome.as_ref().and_then(|o| o.success) == Some(true)).count();
+    assert!(reached >= 1, "the scripted reacher reached {reached} of 2 goals");
+    demos
+}
+
 /// Runs `rrl practice` on `config` against the rclpy ros2_control arm
 /// emulator on its own ROS domain; returns rrl's output.
 fn practise_with_emulated_arm(config: &std::path::Path, run_dir: &std::path::Path, domain_offset: u32, emulator_flags: &[&str]) -> std::process::Output {
@@ -86,10 +96,7 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
     assert_eq!(report["eval"]["episodes"], 1);
 
     // The scripted reacher's demos moved the real (emulated) joints to their goals.
-    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
-    assert_eq!(demos.len(), 2);
-    let reached = demos.iter().filter(|d| d.outcome.as_ref().and_then(|o| o.success) == Some(true)).count();
-    assert!(reached >= 1, "the scripted reacher reached {reached} of 2 goals");
+    let demos = two_demos_reaching_a_goal(&run_dir);
     for demo in &demos {
         let (first, last) = (&demo.steps[0].observation, &demo.steps.last().unwrap().next_observation);
         // Observation: joints a, b, tool x, y, z, goal x, y, z.
@@ -260,10 +267,7 @@ fn practice_reaches_with_the_simulated_panda_over_its_ros2_topics() {
     assert!(report["learner_updates"].as_u64().unwrap() > 0, "{report}");
 
     // The scripted reacher moved the simulated Panda's joints to its goals over the topics.
-    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
-    assert_eq!(demos.len(), 2);
-    let reached = demos.iter().filter(|d| d.outcome.as_ref().and_then(|o| o.success) == Some(true)).count();
-    assert!(reached >= 1, "the scripted reacher reached {reached} of 2 goals");
+    let demos = two_demos_reaching_a_goal(&run_dir);
     for demo in &demos {
         let (first, last) = (&demo.steps[0].observation, &demo.steps.last().unwrap().next_observation);
         // Observation: 7 joints, tool x, y, z, goal x, y, z.
