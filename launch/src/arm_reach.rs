@@ -35,6 +35,13 @@ pub enum ArmTaskError {
     NoState(f64),
 }
 
+/// How far the task's tool targets stay inside the workspace box's walls.
+const WALL_MARGIN_M: f64 = 0.01;
+/// The reset's straight tool line home: how far ahead its waypoint lies,
+/// and how near home's tool point it hands over to the joint-space move.
+const HOME_WAYPOINT_M: f64 = 0.03;
+const HOME_TOOL_TOLERANCE_M: f64 = 0.02;
+
 /// The tool-space reach task on a real arm.
 pub struct ArmReach {
     joint_names: Vec<String>,
@@ -224,6 +231,20 @@ impl ArmReach {
         self.workspace.chain.tool_position(q)
     }
 
+    /// `point` moved into the workspace box shrunk by `WALL_MARGIN_M` (less
+    /// in a box too small for it). Targets stay this far off the walls: the
+    /// inverse kinematics' small overshoot then never meets the gate, which
+    /// would cut the whole step (the tool would stick to a wall instead of
+    /// sliding along it) and could leave it pinned where the way home
+    /// starts outside the box.
+    fn inside_box(&self, point: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|k| {
+            let (lo, hi) = (self.workspace.min[k], self.workspace.max[k]);
+            let margin = WALL_MARGIN_M.min(0.25 * (hi - lo));
+            point[k].clamp(lo + margin, hi - margin)
+        })
+    }
+
     fn offer_command(&self) {
         let values = JointVec::from_slice(&self.command[..self.joints()]).expect("at most MAX_JOINTS joints");
         self.slot.offer(JointCommand { stamp: SystemClock.now(), mode: self.mode, values });
@@ -325,8 +346,25 @@ impl ArmReach {
                 (self.home[j] + self.rng.uniform(-noise, noise)).clamp(lo, hi)
             })
             .collect();
-        self.command[..n].copy_from_slice(&pose);
         let started = Instant::now();
+        // First the tool goes home in a straight line, through the box's
+        // inside: a joint-space move from a pose near a wall can swing the
+        // tool out of the box, which the gate refuses from the first tick.
+        let home_tool = self.inside_box(self.tool(&pose));
+        loop {
+            let tool = self.tool(self.state.position.as_slice());
+            let to_go = (0..3).map(|k| (home_tool[k] - tool[k]).powi(2)).sum::<f64>().sqrt();
+            if to_go < HOME_TOOL_TOLERANCE_M || started.elapsed() > self.reset_timeout / 2 {
+                break;
+            }
+            // A waypoint a few centimetres ahead keeps the linearised steps on the line.
+            let ahead = (HOME_WAYPOINT_M / to_go).min(1.0);
+            let waypoint = std::array::from_fn(|k| tool[k] + ahead * (home_tool[k] - tool[k]));
+            self.next_state()?;
+            self.track(&waypoint);
+        }
+        // Then the joints, from there to the home pose.
+        self.command[..n].copy_from_slice(&pose);
         loop {
             self.offer_command();
             self.next_state()?;
@@ -404,7 +442,7 @@ impl Environment for ArmReach {
         }
         self.wait_while_silent()?;
         let tool = self.tool(self.state.position.as_slice());
-        let target: [f64; 3] = std::array::from_fn(|k| (tool[k] + self.tool_step * action[k].clamp(-1.0, 1.0)).clamp(self.workspace.min[k], self.workspace.max[k]));
+        let target = self.inside_box(std::array::from_fn(|k| tool[k] + self.tool_step * action[k].clamp(-1.0, 1.0)));
         let ticks = (self.policy_period.as_secs_f64() / self.control_period.as_secs_f64()).round().max(1.0) as usize;
         // Time spent between steps (acting, recording) is not caught up on.
         self.tick_due = Instant::now();
@@ -437,5 +475,97 @@ pub fn reach_expert(tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
     move |obs: &[f64], _start: bool| {
         let n = obs.len() - 6;
         (0..3).map(|k| ((obs[n + 3 + k] - obs[n + k]) / tool_step).clamp(-1.0, 1.0)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use robot_drivers::{HardwareError, Lifecycle};
+    use rrl_types::Timestamp;
+    use sim_bridge::arm::SimArm;
+
+    /// The simulated Panda as an arm on the wall clock (as `rrl sim` serves
+    /// it, without the topics): each read first advances the physics to the
+    /// wall-clock time since start and stamps the state with the wall clock.
+    struct WallClockPanda {
+        arm: SimArm,
+        started: Instant,
+    }
+
+    impl HardwareInterface for WallClockPanda {
+        fn name(&self) -> &str {
+            self.arm.name()
+        }
+        fn joint_names(&self) -> &[String] {
+            self.arm.joint_names()
+        }
+        fn lifecycle(&self) -> Lifecycle {
+            self.arm.lifecycle()
+        }
+        fn configure(&mut self) -> Result<(), HardwareError> {
+            self.arm.configure()
+        }
+        fn activate(&mut self) -> Result<(), HardwareError> {
+            self.arm.activate()
+        }
+        fn deactivate(&mut self) -> Result<(), HardwareError> {
+            self.arm.deactivate()
+        }
+        fn recover(&mut self) -> Result<(), HardwareError> {
+            self.arm.recover()
+        }
+        fn read(&mut self, now: Timestamp, state: &mut JointState) -> Result<(), HardwareError> {
+            let behind = self.started.elapsed().as_secs_f64() - self.arm.now().as_secs_f64();
+            if behind > 0.0 {
+                self.arm.advance(behind);
+            }
+            self.arm.read(now, state)?;
+            state.stamp = SystemClock.now();
+            Ok(())
+        }
+        fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
+            self.arm.write(command)
+        }
+    }
+
+    fn panda_over_ros_launch() -> LaunchFile {
+        LaunchFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("files/sim_panda_over_ros.ron")).expect("the shipped launch file loads")
+    }
+
+    /// A policy that pushes the tool into the box's floor and corners: the
+    /// tool slides along the walls into each corner (it used to stick to
+    /// the first wall it met), and the reset still brings the arm home (its
+    /// way home once started outside the box and the gate refused it).
+    #[test]
+    fn the_reset_brings_the_arm_home_from_a_corner_of_the_box_floor() {
+        let launch = panda_over_ros_launch();
+        let hardware = WallClockPanda { arm: SimArm::panda().unwrap(), started: Instant::now() };
+        let mut task = ArmReach::start(hardware, &launch, 0).unwrap();
+        task.start_episode().expect("the first reset from the simulator's start pose");
+        // Down to the floor; to the far wall, then down into its corner; to the side wall, then down.
+        let floor = [0.0, 0.0, -1.0];
+        let corners: [&[([f64; 3], usize)]; 3] = [&[(floor, 40)], &[([1.0, 0.0, 0.0], 25), (floor, 40)], &[([1.0, 1.0, 0.0], 25), (floor, 40)]];
+        for pushes in corners {
+            for &(push, steps) in pushes {
+                for _ in 0..steps {
+                    task.step(&push).expect("a push into the box's walls is a valid step");
+                }
+            }
+            // The tool slid along each wall it was pushed against into the corner.
+            let tool = task.tool(task.state.position.as_slice());
+            let (min, max) = (task.workspace.min, task.workspace.max);
+            for &(push, _) in pushes {
+                for k in 0..3 {
+                    let wall = if push[k] > 0.0 { max[k] - tool[k] } else if push[k] < 0.0 { tool[k] - min[k] } else { continue };
+                    assert!((0.0..0.03).contains(&wall), "pushed along axis {k} ({pushes:?}): tool at {tool:?}, {wall} m from the wall");
+                }
+            }
+            task.start_episode().unwrap_or_else(|e| panic!("reset after pushing {pushes:?} (tool at {tool:?}): {e}"));
+            let home_tool = task.tool(&task.home);
+            let tool = task.tool(task.state.position.as_slice());
+            let off = (0..3).map(|k| (tool[k] - home_tool[k]).powi(2)).sum::<f64>().sqrt();
+            assert!(off < 0.05, "after the reset the tool is {off} m from home's tool point");
+        }
     }
 }
