@@ -61,6 +61,10 @@ pub struct ResidualBenchArgs {
     /// instead of the CleanRL preset with SERL's starting temperature.
     #[arg(long)]
     pub learner_from: Option<std::path::PathBuf>,
+    /// Train the residual only (for tuning it; the report's from-scratch
+    /// entries are then null).
+    #[arg(long)]
+    pub no_scratch: bool,
 }
 
 const BC_HORIZON: usize = 4;
@@ -120,6 +124,17 @@ fn curve(evals: &[EvalPoint]) -> Value {
     evals.iter().map(|e| json!([e.step, e.success_rate])).collect()
 }
 
+/// SAC/RLPD from scratch with the same demo episodes as the residual's.
+fn from_scratch(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, section: &rrl_types::config::LearnerConfig, demo_seed: u64, progress: &indicatif::ProgressBar) -> anyhow::Result<Vec<EvalPoint>> {
+    let (mut env, mut eval_env) = (task(reward)?, task(reward)?);
+    let mut scratch_sac = learner(section, &env, seed, false);
+    let (n_step, gamma) = (scratch_sac.config.n_step, scratch_sac.config.gamma);
+    let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
+    let (mut demos, _) = record_demos(&mut env, args.demo_episodes, demo_seed, n_step, gamma, None, tch::Device::Cpu, |env, start| expert.act(env.observation(), start))?;
+    progress.set_message(format!("seed {seed}: RLPD from scratch"));
+    Ok(policies::train(&mut env, &mut eval_env, &mut scratch_sac, Some(&mut demos), &settings(args, seed), |_| {})?)
+}
+
 fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &indicatif::ProgressBar) -> anyhow::Result<Value> {
     let device = tch::Device::Cpu;
     progress.set_message(format!("seed {seed}: behaviour cloning"));
@@ -143,19 +158,14 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     let n_step = residual_sac.config.n_step;
     let gamma = residual_sac.config.gamma;
     let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
-    let (mut residual_demos, _) = record_demos(&mut residual_env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| {
+    let (mut residual_demos, demo_successes) = record_demos(&mut residual_env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| {
         let (task_obs, base_action) = env.observation().split_at(task_size);
         residual_for(&expert.act(task_obs, start), base_action, scale)
     })?;
     progress.set_message(format!("seed {seed}: residual on the base ({:.0} % alone)", 100.0 * base_rate));
     let residual_evals = policies::train(&mut residual_env, &mut residual_eval, &mut residual_sac, Some(&mut residual_demos), &settings(args, seed), |_| {})?;
 
-    let (mut env, mut eval_env) = (task(reward)?, task(reward)?);
-    let mut scratch_sac = learner(&section, &env, seed, false);
-    let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
-    let (mut demos, demo_successes) = record_demos(&mut env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| expert.act(env.observation(), start))?;
-    progress.set_message(format!("seed {seed}: RLPD from scratch"));
-    let scratch_evals = policies::train(&mut env, &mut eval_env, &mut scratch_sac, Some(&mut demos), &settings(args, seed), |_| {})?;
+    let scratch_evals = if args.no_scratch { None } else { Some(from_scratch(args, reward, seed, &section, demo_seed, progress)?) };
     progress.inc(1);
     let last_rate = |evals: &[EvalPoint]| evals.last().and_then(|e| e.success_rate);
     Ok(json!({
@@ -163,7 +173,7 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
         "demo_successes": demo_successes,
         "base_success": base_rate,
         "residual": { "steps_to_target": steps_to_target(&residual_evals, args.target), "final_success": last_rate(&residual_evals), "curve": curve(&residual_evals) },
-        "rlpd_from_scratch": { "steps_to_target": steps_to_target(&scratch_evals, args.target), "final_success": last_rate(&scratch_evals), "curve": curve(&scratch_evals) },
+        "rlpd_from_scratch": scratch_evals.map(|evals| json!({ "steps_to_target": steps_to_target(&evals, args.target), "final_success": last_rate(&evals), "curve": curve(&evals) })),
     }))
 }
 
