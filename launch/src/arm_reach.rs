@@ -19,7 +19,7 @@ use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::LaunchFile;
 use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, SystemClock, MAX_JOINTS};
-use safety::{CartesianLimits, Gate, GateConfig, JointLimit};
+use safety::{CartesianLimits, Gate, GateConfig, JointLimit, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArmTaskError {
@@ -29,8 +29,8 @@ pub enum ArmTaskError {
     ActionSize { expected: usize, got: usize },
     #[error("reach: action[{index}] is {value}; actions must be finite")]
     NonFiniteAction { index: usize, value: f64 },
-    #[error("reset: the arm did not reach its home pose within {seconds} s (joint {joint} at {at:.3}, home {home:.3})")]
-    ResetTimeout { seconds: f64, joint: String, at: f64, home: f64 },
+    #[error("reset: the arm did not reach its home pose within {seconds} s (joint {joint} at {at:.3}, home {home:.3}; tool at {tool:.3?}, asked for {asked:.3?}; the safety gate intervened on {interventions} ticks{last_intervention})")]
+    ResetTimeout { seconds: f64, joint: String, at: f64, home: f64, tool: [f64; 3], asked: [f64; 3], interventions: u64, last_intervention: String },
     #[error("reset: no state from the arm within {0} s")]
     NoState(f64),
 }
@@ -52,6 +52,8 @@ pub struct ArmReach {
     newest_state: Arc<ArrayQueue<JointState>>,
     failure: Arc<ArrayQueue<String>>,
     protective_events: Arc<AtomicU64>,
+    /// The gate's latest protective verdict and the command it forwarded then.
+    last_intervention: Arc<ArrayQueue<(Verdict, JointVec)>>,
     _control: Worker,
     state: JointState,
     command: [f64; MAX_JOINTS],
@@ -101,9 +103,9 @@ impl ArmReach {
         let (limits, soft_margin) = (gate_config.limits, gate_config.soft_margin);
         let slot = CommandSlot::new();
         let mut control = ControlLoop::new(hardware, Gate::new(gate_config), slot.clone());
-        let (newest_state, failure, protective_events) = (Arc::new(ArrayQueue::new(1)), Arc::new(ArrayQueue::new(1)), Arc::new(AtomicU64::new(0)));
+        let (newest_state, failure, protective_events, last_intervention) = (Arc::new(ArrayQueue::new(1)), Arc::new(ArrayQueue::new(1)), Arc::new(AtomicU64::new(0)), Arc::new(ArrayQueue::new(1)));
         let control_period = Duration::from_secs_f64(1.0 / rate);
-        let (states, failed, events) = (newest_state.clone(), failure.clone(), protective_events.clone());
+        let (states, failed, events, intervention) = (newest_state.clone(), failure.clone(), protective_events.clone(), last_intervention.clone());
         let worker = Worker::spawn("arm-control", move |stop| {
             let mut next = Instant::now();
             while !stopping(stop) {
@@ -111,6 +113,7 @@ impl ArmReach {
                     Ok(verdict) => {
                         if verdict.is_protective() {
                             events.fetch_add(1, Ordering::Relaxed);
+                            let _ = intervention.force_push((verdict, control.sent().values));
                         }
                         let _ = states.force_push(*control.state());
                     }
@@ -141,6 +144,7 @@ impl ArmReach {
             newest_state,
             failure,
             protective_events,
+            last_intervention,
             _control: worker,
             state: JointState::zeros(0),
             command: [0.0; MAX_JOINTS],
@@ -347,6 +351,7 @@ impl ArmReach {
             })
             .collect();
         let started = Instant::now();
+        let interventions_before = self.protective_events.load(Ordering::Relaxed);
         // First the tool goes home in a straight line, through the box's
         // inside: a joint-space move from a pose near a wall can swing the
         // tool out of the box, which the gate refuses from the first tick.
@@ -362,19 +367,27 @@ impl ArmReach {
             let waypoint = std::array::from_fn(|k| tool[k] + ahead * (home_tool[k] - tool[k]));
             self.next_state()?;
             self.track(&waypoint);
+            tracing::debug!(phase = "line", tool = ?tool, waypoint = ?waypoint, asked = ?self.tool(&self.command[..n]), interventions = self.protective_events.load(Ordering::Relaxed), "reset tick");
         }
         // Then the joints, from there to the home pose.
         self.command[..n].copy_from_slice(&pose);
         loop {
             self.offer_command();
             self.next_state()?;
+            tracing::debug!(phase = "joints", tool = ?self.tool(self.state.position.as_slice()), interventions = self.protective_events.load(Ordering::Relaxed), "reset tick");
             let worst = (0..n).map(|j| (j, (self.state.position[j] - pose[j]).abs())).max_by(|a, b| a.1.total_cmp(&b.1)).expect("at least one joint");
             if worst.1 < 0.02 {
                 break;
             }
             if started.elapsed() > self.reset_timeout {
                 let j = worst.0;
-                return Err(ArmTaskError::ResetTimeout { seconds: self.reset_timeout.as_secs_f64(), joint: self.joint_names[j].clone(), at: self.state.position[j], home: pose[j] });
+                let (tool, asked) = (self.tool(self.state.position.as_slice()), self.tool(&self.command[..n]));
+                let interventions = self.protective_events.load(Ordering::Relaxed).saturating_sub(interventions_before);
+                let last_intervention = match self.last_intervention.pop() {
+                    Some((verdict, sent)) if interventions > 0 => format!(", the last {}, its forwarded command's tool at {:.3?}", describe_verdict(&verdict), self.tool(sent.as_slice())),
+                    _ => String::new(),
+                };
+                return Err(ArmTaskError::ResetTimeout { seconds: self.reset_timeout.as_secs_f64(), joint: self.joint_names[j].clone(), at: self.state.position[j], home: pose[j], tool, asked, interventions, last_intervention });
             }
         }
         // Commands continue from where the arm is, not from where it was sent.
@@ -466,6 +479,16 @@ impl Environment for ArmReach {
 impl PracticeTask for ArmReach {
     fn take_safety_events(&mut self) -> u64 {
         self.protective_events.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// A protective verdict in words: "held (StaleState)", "clipped (workspace)".
+fn describe_verdict(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Clipped(flags) => format!("clipped ({})", flags.names().collect::<Vec<_>>().join(", ")),
+        Verdict::Held(reason) => format!("held ({reason:?})"),
+        Verdict::Reflex { risk, reflex } => format!("reflex {reflex:?} (risk {risk:.2})"),
+        Verdict::Pass => "passed".into(),
     }
 }
 

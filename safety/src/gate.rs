@@ -409,7 +409,8 @@ impl Gate {
         }
         if let (Some(workspace), Some(start)) = (&self.config.workspace, &cartesian_start) {
             if matches!(mode, CommandMode::Position | CommandMode::Velocity) {
-                flags |= keep_in_workspace(workspace, start, state, mode, n, dt, motion, &mut values);
+                let joints = JointLimits { limits, margin, requested: &command.values };
+                flags |= keep_in_workspace(workspace, start, state, mode, n, dt, motion, &mut values, &joints);
             }
         }
         if let Some(slot) = &self.risk.slot {
@@ -489,7 +490,7 @@ impl Gate {
 /// robot, so they win over the joints' acceleration and jerk limits on the
 /// tick they act.
 #[allow(clippy::too_many_arguments)]
-fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS], state: &JointState, mode: CommandMode, n: usize, dt: f64, motion: &mut [JointMotion; MAX_JOINTS], values: &mut JointVec) -> ClipFlags {
+fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS], state: &JointState, mode: CommandMode, n: usize, dt: f64, motion: &mut [JointMotion; MAX_JOINTS], values: &mut JointVec, joints: &JointLimits) -> ClipFlags {
     let from_joint = |j: usize| if mode == CommandMode::Velocity { state.position[j] } else { start[j].position };
     let desired = *values;
     let step_of = |j: usize| if mode == CommandMode::Velocity { desired[j] * dt } else { desired[j] - start[j].position };
@@ -527,6 +528,34 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
             bad = mid;
         }
     }
+    if good == 0.0 && mode == CommandMode::Position {
+        // Nothing of the limiter's step can be taken. Its per-joint limits
+        // may have bent the step out of the box (near a wall, the first
+        // millimetres of a lift can point into it), and from rest the same
+        // bend comes back every tick: the arm would stay there for good.
+        // Try instead a share of the step the source asked for, straight in
+        // joint space, small enough that the limiter passes it unchanged.
+        for halvings in 0..=16 {
+            let share = 0.5f64.powi(halvings);
+            let candidate = |j: usize| start[j].position + share * (joints.requested[j] - start[j].position);
+            let within_joint_limits = (0..n).all(|j| {
+                let (next, _) = enforce_position(&start[j], candidate(j), dt, &joints.limits[j], joints.margin);
+                (next.position - candidate(j)).abs() <= 1e-12
+            });
+            if !within_joint_limits {
+                continue;
+            }
+            let p = limits.chain.tool_pose_with(|j| if j < n { candidate(j) } else { 0.0 }).translation.vector;
+            if acceptable([p.x, p.y, p.z]) {
+                for j in 0..n {
+                    let (next, _) = enforce_position(&start[j], candidate(j), dt, &joints.limits[j], joints.margin);
+                    values[j] = next.position;
+                    motion[j] = next;
+                }
+                return flags;
+            }
+        }
+    }
     for j in 0..n {
         let previous = start[j];
         let (position, velocity) = match mode {
@@ -542,6 +571,14 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
         motion[j] = JointMotion { position, velocity, acceleration: (velocity - previous.velocity) / dt, target: None };
     }
     flags
+}
+
+/// The joints' limits, for a step `keep_in_workspace` makes of its own.
+struct JointLimits<'a> {
+    limits: &'a [JointLimit; MAX_JOINTS],
+    margin: f64,
+    /// The command the source asked for this tick, before any limit.
+    requested: &'a JointVec,
 }
 
 /// One limited step from where the joints were before this tick (`before`)

@@ -403,3 +403,66 @@ fn the_gate_reports_a_measured_state_outside_the_box_or_the_joint_range() {
     gate.check(Timestamp(now + 2 * TICK_NS), &past, &command, &mut out);
     assert!(gate.measured_violation(), "joint 4 past its upper limit of -0.0698");
 }
+
+/// A pose found over ROS 2 with the simulated Panda (`sim_panda_over_ros.ron`)
+/// as the end of an episode near the box's far corner.
+const NEAR_FAR_CORNER: [f64; 7] = [0.1521, 0.5289, 0.1278, -1.7969, 0.0552, 2.3584, 0.7734];
+
+/// From a tool resting on the box's floor, a command whose joint step
+/// lifts the tool is taken, whatever the joints' acceleration limits do to
+/// each joint's share of it: the gate must not leave the arm on the floor
+/// for good. (The per-joint limiter used to bend such a step's first
+/// millimetres down into the floor, the box refused all of it, every tick,
+/// and a reset found over ROS 2 waited there until it timed out.)
+#[test]
+fn a_tool_resting_on_the_workspace_floor_can_be_lifted() {
+    let safety = ron::from_str::<rrl_types::config::SafetyConfig>(
+        "(preset: Some(FrankaPanda), command_timeout_ms: 100, state_timeout_ms: 100,
+          workspace: Some((min: (0.3, -0.3, 0.1), max: (0.7, 0.3, 0.55), max_step_m: 0.01, max_speed_mps: 0.5, tool_offset_m: (0.0, 0.0, 0.1488))))",
+    )
+    .unwrap();
+    let names: Vec<String> = rrl_types::config::RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
+    let mut gate = safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, 100.0).unwrap());
+    let limits = gate.config().workspace.clone().unwrap();
+    let tool = |q: &[f64]| limits.chain.tool_position(q);
+    // The shoulder leans forward until the tool touches the floor.
+    let mut q = NEAR_FAR_CORNER;
+    let (mut above, mut below) = (q[1], q[1] + 0.5);
+    assert!(tool(&q)[2] > 0.1 && { q[1] = below; tool(&q)[2] < 0.1 });
+    for _ in 0..60 {
+        q[1] = 0.5 * (above + below);
+        if tool(&q)[2] > 0.1 { above = q[1] } else { below = q[1] }
+    }
+    q[1] = above;
+    assert!((tool(&q)[2] - 0.1).abs() < 1e-6, "{:?}", tool(&q));
+    // The arm follows every forwarded command exactly; each tick asks for a
+    // damped least-squares joint step toward a point 3 cm above the tool.
+    let tick_ns = 10_000_000;
+    let mut out = JointCommand::default();
+    let mut lowest = f64::MAX;
+    for t in 0..300u64 {
+        let now = 1_000_000_000 + t * tick_ns;
+        let mut state = rrl_types::JointState::zeros(7);
+        state.position = JointVec::from_slice(&q).unwrap();
+        state.stamp = Timestamp(now);
+        let here = tool(&q);
+        let mut jacobian = nalgebra::SMatrix::<f64, 3, 7>::zeros();
+        for j in 0..7 {
+            let mut shifted = q;
+            shifted[j] += 1e-6;
+            let moved = tool(&shifted);
+            for k in 0..3 {
+                jacobian[(k, j)] = (moved[k] - here[k]) / 1e-6;
+            }
+        }
+        let up = nalgebra::Vector3::new(0.0, 0.0, 0.03);
+        let dq = jacobian.transpose() * (jacobian * jacobian.transpose() + nalgebra::Matrix3::identity() * 1e-4).try_inverse().unwrap() * up;
+        let scale = (0.01 / dq.amax()).min(1.0);
+        let asked: Vec<f64> = (0..7).map(|j| q[j] + scale * dq[j]).collect();
+        gate.check(Timestamp(now), &state, &position_command(&asked, now), &mut out);
+        q.copy_from_slice(out.values.as_slice());
+        lowest = lowest.min(tool(&q)[2]);
+    }
+    assert!(lowest >= 0.1 - 1e-9, "the tool went below the floor: {lowest}");
+    assert!(tool(&q)[2] > 0.2, "3 s of asking to lift left the tool at {:?}", tool(&q));
+}
