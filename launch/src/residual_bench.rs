@@ -65,6 +65,9 @@ pub struct ResidualBenchArgs {
     /// entries are then null).
     #[arg(long)]
     pub no_scratch: bool,
+    /// Overrides the learner section's n-step returns (both learners).
+    #[arg(long)]
+    pub n_step: Option<u32>,
 }
 
 const BC_HORIZON: usize = 4;
@@ -85,6 +88,14 @@ fn train_base(args: &ResidualBenchArgs, reward: RewardKind, seed: u64) -> anyhow
 
 /// The learner section both learners use.
 fn learner_section(args: &ResidualBenchArgs) -> anyhow::Result<rrl_types::config::LearnerConfig> {
+    let mut section = base_learner_section(args)?;
+    if let Some(n_step) = args.n_step {
+        section.n_step = n_step;
+    }
+    Ok(section)
+}
+
+fn base_learner_section(args: &ResidualBenchArgs) -> anyhow::Result<rrl_types::config::LearnerConfig> {
     if let Some(path) = &args.learner_from {
         return Ok(rrl_types::config::LaunchFile::load(path)?.learner);
     }

@@ -67,12 +67,13 @@ fn the_residual_bench_takes_its_learner_from_a_launch_file() {
     assert_eq!(report["runs"][0]["residual"]["curve"].as_array().map(Vec::len), Some(1), "{report}");
     assert_eq!(report["runs"][0]["rlpd_from_scratch"]["curve"].as_array().map(Vec::len), Some(1), "{report}");
 
-    // --no-scratch: the residual alone, the from-scratch entries null.
-    let out = rrl(&[&small[..], &["--learner-from", file.to_str().unwrap(), "--no-scratch"]].concat());
+    // --no-scratch: the residual alone, the from-scratch entries null; --n-step overrides the file's.
+    let out = rrl(&[&small[..], &["--learner-from", file.to_str().unwrap(), "--no-scratch", "--n-step", "3"]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(report["runs"][0]["residual"]["curve"].as_array().map(Vec::len), Some(1), "{report}");
     assert!(report["runs"][0]["rlpd_from_scratch"].is_null() && report["seeds_reaching_target"]["rlpd_from_scratch"] == 0, "{report}");
+    assert_eq!((report["learner"]["n_step"].as_u64(), report["learner"]["critics"].as_u64()), (Some(3), Some(3)), "{report}");
 
     std::fs::write(&file, "(name: \"b\",\n learner: (utd: \"two\"))").unwrap();
     let out = rrl(&[&small[..], &["--learner-from", file.to_str().unwrap()]].concat());
