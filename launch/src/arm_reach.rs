@@ -202,7 +202,7 @@ impl ArmReach {
         loop {
             self.check_failure()?;
             self.take_newest_state();
-            let age = Duration::from_nanos(SystemClock.now().nanos_since(self.state.stamp));
+            let age = self.state_age();
             if age <= self.state_timeout {
                 if let Some(since) = paused_since {
                     tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the arm publishes its state again: practice resumes");
@@ -215,6 +215,24 @@ impl ArmReach {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn state_age(&self) -> Duration {
+        Duration::from_nanos(SystemClock.now().nanos_since(self.state.stamp))
+    }
+
+    /// `next_state` for a reset: an arm that stops publishing pauses the
+    /// reset as it pauses practice (the gate holds it meanwhile), and the
+    /// pause does not count against the reset's timeout.
+    fn next_reset_state(&mut self, started: &mut Instant) -> Result<(), ArmTaskError> {
+        self.next_state()?;
+        if self.state_age() > self.state_timeout {
+            let paused = Instant::now();
+            self.wait_while_silent()?;
+            *started += paused.elapsed();
+            self.tick_due = Instant::now();
+        }
+        Ok(())
     }
 
     /// Waits for the next control period and takes the newest state.
@@ -350,7 +368,7 @@ impl ArmReach {
                 (self.home[j] + self.rng.uniform(-noise, noise)).clamp(lo, hi)
             })
             .collect();
-        let started = Instant::now();
+        let mut started = Instant::now();
         let interventions_before = self.protective_events.load(Ordering::Relaxed);
         // First the tool goes home in a straight line, through the box's
         // inside: a joint-space move from a pose near a wall can swing the
@@ -365,7 +383,7 @@ impl ArmReach {
             // A waypoint a few centimetres ahead keeps the linearised steps on the line.
             let ahead = (HOME_WAYPOINT_M / to_go).min(1.0);
             let waypoint = std::array::from_fn(|k| tool[k] + ahead * (home_tool[k] - tool[k]));
-            self.next_state()?;
+            self.next_reset_state(&mut started)?;
             self.track(&waypoint);
             tracing::debug!(phase = "line", tool = ?tool, waypoint = ?waypoint, asked = ?self.tool(&self.command[..n]), interventions = self.protective_events.load(Ordering::Relaxed), "reset tick");
         }
@@ -373,7 +391,7 @@ impl ArmReach {
         self.command[..n].copy_from_slice(&pose);
         loop {
             self.offer_command();
-            self.next_state()?;
+            self.next_reset_state(&mut started)?;
             tracing::debug!(phase = "joints", tool = ?self.tool(self.state.position.as_slice()), interventions = self.protective_events.load(Ordering::Relaxed), "reset tick");
             let worst = (0..n).map(|j| (j, (self.state.position[j] - pose[j]).abs())).max_by(|a, b| a.1.total_cmp(&b.1)).expect("at least one joint");
             if worst.1 < 0.02 {
