@@ -243,13 +243,16 @@ pub struct Gate {
     measured: JointVec,
     /// Last forwarded motion per joint; `None` until the first tick.
     motion: Option<[JointMotion; MAX_JOINTS]>,
+    /// Consecutive ticks on which the workspace box refused all of the
+    /// limiter's step.
+    workspace_refusals: u32,
     risk: RiskStage,
 }
 
 impl Gate {
     pub fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
-        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
+        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
     }
 
     /// Adds the learned risk critic: commands whose risk exceeds `threshold`
@@ -296,6 +299,7 @@ impl Gate {
     /// with brakes released): the limiter restarts from the next state read.
     pub fn forget_motion(&mut self) {
         self.motion = None;
+        self.workspace_refusals = 0;
         // A safe point from before the jump is no place to retreat to.
         self.risk.comfortable = None;
         self.risk.recovering = false;
@@ -410,7 +414,7 @@ impl Gate {
         if let (Some(workspace), Some(start)) = (&self.config.workspace, &cartesian_start) {
             if matches!(mode, CommandMode::Position | CommandMode::Velocity) {
                 let joints = JointLimits { limits, margin, requested: &command.values };
-                flags |= keep_in_workspace(workspace, start, state, mode, n, dt, motion, &mut values, &joints);
+                flags |= keep_in_workspace(workspace, start, state, mode, n, dt, motion, &mut values, &joints, &mut self.workspace_refusals);
             }
         }
         if let Some(slot) = &self.risk.slot {
@@ -490,7 +494,18 @@ impl Gate {
 /// robot, so they win over the joints' acceleration and jerk limits on the
 /// tick they act.
 #[allow(clippy::too_many_arguments)]
-fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS], state: &JointState, mode: CommandMode, n: usize, dt: f64, motion: &mut [JointMotion; MAX_JOINTS], values: &mut JointVec, joints: &JointLimits) -> ClipFlags {
+fn keep_in_workspace(
+    limits: &CartesianLimits,
+    start: &[JointMotion; MAX_JOINTS],
+    state: &JointState,
+    mode: CommandMode,
+    n: usize,
+    dt: f64,
+    motion: &mut [JointMotion; MAX_JOINTS],
+    values: &mut JointVec,
+    joints: &JointLimits,
+    refusals: &mut u32,
+) -> ClipFlags {
     let from_joint = |j: usize| if mode == CommandMode::Velocity { state.position[j] } else { start[j].position };
     let desired = *values;
     let step_of = |j: usize| if mode == CommandMode::Velocity { desired[j] * dt } else { desired[j] - start[j].position };
@@ -515,6 +530,7 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
     let acceptable = |p: [f64; 3]| violations(p).is_empty();
     let flags = violations(tool_at(1.0));
     if flags.is_empty() {
+        *refusals = 0;
         return flags;
     }
     // Not taking the step is always acceptable; bisect for the largest share
@@ -528,13 +544,18 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
             bad = mid;
         }
     }
-    if good == 0.0 && mode == CommandMode::Position {
-        // Nothing of the limiter's step can be taken. Its per-joint limits
+    *refusals = if good == 0.0 { refusals.saturating_add(1) } else { 0 };
+    if *refusals > STUCK_AT_A_WALL_TICKS && mode == CommandMode::Position {
+        // Nothing of the limiter's step could be taken for a while. Its per-joint limits
         // may have bent the step out of the box (near a wall, the first
         // millimetres of a lift can point into it), and from rest the same
         // bend comes back every tick: the arm would stay there for good.
         // Try instead a share of the step the source asked for, straight in
-        // joint space, small enough that the limiter passes it unchanged.
+        // joint space, small enough that the limiter passes it unchanged,
+        // and only one that takes the tool away from the walls: this is a
+        // way out of a wall, not a way to slide along it.
+        let clearance = |p: [f64; 3]| (0..3).map(|k| (p[k] - limits.min[k]).min(limits.max[k] - p[k])).fold(f64::INFINITY, f64::min);
+        let origin_clearance = clearance(origin);
         for halvings in 0..=16 {
             let share = 0.5f64.powi(halvings);
             let candidate = |j: usize| start[j].position + share * (joints.requested[j] - start[j].position);
@@ -546,7 +567,7 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
                 continue;
             }
             let p = limits.chain.tool_pose_with(|j| if j < n { candidate(j) } else { 0.0 }).translation.vector;
-            if acceptable([p.x, p.y, p.z]) {
+            if acceptable([p.x, p.y, p.z]) && clearance([p.x, p.y, p.z]) > origin_clearance {
                 for j in 0..n {
                     let (next, _) = enforce_position(&start[j], candidate(j), dt, &joints.limits[j], joints.margin);
                     values[j] = next.position;
@@ -572,6 +593,11 @@ fn keep_in_workspace(limits: &CartesianLimits, start: &[JointMotion; MAX_JOINTS]
     }
     flags
 }
+
+/// Ticks of refusing every share of the limiter's step after which
+/// `keep_in_workspace` looks for a way off the wall of its own (a passing
+/// refusal, e.g. exploration turning around at a wall, is left as it was).
+const STUCK_AT_A_WALL_TICKS: u32 = 10;
 
 /// The joints' limits, for a step `keep_in_workspace` makes of its own.
 struct JointLimits<'a> {
