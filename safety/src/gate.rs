@@ -122,6 +122,12 @@ pub struct CartesianLimits {
 }
 
 impl CartesianLimits {
+    /// How far `point` lies inside the box from its nearest wall (negative
+    /// outside).
+    pub fn clearance(&self, point: &[f64; 3]) -> f64 {
+        (0..3).map(|k| (point[k] - self.min[k]).min(self.max[k] - point[k])).fold(f64::INFINITY, f64::min)
+    }
+
     /// How far `point` lies outside the box (0 inside).
     pub fn outside(&self, point: &[f64; 3]) -> f64 {
         let mut squared = 0.0;
@@ -492,7 +498,10 @@ impl Gate {
 /// and either inside the box or no farther outside than it was. Returns
 /// which of the two it had to enforce. The Cartesian limits protect the world around the
 /// robot, so they win over the joints' acceleration and jerk limits on the
-/// tick they act.
+/// tick they act. In position mode, after `STUCK_AT_A_WALL_TICKS` ticks of
+/// refusing all of the step, it may instead take a straight share of the
+/// requested step that the joint limits pass unchanged and that moves the
+/// tool away from the walls.
 #[allow(clippy::too_many_arguments)]
 fn keep_in_workspace(
     limits: &CartesianLimits,
@@ -554,24 +563,24 @@ fn keep_in_workspace(
         // joint space, small enough that the limiter passes it unchanged,
         // and only one that takes the tool away from the walls: this is a
         // way out of a wall, not a way to slide along it.
-        let clearance = |p: [f64; 3]| (0..3).map(|k| (p[k] - limits.min[k]).min(limits.max[k] - p[k])).fold(f64::INFINITY, f64::min);
-        let origin_clearance = clearance(origin);
+        let origin_clearance = limits.clearance(&origin);
+        let mut next = [JointMotion::default(); MAX_JOINTS];
         for halvings in 0..=16 {
             let share = 0.5f64.powi(halvings);
-            let candidate = |j: usize| start[j].position + share * (joints.requested[j] - start[j].position);
             let within_joint_limits = (0..n).all(|j| {
-                let (next, _) = enforce_position(&start[j], candidate(j), dt, &joints.limits[j], joints.margin);
-                (next.position - candidate(j)).abs() <= 1e-12
+                let candidate = start[j].position + share * (joints.requested[j] - start[j].position);
+                next[j] = enforce_position(&start[j], candidate, dt, &joints.limits[j], joints.margin).0;
+                (next[j].position - candidate).abs() <= 1e-12
             });
             if !within_joint_limits {
                 continue;
             }
-            let p = limits.chain.tool_pose_with(|j| if j < n { candidate(j) } else { 0.0 }).translation.vector;
-            if acceptable([p.x, p.y, p.z]) && clearance([p.x, p.y, p.z]) > origin_clearance {
+            let p = limits.chain.tool_pose_with(|j| if j < n { next[j].position } else { 0.0 }).translation.vector;
+            let p = [p.x, p.y, p.z];
+            if acceptable(p) && limits.clearance(&p) > origin_clearance {
                 for j in 0..n {
-                    let (next, _) = enforce_position(&start[j], candidate(j), dt, &joints.limits[j], joints.margin);
-                    values[j] = next.position;
-                    motion[j] = next;
+                    values[j] = next[j].position;
+                    motion[j] = next[j];
                 }
                 return flags;
             }
