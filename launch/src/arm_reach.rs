@@ -167,7 +167,7 @@ impl ArmReach {
             needs_full_reset: true,
             // Zeros until the first reset succeeds: a failed one leaves a
             // well-formed observation, and the next step reports why.
-            observation: vec![0.0; n + 6],
+            observation: vec![0.0; n + 9],
             low: vec![-1.0; 3],
             high: vec![1.0; 3],
         })
@@ -339,6 +339,9 @@ impl ArmReach {
         self.observation.extend_from_slice(&q);
         self.observation.extend_from_slice(&tool);
         self.observation.extend_from_slice(&self.goal);
+        // The goal as seen from the tool: what a reach must zero, given
+        // directly rather than left to the networks to subtract.
+        self.observation.extend((0..3).map(|k| self.goal[k] - tool[k]));
     }
 
     fn distance_to_goal(&self) -> f64 {
@@ -436,7 +439,7 @@ impl Environment for ArmReach {
     type Error = ArmTaskError;
 
     fn observation_size(&self) -> usize {
-        self.joints() + 6
+        self.joints() + 9
     }
     fn action_size(&self) -> usize {
         3
@@ -514,8 +517,8 @@ fn describe_verdict(verdict: &Verdict) -> String {
 /// from the observation ([joints, tool, goal]).
 pub fn reach_expert(tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
     move |obs: &[f64], _start: bool| {
-        let n = obs.len() - 6;
-        (0..3).map(|k| ((obs[n + 3 + k] - obs[n + k]) / tool_step).clamp(-1.0, 1.0)).collect()
+        let to_goal = &obs[obs.len() - 3..];
+        to_goal.iter().map(|d| (d / tool_step).clamp(-1.0, 1.0)).collect()
     }
 }
 

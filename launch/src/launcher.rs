@@ -164,7 +164,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                         actor_id: file as u64 + 1,
                         log_status: true,
                         base: None,
-                        residual_scale: 0.3,
+                        residual_scale: rrl_types::config::ResidualScale::default(),
                         base_execute: 1,
                     });
                     actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);

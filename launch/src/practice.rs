@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use policies::practice::{EpisodeReport, Operator, PracticeSettings};
 use policies::{Sac, SacConfig};
-use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, RobotConfig, SimTask};
+use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RobotConfig, SimTask};
 use rrl_types::Environment;
 use safety::{Gate, GateConfig};
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
@@ -56,9 +56,9 @@ pub struct PracticeArgs {
     /// Residual RL on a frozen base policy: `bc.safetensors` from `rrl bc train`, or a TorchScript file (.pt/.ts) taking [1, O] observations (overrides practice.base).
     #[arg(long)]
     pub base: Option<PathBuf>,
-    /// Largest residual, in the task's [-1, 1] action units.
-    #[arg(long, default_value_t = 0.3)]
-    pub residual_scale: f64,
+    /// Largest residual, in the task's [-1, 1] action units: one number, or one per action (`0.3,0.3,0.3,1`).
+    #[arg(long, default_value = "0.3")]
+    pub residual_scale: ResidualScale,
     /// Actions played from each action chunk of a TorchScript base.
     #[arg(long, default_value_t = 1)]
     pub base_execute: usize,
@@ -197,7 +197,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     let device = policies::select_device(choice)?;
     let task_size = (env.observation_size(), env.action_size());
     let base_choice = match &args.base {
-        Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale }),
+        Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale.clone() }),
         None => launch.practice.base.clone(),
     };
     let (base, scale, mut base_report) = match base_choice {
@@ -212,10 +212,11 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
         }
     };
     base_report["residual_scale"] = serde_json::json!(scale);
-    let env = policies::residual::ResidualEnv::new(env, base, scale).context("the base policy")?;
+    let env = policies::residual::ResidualEnv::new(env, base, &scale).context("the base policy")?;
+    let scales = env.scales.clone();
     let demo = move |obs: &[f64], start: bool| {
         let (task_obs, base_action) = obs.split_at(task_size.0);
-        policies::residual::residual_for(&expert(task_obs, start), base_action, scale)
+        policies::residual::residual_for(&expert(task_obs, start), base_action, &scales)
     };
     practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report)
 }

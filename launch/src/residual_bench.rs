@@ -16,6 +16,7 @@ use anyhow::Context;
 use policies::residual::{residual_for, BcPolicy, Demos, ResidualEnv};
 use policies::train::{record_demos, EvalPoint};
 use policies::{Sac, SacConfig, TrainSettings};
+use rrl_types::config::ResidualScale;
 use rrl_types::Environment;
 use serde_json::{json, Value};
 use sim_bridge::panda::{NoisyExpert, PandaTask, PandaVariant, RewardKind};
@@ -50,9 +51,10 @@ pub struct ResidualBenchArgs {
     /// Success rate at which a learner stops.
     #[arg(long, default_value_t = 0.9)]
     pub target: f64,
-    /// Largest change the residual makes to each action component.
-    #[arg(long, default_value_t = 0.5)]
-    pub residual_scale: f64,
+    /// Largest change the residual makes to each action component: one
+    /// number, or one per action (`0.3,0.3,0.3,1`: gripper at full authority).
+    #[arg(long, default_value = "0.5")]
+    pub residual_scale: ResidualScale,
     /// dense or sparse.
     #[arg(long, default_value = "sparse")]
     pub reward: String,
@@ -152,9 +154,10 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     let base_file = tempfile::NamedTempFile::new().context("a scratch file for the base")?;
     train_base(args, reward, seed)?.save(base_file.path())?;
     let load = || BcPolicy::load(base_file.path(), &crate::practice::BC_HIDDEN);
-    let scale = args.residual_scale;
+    let scale = &args.residual_scale;
     let mut residual_env = ResidualEnv::new(task(reward)?, load()?, scale)?;
     let mut residual_eval = ResidualEnv::new(task(reward)?, load()?, scale)?;
+    let scales = residual_env.scales.clone();
     // The residual's observation is the task's followed by the base action.
     let task_size = residual_env.observation_size() - residual_env.action_size();
 
@@ -171,7 +174,7 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     let mut expert = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed + 77);
     let (mut residual_demos, demo_successes) = record_demos(&mut residual_env, args.demo_episodes, demo_seed, n_step, gamma, None, device, |env, start| {
         let (task_obs, base_action) = env.observation().split_at(task_size);
-        residual_for(&expert.act(task_obs, start), base_action, scale)
+        residual_for(&expert.act(task_obs, start), base_action, &scales)
     })?;
     progress.set_message(format!("seed {seed}: residual on the base ({:.0} % alone)", 100.0 * base_rate));
     let residual_evals = policies::train(&mut residual_env, &mut residual_eval, &mut residual_sac, Some(&mut residual_demos), &settings(args, seed), |_| {})?;

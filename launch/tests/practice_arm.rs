@@ -99,8 +99,9 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
     let demos = two_demos_reaching_a_goal(&run_dir);
     for demo in &demos {
         let (first, last) = (&demo.steps[0].observation, &demo.steps.last().unwrap().next_observation);
-        // Observation: joints a, b, tool x, y, z, goal x, y, z.
-        assert_eq!(first.len(), 8);
+        // Observation: joints a, b, tool x, y, z, goal x, y, z, goal - tool.
+        assert_eq!(first.len(), 11);
+        assert!((0..3).all(|k| (first[8 + k] - (first[5 + k] - first[2 + k])).abs() < 1e-5), "{first:?}");
         assert!((first[0] - last[0]).abs() + (first[1] - last[1]).abs() > 0.05, "the joints did not move: {first:?} -> {last:?}");
         // The planar arm's tool stays at the height of its base.
         assert!((last[4] - 0.1).abs() < 1e-4, "tool height {}", last[4]);
@@ -270,8 +271,8 @@ fn practice_reaches_with_the_simulated_panda_over_its_ros2_topics() {
     let demos = two_demos_reaching_a_goal(&run_dir);
     for demo in &demos {
         let (first, last) = (&demo.steps[0].observation, &demo.steps.last().unwrap().next_observation);
-        // Observation: 7 joints, tool x, y, z, goal x, y, z.
-        assert_eq!(first.len(), 13);
+        // Observation: 7 joints, tool x, y, z, goal x, y, z, goal - tool.
+        assert_eq!(first.len(), 16);
         let moved: f32 = (0..7).map(|j| (first[j] - last[j]).abs()).sum();
         assert!(moved > 0.05, "the Panda's joints did not move: {first:?} -> {last:?}");
         // The tool stays in the launch file's workspace box (2 cm for tracking overshoot).

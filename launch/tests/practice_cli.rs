@@ -331,7 +331,7 @@ fn residual_practice_starts_from_its_bc_base_with_relabelled_demos() {
     let demos = read("demos");
     assert_eq!(demos.len(), 2);
     for demo in &demos {
-        assert_eq!((demo.header.observation_size, demo.header.action_size), (14 + 4, 4), "observation = task + base action");
+        assert_eq!((demo.header.observation_size, demo.header.action_size), (17 + 4, 4), "observation = task + base action");
         assert!(demo.steps.iter().flat_map(|s| &s.action).all(|a| a.abs() <= 1.0));
     }
     assert!(demos.iter().flat_map(|d| &d.steps).flat_map(|s| &s.action).any(|a| a.abs() > 0.01), "the expert differs from a weak base somewhere");
@@ -363,8 +363,8 @@ fn a_launch_file_base_is_cloned_from_the_runs_demos_before_practice() {
     assert!(report["base"]["final_loss"].as_f64().unwrap().is_finite(), "{report}");
     assert!(run_dir.join("base/bc.safetensors").exists());
     let sizes = |folder: &str| -> Vec<(usize, usize)> { recording::list_episodes(&run_dir.join(folder)).unwrap().iter().map(|p| recording::read_episode(p).unwrap().header).map(|h| (h.observation_size, h.action_size)).collect() };
-    assert_eq!(sizes("base/demos"), vec![(14, 4); 2], "the base learns from the task itself");
-    assert_eq!(sizes("demos"), vec![(18, 4); 2], "the residual's demos see the base's action");
+    assert_eq!(sizes("base/demos"), vec![(17, 4); 2], "the base learns from the task itself");
+    assert_eq!(sizes("demos"), vec![(21, 4); 2], "the residual's demos see the base's action");
     assert_eq!(report["base"]["eval"]["episodes"], 2, "{report}");
 
     let resumed = json_of(&run(&["practice", "--config", c, "--run-dir", r, "--steps", "2", "--resume", "--eval-episodes", "0"]));

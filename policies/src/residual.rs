@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use rrl_types::rng::Rng;
+use rrl_types::config::ResidualScale;
 use rrl_types::{Environment, PracticeTask, Step};
 use tch::{CModule, Device, Kind, Tensor};
 
@@ -213,9 +214,9 @@ impl BasePolicy for BcPolicy {
     }
 }
 
-/// The base action plus a bounded residual, in [-1, 1].
-pub fn combine(base: &[f64], residual: &[f64], scale: f64) -> Vec<f64> {
-    base.iter().zip(residual).map(|(b, r)| (b + scale * r.clamp(-1.0, 1.0)).clamp(-1.0, 1.0)).collect()
+/// The base action plus a residual bounded per action by `scales`, in [-1, 1].
+pub fn combine(base: &[f64], residual: &[f64], scales: &[f64]) -> Vec<f64> {
+    base.iter().zip(residual).zip(scales).map(|((b, r), scale)| (b + scale * r.clamp(-1.0, 1.0)).clamp(-1.0, 1.0)).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,12 +229,14 @@ pub enum ResidualError<E: std::error::Error + 'static> {
 
 /// `env` seen by a residual learner: observation = [task observation, base
 /// action], action = the residual in [-1, 1]^A, applied as
-/// base + scale·residual (in the task's [-1, 1] action space, mapped to its
+/// base + scale·residual, each action with its own scale (in the task's
+/// [-1, 1] action space, mapped to its
 /// bounds).
 pub struct ResidualEnv<E: Environment, B: BasePolicy> {
     pub env: E,
     pub base: B,
-    pub scale: f64,
+    /// The residual's bound on each action.
+    pub scales: Vec<f64>,
     observation: Vec<f64>,
     base_action: Vec<f64>,
     low: Vec<f64>,
@@ -242,8 +245,9 @@ pub struct ResidualEnv<E: Environment, B: BasePolicy> {
 }
 
 impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
-    /// Refuses a base whose sizes do not match the task's.
-    pub fn new(env: E, base: B, scale: f64) -> Result<ResidualEnv<E, B>, BaseError> {
+    /// Refuses a base whose sizes do not match the task's, and a scale
+    /// with another number of bounds than the task has actions.
+    pub fn new(env: E, base: B, scale: &ResidualScale) -> Result<ResidualEnv<E, B>, BaseError> {
         if (base.observation_size(), base.action_size()) != (env.observation_size(), env.action_size()) {
             return Err(BaseError::Data(format!(
                 "the base policy takes {} observations and gives {} actions; the task has {} and {}",
@@ -253,8 +257,9 @@ impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
                 env.action_size()
             )));
         }
+        let scales = scale.per_action(env.action_size()).map_err(BaseError::Data)?.iter().map(|s| s.abs()).collect();
         let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-        Ok(ResidualEnv { env, base, scale: scale.abs(), observation: Vec::new(), base_action: Vec::new(), low, high, env_action: Vec::new() })
+        Ok(ResidualEnv { env, base, scales, observation: Vec::new(), base_action: Vec::new(), low, high, env_action: Vec::new() })
     }
 
     /// The base's action for the current observation (what a zero residual plays).
@@ -305,7 +310,7 @@ impl<E: Environment, B: BasePolicy> Environment for ResidualEnv<E, B> {
         &self.observation
     }
     fn step(&mut self, residual: &[f64]) -> Result<Step, E::Error> {
-        let action = combine(&self.base_action, residual, self.scale);
+        let action = combine(&self.base_action, residual, &self.scales);
         crate::train::to_env_action(&action, &self.low, &self.high, &mut self.env_action);
         let step = self.env.step(&self.env_action)?;
         self.refresh();
@@ -349,9 +354,9 @@ impl BasePolicy for Box<dyn BasePolicy> {
 }
 
 /// A demo action of the task relabelled as the residual that reproduces it
-/// on top of `base` (clipped to what the residual can reach).
-pub fn residual_for(task_action: &[f64], base: &[f64], scale: f64) -> Vec<f64> {
-    task_action.iter().zip(base).map(|(a, b)| if scale > 0.0 { ((a - b) / scale).clamp(-1.0, 1.0) } else { 0.0 }).collect()
+/// on top of `base` (clipped to what the residual can reach on each action).
+pub fn residual_for(task_action: &[f64], base: &[f64], scales: &[f64]) -> Vec<f64> {
+    task_action.iter().zip(base).zip(scales).map(|((a, b), scale)| if *scale > 0.0 { ((a - b) / scale).clamp(-1.0, 1.0) } else { 0.0 }).collect()
 }
 
 const RESIDUAL_LOW: [f64; 32] = [-1.0; 32];

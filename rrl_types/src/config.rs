@@ -727,13 +727,14 @@ pub struct BehaviourCloningBase {
     pub horizon: usize,
     /// Actions of each chunk played before predicting again. Default: 2.
     pub execute: usize,
-    /// Largest residual, in the task's [-1, 1] action units. Default: 0.3.
-    pub residual_scale: f64,
+    /// Largest residual, in the task's [-1, 1] action units: one number
+    /// for every action, or one per action. Default: 0.3.
+    pub residual_scale: ResidualScale,
 }
 
 impl Default for BehaviourCloningBase {
     fn default() -> Self {
-        BehaviourCloningBase { steps: 3000, horizon: 4, execute: 2, residual_scale: 0.3 }
+        BehaviourCloningBase { steps: 3000, horizon: 4, execute: 2, residual_scale: ResidualScale::default() }
     }
 }
 
@@ -744,16 +745,119 @@ pub struct FileBase {
     /// Actions played from each action chunk of a TorchScript base. Default: 1.
     #[serde(default = "default_base_execute")]
     pub execute: usize,
-    /// Largest residual, in the task's [-1, 1] action units. Default: 0.3.
-    #[serde(default = "default_residual_scale")]
-    pub residual_scale: f64,
+    /// Largest residual, in the task's [-1, 1] action units: one number
+    /// for every action, or one per action. Default: 0.3.
+    #[serde(default)]
+    pub residual_scale: ResidualScale,
 }
 
 fn default_base_execute() -> usize {
     1
 }
-fn default_residual_scale() -> f64 {
-    0.3
+
+/// How far a residual may move each action from the base's, in the task's
+/// [-1, 1] action units: `0.3` for every action, or one bound per action,
+/// e.g. `[0.3, 0.3, 0.3, 1.0]` for small Cartesian corrections but full
+/// authority over a gripper command (a base that closes the gripper at the
+/// wrong moment cannot be corrected by ±0.3 of its range).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResidualScale {
+    Uniform(f64),
+    PerAction(Vec<f64>),
+}
+
+impl Default for ResidualScale {
+    fn default() -> Self {
+        ResidualScale::Uniform(0.3)
+    }
+}
+
+impl ResidualScale {
+    /// The bound of each of `actions` actions, or why this scale does not fit them.
+    pub fn per_action(&self, actions: usize) -> Result<Vec<f64>, String> {
+        match self {
+            ResidualScale::Uniform(scale) => Ok(vec![*scale; actions]),
+            ResidualScale::PerAction(scales) if scales.len() == actions => Ok(scales.clone()),
+            ResidualScale::PerAction(scales) => Err(format!("the residual scale names {} bounds, one per action, but the task has {actions} actions", scales.len())),
+        }
+    }
+
+    /// What is wrong with these bounds, if anything.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            ResidualScale::Uniform(scale) if !(*scale > 0.0 && *scale <= 2.0) => Some(format!("a residual scale lies in (0, 2] action units, got {scale}")),
+            ResidualScale::Uniform(_) => None,
+            ResidualScale::PerAction(scales) => {
+                if let Some((i, bad)) = scales.iter().enumerate().find(|(_, s)| !(**s >= 0.0 && **s <= 2.0)) {
+                    Some(format!("each action's residual scale lies in [0, 2] action units, got {bad} for action {i}"))
+                } else if scales.iter().all(|s| *s == 0.0) {
+                    Some("a residual needs some authority: at least one action's scale above 0".to_string())
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for ResidualScale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResidualScale::Uniform(scale) => write!(f, "{scale}"),
+            ResidualScale::PerAction(scales) => write!(f, "{}", scales.iter().map(f64::to_string).collect::<Vec<_>>().join(",")),
+        }
+    }
+}
+
+/// `0.3` or `0.3,0.3,0.3,1` (the command line's form).
+impl std::str::FromStr for ResidualScale {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let values = text.split(',').map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{v}` is not a number; a residual scale is one number or a comma-separated list, one per action"))).collect::<Result<Vec<_>, _>>()?;
+        let scale = if values.len() == 1 { ResidualScale::Uniform(values[0]) } else { ResidualScale::PerAction(values) };
+        match scale.problem() {
+            Some(problem) => Err(problem),
+            None => Ok(scale),
+        }
+    }
+}
+
+impl Serialize for ResidualScale {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResidualScale::Uniform(scale) => serializer.serialize_f64(*scale),
+            ResidualScale::PerAction(scales) => scales.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ResidualScale {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScaleVisitor;
+        impl<'de> serde::de::Visitor<'de> for ScaleVisitor {
+            type Value = ResidualScale;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, or a list of numbers (one per action)")
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<ResidualScale, E> {
+                Ok(ResidualScale::Uniform(value))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<ResidualScale, E> {
+                Ok(ResidualScale::Uniform(value as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<ResidualScale, E> {
+                Ok(ResidualScale::Uniform(value as f64))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ResidualScale, A::Error> {
+                let mut scales = Vec::new();
+                while let Some(scale) = seq.next_element::<f64>()? {
+                    scales.push(scale);
+                }
+                Ok(ResidualScale::PerAction(scales))
+            }
+        }
+        deserializer.deserialize_any(ScaleVisitor)
+    }
 }
 
 impl Default for PracticeConfig {
@@ -1317,17 +1421,17 @@ impl PracticeConfig {
                 if self.demo_episodes == 0 {
                     c.fail("practice.demo_episodes", "a behaviour-cloning base learns from the demos: record at least one", None);
                 }
-                (bc.residual_scale, "practice.base.residual_scale")
+                (&bc.residual_scale, "practice.base.residual_scale")
             }
             PracticeBase::File(file) => {
                 if file.execute == 0 {
                     c.fail("practice.base.execute", "plays at least one action of each chunk", None);
                 }
-                (file.residual_scale, "practice.base.residual_scale")
+                (&file.residual_scale, "practice.base.residual_scale")
             }
         };
-        if !(scale > 0.0 && scale <= 2.0) {
-            c.fail(path, format!("a residual scale lies in (0, 2] action units, got {scale}"), None);
+        if let Some(problem) = scale.problem() {
+            c.fail(path, problem, None);
         }
     }
 }
@@ -1371,6 +1475,32 @@ mod tests {
         assert_eq!(err.problems()[0].path, "practice.base.residual_scale", "{err}");
         let good = "(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (), practice: (base: File((path: \"policies/b.pt\"))))";
         let launch = LaunchFile::parse(good, Path::new("launch/files/x.ron")).unwrap();
-        assert_eq!(launch.practice.base, PracticeBase::File(FileBase { path: "launch/files/policies/b.pt".into(), execute: 1, residual_scale: 0.3 }));
+        assert_eq!(launch.practice.base, PracticeBase::File(FileBase { path: "launch/files/policies/b.pt".into(), execute: 1, residual_scale: ResidualScale::Uniform(0.3) }));
+    }
+
+    #[test]
+    fn a_residual_scale_is_one_number_or_one_per_action_and_a_bad_one_is_refused_where_it_is_written() {
+        let with = |scale: &str| format!("(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (),\n practice: (base: File((path: \"b.pt\", residual_scale: {scale}))))");
+        let base = |scale: &str| match LaunchFile::parse(&with(scale), Path::new("x.ron")).unwrap().practice.base {
+            PracticeBase::File(file) => file.residual_scale,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(base("0.25"), ResidualScale::Uniform(0.25));
+        assert_eq!(base("1"), ResidualScale::Uniform(1.0));
+        let per_action = base("[0.3, 0.3, 0.3, 1.0]");
+        assert_eq!(per_action, ResidualScale::PerAction(vec![0.3, 0.3, 0.3, 1.0]));
+        assert_eq!(per_action.per_action(4).unwrap(), vec![0.3, 0.3, 0.3, 1.0]);
+        assert!(per_action.per_action(3).unwrap_err().contains("4 bounds"), "{:?}", per_action.per_action(3));
+        assert_eq!(ResidualScale::Uniform(0.2).per_action(3).unwrap(), vec![0.2; 3]);
+        for (bad, says) in [("[0.3, 3.0]", "action 1"), ("[0.0, 0.0]", "at least one"), ("\"big\"", "a list of numbers"), ("-0.1", "(0, 2]")] {
+            let err = LaunchFile::parse(&with(bad), Path::new("x.ron")).unwrap_err();
+            let p = &err.problems()[0];
+            assert_eq!((p.line, p.path.as_str()), (2, "practice.base.residual_scale"), "{bad}: {err}");
+            assert!(p.to_string().contains(says), "{bad}: {err}");
+        }
+        assert_eq!("0.3,0.3,0.3,1".parse::<ResidualScale>().unwrap(), per_action);
+        assert_eq!("0.5".parse::<ResidualScale>().unwrap(), ResidualScale::Uniform(0.5));
+        assert!("0.3,x".parse::<ResidualScale>().unwrap_err().contains("`x`"));
+        assert_eq!(per_action.to_string().parse::<ResidualScale>().unwrap(), per_action);
     }
 }

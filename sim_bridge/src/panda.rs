@@ -347,7 +347,12 @@ impl PandaTask {
                 // to the networks to subtract.
                 obs.extend((0..3).map(|k| cube[k] - pinch[k]));
             }
-            PandaVariant::Reach => obs.extend_from_slice(&self.goal),
+            PandaVariant::Reach => {
+                let (goal, pinch) = (self.goal, self.sim.pinch_position());
+                obs.extend_from_slice(&goal);
+                // The goal as seen from the fingertips, for the same reason.
+                obs.extend((0..3).map(|k| goal[k] - pinch[k]));
+            }
         }
         if let Some(rig) = self.cameras.as_mut() {
             if let Err(error) = rig.render(&self.sim, &mut self.frames) {
@@ -695,7 +700,7 @@ mod tests {
         let mut wrist_camera = crate::camera::SimCamera::new(&check, "handcam_rgb", 32, 32).unwrap();
         assert_eq!(wrist_camera.render(&mut check).unwrap(), &after[camera..]);
         let reach = PandaTask::with_cameras(PandaVariant::Reach, RewardKind::Dense, &cameras[..1], 16).unwrap();
-        assert_eq!((reach.observation_size(), reach.frames().unwrap().len()), (14, 16 * 16 * 3), "reach keeps its goal in the state");
+        assert_eq!((reach.observation_size(), reach.frames().unwrap().len()), (17, 16 * 16 * 3), "reach keeps its goal in the state");
         let err = PandaTask::with_cameras(PandaVariant::Reach, RewardKind::Dense, &["top".to_string()], 16).err().unwrap().to_string();
         assert!(err.contains("`top`") && err.contains("handcam_rgb"), "{err}");
     }

@@ -1,8 +1,8 @@
 """Test setup for residual RL: exports two tiny policies as TorchScript
-with the venv's torch (never downloaded): `chunk.pt` maps a 14-value
-observation to an action chunk [1, 3, 4] (a user's ACT-like policy), and
-`wrong.pt` returns [1, 5] (a policy for another robot). Usage:
-make_base_policy.py OUT_DIR"""
+with the venv's torch (never downloaded): `chunk.pt` maps a 17-value
+observation (the simulated Panda reach task's) to an action chunk
+[1, 3, 4] (a user's ACT-like policy), and `wrong.pt` returns [1, 5] (a
+policy for another robot). Usage: make_base_policy.py OUT_DIR"""
 import sys
 
 import torch
@@ -14,7 +14,7 @@ torch.manual_seed(0)
 class Chunk(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Linear(14, 12)
+        self.net = torch.nn.Linear(17, 12)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(obs)).reshape(1, 3, 4)

@@ -5,7 +5,7 @@
 
 use policies::residual::{combine, BasePolicy, BcPolicy, Demos, ResidualEnv, TorchScriptPolicy};
 use policies::{Sac, SacConfig};
-use rrl_types::config::LearnerConfig;
+use rrl_types::config::{LearnerConfig, ResidualScale};
 use rrl_types::rng::Rng;
 use rrl_types::Environment;
 use sim_bridge::panda::{NoisyExpert, PandaTask, PandaVariant, RewardKind};
@@ -15,7 +15,7 @@ fn weak_bc_base(demo_episodes: u64, noise: f64, seed: u64) -> BcPolicy {
     let mut env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
     let (observations, actions) = NoisyExpert::new(PandaVariant::Reach, noise, seed).record(&mut env, demo_episodes, 500).unwrap();
     let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    BcPolicy::train(&demos, 14, 4, 4, 2, &[64, 64], 400, seed).unwrap().0
+    BcPolicy::train(&demos, env.observation_size(), 4, 4, 2, &[64, 64], 400, seed).unwrap().0
 }
 
 fn small_sac(env: &impl Environment, seed: u64) -> Sac {
@@ -28,7 +28,7 @@ fn small_sac(env: &impl Environment, seed: u64) -> Sac {
 #[test]
 fn a_zero_residual_plays_the_base_policy_exactly() {
     let base = weak_bc_base(2, 0.3, 1);
-    let mut residual_env = ResidualEnv::new(PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap(), base, 0.3).unwrap();
+    let mut residual_env = ResidualEnv::new(PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap(), base, &ResidualScale::Uniform(0.3)).unwrap();
     let mut sac = small_sac(&residual_env, 1);
     let mut alone = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
     let mut base_alone = weak_bc_base(2, 0.3, 1);
@@ -43,8 +43,8 @@ fn a_zero_residual_plays_the_base_policy_exactly() {
         alone.step(&action).unwrap();
         obs = residual_env.observation().to_vec();
         alone_obs = alone.observation().to_vec();
-        assert_eq!(&obs[..14], alone_obs.as_slice(), "same trajectory as the base alone");
-        assert_eq!(&obs[14..], residual_env.base_action(), "the base action is part of the observation");
+        assert_eq!(&obs[..alone_obs.len()], alone_obs.as_slice(), "same trajectory as the base alone");
+        assert_eq!(&obs[alone_obs.len()..], residual_env.base_action(), "the base action is part of the observation");
     }
 }
 
@@ -52,11 +52,13 @@ fn a_zero_residual_plays_the_base_policy_exactly() {
 fn the_residual_never_moves_the_action_more_than_its_scale() {
     let mut rng = Rng::seed(5);
     for _ in 0..20_000 {
-        let scale = rng.uniform(0.0, 1.0);
+        // One bound per action, some at zero, some above the whole range.
+        let scales: Vec<f64> = (0..4).map(|_| if rng.unit() < 0.2 { 0.0 } else { rng.uniform(0.0, 2.0) }).collect();
         let base: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let residual: Vec<f64> = (0..4).map(|_| rng.uniform(-1e6, 1e6) * if rng.unit() < 0.5 { 1e-6 } else { 1.0 }).collect();
-        let action = combine(&base, &residual, scale);
-        for (a, b) in action.iter().zip(&base) {
+        let action = combine(&base, &residual, &scales);
+        assert_eq!(action.len(), 4);
+        for ((a, b), scale) in action.iter().zip(&base).zip(&scales) {
             assert!((a - b).abs() <= scale + 1e-12 && (-1.0..=1.0).contains(a), "base {b} residual {residual:?} scale {scale} gave {a}");
         }
     }
@@ -67,18 +69,30 @@ fn a_torchscript_base_loads_plays_its_chunks_and_a_misfit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = tests::python_script("make_base_policy.py").arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut policy = TorchScriptPolicy::load(&dir.path().join("chunk.pt"), 14, 4, 3).unwrap();
-    let obs = vec![0.1; 14];
+    let mut policy = TorchScriptPolicy::load(&dir.path().join("chunk.pt"), 17, 4, 3).unwrap();
+    let obs = vec![0.1; 17];
     let chunk: Vec<Vec<f64>> = (0..3).map(|_| policy.act(&obs).unwrap()).collect();
     assert!(chunk.iter().all(|a| a.len() == 4 && a.iter().all(|v| v.abs() <= 1.0)));
     assert_ne!(chunk[0], chunk[1], "the three actions of the chunk are played in turn");
     assert_eq!(policy.act(&obs).unwrap(), chunk[0], "then the next chunk is asked for");
     let env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
-    assert!(ResidualEnv::new(env, policy, 0.2).is_ok());
+    let mut residual_env = ResidualEnv::new(env, policy, &ResidualScale::PerAction(vec![0.2, 0.2, 0.2, 1.0])).unwrap();
+    assert_eq!(residual_env.scales, vec![0.2, 0.2, 0.2, 1.0]);
+    // A full residual moves the gripper command by its own bound, the rest by theirs.
+    let base_action = {
+        residual_env.reset(3);
+        residual_env.base_action().to_vec()
+    };
+    let played = combine(&base_action, &[1.0; 4], &residual_env.scales);
+    assert!((played[3] - (base_action[3] + 1.0).min(1.0)).abs() < 1e-12 && (played[0] - (base_action[0] + 0.2).min(1.0)).abs() < 1e-12, "{base_action:?} -> {played:?}");
+    let policy = TorchScriptPolicy::load(&dir.path().join("chunk.pt"), 17, 4, 3).unwrap();
+    let env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+    let err = ResidualEnv::new(env, policy, &ResidualScale::PerAction(vec![0.2, 0.2, 1.0])).err().unwrap().to_string();
+    assert!(err.contains("3 bounds") && err.contains("4 actions"), "{err}");
 
-    let err = TorchScriptPolicy::load(&dir.path().join("wrong.pt"), 14, 4, 1).err().unwrap().to_string();
+    let err = TorchScriptPolicy::load(&dir.path().join("wrong.pt"), 17, 4, 1).err().unwrap().to_string();
     assert!(err.contains("wrong.pt") && err.contains("[1, 5]") && err.contains("4 actions"), "{err}");
     std::fs::write(dir.path().join("junk.pt"), b"no model").unwrap();
-    let err = TorchScriptPolicy::load(&dir.path().join("junk.pt"), 14, 4, 1).err().unwrap().to_string();
+    let err = TorchScriptPolicy::load(&dir.path().join("junk.pt"), 17, 4, 1).err().unwrap().to_string();
     assert!(err.contains("junk.pt") && err.contains("TorchScript"), "{err}");
 }
