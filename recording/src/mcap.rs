@@ -6,7 +6,8 @@
 //! `/rrl/reward` (`std_msgs/Float64`), `/rrl/intervention` (`std_msgs/Bool`),
 //! and `/rrl/episode` (`std_msgs/String`, the episode's header and outcome as
 //! JSON at its first and last step). The file is unchunked, with a summary
-//! section (schemas, channels, statistics) and both CRCs filled in.
+//! section (schemas, channels, statistics) and both CRCs filled in; its
+//! messages are in log-time order, as readers of an unindexed file require.
 
 use std::io::Write;
 use std::path::Path;
@@ -252,24 +253,38 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
             b.extend_from_slice(data);
         })
     };
-    for episode in episodes {
-        let Some(first) = episode.steps.first() else { continue };
+    // An unindexed file must hold its messages in log-time order. Episodes
+    // practised faster than real time (simulation in lockstep) carry
+    // nominal step times, a policy period apart from their wall-clock
+    // start, which overlap the next episode's: such an episode is moved
+    // later, whole, to start just after the one before it ends.
+    let mut in_time_order: Vec<&Episode> = episodes.iter().filter(|e| !e.steps.is_empty()).collect();
+    in_time_order.sort_by_key(|e| e.steps[0].time_ns);
+    let mut timeline_end = 0u64;
+    for episode in in_time_order {
+        let shift = if timeline_end == 0 { 0 } else { (timeline_end + 1).saturating_sub(episode.steps[0].time_ns) };
+        let mut log_time = |step: &crate::episode::EpisodeStep| {
+            timeline_end = (step.time_ns + shift).max(timeline_end);
+            timeline_end
+        };
+        let first_time = log_time(&episode.steps[0]);
         let header_json = serde_json::to_string(&episode.header).expect("header serializes");
         cdr::string(&header_json, &mut message);
-        emit(w, 4, first.time_ns, &message)?;
+        emit(w, 4, first_time, &message)?;
         for step in &episode.steps {
+            let time = log_time(step);
             cdr::float64_multi_array(step.observation.iter().map(|&v| f64::from(v)), &mut message);
-            emit(w, 0, step.time_ns, &message)?;
+            emit(w, 0, time, &message)?;
             cdr::float64_multi_array(step.action.iter().map(|&v| f64::from(v)), &mut message);
-            emit(w, 1, step.time_ns, &message)?;
+            emit(w, 1, time, &message)?;
             cdr::float64(f64::from(step.reward), &mut message);
-            emit(w, 2, step.time_ns, &message)?;
+            emit(w, 2, time, &message)?;
             cdr::bool(step.flags.intervention, &mut message);
-            emit(w, 3, step.time_ns, &message)?;
+            emit(w, 3, time, &message)?;
         }
-        if let (Some(outcome), Some(last)) = (&episode.outcome, episode.steps.last()) {
+        if let Some(outcome) = &episode.outcome {
             cdr::string(&serde_json::to_string(outcome).expect("outcome serializes"), &mut message);
-            emit(w, 4, last.time_ns, &message)?;
+            emit(w, 4, timeline_end, &message)?;
         }
     }
     let data_crc = w.crc;

@@ -10,13 +10,20 @@ type Expected = Vec<(&'static str, u64, Vec<f64>)>;
 
 /// Two recorded episodes, the second cut short by a "crash" before its outcome.
 fn recorded_episodes(dir: &std::path::Path) -> (Vec<Episode>, Expected) {
+    recorded_episodes_apart(dir, 10)
+}
+
+/// The same, the second episode starting `apart` policy periods after the
+/// first: 10 leaves a gap, 2 overlaps the first's 4 steps (nominal times of
+/// episodes practised faster than real time).
+fn recorded_episodes_apart(dir: &std::path::Path, apart: u64) -> (Vec<Episode>, Expected) {
     let episodes_dir = dir.join("episodes");
     let mut expected = Vec::new(); // (topic, log_time, values)
     for e in 0..2u64 {
         let header = EpisodeHeader { task: "PandaReach".into(), episode: e, observation_size: 3, action_size: 2, source: "practice".into(), seed: e, started_unix_ns: 1_700_000_000_000_000_000 };
         let mut writer = EpisodeWriter::create(&episodes_dir, &header, false).unwrap();
         for i in 0..4u64 {
-            let t = header.started_unix_ns + (10 * e + i) * 100_000_000;
+            let t = header.started_unix_ns + (apart * e + i) * 100_000_000;
             let x = (e * 10 + i) as f32;
             let step = EpisodeStep {
                 time_ns: t,
@@ -99,4 +106,26 @@ fn a_rosbag2_reader_opens_the_exported_bag_folder() {
         let found = numeric.iter().find(|m| m["topic"] == *topic && m["log_time"].as_u64() == Some(*time)).unwrap_or_else(|| panic!("{topic} at {time} missing"));
         assert_eq!(&as_values(&found["data"]), values, "{topic} at {time}");
     }
+}
+
+#[test]
+fn episodes_whose_nominal_times_overlap_are_exported_end_to_end_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (episodes, expected) = recorded_episodes_apart(dir.path(), 2);
+    let bag = dir.path().join("lockstep_run");
+    recording::mcap::export_bag(&episodes, &bag).unwrap();
+    // rosbags refuses an unindexed MCAP whose messages go back in time.
+    let result = tests::python_script("rosbag_read.py").arg(&bag).output().unwrap();
+    assert!(result.status.success(), "rosbags failed: {}", String::from_utf8_lossy(&result.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(read["message_count"].as_u64(), Some(35));
+    let observations: Vec<(u64, Vec<f64>)> = read["messages"].as_array().unwrap().iter().filter(|m| m["topic"] == "/rrl/observation").map(|m| (m["log_time"].as_u64().unwrap(), as_values(&m["data"]))).collect();
+    let recorded: Vec<&Vec<f64>> = expected.iter().filter(|e| e.0 == "/rrl/observation").map(|e| &e.2).collect();
+    assert_eq!(observations.iter().map(|o| &o.1).collect::<Vec<_>>(), recorded, "every step, the first episode's first");
+    let times: Vec<u64> = observations.iter().map(|o| o.0).collect();
+    let first_start = expected[0].1;
+    // The first episode keeps its times; the second follows it, its steps still 0.1 s apart.
+    assert_eq!(&times[..4], &[0, 1, 2, 3].map(|i| first_start + i * 100_000_000));
+    assert!(times[4] > times[3], "{times:?}");
+    assert!(times[4..].windows(2).all(|w| w[1] - w[0] == 100_000_000), "{times:?}");
 }
