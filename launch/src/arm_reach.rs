@@ -405,7 +405,7 @@ impl ArmReach {
                 let (tool, asked) = (self.tool(self.state.position.as_slice()), self.tool(&self.command[..n]));
                 let interventions = self.protective_events.load(Ordering::Relaxed).saturating_sub(interventions_before);
                 let last_intervention = match self.last_intervention.pop() {
-                    Some((verdict, sent)) if interventions > 0 => format!(", the last {}, its forwarded command's tool at {:.3?}", describe_verdict(&verdict), self.tool(sent.as_slice())),
+                    Some((verdict, sent)) if interventions > 0 => format!(", the last {}, its forwarded command's tool at {:.3?}", verdict, self.tool(sent.as_slice())),
                     _ => String::new(),
                 };
                 return Err(ArmTaskError::ResetTimeout { seconds: self.reset_timeout.as_secs_f64(), joint: self.joint_names[j].clone(), at: self.state.position[j], home: pose[j], tool, asked, interventions, last_intervention });
@@ -500,16 +500,6 @@ impl Environment for ArmReach {
 impl PracticeTask for ArmReach {
     fn take_safety_events(&mut self) -> u64 {
         self.protective_events.swap(0, Ordering::Relaxed)
-    }
-}
-
-/// A protective verdict in words: "held (StaleState)", "clipped (workspace)".
-fn describe_verdict(verdict: &Verdict) -> String {
-    match verdict {
-        Verdict::Clipped(flags) => format!("clipped ({})", flags.names().collect::<Vec<_>>().join(", ")),
-        Verdict::Held(reason) => format!("held ({reason:?})"),
-        Verdict::Reflex { risk, reflex } => format!("reflex {reflex:?} (risk {risk:.2})"),
-        Verdict::Pass => "passed".into(),
     }
 }
 

@@ -235,7 +235,7 @@ fn run_node<H: HardwareInterface>(
             clock.publish(&r2r::rosgraph_msgs::msg::Clock { clock: ros_time(clock_of(control.hardware())) })?;
         }
         if verdict != Verdict::Pass {
-            verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} {verdict:?}", now.as_secs_f64()) })?;
+            verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} {verdict}", now.as_secs_f64()) })?;
         }
         Ok(())
     };
@@ -285,7 +285,7 @@ fn run_node<H: HardwareInterface>(
                         Err(e) => tracing::debug!("reconnect failed: {e}"),
                     }
                 }
-                verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} Held(Disconnected)", now.as_secs_f64()) })?;
+                verdicts.publish(&r2r::std_msgs::msg::String { data: format!("{:.3} held (Disconnected)", now.as_secs_f64()) })?;
                 None
             }
         };

@@ -44,6 +44,28 @@ pub enum Verdict {
     Reflex { risk: f32, reflex: Reflex },
 }
 
+/// In words, for logs and errors: "passed", "clipped (position, workspace)",
+/// "held (StaleState)", "reflex Hold (risk 0.93)".
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Pass => f.write_str("passed"),
+            Verdict::Clipped(flags) => {
+                f.write_str("clipped (")?;
+                for (i, name) in flags.names().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(name)?;
+                }
+                f.write_str(")")
+            }
+            Verdict::Held(reason) => write!(f, "held ({reason:?})"),
+            Verdict::Reflex { risk, reflex } => write!(f, "reflex {reflex:?} (risk {risk:.2})"),
+        }
+    }
+}
+
 impl Verdict {
     /// Whether the gate protected the robot or its surroundings: a position,
     /// effort or workspace limit reached, a hold or a reflex. Velocity,

@@ -466,3 +466,13 @@ fn a_tool_resting_on_the_workspace_floor_can_be_lifted() {
     assert!(lowest >= 0.1 - 1e-9, "the tool went below the floor: {lowest}");
     assert!(tool(&q)[2] > 0.2, "3 s of asking to lift left the tool at {:?}", tool(&q));
 }
+
+#[test]
+fn a_verdict_reads_as_words_in_logs_and_errors() {
+    assert_eq!(Verdict::Pass.to_string(), "passed");
+    let mut flags = ClipFlags::POSITION;
+    flags |= ClipFlags::WORKSPACE;
+    assert_eq!(Verdict::Clipped(flags).to_string(), "clipped (position, workspace)");
+    assert_eq!(Verdict::Held(HoldReason::StaleState).to_string(), "held (StaleState)");
+    assert_eq!(Verdict::Reflex { risk: 0.934, reflex: rrl_types::config::Reflex::Hold }.to_string(), "reflex Hold (risk 0.93)");
+}
