@@ -21,6 +21,10 @@ use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, SystemClock, MAX_JOINTS};
 use safety::{CartesianLimits, Gate, GateConfig, JointLimit, Verdict};
 
+/// The observation: the joints, then the tool, the goal and the goal as
+/// seen from the tool (x, y, z each).
+const VALUES_AFTER_JOINTS: usize = 9;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArmTaskError {
     #[error("the arm stopped: {0}")]
@@ -167,7 +171,7 @@ impl ArmReach {
             needs_full_reset: true,
             // Zeros until the first reset succeeds: a failed one leaves a
             // well-formed observation, and the next step reports why.
-            observation: vec![0.0; n + 9],
+            observation: vec![0.0; n + VALUES_AFTER_JOINTS],
             low: vec![-1.0; 3],
             high: vec![1.0; 3],
         })
@@ -439,7 +443,7 @@ impl Environment for ArmReach {
     type Error = ArmTaskError;
 
     fn observation_size(&self) -> usize {
-        self.joints() + 9
+        self.joints() + VALUES_AFTER_JOINTS
     }
     fn action_size(&self) -> usize {
         3
@@ -504,7 +508,7 @@ impl PracticeTask for ArmReach {
 }
 
 /// The scripted demonstrator of the reach task: straight at the goal, read
-/// from the observation ([joints, tool, goal]).
+/// from the observation ([joints, tool, goal, goal − tool]).
 pub fn reach_expert(tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
     move |obs: &[f64], _start: bool| {
         let to_goal = &obs[obs.len() - 3..];
