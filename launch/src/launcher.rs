@@ -7,8 +7,9 @@
 //! the reward node. With `--run-dir` the robots practise: each file's actor
 //! (`rrl practice --learner remote`, actor id = its place on the command
 //! line) and one learner per learner namespace (`learner.namespace`, so
-//! several robots can feed one learner). A simulated robot's actor steps
-//! the simulation itself, so no separate robot node runs for it then.
+//! several robots can feed one learner). A simulated robot then runs as
+//! its practice task's lockstep node (`rrl sim --lockstep`), which its
+//! actor steps over ROS 2 (`--robot remote`).
 //! `--only` starts a subset, so the same files split the nodes across
 //! processes or machines (same `ROS_DOMAIN_ID`; discovery range `SUBNET`
 //! between machines).
@@ -69,6 +70,9 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
             if !is_sim {
                 bail!("{}: practice runs on the simulated Panda today; a {} robot needs the end-effector task wrapper for hardware, which is not built yet", path.display(), launch.robot.kind_name());
             }
+            if wanted("robot") {
+                nodes.push(Node::Robot { file });
+            }
             if wanted("actor") {
                 nodes.push(Node::Actor { file });
             }
@@ -102,7 +106,7 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
     }
     if nodes.is_empty() {
         let available = if practising {
-            "actor, learner".to_string()
+            "robot, actor, learner".to_string()
         } else if launches.iter().any(|(_, l)| matches!(l.reward, RewardConfig::Vlm(_))) {
             "robot, reward (actor, learner with --run-dir)".to_string()
         } else {
@@ -146,6 +150,11 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
         let actors_left = actors_left.clone();
         let handle = std::thread::Builder::new().name(format!("node-{key}")).spawn(move || -> anyhow::Result<serde_json::Value> {
             match node {
+                Node::Robot { .. } if run_dir.is_some() => {
+                    // Steps as its actor asks; with the actor in this process, ends after it.
+                    let until = move || actors_here > 0 && actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
+                    crate::sim_node::run_lockstep(&path, duration_s, &until)
+                }
                 Node::Robot { .. } if matches!(launch.robot, RobotConfig::Sim(_)) => crate::sim_node::run(&path, duration_s),
                 Node::Robot { .. } => crate::sim_node::run_driver(&path, duration_s),
                 Node::Reward { .. } => crate::reward_node::run(&path, duration_s),
@@ -161,6 +170,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                         device: "auto".into(),
                         eval_episodes: None,
                         learner: "remote".into(),
+                        robot: "remote".into(),
                         actor_id: file as u64 + 1,
                         log_status: true,
                         base: None,
@@ -217,14 +227,18 @@ mod tests {
         assert_eq!(
             nodes,
             vec![
+                Node::Robot { file: 0 },
                 Node::Actor { file: 0 },
                 Node::Learner { namespace: "fleet".into(), file: 0 },
+                Node::Robot { file: 1 },
                 Node::Actor { file: 1 },
+                Node::Robot { file: 2 },
                 Node::Actor { file: 2 },
                 Node::Learner { namespace: "r3".into(), file: 2 },
             ]
         );
         assert_eq!(plan(&files, &["learner".into()], true).unwrap().len(), 2);
+        assert_eq!(plan(&files, &["robot".into()], true).unwrap().len(), 3);
         assert_eq!(plan(&files[..1], &[], false).unwrap(), vec![Node::Robot { file: 0 }]);
     }
 

@@ -27,6 +27,7 @@ mod residual_bench;
 mod reward_node;
 mod scene_cameras;
 mod sim_node;
+mod task_node;
 mod train;
 
 #[derive(Parser)]
@@ -58,6 +59,9 @@ enum Command {
         /// Stop after this many seconds (default: run until killed).
         #[arg(long)]
         duration_s: Option<f64>,
+        /// Serve the practice task in lockstep to an actor (`rrl practice --robot remote`) instead of running on the wall clock.
+        #[arg(long)]
+        lockstep: bool,
     },
     /// Run the serial-servo arm of a launch file as a ROS 2 node (joint_states; joint_commands through the safety gate).
     Driver {
@@ -299,7 +303,8 @@ fn main() -> ExitCode {
         Command::Bench { which: BenchCommand::Safety { json, random_steps, sac_steps, expert_episodes, critic_updates, risk_threshold, gamma_risk, reflex, seed } } => ablation::parse_reflex(&reflex).and_then(|reflex| ablation::run(random_steps, sac_steps, expert_episodes, critic_updates, risk_threshold, gamma_risk, reflex, seed)).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
-        Command::Sim { config, duration_s } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
+        Command::Sim { config, duration_s, lockstep: false } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
+        Command::Sim { config, duration_s, lockstep: true } => sim_node::run_lockstep(&config, duration_s, &|| false).map(|report| print_report(&report, true)),
         Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
         Command::Launch { configs, only, run_dir, steps, realtime, resume, duration_s, learner_idle_s } => {
             launcher::run(launcher::LaunchArgs { configs, only, run_dir, steps, realtime, resume, duration_s, learner_idle_s }).map(|report| print_report(&report, true))

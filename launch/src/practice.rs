@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use policies::practice::{EpisodeReport, Operator, PracticeSettings};
 use policies::{Sac, SacConfig};
-use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RobotConfig, SimTask};
+use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RewardConfig, RobotConfig, SimTask};
 use rrl_types::Environment;
 use safety::{Gate, GateConfig};
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
@@ -46,6 +46,10 @@ pub struct PracticeArgs {
     /// like a remote one) or `remote` (an `rrl learner` node elsewhere, over ROS 2).
     #[arg(long, default_value = "local")]
     pub learner: String,
+    /// The simulated robot: `local` (stepped by the actor itself), `node` (a task node of this process,
+    /// stepped over ROS 2 in lockstep) or `remote` (`rrl sim --lockstep` elsewhere, over ROS 2).
+    #[arg(long, default_value = "local")]
+    pub robot: String,
     /// This actor's id on a remote learner (unique per actor).
     #[arg(long, default_value_t = 1)]
     pub actor_id: u64,
@@ -99,9 +103,8 @@ pub struct EvalArgs {
     pub seed: u64,
 }
 
-/// The simulated Panda task of a launch file, with the file's gate between
-/// its Cartesian controller and its joints.
-pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
+/// The simulated robot of a launch file and its Panda task.
+fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<(&'a rrl_types::config::SimRobotConfig, PandaVariant)> {
     let RobotConfig::Sim(sim) = &launch.robot else {
         bail!(
             "{}: this command runs on the simulated Panda today; a {} robot practises the reach task with `rrl practice`",
@@ -114,6 +117,13 @@ pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(
         SimTask::PandaReach => PandaVariant::Reach,
         other => bail!("{}: practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`", config.display()),
     };
+    Ok((sim, variant))
+}
+
+/// The simulated Panda task of a launch file, with the file's gate between
+/// its Cartesian controller and its joints.
+pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
+    let (sim, variant) = panda_variant(launch, config)?;
     let mut task = PandaTask::new(variant, RewardKind::Dense)?;
     task.set_controller(sim.controller);
     let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
@@ -140,20 +150,35 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     if recorded > 0 && !args.resume {
         bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
     }
+    if args.robot != "local" && !matches!(launch.robot, RobotConfig::Sim(_)) {
+        bail!("{}: --robot {} steps a simulated robot over ROS 2; a {} robot is reached through its driver's topics already (leave --robot out)", args.config.display(), args.robot, launch.robot.kind_name());
+    }
     match &launch.robot {
+        RobotConfig::Sim(_) if args.robot != "local" => {
+            let (_, variant) = panda_variant(&launch, &args.config)?;
+            if let RewardConfig::Vlm(_) = launch.reward {
+                bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot);
+            }
+            let node = match args.robot.as_str() {
+                "node" => Some(crate::task_node::InProcessTaskNode::start(panda_task(&launch, &args.config)?.0, &launch.namespace)?),
+                "remote" => None,
+                other => bail!("unknown robot `{other}`: use local, node or remote"),
+            };
+            let env = crate::task_node::RemoteTask::connect(&launch.namespace, ROBOT_ANSWER_WITHIN)?;
+            std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+            let demo = scripted_demo(variant);
+            let mut report = practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |_| None)?;
+            if let Some(node) = node {
+                report["robot_node"] = node.finish().context("the simulated robot's task node")?;
+            }
+            Ok(report)
+        }
         RobotConfig::Sim(_) => {
             let (task, variant) = panda_task(&launch, &args.config)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
             let env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
-            let mut expert = ScriptedExpert::default();
-            let demo = move |obs: &[f64], start: bool| {
-                if start {
-                    expert.reset();
-                }
-                expert.act(variant, obs).to_vec()
-            };
-            practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |env| env.vlm_counts())
+            practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts())
         }
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
             // A real robot runs on the wall clock: the actor never waits for the learner.
@@ -175,6 +200,21 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
             practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |env| env.vlm_counts())
         }
         RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", args.config.display()),
+    }
+}
+
+/// How long the actor waits for the simulated robot's node to answer one
+/// request before the run fails (it warns every few seconds meanwhile).
+const ROBOT_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The scripted expert's demo controller for a Panda task.
+fn scripted_demo(variant: PandaVariant) -> impl FnMut(&[f64], bool) -> Vec<f64> {
+    let mut expert = ScriptedExpert::default();
+    move |obs: &[f64], start: bool| {
+        if start {
+            expert.reset();
+        }
+        expert.act(variant, obs).to_vec()
     }
 }
 

@@ -6,7 +6,8 @@
 //! `joint_states` (sensor-data QoS) and `safety/verdicts`, take position
 //! commands on `joint_commands` (std_msgs/Float64MultiArray), which reach the
 //! robot only through the safety gate; the simulation also publishes
-//! `/clock` (simulated time).
+//! `/clock` (simulated time). `rrl sim --lockstep` serves the practice
+//! task instead, stepped by an actor (see `task_node`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -116,6 +117,22 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         }))
     };
     run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
+}
+
+/// `rrl sim --lockstep`: the simulated Panda's practice task (with the
+/// launch file's gate) as a node that an actor (`rrl practice --robot
+/// remote`) steps over ROS 2; simulated time advances only per step.
+/// Serves until `duration_s` has passed, or `until()` says so, or killed.
+pub fn run_lockstep(config: &Path, duration_s: Option<f64>, until: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(config)?;
+    let (task, variant) = crate::practice::panda_task(&launch, config)?;
+    let started = Instant::now();
+    let deadline = duration_s.map(Duration::from_secs_f64);
+    let counts = crate::task_node::serve(task, &launch.namespace, &|| until() || deadline.is_some_and(|d| started.elapsed() >= d))?;
+    let mut report = crate::task_node::counts_json(&counts);
+    report["task"] = serde_json::json!(format!("{variant:?}"));
+    report["namespace"] = serde_json::json!(launch.namespace);
+    Ok(report)
 }
 
 /// `rrl driver`: a real robot of a launch file (serial-servo arm,
