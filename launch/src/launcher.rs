@@ -171,6 +171,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                         eval_episodes: None,
                         learner: "remote".into(),
                         robot: "remote".into(),
+                        robot_answer_s: 60.0,
                         actor_id: file as u64 + 1,
                         log_status: true,
                         base: None,

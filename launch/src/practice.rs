@@ -50,6 +50,10 @@ pub struct PracticeArgs {
     /// stepped over ROS 2 in lockstep) or `remote` (`rrl sim --lockstep` elsewhere, over ROS 2).
     #[arg(long, default_value = "local")]
     pub robot: String,
+    /// How long the actor waits for the simulated robot's node to answer one request before the run
+    /// fails (it pauses and warns meanwhile).
+    #[arg(long, default_value_t = 60.0)]
+    pub robot_answer_s: f64,
     /// This actor's id on a remote learner (unique per actor).
     #[arg(long, default_value_t = 1)]
     pub actor_id: u64,
@@ -164,7 +168,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
                 "remote" => None,
                 other => bail!("unknown robot `{other}`: use local, node or remote"),
             };
-            let env = crate::task_node::RemoteTask::connect(&launch.namespace, ROBOT_ANSWER_WITHIN)?;
+            let env = crate::task_node::RemoteTask::connect(&launch.namespace, std::time::Duration::from_secs_f64(args.robot_answer_s.max(0.1)))?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             let demo = scripted_demo(variant);
             let mut report = practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |_| None)?;
@@ -202,10 +206,6 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", args.config.display()),
     }
 }
-
-/// How long the actor waits for the simulated robot's node to answer one
-/// request before the run fails (it warns every few seconds meanwhile).
-const ROBOT_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The scripted expert's demo controller for a Panda task.
 fn scripted_demo(variant: PandaVariant) -> impl FnMut(&[f64], bool) -> Vec<f64> {
