@@ -65,8 +65,9 @@ fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
 }
 
 /// `rrl launch` with a run folder: two simulated robots, each in its own
-/// namespace, practise in one process and feed one learner through their
-/// shared learner namespace; every item of both streams reaches it once.
+/// namespace and each a lockstep task node its actor steps over ROS 2,
+/// practise in one process and feed one learner through their shared
+/// learner namespace; every item of both streams reaches it once.
 /// Both practise a residual on a base cloned from their demos, so the
 /// learner node must build the residual's network (task + base action)
 /// for its weights to fit the actors.
@@ -110,6 +111,10 @@ fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
         assert_eq!(actor["total_steps"], 60, "{report}");
         assert_eq!(actor["base"]["trained"], true, "{report}");
         assert_eq!(actor["link"]["unconfirmed"], 0, "{report}");
+        // Each actor stepped its own robot's lockstep task node over ROS 2: every practice step and more (demos, evaluation).
+        let robot_node = &report[format!("{robot}/robot")];
+        assert!(robot_node["steps"].as_u64().unwrap() > 60, "{report}");
+        assert_eq!(robot_node["refused"], 0, "{report}");
         assert_eq!(learner["actors"][id]["received"], actor["link"]["stream_items"], "actor {id}: {report}");
         // Resent items may arrive twice on the wire; the learner drops them (counted), never learns twice.
         assert_eq!(learner["actors"][id]["malformed"], 0, "{report}");
