@@ -168,7 +168,14 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
                 "remote" => None,
                 other => bail!("unknown robot `{other}`: use local, node or remote"),
             };
-            let env = crate::task_node::RemoteTask::connect(&launch.namespace, std::time::Duration::from_secs_f64(args.robot_answer_s.max(0.1)))?;
+            let env = match crate::task_node::RemoteTask::connect(&launch.namespace, std::time::Duration::from_secs_f64(args.robot_answer_s.max(0.1))) {
+                Ok(env) => env,
+                // A node of this process that could not start says why, rather than that it did not answer.
+                Err(e) => return Err(match node.map(|n| n.finish()) {
+                    Some(Err(why)) => why.context("the simulated robot's task node"),
+                    _ => e.into(),
+                }),
+            };
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             let demo = scripted_demo(variant);
             let mut report = practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |_| None)?;

@@ -137,3 +137,39 @@ fn a_missing_robot_is_named_and_a_restarted_one_refuses_the_old_episode_until_th
     assert_eq!(resumed["total_steps"], 400, "{resumed}");
     assert!(resumed["episodes"].as_u64().unwrap() > 0, "{resumed}");
 }
+
+/// A robot node that stops answering for a while (SIGSTOP, as a hung
+/// process or a cut cable would) pauses practice with a message; when it
+/// answers again practice goes on, and the requests resent meanwhile are
+/// answered from the node's last reply without stepping again: the node
+/// stepped exactly the steps that were recorded.
+#[test]
+fn practice_pauses_while_the_robot_node_is_silent_and_goes_on_without_stepping_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    std::fs::write(&config, LAUNCH.replace("namespace: \"panda\"", "namespace: \"panda_pause\"")).unwrap();
+    let run_dir = dir.path().join("run");
+    let node = rrl(&["sim", "--lockstep", "--config", config.to_str().unwrap(), "--duration-s", "40"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--robot", "remote", "--steps", "200"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while recording::list_episodes(&run_dir.join("episodes")).map_or(0, |e| e.len()) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(25), "practice recorded no episodes");
+        assert!(practice.try_wait().unwrap().is_none(), "practice exited early");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = node.id() as i32;
+    // SAFETY: signals to a child this test started and still owns.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_secs(6));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let out = practice.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = json_of(&out);
+    assert_eq!(report["total_steps"], 200, "{report}");
+    assert!(stderr.contains("practice is paused: the simulated robot has not answered"), "{stderr}");
+
+    let served = json_of(&node.wait_with_output().unwrap());
+    let recorded_steps: usize = recorded(&run_dir).iter().map(|(obs, _)| obs.len()).sum();
+    assert_eq!(served["steps"].as_u64().unwrap() as usize, recorded_steps, "{served}");
+    assert!(served["repeated_replies"].as_u64().unwrap() > 0, "the requests resent during the pause reached the node: {served}");
+}
