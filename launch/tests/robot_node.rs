@@ -66,6 +66,16 @@ fn recorded(run: &Path) -> Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         .collect()
 }
 
+/// Waits until the running `practice` has recorded `episodes` practice episodes in `run_dir`.
+fn wait_for_practice_episodes(practice: &mut Child, run_dir: &Path, episodes: usize, within: Duration) {
+    let started = Instant::now();
+    while recording::list_episodes(&run_dir.join("episodes")).map_or(0, |e| e.len()) < episodes {
+        assert!(started.elapsed() < within, "practice recorded fewer than {episodes} episodes in {within:?}");
+        assert!(practice.try_wait().unwrap().is_none(), "practice exited early");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// practice.csv without its wall-clock column.
 fn practice_rows(run: &Path) -> Vec<String> {
     std::fs::read_to_string(run.join("practice.csv")).unwrap().lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
@@ -118,12 +128,7 @@ fn a_missing_robot_is_named_and_a_restarted_one_refuses_the_old_episode_until_th
 
     let first = RobotNode::start(&config);
     let mut practice = rrl(&["practice", "--config", config_arg, "--run-dir", run_arg, "--robot", "remote", "--robot-answer-s", "30", "--steps", "3000"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while recording::list_episodes(&run_dir.join("episodes")).map_or(0, |e| e.len()) < 4 {
-        assert!(started.elapsed() < Duration::from_secs(180), "practice recorded no episodes");
-        assert!(practice.try_wait().unwrap().is_none(), "practice exited early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_practice_episodes(&mut practice, &run_dir, 4, Duration::from_secs(180));
     drop(first); // SIGKILL mid-episode: its simulation state is gone
     let _second = RobotNode::start(&config);
     let out = practice.wait_with_output().unwrap();
@@ -151,12 +156,7 @@ fn practice_pauses_while_the_robot_node_is_silent_and_goes_on_without_stepping_t
     let run_dir = dir.path().join("run");
     let node = rrl(&["sim", "--lockstep", "--config", config.to_str().unwrap(), "--duration-s", "40"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--robot", "remote", "--steps", "200"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while recording::list_episodes(&run_dir.join("episodes")).map_or(0, |e| e.len()) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(25), "practice recorded no episodes");
-        assert!(practice.try_wait().unwrap().is_none(), "practice exited early");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_practice_episodes(&mut practice, &run_dir, 2, Duration::from_secs(25));
     let pid = node.id() as i32;
     // SAFETY: signals to a child this test started and still owns.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -172,4 +172,46 @@ fn practice_pauses_while_the_robot_node_is_silent_and_goes_on_without_stepping_t
     let recorded_steps: usize = recorded(&run_dir).iter().map(|(obs, _)| obs.len()).sum();
     assert_eq!(served["steps"].as_u64().unwrap() as usize, recorded_steps, "{served}");
     assert!(served["repeated_replies"].as_u64().unwrap() > 0, "the requests resent during the pause reached the node: {served}");
+}
+
+/// Practice learns over ROS 2, as the README's command A runs it (robot
+/// task node and learner node of the practising process, everything over
+/// DDS): on reach, the episodes after warm-up succeed where the warm-up's
+/// random ones did not.
+#[test]
+fn practice_over_ros2_learns_to_reach_and_success_rises() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reach.ron");
+    // The reach launch file's learner, smaller: n-step 3 and the critic at 1e-3, as `rrl train` sets it.
+    std::fs::write(
+        &config,
+        r#"(
+    name: "reach_learns",
+    namespace: "panda_learns",
+    robot: Sim((task: PandaReach, seed: 1)),
+    safety: (preset: Some(FrankaPanda), soft_margin_rad: 0.05),
+    learner: (device: Cpu, hidden: [128, 128], critics: 2, batch_size: 128, utd: 1, critic_lr: 0.001, n_step: 3, demo_ratio: 0.5, warmup_steps: 500, initial_temperature: 0.01),
+    practice: (max_episode_steps: 100, demo_episodes: 10, total_steps: 100000, eval_episodes: 10),
+)"#,
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let report = json_of(&rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "3000", "--robot", "node", "--learner", "node"]).output().unwrap());
+    assert_eq!(report["robot_node"]["refused"], 0, "{report}");
+    assert_eq!(report["link"]["unconfirmed"], 0, "{report}");
+    // practice.csv: episode,steps,total_steps,return,success,...
+    let rows: Vec<(u64, bool)> = std::fs::read_to_string(run_dir.join("practice.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[2].parse().unwrap(), fields[4] == "1")
+        })
+        .collect();
+    let warm_up: Vec<bool> = rows.iter().filter(|(total, _)| *total <= 500).map(|r| r.1).collect();
+    let last_20: Vec<bool> = rows.iter().rev().take(20).map(|r| r.1).collect();
+    let rate = |episodes: &[bool]| episodes.iter().filter(|s| **s).count() as f64 / episodes.len().max(1) as f64;
+    assert!(warm_up.len() >= 4 && rows.len() >= 30, "{rows:?}");
+    assert!(rate(&last_20) >= 0.25 && rate(&last_20) > rate(&warm_up) + 0.2, "success did not rise: warm-up {:.2}, last 20 {:.2}: {rows:?}", rate(&warm_up), rate(&last_20));
 }
