@@ -129,7 +129,26 @@ fn a_missing_robot_is_named_and_a_restarted_one_refuses_the_old_episode_until_th
     let first = RobotNode::start(&config);
     let mut practice = rrl(&["practice", "--config", config_arg, "--run-dir", run_arg, "--robot", "remote", "--robot-answer-s", "30", "--steps", "3000"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for_practice_episodes(&mut practice, &run_dir, 4, Duration::from_secs(180));
-    drop(first); // SIGKILL mid-episode: its simulation state is gone
+    // Freeze the node until the actor is seen waiting inside an episode
+    // (its newest episode has steps and no end: a step is pending, not a
+    // reset, which a fresh node would serve as it should), then SIGKILL it:
+    // that episode's simulation state is gone.
+    let pid = first.0.id() as i32;
+    let started = Instant::now();
+    loop {
+        // SAFETY: signals to a child this test started and still owns.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(300));
+        let newest = recording::list_episodes(&run_dir.join("episodes")).unwrap().pop().unwrap();
+        let episode = recording::read_episode(&newest).unwrap();
+        if !episode.steps.is_empty() && episode.outcome.is_none() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never caught the actor inside an episode");
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        std::thread::sleep(Duration::from_millis(37));
+    }
+    drop(first);
     let _second = RobotNode::start(&config);
     let out = practice.wait_with_output().unwrap();
     assert!(!out.status.success(), "practice went on stepping an episode the new robot node never started");
