@@ -252,6 +252,31 @@ fn weights_of(actor: &GaussianActor) -> ActorWeights {
     ActorWeights(actor.trunk.params("actor").into_iter().map(|p| p.tensor.detach().to_device(Device::Cpu).copy()).collect())
 }
 
+/// When the demo buffer joins the batches. Demos recorded before practice
+/// (streamed ahead of the first online step) are mixed in from the first
+/// update however few they are, as `rrl train` mixes its demos; a demo
+/// buffer that only takeovers fill waits for a batch's worth, so that a
+/// handful of intervention steps does not make half of every batch.
+#[derive(Debug, Clone, Copy)]
+struct DemoMix {
+    minimum: usize,
+}
+
+impl DemoMix {
+    fn new(batch_size: usize) -> DemoMix {
+        DemoMix { minimum: batch_size }
+    }
+    /// The first online step arrived with `recorded` demo transitions in the buffer.
+    fn practice_starts(&mut self, recorded: usize) {
+        if recorded > 0 {
+            self.minimum = self.minimum.min(recorded);
+        }
+    }
+    fn ready(&self, demos: usize) -> bool {
+        demos > 0 && demos >= self.minimum
+    }
+}
+
 /// The learner: SAC, buffers, updates from the stream in `inbox` until it
 /// closes; publishes actor weights and its update count through `shared`,
 /// and any failure too.
@@ -289,7 +314,7 @@ fn learner_loop(
     let mut replay = ReplayBuffer::new(config.observation_size, config.action_size, settings.replay_capacity, device);
     let mut demos = ReplayBuffer::new(config.observation_size, config.action_size, settings.replay_capacity, device);
     let mut online_steps = 0u64;
-    let demo_minimum = config.batch_size;
+    let mut demo_mix = DemoMix::new(config.batch_size);
     let mut open = true;
     let mut last_checkpoint = sac.updates;
     while open {
@@ -317,6 +342,9 @@ fn learner_loop(
                 continue;
             }
             Ok(ToLearner::OnlineStep) => {
+                if online_steps == 0 {
+                    demo_mix.practice_starts(demos.len());
+                }
                 online_steps += 1;
                 continue;
             }
@@ -324,7 +352,7 @@ fn learner_loop(
             Err(false) => {}
         }
         if can_update {
-            let demos_ready = demos.len() >= demo_minimum;
+            let demos_ready = demo_mix.ready(demos.len());
             let stats = sac.update(&mut replay, if demos_ready { Some(&mut demos) } else { None });
             shared.updates.store(sac.updates, Ordering::Release);
             if sac.updates % settings.publish_every.max(1) == 0 {
@@ -1129,6 +1157,19 @@ pub fn decode_weights(bytes: &[u8]) -> Option<(u64, ActorWeights)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn recorded_demos_join_batches_however_few_and_takeovers_alone_only_once_a_batch_is_full() {
+        let mut recorded = DemoMix::new(256);
+        recorded.practice_starts(150);
+        assert!(recorded.ready(150), "150 scripted demo transitions join from the first update");
+        assert!(recorded.ready(151));
+        let mut takeovers = DemoMix::new(256);
+        takeovers.practice_starts(0);
+        assert!(!takeovers.ready(0));
+        assert!(!takeovers.ready(40), "40 intervention steps must not make half of every batch");
+        assert!(takeovers.ready(256));
+    }
+
     use super::*;
 
     /// An actor of another task (or with a residual base the learner was
