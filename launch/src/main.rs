@@ -22,6 +22,7 @@ mod practice;
 mod practice_env;
 mod record_sim;
 mod reward_eval;
+mod robot_task;
 mod remote;
 mod residual_bench;
 mod reward_node;

@@ -88,7 +88,13 @@ pub struct TeleopArgs {
     pub joy_topic: String,
     /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
     #[arg(long, default_value = "joy")]
-    pub operator: String,
+    pub operator: String,    /// The simulated robot: `local` (in this process), `node` (a lockstep task node of this process,
+    /// over ROS 2) or `remote` (`rrl sim --lockstep` elsewhere). A real arm is reached through its driver.
+    #[arg(long, default_value = "local")]
+    pub robot: String,
+    /// How long to wait for the simulated robot's node to answer one request.
+    #[arg(long, default_value_t = 60.0)]
+    pub robot_answer_s: f64,
 }
 
 #[derive(clap::Args)]
@@ -104,11 +110,17 @@ pub struct EvalArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = 50_000)]
-    pub seed: u64,
+    pub seed: u64,    /// The simulated robot: `local` (in this process), `node` (a lockstep task node of this process,
+    /// over ROS 2) or `remote` (`rrl sim --lockstep` elsewhere). A real arm is reached through its driver.
+    #[arg(long, default_value = "local")]
+    pub robot: String,
+    /// How long to wait for the simulated robot's node to answer one request.
+    #[arg(long, default_value_t = 60.0)]
+    pub robot_answer_s: f64,
 }
 
 /// The simulated robot of a launch file and its Panda task.
-fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<(&'a rrl_types::config::SimRobotConfig, PandaVariant)> {
+pub(crate) fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<(&'a rrl_types::config::SimRobotConfig, PandaVariant)> {
     let RobotConfig::Sim(sim) = &launch.robot else {
         bail!(
             "{}: this command runs on the simulated Panda today; a {} robot practises the reach task with `rrl practice`",
@@ -159,27 +171,14 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     }
     match &launch.robot {
         RobotConfig::Sim(_) if args.robot != "local" => {
-            let (_, variant) = panda_variant(&launch, &args.config)?;
             if let RewardConfig::Vlm(_) = launch.reward {
                 bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot);
             }
-            let node = match args.robot.as_str() {
-                "node" => Some(crate::task_node::InProcessTaskNode::start(panda_task(&launch, &args.config)?.0, &launch.namespace)?),
-                "remote" => None,
-                other => bail!("unknown robot `{other}`: use local, node or remote"),
-            };
-            let env = match crate::task_node::RemoteTask::connect(&launch.namespace, std::time::Duration::from_secs_f64(args.robot_answer_s.max(0.1))) {
-                Ok(env) => env,
-                // A node of this process that could not start says why, rather than that it did not answer.
-                Err(e) => return Err(match node.map(|n| n.finish()) {
-                    Some(Err(why)) => why.context("the simulated robot's task node"),
-                    _ => e.into(),
-                }),
-            };
+            let (_, variant) = panda_variant(&launch, &args.config)?;
+            let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.robot_answer_s, seed)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-            let demo = scripted_demo(variant);
-            let mut report = practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), demo, |_| None)?;
-            if let Some(node) = node {
+            let mut report = practise_task(started.task, &args, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None)?;
+            if let Some(node) = started.node {
                 report["robot_node"] = node.finish().context("the simulated robot's task node")?;
             }
             Ok(report)
@@ -194,16 +193,7 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
             // A real robot runs on the wall clock: the actor never waits for the learner.
             let args = PracticeArgs { realtime: true, ..args };
-            let env = match &launch.robot {
-                RobotConfig::SerialArm(serial) => {
-                    // The bus's blocking I/O runs on its own thread, off the control tick.
-                    let arm = robot_drivers::io_thread::IoThread::spawn(robot_drivers::servo_arm::ServoArm::new(serial.clone()), launch.robot.control_rate_hz());
-                    crate::arm_reach::ArmReach::start(arm, &launch, seed)
-                }
-                RobotConfig::TopicArm(topics) => crate::arm_reach::ArmReach::start(robot_drivers::topic_arm::TopicArm::new(topics.clone(), &launch.namespace), &launch, seed),
-                _ => unreachable!("matched above"),
-            }
-            .with_context(|| format!("{}: starting the arm", args.config.display()))?;
+            let env = crate::robot_task::start_arm(&launch, &args.config, seed)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
             let env = crate::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
@@ -522,23 +512,30 @@ fn append_whole_line(file: &mut std::fs::File, line: &str) -> std::io::Result<()
 /// over ROS 2, through the safety gate, labelling each on `practice/command`.
 pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (mut env, variant) = panda_task(&launch, &args.config)?;
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
-    let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), false)?;
-    let mut paced = Paced { inner: operator.as_mut(), period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
     let seed = match &launch.robot {
         RobotConfig::Sim(sim) => sim.seed + 20_000,
         _ => 20_000,
     };
-    // Holding still: no displacement, gripper open.
-    let idle = [0.0, 0.0, 0.0, -1.0];
+    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.robot_answer_s, seed)?;
+    let mut env = started.task;
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
+    let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), false)?;
+    let mut paced = Paced { inner: operator.as_mut(), period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
+    // Holding still: no displacement (and the Panda's gripper, its fourth action, open).
+    let mut idle = vec![0.0; env.action_size()];
+    if idle.len() == 4 {
+        idle[3] = -1.0;
+    }
     if args.operator == "joy" {
         eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
     }
-    let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &format!("{variant:?}"), args.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
+    let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, args.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
         tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
     })?;
+    let robot_node = started.node.map(|node| node.finish().context("the simulated robot's task node")).transpose()?;
     Ok(serde_json::json!({
+        "task": started.name,
+        "robot_node": robot_node,
         "run_dir": run_dir.display().to_string(),
         "episodes": reports.len(),
         "successes": reports.iter().filter(|r| r.success == Some(true)).count(),
@@ -652,10 +649,15 @@ fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String
 /// `rrl eval CHECKPOINT --config FILE`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.robot_answer_s, args.seed)?;
+    let mut env = started.task;
     let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
     let config = sac_config(&launch, &env, 0);
-    evaluate_checkpoint(&mut env, &config, &args.checkpoint, &format!("{variant:?}"), &out, args.episodes, args.seed)
+    let mut report = evaluate_checkpoint(&mut env, &config, &args.checkpoint, &started.name, &out, args.episodes, args.seed)?;
+    if let Some(node) = started.node {
+        report["robot_node"] = node.finish().context("the simulated robot's task node")?;
+    }
+    Ok(report)
 }
 
 /// `rrl export-mcap RUN_DIR --out FILE.mcap|BAG_DIR`: demos, practice and

@@ -64,11 +64,17 @@ fn two_demos_reaching_a_goal(run_dir: &std::path::Path) -> Vec<recording::Episod
 /// Runs `rrl practice` on `config` against the rclpy ros2_control arm
 /// emulator on its own ROS domain; returns rrl's output.
 fn practise_with_emulated_arm(config: &std::path::Path, run_dir: &std::path::Path, domain_offset: u32, emulator_flags: &[&str]) -> std::process::Output {
+    rrl_with_emulated_arm(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()], domain_offset, emulator_flags)
+}
+
+/// Runs `rrl args` against the rclpy ros2_control arm emulator on its own
+/// ROS domain; returns rrl's output.
+fn rrl_with_emulated_arm(args: &[&str], domain_offset: u32, emulator_flags: &[&str]) -> std::process::Output {
     let domain = (20 + (std::process::id() + domain_offset) % 80).to_string();
     let emulator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../robot_drivers/tests/python/ros2_control_arm.py");
     let mut arm = Command::new(common::venv_python()).arg(emulator).arg("120").args(emulator_flags).env("ROS_DOMAIN_ID", &domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").spawn().expect("start the emulated arm");
     let output = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()])
+        .args(args)
         .env("RRL_TEST_VLM_KEY", "test-key")
         .env("RRL_LOG", "warn")
         .env("ROS_DOMAIN_ID", &domain)
@@ -122,6 +128,18 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
     for file in ["practice.csv", "learner.safetensors", "eval/eval.json"] {
         assert!(run_dir.join(file).exists(), "{file} missing");
     }
+
+    // `rrl eval` on the arm, as after practice on a real one: the checkpoint drives the emulated joints.
+    let out = dir.path().join("eval_again");
+    let checkpoint = run_dir.join("learner.safetensors");
+    let output = rrl_with_emulated_arm(&["eval", checkpoint.to_str().unwrap(), "--config", config.to_str().unwrap(), "--episodes", "2", "--out", out.to_str().unwrap()], 53, &[]);
+    assert!(output.status.success(), "rrl eval failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["episodes"], 2, "{report}");
+    assert_eq!(report["returns"].as_array().map(Vec::len), Some(2), "{report}");
+    let evaluated: Vec<_> = recording::list_episodes(&out.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(evaluated.len(), 2);
+    assert!(evaluated.iter().all(|e| e.header.task == "ArmReach" && e.steps[0].observation.len() == 11 && e.outcome.is_some()), "{:?}", evaluated.iter().map(|e| &e.header).collect::<Vec<_>>());
 }
 
 /// A real arm learning from a real camera's frames scored by a VLM: the

@@ -250,8 +250,9 @@ fn bc_trains_on_the_runs_demos_and_beats_holding_still() {
 }
 
 /// The keyboard operator, keys piped on stdin as a terminal would deliver
-/// them: `a` held moves the hand along +y in a teleoperated demo, `y`
-/// labels it a success; in practice `q` stops the session.
+/// them: `a` held moves the hand along +y in a teleoperated demo (the
+/// simulated robot a lockstep ROS 2 node, `--robot node`), `y` labels it a
+/// success; in practice `q` stops the session.
 #[test]
 fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     use std::io::Write;
@@ -260,7 +261,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let mut teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"])
+    let mut teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--robot", "node"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -285,6 +286,8 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let report = json_of(&teleop.wait_with_output().unwrap());
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
+    // Every recorded step was a step of the robot node.
+    assert_eq!(report["robot_node"]["steps"].as_u64(), Some(demo.steps.len() as u64), "{report}");
     let y = |s: &recording::EpisodeStep| s.observation[8];
     assert!(y(demo.steps.last().unwrap()) > y(&demo.steps[0]) + 0.05, "the hand should have moved along +y");
     // About 20 steps see a key held; on a loaded machine the 10 Hz teleop loop sees fewer of them.
