@@ -173,7 +173,7 @@ fn practice_pauses_while_the_robot_node_is_silent_and_goes_on_without_stepping_t
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH.replace("namespace: \"panda\"", "namespace: \"panda_pause\"")).unwrap();
     let run_dir = dir.path().join("run");
-    let node = rrl(&["sim", "--lockstep", "--config", config.to_str().unwrap(), "--duration-s", "40"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let node = rrl(&["sim", "--lockstep", "--config", config.to_str().unwrap(), "--duration-s", "60"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--robot", "remote", "--steps", "200"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     wait_for_practice_episodes(&mut practice, &run_dir, 2, Duration::from_secs(25));
     let pid = node.id() as i32;
