@@ -46,14 +46,8 @@ pub struct PracticeArgs {
     /// like a remote one) or `remote` (an `rrl learner` node elsewhere, over ROS 2).
     #[arg(long, default_value = "local")]
     pub learner: String,
-    /// The simulated robot: `local` (stepped by the actor itself), `node` (a task node of this process,
-    /// stepped over ROS 2 in lockstep) or `remote` (`rrl sim --lockstep` elsewhere, over ROS 2).
-    #[arg(long, default_value = "local")]
-    pub robot: String,
-    /// How long the actor waits for the simulated robot's node to answer one request before the run
-    /// fails (it pauses and warns meanwhile).
-    #[arg(long, default_value_t = 60.0)]
-    pub robot_answer_s: f64,
+    #[command(flatten)]
+    pub robot: crate::robot_task::RobotChoice,
     /// This actor's id on a remote learner (unique per actor).
     #[arg(long, default_value_t = 1)]
     pub actor_id: u64,
@@ -88,13 +82,9 @@ pub struct TeleopArgs {
     pub joy_topic: String,
     /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
     #[arg(long, default_value = "joy")]
-    pub operator: String,    /// The simulated robot: `local` (in this process), `node` (a lockstep task node of this process,
-    /// over ROS 2) or `remote` (`rrl sim --lockstep` elsewhere). A real arm is reached through its driver.
-    #[arg(long, default_value = "local")]
-    pub robot: String,
-    /// How long to wait for the simulated robot's node to answer one request.
-    #[arg(long, default_value_t = 60.0)]
-    pub robot_answer_s: f64,
+    pub operator: String,
+    #[command(flatten)]
+    pub robot: crate::robot_task::RobotChoice,
 }
 
 #[derive(clap::Args)]
@@ -110,13 +100,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = 50_000)]
-    pub seed: u64,    /// The simulated robot: `local` (in this process), `node` (a lockstep task node of this process,
-    /// over ROS 2) or `remote` (`rrl sim --lockstep` elsewhere). A real arm is reached through its driver.
-    #[arg(long, default_value = "local")]
-    pub robot: String,
-    /// How long to wait for the simulated robot's node to answer one request.
-    #[arg(long, default_value_t = 60.0)]
-    pub robot_answer_s: f64,
+    pub seed: u64,
+    #[command(flatten)]
+    pub robot: crate::robot_task::RobotChoice,
 }
 
 /// The simulated robot of a launch file and its Panda task.
@@ -166,16 +152,14 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     if recorded > 0 && !args.resume {
         bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
     }
-    if args.robot != "local" && !matches!(launch.robot, RobotConfig::Sim(_)) {
-        bail!("{}: --robot {} steps a simulated robot over ROS 2; a {} robot is reached through its driver's topics already (leave --robot out)", args.config.display(), args.robot, launch.robot.kind_name());
-    }
+    args.robot.check(&launch, &args.config)?;
     match &launch.robot {
-        RobotConfig::Sim(_) if args.robot != "local" => {
+        RobotConfig::Sim(_) if !args.robot.is_local() => {
             if let RewardConfig::Vlm(_) = launch.reward {
-                bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot);
+                bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot.runs);
             }
             let (_, variant) = panda_variant(&launch, &args.config)?;
-            let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.robot_answer_s, seed)?;
+            let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, seed)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             let mut report = practise_task(started.task, &args, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None)?;
             if let Some(node) = started.node {
@@ -516,7 +500,7 @@ pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
         RobotConfig::Sim(sim) => sim.seed + 20_000,
         _ => 20_000,
     };
-    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.robot_answer_s, seed)?;
+    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, seed)?;
     let mut env = started.task;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
     let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), false)?;
@@ -649,7 +633,7 @@ fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String
 /// `rrl eval CHECKPOINT --config FILE`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.robot_answer_s, args.seed)?;
+    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.seed)?;
     let mut env = started.task;
     let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
     let config = sac_config(&launch, &env, 0);

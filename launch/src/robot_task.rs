@@ -14,6 +14,37 @@ use sim_bridge::SimError;
 use crate::arm_reach::{ArmReach, ArmTaskError};
 use crate::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
 
+/// Where a simulated robot runs, for the commands that step one
+/// (`--robot`, `--robot-answer-s`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RobotChoice {
+    /// The simulated robot: `local` (stepped in this process), `node` (a lockstep task node of this
+    /// process, stepped over ROS 2) or `remote` (`rrl sim --lockstep` elsewhere, over ROS 2). A real
+    /// arm is reached through its driver.
+    #[arg(long = "robot", value_name = "WHERE", default_value = "local")]
+    pub runs: String,
+    /// How long to wait for the simulated robot's node to answer one request before the command
+    /// fails (it pauses and warns meanwhile).
+    #[arg(long = "robot-answer-s", value_name = "SECONDS", default_value_t = 60.0)]
+    pub answer_s: f64,
+}
+
+impl RobotChoice {
+    pub fn is_local(&self) -> bool {
+        self.runs == "local"
+    }
+
+    /// Refuses a choice `launch`'s robot cannot take: an unknown one, or
+    /// a node for a robot that is not simulated.
+    pub fn check(&self, launch: &LaunchFile, config: &Path) -> anyhow::Result<()> {
+        match (&launch.robot, self.runs.as_str()) {
+            (_, "local") | (RobotConfig::Sim(_), "node" | "remote") => Ok(()),
+            (RobotConfig::Sim(_), other) => bail!("unknown robot `{other}`: use local, node or remote"),
+            (_, other) => bail!("{}: --robot {other} steps a simulated robot over ROS 2; a {} robot is reached through its driver already (leave --robot out)", config.display(), launch.robot.kind_name()),
+        }
+    }
+}
+
 pub enum RobotTask {
     Sim(PandaTask),
     /// Stepped over ROS 2.
@@ -52,23 +83,22 @@ macro_rules! with_task {
 }
 
 impl RobotTask {
-    /// The task of `launch`'s robot; `robot` says where a simulated one
-    /// runs (`local`, `node` or `remote`, as `rrl practice --robot`), and
-    /// a node's answers are awaited up to `answer_s` each.
-    pub fn start(launch: &LaunchFile, config: &Path, robot: &str, answer_s: f64, seed: u64) -> anyhow::Result<StartedTask> {
+    /// The task of `launch`'s robot; `robot` says where a simulated one runs.
+    pub fn start(launch: &LaunchFile, config: &Path, robot: &RobotChoice, seed: u64) -> anyhow::Result<StartedTask> {
+        robot.check(launch, config)?;
         let started = |task, node, name| Ok(StartedTask { task, node, name });
-        match (&launch.robot, robot) {
+        match (&launch.robot, robot.runs.as_str()) {
             (RobotConfig::Sim(_), "local") => {
                 let (task, variant) = crate::practice::panda_task(launch, config)?;
                 started(RobotTask::Sim(task), None, format!("{variant:?}"))
             }
             (RobotConfig::Sim(_), "node" | "remote") => {
                 let (_, variant) = crate::practice::panda_variant(launch, config)?;
-                let node = match robot {
+                let node = match robot.runs.as_str() {
                     "node" => Some(InProcessTaskNode::start(crate::practice::panda_task(launch, config)?.0, &launch.namespace)?),
                     _ => None,
                 };
-                match RemoteTask::connect(&launch.namespace, std::time::Duration::from_secs_f64(answer_s.max(0.1))) {
+                match RemoteTask::connect(&launch.namespace, std::time::Duration::from_secs_f64(robot.answer_s.max(0.1))) {
                     Ok(task) => started(RobotTask::SimNode(task), node, format!("{variant:?}")),
                     // A node of this process that could not start says why, rather than that it did not answer.
                     Err(e) => Err(match node.map(InProcessTaskNode::finish) {
@@ -78,9 +108,8 @@ impl RobotTask {
                 }
             }
             (RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_), "local") => started(RobotTask::Arm(start_arm(launch, config, seed)?), None, "ArmReach".into()),
-            (RobotConfig::Sim(_), other) => bail!("unknown robot `{other}`: use local, node or remote"),
             (RobotConfig::Car(_), _) => bail!("{}: this command drives arms (tool-space actions); a car has no end effector", config.display()),
-            (_, other) => bail!("{}: --robot {other} steps a simulated robot over ROS 2; a {} robot is reached through its driver already (leave --robot out)", config.display(), launch.robot.kind_name()),
+            _ => unreachable!("refused by RobotChoice::check"),
         }
     }
 

@@ -1157,6 +1157,8 @@ pub fn decode_weights(bytes: &[u8]) -> Option<(u64, ActorWeights)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn recorded_demos_join_batches_however_few_and_takeovers_alone_only_once_a_batch_is_full() {
         let mut recorded = DemoMix::new(256);
@@ -1169,8 +1171,6 @@ mod tests {
         assert!(!takeovers.ready(40), "40 intervention steps must not make half of every batch");
         assert!(takeovers.ready(256));
     }
-
-    use super::*;
 
     /// An actor of another task (or with a residual base the learner was
     /// not built for) is refused by name, not by a tensor panic.
