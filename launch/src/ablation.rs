@@ -19,10 +19,10 @@ use anyhow::Context;
 use policies::practice::{EpisodeReport, NoOperator, PracticeSettings};
 use policies::risk::{RiskCriticTrainer, RiskDataset, RiskTick, RiskTrainerConfig};
 use policies::SacConfig;
-use rrl_types::config::{LearnerConfig, Reflex, RobotPreset, SafetyConfig};
+use rrl_types::config::{LearnerConfig, Reflex, RiskCriticConfig, RobotPreset, SafetyConfig};
 use rrl_types::rng::Rng;
 use rrl_types::Environment;
-use safety::{Gate, GateConfig, RiskCritic};
+use safety::Gate;
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
 
 /// Where the fingertips may go: above the table, around the cube's area.
@@ -60,11 +60,11 @@ fn task(condition: Condition, critic: &Path, threshold: f32, reflex: Reflex) -> 
     task.monitor_violations(SAFE_MIN, SAFE_MAX);
     if condition != Condition::NoGate {
         let names: Vec<String> = RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
-        let mut gate = Gate::new(GateConfig::from_launch(&rules()?, &names, task.control_rate_hz())?);
+        let mut safety = rules()?;
         if condition == Condition::RulesAndCritic {
-            gate.set_risk_critic(RiskCritic::load(critic, 21)?, threshold, reflex)?;
+            safety.risk_critic = Some(RiskCriticConfig { weights: critic.display().to_string(), threshold: f64::from(threshold), reflex });
         }
-        task.set_gate(gate);
+        task.set_gate(Gate::build(&safety, &names, task.control_rate_hz())?);
     }
     Ok(task)
 }
@@ -101,7 +101,7 @@ fn explore(task: &mut PandaTask, steps: u64, seed: u64, mut data: Option<&mut Ri
         let action: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let step = task.step(&action)?;
         tally.violations += task.take_violation_steps();
-        tally.safety_events += rrl_types::PracticeTask::take_safety_events(task);
+        tally.safety_events += rrl_types::PracticeTask::take_safety_events(task).protective;
         if step.done() || t + 1 == steps {
             tally.episodes += 1;
             tally.successes += u64::from(task.is_success());
@@ -130,7 +130,7 @@ fn expert_episodes(task: &mut PandaTask, episodes: u64, seed: u64) -> anyhow::Re
             let step = task.step(&expert.act(PandaVariant::PickCube, &observation))?;
             observation = task.observation().to_vec();
             tally.steps += 1;
-            tally.safety_events += rrl_types::PracticeTask::take_safety_events(task);
+            tally.safety_events += rrl_types::PracticeTask::take_safety_events(task).protective;
             if step.done() {
                 tally.successes += u64::from(task.is_success());
                 break;

@@ -19,7 +19,7 @@ use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::LaunchFile;
 use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, SystemClock, MAX_JOINTS};
-use safety::{CartesianLimits, Gate, GateConfig, JointLimit, Verdict};
+use safety::{CartesianLimits, Gate, JointLimit, Verdict};
 
 /// The observation: the joints, then the tool, the goal and the goal as
 /// seen from the tool (x, y, z each).
@@ -56,6 +56,8 @@ pub struct ArmReach {
     newest_state: Arc<ArrayQueue<JointState>>,
     failure: Arc<ArrayQueue<String>>,
     protective_events: Arc<AtomicU64>,
+    /// Of those, ticks on which the risk critic's reflex ran.
+    reflex_events: Arc<AtomicU64>,
     /// The gate's latest protective verdict and the command it forwarded then.
     last_intervention: Arc<ArrayQueue<(Verdict, JointVec)>>,
     _control: Worker,
@@ -94,7 +96,9 @@ impl ArmReach {
     pub fn start<H: HardwareInterface + Send + 'static>(mut hardware: H, launch: &LaunchFile, seed: u64) -> anyhow::Result<ArmReach> {
         let rate = launch.robot.control_rate_hz();
         let joint_names = launch.robot.joint_names();
-        let gate_config = GateConfig::from_launch(&launch.safety, &joint_names, rate)?;
+        // The one gate builder: rules, and the risk critic when one is configured.
+        let gate = Gate::build(&launch.safety, &joint_names, rate)?;
+        let gate_config = gate.config();
         let Some(workspace) = gate_config.workspace.clone() else {
             anyhow::bail!("practice on a real arm needs safety.workspace: the box its tool, targets and goals stay in");
         };
@@ -104,12 +108,14 @@ impl ArmReach {
         }
         hardware.configure()?;
         hardware.activate()?;
-        let (limits, soft_margin) = (gate_config.limits, gate_config.soft_margin);
+        let (limits, soft_margin) = (gate_config.limits.clone(), gate_config.soft_margin);
         let slot = CommandSlot::new();
-        let mut control = ControlLoop::new(hardware, Gate::new(gate_config), slot.clone());
+        let mut control = ControlLoop::new(hardware, gate, slot.clone());
         let (newest_state, failure, protective_events, last_intervention) = (Arc::new(ArrayQueue::new(1)), Arc::new(ArrayQueue::new(1)), Arc::new(AtomicU64::new(0)), Arc::new(ArrayQueue::new(1)));
         let control_period = Duration::from_secs_f64(1.0 / rate);
+        let reflex_events = Arc::new(AtomicU64::new(0));
         let (states, failed, events, intervention) = (newest_state.clone(), failure.clone(), protective_events.clone(), last_intervention.clone());
+        let reflexes = reflex_events.clone();
         let worker = Worker::spawn("arm-control", move |stop| {
             let mut next = Instant::now();
             while !stopping(stop) {
@@ -117,6 +123,9 @@ impl ArmReach {
                     Ok(verdict) => {
                         if verdict.is_protective() {
                             events.fetch_add(1, Ordering::Relaxed);
+                            if matches!(verdict, Verdict::Reflex { .. }) {
+                                reflexes.fetch_add(1, Ordering::Relaxed);
+                            }
                             let _ = intervention.force_push((verdict, control.sent().values));
                         }
                         let _ = states.force_push(*control.state());
@@ -148,6 +157,7 @@ impl ArmReach {
             newest_state,
             failure,
             protective_events,
+            reflex_events,
             last_intervention,
             _control: worker,
             state: JointState::zeros(0),
@@ -434,6 +444,7 @@ impl ArmReach {
         }
         self.steps = 0;
         self.protective_events.store(0, Ordering::Relaxed);
+        self.reflex_events.store(0, Ordering::Relaxed);
         self.write_observation();
         Ok(())
     }
@@ -502,8 +513,8 @@ impl Environment for ArmReach {
 }
 
 impl PracticeTask for ArmReach {
-    fn take_safety_events(&mut self) -> u64 {
-        self.protective_events.swap(0, Ordering::Relaxed)
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
+        rrl_types::SafetyEvents { protective: self.protective_events.swap(0, Ordering::Relaxed), reflexes: self.reflex_events.swap(0, Ordering::Relaxed) }
     }
 }
 

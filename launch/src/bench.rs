@@ -269,14 +269,14 @@ pub fn run_peer_lines(script: &str, args: &[String]) -> anyhow::Result<Vec<Value
 pub fn gate(ticks: u64, loop_seconds: f64) -> anyhow::Result<Value> {
     use rrl_types::config::{Reflex, RobotPreset, SafetyConfig};
     use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
-    use safety::{Gate, GateConfig, RiskCritic};
+    use safety::{Gate, RiskCritic};
     let names: Vec<String> = RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
     // Every rule: joint limits, staleness, NaN, external force, and the Cartesian box on the fingertips (forward kinematics each tick).
     let safety: SafetyConfig = ron::from_str(
         "(preset: Some(FrankaPanda), command_timeout_ms: 50, state_timeout_ms: 50, max_force_n: Some(30.0),
           workspace: Some((min: (0.2, -0.5, 0.0), max: (0.8, 0.5, 0.8), max_step_m: 0.01, max_speed_mps: 1.0, tool_offset_m: (0.0, 0.0, 0.1034))))",
     )?;
-    let mut gate = Gate::new(GateConfig::from_launch(&safety, &names, 1000.0)?);
+    let mut gate = Gate::build(&safety, &names, 1000.0)?;
     let mut rng = rrl_types::rng::Rng::seed(0);
     let mut layer = |inputs: usize, outputs: usize, scale: f64| -> (Vec<Vec<f32>>, Vec<f32>) {
         ((0..outputs).map(|_| (0..inputs).map(|_| (rng.normal() * scale) as f32).collect()).collect(), vec![0.0; outputs])

@@ -186,7 +186,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                     // With actors in this process the learner ends after them; alone, it serves until killed.
                     let until_idle = (actors_here > 0).then_some(idle_s);
                     let until = move || actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
-                    crate::remote::run_learner_node_until(&path, learner_dir, resume, until_idle, &until)
+                    crate::learner::run_learner_node_until(&path, learner_dir, resume, until_idle, &until)
                 }
             }
         })?;

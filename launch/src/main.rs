@@ -16,6 +16,7 @@ mod arm_reach;
 mod bench;
 mod doctor;
 mod launcher;
+mod learner;
 mod metrics;
 mod operator;
 mod practice;
@@ -23,12 +24,10 @@ mod practice_env;
 mod record_sim;
 mod reward_eval;
 mod robot_task;
-mod remote;
 mod residual_bench;
 mod reward_node;
 mod scene_cameras;
 mod sim_node;
-mod task_node;
 mod train;
 
 #[derive(Parser)]
@@ -315,7 +314,7 @@ fn main() -> ExitCode {
         Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
         Command::RecordSim(args) => record_sim::run(args).map(|report| print_report(&report, true)),
-        Command::Learner { config, run_dir, resume, until_idle_s } => remote::run_learner_node(&config, run_dir, resume, until_idle_s).map(|report| print_report(&report, true)),
+        Command::Learner { config, run_dir, resume, until_idle_s } => learner::run_learner_node(&config, run_dir, resume, until_idle_s).map(|report| print_report(&report, true)),
         Command::Bc { which: BcCommand::Train(args) } => practice::bc_train(args).map(|report| print_report(&report, true)),
         Command::Bc { which: BcCommand::Eval(args) } => practice::bc_eval(args).map(|report| print_report(&report, true)),
         Command::Teleop(args) => practice::teleop(args).map(|report| print_report(&report, true)),
@@ -348,7 +347,7 @@ fn check_config(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     for file in files {
         // The gate is built too: it reads the files the safety section names (a URDF).
         let checked = rrl_types::config::LaunchFile::load(file).map_err(anyhow::Error::from).and_then(|launch| {
-            safety::GateConfig::from_launch(&launch.safety, &launch.robot.joint_names(), launch.robot.control_rate_hz())
+            safety::Gate::build(&launch.safety, &launch.robot.joint_names(), launch.robot.control_rate_hz())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             Ok(launch)
         });

@@ -11,7 +11,7 @@ use policies::practice::{EpisodeReport, Operator, PracticeSettings};
 use policies::{Sac, SacConfig};
 use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RewardConfig, RobotConfig, SimTask};
 use rrl_types::Environment;
-use safety::{Gate, GateConfig};
+use safety::Gate;
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
 
 #[derive(clap::Args)]
@@ -129,7 +129,7 @@ pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(
     let mut task = PandaTask::new(variant, RewardKind::Dense)?;
     task.set_controller(sim.controller);
     let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
-    let gate = Gate::new(GateConfig::from_launch(&launch.safety, &names, task.control_rate_hz()).with_context(|| format!("{}: safety section", config.display()))?);
+    let gate = Gate::build(&launch.safety, &names, task.control_rate_hz()).with_context(|| format!("{}: safety section", config.display()))?;
     task.set_gate(gate);
     task.set_home_noise(launch.practice.reset_noise_rad);
     task.set_reset_free(launch.practice.reset_free).with_context(|| format!("{}: practice.reset_free", config.display()))?;
@@ -399,7 +399,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let report = match args.learner.as_str() {
         "local" => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
         "remote" => {
-            let mut link = crate::remote::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
+            let mut link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             let (stream_items, unconfirmed) = link.close(std::time::Duration::from_secs(60));
             link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
@@ -409,7 +409,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
             // The learner as a ROS 2 node of this process: the actor reaches it
             // over DDS exactly as it reaches one on another machine.
             let resume = !recording::list_episodes(&run_dir.join("episodes"))?.is_empty();
-            let spec = crate::remote::LearnerNodeSpec {
+            let spec = ros_edge::learner_link::LearnerNodeSpec {
                 namespace: launch.learner_namespace().to_string(),
                 config: config.clone(),
                 device,
@@ -420,9 +420,9 @@ fn practise_on<E: rrl_types::PracticeTask>(
                 checkpoint_every: settings.checkpoint_every,
                 task: task_name.clone(),
             };
-            let node = crate::remote::InProcessLearnerNode::start(spec, run_dir.clone(), resume)?;
-            let link = crate::remote::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
-            let mut link = crate::remote::InProcessLink { link, node: &node };
+            let node = ros_edge::learner_link::InProcessLearnerNode::start(spec, run_dir.clone(), resume)?;
+            let link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
+            let mut link = ros_edge::learner_link::InProcessLink { link, node: &node };
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             // A node that failed confirms nothing more: do not wait for it.
             let confirm_within = if node.failure().is_some() { std::time::Duration::ZERO } else { std::time::Duration::from_secs(60) };

@@ -401,7 +401,7 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         self.task.recovery_actions()
     }
-    fn take_safety_events(&mut self) -> u64 {
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.task.take_safety_events()
     }
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {

@@ -64,7 +64,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, "reward_node", &launch.namespace)?;
     // The task is also the node's `task` parameter (`ros2 param set <ns>/reward_node task "..."`).
-    let (mut services, mut parameter_events) = crate::sim_node::parameter_service(&mut node, &[("task", r2r::ParameterValue::String(vlm.task.clone()))])?;
+    let (mut services, mut parameter_events) = ros_edge::params::parameter_service(&mut node, &[("task", r2r::ParameterValue::String(vlm.task.clone()))])?;
     let mut task = vlm.task.clone();
     let mut images = node.subscribe::<r2r::sensor_msgs::msg::Image>(&topic, QosProfile::sensor_data())?;
     let mut tasks = node.subscribe::<r2r::std_msgs::msg::String>("reward/task", QosProfile::default())?;

@@ -12,7 +12,7 @@ use sim_bridge::panda::PandaTask;
 use sim_bridge::SimError;
 
 use crate::arm_reach::{ArmReach, ArmTaskError};
-use crate::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
+use ros_edge::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
 
 /// Where a simulated robot runs, for the commands that step one
 /// (`--robot`, `--robot-answer-s`).
@@ -102,7 +102,7 @@ impl RobotTask {
                     Ok(task) => started(RobotTask::SimNode(task), node, format!("{variant:?}")),
                     // A node of this process that could not start says why, rather than that it did not answer.
                     Err(e) => Err(match node.map(InProcessTaskNode::finish) {
-                        Some(Err(why)) => why.context("the simulated robot's task node"),
+                        Some(Err(why)) => anyhow::Error::from(why).context("the simulated robot's task node"),
                         _ => e.into(),
                     }),
                 }
@@ -172,7 +172,7 @@ impl PracticeTask for RobotTask {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         with_task!(self, t => t.recovery_actions())
     }
-    fn take_safety_events(&mut self) -> u64 {
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         with_task!(self, t => t.take_safety_events())
     }
 }

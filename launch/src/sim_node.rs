@@ -24,27 +24,12 @@ use robot_drivers::topic_arm::TopicArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::{CameraConfig, CameraSource, LaunchFile, RobotConfig, SimTask};
 use rrl_types::{Clock, JointCommand, JointVec, SystemClock, Timestamp};
-use safety::{Gate, GateConfig, Verdict};
+use safety::{Gate, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::camera::SimCamera;
 
 use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
 
-
-/// Parameter changes from outside: (name, new value).
-pub(crate) type ParameterEvents = std::pin::Pin<Box<dyn futures::Stream<Item = (String, r2r::ParameterValue)>>>;
-
-/// Declares `parameters` on `node` and starts its parameter services on a
-/// local executor, which the node's loop runs after each `spin_once`.
-pub(crate) fn parameter_service(node: &mut r2r::Node, parameters: &[(&str, r2r::ParameterValue)]) -> anyhow::Result<(futures::executor::LocalPool, ParameterEvents)> {
-    for (name, value) in parameters {
-        node.params.lock().expect("parameters").insert((*name).into(), r2r::Parameter::new(value.clone()));
-    }
-    let (service, events) = node.make_parameter_handler()?;
-    let services = futures::executor::LocalPool::new();
-    futures::task::LocalSpawnExt::spawn_local(&services.spawner(), service)?;
-    Ok((services, Box::pin(events)))
-}
 
 /// How often a node whose robot fell off the wire tries to reconnect.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
@@ -52,22 +37,6 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 /// Work a node does after each control tick (publishing cameras, checking
 /// their threads); an error stops the node.
 type PerTick<H> = Box<dyn FnMut(&mut H) -> anyhow::Result<()>>;
-
-/// The gate of a launch file for a robot with `joint_names`, with its risk
-/// critic when one is configured and usable (else rules only, said once).
-fn gate_for(launch: &LaunchFile, config: &Path, joint_names: &[String], rate_hz: f64) -> anyhow::Result<Gate> {
-    let mut gate = Gate::new(GateConfig::from_launch(&launch.safety, joint_names, rate_hz)?);
-    if let Some(risk) = &launch.safety.risk_critic {
-        // Relative paths are relative to the launch file.
-        let weights = config.parent().unwrap_or(Path::new(".")).join(&risk.weights);
-        let loaded = safety::RiskCritic::load(&weights, 3 * joint_names.len()).map_err(anyhow::Error::from).and_then(|critic| Ok(gate.set_risk_critic(critic, risk.threshold as f32, risk.reflex)?));
-        match loaded {
-            Ok(()) => tracing::info!(weights = %weights.display(), threshold = risk.threshold, "risk critic active"),
-            Err(e) => tracing::warn!("risk critic refused, the gate runs on its rules only: {e:#}"),
-        }
-    }
-    Ok(gate)
-}
 
 /// `rrl sim`: the simulated Panda of a launch file.
 pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
@@ -128,8 +97,8 @@ pub fn run_lockstep(config: &Path, duration_s: Option<f64>, until: &dyn Fn() -> 
     let (task, variant) = crate::practice::panda_task(&launch, config)?;
     let started = Instant::now();
     let deadline = duration_s.map(Duration::from_secs_f64);
-    let counts = crate::task_node::serve(task, &launch.namespace, &|| until() || deadline.is_some_and(|d| started.elapsed() >= d))?;
-    let mut report = crate::task_node::counts_json(&counts);
+    let counts = ros_edge::task_node::serve(task, &launch.namespace, &|| until() || deadline.is_some_and(|d| started.elapsed() >= d))?;
+    let mut report = ros_edge::task_node::counts_json(&counts);
     report["task"] = serde_json::json!(format!("{variant:?}"));
     report["namespace"] = serde_json::json!(launch.namespace);
     Ok(report)
@@ -206,7 +175,7 @@ fn run_node<H: HardwareInterface>(
     let joint_names = hardware.joint_names().to_vec();
     // Commands arrive in the robot's own mode (positions for arms, velocities for cars).
     let command_mode = hardware.native_mode();
-    let gate = gate_for(launch, config, &joint_names, rate_hz)?;
+    let gate = Gate::build(&launch.safety, &joint_names, rate_hz).with_context(|| format!("{}: safety section", config.display()))?;
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(hardware, gate, slot.clone());
 
@@ -225,7 +194,7 @@ fn run_node<H: HardwareInterface>(
         ("control_rate_hz", r2r::ParameterValue::Double(rate_hz)),
         ("command_mode", r2r::ParameterValue::String(format!("{command_mode:?}"))),
     ];
-    let (mut services, mut parameter_events) = parameter_service(&mut node, &described)?;
+    let (mut services, mut parameter_events) = ros_edge::params::parameter_service(&mut node, &described)?;
     tracing::info!(node = node_name, namespace = %launch.namespace, rate_hz, "robot node up");
 
     let period = 1.0 / rate_hz;

@@ -297,3 +297,38 @@ fn practice_reaches_with_the_simulated_panda_over_its_ros2_topics() {
         assert!((0.28..=0.72).contains(&last[7]) && (-0.32..=0.32).contains(&last[8]) && (0.08..=0.57).contains(&last[9]), "tool at {:?}", &last[7..10]);
     }
 }
+
+/// The learned risk critic a launch file configures is in the gate of the
+/// real-arm path too (it was built without it before the one gate
+/// builder): a critic that always fires holds the emulated arm, and every
+/// recorded demo, practice and evaluation step carries its reflex.
+#[test]
+fn practice_on_a_ros2_control_arm_records_the_configured_critics_reflex() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    // Two joints: positions, velocities and commands, 6 inputs.
+    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 6);
+    // Home is where the emulated arm stands, so a held arm still resets.
+    let launch = LAUNCH
+        .replace("        state_timeout_ms: 300,\n        urdf:", "        state_timeout_ms: 300,\n        risk_critic: Some((weights: \"critic.safetensors\", threshold: 0.5, reflex: Hold)),\n        urdf:")
+        .replace("home: Some([0.3, 0.8]), reset_free: true", "home: Some([0.1, -0.2]), reset_free: false");
+    assert!(launch.contains("risk_critic") && launch.contains("reset_free: false"));
+    let config = dir.path().join("arm.ron");
+    std::fs::write(&config, launch).unwrap();
+    let run_dir = dir.path().join("run");
+    let output = practise_with_emulated_arm(&config, &run_dir, 67, &[]);
+    assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
+    let (mut steps, mut reflexes) = (0, 0);
+    for folder in ["demos", "episodes", "eval/episodes"] {
+        for path in recording::list_episodes(&run_dir.join(folder)).unwrap() {
+            for step in recording::read_episode(&path).unwrap().steps {
+                steps += 1;
+                reflexes += usize::from(step.flags.reflex && step.flags.safety_event);
+                // Held: the joints stay where the arm stood.
+                assert!((step.next_observation[0] - 0.1).abs() < 0.02 && (step.next_observation[1] + 0.2).abs() < 0.02, "the held arm moved: {:?}", step.next_observation);
+            }
+        }
+    }
+    assert!(steps >= 40, "{steps} recorded steps");
+    assert_eq!(reflexes, steps, "every step of the held arm ran the critic's reflex");
+}

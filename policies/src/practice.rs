@@ -556,12 +556,14 @@ fn record_one_episode<E: PracticeTask>(
     let mut writer = durably(|| EpisodeWriter::create(folder, &header, false))?;
     let mut observation = env.reset(seed).to_vec();
     let mut env_action = Vec::new();
-    let (mut total, mut steps) = (0.0, 0u64);
+    let (mut total, mut steps, mut safety_events) = (0.0, 0u64, 0u64);
     let mut wait = RewardWait::default();
     let terminated = loop {
         let action = act(&observation, steps == 0);
         to_env_action(&action, &low, &high, &mut env_action);
         let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+        let events = env.take_safety_events();
+        safety_events += events.protective;
         steps += 1;
         let next = env.observation().to_vec();
         let record = EpisodeStep {
@@ -570,7 +572,7 @@ fn record_one_episode<E: PracticeTask>(
             action: action.iter().map(|&x| x as f32).collect(),
             reward: result.reward as f32,
             next_observation: next.iter().map(|&x| x as f32).collect(),
-            flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, ..StepFlags::default() },
+            flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, safety_event: events.any(), reflex: events.reflexes > 0, recovery: false },
         };
         // Only the record matters here (no learner): the transition is a placeholder.
         let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };
@@ -589,7 +591,7 @@ fn record_one_episode<E: PracticeTask>(
     let success = env.success();
     let reason = if success == Some(true) { "success" } else if terminated { "failure" } else { "timeout" };
     let interventions = if by_human_or_script { steps } else { 0 };
-    let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events: 0, reason: reason.into() };
+    let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
     durably(|| writer.finish(&outcome))?;
     Ok((total, success))
 }
@@ -683,7 +685,7 @@ pub fn teleoperate<E: PracticeTask>(
             total_steps += 1;
             total += result.reward;
             interventions += u64::from(human);
-            safety_events += events;
+            safety_events += events.protective;
             let next = env.observation().to_vec();
             let truncated = result.truncated || (!result.terminated && steps >= max_episode_steps);
             let record = EpisodeStep {
@@ -692,7 +694,7 @@ pub fn teleoperate<E: PracticeTask>(
                 action: to_policy_action(&action, &low, &high).iter().map(|&x| x as f32).collect(),
                 reward: result.reward as f32,
                 next_observation: next.iter().map(|&x| x as f32).collect(),
-                flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events > 0, recovery: false },
+                flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 },
             };
             durably(|| writer.step(&record))?;
             observation = next;
@@ -912,10 +914,10 @@ fn actor_loop<E: PracticeTask>(
             steps += 1;
             report.total_steps += 1;
             interventions += u64::from(intervention);
-            safety_events += events;
+            safety_events += events.protective;
             let next = env.observation().to_vec();
             let truncated = result.truncated || (!result.terminated && steps >= settings.max_episode_steps);
-            let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events > 0, recovery: false };
+            let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 };
             let record = EpisodeStep {
                 time_ns: episode_start + steps * 100_000_000,
                 observation: observation.iter().map(|&x| x as f32).collect(),
@@ -972,14 +974,15 @@ fn actor_loop<E: PracticeTask>(
                 for recovery in env.recovery_actions() {
                     let before = env.observation().to_vec();
                     let r = env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
-                    safety_events += env.take_safety_events();
+                    let events = env.take_safety_events();
+                    safety_events += events.protective;
                     let record = EpisodeStep {
                         time_ns: episode_start + (steps + 1) * 100_000_000,
                         observation: before.iter().map(|&x| x as f32).collect(),
                         action: to_policy_action(&recovery, &low, &high).iter().map(|&x| x as f32).collect(),
                         reward: r.reward as f32,
                         next_observation: env.observation().iter().map(|&x| x as f32).collect(),
-                        flags: StepFlags { recovery: true, ..StepFlags::default() },
+                        flags: StepFlags { recovery: true, safety_event: events.any(), reflex: events.reflexes > 0, ..StepFlags::default() },
                     };
                     durably(|| writer.step(&record))?;
                 }
@@ -1076,85 +1079,6 @@ pub fn evaluate_recorded<E: PracticeTask>(
     Ok((returns, successes))
 }
 
-/// Wire form of a stream item (little endian): kind 1 = transition
-/// `[1][demo u8][terminal u8][reward f32][discount f32][obs n u32][obs..]
-/// [action n u32][action..][next obs..]`, kind 2 = online step `[2]`.
-pub fn encode_item(item: &ToLearner, out: &mut Vec<u8>) {
-    match item {
-        ToLearner::OnlineStep => out.push(2),
-        ToLearner::Transition { transition: t, demo } => {
-            out.push(1);
-            out.push(u8::from(*demo));
-            out.push(u8::from(t.terminal));
-            out.extend_from_slice(&t.reward.to_le_bytes());
-            out.extend_from_slice(&t.discount.to_le_bytes());
-            for values in [&t.observation, &t.action] {
-                out.extend_from_slice(&(values.len() as u32).to_le_bytes());
-                values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-            }
-            t.next_observation.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-        }
-    }
-}
-
-/// Reads an item written by `encode_item`; `None` if malformed.
-pub fn decode_item(bytes: &[u8]) -> Option<ToLearner> {
-    match *bytes.first()? {
-        2 if bytes.len() == 1 => Some(ToLearner::OnlineStep),
-        1 => {
-            let f32_at = |at: usize| bytes.get(at..at + 4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")));
-            let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-            let floats = |at: usize, n: usize| -> Option<Vec<f32>> { (0..n).map(|i| f32_at(at + 4 * i)).collect() };
-            let (demo, terminal) = (*bytes.get(1)? != 0, *bytes.get(2)? != 0);
-            let (reward, discount) = (f32_at(3)?, f32_at(7)?);
-            let o = u32_at(11)?;
-            let observation = floats(15, o)?;
-            let a = u32_at(15 + 4 * o)?;
-            let action = floats(19 + 4 * o, a)?;
-            let next_observation = floats(19 + 4 * (o + a), o)?;
-            (bytes.len() == 19 + 4 * (2 * o + a)).then_some(ToLearner::Transition { transition: Transition { observation, action, reward, next_observation, terminal, discount }, demo })
-        }
-        _ => None,
-    }
-}
-
-/// Wire form of actor weights: `[updates u64][tensors u32]` then per tensor
-/// `[dims u32][dim i64..][values f32..]`.
-pub fn encode_weights(weights: &ActorWeights, updates: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&updates.to_le_bytes());
-    out.extend_from_slice(&(weights.0.len() as u32).to_le_bytes());
-    for t in &weights.0 {
-        let size = t.size();
-        out.extend_from_slice(&(size.len() as u32).to_le_bytes());
-        size.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
-        let values: Vec<f32> = Vec::try_from(&t.reshape([-1]).to_kind(Kind::Float)).expect("f32 weights");
-        values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    }
-    out
-}
-
-/// Reads weights written by `encode_weights`; `None` if malformed.
-pub fn decode_weights(bytes: &[u8]) -> Option<(u64, ActorWeights)> {
-    let mut at = 0;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let slice = bytes.get(at..at + n)?;
-        at += n;
-        Some(slice)
-    };
-    let updates = u64::from_le_bytes(take(8)?.try_into().ok()?);
-    let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    let mut tensors = Vec::with_capacity(count);
-    for _ in 0..count {
-        let dims = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        let size: Vec<i64> = (0..dims).map(|_| take(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))).collect::<Option<_>>()?;
-        let numel = size.iter().product::<i64>().max(0) as usize;
-        let values: Vec<f32> = take(4 * numel)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        tensors.push(Tensor::from_slice(&values).reshape(&size));
-    }
-    (at == bytes.len()).then_some((updates, ActorWeights(tensors)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1206,23 +1130,5 @@ mod tests {
         let err = run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, settings, inbox, shared.clone()).unwrap_err().to_string();
         assert!(err.contains("18 observation and 4 action values") && err.contains("built for 14 and 4"), "{err}");
         assert_eq!(shared.error.lock().unwrap().as_deref(), Some(err.as_str()), "the actors learn why");
-    }
-
-    #[test]
-    fn stream_items_and_weights_survive_the_wire() {
-        let t = Transition { observation: vec![1.0, -2.5], action: vec![0.25], reward: -0.5, next_observation: vec![1.5, -2.0], terminal: true, discount: 0.97 };
-        for item in [ToLearner::Transition { transition: t, demo: true }, ToLearner::OnlineStep] {
-            let mut bytes = Vec::new();
-            encode_item(&item, &mut bytes);
-            assert_eq!(decode_item(&bytes), Some(item.clone()));
-            assert_eq!(decode_item(&bytes[..bytes.len() - 1]), None, "truncated items are refused");
-        }
-        let weights = ActorWeights(vec![Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).reshape([1, 2, 3]), Tensor::from_slice(&[7.0f32])]);
-        let bytes = encode_weights(&weights, 42);
-        let (updates, back) = decode_weights(&bytes).unwrap();
-        assert_eq!(updates, 42);
-        assert_eq!(back.0[0].size(), [1, 2, 3]);
-        assert_eq!(Vec::<f32>::try_from(&back.0[0].reshape([-1])).unwrap(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        assert!(decode_weights(&bytes[..bytes.len() - 2]).is_none());
     }
 }

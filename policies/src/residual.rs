@@ -330,7 +330,7 @@ impl<E: Environment, B: BasePolicy> Environment for ResidualEnv<E, B> {
 /// No recovery manoeuvre: it is an action of the task, which a residual
 /// cannot express; a stuck episode just ends and the reset takes over.
 impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
-    fn take_safety_events(&mut self) -> u64 {
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.env.take_safety_events()
     }
     fn learned_rewards(&mut self) -> Option<&mut dyn rrl_types::LearnedRewards> {

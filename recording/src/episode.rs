@@ -126,15 +126,17 @@ pub struct StepFlags {
     pub safety_event: bool,
     /// Part of an automatic recovery manoeuvre, not of the policy's attempt.
     pub recovery: bool,
+    /// The gate's learned risk critic ran its reflex during this step.
+    pub reflex: bool,
 }
 
 impl StepFlags {
     fn to_byte(self) -> u8 {
-        u8::from(self.terminated) | u8::from(self.truncated) << 1 | u8::from(self.intervention) << 2 | u8::from(self.safety_event) << 3 | u8::from(self.recovery) << 4
+        u8::from(self.terminated) | u8::from(self.truncated) << 1 | u8::from(self.intervention) << 2 | u8::from(self.safety_event) << 3 | u8::from(self.recovery) << 4 | u8::from(self.reflex) << 5
     }
 
     fn from_byte(b: u8) -> StepFlags {
-        StepFlags { terminated: b & 1 != 0, truncated: b & 2 != 0, intervention: b & 4 != 0, safety_event: b & 8 != 0, recovery: b & 16 != 0 }
+        StepFlags { terminated: b & 1 != 0, truncated: b & 2 != 0, intervention: b & 4 != 0, safety_event: b & 8 != 0, recovery: b & 16 != 0, reflex: b & 32 != 0 }
     }
 }
 
@@ -399,7 +401,7 @@ mod tests {
             action: vec![0.25, -0.75],
             reward: -x,
             next_observation: vec![x + 1.0, x + 1.5, -x - 1.0],
-            flags: StepFlags { intervention: i % 3 == 0, safety_event: i == 4, ..StepFlags::default() },
+            flags: StepFlags { intervention: i % 3 == 0, safety_event: i == 4, reflex: i == 4, ..StepFlags::default() },
         }
     }
 

@@ -116,14 +116,13 @@ mod tests {
     use crate::hardware::MockHardware;
     use rrl_types::config::SafetyConfig;
     use rrl_types::{CommandMode, JointVec};
-    use safety::GateConfig;
 
     fn control_loop() -> (ControlLoop<MockHardware>, Arc<CommandSlot>) {
         let mut hw = MockHardware::new("mock", &["a", "b"]);
         hw.configure().unwrap();
         hw.activate().unwrap();
         let safety: SafetyConfig = ron::from_str("(joints: [(name: \"a\", position: Some((min: -1.0, max: 1.0)), velocity: Some(1.0))])").unwrap();
-        let gate = Gate::new(GateConfig::from_launch(&safety, &["a".into(), "b".into()], 100.0).unwrap());
+        let gate = Gate::build(&safety, &["a".into(), "b".into()], 100.0).unwrap();
         let slot = CommandSlot::new();
         (ControlLoop::new(hw, gate, slot.clone()), slot)
     }

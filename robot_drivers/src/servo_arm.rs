@@ -230,7 +230,7 @@ mod tests {
     use crate::feetech::emulator::FeetechEmulator;
     use crate::pty::PtyPair;
     use crate::{CommandSlot, ControlLoop};
-    use safety::{Gate, GateConfig};
+    use safety::Gate;
 
     #[test]
     fn calibration_round_trips_with_offset_and_direction() {
@@ -250,7 +250,7 @@ mod tests {
     fn drive(arm: ServoArm, goal: [f64; 3]) -> ServoArm {
         let names = arm.joint_names().to_vec();
         let safety: rrl_types::config::SafetyConfig = ron::from_str("(joints: [(name: \"shoulder_pan\", velocity: Some(2.0))], command_timeout_ms: 200, state_timeout_ms: 200)").unwrap();
-        let gate = Gate::new(GateConfig::from_launch(&safety, &names, 50.0).unwrap());
+        let gate = Gate::build(&safety, &names, 50.0).unwrap();
         let slot = CommandSlot::new();
         let mut control = ControlLoop::new(arm, gate, slot.clone());
         let start = std::time::Instant::now();

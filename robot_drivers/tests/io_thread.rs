@@ -14,7 +14,7 @@ use robot_drivers::servo_arm::ServoArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::SerialArmConfig;
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock};
-use safety::{Gate, GateConfig};
+use safety::Gate;
 
 struct PerThreadCount;
 
@@ -58,7 +58,7 @@ fn control_ticks_on_a_threaded_serial_arm_follow_it_without_allocating() {
     arm.activate().unwrap();
     let names = arm.joint_names().to_vec();
     let safety: rrl_types::config::SafetyConfig = ron::from_str("(joints: [(name: \"a\", velocity: Some(2.0))], command_timeout_ms: 200, state_timeout_ms: 200)").unwrap();
-    let gate = Gate::new(GateConfig::from_launch(&safety, &names, 100.0).unwrap());
+    let gate = Gate::build(&safety, &names, 100.0).unwrap();
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(arm, gate, slot.clone());
     let goal = JointVec::from_slice(&[0.3, -0.2, 0.1]).unwrap();

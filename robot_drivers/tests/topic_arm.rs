@@ -11,7 +11,7 @@ use robot_drivers::topic_arm::TopicArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::TopicArmConfig;
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock};
-use safety::{Gate, GateConfig, HoldReason, Verdict};
+use safety::{Gate, HoldReason, Verdict};
 
 #[test]
 fn a_topic_arm_follows_gated_commands_and_holds_when_silent() {
@@ -31,7 +31,7 @@ fn a_topic_arm_follows_gated_commands_and_holds_when_silent() {
     arm.activate().unwrap();
     let names = arm.joint_names().to_vec();
     let safety: rrl_types::config::SafetyConfig = ron::from_str("(joints: [(name: \"a\", velocity: Some(0.5))], command_timeout_ms: 100, state_timeout_ms: 100)").unwrap();
-    let gate = Gate::new(GateConfig::from_launch(&safety, &names, 100.0).unwrap());
+    let gate = Gate::build(&safety, &names, 100.0).unwrap();
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(arm, gate, slot.clone());
     let goal = [0.4, 0.0];

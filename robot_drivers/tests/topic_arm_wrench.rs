@@ -11,7 +11,7 @@ use robot_drivers::topic_arm::TopicArm;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::TopicArmConfig;
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock};
-use safety::{Gate, GateConfig, HoldReason, Verdict};
+use safety::{Gate, HoldReason, Verdict};
 
 #[test]
 fn an_external_force_on_the_wrench_topic_holds_the_arm() {
@@ -36,7 +36,7 @@ fn an_external_force_on_the_wrench_topic_holds_the_arm() {
     let names = arm.joint_names().to_vec();
     let safety: rrl_types::config::SafetyConfig = ron::from_str("(joints: [(name: \"a\", velocity: Some(0.5))], command_timeout_ms: 100, state_timeout_ms: 100, max_force_n: Some(30.0))").unwrap();
     let slot = CommandSlot::new();
-    let mut control = ControlLoop::new(arm, Gate::new(GateConfig::from_launch(&safety, &names, 100.0).unwrap()), slot.clone());
+    let mut control = ControlLoop::new(arm, Gate::build(&safety, &names, 100.0).unwrap(), slot.clone());
     let start = Instant::now();
     let mut verdicts = Vec::new();
     while start.elapsed() < Duration::from_secs(5) {

@@ -12,7 +12,7 @@ use robot_drivers::car::TopicCar;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::CarConfig;
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock};
-use safety::{Gate, GateConfig, HoldReason, Verdict};
+use safety::{Gate, HoldReason, Verdict};
 
 #[test]
 fn a_car_follows_gated_twists_is_capped_and_stops_when_odometry_falls_silent() {
@@ -39,7 +39,7 @@ fn a_car_follows_gated_twists_is_capped_and_stops_when_odometry_falls_silent() {
         "(joints: [(name: \"linear_x\", velocity: Some(2.0), acceleration: Some(3.0)), (name: \"angular_z\", velocity: Some(2.5), acceleration: Some(8.0))], command_timeout_ms: 100, state_timeout_ms: 100)",
     )
     .unwrap();
-    let gate = Gate::new(GateConfig::from_launch(&safety, &names, 50.0).unwrap());
+    let gate = Gate::build(&safety, &names, 50.0).unwrap();
     let slot = CommandSlot::new();
     let mut control = ControlLoop::new(car, gate, slot.clone());
     // The timeline starts with the first odometry (the emulator's clock starts with the first twist, sent right after).

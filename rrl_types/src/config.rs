@@ -506,7 +506,8 @@ fn default_max_speed() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskCriticConfig {
-    /// Critic weights exported by the learner (plain format).
+    /// Critic weights exported by the learner (plain format); relative
+    /// paths are relative to the launch file.
     pub weights: String,
     /// Risk above this triggers the reflex. In (0, 1). Default: 0.3.
     #[serde(default = "default_risk_threshold")]
@@ -933,6 +934,36 @@ impl ConfigError {
 // ---------------------------------------------------------------------------
 
 impl LaunchFile {
+    /// The one place where files a launch file names are found: every
+    /// relative path is relative to the launch file's folder, resolved once
+    /// at parse time so no command resolves a path against its own working
+    /// directory. URLs and device paths stay as written.
+    fn resolve_paths(&mut self, folder: &Path) {
+        let resolve = |path: &mut String| {
+            // A URL or a GStreamer pipeline is not a file of ours.
+            if !path.contains("://") && !path.contains('!') && Path::new(path.as_str()).is_relative() {
+                *path = folder.join(path.as_str()).to_string_lossy().into_owned();
+            }
+        };
+        if let Some(urdf) = &mut self.safety.urdf {
+            resolve(&mut urdf.file);
+        }
+        if let Some(critic) = &mut self.safety.risk_critic {
+            resolve(&mut critic.weights);
+        }
+        if let PracticeBase::File(base) = &mut self.practice.base {
+            resolve(&mut base.path);
+        }
+        if let RewardConfig::Classifier { model, .. } = &mut self.reward {
+            resolve(model);
+        }
+        for camera in &mut self.cameras {
+            if let CameraSource::Path(path) | CameraSource::ImageSequence(path) = &mut camera.source {
+                resolve(path);
+            }
+        }
+    }
+
     /// Reads, parses and validates a launch file.
     pub fn load(path: &Path) -> Result<LaunchFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
@@ -945,17 +976,7 @@ impl LaunchFile {
         let mut checker = Checker::default();
         launch.check(&mut checker);
         if checker.problems.is_empty() {
-            // Files the launch file names are found next to it.
-            if let Some(urdf) = &mut launch.safety.urdf {
-                if Path::new(&urdf.file).is_relative() {
-                    urdf.file = file.parent().unwrap_or(Path::new("")).join(&urdf.file).to_string_lossy().into_owned();
-                }
-            }
-            if let PracticeBase::File(base) = &mut launch.practice.base {
-                if Path::new(&base.path).is_relative() {
-                    base.path = file.parent().unwrap_or(Path::new("")).join(&base.path).to_string_lossy().into_owned();
-                }
-            }
+            launch.resolve_paths(file.parent().unwrap_or(Path::new("")));
             return Ok(launch);
         }
         let located = locate_values(text);
@@ -1476,6 +1497,26 @@ mod tests {
         let good = "(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (), practice: (base: File((path: \"policies/b.pt\"))))";
         let launch = LaunchFile::parse(good, Path::new("launch/files/x.ron")).unwrap();
         assert_eq!(launch.practice.base, PracticeBase::File(FileBase { path: "launch/files/policies/b.pt".into(), execute: 1, residual_scale: ResidualScale::Uniform(0.3) }));
+    }
+
+    #[test]
+    fn every_file_a_launch_file_names_is_found_beside_it_and_urls_stay_as_written() {
+        let text = r#"(name: "t", robot: Sim((task: PandaPickCube)),
+            cameras: [(name: "a", source: Path("videos/a.avi"), width: 8, height: 8),
+                      (name: "b", source: ImageSequence("frames/%04d.png"), width: 8, height: 8),
+                      (name: "c", source: Path("rtsp://10.0.0.2/stream"), width: 8, height: 8),
+                      (name: "d", source: Path("/dev/video2"), width: 8, height: 8)],
+            safety: (urdf: Some((file: "arm.urdf", base_link: "base", tip_link: "tool")), risk_critic: Some((weights: "critic.safetensors"))),
+            reward: Classifier(model: "success.pt", camera: "a", threshold: 0.9))"#;
+        let launch = LaunchFile::parse(text, Path::new("cfg/x.ron")).unwrap();
+        let sources: Vec<&CameraSource> = launch.cameras.iter().map(|c| &c.source).collect();
+        assert_eq!(
+            sources,
+            [&CameraSource::Path("cfg/videos/a.avi".into()), &CameraSource::ImageSequence("cfg/frames/%04d.png".into()), &CameraSource::Path("rtsp://10.0.0.2/stream".into()), &CameraSource::Path("/dev/video2".into())]
+        );
+        assert_eq!(launch.safety.urdf.as_ref().unwrap().file, "cfg/arm.urdf");
+        assert_eq!(launch.safety.risk_critic.as_ref().unwrap().weights, "cfg/critic.safetensors");
+        assert!(matches!(&launch.reward, RewardConfig::Classifier { model, .. } if model == "cfg/success.pt"), "{:?}", launch.reward);
     }
 
     #[test]

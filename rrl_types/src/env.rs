@@ -74,15 +74,37 @@ pub trait PracticeTask: Environment {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         Vec::new()
     }
-    /// Safety-gate interventions (clipped, held, reflex) since the last call.
-    fn take_safety_events(&mut self) -> u64 {
-        0
+    /// Safety-gate interventions since the last call.
+    fn take_safety_events(&mut self) -> SafetyEvents {
+        SafetyEvents::default()
     }
     /// Learned rewards (a VLM progress critic, a success classifier) that
     /// arrive after the step they score; `None` when the environment's own
     /// reward is final.
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
         None
+    }
+}
+
+/// The safety gate's interventions over some control ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SafetyEvents {
+    /// Ticks the gate protected the robot: a limit reached, a hold, a reflex.
+    pub protective: u64,
+    /// Of those, ticks on which the learned risk critic's reflex ran.
+    pub reflexes: u64,
+}
+
+impl SafetyEvents {
+    pub fn any(&self) -> bool {
+        self.protective > 0
+    }
+}
+
+impl std::ops::AddAssign for SafetyEvents {
+    fn add_assign(&mut self, other: SafetyEvents) {
+        self.protective += other.protective;
+        self.reflexes += other.reflexes;
     }
 }
 

@@ -14,6 +14,6 @@ pub mod joint;
 pub mod rng;
 mod ron_locator;
 
-pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, Step};
+pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, SafetyEvents, Step};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};

@@ -98,6 +98,10 @@ pub enum SafetyError {
     Invalid { field: String, message: String },
     #[error("safety.urdf: {0}")]
     Kinematics(#[from] KinematicsError),
+    /// A configured risk critic that cannot serve: the gate is not built
+    /// without it (a critic the user asked for is never silently dropped).
+    #[error("safety.risk_critic: {0}")]
+    Critic(String),
 }
 
 /// A handle that trips the e-stop from any thread (a button, a watchdog).
@@ -278,7 +282,25 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(config: GateConfig) -> Gate {
+    /// The one way a gate is built from a launch file's safety section: its
+    /// rules, and its risk critic whenever one is configured (the weights'
+    /// path was resolved when the file was parsed). A critic that cannot be
+    /// loaded or does not fit the robot refuses the gate.
+    pub fn build(safety: &SafetyConfig, joint_names: &[String], control_rate_hz: f64) -> Result<Gate, SafetyError> {
+        let mut gate = Gate::new(GateConfig::from_launch(safety, joint_names, control_rate_hz)?);
+        if let Some(risk) = &safety.risk_critic {
+            let critic = RiskCritic::load(Path::new(&risk.weights), 3 * joint_names.len()).map_err(|e| SafetyError::Critic(e.to_string()))?;
+            gate.set_risk_critic(critic, risk.threshold as f32, risk.reflex)?;
+        }
+        Ok(gate)
+    }
+
+    /// Whether a learned risk critic is loaded.
+    pub fn has_risk_critic(&self) -> bool {
+        self.risk.critic.is_some()
+    }
+
+    fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
         Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
     }

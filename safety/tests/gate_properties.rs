@@ -239,7 +239,7 @@ fn velocity_commands_are_limited_too() {
     let names = vec!["linear_x".to_string(), "angular_z".to_string()];
     let safety: rrl_types::config::SafetyConfig =
         ron::from_str("(joints: [(name: \"linear_x\", velocity: Some(2.0), acceleration: Some(3.0))])").unwrap();
-    let mut gate = safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, 50.0).unwrap());
+    let mut gate = safety::Gate::build(&safety, &names, 50.0).unwrap();
     let mut out = JointCommand::default();
     let mut state = rrl_types::JointState::zeros(2);
     let mut last = 0.0;
@@ -341,9 +341,8 @@ fn a_urdf_gives_the_gate_joint_limits_and_the_workspace_chain() {
     );
     let safety: rrl_types::config::SafetyConfig = ron::from_str(&text).unwrap();
     let names = vec!["shoulder".to_string(), "elbow".to_string()];
-    let config = safety::GateConfig::from_launch(&safety, &names, 1000.0).unwrap();
-    assert_eq!(config.limits[1].position, Some((-2.0, 2.0)), "the elbow's range comes from the URDF");
-    let mut gate = safety::Gate::new(config);
+    let mut gate = safety::Gate::build(&safety, &names, 1000.0).unwrap();
+    assert_eq!(gate.config().limits[1].position, Some((-2.0, 2.0)), "the elbow's range comes from the URDF");
     let mut out = JointCommand::default();
     let mut state = rrl_types::JointState::zeros(2);
     // Start folded (elbow at 1.5 rad: the tool 0.33 m from the base) and unfold: a stretched arm reaches 0.5 m in x, past the box's 0.45.
@@ -362,7 +361,7 @@ fn a_urdf_gives_the_gate_joint_limits_and_the_workspace_chain() {
     assert!(workspace_clipped);
     assert!(reach <= 0.45 + 1e-9 && reach > 0.44, "the tool reached x = {reach}");
     // The elbow past the URDF's limit is clipped to it, less the soft margin.
-    let mut gate = safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, 1000.0).unwrap());
+    let mut gate = safety::Gate::build(&safety, &names, 1000.0).unwrap();
     state.position = JointVec::from_slice(&[0.0, 1.9]).unwrap();
     let now = 1_000_000_000;
     state.stamp = Timestamp(now);
@@ -422,7 +421,7 @@ fn a_tool_resting_on_the_workspace_floor_can_be_lifted() {
     )
     .unwrap();
     let names: Vec<String> = rrl_types::config::RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
-    let mut gate = safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, 100.0).unwrap());
+    let mut gate = safety::Gate::build(&safety, &names, 100.0).unwrap();
     let limits = gate.config().workspace.clone().unwrap();
     let tool = |q: &[f64]| limits.chain.tool_position(q);
     // The shoulder leans forward until the tool touches the floor.

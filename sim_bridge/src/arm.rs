@@ -336,7 +336,7 @@ mod tests {
     use super::*;
     use robot_drivers::{CommandSlot, ControlLoop};
     use rrl_types::config::SafetyConfig;
-    use safety::{Gate, GateConfig, Verdict};
+    use safety::{Gate, Verdict};
 
     /// The whole control path on the simulated Panda: commands go through
     /// the Panda's published limits in the gate, and the arm follows.
@@ -347,7 +347,7 @@ mod tests {
         arm.activate().unwrap();
         let safety: SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
         let names: Vec<String> = PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
-        let gate = Gate::new(GateConfig::from_launch(&safety, &names, 100.0).unwrap());
+        let gate = Gate::build(&safety, &names, 100.0).unwrap();
         let slot = CommandSlot::new();
         let mut control = ControlLoop::new(arm, gate, slot.clone());
         let mut goal = PANDA_HOME;

@@ -12,7 +12,7 @@
 use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
 use rrl_types::config::{PandaController, RobotPreset};
 use rrl_types::rng::Rng;
-use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step};
+use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step};
 use safety::Gate;
 
 use crate::arm::{PandaSim, RenderQuality, PANDA_HOME};
@@ -80,7 +80,7 @@ pub struct PandaTask {
     /// The safety gate between the Cartesian controller and the joints, at
     /// the controller's rate, as on the real robot.
     gate: Option<Gate>,
-    safety_events: u64,
+    safety_events: SafetyEvents,
     /// Uniform noise on the home pose at reset, rad.
     home_noise_rad: f64,
     max_episode_steps: u32,
@@ -127,7 +127,7 @@ impl PandaTask {
             steps: 0,
             observation: Vec::with_capacity(17),
             gate: None,
-            safety_events: 0,
+            safety_events: SafetyEvents::default(),
             home_noise_rad: 0.0,
             max_episode_steps: MAX_EPISODE_STEPS,
             controller: PandaController::InverseKinematics,
@@ -274,7 +274,10 @@ impl PandaTask {
         let mut out = command;
         let verdict = gate.check(now, &state, &command, &mut out);
         if verdict.is_protective() {
-            self.safety_events += 1;
+            self.safety_events.protective += 1;
+        }
+        if matches!(verdict, safety::Verdict::Reflex { .. }) {
+            self.safety_events.reflexes += 1;
         }
         if let (Some(log), 7) = (self.gate_ticks.as_mut(), out.values.len()) {
             // What the gate's risk critic sees (position, velocity, limited
@@ -472,7 +475,7 @@ impl Environment for PandaTask {
             self.backward_next = !self.backward_next;
             self.ee_target = self.sim.pinch_position();
             self.steps = 0;
-            self.safety_events = 0;
+            self.safety_events = SafetyEvents::default();
             self.write_observation();
             return self.observation();
         }
@@ -490,7 +493,7 @@ impl Environment for PandaTask {
         self.joint_target = home;
         self.ee_target = self.sim.pinch_position();
         self.steps = 0;
-        self.safety_events = 0;
+        self.safety_events = SafetyEvents::default();
         if let Some(gate) = self.gate.as_mut() {
             // A teleported arm: the limiter restarts from the new pose.
             gate.forget_motion();
@@ -549,7 +552,7 @@ impl PracticeTask for PandaTask {
         (0..5).map(|_| vec![0.0, 0.0, 1.0, -1.0]).collect()
     }
 
-    fn take_safety_events(&mut self) -> u64 {
+    fn take_safety_events(&mut self) -> SafetyEvents {
         std::mem::take(&mut self.safety_events)
     }
 }
@@ -660,7 +663,7 @@ mod tests {
     fn panda_gate(task: &PandaTask) -> Gate {
         let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
         let names: Vec<String> = crate::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
-        Gate::new(safety::GateConfig::from_launch(&safety, &names, task.control_rate_hz()).unwrap())
+        Gate::build(&safety, &names, task.control_rate_hz()).unwrap()
     }
 
     fn mean_abs_difference(a: &[u8], b: &[u8]) -> f64 {

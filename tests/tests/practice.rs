@@ -16,7 +16,7 @@ fn reach_task(max_steps: u32) -> PandaTask {
     let mut task = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
     let safety: SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
     let names: Vec<String> = sim_bridge::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
-    task.set_gate(safety::Gate::new(safety::GateConfig::from_launch(&safety, &names, task.control_rate_hz()).unwrap()));
+    task.set_gate(safety::Gate::build(&safety, &names, task.control_rate_hz()).unwrap());
     task.set_home_noise(0.05);
     task.set_max_episode_steps(max_steps);
     task

@@ -9,14 +9,14 @@ use policies::risk::{RiskCriticTrainer, RiskDataset, RiskTick, RiskTrainerConfig
 use rrl_types::config::{Reflex, SafetyConfig};
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
-use safety::{ClipFlags, Gate, GateConfig, RiskCritic, Verdict};
+use safety::{ClipFlags, Gate, RiskCritic, Verdict};
 use tch::Tensor;
 
 const DT: f64 = 0.01;
 
 fn gate() -> Gate {
     let safety: SafetyConfig = ron::from_str("(soft_margin_rad: 0.05, joints: [(name: \"j\", position: Some((min: -1.0, max: 1.0)), velocity: Some(50.0))])").unwrap();
-    Gate::new(GateConfig::from_launch(&safety, &["j".to_string()], 1.0 / DT).unwrap())
+    Gate::build(&safety, &["j".to_string()], 1.0 / DT).unwrap()
 }
 
 fn state(t: u64, p: f64, v: f64) -> JointState {

@@ -89,3 +89,17 @@ pub fn check_learned_rewards(run_dir: &std::path::Path, first_env_episode: u64) 
     }
     (joined, missing, estimates.values().any(|r| *r != 0.0))
 }
+
+/// A risk critic file for the gate whose risk is ~1 for every input (one
+/// layer: zero weights, bias 8, so sigmoid(8) = 0.9997): any threshold
+/// below that makes its reflex fire on every tick that has a command.
+pub fn write_always_firing_critic(path: &std::path::Path, inputs: usize) {
+    use safetensors::tensor::TensorView;
+    let weight = vec![0u8; 4 * inputs];
+    let bias = 8.0f32.to_le_bytes();
+    let tensors = [
+        ("layer0.weight", TensorView::new(safetensors::Dtype::F32, vec![1, inputs], &weight).unwrap()),
+        ("layer0.bias", TensorView::new(safetensors::Dtype::F32, vec![1], &bias).unwrap()),
+    ];
+    std::fs::write(path, safetensors::serialize(tensors, None).unwrap()).unwrap();
+}

@@ -3,7 +3,7 @@
 
 use rrl_types::config::{RobotPreset, SafetyConfig};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
-use safety::{Gate, GateConfig};
+use safety::Gate;
 
 pub const TICK_NS: u64 = 1_000_000;
 
@@ -13,7 +13,7 @@ pub fn panda_safety() -> SafetyConfig {
 
 pub fn panda_gate() -> Gate {
     let names: Vec<String> = RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
-    Gate::new(GateConfig::from_launch(&panda_safety(), &names, 1000.0).unwrap())
+    Gate::build(&panda_safety(), &names, 1000.0).unwrap()
 }
 
 /// The Panda gate plus a workspace box on the hand's fingertip point and
@@ -25,7 +25,7 @@ pub fn panda_workspace_gate() -> Gate {
     )
     .unwrap();
     let names: Vec<String> = RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
-    Gate::new(GateConfig::from_launch(&safety, &names, 1000.0).unwrap())
+    Gate::build(&safety, &names, 1000.0).unwrap()
 }
 
 pub fn home_state(stamp: u64) -> JointState {

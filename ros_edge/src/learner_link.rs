@@ -1,13 +1,12 @@
 //! Actor ↔ learner over ROS 2, for learners on another process or machine.
 //!
-//! Topics (all `std_msgs/UInt8MultiArray`, reliable):
-//! - `learner/transitions`: `[actor id u64][sequence u64][item]`, one item
-//!   of an actor's stream (see `policies::practice::encode_item`);
-//! - `learner/acks`, ten times a second: `[learner incarnation u64]
-//!   [updates u64][actors u32]` then `[actor id u64][next expected u64]`
-//!   per actor heard from;
+//! Topics (all `std_msgs/UInt8MultiArray` carrying `wire` messages, reliable):
+//! - `learner/transitions`: `wire::StreamItem`, one item of an actor's stream;
+//! - `learner/acks`, ten times a second: `wire::Acks` (the learner's
+//!   incarnation, its updates, and per actor heard from the next sequence
+//!   number it expects);
 //! - `learner/weights`, transient-local so a restarted actor gets the
-//!   newest at once: `policies::practice::encode_weights`.
+//!   newest at once: `wire::Weights`.
 //!
 //! Delivery: the actor keeps its whole stream (small; and rebuilt from its
 //! episode files when it restarts, under the same sequence numbers), sends
@@ -15,7 +14,8 @@
 //! and goes back to the first unacknowledged item when acknowledgements
 //! stall or a new learner incarnation appears. The learner accepts items
 //! in sequence order per actor, holds early ones, and drops duplicates. So
-//! restarts on either side lose and duplicate nothing.
+//! restarts on either side lose and duplicate nothing. A peer speaking
+//! another wire format version is refused, naming both versions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -23,33 +23,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use crossbeam::queue::ArrayQueue;
 use futures::{FutureExt, StreamExt};
-use policies::practice::{decode_item, decode_weights, encode_weights, ActorWeights, LearnerLink, LearnerShared, PracticeSettings, ToLearner};
-use r2r::QosProfile;
+use policies::practice::{ActorWeights, LearnerLink, LearnerShared, PracticeSettings, ToLearner};
+
+use crate::qos::{bytes_message, Bytes};
+use crate::wire::{Acks, StreamItem, Weights, WireError};
+use crate::EdgeError;
 
 /// Items in flight beyond the last acknowledged one.
 const WINDOW: u64 = 2_000;
 /// No acknowledgement progress for this long: send again from the first unacknowledged item.
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
-
-fn transitions_qos() -> QosProfile {
-    QosProfile::default().reliable().keep_last(10_000)
-}
-
-fn weights_qos() -> QosProfile {
-    QosProfile::default().reliable().transient_local().keep_last(1)
-}
-
-fn bytes_message(data: Vec<u8>) -> r2r::std_msgs::msg::UInt8MultiArray {
-    r2r::std_msgs::msg::UInt8MultiArray { data, ..Default::default() }
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-}
 
 struct LinkState {
     acked: AtomicU64,
@@ -61,21 +47,21 @@ struct LinkState {
 
 /// The actor's end.
 pub struct RosLearnerLink {
-    outbox: Option<Sender<Vec<u8>>>,
+    outbox: Option<Sender<ToLearner>>,
     state: Arc<LinkState>,
     thread: Option<std::thread::JoinHandle<()>>,
     flush_deadline: Arc<Mutex<Option<Instant>>>,
 }
 
 impl RosLearnerLink {
-    pub fn connect(namespace: &str, actor_id: u64) -> anyhow::Result<RosLearnerLink> {
+    pub fn connect(namespace: &str, actor_id: u64) -> Result<RosLearnerLink, EdgeError> {
         let ctx = r2r::Context::create()?;
         let mut node = r2r::Node::create(ctx, &format!("rrl_actor_{actor_id}"), namespace)?;
-        let publisher = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/transitions", transitions_qos())?;
-        let mut acks = node.subscribe::<r2r::std_msgs::msg::UInt8MultiArray>("learner/acks", QosProfile::default().reliable())?;
-        let mut weights = node.subscribe::<r2r::std_msgs::msg::UInt8MultiArray>("learner/weights", weights_qos())?;
+        let publisher = node.create_publisher::<Bytes>("learner/transitions", crate::qos::transitions())?;
+        let mut acks = node.subscribe::<Bytes>("learner/acks", crate::qos::acks())?;
+        let mut weights = node.subscribe::<Bytes>("learner/weights", crate::qos::weights())?;
         let state = Arc::new(LinkState { acked: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), failure: Mutex::new(None) });
-        let (outbox, inbox): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = crossbeam::channel::unbounded();
+        let (outbox, inbox): (Sender<ToLearner>, Receiver<ToLearner>) = crossbeam::channel::unbounded();
         let flush_deadline = Arc::new(Mutex::new(None::<Instant>));
         let (thread_state, thread_deadline) = (state.clone(), flush_deadline.clone());
         let thread = std::thread::Builder::new().name("learner-link".into()).spawn(move || {
@@ -88,13 +74,7 @@ impl RosLearnerLink {
                 node.spin_once(Duration::from_millis(2));
                 loop {
                     match inbox.try_recv() {
-                        Ok(item) => {
-                            let mut message = Vec::with_capacity(16 + item.len());
-                            message.extend_from_slice(&actor_id.to_le_bytes());
-                            message.extend_from_slice(&(stream.len() as u64).to_le_bytes());
-                            message.extend_from_slice(&item);
-                            stream.push(message);
-                        }
+                        Ok(item) => stream.push(StreamItem { actor: actor_id, sequence: stream.len() as u64, item }.encode()),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             closed = true;
@@ -104,14 +84,18 @@ impl RosLearnerLink {
                 }
                 state.stream_len.store(stream.len() as u64, Ordering::Release);
                 while let Some(Some(ack)) = acks.next().now_or_never() {
-                    let bytes = ack.data;
-                    let (Some(learner), Some(updates)) = (u64_at(&bytes, 0), u64_at(&bytes, 8)) else { continue };
-                    let count = bytes.get(16..20).map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-                    let ours = (0..count).find_map(|i| (u64_at(&bytes, 20 + 16 * i) == Some(actor_id)).then(|| u64_at(&bytes, 28 + 16 * i)).flatten()).unwrap_or(0);
-                    state.updates.store(updates, Ordering::Release);
-                    if incarnation != Some(learner) || ours < acked {
+                    let ack = match Acks::decode(&ack.data) {
+                        Ok(ack) => ack,
+                        Err(e) => {
+                            refuse_peer(&state, "learner/acks", e);
+                            continue;
+                        }
+                    };
+                    let ours = ack.actors.iter().find_map(|&(id, next)| (id == actor_id).then_some(next)).unwrap_or(0);
+                    state.updates.store(ack.updates, Ordering::Release);
+                    if incarnation != Some(ack.incarnation) || ours < acked {
                         // A new (or restarted) learner: it has what it acknowledges, and nothing after.
-                        incarnation = Some(learner);
+                        incarnation = Some(ack.incarnation);
                         acked = ours;
                         next_to_send = ours;
                         last_progress = Instant::now();
@@ -122,8 +106,11 @@ impl RosLearnerLink {
                     state.acked.store(acked, Ordering::Release);
                 }
                 while let Some(Some(message)) = weights.next().now_or_never() {
-                    if let Some((_, w)) = decode_weights(&message.data) {
-                        state.weights.force_push(w);
+                    match Weights::decode(&message.data) {
+                        Ok(w) => {
+                            state.weights.force_push(w.into_actor_weights());
+                        }
+                        Err(e) => refuse_peer(&state, "learner/weights", e),
                     }
                 }
                 if next_to_send > acked && last_progress.elapsed() > RESEND_AFTER {
@@ -146,7 +133,7 @@ impl RosLearnerLink {
                     }
                 }
             }
-        })?;
+        }).map_err(EdgeError::io("starting the learner link's thread"))?;
         Ok(RosLearnerLink { outbox: Some(outbox), state, thread: Some(thread), flush_deadline })
     }
 
@@ -176,10 +163,8 @@ impl Drop for RosLearnerLink {
 
 impl LearnerLink for RosLearnerLink {
     fn send(&mut self, item: ToLearner) {
-        let mut bytes = Vec::new();
-        policies::practice::encode_item(&item, &mut bytes);
         if let Some(outbox) = &self.outbox {
-            let _ = outbox.send(bytes);
+            let _ = outbox.send(item);
         }
     }
     fn updates(&self) -> u64 {
@@ -207,36 +192,15 @@ struct ActorStream {
     malformed: u64,
 }
 
-/// `rrl learner`: the learner as a ROS 2 node that actors feed.
-pub fn run_learner_node(config: &std::path::Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
-    run_learner_node_until(config, run_dir, resume, until_idle_s, &|| true)
-}
-
-/// The learner node, whose idle timeout only counts once `may_stop` says
-/// so (e.g. after the actors of this process have finished).
-pub fn run_learner_node_until(config: &std::path::Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
-    let launch = rrl_types::config::LaunchFile::load(config)?;
-    let (env, _) = crate::practice::panda_task(&launch, config)?;
-    let mut sac_config = crate::practice::sac_config(&launch, &env, 1);
-    drop(env);
-    if launch.practice.base != rrl_types::config::PracticeBase::None {
-        // The actors practise a residual: they observe the task and the base's action.
-        sac_config.observation_size += sac_config.action_size;
-        sac_config.zero_actor_output = true;
+/// A message from a learner the actor cannot read: one of another wire
+/// format version stops the actor with both versions named (nothing it
+/// sends would be understood); anything else is logged and dropped.
+fn refuse_peer(state: &LinkState, topic: &str, error: WireError) {
+    if let WireError::Version { .. } = error {
+        state.failure.lock().expect("failure").get_or_insert_with(|| format!("the learner on {topic}: {error}"));
+    } else {
+        tracing::warn!(topic, "dropped a message that does not parse: {error}");
     }
-    let device = policies::select_device(launch.learner.device)?;
-    let node = LearnerNodeSpec {
-        namespace: launch.learner_namespace().to_string(),
-        config: sac_config,
-        device,
-        warmup_steps: launch.learner.warmup_steps,
-        max_episode_steps: u64::from(launch.practice.max_episode_steps),
-        publish_every: launch.learner.publish_every_updates,
-        replay_capacity: launch.learner.replay_capacity as usize,
-        checkpoint_every: 500,
-        task: launch.name.clone(),
-    };
-    serve_learner(node, run_dir, resume, until_idle_s, may_stop)
 }
 
 /// What a learner node trains and where it listens.
@@ -258,22 +222,22 @@ pub struct LearnerNodeSpec {
 pub struct InProcessLearnerNode {
     finished: Arc<std::sync::atomic::AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<serde_json::Value>>>,
+    thread: Option<std::thread::JoinHandle<Result<serde_json::Value, EdgeError>>>,
 }
 
 impl InProcessLearnerNode {
     /// Starts the node; its checkpoint is `run_dir/learner.safetensors`.
-    pub fn start(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool) -> anyhow::Result<InProcessLearnerNode> {
+    pub fn start(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool) -> Result<InProcessLearnerNode, EdgeError> {
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None::<String>));
         let (thread_finished, thread_error) = (finished.clone(), error.clone());
         let thread = std::thread::Builder::new().name("learner-node".into()).spawn(move || {
             let result = serve_learner(spec, run_dir, resume, Some(0.0), &|| thread_finished.load(Ordering::Acquire));
             if let Err(e) = &result {
-                *thread_error.lock().expect("error slot") = Some(format!("{e:#}"));
+                *thread_error.lock().expect("error slot") = Some(e.to_string());
             }
             result
-        })?;
+        }).map_err(EdgeError::io("starting the learner node's thread"))?;
         Ok(InProcessLearnerNode { finished, error, thread: Some(thread) })
     }
 
@@ -284,10 +248,10 @@ impl InProcessLearnerNode {
 
     /// After the actor's stream is confirmed whole: the node ends, its
     /// learner writes the final checkpoint; the node's report.
-    pub fn finish(mut self) -> anyhow::Result<serde_json::Value> {
+    pub fn finish(mut self) -> Result<serde_json::Value, EdgeError> {
         self.finished.store(true, Ordering::Release);
         let thread = self.thread.take().expect("finished once");
-        thread.join().map_err(|_| anyhow::anyhow!("the learner node panicked"))?
+        thread.join().map_err(|_| EdgeError::Panicked("learner node"))?
     }
 }
 
@@ -329,11 +293,11 @@ impl LearnerLink for InProcessLink<'_> {
 /// the learner thread, acknowledges and publishes weights. Ends once no
 /// item came for `until_idle_s` and `may_stop` agrees (never without it;
 /// with 0, as soon as `may_stop` agrees).
-fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> Result<serde_json::Value, EdgeError> {
+    std::fs::create_dir_all(&run_dir).map_err(EdgeError::io(format!("creating {}", run_dir.display())))?;
     let checkpoint = run_dir.join("learner.safetensors");
     if checkpoint.exists() && !resume {
-        anyhow::bail!("{} exists: pass --resume to continue that learner, or choose another --run-dir", checkpoint.display());
+        return Err(EdgeError::Refused(format!("{} exists: pass --resume to continue that learner, or choose another --run-dir", checkpoint.display())));
     }
     let settings = PracticeSettings {
         task: spec.task.clone(),
@@ -356,13 +320,14 @@ fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_id
     let shared = LearnerShared::new();
     let learner_shared = shared.clone();
     let (sac_config, device) = (spec.config, spec.device);
-    let learner = std::thread::Builder::new().name("learner".into()).spawn(move || policies::practice::run_learner(sac_config, device, checkpoint, resume, settings, inbox, learner_shared))?;
+    let learner = std::thread::Builder::new().name("learner".into()).spawn(move || policies::practice::run_learner(sac_config, device, checkpoint, resume, settings, inbox, learner_shared))
+        .map_err(EdgeError::io("starting the learner thread"))?;
 
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, "rrl_learner", &spec.namespace)?;
-    let mut transitions = node.subscribe::<r2r::std_msgs::msg::UInt8MultiArray>("learner/transitions", transitions_qos())?;
-    let acks = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/acks", QosProfile::default().reliable())?;
-    let weights = node.create_publisher::<r2r::std_msgs::msg::UInt8MultiArray>("learner/weights", weights_qos())?;
+    let mut transitions = node.subscribe::<Bytes>("learner/transitions", crate::qos::transitions())?;
+    let acks = node.create_publisher::<Bytes>("learner/acks", crate::qos::acks())?;
+    let weights = node.create_publisher::<Bytes>("learner/weights", crate::qos::weights())?;
     let incarnation = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     tracing::info!(namespace = %spec.namespace, resume, "learner node up");
 
@@ -370,16 +335,25 @@ fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_id
     let mut last_ack = Instant::now();
     let mut acked_updates = 0u64;
     let mut last_item: Option<Instant> = None;
+    let mut refused = 0u64;
     loop {
         node.spin_once(Duration::from_millis(1));
         while let Some(Some(message)) = transitions.next().now_or_never() {
-            let bytes = message.data;
-            let (Some(actor), Some(sequence)) = (u64_at(&bytes, 0), u64_at(&bytes, 8)) else { continue };
-            let stream = actors.entry(actor).or_default();
-            let Some(item) = decode_item(&bytes[16..]) else {
-                stream.malformed += 1;
-                continue;
+            let StreamItem { actor, sequence, item } = match StreamItem::decode(&message.data) {
+                Ok(message) => message,
+                Err(e) => {
+                    // Counted and said once: a flood of unreadable messages must not flood the log.
+                    if refused == 0 {
+                        tracing::warn!("learner/transitions: refused a message ({e}); further refusals are only counted");
+                    }
+                    refused += 1;
+                    if let Some(actor) = StreamItem::actor_of(&message.data) {
+                        actors.entry(actor).or_default().malformed += 1;
+                    }
+                    continue;
+                }
             };
+            let stream = actors.entry(actor).or_default();
             last_item = Some(Instant::now());
             if sequence < stream.next_expected || stream.early.contains_key(&sequence) {
                 stream.duplicates += 1;
@@ -401,24 +375,17 @@ fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_id
         // Weights before the acknowledgement that counts their update: an
         // actor waiting for that count (lockstep) then acts with them.
         if let Some(w) = shared.weights.pop() {
-            weights.publish(&bytes_message(encode_weights(&w, shared.updates.load(Ordering::Acquire))))?;
+            weights.publish(&bytes_message(Weights::of(&w, shared.updates.load(Ordering::Acquire)).encode()))?;
         }
         let updates = shared.updates.load(Ordering::Acquire);
         if last_ack.elapsed() >= Duration::from_millis(100) || updates != acked_updates {
-            let mut data = Vec::with_capacity(20 + 16 * actors.len());
-            data.extend_from_slice(&incarnation.to_le_bytes());
-            data.extend_from_slice(&updates.to_le_bytes());
-            data.extend_from_slice(&(actors.len() as u32).to_le_bytes());
-            for (id, stream) in &actors {
-                data.extend_from_slice(&id.to_le_bytes());
-                data.extend_from_slice(&stream.next_expected.to_le_bytes());
-            }
-            acks.publish(&bytes_message(data))?;
+            let ack = Acks { incarnation, updates, actors: actors.iter().map(|(id, stream)| (*id, stream.next_expected)).collect() };
+            acks.publish(&bytes_message(ack.encode()))?;
             last_ack = Instant::now();
             acked_updates = updates;
         }
         if let Some(e) = shared.error.lock().expect("error slot").clone() {
-            anyhow::bail!("learner failed: {e}");
+            return Err(EdgeError::Learner(e));
         }
         if let Some(idle) = until_idle_s {
             // Idle 0 (an in-process node): stop as soon as allowed, even if nothing came.
@@ -429,10 +396,10 @@ fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_id
         }
     }
     drop(to_learner);
-    learner.join().map_err(|_| anyhow::anyhow!("the learner thread panicked"))??;
+    learner.join().map_err(|_| EdgeError::Panicked("learner"))?.map_err(|e| EdgeError::Learner(e.to_string()))?;
     let per_actor: serde_json::Map<String, serde_json::Value> = actors
         .iter()
         .map(|(id, s)| (id.to_string(), serde_json::json!({"received": s.next_expected, "duplicates": s.duplicates, "malformed": s.malformed, "held_early": s.early.len()})))
         .collect();
-    Ok(serde_json::json!({"actors": per_actor, "updates": shared.updates.load(Ordering::Acquire), "run_dir": run_dir.display().to_string()}))
+    Ok(serde_json::json!({"actors": per_actor, "refused_messages": refused, "updates": shared.updates.load(Ordering::Acquire), "run_dir": run_dir.display().to_string()}))
 }
