@@ -1,6 +1,8 @@
 //! Reward sources behind one trait: the VLM progress critic (an
 //! OpenAI-compatible endpoint), CLIP-style rewards, success classifiers,
-//! human labels, and potential-based shaping; plus their ROS 2 node.
+//! human labels, and potential-based shaping; plus their async pipeline.
+//! No ROS here: the reward node that serves a source over ROS 2 lives in
+//! the ROS edge crate (`ros_edge`).
 //!
 //! Owns turning observations and a task description into rewards and done
 //! flags. Must never block the actor or the control loop (a late reward is

@@ -3,8 +3,9 @@
 //!
 //! Parsing is strict (`deny_unknown_fields`, externally tagged enums) and
 //! every error names `file:line:column`, the field's path and, where one
-//! helps, a hint. Defaults are documented next to each field; the README's
-//! configuration reference mirrors this file.
+//! helps, a hint. Defaults are documented next to each field; the user
+//! guide's configuration reference (docs/guide/configuration.md) mirrors
+//! this file.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -1073,7 +1074,7 @@ fn hint_for(code: &ron::Error, path: &str) -> Option<String> {
     use ron::Error as E;
     let hint = match code {
         E::NoSuchStructField { expected, .. } => {
-            format!("fields allowed here: {}; check the spelling or see the configuration reference in README.md", expected.join(", "))
+            format!("fields allowed here: {}; check the spelling or see the configuration reference in docs/guide/configuration.md", expected.join(", "))
         }
         E::NoSuchEnumVariant { expected, .. } => format!("use one of: {}", expected.join(", ")),
         E::MissingStructField { field, .. } => format!("add `{field}: ...` here; it has no default"),
