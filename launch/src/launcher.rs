@@ -170,7 +170,7 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                         device: "auto".into(),
                         eval_episodes: None,
                         learner: "remote".into(),
-                        robot: crate::robot_task::RobotChoice { runs: "remote".into(), answer_s: 60.0 },
+                        robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Remote, answer_s: 60.0 },
                         actor_id: file as u64 + 1,
                         log_status: true,
                         base: None,

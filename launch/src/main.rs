@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod ablation;
-mod arm_reach;
 mod bench;
 mod doctor;
 mod launcher;
@@ -20,13 +19,11 @@ mod learner;
 mod metrics;
 mod operator;
 mod practice;
-mod practice_env;
 mod record_sim;
 mod reward_eval;
-mod robot_task;
 mod residual_bench;
 mod reward_node;
-mod scene_cameras;
+mod robot_choice;
 mod sim_node;
 mod train;
 

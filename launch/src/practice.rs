@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use policies::practice::{EpisodeReport, Operator, PracticeSettings};
 use policies::{Sac, SacConfig};
-use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RewardConfig, RobotConfig, SimTask};
+use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RewardConfig, RobotConfig};
 use rrl_types::Environment;
-use safety::Gate;
-use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
+use sim_bridge::panda::{PandaVariant, ScriptedExpert};
+use wiring::robot::Placement;
 
 #[derive(clap::Args)]
 pub struct PracticeArgs {
@@ -47,7 +47,7 @@ pub struct PracticeArgs {
     #[arg(long, default_value = "local")]
     pub learner: String,
     #[command(flatten)]
-    pub robot: crate::robot_task::RobotChoice,
+    pub robot: crate::robot_choice::RobotChoice,
     /// This actor's id on a remote learner (unique per actor).
     #[arg(long, default_value_t = 1)]
     pub actor_id: u64,
@@ -84,7 +84,7 @@ pub struct TeleopArgs {
     #[arg(long, default_value = "joy")]
     pub operator: String,
     #[command(flatten)]
-    pub robot: crate::robot_task::RobotChoice,
+    pub robot: crate::robot_choice::RobotChoice,
 }
 
 #[derive(clap::Args)]
@@ -102,43 +102,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 50_000)]
     pub seed: u64,
     #[command(flatten)]
-    pub robot: crate::robot_task::RobotChoice,
-}
-
-/// The simulated robot of a launch file and its Panda task.
-pub(crate) fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<(&'a rrl_types::config::SimRobotConfig, PandaVariant)> {
-    let RobotConfig::Sim(sim) = &launch.robot else {
-        bail!(
-            "{}: this command runs on the simulated Panda today; a {} robot practises the reach task with `rrl practice`",
-            config.display(),
-            launch.robot.kind_name()
-        );
-    };
-    let variant = match sim.task {
-        SimTask::PandaPickCube => PandaVariant::PickCube,
-        SimTask::PandaReach => PandaVariant::Reach,
-        other => bail!("{}: practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`", config.display()),
-    };
-    Ok((sim, variant))
-}
-
-/// The simulated Panda task of a launch file, with the file's gate between
-/// its Cartesian controller and its joints.
-pub(crate) fn panda_task(launch: &LaunchFile, config: &Path) -> anyhow::Result<(PandaTask, PandaVariant)> {
-    let (sim, variant) = panda_variant(launch, config)?;
-    let mut task = PandaTask::new(variant, RewardKind::Dense)?;
-    task.set_controller(sim.controller);
-    let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
-    let gate = Gate::build(&launch.safety, &names, task.control_rate_hz()).with_context(|| format!("{}: safety section", config.display()))?;
-    task.set_gate(gate);
-    task.set_home_noise(launch.practice.reset_noise_rad);
-    task.set_reset_free(launch.practice.reset_free).with_context(|| format!("{}: practice.reset_free", config.display()))?;
-    task.set_max_episode_steps(launch.practice.max_episode_steps);
-    Ok((task, variant))
-}
-
-pub(crate) fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> SacConfig {
-    SacConfig::from_learner(&launch.learner, env.observation_size(), env.action_size(), seed)
+    pub robot: crate::robot_choice::RobotChoice,
 }
 
 pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
@@ -154,12 +118,12 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
     }
     args.robot.check(&launch, &args.config)?;
     match &launch.robot {
-        RobotConfig::Sim(_) if !args.robot.is_local() => {
+        RobotConfig::Sim(_) if args.robot.placement != Placement::Local => {
             if let RewardConfig::Vlm(_) = launch.reward {
-                bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot.runs);
+                bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot.placement);
             }
-            let (_, variant) = panda_variant(&launch, &args.config)?;
-            let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, seed)?;
+            let (_, variant) = wiring::robot::panda_variant(&launch, &args.config)?;
+            let started = args.robot.start(&launch, &args.config, seed)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             let mut report = practise_task(started.task, &args, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None)?;
             if let Some(node) = started.node {
@@ -168,20 +132,20 @@ pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
             Ok(report)
         }
         RobotConfig::Sim(_) => {
-            let (task, variant) = panda_task(&launch, &args.config)?;
+            let (task, variant) = wiring::robot::panda_task(&launch, &args.config)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
-            let env = crate::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
+            let env = wiring::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
             practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts())
         }
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
             // A real robot runs on the wall clock: the actor never waits for the learner.
             let args = PracticeArgs { realtime: true, ..args };
-            let env = crate::robot_task::start_arm(&launch, &args.config, seed)?;
+            let env = wiring::robot::start_arm(&launch, &args.config, seed)?;
             std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
             // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
-            let env = crate::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
-            let demo = crate::arm_reach::reach_expert(launch.practice.tool_step_m);
+            let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
+            let demo = wiring::arm_task::reach_expert(launch.practice.tool_step_m);
             practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |env| env.vlm_counts())
         }
         RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", args.config.display()),
@@ -324,7 +288,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         base_report["eval"] = result;
     }
 
-    let mut config = sac_config(launch, &env, seed + 1);
+    let mut config = wiring::learner::sac_config(launch, &env, seed + 1);
     // A residual starts as exactly the base.
     config.zero_actor_output = residual;
     let settings = PracticeSettings {
@@ -500,7 +464,7 @@ pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
         RobotConfig::Sim(sim) => sim.seed + 20_000,
         _ => 20_000,
     };
-    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, seed)?;
+    let started = args.robot.start(&launch, &args.config, seed)?;
     let mut env = started.task;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
     let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), false)?;
@@ -633,10 +597,10 @@ fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String
 /// `rrl eval CHECKPOINT --config FILE`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let started = crate::robot_task::RobotTask::start(&launch, &args.config, &args.robot, args.seed)?;
+    let started = args.robot.start(&launch, &args.config, args.seed)?;
     let mut env = started.task;
     let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
-    let config = sac_config(&launch, &env, 0);
+    let config = wiring::learner::sac_config(&launch, &env, 0);
     let mut report = evaluate_checkpoint(&mut env, &config, &args.checkpoint, &started.name, &out, args.episodes, args.seed)?;
     if let Some(node) = started.node {
         report["robot_node"] = node.finish().context("the simulated robot's task node")?;
@@ -691,7 +655,7 @@ pub(crate) const BC_HIDDEN: [i64; 2] = [256, 256];
 /// `rrl bc train`: behaviour cloning with action chunks on the run's demos.
 pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (env, _) = panda_task(&launch, &args.config)?;
+    let (env, _) = wiring::robot::panda_task(&launch, &args.config)?;
     let (policy, loss, demos, steps) = train_bc_on_demos(&args.run_dir.join("demos"), env.observation_size(), env.action_size(), args.horizon, args.execute, args.steps)?;
     let path = args.run_dir.join("bc.safetensors");
     policy.save(&path)?;
@@ -723,7 +687,7 @@ fn train_bc_on_demos(folder: &Path, o: usize, a: usize, horizon: usize, execute:
 /// `rrl bc eval`: the BC policy's success rate and returns, recorded.
 pub fn bc_eval(args: BcArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (mut env, variant) = panda_task(&launch, &args.config)?;
+    let (mut env, variant) = wiring::robot::panda_task(&launch, &args.config)?;
     let path = args.run_dir.join("bc.safetensors");
     let mut policy = load_base(&path, env.observation_size(), env.action_size(), 1)?;
     let out = args.run_dir.join("bc_eval");

@@ -71,7 +71,7 @@ impl ProgressMeter {
 
 pub fn run(args: RecordSimArgs) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(&args.config)?;
-    let (mut task, variant) = crate::practice::panda_task(&launch, &args.config)?;
+    let (mut task, variant) = wiring::robot::panda_task(&launch, &args.config)?;
     let camera = launch
         .cameras
         .iter()

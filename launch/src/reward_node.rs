@@ -19,31 +19,13 @@ use anyhow::{bail, Context};
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use rewards::pipeline::ProgressPipeline;
-use rewards::{Frame, VlmProgressCritic, VlmPrompts, VlmSettings};
-use rrl_types::config::{CameraSource, LaunchFile, RewardConfig, VlmRewardConfig};
+use rewards::Frame;
+use rrl_types::config::{CameraSource, LaunchFile, RewardConfig};
 
 /// An image message as an RGB frame; `None` for encodings not handled.
 fn frame_of(msg: &r2r::sensor_msgs::msg::Image) -> Option<Frame> {
     let (stamp, rgb) = robot_drivers::image_topic::rgb_of_image(msg)?;
     Frame::new(stamp, msg.width, msg.height, rgb).ok()
-}
-
-/// The VLM progress critic of a launch file's `Vlm(..)` reward; the API key
-/// comes from the environment variable the file names.
-pub fn critic_of(vlm: &VlmRewardConfig, config: &Path) -> anyhow::Result<VlmProgressCritic> {
-    let api_key = match &vlm.api_key_env {
-        Some(var) => Some(std::env::var(var).with_context(|| format!("{}: reward.api_key_env names {var}, which is not set", config.display()))?),
-        None => None,
-    };
-    Ok(VlmProgressCritic::new(VlmSettings {
-        endpoint: vlm.endpoint.clone(),
-        model: vlm.model.clone(),
-        api_key,
-        prompts: VlmPrompts::default(),
-        done_threshold: 90.0,
-        timeout: Duration::from_millis(vlm.timeout_ms),
-        reference_frames: Vec::new(),
-    })?)
 }
 
 pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
@@ -57,7 +39,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         CameraSource::Topic(topic) => topic.clone(),
         _ => format!("{}/image_raw", camera.name),
     };
-    let critic = critic_of(vlm, config)?;
+    let critic = wiring::practice_env::critic_of(vlm, config)?;
     let mut pipeline = ProgressPipeline::new(critic, vlm.max_concurrent as usize);
     pipeline.reset(&vlm.task);
 

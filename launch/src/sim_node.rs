@@ -28,7 +28,7 @@ use safety::{Gate, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::camera::SimCamera;
 
-use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
+use wiring::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
 
 
 /// How often a node whose robot fell off the wire tries to reconnect.
@@ -82,7 +82,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
                 last = now.as_secs_f64();
                 snapshots.offer(arm.sim_mut(), now);
             }
-            snapshots.failure().map_or(Ok(()), Err)
+            snapshots.failure().map_or(Ok(()), |e| Err(anyhow::anyhow!(e)))
         }))
     };
     run_node(&launch, config, "sim_robot", arm, sim.control_rate_hz, duration_s, |arm| arm.now(), |arm| arm.advance(period), true, setup)
@@ -94,7 +94,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
 /// Serves until `duration_s` has passed, or `until()` says so, or killed.
 pub fn run_lockstep(config: &Path, duration_s: Option<f64>, until: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(config)?;
-    let (task, variant) = crate::practice::panda_task(&launch, config)?;
+    let (task, variant) = wiring::robot::panda_task(&launch, config)?;
     let started = Instant::now();
     let deadline = duration_s.map(Duration::from_secs_f64);
     let counts = ros_edge::task_node::serve(task, &launch.namespace, &|| until() || deadline.is_some_and(|d| started.elapsed() >= d))?;
@@ -306,7 +306,7 @@ struct Publish {
 }
 
 impl FrameSink for Publish {
-    fn frame(&mut self, camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> anyhow::Result<()> {
+    fn frame(&mut self, camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> Result<(), wiring::scene_cameras::SinkError> {
         let (name, publisher) = &self.publishers[camera];
         self.frame.rgb.clear();
         self.frame.rgb.extend_from_slice(rgb);

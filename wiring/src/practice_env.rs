@@ -18,9 +18,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use rewards::pipeline::{PipelineCounts, ProgressPipeline};
-use rewards::Frame;
+use rewards::{Frame, VlmProgressCritic, VlmPrompts, VlmSettings};
 use robot_drivers::camera::{CameraGrabber, StampedFrame};
 use rrl_types::config::{CameraSource, LaunchFile, RewardConfig, VlmRewardConfig};
 use rrl_types::{Environment, LearnedRewards, PracticeTask, Step, Timestamp};
@@ -28,7 +27,9 @@ use sim_bridge::arm::PandaSim;
 use sim_bridge::camera::SimCamera;
 use sim_bridge::panda::PandaTask;
 
-use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots};
+use crate::arm_task::ArmReach;
+use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
+use crate::WiringError;
 
 /// Frames are stamped (episode << 32 | step), so an estimate that arrives
 /// after its episode ended is recognised as stale.
@@ -56,7 +57,7 @@ impl Scoring {
 }
 
 impl FrameSink for Scoring {
-    fn frame(&mut self, _camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> anyhow::Result<()> {
+    fn frame(&mut self, _camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> Result<(), SinkError> {
         let episode = stamp.0 >> 32;
         if episode != self.episode {
             self.episode = episode;
@@ -66,7 +67,7 @@ impl FrameSink for Scoring {
         self.forward();
         Ok(())
     }
-    fn idle(&mut self) -> anyhow::Result<()> {
+    fn idle(&mut self) -> Result<(), SinkError> {
         self.forward();
         Ok(())
     }
@@ -100,7 +101,7 @@ impl Scene for PandaTask {
     }
 }
 
-impl Scene for crate::arm_reach::ArmReach {
+impl Scene for ArmReach {
     fn scene(&mut self) -> Option<&mut PandaSim> {
         None
     }
@@ -218,7 +219,7 @@ impl VlmRewards {
 
     fn failure(&self) -> Option<String> {
         match &self.frames {
-            RewardFrames::Scene(snapshots) => snapshots.failure().map(|e| format!("{e:#}")),
+            RewardFrames::Scene(snapshots) => snapshots.failure(),
             RewardFrames::Camera { grabber, .. } => grabber.newest().failure().map(str::to_string),
         }
     }
@@ -254,20 +255,39 @@ impl<T> PracticeEnv<T> {
 }
 
 /// The launch file's `Vlm(..)` reward and its reward camera, if it has one.
-fn vlm_reward<'a>(launch: &'a LaunchFile, config: &Path) -> anyhow::Result<Option<(&'a VlmRewardConfig, &'a rrl_types::config::CameraConfig)>> {
+pub fn vlm_reward<'a>(launch: &'a LaunchFile, config: &Path) -> Result<Option<(&'a VlmRewardConfig, &'a rrl_types::config::CameraConfig)>, WiringError> {
     let RewardConfig::Vlm(vlm) = &launch.reward else { return Ok(None) };
-    let name = vlm.cameras.first().with_context(|| format!("{}: reward.cameras is empty", config.display()))?;
-    let camera = launch.cameras.iter().find(|c| &c.name == name).with_context(|| format!("{}: reward camera `{name}` is not among the cameras", config.display()))?;
+    let name = vlm.cameras.first().ok_or_else(|| WiringError::launch(config, "reward.cameras is empty"))?;
+    let camera = launch.cameras.iter().find(|c| &c.name == name).ok_or_else(|| WiringError::launch(config, format!("reward camera `{name}` is not among the cameras")))?;
     Ok(Some((vlm, camera)))
 }
 
+/// The VLM progress critic of a launch file's `Vlm(..)` reward; the API key
+/// comes from the environment variable the file names.
+pub fn critic_of(vlm: &VlmRewardConfig, config: &Path) -> Result<VlmProgressCritic, WiringError> {
+    let api_key = match &vlm.api_key_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| WiringError::launch(config, format!("reward.api_key_env names {var}, which is not set")))?),
+        None => None,
+    };
+    let settings = VlmSettings {
+        endpoint: vlm.endpoint.clone(),
+        model: vlm.model.clone(),
+        api_key,
+        prompts: VlmPrompts::default(),
+        done_threshold: 90.0,
+        timeout: Duration::from_millis(vlm.timeout_ms),
+        reference_frames: Vec::new(),
+    };
+    VlmProgressCritic::new(settings).map_err(|e| WiringError::Reward(format!("{}: the VLM reward: {e}", config.display())))
+}
+
 /// The VLM critic's scoring end and the actor's end, with the frames from `frames`.
-fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &Path, frames: impl FnOnce(Scoring) -> anyhow::Result<RewardFrames>) -> anyhow::Result<VlmRewards> {
-    let critic = crate::reward_node::critic_of(vlm, config)?;
+fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &Path, frames: impl FnOnce(Scoring) -> Result<RewardFrames, WiringError>) -> Result<VlmRewards, WiringError> {
+    let critic = critic_of(vlm, config)?;
     let path = run_dir.join("learned_rewards.csv");
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-    if log.metadata()?.len() == 0 {
-        writeln!(log, "episode,step,progress,reward,done")?;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(WiringError::io(format!("opening {}", path.display())))?;
+    if log.metadata().map_err(WiringError::io(format!("reading {}", path.display())))?.len() == 0 {
+        writeln!(log, "episode,step,progress,reward,done").map_err(WiringError::io(format!("writing {}", path.display())))?;
     }
     let (sender, estimates) = crossbeam::channel::unbounded();
     let pipeline = ProgressPipeline::new(critic, vlm.max_concurrent as usize);
@@ -292,34 +312,34 @@ impl PracticeEnv<PandaTask> {
     /// The simulated task with the launch file's reward: the simulator's
     /// own, or a `Vlm(..)` critic scoring the first reward camera, which
     /// must be a `Sim(..)` camera of the scene.
-    pub fn for_launch(task: PandaTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> anyhow::Result<PracticeEnv> {
+    pub fn for_launch(task: PandaTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
             return Ok(PracticeEnv::plain(task));
         };
         let name = &camera.name;
         let CameraSource::Sim(model_camera) = &camera.source else {
-            bail!("{}: practice on the simulated Panda scores a Sim(..) camera; reward camera `{name}` is {:?}", config.display(), camera.source);
+            return Err(WiringError::launch(config, format!("practice on the simulated Panda scores a Sim(..) camera; reward camera `{name}` is {:?}", camera.source)));
         };
-        SimCamera::check_name(task.sim(), model_camera).with_context(|| format!("{}: camera `{name}`", config.display()))?;
+        SimCamera::check_name(task.sim(), model_camera).map_err(|e| WiringError::launch(config, format!("camera `{name}`: {e}")))?;
         // Every pose offered is rendered when the renderer keeps up; else the newest.
         let spec = CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: f64::INFINITY };
-        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring)?)))?;
+        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring).map_err(WiringError::io("starting the reward camera's renderer"))?)))?;
         Ok(PracticeEnv { task, vlm: Some(vlm) })
     }
 }
 
-impl PracticeEnv<crate::arm_reach::ArmReach> {
+impl PracticeEnv<ArmReach> {
     /// A real arm's reach task with the launch file's reward: the task's
     /// own, or a `Vlm(..)` critic scoring the first reward camera, a real
     /// camera (device, video, image sequence) grabbed on its own thread.
-    pub fn for_arm(task: crate::arm_reach::ArmReach, launch: &LaunchFile, config: &Path, run_dir: &Path) -> anyhow::Result<PracticeEnv<crate::arm_reach::ArmReach>> {
+    pub fn for_arm(task: ArmReach, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv<ArmReach>, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
             return Ok(PracticeEnv::plain(task));
         };
         if matches!(camera.source, CameraSource::Sim(_)) {
-            bail!("{}: reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", config.display(), camera.name);
+            return Err(WiringError::launch(config, format!("reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", camera.name)));
         }
-        let grabber = CameraGrabber::start(camera, |_| Ok(())).with_context(|| format!("{}: reward camera `{}`", config.display(), camera.name))?;
+        let grabber = CameraGrabber::start(camera, |_| Ok(())).map_err(|e| WiringError::launch(config, format!("reward camera `{}`: {e}", camera.name)))?;
         let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
         Ok(PracticeEnv { task, vlm: Some(vlm) })
     }

@@ -37,6 +37,11 @@ pub enum ArmTaskError {
     ResetTimeout { seconds: f64, joint: String, at: f64, home: f64, tool: [f64; 3], asked: [f64; 3], interventions: u64, last_intervention: String },
     #[error("reset: no state from the arm within {0} s")]
     NoState(f64),
+    #[error(transparent)]
+    Safety(#[from] safety::SafetyError),
+    /// The launch file or the arm does not fit the task.
+    #[error("{0}")]
+    Unfit(String),
 }
 
 /// How far the task's tool targets stay inside the workspace box's walls.
@@ -93,21 +98,22 @@ impl ArmReach {
     /// Connects `hardware`, builds the launch file's gate around it and
     /// starts the control thread. The launch file must give the gate a
     /// workspace box (goals and tool targets stay inside it).
-    pub fn start<H: HardwareInterface + Send + 'static>(mut hardware: H, launch: &LaunchFile, seed: u64) -> anyhow::Result<ArmReach> {
+    pub fn start<H: HardwareInterface + Send + 'static>(mut hardware: H, launch: &LaunchFile, seed: u64) -> Result<ArmReach, ArmTaskError> {
         let rate = launch.robot.control_rate_hz();
         let joint_names = launch.robot.joint_names();
         // The one gate builder: rules, and the risk critic when one is configured.
         let gate = Gate::build(&launch.safety, &joint_names, rate)?;
         let gate_config = gate.config();
         let Some(workspace) = gate_config.workspace.clone() else {
-            anyhow::bail!("practice on a real arm needs safety.workspace: the box its tool, targets and goals stay in");
+            return Err(ArmTaskError::Unfit("practice on a real arm needs safety.workspace: the box its tool, targets and goals stay in".into()));
         };
         let mode = hardware.native_mode();
         if mode != CommandMode::Position {
-            anyhow::bail!("practice drives arms by joint positions; this arm takes {mode:?} commands");
+            return Err(ArmTaskError::Unfit(format!("practice drives arms by joint positions; this arm takes {mode:?} commands")));
         }
-        hardware.configure()?;
-        hardware.activate()?;
+        let hardware_error = |e: robot_drivers::HardwareError| ArmTaskError::Hardware(e.to_string());
+        hardware.configure().map_err(hardware_error)?;
+        hardware.activate().map_err(hardware_error)?;
         let (limits, soft_margin) = (gate_config.limits.clone(), gate_config.soft_margin);
         let slot = CommandSlot::new();
         let mut control = ControlLoop::new(hardware, gate, slot.clone());
@@ -145,7 +151,8 @@ impl ArmReach {
             }
             let hardware = control.hardware_mut();
             let _ = hardware.deactivate();
-        })?;
+        })
+        .map_err(|e| ArmTaskError::Hardware(format!("the control thread did not start: {e}")))?;
         let practice = &launch.practice;
         let n = joint_names.len();
         Ok(ArmReach {
@@ -579,7 +586,7 @@ mod tests {
     }
 
     fn panda_over_ros_launch() -> LaunchFile {
-        LaunchFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("files/sim_panda_over_ros.ron")).expect("the shipped launch file loads")
+        LaunchFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/files/sim_panda_over_ros.ron")).expect("the shipped launch file loads")
     }
 
     /// A policy that pushes the tool into the box's floor and corners: the

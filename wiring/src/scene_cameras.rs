@@ -17,6 +17,9 @@ use rrl_types::Timestamp;
 use sim_bridge::arm::PandaSim;
 use sim_bridge::camera::SimCamera;
 
+/// Why a sink could not take a frame (it stops the camera thread).
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A camera of the scene to render.
 pub struct CameraSpec {
     /// The camera's name in the MJCF model.
@@ -30,9 +33,9 @@ pub struct CameraSpec {
 /// What happens to rendered frames, on the camera thread.
 pub trait FrameSink: Send + 'static {
     /// A frame of camera `camera` (index into the specs) showing the pose stamped `stamp`.
-    fn frame(&mut self, camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> anyhow::Result<()>;
+    fn frame(&mut self, camera: usize, stamp: Timestamp, width: u32, height: u32, rgb: &[u8]) -> Result<(), SinkError>;
     /// Called while no pose waits (every few milliseconds).
-    fn idle(&mut self) -> anyhow::Result<()> {
+    fn idle(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -48,7 +51,7 @@ pub struct SceneSnapshots {
 }
 
 impl SceneSnapshots {
-    pub fn start(cameras: Vec<CameraSpec>, mut sink: impl FrameSink) -> anyhow::Result<SceneSnapshots> {
+    pub fn start(cameras: Vec<CameraSpec>, mut sink: impl FrameSink) -> std::io::Result<SceneSnapshots> {
         let waiting = Arc::new(ArrayQueue::<(Timestamp, Vec<f64>)>::new(1));
         let free = Arc::new(ArrayQueue::<Vec<f64>>::new(3));
         for _ in 0..3 {
@@ -57,7 +60,7 @@ impl SceneSnapshots {
         let failure = Arc::new(OnceLock::new());
         let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
         let worker = Worker::spawn("sim-cameras", move |stop| {
-            let mut run = || -> anyhow::Result<()> {
+            let mut run = || -> Result<(), SinkError> {
                 let mut scene = PandaSim::load()?;
                 let mut renderers = Vec::new();
                 for spec in &cameras {
@@ -85,7 +88,7 @@ impl SceneSnapshots {
                 }
             };
             if let Err(e) = run() {
-                let _ = thread_failure.set(format!("{e:#}"));
+                let _ = thread_failure.set(e.to_string());
             }
         })?;
         Ok(SceneSnapshots { waiting, free, failure, _worker: worker })
@@ -100,8 +103,8 @@ impl SceneSnapshots {
         }
     }
 
-    pub fn failure(&self) -> Option<anyhow::Error> {
+    pub fn failure(&self) -> Option<String> {
         // A lock-free read: the stepping thread never waits on the camera thread.
-        self.failure.get().map(|e| anyhow::anyhow!("sim cameras: {e}"))
+        self.failure.get().map(|e| format!("sim cameras: {e}"))
     }
 }

@@ -1,0 +1,58 @@
+//! Wiring: a launch file in, live parts out — the job ros2_control's
+//! resource manager does for a robot. Every command of `rrl` builds its
+//! parts here, so each part has one builder:
+//! - the gate (`safety::Gate::build`, always with the configured risk
+//!   critic), inside every robot task below;
+//! - the robot and its practice task (`robot`): the simulated Panda in
+//!   process or as a lockstep ROS 2 node, or a real arm's reach task
+//!   (`arm_task`) over its driver;
+//! - the learner settings (`learner`);
+//! - the reward source (`practice_env`: the task's own reward, or a VLM
+//!   critic scoring a camera) and the cameras it renders (`scene_cameras`).
+//!
+//! Relative paths were resolved once, when the launch file was parsed.
+//!
+//! Must never run a workflow (practice, teleop, evaluation loops live in
+//! `policies` and the commands in `launch`), and never speaks DDS itself:
+//! it starts `ros_edge`'s nodes and clients.
+
+use std::path::{Path, PathBuf};
+
+pub mod arm_task;
+pub mod learner;
+pub mod practice_env;
+pub mod robot;
+pub mod scene_cameras;
+
+/// Why parts could not be built from a launch file.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// The launch file asks for something its robot or this command cannot do.
+    #[error("{}: {message}", file.display())]
+    Launch { file: PathBuf, message: String },
+    #[error("{}: safety section: {source}", file.display())]
+    Safety { file: PathBuf, source: safety::SafetyError },
+    #[error("{}: starting the arm: {source}", file.display())]
+    Arm { file: PathBuf, source: arm_task::ArmTaskError },
+    #[error(transparent)]
+    Sim(#[from] sim_bridge::SimError),
+    #[error(transparent)]
+    RemoteTask(#[from] ros_edge::task_node::RemoteTaskError),
+    #[error(transparent)]
+    Edge(#[from] ros_edge::EdgeError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{0}")]
+    Reward(String),
+}
+
+impl WiringError {
+    pub(crate) fn launch(file: &Path, message: impl Into<String>) -> WiringError {
+        WiringError::Launch { file: file.to_path_buf(), message: message.into() }
+    }
+
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> WiringError {
+        let what = what.into();
+        move |source| WiringError::Io { what, source }
+    }
+}

@@ -1,0 +1,222 @@
+//! The launch file's robot as the task that practice, teleop and
+//! evaluation step: the simulated Panda in this process, the simulated
+//! Panda as a lockstep ROS 2 node (of this process, or `rrl sim
+//! --lockstep` elsewhere), or a real arm's reach task over its driver.
+//! Every one of them ticks the gate from `safety::Gate::build`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ros_edge::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
+use rrl_types::config::{LaunchFile, RobotConfig, SimRobotConfig, SimTask};
+use rrl_types::{Environment, FrameLayout, PracticeTask, Step};
+use safety::Gate;
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
+use sim_bridge::SimError;
+
+use crate::arm_task::{ArmReach, ArmTaskError};
+use crate::WiringError;
+
+/// Where a simulated robot runs (`--robot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// Stepped in this process.
+    #[default]
+    Local,
+    /// A lockstep task node of this process, stepped over ROS 2.
+    Node,
+    /// `rrl sim --lockstep` elsewhere, stepped over ROS 2.
+    Remote,
+}
+
+impl std::str::FromStr for Placement {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Placement, String> {
+        match s {
+            "local" => Ok(Placement::Local),
+            "node" => Ok(Placement::Node),
+            "remote" => Ok(Placement::Remote),
+            other => Err(format!("unknown robot `{other}`: use local, node or remote")),
+        }
+    }
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Placement::Local => "local",
+            Placement::Node => "node",
+            Placement::Remote => "remote",
+        })
+    }
+}
+
+impl Placement {
+    /// Refuses a placement `launch`'s robot cannot take: a node for a
+    /// robot that is not simulated.
+    pub fn check(self, launch: &LaunchFile, config: &Path) -> Result<(), WiringError> {
+        match (&launch.robot, self) {
+            (_, Placement::Local) | (RobotConfig::Sim(_), _) => Ok(()),
+            (_, other) => Err(WiringError::launch(config, format!("--robot {other} steps a simulated robot over ROS 2; a {} robot is reached through its driver already (leave --robot out)", launch.robot.kind_name()))),
+        }
+    }
+}
+
+/// The simulated robot of a launch file and its Panda task.
+pub fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> Result<(&'a SimRobotConfig, PandaVariant), WiringError> {
+    let RobotConfig::Sim(sim) = &launch.robot else {
+        return Err(WiringError::launch(config, format!("this command runs on the simulated Panda today; a {} robot practises the reach task with `rrl practice`", launch.robot.kind_name())));
+    };
+    let variant = match sim.task {
+        SimTask::PandaPickCube => PandaVariant::PickCube,
+        SimTask::PandaReach => PandaVariant::Reach,
+        other => return Err(WiringError::launch(config, format!("practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`"))),
+    };
+    Ok((sim, variant))
+}
+
+/// The simulated Panda task of a launch file, with the file's gate between
+/// its Cartesian controller and its joints.
+pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, PandaVariant), WiringError> {
+    let (sim, variant) = panda_variant(launch, config)?;
+    let mut task = PandaTask::new(variant, RewardKind::Dense)?;
+    task.set_controller(sim.controller);
+    let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
+    let gate = Gate::build(&launch.safety, &names, task.control_rate_hz()).map_err(|source| WiringError::Safety { file: config.to_path_buf(), source })?;
+    task.set_gate(gate);
+    task.set_home_noise(launch.practice.reset_noise_rad);
+    task.set_reset_free(launch.practice.reset_free).map_err(|e| WiringError::launch(config, format!("practice.reset_free: {e}")))?;
+    task.set_max_episode_steps(launch.practice.max_episode_steps);
+    Ok((task, variant))
+}
+
+pub enum RobotTask {
+    Sim(PandaTask),
+    /// Stepped over ROS 2.
+    SimNode(RemoteTask),
+    Arm(ArmReach),
+}
+
+/// A started robot task, with the task node it steps when that runs in
+/// this process (the caller keeps it until done with the task).
+pub struct StartedTask {
+    pub task: RobotTask,
+    pub node: Option<InProcessTaskNode>,
+    /// The task's name in recordings and reports.
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RobotTaskError {
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error(transparent)]
+    SimNode(#[from] RemoteTaskError),
+    #[error(transparent)]
+    Arm(#[from] ArmTaskError),
+}
+
+/// Runs `$body` with `$task` bound to whichever task `$robot` holds.
+macro_rules! with_task {
+    ($robot:expr, $task:ident => $body:expr) => {
+        match $robot {
+            RobotTask::Sim($task) => $body,
+            RobotTask::SimNode($task) => $body,
+            RobotTask::Arm($task) => $body,
+        }
+    };
+}
+
+impl RobotTask {
+    /// The task of `launch`'s robot; `placement` says where a simulated one
+    /// runs, and a lockstep node answers each request within `answer_within`.
+    pub fn start(launch: &LaunchFile, config: &Path, placement: Placement, answer_within: Duration, seed: u64) -> Result<StartedTask, WiringError> {
+        placement.check(launch, config)?;
+        let started = |task, node, name| Ok(StartedTask { task, node, name });
+        match (&launch.robot, placement) {
+            (RobotConfig::Sim(_), Placement::Local) => {
+                let (task, variant) = panda_task(launch, config)?;
+                started(RobotTask::Sim(task), None, format!("{variant:?}"))
+            }
+            (RobotConfig::Sim(_), Placement::Node | Placement::Remote) => {
+                let (_, variant) = panda_variant(launch, config)?;
+                let node = match placement {
+                    Placement::Node => Some(InProcessTaskNode::start(panda_task(launch, config)?.0, &launch.namespace)?),
+                    _ => None,
+                };
+                match RemoteTask::connect(&launch.namespace, answer_within) {
+                    Ok(task) => started(RobotTask::SimNode(task), node, format!("{variant:?}")),
+                    // A node of this process that could not start says why, rather than that it did not answer.
+                    Err(e) => Err(match node.map(InProcessTaskNode::finish) {
+                        Some(Err(why)) => why.into(),
+                        _ => e.into(),
+                    }),
+                }
+            }
+            (RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_), _) => started(RobotTask::Arm(start_arm(launch, config, seed)?), None, "ArmReach".into()),
+            (RobotConfig::Car(_), _) => Err(WiringError::launch(config, "this command drives arms (tool-space actions); a car has no end effector")),
+        }
+    }
+}
+
+/// A real arm's reach task over its driver: a ros2_control arm's topics,
+/// or a serial-servo bus whose blocking I/O runs on its own thread, off
+/// the control tick.
+pub fn start_arm(launch: &LaunchFile, config: &Path, seed: u64) -> Result<ArmReach, WiringError> {
+    let arm = match &launch.robot {
+        RobotConfig::SerialArm(serial) => {
+            let bus = robot_drivers::io_thread::IoThread::spawn(robot_drivers::servo_arm::ServoArm::new(serial.clone()), launch.robot.control_rate_hz());
+            ArmReach::start(bus, launch, seed)
+        }
+        RobotConfig::TopicArm(topics) => ArmReach::start(robot_drivers::topic_arm::TopicArm::new(topics.clone(), &launch.namespace), launch, seed),
+        other => return Err(WiringError::launch(config, format!("a {} robot is not an arm", other.kind_name()))),
+    };
+    arm.map_err(|source| WiringError::Arm { file: config.to_path_buf(), source })
+}
+
+impl Environment for RobotTask {
+    type Error = RobotTaskError;
+
+    fn observation_size(&self) -> usize {
+        with_task!(self, t => t.observation_size())
+    }
+    fn action_size(&self) -> usize {
+        with_task!(self, t => t.action_size())
+    }
+    fn action_low(&self) -> &[f64] {
+        with_task!(self, t => t.action_low())
+    }
+    fn action_high(&self) -> &[f64] {
+        with_task!(self, t => t.action_high())
+    }
+    fn observation(&self) -> &[f64] {
+        with_task!(self, t => t.observation())
+    }
+    fn reset(&mut self, seed: u64) -> &[f64] {
+        with_task!(self, t => t.reset(seed))
+    }
+    fn reset_next(&mut self) -> &[f64] {
+        with_task!(self, t => t.reset_next())
+    }
+    fn step(&mut self, action: &[f64]) -> Result<Step, RobotTaskError> {
+        with_task!(self, t => t.step(action).map_err(RobotTaskError::from))
+    }
+    fn success(&self) -> Option<bool> {
+        with_task!(self, t => t.success())
+    }
+    fn frames(&self) -> Option<&[u8]> {
+        with_task!(self, t => t.frames())
+    }
+    fn frame_layout(&self) -> Option<FrameLayout> {
+        with_task!(self, t => t.frame_layout())
+    }
+}
+
+impl PracticeTask for RobotTask {
+    fn recovery_actions(&self) -> Vec<Vec<f64>> {
+        with_task!(self, t => t.recovery_actions())
+    }
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
+        with_task!(self, t => t.take_safety_events())
+    }
+}
