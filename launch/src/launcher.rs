@@ -153,23 +153,23 @@ pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
                 Node::Robot { .. } if run_dir.is_some() => {
                     // Steps as its actor asks; with the actor in this process, ends after it.
                     let until = move || actors_here > 0 && actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
-                    crate::sim_node::run_lockstep(&path, duration_s, &until)
+                    crate::sim::run_lockstep(&path, duration_s, &until)
                 }
-                Node::Robot { .. } if matches!(launch.robot, RobotConfig::Sim(_)) => crate::sim_node::run(&path, duration_s),
-                Node::Robot { .. } => crate::sim_node::run_driver(&path, duration_s),
-                Node::Reward { .. } => crate::reward_node::run(&path, duration_s),
+                Node::Robot { .. } if matches!(launch.robot, RobotConfig::Sim(_)) => crate::sim::run(&path, duration_s),
+                Node::Robot { .. } => crate::driver::run(&path, duration_s),
+                Node::Reward { .. } => crate::reward_node::RewardNodeArgs { config: path.clone(), duration_s }.run(),
                 Node::Actor { file } => {
                     let result = crate::practice::run(crate::practice::PracticeArgs {
                         config: path.clone(),
                         run_dir: Some(run_dir.expect("practising").join(&launch.name)),
                         steps,
                         resume,
-                        operator: "none".into(),
+                        operator: crate::operator::OperatorKind::None,
                         joy_topic: "/spacenav/joy".into(),
                         realtime,
                         device: "auto".into(),
                         eval_episodes: None,
-                        learner: "remote".into(),
+                        learner: crate::practice::LearnerPlacement::Remote,
                         robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Remote, answer_s: 60.0 },
                         actor_id: file as u64 + 1,
                         log_status: true,

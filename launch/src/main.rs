@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 mod ablation;
 mod bench;
 mod doctor;
+mod driver;
 mod launcher;
 mod learner;
 mod metrics;
@@ -24,7 +25,7 @@ mod reward_eval;
 mod residual_bench;
 mod reward_node;
 mod robot_choice;
-mod sim_node;
+mod sim;
 mod train;
 
 #[derive(Parser)]
@@ -49,26 +50,9 @@ enum Command {
         json: bool,
     },
     /// Run the simulated robot of a launch file as a ROS 2 node (joint_states, /clock, joint_commands through the safety gate).
-    Sim {
-        /// Launch file with a `Sim(..)` robot.
-        #[arg(long)]
-        config: PathBuf,
-        /// Stop after this many seconds (default: run until killed).
-        #[arg(long)]
-        duration_s: Option<f64>,
-        /// Serve the practice task in lockstep to an actor (`rrl practice --robot remote`) instead of running on the wall clock.
-        #[arg(long)]
-        lockstep: bool,
-    },
-    /// Run the serial-servo arm of a launch file as a ROS 2 node (joint_states; joint_commands through the safety gate).
-    Driver {
-        /// Launch file with a `SerialArm(..)` robot.
-        #[arg(long)]
-        config: PathBuf,
-        /// Stop after this many seconds (default: run until killed).
-        #[arg(long)]
-        duration_s: Option<f64>,
-    },
+    Sim(sim::SimArgs),
+    /// Run the real robot of a launch file as a ROS 2 node: a serial-servo arm, a ros2_control arm over topics or a car (joint_states; commands through the safety gate).
+    Driver(driver::DriverArgs),
     /// Start the nodes of a launch file (robot with its cameras, reward node) in this process.
     Launch {
         /// Launch files, one per robot (each in its own namespace).
@@ -125,14 +109,7 @@ enum Command {
     /// Evaluate a learner checkpoint: N recorded episodes, success rate, returns, plot.
     Eval(practice::EvalArgs),
     /// Run the VLM progress critic of a launch file as a ROS 2 node (camera images in, stamped progress/reward/done out).
-    RewardNode {
-        /// Launch file with a `Vlm(..)` reward.
-        #[arg(long)]
-        config: PathBuf,
-        /// Stop after this many seconds (default: run until killed).
-        #[arg(long)]
-        duration_s: Option<f64>,
-    },
+    RewardNode(reward_node::RewardNodeArgs),
     /// Score recorded episodes (videos or frame folders) with a reward source: VOC, reversed VOC, success F1, and correlation with true progress where the episodes carry it.
     RewardEval(reward_eval::RewardEvalArgs),
     /// Record rendered episodes of a simulated Panda task with their true progress (progress.csv) and success labels (labels.json), for `rrl reward-eval`.
@@ -300,15 +277,14 @@ fn main() -> ExitCode {
         Command::Bench { which: BenchCommand::Safety { json, random_steps, sac_steps, expert_episodes, critic_updates, risk_threshold, gamma_risk, reflex, seed } } => ablation::parse_reflex(&reflex).and_then(|reflex| ablation::run(random_steps, sac_steps, expert_episodes, critic_updates, risk_threshold, gamma_risk, reflex, seed)).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Gate { json, ticks, loop_seconds } } => bench::gate(ticks, loop_seconds).map(|report| print_report(&report, json)),
         Command::Bench { which: BenchCommand::Learner { json, updates, rounds, device, threads } } => bench::learner(updates, rounds, &device, threads).map(|report| print_report(&report, json)),
-        Command::Sim { config, duration_s, lockstep: false } => sim_node::run(&config, duration_s).map(|report| print_report(&report, true)),
-        Command::Sim { config, duration_s, lockstep: true } => sim_node::run_lockstep(&config, duration_s, &|| false).map(|report| print_report(&report, true)),
-        Command::Driver { config, duration_s } => sim_node::run_driver(&config, duration_s).map(|report| print_report(&report, true)),
+        Command::Sim(args) => args.run().map(|report| print_report(&report, true)),
+        Command::Driver(args) => args.run().map(|report| print_report(&report, true)),
         Command::Launch { configs, only, run_dir, steps, realtime, resume, duration_s, learner_idle_s } => {
             launcher::run(launcher::LaunchArgs { configs, only, run_dir, steps, realtime, resume, duration_s, learner_idle_s }).map(|report| print_report(&report, true))
         }
         Command::Train(args) => train::run(args).map(|report| print_report(&report, true)),
         Command::Practice(args) => practice::run(args).map(|report| print_report(&report, true)),
-        Command::RewardNode { config, duration_s } => reward_node::run(&config, duration_s).map(|report| print_report(&report, true)),
+        Command::RewardNode(args) => args.run().map(|report| print_report(&report, true)),
         Command::RewardEval(args) => reward_eval::run(args).map(|report| print_report(&report, true)),
         Command::RecordSim(args) => record_sim::run(args).map(|report| print_report(&report, true)),
         Command::Learner { config, run_dir, resume, until_idle_s } => learner::run_learner_node(&config, run_dir, resume, until_idle_s).map(|report| print_report(&report, true)),

@@ -14,6 +14,19 @@ use rrl_types::Environment;
 use sim_bridge::panda::{PandaVariant, ScriptedExpert};
 use wiring::robot::Placement;
 
+use crate::operator::OperatorKind;
+
+/// Where the learner runs (`--learner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LearnerPlacement {
+    /// A thread of this process.
+    Local,
+    /// A learner node in this process, reached over ROS 2 like a remote one.
+    Node,
+    /// An `rrl learner` node elsewhere, over ROS 2.
+    Remote,
+}
+
 #[derive(clap::Args)]
 pub struct PracticeArgs {
     /// Launch file; its `practice` and `learner` sections set the schedule.
@@ -29,8 +42,8 @@ pub struct PracticeArgs {
     #[arg(long)]
     pub resume: bool,
     /// `none` (autonomous), `joy` (gamepad / SpaceMouse over ROS 2 takes over; commands on practice/command) or `keyboard` (this terminal; keys listed at start).
-    #[arg(long, default_value = "none")]
-    pub operator: String,
+    #[arg(long, value_enum, default_value = "none")]
+    pub operator: OperatorKind,
     /// Joy topic for `--operator joy` (a SpaceMouse publishes /spacenav/joy).
     #[arg(long, default_value = "/spacenav/joy")]
     pub joy_topic: String,
@@ -44,8 +57,8 @@ pub struct PracticeArgs {
     pub eval_episodes: Option<u32>,
     /// `local` (a thread of this process), `node` (a learner node in this process, reached over ROS 2
     /// like a remote one) or `remote` (an `rrl learner` node elsewhere, over ROS 2).
-    #[arg(long, default_value = "local")]
-    pub learner: String,
+    #[arg(long, value_enum, default_value = "local")]
+    pub learner: LearnerPlacement,
     #[command(flatten)]
     pub robot: crate::robot_choice::RobotChoice,
     /// This actor's id on a remote learner (unique per actor).
@@ -81,8 +94,8 @@ pub struct TeleopArgs {
     #[arg(long, default_value = "/spacenav/joy")]
     pub joy_topic: String,
     /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
-    #[arg(long, default_value = "joy")]
-    pub operator: String,
+    #[arg(long, value_enum, default_value = "joy")]
+    pub operator: OperatorKind,
     #[command(flatten)]
     pub robot: crate::robot_choice::RobotChoice,
 }
@@ -302,14 +315,14 @@ fn practise_on<E: rrl_types::PracticeTask>(
         run_dir: run_dir.clone(),
         sync_every_step: args.realtime,
         // A learner of this process (a thread, or a node over ROS 2) can keep step with the simulation.
-        lockstep: !args.realtime && args.learner != "remote",
+        lockstep: !args.realtime && args.learner != LearnerPlacement::Remote,
         publish_every: if args.realtime { launch.learner.publish_every_updates } else { 1 },
         checkpoint_every: 1000,
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
     };
-    let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), true)?;
+    let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, env.action_size())?;
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced { inner: operator.as_mut(), period: pace, last: None };
 
@@ -360,16 +373,16 @@ fn practise_on<E: rrl_types::PracticeTask>(
         }
     };
     let mut link_report = serde_json::Value::Null;
-    let report = match args.learner.as_str() {
-        "local" => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
-        "remote" => {
+    let report = match args.learner {
+        LearnerPlacement::Local => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
+        LearnerPlacement::Remote => {
             let mut link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             let (stream_items, unconfirmed) = link.close(std::time::Duration::from_secs(60));
             link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
             report?
         }
-        "node" => {
+        LearnerPlacement::Node => {
             // The learner as a ROS 2 node of this process: the actor reaches it
             // over DDS exactly as it reaches one on another machine.
             let resume = !recording::list_episodes(&run_dir.join("episodes"))?.is_empty();
@@ -402,7 +415,6 @@ fn practise_on<E: rrl_types::PracticeTask>(
             link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed, "learner_node": node_report});
             report
         }
-        other => bail!("unknown learner `{other}`: use local, node or remote"),
     };
     progress.finish_and_clear();
     if let Some(e) = write_error {
@@ -413,7 +425,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         crate::metrics::learning_curve_png(&run_dir.join("success_rate.png"), &format!("{task_name} practice"), "environment steps", "success rate, last 20 episodes", &curve)?;
     }
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
-    let eval = if args.learner != "remote" {
+    let eval = if args.learner != LearnerPlacement::Remote {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?
     } else {
         serde_json::Value::Null
@@ -459,6 +471,9 @@ fn append_whole_line(file: &mut std::fs::File, line: &str) -> std::io::Result<()
 /// `rrl teleop`: a human records demo episodes with a gamepad or SpaceMouse
 /// over ROS 2, through the safety gate, labelling each on `practice/command`.
 pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
+    if args.operator == OperatorKind::None {
+        bail!("teleop needs a human: --operator joy or keyboard");
+    }
     let launch = LaunchFile::load(&args.config)?;
     let seed = match &launch.robot {
         RobotConfig::Sim(sim) => sim.seed + 20_000,
@@ -467,14 +482,14 @@ pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
     let started = args.robot.start(&launch, &args.config, seed)?;
     let mut env = started.task;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
-    let mut operator = crate::operator::operator_named(&args.operator, &launch.namespace, &args.joy_topic, env.action_size(), false)?;
+    let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, env.action_size())?;
     let mut paced = Paced { inner: operator.as_mut(), period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
     // Holding still: no displacement (and the Panda's gripper, its fourth action, open).
     let mut idle = vec![0.0; env.action_size()];
     if idle.len() == 4 {
         idle[3] = -1.0;
     }
-    if args.operator == "joy" {
+    if args.operator == OperatorKind::Joy {
         eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
     }
     let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, args.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {

@@ -3,16 +3,22 @@
 //! Owns the QoS profiles and node parameters of rrl's nodes, the one
 //! versioned wire format of its own topics (`wire`), the lockstep task
 //! server and client (`task_node`), and the actor ↔ learner link with the
-//! learner node (`learner_link`).
+//! learner node (`learner_link`), a robot behind its gate as a node
+//! (`robot_node`, for `rrl sim` and `rrl driver`), the VLM reward node
+//! (`reward_node`), and the human's gamepad
+//! or SpaceMouse (`joy`).
 //!
 //! Must never read launch files or decide what a robot is: it is handed
 //! built parts (a task, learner settings) and serves them. Must never be
 //! depended on by the crates below it (types, safety, drivers, simulation,
 //! policies, rewards, recording), which stay free of ROS 2.
 
+pub mod joy;
 pub mod learner_link;
 pub mod params;
 pub mod qos;
+pub mod reward_node;
+pub mod robot_node;
 pub mod task_node;
 pub mod wire;
 

@@ -1,5 +1,6 @@
 //! MuJoCo simulations of robots and benchmark tasks, behind the same
-//! hardware interface as real robots, and as a ROS 2 node.
+//! hardware interface as real robots (`ros_edge` serves them as ROS 2
+//! nodes; this crate never speaks ROS).
 //!
 //! Owns physics, simulated sensors and cameras, task rewards and scripted
 //! experts. Model files come from installed Python packages (gymnasium,
@@ -15,6 +16,7 @@ pub mod env;
 pub mod gym;
 pub mod osc;
 pub mod panda;
+pub mod scene_cameras;
 
 pub use assets::{load_model, AssetPackage, SimError};
 pub use env::BatchedEnv;

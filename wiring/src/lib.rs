@@ -8,7 +8,7 @@
 //!   (`arm_task`) over its driver;
 //! - the learner settings (`learner`);
 //! - the reward source (`practice_env`: the task's own reward, or a VLM
-//!   critic scoring a camera) and the cameras it renders (`scene_cameras`).
+//!   critic scoring a real camera or a rendered one).
 //!
 //! Relative paths were resolved once, when the launch file was parsed.
 //!
@@ -22,7 +22,6 @@ pub mod arm_task;
 pub mod learner;
 pub mod practice_env;
 pub mod robot;
-pub mod scene_cameras;
 
 /// Why parts could not be built from a launch file.
 #[derive(Debug, thiserror::Error)]

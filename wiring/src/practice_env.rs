@@ -28,7 +28,7 @@ use sim_bridge::camera::SimCamera;
 use sim_bridge::panda::PandaTask;
 
 use crate::arm_task::ArmReach;
-use crate::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
+use sim_bridge::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
 use crate::WiringError;
 
 /// Frames are stamped (episode << 32 | step), so an estimate that arrives

@@ -14,8 +14,8 @@ use std::time::Duration;
 use crossbeam::queue::ArrayQueue;
 use robot_drivers::worker::{stopping, Worker};
 use rrl_types::Timestamp;
-use sim_bridge::arm::PandaSim;
-use sim_bridge::camera::SimCamera;
+use crate::arm::PandaSim;
+use crate::camera::SimCamera;
 
 /// Why a sink could not take a frame (it stops the camera thread).
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,89 @@
+//! `rrl sim`: the simulated Panda of a launch file as a ROS 2 node — on
+//! the wall clock like a real robot's driver (joint states, `/clock`, its
+//! rendered `Sim(..)` cameras, commands through the gate), or with
+//! `--lockstep` as its practice task's node, which an actor steps over
+//! ROS 2 (`rrl practice --robot remote`); simulated time then advances
+//! only per step.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use robot_drivers::HardwareInterface;
+use ros_edge::robot_node::{RenderedCamera, RobotNodeSpec};
+use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimTask};
+use safety::Gate;
+use sim_bridge::arm::SimArm;
+use sim_bridge::camera::SimCamera;
+use sim_bridge::scene_cameras::CameraSpec;
+
+#[derive(clap::Args)]
+pub struct SimArgs {
+    /// Launch file with a `Sim(..)` robot.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Serve the practice task in lockstep to an actor (`rrl practice --robot remote`) instead of running on the wall clock.
+    #[arg(long)]
+    pub lockstep: bool,
+}
+
+impl SimArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        match self.lockstep {
+            true => run_lockstep(&self.config, self.duration_s, &|| false),
+            false => run(&self.config, self.duration_s),
+        }
+    }
+}
+
+/// The simulated Panda on the wall clock.
+pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(config)?;
+    let RobotConfig::Sim(sim) = &launch.robot else {
+        bail!("{}: `rrl sim` runs simulated robots; this launch file's robot is {}", config.display(), launch.robot.kind_name());
+    };
+    if !matches!(sim.task, SimTask::PandaPickCube | SimTask::PandaReach) {
+        bail!("{}: `rrl sim` runs the simulated Panda (PandaPickCube, PandaReach); {:?} is a learning benchmark, see `rrl train`", config.display(), sim.task);
+    }
+    let mut arm = SimArm::panda()?;
+    arm.configure()?;
+    arm.activate()?;
+    let period = 1.0 / sim.control_rate_hz;
+    // Rendered cameras: every launch-file camera with a `Sim(..)` source, checked before the node starts.
+    let mut cameras = Vec::new();
+    for camera in &launch.cameras {
+        if let CameraSource::Sim(model_camera) = &camera.source {
+            SimCamera::check_name(arm.sim_mut(), model_camera).with_context(|| format!("{}: camera `{}`", config.display(), camera.name))?;
+            cameras.push(RenderedCamera { name: camera.name.clone(), spec: CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: camera.fps } });
+        }
+    }
+    let gate = Gate::build(&launch.safety, arm.joint_names(), sim.control_rate_hz).with_context(|| format!("{}: safety section", config.display()))?;
+    let spec = RobotNodeSpec {
+        node_name: "sim_robot",
+        namespace: &launch.namespace,
+        robot_kind: launch.robot.kind_name(),
+        launch_file: config.display().to_string(),
+        rate_hz: sim.control_rate_hz,
+        duration_s,
+        publish_clock: true,
+    };
+    Ok(ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), |arm| arm.advance(period), ros_edge::robot_node::rendered_cameras(cameras))?)
+}
+
+/// The simulated Panda's practice task (with the launch file's gate) as a
+/// node that an actor steps over ROS 2. Serves until `duration_s` has
+/// passed, or `until()` says so, or killed.
+pub fn run_lockstep(config: &Path, duration_s: Option<f64>, until: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
+    let launch = LaunchFile::load(config)?;
+    let (task, variant) = wiring::robot::panda_task(&launch, config)?;
+    let started = Instant::now();
+    let deadline = duration_s.map(Duration::from_secs_f64);
+    let counts = ros_edge::task_node::serve(task, &launch.namespace, &|| until() || deadline.is_some_and(|d| started.elapsed() >= d))?;
+    let mut report = ros_edge::task_node::counts_json(&counts);
+    report["task"] = serde_json::json!(format!("{variant:?}"));
+    report["namespace"] = serde_json::json!(launch.namespace);
+    Ok(report)
+}
