@@ -9,6 +9,7 @@
 
 pub mod critic;
 pub mod gate;
+pub mod ik;
 pub mod kinematics;
 pub mod limits;
 

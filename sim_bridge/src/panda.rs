@@ -9,7 +9,7 @@
 //! fingertips; the cube is sampled in x ∈ [0.35, 0.55], y ∈ [−0.15, 0.15]
 //! (gym-hil's area moved 5 cm out, see `CUBE_BOUNDS`).
 
-use nalgebra::{Matrix3, SMatrix, SVector, Vector3};
+use nalgebra::{DMatrix, DVector, Matrix3, SVector, Vector3};
 use rrl_types::config::{PandaController, RobotPreset};
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step};
@@ -52,8 +52,6 @@ const REACH_BOUNDS: [[f64; 3]; 2] = [[0.3, -0.15, 0.1], [0.5, 0.15, 0.3]];
 const IK_EVERY: usize = 5;
 /// Largest joint command change per controller tick, rad (2 rad/s at 100 Hz).
 const MAX_JOINT_STEP: f64 = 0.02;
-/// Share of the way to the IK solution the joint command moves per tick.
-const COMMAND_SMOOTHING: f64 = 0.3;
 const MAX_EPISODE_STEPS: u32 = 100;
 
 /// What `monitor_violations` watches: the fingertips' box and the arm's
@@ -380,21 +378,13 @@ impl PandaTask {
         let mut error = SVector::<f64, 6>::zeros();
         error.fixed_rows_mut::<3>(0).copy_from(&position_error);
         error.fixed_rows_mut::<3>(3).copy_from(&rotation_error);
-        let damping = 1e-2;
-        let jjt = jacobian * jacobian.transpose() + SMatrix::<f64, 6, 6>::identity() * damping * damping;
-        let Some(inverse) = jjt.try_inverse() else { return };
-        let pseudo = jacobian.transpose() * inverse;
         let q = SVector::<f64, 7>::from(self.sim.joint_positions());
         let home = SVector::<f64, 7>::from(PANDA_HOME);
-        let null_space = SMatrix::<f64, 7, 7>::identity() - pseudo * jacobian;
-        let dq = pseudo * error + null_space * (home - q) * 0.1;
-        // The joint command moves a share of the way from where it is toward
-        // the IK solution: a continuous stream a real arm (and the gate's
-        // acceleration and jerk limits) can follow, where jumping straight to
-        // the solution from the measured pose would jitter with it.
+        let pull = DVector::from_column_slice(((home - q) * 0.1).as_slice());
+        let jacobian = DMatrix::from_column_slice(6, 7, jacobian.as_slice());
+        let Some(dq) = safety::ik::dls_step(&jacobian, &DVector::from_column_slice(error.as_slice()), Some(&pull)) else { return };
         for i in 0..7 {
-            let solution = q[i] + dq[i].clamp(-0.2, 0.2);
-            self.joint_target[i] += (COMMAND_SMOOTHING * (solution - self.joint_target[i])).clamp(-MAX_JOINT_STEP, MAX_JOINT_STEP);
+            safety::ik::follow(q[i], dq[i], &mut self.joint_target[i], MAX_JOINT_STEP);
         }
     }
 

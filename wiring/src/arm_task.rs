@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DVector;
 use robot_drivers::worker::{stopping, Worker};
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::LaunchFile;
@@ -329,26 +329,12 @@ impl ArmReach {
         let q: Vec<f64> = self.state.position.as_slice().to_vec();
         let tool = self.tool(&q);
         let error = DVector::from_iterator(3, (0..3).map(|k| target[k] - tool[k]));
-        let mut jacobian = DMatrix::zeros(3, n);
-        let h = 1e-6;
-        let mut shifted = q.clone();
-        for j in 0..n {
-            shifted[j] += h;
-            let moved = self.tool(&shifted);
-            for k in 0..3 {
-                jacobian[(k, j)] = (moved[k] - tool[k]) / h;
-            }
-            shifted[j] = q[j];
-        }
-        let damping = 1e-2;
-        let jjt = &jacobian * jacobian.transpose() + DMatrix::identity(3, 3) * damping * damping;
-        let Some(inverse) = jjt.try_inverse() else { return };
-        let dq = jacobian.transpose() * inverse * error;
+        let jacobian = safety::ik::position_jacobian(&self.workspace.chain, &q);
+        let Some(dq) = safety::ik::dls_step(&jacobian, &error, None) else { return };
         let dt = self.control_period.as_secs_f64();
         for j in 0..n {
-            let solution = q[j] + dq[j].clamp(-0.2, 0.2);
             let max_step = self.limits[j].velocity.map_or(0.02, |v| 0.5 * v * dt);
-            self.command[j] += (0.3 * (solution - self.command[j])).clamp(-max_step, max_step);
+            safety::ik::follow(q[j], dq[j], &mut self.command[j], max_step);
         }
         self.offer_command();
     }

@@ -1,0 +1,104 @@
+//! One damped least-squares inverse-kinematics step, shared by the
+//! simulated Panda's Cartesian controller and the real-arm tasks, so the
+//! simulation that stands in for a real arm moves the way the real-arm
+//! path does.
+//!
+//! Its output is a joint command for the gate, never a write to hardware:
+//! the gate still limits whatever it proposes. Not on the gate's per-tick
+//! path (it allocates its small matrices).
+
+use nalgebra::{DMatrix, DVector};
+
+use crate::kinematics::KinematicChain;
+
+/// λ of J Jᵀ + λ² I: keeps steps bounded near singular poses.
+pub const DAMPING: f64 = 1e-2;
+/// Largest change of one joint per solution, rad: a far target is reached
+/// over several steps rather than by one leap.
+pub const MAX_SOLUTION_STEP: f64 = 0.2;
+/// The share of the way from the current command to the solution taken
+/// per step: a continuous stream a real arm (and the gate's acceleration
+/// and jerk limits) can follow, where jumping straight to the solution from
+/// the measured pose would jitter with it.
+pub const FOLLOW_SHARE: f64 = 0.3;
+
+/// The joint change toward the task-space `error` for `jacobian` (task
+/// rows × joint columns): Jᵀ (J Jᵀ + λ² I)⁻¹ e, plus (I − J⁺ J) `null_pull`
+/// when given (a secondary goal, e.g. toward a rest pose, that does not
+/// disturb the task). `None` when the damped matrix cannot be inverted.
+pub fn dls_step(jacobian: &DMatrix<f64>, error: &DVector<f64>, null_pull: Option<&DVector<f64>>) -> Option<DVector<f64>> {
+    let rows = jacobian.nrows();
+    let jjt = jacobian * jacobian.transpose() + DMatrix::identity(rows, rows) * (DAMPING * DAMPING);
+    let pseudo = jacobian.transpose() * jjt.try_inverse()?;
+    let mut dq = &pseudo * error;
+    if let Some(pull) = null_pull {
+        let joints = jacobian.ncols();
+        dq += (DMatrix::identity(joints, joints) - &pseudo * jacobian) * pull;
+    }
+    Some(dq)
+}
+
+/// Moves a joint `command` a share of the way toward the solution `q + dq`
+/// (with `dq` bounded by `MAX_SOLUTION_STEP`), by at most `max_step`.
+pub fn follow(q: f64, dq: f64, command: &mut f64, max_step: f64) {
+    let solution = q + dq.clamp(-MAX_SOLUTION_STEP, MAX_SOLUTION_STEP);
+    *command += (FOLLOW_SHARE * (solution - *command)).clamp(-max_step, max_step);
+}
+
+/// The tool position's Jacobian (3 × joints) of `chain` at `q`, by forward
+/// differences: exact enough for a damped step, and it needs nothing but
+/// the forward kinematics the gate already has.
+pub fn position_jacobian(chain: &KinematicChain, q: &[f64]) -> DMatrix<f64> {
+    const H: f64 = 1e-6;
+    let tool = chain.tool_position(q);
+    let mut jacobian = DMatrix::zeros(3, q.len());
+    let mut shifted = q.to_vec();
+    for j in 0..q.len() {
+        shifted[j] += H;
+        let moved = chain.tool_position(&shifted);
+        for k in 0..3 {
+            jacobian[(k, j)] = (moved[k] - tool[k]) / H;
+        }
+        shifted[j] = q[j];
+    }
+    jacobian
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_moves_the_tool_toward_its_target_and_the_null_space_pull_leaves_the_tool_alone() {
+        let chain = KinematicChain::panda();
+        let q = vec![0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+        let tool = chain.tool_position(&q);
+        let target = [tool[0] + 0.02, tool[1] - 0.01, tool[2] + 0.01];
+        let error = DVector::from_iterator(3, (0..3).map(|k| target[k] - tool[k]));
+        let jacobian = position_jacobian(&chain, &q);
+        let dq = dls_step(&jacobian, &error, None).unwrap();
+        let moved: Vec<f64> = q.iter().zip(dq.iter()).map(|(a, b)| a + b).collect();
+        let after = chain.tool_position(&moved);
+        let distance = |p: [f64; 3]| (0..3).map(|k| (target[k] - p[k]).powi(2)).sum::<f64>().sqrt();
+        assert!(distance(after) < 0.1 * distance(tool), "{:.4} -> {:.4}", distance(tool), distance(after));
+        // A pull in the null space changes the joints, not the tool (to first order).
+        let pull = DVector::from_element(7, 0.05);
+        let with_pull = dls_step(&jacobian, &DVector::zeros(3), Some(&pull)).unwrap();
+        assert!(with_pull.norm() > 0.01);
+        let pulled: Vec<f64> = q.iter().zip(with_pull.iter()).map(|(a, b)| a + b).collect();
+        assert!(distance(chain.tool_position(&pulled)) - distance(tool) < 1e-3);
+    }
+
+    #[test]
+    fn a_command_follows_a_share_of_the_way_and_never_more_than_its_step() {
+        let mut command = 0.0;
+        follow(0.0, 0.1, &mut command, 1.0);
+        assert!((command - FOLLOW_SHARE * 0.1).abs() < 1e-12);
+        let mut command = 0.0;
+        follow(0.0, 5.0, &mut command, 1.0);
+        assert!((command - FOLLOW_SHARE * MAX_SOLUTION_STEP).abs() < 1e-12, "the solution is bounded: {command}");
+        let mut command = 0.0;
+        follow(0.0, 0.2, &mut command, 0.01);
+        assert_eq!(command, 0.01);
+    }
+}
