@@ -1,0 +1,415 @@
+//! The actor: practice episodes played with the actor's copy of the
+//! policy, every step recorded and sent to the learner as it happens.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
+use rrl_types::{PracticeTask, Step};
+use tch::Device;
+
+use super::early_stop::EarlyStop;
+use super::episodes::task_end_reason;
+use super::operator::EpisodeControls;
+use super::policy_copy::ActorCopy;
+use super::reward_wait::{AwaitedStep, RewardWait};
+use super::run_files::{durably, read_all, replay_recorded, unix_ns};
+use super::stuck::StuckWatch;
+use super::{to_policy_action, EpisodeReport, LearnerLink, LocalLearner, Operator, PracticeError, PracticeReport, PracticeSettings, ToLearner};
+use crate::replay::{NStepWriter, Transition};
+use crate::sac::SacConfig;
+use crate::train::to_env_action;
+
+/// Practises on `env` until `settings.total_steps` online steps (counting a
+/// resumed run's recorded ones) or the operator stops. `on_episode` sees
+/// every finished episode.
+pub fn practice<E: PracticeTask>(
+    env: &mut E,
+    config: SacConfig,
+    device: Device,
+    operator: &mut dyn Operator,
+    settings: &PracticeSettings,
+    mut on_episode: impl FnMut(&EpisodeReport),
+) -> Result<PracticeReport, PracticeError> {
+    let (o, a) = (env.observation_size(), env.action_size());
+    if (config.observation_size, config.action_size) != (o, a) {
+        return Err(PracticeError::Mismatch { path: settings.run_dir.clone(), problem: format!("learner built for {}/{}, task has {o}/{a}", config.observation_size, config.action_size) });
+    }
+    let checkpoint = settings.run_dir.join("learner.safetensors");
+
+    let resume = !read_all(&settings.run_dir.join("episodes"), (o, a))?.is_empty();
+    let mut learner = LocalLearner::start(config.clone(), device, checkpoint, resume, settings.clone())?;
+    let result = practice_with_link(env, config, &mut learner, operator, settings, &mut on_episode);
+    let updates = learner.finish();
+    let mut report = result?;
+    report.learner_updates = updates?;
+    Ok(report)
+}
+
+/// Practice against any learner link: first the run's recorded demos and
+/// episodes are (re)sent, then live practice continues the stream.
+pub fn practice_with_link<E: PracticeTask>(
+    env: &mut E,
+    config: SacConfig,
+    link: &mut dyn LearnerLink,
+    operator: &mut dyn Operator,
+    settings: &PracticeSettings,
+    on_episode: &mut dyn FnMut(&EpisodeReport),
+) -> Result<PracticeReport, PracticeError> {
+    let (o, a) = (env.observation_size(), env.action_size());
+    let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
+    let recorded = read_all(&settings.run_dir.join("episodes"), (o, a))?;
+    replay_recorded(&demos, &config, &mut |item| link.send(item));
+    let resumed_steps = replay_recorded(&recorded, &config, &mut |item| link.send(item));
+    let mut policy = ActorCopy::new(&config, o, a);
+    let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let actor = Actor {
+        env,
+        policy: &mut policy,
+        operator,
+        settings,
+        config: &config,
+        link: &mut *link,
+        on_episode,
+        observation_size: o,
+        action_size: a,
+        low,
+        high,
+        episodes_dir: settings.run_dir.join("episodes"),
+        started: Instant::now(),
+        report: PracticeReport {
+            episodes: Vec::new(),
+            resumed_episodes: next_episode,
+            resumed_steps,
+            total_steps: resumed_steps,
+            learner_updates: 0,
+            stopped_by_operator: false,
+            reached_success: false,
+            confirmations: Vec::new(),
+        },
+        env_action: Vec::new(),
+        stuck: StuckWatch::new(settings.stuck_steps, settings.stuck_tolerance, o),
+        released: 0,
+        next_episode,
+        early_stop: EarlyStop::new(),
+    };
+    let mut report = actor.run()?;
+    report.learner_updates = link.updates();
+    Ok(report)
+}
+
+/// Hands one released online step on: its record to the episode file, its
+/// n-step transitions and an `OnlineStep` to the learner.
+fn emit_online(step: AwaitedStep, writer: &mut EpisodeWriter, nstep: &mut NStepWriter, link: &mut dyn LearnerLink, total: &mut f64, released: &mut u64) -> Result<(), PracticeError> {
+    durably(|| writer.step(&step.record))?;
+    *total += f64::from(step.record.reward);
+    *released += 1;
+    nstep.push(step.transition, step.over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: step.demo }));
+    link.send(ToLearner::OnlineStep);
+    Ok(())
+}
+
+/// The actor loop, and what it keeps across the episodes of a session.
+struct Actor<'a, E> {
+    env: &'a mut E,
+    policy: &'a mut ActorCopy,
+    operator: &'a mut dyn Operator,
+    settings: &'a PracticeSettings,
+    config: &'a SacConfig,
+    link: &'a mut dyn LearnerLink,
+    on_episode: &'a mut dyn FnMut(&EpisodeReport),
+    observation_size: usize,
+    action_size: usize,
+    low: Vec<f64>,
+    high: Vec<f64>,
+    episodes_dir: PathBuf,
+    /// Episode reports count seconds from here.
+    started: Instant,
+    report: PracticeReport,
+    /// The action in the environment's bounds (one buffer for all steps).
+    env_action: Vec<f64>,
+    stuck: StuckWatch,
+    /// Online steps handed to the learner in this session.
+    released: u64,
+    next_episode: u64,
+    early_stop: EarlyStop,
+}
+
+/// One practice episode in progress.
+struct EpisodeState {
+    number: u64,
+    /// Online steps before it: the early stop counts it only past the warm-up.
+    started_at_step: u64,
+    start_ns: u64,
+    writer: EpisodeWriter,
+    nstep: NStepWriter,
+    observation: Vec<f64>,
+    steps: u64,
+    /// The return of the steps released so far.
+    total: f64,
+    interventions: u64,
+    safety_events: u64,
+    controls: EpisodeControls,
+    wait: RewardWait,
+}
+
+/// What the end of an episode needs to know of the step just taken.
+struct TakenStep {
+    result: Step,
+    truncated: bool,
+    stuck: bool,
+    /// 1-based over the run, for errors.
+    step_number: u64,
+}
+
+impl<E: PracticeTask> Actor<'_, E> {
+    /// Episodes until the step budget is spent, the operator stops, or the
+    /// early stop is confirmed.
+    fn run(mut self) -> Result<PracticeReport, PracticeError> {
+        while self.report.total_steps < self.settings.total_steps && !self.report.stopped_by_operator && !self.report.reached_success {
+            let mut episode = self.start_episode()?;
+            let reason = self.play(&mut episode)?;
+            self.finish_episode(episode, reason)?;
+        }
+        Ok(self.report)
+    }
+
+    /// Opens the episode's file and resets the task; each episode's seed
+    /// follows from its number, so a resumed run plays what a whole one would.
+    fn start_episode(&mut self) -> Result<EpisodeState, PracticeError> {
+        let number = self.next_episode;
+        let started_at_step = self.report.total_steps;
+        let seed = self.settings.seed.wrapping_add(number * 7919);
+        let start_ns = unix_ns();
+        let header = EpisodeHeader {
+            task: self.settings.task.clone(),
+            episode: number,
+            observation_size: self.observation_size,
+            action_size: self.action_size,
+            source: "practice".into(),
+            seed,
+            started_unix_ns: start_ns,
+        };
+        let writer = durably(|| EpisodeWriter::create(&self.episodes_dir, &header, self.settings.sync_every_step))?;
+        let nstep = NStepWriter::new(self.config.n_step, self.config.gamma);
+        let observation = self.env.reset(seed).to_vec();
+        self.stuck.clear();
+        Ok(EpisodeState {
+            number,
+            started_at_step,
+            start_ns,
+            writer,
+            nstep,
+            observation,
+            steps: 0,
+            total: 0.0,
+            interventions: 0,
+            safety_events: 0,
+            controls: EpisodeControls::default(),
+            wait: RewardWait::default(),
+        })
+    }
+
+    /// Steps the episode until it ends; why it ended.
+    fn play(&mut self, episode: &mut EpisodeState) -> Result<&'static str, PracticeError> {
+        loop {
+            self.take_newest_weights()?;
+            self.hold_for_learner()?;
+            let takeover = self.poll_operator(episode);
+            if let Some(reason) = episode.controls.end_reason() {
+                return Ok(reason);
+            }
+            if episode.controls.paused {
+                // The robot holds (nothing is sent); the episode clock stops.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let intervention = takeover.is_some();
+            let action = self.choose_action(&episode.observation, takeover.as_deref())?;
+            let taken = self.step_and_record(episode, action, intervention)?;
+            // Recovery steps follow in the file: everything before them goes
+            // first. In lockstep (simulation) time can stand still, so each
+            // step waits for its reward; on a robot only the episode's end does.
+            self.release(episode, taken.stuck || self.settings.lockstep)?;
+            if self.settings.lockstep {
+                self.keep_lockstep();
+            }
+            if taken.stuck {
+                self.recover(episode, taken.step_number)?;
+                return Ok("stuck");
+            }
+            if taken.result.done() || taken.truncated {
+                return Ok(task_end_reason(self.env.success(), taken.result.terminated));
+            }
+            if self.report.total_steps >= self.settings.total_steps {
+                // The budget is spent: the episode is cut here, like a time limit.
+                return Ok("budget");
+            }
+        }
+    }
+
+    /// The learner's newest weights, when new ones came since the last
+    /// step: the actor never waits for them.
+    fn take_newest_weights(&mut self) -> Result<(), PracticeError> {
+        if let Some(weights) = self.link.take_weights() {
+            self.policy.load(&weights)?;
+        }
+        Ok(())
+    }
+
+    /// Ends practice when the learner failed for good; backpressure: the
+    /// robot holds while the learner is far behind.
+    fn hold_for_learner(&self) -> Result<(), PracticeError> {
+        if let Some(e) = self.link.failure() {
+            return Err(PracticeError::Learner(e));
+        }
+        while self.link.backlog() > self.settings.max_backlog {
+            if let Some(e) = self.link.failure() {
+                return Err(PracticeError::Learner(e));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Polls the human once per step: their commands take effect at once
+    /// (a stop ends practice after this episode); returns their takeover.
+    fn poll_operator(&mut self, episode: &mut EpisodeState) -> Option<Vec<f64>> {
+        let input = self.operator.poll(&episode.observation);
+        episode.controls.apply(input.command);
+        if episode.controls.stop {
+            self.report.stopped_by_operator = true;
+        }
+        input.takeover
+    }
+
+    /// The step's action in [-1, 1]: the human's while they take over,
+    /// uniformly random in a fresh run's warm-up, else the policy's (its
+    /// mean while an early stop is being confirmed).
+    fn choose_action(&mut self, observation: &[f64], takeover: Option<&[f64]>) -> Result<Vec<f64>, PracticeError> {
+        Ok(match takeover {
+            Some(human) if human.len() != self.action_size => return Err(PracticeError::TakeoverSize { expected: self.action_size, got: human.len() }),
+            Some(human) => to_policy_action(human, &self.low, &self.high),
+            None if self.report.total_steps < self.settings.warmup_steps => self.policy.random_action(),
+            None => self.policy.act(observation, self.early_stop.confirming()),
+        })
+    }
+
+    /// Steps the task with `policy_action`, counts the step, and queues its
+    /// record and transition until its reward is known.
+    fn step_and_record(&mut self, episode: &mut EpisodeState, policy_action: Vec<f64>, intervention: bool) -> Result<TakenStep, PracticeError> {
+        to_env_action(&policy_action, &self.low, &self.high, &mut self.env_action);
+        let step_number = self.report.total_steps + 1;
+        let result = self.env.step(&self.env_action).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+        let events = self.env.take_safety_events();
+        episode.steps += 1;
+        self.report.total_steps += 1;
+        episode.interventions += u64::from(intervention);
+        episode.safety_events += events.protective;
+        let next = self.env.observation().to_vec();
+        let truncated = result.truncated || (!result.terminated && episode.steps >= self.settings.max_episode_steps);
+        let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 };
+        let record = EpisodeStep {
+            time_ns: episode.start_ns + episode.steps * 100_000_000,
+            observation: episode.observation.iter().map(|&x| x as f32).collect(),
+            action: policy_action.iter().map(|&x| x as f32).collect(),
+            reward: result.reward as f32,
+            next_observation: next.iter().map(|&x| x as f32).collect(),
+            flags,
+        };
+        let stuck = self.stuck.push(next.clone(), result.done());
+        let over = result.done() || truncated || stuck || self.report.total_steps >= self.settings.total_steps;
+        let transition = Transition {
+            observation: episode.observation.iter().map(|&x| x as f32).collect(),
+            action: policy_action.iter().map(|&x| x as f32).collect(),
+            reward: result.reward as f32,
+            next_observation: next.iter().map(|&x| x as f32).collect(),
+            terminal: result.terminated,
+            discount: self.config.gamma as f32,
+        };
+        episode.wait.push(AwaitedStep { step: episode.steps, record, transition, over, demo: intervention, since: Instant::now() });
+        episode.observation = next;
+        Ok(TakenStep { result, truncated, stuck, step_number })
+    }
+
+    /// Sends the queued steps whose rewards are known to the episode file
+    /// and the learner; with `until_empty`, waits for all of them.
+    fn release(&mut self, episode: &mut EpisodeState, until_empty: bool) -> Result<(), PracticeError> {
+        let (writer, nstep, total) = (&mut episode.writer, &mut episode.nstep, &mut episode.total);
+        let (link, released) = (&mut *self.link, &mut self.released);
+        episode.wait.release(self.env, until_empty, &mut |s| emit_online(s, writer, nstep, link, total, released))
+    }
+
+    /// Lockstep (simulation): waits for one learner update per released
+    /// step after the warm-up, as synchronous training does; not before the
+    /// replay can fill a batch, as the learner could not start.
+    fn keep_lockstep(&self) {
+        let ready_at = self.settings.warmup_steps.max((self.config.batch_size + self.config.n_step) as u64);
+        let wanted = (self.report.resumed_steps + self.released).saturating_sub(ready_at);
+        let mut spins = 0u32;
+        while self.link.updates() < wanted && self.link.failure().is_none() {
+            // A learner over ROS 2 answers in milliseconds: past the first
+            // spins, sleep so its threads get these two cores.
+            spins += 1;
+            if spins < 200 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+
+    /// Frees a stuck robot with the task's recovery manoeuvre. Its steps
+    /// are recorded, flagged, after the episode's policy steps; the learner
+    /// never gets them (they are not the policy's).
+    fn recover(&mut self, episode: &mut EpisodeState, step_number: u64) -> Result<(), PracticeError> {
+        for recovery in self.env.recovery_actions() {
+            let before = self.env.observation().to_vec();
+            let r = self.env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+            let events = self.env.take_safety_events();
+            episode.safety_events += events.protective;
+            let record = EpisodeStep {
+                time_ns: episode.start_ns + (episode.steps + 1) * 100_000_000,
+                observation: before.iter().map(|&x| x as f32).collect(),
+                action: to_policy_action(&recovery, &self.low, &self.high).iter().map(|&x| x as f32).collect(),
+                reward: r.reward as f32,
+                next_observation: self.env.observation().iter().map(|&x| x as f32).collect(),
+                flags: StepFlags { recovery: true, safety_event: events.any(), reflex: events.reflexes > 0, ..StepFlags::default() },
+            };
+            durably(|| episode.writer.step(&record))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the episode's last rewards, closes its file with the
+    /// outcome, reports it, and counts it for the early stop.
+    fn finish_episode(&mut self, mut episode: EpisodeState, reason: &'static str) -> Result<(), PracticeError> {
+        self.release(&mut episode, true)?;
+        let success = episode.controls.label.or(self.env.success().map(|s| s && reason == "success"));
+        let outcome = EpisodeOutcome { steps: episode.steps, episode_return: episode.total, success, interventions: episode.interventions, safety_events: episode.safety_events, reason: reason.into() };
+        durably(|| episode.writer.finish(&outcome))?;
+        let episode_report = EpisodeReport {
+            episode: episode.number,
+            steps: episode.steps,
+            total_steps: self.report.total_steps,
+            episode_return: episode.total,
+            success,
+            interventions: episode.interventions,
+            safety_events: episode.safety_events,
+            reason: reason.into(),
+            learner_updates: self.link.updates(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            learned_rewards: (episode.wait.joined, episode.wait.missing),
+            deterministic: self.early_stop.confirming(),
+        };
+        (self.on_episode)(&episode_report);
+        self.report.episodes.push(episode_report);
+        self.next_episode += 1;
+        if let Some(target) = self.settings.stop_at_success {
+            let after_warmup = episode.started_at_step >= self.settings.warmup_steps;
+            self.early_stop.episode_ended(target, success == Some(true), after_warmup, &mut self.report);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Scripted episodes recorded whole: demos of a controller for the run's
+//! `demos/`, and the episodes an evaluation plays.
+
+use std::path::Path;
+use std::time::Instant;
+
+use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
+use rrl_types::PracticeTask;
+
+use super::reward_wait::{AwaitedStep, RewardWait};
+use super::run_files::{durably, unix_ns};
+use super::{to_policy_action, PracticeError};
+use crate::replay::Transition;
+use crate::train::to_env_action;
+
+/// The reason recorded for an episode the task itself ended (or cut at
+/// its time limit), from the task's verdict at that step.
+pub(super) fn task_end_reason(success: Option<bool>, terminated: bool) -> &'static str {
+    if success == Some(true) {
+        "success"
+    } else if terminated {
+        "failure"
+    } else {
+        "timeout"
+    }
+}
+
+/// One episode of `act` (observation, first step -> action in the learner's
+/// [-1, 1]) recorded under `folder`; used for scripted demos and
+/// evaluations. Returns (return, success).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record_one_episode<E: PracticeTask>(
+    env: &mut E,
+    folder: &Path,
+    task: &str,
+    source: &str,
+    episode: u64,
+    seed: u64,
+    by_human_or_script: bool,
+    act: &mut dyn FnMut(&[f64], bool) -> Vec<f64>,
+) -> Result<(f64, Option<bool>), PracticeError> {
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let started = unix_ns();
+    let header = EpisodeHeader { task: task.into(), episode, observation_size: env.observation_size(), action_size: env.action_size(), source: source.into(), seed, started_unix_ns: started };
+    let mut writer = durably(|| EpisodeWriter::create(folder, &header, false))?;
+    let mut observation = env.reset(seed).to_vec();
+    let mut env_action = Vec::new();
+    let (mut total, mut steps, mut safety_events) = (0.0, 0u64, 0u64);
+    let mut wait = RewardWait::default();
+    let terminated = loop {
+        let action = act(&observation, steps == 0);
+        to_env_action(&action, &low, &high, &mut env_action);
+        let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+        let events = env.take_safety_events();
+        safety_events += events.protective;
+        steps += 1;
+        let next = env.observation().to_vec();
+        let record = EpisodeStep {
+            time_ns: started + steps * 100_000_000,
+            observation: observation.iter().map(|&x| x as f32).collect(),
+            action: action.iter().map(|&x| x as f32).collect(),
+            reward: result.reward as f32,
+            next_observation: next.iter().map(|&x| x as f32).collect(),
+            flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, safety_event: events.any(), reflex: events.reflexes > 0, recovery: false },
+        };
+        // Only the record matters here (no learner): the transition is a placeholder.
+        let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };
+        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now() });
+        // Scripted demos and evaluations run in simulation, where time can
+        // stand still: each step waits for its reward (up to the deadline).
+        wait.release(env, true, &mut |s| {
+            total += f64::from(s.record.reward);
+            Ok(durably(|| writer.step(&s.record))?)
+        })?;
+        observation = next;
+        if result.done() {
+            break result.terminated;
+        }
+    };
+    let success = env.success();
+    let reason = task_end_reason(success, terminated);
+    let interventions = if by_human_or_script { steps } else { 0 };
+    let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
+    durably(|| writer.finish(&outcome))?;
+    Ok((total, success))
+}
+
+/// Records `episodes` of a scripted `controller` (actions in the
+/// environment's bounds) as demo episodes of the run, unless the run
+/// already has demos. Returns how many succeeded.
+pub fn record_demo_episodes<E: PracticeTask>(
+    env: &mut E,
+    run_dir: &Path,
+    task: &str,
+    episodes: u32,
+    seed: u64,
+    mut controller: impl FnMut(&[f64], bool) -> Vec<f64>,
+) -> Result<u32, PracticeError> {
+    let folder = run_dir.join("demos");
+    if !recording::list_episodes(&folder)?.is_empty() {
+        return Ok(0);
+    }
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let mut act = |obs: &[f64], first: bool| to_policy_action(&controller(obs, first), &low, &high);
+    let mut successes = 0;
+    for e in 0..u64::from(episodes) {
+        let (_, success) = record_one_episode(env, &folder, task, "demo", e, seed + e, true, &mut act)?;
+        successes += u32::from(success.unwrap_or(false));
+    }
+    Ok(successes)
+}

@@ -1,0 +1,30 @@
+//! Evaluation episodes, recorded like any other.
+
+use std::path::Path;
+
+use rrl_types::PracticeTask;
+
+use super::episodes::record_one_episode;
+use super::PracticeError;
+
+/// Runs `episodes` evaluation episodes of `policy` (deterministic actions
+/// in [-1, 1]), each recorded under `folder` with source `eval`. Returns
+/// (returns, successes).
+pub fn evaluate_recorded<E: PracticeTask>(
+    env: &mut E,
+    task: &str,
+    folder: &Path,
+    episodes: u32,
+    seed: u64,
+    mut policy: impl FnMut(&[f64]) -> Vec<f64>,
+) -> Result<(Vec<f64>, u32), PracticeError> {
+    let first = recording::list_episodes(folder)?.len() as u64;
+    let mut act = |obs: &[f64], _: bool| policy(obs);
+    let (mut returns, mut successes) = (Vec::new(), 0);
+    for e in 0..u64::from(episodes) {
+        let (total, success) = record_one_episode(env, folder, task, "eval", first + e, seed + e, false, &mut act)?;
+        successes += u32::from(success.unwrap_or(false));
+        returns.push(total);
+    }
+    Ok((returns, successes))
+}

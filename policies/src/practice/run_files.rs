@@ -1,0 +1,88 @@
+//! The run's episode files, the source of truth: read back at start and
+//! resent to the learner, written durably as practice goes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use recording::{Episode, EpisodeStep};
+
+use super::{PracticeError, ToLearner};
+use crate::replay::{NStepWriter, Transition};
+use crate::sac::SacConfig;
+
+/// Reads every episode recorded under `folder`; refused when one was
+/// recorded for other (observation, action) sizes than `expected`.
+pub(super) fn read_all(folder: &Path, expected: (usize, usize)) -> Result<Vec<Episode>, PracticeError> {
+    let mut episodes = Vec::new();
+    for path in recording::list_episodes(folder)? {
+        let episode = recording::read_episode(&path)?;
+        if (episode.header.observation_size, episode.header.action_size) != expected {
+            return Err(PracticeError::Mismatch {
+                problem: format!(
+                    "recorded with observation/action sizes {}/{}, the task has {}/{}",
+                    episode.header.observation_size, episode.header.action_size, expected.0, expected.1
+                ),
+                path,
+            });
+        }
+        if episode.torn_tail_bytes > 0 {
+            tracing::warn!(path = %path.display(), bytes = episode.torn_tail_bytes, steps = episode.steps.len(), "episode cut short by a crash: its intact steps are kept");
+        }
+        episodes.push(episode);
+    }
+    Ok(episodes)
+}
+
+/// Feeds recorded episodes to `out` exactly as the live actor sent them:
+/// per step its completed n-step transitions, then (online steps only) an
+/// `OnlineStep`. The stream is therefore a pure function of the files, so a
+/// restarted actor resends the same items under the same sequence numbers.
+/// Recovery steps are not the policy's and are skipped; demo episodes and
+/// interventions are flagged as demos. Returns the online steps.
+pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut(ToLearner)) -> u64 {
+    let mut online = 0;
+    for episode in episodes {
+        let demo_episode = episode.header.source == "demo";
+        let mut writer = NStepWriter::new(config.n_step, config.gamma);
+        let policy_steps: Vec<&EpisodeStep> = episode.steps.iter().filter(|s| !s.flags.recovery).collect();
+        for (i, step) in policy_steps.iter().enumerate() {
+            let demo = demo_episode || step.flags.intervention;
+            let over = step.flags.terminated || step.flags.truncated || i + 1 == policy_steps.len();
+            let transition = Transition {
+                observation: step.observation.clone(),
+                action: step.action.clone(),
+                reward: step.reward,
+                next_observation: step.next_observation.clone(),
+                terminal: step.flags.terminated,
+                discount: config.gamma as f32,
+            };
+            // An n-step transition counts as a demo when the step completing it was one.
+            writer.push(transition, over, &mut |t| out(ToLearner::Transition { transition: t, demo }));
+            if !demo_episode {
+                online += 1;
+                out(ToLearner::OnlineStep);
+            }
+        }
+    }
+    online
+}
+
+/// Makes one write of the run's episodes. While the disk is full, the
+/// caller (the actor) waits here: the robot gets no command, so the gate
+/// holds it; the log says so once and the write is retried every second
+/// until space is freed. Nothing written before is touched, and the step
+/// in hand is written when the retry succeeds.
+pub(super) fn durably<T>(write: impl FnMut() -> Result<T, recording::RecordingError>) -> Result<T, recording::RecordingError> {
+    recording::retry_while_storage_full(
+        write,
+        recording::RecordingError::is_storage_full,
+        Duration::from_secs(1),
+        |e| tracing::warn!("the disk is full ({e}): practice is paused (the gate holds the robot) and retries every second; free some space to go on"),
+        |waited| tracing::warn!(paused_s = waited, "the episode is written again: practice resumes"),
+    )
+}
+
+/// Wall-clock time for episode headers and step stamps.
+pub(super) fn unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}

@@ -1,0 +1,97 @@
+//! Teleoperation: demos the human drives, recorded into the run's `demos/`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
+use rrl_types::PracticeTask;
+
+use super::episodes::task_end_reason;
+use super::operator::EpisodeControls;
+use super::run_files::{durably, read_all, unix_ns};
+use super::{to_policy_action, EpisodeReport, Operator, PracticeError};
+
+/// Teleoperation: the human drives every step through `operator` (an
+/// episode starts at the first move; later steps without takeover hold
+/// still: `idle_action`), `Success` / `Failure`
+/// label and end an episode, `Stop` ends the session. Episodes go to the
+/// run's `demos/` (source `demo`), continuing its numbering, so practice on
+/// the same run starts from them. Returns one report per episode.
+#[allow(clippy::too_many_arguments)]
+pub fn teleoperate<E: PracticeTask>(
+    env: &mut E,
+    operator: &mut dyn Operator,
+    run_dir: &Path,
+    task: &str,
+    episodes: u32,
+    max_episode_steps: u64,
+    seed: u64,
+    idle_action: &[f64],
+    mut on_episode: impl FnMut(&EpisodeReport),
+) -> Result<Vec<EpisodeReport>, PracticeError> {
+    let folder = run_dir.join("demos");
+    let existing = read_all(&folder, (env.observation_size(), env.action_size()))?;
+    let first = existing.last().map_or(0, |e| e.header.episode + 1);
+    let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    let mut total_steps = 0;
+    'session: for index in first..first + u64::from(episodes) {
+        let episode_start = unix_ns();
+        let header = EpisodeHeader { task: task.into(), episode: index, observation_size: env.observation_size(), action_size: env.action_size(), source: "demo".into(), seed: seed + index, started_unix_ns: episode_start };
+        let mut writer = durably(|| EpisodeWriter::create(&folder, &header, true))?;
+        let mut observation = env.reset(seed + index).to_vec();
+        let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
+        let mut controls = EpisodeControls::default();
+        let reason = loop {
+            let input = operator.poll(&observation);
+            controls.apply(input.command);
+            if let Some(reason) = controls.end_reason() {
+                break reason;
+            }
+            // The episode starts at the human's first move: until then the
+            // robot holds and the episode clock does not run.
+            if controls.paused || (steps == 0 && input.takeover.is_none()) {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let human = input.takeover.is_some();
+            let action = input.takeover.unwrap_or_else(|| idle_action.to_vec());
+            if action.len() != env.action_size() {
+                return Err(PracticeError::TakeoverSize { expected: env.action_size(), got: action.len() });
+            }
+            let result = env.step(&action).map_err(|e| PracticeError::Environment { step: total_steps, message: e.to_string() })?;
+            let events = env.take_safety_events();
+            steps += 1;
+            total_steps += 1;
+            total += result.reward;
+            interventions += u64::from(human);
+            safety_events += events.protective;
+            let next = env.observation().to_vec();
+            let truncated = result.truncated || (!result.terminated && steps >= max_episode_steps);
+            let record = EpisodeStep {
+                time_ns: episode_start + started.elapsed().as_nanos() as u64,
+                observation: observation.iter().map(|&x| x as f32).collect(),
+                action: to_policy_action(&action, &low, &high).iter().map(|&x| x as f32).collect(),
+                reward: result.reward as f32,
+                next_observation: next.iter().map(|&x| x as f32).collect(),
+                flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 },
+            };
+            durably(|| writer.step(&record))?;
+            observation = next;
+            if result.done() || truncated {
+                break task_end_reason(env.success(), result.terminated);
+            }
+        };
+        let success = controls.label.or(env.success().map(|s| s && reason == "success"));
+        let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
+        durably(|| writer.finish(&outcome))?;
+        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0), deterministic: false };
+        on_episode(&report);
+        reports.push(report);
+        if controls.stop {
+            break 'session;
+        }
+    }
+    Ok(reports)
+}
