@@ -3,7 +3,7 @@
 //! thread so that only the newest frame is ever handed on.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam::queue::ArrayQueue;
 use opencv::core::{Mat, Size};
@@ -11,6 +11,7 @@ use opencv::prelude::*;
 use opencv::{imgproc, videoio};
 use rrl_types::config::{CameraConfig, CameraSource};
 
+use crate::pacing::Pacer;
 use crate::worker::{stopping, Worker};
 use rrl_types::Timestamp;
 
@@ -155,14 +156,11 @@ impl CameraGrabber {
         let worker = Worker::spawn(&name, move |stop| {
                 let mut bgr = Mat::default();
                 let mut sequence = 0u64;
-                let mut next_due = Instant::now();
+                let (mut pacer, mut first) = (Pacer::new(period, rrl_types::SystemClock), true);
                 while !stopping(stop) {
-                    if !live {
-                        // Files would be read as fast as the disk allows: pace them.
-                        if let Some(wait) = next_due.checked_duration_since(Instant::now()) {
-                            std::thread::sleep(wait);
-                        }
-                        next_due += period;
+                    // Files would be read as fast as the disk allows: pace them (the first frame at once).
+                    if !live && !std::mem::replace(&mut first, false) {
+                        pacer.wait();
                     }
                     let got = camera.read(&mut bgr);
                     let stamp = rrl_types::Clock::now(&rrl_types::SystemClock);
@@ -240,6 +238,7 @@ pub fn opencv_version() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use std::sync::atomic::Ordering;
     use opencv::core::{Scalar, CV_8UC3};
 

@@ -1,12 +1,16 @@
 //! Dynamixel Protocol 2.0 over a serial port: packet framing (header,
 //! length, byte stuffing, CRC-16), the instructions an arm needs (ping,
 //! read, write, sync read, sync write), status errors as typed errors, and
-//! timeouts with bounded retries. Register addresses are the X series'.
+//! the servo-bus operations of an arm. Timeouts and retries are the shared
+//! serial link's (`servo_wire`). Register addresses are the X series'.
 
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::f64::consts::TAU;
+use std::time::Duration;
 
 use serialport::SerialPort;
+
+use crate::servo_bus::{ServoBus, ServoBusError, ServoSample, ServoVelocity};
+use crate::servo_wire::{retrying, sync_write_params, Framing, Link, Resync, Transient, WireError};
 
 pub const HEADER: [u8; 4] = [0xFF, 0xFF, 0xFD, 0x00];
 pub const BROADCAST_ID: u8 = 0xFE;
@@ -206,93 +210,101 @@ pub enum DynamixelError {
     Io { port: String, operation: &'static str, source: std::io::Error },
 }
 
+/// Protocol 2.0 framing, for the shared serial link and the emulator.
+pub(crate) struct Protocol2;
+
+impl Framing for Protocol2 {
+    type Packet = Packet;
+    type DecodeError = DecodeError;
+
+    fn decode(buffer: &[u8]) -> Result<(Packet, usize), DecodeError> {
+        decode(buffer)
+    }
+
+    fn resync(error: &DecodeError) -> Resync {
+        match *error {
+            DecodeError::Incomplete => Resync::NeedMore,
+            DecodeError::NoHeader { offset } => Resync::Noise { offset },
+            DecodeError::Crc { offset, .. } | DecodeError::Length { offset, .. } => Resync::Corrupt { skip: offset + HEADER.len() },
+        }
+    }
+}
+
+impl Transient for DynamixelError {
+    fn is_transient(&self) -> bool {
+        matches!(self, DynamixelError::Timeout { .. } | DynamixelError::Corrupt { .. })
+    }
+
+    fn after_attempts(self, attempts: u32) -> DynamixelError {
+        match self {
+            DynamixelError::Timeout { port, id, timeout_ms, received, .. } => DynamixelError::Timeout { port, id, timeout_ms, attempts, received },
+            other => other,
+        }
+    }
+}
+
 /// A Dynamixel bus on one serial port.
 pub struct DynamixelBus {
-    port: Box<dyn SerialPort>,
-    name: String,
-    timeout: Duration,
-    retries: u32,
-    buffer: Vec<u8>,
+    link: Link,
 }
 
 impl DynamixelBus {
     pub fn new(port: Box<dyn SerialPort>, name: &str, timeout: Duration, retries: u32) -> DynamixelBus {
-        DynamixelBus { port, name: name.to_string(), timeout, retries, buffer: Vec::with_capacity(256) }
+        DynamixelBus { link: Link::new(port, name, timeout, retries) }
     }
 
     pub fn open(path: &str, baud: u32, timeout: Duration, retries: u32) -> Result<DynamixelBus, crate::serial::SerialError> {
-        Ok(DynamixelBus::new(crate::serial::open(path, baud, timeout)?, path, timeout, retries))
+        Ok(DynamixelBus { link: Link::open(path, baud, timeout, retries)? })
+    }
+
+    /// A link failure as this protocol reports it, for servo `id`.
+    fn wire_error(&self, id: u8, error: WireError<DecodeError>) -> DynamixelError {
+        let port = self.link.name().to_string();
+        match error {
+            WireError::Timeout { received } => DynamixelError::Timeout { port, id, timeout_ms: self.link.timeout_ms(), attempts: 1, received },
+            WireError::Corrupt(source) => DynamixelError::Corrupt { port, source },
+            WireError::Io { operation, source } => DynamixelError::Io { port, operation, source },
+        }
     }
 
     fn send(&mut self, packet: &[u8]) -> Result<(), DynamixelError> {
-        // Stale bytes from an earlier, timed-out exchange must not be taken for this answer.
-        let _ = self.port.clear(serialport::ClearBuffer::Input);
-        self.buffer.clear();
-        self.port.write_all(packet).map_err(|source| DynamixelError::Io { port: self.name.clone(), operation: "write", source })
+        self.link.send(packet).map_err(|e| self.wire_error(BROADCAST_ID, e))
     }
 
     /// Reads one status packet, waiting up to the timeout.
     fn receive(&mut self, id: u8) -> Result<Packet, DynamixelError> {
-        let deadline = Instant::now() + self.timeout;
-        let mut chunk = [0u8; 128];
-        loop {
-            match decode(&self.buffer) {
-                Ok((packet, used)) => {
-                    self.buffer.drain(..used);
-                    return Ok(packet);
-                }
-                Err(DecodeError::Incomplete) | Err(DecodeError::NoHeader { .. }) => {}
-                Err(source) => {
-                    self.buffer.clear();
-                    return Err(DynamixelError::Corrupt { port: self.name.clone(), source });
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(DynamixelError::Timeout { port: self.name.clone(), id, timeout_ms: self.timeout.as_millis() as u64, attempts: 1, received: self.buffer.len() });
-            }
-            match self.port.read(&mut chunk) {
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(source) => return Err(DynamixelError::Io { port: self.name.clone(), operation: "read", source }),
-            }
-        }
+        self.link.receive::<Protocol2>().map_err(|e| self.wire_error(id, e))
     }
 
     fn check_status(&self, expected: u8, packet: &Packet) -> Result<(), DynamixelError> {
+        let port = || self.link.name().to_string();
         if packet.id != expected {
-            return Err(DynamixelError::WrongId { port: self.name.clone(), expected, got: packet.id });
+            return Err(DynamixelError::WrongId { port: port(), expected, got: packet.id });
         }
         let error = packet.params.first().copied().unwrap_or(0);
         if let Some(error) = StatusError::from_code(error) {
-            return Err(DynamixelError::Status { port: self.name.clone(), id: expected, error });
+            return Err(DynamixelError::Status { port: port(), id: expected, error });
         }
         if error & 0x80 != 0 {
             // The alert bit: the servo's Hardware Error Status says what.
-            return Err(DynamixelError::Hardware { port: self.name.clone(), id: expected, faults: HardwareFaults(0) });
+            return Err(DynamixelError::Hardware { port: port(), id: expected, faults: HardwareFaults(0) });
         }
         Ok(())
+    }
+
+    fn short_answer(&self, id: u8, expected: usize, got: usize) -> DynamixelError {
+        DynamixelError::ShortAnswer { port: self.link.name().to_string(), id, expected, got }
     }
 
     /// One instruction and its status answer, retried on timeouts and corrupt answers.
     fn transact(&mut self, id: u8, instruction: u8, params: &[u8]) -> Result<Packet, DynamixelError> {
         let packet = encode(id, instruction, params);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        retrying(self.link.retries(), || {
             self.send(&packet)?;
-            match self.receive(id) {
-                Ok(status) => {
-                    self.check_status(id, &status)?;
-                    return Ok(status);
-                }
-                Err(DynamixelError::Timeout { port, id, timeout_ms, received, .. }) if attempts > self.retries => {
-                    return Err(DynamixelError::Timeout { port, id, timeout_ms, attempts, received });
-                }
-                Err(e @ DynamixelError::Corrupt { .. }) if attempts > self.retries => return Err(e),
-                Err(DynamixelError::Timeout { .. } | DynamixelError::Corrupt { .. }) => continue,
-                Err(other) => return Err(other),
-            }
-        }
+            let status = self.receive(id)?;
+            self.check_status(id, &status)?;
+            Ok(status)
+        })
     }
 
     /// The servo's model number.
@@ -300,7 +312,7 @@ impl DynamixelBus {
         let status = self.transact(id, instruction::PING, &[])?;
         match status.params.get(1..3) {
             Some(model) => Ok(u16::from_le_bytes([model[0], model[1]])),
-            None => Err(DynamixelError::ShortAnswer { port: self.name.clone(), id, expected: 3, got: status.params.len().saturating_sub(1) }),
+            None => Err(self.short_answer(id, 3, status.params.len().saturating_sub(1))),
         }
     }
 
@@ -310,7 +322,7 @@ impl DynamixelBus {
         let status = self.transact(id, instruction::READ, &params)?;
         let data = status.params[1..].to_vec();
         if data.len() != length as usize {
-            return Err(DynamixelError::ShortAnswer { port: self.name.clone(), id, expected: length as usize, got: data.len() });
+            return Err(self.short_answer(id, length as usize, data.len()));
         }
         Ok(data)
     }
@@ -348,41 +360,27 @@ impl DynamixelBus {
     /// (id, data length), in order; the whole exchange is retried on a
     /// timeout or a corrupt answer.
     fn collect_answers(&mut self, packet: &[u8], expected: &[(u8, usize)]) -> Result<Vec<Vec<u8>>, DynamixelError> {
-        let mut attempts = 0;
-        'retry: loop {
-            attempts += 1;
+        retrying(self.link.retries(), || {
             self.send(packet)?;
             let mut answers = Vec::with_capacity(expected.len());
             for &(id, length) in expected {
-                match self.receive(id) {
-                    Ok(status) => {
-                        self.check_status(id, &status)?;
-                        let data = status.params[1..].to_vec();
-                        if data.len() != length {
-                            return Err(DynamixelError::ShortAnswer { port: self.name.clone(), id, expected: length, got: data.len() });
-                        }
-                        answers.push(data);
-                    }
-                    Err(DynamixelError::Timeout { .. } | DynamixelError::Corrupt { .. }) if attempts <= self.retries => continue 'retry,
-                    Err(DynamixelError::Timeout { port, id, timeout_ms, received, .. }) => {
-                        return Err(DynamixelError::Timeout { port, id, timeout_ms, attempts, received })
-                    }
-                    Err(other) => return Err(other),
+                let status = self.receive(id)?;
+                self.check_status(id, &status)?;
+                let data = status.params[1..].to_vec();
+                if data.len() != length {
+                    return Err(self.short_answer(id, length, data.len()));
                 }
+                answers.push(data);
             }
-            return Ok(answers);
-        }
+            Ok(answers)
+        })
     }
 
     /// The same register written on several servos, no answer expected.
     pub fn sync_write(&mut self, address: u16, length: u16, values: &[(u8, Vec<u8>)]) -> Result<(), DynamixelError> {
-        let mut params = address.to_le_bytes().to_vec();
-        params.extend_from_slice(&length.to_le_bytes());
-        for (id, data) in values {
-            params.push(*id);
-            params.extend_from_slice(data);
-        }
-        self.send(&encode(BROADCAST_ID, instruction::SYNC_WRITE, &params))
+        let [a0, a1] = address.to_le_bytes();
+        let [l0, l1] = length.to_le_bytes();
+        self.send(&encode(BROADCAST_ID, instruction::SYNC_WRITE, &sync_write_params(&[a0, a1, l0, l1], values)))
     }
 
     /// Reads a servo's Hardware Error Status (after an alert).
@@ -391,6 +389,43 @@ impl DynamixelBus {
         self.send(&packet)?;
         let status = self.receive(id)?;
         Ok(HardwareFaults(status.params.get(1).copied().unwrap_or(0)))
+    }
+}
+
+/// What the arm needs of an X-series chain: torque, positions in 4-byte
+/// ticks, and present current, velocity and position in one sync read.
+impl ServoBus for DynamixelBus {
+    fn ping(&mut self, id: u8) -> Result<u16, ServoBusError> {
+        Ok(DynamixelBus::ping(self, id)?)
+    }
+
+    fn set_torque(&mut self, ids: &[u8], on: bool) -> Result<(), ServoBusError> {
+        let values: Vec<(u8, Vec<u8>)> = ids.iter().map(|&id| (id, vec![u8::from(on)])).collect();
+        Ok(self.sync_write(address::TORQUE_ENABLE, 1, &values)?)
+    }
+
+    fn hold_present_position(&mut self, ids: &[u8]) -> Result<(), ServoBusError> {
+        let positions = self.sync_read(ids, address::PRESENT_POSITION, 4)?;
+        let goals: Vec<(u8, Vec<u8>)> = ids.iter().copied().zip(positions).collect();
+        Ok(self.sync_write(address::GOAL_POSITION, 4, &goals)?)
+    }
+
+    fn read_present(&mut self, ids: &[u8]) -> Result<Vec<ServoSample>, ServoBusError> {
+        // Present current (2 bytes, 2.69 mA), velocity (4, 0.229 rpm), position (4), contiguous from 126.
+        let answers = self.sync_read(ids, address::PRESENT_CURRENT, 10)?;
+        Ok(answers
+            .iter()
+            .map(|b| {
+                let current = f64::from(i16::from_le_bytes([b[0], b[1]])) * 2.69e-3;
+                let velocity = f64::from(i32::from_le_bytes([b[2], b[3], b[4], b[5]])) * 0.229 * TAU / 60.0;
+                ServoSample { ticks: i32::from_le_bytes([b[6], b[7], b[8], b[9]]), velocity: ServoVelocity::RadiansPerSecond(velocity), effort: current }
+            })
+            .collect())
+    }
+
+    fn write_goal_positions(&mut self, goals: &[(u8, i32)]) -> Result<(), ServoBusError> {
+        let values: Vec<(u8, Vec<u8>)> = goals.iter().map(|(id, ticks)| (*id, ticks.to_le_bytes().to_vec())).collect();
+        Ok(self.sync_write(address::GOAL_POSITION, 4, &values)?)
     }
 }
 

@@ -5,27 +5,16 @@
 //! hardware alerts, unplugging). Used by tests and benchmarks, and checked
 //! against the manufacturer's Python SDK.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
-use crate::dynamixel::{address, decode, encode, instruction, DecodeError, BROADCAST_ID};
+use serialport::SerialPort;
+
+use crate::dynamixel::{address, encode, instruction, DecodeError, Packet, Protocol2, BROADCAST_ID};
+use crate::servo_emulation::{self, first_order_step, AnswerFaults, EmulatedChain, EmulatedServo, SLEW_TICKS_PER_MS};
+use crate::worker::Worker;
 
 pub const XM430_W350_MODEL: u16 = 1020;
-/// Position ticks a servo moves per millisecond toward its goal.
-const SLEW_TICKS_PER_MS: f64 = 4.0;
-
-/// How far a servo moves in `ms` toward a goal `error` ticks away: a first
-/// order lag (time constant `LAG_MS`, as a position loop gives) capped at
-/// `max_ticks_per_ms`. Shared with the Feetech emulator.
-pub fn first_order_step(error: f64, ms: f64, max_ticks_per_ms: f64) -> f64 {
-    (error * (1.0 - (-ms / LAG_MS).exp())).clamp(-max_ticks_per_ms * ms, max_ticks_per_ms * ms)
-}
-
-/// Time constant of the emulated servos' response.
-const LAG_MS: f64 = 30.0;
 
 /// Faults to inject, shared with the emulator thread.
 #[derive(Debug, Default)]
@@ -41,105 +30,55 @@ pub struct Faults {
     pub alert_id: AtomicU8,
 }
 
-struct Servo {
-    id: u8,
-    table: [u8; 256],
-    position: f64,
+fn new_servo(id: u8) -> EmulatedServo {
+    let mut table = [0u8; 256];
+    table[address::MODEL_NUMBER as usize..][..2].copy_from_slice(&XM430_W350_MODEL.to_le_bytes());
+    table[6] = 45; // firmware version
+    table[7] = id;
+    table[address::OPERATING_MODE as usize] = 3; // position control
+    let start = 2048i32;
+    table[address::GOAL_POSITION as usize..][..4].copy_from_slice(&start.to_le_bytes());
+    table[address::PRESENT_POSITION as usize..][..4].copy_from_slice(&start.to_le_bytes());
+    EmulatedServo { id, table, position: f64::from(start) }
 }
 
-impl Servo {
-    fn new(id: u8) -> Servo {
-        let mut table = [0u8; 256];
-        table[address::MODEL_NUMBER as usize..][..2].copy_from_slice(&XM430_W350_MODEL.to_le_bytes());
-        table[6] = 45; // firmware version
-        table[7] = id;
-        table[address::OPERATING_MODE as usize] = 3; // position control
-        let start = 2048i32;
-        table[address::GOAL_POSITION as usize..][..4].copy_from_slice(&start.to_le_bytes());
-        table[address::PRESENT_POSITION as usize..][..4].copy_from_slice(&start.to_le_bytes());
-        Servo { id, table, position: f64::from(start) }
-    }
+fn read_i32(servo: &EmulatedServo, at: u16) -> i32 {
+    i32::from_le_bytes(servo.table[at as usize..][..4].try_into().expect("4 bytes"))
+}
 
-    fn read_i32(&self, at: u16) -> i32 {
-        i32::from_le_bytes(self.table[at as usize..][..4].try_into().expect("4 bytes"))
-    }
-
-    fn advance(&mut self, ms: f64) {
-        let goal = f64::from(self.read_i32(address::GOAL_POSITION));
-        let velocity = if self.table[address::TORQUE_ENABLE as usize] == 1 {
-            let step = first_order_step(goal - self.position, ms, SLEW_TICKS_PER_MS);
-            self.position += step;
-            if ms > 0.0 { step / ms } else { 0.0 }
-        } else {
-            0.0
-        };
-        let present = self.position.round() as i32;
-        self.table[address::PRESENT_POSITION as usize..][..4].copy_from_slice(&present.to_le_bytes());
-        // Velocity in units of 0.229 rpm: ticks/ms -> rev/min.
-        let rpm = velocity * 1000.0 * 60.0 / 4096.0;
-        let units = (rpm / 0.229).round() as i32;
-        self.table[address::PRESENT_VELOCITY as usize..][..4].copy_from_slice(&units.to_le_bytes());
-        // Current (units of 2.69 mA) as a proportional controller would draw: with the distance to the goal.
-        let current = if self.table[address::TORQUE_ENABLE as usize] == 1 { ((goal - self.position) * 0.8).clamp(-1193.0, 1193.0).round() as i16 } else { 0 };
-        self.table[address::PRESENT_CURRENT as usize..][..2].copy_from_slice(&current.to_le_bytes());
-    }
+fn advance(servo: &mut EmulatedServo, ms: f64) {
+    let goal = f64::from(read_i32(servo, address::GOAL_POSITION));
+    let velocity = if servo.table[address::TORQUE_ENABLE as usize] == 1 {
+        let step = first_order_step(goal - servo.position, ms, SLEW_TICKS_PER_MS);
+        servo.position += step;
+        if ms > 0.0 { step / ms } else { 0.0 }
+    } else {
+        0.0
+    };
+    let present = servo.position.round() as i32;
+    servo.table[address::PRESENT_POSITION as usize..][..4].copy_from_slice(&present.to_le_bytes());
+    // Velocity in units of 0.229 rpm: ticks/ms -> rev/min.
+    let rpm = velocity * 1000.0 * 60.0 / 4096.0;
+    let units = (rpm / 0.229).round() as i32;
+    servo.table[address::PRESENT_VELOCITY as usize..][..4].copy_from_slice(&units.to_le_bytes());
+    // Current (units of 2.69 mA) as a proportional controller would draw: with the distance to the goal.
+    let current = if servo.table[address::TORQUE_ENABLE as usize] == 1 { ((goal - servo.position) * 0.8).clamp(-1193.0, 1193.0).round() as i16 } else { 0 };
+    servo.table[address::PRESENT_CURRENT as usize..][..2].copy_from_slice(&current.to_le_bytes());
 }
 
 /// The emulator thread; stops when dropped.
 pub struct DynamixelEmulator {
     faults: Arc<Faults>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Worker,
 }
 
 impl DynamixelEmulator {
     /// Serves servos `ids` on the serial port at `path`.
     pub fn spawn(path: &str, baud: u32, ids: &[u8]) -> Result<DynamixelEmulator, crate::serial::SerialError> {
-        let mut port = crate::serial::open(path, baud, Duration::from_millis(2))?;
         let faults = Arc::new(Faults::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut servos: Vec<Servo> = ids.iter().map(|&id| Servo::new(id)).collect();
-        let (thread_faults, thread_stop) = (faults.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buffer = Vec::new();
-            let mut chunk = [0u8; 512];
-            let mut last = Instant::now();
-            while !thread_stop.load(Ordering::Relaxed) {
-                if let Ok(n) = port.read(&mut chunk) {
-                    buffer.extend_from_slice(&chunk[..n]);
-                }
-                let ms = last.elapsed().as_secs_f64() * 1000.0;
-                last = Instant::now();
-                for servo in &mut servos {
-                    servo.advance(ms);
-                }
-                loop {
-                    match decode(&buffer) {
-                        Ok((packet, used)) => {
-                            buffer.drain(..used);
-                            for answer in respond(&mut servos, &thread_faults, packet.id, packet.instruction, &packet.params) {
-                                send(port.as_mut(), &thread_faults, answer);
-                            }
-                        }
-                        Err(DecodeError::Crc { id, offset, .. }) => {
-                            buffer.drain(..offset + 4);
-                            if servos.iter().any(|s| s.id == id) {
-                                send(port.as_mut(), &thread_faults, encode(id, instruction::STATUS, &[3]));
-                            }
-                        }
-                        Err(DecodeError::Length { offset, .. }) => {
-                            buffer.drain(..offset + 4);
-                        }
-                        Err(DecodeError::NoHeader { offset }) => {
-                            buffer.drain(..offset);
-                            break;
-                        }
-                        Err(DecodeError::Incomplete) => break,
-                    }
-                }
-            }
-        });
-        Ok(DynamixelEmulator { faults, stop, thread: Some(thread) })
+        let chain = Chain { servos: ids.iter().map(|&id| new_servo(id)).collect(), faults: faults.clone() };
+        let thread = servo_emulation::serve("dynamixel-emulator", path, baud, chain)?;
+        Ok(DynamixelEmulator { faults, _thread: thread })
     }
 
     pub fn faults(&self) -> &Faults {
@@ -147,45 +86,59 @@ impl DynamixelEmulator {
     }
 }
 
-impl Drop for DynamixelEmulator {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+struct Chain {
+    servos: Vec<EmulatedServo>,
+    faults: Arc<Faults>,
+}
+
+impl EmulatedChain for Chain {
+    type Framing = Protocol2;
+
+    fn advance(&mut self, ms: f64) {
+        for servo in &mut self.servos {
+            advance(servo, ms);
+        }
+    }
+
+    fn answer(&mut self, port: &mut dyn SerialPort, packet: Packet) {
+        for answer in respond(&mut self.servos, &self.faults, packet.id, packet.instruction, &packet.params) {
+            send(port, &self.faults, answer);
+        }
+    }
+
+    /// A servo whose instruction arrived garbled says so (CRC error status).
+    fn reject(&mut self, port: &mut dyn SerialPort, error: &DecodeError) {
+        if let DecodeError::Crc { id, .. } = *error {
+            if self.servos.iter().any(|s| s.id == id) {
+                send(port, &self.faults, encode(id, instruction::STATUS, &[3]));
+            }
         }
     }
 }
 
-fn send(port: &mut dyn serialport::SerialPort, faults: &Faults, mut packet: Vec<u8>) {
+fn send(port: &mut dyn SerialPort, faults: &Faults, packet: Vec<u8>) {
     if faults.unplugged.load(Ordering::Relaxed) {
         return;
     }
-    if faults.drop_answers.load(Ordering::Relaxed) > 0 {
-        faults.drop_answers.fetch_sub(1, Ordering::Relaxed);
-        return;
-    }
-    if faults.corrupt_answers.load(Ordering::Relaxed) > 0 {
-        faults.corrupt_answers.fetch_sub(1, Ordering::Relaxed);
-        let last = packet.len() - 1;
-        packet[last] ^= 0x5A;
-    }
-    let _ = port.write_all(&packet);
+    servo_emulation::send_answer(port, AnswerFaults { drop: &faults.drop_answers, corrupt: &faults.corrupt_answers, noise_before: None }, packet);
 }
 
-fn status(servo: &Servo, faults: &Faults, data: &[u8]) -> Vec<u8> {
+fn status(servo: &EmulatedServo, faults: &Faults, data: &[u8]) -> Vec<u8> {
     let alert = faults.alert_id.load(Ordering::Relaxed) == servo.id && faults.alert_bits.load(Ordering::Relaxed) != 0;
     let mut params = vec![if alert { 0x80 } else { 0 }];
     params.extend_from_slice(data);
     encode(servo.id, instruction::STATUS, &params)
 }
 
-fn respond(servos: &mut [Servo], faults: &Faults, id: u8, op: u8, params: &[u8]) -> Vec<Vec<u8>> {
+fn respond(servos: &mut [EmulatedServo], faults: &Faults, id: u8, op: u8, params: &[u8]) -> Vec<Vec<u8>> {
     let word = |i: usize| u16::from_le_bytes([params[i], params[i + 1]]);
     let alert_id = faults.alert_id.load(Ordering::Relaxed);
     let alert_bits = faults.alert_bits.load(Ordering::Relaxed);
     for servo in servos.iter_mut() {
         servo.table[address::HARDWARE_ERROR_STATUS as usize] = if servo.id == alert_id { alert_bits } else { 0 };
     }
+    // Data Limit / Access errors: a range past the control table.
+    let access_error = |s: &EmulatedServo| encode(s.id, instruction::STATUS, &[7]);
     match op {
         instruction::PING => servos
             .iter()
@@ -197,48 +150,29 @@ fn respond(servos: &mut [Servo], faults: &Faults, id: u8, op: u8, params: &[u8])
             servos
                 .iter()
                 .filter(|s| s.id == id)
-                .map(|s| if at + len <= 256 { status(s, faults, &s.table[at..at + len]) } else { encode(s.id, instruction::STATUS, &[7]) })
+                .map(|s| match s.registers(at, len) {
+                    Some(data) => status(s, faults, data),
+                    None => access_error(s),
+                })
                 .collect()
         }
         instruction::WRITE if params.len() > 2 => {
             let at = word(0) as usize;
-            let data = &params[2..];
-            let mut answers = Vec::new();
-            for s in servos.iter_mut().filter(|s| s.id == id) {
-                if at + data.len() <= 256 {
-                    s.table[at..at + data.len()].copy_from_slice(data);
-                    answers.push(status(s, faults, &[]));
-                } else {
-                    answers.push(encode(s.id, instruction::STATUS, &[7]));
-                }
-            }
-            answers
+            servos.iter_mut().filter(|s| s.id == id).map(|s| if s.set_registers(at, &params[2..]) { status(s, faults, &[]) } else { access_error(s) }).collect()
         }
         instruction::SYNC_READ if params.len() >= 4 => {
-            let (at, len) = (word(0) as usize, word(2) as usize);
-            params[4..]
-                .iter()
-                .filter_map(|want| servos.iter().find(|s| s.id == *want))
-                .filter(|_| at + len <= 256)
-                .map(|s| status(s, faults, &s.table[at..at + len]))
-                .collect()
+            servo_emulation::sync_read(servos, &params[4..], word(0) as usize, word(2) as usize).map(|(s, data)| status(s, faults, data)).collect()
         }
         instruction::BULK_READ if !params.is_empty() && params.len() % 5 == 0 => params
             .chunks_exact(5)
             .filter_map(|entry| {
                 let (at, len) = (usize::from(u16::from_le_bytes([entry[1], entry[2]])), usize::from(u16::from_le_bytes([entry[3], entry[4]])));
-                servos.iter().find(|s| s.id == entry[0]).filter(|_| at + len <= 256).map(|s| status(s, faults, &s.table[at..at + len]))
+                let servo = servos.iter().find(|s| s.id == entry[0])?;
+                Some(status(servo, faults, servo.registers(at, len)?))
             })
             .collect(),
         instruction::SYNC_WRITE if params.len() >= 4 => {
-            let (at, len) = (word(0) as usize, word(2) as usize);
-            for entry in params[4..].chunks_exact(len + 1) {
-                if let Some(s) = servos.iter_mut().find(|s| s.id == entry[0]) {
-                    if at + len <= 256 {
-                        s.table[at..at + len].copy_from_slice(&entry[1..]);
-                    }
-                }
-            }
+            servo_emulation::sync_write(servos, word(0) as usize, word(2) as usize, &params[4..]);
             Vec::new()
         }
         _ => servos.iter().filter(|s| s.id == id).map(|s| encode(s.id, instruction::STATUS, &[2])).collect(),
@@ -250,6 +184,7 @@ mod tests {
     use super::*;
     use crate::dynamixel::{DynamixelBus, DynamixelError};
     use crate::pty::PtyPair;
+    use std::time::Duration;
 
     fn bus_and_emulator(ids: &[u8]) -> (PtyPair, DynamixelEmulator, DynamixelBus) {
         let pair = PtyPair::spawn().unwrap();

@@ -1,15 +1,15 @@
 //! Feetech STS/SCS servos (the SO-100/SO-101 arms) over a serial port: the
 //! SCServo protocol (FF FF header, id, length, instruction, parameters,
 //! inverted-sum checksum), ping/read/write/sync read/sync write, status
-//! error bits as typed errors, timeouts with bounded retries; and a device
-//! emulator of a chain of STS3215 servos for tests, checked against
-//! Feetech's own Python SDK (feetech-servo-sdk). STS registers are
+//! error bits as typed errors, and the servo-bus operations of an arm.
+//! Timeouts and retries are the shared serial link's (`servo_wire`); the
+//! device emulator of an STS3215 chain is `emulator`. STS registers are
 //! little-endian.
 
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serialport::SerialPort;
+use crate::servo_bus::{ServoBus, ServoBusError, ServoSample, ServoVelocity};
+use crate::servo_wire::{retrying, sync_write_params, Framing, Link, Resync, Transient, WireError};
 
 pub const BROADCAST_ID: u8 = 0xFE;
 pub const STS3215_MODEL: u16 = 777;
@@ -126,71 +126,87 @@ pub enum FeetechError {
     Io { port: String, operation: &'static str, source: std::io::Error },
 }
 
+/// SCServo framing, for the shared serial link and the emulator.
+pub(crate) struct Scs;
+
+impl Framing for Scs {
+    type Packet = Packet;
+    type DecodeError = DecodeError;
+
+    fn decode(buffer: &[u8]) -> Result<(Packet, usize), DecodeError> {
+        decode(buffer)
+    }
+
+    fn resync(error: &DecodeError) -> Resync {
+        match *error {
+            DecodeError::Incomplete => Resync::NeedMore,
+            DecodeError::NoHeader { offset } => Resync::Noise { offset },
+            DecodeError::Checksum { offset, .. } | DecodeError::Length { offset, .. } => Resync::Corrupt { skip: offset + 2 },
+        }
+    }
+}
+
+impl Transient for FeetechError {
+    fn is_transient(&self) -> bool {
+        matches!(self, FeetechError::Timeout { .. } | FeetechError::Corrupt { .. })
+    }
+
+    fn after_attempts(self, attempts: u32) -> FeetechError {
+        match self {
+            FeetechError::Timeout { port, id, timeout_ms, .. } => FeetechError::Timeout { port, id, timeout_ms, attempts },
+            other => other,
+        }
+    }
+}
+
 /// A Feetech bus on one serial port.
 pub struct FeetechBus {
-    port: Box<dyn SerialPort>,
-    name: String,
-    timeout: Duration,
-    retries: u32,
-    buffer: Vec<u8>,
+    link: Link,
 }
 
 impl FeetechBus {
     pub fn open(path: &str, baud: u32, timeout: Duration, retries: u32) -> Result<FeetechBus, crate::serial::SerialError> {
-        Ok(FeetechBus { port: crate::serial::open(path, baud, timeout)?, name: path.to_string(), timeout, retries, buffer: Vec::new() })
+        Ok(FeetechBus { link: Link::open(path, baud, timeout, retries)? })
+    }
+
+    /// A link failure as this protocol reports it, for servo `id`.
+    fn wire_error(&self, id: u8, error: WireError<DecodeError>) -> FeetechError {
+        let port = self.link.name().to_string();
+        match error {
+            WireError::Timeout { .. } => FeetechError::Timeout { port, id, timeout_ms: self.link.timeout_ms(), attempts: 1 },
+            WireError::Corrupt(source) => FeetechError::Corrupt { port, source },
+            WireError::Io { operation, source } => FeetechError::Io { port, operation, source },
+        }
     }
 
     fn send(&mut self, packet: &[u8]) -> Result<(), FeetechError> {
-        let _ = self.port.clear(serialport::ClearBuffer::Input);
-        self.buffer.clear();
-        self.port.write_all(packet).map_err(|source| FeetechError::Io { port: self.name.clone(), operation: "write", source })
+        self.link.send(packet).map_err(|e| self.wire_error(BROADCAST_ID, e))
     }
 
-    fn receive(&mut self, id: u8) -> Result<Packet, FeetechError> {
-        let deadline = Instant::now() + self.timeout;
-        let mut chunk = [0u8; 128];
-        loop {
-            match decode(&self.buffer) {
-                Ok((packet, used)) => {
-                    self.buffer.drain(..used);
-                    return Ok(packet);
-                }
-                Err(DecodeError::Incomplete | DecodeError::NoHeader { .. }) => {}
-                Err(source) => {
-                    self.buffer.clear();
-                    return Err(FeetechError::Corrupt { port: self.name.clone(), source });
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(FeetechError::Timeout { port: self.name.clone(), id, timeout_ms: self.timeout.as_millis() as u64, attempts: 1 });
-            }
-            match self.port.read(&mut chunk) {
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(source) => return Err(FeetechError::Io { port: self.name.clone(), operation: "read", source }),
-            }
+    /// Reads servo `id`'s status packet: its data, or the faults it reports.
+    fn receive(&mut self, id: u8) -> Result<Vec<u8>, FeetechError> {
+        let status = self.link.receive::<Scs>().map_err(|e| self.wire_error(id, e))?;
+        if status.instruction != 0 {
+            return Err(FeetechError::Faults { port: self.link.name().to_string(), id, faults: ServoFaults(status.instruction) });
         }
+        Ok(status.params)
     }
 
-    fn transact(&mut self, id: u8, instruction: u8, params: &[u8]) -> Result<Packet, FeetechError> {
+    /// Data of exactly `length` bytes, or the short answer it is.
+    fn expect_length(&self, id: u8, length: u8, data: Vec<u8>) -> Result<Vec<u8>, FeetechError> {
+        if data.len() != length as usize {
+            return Err(FeetechError::ShortAnswer { port: self.link.name().to_string(), id, expected: length as usize, got: data.len() });
+        }
+        Ok(data)
+    }
+
+    /// One instruction and its status answer, retried on timeouts and corrupt answers.
+    fn transact(&mut self, id: u8, instruction: u8, params: &[u8]) -> Result<Vec<u8>, FeetechError> {
         let packet = encode(id, instruction, params);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        retrying(self.link.retries(), || {
             self.send(&packet)?;
-            match self.receive(id) {
-                Ok(status) if status.instruction != 0 => {
-                    return Err(FeetechError::Faults { port: self.name.clone(), id, faults: ServoFaults(status.instruction) })
-                }
-                Ok(status) => return Ok(status),
-                Err(FeetechError::Timeout { port, id, timeout_ms, .. }) if attempts > self.retries => {
-                    return Err(FeetechError::Timeout { port, id, timeout_ms, attempts })
-                }
-                Err(e @ FeetechError::Corrupt { .. }) if attempts > self.retries => return Err(e),
-                Err(FeetechError::Timeout { .. } | FeetechError::Corrupt { .. }) => continue,
-                Err(other) => return Err(other),
-            }
-        }
+            self.receive(id)
+        })
     }
 
     /// The servo's model number (ping, then read of the model register, as the vendor SDK does).
@@ -201,11 +217,8 @@ impl FeetechBus {
     }
 
     pub fn read(&mut self, id: u8, address: u8, length: u8) -> Result<Vec<u8>, FeetechError> {
-        let status = self.transact(id, instruction::READ, &[address, length])?;
-        if status.params.len() != length as usize {
-            return Err(FeetechError::ShortAnswer { port: self.name.clone(), id, expected: length as usize, got: status.params.len() });
-        }
-        Ok(status.params)
+        let data = self.transact(id, instruction::READ, &[address, length])?;
+        self.expect_length(id, length, data)
     }
 
     pub fn write(&mut self, id: u8, address: u8, data: &[u8]) -> Result<(), FeetechError> {
@@ -214,35 +227,63 @@ impl FeetechBus {
         self.transact(id, instruction::WRITE, &params).map(|_| ())
     }
 
+    /// The same register from several servos in one round trip; answers
+    /// come in the order of `ids`. Not retried: one lost answer fails it.
     pub fn sync_read(&mut self, ids: &[u8], address: u8, length: u8) -> Result<Vec<Vec<u8>>, FeetechError> {
         let mut params = vec![address, length];
         params.extend_from_slice(ids);
         self.send(&encode(BROADCAST_ID, instruction::SYNC_READ, &params))?;
         let mut answers = Vec::with_capacity(ids.len());
         for &id in ids {
-            let status = self.receive(id)?;
-            if status.instruction != 0 {
-                return Err(FeetechError::Faults { port: self.name.clone(), id, faults: ServoFaults(status.instruction) });
-            }
-            if status.params.len() != length as usize {
-                return Err(FeetechError::ShortAnswer { port: self.name.clone(), id, expected: length as usize, got: status.params.len() });
-            }
-            answers.push(status.params);
+            let data = self.receive(id)?;
+            answers.push(self.expect_length(id, length, data)?);
         }
         Ok(answers)
     }
 
+    /// The same register written on several servos, no answer expected.
     pub fn sync_write(&mut self, address: u8, length: u8, values: &[(u8, Vec<u8>)]) -> Result<(), FeetechError> {
-        let mut params = vec![address, length];
-        for (id, data) in values {
-            params.push(*id);
-            params.extend_from_slice(data);
-        }
-        self.send(&encode(BROADCAST_ID, instruction::SYNC_WRITE, &params))
+        self.send(&encode(BROADCAST_ID, instruction::SYNC_WRITE, &sync_write_params(&[address, length], values)))
     }
 }
 
-/// A device emulator: STS3215 servos on the far end of a serial port.
+/// What the arm needs of an STS chain: torque, positions in 2-byte ticks
+/// (0..4095), and present position, speed and load in one sync read.
+impl ServoBus for FeetechBus {
+    fn ping(&mut self, id: u8) -> Result<u16, ServoBusError> {
+        Ok(FeetechBus::ping(self, id)?)
+    }
+
+    fn set_torque(&mut self, ids: &[u8], on: bool) -> Result<(), ServoBusError> {
+        let values: Vec<(u8, Vec<u8>)> = ids.iter().map(|&id| (id, vec![u8::from(on)])).collect();
+        Ok(self.sync_write(address::TORQUE_ENABLE, 1, &values)?)
+    }
+
+    fn hold_present_position(&mut self, ids: &[u8]) -> Result<(), ServoBusError> {
+        let positions = self.sync_read(ids, address::PRESENT_POSITION, 2)?;
+        let goals: Vec<(u8, Vec<u8>)> = ids.iter().copied().zip(positions).collect();
+        Ok(self.sync_write(address::GOAL_POSITION, 2, &goals)?)
+    }
+
+    fn read_present(&mut self, ids: &[u8]) -> Result<Vec<ServoSample>, ServoBusError> {
+        // Present position (2 bytes), speed (2, ticks/s, sign bit 15), load (2, 0.1 %, sign bit 10), contiguous from 56.
+        let answers = self.sync_read(ids, address::PRESENT_POSITION, 6)?;
+        Ok(answers
+            .iter()
+            .map(|b| {
+                let speed_ticks = from_sign_magnitude(u16::from_le_bytes([b[2], b[3]]), 15);
+                let load = from_sign_magnitude(u16::from_le_bytes([b[4], b[5]]), 10) * 1e-3;
+                ServoSample { ticks: i32::from(u16::from_le_bytes([b[0], b[1]])), velocity: ServoVelocity::TicksPerSecond(speed_ticks), effort: load }
+            })
+            .collect())
+    }
+
+    fn write_goal_positions(&mut self, goals: &[(u8, i32)]) -> Result<(), ServoBusError> {
+        let values: Vec<(u8, Vec<u8>)> = goals.iter().map(|(id, ticks)| (*id, (*ticks).clamp(0, 4095).to_le_bytes()[..2].to_vec())).collect();
+        Ok(self.sync_write(address::GOAL_POSITION, 2, &values)?)
+    }
+}
+
 /// Feetech's signed registers: magnitude in the low bits, the sign in bit
 /// `sign_bit` (speed: 15, load: 10).
 pub fn from_sign_magnitude(raw: u16, sign_bit: u32) -> f64 {
@@ -264,169 +305,7 @@ pub fn sign_magnitude(value: f64, sign_bit: u32) -> u16 {
     }
 }
 
-pub mod emulator {
-    use std::io::Read;
-    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-    use std::sync::Arc;
-    use std::thread::JoinHandle;
-    use std::time::{Duration, Instant};
-
-    use super::{address, decode, encode, instruction, sign_magnitude, DecodeError, BROADCAST_ID, STS3215_MODEL};
-
-    /// Faults to inject.
-    #[derive(Debug, Default)]
-    pub struct Faults {
-        pub unplugged: AtomicBool,
-        /// Status error bits reported by servo `fault_id`.
-        pub fault_bits: AtomicU8,
-        pub fault_id: AtomicU8,
-        /// The next this-many answers are not sent.
-        pub drop_answers: AtomicU32,
-        /// The next this-many answers go out with a wrong checksum.
-        pub corrupt_answers: AtomicU32,
-        /// The next this-many answers are preceded by line noise.
-        pub garbage_before: AtomicU32,
-    }
-
-    /// Writes an answer as the faults say: dropped, corrupted, after noise, or as is.
-    fn send_answer(port: &mut dyn serialport::SerialPort, faults: &Faults, mut answer: Vec<u8>) {
-        let take = |counter: &AtomicU32| counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
-        if take(&faults.drop_answers) {
-            return;
-        }
-        if take(&faults.corrupt_answers) {
-            let last = answer.len() - 1;
-            answer[last] ^= 0x5A;
-        }
-        if take(&faults.garbage_before) {
-            let _ = port.write_all(&[0x00, 0x13, 0xFF, 0x42]);
-        }
-        let _ = port.write_all(&answer);
-    }
-
-    pub struct FeetechEmulator {
-        faults: Arc<Faults>,
-        stop: Arc<AtomicBool>,
-        thread: Option<JoinHandle<()>>,
-    }
-
-    impl FeetechEmulator {
-        pub fn spawn(path: &str, baud: u32, ids: &[u8]) -> Result<FeetechEmulator, crate::serial::SerialError> {
-            let mut port = crate::serial::open(path, baud, Duration::from_millis(2))?;
-            let faults = Arc::new(Faults::default());
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut servos: Vec<(u8, [u8; 256], f64)> = ids
-                .iter()
-                .map(|&id| {
-                    let mut table = [0u8; 256];
-                    table[address::MODEL_NUMBER as usize..][..2].copy_from_slice(&STS3215_MODEL.to_le_bytes());
-                    table[address::ID as usize] = id;
-                    table[address::GOAL_POSITION as usize..][..2].copy_from_slice(&2048u16.to_le_bytes());
-                    table[address::PRESENT_POSITION as usize..][..2].copy_from_slice(&2048u16.to_le_bytes());
-                    (id, table, 2048.0)
-                })
-                .collect();
-            let (faults_t, stop_t) = (faults.clone(), stop.clone());
-            let thread = std::thread::spawn(move || {
-                let (mut buffer, mut chunk, mut last) = (Vec::new(), [0u8; 512], Instant::now());
-                while !stop_t.load(Ordering::Relaxed) {
-                    if let Ok(n) = port.read(&mut chunk) {
-                        buffer.extend_from_slice(&chunk[..n]);
-                    }
-                    let ms = last.elapsed().as_secs_f64() * 1000.0;
-                    last = Instant::now();
-                    for (_, table, position) in &mut servos {
-                        let (mut speed, mut load) = (0.0, 0.0);
-                        if table[address::TORQUE_ENABLE as usize] == 1 {
-                            let goal = f64::from(u16::from_le_bytes([table[42], table[43]]));
-                            let step = crate::dynamixel_emulator::first_order_step(goal - *position, ms, 4.0);
-                            *position += step;
-                            speed = if ms > 0.0 { step / ms * 1000.0 } else { 0.0 };
-                            load = ((goal - *position) * 0.5).clamp(-1000.0, 1000.0);
-                        }
-                        table[address::PRESENT_POSITION as usize..][..2].copy_from_slice(&(position.round() as u16).to_le_bytes());
-                        table[address::PRESENT_SPEED as usize..][..2].copy_from_slice(&sign_magnitude(speed, 15).to_le_bytes());
-                        table[address::PRESENT_LOAD as usize..][..2].copy_from_slice(&sign_magnitude(load, 10).to_le_bytes());
-                    }
-                    loop {
-                        match decode(&buffer) {
-                            Ok((packet, used)) => {
-                                buffer.drain(..used);
-                                if faults_t.unplugged.load(Ordering::Relaxed) {
-                                    continue;
-                                }
-                                for answer in respond(&mut servos, &faults_t, &packet) {
-                                    send_answer(port.as_mut(), &faults_t, answer);
-                                }
-                            }
-                            Err(DecodeError::Checksum { offset, .. } | DecodeError::Length { offset, .. }) => {
-                                buffer.drain(..offset + 2);
-                            }
-                            Err(DecodeError::NoHeader { offset }) => {
-                                buffer.drain(..offset);
-                                break;
-                            }
-                            Err(DecodeError::Incomplete) => break,
-                        }
-                    }
-                }
-            });
-            Ok(FeetechEmulator { faults, stop, thread: Some(thread) })
-        }
-
-        pub fn faults(&self) -> &Faults {
-            &self.faults
-        }
-    }
-
-    impl Drop for FeetechEmulator {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
-        }
-    }
-
-    fn respond(servos: &mut [(u8, [u8; 256], f64)], faults: &Faults, packet: &super::Packet) -> Vec<Vec<u8>> {
-        let error_of = |id: u8| if faults.fault_id.load(Ordering::Relaxed) == id { faults.fault_bits.load(Ordering::Relaxed) } else { 0 };
-        let p = &packet.params;
-        match packet.instruction {
-            instruction::PING => servos.iter().filter(|s| s.0 == packet.id).map(|s| encode(s.0, error_of(s.0), &[])).collect(),
-            instruction::READ if p.len() == 2 => {
-                let (at, len) = (p[0] as usize, p[1] as usize);
-                servos.iter().filter(|s| s.0 == packet.id && at + len <= 256).map(|s| encode(s.0, error_of(s.0), &s.1[at..at + len])).collect()
-            }
-            instruction::WRITE if p.len() > 1 => {
-                let at = p[0] as usize;
-                let mut answers = Vec::new();
-                for s in servos.iter_mut().filter(|s| s.0 == packet.id) {
-                    if at + p.len() - 1 <= 256 {
-                        s.1[at..at + p.len() - 1].copy_from_slice(&p[1..]);
-                    }
-                    answers.push(encode(s.0, error_of(s.0), &[]));
-                }
-                answers
-            }
-            instruction::SYNC_READ if packet.id == BROADCAST_ID && p.len() >= 2 => {
-                let (at, len) = (p[0] as usize, p[1] as usize);
-                p[2..].iter().filter_map(|want| servos.iter().find(|s| s.0 == *want)).filter(|_| at + len <= 256).map(|s| encode(s.0, error_of(s.0), &s.1[at..at + len])).collect()
-            }
-            instruction::SYNC_WRITE if packet.id == BROADCAST_ID && p.len() >= 2 => {
-                let (at, len) = (p[0] as usize, p[1] as usize);
-                for entry in p[2..].chunks_exact(len + 1) {
-                    if let Some(s) = servos.iter_mut().find(|s| s.0 == entry[0]) {
-                        if at + len <= 256 {
-                            s.1[at..at + len].copy_from_slice(&entry[1..]);
-                        }
-                    }
-                }
-                Vec::new()
-            }
-            _ => Vec::new(),
-        }
-    }
-}
+pub use crate::feetech_emulator as emulator;
 
 #[cfg(test)]
 mod tests {

@@ -10,13 +10,14 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender};
 use crossbeam::queue::ArrayQueue;
 use rrl_types::{Clock, CommandMode, JointCommand, JointState, SystemClock, Timestamp};
 
 use crate::hardware::{check_write, HardwareError, HardwareInterface, Lifecycle};
+use crate::pacing::Pacer;
 use crate::worker::{stopping, Worker};
 
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +75,7 @@ impl IoThread {
         let (t_lifecycle, t_state, t_outgoing, t_failures) = (lifecycle.clone(), newest_state.clone(), outgoing.clone(), failures.clone());
         let worker = Worker::spawn(&format!("io-{name}"), move |stop| {
                 let mut state = JointState::default();
-                let mut next = Instant::now();
+                let mut pacer = Pacer::new(period, SystemClock);
                 while !stopping(stop) {
                     while let Ok(op) = inbox.try_recv() {
                         let result = match op {
@@ -90,7 +91,7 @@ impl IoThread {
                     }
                     if matches!(hardware.lifecycle(), Lifecycle::Inactive | Lifecycle::Active) {
                         let io = (|| -> Result<(), HardwareError> {
-                            hardware.read(SystemClock.now(), &mut state)?;
+                            hardware.read(pacer.clock().now(), &mut state)?;
                             let _ = t_state.force_push(state);
                             if let Some(command) = t_outgoing.pop() {
                                 if hardware.lifecycle() == Lifecycle::Active {
@@ -104,12 +105,8 @@ impl IoThread {
                         }
                         t_lifecycle.store(encode(hardware.lifecycle()), Ordering::Release);
                     }
-                    next += period;
-                    match next.checked_duration_since(Instant::now()) {
-                        Some(wait) => std::thread::sleep(wait),
-                        // Behind (a slow bus): start the next cycle now, not a burst of catch-ups.
-                        None => next = Instant::now(),
-                    }
+                    // A slow bus re-anchors the pace rather than bursting to catch up.
+                    pacer.wait();
                 }
             })
             .expect("spawn the robot's I/O thread");

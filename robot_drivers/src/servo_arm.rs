@@ -7,14 +7,12 @@
 //! Feetech present load as a fraction of rated torque (−1..1).
 
 use std::f64::consts::TAU;
-use std::time::Duration;
 
-use rrl_types::config::{Direction, SerialArmConfig, ServoJointConfig, ServoProtocol};
+use rrl_types::config::{Direction, SerialArmConfig, ServoJointConfig};
 use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
 
-use crate::dynamixel::{self, DynamixelBus};
-use crate::feetech::{self, FeetechBus};
 use crate::hardware::{check_write, transition, HardwareError, HardwareInterface, Lifecycle};
+use crate::servo_bus::{self, ServoBus, ServoBusError};
 
 /// Ticks <-> radians for one joint.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,18 +40,14 @@ impl Calibration {
     }
 }
 
-enum Bus {
-    Dynamixel(DynamixelBus),
-    Feetech(FeetechBus),
-}
-
 pub struct ServoArm {
     config: SerialArmConfig,
     names: Vec<String>,
     ids: Vec<u8>,
     calibration: Vec<Calibration>,
     lifecycle: Lifecycle,
-    bus: Option<Bus>,
+    /// Open from configure until recover.
+    bus: Option<Box<dyn ServoBus>>,
 }
 
 impl ServoArm {
@@ -82,12 +76,10 @@ impl ServoArm {
         self.device(message)
     }
 
-    fn set_torque(&mut self, on: bool) -> Result<(), HardwareError> {
-        let value = u8::from(on);
-        let ids = self.ids.clone();
-        let result = match self.bus.as_mut() {
-            Some(Bus::Dynamixel(bus)) => bus.sync_write(dynamixel::address::TORQUE_ENABLE, 1, &ids.iter().map(|&id| (id, vec![value])).collect::<Vec<_>>()).map_err(|e| e.to_string()),
-            Some(Bus::Feetech(bus)) => bus.sync_write(feetech::address::TORQUE_ENABLE, 1, &ids.iter().map(|&id| (id, vec![value])).collect::<Vec<_>>()).map_err(|e| e.to_string()),
+    /// `op` on the open bus with the arm's servo ids; any failure is the arm's.
+    fn on_bus<T>(&mut self, op: impl FnOnce(&mut dyn ServoBus, &[u8]) -> Result<T, ServoBusError>) -> Result<T, HardwareError> {
+        let result = match self.bus.as_deref_mut() {
+            Some(bus) => op(bus, &self.ids).map_err(|e| e.to_string()),
             None => Err("not connected".to_string()),
         };
         result.map_err(|e| self.fail(e))
@@ -109,18 +101,9 @@ impl HardwareInterface for ServoArm {
         if self.lifecycle != Lifecycle::Unconfigured {
             return transition(&self.config.port, &mut self.lifecycle, "configure");
         }
-        let timeout = Duration::from_millis(self.config.read_timeout_ms);
-        let (port, baud, retries) = (self.config.port.clone(), self.config.baud, self.config.retries);
-        let mut bus = match self.config.protocol {
-            ServoProtocol::Dynamixel => Bus::Dynamixel(DynamixelBus::open(&port, baud, timeout, retries).map_err(|e| self.device(e))?),
-            ServoProtocol::Feetech => Bus::Feetech(FeetechBus::open(&port, baud, timeout, retries).map_err(|e| self.device(e))?),
-        };
+        let mut bus = servo_bus::open(&self.config).map_err(|e| self.device(e))?;
         for (name, &id) in self.names.iter().zip(&self.ids) {
-            let found = match &mut bus {
-                Bus::Dynamixel(b) => b.ping(id).map(|_| ()).map_err(|e| e.to_string()),
-                Bus::Feetech(b) => b.ping(id).map(|_| ()).map_err(|e| e.to_string()),
-            };
-            found.map_err(|e| self.device(format!("joint `{name}` (servo {id}) is not on the bus: {e}")))?;
+            bus.ping(id).map_err(|e| self.device(format!("joint `{name}` (servo {id}) is not on the bus: {e}")))?;
         }
         self.bus = Some(bus);
         transition(&self.config.port, &mut self.lifecycle, "configure")
@@ -130,27 +113,16 @@ impl HardwareInterface for ServoArm {
         if self.lifecycle != Lifecycle::Inactive {
             return transition(&self.config.port, &mut self.lifecycle, "activate");
         }
-        // Hold the current pose first, so that torque-on does not jump to a stale goal.
-        let positions = match self.bus.as_mut() {
-            Some(Bus::Dynamixel(bus)) => bus.sync_read(&self.ids, dynamixel::address::PRESENT_POSITION, 4).map_err(|e| e.to_string()),
-            Some(Bus::Feetech(bus)) => bus.sync_read(&self.ids, feetech::address::PRESENT_POSITION, 2).map_err(|e| e.to_string()),
-            None => Err("not connected".to_string()),
-        };
-        let positions = positions.map_err(|e| self.fail(e))?;
-        let goals: Vec<(u8, Vec<u8>)> = self.ids.iter().copied().zip(positions).collect();
-        let written = match self.bus.as_mut() {
-            Some(Bus::Dynamixel(bus)) => bus.sync_write(dynamixel::address::GOAL_POSITION, 4, &goals).map_err(|e| e.to_string()),
-            Some(Bus::Feetech(bus)) => bus.sync_write(feetech::address::GOAL_POSITION, 2, &goals).map_err(|e| e.to_string()),
-            None => Err("not connected".into()),
-        };
-        written.map_err(|e| self.fail(e))?;
-        self.set_torque(true)?;
+        self.on_bus(|bus, ids| {
+            bus.hold_present_position(ids)?;
+            bus.set_torque(ids, true)
+        })?;
         transition(&self.config.port, &mut self.lifecycle, "activate")
     }
 
     fn deactivate(&mut self) -> Result<(), HardwareError> {
         if self.lifecycle == Lifecycle::Active {
-            self.set_torque(false)?;
+            self.on_bus(|bus, ids| bus.set_torque(ids, false))?;
         }
         transition(&self.config.port, &mut self.lifecycle, "deactivate")
     }
@@ -165,47 +137,14 @@ impl HardwareInterface for ServoArm {
             return Err(HardwareError::Lifecycle { robot: self.config.port.clone(), operation: "read", state: self.lifecycle });
         }
         // One round trip for every servo's position, velocity and current/load.
-        let raw: Result<Vec<(i32, f64, f64)>, String> = match self.bus.as_mut() {
-            // Present current (2 bytes, 2.69 mA), velocity (4, 0.229 rpm), position (4), contiguous from 126.
-            Some(Bus::Dynamixel(bus)) => bus
-                .sync_read(&self.ids, dynamixel::address::PRESENT_CURRENT, 10)
-                .map(|answers| {
-                    answers
-                        .iter()
-                        .map(|b| {
-                            let current = f64::from(i16::from_le_bytes([b[0], b[1]])) * 2.69e-3;
-                            let velocity = f64::from(i32::from_le_bytes([b[2], b[3], b[4], b[5]])) * 0.229 * TAU / 60.0;
-                            (i32::from_le_bytes([b[6], b[7], b[8], b[9]]), velocity, current)
-                        })
-                        .collect()
-                })
-                .map_err(|e| e.to_string()),
-            // Present position (2 bytes), speed (2, ticks/s, sign bit 15), load (2, 0.1 %, sign bit 10), contiguous from 56.
-            Some(Bus::Feetech(bus)) => bus
-                .sync_read(&self.ids, feetech::address::PRESENT_POSITION, 6)
-                .map(|answers| {
-                    answers
-                        .iter()
-                        .map(|b| {
-                            let speed_ticks = feetech::from_sign_magnitude(u16::from_le_bytes([b[2], b[3]]), 15);
-                            let load = feetech::from_sign_magnitude(u16::from_le_bytes([b[4], b[5]]), 10) * 1e-3;
-                            (i32::from(u16::from_le_bytes([b[0], b[1]])), speed_ticks, load)
-                        })
-                        .collect()
-                })
-                .map_err(|e| e.to_string()),
-            None => Err("not connected".into()),
-        };
-        let raw = raw.map_err(|e| self.fail(e))?;
+        let samples = self.on_bus(|bus, ids| bus.read_present(ids))?;
         let n = self.ids.len();
         let (mut position, mut velocity, mut effort) = (JointVec::zeros(n), JointVec::zeros(n), JointVec::zeros(n));
-        let feetech = matches!(self.bus, Some(Bus::Feetech(_)));
-        for (j, &(ticks, speed, load)) in raw.iter().enumerate() {
+        for (j, sample) in samples.iter().enumerate() {
             let calibration = &self.calibration[j];
-            position[j] = calibration.to_radians(ticks);
-            // Feetech reports ticks per second; Dynamixel already radians per second.
-            velocity[j] = calibration.sign * if feetech { speed * TAU / calibration.ticks_per_revolution } else { speed };
-            effort[j] = calibration.sign * load;
+            position[j] = calibration.to_radians(sample.ticks);
+            velocity[j] = calibration.sign * sample.velocity.radians_per_second(calibration.ticks_per_revolution);
+            effort[j] = calibration.sign * sample.effort;
         }
         *state = JointState { stamp: now, position, velocity, effort, wrench: None };
         Ok(())
@@ -214,12 +153,7 @@ impl HardwareInterface for ServoArm {
     fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
         check_write(self, command, &[CommandMode::Position])?;
         let goals: Vec<(u8, i32)> = self.ids.iter().enumerate().map(|(j, &id)| (id, self.calibration[j].to_ticks(command.values[j]))).collect();
-        let written = match self.bus.as_mut() {
-            Some(Bus::Dynamixel(bus)) => bus.sync_write(dynamixel::address::GOAL_POSITION, 4, &goals.iter().map(|(id, t)| (*id, t.to_le_bytes().to_vec())).collect::<Vec<_>>()).map_err(|e| e.to_string()),
-            Some(Bus::Feetech(bus)) => bus.sync_write(feetech::address::GOAL_POSITION, 2, &goals.iter().map(|(id, t)| (*id, (*t).clamp(0, 4095).to_le_bytes()[..2].to_vec())).collect::<Vec<_>>()).map_err(|e| e.to_string()),
-            None => Err("not connected".into()),
-        };
-        written.map_err(|e| self.fail(e))
+        self.on_bus(|bus, _| bus.write_goal_positions(&goals))
     }
 }
 
@@ -231,6 +165,7 @@ mod tests {
     use crate::pty::PtyPair;
     use crate::{CommandSlot, ControlLoop};
     use safety::Gate;
+    use std::time::Duration;
 
     #[test]
     fn calibration_round_trips_with_offset_and_direction() {

@@ -83,3 +83,24 @@ fn control_ticks_on_a_threaded_serial_arm_follow_it_without_allocating() {
         assert!((state.position[j] - goal[j]).abs() < 0.01, "joint {j}: {} vs {}", state.position[j], goal[j]);
     }
 }
+
+/// The pacer the I/O thread runs on: its ticks, on time or overrun, neither
+/// allocate nor (on a manual clock) wait for real.
+#[test]
+fn paced_ticks_do_not_allocate() {
+    let clock = rrl_types::ManualClock::new(rrl_types::Timestamp(0));
+    let mut manual = robot_drivers::pacing::Pacer::new(Duration::from_millis(10), &clock);
+    let mut system = robot_drivers::pacing::Pacer::new(Duration::from_micros(200), SystemClock);
+    let before = ALLOCATIONS.with(Cell::get);
+    for k in 0..1000u64 {
+        if k % 7 == 0 {
+            clock.advance_nanos(25_000_000);
+        }
+        manual.wait();
+    }
+    for _ in 0..20 {
+        system.wait();
+    }
+    let allocated = ALLOCATIONS.with(Cell::get) - before;
+    assert_eq!(allocated, 0, "paced ticks allocated {allocated} times");
+}

@@ -2,7 +2,8 @@
 //! replay drives the same code as the wall clock does, deterministically.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds since the clock's epoch (the Unix epoch for the system clock,
 /// the start of the episode for a simulated one).
@@ -74,6 +75,60 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock a thread can wait on: paced loops sleep through this, so that a
+/// test drives them with a `ManualClock` instead of waiting for real.
+/// Implementations must not allocate or lock: paced loops call it every tick.
+pub trait SleepUntil: Clock {
+    /// Returns once `now() >= deadline` (at once if it already is).
+    fn sleep_until(&self, deadline: Timestamp);
+}
+
+impl SleepUntil for SystemClock {
+    fn sleep_until(&self, deadline: Timestamp) {
+        // Again while short: the wall clock may be slewed slower than the sleep's own clock.
+        loop {
+            let wait = deadline.nanos_since(self.now());
+            if wait == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_nanos(wait));
+        }
+    }
+}
+
+/// Waiting on a manual clock moves it to the deadline at once: simulated
+/// time passes without anyone waiting, and never runs backwards.
+impl SleepUntil for ManualClock {
+    fn sleep_until(&self, deadline: Timestamp) {
+        self.nanos.fetch_max(deadline.0, Ordering::AcqRel);
+    }
+}
+
+// A clock shared with its owner (a test that also moves it) is still a clock.
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+impl<C: SleepUntil + ?Sized> SleepUntil for &C {
+    fn sleep_until(&self, deadline: Timestamp) {
+        (**self).sleep_until(deadline)
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
+impl<C: SleepUntil + ?Sized> SleepUntil for Arc<C> {
+    fn sleep_until(&self, deadline: Timestamp) {
+        (**self).sleep_until(deadline)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +149,34 @@ mod tests {
         let b = SystemClock.now();
         assert!(b >= a);
         assert!(a.as_secs_f64() > 1_577_836_800.0, "system clock before 2020: {a:?}");
+    }
+
+    #[test]
+    fn sleeping_on_a_manual_clock_jumps_to_the_deadline_and_never_back() {
+        let clock = ManualClock::new(Timestamp(100));
+        clock.sleep_until(Timestamp(250));
+        assert_eq!(clock.now(), Timestamp(250));
+        clock.sleep_until(Timestamp(200));
+        assert_eq!(clock.now(), Timestamp(250), "a past deadline returns at once");
+        // Shared, by reference or by Arc, it is the same clock.
+        fn wait_on(clock: impl SleepUntil, deadline: Timestamp) {
+            clock.sleep_until(deadline);
+        }
+        let shared = Arc::new(clock);
+        wait_on(&*shared, Timestamp(300));
+        wait_on(shared.clone(), Timestamp(400));
+        assert_eq!(shared.now(), Timestamp(400));
+    }
+
+    #[test]
+    fn sleeping_on_the_system_clock_reaches_the_deadline() {
+        let deadline = SystemClock.now().plus_nanos(2_000_000);
+        SystemClock.sleep_until(deadline);
+        assert!(SystemClock.now() >= deadline);
+        // A deadline in the past does not wait.
+        let started = std::time::Instant::now();
+        SystemClock.sleep_until(Timestamp(1));
+        assert!(started.elapsed() < Duration::from_millis(50));
     }
 
     #[test]

@@ -289,29 +289,7 @@ fn triple<'a, 'input>(element: roxmltree::Node<'a, 'input>, attribute: &str, joi
 mod tests {
     use super::*;
 
-    const ARM: &str = r#"<?xml version="1.0"?>
-<robot name="two_link">
-  <link name="base"/>
-  <link name="upper"/>
-  <link name="lower"/>
-  <link name="tool"/>
-  <joint name="shoulder" type="revolute">
-    <parent link="base"/><child link="upper"/>
-    <origin xyz="0 0 0.1" rpy="0 0 0"/>
-    <axis xyz="0 0 1"/>
-    <limit lower="-1.5" upper="1.5" velocity="2.0" effort="3"/>
-  </joint>
-  <joint name="elbow" type="revolute">
-    <parent link="upper"/><child link="lower"/>
-    <origin xyz="0.3 0 0" rpy="0 0 0"/>
-    <axis xyz="0 0 1"/>
-    <limit lower="-2" upper="2" velocity="0" effort="0"/>
-  </joint>
-  <joint name="tool_mount" type="fixed">
-    <parent link="lower"/><child link="tool"/>
-    <origin xyz="0.2 0 0"/>
-  </joint>
-</robot>"#;
+    const ARM: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/two_link.urdf"));
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

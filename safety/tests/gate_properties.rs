@@ -310,25 +310,7 @@ fn an_external_force_above_the_threshold_holds() {
     assert!(!matches!(gate.check(Timestamp(now + 3 * TICK_NS), &state, &command, &mut out), Verdict::Held(_)));
 }
 
-const TWO_LINK_URDF: &str = r#"<?xml version="1.0"?>
-<robot name="two_link">
-  <link name="base"/><link name="upper"/><link name="lower"/><link name="tool"/>
-  <joint name="shoulder" type="revolute">
-    <parent link="base"/><child link="upper"/>
-    <axis xyz="0 0 1"/>
-    <limit lower="-1.5" upper="1.5" velocity="2.0" effort="3"/>
-  </joint>
-  <joint name="elbow" type="revolute">
-    <parent link="upper"/><child link="lower"/>
-    <origin xyz="0.3 0 0"/>
-    <axis xyz="0 0 1"/>
-    <limit lower="-2" upper="2" velocity="2.0" effort="3"/>
-  </joint>
-  <joint name="tool_mount" type="fixed">
-    <parent link="lower"/><child link="tool"/>
-    <origin xyz="0.2 0 0"/>
-  </joint>
-</robot>"#;
+const TWO_LINK_URDF: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/two_link.urdf"));
 
 #[test]
 fn a_urdf_gives_the_gate_joint_limits_and_the_workspace_chain() {
