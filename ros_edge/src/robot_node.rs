@@ -13,9 +13,10 @@ use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use robot_drivers::camera::{CameraGrabber, StampedFrame};
 use robot_drivers::image_topic::{image_message, ros_time};
+use robot_drivers::pacing::Pacer;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::CameraConfig;
-use rrl_types::{JointCommand, JointVec, Timestamp};
+use rrl_types::{JointCommand, JointVec, SystemClock, Timestamp};
 use safety::{Gate, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
@@ -133,8 +134,9 @@ pub fn serve<H: HardwareInterface>(
     let (mut services, mut parameter_events) = crate::params::parameter_service(&mut node, &described)?;
     tracing::info!(node = node_name, namespace, rate_hz, "robot node up");
 
-    let period = 1.0 / rate_hz;
     let started = Instant::now();
+    // Keeps pace with the wall clock, like hardware would.
+    let mut pacer = Pacer::at_rate(rate_hz, SystemClock);
     let mut ticks: u64 = 0;
     let mut malformed: u64 = 0;
     let (mut hardware_errors, mut reconnects) = (0u64, 0u64);
@@ -215,11 +217,7 @@ pub fn serve<H: HardwareInterface>(
             publish_tick(&mut control, verdict, now)?;
         }
         ticks += 1;
-        // Keep pace with the wall clock, like hardware would.
-        let due = started + Duration::from_secs_f64(ticks as f64 * period);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        pacer.wait();
     }
     let counts = control.counts();
     Ok(serde_json::json!({

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 use nalgebra::DVector;
+use robot_drivers::pacing::Pacer;
 use robot_drivers::worker::{stopping, Worker};
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::LaunchFile;
@@ -83,7 +84,8 @@ pub struct ArmReach {
     /// A state older than this means the robot stopped publishing.
     state_timeout: Duration,
     /// When the next tick of the actor's tracking loop is due.
-    tick_due: Instant,
+    /// Paces the actor's side to the control rate (reset moves, one action's ticks).
+    ticks: Pacer<SystemClock>,
     /// Practice without resets: forward (sampled goal) and backward (home)
     /// episodes alternate from wherever the arm is.
     reset_free: bool,
@@ -123,7 +125,7 @@ impl ArmReach {
         let (states, failed, events, intervention) = (newest_state.clone(), failure.clone(), protective_events.clone(), last_intervention.clone());
         let reflexes = reflex_events.clone();
         let worker = Worker::spawn("arm-control", move |stop| {
-            let mut next = Instant::now();
+            let mut pacer = Pacer::new(control_period, SystemClock);
             while !stopping(stop) {
                 match control.tick(SystemClock.now()) {
                     Ok(verdict) => {
@@ -141,13 +143,7 @@ impl ArmReach {
                         return;
                     }
                 }
-                next += control_period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
+                pacer.wait();
             }
             let hardware = control.hardware_mut();
             let _ = hardware.deactivate();
@@ -182,7 +178,7 @@ impl ArmReach {
             tolerance: practice.goal_tolerance_m,
             reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
             state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
-            tick_due: Instant::now(),
+            ticks: Pacer::new(control_period, SystemClock),
             reset_free: practice.reset_free,
             backward_next: false,
             needs_full_reset: true,
@@ -251,20 +247,14 @@ impl ArmReach {
             let paused = Instant::now();
             self.wait_while_silent()?;
             *started += paused.elapsed();
-            self.tick_due = Instant::now();
+            self.ticks.reanchor();
         }
         Ok(())
     }
 
     /// Waits for the next control period and takes the newest state.
     fn next_state(&mut self) -> Result<(), ArmTaskError> {
-        self.tick_due += self.control_period;
-        let now = Instant::now();
-        if self.tick_due > now {
-            std::thread::sleep(self.tick_due - now);
-        } else {
-            self.tick_due = now;
-        }
+        self.ticks.wait();
         self.check_failure()?;
         self.take_newest_state();
         Ok(())
@@ -360,7 +350,7 @@ impl ArmReach {
     fn go_home(&mut self) -> Result<(), ArmTaskError> {
         let n = self.joints();
         let waited = Instant::now();
-        self.tick_due = waited;
+        self.ticks.reanchor();
         while self.state.position.len() != n {
             if waited.elapsed() > self.reset_timeout {
                 return Err(ArmTaskError::NoState(self.reset_timeout.as_secs_f64()));
@@ -487,7 +477,7 @@ impl Environment for ArmReach {
         let target = self.inside_box(std::array::from_fn(|k| tool[k] + self.tool_step * action[k].clamp(-1.0, 1.0)));
         let ticks = (self.policy_period.as_secs_f64() / self.control_period.as_secs_f64()).round().max(1.0) as usize;
         // Time spent between steps (acting, recording) is not caught up on.
-        self.tick_due = Instant::now();
+        self.ticks.reanchor();
         for _ in 0..ticks {
             self.next_state()?;
             self.track(&target);
