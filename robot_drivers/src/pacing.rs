@@ -63,6 +63,22 @@ impl<C: SleepUntil> Pacer<C> {
         }
     }
 
+    /// Like `wait`, but a tick that overran keeps the grid: the ticks it
+    /// missed follow at once. For a simulation paced to the wall clock,
+    /// whose time advances one period per tick and must keep up with the
+    /// wall clock its peers read; a real robot's loop uses `wait`.
+    pub fn wait_catching_up(&mut self) -> Tick {
+        let now = self.clock.now();
+        let due = self.anchor.plus_nanos(self.period_nanos);
+        self.anchor = due;
+        if due >= now {
+            self.clock.sleep_until(due.min(now.plus_nanos(self.period_nanos)));
+            Tick::OnTime
+        } else {
+            Tick::Overrun { late: Duration::from_nanos(now.nanos_since(due)) }
+        }
+    }
+
     /// Starts the grid over from now, after a pause the loop chose (the
     /// next `wait` returns one period from now).
     pub fn reanchor(&mut self) {
@@ -90,6 +106,20 @@ mod tests {
     use rrl_types::{Clock, ManualClock, SystemClock};
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn catching_up_keeps_the_grid_after_an_overrun() {
+        let clock = ManualClock::new(Timestamp(0));
+        let mut pacer = Pacer::new(Duration::from_millis(10), &clock);
+        pacer.wait_catching_up();
+        // A tick of 25 ms: the 20 and 30 ms ticks follow at once, then the grid waits again.
+        clock.advance_nanos(25 * MS);
+        assert_eq!(pacer.wait_catching_up(), Tick::Overrun { late: Duration::from_millis(15) });
+        assert_eq!(pacer.wait_catching_up(), Tick::Overrun { late: Duration::from_millis(5) });
+        assert_eq!(clock.now(), Timestamp(35 * MS), "missed ticks follow without waiting");
+        assert_eq!(pacer.wait_catching_up(), Tick::OnTime);
+        assert_eq!(clock.now(), Timestamp(40 * MS));
+    }
 
     #[test]
     fn ticks_land_on_a_fixed_grid_whatever_each_tick_takes() {

@@ -217,7 +217,13 @@ pub fn serve<H: HardwareInterface>(
             publish_tick(&mut control, verdict, now)?;
         }
         ticks += 1;
-        pacer.wait();
+        // A simulation's time advances one period per tick: it catches up
+        // with the wall clock its peers read; a real robot starts afresh.
+        if publish_clock {
+            pacer.wait_catching_up();
+        } else {
+            pacer.wait();
+        }
     }
     let counts = control.counts();
     Ok(serde_json::json!({
