@@ -20,18 +20,32 @@ use std::path::PathBuf;
 use anyhow::bail;
 use rrl_types::config::{LaunchFile, RewardConfig, RobotConfig};
 
-/// What `rrl launch` was asked to run.
+#[derive(clap::Args)]
 pub struct LaunchArgs {
-    pub configs: Vec<PathBuf>,
-    pub only: Vec<String>,
-    pub run_dir: Option<PathBuf>,
-    pub steps: Option<u64>,
-    pub realtime: bool,
-    pub resume: bool,
-    pub duration_s: Option<f64>,
-    /// A learner started here stops after this long without transitions,
-    /// once every actor started here has finished.
-    pub learner_idle_s: f64,
+    /// Launch files, one per robot (each in its own namespace).
+    #[arg(required = true)]
+    configs: Vec<PathBuf>,
+    /// Start only these nodes (robot, reward; with --run-dir actor, learner), to split the files across processes or machines.
+    #[arg(long)]
+    only: Vec<String>,
+    /// Practise: each robot's actor (in <run-dir>/<launch name>) feeds the learner of its learner namespace (in <run-dir>/learner).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Online steps per actor (overrides practice.total_steps).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Pace the actors' episodes to the policy rate, as on a robot.
+    #[arg(long)]
+    realtime: bool,
+    /// Continue the runs in --run-dir.
+    #[arg(long)]
+    resume: bool,
+    /// Stop the robot and reward nodes after this many seconds (default: run until killed).
+    #[arg(long)]
+    duration_s: Option<f64>,
+    /// A learner started with actors stops this long after their last transition.
+    #[arg(long, default_value_t = 10.0)]
+    learner_idle_s: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,90 +137,93 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
     Ok(nodes)
 }
 
-pub fn run(args: LaunchArgs) -> anyhow::Result<serde_json::Value> {
-    let mut launches = Vec::new();
-    for path in &args.configs {
-        launches.push((path.clone(), LaunchFile::load(path)?));
-    }
-    let nodes = plan(&launches, &args.only, args.run_dir.is_some())?;
-    let several = launches.len() > 1;
-    let learner_count = nodes.iter().filter(|n| matches!(n, Node::Learner { .. })).count();
-    let actors_here = nodes.iter().filter(|n| matches!(n, Node::Actor { .. })).count();
-    let actors_left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(actors_here));
-
-    let mut threads = Vec::new();
-    for node in nodes {
-        let (path, launch) = match &node {
-            Node::Robot { file } | Node::Reward { file } | Node::Actor { file } | Node::Learner { file, .. } => launches[*file].clone(),
-        };
-        let key = match &node {
-            Node::Learner { namespace, .. } if learner_count > 1 => format!("learner {namespace}"),
-            Node::Learner { .. } => "learner".to_string(),
-            other if several => format!("{}/{}", launch.name, other.kind()),
-            other => other.kind().to_string(),
-        };
-        let run_dir = args.run_dir.clone();
-        let (steps, realtime, resume, duration_s, idle_s) = (args.steps, args.realtime, args.resume, args.duration_s, args.learner_idle_s);
-        let actors_left = actors_left.clone();
-        let handle = std::thread::Builder::new().name(format!("node-{key}")).spawn(move || -> anyhow::Result<serde_json::Value> {
-            match node {
-                Node::Robot { .. } if run_dir.is_some() => {
-                    // Steps as its actor asks; with the actor in this process, ends after it.
-                    let until = move || actors_here > 0 && actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
-                    crate::sim::run_lockstep(&path, duration_s, &until)
-                }
-                Node::Robot { .. } if matches!(launch.robot, RobotConfig::Sim(_)) => crate::sim::run(&path, duration_s),
-                Node::Robot { .. } => crate::driver::run(&path, duration_s),
-                Node::Reward { .. } => crate::reward_node::RewardNodeArgs { config: path.clone(), duration_s }.run(),
-                Node::Actor { file } => {
-                    let result = crate::practice::run(crate::practice::PracticeArgs {
-                        config: path.clone(),
-                        run_dir: Some(run_dir.expect("practising").join(&launch.name)),
-                        steps,
-                        resume,
-                        operator: crate::operator::OperatorKind::None,
-                        joy_topic: "/spacenav/joy".into(),
-                        realtime,
-                        device: "auto".into(),
-                        eval_episodes: None,
-                        learner: crate::practice::LearnerPlacement::Remote,
-                        robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Remote, answer_s: 60.0 },
-                        actor_id: file as u64 + 1,
-                        log_status: true,
-                        base: None,
-                        residual_scale: rrl_types::config::ResidualScale::default(),
-                        base_execute: 1,
-                    });
-                    actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    result
-                }
-                Node::Learner { namespace, .. } => {
-                    let folder = if learner_count > 1 { format!("learner_{}", namespace.trim_matches('/').replace('/', "_")) } else { "learner".into() };
-                    let learner_dir = run_dir.expect("practising").join(folder);
-                    // With actors in this process the learner ends after them; alone, it serves until killed.
-                    let until_idle = (actors_here > 0).then_some(idle_s);
-                    let until = move || actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
-                    crate::learner::run_learner_node_until(&path, learner_dir, resume, until_idle, &until)
-                }
-            }
-        })?;
-        threads.push((key, handle));
-    }
-    let mut report = serde_json::Map::new();
-    let mut failures = Vec::new();
-    for (key, handle) in threads {
-        match handle.join() {
-            Ok(Ok(result)) => {
-                report.insert(key, result);
-            }
-            Ok(Err(e)) => failures.push(format!("node `{key}`: {e:#}")),
-            Err(_) => failures.push(format!("node `{key}` panicked")),
+impl LaunchArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        let mut launches = Vec::new();
+        for path in &self.configs {
+            launches.push((path.clone(), LaunchFile::load(path)?));
         }
+        let nodes = plan(&launches, &self.only, self.run_dir.is_some())?;
+        let several = launches.len() > 1;
+        let learner_count = nodes.iter().filter(|n| matches!(n, Node::Learner { .. })).count();
+        let actors_here = nodes.iter().filter(|n| matches!(n, Node::Actor { .. })).count();
+        let actors_left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(actors_here));
+
+        let mut threads = Vec::new();
+        for node in nodes {
+            let (path, launch) = match &node {
+                Node::Robot { file } | Node::Reward { file } | Node::Actor { file } | Node::Learner { file, .. } => launches[*file].clone(),
+            };
+            let key = match &node {
+                Node::Learner { namespace, .. } if learner_count > 1 => format!("learner {namespace}"),
+                Node::Learner { .. } => "learner".to_string(),
+                other if several => format!("{}/{}", launch.name, other.kind()),
+                other => other.kind().to_string(),
+            };
+            let run_dir = self.run_dir.clone();
+            let (steps, realtime, resume, duration_s, idle_s) = (self.steps, self.realtime, self.resume, self.duration_s, self.learner_idle_s);
+            let actors_left = actors_left.clone();
+            let handle = std::thread::Builder::new().name(format!("node-{key}")).spawn(move || -> anyhow::Result<serde_json::Value> {
+                match node {
+                    Node::Robot { .. } if run_dir.is_some() => {
+                        // Steps as its actor asks; with the actor in this process, ends after it.
+                        let until = move || actors_here > 0 && actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
+                        crate::sim::run_lockstep(&path, duration_s, &until)
+                    }
+                    Node::Robot { .. } if matches!(launch.robot, RobotConfig::Sim(_)) => crate::sim::run(&path, duration_s),
+                    Node::Robot { .. } => crate::driver::run(&path, duration_s),
+                    Node::Reward { .. } => crate::reward_node::RewardNodeArgs { config: path.clone(), duration_s }.run(),
+                    Node::Actor { file } => {
+                        let result = crate::practice::PracticeArgs {
+                            config: path.clone(),
+                            run_dir: Some(run_dir.expect("practising").join(&launch.name)),
+                            steps,
+                            resume,
+                            operator: crate::operator::OperatorKind::None,
+                            joy_topic: "/spacenav/joy".into(),
+                            realtime,
+                            device: "auto".into(),
+                            eval_episodes: None,
+                            learner: crate::practice::LearnerPlacement::Remote,
+                            robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Remote, answer_s: 60.0 },
+                            actor_id: file as u64 + 1,
+                            log_status: true,
+                            base: None,
+                            residual_scale: rrl_types::config::ResidualScale::default(),
+                            base_execute: 1,
+                        }
+                        .run();
+                        actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                        result
+                    }
+                    Node::Learner { namespace, .. } => {
+                        let folder = if learner_count > 1 { format!("learner_{}", namespace.trim_matches('/').replace('/', "_")) } else { "learner".into() };
+                        let learner_dir = run_dir.expect("practising").join(folder);
+                        // With actors in this process the learner ends after them; alone, it serves until killed.
+                        let until_idle = (actors_here > 0).then_some(idle_s);
+                        let until = move || actors_left.load(std::sync::atomic::Ordering::Acquire) == 0;
+                        crate::learner::run_learner_node_until(&path, learner_dir, resume, until_idle, &until)
+                    }
+                }
+            })?;
+            threads.push((key, handle));
+        }
+        let mut report = serde_json::Map::new();
+        let mut failures = Vec::new();
+        for (key, handle) in threads {
+            match handle.join() {
+                Ok(Ok(result)) => {
+                    report.insert(key, result);
+                }
+                Ok(Err(e)) => failures.push(format!("node `{key}`: {e:#}")),
+                Err(_) => failures.push(format!("node `{key}` panicked")),
+            }
+        }
+        if !failures.is_empty() {
+            bail!("{}", failures.join("; "));
+        }
+        Ok(serde_json::Value::Object(report))
     }
-    if !failures.is_empty() {
-        bail!("{}", failures.join("; "));
-    }
-    Ok(serde_json::Value::Object(report))
 }
 
 #[cfg(test)]

@@ -5,9 +5,26 @@ use std::path::{Path, PathBuf};
 
 use ros_edge::learner_link::serve_learner;
 
-/// `rrl learner`: the learner as a ROS 2 node that actors feed.
-pub fn run_learner_node(config: &Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
-    run_learner_node_until(config, run_dir, resume, until_idle_s, &|| true)
+#[derive(clap::Args)]
+pub struct LearnerArgs {
+    /// Launch file (learner section, task sizes).
+    #[arg(long)]
+    config: PathBuf,
+    /// Folder of its checkpoint.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Continue from the checkpoint in --run-dir.
+    #[arg(long)]
+    resume: bool,
+    /// Exit when no transition arrived for this many seconds (after the first).
+    #[arg(long)]
+    until_idle_s: Option<f64>,
+}
+
+impl LearnerArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        run_learner_node_until(&self.config, self.run_dir, self.resume, self.until_idle_s, &|| true)
+    }
 }
 
 /// The learner node, whose idle timeout only counts once `may_stop` says
@@ -19,4 +36,3 @@ pub fn run_learner_node_until(config: &Path, run_dir: PathBuf, resume: bool, unt
     drop(env);
     Ok(serve_learner(node, run_dir, resume, until_idle_s, may_stop)?)
 }
-

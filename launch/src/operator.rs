@@ -1,8 +1,9 @@
 //! The operators a command can take (`--operator`): none, a gamepad or
 //! SpaceMouse over ROS 2 (`ros_edge::joy`), or the keyboard of the
-//! terminal running rrl (here: terminal I/O belongs to the binary).
+//! terminal running rrl (here: terminal I/O belongs to the binary); and
+//! `Paced`, which paces the steps in the operator's poll.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver;
 use policies::practice::{Operator, OperatorCommand, OperatorInput};
@@ -163,5 +164,32 @@ impl OperatorKind {
             OperatorKind::Joy => Box::new(JoyOperator::start(namespace, joy_topic, action_size)?),
             OperatorKind::Keyboard => Box::new(KeyboardOperator::start(action_size)?),
         })
+    }
+}
+
+/// Paces policy steps to the robot's rate (`--realtime`, teleoperation) by
+/// waiting in the operator poll, which happens once per step.
+pub struct Paced<'a> {
+    inner: &'a mut dyn Operator,
+    period: Option<Duration>,
+    last: Option<Instant>,
+}
+
+impl<'a> Paced<'a> {
+    /// `period` `None`: not paced.
+    pub fn new(inner: &'a mut dyn Operator, period: Option<Duration>) -> Paced<'a> {
+        Paced { inner, period, last: None }
+    }
+}
+
+impl Operator for Paced<'_> {
+    fn poll(&mut self, observation: &[f64]) -> OperatorInput {
+        if let (Some(period), Some(last)) = (self.period, self.last) {
+            if let Some(wait) = (last + period).checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        self.last = Some(Instant::now());
+        self.inner.poll(observation)
     }
 }

@@ -1,20 +1,19 @@
-//! `rrl practice`, `rrl eval` and `rrl export-mcap`: the practice workflow
-//! on the robot of a launch file (the simulated Panda's tasks, or the reach
-//! task on a real arm), evaluation of a checkpoint, and export of a run's
-//! episodes.
+//! `rrl practice`: the practice workflow on the robot of a launch file (the
+//! simulated Panda's tasks, or the reach task on a real arm), directly or as
+//! a residual on a frozen base policy.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use policies::practice::{EpisodeReport, Operator, PracticeSettings};
-use policies::{Sac, SacConfig};
+use policies::practice::{EpisodeReport, PracticeSettings};
 use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RewardConfig, RobotConfig};
-use rrl_types::Environment;
 use sim_bridge::panda::{PandaVariant, ScriptedExpert};
 use wiring::robot::Placement;
 
-use crate::operator::OperatorKind;
+use crate::bc::{load_base, train_bc_on_demos};
+use crate::eval::{evaluate_checkpoint, evaluate_policy};
+use crate::operator::{OperatorKind, Paced};
+use crate::practice_output::PracticeOutput;
 
 /// Where the learner runs (`--learner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,90 +78,55 @@ pub struct PracticeArgs {
     pub base_execute: usize,
 }
 
-#[derive(clap::Args)]
-pub struct TeleopArgs {
-    /// Launch file of the robot and task.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Run folder; demos go to its demos/ and seed `rrl practice --run-dir` on it. Default: runs/<launch name>.
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Demo episodes to record (the session also ends on a `stop` command).
-    #[arg(long, default_value_t = 10)]
-    pub episodes: u32,
-    /// Joy topic of the gamepad or SpaceMouse.
-    #[arg(long, default_value = "/spacenav/joy")]
-    pub joy_topic: String,
-    /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
-    #[arg(long, value_enum, default_value = "joy")]
-    pub operator: OperatorKind,
-    #[command(flatten)]
-    pub robot: crate::robot_choice::RobotChoice,
+impl PracticeArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        let launch = LaunchFile::load(&self.config)?;
+        let seed = crate::robot_choice::sim_seed(&launch);
+        let run_dir = run_folder(self.run_dir.clone(), &launch);
+        let recorded = recording::list_episodes(&run_dir.join("episodes"))?.len();
+        if recorded > 0 && !self.resume {
+            bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
+        }
+        self.robot.check(&launch, &self.config)?;
+        match &launch.robot {
+            RobotConfig::Sim(_) if self.robot.placement != Placement::Local => {
+                if let RewardConfig::Vlm(_) = launch.reward {
+                    bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", self.config.display(), self.robot.placement);
+                }
+                let (_, variant) = wiring::robot::panda_variant(&launch, &self.config)?;
+                let started = self.robot.start(&launch, &self.config, seed)?;
+                std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+                let mut report = practise_task(started.task, &self, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None)?;
+                if let Some(node) = crate::robot_choice::finish_node(started.node)? {
+                    report["robot_node"] = node;
+                }
+                Ok(report)
+            }
+            RobotConfig::Sim(_) => {
+                let (task, variant) = wiring::robot::panda_task(&launch, &self.config)?;
+                std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+                // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
+                let env = wiring::practice_env::PracticeEnv::for_launch(task, &launch, &self.config, &run_dir)?;
+                practise_task(env, &self, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts())
+            }
+            RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
+                // A real robot runs on the wall clock: the actor never waits for the learner.
+                let args = PracticeArgs { realtime: true, ..self };
+                let env = wiring::robot::start_arm(&launch, &args.config, seed)?;
+                std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+                // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
+                let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
+                let demo = wiring::arm_task::reach_expert(launch.practice.tool_step_m);
+                practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |env| env.vlm_counts())
+            }
+            RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", self.config.display()),
+        }
+    }
 }
 
-#[derive(clap::Args)]
-pub struct EvalArgs {
-    /// The learner checkpoint (`learner.safetensors` of a run).
-    pub checkpoint: PathBuf,
-    /// Launch file of the robot and task the checkpoint was trained on.
-    #[arg(long)]
-    pub config: PathBuf,
-    #[arg(long, default_value_t = 20)]
-    pub episodes: u32,
-    /// Output folder for episodes, eval.json and plots. Default: <checkpoint folder>/eval.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[arg(long, default_value_t = 50_000)]
-    pub seed: u64,
-    #[command(flatten)]
-    pub robot: crate::robot_choice::RobotChoice,
-}
-
-pub fn run(args: PracticeArgs) -> anyhow::Result<serde_json::Value> {
-    let launch = LaunchFile::load(&args.config)?;
-    let seed = match &launch.robot {
-        RobotConfig::Sim(sim) => sim.seed,
-        _ => 0,
-    };
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
-    let recorded = recording::list_episodes(&run_dir.join("episodes"))?.len();
-    if recorded > 0 && !args.resume {
-        bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
-    }
-    args.robot.check(&launch, &args.config)?;
-    match &launch.robot {
-        RobotConfig::Sim(_) if args.robot.placement != Placement::Local => {
-            if let RewardConfig::Vlm(_) = launch.reward {
-                bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", args.config.display(), args.robot.placement);
-            }
-            let (_, variant) = wiring::robot::panda_variant(&launch, &args.config)?;
-            let started = args.robot.start(&launch, &args.config, seed)?;
-            std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-            let mut report = practise_task(started.task, &args, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None)?;
-            if let Some(node) = started.node {
-                report["robot_node"] = node.finish().context("the simulated robot's task node")?;
-            }
-            Ok(report)
-        }
-        RobotConfig::Sim(_) => {
-            let (task, variant) = wiring::robot::panda_task(&launch, &args.config)?;
-            std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-            // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
-            let env = wiring::practice_env::PracticeEnv::for_launch(task, &launch, &args.config, &run_dir)?;
-            practise_task(env, &args, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts())
-        }
-        RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
-            // A real robot runs on the wall clock: the actor never waits for the learner.
-            let args = PracticeArgs { realtime: true, ..args };
-            let env = wiring::robot::start_arm(&launch, &args.config, seed)?;
-            std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-            // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
-            let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
-            let demo = wiring::arm_task::reach_expert(launch.practice.tool_step_m);
-            practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |env| env.vlm_counts())
-        }
-        RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", args.config.display()),
-    }
+/// The run folder: `--run-dir`, else runs/<launch name>.
+pub fn run_folder(chosen: Option<PathBuf>, launch: &LaunchFile) -> PathBuf {
+    chosen.unwrap_or_else(|| PathBuf::from("runs").join(&launch.name))
 }
 
 /// The scripted expert's demo controller for a Panda task.
@@ -253,21 +217,6 @@ fn behaviour_cloning_base<E: rrl_types::PracticeTask>(
     Ok((path, report))
 }
 
-/// A frozen base policy from a file: BC from `rrl bc train` (safetensors)
-/// or a user's TorchScript module, checked against the task's sizes.
-fn load_base(path: &Path, observation_size: usize, action_size: usize, execute: usize) -> anyhow::Result<Box<dyn policies::residual::BasePolicy>> {
-    use policies::residual::BasePolicy;
-    let base: Box<dyn BasePolicy> = match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => Box::new(policies::residual::BcPolicy::load(path, &BC_HIDDEN)?),
-        Some("pt" | "ts") => Box::new(policies::residual::TorchScriptPolicy::load(path, observation_size, action_size, execute)?),
-        _ => bail!("{}: a base policy is a .safetensors file from `rrl bc train` or a TorchScript .pt/.ts file", path.display()),
-    };
-    if (base.observation_size(), base.action_size()) != (observation_size, action_size) {
-        bail!("{}: a policy for {}/{} observation/action values; the task has {observation_size}/{action_size}", path.display(), base.observation_size(), base.action_size());
-    }
-    Ok(base)
-}
-
 /// Practice on `env` (the task, or a residual on top of a base): demos,
 /// actor and learner, metrics, final evaluation.
 #[allow(clippy::too_many_arguments)]
@@ -324,54 +273,9 @@ fn practise_on<E: rrl_types::PracticeTask>(
     };
     let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, env.action_size())?;
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
-    let mut paced = Paced { inner: operator.as_mut(), period: pace, last: None };
-
-    let progress = if args.log_status { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(settings.total_steps) };
-    progress.set_style(indicatif::ProgressStyle::with_template("{bar:25} {pos}/{len} steps eta {eta} {msg}").expect("valid template"));
-    let mut status = StatusLine::default();
-    let csv_path = run_dir.join("practice.csv");
-    let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
-    if csv.metadata()?.len() == 0 {
-        writeln!(csv, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds")?;
-    }
-    let mut board = Some(crate::metrics::TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?);
-    let mut write_error: Option<anyhow::Error> = None;
-    let mut on_episode = |episode: &EpisodeReport| {
-        status.push(episode);
-        progress.set_position(episode.total_steps);
-        progress.set_message(status.line());
-        if args.log_status {
-            tracing::info!(robot = %launch.name, total_steps = episode.total_steps, "{}", status.line());
-        }
-        let success = episode.success.map(|s| u8::from(s).to_string()).unwrap_or_default();
-        let row = format!(
-            "{},{},{},{:.4},{},{},{},{},{},{:.3}\n",
-            episode.episode, episode.steps, episode.total_steps, episode.episode_return, success, episode.interventions, episode.safety_events, episode.reason, episode.learner_updates, episode.seconds
-        );
-        // Like the episodes, the row waits out a full disk (the actor, and so the robot, holds meanwhile).
-        let appended = recording::retry_while_storage_full(
-            || append_whole_line(&mut csv, &row),
-            recording::is_storage_full,
-            std::time::Duration::from_secs(1),
-            |e| tracing::warn!("the disk is full ({e}) writing practice.csv: practice is paused and retries every second; free some space to go on"),
-            |waited| tracing::warn!(paused_s = waited, "practice.csv is written again: practice resumes"),
-        );
-        if let Err(e) = appended {
-            write_error.get_or_insert(anyhow::Error::from(e).context("writing practice.csv"));
-        }
-        let mut scalars = vec![("practice/return", episode.episode_return), ("practice/success_rate_20", status.success_rate()), ("practice/intervention_rate", status.intervention_rate()), ("practice/safety_events", episode.safety_events as f64)];
-        scalars.push(("learner/updates", episode.learner_updates as f64));
-        if let Some(writer) = board.as_mut() {
-            for (tag, value) in scalars {
-                if let Err(e) = writer.scalar(tag, episode.total_steps, value) {
-                    // A diagnostic, not the run's data: the curves stop here, practice goes on.
-                    tracing::warn!("TensorBoard events are no longer written: {e}");
-                    board = None;
-                    break;
-                }
-            }
-        }
-    };
+    let mut paced = Paced::new(operator.as_mut(), pace);
+    let mut output = PracticeOutput::create(&run_dir, settings.total_steps, args.log_status.then(|| launch.name.clone()))?;
+    let mut on_episode = |episode: &EpisodeReport| output.episode(episode);
     let mut link_report = serde_json::Value::Null;
     let report = match args.learner {
         LearnerPlacement::Local => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
@@ -416,14 +320,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
             report
         }
     };
-    progress.finish_and_clear();
-    if let Some(e) = write_error {
-        return Err(e);
-    }
-    let curve: Vec<(u64, f64)> = status.curve.clone();
-    if !curve.is_empty() {
-        crate::metrics::learning_curve_png(&run_dir.join("success_rate.png"), &format!("{task_name} practice"), "environment steps", "success rate, last 20 episodes", &curve)?;
-    }
+    let status = output.finish(&task_name)?;
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?
@@ -457,273 +354,4 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "link": link_report,
         "base": base_report,
     }))
-}
-
-/// Appends `line` to `file` (opened for appending) whole or not at all: a
-/// failed write is cut back, so a retry leaves no torn row.
-fn append_whole_line(file: &mut std::fs::File, line: &str) -> std::io::Result<()> {
-    let before = file.metadata()?.len();
-    file.write_all(line.as_bytes()).inspect_err(|_| {
-        let _ = file.set_len(before);
-    })
-}
-
-/// `rrl teleop`: a human records demo episodes with a gamepad or SpaceMouse
-/// over ROS 2, through the safety gate, labelling each on `practice/command`.
-pub fn teleop(args: TeleopArgs) -> anyhow::Result<serde_json::Value> {
-    if args.operator == OperatorKind::None {
-        bail!("teleop needs a human: --operator joy or keyboard");
-    }
-    let launch = LaunchFile::load(&args.config)?;
-    let seed = match &launch.robot {
-        RobotConfig::Sim(sim) => sim.seed + 20_000,
-        _ => 20_000,
-    };
-    let started = args.robot.start(&launch, &args.config, seed)?;
-    let mut env = started.task;
-    let run_dir = args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&launch.name));
-    let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, env.action_size())?;
-    let mut paced = Paced { inner: operator.as_mut(), period: Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)), last: None };
-    // Holding still: no displacement (and the Panda's gripper, its fourth action, open).
-    let mut idle = vec![0.0; env.action_size()];
-    if idle.len() == 4 {
-        idle[3] = -1.0;
-    }
-    if args.operator == OperatorKind::Joy {
-        eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
-    }
-    let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, args.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
-        tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
-    })?;
-    let robot_node = started.node.map(|node| node.finish().context("the simulated robot's task node")).transpose()?;
-    Ok(serde_json::json!({
-        "task": started.name,
-        "robot_node": robot_node,
-        "run_dir": run_dir.display().to_string(),
-        "episodes": reports.len(),
-        "successes": reports.iter().filter(|r| r.success == Some(true)).count(),
-        "steps": reports.iter().map(|r| r.steps).sum::<u64>(),
-        "human_steps": reports.iter().map(|r| r.interventions).sum::<u64>(),
-        "reports": reports,
-    }))
-}
-
-/// Paces policy steps to the robot's rate (`--realtime`) by waiting in the
-/// operator poll, which happens once per step.
-struct Paced<'a> {
-    inner: &'a mut dyn Operator,
-    period: Option<std::time::Duration>,
-    last: Option<std::time::Instant>,
-}
-
-impl Operator for Paced<'_> {
-    fn poll(&mut self, observation: &[f64]) -> policies::practice::OperatorInput {
-        if let (Some(period), Some(last)) = (self.period, self.last) {
-            if let Some(wait) = (last + period).checked_duration_since(std::time::Instant::now()) {
-                std::thread::sleep(wait);
-            }
-        }
-        self.last = Some(std::time::Instant::now());
-        self.inner.poll(observation)
-    }
-}
-
-/// Running numbers for the live status line.
-#[derive(Default)]
-struct StatusLine {
-    recent: std::collections::VecDeque<bool>,
-    episodes: u64,
-    steps: u64,
-    interventions: u64,
-    safety_events: u64,
-    last_return: f64,
-    updates: u64,
-    started: Option<std::time::Instant>,
-    curve: Vec<(u64, f64)>,
-}
-
-impl StatusLine {
-    fn push(&mut self, e: &EpisodeReport) {
-        self.started.get_or_insert_with(std::time::Instant::now);
-        self.recent.push_back(e.success == Some(true));
-        if self.recent.len() > 20 {
-            self.recent.pop_front();
-        }
-        self.episodes += 1;
-        self.steps += e.steps;
-        self.interventions += e.interventions;
-        self.safety_events += e.safety_events;
-        self.last_return = e.episode_return;
-        self.updates = e.learner_updates;
-        self.curve.push((e.total_steps, self.success_rate()));
-    }
-
-    fn success_rate(&self) -> f64 {
-        self.recent.iter().filter(|&&s| s).count() as f64 / self.recent.len().max(1) as f64
-    }
-
-    fn intervention_rate(&self) -> f64 {
-        self.interventions as f64 / self.steps.max(1) as f64
-    }
-
-    fn line(&self) -> String {
-        let seconds = self.started.map_or(0.0, |t| t.elapsed().as_secs_f64()).max(1e-3);
-        format!(
-            "ep {} | success(20) {:.0}% | takeover {:.1}% | safety {} | return {:.1} | {} updates ({:.0}/s)",
-            self.episodes,
-            100.0 * self.success_rate(),
-            100.0 * self.intervention_rate(),
-            self.safety_events,
-            self.last_return,
-            self.updates,
-            self.updates as f64 / seconds
-        )
-    }
-}
-
-/// Loads a learner checkpoint and runs `episodes` deterministic episodes,
-/// recorded under `out`; writes `eval.json` and `eval_returns.png` there.
-fn evaluate_checkpoint<E: rrl_types::PracticeTask>(env: &mut E, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64) -> anyhow::Result<serde_json::Value> {
-    let mut sac = Sac::new(config.clone(), tch::Device::Cpu);
-    policies::checkpoint::load(&mut sac, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
-    evaluate_policy(env, ("checkpoint", checkpoint.display().to_string()), task, out, episodes, seed, |obs| sac.act(obs, true))
-}
-
-/// Recorded evaluation episodes of `policy` in `out`, with `eval.json`
-/// (naming the policy by `label`) and a plot of the returns.
-fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String), task: &str, out: &Path, episodes: u32, seed: u64, policy: impl FnMut(&[f64]) -> Vec<f64>) -> anyhow::Result<serde_json::Value> {
-    let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, policy)?;
-    let result = serde_json::json!({
-        label.0: label.1,
-        "episodes": episodes,
-        "success_rate": f64::from(successes) / f64::from(episodes.max(1)),
-        "mean_return": returns.iter().sum::<f64>() / returns.len().max(1) as f64,
-        "returns": returns,
-    });
-    std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("eval.json"), serde_json::to_vec_pretty(&result)?).with_context(|| format!("writing {}", out.join("eval.json").display()))?;
-    if !returns.is_empty() {
-        let points: Vec<(u64, f64)> = returns.iter().enumerate().map(|(i, &r)| (i as u64, r)).collect();
-        crate::metrics::learning_curve_png(&out.join("eval_returns.png"), &format!("{task}: {successes}/{episodes} successes"), "episode", "return", &points)?;
-    }
-    Ok(result)
-}
-
-/// `rrl eval CHECKPOINT --config FILE`.
-pub fn eval(args: EvalArgs) -> anyhow::Result<serde_json::Value> {
-    let launch = LaunchFile::load(&args.config)?;
-    let started = args.robot.start(&launch, &args.config, args.seed)?;
-    let mut env = started.task;
-    let out = args.out.clone().unwrap_or_else(|| args.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
-    let config = wiring::learner::sac_config(&launch, &env, 0);
-    let mut report = evaluate_checkpoint(&mut env, &config, &args.checkpoint, &started.name, &out, args.episodes, args.seed)?;
-    if let Some(node) = started.node {
-        report["robot_node"] = node.finish().context("the simulated robot's task node")?;
-    }
-    Ok(report)
-}
-
-/// `rrl export-mcap RUN_DIR --out FILE.mcap|BAG_DIR`: demos, practice and
-/// eval episodes, as one MCAP file or as a rosbag2 folder.
-pub fn export_mcap(run_dir: &Path, out: &Path) -> anyhow::Result<serde_json::Value> {
-    let mut episodes = Vec::new();
-    for folder in ["demos", "episodes", "eval/episodes"] {
-        for path in recording::list_episodes(&run_dir.join(folder))? {
-            episodes.push(recording::read_episode(&path)?);
-        }
-    }
-    if episodes.is_empty() {
-        bail!("{}: no recorded episodes (looked in demos/, episodes/, eval/episodes/)", run_dir.display());
-    }
-    // A path ending in .mcap is one file (Foxglove); anything else a rosbag2 folder (ros2 bag).
-    let summary = match out.extension().is_some_and(|e| e == "mcap") {
-        true => recording::mcap::export(&episodes, out)?,
-        false => recording::mcap::export_bag(&episodes, out)?,
-    };
-    Ok(serde_json::json!({ "out": out.display().to_string(), "episodes": summary.episodes, "messages": summary.messages, "bytes": summary.bytes }))
-}
-
-#[derive(clap::Args)]
-pub struct BcArgs {
-    /// Launch file of the robot and task.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Run folder: demos are read from its demos/, the policy is `bc.safetensors` there.
-    #[arg(long)]
-    pub run_dir: PathBuf,
-    /// Actions predicted per chunk.
-    #[arg(long, default_value_t = 4)]
-    pub horizon: usize,
-    /// Actions of each chunk played before predicting again.
-    #[arg(long, default_value_t = 2)]
-    pub execute: usize,
-    /// Gradient steps (train).
-    #[arg(long, default_value_t = 2000)]
-    pub steps: usize,
-    /// Evaluation episodes (eval).
-    #[arg(long, default_value_t = 20)]
-    pub episodes: u32,
-}
-
-pub(crate) const BC_HIDDEN: [i64; 2] = [256, 256];
-
-/// `rrl bc train`: behaviour cloning with action chunks on the run's demos.
-pub fn bc_train(args: BcArgs) -> anyhow::Result<serde_json::Value> {
-    let launch = LaunchFile::load(&args.config)?;
-    let (env, _) = wiring::robot::panda_task(&launch, &args.config)?;
-    let (policy, loss, demos, steps) = train_bc_on_demos(&args.run_dir.join("demos"), env.observation_size(), env.action_size(), args.horizon, args.execute, args.steps)?;
-    let path = args.run_dir.join("bc.safetensors");
-    policy.save(&path)?;
-    Ok(serde_json::json!({"policy": path.display().to_string(), "demos": demos, "steps": steps, "final_loss": loss}))
-}
-
-/// Behaviour cloning on the demo episodes in `folder`: the policy, its
-/// final loss, and how many episodes and steps it learned from.
-fn train_bc_on_demos(folder: &Path, o: usize, a: usize, horizon: usize, execute: usize, gradient_steps: usize) -> anyhow::Result<(policies::residual::BcPolicy, f64, usize, usize)> {
-    let mut episodes = Vec::new();
-    for path in recording::list_episodes(folder)? {
-        let episode = recording::read_episode(&path)?;
-        if (episode.header.observation_size, episode.header.action_size) != (o, a) {
-            bail!("{}: recorded with {}/{} observation/action values, the task has {o}/{a}", path.display(), episode.header.observation_size, episode.header.action_size);
-        }
-        episodes.push(episode);
-    }
-    if episodes.is_empty() {
-        bail!("{}: no demos (record them with `rrl teleop`, or `rrl practice` records scripted ones)", folder.display());
-    }
-    // Per episode: its observations and its actions, row by row.
-    type Columns = (Vec<Vec<f32>>, Vec<Vec<f32>>);
-    let columns: Vec<Columns> = episodes.iter().map(|e| (e.steps.iter().map(|s| s.observation.clone()).collect(), e.steps.iter().map(|s| s.action.clone()).collect())).collect();
-    let demos = policies::residual::Demos { episodes: columns.iter().map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    let (policy, loss) = policies::residual::BcPolicy::train(&demos, o, a, horizon, execute, &BC_HIDDEN, gradient_steps, 0)?;
-    Ok((policy, loss, episodes.len(), columns.iter().map(|c| c.0.len()).sum()))
-}
-
-/// `rrl bc eval`: the BC policy's success rate and returns, recorded.
-pub fn bc_eval(args: BcArgs) -> anyhow::Result<serde_json::Value> {
-    let launch = LaunchFile::load(&args.config)?;
-    let (mut env, variant) = wiring::robot::panda_task(&launch, &args.config)?;
-    let path = args.run_dir.join("bc.safetensors");
-    let mut policy = load_base(&path, env.observation_size(), env.action_size(), 1)?;
-    let out = args.run_dir.join("bc_eval");
-    let action_size = env.action_size();
-    let mut failure = None;
-    let (returns, successes) = policies::practice::evaluate_recorded(&mut env, &format!("{variant:?}"), &out.join("episodes"), args.episodes, 60_000, |obs| {
-        policy.act(obs).unwrap_or_else(|e| {
-            failure.get_or_insert(e.to_string());
-            vec![0.0; action_size]
-        })
-    })?;
-    if let Some(e) = failure {
-        bail!("the BC policy failed: {e}");
-    }
-    let result = serde_json::json!({
-        "policy": path.display().to_string(),
-        "episodes": args.episodes,
-        "success_rate": f64::from(successes) / f64::from(args.episodes.max(1)),
-        "mean_return": returns.iter().sum::<f64>() / returns.len().max(1) as f64,
-        "returns": returns,
-    });
-    std::fs::write(out.join("eval.json"), serde_json::to_vec_pretty(&result)?)?;
-    Ok(result)
 }

@@ -69,72 +69,74 @@ impl ProgressMeter {
     }
 }
 
-pub fn run(args: RecordSimArgs) -> anyhow::Result<serde_json::Value> {
-    let launch = LaunchFile::load(&args.config)?;
-    let (mut task, variant) = wiring::robot::panda_task(&launch, &args.config)?;
-    let camera = launch
-        .cameras
-        .iter()
-        .filter(|c| matches!(c.source, CameraSource::Sim(_)))
-        .find(|c| args.camera.as_ref().is_none_or(|name| *name == c.name))
-        .with_context(|| match &args.camera {
-            Some(name) => format!("{}: no simulated camera named `{name}`", args.config.display()),
-            None => format!("{}: no `Sim(..)` camera to record", args.config.display()),
-        })?;
-    let CameraSource::Sim(model_camera) = &camera.source else { unreachable!("filtered to Sim cameras") };
-    let mut renderer = SimCamera::new(task.sim(), model_camera, camera.width, camera.height)?;
-    if args.random_episodes > args.episodes {
-        bail!("--random-episodes {} exceeds --episodes {}", args.random_episodes, args.episodes);
-    }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let mut labels = serde_json::Map::new();
-    let mut rng = Rng::seed(args.seed ^ 0x5eed);
-    let mut expert = ScriptedExpert::default();
-    let (mut frames, mut successes) = (0usize, 0usize);
-    let progress_bar = indicatif::ProgressBar::new(u64::from(args.episodes));
-    for e in 0..args.episodes {
-        let name = format!("episode_{e:03}");
-        let folder = args.out.join(&name);
-        std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
-        let random = e >= args.episodes - args.random_episodes;
-        let mut observation = task.reset(args.seed + u64::from(e)).to_vec();
-        expert.reset();
-        let meter = ProgressMeter::start(&task);
-        let mut progress = Vec::new();
-        let mut record = |task: &mut PandaTask, index: usize| -> anyhow::Result<f64> {
-            let rgb = renderer.render(task.sim_mut())?;
-            let png = rewards::encode::png_rgb(camera.width, camera.height, rgb);
-            let file = folder.join(format!("{index:04}.png"));
-            std::fs::write(&file, png).with_context(|| format!("writing {}", file.display()))?;
-            Ok(meter.progress(task))
-        };
-        progress.push(record(&mut task, 0)?);
-        loop {
-            let action = if random { (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect() } else { expert.act(variant, &observation).to_vec() };
-            let step = task.step(&action)?;
-            observation = task.observation().to_vec();
-            progress.push(record(&mut task, progress.len())?);
-            if step.done() {
-                break;
-            }
+impl RecordSimArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        let launch = LaunchFile::load(&self.config)?;
+        let (mut task, variant) = wiring::robot::panda_task(&launch, &self.config)?;
+        let camera = launch
+            .cameras
+            .iter()
+            .filter(|c| matches!(c.source, CameraSource::Sim(_)))
+            .find(|c| self.camera.as_ref().is_none_or(|name| *name == c.name))
+            .with_context(|| match &self.camera {
+                Some(name) => format!("{}: no simulated camera named `{name}`", self.config.display()),
+                None => format!("{}: no `Sim(..)` camera to record", self.config.display()),
+            })?;
+        let CameraSource::Sim(model_camera) = &camera.source else { unreachable!("filtered to Sim cameras") };
+        let mut renderer = SimCamera::new(task.sim(), model_camera, camera.width, camera.height)?;
+        if self.random_episodes > self.episodes {
+            bail!("--random-episodes {} exceeds --episodes {}", self.random_episodes, self.episodes);
         }
-        let csv: String = progress.iter().map(|p| format!("{p:.6}\n")).collect();
-        std::fs::write(folder.join("progress.csv"), csv).with_context(|| format!("writing {}", folder.join("progress.csv").display()))?;
-        let success = task.is_success();
-        successes += usize::from(success);
-        frames += progress.len();
-        labels.insert(name, serde_json::Value::Bool(success));
-        progress_bar.inc(1);
+        std::fs::create_dir_all(&self.out).with_context(|| format!("creating {}", self.out.display()))?;
+        let mut labels = serde_json::Map::new();
+        let mut rng = Rng::seed(self.seed ^ 0x5eed);
+        let mut expert = ScriptedExpert::default();
+        let (mut frames, mut successes) = (0usize, 0usize);
+        let progress_bar = indicatif::ProgressBar::new(u64::from(self.episodes));
+        for e in 0..self.episodes {
+            let name = format!("episode_{e:03}");
+            let folder = self.out.join(&name);
+            std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+            let random = e >= self.episodes - self.random_episodes;
+            let mut observation = task.reset(self.seed + u64::from(e)).to_vec();
+            expert.reset();
+            let meter = ProgressMeter::start(&task);
+            let mut progress = Vec::new();
+            let mut record = |task: &mut PandaTask, index: usize| -> anyhow::Result<f64> {
+                let rgb = renderer.render(task.sim_mut())?;
+                let png = rewards::encode::png_rgb(camera.width, camera.height, rgb);
+                let file = folder.join(format!("{index:04}.png"));
+                std::fs::write(&file, png).with_context(|| format!("writing {}", file.display()))?;
+                Ok(meter.progress(task))
+            };
+            progress.push(record(&mut task, 0)?);
+            loop {
+                let action = if random { (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect() } else { expert.act(variant, &observation).to_vec() };
+                let step = task.step(&action)?;
+                observation = task.observation().to_vec();
+                progress.push(record(&mut task, progress.len())?);
+                if step.done() {
+                    break;
+                }
+            }
+            let csv: String = progress.iter().map(|p| format!("{p:.6}\n")).collect();
+            std::fs::write(folder.join("progress.csv"), csv).with_context(|| format!("writing {}", folder.join("progress.csv").display()))?;
+            let success = task.is_success();
+            successes += usize::from(success);
+            frames += progress.len();
+            labels.insert(name, serde_json::Value::Bool(success));
+            progress_bar.inc(1);
+        }
+        progress_bar.finish_and_clear();
+        let labels_file = self.out.join("labels.json");
+        std::fs::write(&labels_file, serde_json::to_vec_pretty(&labels)?).with_context(|| format!("writing {}", labels_file.display()))?;
+        Ok(serde_json::json!({
+            "out": self.out.display().to_string(),
+            "task": format!("{variant:?}"),
+            "camera": camera.name,
+            "episodes": self.episodes,
+            "successes": successes,
+            "frames": frames,
+        }))
     }
-    progress_bar.finish_and_clear();
-    let labels_file = args.out.join("labels.json");
-    std::fs::write(&labels_file, serde_json::to_vec_pretty(&labels)?).with_context(|| format!("writing {}", labels_file.display()))?;
-    Ok(serde_json::json!({
-        "out": args.out.display().to_string(),
-        "task": format!("{variant:?}"),
-        "camera": camera.name,
-        "episodes": args.episodes,
-        "successes": successes,
-        "frames": frames,
-    }))
 }

@@ -170,69 +170,71 @@ fn score_all(source: &mut dyn RewardSource, task: &str, frames: &[&Frame]) -> an
     Ok((values, done))
 }
 
-pub fn run(args: RewardEvalArgs) -> anyhow::Result<serde_json::Value> {
-    // `rrl record-sim` leaves its labels beside the episodes.
-    let beside = args.episodes.join("labels.json");
-    let labels_file = args.labels.clone().or_else(|| beside.is_file().then_some(beside));
-    let labels: serde_json::Map<String, serde_json::Value> = match &labels_file {
-        Some(path) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("{}: expected a JSON object of booleans", path.display()))?,
-        None => serde_json::Map::new(),
-    };
-    let mut source = build_source(&args)?;
-    let inputs = episode_inputs(&args.episodes)?;
-    let progress = indicatif::ProgressBar::new(inputs.len() as u64);
-    let mut per_episode = Vec::new();
-    let (mut predicted, mut actual) = (Vec::new(), Vec::new());
-    let mut negative_rates_on_successes = Vec::new();
-    for input in &inputs {
-        let name = input.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let (frames, true_progress) = read_frames(input, args.size, args.every)?;
-        let forward: Vec<&Frame> = frames.iter().collect();
-        let (values, done) = score_all(source.as_mut(), &args.task, &forward).with_context(|| format!("scoring {}", input.display()))?;
-        let reversed_frames: Vec<&Frame> = frames.iter().rev().collect();
-        let (reversed, _) = score_all(source.as_mut(), &args.task, &reversed_frames).with_context(|| format!("scoring {} reversed", input.display()))?;
-        let label = match labels.get(&name) {
-            Some(serde_json::Value::Bool(b)) => Some(*b),
-            Some(other) => bail!("labels: `{name}` is {other}, expected true or false"),
-            None => None,
+impl RewardEvalArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        // `rrl record-sim` leaves its labels beside the episodes.
+        let beside = self.episodes.join("labels.json");
+        let labels_file = self.labels.clone().or_else(|| beside.is_file().then_some(beside));
+        let labels: serde_json::Map<String, serde_json::Value> = match &labels_file {
+            Some(path) => serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("{}: expected a JSON object of booleans", path.display()))?,
+            None => serde_json::Map::new(),
         };
-        if let Some(label) = label {
-            predicted.push(done);
-            actual.push(label);
-            if label {
-                negative_rates_on_successes.push(negative_delta_rate(&values));
+        let mut source = build_source(&self)?;
+        let inputs = episode_inputs(&self.episodes)?;
+        let progress = indicatif::ProgressBar::new(inputs.len() as u64);
+        let mut per_episode = Vec::new();
+        let (mut predicted, mut actual) = (Vec::new(), Vec::new());
+        let mut negative_rates_on_successes = Vec::new();
+        for input in &inputs {
+            let name = input.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let (frames, true_progress) = read_frames(input, self.size, self.every)?;
+            let forward: Vec<&Frame> = frames.iter().collect();
+            let (values, done) = score_all(source.as_mut(), &self.task, &forward).with_context(|| format!("scoring {}", input.display()))?;
+            let reversed_frames: Vec<&Frame> = frames.iter().rev().collect();
+            let (reversed, _) = score_all(source.as_mut(), &self.task, &reversed_frames).with_context(|| format!("scoring {} reversed", input.display()))?;
+            let label = match labels.get(&name) {
+                Some(serde_json::Value::Bool(b)) => Some(*b),
+                Some(other) => bail!("labels: `{name}` is {other}, expected true or false"),
+                None => None,
+            };
+            if let Some(label) = label {
+                predicted.push(done);
+                actual.push(label);
+                if label {
+                    negative_rates_on_successes.push(negative_delta_rate(&values));
+                }
             }
+            per_episode.push(serde_json::json!({
+                "episode": name,
+                "frames": frames.len(),
+                "voc": value_order_correlation(&values),
+                "voc_reversed": value_order_correlation(&reversed),
+                "negative_delta_rate": negative_delta_rate(&values),
+                "predicted_success": done,
+                "label": label,
+                "progress_spearman": true_progress.as_ref().and_then(|truth| spearman(&values, truth)),
+                "progress_pearson": true_progress.as_ref().and_then(|truth| pearson(&values, truth)),
+                "values": values,
+                "true_progress": true_progress,
+            }));
+            progress.inc(1);
         }
-        per_episode.push(serde_json::json!({
-            "episode": name,
-            "frames": frames.len(),
-            "voc": value_order_correlation(&values),
-            "voc_reversed": value_order_correlation(&reversed),
-            "negative_delta_rate": negative_delta_rate(&values),
-            "predicted_success": done,
-            "label": label,
-            "progress_spearman": true_progress.as_ref().and_then(|truth| spearman(&values, truth)),
-            "progress_pearson": true_progress.as_ref().and_then(|truth| pearson(&values, truth)),
-            "values": values,
-            "true_progress": true_progress,
-        }));
-        progress.inc(1);
+        progress.finish_and_clear();
+        let mean = |key: &str| {
+            let v: Vec<f64> = per_episode.iter().filter_map(|e| e[key].as_f64()).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        Ok(serde_json::json!({
+            "source": self.source,
+            "task": self.task,
+            "episodes": per_episode.len(),
+            "mean_voc": mean("voc"),
+            "mean_voc_reversed": mean("voc_reversed"),
+            "mean_progress_spearman": mean("progress_spearman"),
+            "mean_progress_pearson": mean("progress_pearson"),
+            "negative_delta_rate_on_successes": (!negative_rates_on_successes.is_empty()).then(|| negative_rates_on_successes.iter().sum::<f64>() / negative_rates_on_successes.len() as f64),
+            "success": (!actual.is_empty()).then(|| classification(&predicted, &actual)),
+            "per_episode": per_episode,
+        }))
     }
-    progress.finish_and_clear();
-    let mean = |key: &str| {
-        let v: Vec<f64> = per_episode.iter().filter_map(|e| e[key].as_f64()).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
-    Ok(serde_json::json!({
-        "source": args.source,
-        "task": args.task,
-        "episodes": per_episode.len(),
-        "mean_voc": mean("voc"),
-        "mean_voc_reversed": mean("voc_reversed"),
-        "mean_progress_spearman": mean("progress_spearman"),
-        "mean_progress_pearson": mean("progress_pearson"),
-        "negative_delta_rate_on_successes": (!negative_rates_on_successes.is_empty()).then(|| negative_rates_on_successes.iter().sum::<f64>() / negative_rates_on_successes.len() as f64),
-        "success": (!actual.is_empty()).then(|| classification(&predicted, &actual)),
-        "per_episode": per_episode,
-    }))
 }

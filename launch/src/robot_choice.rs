@@ -1,10 +1,13 @@
 //! `--robot` and `--robot-answer-s`: where the commands that step a robot
-//! (practice, teleop, eval) find a simulated one.
+//! (practice, teleop, eval) find a simulated one; and what those commands
+//! share about it.
 
 use std::path::Path;
 use std::time::Duration;
 
-use rrl_types::config::LaunchFile;
+use anyhow::Context;
+use ros_edge::task_node::InProcessTaskNode;
+use rrl_types::config::{LaunchFile, RobotConfig};
 use wiring::robot::{Placement, RobotTask, StartedTask};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,4 +32,17 @@ impl RobotChoice {
     pub fn start(&self, launch: &LaunchFile, config: &Path, seed: u64) -> anyhow::Result<StartedTask> {
         Ok(RobotTask::start(launch, config, self.placement, Duration::from_secs_f64(self.answer_s.max(0.1)), seed)?)
     }
+}
+
+/// The seed of the launch file's simulated robot; 0 for a real one.
+pub fn sim_seed(launch: &LaunchFile) -> u64 {
+    match &launch.robot {
+        RobotConfig::Sim(sim) => sim.seed,
+        _ => 0,
+    }
+}
+
+/// Stops the task node a simulated robot ran as (`--robot node`): its report.
+pub fn finish_node(node: Option<InProcessTaskNode>) -> anyhow::Result<Option<serde_json::Value>> {
+    node.map(|node| node.finish().context("the simulated robot's task node")).transpose()
 }

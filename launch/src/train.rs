@@ -108,48 +108,55 @@ pub fn parse_device(name: &str) -> anyhow::Result<DeviceChoice> {
     })
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<serde_json::Value> {
-    let mut learner = learner_preset(&args.preset, args.utd)?;
-    let device = policies::select_device(parse_device(&args.device)?)?;
-    let panda = match args.task.as_str() {
-        "PandaReach" => Some(PandaVariant::Reach),
-        "PandaPickCube" => Some(PandaVariant::PickCube),
-        _ => None,
-    };
-    if let Some(variant) = panda {
-        // Rewards of order 1 per step: a temperature of 1 would drown them (SERL starts at 0.01).
-        learner.initial_temperature = 0.01;
-        let reward = match args.reward.as_str() {
-            "dense" => RewardKind::Dense,
-            "sparse" => RewardKind::Sparse,
-            other => anyhow::bail!("unknown reward `{other}`: use dense or sparse"),
+/// `--reward` of the Panda tasks.
+pub fn parse_reward(name: &str) -> anyhow::Result<RewardKind> {
+    Ok(match name {
+        "dense" => RewardKind::Dense,
+        "sparse" => RewardKind::Sparse,
+        other => anyhow::bail!("unknown reward `{other}`: use dense or sparse"),
+    })
+}
+
+impl TrainArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        let mut learner = learner_preset(&self.preset, self.utd)?;
+        let device = policies::select_device(parse_device(&self.device)?)?;
+        let panda = match self.task.as_str() {
+            "PandaReach" => Some(PandaVariant::Reach),
+            "PandaPickCube" => Some(PandaVariant::PickCube),
+            _ => None,
         };
-        let make = || match args.cameras.is_empty() {
-            true => PandaTask::new(variant, reward),
-            false => PandaTask::with_cameras(variant, reward, &args.cameras, args.image_size),
-        };
-        let mut env = make().context("starting the simulated Panda")?;
-        let mut eval_env = make().context("starting the simulated Panda for evaluation")?;
-        let pixels = pixel_config(&args);
-        let mut expert = ScriptedExpert::default();
-        let (mut demos, successes) = policies::train::record_demos(&mut env, args.demo_episodes, args.seed + 10_000, learner.n_step as usize, learner.gamma, pixels.as_ref(), device, |task, episode_start| {
-            if episode_start {
-                expert.reset();
-            }
-            // The expert acts on the full state, cube included, even when the learner sees it only in the frames.
-            expert.act(variant, task.full_observation()).to_vec()
-        })?;
-        tracing::info!(episodes = args.demo_episodes, successes, transitions = demos.len(), "scripted demos recorded");
-        let demos = (args.demo_episodes > 0).then_some(&mut demos);
-        return train_on(&args, &learner, device, &mut env, &mut eval_env, demos);
+        if let Some(variant) = panda {
+            // Rewards of order 1 per step: a temperature of 1 would drown them (SERL starts at 0.01).
+            learner.initial_temperature = 0.01;
+            let reward = parse_reward(&self.reward)?;
+            let make = || match self.cameras.is_empty() {
+                true => PandaTask::new(variant, reward),
+                false => PandaTask::with_cameras(variant, reward, &self.cameras, self.image_size),
+            };
+            let mut env = make().context("starting the simulated Panda")?;
+            let mut eval_env = make().context("starting the simulated Panda for evaluation")?;
+            let pixels = pixel_config(&self);
+            let mut expert = ScriptedExpert::default();
+            let (mut demos, successes) = policies::train::record_demos(&mut env, self.demo_episodes, self.seed + 10_000, learner.n_step as usize, learner.gamma, pixels.as_ref(), device, |task, episode_start| {
+                if episode_start {
+                    expert.reset();
+                }
+                // The expert acts on the full state, cube included, even when the learner sees it only in the frames.
+                expert.act(variant, task.full_observation()).to_vec()
+            })?;
+            tracing::info!(episodes = self.demo_episodes, successes, transitions = demos.len(), "scripted demos recorded");
+            let demos = (self.demo_episodes > 0).then_some(&mut demos);
+            return train_on(&self, &learner, device, &mut env, &mut eval_env, demos);
+        }
+        if !self.cameras.is_empty() {
+            anyhow::bail!("--cameras: only the Panda tasks (PandaReach, PandaPickCube) have cameras; `{}` is state-only", self.task);
+        }
+        let task = GymTask::from_name(&self.task).with_context(|| format!("unknown task `{}`; tasks: PandaReach, PandaPickCube, {}", self.task, GymTask::ALL.map(|t| t.gym_id()).join(", ")))?;
+        let mut env = GymEnv::new(task)?;
+        let mut eval_env = GymEnv::new(task)?;
+        train_on(&self, &learner, device, &mut env, &mut eval_env, None)
     }
-    if !args.cameras.is_empty() {
-        anyhow::bail!("--cameras: only the Panda tasks (PandaReach, PandaPickCube) have cameras; `{}` is state-only", args.task);
-    }
-    let task = GymTask::from_name(&args.task).with_context(|| format!("unknown task `{}`; tasks: PandaReach, PandaPickCube, {}", args.task, GymTask::ALL.map(|t| t.gym_id()).join(", ")))?;
-    let mut env = GymEnv::new(task)?;
-    let mut eval_env = GymEnv::new(task)?;
-    train_on(&args, &learner, device, &mut env, &mut eval_env, None)
 }
 
 fn train_on<E: Environment>(

@@ -1,7 +1,8 @@
 //! Every command that ticks a safety gate gets it from the one builder
 //! (`safety::Gate::build`), so the learned risk critic a launch file
 //! configures is in every gate: practice (in process and over the lockstep
-//! robot node), eval, `rrl sim` and `rrl driver`. A critic that always
+//! robot node), eval, teleop, `rrl launch --run-dir`, `rrl sim` and
+//! `rrl driver` (and, in practice_arm.rs, practice on a ros2_control arm). A critic that always
 //! fires must show its reflex in what each of them records or publishes,
 //! and the same files without the critic must show none.
 
@@ -156,4 +157,48 @@ fn rrl_sim_and_rrl_driver_gate_every_command_with_the_configured_critic() {
 fn ron_string_field(text: &str, field: &str) -> String {
     let at = text.find(&format!("{field}: \"")).unwrap_or_else(|| panic!("no {field}")) + field.len() + 3;
     text[at..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn teleop_and_rrl_launch_record_the_configured_critics_reflex() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 21);
+    let config = dir.path().join("panda.ron");
+    std::fs::write(&config, PANDA).unwrap();
+
+    // Keyboard teleop, keys piped: a few moves along +y, then `y` labels the demo.
+    let run = dir.path().join("teleop");
+    let mut teleop = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["teleop", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"])
+        .env("RRL_LOG", "warn")
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("ROS_DOMAIN_ID", domain(7).to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keys = teleop.stdin.take().unwrap();
+    // Keys typed before teleop listens would arrive at once: wait for its first demo file.
+    let started = std::time::Instant::now();
+    while recording::list_episodes(&run.join("demos")).map_or(true, |e| e.is_empty()) && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for _ in 0..10 {
+        keys.write_all(b"a").unwrap();
+        keys.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    keys.write_all(b"y").unwrap();
+    keys.flush().unwrap();
+    succeeded(&teleop.wait_with_output().unwrap(), "rrl teleop");
+    let (steps, reflexes, _) = reflex_counts(&[run.join("demos")]);
+    assert!(steps > 0 && reflexes == steps, "rrl teleop: {reflexes} of {steps} steps with the reflex");
+
+    // `rrl launch --run-dir`: the robot is its lockstep task node, stepped by its actor.
+    let run = dir.path().join("launch");
+    succeeded(&rrl(&["launch", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", "20", "--learner-idle-s", "2"], domain(8)), "rrl launch");
+    let (steps, reflexes, _) = reflex_counts(&recorded(&run.join("critic_panda")));
+    assert!(steps >= 30 && reflexes == steps, "rrl launch: {reflexes} of {steps} steps with the reflex");
 }

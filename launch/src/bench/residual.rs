@@ -84,7 +84,7 @@ fn train_base(args: &ResidualBenchArgs, reward: RewardKind, seed: u64) -> anyhow
     let mut env = task(reward)?;
     let (observations, actions) = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed).record(&mut env, u64::from(args.demo_episodes), seed * 1000)?;
     let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &crate::practice::BC_HIDDEN, args.bc_steps, seed)?;
+    let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &crate::bc::BC_HIDDEN, args.bc_steps, seed)?;
     Ok(policy)
 }
 
@@ -153,7 +153,7 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     progress.set_message(format!("seed {seed}: behaviour cloning"));
     let base_file = tempfile::NamedTempFile::new().context("a scratch file for the base")?;
     train_base(args, reward, seed)?.save(base_file.path())?;
-    let load = || BcPolicy::load(base_file.path(), &crate::practice::BC_HIDDEN);
+    let load = || BcPolicy::load(base_file.path(), &crate::bc::BC_HIDDEN);
     let scale = &args.residual_scale;
     let mut residual_env = ResidualEnv::new(task(reward)?, load()?, scale)?;
     let mut residual_eval = ResidualEnv::new(task(reward)?, load()?, scale)?;
@@ -191,43 +191,41 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     }))
 }
 
-pub fn run(args: &ResidualBenchArgs) -> anyhow::Result<Value> {
-    let reward = match args.reward.as_str() {
-        "dense" => RewardKind::Dense,
-        "sparse" => RewardKind::Sparse,
-        other => anyhow::bail!("unknown reward `{other}`: use dense or sparse"),
-    };
-    // A bad --learner-from file is refused before any training.
-    let section = learner_section(args)?;
-    let progress = indicatif::ProgressBar::new(args.seeds.len() as u64);
-    progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} seeds {elapsed} {msg}").expect("valid template"));
-    let mut runs = Vec::new();
-    for &seed in &args.seeds {
-        let run = one_seed(args, reward, seed, &progress)?;
-        // Each seed's result as it lands (a long comparison cut short keeps what it measured).
-        progress.suspend(|| eprintln!("{run}"));
-        runs.push(run);
+impl ResidualBenchArgs {
+    pub fn run(self) -> anyhow::Result<Value> {
+        let reward = crate::train::parse_reward(&self.reward)?;
+        // A bad --learner-from file is refused before any training.
+        let section = learner_section(&self)?;
+        let progress = indicatif::ProgressBar::new(self.seeds.len() as u64);
+        progress.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} seeds {elapsed} {msg}").expect("valid template"));
+        let mut runs = Vec::new();
+        for &seed in &self.seeds {
+            let run = one_seed(&self, reward, seed, &progress)?;
+            // Each seed's result as it lands (a long comparison cut short keeps what it measured).
+            progress.suspend(|| eprintln!("{run}"));
+            runs.push(run);
+        }
+        progress.finish_and_clear();
+        let column = |path: &[&str]| -> Vec<f64> { runs.iter().filter_map(|r| path.iter().fold(Some(r), |v, k| v.and_then(|v| v.get(*k))).and_then(Value::as_f64)).collect() };
+        let mean = |xs: Vec<f64>| if xs.is_empty() { None } else { Some(xs.iter().sum::<f64>() / xs.len() as f64) };
+        let reached = |method: &str| runs.iter().filter(|r| !r[method]["steps_to_target"].is_null()).count();
+        Ok(json!({
+            "bench": "residual",
+            "task": "PandaPickCube",
+            "reward": self.reward,
+            "seeds": self.seeds,
+            "demo_episodes": self.demo_episodes,
+            "demo_noise": self.demo_noise,
+            "residual_scale": self.residual_scale,
+            "learner_from": self.learner_from.as_ref().map(|p| p.display().to_string()),
+            "learner": section,
+            "steps": self.steps,
+            "target": self.target,
+            "mean_base_success": mean(column(&["base_success"])),
+            "mean_final_success": { "residual": mean(column(&["residual", "final_success"])), "rlpd_from_scratch": mean(column(&["rlpd_from_scratch", "final_success"])) },
+            "seeds_reaching_target": { "residual": reached("residual"), "rlpd_from_scratch": reached("rlpd_from_scratch") },
+            "mean_steps_to_target_where_reached": { "residual": mean(column(&["residual", "steps_to_target"])), "rlpd_from_scratch": mean(column(&["rlpd_from_scratch", "steps_to_target"])) },
+            "runs": runs,
+        }))
     }
-    progress.finish_and_clear();
-    let column = |path: &[&str]| -> Vec<f64> { runs.iter().filter_map(|r| path.iter().fold(Some(r), |v, k| v.and_then(|v| v.get(*k))).and_then(Value::as_f64)).collect() };
-    let mean = |xs: Vec<f64>| if xs.is_empty() { None } else { Some(xs.iter().sum::<f64>() / xs.len() as f64) };
-    let reached = |method: &str| runs.iter().filter(|r| !r[method]["steps_to_target"].is_null()).count();
-    Ok(json!({
-        "bench": "residual",
-        "task": "PandaPickCube",
-        "reward": args.reward,
-        "seeds": args.seeds,
-        "demo_episodes": args.demo_episodes,
-        "demo_noise": args.demo_noise,
-        "residual_scale": args.residual_scale,
-        "learner_from": args.learner_from.as_ref().map(|p| p.display().to_string()),
-        "learner": section,
-        "steps": args.steps,
-        "target": args.target,
-        "mean_base_success": mean(column(&["base_success"])),
-        "mean_final_success": { "residual": mean(column(&["residual", "final_success"])), "rlpd_from_scratch": mean(column(&["rlpd_from_scratch", "final_success"])) },
-        "seeds_reaching_target": { "residual": reached("residual"), "rlpd_from_scratch": reached("rlpd_from_scratch") },
-        "mean_steps_to_target_where_reached": { "residual": mean(column(&["residual", "steps_to_target"])), "rlpd_from_scratch": mean(column(&["rlpd_from_scratch", "steps_to_target"])) },
-        "runs": runs,
-    }))
 }

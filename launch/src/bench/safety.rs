@@ -29,6 +29,36 @@ use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
 const SAFE_MIN: [f64; 3] = [0.25, -0.25, 0.0];
 const SAFE_MAX: [f64; 3] = [0.55, 0.25, 0.45];
 
+#[derive(clap::Args)]
+pub struct SafetyBenchArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Random-exploration steps per condition.
+    #[arg(long, default_value_t = 5_000)]
+    random_steps: u64,
+    /// SAC training steps per condition.
+    #[arg(long, default_value_t = 5_000)]
+    sac_steps: u64,
+    /// Scripted-expert episodes per condition.
+    #[arg(long, default_value_t = 20)]
+    expert_episodes: u64,
+    /// Gradient steps of the risk critic.
+    #[arg(long, default_value_t = 3_000)]
+    critic_updates: usize,
+    /// Risk above this triggers the critic's Recover reflex.
+    #[arg(long, default_value_t = 0.5)]
+    risk_threshold: f32,
+    /// Discount of the Recovery RL target (how far ahead "soon" reaches: 1/(1-γ) ticks).
+    #[arg(long, default_value_t = 0.5)]
+    gamma_risk: f64,
+    /// The critic's reflex: hold, decelerate or recover.
+    #[arg(long, default_value = "decelerate")]
+    reflex: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 fn rules() -> anyhow::Result<SafetyConfig> {
     let text = format!(
         "(preset: Some(FrankaPanda), workspace: Some((min: ({}, {}, {}), max: ({}, {}, {}), max_step_m: 0.017, max_speed_mps: 1.7, tool_offset_m: (0.0, 0.0, 0.1488))))",
@@ -179,53 +209,57 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
     Ok(Tally { steps, violations: task.take_violation_steps(), safety_events, episodes, successes })
 }
 
-pub fn run(random_steps: u64, sac_steps: u64, expert_episodes_per_condition: u64, critic_updates: usize, threshold: f32, gamma_risk: f64, reflex: Reflex, seed: u64) -> anyhow::Result<serde_json::Value> {
-    let work = tempfile::tempdir().context("creating a scratch folder")?;
-    let critic_file = work.path().join("risk_critic.safetensors");
-    let device = tch::Device::Cpu;
+impl SafetyBenchArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, .. } = self;
+        let reflex = parse_reflex(&reflex)?;
+        let work = tempfile::tempdir().context("creating a scratch folder")?;
+        let critic_file = work.path().join("risk_critic.safetensors");
+        let device = tch::Device::Cpu;
 
-    // Random exploration without a gate, then with the rules, recording the
-    // rules' verdicts as the critic's labels.
-    let none = explore(&mut task(Condition::NoGate, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
-    let mut data = RiskDataset::new(21);
-    let mut with_rules = task(Condition::Rules, &critic_file, threshold, reflex)?;
-    with_rules.record_gate_ticks();
-    let rules = explore(&mut with_rules, random_steps, seed, Some(&mut data))?;
-    tracing::info!(ticks = data.len(), violation_rate = data.violation_rate(), "risk-critic data from the rules-only gate");
+        // Random exploration without a gate, then with the rules, recording the
+        // rules' verdicts as the critic's labels.
+        let none = explore(&mut task(Condition::NoGate, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
+        let mut data = RiskDataset::new(21);
+        let mut with_rules = task(Condition::Rules, &critic_file, threshold, reflex)?;
+        with_rules.record_gate_ticks();
+        let rules = explore(&mut with_rules, random_steps, seed, Some(&mut data))?;
+        tracing::info!(ticks = data.len(), violation_rate = data.violation_rate(), "risk-critic data from the rules-only gate");
 
-    let mut trainer = RiskCriticTrainer::new(21, RiskTrainerConfig { seed, gamma_risk, ..RiskTrainerConfig::default() });
-    let progress = indicatif::ProgressBar::new(critic_updates as u64);
-    let mut loss = 0.0;
-    for _ in 0..critic_updates {
-        loss = trainer.update(&data);
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    trainer.export(&critic_file)?;
-    let critic = explore(&mut task(Condition::RulesAndCritic, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
+        let mut trainer = RiskCriticTrainer::new(21, RiskTrainerConfig { seed, gamma_risk, ..RiskTrainerConfig::default() });
+        let progress = indicatif::ProgressBar::new(critic_updates as u64);
+        let mut loss = 0.0;
+        for _ in 0..critic_updates {
+            loss = trainer.update(&data);
+            progress.inc(1);
+        }
+        progress.finish_and_clear();
+        trainer.export(&critic_file)?;
+        let critic = explore(&mut task(Condition::RulesAndCritic, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
 
-    let mut expert = serde_json::Map::new();
-    for condition in [Condition::NoGate, Condition::Rules, Condition::RulesAndCritic] {
-        let tally = expert_episodes(&mut task(condition, &critic_file, threshold, reflex)?, expert_episodes_per_condition, seed)?;
-        expert.insert(condition.name().into(), tally.report());
+        let mut expert = serde_json::Map::new();
+        for condition in [Condition::NoGate, Condition::Rules, Condition::RulesAndCritic] {
+            let tally = expert_episodes(&mut task(condition, &critic_file, threshold, reflex)?, expert_episodes_per_condition, seed)?;
+            expert.insert(condition.name().into(), tally.report());
+        }
+        let mut training = serde_json::Map::new();
+        for condition in [Condition::NoGate, Condition::Rules, Condition::RulesAndCritic] {
+            let run_dir = work.path().join(condition.name());
+            let tally = train(&mut task(condition, &critic_file, threshold, reflex)?, sac_steps, seed, &run_dir, device)?;
+            training.insert(condition.name().into(), tally.report());
+        }
+        Ok(serde_json::json!({
+            "task": "PandaPickCube",
+            "safety_box": {"min": SAFE_MIN, "max": SAFE_MAX},
+            "risk_critic": {"training_ticks": data.len(), "label_rate": data.violation_rate(), "updates": critic_updates, "final_loss": loss, "threshold": threshold, "gamma_risk": gamma_risk, "reflex": format!("{reflex:?}")},
+            "random_exploration": {"no_gate": none.report(), "rules": rules.report(), "rules_and_critic": critic.report()},
+            "scripted_expert": expert,
+            "sac_training": training,
+        }))
     }
-    let mut training = serde_json::Map::new();
-    for condition in [Condition::NoGate, Condition::Rules, Condition::RulesAndCritic] {
-        let run_dir = work.path().join(condition.name());
-        let tally = train(&mut task(condition, &critic_file, threshold, reflex)?, sac_steps, seed, &run_dir, device)?;
-        training.insert(condition.name().into(), tally.report());
-    }
-    Ok(serde_json::json!({
-        "task": "PandaPickCube",
-        "safety_box": {"min": SAFE_MIN, "max": SAFE_MAX},
-        "risk_critic": {"training_ticks": data.len(), "label_rate": data.violation_rate(), "updates": critic_updates, "final_loss": loss, "threshold": threshold, "gamma_risk": gamma_risk, "reflex": format!("{reflex:?}")},
-        "random_exploration": {"no_gate": none.report(), "rules": rules.report(), "rules_and_critic": critic.report()},
-        "scripted_expert": expert,
-        "sac_training": training,
-    }))
 }
 
-pub fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
+fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
     Ok(match name {
         "hold" => Reflex::Hold,
         "decelerate" => Reflex::Decelerate,

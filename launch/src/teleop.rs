@@ -1,0 +1,69 @@
+//! `rrl teleop`: a human records demo episodes with a gamepad or SpaceMouse
+//! over ROS 2 (or the keyboard), through the safety gate, labelling each on
+//! `practice/command`.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use rrl_types::config::LaunchFile;
+use rrl_types::Environment;
+
+use crate::operator::{OperatorKind, Paced};
+
+#[derive(clap::Args)]
+pub struct TeleopArgs {
+    /// Launch file of the robot and task.
+    #[arg(long)]
+    config: PathBuf,
+    /// Run folder; demos go to its demos/ and seed `rrl practice --run-dir` on it. Default: runs/<launch name>.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Demo episodes to record (the session also ends on a `stop` command).
+    #[arg(long, default_value_t = 10)]
+    episodes: u32,
+    /// Joy topic of the gamepad or SpaceMouse.
+    #[arg(long, default_value = "/spacenav/joy")]
+    joy_topic: String,
+    /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
+    #[arg(long, value_enum, default_value = "joy")]
+    operator: OperatorKind,
+    #[command(flatten)]
+    robot: crate::robot_choice::RobotChoice,
+}
+
+impl TeleopArgs {
+    pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        if self.operator == OperatorKind::None {
+            bail!("teleop needs a human: --operator joy or keyboard");
+        }
+        let launch = LaunchFile::load(&self.config)?;
+        let seed = crate::robot_choice::sim_seed(&launch) + 20_000;
+        let started = self.robot.start(&launch, &self.config, seed)?;
+        let mut env = started.task;
+        let run_dir = crate::practice::run_folder(self.run_dir.clone(), &launch);
+        let mut operator = self.operator.start(&launch.namespace, &self.joy_topic, env.action_size())?;
+        let mut paced = Paced::new(operator.as_mut(), Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)));
+        // Holding still: no displacement (and the Panda's gripper, its fourth action, open).
+        let mut idle = vec![0.0; env.action_size()];
+        if idle.len() == 4 {
+            idle[3] = -1.0;
+        }
+        if self.operator == OperatorKind::Joy {
+            eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
+        }
+        let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, self.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
+            tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
+        })?;
+        let robot_node = crate::robot_choice::finish_node(started.node)?;
+        Ok(serde_json::json!({
+            "task": started.name,
+            "robot_node": robot_node,
+            "run_dir": run_dir.display().to_string(),
+            "episodes": reports.len(),
+            "successes": reports.iter().filter(|r| r.success == Some(true)).count(),
+            "steps": reports.iter().map(|r| r.steps).sum::<u64>(),
+            "human_steps": reports.iter().map(|r| r.interventions).sum::<u64>(),
+            "reports": reports,
+        }))
+    }
+}
