@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[test]
 fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
-    let python = common::venv_python();
     let emulator = common::VlmEmulator::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cell.ron");
@@ -30,22 +28,8 @@ fn one_launch_file_starts_the_simulated_robot_and_its_reward_node() {
     )
     .unwrap();
     let domain = (20 + (std::process::id() + 71) % 80).to_string();
-    let launched = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["launch", config.to_str().unwrap(), "--duration-s", "20"])
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("RRL_TEST_VLM_KEY", "test-key")
-        .env("RRL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let peer = Command::new(&python)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/watch_rewards.py"))
-        .arg("cell")
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .output()
-        .unwrap();
+    let launched = common::rrl_command(&["launch", config.to_str().unwrap(), "--duration-s", "20"], &domain).stdout(Stdio::piped()).spawn().unwrap();
+    let peer = common::ros_peer("watch_rewards.py", &["cell"], &domain).output().unwrap();
     let out = launched.wait_with_output().unwrap();
     drop(emulator);
     assert!(out.status.success(), "rrl launch failed");

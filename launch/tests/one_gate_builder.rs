@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const PANDA: &str = r#"(
     name: "critic_panda",
@@ -21,13 +21,7 @@ const PANDA: &str = r#"(
 )"#;
 
 fn rrl(args: &[&str], domain: u32) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(args)
-        .env("RRL_LOG", "warn")
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .output()
-        .expect("run rrl")
+    common::rrl_command(args, &domain.to_string()).output().expect("run rrl")
 }
 
 fn succeeded(output: &Output, what: &str) {
@@ -54,16 +48,23 @@ fn reflex_counts(folders: &[PathBuf]) -> (usize, usize, usize) {
     counts
 }
 
+/// A scratch folder holding the Panda launch file and an always-firing
+/// critic file for `inputs` inputs beside it; the file's path.
+fn panda_with_critic_of(inputs: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), inputs);
+    let config = dir.path().join("panda.ron");
+    std::fs::write(&config, PANDA).unwrap();
+    (dir, config)
+}
+
 fn recorded(run: &Path) -> Vec<PathBuf> {
     ["demos", "episodes", "eval/episodes"].iter().map(|f| run.join(f)).collect()
 }
 
 #[test]
 fn practice_and_eval_on_the_simulated_panda_record_the_configured_critics_reflex() {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 21);
-    let config = dir.path().join("panda.ron");
-    std::fs::write(&config, PANDA).unwrap();
+    let (dir, config) = panda_with_critic_of(21);
     let config_arg = config.to_str().unwrap();
 
     for (robot, offset) in [("local", 0), ("node", 1)] {
@@ -90,11 +91,8 @@ fn practice_and_eval_on_the_simulated_panda_record_the_configured_critics_reflex
 
 #[test]
 fn a_critic_that_cannot_be_loaded_refuses_to_start_rather_than_run_on_rules_alone() {
-    let dir = tempfile::tempdir().unwrap();
     // A critic for a two-joint arm in a seven-joint Panda's gate.
-    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 6);
-    let config = dir.path().join("panda.ron");
-    std::fs::write(&config, PANDA).unwrap();
+    let (dir, config) = panda_with_critic_of(6);
     for args in [vec!["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join("run").to_str().unwrap()], vec!["check-config", config.to_str().unwrap()]] {
         let output = rrl(&args, domain(4));
         assert!(!output.status.success(), "{args:?} started with a critic that does not fit");
@@ -106,21 +104,8 @@ fn a_critic_that_cannot_be_loaded_refuses_to_start_rather_than_run_on_rules_alon
 /// Runs a robot node (`rrl sim` or `rrl driver`) beside the rclpy probe
 /// that commands the arm to stay put and watches `safety/verdicts`.
 fn probe_robot_node(args: &[&str], namespace: &str, domain: u32) -> (bool, String) {
-    let mut node = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(args)
-        .env("RRL_LOG", "warn")
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the robot node");
-    let probe = Command::new(common::venv_python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/reflex_probe.py"))
-        .arg(namespace)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("ROS_DOMAIN_ID", domain.to_string())
-        .output()
-        .expect("run the probe");
+    let mut node = common::rrl_command(args, &domain.to_string()).stdout(std::process::Stdio::null()).spawn().expect("start the robot node");
+    let probe = common::ros_peer("reflex_probe.py", &[namespace], &domain.to_string()).output().expect("run the probe");
     let _ = node.kill();
     let _ = node.wait();
     (probe.status.success(), format!("{}{}", String::from_utf8_lossy(&probe.stdout), String::from_utf8_lossy(&probe.stderr)))
@@ -128,11 +113,8 @@ fn probe_robot_node(args: &[&str], namespace: &str, domain: u32) -> (bool, Strin
 
 #[test]
 fn rrl_sim_and_rrl_driver_gate_every_command_with_the_configured_critic() {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 21);
-    let with_critic = PANDA.replace("PandaReach", "PandaPickCube");
-    let config = dir.path().join("panda.ron");
-    std::fs::write(&config, &with_critic).unwrap();
+    let (dir, config) = panda_with_critic_of(21);
+    std::fs::write(&config, PANDA.replace("PandaReach", "PandaPickCube")).unwrap();
     let (reflex, report) = probe_robot_node(&["sim", "--config", config.to_str().unwrap(), "--duration-s", "60"], "critic_panda", domain(5));
     assert!(reflex, "rrl sim published no reflex: {report}");
 
@@ -162,18 +144,11 @@ fn ron_string_field(text: &str, field: &str) -> String {
 #[test]
 fn teleop_and_rrl_launch_record_the_configured_critics_reflex() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 21);
-    let config = dir.path().join("panda.ron");
-    std::fs::write(&config, PANDA).unwrap();
+    let (dir, config) = panda_with_critic_of(21);
 
     // Keyboard teleop, keys piped: a few moves along +y, then `y` labels the demo.
     let run = dir.path().join("teleop");
-    let mut teleop = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["teleop", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"])
-        .env("RRL_LOG", "warn")
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("ROS_DOMAIN_ID", domain(7).to_string())
+    let mut teleop = common::rrl_command(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"], &domain(7).to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

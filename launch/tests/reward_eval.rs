@@ -14,6 +14,19 @@ fn write_episode(folder: &Path, reds: &[u8]) {
     }
 }
 
+/// `rrl reward-eval` of the frame folders in `episodes` by the VLM source
+/// against the emulated endpoint; its report.
+fn score_with_the_emulated_vlm(episodes: &Path, task: &str, size: &str, extra: &[&str]) -> serde_json::Value {
+    let emulator = common::VlmEmulator::start();
+    let url = emulator.url();
+    let mut args = vec!["reward-eval", episodes.to_str().unwrap(), "--task", task, "--source", "vlm", "--model", "emulated-vlm", "--api-key-env", "RRL_TEST_VLM_KEY", "--size", size, "--endpoint", &url];
+    args.extend_from_slice(extra);
+    let out = common::rrl_command(&args, &(20 + std::process::id() % 80).to_string()).output().unwrap();
+    drop(emulator);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn reward_eval_reports_voc_reversed_voc_and_success_f1() {
     let dir = tempfile::tempdir().unwrap();
@@ -25,17 +38,7 @@ fn reward_eval_reports_voc_reversed_voc_and_success_f1() {
     let labels = dir.path().join("labels.json");
     std::fs::write(&labels, r#"{"ep1_success": true, "ep2_failure": false, "ep3_setback": true}"#).unwrap();
 
-    let emulator = common::VlmEmulator::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["reward-eval", episodes.to_str().unwrap(), "--task", "make the scene red", "--source", "vlm", "--model", "emulated-vlm", "--api-key-env", "RRL_TEST_VLM_KEY", "--size", "16"])
-        .args(["--endpoint", &emulator.url(), "--labels", labels.to_str().unwrap()])
-        .env("RRL_TEST_VLM_KEY", "test-key")
-        .env("RRL_LOG", "warn")
-        .output()
-        .unwrap();
-    drop(emulator);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = score_with_the_emulated_vlm(&episodes, "make the scene red", "16", &["--labels", labels.to_str().unwrap()]);
     let by_name = |name: &str| report["per_episode"].as_array().unwrap().iter().find(|e| e["episode"] == name).unwrap().clone();
     assert!(by_name("ep1_success")["voc"].as_f64().unwrap() > 0.99);
     assert!(by_name("ep1_success")["voc_reversed"].as_f64().unwrap() < -0.99);
@@ -99,17 +102,7 @@ fn rendered_sim_episodes_carry_true_progress_that_reward_eval_correlates_with() 
     assert_eq!(expert[0], 0.0);
     assert!(*expert.last().unwrap() > 0.85, "the expert's episode ends near its goal: {expert:?}");
 
-    let emulator = common::VlmEmulator::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["reward-eval", episodes.to_str().unwrap(), "--task", "reach the point", "--source", "vlm", "--model", "emulated-vlm", "--api-key-env", "RRL_TEST_VLM_KEY", "--size", "32"])
-        .args(["--endpoint", &emulator.url()])
-        .env("RRL_TEST_VLM_KEY", "test-key")
-        .env("RRL_LOG", "warn")
-        .output()
-        .unwrap();
-    drop(emulator);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = score_with_the_emulated_vlm(&episodes, "reach the point", "32", &[]);
     let per_episode = report["per_episode"].as_array().unwrap();
     assert_eq!(per_episode.len(), 2);
     for episode in per_episode {

@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
-    let python = common::venv_python();
     let emulator = common::VlmEmulator::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("reward.ron");
@@ -30,22 +28,8 @@ fn the_reward_node_scores_camera_frames_and_keeps_their_stamps() {
     )
     .unwrap();
     let domain = (20 + (std::process::id() + 29) % 80).to_string();
-    let node = Command::new(env!("CARGO_BIN_EXE_rrl"))
-        .args(["reward-node", "--config", config.to_str().unwrap(), "--duration-s", "15"])
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .env("RRL_TEST_VLM_KEY", "test-key")
-        .env("RRL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let peer = Command::new(&python)
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/reward_peer.py"))
-        .arg("cell")
-        .env("ROS_DOMAIN_ID", &domain)
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        .output()
-        .unwrap();
+    let node = common::rrl_command(&["reward-node", "--config", config.to_str().unwrap(), "--duration-s", "15"], &domain).stdout(Stdio::piped()).spawn().unwrap();
+    let peer = common::ros_peer("reward_peer.py", &["cell"], &domain).output().unwrap();
     let node_out = node.wait_with_output().unwrap();
     drop(emulator);
     assert!(peer.status.success(), "{}", String::from_utf8_lossy(&peer.stderr));

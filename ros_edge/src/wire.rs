@@ -70,30 +70,16 @@ impl Writer {
         bytes.push(kind as u8);
         Writer { bytes }
     }
-    pub fn u8(&mut self, v: u8) -> &mut Self {
-        self.bytes.push(v);
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) -> &mut Self {
+        self.bytes.extend_from_slice(&bytes);
         self
     }
-    pub fn u32(&mut self, v: u32) -> &mut Self {
-        self.bytes.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn u64(&mut self, v: u64) -> &mut Self {
-        self.bytes.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn i64(&mut self, v: i64) -> &mut Self {
-        self.bytes.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn f32(&mut self, v: f32) -> &mut Self {
-        self.bytes.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    pub fn f64(&mut self, v: f64) -> &mut Self {
-        self.bytes.extend_from_slice(&v.to_le_bytes());
-        self
-    }
+    pub fn u8(&mut self, v: u8) -> &mut Self { self.put([v]) }
+    pub fn u32(&mut self, v: u32) -> &mut Self { self.put(v.to_le_bytes()) }
+    pub fn u64(&mut self, v: u64) -> &mut Self { self.put(v.to_le_bytes()) }
+    pub fn i64(&mut self, v: i64) -> &mut Self { self.put(v.to_le_bytes()) }
+    pub fn f32(&mut self, v: f32) -> &mut Self { self.put(v.to_le_bytes()) }
+    pub fn f64(&mut self, v: f64) -> &mut Self { self.put(v.to_le_bytes()) }
     /// A count, then the values.
     pub fn f64s(&mut self, values: &[f64]) -> &mut Self {
         self.u32(values.len() as u32);
@@ -155,24 +141,15 @@ impl<'a> Reader<'a> {
         self.at = end;
         Ok(slice)
     }
-    pub fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, field)?[0])
+    fn le<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
+        Ok(self.take(N, field)?.try_into().expect("N bytes"))
     }
-    pub fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
-        Ok(u32::from_le_bytes(self.take(4, field)?.try_into().expect("4 bytes")))
-    }
-    pub fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
-        Ok(u64::from_le_bytes(self.take(8, field)?.try_into().expect("8 bytes")))
-    }
-    pub fn i64(&mut self, field: &'static str) -> Result<i64, WireError> {
-        Ok(i64::from_le_bytes(self.take(8, field)?.try_into().expect("8 bytes")))
-    }
-    pub fn f32(&mut self, field: &'static str) -> Result<f32, WireError> {
-        Ok(f32::from_le_bytes(self.take(4, field)?.try_into().expect("4 bytes")))
-    }
-    pub fn f64(&mut self, field: &'static str) -> Result<f64, WireError> {
-        Ok(f64::from_le_bytes(self.take(8, field)?.try_into().expect("8 bytes")))
-    }
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, WireError> { Ok(self.le::<1>(field)?[0]) }
+    pub fn u32(&mut self, field: &'static str) -> Result<u32, WireError> { self.le(field).map(u32::from_le_bytes) }
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, WireError> { self.le(field).map(u64::from_le_bytes) }
+    pub fn i64(&mut self, field: &'static str) -> Result<i64, WireError> { self.le(field).map(i64::from_le_bytes) }
+    pub fn f32(&mut self, field: &'static str) -> Result<f32, WireError> { self.le(field).map(f32::from_le_bytes) }
+    pub fn f64(&mut self, field: &'static str) -> Result<f64, WireError> { self.le(field).map(f64::from_le_bytes) }
     /// A count of items of `item_size` bytes each, checked against what is left.
     fn count(&mut self, item_size: usize, field: &'static str) -> Result<usize, WireError> {
         let at = self.at;

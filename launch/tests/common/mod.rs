@@ -103,3 +103,18 @@ pub fn write_always_firing_critic(path: &std::path::Path, inputs: usize) {
     ];
     std::fs::write(path, safetensors::serialize(tensors, None).unwrap()).unwrap();
 }
+
+/// `rrl args` as the tests run it: DDS on the loopback on `domain`, warnings
+/// only, and the key the emulated VLM endpoint expects.
+pub fn rrl_command(args: &[&str], domain: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rrl"));
+    command.args(args).env("ROS_DOMAIN_ID", domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST").env("RRL_TEST_VLM_KEY", "test-key").env("RRL_LOG", "warn");
+    command
+}
+
+/// A Python ROS 2 peer of tests/python on `domain`, on the loopback.
+pub fn ros_peer(script: &str, args: &[&str], domain: &str) -> Command {
+    let mut command = Command::new(venv_python());
+    command.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script)).args(args).env("ROS_DOMAIN_ID", domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST");
+    command
+}
