@@ -104,6 +104,9 @@ impl KeyboardOperator {
 }
 
 impl Operator for KeyboardOperator {
+    fn labels(&self) -> bool {
+        true
+    }
     fn poll(&mut self, _observation: &[f64]) -> OperatorInput {
         let mut input = OperatorInput::default();
         let now = Instant::now();
@@ -183,6 +186,9 @@ impl<'a> Paced<'a> {
 }
 
 impl Operator for Paced<'_> {
+    fn labels(&self) -> bool {
+        self.inner.labels()
+    }
     fn poll(&mut self, observation: &[f64]) -> OperatorInput {
         if let (Some(period), Some(last)) = (self.period, self.last) {
             if let Some(wait) = (last + period).checked_duration_since(Instant::now()) {

@@ -88,6 +88,11 @@ impl PracticeArgs {
             bail!("{} already holds {recorded} practice episodes: pass --resume to continue that run, or choose another --run-dir", run_dir.display());
         }
         self.robot.check(&launch, &self.config)?;
+        match &launch.reward {
+            RewardConfig::Classifier { .. } => bail!("{}: reward: Classifier(..) is not built yet (it arrives with the success-classifier work); practice would learn from another reward than the one asked for, so it refuses: use Task, Vlm(..) or Human", self.config.display()),
+            RewardConfig::Human if self.operator == OperatorKind::None => bail!("{}: reward: Human comes from a person's success and failure labels: pass --operator keyboard or joy", self.config.display()),
+            _ => {}
+        }
         match &launch.robot {
             RobotConfig::Sim(_) if self.robot.placement != Placement::Local => {
                 if let RewardConfig::Vlm(_) = launch.reward {
@@ -270,6 +275,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
+        human_reward: launch.reward == RewardConfig::Human,
     };
     let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, env.action_size())?;
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));

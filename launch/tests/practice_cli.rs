@@ -435,3 +435,21 @@ exit $status
     assert!(rows.lines().all(|l| l.split(',').count() == 10), "{rows}");
     assert_eq!(report["eval"]["episodes"], 1, "the final checkpoint was written and loads: {report}");
 }
+
+/// Rewards practice cannot give yet, or cannot give without a person, are
+/// refused at start-up with the reason, never silently replaced by the
+/// task's own reward.
+#[test]
+fn practice_refuses_a_classifier_reward_and_a_human_reward_without_a_human() {
+    let dir = tempfile::tempdir().unwrap();
+    let classifier = "Classifier(model: \"success.pt\", camera: \"front\", threshold: 0.9),\n    cameras: [(name: \"front\", source: Sim(\"front\"), width: 32, height: 32)]";
+    for (reward, says) in [(classifier, "Classifier(..) is not built yet"), ("Human", "pass --operator keyboard or joy")] {
+        let config = dir.path().join("reach.ron");
+        std::fs::write(&config, LAUNCH.replace("    practice:", &format!("    reward: {reward},\n    practice:"))).unwrap();
+        let output = run(&["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join("run").to_str().unwrap()]);
+        assert!(!output.status.success(), "{reward}: practice started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says) && stderr.contains("reach.ron"), "{reward}: {stderr}");
+        assert!(!dir.path().join("run").exists(), "{reward}: nothing is written before the refusal");
+    }
+}

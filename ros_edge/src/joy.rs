@@ -84,6 +84,9 @@ impl JoyOperator {
 }
 
 impl Operator for JoyOperator {
+    fn labels(&self) -> bool {
+        true
+    }
     fn poll(&mut self, _observation: &[f64]) -> OperatorInput {
         let mut input = OperatorInput::default();
         loop {

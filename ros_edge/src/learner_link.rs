@@ -315,6 +315,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         replay_capacity: spec.replay_capacity,
         max_backlog: u64::MAX,
         stop_at_success: None,
+        human_reward: false,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();

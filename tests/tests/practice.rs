@@ -44,6 +44,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         replay_capacity: 10_000,
         max_backlog: 20_000,
         stop_at_success: None,
+        human_reward: false,
     }
 }
 
@@ -252,4 +253,104 @@ fn a_confirmation_that_falls_short_sends_practice_on() {
     assert_eq!(report.episodes.len(), 65);
     let deterministic: Vec<u64> = report.episodes.iter().filter(|e| e.deterministic).map(|e| e.episode).collect();
     assert_eq!(deterministic, (25..35).chain(55..65).collect::<Vec<_>>());
+}
+
+/// A human who takes over with one fixed motion for three steps and then
+/// labels what they saw: success in even episodes, failure in odd ones. A
+/// labelling operator, so the newest step waits for their word.
+struct LabellingHuman {
+    polls: u64,
+    action: Vec<f64>,
+}
+
+impl Operator for LabellingHuman {
+    fn labels(&self) -> bool {
+        true
+    }
+    fn poll(&mut self, _: &[f64]) -> OperatorInput {
+        self.polls += 1;
+        let (episode, poll) = ((self.polls - 1) / 4, (self.polls - 1) % 4);
+        match poll {
+            3 => OperatorInput { takeover: None, command: Some(if episode % 2 == 0 { OperatorCommand::Success } else { OperatorCommand::Failure }) },
+            _ => OperatorInput { takeover: Some(self.action.clone()), command: None },
+        }
+    }
+}
+
+/// The learner's end of the link, keeping everything the actor sends.
+#[derive(Default)]
+struct CapturedStream(Vec<practice::ToLearner>);
+
+impl practice::LearnerLink for CapturedStream {
+    fn send(&mut self, item: practice::ToLearner) {
+        self.0.push(item);
+    }
+    fn updates(&self) -> u64 {
+        0
+    }
+    fn take_weights(&mut self) -> Option<practice::ActorWeights> {
+        None
+    }
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The transitions of a captured stream, in order.
+fn transitions(stream: &CapturedStream) -> Vec<policies::replay::Transition> {
+    stream.0.iter().filter_map(|item| match item {
+        practice::ToLearner::Transition { transition, .. } => Some(transition.clone()),
+        practice::ToLearner::OnlineStep => None,
+    }).collect()
+}
+
+fn labelled_practice(run: &Path, total_steps: u64) -> (CapturedStream, practice::PracticeReport) {
+    let mut task = reach_task(40);
+    let config = small_learner(&task);
+    let mut human = LabellingHuman { polls: 0, action: vec![0.3, -0.2, 0.1, -1.0] };
+    let settings = PracticeSettings { human_reward: true, lockstep: false, warmup_steps: 10_000, ..settings(run, total_steps) };
+    let mut stream = CapturedStream::default();
+    let report = practice::practice_with_link(&mut task, config, &mut stream, &mut human, &settings, &mut |_| {}).unwrap();
+    (stream, report)
+}
+
+/// `reward: Human`: a success label ends the episode with exactly one
+/// terminal transition of reward 1, a failure label with one of reward 0,
+/// every other step has reward 0 — on disk and at the learner alike; and
+/// a run that stops and resumes sends the learner the very transitions an
+/// uninterrupted run sends.
+#[test]
+fn human_labels_make_one_terminal_transition_on_disk_and_at_the_learner_and_survive_a_resume() {
+    let whole = tempfile::tempdir().unwrap();
+    let (stream, report) = labelled_practice(whole.path(), 12);
+    assert_eq!(report.episodes.len(), 4, "{:?}", report.episodes.iter().map(|e| (e.steps, &e.reason)).collect::<Vec<_>>());
+    let recorded = read_folder(&whole.path().join("episodes"));
+    assert_eq!(recorded.len(), 4);
+    for (i, episode) in recorded.iter().enumerate() {
+        let success = i % 2 == 0;
+        assert_eq!(episode.outcome.as_ref().unwrap().success, Some(success), "episode {i}");
+        assert_eq!(episode.steps.len(), 3, "episode {i}");
+        let terminal: Vec<(usize, f32)> = episode.steps.iter().enumerate().filter(|(_, s)| s.flags.terminated).map(|(k, s)| (k, s.reward)).collect();
+        assert_eq!(terminal, vec![(2, if success { 1.0 } else { 0.0 })], "episode {i}: one terminal step, the last, with the label's reward");
+        assert!(episode.steps[..2].iter().all(|s| s.reward == 0.0), "episode {i}: only a label gives reward");
+    }
+    // The learner got the same: 3 transitions an episode (1-step returns), the third terminal.
+    let sent = transitions(&stream);
+    assert_eq!(sent.len(), 12);
+    for (i, chunk) in sent.chunks(3).enumerate() {
+        let rewards: Vec<(f32, bool)> = chunk.iter().map(|t| (t.reward, t.terminal)).collect();
+        assert_eq!(rewards, vec![(0.0, false), (0.0, false), (if i % 2 == 0 { 1.0 } else { 0.0 }, true)], "episode {i} at the learner");
+    }
+    for (t, s) in sent.iter().zip(recorded.iter().flat_map(|e| &e.steps)) {
+        assert_eq!((&t.observation, &t.next_observation, t.reward, t.terminal), (&s.observation, &s.next_observation, s.reward, s.flags.terminated));
+    }
+
+    // Stopped after two episodes, then resumed to the same budget: the
+    // resumed session's learner gets the recorded ones again, then the new.
+    let split = tempfile::tempdir().unwrap();
+    let (_, first) = labelled_practice(split.path(), 6);
+    assert_eq!(first.episodes.len(), 2);
+    let (resumed, second) = labelled_practice(split.path(), 12);
+    assert_eq!((second.resumed_episodes, second.episodes.len()), (2, 2));
+    assert_eq!(transitions(&resumed), sent, "the learner receives the same transitions as without the stop");
 }

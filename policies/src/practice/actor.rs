@@ -218,7 +218,16 @@ impl<E: PracticeTask> Actor<'_, E> {
             self.hold_for_learner()?;
             let takeover = self.poll_operator(episode);
             if let Some(reason) = episode.controls.end_reason() {
+                if let Some(success) = episode.controls.label {
+                    // The label judges the step the human just saw (held for it).
+                    episode.wait.label_newest(success, self.settings.human_reward);
+                }
                 return Ok(reason);
+            }
+            if self.report.total_steps >= self.settings.total_steps {
+                // The budget is spent (after the human had their word on the
+                // last step): the episode is cut here, like a time limit.
+                return Ok("budget");
             }
             if episode.controls.paused {
                 // The robot holds (nothing is sent); the episode clock stops.
@@ -231,7 +240,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             // Recovery steps follow in the file: everything before them goes
             // first. In lockstep (simulation) time can stand still, so each
             // step waits for its reward; on a robot only the episode's end does.
-            self.release(episode, taken.stuck || self.settings.lockstep)?;
+            self.release(episode, taken.stuck || self.settings.lockstep, !taken.stuck)?;
             if self.settings.lockstep {
                 self.keep_lockstep();
             }
@@ -241,10 +250,6 @@ impl<E: PracticeTask> Actor<'_, E> {
             }
             if taken.result.done() || taken.truncated {
                 return Ok(task_end_reason(self.env.success(), taken.result.terminated));
-            }
-            if self.report.total_steps >= self.settings.total_steps {
-                // The budget is spent: the episode is cut here, like a time limit.
-                return Ok("budget");
             }
         }
     }
@@ -301,7 +306,11 @@ impl<E: PracticeTask> Actor<'_, E> {
     fn step_and_record(&mut self, episode: &mut EpisodeState, policy_action: Vec<f64>, intervention: bool) -> Result<TakenStep, PracticeError> {
         to_env_action(&policy_action, &self.low, &self.high, &mut self.env_action);
         let step_number = self.report.total_steps + 1;
-        let result = self.env.step(&self.env_action).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+        let mut result = self.env.step(&self.env_action).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+        if self.settings.human_reward {
+            // Only a label gives reward.
+            result.reward = 0.0;
+        }
         let events = self.env.take_safety_events();
         episode.steps += 1;
         self.report.total_steps += 1;
@@ -328,17 +337,20 @@ impl<E: PracticeTask> Actor<'_, E> {
             terminal: result.terminated,
             discount: self.config.gamma as f32,
         };
-        episode.wait.push(AwaitedStep { step: episode.steps, record, transition, over, demo: intervention, since: Instant::now() });
+        episode.wait.push(AwaitedStep { step: episode.steps, record, transition, over, demo: intervention, since: Instant::now(), labelled: false });
         episode.observation = next;
         Ok(TakenStep { result, truncated, stuck, step_number })
     }
 
     /// Sends the queued steps whose rewards are known to the episode file
-    /// and the learner; with `until_empty`, waits for all of them.
-    fn release(&mut self, episode: &mut EpisodeState, until_empty: bool) -> Result<(), PracticeError> {
+    /// and the learner; with `until_empty`, waits for all of them. While
+    /// the episode goes on (`going_on`) and a human can label it, the
+    /// newest step waits for their next word.
+    fn release(&mut self, episode: &mut EpisodeState, until_empty: bool, going_on: bool) -> Result<(), PracticeError> {
+        let hold_newest = going_on && self.operator.labels();
         let (writer, nstep, total) = (&mut episode.writer, &mut episode.nstep, &mut episode.total);
         let (link, released) = (&mut *self.link, &mut self.released);
-        episode.wait.release(self.env, until_empty, &mut |s| emit_online(s, writer, nstep, link, total, released))
+        episode.wait.release(self.env, until_empty, hold_newest, &mut |s| emit_online(s, writer, nstep, link, total, released))
     }
 
     /// Lockstep (simulation): waits for one learner update per released
@@ -385,8 +397,12 @@ impl<E: PracticeTask> Actor<'_, E> {
     /// Waits for the episode's last rewards, closes its file with the
     /// outcome, reports it, and counts it for the early stop.
     fn finish_episode(&mut self, mut episode: EpisodeState, reason: &'static str) -> Result<(), PracticeError> {
-        self.release(&mut episode, true)?;
-        let success = episode.controls.label.or(self.env.success().map(|s| s && reason == "success"));
+        self.release(&mut episode, true, false)?;
+        let success = match self.settings.human_reward {
+            // The human is the judge: no label, no success.
+            true => episode.controls.label,
+            false => episode.controls.label.or(self.env.success().map(|s| s && reason == "success")),
+        };
         let outcome = EpisodeOutcome { steps: episode.steps, episode_return: episode.total, success, interventions: episode.interventions, safety_events: episode.safety_events, reason: reason.into() };
         durably(|| episode.writer.finish(&outcome))?;
         let episode_report = EpisodeReport {

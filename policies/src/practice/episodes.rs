@@ -65,10 +65,10 @@ pub(super) fn record_one_episode<E: PracticeTask>(
         };
         // Only the record matters here (no learner): the transition is a placeholder.
         let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };
-        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now() });
+        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now(), labelled: false });
         // Scripted demos and evaluations run in simulation, where time can
         // stand still: each step waits for its reward (up to the deadline).
-        wait.release(env, true, &mut |s| {
+        wait.release(env, true, false, &mut |s| {
             total += f64::from(s.record.reward);
             Ok(durably(|| writer.step(&s.record))?)
         })?;

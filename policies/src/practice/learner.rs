@@ -277,6 +277,7 @@ mod tests {
             replay_capacity: 100,
             max_backlog: 100,
             stop_at_success: None,
+            human_reward: false,
         };
         let (sender, inbox) = channel::unbounded();
         let fits = Transition { observation: vec![0.0; 14], action: vec![0.0; 4], reward: 0.0, next_observation: vec![0.0; 14], terminal: false, discount: 0.99 };

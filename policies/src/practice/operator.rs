@@ -28,6 +28,13 @@ pub struct OperatorInput {
 /// not block.
 pub trait Operator {
     fn poll(&mut self, observation: &[f64]) -> OperatorInput;
+    /// Whether this operator can label episodes. The newest step then
+    /// waits for the next poll before it is recorded and sent, so that a
+    /// label judging it still reaches it (a terminal transition on disk
+    /// and at the learner alike).
+    fn labels(&self) -> bool {
+        false
+    }
 }
 
 /// Fully autonomous practice: nobody at the robot.

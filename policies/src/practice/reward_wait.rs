@@ -22,6 +22,9 @@ pub(super) struct AwaitedStep {
     pub(super) over: bool,
     pub(super) demo: bool,
     pub(super) since: Instant,
+    /// A human's label ended the episode on this step: its reward is the
+    /// label's, whatever a learned reward says.
+    pub(super) labelled: bool,
 }
 
 /// Steps waiting for their learned rewards, released in order: with the
@@ -40,11 +43,33 @@ impl RewardWait {
         self.queue.push_back(step);
     }
 
+    /// A human's label on the episode's newest step: it ends the episode
+    /// (the n-step writer flushes); with `human_reward` the step becomes
+    /// terminal with reward 1 for a success, 0 for a failure. False when no
+    /// step waits (a label before the first step, or one already released).
+    pub(super) fn label_newest(&mut self, success: bool, human_reward: bool) -> bool {
+        let Some(step) = self.queue.back_mut() else { return false };
+        step.over = true;
+        if human_reward {
+            let reward = if success { 1.0 } else { 0.0 };
+            (step.record.reward, step.transition.reward) = (reward, reward);
+            (step.record.flags.terminated, step.transition.terminal) = (true, true);
+            step.labelled = true;
+        }
+        true
+    }
+
     /// Releases what can be released now; with `until_empty`, waits for
-    /// the rest (at the end of an episode, at most one deadline).
-    pub(super) fn release<E: PracticeTask>(&mut self, env: &mut E, until_empty: bool, emit: &mut dyn FnMut(AwaitedStep) -> Result<(), PracticeError>) -> Result<(), PracticeError> {
+    /// the rest (at the end of an episode, at most one deadline). With
+    /// `hold_newest` the newest step stays until the next call (a label may
+    /// still judge it).
+    pub(super) fn release<E: PracticeTask>(&mut self, env: &mut E, until_empty: bool, hold_newest: bool, emit: &mut dyn FnMut(AwaitedStep) -> Result<(), PracticeError>) -> Result<(), PracticeError> {
         while let Some(front) = self.queue.front() {
+            if hold_newest && self.queue.len() == 1 {
+                return Ok(());
+            }
             let learned = match env.learned_rewards() {
+                _ if front.labelled => Some(None),
                 None => Some(None),
                 Some(rewards) => match rewards.reward_of(front.step) {
                     Some(reward) => {

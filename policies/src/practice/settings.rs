@@ -37,6 +37,10 @@ pub struct PracticeSettings {
     /// Practice ends early once this share of the last
     /// `SUCCESS_WINDOW` practice episodes after the warm-up succeeded.
     pub stop_at_success: Option<f64>,
+    /// Rewards come from the human's labels alone (`reward: Human`): every
+    /// step's reward is 0, a success label makes the episode's last step
+    /// terminal with reward 1, a failure label terminal with reward 0.
+    pub human_reward: bool,
 }
 
 /// Practice episodes the early stop (`stop_at_success`) looks back over.
