@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::source::RewardError;
 
+/// The most an endpoint's answer may hold: a model's JSON answer is a few
+/// kilobytes; a peer that sends more is cut off, not read without bound.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
+
 #[derive(Debug)]
 pub struct Endpoint {
     pub url: String,
@@ -32,7 +36,9 @@ impl Endpoint {
         Ok(Endpoint { url: url.to_string(), host, port, path })
     }
 
-    /// POSTs `body` (JSON) and returns the response body of a 2xx answer.
+    /// POSTs `body` (JSON) and returns the response body of a 2xx answer
+    /// (at most `MAX_ANSWER_BYTES`, headers included: a peer cannot make us
+    /// read without bound).
     pub fn post_json(&self, body: &[u8], bearer: Option<&str>, timeout: Duration) -> Result<Vec<u8>, RewardError> {
         let deadline = Instant::now() + timeout;
         let timed_out = || RewardError::Timeout { url: self.url.clone(), timeout_ms: timeout.as_millis() as u64 };
@@ -56,6 +62,9 @@ impl Endpoint {
                 let n = stream.read(&mut buffer)?;
                 if n == 0 {
                     return Ok(());
+                }
+                if raw.len() + n > MAX_ANSWER_BYTES {
+                    return Err(std::io::Error::other(format!("the answer is larger than {} MiB; refused", MAX_ANSWER_BYTES >> 20)));
                 }
                 raw.extend_from_slice(&buffer[..n]);
             }
@@ -103,6 +112,8 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn urls_and_chunked_bodies_parse() {
         let e = super::Endpoint::parse("http://127.0.0.1:8000/v1/chat/completions").unwrap();
@@ -110,5 +121,30 @@ mod tests {
         assert!(super::Endpoint::parse("https://api.example.com/v1").unwrap_err().to_string().contains("only http://"));
         assert_eq!(super::dechunk(b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\n").unwrap(), b"Wikipedia");
         assert!(super::dechunk(b"9\r\nshort\r\n").is_none());
+    }
+
+    /// A peer that answers without end is cut off at the cap with a clear
+    /// error, instead of filling memory.
+    #[test]
+    fn an_answer_larger_than_the_cap_is_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request);
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n");
+            let chunk = vec![b'x'; 64 * 1024];
+            // Twice the cap, then the server gives up (the client hung up).
+            for _ in 0..(2 * MAX_ANSWER_BYTES / chunk.len()) {
+                if socket.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}/v1/chat/completions")).unwrap();
+        let err = endpoint.post_json(b"{}", None, Duration::from_secs(20)).unwrap_err().to_string();
+        assert!(err.contains("larger than 8 MiB"), "{err}");
+        server.join().unwrap();
     }
 }

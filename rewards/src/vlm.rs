@@ -35,7 +35,7 @@ impl Default for VlmPrompts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct VlmSettings {
     /// e.g. `http://127.0.0.1:8000/v1/chat/completions`.
     pub endpoint: String,
@@ -48,6 +48,21 @@ pub struct VlmSettings {
     pub timeout: Duration,
     /// Frames of a successful reference run, shown before the pair.
     pub reference_frames: Vec<Frame>,
+}
+
+/// Everything but the API key, which no `Debug` print or log may show.
+impl std::fmt::Debug for VlmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VlmSettings")
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("prompts", &self.prompts)
+            .field("done_threshold", &self.done_threshold)
+            .field("timeout", &self.timeout)
+            .field("reference_frames", &self.reference_frames.len())
+            .finish()
+    }
 }
 
 /// Accumulates progress deltas (percentage points) into a value in [0, 100].
@@ -209,6 +224,22 @@ impl RewardSource for VlmProgressCritic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_key_never_shows_in_a_debug_print() {
+        let settings = VlmSettings {
+            endpoint: "http://127.0.0.1:8000/v1/chat/completions".into(),
+            model: "m".into(),
+            api_key: Some("sk-very-secret".into()),
+            prompts: VlmPrompts::default(),
+            done_threshold: 90.0,
+            timeout: Duration::from_secs(1),
+            reference_frames: Vec::new(),
+        };
+        let printed = format!("{settings:?} {settings:#?}");
+        assert!(!printed.contains("sk-very-secret"), "{printed}");
+        assert!(printed.contains("<redacted>") && printed.contains("127.0.0.1:8000"), "{printed}");
+    }
 
     #[test]
     fn accumulated_progress_stays_in_range_and_closes_shares_of_the_gap() {

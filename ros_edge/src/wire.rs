@@ -557,6 +557,11 @@ mod tests {
         w.u64(1).u32(u32::MAX);
         let err = Weights::decode(&w.finish()).unwrap_err();
         assert!(err.to_string().contains("4294967295 items announced"), "{err}");
+        // A forged acknowledgement announcing 4 billion actors (the actor
+        // would otherwise loop over them).
+        let mut w = Writer::new(Kind::Acks);
+        w.u64(1).u64(2).u32(u32::MAX);
+        assert!(matches!(Acks::decode(&w.finish()), Err(WireError::Invalid { field: "actors", .. })));
         // A step whose action claims a billion values.
         let mut w = Writer::new(Kind::TaskRequest);
         w.u64(1).u64(1).u8(3).u32(1_000_000_000).f64(0.0);
