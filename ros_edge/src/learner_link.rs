@@ -183,6 +183,73 @@ impl LearnerLink for RosLearnerLink {
     }
 }
 
+/// The most actors one learner node keeps streams for: ids beyond it are
+/// refused (a forged or misconfigured sender must not grow the map).
+const MAX_ACTORS: usize = 256;
+
+/// The learner node's side of every actor's stream, free of ROS so its
+/// rules can be tested alone: items are delivered in sequence order per
+/// actor, early ones held (bounded), duplicates dropped, unreadable
+/// messages and actors beyond `MAX_ACTORS` counted and refused.
+#[derive(Default)]
+struct ActorStreams {
+    actors: HashMap<u64, ActorStream>,
+    /// Messages refused: unreadable, or from an actor beyond the bound.
+    refused: u64,
+}
+
+impl ActorStreams {
+    /// Takes one message off `learner/transitions`; `deliver` gets the items
+    /// now due, in order. Whether the message was a readable item.
+    fn accept(&mut self, bytes: &[u8], deliver: &mut impl FnMut(ToLearner)) -> bool {
+        let decoded = StreamItem::decode(bytes);
+        let actor = match &decoded {
+            Ok(message) => message.actor,
+            // An item of ours that does not parse still counts against its actor.
+            Err(e) => match StreamItem::actor_of(bytes) {
+                Some(actor) => actor,
+                None => return self.refuse(&e.to_string()),
+            },
+        };
+        if !self.actors.contains_key(&actor) && self.actors.len() >= MAX_ACTORS {
+            return self.refuse(&format!("a stream from actor {actor} beyond the {MAX_ACTORS} this learner keeps"));
+        }
+        let stream = self.actors.entry(actor).or_default();
+        let StreamItem { sequence, item, .. } = match decoded {
+            Ok(message) => message,
+            Err(e) => {
+                stream.malformed += 1;
+                return self.refuse(&e.to_string());
+            }
+        };
+        if sequence < stream.next_expected || stream.early.contains_key(&sequence) {
+            stream.duplicates += 1;
+        } else if sequence > stream.next_expected {
+            if stream.early.len() < WINDOW as usize * 2 {
+                stream.early.insert(sequence, item);
+            }
+        } else {
+            deliver(item);
+            stream.next_expected += 1;
+            while let Some(item) = stream.early.remove(&stream.next_expected) {
+                deliver(item);
+                stream.next_expected += 1;
+            }
+        }
+        true
+    }
+
+    /// Counts a refused message; the first one is said (a flood of them
+    /// must not flood the log).
+    fn refuse(&mut self, why: &str) -> bool {
+        if self.refused == 0 {
+            tracing::warn!("learner/transitions: refused a message ({why}); further refusals are only counted");
+        }
+        self.refused += 1;
+        false
+    }
+}
+
 /// Per-actor bookkeeping of the learner node.
 #[derive(Default)]
 struct ActorStream {
@@ -332,45 +399,17 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
     let incarnation = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     tracing::info!(namespace = %spec.namespace, resume, "learner node up");
 
-    let mut actors: HashMap<u64, ActorStream> = HashMap::new();
+    let mut streams = ActorStreams::default();
     let mut last_ack = Instant::now();
     let mut acked_updates = 0u64;
     let mut last_item: Option<Instant> = None;
-    let mut refused = 0u64;
     loop {
         node.spin_once(Duration::from_millis(1));
         while let Some(Some(message)) = transitions.next().now_or_never() {
-            let StreamItem { actor, sequence, item } = match StreamItem::decode(&message.data) {
-                Ok(message) => message,
-                Err(e) => {
-                    // Counted and said once: a flood of unreadable messages must not flood the log.
-                    if refused == 0 {
-                        tracing::warn!("learner/transitions: refused a message ({e}); further refusals are only counted");
-                    }
-                    refused += 1;
-                    if let Some(actor) = StreamItem::actor_of(&message.data) {
-                        actors.entry(actor).or_default().malformed += 1;
-                    }
-                    continue;
-                }
-            };
-            let stream = actors.entry(actor).or_default();
-            last_item = Some(Instant::now());
-            if sequence < stream.next_expected || stream.early.contains_key(&sequence) {
-                stream.duplicates += 1;
-                continue;
-            }
-            if sequence > stream.next_expected {
-                if stream.early.len() < WINDOW as usize * 2 {
-                    stream.early.insert(sequence, item);
-                }
-                continue;
-            }
-            let _ = to_learner.send(item);
-            stream.next_expected += 1;
-            while let Some(item) = stream.early.remove(&stream.next_expected) {
+            if streams.accept(&message.data, &mut |item| {
                 let _ = to_learner.send(item);
-                stream.next_expected += 1;
+            }) {
+                last_item = Some(Instant::now());
             }
         }
         // Weights before the acknowledgement that counts their update: an
@@ -380,7 +419,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         }
         let updates = shared.updates.load(Ordering::Acquire);
         if last_ack.elapsed() >= Duration::from_millis(100) || updates != acked_updates {
-            let ack = Acks { incarnation, updates, actors: actors.iter().map(|(id, stream)| (*id, stream.next_expected)).collect() };
+            let ack = Acks { incarnation, updates, actors: streams.actors.iter().map(|(id, stream)| (*id, stream.next_expected)).collect() };
             acks.publish(&bytes_message(ack.encode()))?;
             last_ack = Instant::now();
             acked_updates = updates;
@@ -398,9 +437,46 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
     }
     drop(to_learner);
     learner.join().map_err(|_| EdgeError::Panicked("learner"))?.map_err(|e| EdgeError::Learner(e.to_string()))?;
-    let per_actor: serde_json::Map<String, serde_json::Value> = actors
+    let per_actor: serde_json::Map<String, serde_json::Value> = streams
+        .actors
         .iter()
         .map(|(id, s)| (id.to_string(), serde_json::json!({"received": s.next_expected, "duplicates": s.duplicates, "malformed": s.malformed, "held_early": s.early.len()})))
         .collect();
-    Ok(serde_json::json!({"actors": per_actor, "refused_messages": refused, "updates": shared.updates.load(Ordering::Acquire), "run_dir": run_dir.display().to_string()}))
+    Ok(serde_json::json!({"actors": per_actor, "refused_messages": streams.refused, "updates": shared.updates.load(Ordering::Acquire), "run_dir": run_dir.display().to_string()}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(actor: u64, sequence: u64) -> Vec<u8> {
+        StreamItem { actor, sequence, item: ToLearner::OnlineStep }.encode()
+    }
+
+    #[test]
+    fn items_arrive_in_order_once_and_forged_actors_cannot_grow_the_map() {
+        let mut streams = ActorStreams::default();
+        let mut delivered = 0;
+        let mut deliver = |_: ToLearner| delivered += 1;
+        // Early, then the gap filled: both delivered, in order; a repeat dropped.
+        assert!(streams.accept(&item(1, 1), &mut deliver));
+        assert!(streams.accept(&item(1, 0), &mut deliver));
+        assert!(streams.accept(&item(1, 0), &mut deliver));
+        assert_eq!((streams.actors[&1].next_expected, streams.actors[&1].duplicates), (2, 1));
+        // A truncated item of actor 1 counts against it; garbage against nobody.
+        let cut = item(1, 2);
+        assert!(!streams.accept(&cut[..cut.len() - 1], &mut deliver));
+        assert!(!streams.accept(b"not ours", &mut deliver));
+        assert_eq!((streams.actors[&1].malformed, streams.refused), (1, 2));
+        // Forged actor ids: the map stops at its bound, known actors go on.
+        for forged in 2..=(MAX_ACTORS as u64 + 50) {
+            streams.accept(&item(forged, 0), &mut deliver);
+        }
+        assert_eq!(streams.actors.len(), MAX_ACTORS);
+        assert_eq!(streams.refused, 2 + 50);
+        assert!(streams.accept(&item(1, 2), &mut deliver));
+        assert_eq!(streams.actors[&1].next_expected, 3);
+        drop(deliver);
+        assert_eq!(delivered, 3 + MAX_ACTORS - 1);
+    }
 }
