@@ -1,6 +1,7 @@
 //! `rrl`: the command line of the real-robot RL stack. It reads launch files,
-//! wires ROS 2 nodes and runs the workflows (drivers, simulation, training,
-//! practice, evaluation, benchmarks).
+//! has `wiring` build their parts and `ros_edge` serve them, and runs the
+//! workflows (drivers, simulation, training, practice, evaluation,
+//! benchmarks).
 //!
 //! Owns the binary edge: argument parsing, logging setup, progress display
 //! and turning typed errors into messages (anyhow context lives only here).

@@ -156,7 +156,7 @@ impl CameraGrabber {
         let worker = Worker::spawn(&name, move |stop| {
                 let mut bgr = Mat::default();
                 let mut sequence = 0u64;
-                let (mut pacer, mut first) = (Pacer::new(period, rrl_types::SystemClock), true);
+                let (mut pacer, mut first) = (Pacer::new(period, rrl_types::MonotonicClock), true);
                 while !stopping(stop) {
                     // Files would be read as fast as the disk allows: pace them (the first frame at once).
                     if !live && !std::mem::replace(&mut first, false) {

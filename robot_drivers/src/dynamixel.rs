@@ -320,7 +320,7 @@ impl DynamixelBus {
         let mut params = address.to_le_bytes().to_vec();
         params.extend_from_slice(&length.to_le_bytes());
         let status = self.transact(id, instruction::READ, &params)?;
-        let data = status.params[1..].to_vec();
+        let data = status.params.get(1..).unwrap_or_default().to_vec();
         if data.len() != length as usize {
             return Err(self.short_answer(id, length as usize, data.len()));
         }
@@ -366,7 +366,7 @@ impl DynamixelBus {
             for &(id, length) in expected {
                 let status = self.receive(id)?;
                 self.check_status(id, &status)?;
-                let data = status.params[1..].to_vec();
+                let data = status.params.get(1..).unwrap_or_default().to_vec();
                 if data.len() != length {
                     return Err(self.short_answer(id, length, data.len()));
                 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender};
 use crossbeam::queue::ArrayQueue;
-use rrl_types::{Clock, CommandMode, JointCommand, JointState, SystemClock, Timestamp};
+use rrl_types::{Clock, CommandMode, JointCommand, JointState, MonotonicClock, SystemClock, Timestamp};
 
 use crate::hardware::{check_write, HardwareError, HardwareInterface, Lifecycle};
 use crate::pacing::Pacer;
@@ -75,7 +75,7 @@ impl IoThread {
         let (t_lifecycle, t_state, t_outgoing, t_failures) = (lifecycle.clone(), newest_state.clone(), outgoing.clone(), failures.clone());
         let worker = Worker::spawn(&format!("io-{name}"), move |stop| {
                 let mut state = JointState::default();
-                let mut pacer = Pacer::new(period, SystemClock);
+                let mut pacer = Pacer::new(period, MonotonicClock);
                 while !stopping(stop) {
                     while let Ok(op) = inbox.try_recv() {
                         let result = match op {
@@ -91,7 +91,7 @@ impl IoThread {
                     }
                     if matches!(hardware.lifecycle(), Lifecycle::Inactive | Lifecycle::Active) {
                         let io = (|| -> Result<(), HardwareError> {
-                            hardware.read(pacer.clock().now(), &mut state)?;
+                            hardware.read(SystemClock.now(), &mut state)?;
                             let _ = t_state.force_push(state);
                             if let Some(command) = t_outgoing.pop() {
                                 if hardware.lifecycle() == Lifecycle::Active {

@@ -1,4 +1,6 @@
-//! The ROS 2 edge of rrl: everything that speaks DDS through r2r.
+//! The ROS 2 edge of rrl: its own nodes and topics over DDS through r2r
+//! (the drivers of robots that are themselves reached over topics — a
+//! ros2_control arm, a car, an image topic — live in `robot_drivers`).
 //!
 //! Owns the QoS profiles and node parameters of rrl's nodes, the one
 //! versioned wire format of its own topics (`wire`), the lockstep task
@@ -11,7 +13,7 @@
 //! Must never read launch files or decide what a robot is: it is handed
 //! built parts (a task, learner settings) and serves them. Must never be
 //! depended on by the crates below it (types, safety, drivers, simulation,
-//! policies, rewards, recording), which stay free of ROS 2.
+//! policies, rewards, recording).
 
 pub mod joy;
 pub mod learner_link;

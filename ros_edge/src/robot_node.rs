@@ -16,7 +16,7 @@ use robot_drivers::image_topic::{image_message, ros_time};
 use robot_drivers::pacing::Pacer;
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::CameraConfig;
-use rrl_types::{JointCommand, JointVec, SystemClock, Timestamp};
+use rrl_types::{JointCommand, JointVec, MonotonicClock, Timestamp};
 use safety::{Gate, Verdict};
 use sim_bridge::arm::SimArm;
 use sim_bridge::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
@@ -136,7 +136,7 @@ pub fn serve<H: HardwareInterface>(
 
     let started = Instant::now();
     // Keeps pace with the wall clock, like hardware would.
-    let mut pacer = Pacer::at_rate(rate_hz, SystemClock);
+    let mut pacer = Pacer::at_rate(rate_hz, MonotonicClock);
     let mut ticks: u64 = 0;
     let mut malformed: u64 = 0;
     let (mut hardware_errors, mut reconnects) = (0u64, 0u64);

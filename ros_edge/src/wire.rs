@@ -174,8 +174,13 @@ impl<'a> Reader<'a> {
         let bytes = self.take(n, field)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| WireError::Invalid { message: self.message, field, at, reason: "not UTF-8".into() })
     }
-    fn invalid(&self, field: &'static str, reason: impl Into<String>) -> WireError {
-        WireError::Invalid { message: self.message, field, at: self.at, reason: reason.into() }
+    /// Where the next field starts.
+    fn position(&self) -> usize {
+        self.at
+    }
+    /// The field that started at `at` holds what this message cannot mean.
+    fn invalid(&self, field: &'static str, at: usize, reason: impl Into<String>) -> WireError {
+        WireError::Invalid { message: self.message, field, at, reason: reason.into() }
     }
     /// The message must end here.
     pub fn end(self) -> Result<(), WireError> {
@@ -235,12 +240,13 @@ impl TaskRequest {
     pub fn decode(bytes: &[u8]) -> Result<TaskRequest, WireError> {
         let mut r = Reader::open(bytes, Kind::TaskRequest)?;
         let (session, sequence) = (r.u64("session")?, r.u64("sequence")?);
+        let at = r.position();
         let op = match r.u8("op")? {
             0 => TaskOp::Describe,
             1 => TaskOp::Reset { seed: r.u64("seed")? },
             2 => TaskOp::ResetNext,
             3 => TaskOp::Step { action: r.f64s("action")? },
-            other => return Err(r.invalid("op", format!("unknown request kind {other}"))),
+            other => return Err(r.invalid("op", at, format!("unknown request kind {other}"))),
         };
         r.end()?;
         Ok(TaskRequest { session, sequence, op })
@@ -328,6 +334,7 @@ impl TaskReply {
     pub fn decode(bytes: &[u8]) -> Result<TaskReply, WireError> {
         let mut r = Reader::open(bytes, Kind::TaskReply)?;
         let (incarnation, session, sequence) = (r.u64("incarnation")?, r.u64("session")?, r.u64("sequence")?);
+        let at = r.position();
         let answer = match r.u8("status")? {
             0 => TaskAnswer::State(read_state(&mut r)?),
             1 => {
@@ -338,7 +345,7 @@ impl TaskReply {
                 TaskAnswer::Described(state, TaskDescription { action_low, action_high, recovery })
             }
             2 => TaskAnswer::Refused(r.text("reason")?),
-            other => return Err(r.invalid("status", format!("unknown status {other}"))),
+            other => return Err(r.invalid("status", at, format!("unknown status {other}"))),
         };
         r.end()?;
         Ok(TaskReply { incarnation, session, sequence, answer })
@@ -381,18 +388,21 @@ impl StreamItem {
     pub fn decode(bytes: &[u8]) -> Result<StreamItem, WireError> {
         let mut r = Reader::open(bytes, Kind::StreamItem)?;
         let (actor, sequence) = (r.u64("actor")?, r.u64("sequence")?);
+        let at = r.position();
         let item = match r.u8("item kind")? {
             2 => ToLearner::OnlineStep,
             1 => {
                 let (demo, terminal) = (r.u8("demo")? != 0, r.u8("terminal")? != 0);
                 let (reward, discount) = (r.f32("reward")?, r.f32("discount")?);
-                let (observation, action, next_observation) = (r.f32s("observation")?, r.f32s("action")?, r.f32s("next observation")?);
+                let (observation, action) = (r.f32s("observation")?, r.f32s("action")?);
+                let next_at = r.position();
+                let next_observation = r.f32s("next observation")?;
                 if next_observation.len() != observation.len() {
-                    return Err(r.invalid("next observation", format!("{} values, the observation has {}", next_observation.len(), observation.len())));
+                    return Err(r.invalid("next observation", next_at, format!("{} values, the observation has {}", next_observation.len(), observation.len())));
                 }
                 ToLearner::Transition { transition: Transition { observation, action, reward, next_observation, terminal, discount }, demo }
             }
-            other => return Err(r.invalid("item kind", format!("unknown item kind {other}"))),
+            other => return Err(r.invalid("item kind", at, format!("unknown item kind {other}"))),
         };
         r.end()?;
         Ok(StreamItem { actor, sequence, item })
@@ -468,15 +478,17 @@ impl Weights {
         let count = r.count(8, "tensors")?;
         let mut tensors = Vec::with_capacity(count);
         for _ in 0..count {
+            let at = r.position();
             let dims = r.u32("dimensions")? as usize;
             if dims > MAX_DIMS {
-                return Err(r.invalid("dimensions", format!("{dims} dimensions, at most {MAX_DIMS}")));
+                return Err(r.invalid("dimensions", at, format!("{dims} dimensions, at most {MAX_DIMS}")));
             }
             let size = (0..dims).map(|_| r.i64("dimension")).collect::<Result<Vec<_>, _>>()?;
+            let values_at = r.position();
             let values = r.f32s("values")?;
             let numel = size.iter().try_fold(1i64, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
             if numel != Some(values.len() as i64) {
-                return Err(r.invalid("values", format!("{} values for a tensor of shape {size:?}", values.len())));
+                return Err(r.invalid("values", values_at, format!("{} values for a tensor of shape {size:?}", values.len())));
             }
             tensors.push((size, values));
         }
@@ -567,6 +579,10 @@ mod tests {
         w.u64(1).u64(1).u8(3).u32(1_000_000_000).f64(0.0);
         let err = TaskRequest::decode(&w.finish()).unwrap_err();
         assert!(matches!(&err, WireError::Invalid { field: "action", at: 22, .. }), "{err}");
+        // An unknown request kind is named where it stands (after the header, session and sequence).
+        let mut w = Writer::new(Kind::TaskRequest);
+        w.u64(1).u64(1).u8(9);
+        assert!(matches!(TaskRequest::decode(&w.finish()), Err(WireError::Invalid { field: "op", at: 21, .. })));
         // A tensor whose values do not fill its shape.
         let weights = Weights { updates: 1, tensors: vec![(vec![2, 2], vec![1.0, 2.0, 3.0])] };
         assert!(Weights::decode(&weights.encode()).unwrap_err().to_string().contains("3 values for a tensor of shape [2, 2]"));

@@ -49,6 +49,36 @@ impl Clock for SystemClock {
     }
 }
 
+/// Time that only moves forward (`Instant`), as nanoseconds since the
+/// first use in this process: what paced loops wait on, so that a wall
+/// clock stepped by NTP neither stalls a control thread nor bursts it.
+/// Stamps that leave the process use `SystemClock`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonotonicClock;
+
+impl MonotonicClock {
+    fn origin() -> std::time::Instant {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(std::time::Instant::now)
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(MonotonicClock::origin().elapsed().as_nanos() as u64)
+    }
+}
+
+impl SleepUntil for MonotonicClock {
+    fn sleep_until(&self, deadline: Timestamp) {
+        // Instant-based: sleep never returns early and never waits for a wall clock.
+        let wait = deadline.nanos_since(self.now());
+        if wait > 0 {
+            std::thread::sleep(Duration::from_nanos(wait));
+        }
+    }
+}
+
 /// A clock that only moves when told to: simulated time, replays and tests.
 #[derive(Debug, Default)]
 pub struct ManualClock {
@@ -166,6 +196,17 @@ mod tests {
         wait_on(&*shared, Timestamp(300));
         wait_on(shared.clone(), Timestamp(400));
         assert_eq!(shared.now(), Timestamp(400));
+    }
+
+    #[test]
+    fn the_monotonic_clock_never_goes_back_and_sleeps_to_its_deadline() {
+        let clock = MonotonicClock;
+        let a = clock.now();
+        let deadline = a.plus_nanos(2_000_000);
+        clock.sleep_until(deadline);
+        let b = clock.now();
+        assert!(b >= deadline, "{b:?} before {deadline:?}");
+        assert!(MonotonicClock.now() >= b);
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub mod rng;
 mod ron_locator;
 
 pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, SafetyEvents, Step};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, MonotonicClock, SleepUntil, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};

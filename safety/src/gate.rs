@@ -295,11 +295,6 @@ impl Gate {
         Ok(gate)
     }
 
-    /// Whether a learned risk critic is loaded.
-    pub fn has_risk_critic(&self) -> bool {
-        self.risk.critic.is_some()
-    }
-
     fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
         Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }

@@ -354,3 +354,48 @@ fn human_labels_make_one_terminal_transition_on_disk_and_at_the_learner_and_surv
     assert_eq!((second.resumed_episodes, second.episodes.len()), (2, 2));
     assert_eq!(transitions(&resumed), sent, "the learner receives the same transitions as without the stop");
 }
+
+/// A human at the robot who guides it with the scripted reacher and never
+/// labels (a labelling operator all the same).
+struct SilentGuide {
+    expert: ScriptedExpert,
+}
+
+impl Operator for SilentGuide {
+    fn labels(&self) -> bool {
+        true
+    }
+    fn poll(&mut self, observation: &[f64]) -> OperatorInput {
+        OperatorInput { takeover: Some(self.expert.act(PandaVariant::Reach, observation).to_vec()), command: None }
+    }
+}
+
+/// With `reward: Human` only labels judge: a recorded demo counts by its
+/// outcome (its last step terminal with reward 1 for a success, every other
+/// step 0), and a task that ends itself (the reach succeeded) is cut like a
+/// time limit — no terminal step, no reward, no success — unless labelled.
+#[test]
+fn with_human_rewards_a_demo_counts_by_its_outcome_and_a_task_ending_itself_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path();
+    let mut task = reach_task(40);
+    let mut expert = ScriptedExpert::default();
+    assert_eq!(practice::record_demo_episodes(&mut task, run, "PandaReach", 1, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec()).unwrap(), 1);
+    let demo_steps = read_folder(&run.join("demos"))[0].steps.len();
+    let config = small_learner(&task);
+    let settings = PracticeSettings { human_reward: true, lockstep: false, warmup_steps: 10_000, ..settings(run, 30) };
+    let mut stream = CapturedStream::default();
+    let mut guide = SilentGuide { expert: ScriptedExpert::default() };
+    let report = practice::practice_with_link(&mut task, config, &mut stream, &mut guide, &settings, &mut |_| {}).unwrap();
+    let sent = transitions(&stream);
+    let (demo, online) = sent.split_at(demo_steps);
+    assert!(demo[..demo_steps - 1].iter().all(|t| t.reward == 0.0 && !t.terminal), "demo steps before the last carry no reward");
+    assert_eq!((demo[demo_steps - 1].reward, demo[demo_steps - 1].terminal), (1.0, true), "a successful demo ends terminal with reward 1");
+    // The guided reach ends itself on success: cut, not terminal, not rewarded, not a success.
+    let reached = report.episodes.iter().filter(|e| e.steps < 30 && e.reason == "success").count();
+    assert!(reached >= 1, "{:?}", report.episodes.iter().map(|e| (e.steps, &e.reason)).collect::<Vec<_>>());
+    assert!(report.episodes.iter().all(|e| e.success.is_none()), "no label, no success");
+    assert!(online.iter().all(|t| t.reward == 0.0 && !t.terminal), "only a label rewards or terminates");
+    let recorded = read_folder(&run.join("episodes"));
+    assert!(recorded.iter().flat_map(|e| &e.steps).all(|s| s.reward == 0.0 && !s.flags.terminated));
+}

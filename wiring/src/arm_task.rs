@@ -19,7 +19,7 @@ use robot_drivers::worker::{stopping, Worker};
 use robot_drivers::{CommandSlot, ControlLoop, HardwareInterface};
 use rrl_types::config::LaunchFile;
 use rrl_types::rng::Rng;
-use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, SystemClock, MAX_JOINTS};
+use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, Step, MonotonicClock, SystemClock, MAX_JOINTS};
 use safety::{CartesianLimits, Gate, JointLimit, Verdict};
 
 /// The observation: the joints, then the tool, the goal and the goal as
@@ -85,7 +85,7 @@ pub struct ArmReach {
     state_timeout: Duration,
     /// When the next tick of the actor's tracking loop is due.
     /// Paces the actor's side to the control rate (reset moves, one action's ticks).
-    ticks: Pacer<SystemClock>,
+    ticks: Pacer<MonotonicClock>,
     /// Practice without resets: forward (sampled goal) and backward (home)
     /// episodes alternate from wherever the arm is.
     reset_free: bool,
@@ -125,7 +125,7 @@ impl ArmReach {
         let (states, failed, events, intervention) = (newest_state.clone(), failure.clone(), protective_events.clone(), last_intervention.clone());
         let reflexes = reflex_events.clone();
         let worker = Worker::spawn("arm-control", move |stop| {
-            let mut pacer = Pacer::new(control_period, SystemClock);
+            let mut pacer = Pacer::new(control_period, MonotonicClock);
             while !stopping(stop) {
                 match control.tick(SystemClock.now()) {
                     Ok(verdict) => {
@@ -178,7 +178,7 @@ impl ArmReach {
             tolerance: practice.goal_tolerance_m,
             reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
             state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
-            ticks: Pacer::new(control_period, SystemClock),
+            ticks: Pacer::new(control_period, MonotonicClock),
             reset_free: practice.reset_free,
             backward_next: false,
             needs_full_reset: true,

@@ -1,6 +1,8 @@
 //! Wiring: a launch file in, live parts out — the job ros2_control's
-//! resource manager does for a robot. Every command of `rrl` builds its
-//! parts here, so each part has one builder:
+//! resource manager does for a robot. The commands that practise, teleop
+//! and evaluate build their parts here, so each part has one builder (the
+//! robot nodes of `rrl sim` and `rrl driver` pick their hardware in their
+//! command and take the gate from the same `safety::Gate::build`):
 //! - the gate (`safety::Gate::build`, always with the configured risk
 //!   critic), inside every robot task below;
 //! - the robot and its practice task (`robot`): the simulated Panda in

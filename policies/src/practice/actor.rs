@@ -59,8 +59,8 @@ pub fn practice_with_link<E: PracticeTask>(
     let (o, a) = (env.observation_size(), env.action_size());
     let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
     let recorded = read_all(&settings.run_dir.join("episodes"), (o, a))?;
-    replay_recorded(&demos, &config, &mut |item| link.send(item));
-    let resumed_steps = replay_recorded(&recorded, &config, &mut |item| link.send(item));
+    replay_recorded(&demos, &config, settings.human_reward, &mut |item| link.send(item));
+    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, &mut |item| link.send(item));
     let mut policy = ActorCopy::new(&config, o, a);
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
@@ -217,11 +217,13 @@ impl<E: PracticeTask> Actor<'_, E> {
             self.take_newest_weights()?;
             self.hold_for_learner()?;
             let takeover = self.poll_operator(episode);
+            if episode.steps == 0 && episode.controls.label.is_some() {
+                // Nothing to judge yet (a second key press): no empty labelled episode.
+                episode.controls.label = None;
+            }
             if let Some(reason) = episode.controls.end_reason() {
-                if let Some(success) = episode.controls.label {
-                    // The label judges the step the human just saw (held for it).
-                    episode.wait.label_newest(success, self.settings.human_reward);
-                }
+                // The label judges the step the human just saw (held for it).
+                episode.wait.end_newest(episode.controls.label, self.settings.human_reward);
                 return Ok(reason);
             }
             if self.report.total_steps >= self.settings.total_steps {
@@ -308,8 +310,10 @@ impl<E: PracticeTask> Actor<'_, E> {
         let step_number = self.report.total_steps + 1;
         let mut result = self.env.step(&self.env_action).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
         if self.settings.human_reward {
-            // Only a label gives reward.
+            // Only a label gives reward, and only a label is terminal: a
+            // task that ends itself is cut like a time limit.
             result.reward = 0.0;
+            result.truncated |= std::mem::take(&mut result.terminated);
         }
         let events = self.env.take_safety_events();
         episode.steps += 1;

@@ -43,14 +43,15 @@ impl RewardWait {
         self.queue.push_back(step);
     }
 
-    /// A human's label on the episode's newest step: it ends the episode
-    /// (the n-step writer flushes); with `human_reward` the step becomes
-    /// terminal with reward 1 for a success, 0 for a failure. False when no
-    /// step waits (a label before the first step, or one already released).
-    pub(super) fn label_newest(&mut self, success: bool, human_reward: bool) -> bool {
+    /// The human ended the episode on its newest step (a label, or a stop):
+    /// the n-step writer flushes there; a label with `human_reward` makes
+    /// the step terminal with reward 1 for a success, 0 for a failure.
+    /// False when no step waits (the operator does not hold steps for a
+    /// label, so the newest one was released already).
+    pub(super) fn end_newest(&mut self, label: Option<bool>, human_reward: bool) -> bool {
         let Some(step) = self.queue.back_mut() else { return false };
         step.over = true;
-        if human_reward {
+        if let (Some(success), true) = (label, human_reward) {
             let reward = if success { 1.0 } else { 0.0 };
             (step.record.reward, step.transition.reward) = (reward, reward);
             (step.record.flags.terminated, step.transition.terminal) = (true, true);

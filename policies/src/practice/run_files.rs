@@ -39,21 +39,31 @@ pub(super) fn read_all(folder: &Path, expected: (usize, usize)) -> Result<Vec<Ep
 /// restarted actor resends the same items under the same sequence numbers.
 /// Recovery steps are not the policy's and are skipped; demo episodes and
 /// interventions are flagged as demos. Returns the online steps.
-pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, out: &mut dyn FnMut(ToLearner)) -> u64 {
+pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_reward: bool, out: &mut dyn FnMut(ToLearner)) -> u64 {
     let mut online = 0;
     for episode in episodes {
         let demo_episode = episode.header.source == "demo";
         let mut writer = NStepWriter::new(config.n_step, config.gamma);
         let policy_steps: Vec<&EpisodeStep> = episode.steps.iter().filter(|s| !s.flags.recovery).collect();
+        // With human rewards an episode's outcome is its label: its last step
+        // is terminal with reward 1 or 0, every other step has reward 0 (a
+        // scripted or teleoperated demo is labelled by its own outcome).
+        let label = episode.outcome.as_ref().and_then(|o| o.success);
         for (i, step) in policy_steps.iter().enumerate() {
             let demo = demo_episode || step.flags.intervention;
-            let over = step.flags.terminated || step.flags.truncated || i + 1 == policy_steps.len();
+            let last = i + 1 == policy_steps.len();
+            let over = step.flags.terminated || step.flags.truncated || last;
+            let (reward, terminal) = match (human_reward, label) {
+                (false, _) => (step.reward, step.flags.terminated),
+                (true, Some(success)) if last => (f32::from(u8::from(success)), true),
+                (true, _) => (0.0, false),
+            };
             let transition = Transition {
                 observation: step.observation.clone(),
                 action: step.action.clone(),
-                reward: step.reward,
+                reward,
                 next_observation: step.next_observation.clone(),
-                terminal: step.flags.terminated,
+                terminal,
                 discount: config.gamma as f32,
             };
             // An n-step transition counts as a demo when the step completing it was one.
