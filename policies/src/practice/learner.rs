@@ -102,6 +102,30 @@ impl LearnerLink for LocalLearner {
     }
 }
 
+/// The update's losses and temperature as one sum, read once (one device
+/// sync): a NaN or an infinity in any of them stops the learner, naming
+/// the update and each value.
+fn check_finite(stats: &crate::sac::UpdateStats, update: u64) -> Result<(), PracticeError> {
+    let sum = (&stats.critic_loss + &stats.actor_loss + &stats.temperature).double_value(&[]);
+    if sum.is_finite() {
+        return Ok(());
+    }
+    let (critic, actor, temperature) = (stats.critic_loss.double_value(&[]), stats.actor_loss.double_value(&[]), stats.temperature.double_value(&[]));
+    Err(PracticeError::Learner(format!(
+        "the learner is no longer finite at update {update} (critic loss {critic}, actor loss {actor}, temperature {temperature}): it stops; no weights of that update reached an actor and the last checkpoint is the last good one"
+    )))
+}
+
+/// The actor's weights for the actors, refused when any is not finite.
+fn finite_weights(actor: &GaussianActor, update: u64) -> Result<ActorWeights, PracticeError> {
+    let weights = weights_of(actor);
+    if weights.0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0) {
+        Ok(weights)
+    } else {
+        Err(PracticeError::Learner(format!("the actor's weights are no longer finite at update {update}: the learner stops; the last checkpoint is the last good one")))
+    }
+}
+
 fn weights_of(actor: &GaussianActor) -> ActorWeights {
     ActorWeights(actor.trunk.params("actor").into_iter().map(|p| p.tensor.detach().to_device(Device::Cpu).copy()).collect())
 }
@@ -208,15 +232,15 @@ fn learner_loop(
         if can_update {
             let demos_ready = demo_mix.ready(demos.len());
             let stats = sac.update(&mut replay, if demos_ready { Some(&mut demos) } else { None });
+            // Every update is checked before anything of it leaves the
+            // learner: no weights of a bad step reach an actor, and the
+            // last checkpoint stays the last good one.
+            check_finite(&stats, sac.updates)?;
             shared.updates.store(sac.updates, Ordering::Release);
             if sac.updates % settings.publish_every.max(1) == 0 {
-                shared.weights.force_push(weights_of(&sac.actor));
+                shared.weights.force_push(finite_weights(&sac.actor, sac.updates)?);
             }
             if sac.updates - last_checkpoint >= settings.checkpoint_every.max(1) {
-                let loss = stats.critic_loss.double_value(&[]);
-                if !loss.is_finite() {
-                    return Err(PracticeError::Learner(format!("critic loss is {loss} at update {}; the last checkpoint is the last good one", sac.updates)));
-                }
                 match crate::checkpoint::save(&sac, &checkpoint, &[]) {
                     // The last checkpoint stays whole (writes are atomic); the next one is tried at the next cadence.
                     Err(e) if e.is_storage_full() => tracing::warn!("{e}: the disk is full; the learner goes on and tries again in {} updates", settings.checkpoint_every.max(1)),
@@ -289,5 +313,65 @@ mod tests {
         let err = run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, settings, inbox, shared.clone()).unwrap_err().to_string();
         assert!(err.contains("18 observation and 4 action values") && err.contains("built for 14 and 4"), "{err}");
         assert_eq!(shared.error.lock().unwrap().as_deref(), Some(err.as_str()), "the actors learn why");
+    }
+
+    /// A learner that goes NaN (here: rewards that are NaN) stops on the
+    /// very update, naming it and its losses; the weights the actors hold
+    /// and the checkpoint on disk are the last finite ones.
+    #[test]
+    fn a_learner_that_goes_nan_stops_on_that_update_and_keeps_the_last_good_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let learner_config = || rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, ..Default::default() };
+        let config = SacConfig::from_learner(&learner_config(), 3, 2, 1);
+        let settings = PracticeSettings {
+            task: "t".into(),
+            total_steps: 1_000,
+            warmup_steps: 0,
+            max_episode_steps: 10,
+            stuck_steps: 0,
+            stuck_tolerance: 0.0,
+            seed: 0,
+            run_dir: dir.path().to_path_buf(),
+            sync_every_step: false,
+            lockstep: false,
+            publish_every: 1,
+            checkpoint_every: 2,
+            replay_capacity: 1_000,
+            max_backlog: 100,
+            stop_at_success: None,
+            human_reward: false,
+        };
+        let (sender, inbox) = channel::unbounded();
+        let step = |reward: f32| Transition { observation: vec![0.1, -0.2, 0.3], action: vec![0.5, -0.5], reward, next_observation: vec![0.2, -0.1, 0.3], terminal: false, discount: 0.99 };
+        let checkpoint = dir.path().join("learner.safetensors");
+        let shared = LearnerShared::new();
+        let (thread_shared, thread_checkpoint) = (shared.clone(), checkpoint.clone());
+        let learner = std::thread::spawn(move || run_learner(config, Device::Cpu, thread_checkpoint, false, settings, inbox, thread_shared));
+        // Finite practice first, until a checkpoint exists.
+        for _ in 0..8 {
+            sender.send(ToLearner::Transition { transition: step(-1.0), demo: false }).unwrap();
+            sender.send(ToLearner::OnlineStep).unwrap();
+        }
+        let started = std::time::Instant::now();
+        while shared.updates.load(Ordering::Acquire) < 8 {
+            assert!(started.elapsed() < Duration::from_secs(60), "the finite updates did not happen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Then every new transition's reward is NaN: a batch soon holds one.
+        for _ in 0..400 {
+            if sender.send(ToLearner::Transition { transition: step(f32::NAN), demo: false }).is_err() || sender.send(ToLearner::OnlineStep).is_err() {
+                break;
+            }
+        }
+        let err = learner.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains("no longer finite at update") && err.contains("critic loss NaN"), "{err}");
+        let failed_at: u64 = err.split("at update ").nth(1).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse().ok()).expect("the update is named");
+        // The checkpoint on disk is a finite one from before that update.
+        let mut restored = Sac::new(SacConfig::from_learner(&learner_config(), 3, 2, 1), Device::Cpu);
+        crate::checkpoint::load(&mut restored, &checkpoint).unwrap();
+        assert!(restored.updates >= 8 && restored.updates < failed_at, "checkpoint of update {} (failed at {failed_at})", restored.updates);
+        assert!(weights_of(&restored.actor).0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0));
+        let weights = shared.weights.pop().expect("the last published weights");
+        assert!(weights.0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0), "only finite weights reach the actors");
     }
 }
