@@ -265,6 +265,28 @@ fn learner_loop(
 mod tests {
     use super::*;
 
+    /// A small learner's settings, run folder `run_dir`.
+    fn learner_settings(run_dir: &std::path::Path) -> PracticeSettings {
+        PracticeSettings {
+            task: "t".into(),
+            total_steps: 10,
+            warmup_steps: 0,
+            max_episode_steps: 10,
+            stuck_steps: 0,
+            stuck_tolerance: 0.0,
+            seed: 0,
+            run_dir: run_dir.to_path_buf(),
+            sync_every_step: false,
+            lockstep: false,
+            publish_every: 1,
+            checkpoint_every: 100,
+            replay_capacity: 100,
+            max_backlog: 100,
+            stop_at_success: None,
+            human_reward: false,
+        }
+    }
+
     #[test]
     fn recorded_demos_join_batches_however_few_and_takeovers_alone_only_once_a_batch_is_full() {
         let mut recorded = DemoMix::new(256);
@@ -285,24 +307,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let learner = rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, ..Default::default() };
         let config = SacConfig::from_learner(&learner, 14, 4, 1);
-        let settings = PracticeSettings {
-            task: "t".into(),
-            total_steps: 10,
-            warmup_steps: 0,
-            max_episode_steps: 10,
-            stuck_steps: 0,
-            stuck_tolerance: 0.0,
-            seed: 0,
-            run_dir: dir.path().to_path_buf(),
-            sync_every_step: false,
-            lockstep: false,
-            publish_every: 1,
-            checkpoint_every: 100,
-            replay_capacity: 100,
-            max_backlog: 100,
-            stop_at_success: None,
-            human_reward: false,
-        };
+        let settings = learner_settings(dir.path());
         let (sender, inbox) = channel::unbounded();
         let fits = Transition { observation: vec![0.0; 14], action: vec![0.0; 4], reward: 0.0, next_observation: vec![0.0; 14], terminal: false, discount: 0.99 };
         let residual = Transition { observation: vec![0.0; 18], next_observation: vec![0.0; 18], ..fits.clone() };
@@ -323,24 +328,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let learner_config = || rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, ..Default::default() };
         let config = SacConfig::from_learner(&learner_config(), 3, 2, 1);
-        let settings = PracticeSettings {
-            task: "t".into(),
-            total_steps: 1_000,
-            warmup_steps: 0,
-            max_episode_steps: 10,
-            stuck_steps: 0,
-            stuck_tolerance: 0.0,
-            seed: 0,
-            run_dir: dir.path().to_path_buf(),
-            sync_every_step: false,
-            lockstep: false,
-            publish_every: 1,
-            checkpoint_every: 2,
-            replay_capacity: 1_000,
-            max_backlog: 100,
-            stop_at_success: None,
-            human_reward: false,
-        };
+        let settings = PracticeSettings { total_steps: 1_000, checkpoint_every: 2, replay_capacity: 1_000, ..learner_settings(dir.path()) };
         let (sender, inbox) = channel::unbounded();
         let step = |reward: f32| Transition { observation: vec![0.1, -0.2, 0.3], action: vec![0.5, -0.5], reward, next_observation: vec![0.2, -0.1, 0.3], terminal: false, discount: 0.99 };
         let checkpoint = dir.path().join("learner.safetensors");
