@@ -120,9 +120,13 @@ impl PracticeArgs {
                 let env = wiring::robot::start_arm(&launch, &args.config, seed)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
+                let demo = match env.scripted_expert() {
+                    Some(expert) => expert,
+                    None if launch.practice.demo_episodes == 0 => Box::new(|_: &[f64], _: bool| -> Vec<f64> { unreachable!("no scripted demos are recorded") }),
+                    None => bail!("{}: practice.demo_episodes is {}, and this task has no scripted demonstrator (the reach task and a pick observing the tool, the gripper and the object's pose have one); set it to 0 and record demos with `rrl teleop`", args.config.display(), launch.practice.demo_episodes),
+                };
                 let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
-                let demo = wiring::arm_task::reach_expert(launch.practice.tool_step_m);
-                practise_task(env, &args, &launch, run_dir, seed, "ArmReach".into(), demo, |env| env.vlm_counts())
+                practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.vlm_counts())
             }
             RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", self.config.display()),
         }

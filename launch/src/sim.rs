@@ -1,6 +1,8 @@
 //! `rrl sim`: the simulated Panda of a launch file as a ROS 2 node — on
 //! the wall clock like a real robot's driver (joint states, `/clock`, its
-//! rendered `Sim(..)` cameras, commands through the gate), or with
+//! rendered `Sim(..)` cameras, commands through the gate; the pick task's
+//! robot also its gripper on `gripper/commands` and the cube's pose on
+//! `cube/pose`, as a ros2_control arm with mocap would), or with
 //! `--lockstep` as its practice task's node, which an actor steps over
 //! ROS 2 (`rrl practice --robot remote`); simulated time then advances
 //! only per step.
@@ -48,7 +50,9 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     if !matches!(sim.task, SimTask::PandaPickCube | SimTask::PandaReach) {
         bail!("{}: `rrl sim` runs the simulated Panda (PandaPickCube, PandaReach); {:?} is a learning benchmark, see `rrl train`", config.display(), sim.task);
     }
-    let mut arm = SimArm::panda()?;
+    // The pick task's robot has its gripper, and its scene a cube to pick.
+    let pick = sim.task == SimTask::PandaPickCube;
+    let mut arm = if pick { SimArm::panda_with_gripper()? } else { SimArm::panda()? };
     arm.configure()?;
     arm.activate()?;
     let period = 1.0 / sim.control_rate_hz;
@@ -69,8 +73,13 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         rate_hz: sim.control_rate_hz,
         duration_s,
         publish_clock: true,
+        gripper: pick,
     };
-    Ok(ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), |arm| arm.advance(period), ros_edge::robot_node::rendered_cameras(cameras))?)
+    let cameras = ros_edge::robot_node::rendered_cameras(cameras);
+    Ok(match pick {
+        true => ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), |arm| arm.advance(period), ros_edge::robot_node::both(cameras, ros_edge::robot_node::pick_scene(sim.seed)))?,
+        false => ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), |arm| arm.advance(period), cameras)?,
+    })
 }
 
 /// The simulated Panda's practice task (with the launch file's gate) as a

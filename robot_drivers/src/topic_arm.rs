@@ -6,7 +6,9 @@
 //! newest state in and the newest command out, so a silent robot shows up as
 //! a stale state in the gate rather than a blocked loop. An optional
 //! `geometry_msgs/WrenchStamped` topic reports the external force for the
-//! gate's force threshold.
+//! gate's force threshold. A gripper with its own controller is one more
+//! joint: read from the same joint states, its command published to its
+//! own topic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,8 @@ use crate::worker::{stopping, Worker};
 
 pub struct TopicArm {
     config: TopicArmConfig,
+    /// The arm's joints, then the gripper's.
+    names: Vec<String>,
     namespace: String,
     lifecycle: Lifecycle,
     newest_state: Arc<ArrayQueue<JointState>>,
@@ -33,8 +37,10 @@ pub struct TopicArm {
 
 impl TopicArm {
     pub fn new(config: TopicArmConfig, namespace: &str) -> TopicArm {
+        let names = config.joint_names.iter().chain(config.gripper.as_ref().map(|g| &g.joint)).cloned().collect();
         TopicArm {
             config,
+            names,
             namespace: namespace.to_string(),
             lifecycle: Lifecycle::Unconfigured,
             newest_state: Arc::new(ArrayQueue::new(1)),
@@ -58,20 +64,15 @@ impl TopicArm {
             Some(topic) => Some(node.subscribe::<r2r::geometry_msgs::msg::WrenchStamped>(topic, r2r::QosProfile::sensor_data()).map_err(|e| self.device(e))?),
             None => None,
         };
-        let topic = self.config.command.topic().to_string();
-        enum Out {
-            Array(r2r::Publisher<r2r::std_msgs::msg::Float64MultiArray>),
-            Trajectory(r2r::Publisher<r2r::trajectory_msgs::msg::JointTrajectory>, u64),
-        }
-        let out = match &self.config.command {
-            ArmCommandTopic::ForwardPosition { .. } | ArmCommandTopic::ForwardVelocity { .. } => {
-                Out::Array(node.create_publisher(&topic, r2r::QosProfile::default()).map_err(|e| self.device(e))?)
-            }
-            ArmCommandTopic::Trajectory { time_from_start_ms, .. } => {
-                Out::Trajectory(node.create_publisher(&topic, r2r::QosProfile::default()).map_err(|e| self.device(e))?, *time_from_start_ms)
-            }
+        let out = Out::create(&mut node, &self.config.command).map_err(|e| self.device(e))?;
+        let gripper = match &self.config.gripper {
+            None => None,
+            Some(_) if matches!(self.config.command, ArmCommandTopic::ForwardVelocity { .. }) => return Err(self.device("a gripper needs a position-controlled arm (the gripper's command is a position)")),
+            Some(gripper) => Some(Out::create(&mut node, &gripper.command).map_err(|e| self.device(e))?),
         };
-        let names = self.config.joint_names.clone();
+        let gripper_joint = self.config.gripper.as_ref().map(|g| vec![g.joint.clone()]).unwrap_or_default();
+        let names = self.names.clone();
+        let arm_joints = self.config.joint_names.len();
         let on_arrival = self.config.stamp_on_arrival;
         let stamp_of = move |header: &r2r::builtin_interfaces::msg::Time| {
             if on_arrival {
@@ -97,18 +98,11 @@ impl TopicArm {
                     }
                 }
                 if let Some(command) = outgoing.pop() {
-                    let _ = match &out {
-                        Out::Array(publisher) => publisher.publish(&r2r::std_msgs::msg::Float64MultiArray { data: command.values.as_slice().to_vec(), ..Default::default() }),
-                        Out::Trajectory(publisher, ahead_ms) => publisher.publish(&r2r::trajectory_msgs::msg::JointTrajectory {
-                            joint_names: names.clone(),
-                            points: vec![r2r::trajectory_msgs::msg::JointTrajectoryPoint {
-                                positions: command.values.as_slice().to_vec(),
-                                time_from_start: r2r::builtin_interfaces::msg::Duration { sec: (*ahead_ms / 1000) as i32, nanosec: ((*ahead_ms % 1000) * 1_000_000) as u32 },
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        }),
-                    };
+                    let values = command.values.as_slice();
+                    publish(&out, &names[..arm_joints], &values[..arm_joints.min(values.len())]);
+                    if let (Some(out), Some(value)) = (&gripper, values.get(arm_joints)) {
+                        publish(out, &gripper_joint, std::slice::from_ref(value));
+                    }
                 }
             }
         })
@@ -116,6 +110,39 @@ impl TopicArm {
         self.worker = Some(worker);
         Ok(())
     }
+}
+
+/// Where a controller's commands go.
+enum Out {
+    Array(r2r::Publisher<r2r::std_msgs::msg::Float64MultiArray>),
+    /// One point this many milliseconds ahead.
+    Trajectory(r2r::Publisher<r2r::trajectory_msgs::msg::JointTrajectory>, u64),
+}
+
+impl Out {
+    fn create(node: &mut r2r::Node, command: &ArmCommandTopic) -> Result<Out, r2r::Error> {
+        let qos = r2r::QosProfile::default();
+        Ok(match command {
+            ArmCommandTopic::ForwardPosition { topic } | ArmCommandTopic::ForwardVelocity { topic } => Out::Array(node.create_publisher(topic, qos)?),
+            ArmCommandTopic::Trajectory { topic, time_from_start_ms } => Out::Trajectory(node.create_publisher(topic, qos)?, *time_from_start_ms),
+        })
+    }
+}
+
+/// Publishes one command; a failed publish is dropped (the next tick sends a newer one).
+fn publish(out: &Out, names: &[String], values: &[f64]) {
+    let _ = match out {
+        Out::Array(publisher) => publisher.publish(&r2r::std_msgs::msg::Float64MultiArray { data: values.to_vec(), ..Default::default() }),
+        Out::Trajectory(publisher, ahead_ms) => publisher.publish(&r2r::trajectory_msgs::msg::JointTrajectory {
+            joint_names: names.to_vec(),
+            points: vec![r2r::trajectory_msgs::msg::JointTrajectoryPoint {
+                positions: values.to_vec(),
+                time_from_start: r2r::builtin_interfaces::msg::Duration { sec: (*ahead_ms / 1000) as i32, nanosec: ((*ahead_ms % 1000) * 1_000_000) as u32 },
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    };
 }
 
 /// The message's joints in `names` order; `None` if a joint is missing.
@@ -135,7 +162,7 @@ impl HardwareInterface for TopicArm {
         &self.config.state_topic
     }
     fn joint_names(&self) -> &[String] {
-        &self.config.joint_names
+        &self.names
     }
     fn lifecycle(&self) -> Lifecycle {
         self.lifecycle

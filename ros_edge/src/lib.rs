@@ -7,8 +7,8 @@
 //! server and client (`task_node`), and the actor ↔ learner link with the
 //! learner node (`learner_link`), a robot behind its gate as a node
 //! (`robot_node`, for `rrl sim` and `rrl driver`), the VLM reward node
-//! (`reward_node`), and the human's gamepad
-//! or SpaceMouse (`joy`).
+//! (`reward_node`), the topics a real-arm task observes besides the robot
+//! (`observed_topics`), and the human's gamepad or SpaceMouse (`joy`).
 //!
 //! Must never read launch files or decide what a robot is: it is handed
 //! built parts (a task, learner settings) and serves them. Must never be
@@ -16,6 +16,7 @@
 //! policies, rewards, recording).
 
 pub mod joy;
+pub mod observed_topics;
 pub mod learner_link;
 pub mod params;
 pub mod qos;

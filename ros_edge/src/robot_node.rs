@@ -2,7 +2,10 @@
 //! (sensor-data QoS) and `safety/verdicts` out, position (or velocity)
 //! commands in on `joint_commands` (`std_msgs/Float64MultiArray`), which
 //! reach the robot only through the safety gate it is handed; a simulated
-//! robot also publishes `/clock`. Its cameras publish `sensor_msgs/Image`
+//! robot also publishes `/clock`. A robot whose last joint is a gripper
+//! takes that joint's position on its own topic, `gripper/commands` (one
+//! value), as ros2_control drives a gripper by its own controller;
+//! `joint_commands` then carries the other joints. Its cameras publish `sensor_msgs/Image`
 //! rgb8 on `<camera>/image_raw`: OpenCV cameras grabbed on their own
 //! threads, or the simulated scene rendered off the control thread. The
 //! node's parameters describe what it drives (read-only).
@@ -42,6 +45,8 @@ pub struct RobotNodeSpec<'a> {
     pub duration_s: Option<f64>,
     /// A simulated robot publishes its time on `/clock`.
     pub publish_clock: bool,
+    /// The robot's last joint is a gripper commanded on `gripper/commands`.
+    pub gripper: bool,
 }
 
 /// A rendered camera of the simulated scene: its topic name and what to render.
@@ -73,6 +78,51 @@ pub fn rendered_cameras(cameras: Vec<RenderedCamera>) -> impl FnOnce(&mut r2r::N
                 snapshots.offer(arm.sim_mut(), now);
             }
             snapshots.failure().map_or(Ok(()), |e| Err(EdgeError::Refused(e)))
+        }))
+    }
+}
+
+/// The pick scene's object, as a motion-capture system and a person would
+/// serve it: the cube's pose on `cube/pose` (`geometry_msgs/PoseStamped`,
+/// base frame, every tick), and a message on `scene/reset`
+/// (`std_msgs/Empty`) puts the cube back on the table at a random spot of
+/// the task's cube area — the simulator's stand-in for a person resetting
+/// the scene.
+pub fn pick_scene(seed: u64) -> impl FnOnce(&mut r2r::Node) -> Result<PerTick<SimArm>, EdgeError> {
+    move |node| {
+        let pose = node.create_publisher::<r2r::geometry_msgs::msg::PoseStamped>("cube/pose", QosProfile::sensor_data())?;
+        let mut resets = node.subscribe::<r2r::std_msgs::msg::Empty>("scene/reset", QosProfile::default())?;
+        let mut rng = rrl_types::rng::Rng::seed(seed);
+        let mut table_z = None;
+        let mut message = r2r::geometry_msgs::msg::PoseStamped::default();
+        message.header.frame_id = "base".into();
+        Ok(Box::new(move |arm: &mut SimArm| {
+            let sim = arm.sim_mut();
+            let table_z = *table_z.get_or_insert(sim.block_position()[2]);
+            while let Some(Some(_)) = resets.next().now_or_never() {
+                let [[x0, y0], [x1, y1]] = sim_bridge::panda::CUBE_BOUNDS;
+                sim.put_block([rng.uniform(x0, x1), rng.uniform(y0, y1), table_z]);
+            }
+            let ([x, y, z], [qw, qx, qy, qz]) = (sim.block_position(), sim.block_orientation());
+            message.header.stamp = ros_time(arm.now());
+            message.pose.position = r2r::geometry_msgs::msg::Point { x, y, z };
+            message.pose.orientation = r2r::geometry_msgs::msg::Quaternion { x: qx, y: qy, z: qz, w: qw };
+            pose.publish(&message)?;
+            Ok(())
+        }))
+    }
+}
+
+/// Runs two nodes' per-tick work, one after the other.
+pub fn both<H: 'static>(
+    first: impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError>,
+    second: impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError>,
+) -> impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError> {
+    move |node| {
+        let (mut first, mut second) = (first(node)?, second(node)?);
+        Ok(Box::new(move |hardware: &mut H| {
+            first(hardware)?;
+            second(hardware)
         }))
     }
 }
@@ -109,7 +159,7 @@ pub fn serve<H: HardwareInterface>(
     mut after_tick: impl FnMut(&mut H),
     setup_extra: impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError>,
 ) -> Result<serde_json::Value, EdgeError> {
-    let RobotNodeSpec { node_name, namespace, robot_kind, launch_file, rate_hz, duration_s, publish_clock } = spec;
+    let RobotNodeSpec { node_name, namespace, robot_kind, launch_file, rate_hz, duration_s, publish_clock, gripper } = spec;
     let joint_names = hardware.joint_names().to_vec();
     // Commands arrive in the robot's own mode (positions for arms, velocities for cars).
     let command_mode = hardware.native_mode();
@@ -122,6 +172,11 @@ pub fn serve<H: HardwareInterface>(
     let clock = node.create_publisher::<r2r::rosgraph_msgs::msg::Clock>("/clock", QosProfile::default())?;
     let verdicts = node.create_publisher::<r2r::std_msgs::msg::String>("safety/verdicts", QosProfile::default())?;
     let mut commands = node.subscribe::<r2r::std_msgs::msg::Float64MultiArray>("joint_commands", QosProfile::default())?;
+    let mut gripper_commands = match gripper {
+        true => Some(node.subscribe::<r2r::std_msgs::msg::Float64MultiArray>("gripper/commands", QosProfile::default())?),
+        false => None,
+    };
+    let mut combined = GripperCommands::new(gripper.then_some(joint_names.len() - 1));
     let mut extra = setup_extra(&mut node)?;
     // What the node drives, as read-only ROS parameters (`ros2 param list`/`get`).
     let described: Vec<(&str, r2r::ParameterValue)> = vec![
@@ -177,10 +232,20 @@ pub fn serve<H: HardwareInterface>(
             tracing::warn!(parameter = %name, "the robot node's parameters are read-only; edit the launch file instead");
         }
         let now = clock_of(control.hardware());
+        combined.know_state(control.state());
+        if let Some(gripper_commands) = gripper_commands.as_mut() {
+            while let Some(Some(msg)) = gripper_commands.next().now_or_never() {
+                match combined.gripper(&msg.data) {
+                    Ok(Some(command)) => slot.offer(command),
+                    Ok(None) => {}
+                    Err(()) => malformed += 1,
+                }
+            }
+        }
         while let Some(Some(msg)) = commands.next().now_or_never() {
             // A command of the wrong size is still offered: the gate holds on it and says why.
-            match JointVec::from_slice(&msg.data) {
-                Some(values) => slot.offer(JointCommand { stamp: now, mode: command_mode, values }),
+            match combined.arm(&msg.data, now, command_mode) {
+                Some(command) => slot.offer(command),
                 None => malformed += 1,
             }
         }
@@ -237,6 +302,62 @@ pub fn serve<H: HardwareInterface>(
         "hardware_errors": hardware_errors,
         "reconnects": reconnects,
     }))
+}
+
+/// Joins a gripper's own command topic to the arm's: each arm command
+/// carries the gripper's newest target, and a new gripper target re-offers
+/// the newest arm command with its original stamp (so it still goes stale
+/// when the arm's commands stop).
+struct GripperCommands {
+    /// The gripper's joint index, when the robot has one on its own topic.
+    index: Option<usize>,
+    /// Where the gripper is sent; its measured position until a command comes.
+    target: Option<f64>,
+    last_arm: Option<JointCommand>,
+}
+
+impl GripperCommands {
+    fn new(index: Option<usize>) -> GripperCommands {
+        GripperCommands { index, target: None, last_arm: None }
+    }
+
+    fn know_state(&mut self, state: &rrl_types::JointState) {
+        if let (Some(i), None) = (self.index, self.target) {
+            self.target = state.position.as_slice().get(i).copied();
+        }
+    }
+
+    /// The command to offer for arm values `data`; `None` if it cannot be one.
+    fn arm(&mut self, data: &[f64], stamp: Timestamp, mode: rrl_types::CommandMode) -> Option<JointCommand> {
+        let values = match self.index {
+            // The arm's joints alone: the gripper's target joins them. Before
+            // the first state the gripper's position is unknown: nothing is sent.
+            Some(i) if data.len() == i && i < rrl_types::MAX_JOINTS => {
+                let mut values = JointVec::zeros(i + 1);
+                values.as_mut_slice()[..i].copy_from_slice(data);
+                values[i] = self.target?;
+                values
+            }
+            _ => JointVec::from_slice(data)?,
+        };
+        let command = JointCommand { stamp, mode, values };
+        self.last_arm = Some(command);
+        Some(command)
+    }
+
+    /// A gripper target: `Ok(Some)` re-offers the newest arm command with
+    /// it; `Err` for a message that is not one finite value.
+    fn gripper(&mut self, data: &[f64]) -> Result<Option<JointCommand>, ()> {
+        let (Some(i), [value]) = (self.index, data) else { return Err(()) };
+        if !value.is_finite() {
+            return Err(());
+        }
+        self.target = Some(*value);
+        Ok(self.last_arm.as_mut().filter(|c| c.values.len() == i + 1).map(|c| {
+            c.values[i] = *value;
+            *c
+        }))
+    }
 }
 
 /// Publishes rendered frames as `sensor_msgs/Image` rgb8.

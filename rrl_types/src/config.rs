@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ron_locator::{locate_values, TextPosition};
 
+mod arm_task;
+pub use arm_task::*;
+
 // ---------------------------------------------------------------------------
 // Schema
 // ---------------------------------------------------------------------------
@@ -44,6 +47,10 @@ pub struct LaunchFile {
     /// Autonomous practice schedule. Default: see `PracticeConfig`.
     #[serde(default)]
     pub practice: PracticeConfig,
+    /// Real arms: the task practised (actions, gripper, observation, goal,
+    /// resets). Default: none, the reach task (`ArmTaskConfig::reach`).
+    #[serde(default)]
+    pub task: Option<ArmTaskConfig>,
 }
 
 /// The supported robot kinds.
@@ -83,7 +90,7 @@ impl RobotConfig {
         match self {
             RobotConfig::Sim(c) => c.task.joint_names().iter().map(|s| s.to_string()).collect(),
             RobotConfig::SerialArm(c) => c.joints.iter().map(|j| j.name.clone()).collect(),
-            RobotConfig::TopicArm(c) => c.joint_names.clone(),
+            RobotConfig::TopicArm(c) => c.joint_names.iter().chain(c.gripper.as_ref().map(|g| &g.joint)).cloned().collect(),
             RobotConfig::Car(_) => vec!["linear_x".into(), "angular_z".into()],
         }
     }
@@ -275,6 +282,21 @@ pub struct TopicArmConfig {
     /// Default: false.
     #[serde(default)]
     pub stamp_on_arrival: bool,
+    /// The gripper, driven by its own controller: its joint (read from the
+    /// same joint states; it follows the arm's joints in command order) and
+    /// the topic its position command goes to. Default: none.
+    #[serde(default)]
+    pub gripper: Option<TopicGripper>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicGripper {
+    /// The gripper joint's name in `joint_states`.
+    pub joint: String,
+    /// A forward position controller of that joint (one value), or a
+    /// trajectory controller (one point, that joint).
+    pub command: ArmCommandTopic,
 }
 
 fn default_joint_states_topic() -> String {
@@ -424,9 +446,10 @@ pub enum RobotPreset {
 }
 
 impl RobotPreset {
-    /// Whether the gate knows this robot's kinematic chain without a URDF.
+    /// Whether the gate knows this robot's kinematic chain without a URDF
+    /// (the Frankas' published parameters, the SO-101's built-in URDF).
     pub fn has_kinematics(self) -> bool {
-        matches!(self, RobotPreset::FrankaPanda | RobotPreset::FrankaResearch3)
+        matches!(self, RobotPreset::FrankaPanda | RobotPreset::FrankaResearch3 | RobotPreset::So101)
     }
 
     pub fn joint_names(self) -> &'static [&'static str] {
@@ -1161,6 +1184,17 @@ impl LaunchFile {
         }
         self.reward.check(&self.cameras, c);
         self.practice.check(self.robot.control_rate_hz(), c);
+        if let Some(task) = &self.task {
+            if !matches!(self.robot, RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_)) {
+                c.fail("task", format!("a task section describes a real arm's task; a {} robot's task is its own", self.robot.kind_name()), Some("remove it, or drive the arm as a TopicArm or SerialArm"));
+            }
+            let cameras: Vec<String> = self.cameras.iter().map(|cam| cam.name.clone()).collect();
+            task.check(&self.robot.joint_names(), &cameras, &self.reward, &self.practice, c);
+            let has_kinematics = self.safety.urdf.is_some() || self.safety.preset.is_some_and(RobotPreset::has_kinematics);
+            if task.needs_kinematics() && !has_kinematics {
+                c.fail("task", "tool actions, tool observations, goals and tool reset moves need the arm's kinematics, which it lacks", Some("name its URDF in safety.urdf, or use Joints(..) actions, joint observations and Home resets"));
+            }
+        }
         if self.practice.reset_free && matches!(&self.robot, RobotConfig::Sim(sim) if sim.task != SimTask::PandaReach) {
             c.fail("practice.reset_free", "reset-free practice needs a reach task", Some("PandaReach in simulation, or a real arm's reach task"));
         }
@@ -1221,6 +1255,17 @@ impl RobotConfig {
                 if let ArmCommandTopic::Trajectory { time_from_start_ms, .. } = arm.command {
                     if time_from_start_ms == 0 {
                         c.fail("robot.command.time_from_start_ms", "a trajectory point must lie in the future", Some("about two control periods, e.g. 20"));
+                    }
+                }
+                if let Some(gripper) = &arm.gripper {
+                    if arm.joint_names.contains(&gripper.joint) {
+                        c.fail("robot.gripper.joint", format!("`{}` is one of the arm's joint_names; the gripper joint is listed here only", gripper.joint), None);
+                    }
+                    c.topic_name("robot.gripper.command.topic", gripper.command.topic());
+                    match gripper.command {
+                        ArmCommandTopic::ForwardVelocity { .. } => c.fail("robot.gripper.command", "a gripper takes position commands", Some("ForwardPosition(topic: ..) or Trajectory(..)")),
+                        ArmCommandTopic::Trajectory { time_from_start_ms: 0, .. } => c.fail("robot.gripper.command.time_from_start_ms", "a trajectory point must lie in the future", None),
+                        _ => {}
                     }
                 }
             }
@@ -1299,7 +1344,7 @@ impl SafetyConfig {
             c.positive("safety.workspace.max_step_m", ws.max_step_m, "metres");
             c.positive("safety.workspace.max_speed_mps", ws.max_speed_mps, "m/s");
             if self.urdf.is_none() && !self.preset.is_some_and(RobotPreset::has_kinematics) {
-                c.fail("safety.workspace", "the box needs the robot's kinematics", Some("name its URDF in safety.urdf (the FrankaPanda and FrankaResearch3 presets have them built in)"));
+                c.fail("safety.workspace", "the box needs the robot's kinematics", Some("name its URDF in safety.urdf (the FrankaPanda, FrankaResearch3 and So101 presets have them built in)"));
             }
         }
         if let Some(urdf) = &self.urdf {

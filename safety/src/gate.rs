@@ -11,6 +11,7 @@ use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp, MAX_
 
 use crate::critic::{critic_channel, CriticLoader, CriticSlot, RiskCritic};
 use crate::kinematics::{KinematicChain, KinematicsError};
+use crate::so101;
 use crate::limits::{enforce_effort, enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};
 
 /// Why a tick held the robot instead of forwarding the command.
@@ -186,9 +187,14 @@ impl GateConfig {
         if !(control_rate_hz.is_finite() && control_rate_hz > 0.0) {
             return Err(SafetyError::Invalid { field: "control_rate_hz".into(), message: format!("must be positive, got {control_rate_hz}") });
         }
-        let urdf_chain = match &safety.urdf {
-            Some(urdf) => {
-                let (chain, urdf_limits) = KinematicChain::load_urdf(Path::new(&urdf.file), &urdf.base_link, &urdf.tip_link, joint_names)?;
+        let urdf = match &safety.urdf {
+            Some(urdf) => Some(KinematicChain::load_urdf(Path::new(&urdf.file), &urdf.base_link, &urdf.tip_link, joint_names)?),
+            // A preset with a built-in URDF, unless the launch file names its own.
+            None if safety.preset == Some(RobotPreset::So101) => Some(so101::chain(joint_names)?),
+            None => None,
+        };
+        let urdf_chain = match urdf {
+            Some((chain, urdf_limits)) => {
                 for (name, limit) in urdf_limits {
                     let slot = &mut limits[index_of(&name)?];
                     // The preset's tables stay; the URDF fills what they leave open.
@@ -207,6 +213,7 @@ impl GateConfig {
             None => None,
             Some(ws) => {
                 let chain = match (urdf_chain, safety.preset) {
+                    // The launch file's URDF, or the preset's built-in one (So101).
                     (Some(chain), _) => chain,
                     (None, Some(preset @ (RobotPreset::FrankaPanda | RobotPreset::FrankaResearch3))) => {
                         let mut indices = [0; 7];

@@ -7,7 +7,7 @@
 //! the gate still limits whatever it proposes. Not on the gate's per-tick
 //! path (it allocates its small matrices).
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::{DMatrix, DVector, Rotation3, Vector3};
 
 use crate::kinematics::KinematicChain;
 
@@ -45,23 +45,40 @@ pub fn follow(q: f64, dq: f64, command: &mut f64, max_step: f64) {
     *command += (FOLLOW_SHARE * (solution - *command)).clamp(-max_step, max_step);
 }
 
-/// The tool position's Jacobian (3 × joints) of `chain` at `q`, by forward
-/// differences: exact enough for a damped step, and it needs nothing but
-/// the forward kinematics the gate already has.
+/// The tool position's Jacobian (3 × joints) of `chain` at `q`.
 pub fn position_jacobian(chain: &KinematicChain, q: &[f64]) -> DMatrix<f64> {
+    let all: Vec<usize> = (0..q.len()).collect();
+    tool_jacobian(chain, q, &all, false)
+}
+
+/// The tool's Jacobian of `chain` at `q` for the joints `columns` (indices
+/// into `q`; a gripper joint is left out): translation rows 0..3, and with
+/// `rotation` the base-frame angular rows 3..6. By forward differences:
+/// exact enough for a damped step, and it needs nothing but the forward
+/// kinematics the gate already has.
+pub fn tool_jacobian(chain: &KinematicChain, q: &[f64], columns: &[usize], rotation: bool) -> DMatrix<f64> {
     const H: f64 = 1e-6;
-    let tool = chain.tool_position(q);
-    let mut jacobian = DMatrix::zeros(3, q.len());
+    let pose = chain.tool_pose_with(|i| q[i]);
+    let mut jacobian = DMatrix::zeros(if rotation { 6 } else { 3 }, columns.len());
     let mut shifted = q.to_vec();
-    for j in 0..q.len() {
+    for (c, &j) in columns.iter().enumerate() {
         shifted[j] += H;
-        let moved = chain.tool_position(&shifted);
-        for k in 0..3 {
-            jacobian[(k, j)] = (moved[k] - tool[k]) / H;
+        let moved = chain.tool_pose_with(|i| shifted[i]);
+        let dp = (moved.translation.vector - pose.translation.vector) / H;
+        jacobian.fixed_view_mut::<3, 1>(0, c).copy_from(&dp);
+        if rotation {
+            let dr = orientation_error(&moved.rotation.to_rotation_matrix(), &pose.rotation.to_rotation_matrix()) / H;
+            jacobian.fixed_view_mut::<3, 1>(3, c).copy_from(&dr);
         }
         shifted[j] = q[j];
     }
     jacobian
+}
+
+/// The rotation taking `current` to `target`, as a base-frame rotation
+/// vector (axis × angle): the angular error a pose step removes.
+pub fn orientation_error(target: &Rotation3<f64>, current: &Rotation3<f64>) -> Vector3<f64> {
+    (target * current.inverse()).scaled_axis()
 }
 
 #[cfg(test)]
@@ -87,6 +104,32 @@ mod tests {
         assert!(with_pull.norm() > 0.01);
         let pulled: Vec<f64> = q.iter().zip(with_pull.iter()).map(|(a, b)| a + b).collect();
         assert!(distance(chain.tool_position(&pulled)) - distance(tool) < 1e-3);
+    }
+
+    #[test]
+    fn a_pose_step_reaches_a_rotated_target_and_the_jacobian_matches_a_finite_rotation() {
+        let chain = KinematicChain::panda();
+        let q = vec![0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+        let columns: Vec<usize> = (0..7).collect();
+        let pose = chain.tool_pose_with(|i| q[i]);
+        let target_rotation = Rotation3::from_euler_angles(0.05, -0.03, 0.08) * pose.rotation.to_rotation_matrix();
+        let target_position = pose.translation.vector + Vector3::new(0.01, 0.0, -0.01);
+        let mut q_now = q.clone();
+        for _ in 0..20 {
+            let now = chain.tool_pose_with(|i| q_now[i]);
+            let mut error = DVector::zeros(6);
+            error.fixed_rows_mut::<3>(0).copy_from(&(target_position - now.translation.vector));
+            error.fixed_rows_mut::<3>(3).copy_from(&orientation_error(&target_rotation, &now.rotation.to_rotation_matrix()));
+            let dq = dls_step(&tool_jacobian(&chain, &q_now, &columns, true), &error, None).unwrap();
+            q_now.iter_mut().zip(dq.iter()).for_each(|(q, d)| *q += d);
+        }
+        let reached = chain.tool_pose_with(|i| q_now[i]);
+        assert!((reached.translation.vector - target_position).norm() < 1e-4);
+        assert!(orientation_error(&target_rotation, &reached.rotation.to_rotation_matrix()).norm() < 1e-4);
+        // Leaving a joint out leaves its column out.
+        let without_last = tool_jacobian(&chain, &q, &columns[..6], true);
+        assert_eq!(without_last.shape(), (6, 6));
+        assert_eq!(without_last, tool_jacobian(&chain, &q, &columns, true).columns(0, 6));
     }
 
     #[test]

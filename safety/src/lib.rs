@@ -12,6 +12,7 @@ pub mod gate;
 pub mod ik;
 pub mod kinematics;
 pub mod limits;
+pub mod so101;
 
 pub use critic::{critic_channel, CriticError, CriticLoader, RiskCritic};
 pub use kinematics::{KinematicChain, KinematicsError};

@@ -354,8 +354,8 @@ fn a_urdf_gives_the_gate_joint_limits_and_the_workspace_chain() {
 
 #[test]
 fn a_workspace_without_kinematics_is_refused() {
-    let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(So101), workspace: Some((min: (0.0, 0.0, 0.0), max: (1.0, 1.0, 1.0))))").unwrap();
-    let names: Vec<String> = rrl_types::config::RobotPreset::So101.joint_names().iter().map(|s| s.to_string()).collect();
+    let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(Koch), workspace: Some((min: (0.0, 0.0, 0.0), max: (1.0, 1.0, 1.0))))").unwrap();
+    let names: Vec<String> = rrl_types::config::RobotPreset::Koch.joint_names().iter().map(|s| s.to_string()).collect();
     let err = safety::GateConfig::from_launch(&safety, &names, 100.0).unwrap_err().to_string();
     assert!(err.contains("safety.workspace") && err.contains("URDF"), "{err}");
     let missing: rrl_types::config::SafetyConfig = ron::from_str("(urdf: Some((file: \"/nonexistent/arm.urdf\", base_link: \"base\", tip_link: \"tool\")))").unwrap();

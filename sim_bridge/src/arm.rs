@@ -34,6 +34,12 @@ pub enum RenderQuality {
     Learning,
 }
 
+/// The Robotiq driver joint's range in the MJCF, rad.
+const GRIPPER_DRIVER_RANGE: f64 = 0.8;
+
+/// The gripper as a joint of `SimArm::panda_with_gripper`.
+pub const GRIPPER_JOINT: &str = "gripper";
+
 /// Joint stiffness and damping of the impedance controller (Franka's
 /// example values for joint impedance control).
 const KP: [f64; 7] = [600.0, 600.0, 600.0, 600.0, 250.0, 150.0, 50.0];
@@ -49,7 +55,11 @@ pub struct PandaSim {
     timestep: f64,
     pinch_site: usize,
     block_qpos: usize,
+    block_joint: usize,
     gripper_actuator: usize,
+    /// The gripper's driver joint: its position over its range is the closure.
+    driver_qpos: usize,
+    driver_dof: usize,
     /// Scratch space for the whole scene's mass matrix (nv x nv).
     mass_scratch: Vec<f64>,
 }
@@ -89,13 +99,16 @@ impl PandaSim {
             qpos_index[i] = model.jnt_qposadr()[id] as usize;
             dof_index[i] = model.jnt_dofadr()[id] as usize;
         }
-        let block_qpos = model.jnt_qposadr()[joint("block")?] as usize;
+        let block_joint = joint("block")?;
+        let block_qpos = model.jnt_qposadr()[block_joint] as usize;
         let pinch_site = model.name_to_id(MjtObjBase::mjOBJ_SITE, "pinch").ok_or_else(|| missing("site `pinch`"))?;
         let gripper_actuator = model.name_to_id(MjtObjBase::mjOBJ_ACTUATOR, "fingers_actuator").ok_or_else(|| missing("actuator `fingers_actuator`"))?;
+        let driver = joint("right_driver_joint")?;
+        let (driver_qpos, driver_dof) = (model.jnt_qposadr()[driver] as usize, model.jnt_dofadr()[driver] as usize);
         let torque_limit = std::array::from_fn(|i| model.actuator_ctrlrange()[i][1]);
         let timestep = model.ffi().opt.timestep;
         let nv = model.ffi().nv as usize;
-        let mut sim = PandaSim { data: MjData::new(model), qpos_index, dof_index, torque_limit, timestep, pinch_site, block_qpos, gripper_actuator, mass_scratch: vec![0.0; nv * nv] };
+        let mut sim = PandaSim { data: MjData::new(model), qpos_index, dof_index, torque_limit, timestep, pinch_site, block_qpos, block_joint, gripper_actuator, driver_qpos, driver_dof, mass_scratch: vec![0.0; nv * nv] };
         sim.reset_to(&PANDA_HOME);
         Ok(sim)
     }
@@ -177,6 +190,17 @@ impl PandaSim {
         [q[self.block_qpos], q[self.block_qpos + 1], q[self.block_qpos + 2]]
     }
 
+    /// Puts the cube at rest, upright, at (x, y, z): what a person does
+    /// who puts it back on the table.
+    pub fn put_block(&mut self, position: [f64; 3]) {
+        let (qpos, dof) = (self.block_qpos, self.data.model().jnt_dofadr()[self.block_joint] as usize);
+        let q = self.data.qpos_mut();
+        q[qpos..qpos + 3].copy_from_slice(&position);
+        q[qpos + 3..qpos + 7].copy_from_slice(&[1.0, 0.0, 0.0, 0.0]);
+        self.data.qvel_mut()[dof..dof + 6].fill(0.0);
+        self.data.forward();
+    }
+
     pub fn place_block(&mut self, x: f64, y: f64) {
         let z = self.block_position()[2];
         let q = self.data.qpos_mut();
@@ -193,6 +217,18 @@ impl PandaSim {
 
     pub fn gripper(&self) -> f64 {
         self.data.ctrl()[self.gripper_actuator] / 255.0
+    }
+
+    /// The fingers' measured closure, 0 open … 1 closed (they stop short
+    /// of 1 on an object between them), and its rate.
+    pub fn gripper_closure(&self) -> (f64, f64) {
+        (self.data.qpos()[self.driver_qpos] / GRIPPER_DRIVER_RANGE, self.data.qvel()[self.driver_dof] / GRIPPER_DRIVER_RANGE)
+    }
+
+    /// The cube's orientation quaternion (w, x, y, z).
+    pub fn block_orientation(&self) -> [f64; 4] {
+        let q = self.data.qpos();
+        std::array::from_fn(|k| q[self.block_qpos + 3 + k])
     }
 
     /// The arm's joint-space mass matrix (the 7x7 block of the scene's).
@@ -248,6 +284,8 @@ impl PandaSim {
 /// The simulated Panda as a robot: hardware interface over `PandaSim`.
 pub struct SimArm {
     names: Vec<String>,
+    /// The gripper is an eighth joint (closure 0 open … 1 closed).
+    gripper: bool,
     lifecycle: Lifecycle,
     sim: PandaSim,
     target: [f64; 7],
@@ -255,7 +293,16 @@ pub struct SimArm {
 
 impl SimArm {
     pub fn panda() -> Result<SimArm, SimError> {
-        Ok(SimArm { names: PANDA_JOINTS.iter().map(|s| s.to_string()).collect(), lifecycle: Lifecycle::Unconfigured, sim: PandaSim::load()?, target: PANDA_HOME })
+        Ok(SimArm { names: PANDA_JOINTS.iter().map(|s| s.to_string()).collect(), gripper: false, lifecycle: Lifecycle::Unconfigured, sim: PandaSim::load()?, target: PANDA_HOME })
+    }
+
+    /// The Panda with its gripper as an eighth joint, `GRIPPER_JOINT`: its
+    /// position is the measured closure, its command the closure asked for.
+    pub fn panda_with_gripper() -> Result<SimArm, SimError> {
+        let mut arm = SimArm::panda()?;
+        arm.names.push(GRIPPER_JOINT.into());
+        arm.gripper = true;
+        Ok(arm)
     }
 
     /// Puts the arm at rest at `pose` (and the target with it).
@@ -316,8 +363,14 @@ impl HardwareInterface for SimArm {
         if matches!(self.lifecycle, Lifecycle::Unconfigured | Lifecycle::Error) {
             return Err(HardwareError::Lifecycle { robot: "sim_panda".into(), operation: "read", state: self.lifecycle });
         }
-        let as_vec = |v: [f64; 7]| JointVec::from_slice(&v).expect("7 joints");
-        let (position, velocity, effort) = (as_vec(self.sim.joint_positions()), as_vec(self.sim.joint_velocities()), as_vec(self.sim.joint_torques()));
+        let n = self.names.len();
+        let (mut position, mut velocity, mut effort) = (JointVec::zeros(n), JointVec::zeros(n), JointVec::zeros(n));
+        position.as_mut_slice()[..7].copy_from_slice(&self.sim.joint_positions());
+        velocity.as_mut_slice()[..7].copy_from_slice(&self.sim.joint_velocities());
+        effort.as_mut_slice()[..7].copy_from_slice(&self.sim.joint_torques());
+        if self.gripper {
+            (position[7], velocity[7]) = self.sim.gripper_closure();
+        }
         // Stamped with simulated time: the sim is the clock.
         *state = JointState { stamp: self.now(), position, velocity, effort, wrench: None };
         Ok(())
@@ -326,6 +379,9 @@ impl HardwareInterface for SimArm {
         check_write(self, command, &[CommandMode::Position])?;
         for i in 0..7 {
             self.target[i] = command.values[i];
+        }
+        if self.gripper {
+            self.sim.set_gripper(command.values[7]);
         }
         Ok(())
     }

@@ -47,7 +47,8 @@ pub const WORKSPACE: [[f64; 3]; 2] = [[0.2, -0.3, 0.0], [0.6, 0.3, 0.5]];
 /// Nearer than 35 cm the gripper, pointing down, needs the elbow at
 /// -3.07 rad (its hard limit is -3.0718), past the gate's soft limit, so
 /// those cubes could not be picked through the gate at all.
-const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.35, -0.15], [0.55, 0.15]];
+/// Where the cube is placed: (x, y) min and max, m.
+pub const CUBE_BOUNDS: [[f64; 2]; 2] = [[0.35, -0.15], [0.55, 0.15]];
 const REACH_BOUNDS: [[f64; 3]; 2] = [[0.3, -0.15, 0.1], [0.5, 0.15, 0.3]];
 const IK_EVERY: usize = 5;
 /// Largest joint command change per controller tick, rad (2 rad/s at 100 Hz).

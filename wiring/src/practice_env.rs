@@ -27,7 +27,7 @@ use sim_bridge::arm::PandaSim;
 use sim_bridge::camera::SimCamera;
 use sim_bridge::panda::PandaTask;
 
-use crate::arm_task::ArmReach;
+use crate::arm_task::ArmTask;
 use sim_bridge::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
 use crate::WiringError;
 
@@ -101,7 +101,7 @@ impl Scene for PandaTask {
     }
 }
 
-impl Scene for ArmReach {
+impl Scene for ArmTask {
     fn scene(&mut self) -> Option<&mut PandaSim> {
         None
     }
@@ -328,11 +328,11 @@ impl PracticeEnv<PandaTask> {
     }
 }
 
-impl PracticeEnv<ArmReach> {
+impl PracticeEnv<ArmTask> {
     /// A real arm's reach task with the launch file's reward: the task's
     /// own, or a `Vlm(..)` critic scoring the first reward camera, a real
     /// camera (device, video, image sequence) grabbed on its own thread.
-    pub fn for_arm(task: ArmReach, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv<ArmReach>, WiringError> {
+    pub fn for_arm(task: ArmTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv<ArmTask>, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
             return Ok(PracticeEnv::plain(task));
         };

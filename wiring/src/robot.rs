@@ -14,7 +14,7 @@ use safety::Gate;
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
 use sim_bridge::SimError;
 
-use crate::arm_task::{ArmReach, ArmTaskError};
+use crate::arm_task::{ArmTask, ArmTaskError};
 use crate::WiringError;
 
 /// Where a simulated robot runs (`--robot`).
@@ -94,7 +94,7 @@ pub enum RobotTask {
     Sim(PandaTask),
     /// Stepped over ROS 2.
     SimNode(RemoteTask),
-    Arm(ArmReach),
+    Arm(ArmTask),
 }
 
 /// A started robot task, with the task node it steps when that runs in
@@ -153,7 +153,7 @@ impl RobotTask {
                     }),
                 }
             }
-            (RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_), _) => started(RobotTask::Arm(start_arm(launch, config, seed)?), None, "ArmReach".into()),
+            (RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_), _) => started(RobotTask::Arm(start_arm(launch, config, seed)?), None, crate::arm_task::task_name(launch).into()),
             (RobotConfig::Car(_), _) => Err(WiringError::launch(config, "this command drives arms (tool-space actions); a car has no end effector")),
         }
     }
@@ -162,13 +162,13 @@ impl RobotTask {
 /// A real arm's reach task over its driver: a ros2_control arm's topics,
 /// or a serial-servo bus whose blocking I/O runs on its own thread, off
 /// the control tick.
-pub fn start_arm(launch: &LaunchFile, config: &Path, seed: u64) -> Result<ArmReach, WiringError> {
+pub fn start_arm(launch: &LaunchFile, config: &Path, seed: u64) -> Result<ArmTask, WiringError> {
     let arm = match &launch.robot {
         RobotConfig::SerialArm(serial) => {
             let bus = robot_drivers::io_thread::IoThread::spawn(robot_drivers::servo_arm::ServoArm::new(serial.clone()), launch.robot.control_rate_hz());
-            ArmReach::start(bus, launch, seed)
+            ArmTask::start(bus, launch, seed)
         }
-        RobotConfig::TopicArm(topics) => ArmReach::start(robot_drivers::topic_arm::TopicArm::new(topics.clone(), &launch.namespace), launch, seed),
+        RobotConfig::TopicArm(topics) => ArmTask::start(robot_drivers::topic_arm::TopicArm::new(topics.clone(), &launch.namespace), launch, seed),
         other => return Err(WiringError::launch(config, format!("a {} robot is not an arm", other.kind_name()))),
     };
     arm.map_err(|source| WiringError::Arm { file: config.to_path_buf(), source })

@@ -1,0 +1,685 @@
+//! Practice on a real arm: the launch file's `task` section (or, without
+//! one, the reach task) over any arm behind the hardware interface (a
+//! ros2_control arm over its topics, a serial-servo arm, the simulated
+//! Panda served over topics). Tool actions become joint commands by damped
+//! least-squares inverse kinematics on the safety gate's own kinematic
+//! chain; joint actions step the joints; a gripper is one more joint, which
+//! the gate limits like any other. A control thread ticks read → gate →
+//! write at the robot's control rate on the wall clock (`control`),
+//! whatever the actor and learner are doing. The observation is the
+//! section's sources in order (`observation`), including topics such as an
+//! object's pose from motion capture; resets run the section's scripted
+//! moves (`reset`). A goal task's goals are tool points of random joint
+//! poses inside the joint limits and the workspace box, so every goal is
+//! reachable; its success is the measured tool within tolerance. A task
+//! without a goal is judged by a human, a VLM or a classifier.
+
+mod actions;
+mod control;
+mod observation;
+mod reset;
+
+use std::time::{Duration, Instant};
+
+use nalgebra::{DVector, Isometry3, Rotation3};
+use robot_drivers::pacing::Pacer;
+use robot_drivers::HardwareInterface;
+use ros_edge::observed_topics::ObservedTopics;
+use rrl_types::config::{ArmTaskConfig, GoalConfig, LaunchFile, Observe};
+use rrl_types::rng::Rng;
+use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, MonotonicClock, PracticeTask, Step, SystemClock, MAX_JOINTS};
+use safety::{CartesianLimits, Gate, JointLimit};
+
+use actions::{ActionLayout, Target};
+use control::ControlLink;
+pub use observation::ObservationLayout;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArmTaskError {
+    #[error("the arm stopped: {0}")]
+    Hardware(String),
+    #[error("task: an action has {expected} values, got {got}")]
+    ActionSize { expected: usize, got: usize },
+    #[error("task: action[{index}] is {value}; actions must be finite")]
+    NonFiniteAction { index: usize, value: f64 },
+    #[error("reset: the arm did not reach its home pose within {seconds} s (joint {joint} at {at:.3}, home {home:.3}; tool at {tool:.3?}, asked for {asked:.3?}; the safety gate intervened on {interventions} ticks{last_intervention})")]
+    ResetTimeout { seconds: f64, joint: String, at: f64, home: f64, tool: [f64; 3], asked: [f64; 3], interventions: u64, last_intervention: String },
+    #[error("reset: {what} did not finish within {seconds} s ({detail})")]
+    MoveTimeout { what: String, seconds: f64, detail: String },
+    #[error("reset: no state from the arm within {0} s")]
+    NoState(f64),
+    #[error("task observation: {0}")]
+    Topics(String),
+    #[error(transparent)]
+    Safety(#[from] safety::SafetyError),
+    /// The launch file or the arm does not fit the task.
+    #[error("{0}")]
+    Unfit(String),
+}
+
+/// How far the task's tool targets stay inside the workspace box's walls.
+const WALL_MARGIN_M: f64 = 0.01;
+
+/// The gripper joint and its open and closed positions.
+#[derive(Debug, Clone, Copy)]
+struct GripperJoint {
+    index: usize,
+    open: f64,
+    closed: f64,
+}
+
+impl GripperJoint {
+    /// 0 open … 1 closed.
+    fn closure(&self, position: f64) -> f64 {
+        (position - self.open) / (self.closed - self.open)
+    }
+    fn position(&self, closure: f64) -> f64 {
+        self.open + closure.clamp(0.0, 1.0) * (self.closed - self.open)
+    }
+}
+
+/// A task on a real arm.
+pub struct ArmTask {
+    joint_names: Vec<String>,
+    /// The arm's joints (every joint but the gripper's), by index.
+    arm: Vec<usize>,
+    gripper: Option<GripperJoint>,
+    /// The closure the gripper is sent to.
+    gripper_target: f64,
+    /// The gate's box and kinematic chain, when the robot has them.
+    workspace: Option<CartesianLimits>,
+    limits: [JointLimit; MAX_JOINTS],
+    soft_margin: f64,
+    link: ControlLink,
+    topics: Option<ObservedTopics>,
+    state: JointState,
+    command: [f64; MAX_JOINTS],
+    mode: CommandMode,
+    config: ArmTaskConfig,
+    actions: ActionLayout,
+    layout: ObservationLayout,
+    has_wrench: bool,
+    home: Vec<f64>,
+    home_noise: f64,
+    goal: [f64; 3],
+    /// The tool orientation held under `Hold` (and rotated under `Rotate`).
+    held_rotation: Rotation3<f64>,
+    rng: Rng,
+    steps: u32,
+    max_steps: u32,
+    policy_period: Duration,
+    control_period: Duration,
+    tolerance: f64,
+    reset_timeout: Duration,
+    /// A state older than this means the robot stopped publishing.
+    state_timeout: Duration,
+    /// When the next tick of the actor's tracking loop is due.
+    /// Paces the actor's side to the control rate (reset moves, one action's ticks).
+    ticks: Pacer<MonotonicClock>,
+    /// Practice without resets: forward (sampled goal) and backward (home)
+    /// episodes alternate from wherever the arm is.
+    reset_free: bool,
+    backward_next: bool,
+    needs_full_reset: bool,
+    observation: Vec<f64>,
+}
+
+/// The task a reach without a `task` section practises under this name;
+/// any other task is an `ArmTask`.
+pub fn task_name(launch: &LaunchFile) -> &'static str {
+    match launch.task.as_ref().is_none_or(|t| t.goal.is_some()) {
+        true => "ArmReach",
+        false => "ArmTask",
+    }
+}
+
+impl ArmTask {
+    /// Connects `hardware`, builds the launch file's gate around it, starts
+    /// the control thread and subscribes to the task's observed topics.
+    /// Tasks that use the tool need the gate's workspace box (goals and
+    /// tool targets stay inside it).
+    pub fn start<H: HardwareInterface + Send + 'static>(mut hardware: H, launch: &LaunchFile, seed: u64) -> Result<ArmTask, ArmTaskError> {
+        let config = launch.task.clone().unwrap_or_else(ArmTaskConfig::reach);
+        let rate = launch.robot.control_rate_hz();
+        let joint_names = launch.robot.joint_names();
+        if hardware.joint_names() != joint_names.as_slice() {
+            return Err(ArmTaskError::Unfit(format!("the arm reports joints {:?}, the launch file names {:?}", hardware.joint_names(), joint_names)));
+        }
+        // The one gate builder: rules, and the risk critic when one is configured.
+        let gate = Gate::build(&launch.safety, &joint_names, rate)?;
+        let gate_config = gate.config();
+        let workspace = gate_config.workspace.clone();
+        if config.needs_kinematics() && workspace.is_none() {
+            return Err(ArmTaskError::Unfit("this task uses the tool (tool actions, tool observations, a goal or tool reset moves): it needs safety.workspace, the box its tool, targets and goals stay in".into()));
+        }
+        if let Some(name) = config.observe.iter().find_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }) {
+            return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}`: frames in a real arm's observation arrive with pixel practice; until then observe state and topics only")));
+        }
+        let has_wrench = matches!(&launch.robot, rrl_types::config::RobotConfig::TopicArm(arm) if arm.wrench_topic.is_some());
+        if config.observe.contains(&Observe::Wrench) && !has_wrench {
+            return Err(ArmTaskError::Unfit("task.observe: Wrench: this robot reports no wrench (a TopicArm names its wrench_topic)".into()));
+        }
+        let gripper = match &config.gripper {
+            Some(g) => Some(GripperJoint { index: joint_names.iter().position(|n| *n == g.joint).ok_or_else(|| ArmTaskError::Unfit(format!("task.gripper.joint: the robot has no joint `{}`", g.joint)))?, open: g.open, closed: g.closed }),
+            None => None,
+        };
+        let arm: Vec<usize> = (0..joint_names.len()).filter(|&j| gripper.is_none_or(|g| g.index != j)).collect();
+        let mode = hardware.native_mode();
+        if mode != CommandMode::Position {
+            return Err(ArmTaskError::Unfit(format!("practice drives arms by joint positions; this arm takes {mode:?} commands")));
+        }
+        let practice = &launch.practice;
+        let actions = ActionLayout::new(&config.actions, practice.tool_step_m, arm.len());
+        let layout = ObservationLayout::new(&config.observe, arm.len());
+        let topic_list = layout.topics();
+        let topics = match topic_list.is_empty() {
+            true => None,
+            false => Some(ObservedTopics::start(&launch.namespace, &topic_list).map_err(|e| ArmTaskError::Topics(e.to_string()))?),
+        };
+        let hardware_error = |e: robot_drivers::HardwareError| ArmTaskError::Hardware(e.to_string());
+        hardware.configure().map_err(hardware_error)?;
+        hardware.activate().map_err(hardware_error)?;
+        let (limits, soft_margin) = (gate_config.limits, gate_config.soft_margin);
+        let control_period = Duration::from_secs_f64(1.0 / rate);
+        let link = ControlLink::start(hardware, gate, control_period)?;
+        let size = layout.size();
+        Ok(ArmTask {
+            joint_names,
+            arm,
+            gripper,
+            gripper_target: 0.0,
+            workspace,
+            limits,
+            soft_margin,
+            link,
+            topics,
+            state: JointState::zeros(0),
+            command: [0.0; MAX_JOINTS],
+            mode,
+            actions,
+            layout,
+            has_wrench,
+            home: practice.home.clone().unwrap_or_default(),
+            home_noise: practice.reset_noise_rad,
+            goal: [0.0; 3],
+            held_rotation: Rotation3::identity(),
+            rng: Rng::seed(seed),
+            steps: 0,
+            max_steps: practice.max_episode_steps,
+            policy_period: Duration::from_secs_f64(1.0 / practice.policy_rate_hz),
+            control_period,
+            tolerance: practice.goal_tolerance_m,
+            reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
+            state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
+            ticks: Pacer::new(control_period, MonotonicClock),
+            reset_free: practice.reset_free,
+            backward_next: false,
+            needs_full_reset: true,
+            // Zeros until the first reset succeeds: a failed one leaves a
+            // well-formed observation, and the next step reports why.
+            observation: vec![0.0; size],
+            config,
+        })
+    }
+
+    /// Where each observed source lies in the observation.
+    pub fn layout(&self) -> &ObservationLayout {
+        &self.layout
+    }
+
+    fn joints(&self) -> usize {
+        self.joint_names.len()
+    }
+
+    /// The control thread's newest state, if one came since the last look.
+    fn take_newest_state(&mut self) {
+        if let Some(state) = self.link.take_state() {
+            if state.position.len() == self.joints() {
+                self.state = state;
+            }
+        }
+    }
+
+    /// Returns once the arm's state is fresh. While it is stale (the robot
+    /// stopped publishing) practice pauses here: no step is taken or
+    /// recorded, the gate holds the arm, the log says so once, and practice
+    /// resumes by itself when states come back.
+    fn wait_while_silent(&mut self) -> Result<(), ArmTaskError> {
+        let mut paused_since: Option<Instant> = None;
+        loop {
+            self.link.check_failure()?;
+            self.take_newest_state();
+            let age = self.state_age();
+            if age <= self.state_timeout {
+                if let Some(since) = paused_since {
+                    tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the arm publishes its state again: practice resumes");
+                }
+                return Ok(());
+            }
+            if paused_since.is_none() {
+                tracing::warn!(stale_ms = age.as_millis() as u64, "no state from the arm (has it stopped publishing?): practice is paused and the safety gate holds the arm until its state returns");
+                paused_since = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn state_age(&self) -> Duration {
+        Duration::from_nanos(SystemClock.now().nanos_since(self.state.stamp))
+    }
+
+    /// Waits for the next control period and takes the newest state.
+    fn next_state(&mut self) -> Result<(), ArmTaskError> {
+        self.ticks.wait();
+        self.link.check_failure()?;
+        self.take_newest_state();
+        Ok(())
+    }
+
+    fn chain(&self) -> &CartesianLimits {
+        self.workspace.as_ref().expect("tool use is refused at start without kinematics")
+    }
+
+    fn tool(&self, q: &[f64]) -> [f64; 3] {
+        self.chain().chain.tool_position(q)
+    }
+
+    fn tool_pose(&self, q: &[f64]) -> Isometry3<f64> {
+        self.chain().chain.tool_pose_with(|i| q[i])
+    }
+
+    fn measured_tool(&self) -> [f64; 3] {
+        self.tool(self.state.position.as_slice())
+    }
+
+    /// `point` moved into the workspace box shrunk by `WALL_MARGIN_M` (less
+    /// in a box too small for it). Targets stay this far off the walls: the
+    /// inverse kinematics' small overshoot then never meets the gate, which
+    /// would cut the whole step (the tool would stick to a wall instead of
+    /// sliding along it) and could leave it pinned where the way home
+    /// starts outside the box.
+    fn inside_box(&self, point: [f64; 3]) -> [f64; 3] {
+        let workspace = self.chain();
+        std::array::from_fn(|k| {
+            let (lo, hi) = (workspace.min[k], workspace.max[k]);
+            let margin = WALL_MARGIN_M.min(0.25 * (hi - lo));
+            point[k].clamp(lo + margin, hi - margin)
+        })
+    }
+
+    fn offer_command(&mut self) {
+        if let Some(g) = self.gripper {
+            self.command[g.index] = g.position(self.gripper_target);
+        }
+        let values = JointVec::from_slice(&self.command[..self.joints()]).expect("at most MAX_JOINTS joints");
+        self.link.offer(JointCommand { stamp: SystemClock.now(), mode: self.mode, values });
+    }
+
+    /// The position range a sampled pose may use for joint `j`.
+    fn sample_range(&self, j: usize) -> (f64, f64) {
+        match self.limits[j].position {
+            Some((lo, hi)) => (lo + self.soft_margin, hi - self.soft_margin),
+            None => (self.home[j] - 1.0, self.home[j] + 1.0),
+        }
+    }
+
+    /// A reachable goal: the tool point of a random pose, inside the box
+    /// and at least three tolerances from the home pose's tool point.
+    fn sample_goal(&mut self) -> [f64; 3] {
+        let start = self.tool(&self.home);
+        let mut q = self.home.clone();
+        for _ in 0..1000 {
+            for &j in &self.arm.clone() {
+                let (lo, hi) = self.sample_range(j);
+                q[j] = self.rng.uniform(lo, hi);
+            }
+            let goal = self.tool(&q);
+            let far_enough = distance(&goal, &start) > 3.0 * self.tolerance;
+            if self.chain().outside(&goal) == 0.0 && far_enough {
+                return goal;
+            }
+        }
+        // A box the arm can hardly reach: its middle, clamped where the arm can go.
+        let workspace = self.chain();
+        std::array::from_fn(|k| 0.5 * (workspace.min[k] + workspace.max[k]))
+    }
+
+    /// One control tick toward `target`: for a tool target an inverse-
+    /// kinematics step (the joint command moves a share of the way to the
+    /// damped least-squares solution from the measured pose), for a joint
+    /// target a step toward it; never more than the joint's speed allows in
+    /// a tick. The gripper goes to its target closure.
+    fn track(&mut self, target: &Target) {
+        let q: Vec<f64> = self.state.position.as_slice().to_vec();
+        let dt = self.control_period.as_secs_f64();
+        let max_step = |limit: &JointLimit| limit.velocity.map_or(0.02, |v| 0.5 * v * dt);
+        match target {
+            Target::Tool { position, rotation } => {
+                let pose = self.tool_pose(&q);
+                let rows = if rotation.is_some() { 6 } else { 3 };
+                let mut error = DVector::zeros(rows);
+                error.fixed_rows_mut::<3>(0).copy_from(&(nalgebra::Vector3::from(*position) - pose.translation.vector));
+                if let Some(rotation) = rotation {
+                    error.fixed_rows_mut::<3>(3).copy_from(&safety::ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
+                }
+                let jacobian = safety::ik::tool_jacobian(&self.chain().chain, &q, &self.arm, rotation.is_some());
+                let Some(dq) = safety::ik::dls_step(&jacobian, &error, None) else { return };
+                for (c, &j) in self.arm.iter().enumerate() {
+                    safety::ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
+                }
+            }
+            Target::Joints(goal) => {
+                for (c, &j) in self.arm.iter().enumerate() {
+                    let (lo, hi) = self.sample_range(j);
+                    let step = (goal[c].clamp(lo, hi) - self.command[j]).clamp(-max_step(&self.limits[j]), max_step(&self.limits[j]));
+                    self.command[j] += step;
+                }
+            }
+        }
+        self.offer_command();
+    }
+
+    fn write_observation(&mut self) {
+        if let Some(topics) = self.topics.as_mut() {
+            topics.refresh();
+        }
+        let q = self.state.position.as_slice();
+        let tool = self.workspace.as_ref().map(|w| w.chain.tool_pose_with(|i| q[i]));
+        let tool_velocity = match (&self.workspace, self.layout.range_of(&Observe::ToolVelocity)) {
+            (Some(w), Some(_)) => {
+                let jacobian = safety::ik::tool_jacobian(&w.chain, q, &self.arm, false);
+                let qdot = DVector::from_iterator(self.arm.len(), self.arm.iter().map(|&j| self.state.velocity[j]));
+                let v = jacobian * qdot;
+                [v[0], v[1], v[2]]
+            }
+            _ => [0.0; 3],
+        };
+        let wrench = match (self.has_wrench, self.state.wrench) {
+            // A stale wrench reads NaN (the gate holds on it); the policy sees none.
+            (true, Some(w)) if w.iter().all(|v| v.is_finite()) => w,
+            _ => [0.0; 6],
+        };
+        let measured = observation::Measured {
+            q,
+            velocity: self.state.velocity.as_slice(),
+            arm: &self.arm,
+            tool,
+            tool_velocity,
+            gripper: self.gripper.map_or(0.0, |g| g.closure(q[g.index])),
+            wrench,
+            goal: self.goal,
+            topics: self.topics.as_ref(),
+        };
+        let mut out = std::mem::take(&mut self.observation);
+        self.layout.write(&measured, &mut out);
+        self.observation = out;
+    }
+
+    fn distance_to_goal(&self) -> f64 {
+        distance(&self.measured_tool(), &self.goal)
+    }
+
+    fn start_episode(&mut self) -> Result<(), ArmTaskError> {
+        let has_goal = self.config.goal.is_some();
+        if self.reset_free && has_goal && !self.needs_full_reset {
+            // No reset: from wherever the arm is, alternately to a sampled
+            // goal and back to the home pose's tool point.
+            self.goal = if self.backward_next { self.tool(&self.home) } else { self.sample_goal() };
+            self.backward_next = !self.backward_next;
+        } else {
+            self.wait_for_first_state()?;
+            for step in self.config.reset.clone() {
+                self.run_reset_move(&step)?;
+            }
+            if let Some(GoalConfig::SampledTool) = self.config.goal {
+                self.goal = self.sample_goal();
+            }
+            self.needs_full_reset = false;
+            self.backward_next = true;
+        }
+        if let Some(topics) = self.topics.as_mut() {
+            topics.wait_for_all(self.reset_timeout).map_err(ArmTaskError::Topics)?;
+        }
+        if self.actions.controls_orientation() {
+            self.held_rotation = self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix();
+        }
+        self.steps = 0;
+        self.link.take_events();
+        self.write_observation();
+        Ok(())
+    }
+
+    /// The scripted demonstrator of this task, where it has one: the reach
+    /// expert for a goal task, the pick expert for a gripper task that
+    /// observes the tool, the gripper and one object's pose.
+    pub fn scripted_expert(&self) -> Option<Box<dyn FnMut(&[f64], bool) -> Vec<f64>>> {
+        let tool_step = self.actions.plain_tool_step()?;
+        let gripper_slot = self.actions.has_gripper();
+        if let Some(goal) = self.layout.range_of(&Observe::Goal) {
+            let to_goal = goal.start + 3..goal.end;
+            return Some(Box::new(move |obs: &[f64], _| {
+                let mut action: Vec<f64> = obs[to_goal.clone()].iter().map(|d| (d / tool_step).clamp(-1.0, 1.0)).collect();
+                if gripper_slot {
+                    action.push(-1.0);
+                }
+                action
+            }));
+        }
+        let object = self.config.observe.iter().find_map(|o| if let Observe::Pose(_) = o { self.layout.range_of(o) } else { None })?;
+        let tool = self.layout.range_of(&Observe::Tool)?;
+        gripper_slot.then(|| Box::new(pick_expert(tool.start, object.start, tool_step)) as Box<dyn FnMut(&[f64], bool) -> Vec<f64>>)
+    }
+}
+
+impl Environment for ArmTask {
+    type Error = ArmTaskError;
+
+    fn observation_size(&self) -> usize {
+        self.layout.size()
+    }
+    fn action_size(&self) -> usize {
+        self.actions.size()
+    }
+    fn action_low(&self) -> &[f64] {
+        &self.actions.low
+    }
+    fn action_high(&self) -> &[f64] {
+        &self.actions.high
+    }
+    fn observation(&self) -> &[f64] {
+        &self.observation
+    }
+    /// Reset-free, only the first reset drives the arm home; later ones
+    /// re-seed and set the next goal from where the arm is.
+    fn reset(&mut self, seed: u64) -> &[f64] {
+        self.rng = Rng::seed(seed);
+        self.reset_next()
+    }
+    /// A reset that cannot bring the arm home leaves the last observation;
+    /// the next step reports why.
+    fn reset_next(&mut self) -> &[f64] {
+        if let Err(e) = self.start_episode() {
+            self.link.fail_later(e.to_string());
+        }
+        &self.observation
+    }
+    fn step(&mut self, action: &[f64]) -> Result<Step, ArmTaskError> {
+        self.actions.check(action)?;
+        self.wait_while_silent()?;
+        let q_arm: Vec<f64> = self.arm.iter().map(|&j| self.state.position[j]).collect();
+        let tool = self.workspace.as_ref().map(|w| {
+            let pose = w.chain.tool_pose_with(|i| self.state.position[i]);
+            ([pose.translation.x, pose.translation.y, pose.translation.z], pose.rotation.to_rotation_matrix())
+        });
+        let mut held = self.held_rotation;
+        let target = match self.actions.target(action, tool, &mut held, &q_arm) {
+            Target::Tool { position, rotation } => Target::Tool { position: self.inside_box(position), rotation },
+            joints => joints,
+        };
+        self.held_rotation = held;
+        if let Some(closure) = self.actions.gripper_closure(action) {
+            self.gripper_target = closure;
+        }
+        let ticks = (self.policy_period.as_secs_f64() / self.control_period.as_secs_f64()).round().max(1.0) as usize;
+        // Time spent between steps (acting, recording) is not caught up on.
+        self.ticks.reanchor();
+        for _ in 0..ticks {
+            self.next_state()?;
+            self.track(&target);
+        }
+        self.steps += 1;
+        self.write_observation();
+        let (reward, success) = match self.config.goal {
+            Some(GoalConfig::SampledTool) => {
+                let distance = self.distance_to_goal();
+                let success = distance < self.tolerance;
+                // As the simulated reach: a shaped cost in [-1, 0), 0 on success, which ends the episode.
+                (if success { 0.0 } else { -(5.0 * distance).tanh() }, success)
+            }
+            // Judged by a human, a VLM or a classifier.
+            None => (0.0, false),
+        };
+        Ok(Step { reward: reward - self.config.step_penalty, terminated: success, truncated: !success && self.steps >= self.max_steps })
+    }
+    fn success(&self) -> Option<bool> {
+        self.config.goal.as_ref().map(|_| self.distance_to_goal() < self.tolerance)
+    }
+}
+
+impl PracticeTask for ArmTask {
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
+        self.link.take_events()
+    }
+}
+
+fn distance(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt()
+}
+
+/// How high the pick expert lifts the object.
+const PICK_LIFT_M: f64 = 0.15;
+
+/// The scripted pick demonstrator over a real arm's observation (the tool
+/// point and the object's position at the given offsets): above the object, down, close, lift. A funnel — the closer
+/// above the object, the lower — keeps the action a smooth function of
+/// where the hand is, which a policy can clone without averaging two modes.
+pub fn pick_expert(tool: usize, object: usize, tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
+    let mut grasp_steps = 0u32;
+    move |obs: &[f64], start: bool| {
+        if start {
+            grasp_steps = 0;
+        }
+        let (hand, thing) = (&obs[tool..tool + 3], &obs[object..object + 3]);
+        let toward = |target: [f64; 3], close: f64| -> Vec<f64> {
+            let mut action: Vec<f64> = (0..3).map(|k| ((target[k] - hand[k]) / tool_step).clamp(-1.0, 1.0)).collect();
+            action.push(close);
+            action
+        };
+        let horizontal = ((hand[0] - thing[0]).powi(2) + (hand[1] - thing[1]).powi(2)).sqrt();
+        if grasp_steps > 0 {
+            grasp_steps += 1;
+            // Close first (until the fingers stop on the object), then lift.
+            if grasp_steps < 5 {
+                return toward([hand[0], hand[1], hand[2]], 1.0);
+            }
+            return toward([hand[0], hand[1], thing[2] + PICK_LIFT_M], 1.0);
+        }
+        if horizontal > 0.01 || hand[2] - thing[2] > 0.01 {
+            return toward([thing[0], thing[1], thing[2] + (3.0 * horizontal).min(0.1)], -1.0);
+        }
+        grasp_steps = 1;
+        toward([hand[0], hand[1], hand[2]], 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use robot_drivers::{HardwareError, Lifecycle};
+    use rrl_types::Timestamp;
+    use sim_bridge::arm::SimArm;
+
+    /// The simulated Panda as an arm on the wall clock (as `rrl sim` serves
+    /// it, without the topics): each read first advances the physics to the
+    /// wall-clock time since start and stamps the state with the wall clock.
+    struct WallClockPanda {
+        arm: SimArm,
+        started: Instant,
+    }
+
+    impl HardwareInterface for WallClockPanda {
+        fn name(&self) -> &str {
+            self.arm.name()
+        }
+        fn joint_names(&self) -> &[String] {
+            self.arm.joint_names()
+        }
+        fn lifecycle(&self) -> Lifecycle {
+            self.arm.lifecycle()
+        }
+        fn configure(&mut self) -> Result<(), HardwareError> {
+            self.arm.configure()
+        }
+        fn activate(&mut self) -> Result<(), HardwareError> {
+            self.arm.activate()
+        }
+        fn deactivate(&mut self) -> Result<(), HardwareError> {
+            self.arm.deactivate()
+        }
+        fn recover(&mut self) -> Result<(), HardwareError> {
+            self.arm.recover()
+        }
+        fn read(&mut self, now: Timestamp, state: &mut JointState) -> Result<(), HardwareError> {
+            let behind = self.started.elapsed().as_secs_f64() - self.arm.now().as_secs_f64();
+            if behind > 0.0 {
+                self.arm.advance(behind);
+            }
+            self.arm.read(now, state)?;
+            state.stamp = SystemClock.now();
+            Ok(())
+        }
+        fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
+            self.arm.write(command)
+        }
+    }
+
+    fn panda_over_ros_launch() -> LaunchFile {
+        LaunchFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/files/sim_panda_over_ros.ron")).expect("the shipped launch file loads")
+    }
+
+    /// A policy that pushes the tool into the box's floor and corners: the
+    /// tool slides along the walls into each corner (it used to stick to
+    /// the first wall it met), and the reset still brings the arm home (its
+    /// way home once started outside the box and the gate refused it).
+    #[test]
+    fn the_reset_brings_the_arm_home_from_a_corner_of_the_box_floor() {
+        let launch = panda_over_ros_launch();
+        let hardware = WallClockPanda { arm: SimArm::panda().unwrap(), started: Instant::now() };
+        let mut task = ArmTask::start(hardware, &launch, 0).unwrap();
+        task.start_episode().expect("the first reset from the simulator's start pose");
+        // Down to the floor; to the far wall, then down into its corner; to the side wall, then down.
+        let floor = [0.0, 0.0, -1.0];
+        let corners: [&[([f64; 3], usize)]; 3] = [&[(floor, 40)], &[([1.0, 0.0, 0.0], 25), (floor, 40)], &[([1.0, 1.0, 0.0], 25), (floor, 40)]];
+        for pushes in corners {
+            for &(push, steps) in pushes {
+                for _ in 0..steps {
+                    task.step(&push).expect("a push into the box's walls is a valid step");
+                }
+            }
+            // The tool slid along each wall it was pushed against into the corner.
+            let tool = task.tool(task.state.position.as_slice());
+            let (min, max) = (task.chain().min, task.chain().max);
+            for &(push, _) in pushes {
+                for k in 0..3 {
+                    let wall = if push[k] > 0.0 { max[k] - tool[k] } else if push[k] < 0.0 { tool[k] - min[k] } else { continue };
+                    assert!((0.0..0.03).contains(&wall), "pushed along axis {k} ({pushes:?}): tool at {tool:?}, {wall} m from the wall");
+                }
+            }
+            task.start_episode().unwrap_or_else(|e| panic!("reset after pushing {pushes:?} (tool at {tool:?}): {e}"));
+            let home_tool = task.tool(&task.home);
+            let tool = task.tool(task.state.position.as_slice());
+            let off = (0..3).map(|k| (tool[k] - home_tool[k]).powi(2)).sum::<f64>().sqrt();
+            assert!(off < 0.05, "after the reset the tool is {off} m from home's tool point");
+        }
+    }
+}
