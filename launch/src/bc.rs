@@ -79,7 +79,7 @@ impl BcOptions {
                 failure.get_or_insert(e.to_string());
                 vec![0.0; action_size]
             })
-        })?;
+        }, &mut policies::practice::Judge::Task)?;
         if let Some(e) = failure {
             bail!("the BC policy failed: {e}");
         }

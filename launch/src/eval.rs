@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use policies::practice::Judge;
 use policies::{Sac, SacConfig};
 use rrl_types::config::LaunchFile;
 
@@ -32,7 +33,7 @@ impl EvalArgs {
         let mut env = started.task;
         let out = self.out.clone().unwrap_or_else(|| self.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
         let config = wiring::learner::sac_config(&launch, &env, 0);
-        let mut report = evaluate_checkpoint(&mut env, &config, &self.checkpoint, &started.name, &out, self.episodes, self.seed)?;
+        let mut report = evaluate_checkpoint(&mut env, &config, &self.checkpoint, &started.name, &out, self.episodes, self.seed, &mut Judge::Task)?;
         if let Some(node) = crate::robot_choice::finish_node(started.node)? {
             report["robot_node"] = node;
         }
@@ -42,16 +43,19 @@ impl EvalArgs {
 
 /// Loads a learner checkpoint and runs `episodes` deterministic episodes,
 /// recorded under `out`; writes `eval.json` and `eval_returns.png` there.
-pub fn evaluate_checkpoint<E: rrl_types::PracticeTask>(env: &mut E, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64) -> anyhow::Result<serde_json::Value> {
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_checkpoint<E: rrl_types::PracticeTask>(env: &mut E, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64, judge: &mut Judge) -> anyhow::Result<serde_json::Value> {
     let mut sac = Sac::new(config.clone(), tch::Device::Cpu);
     policies::checkpoint::load(&mut sac, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
-    evaluate_policy(env, ("checkpoint", checkpoint.display().to_string()), task, out, episodes, seed, |obs| sac.act(obs, true))
+    evaluate_policy(env, ("checkpoint", checkpoint.display().to_string()), task, out, episodes, seed, |obs| sac.act(obs, true), judge)
 }
 
 /// Recorded evaluation episodes of `policy` in `out`, with `eval.json`
-/// (naming the policy by `label`) and a plot of the returns.
-pub fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String), task: &str, out: &Path, episodes: u32, seed: u64, policy: impl FnMut(&[f64]) -> Vec<f64>) -> anyhow::Result<serde_json::Value> {
-    let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, policy)?;
+/// (naming the policy by `label`) and a plot of the returns; `judge` says
+/// which episodes succeeded.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String), task: &str, out: &Path, episodes: u32, seed: u64, policy: impl FnMut(&[f64]) -> Vec<f64>, judge: &mut Judge) -> anyhow::Result<serde_json::Value> {
+    let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, policy, judge)?;
     let result = summary(label, episodes, &returns, successes);
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("eval.json"), serde_json::to_vec_pretty(&result)?).with_context(|| format!("writing {}", out.join("eval.json").display()))?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use policies::practice::{EpisodeReport, PracticeSettings};
+use policies::practice::{EpisodeReport, Judge, PracticeSettings};
 use rrl_types::config::{BehaviourCloningBase, FileBase, LaunchFile, PracticeBase, ResidualScale, RewardConfig, RobotConfig};
 use sim_bridge::panda::{PandaVariant, ScriptedExpert};
 use wiring::robot::Placement;
@@ -167,18 +167,23 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
     let device = policies::select_device(choice)?;
     let task_size = (env.observation_size(), env.action_size());
+    // The human is there from the first demo on: with `reward: Human` their
+    // labels judge demos and evaluations as they judge practice.
+    let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, task_size.1)?;
+    let human_reward = launch.reward == RewardConfig::Human;
     let base_choice = match &args.base {
         Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale.clone() }),
         None => launch.practice.base.clone(),
     };
     let (base, scale, mut base_report) = match base_choice {
-        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null),
+        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null, operator.as_mut()),
         PracticeBase::File(file) => {
             let path = PathBuf::from(&file.path);
             (load_base(&path, task_size.0, task_size.1, file.execute)?, file.residual_scale, serde_json::json!({"path": file.path}))
         }
         PracticeBase::BehaviourCloning(bc) => {
-            let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert)?;
+            let mut judge = judge_of(operator.as_mut(), human_reward);
+            let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert, &mut judge)?;
             (load_base(&path, task_size.0, task_size.1, bc.execute)?, bc.residual_scale, report)
         }
     };
@@ -189,7 +194,16 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
         let (task_obs, base_action) = obs.split_at(task_size.0);
         policies::residual::residual_for(&expert(task_obs, start), base_action, &scales)
     };
-    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report)
+    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report, operator.as_mut())
+}
+
+/// Who judges scripted demos and evaluations: with `reward: Human` the
+/// human's labels (and they are the reward), else the task.
+fn judge_of(operator: &mut dyn policies::practice::Operator, human_reward: bool) -> Judge<'_> {
+    match human_reward {
+        true => Judge::Human { operator, rewards: true },
+        false => Judge::Task,
+    }
 }
 
 /// The behaviour-cloning base of a run: demos of the task itself in
@@ -203,6 +217,7 @@ fn behaviour_cloning_base<E: rrl_types::PracticeTask>(
     demo_episodes: u32,
     seed: u64,
     expert: &mut impl FnMut(&[f64], bool) -> Vec<f64>,
+    judge: &mut Judge,
 ) -> anyhow::Result<(PathBuf, serde_json::Value)> {
     let path = folder.join("bc.safetensors");
     let mut report = serde_json::json!({"path": path.display().to_string(), "trained": false});
@@ -210,7 +225,7 @@ fn behaviour_cloning_base<E: rrl_types::PracticeTask>(
         tracing::info!(path = %path.display(), "behaviour-cloning base found: practice corrects it");
         return Ok((path, report));
     }
-    let successes = policies::practice::record_demo_episodes(env, folder, task_name, demo_episodes, seed, expert)?;
+    let successes = policies::practice::record_demo_episodes(env, folder, task_name, demo_episodes, seed, expert, judge)?;
     let (observation_size, action_size) = (env.observation_size(), env.action_size());
     let progress = indicatif::ProgressBar::new_spinner().with_message(format!("behaviour cloning: {} gradient steps on {demo_episodes} demos", bc.steps));
     progress.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -241,8 +256,10 @@ fn practise_on<E: rrl_types::PracticeTask>(
     demo_controller: impl FnMut(&[f64], bool) -> Vec<f64>,
     vlm_counts: impl Fn(&E) -> Option<serde_json::Value>,
     base_report: serde_json::Value,
+    operator: &mut dyn policies::practice::Operator,
 ) -> anyhow::Result<serde_json::Value> {
-    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller)?;
+    let human_reward = launch.reward == RewardConfig::Human;
+    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller, &mut judge_of(operator, human_reward))?;
     if launch.practice.demo_episodes > 0 {
         tracing::info!(episodes = launch.practice.demo_episodes, successes = demo_successes, "demo episodes ready");
     }
@@ -254,7 +271,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         // The base alone (no residual) on the episodes the final evaluation
         // plays, so the report says what practice added.
         let zero = vec![0.0; env.action_size()];
-        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_| zero.clone())?;
+        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_| zero.clone(), &mut judge_of(operator, human_reward))?;
         tracing::info!(success_rate = result["success_rate"].as_f64(), "the base policy alone, before practice");
         base_report["eval"] = result;
     }
@@ -279,11 +296,10 @@ fn practise_on<E: rrl_types::PracticeTask>(
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
-        human_reward: launch.reward == RewardConfig::Human,
+        human_reward,
     };
-    let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, env.action_size())?;
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
-    let mut paced = Paced::new(operator.as_mut(), pace);
+    let mut paced = Paced::new(&mut *operator, pace);
     let mut output = PracticeOutput::create(&run_dir, settings.total_steps, args.log_status.then(|| launch.name.clone()))?;
     let mut on_episode = |episode: &EpisodeReport| output.episode(episode);
     let mut link_report = serde_json::Value::Null;
@@ -333,7 +349,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let status = output.finish(&task_name)?;
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
-        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000)?
+        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut judge_of(operator, human_reward))?
     } else {
         serde_json::Value::Null
     };

@@ -8,7 +8,7 @@
 //! learner node (`learner_link`), a robot behind its gate as a node
 //! (`robot_node`, for `rrl sim` and `rrl driver`), the VLM reward node
 //! (`reward_node`), the topics a real-arm task observes besides the robot
-//! (`observed_topics`), and the human's gamepad or SpaceMouse (`joy`).
+//! (`observed_topics`), its human reset window (`reset_window`), and the human's gamepad or SpaceMouse (`joy`).
 //!
 //! Must never read launch files or decide what a robot is: it is handed
 //! built parts (a task, learner settings) and serves them. Must never be
@@ -20,6 +20,7 @@ pub mod observed_topics;
 pub mod learner_link;
 pub mod params;
 pub mod qos;
+pub mod reset_window;
 pub mod reward_node;
 pub mod robot_node;
 pub mod task_node;

@@ -48,9 +48,9 @@ pub struct LaunchFile {
     #[serde(default)]
     pub practice: PracticeConfig,
     /// Real arms: the task practised (actions, gripper, observation, goal,
-    /// resets). Default: none, the reach task (`ArmTaskConfig::reach`).
+    /// resets). Default: the reach task (`ArmTaskConfig::default()`).
     #[serde(default)]
-    pub task: Option<ArmTaskConfig>,
+    pub task: ArmTaskConfig,
 }
 
 /// The supported robot kinds.
@@ -1184,14 +1184,18 @@ impl LaunchFile {
         }
         self.reward.check(&self.cameras, c);
         self.practice.check(self.robot.control_rate_hz(), c);
-        if let Some(task) = &self.task {
-            if !matches!(self.robot, RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_)) {
-                c.fail("task", format!("a task section describes a real arm's task; a {} robot's task is its own", self.robot.kind_name()), Some("remove it, or drive the arm as a TopicArm or SerialArm"));
-            }
+        let task = &self.task;
+        let real_arm = matches!(self.robot, RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_));
+        if !real_arm && *task != ArmTaskConfig::default() {
+            c.fail("task", format!("a task section describes a real arm's task; a {} robot's task is its own", self.robot.kind_name()), Some("remove it, or drive the arm as a TopicArm or SerialArm"));
+        }
+        if real_arm {
             let cameras: Vec<String> = self.cameras.iter().map(|cam| cam.name.clone()).collect();
             task.check(&self.robot.joint_names(), &cameras, &self.reward, &self.practice, c);
             let has_kinematics = self.safety.urdf.is_some() || self.safety.preset.is_some_and(RobotPreset::has_kinematics);
-            if task.needs_kinematics() && !has_kinematics {
+            // The default reach needs kinematics only when practised: an arm
+            // without them may still be driven, teleoperated and recorded.
+            if task.needs_kinematics() && !has_kinematics && *task != ArmTaskConfig::default() {
                 c.fail("task", "tool actions, tool observations, goals and tool reset moves need the arm's kinematics, which it lacks", Some("name its URDF in safety.urdf, or use Joints(..) actions, joint observations and Home resets"));
             }
         }

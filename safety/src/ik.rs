@@ -7,7 +7,7 @@
 //! the gate still limits whatever it proposes. Not on the gate's per-tick
 //! path (it allocates its small matrices).
 
-use nalgebra::{DMatrix, DVector, Rotation3, Vector3};
+use nalgebra::{DMatrix, DVector, Rotation3, UnitQuaternion, Vector3};
 
 use crate::kinematics::KinematicChain;
 
@@ -78,7 +78,9 @@ pub fn tool_jacobian(chain: &KinematicChain, q: &[f64], columns: &[usize], rotat
 /// The rotation taking `current` to `target`, as a base-frame rotation
 /// vector (axis × angle): the angular error a pose step removes.
 pub fn orientation_error(target: &Rotation3<f64>, current: &Rotation3<f64>) -> Vector3<f64> {
-    (target * current.inverse()).scaled_axis()
+    // Through a quaternion: a rotation matrix's own angle takes the arc
+    // cosine of its trace, which rounding pushes past 1 (NaN) near identity.
+    UnitQuaternion::from_rotation_matrix(&(target * current.inverse())).scaled_axis()
 }
 
 #[cfg(test)]
@@ -126,6 +128,10 @@ mod tests {
         let reached = chain.tool_pose_with(|i| q_now[i]);
         assert!((reached.translation.vector - target_position).norm() < 1e-4);
         assert!(orientation_error(&target_rotation, &reached.rotation.to_rotation_matrix()).norm() < 1e-4);
+        // Rounding that puts a product of rotations' trace past 3 gives no NaN.
+        let tiny = Rotation3::from_axis_angle(&Vector3::z_axis(), 1e-8);
+        let almost = Rotation3::from_matrix_unchecked(tiny.matrix() * (1.0 + 1e-12));
+        assert!(orientation_error(&almost, &Rotation3::identity()).iter().all(|v| v.is_finite()));
         // Leaving a joint out leaves its column out.
         let without_last = tool_jacobian(&chain, &q, &columns[..6], true);
         assert_eq!(without_last.shape(), (6, 6));

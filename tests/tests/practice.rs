@@ -58,7 +58,7 @@ fn practice_records_every_episode_and_a_resumed_run_loses_nothing() {
     let run = dir.path();
     let mut task = reach_task(40);
     let mut expert = ScriptedExpert::default();
-    let demo_successes = practice::record_demo_episodes(&mut task, run, "PandaReach", 3, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec()).unwrap();
+    let demo_successes = practice::record_demo_episodes(&mut task, run, "PandaReach", 3, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec(), &mut practice::Judge::Task).unwrap();
     assert_eq!(demo_successes, 3, "the expert reaches every goal through the gate");
     let config = small_learner(&task);
 
@@ -86,7 +86,7 @@ fn practice_records_every_episode_and_a_resumed_run_loses_nothing() {
     // A new session on the same run: the buffers refill from the files, the
     // learner resumes from its checkpoint, episodes continue numbering, and
     // demos are not recorded twice.
-    let again = practice::record_demo_episodes(&mut task, run, "PandaReach", 3, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec()).unwrap();
+    let again = practice::record_demo_episodes(&mut task, run, "PandaReach", 3, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec(), &mut practice::Judge::Task).unwrap();
     assert_eq!(again, 0);
     assert_eq!(recording::list_episodes(&run.join("demos")).unwrap().len(), 3);
     let second = practice::practice(&mut task, config, tch::Device::Cpu, &mut NoOperator, &settings(run, 600), |_| {}).unwrap();
@@ -380,7 +380,7 @@ fn with_human_rewards_a_demo_counts_by_its_outcome_and_a_task_ending_itself_is_c
     let run = dir.path();
     let mut task = reach_task(40);
     let mut expert = ScriptedExpert::default();
-    assert_eq!(practice::record_demo_episodes(&mut task, run, "PandaReach", 1, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec()).unwrap(), 1);
+    assert_eq!(practice::record_demo_episodes(&mut task, run, "PandaReach", 1, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec(), &mut practice::Judge::Task).unwrap(), 1);
     let demo_steps = read_folder(&run.join("demos"))[0].steps.len();
     let config = small_learner(&task);
     let settings = PracticeSettings { human_reward: true, lockstep: false, warmup_steps: 10_000, ..settings(run, 30) };

@@ -179,7 +179,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
             expert.reset();
         }
         expert.act(PandaVariant::PickCube, obs).to_vec()
-    })?;
+    }, &mut policies::practice::Judge::Task)?;
     task.take_violation_steps();
     let learner = LearnerConfig { hidden: vec![256, 256], critics: 2, batch_size: 256, utd: 1, demo_ratio: 0.5, warmup_steps: 500, ..LearnerConfig::default() };
     let config = SacConfig::from_learner(&learner, task.observation_size(), task.action_size(), seed + 1);

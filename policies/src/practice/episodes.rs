@@ -7,6 +7,7 @@ use std::time::Instant;
 use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
 use rrl_types::PracticeTask;
 
+use super::operator::{Operator, OperatorCommand};
 use super::reward_wait::{AwaitedStep, RewardWait};
 use super::run_files::{durably, unix_ns};
 use super::{to_policy_action, PracticeError};
@@ -25,6 +26,35 @@ pub(super) fn task_end_reason(success: Option<bool>, terminated: bool) -> &'stat
     }
 }
 
+/// Who judges a recorded (scripted or evaluation) episode.
+pub enum Judge<'a> {
+    /// The task's own success and reward.
+    Task,
+    /// A human's success and failure labels, polled from `operator` after
+    /// every step: a label ends the episode with that outcome. With
+    /// `rewards` (`reward: Human`) the label is the reward as well — the
+    /// labelled step is terminal with 1 or 0, every other step has 0, and a
+    /// task that ends itself is cut like a time limit — as in practice.
+    Human { operator: &'a mut dyn Operator, rewards: bool },
+}
+
+impl Judge<'_> {
+    fn label(&mut self, observation: &[f64]) -> Option<bool> {
+        match self {
+            Judge::Task => None,
+            Judge::Human { operator, .. } => match operator.poll(observation).command {
+                Some(OperatorCommand::Success) => Some(true),
+                Some(OperatorCommand::Failure) => Some(false),
+                _ => None,
+            },
+        }
+    }
+
+    fn human_rewards(&self) -> bool {
+        matches!(self, Judge::Human { rewards: true, .. })
+    }
+}
+
 /// One episode of `act` (observation, first step -> action in the learner's
 /// [-1, 1]) recorded under `folder`; used for scripted demos and
 /// evaluations. Returns (return, success).
@@ -38,6 +68,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     seed: u64,
     by_human_or_script: bool,
     act: &mut dyn FnMut(&[f64], bool) -> Vec<f64>,
+    judge: &mut Judge,
 ) -> Result<(f64, Option<bool>), PracticeError> {
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let started = unix_ns();
@@ -47,10 +78,23 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     let mut env_action = Vec::new();
     let (mut total, mut steps, mut safety_events) = (0.0, 0u64, 0u64);
     let mut wait = RewardWait::default();
+    let mut label: Option<bool>;
     let terminated = loop {
         let action = act(&observation, steps == 0);
         to_env_action(&action, &low, &high, &mut env_action);
-        let result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+        let mut result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
+        if judge.human_rewards() {
+            result.reward = 0.0;
+            result.truncated |= std::mem::take(&mut result.terminated);
+        }
+        label = judge.label(env.observation());
+        if let Some(success) = label {
+            if judge.human_rewards() {
+                (result.reward, result.terminated, result.truncated) = (f64::from(u8::from(success)), true, false);
+            } else {
+                result.truncated |= !result.terminated;
+            }
+        }
         let events = env.take_safety_events();
         safety_events += events.protective;
         steps += 1;
@@ -77,8 +121,17 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             break result.terminated;
         }
     };
-    let success = env.success();
-    let reason = task_end_reason(success, terminated);
+    let success = match (label, judge) {
+        (Some(success), _) => Some(success),
+        // The human is the judge: no label, no success.
+        (None, Judge::Human { rewards: true, .. }) => None,
+        (None, _) => env.success(),
+    };
+    let reason = match label {
+        Some(true) => "success",
+        Some(false) => "failure",
+        None => task_end_reason(success, terminated),
+    };
     let interventions = if by_human_or_script { steps } else { 0 };
     let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
     durably(|| writer.finish(&outcome))?;
@@ -87,7 +140,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
 
 /// Records `episodes` of a scripted `controller` (actions in the
 /// environment's bounds) as demo episodes of the run, unless the run
-/// already has demos. Returns how many succeeded.
+/// already has demos, each judged by `judge`. Returns how many succeeded.
 pub fn record_demo_episodes<E: PracticeTask>(
     env: &mut E,
     run_dir: &Path,
@@ -95,6 +148,7 @@ pub fn record_demo_episodes<E: PracticeTask>(
     episodes: u32,
     seed: u64,
     mut controller: impl FnMut(&[f64], bool) -> Vec<f64>,
+    judge: &mut Judge,
 ) -> Result<u32, PracticeError> {
     let folder = run_dir.join("demos");
     if !recording::list_episodes(&folder)?.is_empty() {
@@ -104,7 +158,7 @@ pub fn record_demo_episodes<E: PracticeTask>(
     let mut act = |obs: &[f64], first: bool| to_policy_action(&controller(obs, first), &low, &high);
     let mut successes = 0;
     for e in 0..u64::from(episodes) {
-        let (_, success) = record_one_episode(env, &folder, task, "demo", e, seed + e, true, &mut act)?;
+        let (_, success) = record_one_episode(env, &folder, task, "demo", e, seed + e, true, &mut act, judge)?;
         successes += u32::from(success.unwrap_or(false));
     }
     Ok(successes)

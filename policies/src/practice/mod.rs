@@ -31,7 +31,7 @@ mod teleop;
 
 pub use actions::to_policy_action;
 pub use actor::{practice, practice_with_link};
-pub use episodes::record_demo_episodes;
+pub use episodes::{record_demo_episodes, Judge};
 pub use evaluation::evaluate_recorded;
 pub use learner::{run_learner, ActorWeights, LearnerLink, LearnerShared, LocalLearner, ToLearner};
 pub use operator::{NoOperator, Operator, OperatorCommand, OperatorInput};

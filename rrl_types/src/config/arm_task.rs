@@ -10,7 +10,7 @@ use super::{Checker, PracticeConfig, RewardConfig};
 
 /// A manipulation task on a real arm. Without a `task` section a real arm
 /// practises the reach task: tool deltas, a sampled goal, a scripted home
-/// reset (see `ArmTaskConfig::reach`).
+/// reset (the defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArmTaskConfig {
@@ -173,6 +173,11 @@ pub enum ResetMove {
     Home,
     /// Holds still for this many seconds (e.g. for a dropped object to settle).
     Wait(f64),
+    /// The human reset window: the arm is held while a person puts the
+    /// scene back; the next episode starts when they publish
+    /// `std_msgs/Empty` on `<namespace>/practice/reset_done`, and practice
+    /// stops with a message after this many seconds without it.
+    WaitForHuman(f64),
 }
 
 impl Default for ArmTaskConfig {
@@ -189,11 +194,6 @@ impl Default for ArmTaskConfig {
 }
 
 impl ArmTaskConfig {
-    /// The reach task a real arm practises without a `task` section.
-    pub fn reach() -> ArmTaskConfig {
-        ArmTaskConfig::default()
-    }
-
     /// The gripper's action, if the actions have a slot for it.
     pub fn gripper_action(&self) -> GripperAction {
         match &self.actions {
@@ -273,6 +273,7 @@ impl ArmTaskConfig {
                 ResetMove::Tool((x, y, z)) if ![x, y, z].iter().all(|v| v.is_finite()) => c.fail(&path, "the point must be finite", None),
                 ResetMove::Gripper(g) if !(0.0..=1.0).contains(&g) => c.fail(&path, format!("a closure lies in [0, 1] (0 open), got {g}"), None),
                 ResetMove::Wait(s) if !(s.is_finite() && s >= 0.0 && s <= 60.0) => c.fail(&path, format!("waits 0 to 60 s, got {s}"), None),
+                ResetMove::WaitForHuman(s) if !(s.is_finite() && s > 0.0 && s <= 3600.0) => c.fail(&path, format!("a reset window of 0 to 3600 s, got {s}"), Some("e.g. WaitForHuman(120.0)")),
                 _ => {}
             }
         }

@@ -25,6 +25,7 @@ use nalgebra::{DVector, Isometry3, Rotation3};
 use robot_drivers::pacing::Pacer;
 use robot_drivers::HardwareInterface;
 use ros_edge::observed_topics::ObservedTopics;
+use ros_edge::reset_window::ResetWindow;
 use rrl_types::config::{ArmTaskConfig, GoalConfig, LaunchFile, Observe};
 use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, MonotonicClock, PracticeTask, Step, SystemClock, MAX_JOINTS};
@@ -56,6 +57,9 @@ pub enum ArmTaskError {
     #[error("{0}")]
     Unfit(String),
 }
+
+/// The share of the way home a redundant arm's null-space motion takes per tick.
+const NULL_SPACE_PULL: f64 = 0.1;
 
 /// How far the task's tool targets stay inside the workspace box's walls.
 const WALL_MARGIN_M: f64 = 0.01;
@@ -92,6 +96,8 @@ pub struct ArmTask {
     soft_margin: f64,
     link: ControlLink,
     topics: Option<ObservedTopics>,
+    /// Open during a `WaitForHuman` reset move.
+    reset_window: Option<ResetWindow>,
     state: JointState,
     command: [f64; MAX_JOINTS],
     mode: CommandMode,
@@ -127,7 +133,7 @@ pub struct ArmTask {
 /// The task a reach without a `task` section practises under this name;
 /// any other task is an `ArmTask`.
 pub fn task_name(launch: &LaunchFile) -> &'static str {
-    match launch.task.as_ref().is_none_or(|t| t.goal.is_some()) {
+    match launch.task.goal.is_some() {
         true => "ArmReach",
         false => "ArmTask",
     }
@@ -139,7 +145,7 @@ impl ArmTask {
     /// Tasks that use the tool need the gate's workspace box (goals and
     /// tool targets stay inside it).
     pub fn start<H: HardwareInterface + Send + 'static>(mut hardware: H, launch: &LaunchFile, seed: u64) -> Result<ArmTask, ArmTaskError> {
-        let config = launch.task.clone().unwrap_or_else(ArmTaskConfig::reach);
+        let config = launch.task.clone();
         let rate = launch.robot.control_rate_hz();
         let joint_names = launch.robot.joint_names();
         if hardware.joint_names() != joint_names.as_slice() {
@@ -176,6 +182,10 @@ impl ArmTask {
             true => None,
             false => Some(ObservedTopics::start(&launch.namespace, &topic_list).map_err(|e| ArmTaskError::Topics(e.to_string()))?),
         };
+        let reset_window = match config.reset.iter().any(|m| matches!(m, rrl_types::config::ResetMove::WaitForHuman(_))) {
+            true => Some(ResetWindow::start(&launch.namespace).map_err(|e| ArmTaskError::Topics(e.to_string()))?),
+            false => None,
+        };
         let hardware_error = |e: robot_drivers::HardwareError| ArmTaskError::Hardware(e.to_string());
         hardware.configure().map_err(hardware_error)?;
         hardware.activate().map_err(hardware_error)?;
@@ -193,6 +203,7 @@ impl ArmTask {
             soft_margin,
             link,
             topics,
+            reset_window,
             state: JointState::zeros(0),
             command: [0.0; MAX_JOINTS],
             mode,
@@ -363,7 +374,11 @@ impl ArmTask {
                     error.fixed_rows_mut::<3>(3).copy_from(&safety::ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
                 }
                 let jacobian = safety::ik::tool_jacobian(&self.chain().chain, &q, &self.arm, rotation.is_some());
-                let Some(dq) = safety::ik::dls_step(&jacobian, &error, None) else { return };
+                // Redundant joints drift toward home in the task's null space
+                // (as the simulated Panda's controller does): left alone they
+                // wander into poses from which the way home leaves the box.
+                let pull = (self.home.len() == q.len()).then(|| DVector::from_iterator(self.arm.len(), self.arm.iter().map(|&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
+                let Some(dq) = safety::ik::dls_step(&jacobian, &error, pull.as_ref()) else { return };
                 for (c, &j) in self.arm.iter().enumerate() {
                     safety::ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
                 }

@@ -1,5 +1,6 @@
 //! A real-arm task's scripted reset: the launch file's `task.reset` moves
-//! in order (lift, tool points, gripper, home with noise, wait), each
+//! in order (lift, tool points, gripper, home with noise, wait, the human
+//! reset window), each
 //! through the gate on the control thread, each with the practice
 //! section's reset timeout. An arm that stops publishing pauses a move
 //! (the gate holds it meanwhile), and the pause does not count against
@@ -24,6 +25,21 @@ const GRIPPER_STILL: f64 = 0.005;
 const GRIPPER_SETTLE: Duration = Duration::from_millis(200);
 
 impl ArmTask {
+    /// ", the last <verdict>, its forwarded command's tool at …" when the
+    /// gate intervened.
+    fn last_intervention_note(&self, interventions: u64) -> String {
+        match self.link.last_intervention() {
+            Some((verdict, sent)) if interventions > 0 && self.workspace.is_some() => format!(", the last {}, its forwarded command's tool at {:.3?}", verdict, self.tool(sent.as_slice())),
+            Some((verdict, _)) if interventions > 0 => format!(", the last {verdict}"),
+            _ => String::new(),
+        }
+    }
+
+    fn interventions_since(&self, before: u64) -> String {
+        let interventions = self.link.protective().saturating_sub(before);
+        format!("the safety gate intervened on {interventions} ticks{}", self.last_intervention_note(interventions))
+    }
+
     /// Waits for the arm's first state; with no home configured, home is
     /// where the arm stands then.
     pub(super) fn wait_for_first_state(&mut self) -> Result<(), ArmTaskError> {
@@ -57,6 +73,16 @@ impl ArmTask {
             }
             ResetMove::Tool((x, y, z)) => self.move_tool([x, y, z], &format!("Tool(({x}, {y}, {z}))")),
             ResetMove::Gripper(closure) => self.move_gripper(closure),
+            ResetMove::WaitForHuman(seconds) => {
+                let window = self.reset_window.take().expect("started with the task when its reset has a window");
+                let mut started = Instant::now();
+                let outcome = window.wait(Duration::from_secs_f64(seconds), || {
+                    self.offer_command();
+                    self.next_reset_state(&mut started)
+                });
+                self.reset_window = Some(window);
+                outcome?.map_err(|why| ArmTaskError::MoveTimeout { what: format!("WaitForHuman({seconds})"), seconds, detail: why })
+            }
             ResetMove::Wait(seconds) => {
                 let until = Instant::now() + Duration::from_secs_f64(seconds);
                 while Instant::now() < until {
@@ -87,6 +113,7 @@ impl ArmTask {
         let end = self.inside_box(point);
         let rotation = self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix();
         let mut started = Instant::now();
+        let interventions_before = self.link.protective();
         loop {
             let tool = self.measured_tool();
             let to_go = distance(&end, &tool);
@@ -94,7 +121,8 @@ impl ArmTask {
                 return Ok(());
             }
             if started.elapsed() > self.reset_timeout {
-                return Err(ArmTaskError::MoveTimeout { what: what.into(), seconds: self.reset_timeout.as_secs_f64(), detail: format!("tool at {tool:.3?}, {to_go:.3} m from {end:.3?}") });
+                let gate = self.interventions_since(interventions_before);
+                return Err(ArmTaskError::MoveTimeout { what: what.into(), seconds: self.reset_timeout.as_secs_f64(), detail: format!("tool at {tool:.3?}, {to_go:.3} m from {end:.3?}; {gate}") });
             }
             let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
             let waypoint = std::array::from_fn(|k| tool[k] + ahead * (end[k] - tool[k]));
@@ -171,11 +199,7 @@ impl ArmTask {
                 let tools = self.workspace.as_ref().map(|_| (self.measured_tool(), self.tool(&self.command[..n])));
                 let (tool, asked) = tools.unwrap_or(([f64::NAN; 3], [f64::NAN; 3]));
                 let interventions = self.link.protective().saturating_sub(interventions_before);
-                let last_intervention = match self.link.last_intervention() {
-                    Some((verdict, sent)) if interventions > 0 && self.workspace.is_some() => format!(", the last {}, its forwarded command's tool at {:.3?}", verdict, self.tool(sent.as_slice())),
-                    Some((verdict, _)) if interventions > 0 => format!(", the last {verdict}"),
-                    _ => String::new(),
-                };
+                let last_intervention = self.last_intervention_note(interventions);
                 return Err(ArmTaskError::ResetTimeout { seconds: self.reset_timeout.as_secs_f64(), joint: self.joint_names[j].clone(), at: self.state.position[j], home: pose[j], tool, asked, interventions, last_intervention });
             }
         }
