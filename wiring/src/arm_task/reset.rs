@@ -107,11 +107,12 @@ impl ArmTask {
     }
 
     /// The tool in a straight line to `point` (kept inside the box), its
-    /// orientation held: a waypoint a few centimetres ahead keeps the
-    /// linearised steps on the line.
+    /// orientation held when the task's actions control it (an arm with
+    /// too few joints for that moves the point only): a waypoint a few
+    /// centimetres ahead keeps the linearised steps on the line.
     fn move_tool(&mut self, point: [f64; 3], what: &str) -> Result<(), ArmTaskError> {
         let end = self.inside_box(point);
-        let rotation = self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix();
+        let rotation = self.actions.controls_orientation().then(|| self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix());
         let mut started = Instant::now();
         let interventions_before = self.link.protective();
         loop {
@@ -127,7 +128,7 @@ impl ArmTask {
             let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
             let waypoint = std::array::from_fn(|k| tool[k] + ahead * (end[k] - tool[k]));
             self.next_reset_state(&mut started)?;
-            self.track(&Target::Tool { position: waypoint, rotation: Some(rotation) });
+            self.track(&Target::Tool { position: waypoint, rotation });
         }
     }
 
