@@ -30,6 +30,10 @@ pub struct ArmTaskConfig {
     pub goal: Option<GoalConfig>,
     /// Subtracted from every step's reward (a cost of time). Default: 0.
     pub step_penalty: f64,
+    /// An observed topic (`Pose`, `Array`) whose newest message is older
+    /// than this pauses practice before the next step (the object is no
+    /// longer tracked) until it delivers again. Default: 500 ms.
+    pub topic_timeout_ms: u64,
     /// The moves of a reset, in order. Default: `[Home]`.
     pub reset: Vec<ResetMove>,
 }
@@ -188,6 +192,7 @@ impl Default for ArmTaskConfig {
             observe: vec![Observe::Joints, Observe::Tool, Observe::Goal],
             goal: Some(GoalConfig::SampledTool),
             step_penalty: 0.0,
+            topic_timeout_ms: 500,
             reset: vec![ResetMove::Home],
         }
     }
@@ -263,6 +268,7 @@ impl ArmTaskConfig {
         if self.step_penalty > 0.0 && !matches!(reward, RewardConfig::Task) {
             c.fail("task.step_penalty", "a step penalty shapes the task's own reward (`reward: Task`); with human labels, a VLM or a classifier the reward is theirs alone", Some("step_penalty: 0.0"));
         }
+        c.nonzero_ms("task.topic_timeout_ms", self.topic_timeout_ms);
         if self.reset.is_empty() {
             c.fail("task.reset", "a reset needs at least one move", Some("[Home]"));
         }

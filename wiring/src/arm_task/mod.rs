@@ -119,6 +119,8 @@ pub struct ArmTask {
     reset_timeout: Duration,
     /// A state older than this means the robot stopped publishing.
     state_timeout: Duration,
+    /// An observed topic's message older than this pauses practice.
+    topic_timeout: Duration,
     /// When the next tick of the actor's tracking loop is due.
     /// Paces the actor's side to the control rate (reset moves, one action's ticks).
     ticks: Pacer<MonotonicClock>,
@@ -222,6 +224,7 @@ impl ArmTask {
             tolerance: practice.goal_tolerance_m,
             reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
             state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
+            topic_timeout: Duration::from_millis(config.topic_timeout_ms),
             ticks: Pacer::new(control_period, MonotonicClock),
             reset_free: practice.reset_free,
             backward_next: false,
@@ -251,28 +254,44 @@ impl ArmTask {
         }
     }
 
-    /// Returns once the arm's state is fresh. While it is stale (the robot
-    /// stopped publishing) practice pauses here: no step is taken or
-    /// recorded, the gate holds the arm, the log says so once, and practice
-    /// resumes by itself when states come back.
+    /// Returns once the arm's state and the observed topics are fresh.
+    /// While one is stale (the robot stopped publishing, a tracker lost the
+    /// object) practice pauses here: no step is taken or recorded, the gate
+    /// holds the arm, the log says so once, and practice resumes by itself
+    /// when they come back.
     fn wait_while_silent(&mut self) -> Result<(), ArmTaskError> {
-        let mut paused_since: Option<Instant> = None;
+        let mut paused: Option<(Instant, String)> = None;
         loop {
             self.link.check_failure()?;
             self.take_newest_state();
             let age = self.state_age();
-            if age <= self.state_timeout {
-                if let Some(since) = paused_since {
-                    tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the arm publishes its state again: practice resumes");
+            let stale = if age > self.state_timeout {
+                Some(format!("no state from the arm for {} ms (has it stopped publishing?)", age.as_millis()))
+            } else {
+                self.stale_topic()
+            };
+            match (stale, &paused) {
+                (None, None) => return Ok(()),
+                (None, Some((since, _))) => {
+                    tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the arm and its observed topics deliver again: practice resumes");
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            if paused_since.is_none() {
-                tracing::warn!(stale_ms = age.as_millis() as u64, "no state from the arm (has it stopped publishing?): practice is paused and the safety gate holds the arm until its state returns");
-                paused_since = Some(Instant::now());
+                (Some(why), None) => {
+                    tracing::warn!("{why}: practice is paused and the safety gate holds the arm until it returns");
+                    paused = Some((Instant::now(), why));
+                }
+                (Some(_), Some(_)) => {}
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The observed topic whose newest message is too old, if one is.
+    fn stale_topic(&mut self) -> Option<String> {
+        let topics = self.topics.as_mut()?;
+        topics.refresh();
+        let (age, topic) = topics.oldest()?;
+        (age > self.topic_timeout).then(|| format!("task observation: nothing on `{topic}` for {} ms (is the object still tracked?)", age.as_millis()))
     }
 
     fn state_age(&self) -> Duration {
@@ -443,6 +462,7 @@ impl ArmTask {
             self.backward_next = !self.backward_next;
         } else {
             self.wait_for_first_state()?;
+            self.leave_the_walls()?;
             for step in self.config.reset.clone() {
                 self.run_reset_move(&step)?;
             }
@@ -573,11 +593,19 @@ fn distance(a: &[f64; 3], b: &[f64; 3]) -> f64 {
 
 /// How high the pick expert lifts the object.
 const PICK_LIFT_M: f64 = 0.15;
+/// The pick expert closes once the tool is this near the object's centre,
+/// horizontally and vertically.
+const PICK_GRASP_WITHIN_M: f64 = 0.015;
+/// The share of the way to its next point the pick expert asks for per
+/// step: a real arm's position control lags its commands, and asking for
+/// the whole way overshoots and circles the object.
+const PICK_GAIN: f64 = 0.6;
 
 /// The scripted pick demonstrator over a real arm's observation (the tool
-/// point and the object's position at the given offsets): above the object, down, close, lift. A funnel — the closer
-/// above the object, the lower — keeps the action a smooth function of
-/// where the hand is, which a policy can clone without averaging two modes.
+/// point and the object's position at the given offsets): above the
+/// object, down, close, lift. A funnel — the closer above the object, the
+/// lower — keeps the action a smooth function of where the hand is, which
+/// a policy can clone without averaging two modes.
 pub fn pick_expert(tool: usize, object: usize, tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
     let mut grasp_steps = 0u32;
     move |obs: &[f64], start: bool| {
@@ -586,20 +614,20 @@ pub fn pick_expert(tool: usize, object: usize, tool_step: f64) -> impl FnMut(&[f
         }
         let (hand, thing) = (&obs[tool..tool + 3], &obs[object..object + 3]);
         let toward = |target: [f64; 3], close: f64| -> Vec<f64> {
-            let mut action: Vec<f64> = (0..3).map(|k| ((target[k] - hand[k]) / tool_step).clamp(-1.0, 1.0)).collect();
+            let mut action: Vec<f64> = (0..3).map(|k| (PICK_GAIN * (target[k] - hand[k]) / tool_step).clamp(-1.0, 1.0)).collect();
             action.push(close);
             action
         };
         let horizontal = ((hand[0] - thing[0]).powi(2) + (hand[1] - thing[1]).powi(2)).sqrt();
         if grasp_steps > 0 {
             grasp_steps += 1;
-            // Close first (until the fingers stop on the object), then lift.
+            // Close first, then lift.
             if grasp_steps < 5 {
                 return toward([hand[0], hand[1], hand[2]], 1.0);
             }
             return toward([hand[0], hand[1], thing[2] + PICK_LIFT_M], 1.0);
         }
-        if horizontal > 0.01 || hand[2] - thing[2] > 0.01 {
+        if horizontal > PICK_GRASP_WITHIN_M || hand[2] - thing[2] > PICK_GRASP_WITHIN_M {
             return toward([thing[0], thing[1], thing[2] + (3.0 * horizontal).min(0.1)], -1.0);
         }
         grasp_steps = 1;

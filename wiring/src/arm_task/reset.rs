@@ -19,6 +19,8 @@ const WAYPOINT_AHEAD_M: f64 = 0.03;
 const TOOL_TOLERANCE_M: f64 = 0.01;
 /// Home's tool line hands over to the joint-space move this near.
 const HOME_TOOL_TOLERANCE_M: f64 = 0.02;
+/// How far inside the box's walls a reset first takes the tool.
+const WALL_CLEARANCE_M: f64 = 0.03;
 /// A gripper move is done once its closure changed less than this over
 /// `GRIPPER_SETTLE` (it may stop short on an object).
 const GRIPPER_STILL: f64 = 0.005;
@@ -38,6 +40,36 @@ impl ArmTask {
     fn interventions_since(&self, before: u64) -> String {
         let interventions = self.link.protective().saturating_sub(before);
         format!("the safety gate intervened on {interventions} ticks{}", self.last_intervention_note(interventions))
+    }
+
+    /// A tool pressed against the box's walls (practice may leave it there)
+    /// first moves a few centimetres inside, the point only: from the wall
+    /// itself the gate refuses any step whose first millimetres point out,
+    /// and a held orientation can make every step do so. Best effort: a
+    /// move that cannot leave the wall is left to the reset's own moves.
+    pub(super) fn leave_the_walls(&mut self) -> Result<(), ArmTaskError> {
+        let Some(workspace) = self.workspace.as_ref() else { return Ok(()) };
+        let tool = self.measured_tool();
+        let inside: [f64; 3] = std::array::from_fn(|k| {
+            let (lo, hi) = (workspace.min[k] + WALL_CLEARANCE_M, workspace.max[k] - WALL_CLEARANCE_M);
+            if lo < hi { tool[k].clamp(lo, hi) } else { 0.5 * (workspace.min[k] + workspace.max[k]) }
+        });
+        if distance(&inside, &tool) < TOOL_TOLERANCE_M {
+            return Ok(());
+        }
+        let mut started = Instant::now();
+        while started.elapsed() < self.reset_timeout / 4 {
+            let tool = self.measured_tool();
+            if distance(&inside, &tool) < TOOL_TOLERANCE_M {
+                break;
+            }
+            let to_go = distance(&inside, &tool);
+            let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
+            let waypoint = std::array::from_fn(|k| tool[k] + ahead * (inside[k] - tool[k]));
+            self.next_reset_state(&mut started)?;
+            self.track(&Target::Tool { position: waypoint, rotation: None });
+        }
+        Ok(())
     }
 
     /// Waits for the arm's first state; with no home configured, home is
@@ -112,7 +144,7 @@ impl ArmTask {
     /// centimetres ahead keeps the linearised steps on the line.
     fn move_tool(&mut self, point: [f64; 3], what: &str) -> Result<(), ArmTaskError> {
         let end = self.inside_box(point);
-        let rotation = self.actions.controls_orientation().then(|| self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix());
+        let mut rotation = self.actions.controls_orientation().then(|| self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix());
         let mut started = Instant::now();
         let interventions_before = self.link.protective();
         loop {
@@ -120,6 +152,13 @@ impl ArmTask {
             let to_go = distance(&end, &tool);
             if to_go < TOOL_TOLERANCE_M {
                 return Ok(());
+            }
+            if rotation.is_some() && started.elapsed() > self.reset_timeout / 2 {
+                // Holding the orientation may be what keeps the point out of
+                // reach (a pose pressed against a wall or a joint limit): the
+                // point matters more, and the next move or home restores it.
+                tracing::warn!(what, tool = ?tool, "the reset move frees the tool's orientation to reach its point");
+                rotation = None;
             }
             if started.elapsed() > self.reset_timeout {
                 let gate = self.interventions_since(interventions_before);
