@@ -31,8 +31,7 @@ impl LearnerArgs {
 /// so (e.g. after the actors of this process have finished).
 pub fn run_learner_node_until(config: &Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
     let launch = rrl_types::config::LaunchFile::load(config)?;
-    let (env, _) = wiring::robot::panda_task(&launch, config)?;
-    let node = wiring::learner::learner_node_spec(&launch, &env, policies::select_device(launch.learner.device)?);
-    drop(env);
+    let sizes = wiring::robot::task_sizes(&launch, config)?;
+    let node = wiring::learner::learner_node_spec(&launch, sizes, policies::select_device(launch.learner.device)?);
     Ok(serve_learner(node, run_dir, resume, until_idle_s, may_stop)?)
 }

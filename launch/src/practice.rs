@@ -1,5 +1,5 @@
 //! `rrl practice`: the practice workflow on the robot of a launch file (the
-//! simulated Panda's tasks, or the reach task on a real arm), directly or as
+//! simulated Panda's tasks, or the launch file's task on a real arm), directly or as
 //! a residual on a frozen base policy.
 
 use std::path::{Path, PathBuf};
@@ -119,11 +119,11 @@ impl PracticeArgs {
                 let args = PracticeArgs { realtime: true, ..self };
                 let env = wiring::robot::start_arm(&launch, &args.config, seed)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-                // With a Vlm(..) reward, a real camera's frames are scored for the reach task's steps.
+                // With a Vlm(..) reward, a real camera's frames are scored for the task's steps.
                 let demo = match env.scripted_expert() {
                     Some(expert) => expert,
                     None if launch.practice.demo_episodes == 0 => Box::new(|_: &[f64], _: bool| -> Vec<f64> { unreachable!("no scripted demos are recorded") }),
-                    None => bail!("{}: practice.demo_episodes is {}, and this task has no scripted demonstrator (the reach task and a pick observing the tool, the gripper and the object's pose have one); set it to 0 and record demos with `rrl teleop`", args.config.display(), launch.practice.demo_episodes),
+                    None => bail!("{}: practice.demo_episodes is {}, and this task has no scripted demonstrator (a task with a goal and a pick observing the tool and the object's pose have one); set it to 0 and record demos with `rrl teleop`", args.config.display(), launch.practice.demo_episodes),
                 };
                 let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
                 practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.vlm_counts())
@@ -182,7 +182,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
             (load_base(&path, task_size.0, task_size.1, file.execute)?, file.residual_scale, serde_json::json!({"path": file.path}))
         }
         PracticeBase::BehaviourCloning(bc) => {
-            let mut judge = judge_of(operator.as_mut(), human_reward);
+            let mut judge = Judge::of(operator.as_mut(), human_reward);
             let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert, &mut judge)?;
             (load_base(&path, task_size.0, task_size.1, bc.execute)?, bc.residual_scale, report)
         }
@@ -197,14 +197,6 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report, operator.as_mut())
 }
 
-/// Who judges scripted demos and evaluations: with `reward: Human` the
-/// human's labels (and they are the reward), else the task.
-fn judge_of(operator: &mut dyn policies::practice::Operator, human_reward: bool) -> Judge<'_> {
-    match human_reward {
-        true => Judge::Human { operator, rewards: true },
-        false => Judge::Task,
-    }
-}
 
 /// The behaviour-cloning base of a run: demos of the task itself in
 /// `folder/demos`, the policy cloned from them in `folder/bc.safetensors`.
@@ -259,7 +251,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     operator: &mut dyn policies::practice::Operator,
 ) -> anyhow::Result<serde_json::Value> {
     let human_reward = launch.reward == RewardConfig::Human;
-    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller, &mut judge_of(operator, human_reward))?;
+    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller, &mut Judge::of(operator, human_reward))?;
     if launch.practice.demo_episodes > 0 {
         tracing::info!(episodes = launch.practice.demo_episodes, successes = demo_successes, "demo episodes ready");
     }
@@ -271,7 +263,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         // The base alone (no residual) on the episodes the final evaluation
         // plays, so the report says what practice added.
         let zero = vec![0.0; env.action_size()];
-        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_| zero.clone(), &mut judge_of(operator, human_reward))?;
+        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_| zero.clone(), &mut Judge::of(operator, human_reward))?;
         tracing::info!(success_rate = result["success_rate"].as_f64(), "the base policy alone, before practice");
         base_report["eval"] = result;
     }
@@ -349,7 +341,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let status = output.finish(&task_name)?;
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
-        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut judge_of(operator, human_reward))?
+        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward))?
     } else {
         serde_json::Value::Null
     };

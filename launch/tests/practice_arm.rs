@@ -240,6 +240,22 @@ fn practice_on_a_real_arm_without_a_workspace_box_is_refused() {
     assert!(err.contains("arm.ron") && err.contains("safety.workspace"), "{err}");
 }
 
+/// A task observing a topic nobody publishes stops at its first reset,
+/// naming the topic (and how many of its messages were refused).
+#[test]
+fn a_task_observing_a_silent_topic_stops_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
+    let config = dir.path().join("arm.ron");
+    let silent = LAUNCH.replace("reset_free: true),", "reset_free: true, reset_timeout_s: 2.0),\n    task: (observe: [Joints, Tool, Goal, Pose(\"/mocap/cube\")]),");
+    assert_ne!(silent, LAUNCH);
+    std::fs::write(&config, silent).unwrap();
+    let output = practise_with_emulated_arm(&config, &dir.path().join("run"), 73, &[]);
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("task observation: no message within 2.0 s on `/mocap/cube` (0 messages refused)"), "{err}");
+}
+
 /// The simulated Panda as a real arm: `rrl sim` (MuJoCo, its own gate,
 /// `/panda/joint_states` out, `/panda/joint_commands` in) on one side of
 /// DDS, and on the other `rrl practice` with the shipped
@@ -316,7 +332,7 @@ fn practice_on_a_ros2_control_arm_records_the_configured_critics_reflex() {
     let config = dir.path().join("arm.ron");
     std::fs::write(&config, launch).unwrap();
     let run_dir = dir.path().join("run");
-    let output = practise_with_emulated_arm(&config, &run_dir, 67, &[]);
+    let output = practise_with_emulated_arm(&config, &run_dir, 79, &[]);
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
     let (mut steps, mut reflexes) = (0, 0);
     for folder in ["demos", "episodes", "eval/episodes"] {

@@ -14,7 +14,7 @@ use crossbeam::queue::ArrayQueue;
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use robot_drivers::worker::{stopping, Worker};
-use rrl_types::config::MAX_ARRAY_VALUES;
+use rrl_types::MAX_TOPIC_VALUES;
 
 use crate::EdgeError;
 
@@ -36,7 +36,7 @@ impl TopicKind {
     }
 }
 
-const MAX_VALUES: usize = MAX_ARRAY_VALUES as usize;
+const MAX_VALUES: usize = MAX_TOPIC_VALUES;
 
 /// One topic's newest values, stamped on arrival.
 #[derive(Clone, Copy)]

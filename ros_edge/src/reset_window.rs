@@ -2,8 +2,8 @@
 //! person puts the scene back, and the next episode waits for their word —
 //! a `std_msgs/Empty` on `<namespace>/practice/reset_done` — with a
 //! timeout. While it waits, `<namespace>/practice/status`
-//! (`std_msgs/String`) says so, every half second, for the operator's
-//! screen and for anyone who resets the scene.
+//! (`std_msgs/String`) says so, every half second and numbered, for the
+//! operator's screen and for anyone who resets the scene.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,9 @@ const STATUS_EVERY: Duration = Duration::from_millis(500);
 pub const WAITING: &str = "waiting for the scene reset";
 
 pub struct ResetWindow {
+    /// Windows opened so far; the status names the open one, so whoever
+    /// answers answers each window once.
+    opened: std::cell::Cell<u64>,
     done: Arc<AtomicU64>,
     status: Arc<ArrayQueue<String>>,
     topic: String,
@@ -50,7 +53,7 @@ impl ResetWindow {
         })
         .map_err(EdgeError::io("starting the reset window's thread"))?;
         let topic = format!("{}/practice/reset_done", namespace.trim_end_matches('/'));
-        Ok(ResetWindow { done, status, topic, _spin: spin })
+        Ok(ResetWindow { opened: std::cell::Cell::new(0), done, status, topic, _spin: spin })
     }
 
     /// Opens the window and returns when the reset is done; `hold` runs
@@ -58,6 +61,8 @@ impl ResetWindow {
     /// `timeout` with what was waited for.
     pub fn wait<E>(&self, timeout: Duration, mut hold: impl FnMut() -> Result<(), E>) -> Result<Result<(), String>, E> {
         let before = self.done.load(Ordering::Relaxed);
+        let window = self.opened.get() + 1;
+        self.opened.set(window);
         let started = Instant::now();
         let mut announced: Option<Instant> = None;
         tracing::info!(topic = %self.topic, timeout_s = timeout.as_secs_f64(), "{WAITING}: the arm is held");
@@ -72,7 +77,7 @@ impl ResetWindow {
             }
             if announced.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
                 let left = timeout.saturating_sub(started.elapsed()).as_secs_f64();
-                let _ = self.status.force_push(format!("{WAITING}: publish std_msgs/Empty on {} ({left:.0} s left)", self.topic));
+                let _ = self.status.force_push(format!("{WAITING} (window {window}): publish std_msgs/Empty on {} ({left:.0} s left)", self.topic));
                 announced = Some(Instant::now());
             }
             hold()?;

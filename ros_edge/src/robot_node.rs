@@ -113,7 +113,7 @@ pub fn pick_scene(seed: u64) -> impl FnOnce(&mut r2r::Node) -> Result<PerTick<Si
     }
 }
 
-/// Runs two nodes' per-tick work, one after the other.
+/// Two setups of per-tick work on one node, run one after the other each tick.
 pub fn both<H: 'static>(
     first: impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError>,
     second: impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError>,
@@ -245,8 +245,9 @@ pub fn serve<H: HardwareInterface>(
         while let Some(Some(msg)) = commands.next().now_or_never() {
             // A command of the wrong size is still offered: the gate holds on it and says why.
             match combined.arm(&msg.data, now, command_mode) {
-                Some(command) => slot.offer(command),
-                None => malformed += 1,
+                Joined::Command(command) => slot.offer(command),
+                Joined::NotYet => {}
+                Joined::Malformed => malformed += 1,
             }
         }
         let verdict = match control.tick(now) {
@@ -304,6 +305,14 @@ pub fn serve<H: HardwareInterface>(
     }))
 }
 
+/// What became of an arm command.
+enum Joined {
+    Command(JointCommand),
+    /// Before the robot's first state (the gripper's position unknown).
+    NotYet,
+    Malformed,
+}
+
 /// Joins a gripper's own command topic to the arm's: each arm command
 /// carries the gripper's newest target, and a new gripper target re-offers
 /// the newest arm command with its original stamp (so it still goes stale
@@ -327,22 +336,30 @@ impl GripperCommands {
         }
     }
 
-    /// The command to offer for arm values `data`; `None` if it cannot be one.
-    fn arm(&mut self, data: &[f64], stamp: Timestamp, mode: rrl_types::CommandMode) -> Option<JointCommand> {
+    /// The command to offer for arm values `data`.
+    fn arm(&mut self, data: &[f64], stamp: Timestamp, mode: rrl_types::CommandMode) -> Joined {
         let values = match self.index {
             // The arm's joints alone: the gripper's target joins them. Before
             // the first state the gripper's position is unknown: nothing is sent.
             Some(i) if data.len() == i && i < rrl_types::MAX_JOINTS => {
+                let Some(target) = self.target else { return Joined::NotYet };
                 let mut values = JointVec::zeros(i + 1);
                 values.as_mut_slice()[..i].copy_from_slice(data);
-                values[i] = self.target?;
+                values[i] = target;
                 values
             }
-            _ => JointVec::from_slice(data)?,
+            _ => match JointVec::from_slice(data) {
+                Some(values) => values,
+                None => return Joined::Malformed,
+            },
         };
+        // A command naming every joint names the gripper's target too.
+        if let Some(&gripper) = self.index.and_then(|i| values.as_slice().get(i)).filter(|_| data.len() == values.len()) {
+            self.target = Some(gripper);
+        }
         let command = JointCommand { stamp, mode, values };
         self.last_arm = Some(command);
-        Some(command)
+        Joined::Command(command)
     }
 
     /// A gripper target: `Ok(Some)` re-offers the newest arm command with

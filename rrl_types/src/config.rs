@@ -1192,6 +1192,11 @@ impl LaunchFile {
         if real_arm {
             let cameras: Vec<String> = self.cameras.iter().map(|cam| cam.name.clone()).collect();
             task.check(&self.robot.joint_names(), &cameras, &self.reward, &self.practice, c);
+            if let (RobotConfig::TopicArm(TopicArmConfig { gripper: Some(robot), .. }), Some(task)) = (&self.robot, &task.gripper) {
+                if robot.joint != task.joint {
+                    c.fail("task.gripper.joint", format!("the arm's gripper is `{}` (robot.gripper.joint), not `{}`", robot.joint, task.joint), None);
+                }
+            }
             let has_kinematics = self.safety.urdf.is_some() || self.safety.preset.is_some_and(RobotPreset::has_kinematics);
             // The default reach needs kinematics only when practised: an arm
             // without them may still be driven, teleoperated and recorded.
@@ -1270,6 +1275,9 @@ impl RobotConfig {
                         ArmCommandTopic::ForwardVelocity { .. } => c.fail("robot.gripper.command", "a gripper takes position commands", Some("ForwardPosition(topic: ..) or Trajectory(..)")),
                         ArmCommandTopic::Trajectory { time_from_start_ms: 0, .. } => c.fail("robot.gripper.command.time_from_start_ms", "a trajectory point must lie in the future", None),
                         _ => {}
+                    }
+                    if matches!(arm.command, ArmCommandTopic::ForwardVelocity { .. }) {
+                        c.fail("robot.gripper", "a gripper needs a position-controlled arm: its command joins the arm's positions", Some("ForwardPosition(..) or Trajectory(..) for the arm"));
                     }
                 }
             }

@@ -17,3 +17,7 @@ mod ron_locator;
 pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, SafetyEvents, Step};
 pub use clock::{Clock, ManualClock, MonotonicClock, SleepUntil, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};
+
+/// The most values one observed topic (a `Float64MultiArray`) may carry:
+/// anything read from a wire is bounded.
+pub const MAX_TOPIC_VALUES: usize = 64;

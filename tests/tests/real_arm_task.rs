@@ -3,7 +3,7 @@
 //! the human reset window, in a private ROS domain on loopback.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
@@ -110,29 +110,34 @@ fn the_human_reset_window_waits_for_its_word_and_times_out_naming_its_topic() {
     assert!(why.contains("/window_test/practice/reset_done") && why.contains("std_msgs/Empty"), "{why}");
     assert!(ticks > 10, "the arm was held on every tick of the window ({ticks} ticks)");
 
-    // A person (this thread) who sees the window open says the scene is ready.
-    let person = std::thread::spawn(|| {
+    // A person (this thread) who sees the window open says the scene is
+    // ready, on every status until the window has closed (a first word may
+    // go out before DDS has matched its publisher to the window).
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let person_sees_closed = closed.clone();
+    let person = std::thread::spawn(move || {
         let ctx = r2r::Context::create().unwrap();
         let mut node = r2r::Node::create(ctx, "person", "/window_test").unwrap();
         let mut status = node.subscribe::<r2r::std_msgs::msg::String>("practice/status", QosProfile::default()).unwrap();
         let done = node.create_publisher::<r2r::std_msgs::msg::Empty>("practice/reset_done", QosProfile::default()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
+        let mut seen = String::new();
+        while !person_sees_closed.load(std::sync::atomic::Ordering::Relaxed) {
             node.spin_once(Duration::from_millis(10));
             while let Some(Some(msg)) = status.next().now_or_never() {
                 if msg.data.starts_with(ros_edge::reset_window::WAITING) {
                     done.publish(&r2r::std_msgs::msg::Empty::default()).unwrap();
-                    return msg.data;
+                    seen = msg.data;
                 }
             }
         }
-        String::new()
+        seen
     });
     let outcome = window.wait(Duration::from_secs(30), || -> Result<(), ()> {
         std::thread::sleep(Duration::from_millis(10));
         Ok(())
     });
+    closed.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = person.join().unwrap();
-    assert!(seen.contains("left"), "the status says what the window waits for and how long: {seen:?}");
+    assert!(seen.contains("(window 2)") && seen.contains("left"), "the status numbers the window and says what it waits for and how long: {seen:?}");
     outcome.unwrap().expect("the person's word ends the window");
 }

@@ -10,10 +10,11 @@ pub fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> Sac
     SacConfig::from_learner(&launch.learner, env.observation_size(), env.action_size(), seed)
 }
 
-/// What a learner node trains for the robot of `launch` (whose task, with
-/// a residual base, the actors observe together with the base's action).
-pub fn learner_node_spec(launch: &LaunchFile, env: &impl Environment, device: tch::Device) -> LearnerNodeSpec {
-    let mut config = sac_config(launch, env, 1);
+/// What a learner node trains for the robot of `launch`, whose task has
+/// `sizes` (observation, action) values; with a residual base the actors
+/// observe the task together with the base's action.
+pub fn learner_node_spec(launch: &LaunchFile, sizes: (usize, usize), device: tch::Device) -> LearnerNodeSpec {
+    let mut config = SacConfig::from_learner(&launch.learner, sizes.0, sizes.1, 1);
     if launch.practice.base != PracticeBase::None {
         // The actors practise a residual: they observe the task and the base's action.
         config.observation_size += config.action_size;

@@ -6,8 +6,9 @@
 //! - the gate (`safety::Gate::build`, always with the configured risk
 //!   critic), inside every robot task below;
 //! - the robot and its practice task (`robot`): the simulated Panda in
-//!   process or as a lockstep ROS 2 node, or a real arm's reach task
-//!   (`arm_task`) over its driver;
+//!   process or as a lockstep ROS 2 node, or a real arm's task — the
+//!   launch file's `task` section, the reach by default — over its driver
+//!   (`arm_task`);
 //! - the learner settings (`learner`);
 //! - the reward source (`practice_env`: the task's own reward, or a VLM
 //!   critic scoring a real camera or a rendered one).

@@ -1,5 +1,5 @@
 //! The task `rrl practice` steps (the simulated Panda, or a real arm's
-//! reach task) with, when the launch file's reward is `Vlm(..)`, rewards
+//! task) with, when the launch file's reward is `Vlm(..)`, rewards
 //! from the VLM progress critic instead of the task's own.
 //!
 //! With a VLM reward, the reward camera's view after every reset and step
@@ -329,7 +329,7 @@ impl PracticeEnv<PandaTask> {
 }
 
 impl PracticeEnv<ArmTask> {
-    /// A real arm's reach task with the launch file's reward: the task's
+    /// A real arm's task with the launch file's reward: the task's
     /// own, or a `Vlm(..)` critic scoring the first reward camera, a real
     /// camera (device, video, image sequence) grabbed on its own thread.
     pub fn for_arm(task: ArmTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv<ArmTask>, WiringError> {

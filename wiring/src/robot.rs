@@ -1,7 +1,7 @@
 //! The launch file's robot as the task that practice, teleop and
 //! evaluation step: the simulated Panda in this process, the simulated
 //! Panda as a lockstep ROS 2 node (of this process, or `rrl sim
-//! --lockstep` elsewhere), or a real arm's reach task over its driver.
+//! --lockstep` elsewhere), or a real arm's task over its driver.
 //! Every one of them ticks the gate from `safety::Gate::build`.
 
 use std::path::Path;
@@ -65,7 +65,7 @@ impl Placement {
 /// The simulated robot of a launch file and its Panda task.
 pub fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> Result<(&'a SimRobotConfig, PandaVariant), WiringError> {
     let RobotConfig::Sim(sim) = &launch.robot else {
-        return Err(WiringError::launch(config, format!("this command runs on the simulated Panda today; a {} robot practises the reach task with `rrl practice`", launch.robot.kind_name())));
+        return Err(WiringError::launch(config, format!("this command runs on the simulated Panda today; a {} robot practises its launch file's task with `rrl practice`", launch.robot.kind_name())));
     };
     let variant = match sim.task {
         SimTask::PandaPickCube => PandaVariant::PickCube,
@@ -159,9 +159,21 @@ impl RobotTask {
     }
 }
 
-/// A real arm's reach task over its driver: a ros2_control arm's topics,
-/// or a serial-servo bus whose blocking I/O runs on its own thread, off
-/// the control tick.
+/// The (observation, action) sizes of the task `launch` practises, without
+/// starting a robot: what a learner on another machine trains for.
+pub fn task_sizes(launch: &LaunchFile, config: &Path) -> Result<(usize, usize), WiringError> {
+    match &launch.robot {
+        RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => Ok(crate::arm_task::sizes(launch)),
+        _ => {
+            let (task, _) = panda_task(launch, config)?;
+            Ok((task.observation_size(), task.action_size()))
+        }
+    }
+}
+
+/// A real arm's task over its driver: a ros2_control arm's topics, or a
+/// serial-servo bus whose blocking I/O runs on its own thread, off the
+/// control tick.
 pub fn start_arm(launch: &LaunchFile, config: &Path, seed: u64) -> Result<ArmTask, WiringError> {
     let arm = match &launch.robot {
         RobotConfig::SerialArm(serial) => {

@@ -2,10 +2,13 @@
 topics, like a device emulator): labels an episode a success on
 `<ns>/practice/command` once the cube's pose on `<ns>/cube/pose` is lifted
 LIFT metres above where it was put, and answers every human reset window
-(`<ns>/practice/status` says "waiting for the scene reset") by putting the
-cube back (`<ns>/scene/reset`, the simulator's stand-in for a person's
-hands) and then saying so on `<ns>/practice/reset_done`. Prints one line
-per label and per reset. Usage: pick_human.py NAMESPACE SECONDS [LIFT]"""
+(`<ns>/practice/status` says "waiting for the scene reset (window N)"),
+each once, by putting the cube back (`<ns>/scene/reset`, the simulator's
+stand-in for a person's hands) and, once it has settled, saying so on
+`<ns>/practice/reset_done`. Without a cube (no pose on `<ns>/cube/pose`)
+it only closes the windows. Prints one line per label and per reset.
+Usage: pick_human.py NAMESPACE SECONDS [LIFT]"""
+import re
 import sys
 import time
 
@@ -24,7 +27,7 @@ def main() -> int:
     command = node.create_publisher(String, f"{namespace}/practice/command", 10)
     scene_reset = node.create_publisher(Empty, f"{namespace}/scene/reset", 10)
     reset_done = node.create_publisher(Empty, f"{namespace}/practice/reset_done", 10)
-    state = {"table_z": None, "labelled": True, "reset_at": None, "z": None, "done_at": 0.0}
+    state = {"table_z": None, "labelled": True, "reset_at": None, "z": None, "answered": 0}
 
     def on_pose(msg: PoseStamped) -> None:
         z = msg.pose.position.z
@@ -37,9 +40,9 @@ def main() -> int:
             print(f"label success z={z:.3f}", flush=True)
 
     def on_status(msg: String) -> None:
-        # A status still in flight from the window just closed is not a new one.
-        fresh = time.monotonic() - state["done_at"] > 1.0
-        if msg.data.startswith("waiting for the scene reset") and state["reset_at"] is None and fresh:
+        window = re.match(r"waiting for the scene reset \(window (\d+)\)", msg.data)
+        if window and int(window.group(1)) > state["answered"] and state["reset_at"] is None:
+            state["answered"] = int(window.group(1))
             scene_reset.publish(Empty())
             state["reset_at"] = time.monotonic()
 
@@ -48,14 +51,14 @@ def main() -> int:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.01)
-        # The cube settles on the table, then the reset is done.
-        if state["reset_at"] is not None and time.monotonic() - state["reset_at"] > 0.5 and state["z"] is not None:
-            state["table_z"] = state["z"]
-            state["labelled"] = False
+        # The cube settles on the table (half a second of simulated physics), then the reset is done.
+        if state["reset_at"] is not None and time.monotonic() - state["reset_at"] > 0.5:
+            if state["z"] is not None:
+                state["table_z"] = state["z"]
+                state["labelled"] = False
             state["reset_at"] = None
-            state["done_at"] = time.monotonic()
             reset_done.publish(Empty())
-            print(f"reset done table_z={state['table_z']:.3f}", flush=True)
+            print(f"reset done window={state['answered']} table_z={state['table_z']}", flush=True)
     node.destroy_node()
     rclpy.shutdown()
     return 0

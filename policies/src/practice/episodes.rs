@@ -31,27 +31,39 @@ pub enum Judge<'a> {
     /// The task's own success and reward.
     Task,
     /// A human's success and failure labels, polled from `operator` after
-    /// every step: a label ends the episode with that outcome. With
-    /// `rewards` (`reward: Human`) the label is the reward as well — the
-    /// labelled step is terminal with 1 or 0, every other step has 0, and a
-    /// task that ends itself is cut like a time limit — as in practice.
-    Human { operator: &'a mut dyn Operator, rewards: bool },
+    /// every step: a label ends the episode with that outcome, and `stop`
+    /// ends it and the episodes after it. With `rewards` (`reward: Human`)
+    /// the label is the reward as well — the labelled step is terminal with
+    /// 1 or 0, every other step has 0, and a task that ends itself is cut
+    /// like a time limit — as in practice; otherwise (a VLM's or the task's
+    /// reward) the label judges the outcome only.
+    Human { operator: &'a mut dyn Operator, rewards: bool, stopped: bool },
 }
 
-impl Judge<'_> {
-    fn label(&mut self, observation: &[f64]) -> Option<bool> {
+impl<'a> Judge<'a> {
+    /// Labels from `operator` when it gives them, else the task.
+    pub fn of(operator: &'a mut dyn Operator, human_reward: bool) -> Judge<'a> {
+        match operator.labels() {
+            true => Judge::Human { operator, rewards: human_reward, stopped: false },
+            false => Judge::Task,
+        }
+    }
+
+    /// The human's newest command, if they judge.
+    fn poll(&mut self, observation: &[f64]) -> Option<OperatorCommand> {
         match self {
             Judge::Task => None,
-            Judge::Human { operator, .. } => match operator.poll(observation).command {
-                Some(OperatorCommand::Success) => Some(true),
-                Some(OperatorCommand::Failure) => Some(false),
-                _ => None,
-            },
+            Judge::Human { operator, .. } => operator.poll(observation).command,
         }
     }
 
     fn human_rewards(&self) -> bool {
         matches!(self, Judge::Human { rewards: true, .. })
+    }
+
+    /// Whether the human asked to stop.
+    pub fn stopped(&self) -> bool {
+        matches!(self, Judge::Human { stopped: true, .. })
     }
 }
 
@@ -75,6 +87,9 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     let header = EpisodeHeader { task: task.into(), episode, observation_size: env.observation_size(), action_size: env.action_size(), source: source.into(), seed, started_unix_ns: started };
     let mut writer = durably(|| EpisodeWriter::create(folder, &header, false))?;
     let mut observation = env.reset(seed).to_vec();
+    // A label given during the reset judged the episode before: it must
+    // not end this one at its first step.
+    let _ = judge.poll(&observation);
     let mut env_action = Vec::new();
     let (mut total, mut steps, mut safety_events) = (0.0, 0u64, 0u64);
     let mut wait = RewardWait::default();
@@ -87,7 +102,19 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             result.reward = 0.0;
             result.truncated |= std::mem::take(&mut result.terminated);
         }
-        label = judge.label(env.observation());
+        label = None;
+        match judge.poll(env.observation()) {
+            Some(OperatorCommand::Success) => label = Some(true),
+            Some(OperatorCommand::Failure) => label = Some(false),
+            Some(OperatorCommand::Stop) => {
+                if let Judge::Human { stopped, .. } = judge {
+                    *stopped = true;
+                }
+                result.truncated |= !result.terminated;
+            }
+            // Pausing a scripted episode is not offered: it runs to its end.
+            _ => {}
+        }
         if let Some(success) = label {
             if judge.human_rewards() {
                 (result.reward, result.terminated, result.truncated) = (f64::from(u8::from(success)), true, false);
@@ -121,15 +148,16 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             break result.terminated;
         }
     };
-    let success = match (label, judge) {
-        (Some(success), _) => Some(success),
+    let success = match label {
+        Some(success) => Some(success),
         // The human is the judge: no label, no success.
-        (None, Judge::Human { rewards: true, .. }) => None,
-        (None, _) => env.success(),
+        None if judge.human_rewards() => None,
+        None => env.success(),
     };
     let reason = match label {
         Some(true) => "success",
         Some(false) => "failure",
+        None if judge.stopped() => "stopped",
         None => task_end_reason(success, terminated),
     };
     let interventions = if by_human_or_script { steps } else { 0 };
@@ -160,6 +188,9 @@ pub fn record_demo_episodes<E: PracticeTask>(
     for e in 0..u64::from(episodes) {
         let (_, success) = record_one_episode(env, &folder, task, "demo", e, seed + e, true, &mut act, judge)?;
         successes += u32::from(success.unwrap_or(false));
+        if judge.stopped() {
+            break;
+        }
     }
     Ok(successes)
 }

@@ -26,6 +26,9 @@ pub fn evaluate_recorded<E: PracticeTask>(
         let (total, success) = record_one_episode(env, folder, task, "eval", first + e, seed + e, false, &mut act, judge)?;
         successes += u32::from(success.unwrap_or(false));
         returns.push(total);
+        if judge.stopped() {
+            break;
+        }
     }
     Ok((returns, successes))
 }

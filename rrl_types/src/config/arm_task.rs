@@ -232,6 +232,9 @@ impl ArmTaskConfig {
             None => {}
         }
         let arm_joints = joints.len() - usize::from(self.gripper.as_ref().is_some_and(|g| joints.contains(&g.joint)));
+        if arm_joints == 0 {
+            c.fail("task.gripper.joint", "the robot's only joint is the gripper: a task needs an arm to move", None);
+        }
         match &self.actions {
             ArmActions::Tool(tool) => {
                 if let Some(step) = &tool.step_m {
@@ -257,8 +260,8 @@ impl ArmTaskConfig {
                 _ => {}
             }
             if let Observe::Array { len, .. } = observed {
-                if *len == 0 || *len > MAX_ARRAY_VALUES {
-                    c.fail(&path, format!("an array observation holds 1 to {MAX_ARRAY_VALUES} values, got {len}"), None);
+                if *len == 0 || *len as usize > crate::MAX_TOPIC_VALUES {
+                    c.fail(&path, format!("an array observation holds 1 to {} values, got {len}", crate::MAX_TOPIC_VALUES), None);
                 }
             }
         }
@@ -292,8 +295,6 @@ impl ArmTaskConfig {
     }
 }
 
-/// An `Array` observation's largest size: anything read from a wire is bounded.
-pub const MAX_ARRAY_VALUES: u32 = 64;
 
 fn per_axis(values: &[f64], axes: usize, path: &str, unit: &str, c: &mut Checker) {
     if values.len() != 1 && values.len() != axes {

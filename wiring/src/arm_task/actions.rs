@@ -55,11 +55,11 @@ impl ActionLayout {
         matches!(self.kind, Kind::Tool { orientation: Orientation::Hold | Orientation::Rotate(_), .. })
     }
 
-    /// The tool step of translation-only tool actions (a scripted
+    /// The tool step per axis of translation-only tool actions (a scripted
     /// demonstrator's scale); `None` for rotations or joint actions.
-    pub fn plain_tool_step(&self) -> Option<f64> {
+    pub fn plain_tool_step(&self) -> Option<[f64; 3]> {
         match &self.kind {
-            Kind::Tool { step, orientation: Orientation::Free | Orientation::Hold } => Some(step[0]),
+            Kind::Tool { step, orientation: Orientation::Free | Orientation::Hold } => Some(*step),
             _ => None,
         }
     }
@@ -105,11 +105,11 @@ impl ActionLayout {
 
     /// The gripper closure (0 open … 1 closed) `action` asks for, if it has a gripper slot.
     pub fn gripper_closure(&self, action: &[f64]) -> Option<f64> {
-        let value = action[self.size - 1].clamp(-1.0, 1.0);
+        let value = || action[self.size - 1].clamp(-1.0, 1.0);
         match self.gripper {
             GripperAction::None => None,
-            GripperAction::Continuous => Some(0.5 * (value + 1.0)),
-            GripperAction::OpenClose => Some(if value > 0.0 { 1.0 } else { 0.0 }),
+            GripperAction::Continuous => Some(0.5 * (value() + 1.0)),
+            GripperAction::OpenClose => Some(if value() > 0.0 { 1.0 } else { 0.0 }),
         }
     }
 }

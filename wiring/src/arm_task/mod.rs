@@ -132,13 +132,22 @@ pub struct ArmTask {
     observation: Vec<f64>,
 }
 
-/// The task a reach without a `task` section practises under this name;
-/// any other task is an `ArmTask`.
+/// The name a real-arm task is recorded under: `ArmReach` for a task with
+/// a goal (the reach, whatever its actions), `ArmTask` for one a human, a
+/// VLM or a classifier judges.
 pub fn task_name(launch: &LaunchFile) -> &'static str {
     match launch.task.goal.is_some() {
         true => "ArmReach",
         false => "ArmTask",
     }
+}
+
+/// The (observation, action) sizes of `launch`'s real-arm task, without an arm.
+pub fn sizes(launch: &LaunchFile) -> (usize, usize) {
+    let joints = launch.robot.joint_names();
+    let gripper = launch.task.gripper.as_ref().filter(|g| joints.contains(&g.joint));
+    let arm_joints = joints.len() - usize::from(gripper.is_some());
+    (ObservationLayout::new(&launch.task.observe, arm_joints).size(), ActionLayout::new(&launch.task.actions, launch.practice.tool_step_m, arm_joints).size())
 }
 
 impl ArmTask {
@@ -172,6 +181,9 @@ impl ArmTask {
             None => None,
         };
         let arm: Vec<usize> = (0..joint_names.len()).filter(|&j| gripper.is_none_or(|g| g.index != j)).collect();
+        if arm.is_empty() {
+            return Err(ArmTaskError::Unfit("task.gripper.joint: the robot's only joint is the gripper; a task needs an arm to move".into()));
+        }
         let mode = hardware.native_mode();
         if mode != CommandMode::Position {
             return Err(ArmTaskError::Unfit(format!("practice drives arms by joint positions; this arm takes {mode:?} commands")));
@@ -359,9 +371,9 @@ impl ArmTask {
         let start = self.tool(&self.home);
         let mut q = self.home.clone();
         for _ in 0..1000 {
-            for &j in &self.arm.clone() {
-                let (lo, hi) = self.sample_range(j);
-                q[j] = self.rng.uniform(lo, hi);
+            for k in 0..self.arm.len() {
+                let (lo, hi) = self.sample_range(self.arm[k]);
+                q[self.arm[k]] = self.rng.uniform(lo, hi);
             }
             let goal = self.tool(&q);
             let far_enough = distance(&goal, &start) > 3.0 * self.tolerance;
@@ -485,15 +497,15 @@ impl ArmTask {
     }
 
     /// The scripted demonstrator of this task, where it has one: the reach
-    /// expert for a goal task, the pick expert for a gripper task that
-    /// observes the tool, the gripper and one object's pose.
+    /// expert for a goal task, the pick expert for a task with a gripper
+    /// action that observes the tool and one object's pose.
     pub fn scripted_expert(&self) -> Option<Box<dyn FnMut(&[f64], bool) -> Vec<f64>>> {
         let tool_step = self.actions.plain_tool_step()?;
         let gripper_slot = self.actions.has_gripper();
         if let Some(goal) = self.layout.range_of(&Observe::Goal) {
             let to_goal = goal.start + 3..goal.end;
             return Some(Box::new(move |obs: &[f64], _| {
-                let mut action: Vec<f64> = obs[to_goal.clone()].iter().map(|d| (d / tool_step).clamp(-1.0, 1.0)).collect();
+                let mut action: Vec<f64> = obs[to_goal.clone()].iter().zip(tool_step).map(|(d, step)| (d / step).clamp(-1.0, 1.0)).collect();
                 if gripper_slot {
                     action.push(-1.0);
                 }
@@ -606,7 +618,7 @@ const PICK_GAIN: f64 = 0.6;
 /// object, down, close, lift. A funnel — the closer above the object, the
 /// lower — keeps the action a smooth function of where the hand is, which
 /// a policy can clone without averaging two modes.
-pub fn pick_expert(tool: usize, object: usize, tool_step: f64) -> impl FnMut(&[f64], bool) -> Vec<f64> {
+pub fn pick_expert(tool: usize, object: usize, tool_step: [f64; 3]) -> impl FnMut(&[f64], bool) -> Vec<f64> {
     let mut grasp_steps = 0u32;
     move |obs: &[f64], start: bool| {
         if start {
@@ -614,7 +626,7 @@ pub fn pick_expert(tool: usize, object: usize, tool_step: f64) -> impl FnMut(&[f
         }
         let (hand, thing) = (&obs[tool..tool + 3], &obs[object..object + 3]);
         let toward = |target: [f64; 3], close: f64| -> Vec<f64> {
-            let mut action: Vec<f64> = (0..3).map(|k| (PICK_GAIN * (target[k] - hand[k]) / tool_step).clamp(-1.0, 1.0)).collect();
+            let mut action: Vec<f64> = (0..3).map(|k| (PICK_GAIN * (target[k] - hand[k]) / tool_step[k]).clamp(-1.0, 1.0)).collect();
             action.push(close);
             action
         };

@@ -1,0 +1,59 @@
+//! The shipped SO-101 launch file's pick task on its emulated Feetech bus
+//! (the device emulator at the far end of a pseudo-terminal): practice
+//! steps through the gate with tool actions on the SO-101's kinematics,
+//! the gripper servo driven by the task, the VLM reward from the emulated
+//! endpoint on replayed camera frames, and each reset — let go, lift, home,
+//! then the human reset window, answered by an rclpy peer.
+
+mod common;
+
+use std::path::PathBuf;
+
+#[test]
+fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_its_window() {
+    let domain = (20 + (std::process::id() + 67) % 80).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let vlm = common::VlmEmulator::start();
+    let shipped = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
+    let sequence = format!("ImageSequence(\"{}\")", common::write_colour_sequence(dir.path()));
+    let so101 = shipped
+        .replace("/dev/ttyACM0", pair.a())
+        .replace("Device(0)", &sequence)
+        .replace("Device(2)", &sequence)
+        .replace("http://127.0.0.1:8000/v1/chat/completions", &vlm.url())
+        .replace("practice: (policy_rate_hz: 10.0, max_episode_steps: 150, demo_episodes: 0)", "practice: (policy_rate_hz: 10.0, max_episode_steps: 10, demo_episodes: 0, total_steps: 30, eval_episodes: 1)");
+    assert!(so101.contains("total_steps: 30"), "the shipped file's practice line changed");
+    let config = dir.path().join("so101.ron");
+    std::fs::write(&config, so101).unwrap();
+    let run_dir = dir.path().join("run");
+
+    let mut human = common::ros_peer("pick_human.py", &["/so101", "300"], &domain).stdout(std::process::Stdio::piped()).spawn().expect("start the human's stand-in");
+    let output = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()], &domain).output().unwrap();
+    let _ = human.kill();
+    let said = String::from_utf8_lossy(&human.wait_with_output().unwrap().stdout).to_string();
+    assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["task"], "ArmTask");
+    assert!(report["total_steps"].as_u64().unwrap() >= 30, "{report}");
+
+    let episodes: Vec<_> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert!(episodes.len() >= 3, "{} practice episodes", episodes.len());
+    // Observation: five arm joints, the jaw tips' point, the gripper's closure.
+    let (tool, gripper) = (5, 8);
+    for episode in &episodes {
+        assert_eq!((episode.header.observation_size, episode.header.action_size), (9, 4));
+        let first = &episode.steps[0].observation;
+        // The reset let go: the gripper servo went to its open position
+        // (it stands nearly closed, at 0.07 rad, when the bus powers up).
+        assert!(first[gripper] < 0.1, "the gripper's closure at the episode's start is {}", first[gripper]);
+        // The tool point is the SO-101's, inside the shipped box.
+        assert!((-0.42..-0.08).contains(&first[tool + 1]) && (0.01..0.3).contains(&first[tool + 2]), "tool at {:?}", &first[tool..tool + 3]);
+    }
+    let moved = episodes.iter().flat_map(|e| &e.steps).any(|s| (0..5).any(|j| (s.next_observation[j] - s.observation[j]).abs() > 0.005));
+    assert!(moved, "practice steps moved no joint of the emulated arm");
+    // Every episode (and the evaluation's) began after a reset window the human closed.
+    let windows = said.lines().filter(|l| l.starts_with("reset done")).count();
+    assert!(windows > episodes.len(), "{windows} reset windows closed for {} practice episodes and an evaluation:\n{said}", episodes.len());
+}
