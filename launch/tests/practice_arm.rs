@@ -247,13 +247,13 @@ fn a_task_observing_a_silent_topic_stops_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("arm.urdf"), ARM_URDF).unwrap();
     let config = dir.path().join("arm.ron");
-    let silent = LAUNCH.replace("reset_free: true),", "reset_free: true, reset_timeout_s: 2.0),\n    task: (observe: [Joints, Tool, Goal, Pose(\"/mocap/cube\")]),");
+    let silent = LAUNCH.replace("reset_free: true),", "reset_free: true, reset_timeout_s: 8.0),\n    task: (observe: [Joints, Tool, Goal, Pose(\"/mocap/cube\")]),");
     assert_ne!(silent, LAUNCH);
     std::fs::write(&config, silent).unwrap();
     let output = practise_with_emulated_arm(&config, &dir.path().join("run"), 73, &[]);
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("task observation: no message within 2.0 s on `/mocap/cube` (0 messages refused)"), "{err}");
+    assert!(err.contains("task observation: no message within 8.0 s on `/mocap/cube` (0 messages refused)"), "{err}");
 }
 
 /// The simulated Panda as a real arm: `rrl sim` (MuJoCo, its own gate,

@@ -23,13 +23,16 @@ fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_
         .replace("Device(0)", &sequence)
         .replace("Device(2)", &sequence)
         .replace("http://127.0.0.1:8000/v1/chat/completions", &vlm.url())
+        // The emulated endpoint wants its model's name and the test's key.
+        .replace("model: \"vlac\"", "model: \"emulated-vlm\"")
+        .replace("timeout_ms: 3000,", "timeout_ms: 3000, api_key_env: Some(\"RRL_TEST_VLM_KEY\"),")
         .replace("practice: (policy_rate_hz: 10.0, max_episode_steps: 150, demo_episodes: 0)", "practice: (policy_rate_hz: 10.0, max_episode_steps: 10, demo_episodes: 0, total_steps: 30, eval_episodes: 1)");
-    assert!(so101.contains("total_steps: 30"), "the shipped file's practice line changed");
+    assert!(so101.contains("total_steps: 30") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm"), "the shipped file's practice or reward section changed");
     let config = dir.path().join("so101.ron");
     std::fs::write(&config, so101).unwrap();
     let run_dir = dir.path().join("run");
 
-    let mut human = common::ros_peer("pick_human.py", &["/so101", "300"], &domain).stdout(std::process::Stdio::piped()).spawn().expect("start the human's stand-in");
+    let mut human = common::ros_peer("pick_human.py", &["/so101", "600"], &domain).stdout(std::process::Stdio::piped()).spawn().expect("start the human's stand-in");
     let output = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()], &domain).output().unwrap();
     let _ = human.kill();
     let said = String::from_utf8_lossy(&human.wait_with_output().unwrap().stdout).to_string();

@@ -173,7 +173,8 @@ pub enum ResetMove {
     /// stops moving.
     Gripper(f64),
     /// The arm to `practice.home` plus uniform noise of
-    /// `practice.reset_noise_rad` (the tool first in a straight line).
+    /// `practice.reset_noise_rad` (the tool first in a straight line); the
+    /// gripper keeps its target (its value in `home` is not used).
     Home,
     /// Holds still for this many seconds (e.g. for a dropped object to settle).
     Wait(f64),

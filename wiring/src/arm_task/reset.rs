@@ -221,12 +221,9 @@ impl ArmTask {
                 self.track(&Target::Tool { position: waypoint, rotation: None });
             }
         }
-        // Then the joints, from there to the home pose; the gripper too,
-        // though an object between its fingers may stop it short.
+        // Then the arm's joints, from there to the home pose. The gripper
+        // keeps its target: opening and closing are `Gripper(..)` moves.
         self.command[..n].copy_from_slice(&pose);
-        if let Some(g) = self.gripper {
-            self.gripper_target = g.closure(pose[g.index]).clamp(0.0, 1.0);
-        }
         loop {
             self.offer_command();
             self.next_reset_state(&mut started)?;
