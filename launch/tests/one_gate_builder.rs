@@ -113,7 +113,9 @@ fn probe_robot_node(args: &[&str], namespace: &str, domain: u32) -> (bool, Strin
 
 #[test]
 fn rrl_sim_and_rrl_driver_gate_every_command_with_the_configured_critic() {
-    let (dir, config) = panda_with_critic_of(21);
+    // `rrl sim` serves the pick robot with its gripper as an eighth joint:
+    // 8 joints' positions, velocities and commands.
+    let (dir, config) = panda_with_critic_of(24);
     std::fs::write(&config, PANDA.replace("PandaReach", "PandaPickCube")).unwrap();
     let (reflex, report) = probe_robot_node(&["sim", "--config", config.to_str().unwrap(), "--duration-s", "60"], "critic_panda", domain(5));
     assert!(reflex, "rrl sim published no reflex: {report}");
