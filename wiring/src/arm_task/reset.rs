@@ -26,6 +26,13 @@ const WALL_CLEARANCE_M: f64 = 0.03;
 const GRIPPER_STILL: f64 = 0.005;
 const GRIPPER_SETTLE: Duration = Duration::from_millis(200);
 
+/// The next waypoint of a straight tool line from `tool` to `end`
+/// (`to_go` away): `WAYPOINT_AHEAD_M` along it, or `end` when nearer.
+fn waypoint_toward(tool: [f64; 3], end: [f64; 3], to_go: f64) -> [f64; 3] {
+    let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
+    std::array::from_fn(|k| tool[k] + ahead * (end[k] - tool[k]))
+}
+
 impl ArmTask {
     /// ", the last <verdict>, its forwarded command's tool at …" when the
     /// gate intervened.
@@ -60,12 +67,11 @@ impl ArmTask {
         let mut started = Instant::now();
         while started.elapsed() < self.reset_timeout / 4 {
             let tool = self.measured_tool();
-            if distance(&inside, &tool) < TOOL_TOLERANCE_M {
+            let to_go = distance(&inside, &tool);
+            if to_go < TOOL_TOLERANCE_M {
                 break;
             }
-            let to_go = distance(&inside, &tool);
-            let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
-            let waypoint = std::array::from_fn(|k| tool[k] + ahead * (inside[k] - tool[k]));
+            let waypoint = waypoint_toward(tool, inside, to_go);
             self.next_reset_state(&mut started)?;
             self.track(&Target::Tool { position: waypoint, rotation: None });
         }
@@ -164,8 +170,7 @@ impl ArmTask {
                 let gate = self.interventions_since(interventions_before);
                 return Err(ArmTaskError::MoveTimeout { what: what.into(), seconds: self.reset_timeout.as_secs_f64(), detail: format!("tool at {tool:.3?}, {to_go:.3} m from {end:.3?}; {gate}") });
             }
-            let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
-            let waypoint = std::array::from_fn(|k| tool[k] + ahead * (end[k] - tool[k]));
+            let waypoint = waypoint_toward(tool, end, to_go);
             self.next_reset_state(&mut started)?;
             self.track(&Target::Tool { position: waypoint, rotation });
         }
@@ -215,8 +220,7 @@ impl ArmTask {
                 if to_go < HOME_TOOL_TOLERANCE_M || started.elapsed() > self.reset_timeout / 2 {
                     break;
                 }
-                let ahead = (WAYPOINT_AHEAD_M / to_go).min(1.0);
-                let waypoint = std::array::from_fn(|k| tool[k] + ahead * (home_tool[k] - tool[k]));
+                let waypoint = waypoint_toward(tool, home_tool, to_go);
                 self.next_reset_state(&mut started)?;
                 self.track(&Target::Tool { position: waypoint, rotation: None });
             }
