@@ -170,6 +170,31 @@ impl OperatorKind {
     }
 }
 
+/// A leader arm beside the human's other devices: the leader's takeover
+/// wins; labels, pauses and stops come from either (the human's first).
+struct WithLeader {
+    leader: wiring::leader::LeaderOperator,
+    other: Box<dyn Operator>,
+}
+
+impl Operator for WithLeader {
+    fn labels(&self) -> bool {
+        self.other.labels()
+    }
+    fn poll(&mut self, observation: &[f64]) -> OperatorInput {
+        let (leader, other) = (self.leader.poll(observation), self.other.poll(observation));
+        OperatorInput { takeover: leader.takeover.or(other.takeover), command: other.command.or(leader.command) }
+    }
+}
+
+/// `other`, joined by the launch file's leader arm when it has one.
+pub fn with_leader(other: Box<dyn Operator>, leader: Option<wiring::leader::LeaderOperator>) -> Box<dyn Operator> {
+    match leader {
+        Some(leader) => Box::new(WithLeader { leader, other }),
+        None => other,
+    }
+}
+
 /// Paces policy steps to the robot's rate (`--realtime`, teleoperation) by
 /// waiting in the operator poll, which happens once per step.
 pub struct Paced<'a> {

@@ -101,7 +101,7 @@ impl PracticeArgs {
                 let (_, variant) = wiring::robot::panda_variant(&launch, &self.config)?;
                 let started = self.robot.start(&launch, &self.config, seed)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-                let mut report = practise_task(started.task, &self, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None)?;
+                let mut report = practise_task(started.task, &self, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None, None)?;
                 if let Some(node) = crate::robot_choice::finish_node(started.node)? {
                     report["robot_node"] = node;
                 }
@@ -112,12 +112,17 @@ impl PracticeArgs {
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
                 let env = wiring::practice_env::PracticeEnv::for_launch(task, &launch, &self.config, &run_dir)?;
-                practise_task(env, &self, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts())
+                practise_task(env, &self, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts(), None)
             }
             RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
                 // A real robot runs on the wall clock: the actor never waits for the learner.
                 let args = PracticeArgs { realtime: true, ..self };
-                let env = wiring::robot::start_arm(&launch, &args.config, seed)?;
+                let mut env = wiring::robot::start_arm(&launch, &args.config, seed)?;
+                // A leader arm takes over when the human moves it.
+                let leader = match launch.leader {
+                    Some(_) => Some(wiring::leader::LeaderOperator::start(&launch, env.follower(), wiring::leader::Tracking::WhileMoved)?),
+                    None => None,
+                };
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 // With a Vlm(..) reward, a real camera's frames are scored for the task's steps.
                 let demo = match env.scripted_expert() {
@@ -126,7 +131,7 @@ impl PracticeArgs {
                     None => bail!("{}: practice.demo_episodes is {}, and this task has no scripted demonstrator (a task with a goal and a pick observing the tool and the object's pose have one); set it to 0 and record demos with `rrl teleop`", args.config.display(), launch.practice.demo_episodes),
                 };
                 let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
-                practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.vlm_counts())
+                practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.vlm_counts(), leader)
             }
             RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", self.config.display()),
         }
@@ -163,13 +168,14 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     task_name: String,
     mut expert: impl FnMut(&[f64], bool) -> Vec<f64>,
     vlm_counts: fn(&E) -> Option<serde_json::Value>,
+    leader: Option<wiring::leader::LeaderOperator>,
 ) -> anyhow::Result<serde_json::Value> {
     let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
     let device = policies::select_device(choice)?;
     let task_size = (env.observation_size(), env.action_size());
     // The human is there from the first demo on: with `reward: Human` their
     // labels judge demos and evaluations as they judge practice.
-    let mut operator = args.operator.start(&launch.namespace, &args.joy_topic, task_size.1)?;
+    let mut operator = crate::operator::with_leader(args.operator.start(&launch.namespace, &args.joy_topic, task_size.1)?, leader);
     let human_reward = launch.reward == RewardConfig::Human;
     let base_choice = match &args.base {
         Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale.clone() }),

@@ -1,6 +1,6 @@
-//! `rrl teleop`: a human records demo episodes with a gamepad or SpaceMouse
-//! over ROS 2 (or the keyboard), through the safety gate, labelling each on
-//! `practice/command`.
+//! `rrl teleop`: a human records demo episodes with a leader arm, a gamepad
+//! or SpaceMouse over ROS 2, or the keyboard, through the safety gate,
+//! labelling each on `practice/command` or with keys.
 
 use std::path::PathBuf;
 
@@ -33,15 +33,20 @@ pub struct TeleopArgs {
 
 impl TeleopArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        if self.operator == OperatorKind::None {
-            bail!("teleop needs a human: --operator joy or keyboard");
-        }
         let launch = LaunchFile::load(&self.config)?;
+        if self.operator == OperatorKind::None && launch.leader.is_none() {
+            bail!("teleop needs a human: --operator joy or keyboard, or a leader arm in the launch file");
+        }
         let seed = crate::robot_choice::sim_seed(&launch) + 20_000;
         let started = self.robot.start(&launch, &self.config, seed)?;
         let mut env = started.task;
         let run_dir = crate::practice::run_folder(self.run_dir.clone(), &launch);
-        let mut operator = self.operator.start(&launch.namespace, &self.joy_topic, env.action_size())?;
+        // The follower tracks a leader arm from its first move on.
+        let leader = env.leader(&launch, &self.config, wiring::leader::Tracking::Always)?;
+        if leader.is_some() {
+            eprintln!("teleop: move the leader arm on {} to drive the follower", launch.leader.as_ref().map_or("", |l| l.bus.port.as_str()));
+        }
+        let mut operator = crate::operator::with_leader(self.operator.start(&launch.namespace, &self.joy_topic, env.action_size())?, leader);
         let mut paced = Paced::new(operator.as_mut(), Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)));
         // Holding still: no displacement (and the Panda's gripper, its fourth action, open).
         let mut idle = vec![0.0; env.action_size()];

@@ -3,10 +3,12 @@
 //! dynamics as the Dynamixel emulator and injectable faults (dropped,
 //! corrupted or noisy answers, status error bits, unplugging). Used by
 //! tests, and checked against Feetech's own Python SDK
-//! (feetech-servo-sdk). Reached as `feetech::emulator`.
+//! (feetech-servo-sdk). A test's hand can move servos whose torque is off
+//! (a leader arm) and watch where each servo is. Reached as
+//! `feetech::emulator`.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serialport::SerialPort;
 
@@ -29,22 +31,55 @@ pub struct Faults {
     pub garbage_before: AtomicU32,
 }
 
+/// What a test sees of the servos and does to them by hand (test-side
+/// state; the locks are the emulator's, never a driver's).
+#[derive(Debug, Default)]
+struct Hand {
+    /// Where a hand holds each servo, in ticks: servos with torque off follow it.
+    holds: Mutex<Vec<(u8, f64)>>,
+    /// Where each servo is, in ticks, as of the last advance.
+    positions: Mutex<Vec<(u8, f64)>>,
+    /// Well-formed packets heard while plugged in.
+    packets: AtomicU64,
+}
+
 /// The emulator thread; stops when dropped.
 pub struct FeetechEmulator {
     faults: Arc<Faults>,
+    hand: Arc<Hand>,
     _thread: Worker,
 }
 
 impl FeetechEmulator {
     pub fn spawn(path: &str, baud: u32, ids: &[u8]) -> Result<FeetechEmulator, crate::serial::SerialError> {
-        let faults = Arc::new(Faults::default());
-        let chain = Chain { servos: ids.iter().map(|&id| new_servo(id)).collect(), faults: faults.clone() };
+        let (faults, hand) = (Arc::new(Faults::default()), Arc::new(Hand::default()));
+        let chain = Chain { servos: ids.iter().map(|&id| new_servo(id)).collect(), faults: faults.clone(), hand: hand.clone() };
         let thread = servo_emulation::serve("feetech-emulator", path, baud, chain)?;
-        Ok(FeetechEmulator { faults, _thread: thread })
+        Ok(FeetechEmulator { faults, hand, _thread: thread })
     }
 
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// A hand moves servo `id` to `ticks` (it gets there as a person's hand
+    /// would, in a few tenths of a second) and holds it there. Only a servo
+    /// with its torque off gives way, as a leader arm's do.
+    pub fn move_by_hand(&self, id: u8, ticks: f64) {
+        let mut holds = self.hand.holds.lock().expect("the emulator's hand");
+        holds.retain(|(held, _)| *held != id);
+        holds.push((id, ticks));
+    }
+
+    /// Where servo `id` is, in ticks.
+    pub fn position(&self, id: u8) -> Option<f64> {
+        self.hand.positions.lock().expect("the emulator's hand").iter().find(|(s, _)| *s == id).map(|(_, ticks)| *ticks)
+    }
+
+    /// Well-formed packets the chain has heard while plugged in (each
+    /// control tick of a driver sends at least one).
+    pub fn packets(&self) -> u64 {
+        self.hand.packets.load(Ordering::Relaxed)
     }
 }
 
@@ -57,9 +92,18 @@ fn new_servo(id: u8) -> EmulatedServo {
     EmulatedServo { id, table, position: 2048.0 }
 }
 
-fn advance(servo: &mut EmulatedServo, ms: f64) {
+/// A person's hand moves a limp servo: quickly, but not at once.
+const HAND_TICKS_PER_MS: f64 = 8.0;
+
+fn advance(servo: &mut EmulatedServo, ms: f64, held_at: Option<f64>) {
     let (mut speed, mut load) = (0.0, 0.0);
-    if servo.table[address::TORQUE_ENABLE as usize] == 1 {
+    let torque = servo.table[address::TORQUE_ENABLE as usize] == 1;
+    if let (false, Some(target)) = (torque, held_at) {
+        let step = first_order_step(target - servo.position, ms, HAND_TICKS_PER_MS);
+        servo.position += step;
+        speed = if ms > 0.0 { step / ms * 1000.0 } else { 0.0 };
+    }
+    if torque {
         let at = address::GOAL_POSITION as usize;
         let goal = f64::from(u16::from_le_bytes([servo.table[at], servo.table[at + 1]]));
         let step = first_order_step(goal - servo.position, ms, SLEW_TICKS_PER_MS);
@@ -76,15 +120,18 @@ fn advance(servo: &mut EmulatedServo, ms: f64) {
 struct Chain {
     servos: Vec<EmulatedServo>,
     faults: Arc<Faults>,
+    hand: Arc<Hand>,
 }
 
 impl EmulatedChain for Chain {
     type Framing = Scs;
 
     fn advance(&mut self, ms: f64) {
+        let holds = self.hand.holds.lock().expect("the emulator's hand").clone();
         for servo in &mut self.servos {
-            advance(servo, ms);
+            advance(servo, ms, holds.iter().find(|(id, _)| *id == servo.id).map(|(_, ticks)| *ticks));
         }
+        *self.hand.positions.lock().expect("the emulator's hand") = self.servos.iter().map(|s| (s.id, s.position)).collect();
     }
 
     fn answer(&mut self, port: &mut dyn SerialPort, packet: Packet) {
@@ -92,6 +139,7 @@ impl EmulatedChain for Chain {
         if self.faults.unplugged.load(Ordering::Relaxed) {
             return;
         }
+        self.hand.packets.fetch_add(1, Ordering::Relaxed);
         let faults = &self.faults;
         for answer in respond(&mut self.servos, faults, &packet) {
             let wire = AnswerFaults { drop: &faults.drop_answers, corrupt: &faults.corrupt_answers, noise_before: Some(&faults.garbage_before) };

@@ -18,6 +18,7 @@ pub mod feetech_emulator;
 pub mod hardware;
 pub mod image_topic;
 pub mod io_thread;
+pub mod leader;
 pub mod pacing;
 pub mod pty;
 pub mod serial;

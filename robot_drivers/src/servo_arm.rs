@@ -86,6 +86,15 @@ impl ServoArm {
     }
 }
 
+impl ServoArm {
+    /// Torque off on every servo, whatever the lifecycle says (a leader
+    /// arm that a human moves by hand; a previous session may have left its
+    /// torque on). Needs a configured bus.
+    pub fn release(&mut self) -> Result<(), HardwareError> {
+        self.on_bus(|bus, ids| bus.set_torque(ids, false))
+    }
+}
+
 impl HardwareInterface for ServoArm {
     fn name(&self) -> &str {
         &self.config.port

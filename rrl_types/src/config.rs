@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::ron_locator::{locate_values, TextPosition};
 
 mod arm_task;
+mod leader;
 pub use arm_task::*;
+pub use leader::*;
 
 // ---------------------------------------------------------------------------
 // Schema
@@ -51,6 +53,10 @@ pub struct LaunchFile {
     /// resets). Default: the reach task (`ArmTaskConfig::default()`).
     #[serde(default)]
     pub task: ArmTaskConfig,
+    /// A leader arm the follower tracks (teleop demos, takeover during
+    /// practice). Default: none.
+    #[serde(default)]
+    pub leader: Option<LeaderArmConfig>,
 }
 
 /// The supported robot kinds.
@@ -1207,6 +1213,9 @@ impl LaunchFile {
         if self.practice.reset_free && matches!(&self.robot, RobotConfig::Sim(sim) if sim.task != SimTask::PandaReach) {
             c.fail("practice.reset_free", "reset-free practice needs a reach task", Some("PandaReach in simulation, or a real arm's reach task"));
         }
+        if let Some(leader) = &self.leader {
+            leader.check(&self.robot, task, c);
+        }
         if let Some(home) = &self.practice.home {
             let joints = self.robot.joint_names();
             if home.len() != joints.len() {
@@ -1223,36 +1232,7 @@ impl RobotConfig {
         c.positive("robot.control_rate_hz", self.control_rate_hz(), "hertz");
         match self {
             RobotConfig::Sim(_) => {}
-            RobotConfig::SerialArm(arm) => {
-                if arm.port.trim().is_empty() {
-                    c.fail("robot.port", "must name a serial port", Some("e.g. \"/dev/ttyUSB0\""));
-                }
-                if !SUPPORTED_BAUD_RATES.contains(&arm.baud) {
-                    c.fail("robot.baud", format!("{} baud is not a rate the servos support", arm.baud), Some("common: 57600, 115200, 1000000, 2000000, 4000000"));
-                }
-                c.nonzero_ms("robot.read_timeout_ms", arm.read_timeout_ms);
-                if arm.joints.is_empty() {
-                    c.fail("robot.joints", "an arm needs at least one servo", None);
-                }
-                if arm.joints.len() > crate::MAX_JOINTS {
-                    c.fail("robot.joints", format!("{} joints exceed the supported {}", arm.joints.len(), crate::MAX_JOINTS), None);
-                }
-                c.unique("robot.joints", arm.joints.iter().enumerate().map(|(i, j)| (i, j.name.as_str())), "joint name");
-                let ids: Vec<String> = arm.joints.iter().map(|j| j.id.to_string()).collect();
-                c.unique("robot.joints", ids.iter().enumerate().map(|(i, id)| (i, id.as_str())), "servo id");
-                let max_id = match arm.protocol {
-                    ServoProtocol::Dynamixel => 252,
-                    ServoProtocol::Feetech => 253,
-                };
-                for (i, joint) in arm.joints.iter().enumerate() {
-                    if joint.id > max_id {
-                        c.fail(format!("robot.joints[{i}].id"), format!("servo id {} is above {max_id}, the largest a {:?} servo can have", joint.id, arm.protocol), Some("ids above it are reserved for broadcast"));
-                    }
-                    if joint.ticks_per_revolution == 0 {
-                        c.fail(format!("robot.joints[{i}].ticks_per_revolution"), "must be positive", Some("4096 for STS3215 and X-series servos"));
-                    }
-                }
-            }
+            RobotConfig::SerialArm(arm) => arm.check("robot", c),
             RobotConfig::TopicArm(arm) => {
                 if arm.joint_names.is_empty() {
                     c.fail("robot.joint_names", "an arm needs at least one joint", None);
@@ -1290,6 +1270,40 @@ impl RobotConfig {
                 c.nonzero_ms("robot.state_timeout_ms", car.state_timeout_ms);
                 c.positive("robot.max_linear_mps", car.max_linear_mps, "m/s");
                 c.positive("robot.max_angular_rps", car.max_angular_rps, "rad/s");
+            }
+        }
+    }
+}
+
+impl SerialArmConfig {
+    /// `prefix`: where the bus sits in the file (`robot`, `leader.bus`).
+    fn check(&self, prefix: &str, c: &mut Checker) {
+        if self.port.trim().is_empty() {
+            c.fail(format!("{prefix}.port"), "must name a serial port", Some("e.g. \"/dev/ttyUSB0\""));
+        }
+        if !SUPPORTED_BAUD_RATES.contains(&self.baud) {
+            c.fail(format!("{prefix}.baud"), format!("{} baud is not a rate the servos support", self.baud), Some("common: 57600, 115200, 1000000, 2000000, 4000000"));
+        }
+        c.nonzero_ms(&format!("{prefix}.read_timeout_ms"), self.read_timeout_ms);
+        if self.joints.is_empty() {
+            c.fail(format!("{prefix}.joints"), "an arm needs at least one servo", None);
+        }
+        if self.joints.len() > crate::MAX_JOINTS {
+            c.fail(format!("{prefix}.joints"), format!("{} joints exceed the supported {}", self.joints.len(), crate::MAX_JOINTS), None);
+        }
+        c.unique(&format!("{prefix}.joints"), self.joints.iter().enumerate().map(|(i, j)| (i, j.name.as_str())), "joint name");
+        let ids: Vec<String> = self.joints.iter().map(|j| j.id.to_string()).collect();
+        c.unique(&format!("{prefix}.joints"), ids.iter().enumerate().map(|(i, id)| (i, id.as_str())), "servo id");
+        let max_id = match self.protocol {
+            ServoProtocol::Dynamixel => 252,
+            ServoProtocol::Feetech => 253,
+        };
+        for (i, joint) in self.joints.iter().enumerate() {
+            if joint.id > max_id {
+                c.fail(format!("{prefix}.joints[{i}].id"), format!("servo id {} is above {max_id}, the largest a {:?} servo can have", joint.id, self.protocol), Some("ids above it are reserved for broadcast"));
+            }
+            if joint.ticks_per_revolution == 0 {
+                c.fail(format!("{prefix}.joints[{i}].ticks_per_revolution"), "must be positive", Some("4096 for STS3215 and X-series servos"));
             }
         }
     }

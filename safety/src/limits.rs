@@ -73,16 +73,16 @@ pub fn preset_limits(preset: RobotPreset) -> Vec<(&'static str, JointLimit)> {
                 })
                 .collect()
         }
-        // Hobby-servo arms publish no joint tables: conservative limits for
-        // learning, within the servos' one-turn range and rated speed.
+        // Hobby-servo arms publish no joint tables: conservative speeds for
+        // learning, within the servos' rated speed. The SO-101's ranges are
+        // its built-in URDF's (the published model's); the Koch's stay
+        // within the servos' one turn.
         RobotPreset::So101 | RobotPreset::Koch => preset
             .joint_names()
             .iter()
             .map(|&name| {
-                (
-                    name,
-                    JointLimit { position: Some((-3.1, 3.1)), velocity: Some(3.0), acceleration: Some(20.0), jerk: None, effort: None },
-                )
+                let position = (preset == RobotPreset::Koch).then_some((-3.1, 3.1));
+                (name, JointLimit { position, velocity: Some(3.0), acceleration: Some(20.0), jerk: None, effort: None })
             })
             .collect(),
     }

@@ -55,9 +55,9 @@ mod tests {
         let (chain, _) = chain(&names()).unwrap();
         let q = [0.3, -0.4, 0.5, 0.2, -1.0, 0.7];
         assert_eq!(config.workspace.as_ref().unwrap().chain.tool_position(&q), chain.tool_position(&q));
-        // The preset's range and speed stay; effort is the URDF's.
+        // The preset's speed stays; range and effort are the URDF's (the published model's).
         let pan = config.limits[0];
-        assert_eq!((pan.position, pan.velocity, pan.effort), (Some((-3.1, 3.1)), Some(3.0), Some(10.0)));
+        assert_eq!((pan.position, pan.velocity, pan.effort), (Some((-1.91986, 1.91986)), Some(3.0), Some(10.0)));
     }
 
     #[test]

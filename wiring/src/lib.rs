@@ -9,6 +9,8 @@
 //!   process or as a lockstep ROS 2 node, or a real arm's task — the
 //!   launch file's `task` section, the reach by default — over its driver
 //!   (`arm_task`);
+//! - the leader arm a human moves, as an operator the follower tracks
+//!   (`leader`);
 //! - the learner settings (`learner`);
 //! - the reward source (`practice_env`: the task's own reward, or a VLM
 //!   critic scoring a real camera or a rendered one).
@@ -22,6 +24,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod arm_task;
+pub mod leader;
 pub mod learner;
 pub mod practice_env;
 pub mod robot;
@@ -38,6 +41,8 @@ pub enum WiringError {
     Arm { file: PathBuf, source: arm_task::ArmTaskError },
     #[error(transparent)]
     Sim(#[from] sim_bridge::SimError),
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
     #[error(transparent)]
     RemoteTask(#[from] ros_edge::task_node::RemoteTaskError),
     #[error(transparent)]

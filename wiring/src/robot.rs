@@ -15,6 +15,7 @@ use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
 use sim_bridge::SimError;
 
 use crate::arm_task::{ArmTask, ArmTaskError};
+use crate::leader::{LeaderOperator, Tracking};
 use crate::WiringError;
 
 /// Where a simulated robot runs (`--robot`).
@@ -184,6 +185,20 @@ pub fn start_arm(launch: &LaunchFile, config: &Path, seed: u64) -> Result<ArmTas
         other => return Err(WiringError::launch(config, format!("a {} robot is not an arm", other.kind_name()))),
     };
     arm.map_err(|source| WiringError::Arm { file: config.to_path_buf(), source })
+}
+
+impl RobotTask {
+    /// The launch file's leader arm as an operator this task follows, if
+    /// it has one; only a real arm can follow one.
+    pub fn leader(&mut self, launch: &LaunchFile, config: &Path, tracking: Tracking) -> Result<Option<LeaderOperator>, WiringError> {
+        if launch.leader.is_none() {
+            return Ok(None);
+        }
+        match self {
+            RobotTask::Arm(task) => Ok(Some(LeaderOperator::start(launch, task.follower(), tracking)?)),
+            _ => Err(WiringError::launch(config, "leader: a leader arm drives a real arm; a simulated robot follows none")),
+        }
+    }
 }
 
 impl Environment for RobotTask {

@@ -2,7 +2,7 @@
 //! optionally rotation) or joint steps, then the gripper's slot. Decoding
 //! turns one into what the arm tracks until the next action.
 
-use nalgebra::{Rotation3, Vector3};
+use nalgebra::{Isometry3, Rotation3, Vector3};
 use rrl_types::config::{ArmActions, GripperAction, Orientation};
 
 use super::ArmTaskError;
@@ -16,11 +16,13 @@ pub(super) enum Target {
     Joints(Vec<f64>),
 }
 
+#[derive(Clone)]
 enum Kind {
     Tool { step: [f64; 3], orientation: Orientation },
     Joints { step: Vec<f64> },
 }
 
+#[derive(Clone)]
 pub(super) struct ActionLayout {
     kind: Kind,
     gripper: GripperAction,
@@ -103,6 +105,38 @@ impl ActionLayout {
         }
     }
 
+    /// The action that asks for the way from the tool pose or arm joints
+    /// `now` to `goal` — the inverse of `target` — clipped to [-1, 1]: a
+    /// goal farther than one step gets a full step toward it. The gripper's
+    /// slot asks for `closure` (0 open … 1 closed). `tool` (now, goal) is
+    /// needed by tool actions only.
+    pub fn action_toward(&self, tool: Option<(&Isometry3<f64>, &Isometry3<f64>)>, q_now: &[f64], q_goal: &[f64], closure: f64) -> Vec<f64> {
+        let mut action = Vec::with_capacity(self.size);
+        match &self.kind {
+            Kind::Tool { step, orientation } => {
+                let (now, goal) = tool.expect("tool actions need kinematics (checked at start)");
+                let way = goal.translation.vector - now.translation.vector;
+                action.extend((0..3).map(|k| (way[k] / step[k]).clamp(-1.0, 1.0)));
+                if let Orientation::Rotate(step_rad) = *orientation {
+                    let turn = (goal.rotation * now.rotation.inverse()).scaled_axis();
+                    action.extend((0..3).map(|k| (turn[k] / step_rad).clamp(-1.0, 1.0)));
+                }
+            }
+            Kind::Joints { step } => action.extend(q_now.iter().zip(q_goal).zip(step).map(|((q, g), s)| ((g - q) / s).clamp(-1.0, 1.0))),
+        }
+        match self.gripper {
+            GripperAction::None => {}
+            GripperAction::Continuous => action.push(2.0 * closure.clamp(0.0, 1.0) - 1.0),
+            GripperAction::OpenClose => action.push(if closure > 0.5 { 1.0 } else { -1.0 }),
+        }
+        action
+    }
+
+    /// Whether actions move the tool (rather than the joints).
+    pub fn moves_tool(&self) -> bool {
+        matches!(self.kind, Kind::Tool { .. })
+    }
+
     /// The gripper closure (0 open … 1 closed) `action` asks for, if it has a gripper slot.
     pub fn gripper_closure(&self, action: &[f64]) -> Option<f64> {
         let value = || action[self.size - 1].clamp(-1.0, 1.0);
@@ -142,5 +176,26 @@ mod tests {
         let target = layout.target(&[1.0, -0.5, 0.0], None, &mut Rotation3::identity(), &[1.0, 2.0]);
         assert_eq!(target, Target::Joints(vec![1.1, 1.9]));
         assert_eq!(layout.gripper_closure(&[0.0, 0.0, 0.0]), Some(0.5));
+    }
+
+    #[test]
+    fn the_action_toward_a_goal_inverts_the_target_and_a_far_goal_gets_a_full_step() {
+        let joints = ActionLayout::new(&ArmActions::Joints(JointActions { step_rad: vec![0.1, 0.2], gripper: GripperAction::Continuous }), 0.02, 2);
+        let action = joints.action_toward(None, &[1.0, 2.0], &[1.05, 5.0], 0.25);
+        assert_eq!(action.len(), 3);
+        assert!((action[0] - 0.5).abs() < 1e-12 && action[1] == 1.0 && action[2] == -0.5, "{action:?}");
+        assert_eq!(joints.target(&action, None, &mut Rotation3::identity(), &[1.0, 2.0]), Target::Joints(vec![1.05, 2.2]));
+
+        let tool = ActionLayout::new(&ArmActions::Tool(ToolActions { step_m: Some(vec![0.01]), orientation: Orientation::Rotate(0.1), gripper: GripperAction::OpenClose }), 0.5, 5);
+        let now = Isometry3::translation(0.3, 0.0, 0.2);
+        let goal = Isometry3::new(Vector3::new(0.305, -0.5, 0.2), Vector3::new(0.0, 0.0, 0.05));
+        let action = tool.action_toward(Some((&now, &goal)), &[], &[], 0.9);
+        assert_eq!(action.len(), 7);
+        assert!((action[0] - 0.5).abs() < 1e-9 && action[1] == -1.0 && action[2].abs() < 1e-12, "{action:?}");
+        assert!((action[5] - 0.5).abs() < 1e-9 && action[3].abs() < 1e-12 && action[6] == 1.0, "{action:?}");
+        let mut held = Rotation3::identity();
+        let Target::Tool { position, rotation } = tool.target(&action, Some(([0.3, 0.0, 0.2], Rotation3::identity())), &mut held, &[]) else { panic!("a tool target") };
+        assert!((position[0] - 0.305).abs() < 1e-9 && (position[1] + 0.01).abs() < 1e-9, "{position:?}");
+        assert!((rotation.unwrap().angle() - 0.05).abs() < 1e-9);
     }
 }

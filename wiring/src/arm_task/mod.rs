@@ -16,11 +16,14 @@
 
 mod actions;
 mod control;
+mod follower;
 mod observation;
 mod reset;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam::queue::ArrayQueue;
 use nalgebra::{DVector, Isometry3, Rotation3};
 use robot_drivers::pacing::Pacer;
 use robot_drivers::HardwareInterface;
@@ -33,6 +36,7 @@ use safety::{CartesianLimits, Gate, JointLimit};
 
 use actions::{ActionLayout, Target};
 use control::ControlLink;
+pub use follower::Follower;
 pub use observation::ObservationLayout;
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +134,8 @@ pub struct ArmTask {
     backward_next: bool,
     needs_full_reset: bool,
     observation: Vec<f64>,
+    /// The newest state for a leader arm's follower, once one is made.
+    follower_states: Option<Arc<ArrayQueue<JointState>>>,
 }
 
 /// The name a real-arm task is recorded under: `ArmReach` for a task with
@@ -244,6 +250,7 @@ impl ArmTask {
             // Zeros until the first reset succeeds: a failed one leaves a
             // well-formed observation, and the next step reports why.
             observation: vec![0.0; size],
+            follower_states: None,
             config,
         })
     }
@@ -262,6 +269,9 @@ impl ArmTask {
         if let Some(state) = self.link.take_state() {
             if state.position.len() == self.joints() {
                 self.state = state;
+                if let Some(follower) = &self.follower_states {
+                    let _ = follower.force_push(state);
+                }
             }
         }
     }
@@ -334,19 +344,8 @@ impl ArmTask {
         self.tool(self.state.position.as_slice())
     }
 
-    /// `point` moved into the workspace box shrunk by `WALL_MARGIN_M` (less
-    /// in a box too small for it). Targets stay this far off the walls: the
-    /// inverse kinematics' small overshoot then never meets the gate, which
-    /// would cut the whole step (the tool would stick to a wall instead of
-    /// sliding along it) and could leave it pinned where the way home
-    /// starts outside the box.
     fn inside_box(&self, point: [f64; 3]) -> [f64; 3] {
-        let workspace = self.chain();
-        std::array::from_fn(|k| {
-            let (lo, hi) = (workspace.min[k], workspace.max[k]);
-            let margin = WALL_MARGIN_M.min(0.25 * (hi - lo));
-            point[k].clamp(lo + margin, hi - margin)
-        })
+        inside_box(self.chain(), point)
     }
 
     fn offer_command(&mut self) {
@@ -496,6 +495,22 @@ impl ArmTask {
         Ok(())
     }
 
+    /// This task as a leader arm's follower sees it (see `Follower`); it
+    /// sees each state the task takes from now on.
+    pub fn follower(&mut self) -> Follower {
+        let states = self.follower_states.get_or_insert_with(|| Arc::new(ArrayQueue::new(1))).clone();
+        Follower {
+            states,
+            newest: (self.state.position.len() == self.joints()).then_some(self.state),
+            joint_names: self.joint_names.clone(),
+            ranges: self.arm.iter().map(|&j| self.limits[j].position.map_or((f64::NEG_INFINITY, f64::INFINITY), |(lo, hi)| (lo + self.soft_margin, hi - self.soft_margin))).collect(),
+            arm: self.arm.clone(),
+            gripper: self.gripper,
+            workspace: self.workspace.clone(),
+            actions: self.actions.clone(),
+        }
+    }
+
     /// The scripted demonstrator of this task, where it has one: the reach
     /// expert for a goal task, the pick expert for a task with a gripper
     /// action that observes the tool and one object's pose.
@@ -597,6 +612,20 @@ impl PracticeTask for ArmTask {
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.link.take_events()
     }
+}
+
+/// `point` moved into the workspace box shrunk by `WALL_MARGIN_M` (less
+/// in a box too small for it). Targets stay this far off the walls: the
+/// inverse kinematics' small overshoot then never meets the gate, which
+/// would cut the whole step (the tool would stick to a wall instead of
+/// sliding along it) and could leave it pinned where the way home starts
+/// outside the box.
+fn inside_box(workspace: &CartesianLimits, point: [f64; 3]) -> [f64; 3] {
+    std::array::from_fn(|k| {
+        let (lo, hi) = (workspace.min[k], workspace.max[k]);
+        let margin = WALL_MARGIN_M.min(0.25 * (hi - lo));
+        point[k].clamp(lo + margin, hi - margin)
+    })
 }
 
 fn distance(a: &[f64; 3], b: &[f64; 3]) -> f64 {
