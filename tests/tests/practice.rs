@@ -399,3 +399,111 @@ fn with_human_rewards_a_demo_counts_by_its_outcome_and_a_task_ending_itself_is_c
     let recorded = read_folder(&run.join("episodes"));
     assert!(recorded.iter().flat_map(|e| &e.steps).all(|s| s.reward == 0.0 && !s.flags.terminated));
 }
+
+/// The learner's end of the link in a process about to be killed: each
+/// transition goes to a log file as it is sent (one JSON line, written
+/// through to the kernel, so a SIGKILL loses none that was sent).
+struct LoggedStream(std::fs::File);
+
+impl practice::LearnerLink for LoggedStream {
+    fn send(&mut self, item: practice::ToLearner) {
+        use std::io::Write;
+        if let practice::ToLearner::Transition { transition: t, .. } = item {
+            let line = serde_json::json!([t.observation, t.action, t.reward, t.next_observation, t.terminal]).to_string();
+            self.0.write_all(format!("{line}\n").as_bytes()).expect("the sent log");
+        }
+    }
+    fn updates(&self) -> u64 {
+        0
+    }
+    fn take_weights(&mut self) -> Option<practice::ActorWeights> {
+        None
+    }
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A transition as the sent log has it.
+fn logged(t: &policies::replay::Transition) -> serde_json::Value {
+    serde_json::from_str(&serde_json::json!([t.observation, t.action, t.reward, t.next_observation, t.terminal]).to_string()).unwrap()
+}
+
+/// The half of `labelled_transitions_survive_a_sigkill` that is killed:
+/// labelled practice (a few milliseconds a step) that logs what it sends
+/// the learner, run in a child process of that test.
+#[test]
+#[ignore = "the killed child of labelled_transitions_survive_a_sigkill"]
+fn labelled_practice_until_killed() {
+    let (Some(run), Some(log)) = (std::env::var_os("RRL_TEST_KILLED_RUN"), std::env::var_os("RRL_TEST_SENT_LOG")) else { return };
+    let mut task = reach_task(40);
+    let config = small_learner(&task);
+    let mut human = SlowLabellingHuman(LabellingHuman { polls: 0, action: vec![0.3, -0.2, 0.1, -1.0] });
+    let settings = PracticeSettings { human_reward: true, lockstep: false, warmup_steps: 10_000, ..settings(Path::new(&run), 100_000) };
+    let mut stream = LoggedStream(std::fs::File::create(log).unwrap());
+    practice::practice_with_link(&mut task, config, &mut stream, &mut human, &settings, &mut |_| {}).unwrap();
+}
+
+/// The labelling human, a few milliseconds a poll (a kill lands anywhere in an episode).
+struct SlowLabellingHuman(LabellingHuman);
+
+impl Operator for SlowLabellingHuman {
+    fn labels(&self) -> bool {
+        true
+    }
+    fn poll(&mut self, observation: &[f64]) -> OperatorInput {
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        self.0.poll(observation)
+    }
+}
+
+/// Labelled practice SIGKILLed mid-run and resumed: the resumed learner
+/// receives first exactly the transitions the killed one had, in order —
+/// the labels' terminal transitions among them, reward 1 for a success and
+/// 0 for a failure — then what was recorded but not yet sent, and nothing
+/// else from before the kill.
+#[test]
+fn labelled_transitions_survive_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, log) = (dir.path().join("run"), dir.path().join("sent.jsonl"));
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["labelled_practice_until_killed", "--exact", "--ignored", "--test-threads", "1"])
+        .env("RRL_TEST_KILLED_RUN", &run)
+        .env("RRL_TEST_SENT_LOG", &log)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while recording::list_episodes(&run.join("episodes")).map_or(0, |e| e.len()) < 6 {
+        assert!(std::time::Instant::now() < deadline, "the killed practice recorded too few episodes");
+        assert!(child.try_wait().unwrap().is_none(), "the practice to be killed exited by itself");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let sent: Vec<serde_json::Value> = std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let recorded = read_folder(&run.join("episodes"));
+    let recorded_steps: usize = recorded.iter().map(|e| e.steps.len()).sum();
+    assert!(sent.len() >= 12, "only {} transitions were sent before the kill", sent.len());
+
+    let (resumed, report) = labelled_practice(&run, recorded_steps as u64 + 6);
+    assert_eq!(report.resumed_steps as usize, recorded_steps);
+    let replayed: Vec<serde_json::Value> = transitions(&resumed).iter().take(recorded_steps).map(logged).collect();
+    if let Some(k) = (0..sent.len()).find(|&k| replayed.get(k) != Some(&sent[k])) {
+        panic!("transition {k} of {} the killed learner had differs at the resumed learner: {} vs {}", sent.len(), sent[k], replayed.get(k).map_or("none".into(), |t| t.to_string()));
+    }
+    assert!(replayed.len() - sent.len() <= 1, "{} transitions were recorded but never sent before the kill", replayed.len() - sent.len());
+    // The labels: one terminal transition per finished episode, its reward the label's.
+    let mut at = 0;
+    for episode in &recorded {
+        let steps = &replayed[at..at + episode.steps.len()];
+        at += episode.steps.len();
+        let terminal: Vec<(f64, bool)> = steps.iter().filter(|t| t[4] == true).map(|t| (t[2].as_f64().unwrap(), true)).collect();
+        match episode.outcome.as_ref().and_then(|o| o.success) {
+            Some(success) => assert_eq!(terminal, vec![(if success { 1.0 } else { 0.0 }, true)], "episode {}", episode.header.episode),
+            None => assert!(terminal.is_empty(), "an unlabelled episode has no terminal transition"),
+        }
+    }
+    assert!(recorded.iter().filter(|e| e.outcome.as_ref().and_then(|o| o.success) == Some(true)).count() >= 2);
+    assert!(recorded.iter().filter(|e| e.outcome.as_ref().and_then(|o| o.success) == Some(false)).count() >= 2);
+}
