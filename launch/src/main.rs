@@ -57,7 +57,7 @@ enum Command {
     Train(train::TrainArgs),
     /// Practise on the robot of a launch file: act, learn online, reset, repeat; human takeover; every episode recorded.
     Practice(practice::PracticeArgs),
-    /// Record demo episodes by teleoperation (gamepad or SpaceMouse over ROS 2), through the safety gate.
+    /// Record demo episodes by teleoperation (leader arm, gamepad or SpaceMouse over ROS 2, keyboard), through the safety gate.
     Teleop(teleop::TeleopArgs),
     /// The learner as a ROS 2 node: actors (`rrl practice --learner remote`) feed it transitions; it publishes weights.
     Learner(learner::LearnerArgs),

@@ -24,7 +24,7 @@ pub struct TeleopArgs {
     /// Joy topic of the gamepad or SpaceMouse.
     #[arg(long, default_value = "/spacenav/joy")]
     joy_topic: String,
-    /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command) or `keyboard` (this terminal).
+    /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command), `keyboard` (this terminal), or `none` (a leader arm of the launch file drives alone).
     #[arg(long, value_enum, default_value = "joy")]
     operator: OperatorKind,
     #[command(flatten)]
