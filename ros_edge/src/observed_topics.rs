@@ -1,6 +1,7 @@
 //! Topics a real-arm task observes besides the robot itself: an object's
 //! `geometry_msgs/PoseStamped` from motion capture or a fiducial tracker,
-//! or a `std_msgs/Float64MultiArray` of a fixed size. A thread spins the
+//! a `std_msgs/Float64MultiArray` of a fixed size, or a detector's
+//! `std_msgs/Bool` (a direction's success source). A thread spins the
 //! subscriptions and keeps each topic's newest values; the task takes them
 //! without a lock. A message of the wrong size is refused and counted,
 //! never stored: what is read from the wire is bounded. Samples are aged
@@ -25,6 +26,8 @@ pub enum TopicKind {
     Pose,
     /// `std_msgs/Float64MultiArray` of exactly this many values.
     Array(usize),
+    /// `std_msgs/Bool`: 1 true, 0 false.
+    Bool,
 }
 
 impl TopicKind {
@@ -32,6 +35,7 @@ impl TopicKind {
         match self {
             TopicKind::Pose => 7,
             TopicKind::Array(len) => len,
+            TopicKind::Bool => 1,
         }
     }
 }
@@ -88,6 +92,14 @@ impl ObservedTopics {
                                 true => keep(&values),
                                 false => _ = count.fetch_add(1, Ordering::Relaxed),
                             }
+                        }
+                    })
+                }
+                TopicKind::Bool => {
+                    let mut flags = node.subscribe::<r2r::std_msgs::msg::Bool>(name, QosProfile::sensor_data())?;
+                    Box::new(move || {
+                        while let Some(Some(msg)) = flags.next().now_or_never() {
+                            keep(&[f64::from(u8::from(msg.data))]);
                         }
                     })
                 }

@@ -36,6 +36,33 @@ pub struct ArmTaskConfig {
     pub topic_timeout_ms: u64,
     /// The moves of a reset, in order. Default: `[Home]`.
     pub reset: Vec<ResetMove>,
+    /// Reset-free practice in two directions, as SERL's forward and
+    /// backward tasks (e.g. put the cube in the bin, take it out again):
+    /// episodes alternate from wherever the scene is — the `reset` moves
+    /// run only before the first — each judged by its own success source,
+    /// and the policy observes which direction it practises (`Direction`).
+    /// Rewarded by `reward: Task`: 1 and the episode's end on its
+    /// direction's success. Default: none.
+    pub directions: Option<Directions>,
+}
+
+/// The two directions of reset-free practice and how each succeeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Directions {
+    pub forward: SuccessSource,
+    pub backward: SuccessSource,
+}
+
+/// How a direction's success is measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SuccessSource {
+    /// The tool point within this many metres of a point of the base
+    /// frame: `ToolAt((x, y, z), tolerance_m)`.
+    ToolAt((f64, f64, f64), f64),
+    /// A detector's `std_msgs/Bool` topic (a fiducial or a camera check
+    /// publishing steadily): success while it says true.
+    Topic(String),
 }
 
 /// What an action moves.
@@ -145,6 +172,8 @@ pub enum Observe {
     Wrench,
     /// The goal point and the goal as seen from the tool (6 values).
     Goal,
+    /// The direction practised (`directions`): 1 forward, −1 backward.
+    Direction,
     /// A `geometry_msgs/PoseStamped` topic (mocap, a fiducial tracker):
     /// position and orientation quaternion (x, y, z, qx, qy, qz, qw).
     Pose(String),
@@ -195,6 +224,7 @@ impl Default for ArmTaskConfig {
             step_penalty: 0.0,
             topic_timeout_ms: 500,
             reset: vec![ResetMove::Home],
+            directions: None,
         }
     }
 }
@@ -214,6 +244,7 @@ impl ArmTaskConfig {
             || self.goal.is_some()
             || self.observe.iter().any(|o| matches!(o, Observe::Tool | Observe::ToolOrientation | Observe::ToolVelocity | Observe::Goal))
             || self.reset.iter().any(|m| matches!(m, ResetMove::Lift(_) | ResetMove::Tool(_)))
+            || self.directions.as_ref().is_some_and(|d| [&d.forward, &d.backward].iter().any(|s| matches!(s, SuccessSource::ToolAt(..))))
     }
 
     pub(super) fn check(&self, joints: &[String], cameras: &[String], reward: &RewardConfig, practice: &PracticeConfig, c: &mut Checker) {
@@ -287,11 +318,41 @@ impl ArmTaskConfig {
                 _ => {}
             }
         }
-        if matches!(reward, RewardConfig::Task) && self.goal.is_none() {
-            c.fail("reward", "`Task` rewards by the task's goal, and this task has none", Some("reward: Human (success and failure labels), Vlm(..) or Classifier(..)"));
+        if matches!(reward, RewardConfig::Task) && self.goal.is_none() && self.directions.is_none() {
+            c.fail("reward", "`Task` rewards by the task's goal or its directions' success, and this task has neither", Some("reward: Human (success and failure labels), Vlm(..) or Classifier(..)"));
         }
         if practice.reset_free && self.goal.is_none() {
-            c.fail("practice.reset_free", "reset-free practice alternates a goal and home; this task has no goal", None);
+            c.fail("practice.reset_free", "reset-free practice alternates a goal and home; this task has no goal", Some("for a task without a goal: task.directions"));
+        }
+        let observes_direction = self.observe.contains(&Observe::Direction);
+        match &self.directions {
+            Some(directions) => {
+                if self.goal.is_some() {
+                    c.fail("task.directions", "a task with a goal practises reset-free by `practice.reset_free` (goal and home alternate)", Some("goal: None"));
+                }
+                if !matches!(reward, RewardConfig::Task) {
+                    c.fail("task.directions", "each direction is judged by its own success source: `reward: Task`", Some("reward: Task"));
+                }
+                if !observes_direction {
+                    c.fail("task.observe", "a policy practising two directions must see which: observe `Direction`", None);
+                }
+                for (path, source) in [("task.directions.forward", &directions.forward), ("task.directions.backward", &directions.backward)] {
+                    match source {
+                        SuccessSource::ToolAt((x, y, z), tolerance) => {
+                            if ![x, y, z].iter().all(|v| v.is_finite()) {
+                                c.fail(path, "the point must be finite", None);
+                            }
+                            c.positive(path, *tolerance, "metres");
+                        }
+                        SuccessSource::Topic(topic) => c.topic_name(path, topic),
+                    }
+                }
+                if directions.forward == directions.backward {
+                    c.fail("task.directions.backward", "the same success source as forward: a direction would succeed where the other did", None);
+                }
+            }
+            None if observes_direction => c.fail("task.observe", "`Direction` needs `task.directions`", None),
+            None => {}
         }
     }
 }

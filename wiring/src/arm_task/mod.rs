@@ -29,7 +29,7 @@ use robot_drivers::pacing::Pacer;
 use robot_drivers::HardwareInterface;
 use ros_edge::observed_topics::ObservedTopics;
 use ros_edge::reset_window::ResetWindow;
-use rrl_types::config::{ArmTaskConfig, GoalConfig, LaunchFile, Observe};
+use rrl_types::config::{ArmTaskConfig, GoalConfig, LaunchFile, Observe, SuccessSource};
 use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, MonotonicClock, PracticeTask, Step, SystemClock, MAX_JOINTS};
 use safety::{CartesianLimits, Gate, JointLimit};
@@ -131,8 +131,13 @@ pub struct ArmTask {
     /// Practice without resets: forward (sampled goal) and backward (home)
     /// episodes alternate from wherever the arm is.
     reset_free: bool,
+    /// The episode in hand goes backward (home, or `directions.backward`).
+    backward: bool,
     backward_next: bool,
     needs_full_reset: bool,
+    /// Where the directions' `Topic` success sources are among the observed
+    /// topics (forward, backward).
+    success_topics: [Option<usize>; 2],
     observation: Vec<f64>,
     /// The newest state for a leader arm's follower, once one is made.
     follower_states: Option<Arc<ArrayQueue<JointState>>>,
@@ -197,7 +202,16 @@ impl ArmTask {
         let practice = &launch.practice;
         let actions = ActionLayout::new(&config.actions, practice.tool_step_m, arm.len());
         let layout = ObservationLayout::new(&config.observe, arm.len());
-        let topic_list = layout.topics();
+        let mut topic_list = layout.topics();
+        let mut success_topics = [None, None];
+        if let Some(directions) = &config.directions {
+            for (k, source) in [&directions.forward, &directions.backward].into_iter().enumerate() {
+                if let SuccessSource::Topic(topic) = source {
+                    success_topics[k] = Some(topic_list.len());
+                    topic_list.push((topic.clone(), ros_edge::observed_topics::TopicKind::Bool));
+                }
+            }
+        }
         let topics = match topic_list.is_empty() {
             true => None,
             false => Some(ObservedTopics::start(&launch.namespace, &topic_list).map_err(|e| ArmTaskError::Topics(e.to_string()))?),
@@ -245,8 +259,10 @@ impl ArmTask {
             topic_timeout: Duration::from_millis(config.topic_timeout_ms),
             ticks: Pacer::new(control_period, MonotonicClock),
             reset_free: practice.reset_free,
+            backward: false,
             backward_next: false,
             needs_full_reset: true,
+            success_topics,
             // Zeros until the first reset succeeds: a failed one leaves a
             // well-formed observation, and the next step reports why.
             observation: vec![0.0; size],
@@ -453,11 +469,28 @@ impl ArmTask {
             gripper: self.gripper.map_or(0.0, |g| g.closure(q[g.index])),
             wrench,
             goal: self.goal,
+            direction: if self.backward { -1.0 } else { 1.0 },
             topics: self.topics.as_ref(),
         };
         let mut out = std::mem::take(&mut self.observation);
         self.layout.write(&measured, &mut out);
         self.observation = out;
+    }
+
+    /// Whether the direction in hand has succeeded, by its own source.
+    fn direction_success(&self) -> bool {
+        let Some(directions) = &self.config.directions else { return false };
+        let (source, topic) = match self.backward {
+            false => (&directions.forward, self.success_topics[0]),
+            true => (&directions.backward, self.success_topics[1]),
+        };
+        match source {
+            SuccessSource::ToolAt((x, y, z), tolerance) => distance(&self.measured_tool(), &[*x, *y, *z]) < *tolerance,
+            SuccessSource::Topic(_) => match (&self.topics, topic) {
+                (Some(topics), Some(i)) => topics.values(i)[0] > 0.5,
+                _ => false,
+            },
+        }
     }
 
     fn distance_to_goal(&self) -> f64 {
@@ -466,10 +499,15 @@ impl ArmTask {
 
     fn start_episode(&mut self) -> Result<(), ArmTaskError> {
         let has_goal = self.config.goal.is_some();
-        if self.reset_free && has_goal && !self.needs_full_reset {
-            // No reset: from wherever the arm is, alternately to a sampled
-            // goal and back to the home pose's tool point.
-            self.goal = if self.backward_next { self.tool(&self.home) } else { self.sample_goal() };
+        let reset_free = (self.reset_free && has_goal) || self.config.directions.is_some();
+        if reset_free && !self.needs_full_reset {
+            // No reset: from wherever the arm and the scene are, forward and
+            // backward alternate (a goal task: a sampled goal, then back to
+            // the home pose's tool point).
+            self.backward = self.backward_next;
+            if has_goal {
+                self.goal = if self.backward { self.tool(&self.home) } else { self.sample_goal() };
+            }
             self.backward_next = !self.backward_next;
         } else {
             self.wait_for_first_state()?;
@@ -481,6 +519,7 @@ impl ArmTask {
                 self.goal = self.sample_goal();
             }
             self.needs_full_reset = false;
+            self.backward = false;
             self.backward_next = true;
         }
         if let Some(topics) = self.topics.as_mut() {
@@ -598,13 +637,21 @@ impl Environment for ArmTask {
                 // As the simulated reach: a shaped cost in [-1, 0), 0 on success, which ends the episode.
                 (if success { 0.0 } else { -(5.0 * distance).tanh() }, success)
             }
+            None if self.config.directions.is_some() => {
+                let success = self.direction_success();
+                (if success { 1.0 } else { 0.0 }, success)
+            }
             // Judged by a human, a VLM or a classifier.
             None => (0.0, false),
         };
         Ok(Step { reward: reward - self.config.step_penalty, terminated: success, truncated: !success && self.steps >= self.max_steps })
     }
     fn success(&self) -> Option<bool> {
-        self.config.goal.as_ref().map(|_| self.distance_to_goal() < self.tolerance)
+        match (&self.config.goal, &self.config.directions) {
+            (Some(_), _) => Some(self.distance_to_goal() < self.tolerance),
+            (None, Some(_)) => Some(self.direction_success()),
+            (None, None) => None,
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub(super) struct Measured<'a> {
     pub gripper: f64,
     pub wrench: [f64; 6],
     pub goal: [f64; 3],
+    /// 1 forward, −1 backward.
+    pub direction: f64,
     pub topics: Option<&'a ObservedTopics>,
 }
 
@@ -37,7 +39,7 @@ impl ObservationLayout {
                 Observe::Joints | Observe::JointVelocities => arm_joints,
                 Observe::Tool | Observe::ToolVelocity => 3,
                 Observe::ToolOrientation | Observe::Goal | Observe::Wrench => 6,
-                Observe::Gripper => 1,
+                Observe::Gripper | Observe::Direction => 1,
                 Observe::Pose(_) => TopicKind::Pose.len(),
                 Observe::Array { len, .. } => *len as usize,
                 // Refused at start-up until pixel practice lands.
@@ -85,6 +87,7 @@ impl ObservationLayout {
                 }
                 Observe::ToolVelocity => out.extend_from_slice(&m.tool_velocity),
                 Observe::Gripper => out.push(m.gripper),
+                Observe::Direction => out.push(m.direction),
                 Observe::Wrench => out.extend_from_slice(&m.wrench),
                 Observe::Goal => {
                     let tool = m.tool.expect("checked at start").translation.vector;
