@@ -41,6 +41,10 @@ struct BcOptions {
     /// Evaluation episodes (eval).
     #[arg(long, default_value_t = 20)]
     episodes: u32,
+    #[command(flatten)]
+    judge: crate::eval::JudgeChoice,
+    #[command(flatten)]
+    robot: crate::robot_choice::RobotChoice,
 }
 
 pub(crate) const BC_HIDDEN: [i64; 2] = [256, 256];
@@ -58,33 +62,41 @@ impl BcOptions {
     /// `rrl bc train`: behaviour cloning with action chunks on the run's demos.
     fn train(self) -> anyhow::Result<serde_json::Value> {
         let launch = LaunchFile::load(&self.config)?;
-        let (env, _) = wiring::robot::panda_task(&launch, &self.config)?;
-        let (policy, loss, demos, steps) = train_bc_on_demos(&self.run_dir.join("demos"), env.observation_size(), env.action_size(), self.horizon, self.execute, self.steps)?;
+        // A real arm's sizes come from its launch file: training needs no robot.
+        let (observation_size, action_size) = wiring::robot::task_sizes(&launch, &self.config)?;
+        let (policy, loss, demos, steps) = train_bc_on_demos(&self.run_dir.join("demos"), observation_size, action_size, self.horizon, self.execute, self.steps)?;
         let path = self.run_dir.join("bc.safetensors");
         policy.save(&path)?;
         Ok(serde_json::json!({"policy": path.display().to_string(), "demos": demos, "steps": steps, "final_loss": loss}))
     }
 
-    /// `rrl bc eval`: the BC policy's success rate and returns, recorded.
+    /// `rrl bc eval`: the BC policy's success rate and returns, recorded
+    /// (on the simulated Panda or a real arm, judged as `rrl eval` judges).
     fn eval(self) -> anyhow::Result<serde_json::Value> {
         let launch = LaunchFile::load(&self.config)?;
-        let (mut env, variant) = wiring::robot::panda_task(&launch, &self.config)?;
+        let seed = 60_000;
+        let started = self.robot.start(&launch, &self.config, seed)?;
+        let mut env = started.task;
+        let mut operator = self.judge.operator(&launch, &self.config, env.action_size())?;
+        let human_reward = launch.reward == rrl_types::config::RewardConfig::Human;
         let path = self.run_dir.join("bc.safetensors");
         let mut policy = load_base(&path, env.observation_size(), env.action_size(), 1)?;
-        let out = self.run_dir.join("bc_eval");
         let action_size = env.action_size();
         let mut failure = None;
-        let (returns, successes) = policies::practice::evaluate_recorded(&mut env, &format!("{variant:?}"), &out.join("episodes"), self.episodes, 60_000, |obs| {
+        let label = ("policy", path.display().to_string());
+        let mut judge = policies::practice::Judge::of(operator.as_mut(), human_reward);
+        let mut result = crate::eval::evaluate_policy(&mut env, label, &started.name, &self.run_dir.join("bc_eval"), self.episodes, seed, |obs| {
             policy.act(obs).unwrap_or_else(|e| {
                 failure.get_or_insert(e.to_string());
                 vec![0.0; action_size]
             })
-        }, &mut policies::practice::Judge::Task)?;
+        }, &mut judge)?;
         if let Some(e) = failure {
             bail!("the BC policy failed: {e}");
         }
-        let result = crate::eval::summary(("policy", path.display().to_string()), self.episodes, &returns, successes);
-        std::fs::write(out.join("eval.json"), serde_json::to_vec_pretty(&result)?)?;
+        if let Some(node) = crate::robot_choice::finish_node(started.node)? {
+            result["robot_node"] = node;
+        }
         Ok(result)
     }
 }

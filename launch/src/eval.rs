@@ -23,7 +23,31 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 50_000)]
     seed: u64,
     #[command(flatten)]
+    judge: JudgeChoice,
+    #[command(flatten)]
     robot: crate::robot_choice::RobotChoice,
+}
+
+/// Who judges evaluation episodes: the task, or a human's labels
+/// (needed with `reward: Human`).
+#[derive(clap::Args, Clone)]
+pub struct JudgeChoice {
+    /// `joy` or `keyboard`: a human labels each episode (success/failure) as in practice; needed with `reward: Human`. `none`: the task judges.
+    #[arg(long, value_enum, default_value = "none")]
+    operator: crate::operator::OperatorKind,
+    /// Joy topic for `--operator joy`.
+    #[arg(long, default_value = "/spacenav/joy")]
+    joy_topic: String,
+}
+
+impl JudgeChoice {
+    /// The operator whose labels judge, checked against the launch file's reward.
+    pub fn operator(&self, launch: &LaunchFile, config: &Path, action_size: usize) -> anyhow::Result<Box<dyn policies::practice::Operator>> {
+        if launch.reward == rrl_types::config::RewardConfig::Human && self.operator == crate::operator::OperatorKind::None {
+            anyhow::bail!("{}: reward: Human: a person's labels judge each episode: pass --operator keyboard or joy", config.display());
+        }
+        self.operator.start(&launch.namespace, &self.joy_topic, action_size)
+    }
 }
 
 impl EvalArgs {
@@ -31,9 +55,11 @@ impl EvalArgs {
         let launch = LaunchFile::load(&self.config)?;
         let started = self.robot.start(&launch, &self.config, self.seed)?;
         let mut env = started.task;
+        let mut operator = self.judge.operator(&launch, &self.config, rrl_types::Environment::action_size(&env))?;
+        let human_reward = launch.reward == rrl_types::config::RewardConfig::Human;
         let out = self.out.clone().unwrap_or_else(|| self.checkpoint.parent().unwrap_or(Path::new(".")).join("eval"));
         let config = wiring::learner::sac_config(&launch, &env, 0);
-        let mut report = evaluate_checkpoint(&mut env, &config, &self.checkpoint, &started.name, &out, self.episodes, self.seed, &mut Judge::Task)?;
+        let mut report = evaluate_checkpoint(&mut env, &config, &self.checkpoint, &started.name, &out, self.episodes, self.seed, &mut Judge::of(operator.as_mut(), human_reward))?;
         if let Some(node) = crate::robot_choice::finish_node(started.node)? {
             report["robot_node"] = node;
         }

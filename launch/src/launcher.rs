@@ -9,7 +9,9 @@
 //! line) and one learner per learner namespace (`learner.namespace`, so
 //! several robots can feed one learner). A simulated robot then runs as
 //! its practice task's lockstep node (`rrl sim --lockstep`), which its
-//! actor steps over ROS 2 (`--robot remote`).
+//! actor steps over ROS 2 (`--robot remote`); a real arm's actor drives
+//! the arm through its driver, as `rrl practice` does, and with `reward:
+//! Human` takes the labels from `practice/command`.
 //! `--only` starts a subset, so the same files split the nodes across
 //! processes or machines (same `ROS_DOMAIN_ID`; discovery range `SUBNET`
 //! between machines).
@@ -81,10 +83,12 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
     for (file, (path, launch)) in launches.iter().enumerate() {
         let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
         if practising {
-            if !is_sim {
-                bail!("{}: practice runs on the simulated Panda today; a {} robot needs the end-effector task wrapper for hardware, which is not built yet", path.display(), launch.robot.kind_name());
+            if matches!(launch.robot, RobotConfig::Car(_)) {
+                bail!("{}: practice drives arms; a car cannot practise yet", path.display());
             }
-            if wanted("robot") {
+            // A real arm's actor drives the arm through its driver itself
+            // (a serial bus is its alone; a ros2_control arm runs elsewhere).
+            if wanted("robot") && is_sim {
                 nodes.push(Node::Robot { file });
             }
             if wanted("actor") {
@@ -174,18 +178,24 @@ impl LaunchArgs {
                     Node::Robot { .. } => crate::driver::run(&path, duration_s),
                     Node::Reward { .. } => crate::reward_node::RewardNodeArgs { config: path.clone(), duration_s }.run(),
                     Node::Actor { file } => {
+                        let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
+                        // With `reward: Human` the labels come over ROS 2 (`practice/command`).
+                        let operator = match launch.reward {
+                            RewardConfig::Human => crate::operator::OperatorKind::Joy,
+                            _ => crate::operator::OperatorKind::None,
+                        };
                         let result = crate::practice::PracticeArgs {
                             config: path.clone(),
                             run_dir: Some(run_dir.expect("practising").join(&launch.name)),
                             steps,
                             resume,
-                            operator: crate::operator::OperatorKind::None,
+                            operator,
                             joy_topic: "/spacenav/joy".into(),
                             realtime,
                             device: "auto".into(),
                             eval_episodes: None,
                             learner: crate::practice::LearnerPlacement::Remote,
-                            robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Remote, answer_s: 60.0 },
+                            robot: crate::robot_choice::RobotChoice { placement: if is_sim { wiring::robot::Placement::Remote } else { wiring::robot::Placement::Local }, answer_s: 60.0 },
                             actor_id: file as u64 + 1,
                             log_status: true,
                             base: None,

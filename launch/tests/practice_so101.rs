@@ -9,17 +9,15 @@ mod common;
 
 use std::path::PathBuf;
 
-#[test]
-fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_its_window() {
-    let domain = (20 + (std::process::id() + 67) % 80).to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
-    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
-    let vlm = common::VlmEmulator::start();
+/// The shipped SO-101 file, pointed at the emulated bus on `port`, replayed
+/// frames in `dir` and the emulated VLM endpoint, in `namespace`, with a
+/// short practice; returns its path.
+fn so101_config(dir: &std::path::Path, port: &str, vlm: &common::VlmEmulator, namespace: &str) -> PathBuf {
     let shipped = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
-    let sequence = format!("ImageSequence(\"{}\")", common::write_colour_sequence(dir.path()));
+    let sequence = format!("ImageSequence(\"{}\")", common::write_colour_sequence(dir));
     let so101 = shipped
-        .replace("/dev/ttyACM0", pair.a())
+        .replace("/dev/ttyACM0", port)
+        .replace("namespace: \"so101\"", &format!("namespace: \"{namespace}\""))
         .replace("Device(0)", &sequence)
         .replace("Device(2)", &sequence)
         .replace("http://127.0.0.1:8000/v1/chat/completions", &vlm.url())
@@ -27,9 +25,20 @@ fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_
         .replace("model: \"vlac\"", "model: \"emulated-vlm\"")
         .replace("timeout_ms: 3000,", "timeout_ms: 3000, api_key_env: Some(\"RRL_TEST_VLM_KEY\"),")
         .replace("practice: (policy_rate_hz: 10.0, max_episode_steps: 150, demo_episodes: 0)", "practice: (policy_rate_hz: 10.0, max_episode_steps: 10, demo_episodes: 0, total_steps: 30, eval_episodes: 1)");
-    assert!(so101.contains("total_steps: 30") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm"), "the shipped file's practice or reward section changed");
-    let config = dir.path().join("so101.ron");
+    assert!(so101.contains("total_steps: 30") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm") && so101.contains(namespace), "the shipped file's practice or reward section changed");
+    let config = dir.join("so101.ron");
     std::fs::write(&config, so101).unwrap();
+    config
+}
+
+#[test]
+fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_its_window() {
+    let domain = (20 + (std::process::id() + 67) % 80).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let vlm = common::VlmEmulator::start();
+    let config = so101_config(dir.path(), pair.a(), &vlm, "so101");
     let run_dir = dir.path().join("run");
 
     let mut human = common::ros_peer("pick_human.py", &["/so101", "600"], &domain).stdout(std::process::Stdio::piped()).spawn().expect("start the human's stand-in");
@@ -59,4 +68,31 @@ fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_
     // Every episode (and the evaluation's) began after a reset window the human closed.
     let windows = said.lines().filter(|l| l.starts_with("reset done")).count();
     assert!(windows > episodes.len(), "{windows} reset windows closed for {} practice episodes and an evaluation:\n{said}", episodes.len());
+}
+
+/// The same arm under `rrl launch --run-dir`: its actor drives the
+/// emulated bus itself (no robot node) and feeds a learner node of the
+/// same process over ROS 2.
+#[test]
+fn the_so101_practises_under_rrl_launch_with_a_learner_node() {
+    let domain = (20 + (std::process::id() + 67) % 80).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let vlm = common::VlmEmulator::start();
+    // Its own namespace: the other test of this binary shares the domain.
+    let config = so101_config(dir.path(), pair.a(), &vlm, "so101_fleet");
+    let run_dir = dir.path().join("fleet");
+    let mut human = common::ros_peer("pick_human.py", &["/so101_fleet", "600"], &domain).stdout(std::process::Stdio::null()).spawn().expect("start the human's stand-in");
+    let output = common::rrl_command(&["launch", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "20", "--learner-idle-s", "2"], &domain).output().unwrap();
+    let _ = human.kill();
+    let _ = human.wait();
+    assert!(output.status.success(), "rrl launch failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    assert!(report.get("robot").is_none(), "a real arm's actor drives it; no robot node starts: {report}");
+    assert_eq!(report["actor"]["task"], "ArmTask", "{report}");
+    assert!(report["actor"]["total_steps"].as_u64().unwrap() >= 20, "{report}");
+    let episodes = recording::list_episodes(&run_dir.join("so101_pick").join("episodes")).unwrap();
+    assert!(episodes.len() >= 2, "{} episodes", episodes.len());
+    assert!(run_dir.join("learner").exists(), "the learner node's folder");
 }

@@ -180,4 +180,28 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
     assert!(demo.steps.iter().all(|s| f64::from(s.next_observation[ROLL]) <= ROLL_LIMIT + 0.005));
     let last = &demo.steps.last().unwrap().next_observation;
     assert!((0..5).all(|k| (f64::from(last[k]) - pose[k]).abs() < 0.05), "the demo ends at {:?}, the leader at {pose:?}", &last[..5]);
+
+    // The demo trains a BC policy for the real arm, and `rrl bc eval` runs it
+    // on the arm (the human, at the keyboard, labels its episode a failure).
+    let (config_arg, run_arg) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
+    let trained = common::rrl_command(&["bc", "train", "--config", config_arg, "--run-dir", run_arg, "--steps", "50"], &domain).output().unwrap();
+    assert!(trained.status.success(), "rrl bc train: {}", String::from_utf8_lossy(&trained.stderr));
+    let mut eval = common::rrl_command(&["bc", "eval", "--config", config_arg, "--run-dir", run_arg, "--episodes", "1", "--operator", "keyboard"], &domain)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A label during the reset is not the episode's: the human presses `n`
+    // until the evaluation is over.
+    let mut keys = eval.stdin.take().unwrap();
+    std::thread::spawn(move || while keys.write_all(b"n").and_then(|()| keys.flush()).is_ok() {
+        std::thread::sleep(Duration::from_millis(100));
+    });
+    let evaluated = eval.wait_with_output().unwrap();
+    assert!(evaluated.status.success(), "rrl bc eval: {}", String::from_utf8_lossy(&evaluated.stderr));
+    let result: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&evaluated.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!((result["episodes"].as_u64(), result["success_rate"].as_f64()), (Some(1), Some(0.0)), "{result}");
+    let evaluated_episode = recording::read_episode(&recording::list_episodes(&run_dir.join("bc_eval").join("episodes")).unwrap()[0]).unwrap();
+    assert_eq!(evaluated_episode.outcome.unwrap().success, Some(false), "the keyboard's label judged the episode");
 }
