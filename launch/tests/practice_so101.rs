@@ -63,6 +63,13 @@ fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_
         // The tool point is the SO-101's, inside the shipped box.
         assert!((-0.42..-0.08).contains(&first[tool + 1]) && (0.01..0.3).contains(&first[tool + 2]), "tool at {:?}", &first[tool..tool + 3]);
     }
+    // The critic's `done` (its completion answer for a red frame) ends an
+    // episode as a success, its last step terminal; the rest run out of time
+    // (but the last, which the step budget cuts).
+    let (done, timed_out): (Vec<_>, Vec<_>) = episodes.iter().filter(|e| e.outcome.as_ref().is_some_and(|o| o.reason != "budget")).partition(|e| e.outcome.as_ref().unwrap().success == Some(true));
+    assert!(!done.is_empty(), "no episode ended on the critic's done: {:?}", episodes.iter().map(|e| (e.steps.len(), e.outcome.as_ref().map(|o| o.reason.clone()))).collect::<Vec<_>>());
+    assert!(done.iter().all(|e| e.steps.last().unwrap().flags.terminated && e.outcome.as_ref().unwrap().reason == "success"));
+    assert!(timed_out.iter().all(|e| e.steps.len() == 10 && !e.steps.last().unwrap().flags.terminated), "an episode ended early without the critic's done: {:?}", timed_out.iter().map(|e| (e.steps.len(), &e.outcome)).collect::<Vec<_>>());
     let moved = episodes.iter().flat_map(|e| &e.steps).any(|s| (0..5).any(|j| (s.next_observation[j] - s.observation[j]).abs() > 0.005));
     assert!(moved, "practice steps moved no joint of the emulated arm");
     // Every episode (and the evaluation's) began after a reset window the human closed.

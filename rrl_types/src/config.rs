@@ -685,6 +685,10 @@ pub struct VlmRewardConfig {
     /// Requests in flight at once. Default: 4.
     #[serde(default = "default_vlm_concurrency")]
     pub max_concurrent: u32,
+    /// The critic's `done` (its completion answer above the threshold)
+    /// ends the episode as a success at the step it arrives in. Default: true.
+    #[serde(default = "default_true")]
+    pub done_ends_episode: bool,
 }
 
 fn default_vlm_timeout_ms() -> u64 {

@@ -123,6 +123,10 @@ struct VlmRewards {
     step: u64,
     /// Rewards of this episode's steps that have arrived.
     known: HashMap<u64, f64>,
+    /// The critic's `done` ends the episode (`done_ends_episode`).
+    done_ends_episode: bool,
+    /// The first step of this episode the critic called done, once one came.
+    done_at: Option<u64>,
     deadline: Duration,
     /// A reward camera whose newest frame is older than this has stalled.
     stall_after: Duration,
@@ -217,6 +221,11 @@ impl VlmRewards {
         tracing::warn!(paused_s = paused_since.elapsed().as_secs_f64(), "the reward endpoint answers again: practice resumes");
     }
 
+    /// Whether the critic's `done` ends the episode in hand.
+    fn ends_now(&self) -> bool {
+        self.done_ends_episode && self.done_at.is_some()
+    }
+
     fn failure(&self) -> Option<String> {
         match &self.frames {
             RewardFrames::Scene(snapshots) => snapshots.failure(),
@@ -237,6 +246,9 @@ impl VlmRewards {
             let _ = writeln!(self.log, "{episode},{step},{:.3},{:.6},{}", estimate.progress.unwrap_or(f64::NAN), estimate.reward, u8::from(estimate.done));
             if episode == self.episode {
                 self.known.insert(step, estimate.reward);
+                if estimate.done && self.done_at.is_none() {
+                    self.done_at = Some(step);
+                }
             }
         }
     }
@@ -300,6 +312,8 @@ fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &
         episode: 0,
         step: 0,
         known: HashMap::new(),
+        done_ends_episode: vlm.done_ends_episode,
+        done_at: None,
         // A request may take its timeout; then the answer needs a moment to come back.
         deadline: Duration::from_millis(vlm.timeout_ms + 500),
         stall_after: Duration::from_secs_f64((10.0 / camera_fps).max(1.0)),
@@ -360,6 +374,7 @@ impl<T: PracticeTask + Scene> PracticeEnv<T> {
             vlm.episode += 1;
             vlm.step = 0;
             vlm.known.clear();
+            vlm.done_at = None;
             // The first frame anchors the episode's progress.
             vlm.offer(self.task.scene());
         }
@@ -399,15 +414,25 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             vlm.wait_for_camera();
             vlm.wait_for_endpoint(self.task.scene());
         }
-        let step = self.task.step(action)?;
+        let mut step = self.task.step(action)?;
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.step += 1;
             vlm.offer(self.task.scene());
+            // The critic's answers lag the steps: a `done` for an earlier
+            // step of this episode ends it now, as a success.
+            vlm.collect();
+            if vlm.ends_now() {
+                step.terminated = true;
+                step.truncated = false;
+            }
         }
         Ok(step)
     }
     fn success(&self) -> Option<bool> {
-        self.task.success()
+        match &self.vlm {
+            Some(vlm) if vlm.ends_now() => Some(true),
+            _ => self.task.success(),
+        }
     }
     fn frames(&self) -> Option<&[u8]> {
         self.task.frames()
