@@ -12,7 +12,7 @@ use ros_edge::joy::JoyOperator;
 use ros_edge::joy::HOLD_AFTER_RELEASE;
 
 /// Keys of the keyboard operator (end-effector tasks).
-pub const KEYBOARD_HELP: &str = "keys: w/s x, a/d y, r/f z, g gripper open/close, y success, n failure, p pause/resume, q stop";
+pub const KEYBOARD_HELP: &str = "keys: w/s x, a/d y, r/f z, g gripper open/close, y success, n failure, p pause/resume, space scene reset done, q stop";
 
 /// A key's displacement: (axis, direction).
 fn key_motion(key: u8) -> Option<(usize, f64)> {
@@ -81,25 +81,45 @@ pub struct KeyboardOperator {
     gripper_closed: bool,
     last_active: Option<Instant>,
     paused: bool,
+    _reset_presser: robot_drivers::worker::Worker,
     _terminal: Option<RawTerminal>,
 }
 
 impl KeyboardOperator {
-    pub fn start(action_size: usize) -> anyhow::Result<KeyboardOperator> {
+    /// `namespace`: where the space bar says the scene is reset.
+    pub fn start(namespace: &str, action_size: usize) -> anyhow::Result<KeyboardOperator> {
         let terminal = RawTerminal::enter();
         let (tx, keys) = crossbeam::channel::unbounded();
+        // The space bar's presses are published from a thread joined when the
+        // operator drops (never from the key reader, which outlives it and
+        // would publish while the process tears ROS down).
+        let reset_done = ros_edge::reset_window::ResetDoneButton::start(namespace)?;
+        let (press, presses) = crossbeam::channel::bounded::<()>(16);
+        let reset_presser = robot_drivers::worker::Worker::spawn("operator-reset-key", move |stop| {
+            while !robot_drivers::worker::stopping(stop) {
+                if presses.recv_timeout(std::time::Duration::from_millis(50)).is_ok() {
+                    reset_done.press();
+                }
+            }
+        })?;
         // The reader blocks on stdin for the life of the process; it is not joined.
         std::thread::Builder::new().name("operator-keys".into()).spawn(move || {
             use std::io::Read;
             let mut byte = [0u8; 1];
             while let Ok(1) = std::io::stdin().lock().read(&mut byte) {
+                // Here, not in `poll`: the reset window is open while the
+                // robot resets and nobody polls the operator.
+                if byte[0] == b' ' {
+                    let _ = press.try_send(());
+                    continue;
+                }
                 if tx.send(byte[0]).is_err() {
                     return;
                 }
             }
         })?;
         eprintln!("operator: {KEYBOARD_HELP}");
-        Ok(KeyboardOperator { keys, action_size, motion: Vec::new(), gripper_closed: false, last_active: None, paused: false, _terminal: terminal })
+        Ok(KeyboardOperator { keys, action_size, motion: Vec::new(), gripper_closed: false, last_active: None, paused: false, _reset_presser: reset_presser, _terminal: terminal })
     }
 }
 
@@ -165,7 +185,7 @@ impl OperatorKind {
         Ok(match self {
             OperatorKind::None => Box::new(policies::practice::NoOperator),
             OperatorKind::Joy => Box::new(JoyOperator::start(namespace, joy_topic, action_size)?),
-            OperatorKind::Keyboard => Box::new(KeyboardOperator::start(action_size)?),
+            OperatorKind::Keyboard => Box::new(KeyboardOperator::start(namespace, action_size)?),
         })
     }
 }

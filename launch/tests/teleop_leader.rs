@@ -91,10 +91,11 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
         .replace("Device(2)", &sequence)
         // Joint steps: the follower's joints track the leader's one to one.
         .replace("actions: Tool((step_m: Some([0.01]), orientation: Free, gripper: Continuous))", "actions: Joints((step_rad: [0.1], gripper: Continuous))")
-        .replace("WaitForHuman(120.0)", "Wait(0.1)")
+        // The reset window: the human closes it with the space bar.
+        .replace("WaitForHuman(120.0)", "WaitForHuman(20.0)")
         .replace("max_episode_steps: 150", "max_episode_steps: 5000")
         .replacen("    practice:", &leader_section, 1);
-    assert!(so101.contains("Joints((step_rad") && so101.contains("Wait(0.1)") && so101.contains("leader: Some"), "the shipped file's task changed");
+    assert!(so101.contains("Joints((step_rad") && so101.contains("WaitForHuman(20.0)") && so101.contains("leader: Some"), "the shipped file's task changed");
     let config = dir.path().join("so101_leader.ron");
     std::fs::write(&config, &so101).unwrap();
     let check = common::rrl_command(&["check-config", config.to_str().unwrap()], &domain).output().unwrap();
@@ -107,6 +108,20 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The human at the keyboard presses space (scene reset done) now and
+    // then: the first reset's window waits for it.
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(teleop.stdin.take().unwrap()));
+    let presser = keys.clone();
+    std::thread::spawn(move || loop {
+        let pressed = {
+            let mut keyboard = presser.lock().unwrap();
+            keyboard.write_all(b" ").and_then(|()| keyboard.flush())
+        };
+        if pressed.is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    });
     let (tx, lines) = mpsc::channel();
     let stderr = teleop.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -163,7 +178,7 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
     watch_follower(&follower, Duration::from_secs(30), "the follower tracking the leader again", |at| (0..5).all(|k| (at[k] - pose[k]).abs() < 0.03));
 
     // 5. `y` labels the demo a success and ends it.
-    teleop.stdin.as_mut().unwrap().write_all(b"y").unwrap();
+    keys.lock().unwrap().write_all(b"y").unwrap();
     let output = teleop.wait_with_output().unwrap();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
         said.push(line);
@@ -192,10 +207,10 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // A label during the reset is not the episode's: the human presses `n`
-    // until the evaluation is over.
+    // A label during the reset is not the episode's: the human closes the
+    // reset window (space) and presses `n` until the evaluation is over.
     let mut keys = eval.stdin.take().unwrap();
-    std::thread::spawn(move || while keys.write_all(b"n").and_then(|()| keys.flush()).is_ok() {
+    std::thread::spawn(move || while keys.write_all(b" n").and_then(|()| keys.flush()).is_ok() {
         std::thread::sleep(Duration::from_millis(100));
     });
     let evaluated = eval.wait_with_output().unwrap();

@@ -5,7 +5,9 @@
 //!
 //! Mapping for end-effector tasks: axes 0, 1, 2 are x, y, z displacements
 //! (already in [-1, 1]); button 0 held closes the gripper; buttons 2 and 3
-//! label the episode a success or a failure (on press). The human is in
+//! label the episode a success or a failure (on press); button 4 says the
+//! scene is reset (closes the reset window, even while the robot waits in
+//! it and the operator is not polled). The human is in
 //! control while any axis is beyond the dead zone or button 0 or 1 is held,
 //! and for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
 //! hand control back mid-manoeuvre.
@@ -22,6 +24,8 @@ use crate::EdgeError;
 const DEAD_ZONE: f32 = 0.1;
 /// How long the human keeps control after the last movement.
 pub const HOLD_AFTER_RELEASE: Duration = Duration::from_millis(500);
+/// The button that says the scene is reset.
+pub const RESET_DONE_BUTTON: usize = 4;
 
 enum FromRos {
     Joy { axes: Vec<f32>, buttons: Vec<i32> },
@@ -59,13 +63,22 @@ impl JoyOperator {
         let joy = node.subscribe::<r2r::sensor_msgs::msg::Joy>(joy_topic, QosProfile::default())?;
         let commands = node.subscribe::<r2r::std_msgs::msg::String>("practice/command", QosProfile::default())?;
         let (tx, inbox) = crossbeam::channel::unbounded();
+        let reset_done = crate::reset_window::ResetDoneButton::start(namespace)?;
         let spinner = robot_drivers::worker::Worker::spawn("operator-ros", move |stop| {
             let mut joy = joy.fuse();
             let mut commands = commands.fuse();
+            let mut reset_held = false;
             while !robot_drivers::worker::stopping(stop) {
                 node.spin_once(Duration::from_millis(5));
                 use futures::FutureExt;
                 while let Some(Some(msg)) = joy.next().now_or_never() {
+                    // Here, not in `poll`: the window is open while the robot
+                    // resets and nobody polls the operator.
+                    let held = msg.buttons.get(RESET_DONE_BUTTON).is_some_and(|&b| b != 0);
+                    if held && !reset_held {
+                        reset_done.press();
+                    }
+                    reset_held = held;
                     if tx.send(FromRos::Joy { axes: msg.axes, buttons: msg.buttons }).is_err() {
                         return;
                     }

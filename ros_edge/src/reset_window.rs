@@ -3,7 +3,8 @@
 //! a `std_msgs/Empty` on `<namespace>/practice/reset_done` — with a
 //! timeout. While it waits, `<namespace>/practice/status`
 //! (`std_msgs/String`) says so, every half second and numbered, for the
-//! operator's screen and for anyone who resets the scene.
+//! operator's screen and for anyone who resets the scene. The operator's
+//! devices say the word too (`ResetDoneButton`: a key, a gamepad button).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,14 +74,40 @@ impl ResetWindow {
             }
             if started.elapsed() >= timeout {
                 let _ = self.status.force_push("the scene reset timed out".into());
-                return Ok(Err(format!("nobody finished the scene reset within {:.0} s (publish std_msgs/Empty on {} when the scene is ready)", timeout.as_secs_f64(), self.topic)));
+                return Ok(Err(format!("nobody finished the scene reset within {:.0} s (when the scene is ready: the space bar of `--operator keyboard`, button 4 of `--operator joy`, or std_msgs/Empty on {})", timeout.as_secs_f64(), self.topic)));
             }
             if announced.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
                 let left = timeout.saturating_sub(started.elapsed()).as_secs_f64();
-                let _ = self.status.force_push(format!("{WAITING} (window {window}): publish std_msgs/Empty on {} ({left:.0} s left)", self.topic));
+                let _ = self.status.force_push(format!("{WAITING} (window {window}): space bar, gamepad button 4, or std_msgs/Empty on {} ({left:.0} s left)", self.topic));
                 announced = Some(Instant::now());
             }
             hold()?;
         }
     }
 }
+
+/// A key or button of the operator's that closes the reset window: each
+/// press publishes `std_msgs/Empty` on `<namespace>/practice/reset_done`,
+/// whoever holds the window (this process or another).
+pub struct ResetDoneButton {
+    publisher: r2r::Publisher<r2r::std_msgs::msg::Empty>,
+    // The node the publisher belongs to lives as long as it.
+    _node: r2r::Node,
+}
+
+impl ResetDoneButton {
+    pub fn start(namespace: &str) -> Result<ResetDoneButton, EdgeError> {
+        let ctx = r2r::Context::create()?;
+        let mut node = r2r::Node::create(ctx, "practice_reset_done_button", namespace)?;
+        let publisher = node.create_publisher::<r2r::std_msgs::msg::Empty>("practice/reset_done", QosProfile::default())?;
+        Ok(ResetDoneButton { publisher, _node: node })
+    }
+
+    /// The human pressed it: the scene is ready.
+    pub fn press(&self) {
+        if let Err(e) = self.publisher.publish(&r2r::std_msgs::msg::Empty {}) {
+            tracing::warn!("the reset-done press was not published: {e}");
+        }
+    }
+}
+
