@@ -299,6 +299,11 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);
     let mut output = PracticeOutput::create(&run_dir, settings.total_steps, args.log_status.then(|| launch.name.clone()))?;
+    // The operator's live view: a line under the bar, and practice/live over ROS 2.
+    let live_view = match env.live_status() {
+        Some(live) => Some(ros_edge::live_topic::LiveTopic::start(&launch.namespace, live, output.live_line())?),
+        None => None,
+    };
     let mut on_episode = |episode: &EpisodeReport| output.episode(episode);
     let mut link_report = serde_json::Value::Null;
     let report = match args.learner {
@@ -344,6 +349,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
             report
         }
     };
+    drop(live_view);
     let status = output.finish(&task_name)?;
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {

@@ -1,5 +1,6 @@
 //! Where `rrl practice` reports to, one sink for all of it: the progress
-//! bar and its status line (or the log, for several actors in one process),
+//! bar and its status line, with the live view under it (or the log, for
+//! several actors in one process),
 //! `practice.csv`, the TensorBoard events and, at the end, the success-rate
 //! plot.
 
@@ -13,6 +14,9 @@ use crate::metrics::TensorBoardWriter;
 
 pub struct PracticeOutput {
     progress: indicatif::ProgressBar,
+    /// The live view's line under the bar (episode, step, what it waits for).
+    live: indicatif::ProgressBar,
+    _bars: indicatif::MultiProgress,
     /// The robot named in the log's status lines; `None`: a progress bar shows them.
     log_as: Option<String>,
     status: StatusLine,
@@ -28,7 +32,11 @@ impl PracticeOutput {
     /// Opens the outputs in `run_dir` (appending to a resumed run's);
     /// `log_as` sends the status lines to the log under that robot's name.
     pub fn create(run_dir: &Path, total_steps: u64, log_as: Option<String>) -> anyhow::Result<PracticeOutput> {
-        let progress = if log_as.is_some() { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total_steps) };
+        let bars = indicatif::MultiProgress::new();
+        let (progress, live) = match log_as.is_some() {
+            true => (indicatif::ProgressBar::hidden(), indicatif::ProgressBar::hidden()),
+            false => (bars.add(indicatif::ProgressBar::new(total_steps)), bars.add(indicatif::ProgressBar::new_spinner())),
+        };
         progress.set_style(indicatif::ProgressStyle::with_template("{bar:25} {pos}/{len} steps eta {eta} {msg}").expect("valid template"));
         let csv_path = run_dir.join("practice.csv");
         let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
@@ -36,7 +44,13 @@ impl PracticeOutput {
             writeln!(csv, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds")?;
         }
         let board = Some(TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?);
-        Ok(PracticeOutput { progress, log_as, status: StatusLine::default(), csv, board, write_error: None, run_dir: run_dir.to_path_buf() })
+        Ok(PracticeOutput { progress, live, _bars: bars, log_as, status: StatusLine::default(), csv, board, write_error: None, run_dir: run_dir.to_path_buf() })
+    }
+
+    /// Where the live view's line goes (under the bar; nowhere when logging).
+    pub fn live_line(&self) -> impl FnMut(&str) + Send + 'static {
+        let bar = self.live.clone();
+        move |line: &str| bar.set_message(line.to_string())
     }
 
     pub fn episode(&mut self, episode: &EpisodeReport) {
@@ -80,6 +94,7 @@ impl PracticeOutput {
     /// Clears the progress bar and draws the success-rate curve; the totals
     /// of the report. Fails when `practice.csv` could not be written.
     pub fn finish(self, task_name: &str) -> anyhow::Result<StatusLine> {
+        self.live.finish_and_clear();
         self.progress.finish_and_clear();
         if let Some(e) = self.write_error {
             return Err(e);

@@ -48,6 +48,11 @@ impl TeleopArgs {
         }
         let mut operator = crate::operator::with_leader(self.operator.start(&launch.namespace, &self.joy_topic, env.action_size())?, leader);
         let mut paced = Paced::new(operator.as_mut(), Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)));
+        // The operator's live view on practice/live (a real arm's task keeps one).
+        let _live_view = match rrl_types::PracticeTask::live_status(&env) {
+            Some(live) => Some(ros_edge::live_topic::LiveTopic::start(&launch.namespace, live, |_| {})?),
+            None => None,
+        };
         // Holding still: no displacement (and the Panda's gripper, its fourth action, open).
         let mut idle = vec![0.0; env.action_size()];
         if idle.len() == 4 {

@@ -17,6 +17,9 @@ fn so101_config(dir: &std::path::Path, port: &str, vlm: &common::VlmEmulator, na
     let sequence = format!("ImageSequence(\"{}\")", common::write_colour_sequence(dir));
     let so101 = shipped
         .replace("/dev/ttyACM0", port)
+        // The emulated bus answers from a thread of this loaded test process:
+        // more patience than a real bus needs.
+        .replace("read_timeout_ms: 10,", "read_timeout_ms: 50,")
         .replace("namespace: \"so101\"", &format!("namespace: \"{namespace}\""))
         .replace("Device(0)", &sequence)
         .replace("Device(2)", &sequence)
@@ -25,7 +28,7 @@ fn so101_config(dir: &std::path::Path, port: &str, vlm: &common::VlmEmulator, na
         .replace("model: \"vlac\"", "model: \"emulated-vlm\"")
         .replace("timeout_ms: 3000,", "timeout_ms: 3000, api_key_env: Some(\"RRL_TEST_VLM_KEY\"),")
         .replace("practice: (policy_rate_hz: 10.0, max_episode_steps: 150, demo_episodes: 0)", "practice: (policy_rate_hz: 10.0, max_episode_steps: 10, demo_episodes: 0, total_steps: 30, eval_episodes: 1)");
-    assert!(so101.contains("total_steps: 30") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm") && so101.contains(namespace), "the shipped file's practice or reward section changed");
+    assert!(so101.contains("total_steps: 30") && so101.contains("read_timeout_ms: 50") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm") && so101.contains(namespace), "the shipped file's practice or reward section changed");
     let config = dir.join("so101.ron");
     std::fs::write(&config, so101).unwrap();
     config
@@ -72,6 +75,13 @@ fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_
     assert!(timed_out.iter().all(|e| e.steps.len() == 10 && !e.steps.last().unwrap().flags.terminated), "an episode ended early without the critic's done: {:?}", timed_out.iter().map(|e| (e.steps.len(), &e.outcome)).collect::<Vec<_>>());
     let moved = episodes.iter().flat_map(|e| &e.steps).any(|s| (0..5).any(|j| (s.next_observation[j] - s.observation[j]).abs() > 0.005));
     assert!(moved, "practice steps moved no joint of the emulated arm");
+    // The operator's live view over ROS 2 went through the episodes and said
+    // when practice waited for the scene reset.
+    let live: Vec<serde_json::Value> = said.lines().filter_map(|l| l.strip_prefix("live ")).map(|j| serde_json::from_str(j).unwrap()).collect();
+    assert!(live.iter().any(|v| v["waiting_for"].as_str().is_some_and(|w| w.starts_with("the scene reset"))), "the live view never waited for the scene reset: {live:?}");
+    assert!(live.iter().any(|v| v["step"].as_u64() > Some(0) && v["waiting_for"].is_null()), "the live view never showed a step being practised");
+    let last = live.last().unwrap();
+    assert!(last["episodes"].as_u64() >= Some(2) && last["successes"].as_u64() >= Some(1), "the live view's session totals: {last}");
     // Every episode (and the evaluation's) began after a reset window the human closed.
     let windows = said.lines().filter(|l| l.starts_with("reset done")).count();
     assert!(windows > episodes.len(), "{windows} reset windows closed for {} practice episodes and an evaluation:\n{said}", episodes.len());

@@ -82,11 +82,13 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
     let shipped = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/so101_serial.ron")).unwrap();
     let sequence = format!("ImageSequence(\"{}\")", common::write_colour_sequence(dir.path()));
     let leader_section = format!(
-        "leader: Some((bus: (port: \"{}\", protocol: Feetech, read_timeout_ms: 10, joints: [(name: \"shoulder_pan\", id: 1), (name: \"shoulder_lift\", id: 2), (name: \"elbow_flex\", id: 3, direction: Reversed), (name: \"wrist_flex\", id: 4), (name: \"wrist_roll\", id: 5), (name: \"gripper\", id: 6)]), gripper: Some((open: 0.6, closed: 0.0)))),\n    practice:",
+        "leader: Some((bus: (port: \"{}\", protocol: Feetech, read_timeout_ms: 50, joints: [(name: \"shoulder_pan\", id: 1), (name: \"shoulder_lift\", id: 2), (name: \"elbow_flex\", id: 3, direction: Reversed), (name: \"wrist_flex\", id: 4), (name: \"wrist_roll\", id: 5), (name: \"gripper\", id: 6)]), gripper: Some((open: 0.6, closed: 0.0)))),\n    practice:",
         leader_wire.a()
     );
     let so101 = shipped
         .replace("/dev/ttyACM0", follower_wire.a())
+        // The emulated buses answer from threads of this loaded test process.
+        .replace("read_timeout_ms: 10,", "read_timeout_ms: 50,")
         .replace("Device(0)", &sequence)
         .replace("Device(2)", &sequence)
         // Joint steps: the follower's joints track the leader's one to one.

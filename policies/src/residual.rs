@@ -336,6 +336,9 @@ impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
     fn learned_rewards(&mut self) -> Option<&mut dyn rrl_types::LearnedRewards> {
         self.env.learned_rewards()
     }
+    fn live_status(&self) -> Option<std::sync::Arc<rrl_types::LiveStatus>> {
+        self.env.live_status()
+    }
 }
 
 impl BasePolicy for Box<dyn BasePolicy> {

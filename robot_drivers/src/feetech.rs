@@ -122,6 +122,9 @@ pub enum FeetechError {
     Faults { port: String, id: u8, faults: ServoFaults },
     #[error("{port}: servo {id} answered {got} bytes, {expected} were asked for")]
     ShortAnswer { port: String, id: u8, expected: usize, got: usize },
+    /// A late answer of an earlier exchange, or another servo's.
+    #[error("{port}: servo {got} answered where servo {expected} was expected")]
+    WrongServo { port: String, expected: u8, got: u8 },
     #[error("{port}: {operation} failed: {source}")]
     Io { port: String, operation: &'static str, source: std::io::Error },
 }
@@ -148,7 +151,7 @@ impl Framing for Scs {
 
 impl Transient for FeetechError {
     fn is_transient(&self) -> bool {
-        matches!(self, FeetechError::Timeout { .. } | FeetechError::Corrupt { .. })
+        matches!(self, FeetechError::Timeout { .. } | FeetechError::Corrupt { .. } | FeetechError::WrongServo { .. })
     }
 
     fn after_attempts(self, attempts: u32) -> FeetechError {
@@ -186,6 +189,9 @@ impl FeetechBus {
     /// Reads servo `id`'s status packet: its data, or the faults it reports.
     fn receive(&mut self, id: u8) -> Result<Vec<u8>, FeetechError> {
         let status = self.link.receive::<Scs>().map_err(|e| self.wire_error(id, e))?;
+        if status.id != id && id != BROADCAST_ID {
+            return Err(FeetechError::WrongServo { port: self.link.name().to_string(), expected: id, got: status.id });
+        }
         if status.instruction != 0 {
             return Err(FeetechError::Faults { port: self.link.name().to_string(), id, faults: ServoFaults(status.instruction) });
         }
@@ -228,17 +234,22 @@ impl FeetechBus {
     }
 
     /// The same register from several servos in one round trip; answers
-    /// come in the order of `ids`. Not retried: one lost answer fails it.
+    /// come in the order of `ids`. The whole exchange is retried on a lost,
+    /// corrupt or misplaced answer (the next request clears what is left
+    /// of the last on the wire).
     pub fn sync_read(&mut self, ids: &[u8], address: u8, length: u8) -> Result<Vec<Vec<u8>>, FeetechError> {
         let mut params = vec![address, length];
         params.extend_from_slice(ids);
-        self.send(&encode(BROADCAST_ID, instruction::SYNC_READ, &params))?;
-        let mut answers = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let data = self.receive(id)?;
-            answers.push(self.expect_length(id, length, data)?);
-        }
-        Ok(answers)
+        let packet = encode(BROADCAST_ID, instruction::SYNC_READ, &params);
+        retrying(self.link.retries(), || {
+            self.send(&packet)?;
+            let mut answers = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let data = self.receive(id)?;
+                answers.push(self.expect_length(id, length, data)?);
+            }
+            Ok(answers)
+        })
     }
 
     /// The same register written on several servos, no answer expected.
@@ -370,5 +381,21 @@ mod tests {
         assert!(err.to_string().contains(pair.a()) && err.to_string().contains("offset"), "{err}");
         emulator.faults().corrupt_answers.store(0, Ordering::Relaxed);
         assert_eq!(bus.ping(1).unwrap(), STS3215_MODEL, "the bus works again once the noise stops");
+    }
+
+    /// A sync read whose first servo's answer is lost is asked again whole:
+    /// the second servo's answer to the first request, left on the wire,
+    /// is not taken for the first servo's answer to the second.
+    #[test]
+    fn a_sync_read_with_a_lost_answer_is_retried_whole() {
+        let pair = PtyPair::spawn().unwrap();
+        let emulator = FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2]).unwrap();
+        let mut bus = FeetechBus::open(pair.a(), 1_000_000, Duration::from_millis(30), 2).unwrap();
+        emulator.faults().drop_answers.store(1, Ordering::Relaxed);
+        let answers = bus.sync_read(&[1, 2], address::ID, 1).expect("retried after the lost answer");
+        assert_eq!(answers, vec![vec![1], vec![2]]);
+        emulator.faults().drop_answers.store(10, Ordering::Relaxed);
+        let err = bus.sync_read(&[1, 2], address::ID, 1).unwrap_err();
+        assert!(matches!(err, FeetechError::Timeout { id: 1, attempts: 3, .. }), "{err:?}");
     }
 }

@@ -18,6 +18,7 @@
 pub mod joy;
 pub mod observed_topics;
 pub mod learner_link;
+pub mod live_topic;
 pub mod params;
 pub mod qos;
 pub mod reset_window;

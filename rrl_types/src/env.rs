@@ -84,6 +84,11 @@ pub trait PracticeTask: Environment {
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
         None
     }
+    /// What the operator sees of the session (a real robot's task keeps
+    /// one; the actor writes the episode's progress into it). Default: none.
+    fn live_status(&self) -> Option<std::sync::Arc<crate::LiveStatus>> {
+        None
+    }
 }
 
 /// The safety gate's interventions over some control ticks.

@@ -11,12 +11,14 @@ pub mod clock;
 pub mod config;
 pub mod env;
 pub mod joint;
+pub mod live;
 pub mod rng;
 mod ron_locator;
 
 pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, SafetyEvents, Step};
 pub use clock::{Clock, ManualClock, MonotonicClock, SleepUntil, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};
+pub use live::{LiveSnapshot, LiveStatus, Waiting};
 
 /// The most values one observed topic (a `Float64MultiArray`) may carry:
 /// anything read from a wire is bounded.

@@ -20,7 +20,7 @@ fn launch(dir: &std::path::Path, port: &str, forward: [f64; 3]) -> LaunchFile {
     let text = format!(
         r#"(
     name: "forward_backward",
-    robot: SerialArm((port: "{port}", protocol: Feetech, read_timeout_ms: 10, joints: [{servos}])),
+    robot: SerialArm((port: "{port}", protocol: Feetech, read_timeout_ms: 50, joints: [{servos}])),
     safety: (
         preset: Some(So101),
         command_timeout_ms: 50,

@@ -18,7 +18,7 @@ use wiring::leader::{LeaderOperator, Tracking};
 const JOINTS: [&str; 6] = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"];
 
 fn launch(dir: &std::path::Path, follower: &str, leader: &str) -> LaunchFile {
-    let servos = |port: &str| format!("(port: \"{port}\", protocol: Feetech, read_timeout_ms: 10, joints: [{}])", JOINTS.iter().enumerate().map(|(i, n)| format!("(name: \"{n}\", id: {})", i + 1)).collect::<Vec<_>>().join(", "));
+    let servos = |port: &str| format!("(port: \"{port}\", protocol: Feetech, read_timeout_ms: 50, joints: [{}])", JOINTS.iter().enumerate().map(|(i, n)| format!("(name: \"{n}\", id: {})", i + 1)).collect::<Vec<_>>().join(", "));
     let text = format!(
         r#"(
     name: "leader_takeover",

@@ -122,6 +122,7 @@ impl Operator for LeaderOperator {
             if !self.paused {
                 tracing::warn!(port = %self.leader.port(), silent_ms = age.as_millis() as u64, "the leader arm stopped answering: the session pauses and the gate holds the follower until it answers again");
                 self.paused = true;
+                self.follower.live().wait_for(rrl_types::Waiting::LeaderArm);
                 input.command = Some(OperatorCommand::Pause);
             }
             return input;
@@ -129,6 +130,7 @@ impl Operator for LeaderOperator {
         if self.paused {
             tracing::warn!(port = %self.leader.port(), "the leader arm answers again: the session resumes");
             self.paused = false;
+            self.follower.live().came(rrl_types::Waiting::LeaderArm);
             input.command = Some(OperatorCommand::Resume);
         }
         let positions = reading.positions;

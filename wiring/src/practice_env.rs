@@ -132,6 +132,8 @@ struct VlmRewards {
     stall_after: Duration,
     log: std::fs::File,
     warned: bool,
+    /// What the operator sees, when the task keeps it.
+    live: Option<Arc<rrl_types::LiveStatus>>,
 }
 
 impl VlmRewards {
@@ -171,6 +173,9 @@ impl VlmRewards {
             if age.is_some_and(|age| age <= self.stall_after) {
                 if let Some(since) = paused_since {
                     tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the reward camera delivers frames again: practice resumes");
+                    if let Some(live) = &self.live {
+                        live.came(rrl_types::Waiting::RewardCamera);
+                    }
                 }
                 return;
             }
@@ -184,6 +189,9 @@ impl VlmRewards {
             }
             if paused_since.is_none() {
                 tracing::warn!(newest_frame_age_ms = age.map(|a| a.as_millis() as u64), "the reward camera has stalled: practice is paused (the gate holds the robot) until it delivers frames again");
+                if let Some(live) = &self.live {
+                    live.wait_for(rrl_types::Waiting::RewardCamera);
+                }
                 paused_since = Some(std::time::Instant::now());
             }
             // Estimates keep arriving for steps already taken.
@@ -204,6 +212,9 @@ impl VlmRewards {
             return;
         }
         tracing::warn!(failed_in_a_row = failing(), "the reward endpoint does not answer (its failures are logged above): practice is paused (the gate holds the robot) until it answers again");
+        if let Some(live) = &self.live {
+            live.wait_for(rrl_types::Waiting::RewardEndpoint);
+        }
         let paused_since = std::time::Instant::now();
         let mut offered_at: Option<std::time::Instant> = None;
         while self.counts.failed_in_a_row.load(Ordering::Relaxed) > 0 {
@@ -219,6 +230,9 @@ impl VlmRewards {
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::warn!(paused_s = paused_since.elapsed().as_secs_f64(), "the reward endpoint answers again: practice resumes");
+        if let Some(live) = &self.live {
+            live.came(rrl_types::Waiting::RewardEndpoint);
+        }
     }
 
     /// Whether the critic's `done` ends the episode in hand.
@@ -319,6 +333,7 @@ fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &
         stall_after: Duration::from_secs_f64((10.0 / camera_fps).max(1.0)),
         log,
         warned: false,
+        live: None,
     })
 }
 
@@ -354,7 +369,8 @@ impl PracticeEnv<ArmTask> {
             return Err(WiringError::launch(config, format!("reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", camera.name)));
         }
         let grabber = CameraGrabber::start(camera, |_| Ok(())).map_err(|e| WiringError::launch(config, format!("reward camera `{}`: {e}", camera.name)))?;
-        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
+        let mut vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
+        vlm.live = task.live_status();
         Ok(PracticeEnv { task, vlm: Some(vlm) })
     }
 }
@@ -451,6 +467,9 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     }
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
         self.vlm.as_mut().map(|v| v as &mut dyn LearnedRewards)
+    }
+    fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
+        self.task.live_status()
     }
 }
 

@@ -246,4 +246,7 @@ impl PracticeTask for RobotTask {
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         with_task!(self, t => t.take_safety_events())
     }
+    fn live_status(&self) -> Option<std::sync::Arc<rrl_types::LiveStatus>> {
+        with_task!(self, t => t.live_status())
+    }
 }

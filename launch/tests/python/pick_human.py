@@ -6,7 +6,9 @@ LIFT metres above where it was put, and answers every human reset window
 each once, by putting the cube back (`<ns>/scene/reset`, the simulator's
 stand-in for a person's hands) and, once it has settled, saying so on
 `<ns>/practice/reset_done`. Without a cube (no pose on `<ns>/cube/pose`)
-it only closes the windows. Prints one line per label and per reset.
+it only closes the windows. Prints one line per label and per reset, and
+"live <json>" for each message of the operator's live view
+(`<ns>/practice/live`).
 Usage: pick_human.py NAMESPACE SECONDS [LIFT]"""
 import re
 import sys
@@ -46,7 +48,11 @@ def main() -> int:
             scene_reset.publish(Empty())
             state["reset_at"] = time.monotonic()
 
+    def on_live(msg: String) -> None:
+        print(f"live {msg.data}", flush=True)
+
     node.create_subscription(PoseStamped, f"{namespace}/cube/pose", on_pose, qos_profile_sensor_data)
+    node.create_subscription(String, f"{namespace}/practice/live", on_live, 10)
     node.create_subscription(String, f"{namespace}/practice/status", on_status, 10)
     end = time.monotonic() + seconds
     while time.monotonic() < end:

@@ -2,6 +2,7 @@
 //! policy, every step recorded and sent to the learner as it happens.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
@@ -64,6 +65,7 @@ pub fn practice_with_link<E: PracticeTask>(
     let mut policy = ActorCopy::new(&config, o, a);
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
+    let live = env.live_status();
     let actor = Actor {
         env,
         policy: &mut policy,
@@ -93,6 +95,7 @@ pub fn practice_with_link<E: PracticeTask>(
         released: 0,
         next_episode,
         early_stop: EarlyStop::new(),
+        live,
     };
     let mut report = actor.run()?;
     report.learner_updates = link.updates();
@@ -134,6 +137,8 @@ struct Actor<'a, E> {
     released: u64,
     next_episode: u64,
     early_stop: EarlyStop,
+    /// What the operator sees, when the task keeps it.
+    live: Option<Arc<rrl_types::LiveStatus>>,
 }
 
 /// One practice episode in progress.
@@ -195,6 +200,9 @@ impl<E: PracticeTask> Actor<'_, E> {
         let nstep = NStepWriter::new(self.config.n_step, self.config.gamma);
         let observation = self.env.reset(seed).to_vec();
         self.stuck.clear();
+        if let Some(live) = &self.live {
+            live.episode_started(number);
+        }
         Ok(EpisodeState {
             number,
             started_at_step,
@@ -316,6 +324,9 @@ impl<E: PracticeTask> Actor<'_, E> {
             result.truncated |= std::mem::take(&mut result.terminated);
         }
         let events = self.env.take_safety_events();
+        if let Some(live) = &self.live {
+            live.stepped(result.reward, intervention);
+        }
         episode.steps += 1;
         self.report.total_steps += 1;
         episode.interventions += u64::from(intervention);
@@ -409,6 +420,9 @@ impl<E: PracticeTask> Actor<'_, E> {
         };
         let outcome = EpisodeOutcome { steps: episode.steps, episode_return: episode.total, success, interventions: episode.interventions, safety_events: episode.safety_events, reason: reason.into() };
         durably(|| episode.writer.finish(&outcome))?;
+        if let Some(live) = &self.live {
+            live.episode_ended(success);
+        }
         let episode_report = EpisodeReport {
             episode: episode.number,
             steps: episode.steps,

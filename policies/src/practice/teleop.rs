@@ -34,6 +34,7 @@ pub fn teleoperate<E: PracticeTask>(
     let first = existing.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let started = Instant::now();
+    let live = env.live_status();
     let mut reports = Vec::new();
     let mut total_steps = 0;
     'session: for index in first..first + u64::from(episodes) {
@@ -41,6 +42,9 @@ pub fn teleoperate<E: PracticeTask>(
         let header = EpisodeHeader { task: task.into(), episode: index, observation_size: env.observation_size(), action_size: env.action_size(), source: "demo".into(), seed: seed + index, started_unix_ns: episode_start };
         let mut writer = durably(|| EpisodeWriter::create(&folder, &header, true))?;
         let mut observation = env.reset(seed + index).to_vec();
+        if let Some(live) = &live {
+            live.episode_started(index);
+        }
         let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
         let mut controls = EpisodeControls::default();
         let reason = loop {
@@ -62,6 +66,9 @@ pub fn teleoperate<E: PracticeTask>(
             }
             let result = env.step(&action).map_err(|e| PracticeError::Environment { step: total_steps, message: e.to_string() })?;
             let events = env.take_safety_events();
+            if let Some(live) = &live {
+                live.stepped(result.reward, human);
+            }
             steps += 1;
             total_steps += 1;
             total += result.reward;
@@ -86,6 +93,9 @@ pub fn teleoperate<E: PracticeTask>(
         let success = controls.label.or(env.success().map(|s| s && reason == "success"));
         let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };
         durably(|| writer.finish(&outcome))?;
+        if let Some(live) = &live {
+            live.episode_ended(success);
+        }
         let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0), deterministic: false };
         on_episode(&report);
         reports.push(report);

@@ -30,9 +30,15 @@ pub struct Follower {
     pub(super) gripper: Option<GripperJoint>,
     pub(super) workspace: Option<CartesianLimits>,
     pub(super) actions: ActionLayout,
+    pub(super) live: Arc<rrl_types::LiveStatus>,
 }
 
 impl Follower {
+    /// What the operator sees of the follower's session.
+    pub fn live(&self) -> &rrl_types::LiveStatus {
+        &self.live
+    }
+
     /// The follower's joints, in order (the robot's).
     pub fn joint_names(&self) -> &[String] {
         &self.joint_names

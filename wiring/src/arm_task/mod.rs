@@ -141,6 +141,8 @@ pub struct ArmTask {
     observation: Vec<f64>,
     /// The newest state for a leader arm's follower, once one is made.
     follower_states: Option<Arc<ArrayQueue<JointState>>>,
+    /// What the operator sees of the session.
+    live: Arc<rrl_types::LiveStatus>,
 }
 
 /// The name a real-arm task is recorded under: `ArmReach` for a task with
@@ -267,6 +269,7 @@ impl ArmTask {
             // well-formed observation, and the next step reports why.
             observation: vec![0.0; size],
             follower_states: None,
+            live: Arc::default(),
             config,
         })
     }
@@ -312,10 +315,13 @@ impl ArmTask {
                 (None, None) => return Ok(()),
                 (None, Some((since, _))) => {
                     tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the arm and its observed topics deliver again: practice resumes");
+                    self.live.came(rrl_types::Waiting::ArmState);
+                    self.live.came(rrl_types::Waiting::ObservedTopic);
                     return Ok(());
                 }
                 (Some(why), None) => {
                     tracing::warn!("{why}: practice is paused and the safety gate holds the arm until it returns");
+                    self.live.wait_for(if age > self.state_timeout { rrl_types::Waiting::ArmState } else { rrl_types::Waiting::ObservedTopic });
                     paused = Some((Instant::now(), why));
                 }
                 (Some(_), Some(_)) => {}
@@ -510,11 +516,10 @@ impl ArmTask {
             }
             self.backward_next = !self.backward_next;
         } else {
-            self.wait_for_first_state()?;
-            self.leave_the_walls()?;
-            for step in self.config.reset.clone() {
-                self.run_reset_move(&step)?;
-            }
+            self.live.wait_for(rrl_types::Waiting::ResetMoves);
+            let moved = self.run_reset_moves();
+            self.live.came(rrl_types::Waiting::ResetMoves);
+            moved?;
             if let Some(GoalConfig::SampledTool) = self.config.goal {
                 self.goal = self.sample_goal();
             }
@@ -534,6 +539,16 @@ impl ArmTask {
         Ok(())
     }
 
+    /// The full reset: the first state, off the walls, then the section's moves.
+    fn run_reset_moves(&mut self) -> Result<(), ArmTaskError> {
+        self.wait_for_first_state()?;
+        self.leave_the_walls()?;
+        for step in self.config.reset.clone() {
+            self.run_reset_move(&step)?;
+        }
+        Ok(())
+    }
+
     /// This task as a leader arm's follower sees it (see `Follower`); it
     /// sees each state the task takes from now on.
     pub fn follower(&mut self) -> Follower {
@@ -547,6 +562,7 @@ impl ArmTask {
             gripper: self.gripper,
             workspace: self.workspace.clone(),
             actions: self.actions.clone(),
+            live: self.live.clone(),
         }
     }
 
@@ -658,6 +674,9 @@ impl Environment for ArmTask {
 impl PracticeTask for ArmTask {
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.link.take_events()
+    }
+    fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
+        Some(self.live.clone())
     }
 }
 

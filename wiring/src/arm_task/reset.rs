@@ -114,10 +114,12 @@ impl ArmTask {
             ResetMove::WaitForHuman(seconds) => {
                 let window = self.reset_window.take().expect("started with the task when its reset has a window");
                 let mut started = Instant::now();
+                self.live.wait_for(rrl_types::Waiting::SceneReset);
                 let outcome = window.wait(Duration::from_secs_f64(seconds), || {
                     self.offer_command();
                     self.next_reset_state(&mut started)
                 });
+                self.live.came(rrl_types::Waiting::SceneReset);
                 self.reset_window = Some(window);
                 outcome?.map_err(|why| ArmTaskError::MoveTimeout { what: format!("WaitForHuman({seconds})"), seconds, detail: why })
             }
