@@ -295,6 +295,11 @@ fn practise_on<E: rrl_types::PracticeTask>(
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
         human_reward,
+        // A real arm's task section may add a dense term to a sparse success.
+        shaping: match launch.robot {
+            RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => wiring::arm_task::shaping(launch),
+            _ => None,
+        },
     };
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);

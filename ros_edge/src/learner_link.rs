@@ -383,6 +383,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         max_backlog: u64::MAX,
         stop_at_success: None,
         human_reward: false,
+        shaping: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();

@@ -45,6 +45,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         max_backlog: 20_000,
         stop_at_success: None,
         human_reward: false,
+        shaping: None,
     }
 }
 
@@ -305,10 +306,14 @@ fn transitions(stream: &CapturedStream) -> Vec<policies::replay::Transition> {
 }
 
 fn labelled_practice(run: &Path, total_steps: u64) -> (CapturedStream, practice::PracticeReport) {
+    labelled_practice_shaped(run, total_steps, None)
+}
+
+fn labelled_practice_shaped(run: &Path, total_steps: u64, shaping: Option<practice::Shaping>) -> (CapturedStream, practice::PracticeReport) {
     let mut task = reach_task(40);
     let config = small_learner(&task);
     let mut human = LabellingHuman { polls: 0, action: vec![0.3, -0.2, 0.1, -1.0] };
-    let settings = PracticeSettings { human_reward: true, lockstep: false, warmup_steps: 10_000, ..settings(run, total_steps) };
+    let settings = PracticeSettings { human_reward: true, lockstep: false, warmup_steps: 10_000, shaping, ..settings(run, total_steps) };
     let mut stream = CapturedStream::default();
     let report = practice::practice_with_link(&mut task, config, &mut stream, &mut human, &settings, &mut |_| {}).unwrap();
     (stream, report)
@@ -506,4 +511,38 @@ fn labelled_transitions_survive_a_sigkill() {
     }
     assert!(recorded.iter().filter(|e| e.outcome.as_ref().and_then(|o| o.success) == Some(true)).count() >= 2);
     assert!(recorded.iter().filter(|e| e.outcome.as_ref().and_then(|o| o.success) == Some(false)).count() >= 2);
+}
+
+/// A human's sparse labels with a dense shaping term: the learner gets each
+/// label's reward plus γ·Φ(s') − Φ(s) (no Φ(s') at the labelled, terminal
+/// step), the episodes on disk keep the labels' rewards alone, and a run
+/// stopped and resumed hands the learner the same shaped transitions.
+#[test]
+fn a_shaping_term_joins_the_labels_at_the_learner_and_survives_a_resume() {
+    // Φ = −2 × the distance between the first three observed values and the next three.
+    let shaping = practice::Shaping { from: 0, to: 3, scale: 2.0 };
+    let whole = tempfile::tempdir().unwrap();
+    let (stream, _) = labelled_practice_shaped(whole.path(), 12, Some(shaping));
+    let sent = transitions(&stream);
+    let recorded = read_folder(&whole.path().join("episodes"));
+    let steps: Vec<&recording::EpisodeStep> = recorded.iter().flat_map(|e| &e.steps).collect();
+    assert_eq!(sent.len(), steps.len());
+    let mut shaped_any = false;
+    for (t, s) in sent.iter().zip(&steps) {
+        let next = if s.flags.terminated { 0.0 } else { shaping.potential(&s.next_observation) };
+        let expected = f64::from(s.reward) + f64::from(t.discount) * next - shaping.potential(&s.observation);
+        assert!((f64::from(t.reward) - expected).abs() < 1e-5, "learner {} vs label {} shaped {expected}", t.reward, s.reward);
+        assert!(s.reward == 0.0 || s.flags.terminated, "the disk keeps the labels' rewards alone");
+        shaped_any |= (t.reward - s.reward).abs() > 1e-4;
+    }
+    assert!(shaped_any, "the shaping term changed no reward");
+
+    let split = tempfile::tempdir().unwrap();
+    labelled_practice_shaped(split.path(), 6, Some(shaping));
+    let (resumed, _) = labelled_practice_shaped(split.path(), 12, Some(shaping));
+    let again = transitions(&resumed);
+    assert_eq!(again.len(), sent.len());
+    if let Some(k) = (0..sent.len()).find(|&k| again[k] != sent[k]) {
+        panic!("transition {k}: the resumed learner got reward {} (terminal {}), the whole run's got {} (terminal {})", again[k].reward, again[k].terminal, sent[k].reward, sent[k].terminal);
+    }
 }

@@ -45,7 +45,8 @@ def main() -> int:
         commands.publish(Float64MultiArray(data=[0.5, 0.0]))
         rclpy.spin_once(node, timeout_sec=0.02)
         at_speed = abs(latest["state"].velocity[0] - 0.5) < 0.05 if latest["state"].velocity else False
-        if at_speed and time.monotonic() > started + 1.0:
+        # At speed for a second, and the camera seen long enough to judge it.
+        if at_speed and latest["images"] >= 20 and time.monotonic() > started + 1.0:
             break
     state, image = latest["state"], latest["image"]
     first_pixel = tuple(image.data[0:3])

@@ -60,8 +60,8 @@ pub fn practice_with_link<E: PracticeTask>(
     let (o, a) = (env.observation_size(), env.action_size());
     let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
     let recorded = read_all(&settings.run_dir.join("episodes"), (o, a))?;
-    replay_recorded(&demos, &config, settings.human_reward, &mut |item| link.send(item));
-    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, &mut |item| link.send(item));
+    replay_recorded(&demos, &config, settings.human_reward, settings.shaping, &mut |item| link.send(item));
+    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, settings.shaping, &mut |item| link.send(item));
     let mut policy = ActorCopy::new(&config, o, a);
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
@@ -103,11 +103,15 @@ pub fn practice_with_link<E: PracticeTask>(
 }
 
 /// Hands one released online step on: its record to the episode file, its
-/// n-step transitions and an `OnlineStep` to the learner.
-fn emit_online(step: AwaitedStep, writer: &mut EpisodeWriter, nstep: &mut NStepWriter, link: &mut dyn LearnerLink, total: &mut f64, released: &mut u64) -> Result<(), PracticeError> {
+/// n-step transitions (shaped, with a shaping term) and an `OnlineStep` to
+/// the learner.
+fn emit_online(mut step: AwaitedStep, shaping: Option<super::Shaping>, writer: &mut EpisodeWriter, nstep: &mut NStepWriter, link: &mut dyn LearnerLink, total: &mut f64, released: &mut u64) -> Result<(), PracticeError> {
     durably(|| writer.step(&step.record))?;
     *total += f64::from(step.record.reward);
     *released += 1;
+    if let Some(shaping) = shaping {
+        shaping.apply(&mut step.transition);
+    }
     nstep.push(step.transition, step.over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: step.demo }));
     link.send(ToLearner::OnlineStep);
     Ok(())
@@ -364,8 +368,8 @@ impl<E: PracticeTask> Actor<'_, E> {
     fn release(&mut self, episode: &mut EpisodeState, until_empty: bool, going_on: bool) -> Result<(), PracticeError> {
         let hold_newest = going_on && self.operator.labels();
         let (writer, nstep, total) = (&mut episode.writer, &mut episode.nstep, &mut episode.total);
-        let (link, released) = (&mut *self.link, &mut self.released);
-        episode.wait.release(self.env, until_empty, hold_newest, &mut |s| emit_online(s, writer, nstep, link, total, released))
+        let (link, released, shaping) = (&mut *self.link, &mut self.released, self.settings.shaping);
+        episode.wait.release(self.env, until_empty, hold_newest, &mut |s| emit_online(s, shaping, writer, nstep, link, total, released))
     }
 
     /// Lockstep (simulation): waits for one learner update per released

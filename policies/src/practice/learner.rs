@@ -284,6 +284,7 @@ mod tests {
             max_backlog: 100,
             stop_at_success: None,
             human_reward: false,
+            shaping: None,
         }
     }
 

@@ -26,6 +26,7 @@ mod report;
 mod reward_wait;
 mod run_files;
 mod settings;
+mod shaping;
 mod stuck;
 mod teleop;
 
@@ -37,4 +38,5 @@ pub use learner::{run_learner, ActorWeights, LearnerLink, LearnerShared, LocalLe
 pub use operator::{NoOperator, Operator, OperatorCommand, OperatorInput};
 pub use report::{EpisodeReport, PracticeError, PracticeReport};
 pub use settings::{PracticeSettings, CONFIRM_EPISODES, SUCCESS_WINDOW};
+pub use shaping::Shaping;
 pub use teleop::teleoperate;

@@ -39,7 +39,7 @@ pub(super) fn read_all(folder: &Path, expected: (usize, usize)) -> Result<Vec<Ep
 /// restarted actor resends the same items under the same sequence numbers.
 /// Recovery steps are not the policy's and are skipped; demo episodes and
 /// interventions are flagged as demos. Returns the online steps.
-pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_reward: bool, out: &mut dyn FnMut(ToLearner)) -> u64 {
+pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_reward: bool, shaping: Option<super::Shaping>, out: &mut dyn FnMut(ToLearner)) -> u64 {
     let mut online = 0;
     for episode in episodes {
         let demo_episode = episode.header.source == "demo";
@@ -58,7 +58,7 @@ pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_re
                 (true, Some(success)) if last => (f32::from(u8::from(success)), true),
                 (true, _) => (0.0, false),
             };
-            let transition = Transition {
+            let mut transition = Transition {
                 observation: step.observation.clone(),
                 action: step.action.clone(),
                 reward,
@@ -66,6 +66,9 @@ pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_re
                 terminal,
                 discount: config.gamma as f32,
             };
+            if let Some(shaping) = shaping {
+                shaping.apply(&mut transition);
+            }
             // An n-step transition counts as a demo when the step completing it was one.
             writer.push(transition, over, &mut |t| out(ToLearner::Transition { transition: t, demo }));
             if !demo_episode {

@@ -41,6 +41,9 @@ pub struct PracticeSettings {
     /// step's reward is 0, a success label makes the episode's last step
     /// terminal with reward 1, a failure label terminal with reward 0.
     pub human_reward: bool,
+    /// A dense shaping term added to every transition the learner gets
+    /// (live, on resume, from demos); episodes on disk stay unshaped.
+    pub shaping: Option<super::Shaping>,
 }
 
 /// Practice episodes the early stop (`stop_at_success`) looks back over.

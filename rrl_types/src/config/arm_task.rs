@@ -44,6 +44,29 @@ pub struct ArmTaskConfig {
     /// Rewarded by `reward: Task`: 1 and the episode's end on its
     /// direction's success. Default: none.
     pub directions: Option<Directions>,
+    /// A dense shaping term beside a sparse success (a human's label, a
+    /// direction's detector, a goal): potential-based, −scale × the
+    /// distance between two observed points, so it guides without
+    /// changing which policy is best. Added to what the learner gets;
+    /// episodes on disk keep their rewards unshaped. Default: none.
+    pub shaping: Option<ShapingConfig>,
+}
+
+/// Shaping by the distance between two observed points: the first three
+/// values of each source (`Tool`, `Goal`, `Pose(..)`, an `Array(..)` of at
+/// least three).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapingConfig {
+    pub from: Observe,
+    pub to: Observe,
+    /// Potential per metre. Default: 1.
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// The two directions of reset-free practice and how each succeeds.
@@ -225,6 +248,7 @@ impl Default for ArmTaskConfig {
             topic_timeout_ms: 500,
             reset: vec![ResetMove::Home],
             directions: None,
+            shaping: None,
         }
     }
 }
@@ -353,6 +377,24 @@ impl ArmTaskConfig {
             }
             None if observes_direction => c.fail("task.observe", "`Direction` needs `task.directions`", None),
             None => {}
+        }
+        if let Some(shaping) = &self.shaping {
+            for (path, source) in [("task.shaping.from", &shaping.from), ("task.shaping.to", &shaping.to)] {
+                let point = match source {
+                    Observe::Tool | Observe::Goal | Observe::Pose(_) => true,
+                    Observe::Array { len, .. } => *len >= 3,
+                    _ => false,
+                };
+                if !point {
+                    c.fail(path, format!("{source:?} is not a point: shaping measures the distance between two of Tool, Goal, Pose(..) or an Array(..) of 3 or more"), None);
+                } else if !self.observe.contains(source) {
+                    c.fail(path, format!("{source:?} is not observed"), Some("add it to task.observe"));
+                }
+            }
+            if shaping.from == shaping.to {
+                c.fail("task.shaping.to", "the same point as `from`: the distance is always 0", None);
+            }
+            c.positive("task.shaping.scale", shaping.scale, "per metre");
         }
     }
 }

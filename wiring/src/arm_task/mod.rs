@@ -155,12 +155,25 @@ pub fn task_name(launch: &LaunchFile) -> &'static str {
     }
 }
 
-/// The (observation, action) sizes of `launch`'s real-arm task, without an arm.
-pub fn sizes(launch: &LaunchFile) -> (usize, usize) {
+/// The arm joints of `launch`'s robot: its joints but the task's gripper.
+fn arm_joints(launch: &LaunchFile) -> usize {
     let joints = launch.robot.joint_names();
     let gripper = launch.task.gripper.as_ref().filter(|g| joints.contains(&g.joint));
-    let arm_joints = joints.len() - usize::from(gripper.is_some());
+    joints.len() - usize::from(gripper.is_some())
+}
+
+/// The (observation, action) sizes of `launch`'s real-arm task, without an arm.
+pub fn sizes(launch: &LaunchFile) -> (usize, usize) {
+    let arm_joints = arm_joints(launch);
     (ObservationLayout::new(&launch.task.observe, arm_joints).size(), ActionLayout::new(&launch.task.actions, launch.practice.tool_step_m, arm_joints).size())
+}
+
+/// The learner's shaping term of `launch`'s real-arm task, if it has one:
+/// its two points' offsets in the observation.
+pub fn shaping(launch: &LaunchFile) -> Option<policies::practice::Shaping> {
+    let shaping = launch.task.shaping.as_ref()?;
+    let layout = ObservationLayout::new(&launch.task.observe, arm_joints(launch));
+    Some(policies::practice::Shaping { from: layout.range_of(&shaping.from)?.start, to: layout.range_of(&shaping.to)?.start, scale: shaping.scale })
 }
 
 impl ArmTask {
