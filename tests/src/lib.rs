@@ -36,3 +36,30 @@ pub fn python_script(name: &str) -> Command {
     cmd.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python").join(name));
     cmd
 }
+
+/// The SO-101's joints, in the shipped launch file's order (servo ids 1..6).
+pub const SO101_JOINTS: [&str; 6] = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"];
+
+/// An SO-101 on an emulated Feetech bus at `port` (the `robot` entry) and
+/// its safety section (the built-in kinematics, the shipped file's box),
+/// for launch files of tests. The read timeout allows for the emulator's
+/// thread in a loaded test process.
+pub fn so101_on_emulated_bus(port: &str) -> String {
+    format!(
+        r#"robot: SerialArm({}),
+    safety: (
+        preset: Some(So101),
+        command_timeout_ms: 50,
+        state_timeout_ms: 50,
+        joints: [(name: "gripper", position: Some((min: -0.2, max: 1.6)))],
+        workspace: Some((min: (-0.25, -0.42, 0.01), max: (0.25, -0.08, 0.3), max_step_m: 0.005, max_speed_mps: 0.2)),
+    ),"#,
+        so101_bus(port)
+    )
+}
+
+/// The SO-101's bus entry alone (servos 1..6) at `port`, e.g. a leader's.
+pub fn so101_bus(port: &str) -> String {
+    let servos = SO101_JOINTS.iter().enumerate().map(|(i, n)| format!("(name: \"{n}\", id: {})", i + 1)).collect::<Vec<_>>().join(", ");
+    format!("(port: \"{port}\", protocol: Feetech, read_timeout_ms: 50, joints: [{servos}])")
+}

@@ -13,21 +13,13 @@ use robot_drivers::feetech::emulator::FeetechEmulator;
 use rrl_types::config::LaunchFile;
 use rrl_types::{Environment, Step};
 
-const JOINTS: [&str; 6] = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"];
+const JOINTS: [&str; 6] = tests::SO101_JOINTS;
 
 fn launch(dir: &std::path::Path, port: &str, forward: [f64; 3]) -> LaunchFile {
-    let servos = JOINTS.iter().enumerate().map(|(i, n)| format!("(name: \"{n}\", id: {})", i + 1)).collect::<Vec<_>>().join(", ");
     let text = format!(
         r#"(
     name: "forward_backward",
-    robot: SerialArm((port: "{port}", protocol: Feetech, read_timeout_ms: 50, joints: [{servos}])),
-    safety: (
-        preset: Some(So101),
-        command_timeout_ms: 50,
-        state_timeout_ms: 50,
-        joints: [(name: "gripper", position: Some((min: -0.2, max: 1.6)))],
-        workspace: Some((min: (-0.25, -0.42, 0.01), max: (0.25, -0.08, 0.3), max_step_m: 0.005, max_speed_mps: 0.2)),
-    ),
+    {}
     reward: Task,
     task: (
         actions: Tool((step_m: Some([0.01]))),
@@ -41,7 +33,10 @@ fn launch(dir: &std::path::Path, port: &str, forward: [f64; 3]) -> LaunchFile {
     ),
     practice: (policy_rate_hz: 10.0, max_episode_steps: 200, home: Some([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), reset_noise_rad: 0.0),
 )"#,
-        forward[0], forward[1], forward[2]
+        tests::so101_on_emulated_bus(port),
+        forward[0],
+        forward[1],
+        forward[2]
     );
     let path = dir.join("forward_backward.ron");
     std::fs::write(&path, text).unwrap();

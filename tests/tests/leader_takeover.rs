@@ -15,21 +15,13 @@ use rrl_types::config::LaunchFile;
 use rrl_types::Environment;
 use wiring::leader::{LeaderOperator, Tracking};
 
-const JOINTS: [&str; 6] = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"];
+const JOINTS: [&str; 6] = tests::SO101_JOINTS;
 
 fn launch(dir: &std::path::Path, follower: &str, leader: &str) -> LaunchFile {
-    let servos = |port: &str| format!("(port: \"{port}\", protocol: Feetech, read_timeout_ms: 50, joints: [{}])", JOINTS.iter().enumerate().map(|(i, n)| format!("(name: \"{n}\", id: {})", i + 1)).collect::<Vec<_>>().join(", "));
     let text = format!(
         r#"(
     name: "leader_takeover",
-    robot: SerialArm({}),
-    safety: (
-        preset: Some(So101),
-        command_timeout_ms: 50,
-        state_timeout_ms: 50,
-        joints: [(name: "gripper", position: Some((min: -0.2, max: 1.6)))],
-        workspace: Some((min: (-0.25, -0.42, 0.01), max: (0.25, -0.08, 0.3), max_step_m: 0.005, max_speed_mps: 0.2)),
-    ),
+    {}
     reward: Human,
     task: (
         actions: Tool((step_m: Some([0.01]), orientation: Free, gripper: Continuous)),
@@ -41,8 +33,8 @@ fn launch(dir: &std::path::Path, follower: &str, leader: &str) -> LaunchFile {
     leader: Some((bus: {}, gripper: Some((open: 0.6, closed: 0.0)))),
     practice: (policy_rate_hz: 10.0, max_episode_steps: 1000, home: Some([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), reset_noise_rad: 0.0),
 )"#,
-        servos(follower),
-        servos(leader)
+        tests::so101_on_emulated_bus(follower),
+        tests::so101_bus(leader)
     );
     let path = dir.join("leader_takeover.ron");
     std::fs::write(&path, text).unwrap();
