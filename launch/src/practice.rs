@@ -119,10 +119,7 @@ impl PracticeArgs {
                 let args = PracticeArgs { realtime: true, ..self };
                 let mut env = wiring::robot::start_arm(&launch, &args.config, seed)?;
                 // A leader arm takes over when the human moves it.
-                let leader = match launch.leader {
-                    Some(_) => Some(wiring::leader::LeaderOperator::start(&launch, env.follower(), wiring::leader::Tracking::WhileMoved)?),
-                    None => None,
-                };
+                let leader = wiring::leader::LeaderOperator::for_task(&launch, &mut env, wiring::leader::Tracking::WhileMoved)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 // With a Vlm(..) reward, a real camera's frames are scored for the task's steps.
                 let demo = match env.scripted_expert() {
@@ -295,11 +292,9 @@ fn practise_on<E: rrl_types::PracticeTask>(
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
         human_reward,
-        // A real arm's task section may add a dense term to a sparse success.
-        shaping: match launch.robot {
-            RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => wiring::arm_task::shaping(launch),
-            _ => None,
-        },
+        // A real arm's task section may add a dense term to a sparse success
+        // (check-config allows a task section on real arms only).
+        shaping: wiring::arm_task::shaping(launch),
     };
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);

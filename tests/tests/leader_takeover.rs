@@ -53,7 +53,7 @@ fn moving_the_leader_takes_over_until_the_follower_has_caught_up_then_the_policy
     let leader_servos = FeetechEmulator::spawn(leader_wire.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
     let launch = launch(dir.path(), follower_wire.a(), leader_wire.a());
     let mut task = wiring::robot::start_arm(&launch, &dir.path().join("leader_takeover.ron"), 0).unwrap();
-    let mut leader = LeaderOperator::start(&launch, task.follower(), Tracking::WhileMoved).unwrap();
+    let mut leader = LeaderOperator::for_task(&launch, &mut task, Tracking::WhileMoved).unwrap().expect("the launch file has a leader");
     let mut observation = task.reset(0).to_vec();
     let tool = 5..8;
     let (chain, _) = safety::so101::chain(&JOINTS.map(String::from)).unwrap();

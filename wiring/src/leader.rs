@@ -15,7 +15,7 @@ use robot_drivers::leader::LeaderArm;
 use rrl_types::config::{LaunchFile, LeaderGripper};
 use rrl_types::JointVec;
 
-use crate::arm_task::Follower;
+use crate::arm_task::{ArmTask, Follower};
 
 /// Leader motion (rad, any joint) that counts as the human's hand.
 const MOVED_RAD: f64 = 0.02;
@@ -68,9 +68,11 @@ pub struct LeaderOperator {
 }
 
 impl LeaderOperator {
-    /// Opens the launch file's leader arm (its `leader` section) for `follower`.
-    pub fn start(launch: &LaunchFile, follower: Follower, tracking: Tracking) -> Result<LeaderOperator, LeaderError> {
-        let Some(config) = &launch.leader else { return Err(LeaderError::Start { port: "-".into(), message: "the launch file has no leader section".into() }) };
+    /// Opens the launch file's leader arm (its `leader` section), if it
+    /// has one, for `task` to follow.
+    pub fn for_task(launch: &LaunchFile, task: &mut ArmTask, tracking: Tracking) -> Result<Option<LeaderOperator>, LeaderError> {
+        let Some(config) = &launch.leader else { return Ok(None) };
+        let follower = task.follower();
         let port = config.bus.port.clone();
         let fail = |message: String| LeaderError::Start { port: port.clone(), message };
         let follower_index = |name: &str| follower.joint_names().iter().position(|n| n == name).ok_or_else(|| fail(format!("the follower has no joint `{name}`")));
@@ -89,7 +91,7 @@ impl LeaderOperator {
         // first reset runs starts the takeover.
         let anchor = leader.newest().map(|r| r.positions);
         tracing::info!(port = %leader.port(), joints = ?leader.joint_names(), "leader arm: move it to take over; the follower tracks it through the safety gate");
-        Ok(LeaderOperator {
+        Ok(Some(LeaderOperator {
             leader,
             tracking,
             goal: vec![0.0; follower.joint_names().len()],
@@ -101,7 +103,7 @@ impl LeaderOperator {
             last_moved: None,
             engaged: false,
             paused: false,
-        })
+        }))
     }
 }
 

@@ -195,7 +195,7 @@ impl RobotTask {
             return Ok(None);
         }
         match self {
-            RobotTask::Arm(task) => Ok(Some(LeaderOperator::start(launch, task.follower(), tracking)?)),
+            RobotTask::Arm(task) => Ok(LeaderOperator::for_task(launch, task, tracking)?),
             _ => Err(WiringError::launch(config, "leader: a leader arm drives a real arm; a simulated robot follows none")),
         }
     }

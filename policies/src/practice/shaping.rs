@@ -1,5 +1,5 @@
 //! A dense shaping term beside a sparse success (a human's label, a
-//! direction's detector): potential-based (Ng, Harada and Russell, 1999),
+//! direction's detector): potential-based (`rewards::shaping`),
 //! so it can guide learning without changing which policy is best. The
 //! potential is minus a scale times the distance between two points of
 //! the observation (e.g. the tool and the object's pose), so it is
@@ -28,8 +28,8 @@ impl Shaping {
     /// its shaped return differs from the unshaped one by the start's
     /// potential and the cut's alone.
     pub fn apply(&self, transition: &mut Transition) {
-        let next = if transition.terminal { 0.0 } else { self.potential(&transition.next_observation) };
-        transition.reward += (f64::from(transition.discount) * next - self.potential(&transition.observation)) as f32;
+        let (phi, phi_next) = (self.potential(&transition.observation), self.potential(&transition.next_observation));
+        transition.reward = rewards::shaping::shaped_reward(f64::from(transition.reward), f64::from(transition.discount), phi, phi_next, transition.terminal) as f32;
     }
 }
 
