@@ -2,7 +2,12 @@
 //!
 //! Layout: the 8-byte magic, then records `[kind u8][length u32 LE]
 //! [payload][crc32 u32 LE over kind, length and payload]`. Kinds: a JSON
-//! header first, one binary step per transition, a JSON outcome last. Each
+//! header first, one binary step per transition, a JSON outcome last.
+//! Episodes whose observations have camera frames add the first
+//! observation's frames (encoded, `crate::frames`) after the header, and
+//! each step then carries its next observation's frames in the same record
+//! (`[step length u32 LE][step][frames]`), so a step and its frames are
+//! written, and survive a crash, together. Each
 //! step is written with one `write` call as soon as it happens, so a crash
 //! of the process loses at most the transition in flight; `sync_every_step`
 //! also survives a power cut at the cost of an fsync per step (cheap at a
@@ -20,6 +25,8 @@ const MAGIC: &[u8; 8] = b"RRLEPIS1";
 const KIND_HEADER: u8 = 1;
 const KIND_STEP: u8 = 2;
 const KIND_OUTCOME: u8 = 3;
+const KIND_RESET_FRAMES: u8 = 4;
+const KIND_STEP_WITH_FRAMES: u8 = 5;
 /// Kind, length and checksum around each payload.
 const FRAMING: usize = 1 + 4 + 4;
 /// Larger records are refused as damage rather than allocated.
@@ -151,6 +158,9 @@ pub struct EpisodeStep {
     pub reward: f32,
     pub next_observation: Vec<f32>,
     pub flags: StepFlags,
+    /// The next observation's camera frames, encoded (`crate::frames`);
+    /// `None` for state-only tasks and recovery steps.
+    pub next_frames: Option<Vec<u8>>,
 }
 
 /// A recorded episode as read back.
@@ -158,6 +168,8 @@ pub struct EpisodeStep {
 pub struct Episode {
     pub path: PathBuf,
     pub header: EpisodeHeader,
+    /// The first observation's camera frames, encoded; `None` for state-only tasks.
+    pub reset_frames: Option<Vec<u8>>,
     pub steps: Vec<EpisodeStep>,
     /// `None` when the process stopped before the episode ended.
     pub outcome: Option<EpisodeOutcome>,
@@ -254,7 +266,16 @@ impl EpisodeWriter {
         }
     }
 
-    /// Appends one transition.
+    /// Appends the first observation's camera frames (encoded), before the
+    /// first step.
+    pub fn reset_frames(&mut self, encoded: &[u8]) -> Result<(), RecordingError> {
+        if self.finished {
+            return Err(RecordingError::Finished { path: self.path.clone() });
+        }
+        self.append_record(KIND_RESET_FRAMES, encoded, self.sync_every_step)
+    }
+
+    /// Appends one transition (with its next observation's frames, if any).
     pub fn step(&mut self, step: &EpisodeStep) -> Result<(), RecordingError> {
         if self.finished {
             return Err(RecordingError::Finished { path: self.path.clone() });
@@ -268,7 +289,12 @@ impl EpisodeWriter {
                 return Err(RecordingError::WrongSize { what, expected, got });
             }
         }
-        let mut payload = Vec::with_capacity(13 + 4 * (2 * self.observation_size + self.action_size));
+        let step_bytes = 13 + 4 * (2 * self.observation_size + self.action_size);
+        let frames = step.next_frames.as_deref();
+        let mut payload = Vec::with_capacity(step_bytes + frames.map_or(0, |f| 4 + f.len()));
+        if frames.is_some() {
+            payload.extend_from_slice(&(step_bytes as u32).to_le_bytes());
+        }
         payload.extend_from_slice(&step.time_ns.to_le_bytes());
         payload.push(step.flags.to_byte());
         payload.extend_from_slice(&step.reward.to_le_bytes());
@@ -277,7 +303,11 @@ impl EpisodeWriter {
                 payload.extend_from_slice(&v.to_le_bytes());
             }
         }
-        self.append_record(KIND_STEP, &payload, self.sync_every_step)
+        if let Some(frames) = frames {
+            payload.extend_from_slice(frames);
+        }
+        let kind = if frames.is_some() { KIND_STEP_WITH_FRAMES } else { KIND_STEP };
+        self.append_record(kind, &payload, self.sync_every_step)
     }
 
     /// Writes the outcome and syncs the file; the episode is then complete.
@@ -304,6 +334,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
     let damaged = |offset: usize, problem: String| RecordingError::Damaged { path: path.to_path_buf(), offset: offset as u64, problem };
     let mut offset = MAGIC.len();
     let mut header: Option<EpisodeHeader> = None;
+    let mut reset_frames = None;
     let mut steps = Vec::new();
     let mut outcome = None;
     let mut torn_tail_bytes = 0;
@@ -339,6 +370,16 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
                 header = Some(serde_json::from_slice(payload).map_err(|e| damaged(offset, format!("header: {e}")))?);
             }
             (KIND_STEP, Some(h)) => steps.push(decode_step(path, offset, payload, h)?),
+            (KIND_RESET_FRAMES, Some(_)) if steps.is_empty() && reset_frames.is_none() => reset_frames = Some(payload.to_vec()),
+            (KIND_STEP_WITH_FRAMES, Some(h)) => {
+                let step_bytes = payload.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+                let Some(step_bytes) = step_bytes.filter(|&n| n <= payload.len() - 4) else {
+                    return Err(damaged(offset, format!("a step with frames whose step part is longer than its {} bytes", payload.len())));
+                };
+                let mut step = decode_step(path, offset, &payload[4..4 + step_bytes], h)?;
+                step.next_frames = Some(payload[4 + step_bytes..].to_vec());
+                steps.push(step);
+            }
             (KIND_OUTCOME, Some(_)) => outcome = Some(serde_json::from_slice(payload).map_err(|e| damaged(offset, format!("outcome: {e}")))?),
             (kind, _) => return Err(damaged(offset, format!("unexpected record kind {kind} here"))),
         }
@@ -347,7 +388,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
     let Some(header) = header else {
         return Err(damaged(MAGIC.len(), "no header record".into()));
     };
-    Ok(Episode { path: path.to_path_buf(), header, steps, outcome, torn_tail_bytes })
+    Ok(Episode { path: path.to_path_buf(), header, reset_frames, steps, outcome, torn_tail_bytes })
 }
 
 fn decode_step(path: &Path, offset: usize, payload: &[u8], header: &EpisodeHeader) -> Result<EpisodeStep, RecordingError> {
@@ -367,6 +408,7 @@ fn decode_step(path: &Path, offset: usize, payload: &[u8], header: &EpisodeHeade
         reward,
         next_observation: floats[o + a..].to_vec(),
         flags,
+        next_frames: None,
     })
 }
 
@@ -402,6 +444,7 @@ mod tests {
             reward: -x,
             next_observation: vec![x + 1.0, x + 1.5, -x - 1.0],
             flags: StepFlags { intervention: i % 3 == 0, safety_event: i == 4, reflex: i == 4, ..StepFlags::default() },
+            next_frames: None,
         }
     }
 
@@ -476,5 +519,29 @@ mod tests {
         let err = writer.step(&bad).unwrap_err().to_string();
         assert!(err.contains("action has 3 values") && err.contains("opened with 2"), "{err}");
         assert!(EpisodeWriter::create(dir.path(), &header(1), false).is_err());
+    }
+
+    /// A pixel episode: the reset frames and each step's next frames read
+    /// back as written, and a crash inside a step's record loses that step
+    /// and its frames together, never one without the other.
+    #[test]
+    fn frames_read_back_with_their_steps_and_a_torn_step_takes_its_frames_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = EpisodeWriter::create(dir.path(), &header(2), false).unwrap();
+        writer.reset_frames(b"reset frames").unwrap();
+        let with_frames = |i: u32| EpisodeStep { next_frames: Some(format!("frames after step {i}").into_bytes()), ..step(i) };
+        for i in 0..3 {
+            writer.step(&with_frames(i)).unwrap();
+        }
+        let path = writer.path().to_path_buf();
+        drop(writer);
+        let episode = read_episode(&path).unwrap();
+        assert_eq!(episode.reset_frames.as_deref(), Some(&b"reset frames"[..]));
+        assert_eq!(episode.steps, (0..3).map(with_frames).collect::<Vec<_>>());
+        let full = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &full[..full.len() - 6]).unwrap();
+        let torn = read_episode(&path).unwrap();
+        assert_eq!(torn.steps, (0..2).map(with_frames).collect::<Vec<_>>());
+        assert!(torn.torn_tail_bytes > 0);
     }
 }

@@ -11,6 +11,7 @@
 
 mod crc;
 pub mod episode;
+pub mod frames;
 pub mod mcap;
 
 pub use crc::crc32;
