@@ -85,7 +85,7 @@ impl BcOptions {
         let mut failure = None;
         let label = ("policy", path.display().to_string());
         let mut judge = policies::practice::Judge::of(operator.as_mut(), human_reward);
-        let mut result = crate::eval::evaluate_policy(&mut env, label, &started.name, &self.run_dir.join("bc_eval"), self.episodes, seed, |obs| {
+        let mut result = crate::eval::evaluate_policy(&mut env, label, &started.name, &self.run_dir.join("bc_eval"), self.episodes, seed, |obs, _| {
             policy.act(obs).unwrap_or_else(|e| {
                 failure.get_or_insert(e.to_string());
                 vec![0.0; action_size]

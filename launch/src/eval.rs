@@ -71,16 +71,21 @@ impl EvalArgs {
 /// recorded under `out`; writes `eval.json` and `eval_returns.png` there.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_checkpoint<E: rrl_types::PracticeTask>(env: &mut E, config: &SacConfig, checkpoint: &Path, task: &str, out: &Path, episodes: u32, seed: u64, judge: &mut Judge) -> anyhow::Result<serde_json::Value> {
-    let mut sac = Sac::new(config.clone(), tch::Device::Cpu);
+    let mut sac = Sac::try_new(config.clone(), tch::Device::Cpu)?;
     policies::checkpoint::load(&mut sac, checkpoint).with_context(|| format!("loading {}", checkpoint.display()))?;
-    evaluate_policy(env, ("checkpoint", checkpoint.display().to_string()), task, out, episodes, seed, |obs| sac.act(obs, true), judge)
+    let policy = |obs: &[f64], frames: Option<&[u8]>| match frames {
+        // A pixel policy sees the task's cameras; `practice` checked the layouts.
+        Some(frames) if sac.encoder.is_some() => sac.act_pixels(obs, frames, true),
+        _ => sac.act(obs, true),
+    };
+    evaluate_policy(env, ("checkpoint", checkpoint.display().to_string()), task, out, episodes, seed, policy, judge)
 }
 
 /// Recorded evaluation episodes of `policy` in `out`, with `eval.json`
 /// (naming the policy by `label`) and a plot of the returns; `judge` says
 /// which episodes succeeded.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String), task: &str, out: &Path, episodes: u32, seed: u64, policy: impl FnMut(&[f64]) -> Vec<f64>, judge: &mut Judge) -> anyhow::Result<serde_json::Value> {
+pub fn evaluate_policy<E: rrl_types::PracticeTask>(env: &mut E, label: (&str, String), task: &str, out: &Path, episodes: u32, seed: u64, policy: impl FnMut(&[f64], Option<&[u8]>) -> Vec<f64>, judge: &mut Judge) -> anyhow::Result<serde_json::Value> {
     let (returns, successes) = policies::practice::evaluate_recorded(env, task, &out.join("episodes"), episodes, seed, policy, judge)?;
     let result = summary(label, episodes, &returns, successes);
     std::fs::create_dir_all(out)?;

@@ -266,7 +266,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         // The base alone (no residual) on the episodes the final evaluation
         // plays, so the report says what practice added.
         let zero = vec![0.0; env.action_size()];
-        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_| zero.clone(), &mut Judge::of(operator, human_reward))?;
+        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_, _| zero.clone(), &mut Judge::of(operator, human_reward))?;
         tracing::info!(success_rate = result["success_rate"].as_f64(), "the base policy alone, before practice");
         base_report["eval"] = result;
     }

@@ -43,6 +43,11 @@ impl PixelConfig {
     fn channels(&self) -> i64 {
         3 * self.cameras
     }
+
+    /// How the frames this encoder takes are laid out.
+    pub fn layout(&self) -> rrl_types::FrameLayout {
+        rrl_types::FrameLayout { cameras: self.cameras as usize, height: self.height as usize, width: self.width as usize }
+    }
 }
 
 fn uniform(rng: &mut Rng, shape: &[i64], fan_in: i64, device: Device) -> Tensor {
@@ -255,6 +260,23 @@ impl PixelReplay {
             self.live -= 1;
         }
         id
+    }
+
+    /// The frame added `index`-th (0 = the first this replay was given),
+    /// if it is still stored: a stream that numbers its frames in order
+    /// names them by that number.
+    pub fn stored_frame(&self, index: u64) -> Option<FrameId> {
+        let id = FrameId(index);
+        self.frame(id).is_some().then_some(id)
+    }
+
+    pub fn config(&self) -> &PixelConfig {
+        &self.config
+    }
+
+    /// Frames added so far (the next one gets this index).
+    pub fn frames_added(&self) -> u64 {
+        self.frames_added
     }
 
     /// The stored bytes of a frame, if it is still stored.

@@ -14,7 +14,8 @@ use policies::replay::Transition;
 use rrl_types::SafetyEvents;
 
 /// The format this build speaks. Bump it whenever any layout below changes.
-pub const VERSION: u16 = 1;
+/// 2: stream items carry camera frames and transitions name theirs.
+pub const VERSION: u16 = 2;
 const MAGIC: [u8; 2] = *b"rl";
 const HEADER: usize = 5;
 
@@ -93,8 +94,12 @@ impl Writer {
     }
     /// A count, then UTF-8.
     pub fn text(&mut self, text: &str) -> &mut Self {
-        self.u32(text.len() as u32);
-        self.bytes.extend_from_slice(text.as_bytes());
+        self.bytes(text.as_bytes())
+    }
+    /// A count, then the bytes.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.u32(bytes.len() as u32);
+        self.bytes.extend_from_slice(bytes);
         self
     }
     pub fn finish(self) -> Vec<u8> {
@@ -170,9 +175,13 @@ impl<'a> Reader<'a> {
     }
     pub fn text(&mut self, field: &'static str) -> Result<String, WireError> {
         let at = self.at;
-        let n = self.count(1, field)?;
-        let bytes = self.take(n, field)?;
+        let bytes = self.bytes(field)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| WireError::Invalid { message: self.message, field, at, reason: "not UTF-8".into() })
+    }
+    /// A count, then that many bytes.
+    pub fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], WireError> {
+        let n = self.count(1, field)?;
+        self.take(n, field)
     }
     /// Where the next field starts.
     fn position(&self) -> usize {
@@ -372,8 +381,17 @@ impl StreamItem {
             ToLearner::OnlineStep => {
                 w.u8(2);
             }
-            ToLearner::Transition { transition: t, demo } => {
+            ToLearner::Transition { transition: t, demo, frames } => {
                 w.u8(1).u8(u8::from(*demo)).u8(u8::from(t.terminal)).f32(t.reward).f32(t.discount).f32s(&t.observation).f32s(&t.action).f32s(&t.next_observation);
+                match frames {
+                    None => w.u8(0),
+                    Some((frame, next)) => w.u8(1).u64(*frame).u64(*next),
+                };
+            }
+            // Lossless and compact: PNG per camera (the frames are the policy's input).
+            ToLearner::Frames { index, layout, rgb } => {
+                let encoded = recording::frames::encode(rgb, *layout).expect("the actor checked its frames against their layout");
+                w.u8(3).u64(*index).bytes(&encoded);
             }
         }
         w.finish()
@@ -400,7 +418,19 @@ impl StreamItem {
                 if next_observation.len() != observation.len() {
                     return Err(r.invalid("next observation", next_at, format!("{} values, the observation has {}", next_observation.len(), observation.len())));
                 }
-                ToLearner::Transition { transition: Transition { observation, action, reward, next_observation, terminal, discount }, demo }
+                let frames_at = r.position();
+                let frames = match r.u8("frames")? {
+                    0 => None,
+                    1 => Some((r.u64("frame")?, r.u64("next frame")?)),
+                    other => return Err(r.invalid("frames", frames_at, format!("frames flag {other}, expected 0 or 1"))),
+                };
+                ToLearner::Transition { transition: Transition { observation, action, reward, next_observation, terminal, discount }, demo, frames }
+            }
+            3 => {
+                let index = r.u64("frame index")?;
+                let at = r.position();
+                let (layout, rgb) = recording::frames::decode(r.bytes("frames")?).map_err(|e| r.invalid("frames", at, e.to_string()))?;
+                ToLearner::Frames { index, layout, rgb }
             }
             other => return Err(r.invalid("item kind", at, format!("unknown item kind {other}"))),
         };
@@ -532,7 +562,9 @@ mod tests {
             assert_eq!(TaskReply::decode(&bytes), Ok(reply));
             refuses_every_cut(&bytes, TaskReply::decode);
         }
-        for item in [ToLearner::Transition { transition: transition(), demo: true }, ToLearner::OnlineStep] {
+        let layout = rrl_types::FrameLayout { cameras: 2, height: 3, width: 4 };
+        let frames = ToLearner::Frames { index: 12, layout, rgb: (0..layout.bytes() as u8).collect() };
+        for item in [ToLearner::Transition { transition: transition(), demo: true, frames: None }, ToLearner::Transition { transition: transition(), demo: false, frames: Some((7, 9)) }, frames, ToLearner::OnlineStep] {
             let message = StreamItem { actor: 2, sequence: 40, item };
             let bytes = message.encode();
             assert_eq!(StreamItem::decode(&bytes), Ok(message));

@@ -74,6 +74,12 @@ pub trait PracticeTask: Environment {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         Vec::new()
     }
+    /// What a scripted demonstrator acts on: the observation, or, in
+    /// simulation when cameras stand in for part of the state (the cube's
+    /// position), the full state the simulator knows.
+    fn expert_observation(&self) -> &[f64] {
+        self.observation()
+    }
     /// Safety-gate interventions since the last call.
     fn take_safety_events(&mut self) -> SafetyEvents {
         SafetyEvents::default()

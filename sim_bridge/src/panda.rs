@@ -546,6 +546,10 @@ impl PracticeTask for PandaTask {
     fn take_safety_events(&mut self) -> SafetyEvents {
         std::mem::take(&mut self.safety_events)
     }
+
+    fn expert_observation(&self) -> &[f64] {
+        self.full_observation()
+    }
 }
 
 /// A scripted expert for demos: above the cube, down, grasp, lift (or

@@ -32,6 +32,7 @@ fn recorded_episodes_apart(dir: &std::path::Path, apart: u64) -> (Vec<Episode>, 
                 reward: -1.0 + x / 100.0,
                 next_observation: vec![x + 1.0, 0.5, -x - 1.0],
                 flags: StepFlags { intervention: i == 2, ..StepFlags::default() },
+                next_frames: None,
             };
             writer.step(&step).unwrap();
             expected.push(("/rrl/observation", t, step.observation.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()));

@@ -301,7 +301,7 @@ impl practice::LearnerLink for CapturedStream {
 fn transitions(stream: &CapturedStream) -> Vec<policies::replay::Transition> {
     stream.0.iter().filter_map(|item| match item {
         practice::ToLearner::Transition { transition, .. } => Some(transition.clone()),
-        practice::ToLearner::OnlineStep => None,
+        practice::ToLearner::OnlineStep | practice::ToLearner::Frames { .. } => None,
     }).collect()
 }
 

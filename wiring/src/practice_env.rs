@@ -462,6 +462,9 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         self.task.recovery_actions()
     }
+    fn expert_observation(&self) -> &[f64] {
+        self.task.expert_observation()
+    }
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.task.take_safety_events()
     }

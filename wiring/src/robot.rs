@@ -243,6 +243,9 @@ impl PracticeTask for RobotTask {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         with_task!(self, t => t.recovery_actions())
     }
+    fn expert_observation(&self) -> &[f64] {
+        with_task!(self, t => t.expert_observation())
+    }
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         with_task!(self, t => t.take_safety_events())
     }

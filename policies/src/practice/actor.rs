@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use recording::{EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, StepFlags};
-use rrl_types::{PracticeTask, Step};
+use rrl_types::{FrameLayout, PracticeTask, Step};
 use tch::Device;
 
 use super::early_stop::EarlyStop;
@@ -14,7 +14,7 @@ use super::episodes::task_end_reason;
 use super::operator::EpisodeControls;
 use super::policy_copy::ActorCopy;
 use super::reward_wait::{AwaitedStep, RewardWait};
-use super::run_files::{durably, read_all, replay_recorded, unix_ns};
+use super::run_files::{durably, encode_frames, read_all, replay_recorded, unix_ns, FrameCounter};
 use super::stuck::StuckWatch;
 use super::{to_policy_action, EpisodeReport, LearnerLink, LocalLearner, Operator, PracticeError, PracticeReport, PracticeSettings, ToLearner};
 use crate::replay::{NStepWriter, Transition};
@@ -58,11 +58,18 @@ pub fn practice_with_link<E: PracticeTask>(
     on_episode: &mut dyn FnMut(&EpisodeReport),
 ) -> Result<PracticeReport, PracticeError> {
     let (o, a) = (env.observation_size(), env.action_size());
+    let frame_layout = env.frame_layout();
+    if let Some(pixels) = &config.pixels {
+        if frame_layout != Some(pixels.layout()) {
+            return Err(PracticeError::Cameras(format!("the policy sees {} camera(s) of {}x{}; the task gives {}", pixels.cameras, pixels.width, pixels.height, frame_layout.map_or("no frames".into(), |l| format!("{} camera(s) of {}x{}", l.cameras, l.width, l.height)))));
+        }
+    }
     let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
     let recorded = read_all(&settings.run_dir.join("episodes"), (o, a))?;
-    replay_recorded(&demos, &config, settings.human_reward, settings.shaping, &mut |item| link.send(item));
-    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, settings.shaping, &mut |item| link.send(item));
-    let mut policy = ActorCopy::new(&config, o, a);
+    let mut frames = FrameCounter::for_learner(&config);
+    replay_recorded(&demos, &config, settings.human_reward, settings.shaping, &mut frames, &mut |item| link.send(item))?;
+    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, settings.shaping, &mut frames, &mut |item| link.send(item))?;
+    let mut policy = ActorCopy::new(&config, o, a)?;
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let live = env.live_status();
@@ -96,23 +103,57 @@ pub fn practice_with_link<E: PracticeTask>(
         next_episode,
         early_stop: EarlyStop::new(),
         live,
+        frame_layout,
+        frames,
     };
     let mut report = actor.run()?;
     report.learner_updates = link.updates();
     Ok(report)
 }
 
-/// Hands one released online step on: its record to the episode file, its
-/// n-step transitions (shaped, with a shaping term) and an `OnlineStep` to
-/// the learner.
-fn emit_online(mut step: AwaitedStep, shaping: Option<super::Shaping>, writer: &mut EpisodeWriter, nstep: &mut NStepWriter, link: &mut dyn LearnerLink, total: &mut f64, released: &mut u64) -> Result<(), PracticeError> {
-    durably(|| writer.step(&step.record))?;
-    *total += f64::from(step.record.reward);
+/// Where an episode's released steps go: its file and the learner's stream.
+struct EpisodeSink {
+    writer: EpisodeWriter,
+    /// Tagged with the learner's numbers for the observations' frames.
+    nstep: NStepWriter<Option<u64>>,
+    /// The return of the steps released so far.
+    total: f64,
+    /// The first observation's frames, until the first step takes them along.
+    reset_frames: Option<Vec<u8>>,
+    /// The learner's number for the current observation's frames.
+    frame_tag: Option<u64>,
+}
+
+/// Hands one released online step on: its record (with its next
+/// observation's frames) to the episode file; to the learner its frames,
+/// its n-step transitions (shaped, with a shaping term) and an `OnlineStep`.
+/// The file is written first, so what the learner got is always on disk.
+fn emit_online(mut step: AwaitedStep, sink: &mut EpisodeSink, layout: Option<FrameLayout>, frames: &mut FrameCounter, shaping: Option<super::Shaping>, link: &mut dyn LearnerLink, released: &mut u64) -> Result<(), PracticeError> {
+    let mut send_frames = None;
+    if let Some(layout) = layout {
+        let next = step.next_frames.take().ok_or_else(|| PracticeError::Cameras(format!("step {} came without camera frames", step.step)))?;
+        if let Some(first) = sink.reset_frames.take() {
+            let encoded = encode_frames(&first, layout)?;
+            durably(|| sink.writer.reset_frames(&encoded))?;
+            sink.frame_tag = frames.send(layout, first, &mut |item| link.send(item));
+        }
+        step.record.next_frames = Some(encode_frames(&next, layout)?);
+        send_frames = Some((layout, next));
+    }
+    durably(|| sink.writer.step(&step.record))?;
+    let mut tags = (None, None);
+    if let Some((layout, next)) = send_frames {
+        let next_tag = frames.send(layout, next, &mut |item| link.send(item));
+        tags = (sink.frame_tag, next_tag);
+        sink.frame_tag = next_tag;
+    }
+    sink.total += f64::from(step.record.reward);
     *released += 1;
     if let Some(shaping) = shaping {
         shaping.apply(&mut step.transition);
     }
-    nstep.push(step.transition, step.over, &mut |t| link.send(ToLearner::Transition { transition: t, demo: step.demo }));
+    let demo = step.demo;
+    sink.nstep.push_tagged(step.transition, tags, step.over, &mut |t, (frame, next_frame)| link.send(ToLearner::Transition { transition: t, demo, frames: frame.zip(next_frame) }));
     link.send(ToLearner::OnlineStep);
     Ok(())
 }
@@ -143,6 +184,10 @@ struct Actor<'a, E> {
     early_stop: EarlyStop,
     /// What the operator sees, when the task keeps it.
     live: Option<Arc<rrl_types::LiveStatus>>,
+    /// The task's camera frames (recorded with its episodes), if it has any.
+    frame_layout: Option<FrameLayout>,
+    /// Numbers the frames a pixel learner gets.
+    frames: FrameCounter,
 }
 
 /// One practice episode in progress.
@@ -151,12 +196,9 @@ struct EpisodeState {
     /// Online steps before it: the early stop counts it only past the warm-up.
     started_at_step: u64,
     start_ns: u64,
-    writer: EpisodeWriter,
-    nstep: NStepWriter,
+    sink: EpisodeSink,
     observation: Vec<f64>,
     steps: u64,
-    /// The return of the steps released so far.
-    total: f64,
     interventions: u64,
     safety_events: u64,
     controls: EpisodeControls,
@@ -201,8 +243,9 @@ impl<E: PracticeTask> Actor<'_, E> {
             started_unix_ns: start_ns,
         };
         let writer = durably(|| EpisodeWriter::create(&self.episodes_dir, &header, self.settings.sync_every_step))?;
-        let nstep = NStepWriter::new(self.config.n_step, self.config.gamma);
+        let nstep = NStepWriter::tagged(self.config.n_step, self.config.gamma);
         let observation = self.env.reset(seed).to_vec();
+        let reset_frames = self.env.frames().map(<[u8]>::to_vec);
         self.stuck.clear();
         if let Some(live) = &self.live {
             live.episode_started(number);
@@ -211,11 +254,9 @@ impl<E: PracticeTask> Actor<'_, E> {
             number,
             started_at_step,
             start_ns,
-            writer,
-            nstep,
+            sink: EpisodeSink { writer, nstep, total: 0.0, reset_frames, frame_tag: None },
             observation,
             steps: 0,
-            total: 0.0,
             interventions: 0,
             safety_events: 0,
             controls: EpisodeControls::default(),
@@ -311,7 +352,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             Some(human) if human.len() != self.action_size => return Err(PracticeError::TakeoverSize { expected: self.action_size, got: human.len() }),
             Some(human) => to_policy_action(human, &self.low, &self.high),
             None if self.report.total_steps < self.settings.warmup_steps => self.policy.random_action(),
-            None => self.policy.act(observation, self.early_stop.confirming()),
+            None => self.policy.act(observation, self.env.frames(), self.early_stop.confirming())?,
         })
     }
 
@@ -345,6 +386,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             reward: result.reward as f32,
             next_observation: next.iter().map(|&x| x as f32).collect(),
             flags,
+            next_frames: None,
         };
         let stuck = self.stuck.push(next.clone(), result.done());
         let over = result.done() || truncated || stuck || self.report.total_steps >= self.settings.total_steps;
@@ -356,7 +398,8 @@ impl<E: PracticeTask> Actor<'_, E> {
             terminal: result.terminated,
             discount: self.config.gamma as f32,
         };
-        episode.wait.push(AwaitedStep { step: episode.steps, record, transition, over, demo: intervention, since: Instant::now(), labelled: false });
+        let next_frames = self.env.frames().map(<[u8]>::to_vec);
+        episode.wait.push(AwaitedStep { step: episode.steps, record, transition, over, demo: intervention, since: Instant::now(), labelled: false, next_frames });
         episode.observation = next;
         Ok(TakenStep { result, truncated, stuck, step_number })
     }
@@ -367,9 +410,9 @@ impl<E: PracticeTask> Actor<'_, E> {
     /// newest step waits for their next word.
     fn release(&mut self, episode: &mut EpisodeState, until_empty: bool, going_on: bool) -> Result<(), PracticeError> {
         let hold_newest = going_on && self.operator.labels();
-        let (writer, nstep, total) = (&mut episode.writer, &mut episode.nstep, &mut episode.total);
-        let (link, released, shaping) = (&mut *self.link, &mut self.released, self.settings.shaping);
-        episode.wait.release(self.env, until_empty, hold_newest, &mut |s| emit_online(s, shaping, writer, nstep, link, total, released))
+        let sink = &mut episode.sink;
+        let (link, released, shaping, layout, frames) = (&mut *self.link, &mut self.released, self.settings.shaping, self.frame_layout, &mut self.frames);
+        episode.wait.release(self.env, until_empty, hold_newest, &mut |s| emit_online(s, sink, layout, frames, shaping, link, released))
     }
 
     /// Lockstep (simulation): waits for one learner update per released
@@ -407,8 +450,10 @@ impl<E: PracticeTask> Actor<'_, E> {
                 reward: r.reward as f32,
                 next_observation: self.env.observation().iter().map(|&x| x as f32).collect(),
                 flags: StepFlags { recovery: true, safety_event: events.any(), reflex: events.reflexes > 0, ..StepFlags::default() },
+                // Not the policy's: no learner sees these observations.
+                next_frames: None,
             };
-            durably(|| episode.writer.step(&record))?;
+            durably(|| episode.sink.writer.step(&record))?;
         }
         Ok(())
     }
@@ -422,8 +467,8 @@ impl<E: PracticeTask> Actor<'_, E> {
             true => episode.controls.label,
             false => episode.controls.label.or(self.env.success().map(|s| s && reason == "success")),
         };
-        let outcome = EpisodeOutcome { steps: episode.steps, episode_return: episode.total, success, interventions: episode.interventions, safety_events: episode.safety_events, reason: reason.into() };
-        durably(|| episode.writer.finish(&outcome))?;
+        let outcome = EpisodeOutcome { steps: episode.steps, episode_return: episode.sink.total, success, interventions: episode.interventions, safety_events: episode.safety_events, reason: reason.into() };
+        durably(|| episode.sink.writer.finish(&outcome))?;
         if let Some(live) = &self.live {
             live.episode_ended(success);
         }
@@ -431,7 +476,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             episode: episode.number,
             steps: episode.steps,
             total_steps: self.report.total_steps,
-            episode_return: episode.total,
+            episode_return: episode.sink.total,
             success,
             interventions: episode.interventions,
             safety_events: episode.safety_events,

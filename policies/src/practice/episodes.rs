@@ -9,7 +9,7 @@ use rrl_types::PracticeTask;
 
 use super::operator::{Operator, OperatorCommand};
 use super::reward_wait::{AwaitedStep, RewardWait};
-use super::run_files::{durably, unix_ns};
+use super::run_files::{durably, encode_frames, unix_ns};
 use super::{to_policy_action, PracticeError};
 use crate::replay::Transition;
 use crate::train::to_env_action;
@@ -67,9 +67,10 @@ impl<'a> Judge<'a> {
     }
 }
 
-/// One episode of `act` (observation, first step -> action in the learner's
-/// [-1, 1]) recorded under `folder`; used for scripted demos and
-/// evaluations. Returns (return, success).
+/// One episode of `act` (the task as it is now, first step -> action in the
+/// learner's [-1, 1]) recorded under `folder` with the task's camera
+/// frames, if it has any; used for scripted demos and evaluations.
+/// Returns (return, success).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_one_episode<E: PracticeTask>(
     env: &mut E,
@@ -79,7 +80,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     episode: u64,
     seed: u64,
     by_human_or_script: bool,
-    act: &mut dyn FnMut(&[f64], bool) -> Vec<f64>,
+    act: &mut dyn FnMut(&E, bool) -> Vec<f64>,
     judge: &mut Judge,
 ) -> Result<(f64, Option<bool>), PracticeError> {
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
@@ -87,6 +88,11 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     let header = EpisodeHeader { task: task.into(), episode, observation_size: env.observation_size(), action_size: env.action_size(), source: source.into(), seed, started_unix_ns: started };
     let mut writer = durably(|| EpisodeWriter::create(folder, &header, false))?;
     let mut observation = env.reset(seed).to_vec();
+    let layout = env.frame_layout();
+    if let (Some(layout), Some(frames)) = (layout, env.frames()) {
+        let encoded = encode_frames(frames, layout)?;
+        durably(|| writer.reset_frames(&encoded))?;
+    }
     // A label given during the reset judged the episode before: it must
     // not end this one at its first step.
     let _ = judge.poll(&observation);
@@ -95,7 +101,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     let mut wait = RewardWait::default();
     let mut label: Option<bool>;
     let terminated = loop {
-        let action = act(&observation, steps == 0);
+        let action = act(env, steps == 0);
         to_env_action(&action, &low, &high, &mut env_action);
         let mut result = env.step(&env_action).map_err(|err| PracticeError::Environment { step: steps, message: err.to_string() })?;
         if judge.human_rewards() {
@@ -133,10 +139,14 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             reward: result.reward as f32,
             next_observation: next.iter().map(|&x| x as f32).collect(),
             flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, safety_event: events.any(), reflex: events.reflexes > 0, recovery: false },
+            next_frames: match (layout, env.frames()) {
+                (Some(layout), Some(frames)) => Some(encode_frames(frames, layout)?),
+                _ => None,
+            },
         };
         // Only the record matters here (no learner): the transition is a placeholder.
         let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };
-        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now(), labelled: false });
+        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now(), labelled: false, next_frames: None });
         // Scripted demos and evaluations run in simulation, where time can
         // stand still: each step waits for its reward (up to the deadline).
         wait.release(env, true, false, &mut |s| {
@@ -166,9 +176,10 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     Ok((total, success))
 }
 
-/// Records `episodes` of a scripted `controller` (actions in the
-/// environment's bounds) as demo episodes of the run, unless the run
-/// already has demos, each judged by `judge`. Returns how many succeeded.
+/// Records `episodes` of a scripted `controller` (acting on the task's
+/// `expert_observation`, actions in the environment's bounds) as demo
+/// episodes of the run, unless the run already has demos, each judged by
+/// `judge`. Returns how many succeeded.
 pub fn record_demo_episodes<E: PracticeTask>(
     env: &mut E,
     run_dir: &Path,
@@ -183,7 +194,7 @@ pub fn record_demo_episodes<E: PracticeTask>(
         return Ok(0);
     }
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let mut act = |obs: &[f64], first: bool| to_policy_action(&controller(obs, first), &low, &high);
+    let mut act = |env: &E, first: bool| to_policy_action(&controller(env.expert_observation(), first), &low, &high);
     let mut successes = 0;
     for e in 0..u64::from(episodes) {
         let (_, success) = record_one_episode(env, &folder, task, "demo", e, seed + e, true, &mut act, judge)?;

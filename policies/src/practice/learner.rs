@@ -11,20 +11,30 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use crossbeam::queue::ArrayQueue;
 use tch::{Device, Tensor};
 
+use rrl_types::FrameLayout;
+
 use super::{PracticeError, PracticeSettings};
-use crate::nets::GaussianActor;
-use crate::replay::{ReplayBuffer, Transition};
+use crate::pixels::{FrameId, PixelConfig, PixelReplay};
+use crate::replay::Transition;
 use crate::sac::{Sac, SacConfig};
+use crate::train::Replay;
 
 /// What an actor sends its learner, in one ordered stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToLearner {
-    Transition { transition: Transition, demo: bool },
+    /// An n-step transition; a pixel task's names the frames of its
+    /// observation and next observation by their `Frames::index`.
+    Transition { transition: Transition, demo: bool, frames: Option<(u64, u64)> },
+    /// One observation's camera frames (RGB, laid out as `layout` says),
+    /// sent before the transitions that name them. `index` counts the
+    /// stream's frames from 0, so a resent stream names the same frames.
+    Frames { index: u64, layout: FrameLayout, rgb: Vec<u8> },
     /// Counts an online environment step (for the update budget).
     OnlineStep,
 }
 
-/// Actor weights as CPU tensors, in `GaussianActor::trunk.params` order.
+/// Actor weights as CPU tensors: the actor's trunk (`GaussianActor::trunk.params`
+/// order), then a pixel learner's trained encoder parameters (`ConvEncoder::params` order).
 pub struct ActorWeights(pub Vec<Tensor>);
 
 /// Between the learner thread and whoever relays for it.
@@ -117,8 +127,8 @@ fn check_finite(stats: &crate::sac::UpdateStats, update: u64) -> Result<(), Prac
 }
 
 /// The actor's weights for the actors, refused when any is not finite.
-fn finite_weights(actor: &GaussianActor, update: u64) -> Result<ActorWeights, PracticeError> {
-    let weights = weights_of(actor);
+fn finite_weights(sac: &Sac, update: u64) -> Result<ActorWeights, PracticeError> {
+    let weights = weights_of(sac);
     if weights.0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0) {
         Ok(weights)
     } else {
@@ -126,9 +136,86 @@ fn finite_weights(actor: &GaussianActor, update: u64) -> Result<ActorWeights, Pr
     }
 }
 
-fn weights_of(actor: &GaussianActor) -> ActorWeights {
-    ActorWeights(actor.trunk.params("actor").into_iter().map(|p| p.tensor.detach().to_device(Device::Cpu).copy()).collect())
+fn weights_of(sac: &Sac) -> ActorWeights {
+    let encoder = sac.encoder.iter().flat_map(|e| e.params("encoder"));
+    ActorWeights(sac.actor.trunk.params("actor").into_iter().chain(encoder).map(|p| p.tensor.detach().to_device(Device::Cpu).copy()).collect())
 }
+
+/// The layout `sac`'s encoder takes, if it sees cameras.
+fn pixel_layout(sac: &Sac) -> Option<FrameLayout> {
+    sac.config.pixels.as_ref().map(PixelConfig::layout)
+}
+
+fn describe(layout: Option<FrameLayout>) -> String {
+    match layout {
+        Some(l) => format!("{} camera(s) of {}x{} RGB", l.cameras, l.width, l.height),
+        None => "no cameras (state only)".into(),
+    }
+}
+
+/// The learner's frame stores: every frame the stream brings goes into the
+/// online store; a demo transition's frames are copied into the demo store
+/// once each (neighbouring n-step transitions share most of theirs).
+struct FrameStores {
+    /// Recent (stream index, demo store id) copies.
+    demo_copies: std::collections::VecDeque<(u64, FrameId)>,
+    window: usize,
+}
+
+impl FrameStores {
+    fn new(n_step: usize) -> FrameStores {
+        FrameStores { demo_copies: std::collections::VecDeque::new(), window: 4 * n_step + 8 }
+    }
+
+    /// Stores the stream's frame `index`, which must be the next one.
+    fn add(&mut self, replay: &mut Replay, index: u64, layout: FrameLayout, rgb: &[u8], expected: Option<FrameLayout>) -> Result<(), PracticeError> {
+        let Replay::Pixels(store) = replay else {
+            return Err(PracticeError::Learner(format!("the actor sends camera frames ({}), this learner sees {}: start both from the same launch file (its cameras and learner.pixels)", describe(Some(layout)), describe(None))));
+        };
+        if Some(layout) != expected || rgb.len() != layout.bytes() {
+            return Err(PracticeError::Learner(format!("the actor's frames are {} ({} bytes), this learner's encoder takes {}: start both from the same launch file", describe(Some(layout)), rgb.len(), describe(expected))));
+        }
+        if index != store.frames_added() {
+            return Err(PracticeError::Learner(format!("frame {index} of the stream arrived where frame {} was due", store.frames_added())));
+        }
+        store.add_frame(rgb);
+        Ok(())
+    }
+
+    /// The stored ids of a transition's frames (copied into `demos` for a demo).
+    fn of(&mut self, replay: &Replay, demos: &mut Replay, frames: Option<(u64, u64)>, demo: bool) -> Result<(Option<FrameId>, Option<FrameId>, Option<FrameId>, Option<FrameId>), PracticeError> {
+        let Replay::Pixels(store) = replay else {
+            return match frames {
+                None => Ok((None, None, None, None)),
+                Some(_) => Err(PracticeError::Learner("a transition names camera frames, this learner sees no cameras: start both from the same launch file".into())),
+            };
+        };
+        let Some((first, next)) = frames else {
+            return Err(PracticeError::Learner(format!("a transition without camera frames reached a learner whose encoder takes {}: start both from the same launch file", describe(Some(store.config().layout())))));
+        };
+        let stored = |index: u64| store.stored_frame(index).ok_or_else(|| PracticeError::Learner(format!("a transition names frame {index}, which the stream has not sent (or which left the store)")));
+        let (frame, next_frame) = (stored(first)?, stored(next)?);
+        let (mut demo_frame, mut demo_next) = (None, None);
+        if let (true, Replay::Pixels(demo_store)) = (demo, demos) {
+            demo_frame = Some(self.copy(store, demo_store, first, frame));
+            demo_next = Some(self.copy(store, demo_store, next, next_frame));
+        }
+        Ok((Some(frame), Some(next_frame), demo_frame, demo_next))
+    }
+
+    fn copy(&mut self, store: &PixelReplay, demos: &mut PixelReplay, index: u64, id: FrameId) -> FrameId {
+        if let Some(&(_, copied)) = self.demo_copies.iter().find(|(i, copied)| *i == index && demos.frame(*copied).is_some()) {
+            return copied;
+        }
+        let copied = demos.add_frame(store.frame(id).expect("checked: stored"));
+        self.demo_copies.push_back((index, copied));
+        if self.demo_copies.len() > self.window {
+            self.demo_copies.pop_front();
+        }
+        copied
+    }
+}
+
 
 /// When the demo buffer joins the batches. Demos recorded before practice
 /// (streamed ahead of the first online step) are mixed in from the first
@@ -183,14 +270,16 @@ fn learner_loop(
     inbox: Receiver<ToLearner>,
     shared: &LearnerShared,
 ) -> Result<(), PracticeError> {
-    let mut sac = Sac::new(config.clone(), device);
+    let mut sac = Sac::try_new(config.clone(), device).map_err(|e| PracticeError::Learner(e.to_string()))?;
     if resume && checkpoint.exists() {
         crate::checkpoint::load(&mut sac, &checkpoint)?;
     }
     shared.updates.store(sac.updates, Ordering::Release);
-    shared.weights.force_push(weights_of(&sac.actor));
-    let mut replay = ReplayBuffer::new(config.observation_size, config.action_size, settings.replay_capacity, device);
-    let mut demos = ReplayBuffer::new(config.observation_size, config.action_size, settings.replay_capacity, device);
+    shared.weights.force_push(weights_of(&sac));
+    let layout = pixel_layout(&sac);
+    let mut replay = Replay::for_learner(&sac, settings.replay_capacity);
+    let mut demos = Replay::for_learner(&sac, settings.replay_capacity);
+    let mut frame_stores = FrameStores::new(config.n_step);
     let mut online_steps = 0u64;
     let mut demo_mix = DemoMix::new(config.batch_size);
     let mut open = true;
@@ -205,7 +294,11 @@ fn learner_loop(
             inbox.recv_timeout(Duration::from_millis(20)).map_err(|e| e == RecvTimeoutError::Disconnected)
         };
         match message {
-            Ok(ToLearner::Transition { transition, demo }) => {
+            Ok(ToLearner::Frames { index, layout: sent, rgb }) => {
+                frame_stores.add(&mut replay, index, sent, &rgb, layout)?;
+                continue;
+            }
+            Ok(ToLearner::Transition { transition, demo, frames }) => {
                 let (o, a) = (transition.observation.len(), transition.action.len());
                 if (o, a, transition.next_observation.len()) != (config.observation_size, config.action_size, config.observation_size) {
                     return Err(PracticeError::Learner(format!(
@@ -213,10 +306,11 @@ fn learner_loop(
                         config.observation_size, config.action_size
                     )));
                 }
-                replay.push(&transition);
+                let (frame, next_frame, demo_frame, demo_next) = frame_stores.of(&replay, &mut demos, frames, demo)?;
                 if demo {
-                    demos.push(&transition);
+                    demos.push(transition.clone(), (demo_frame, demo_next));
                 }
+                replay.push(transition, (frame, next_frame));
                 continue;
             }
             Ok(ToLearner::OnlineStep) => {
@@ -231,14 +325,14 @@ fn learner_loop(
         }
         if can_update {
             let demos_ready = demo_mix.ready(demos.len());
-            let stats = sac.update(&mut replay, if demos_ready { Some(&mut demos) } else { None });
+            let stats = replay.update(&mut sac, if demos_ready { Some(&mut demos) } else { None });
             // Every update is checked before anything of it leaves the
             // learner: no weights of a bad step reach an actor, and the
             // last checkpoint stays the last good one.
             check_finite(&stats, sac.updates)?;
             shared.updates.store(sac.updates, Ordering::Release);
             if sac.updates % settings.publish_every.max(1) == 0 {
-                shared.weights.force_push(finite_weights(&sac.actor, sac.updates)?);
+                shared.weights.force_push(finite_weights(&sac, sac.updates)?);
             }
             if sac.updates - last_checkpoint >= settings.checkpoint_every.max(1) {
                 match crate::checkpoint::save(&sac, &checkpoint, &[]) {
@@ -257,7 +351,7 @@ fn learner_loop(
         |e| tracing::warn!("{e}: the disk is full; the final checkpoint is retried every second until space is freed"),
         |waited| tracing::warn!(paused_s = waited, "the final checkpoint is written"),
     )?;
-    shared.weights.force_push(weights_of(&sac.actor));
+    shared.weights.force_push(weights_of(&sac));
     Ok(())
 }
 
@@ -312,8 +406,8 @@ mod tests {
         let (sender, inbox) = channel::unbounded();
         let fits = Transition { observation: vec![0.0; 14], action: vec![0.0; 4], reward: 0.0, next_observation: vec![0.0; 14], terminal: false, discount: 0.99 };
         let residual = Transition { observation: vec![0.0; 18], next_observation: vec![0.0; 18], ..fits.clone() };
-        sender.send(ToLearner::Transition { transition: fits, demo: false }).unwrap();
-        sender.send(ToLearner::Transition { transition: residual, demo: false }).unwrap();
+        sender.send(ToLearner::Transition { transition: fits, demo: false, frames: None }).unwrap();
+        sender.send(ToLearner::Transition { transition: residual, demo: false, frames: None }).unwrap();
         drop(sender);
         let shared = LearnerShared::new();
         let err = run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, settings, inbox, shared.clone()).unwrap_err().to_string();
@@ -338,7 +432,7 @@ mod tests {
         let learner = std::thread::spawn(move || run_learner(config, Device::Cpu, thread_checkpoint, false, settings, inbox, thread_shared));
         // Finite practice first, until a checkpoint exists.
         for _ in 0..8 {
-            sender.send(ToLearner::Transition { transition: step(-1.0), demo: false }).unwrap();
+            sender.send(ToLearner::Transition { transition: step(-1.0), demo: false, frames: None }).unwrap();
             sender.send(ToLearner::OnlineStep).unwrap();
         }
         let started = std::time::Instant::now();
@@ -348,7 +442,7 @@ mod tests {
         }
         // Then every new transition's reward is NaN: a batch soon holds one.
         for _ in 0..400 {
-            if sender.send(ToLearner::Transition { transition: step(f32::NAN), demo: false }).is_err() || sender.send(ToLearner::OnlineStep).is_err() {
+            if sender.send(ToLearner::Transition { transition: step(f32::NAN), demo: false, frames: None }).is_err() || sender.send(ToLearner::OnlineStep).is_err() {
                 break;
             }
         }
@@ -359,7 +453,7 @@ mod tests {
         let mut restored = Sac::new(SacConfig::from_learner(&learner_config(), 3, 2, 1), Device::Cpu);
         crate::checkpoint::load(&mut restored, &checkpoint).unwrap();
         assert!(restored.updates >= 8 && restored.updates < failed_at, "checkpoint of update {} (failed at {failed_at})", restored.updates);
-        assert!(weights_of(&restored.actor).0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0));
+        assert!(weights_of(&restored).0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0));
         let weights = shared.weights.pop().expect("the last published weights");
         assert!(weights.0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0), "only finite weights reach the actors");
     }

@@ -51,6 +51,8 @@ pub enum PracticeError {
     Mismatch { path: PathBuf, problem: String },
     #[error("the learner thread failed: {0}")]
     Learner(String),
+    #[error("cameras: {0}")]
+    Cameras(String),
     #[error("the operator's action has {got} values, the task takes {expected}")]
     TakeoverSize { expected: usize, got: usize },
 }

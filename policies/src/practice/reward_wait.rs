@@ -25,6 +25,8 @@ pub(super) struct AwaitedStep {
     /// A human's label ended the episode on this step: its reward is the
     /// label's, whatever a learned reward says.
     pub(super) labelled: bool,
+    /// The next observation's camera frames (raw), for the file and the learner.
+    pub(super) next_frames: Option<Vec<u8>>,
 }
 
 /// Steps waiting for their learned rewards, released in order: with the

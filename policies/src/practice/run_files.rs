@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use recording::{Episode, EpisodeStep};
+use rrl_types::FrameLayout;
 
 use super::{PracticeError, ToLearner};
 use crate::replay::{NStepWriter, Transition};
@@ -33,23 +34,79 @@ pub(super) fn read_all(folder: &Path, expected: (usize, usize)) -> Result<Vec<Ep
     Ok(episodes)
 }
 
+/// Numbers the camera frames of the stream a pixel learner gets: each
+/// observation's frames are sent once, before the transitions that name
+/// them. `None` for a state learner, which gets no frames.
+pub(super) struct FrameCounter(pub(super) Option<u64>);
+
+impl FrameCounter {
+    pub(super) fn for_learner(config: &SacConfig) -> FrameCounter {
+        FrameCounter(config.pixels.as_ref().map(|_| 0))
+    }
+
+    /// Sends `rgb` if the learner sees frames; the index it goes by.
+    pub(super) fn send(&mut self, layout: FrameLayout, rgb: Vec<u8>, out: &mut dyn FnMut(ToLearner)) -> Option<u64> {
+        let index = self.0.as_mut()?;
+        out(ToLearner::Frames { index: *index, layout, rgb });
+        *index += 1;
+        Some(*index - 1)
+    }
+}
+
+/// One observation's frames encoded for an episode file.
+pub(super) fn encode_frames(rgb: &[u8], layout: FrameLayout) -> Result<Vec<u8>, PracticeError> {
+    recording::frames::encode(rgb, layout).map_err(|e| PracticeError::Cameras(e.to_string()))
+}
+
+/// Recorded frames decoded for a pixel learner; refused when missing or
+/// of another layout than `expected`.
+fn decoded_frames(encoded: Option<&[u8]>, expected: FrameLayout, episode: &Episode, what: &str) -> Result<Vec<u8>, PracticeError> {
+    let mismatch = |problem: String| PracticeError::Mismatch { path: episode.path.clone(), problem };
+    let encoded = encoded.ok_or_else(|| mismatch(format!("{what} has no camera frames; this learner sees {} camera(s) of {}x{}: was it recorded for a state-only task?", expected.cameras, expected.width, expected.height)))?;
+    let (layout, rgb) = recording::frames::decode(encoded).map_err(|e| mismatch(format!("{what}: {e}")))?;
+    if layout != expected {
+        return Err(mismatch(format!("{what} has {} camera(s) of {}x{}, this learner sees {} of {}x{}", layout.cameras, layout.width, layout.height, expected.cameras, expected.width, expected.height)));
+    }
+    Ok(rgb)
+}
+
 /// Feeds recorded episodes to `out` exactly as the live actor sent them:
-/// per step its completed n-step transitions, then (online steps only) an
-/// `OnlineStep`. The stream is therefore a pure function of the files, so a
-/// restarted actor resends the same items under the same sequence numbers.
+/// per step its next observation's frames (a pixel learner's, after the
+/// episode's first frames before its first step), its completed n-step
+/// transitions, then (online steps only) an `OnlineStep`. The stream is
+/// therefore a pure function of the files, so a restarted actor resends
+/// the same items under the same sequence numbers and frame numbers.
 /// Recovery steps are not the policy's and are skipped; demo episodes and
 /// interventions are flagged as demos. Returns the online steps.
-pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_reward: bool, shaping: Option<super::Shaping>, out: &mut dyn FnMut(ToLearner)) -> u64 {
+pub(super) fn replay_recorded(
+    episodes: &[Episode],
+    config: &SacConfig,
+    human_reward: bool,
+    shaping: Option<super::Shaping>,
+    frames: &mut FrameCounter,
+    out: &mut dyn FnMut(ToLearner),
+) -> Result<u64, PracticeError> {
     let mut online = 0;
+    let layout = config.pixels.as_ref().map(crate::pixels::PixelConfig::layout);
     for episode in episodes {
         let demo_episode = episode.header.source == "demo";
-        let mut writer = NStepWriter::new(config.n_step, config.gamma);
+        let mut writer = NStepWriter::tagged(config.n_step, config.gamma);
         let policy_steps: Vec<&EpisodeStep> = episode.steps.iter().filter(|s| !s.flags.recovery).collect();
         // With human rewards an episode's outcome is its label: its last step
         // is terminal with reward 1 or 0, every other step has reward 0 (a
         // scripted or teleoperated demo is labelled by its own outcome).
         let label = episode.outcome.as_ref().and_then(|o| o.success);
+        // The frame numbers of the current observation, and of each step's pair.
+        let (mut observation_tag, mut tags) = (None, (None, None));
         for (i, step) in policy_steps.iter().enumerate() {
+            if let Some(layout) = layout {
+                if i == 0 {
+                    observation_tag = frames.send(layout, decoded_frames(episode.reset_frames.as_deref(), layout, episode, "the first observation")?, out);
+                }
+                let next = frames.send(layout, decoded_frames(step.next_frames.as_deref(), layout, episode, &format!("step {}", i + 1))?, out);
+                tags = (observation_tag, next);
+                observation_tag = next;
+            }
             let demo = demo_episode || step.flags.intervention;
             let last = i + 1 == policy_steps.len();
             let over = step.flags.terminated || step.flags.truncated || last;
@@ -70,14 +127,14 @@ pub(super) fn replay_recorded(episodes: &[Episode], config: &SacConfig, human_re
                 shaping.apply(&mut transition);
             }
             // An n-step transition counts as a demo when the step completing it was one.
-            writer.push(transition, over, &mut |t| out(ToLearner::Transition { transition: t, demo }));
+            writer.push_tagged(transition, tags, over, &mut |t, (frame, next_frame)| out(ToLearner::Transition { transition: t, demo, frames: frame.zip(next_frame) }));
             if !demo_episode {
                 online += 1;
                 out(ToLearner::OnlineStep);
             }
         }
     }
-    online
+    Ok(online)
 }
 
 /// Makes one write of the run's episodes. While the disk is full, the
