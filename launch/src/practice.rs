@@ -98,6 +98,9 @@ impl PracticeArgs {
                 if let RewardConfig::Vlm(_) = launch.reward {
                     bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", self.config.display(), self.robot.placement);
                 }
+                if wiring::learner::observed_frames(&launch).is_some() {
+                    bail!("{}: --robot {} steps the task over ROS 2 without its camera frames; a policy that sees robot.observe_cameras practises with --robot local", self.config.display(), self.robot.placement);
+                }
                 let (_, variant) = wiring::robot::panda_variant(&launch, &self.config)?;
                 let started = self.robot.start(&launch, &self.config, seed)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
@@ -178,6 +181,9 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
         Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale.clone() }),
         None => launch.practice.base.clone(),
     };
+    if base_choice != PracticeBase::None && env.frame_layout().is_some() {
+        bail!("{}: a residual base acts on the state; with cameras in the policy's observation, practise without a base (practice.base: None) until bases learn from pixel demos", args.config.display());
+    }
     let (base, scale, mut base_report) = match base_choice {
         PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null, operator.as_mut()),
         PracticeBase::File(file) => {

@@ -17,8 +17,10 @@ use crate::ron_locator::{locate_values, TextPosition};
 
 mod arm_task;
 mod leader;
+mod pixels;
 pub use arm_task::*;
 pub use leader::*;
+pub use pixels::*;
 
 // ---------------------------------------------------------------------------
 // Schema
@@ -127,6 +129,12 @@ pub struct SimRobotConfig {
     /// Default: InverseKinematics.
     #[serde(default)]
     pub controller: PandaController,
+    /// Cameras (names of `cameras` entries with `Sim(..)` sources, all of
+    /// one square size) whose frames the policy sees beside the robot's
+    /// own state; pick-cube then leaves the cube's position out of the
+    /// state, as a real robot would not know it. Default: none (state only).
+    #[serde(default)]
+    pub observe_cameras: Vec<String>,
 }
 
 /// The Cartesian controller of the simulated Panda.
@@ -618,6 +626,9 @@ pub struct LearnerConfig {
     /// ROS namespace of the actor ↔ learner topics; robots that share one
     /// learner name the same one. Default: the launch file's namespace.
     pub namespace: Option<String>,
+    /// How a policy that sees cameras encodes their frames. Default:
+    /// `PixelEncoderConfig::default()` (DrQ).
+    pub pixels: PixelEncoderConfig,
 }
 
 impl LaunchFile {
@@ -649,6 +660,7 @@ impl Default for LearnerConfig {
             initial_temperature: 1.0,
             target_entropy_per_action: -1.0,
             namespace: None,
+            pixels: PixelEncoderConfig::default(),
         }
     }
 }
@@ -991,6 +1003,9 @@ impl LaunchFile {
         if let RewardConfig::Classifier { model, .. } = &mut self.reward {
             resolve(model);
         }
+        if let PixelEncoder::Frozen(path) = &mut self.learner.pixels.encoder {
+            resolve(path);
+        }
         for camera in &mut self.cameras {
             if let CameraSource::Path(path) | CameraSource::ImageSequence(path) = &mut camera.source {
                 resolve(path);
@@ -1189,6 +1204,10 @@ impl LaunchFile {
         }
         self.safety.check(&self.robot.joint_names(), c);
         self.learner.check(c);
+        self.learner.pixels.check(c);
+        if let RobotConfig::Sim(sim) = &self.robot {
+            check_observed_sim_cameras(&sim.observe_cameras, &self.cameras, &self.learner.pixels, c);
+        }
         if let Some(namespace) = self.learner.namespace.as_deref().filter(|n| !n.is_empty()) {
             c.topic_name("learner.namespace", namespace);
         }

@@ -1,13 +1,44 @@
 //! The learner settings of a launch file.
 
+use policies::pixels::PixelConfig;
 use policies::SacConfig;
 use ros_edge::learner_link::LearnerNodeSpec;
-use rrl_types::config::{LaunchFile, PracticeBase};
-use rrl_types::Environment;
+use rrl_types::config::{LaunchFile, PixelEncoder, PixelEncoderConfig, PracticeBase, RobotConfig};
+use rrl_types::{Environment, FrameLayout};
 
-/// SAC for `env`'s sizes with the launch file's learner section.
+/// SAC for `env`'s sizes with the launch file's learner section; with the
+/// encoder of `learner.pixels` when `env` shows the policy camera frames.
 pub fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> SacConfig {
-    SacConfig::from_learner(&launch.learner, env.observation_size(), env.action_size(), seed)
+    let mut config = SacConfig::from_learner(&launch.learner, env.observation_size(), env.action_size(), seed);
+    config.pixels = env.frame_layout().map(|layout| pixel_config(&launch.learner.pixels, layout));
+    config
+}
+
+/// The camera frames the policy of `launch` sees (cameras, and the size
+/// they share), known from the launch file alone; `None` for state only.
+pub fn observed_frames(launch: &LaunchFile) -> Option<FrameLayout> {
+    let names = match &launch.robot {
+        RobotConfig::Sim(sim) => &sim.observe_cameras,
+        _ => return None,
+    };
+    let first = launch.cameras.iter().find(|c| names.first() == Some(&c.name))?;
+    Some(FrameLayout { cameras: names.len(), height: first.height as usize, width: first.width as usize })
+}
+
+/// The encoder of `section` for frames laid out as `layout`.
+pub fn pixel_config(section: &PixelEncoderConfig, layout: FrameLayout) -> PixelConfig {
+    PixelConfig {
+        cameras: layout.cameras as i64,
+        height: layout.height as i64,
+        width: layout.width as i64,
+        feature_size: i64::from(section.features),
+        shift_pad: i64::from(section.shift_for(layout.height.min(layout.width))),
+        filters: i64::from(section.filters),
+        pretrained: match &section.encoder {
+            PixelEncoder::Drq => None,
+            PixelEncoder::Frozen(path) => Some(path.into()),
+        },
+    }
 }
 
 /// What a learner node trains for the robot of `launch`, whose task has
@@ -15,6 +46,7 @@ pub fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> Sac
 /// observe the task together with the base's action.
 pub fn learner_node_spec(launch: &LaunchFile, sizes: (usize, usize), device: tch::Device) -> LearnerNodeSpec {
     let mut config = SacConfig::from_learner(&launch.learner, sizes.0, sizes.1, 1);
+    config.pixels = observed_frames(launch).map(|layout| pixel_config(&launch.learner.pixels, layout));
     if launch.practice.base != PracticeBase::None {
         // The actors practise a residual: they observe the task and the base's action.
         config.observation_size += config.action_size;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ros_edge::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
-use rrl_types::config::{LaunchFile, RobotConfig, SimRobotConfig, SimTask};
+use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimRobotConfig, SimTask};
 use rrl_types::{Environment, FrameLayout, PracticeTask, Step};
 use safety::Gate;
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
@@ -80,7 +80,11 @@ pub fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> Result<(&'a S
 /// its Cartesian controller and its joints.
 pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, PandaVariant), WiringError> {
     let (sim, variant) = panda_variant(launch, config)?;
-    let mut task = PandaTask::new(variant, RewardKind::Dense)?;
+    let mut task = match crate::learner::observed_frames(launch) {
+        None => PandaTask::new(variant, RewardKind::Dense)?,
+        // The policy sees the scene's cameras (check-config made them Sim cameras of one square size).
+        Some(layout) => PandaTask::with_cameras(variant, RewardKind::Dense, &sim_camera_names(launch, &sim.observe_cameras), layout.width as u32)?,
+    };
     task.set_controller(sim.controller);
     let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
     let gate = Gate::build(&launch.safety, &names, task.control_rate_hz()).map_err(|source| WiringError::Safety { file: config.to_path_buf(), source })?;
@@ -89,6 +93,18 @@ pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, Pand
     task.set_reset_free(launch.practice.reset_free).map_err(|e| WiringError::launch(config, format!("practice.reset_free: {e}")))?;
     task.set_max_episode_steps(launch.practice.max_episode_steps);
     Ok((task, variant))
+}
+
+/// The scene's (MJCF) names of the launch file's cameras `names`.
+fn sim_camera_names(launch: &LaunchFile, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter_map(|name| launch.cameras.iter().find(|c| &c.name == name))
+        .filter_map(|c| match &c.source {
+            CameraSource::Sim(scene_name) => Some(scene_name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 pub enum RobotTask {

@@ -1,0 +1,97 @@
+//! What the policy sees of the cameras: which cameras a simulated robot's
+//! policy observes (`robot: Sim((observe_cameras: [..]))`; a real arm's
+//! task names its own in `task.observe`), and how the learner encodes
+//! frames (`learner.pixels`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{CameraConfig, CameraSource, Checker};
+
+/// How frames become the features actor and critics see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PixelEncoderConfig {
+    /// Default: `Drq`.
+    pub encoder: PixelEncoder,
+    /// Features the encoder hands actor and critics. Default: 50 (DrQ-v2, SERL).
+    pub features: u32,
+    /// Channels of the DrQ convolutions. Default: 32 (DrQ-v2).
+    pub filters: u32,
+    /// Random shift each way, in pixels; 0 turns the augmentation off.
+    /// Default: `None`, DrQ's 4 at 84x84 scaled to the frame size.
+    pub shift_pixels: Option<u32>,
+}
+
+impl Default for PixelEncoderConfig {
+    fn default() -> Self {
+        PixelEncoderConfig { encoder: PixelEncoder::Drq, features: 50, filters: 32, shift_pixels: None }
+    }
+}
+
+impl PixelEncoderConfig {
+    /// The random shift for frames of `side` pixels.
+    pub fn shift_for(&self, side: usize) -> u32 {
+        self.shift_pixels.unwrap_or_else(|| ((side as f64 * 4.0 / 84.0).round() as u32).max(1))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum PixelEncoder {
+    /// Four 3x3 convolutions, a linear layer, LayerNorm and tanh, trained
+    /// by the critic (DrQ-v2's encoder).
+    #[default]
+    Drq,
+    /// A pretrained TorchScript trunk (path, relative to the launch file)
+    /// taking [B, 3·cameras, H, W] images in [0, 1] and giving [B, F]
+    /// features; it stays frozen and only a head (linear, LayerNorm, tanh)
+    /// trains.
+    Frozen(String),
+}
+
+/// Checks a simulated robot's `observe_cameras`: known cameras of the
+/// scene, all of one square size that the encoder can take.
+pub(super) fn check_observed_sim_cameras(observed: &[String], cameras: &[CameraConfig], pixels: &PixelEncoderConfig, c: &mut Checker) {
+    let mut size = None;
+    for (i, name) in observed.iter().enumerate() {
+        let path = format!("robot.observe_cameras[{i}]");
+        let Some(camera) = cameras.iter().find(|cam| &cam.name == name) else {
+            c.fail(path, format!("unknown camera `{name}`"), Some("name one of the `cameras` entries"));
+            continue;
+        };
+        if !matches!(camera.source, CameraSource::Sim(_)) {
+            c.fail(path, format!("camera `{name}` is not one of the simulated scene's"), Some("a simulated robot's policy sees Sim(..) cameras, e.g. Sim(\"front\") or Sim(\"handcam_rgb\")"));
+            continue;
+        }
+        if camera.width != camera.height {
+            c.fail(path.clone(), format!("camera `{name}` is {}x{}; the simulated cameras the policy sees are square", camera.width, camera.height), None);
+        }
+        match size {
+            None => size = Some((camera.width, camera.height)),
+            Some((w, h)) if (w, h) != (camera.width, camera.height) => {
+                c.fail(path, format!("camera `{name}` is {}x{}, the first observed camera {w}x{h}; the policy's cameras share one size", camera.width, camera.height), None);
+            }
+            Some(_) => {}
+        }
+    }
+    if let (Some((w, h)), PixelEncoder::Drq) = (size, &pixels.encoder) {
+        if w.min(h) < 15 {
+            c.fail("robot.observe_cameras", format!("frames of {w}x{h} are too small for the DrQ encoder's convolutions"), Some("at least 15x15"));
+        }
+    }
+}
+
+impl PixelEncoderConfig {
+    pub(super) fn check(&self, c: &mut Checker) {
+        if self.features == 0 {
+            c.fail("learner.pixels.features", "must be positive", Some("DrQ-v2 and SERL use 50"));
+        }
+        if self.filters == 0 {
+            c.fail("learner.pixels.filters", "must be positive", Some("DrQ-v2 uses 32"));
+        }
+        if let PixelEncoder::Frozen(path) = &self.encoder {
+            if path.trim().is_empty() {
+                c.fail("learner.pixels.encoder", "names no TorchScript file", None);
+            }
+        }
+    }
+}
