@@ -5,7 +5,10 @@
 //! Topics: `/rrl/observation` and `/rrl/action` (`std_msgs/Float64MultiArray`),
 //! `/rrl/reward` (`std_msgs/Float64`), `/rrl/intervention` (`std_msgs/Bool`),
 //! and `/rrl/episode` (`std_msgs/String`, the episode's header and outcome as
-//! JSON at its first and last step). The file is unchunked, with a summary
+//! JSON at its first and last step); for episodes recorded with camera
+//! frames, `/rrl/camera_<i>/image/compressed` (`sensor_msgs/CompressedImage`,
+//! the PNG as recorded) per camera, each step's observation frames beside
+//! its `/rrl/observation`. The file is unchunked, with a summary
 //! section (schemas, channels, statistics) and both CRCs filled in; its
 //! messages are in log-time order, as readers of an unindexed file require.
 
@@ -30,18 +33,34 @@ MSG: std_msgs/MultiArrayLayout\nMultiArrayDimension[] dim\nuint32 data_offset\n\
 ================================================================================\n\
 MSG: std_msgs/MultiArrayDimension\nstring label\nuint32 size\nuint32 stride\n";
 
+const COMPRESSED_IMAGE_SCHEMA: &str = "std_msgs/Header header\nstring format\nuint8[] data\n\
+================================================================================\n\
+MSG: std_msgs/Header\nbuiltin_interfaces/Time stamp\nstring frame_id\n\
+================================================================================\n\
+MSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec\n";
+
 struct Topic {
-    name: &'static str,
+    name: String,
     schema: (&'static str, &'static str),
 }
 
-const TOPICS: [Topic; 5] = [
-    Topic { name: "/rrl/observation", schema: ("std_msgs/msg/Float64MultiArray", MULTI_ARRAY_SCHEMA) },
-    Topic { name: "/rrl/action", schema: ("std_msgs/msg/Float64MultiArray", MULTI_ARRAY_SCHEMA) },
-    Topic { name: "/rrl/reward", schema: ("std_msgs/msg/Float64", "float64 data\n") },
-    Topic { name: "/rrl/intervention", schema: ("std_msgs/msg/Bool", "bool data\n") },
-    Topic { name: "/rrl/episode", schema: ("std_msgs/msg/String", "string data\n") },
+/// The topics of every export, then one per camera (channel ids in this order).
+const FIXED_TOPICS: [(&str, (&str, &str)); 5] = [
+    ("/rrl/observation", ("std_msgs/msg/Float64MultiArray", MULTI_ARRAY_SCHEMA)),
+    ("/rrl/action", ("std_msgs/msg/Float64MultiArray", MULTI_ARRAY_SCHEMA)),
+    ("/rrl/reward", ("std_msgs/msg/Float64", "float64 data\n")),
+    ("/rrl/intervention", ("std_msgs/msg/Bool", "bool data\n")),
+    ("/rrl/episode", ("std_msgs/msg/String", "string data\n")),
 ];
+
+/// The channel of camera 0; camera i is `FIRST_CAMERA + i`.
+const FIRST_CAMERA: usize = FIXED_TOPICS.len();
+
+fn topics(cameras: usize) -> Vec<Topic> {
+    let fixed = FIXED_TOPICS.iter().map(|(name, schema)| Topic { name: name.to_string(), schema: *schema });
+    let images = (0..cameras).map(|i| Topic { name: format!("/rrl/camera_{i}/image/compressed"), schema: ("sensor_msgs/msg/CompressedImage", COMPRESSED_IMAGE_SCHEMA) });
+    fixed.chain(images).collect()
+}
 
 /// CDR (XCDR1, little endian) encoders for the few messages exported.
 /// Alignment counts from the end of the 4-byte encapsulation header.
@@ -85,9 +104,27 @@ pub mod cdr {
     pub fn string(value: &str, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&ENCAPSULATION_LE);
+        put_string(value, out);
+    }
+
+    fn put_string(value: &str, out: &mut Vec<u8>) {
+        align(out, 4);
         out.extend_from_slice(&(value.len() as u32 + 1).to_le_bytes());
         out.extend_from_slice(value.as_bytes());
         out.push(0);
+    }
+
+    /// `sensor_msgs/CompressedImage` stamped `time_ns`, `format` e.g. "png".
+    pub fn compressed_image(time_ns: u64, frame_id: &str, format: &str, data: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&ENCAPSULATION_LE);
+        out.extend_from_slice(&((time_ns / 1_000_000_000) as i32).to_le_bytes());
+        out.extend_from_slice(&((time_ns % 1_000_000_000) as u32).to_le_bytes());
+        put_string(frame_id, out);
+        put_string(format, out);
+        align(out, 4);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
     }
 }
 
@@ -147,7 +184,7 @@ pub struct ExportSummary {
     pub messages: u64,
     pub bytes: u64,
     /// Messages per topic, in the order of the file's channels.
-    pub per_topic: Vec<(&'static str, &'static str, u64)>,
+    pub per_topic: Vec<(String, &'static str, u64)>,
     /// Log times of the first and last message, ns since the epoch.
     pub first_time_ns: u64,
     pub last_time_ns: u64,
@@ -208,7 +245,16 @@ pub fn export(episodes: &[Episode], path: &Path) -> Result<ExportSummary, Record
     Ok(summary)
 }
 
+/// Each camera's PNG of a step's observation, at most `cameras` of them.
+fn camera_pngs(encoded: Option<&[u8]>) -> Vec<&[u8]> {
+    // Frames that do not decode are left out of the export, not fatal: the
+    // episode's numbers are still worth seeing.
+    encoded.and_then(|e| crate::frames::camera_pngs(e).ok()).map(|(_, pngs)| pngs).unwrap_or_default()
+}
+
 fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io::Result<ExportSummary> {
+    let cameras = episodes.iter().filter_map(|e| e.reset_frames.as_deref()).filter_map(|f| crate::frames::layout(f).ok()).map(|l| l.cameras).max().unwrap_or(0);
+    let topics = topics(cameras);
     w.raw(MAGIC)?;
     w.record(OP_HEADER, |b| {
         put_string(b, "ros2");
@@ -217,7 +263,7 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
     // One schema per distinct message type, one channel per topic.
     let mut schemas: Vec<(&str, &str)> = Vec::new();
     let mut channel_schema = Vec::new();
-    for topic in &TOPICS {
+    for topic in &topics {
         let id = match schemas.iter().position(|s| s.0 == topic.schema.0) {
             Some(i) => i,
             None => {
@@ -231,13 +277,13 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
         for (i, (name, text)) in schemas.iter().enumerate() {
             w.record(OP_SCHEMA, |b| schema_record(b, i as u16 + 1, name, text))?;
         }
-        for (i, topic) in TOPICS.iter().enumerate() {
-            w.record(OP_CHANNEL, |b| channel_record(b, i as u16, channel_schema[i], topic.name))?;
+        for (i, topic) in topics.iter().enumerate() {
+            w.record(OP_CHANNEL, |b| channel_record(b, i as u16, channel_schema[i], &topic.name))?;
         }
         Ok(())
     };
     write_definitions(w)?;
-    let mut counts = [0u64; TOPICS.len()];
+    let mut counts = vec![0u64; topics.len()];
     let (mut first_time, mut last_time) = (u64::MAX, 0u64);
     let mut message = Vec::new();
     let mut emit = |w: &mut RecordWriter<W>, channel: usize, time: u64, data: &[u8]| -> std::io::Result<()> {
@@ -271,10 +317,16 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
         let header_json = serde_json::to_string(&episode.header).expect("header serializes");
         cdr::string(&header_json, &mut message);
         emit(w, 4, first_time, &message)?;
+        let mut observation_frames = episode.reset_frames.as_deref();
         for step in &episode.steps {
             let time = log_time(step);
             cdr::float64_multi_array(step.observation.iter().map(|&v| f64::from(v)), &mut message);
             emit(w, 0, time, &message)?;
+            for (camera, png) in camera_pngs(observation_frames).into_iter().enumerate().take(cameras) {
+                cdr::compressed_image(time, &format!("camera_{camera}"), "png", png, &mut message);
+                emit(w, FIRST_CAMERA + camera, time, &message)?;
+            }
+            observation_frames = step.next_frames.as_deref();
             cdr::float64_multi_array(step.action.iter().map(|&v| f64::from(v)), &mut message);
             emit(w, 1, time, &message)?;
             cdr::float64(f64::from(step.reward), &mut message);
@@ -299,13 +351,13 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
     w.record(OP_STATISTICS, |b| {
         b.extend_from_slice(&total.to_le_bytes());
         b.extend_from_slice(&(schemas.len() as u16).to_le_bytes());
-        b.extend_from_slice(&(TOPICS.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(topics.len() as u32).to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes()); // attachments
         b.extend_from_slice(&0u32.to_le_bytes()); // metadata
         b.extend_from_slice(&0u32.to_le_bytes()); // chunks
         b.extend_from_slice(&first_time.to_le_bytes());
         b.extend_from_slice(&last_time.to_le_bytes());
-        b.extend_from_slice(&((TOPICS.len() * 10) as u32).to_le_bytes());
+        b.extend_from_slice(&((topics.len() * 10) as u32).to_le_bytes());
         for (channel, count) in counts.iter().enumerate() {
             b.extend_from_slice(&(channel as u16).to_le_bytes());
             b.extend_from_slice(&count.to_le_bytes());
@@ -322,7 +374,7 @@ fn write_all<W: Write>(w: &mut RecordWriter<W>, episodes: &[Episode]) -> std::io
     w.raw(&summary_crc.to_le_bytes())?;
     w.raw(MAGIC)?;
     w.out.flush()?;
-    let per_topic = TOPICS.iter().zip(counts).map(|(topic, count)| (topic.name, topic.schema.0, count)).collect();
+    let per_topic = topics.into_iter().zip(counts).map(|(topic, count)| (topic.name, topic.schema.0, count)).collect();
     Ok(ExportSummary { episodes: episodes.len(), messages: total, bytes: w.written, per_topic, first_time_ns: first_time, last_time_ns: last_time })
 }
 

@@ -4,6 +4,7 @@ message with `mcap-ros2-support`'s CDR decoder from the ros2msg schemas in
 the file, and prints one JSON object with what it read."""
 import json
 import sys
+import zlib
 
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
@@ -23,7 +24,11 @@ with open(path, "rb") as f:
     for schema, channel, message, decoded in reader.iter_decoded_messages():
         out["topics"][channel.topic] = schema.name
         value = decoded.data
-        if isinstance(value, (bytes, bytearray)):
+        if hasattr(decoded, "format"):
+            # An image: its format, stamp and a checksum of its bytes.
+            stamp = decoded.header.stamp
+            value = {"format": decoded.format, "frame_id": decoded.header.frame_id, "stamp_ns": stamp.sec * 1_000_000_000 + stamp.nanosec, "bytes": len(value), "crc32": zlib.crc32(bytes(value))}
+        elif isinstance(value, (bytes, bytearray)):
             value = list(value)
         elif not isinstance(value, (bool, int, float, str)):
             value = [float(v) for v in value]

@@ -130,3 +130,56 @@ fn episodes_whose_nominal_times_overlap_are_exported_end_to_end_in_time_order() 
     assert!(times[4] > times[3], "{times:?}");
     assert!(times[4..].windows(2).all(|w| w[1] - w[0] == 100_000_000), "{times:?}");
 }
+
+/// A pixel run's episodes (two cameras, frames recorded with every step):
+/// Foxglove's reader finds a `sensor_msgs/CompressedImage` topic per
+/// camera, one image per step beside its observation, each the PNG the
+/// episode file holds for that camera and observation, stamped with the
+/// step's time.
+#[test]
+fn foxglove_mcap_reader_shows_a_pixel_runs_camera_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = rrl_types::FrameLayout { cameras: 2, height: 8, width: 6 };
+    let frames = |k: u64| -> Vec<u8> { recording::frames::encode(&(0..layout.bytes()).map(|i| (i as u64 * 7 + k * 31) as u8).collect::<Vec<_>>(), layout).unwrap() };
+    let header = EpisodeHeader { task: "PandaPickCube".into(), episode: 0, observation_size: 2, action_size: 1, source: "practice".into(), seed: 0, started_unix_ns: 1_700_000_000_000_000_000 };
+    let mut writer = EpisodeWriter::create(&dir.path().join("episodes"), &header, false).unwrap();
+    writer.reset_frames(&frames(0)).unwrap();
+    for i in 0..3u64 {
+        let step = EpisodeStep {
+            time_ns: header.started_unix_ns + i * 100_000_000,
+            observation: vec![i as f32, 0.0],
+            action: vec![0.5],
+            reward: 0.0,
+            next_observation: vec![i as f32 + 1.0, 0.0],
+            flags: StepFlags::default(),
+            next_frames: Some(frames(i + 1)),
+        };
+        writer.step(&step).unwrap();
+    }
+    let path = writer.finish(&EpisodeOutcome { steps: 3, episode_return: 0.0, success: Some(true), interventions: 0, safety_events: 0, reason: "success".into() }).unwrap();
+    let episode = recording::read_episode(&path).unwrap();
+    let out = dir.path().join("pixels.mcap");
+    let summary = recording::mcap::export(&[episode], &out).unwrap();
+    assert_eq!(summary.messages, 3 * 4 + 2 + 3 * 2, "four numeric topics a step, header and outcome, two images a step");
+
+    let result = tests::python_script("mcap_read.py").arg(&out).output().unwrap();
+    assert!(result.status.success(), "reader failed: {}", String::from_utf8_lossy(&result.stderr));
+    let read: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    for camera in 0..2 {
+        let topic = format!("/rrl/camera_{camera}/image/compressed");
+        assert_eq!(read["topics"][&topic], "sensor_msgs/msg/CompressedImage");
+        let images: Vec<&serde_json::Value> = read["messages"].as_array().unwrap().iter().filter(|m| m["topic"] == topic.as_str()).collect();
+        assert_eq!(images.len(), 3, "{topic}: one image per step");
+        for (k, image) in images.iter().enumerate() {
+            // Step k's observation frames: the reset's, then each step's next ones.
+            let encoded = frames(k as u64);
+            let png = recording::frames::camera_pngs(&encoded).unwrap().1[camera];
+            let time = header.started_unix_ns + k as u64 * 100_000_000;
+            assert_eq!(image["data"]["format"], "png");
+            assert_eq!(image["data"]["frame_id"], format!("camera_{camera}"));
+            assert_eq!(image["data"]["crc32"].as_u64(), Some(u64::from(recording::crc32(png))), "{topic} image {k} is the recorded PNG");
+            assert_eq!(image["data"]["stamp_ns"].as_u64(), Some(time));
+            assert_eq!(image["log_time"].as_u64(), Some(time));
+        }
+    }
+}

@@ -457,4 +457,37 @@ mod tests {
         let weights = shared.weights.pop().expect("the last published weights");
         assert!(weights.0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0), "only finite weights reach the actors");
     }
+
+    /// An actor whose cameras differ from the learner's encoder is refused
+    /// naming both layouts; so is an actor sending frames to a state
+    /// learner, and a pixel learner given transitions without frames.
+    #[test]
+    fn a_learner_refuses_frames_of_another_camera_layout_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let learner = rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, ..Default::default() };
+        let pixels = crate::pixels::PixelConfig { cameras: 2, height: 16, width: 16, feature_size: 4, shift_pad: 1, filters: 4, pretrained: None };
+        let run = |config: SacConfig, items: Vec<ToLearner>| {
+            let (sender, inbox) = channel::unbounded();
+            for item in items {
+                sender.send(item).unwrap();
+            }
+            drop(sender);
+            run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, learner_settings(dir.path()), inbox, LearnerShared::new()).map(|_| ()).unwrap_err().to_string()
+        };
+        let one_camera = FrameLayout { cameras: 1, height: 16, width: 16 };
+        let frames = ToLearner::Frames { index: 0, layout: one_camera, rgb: vec![7; one_camera.bytes()] };
+        let mut pixel_config = SacConfig::from_learner(&learner, 3, 2, 1);
+        pixel_config.pixels = Some(pixels.clone());
+        let err = run(pixel_config.clone(), vec![frames.clone()]);
+        assert!(err.contains("1 camera(s) of 16x16") && err.contains("2 camera(s) of 16x16"), "{err}");
+        let err = run(SacConfig::from_learner(&learner, 3, 2, 1), vec![frames]);
+        assert!(err.contains("sends camera frames (1 camera(s) of 16x16 RGB)") && err.contains("no cameras (state only)"), "{err}");
+        let step = Transition { observation: vec![0.0; 3], action: vec![0.0; 2], reward: 0.0, next_observation: vec![0.0; 3], terminal: false, discount: 0.99 };
+        let err = run(pixel_config.clone(), vec![ToLearner::Transition { transition: step.clone(), demo: false, frames: None }]);
+        assert!(err.contains("without camera frames") && err.contains("2 camera(s) of 16x16"), "{err}");
+        // Frames out of order (one lost) are named, not stored under the wrong number.
+        let two = FrameLayout { cameras: 2, height: 16, width: 16 };
+        let err = run(pixel_config, vec![ToLearner::Frames { index: 1, layout: two, rgb: vec![0; two.bytes()] }]);
+        assert!(err.contains("frame 1 of the stream arrived where frame 0 was due"), "{err}");
+    }
 }
