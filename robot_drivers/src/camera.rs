@@ -23,6 +23,8 @@ pub enum CameraError {
     NotOpenCv { camera: String, source_desc: String, served_by: &'static str },
     #[error("camera `{camera}`: OpenCV error: {source}")]
     OpenCv { camera: String, source: opencv::Error },
+    #[error("camera `{camera}`: crop x {x}, y {y}, {width}x{height} reaches outside its {frame_width}x{frame_height} frames")]
+    CropOutside { camera: String, x: u32, y: u32, width: u32, height: u32, frame_width: i32, frame_height: i32 },
 }
 
 /// An opened OpenCV capture that yields frames at a fixed output size.
@@ -30,6 +32,8 @@ pub struct OpenCvCamera {
     name: String,
     capture: videoio::VideoCapture,
     out_size: Size,
+    /// The region of interest cut out first, if any.
+    crop: Option<rrl_types::config::CameraCrop>,
     raw: Mat,
 }
 
@@ -51,7 +55,13 @@ impl OpenCvCamera {
         if !capture.is_opened().map_err(cv)? {
             return Err(CameraError::Open { camera: name.to_string(), source_desc: format!("{source:?}") });
         }
-        Ok(OpenCvCamera { name: name.to_string(), capture, out_size: Size::new(width as i32, height as i32), raw: Mat::default() })
+        Ok(OpenCvCamera { name: name.to_string(), capture, out_size: Size::new(width as i32, height as i32), crop: None, raw: Mat::default() })
+    }
+
+    /// Cuts `crop` out of every frame before bringing it to the output size.
+    pub fn with_crop(mut self, crop: Option<rrl_types::config::CameraCrop>) -> OpenCvCamera {
+        self.crop = crop;
+        self
     }
 
     /// The next frame as BGR at the output size; `None` at the end of a file.
@@ -60,14 +70,22 @@ impl OpenCvCamera {
         if !self.capture.read(&mut self.raw).map_err(cv)? || self.raw.empty() {
             return Ok(None);
         }
-        let size = self.raw.size().map_err(cv)?;
-        if size == self.out_size {
-            self.raw.copy_to(out).map_err(cv)?;
+        let full = self.raw.size().map_err(cv)?;
+        let roi = match self.crop {
+            None => opencv::core::Rect::new(0, 0, full.width, full.height),
+            Some(c) if i64::from(c.x) + i64::from(c.width) <= i64::from(full.width) && i64::from(c.y) + i64::from(c.height) <= i64::from(full.height) => {
+                opencv::core::Rect::new(c.x as i32, c.y as i32, c.width as i32, c.height as i32)
+            }
+            Some(c) => return Err(CameraError::CropOutside { camera: self.name.clone(), x: c.x, y: c.y, width: c.width, height: c.height, frame_width: full.width, frame_height: full.height }),
+        };
+        let region = Mat::roi(&self.raw, roi).map_err(cv)?;
+        if roi.size() == self.out_size {
+            region.copy_to(out).map_err(cv)?;
         } else {
             // Centre-crop to the policy's aspect ratio first, so nothing is stretched.
-            let crop = centre_crop(size, self.out_size);
-            let region = Mat::roi(&self.raw, crop).map_err(cv)?;
-            imgproc::resize(&region, out, self.out_size, 0.0, 0.0, imgproc::INTER_AREA).map_err(cv)?;
+            let centred = centre_crop(roi.size(), self.out_size);
+            let centred = Mat::roi(&region, centred).map_err(cv)?;
+            imgproc::resize(&centred, out, self.out_size, 0.0, 0.0, imgproc::INTER_AREA).map_err(cv)?;
         }
         Ok(Some(()))
     }
@@ -147,7 +165,7 @@ impl CameraGrabber {
     /// starts grabbing. `on_frame` runs on the grabber thread for every
     /// frame before it becomes the newest (e.g. to publish it).
     pub fn start(config: &CameraConfig, mut on_frame: impl FnMut(&StampedFrame) -> Result<(), String> + Send + 'static) -> Result<CameraGrabber, CameraError> {
-        let mut camera = OpenCvCamera::open(&config.name, &config.source, config.width, config.height)?;
+        let mut camera = OpenCvCamera::open(&config.name, &config.source, config.width, config.height)?.with_crop(config.crop);
         let newest = NewestFrame::default();
         let (thread_newest, config) = (newest.clone(), config.clone());
         let live = matches!(config.source, CameraSource::Device(_));
@@ -166,6 +184,11 @@ impl CameraGrabber {
                     let stamp = rrl_types::Clock::now(&rrl_types::SystemClock);
                     match got {
                         Ok(Some(())) => {}
+                        // A crop that does not fit the frames will not fit them later either.
+                        Err(e @ CameraError::CropOutside { .. }) => {
+                            thread_newest.fail(e.to_string());
+                            return;
+                        }
                         Ok(None) | Err(_) => {
                             if !live && sequence == 0 {
                                 thread_newest.fail(format!("camera `{}`: {:?} holds no readable frame", config.name, config.source));
@@ -178,7 +201,7 @@ impl CameraGrabber {
                             std::thread::sleep(if live { Duration::from_millis(500) } else { period });
                             // Start the file over, or reconnect the device.
                             if let Ok(reopened) = OpenCvCamera::open(&config.name, &config.source, config.width, config.height) {
-                                camera = reopened;
+                                camera = reopened.with_crop(config.crop);
                             }
                             continue;
                         }
@@ -345,6 +368,30 @@ mod tests {
         let (_, _, rgb) = bgr_to_rgb_bytes(&frame).unwrap();
         assert!(rgb.chunks(3).all(|p| p[0] < 10 && p[2] > 245), "a red band was stretched in instead of cropped");
         assert_eq!(centre_crop(Size::new(48, 64), Size::new(32, 32)), opencv::core::Rect::new(0, 8, 48, 48));
+    }
+
+    /// A crop keeps only its region: a 64x48 picture, blue but for a green
+    /// 16x16 square at (40, 8), cropped to that square reads all green at
+    /// 8x8; a crop reaching past the frame is refused naming both sizes.
+    #[test]
+    fn a_crop_keeps_its_region_only_and_one_outside_the_frame_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut picture = Mat::new_rows_cols_with_default(48, 64, CV_8UC3, Scalar::new(255.0, 0.0, 0.0, 0.0)).unwrap();
+        let mut square = Mat::roi_mut(&mut picture, opencv::core::Rect::new(40, 8, 16, 16)).unwrap();
+        square.set_to(&Scalar::new(0.0, 255.0, 0.0, 0.0), &opencv::core::no_array()).unwrap();
+        let path = dir.path().join("0000.png");
+        assert!(opencv::imgcodecs::imwrite(path.to_str().unwrap(), &picture, &opencv::core::Vector::new()).unwrap());
+        let source = CameraSource::ImageSequence(dir.path().join("%04d.png").to_str().unwrap().to_string());
+        let crop = |x, y, width, height| Some(rrl_types::config::CameraCrop { x, y, width, height });
+        let mut camera = OpenCvCamera::open("wrist", &source, 8, 8).unwrap().with_crop(crop(40, 8, 16, 16));
+        let mut frame = Mat::default();
+        camera.read(&mut frame).unwrap().unwrap();
+        let (width, height, rgb) = bgr_to_rgb_bytes(&frame).unwrap();
+        assert_eq!((width, height), (8, 8));
+        assert!(rgb.chunks(3).all(|p| p == [0, 255, 0]), "the crop let the blue around the square in");
+        let mut outside = OpenCvCamera::open("wrist", &source, 8, 8).unwrap().with_crop(crop(56, 8, 16, 16));
+        let err = outside.read(&mut frame).unwrap_err().to_string();
+        assert!(err.contains("crop x 56, y 8, 16x16") && err.contains("64x48"), "{err}");
     }
 
     #[test]

@@ -382,6 +382,21 @@ pub struct CameraConfig {
     /// Capture rate requested from the device. Default: 30.
     #[serde(default = "default_fps")]
     pub fps: f64,
+    /// The region of interest, in the source's pixels, cut out before the
+    /// frame is brought to `width` x `height` (centre-cropped to that
+    /// aspect ratio, then resized). Default: `None`, the whole frame.
+    #[serde(default)]
+    pub crop: Option<CameraCrop>,
+}
+
+/// A rectangle of a camera's frame: left and top edges, width and height, pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraCrop {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
 }
 
 fn default_image_side() -> u32 {
@@ -1206,7 +1221,8 @@ impl LaunchFile {
         self.learner.check(c);
         self.learner.pixels.check(c);
         if let RobotConfig::Sim(sim) = &self.robot {
-            check_observed_sim_cameras(&sim.observe_cameras, &self.cameras, &self.learner.pixels, c);
+            let observed: Vec<(String, &String)> = sim.observe_cameras.iter().enumerate().map(|(i, name)| (format!("robot.observe_cameras[{i}]"), name)).collect();
+            check_observed_cameras(&observed, true, &self.cameras, &self.learner.pixels, c);
         }
         if let Some(namespace) = self.learner.namespace.as_deref().filter(|n| !n.is_empty()) {
             c.topic_name("learner.namespace", namespace);
@@ -1219,8 +1235,9 @@ impl LaunchFile {
             c.fail("task", format!("a task section describes a real arm's task; a {} robot's task is its own", self.robot.kind_name()), Some("remove it, or drive the arm as a TopicArm or SerialArm"));
         }
         if real_arm {
-            let cameras: Vec<String> = self.cameras.iter().map(|cam| cam.name.clone()).collect();
-            task.check(&self.robot.joint_names(), &cameras, &self.reward, &self.practice, c);
+            task.check(&self.robot.joint_names(), &self.reward, &self.practice, c);
+            let observed: Vec<(String, &String)> = task.observe.iter().enumerate().filter_map(|(i, o)| if let Observe::Camera(name) = o { Some((format!("task.observe[{i}]"), name)) } else { None }).collect();
+            check_observed_cameras(&observed, false, &self.cameras, &self.learner.pixels, c);
             if let (RobotConfig::TopicArm(TopicArmConfig { gripper: Some(robot), .. }), Some(task)) = (&self.robot, &task.gripper) {
                 if robot.joint != task.joint {
                     c.fail("task.gripper.joint", format!("the arm's gripper is `{}` (robot.gripper.joint), not `{}`", robot.joint, task.joint), None);
@@ -1343,6 +1360,14 @@ impl CameraConfig {
         c.positive(&format!("{path}.fps"), self.fps, "frames per second");
         if let CameraSource::Topic(topic) = &self.source {
             c.topic_name(&format!("{path}.source"), topic);
+        }
+        if let Some(crop) = &self.crop {
+            if crop.width == 0 || crop.height == 0 {
+                c.fail(format!("{path}.crop"), format!("a crop of {}x{} is empty", crop.width, crop.height), None);
+            }
+            if matches!(self.source, CameraSource::Sim(_) | CameraSource::Topic(_)) {
+                c.fail(format!("{path}.crop"), "crops apply to OpenCV sources (devices, files, image sequences)", Some("render a simulated camera at the size the policy sees"));
+            }
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum Waiting {
     RewardEndpoint = 6,
     /// The leader arm (it stopped answering).
     LeaderArm = 7,
+    /// A camera the policy sees (its frames stopped coming).
+    PolicyCamera = 8,
 }
 
 impl Waiting {
@@ -38,6 +40,7 @@ impl Waiting {
             5 => Waiting::RewardCamera,
             6 => Waiting::RewardEndpoint,
             7 => Waiting::LeaderArm,
+            8 => Waiting::PolicyCamera,
             _ => Waiting::Nothing,
         }
     }
@@ -53,6 +56,7 @@ impl Waiting {
             Waiting::RewardCamera => "the reward camera's frames",
             Waiting::RewardEndpoint => "the reward endpoint's answers",
             Waiting::LeaderArm => "the leader arm (it stopped answering)",
+            Waiting::PolicyCamera => "a camera the policy sees (its frames stopped coming)",
         }
     }
 }

@@ -3,7 +3,8 @@
 //! ahead of the transitions that name them; the episode files keep the
 //! same frames; a run SIGKILLed mid-episode resumes by sending its learner
 //! the very frames and transitions the killed one had; and a short pixel
-//! practice improves on its warm-up.
+//! practice on a frozen pretrained trunk (the CPU mode) improves on its
+//! warm-up.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use policies::practice::{self, NoOperator, Operator, OperatorInput, PracticeSett
 use policies::SacConfig;
 use rrl_types::config::{LearnerConfig, SafetyConfig};
 use rrl_types::{Environment, FrameLayout};
-use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
+use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind, ScriptedExpert};
 
 const SIDE: u32 = 24;
 
@@ -201,19 +202,30 @@ fn a_sigkilled_pixel_practice_resumes_with_the_same_frames() {
     assert_eq!(&resent[..on_disk.len()], &on_disk[..], "the learner's frames are the episode files' frames");
 }
 
-/// A short pixel practice (the DrQ encoder trained by the critic on one
-/// 24x24 camera) returns more over its last episodes than over its
-/// warm-up of random actions.
+/// A short pixel practice on a frozen pretrained trunk (a fixed
+/// convolution exported as TorchScript by the venv's torch; its head
+/// trains) with five scripted demos: over its last ten episodes the arm
+/// gets to its goals far sooner than over its warm-up of random actions.
 #[test]
-fn a_short_pixel_practice_improves_over_its_warmup() {
+fn a_short_pixel_practice_on_a_frozen_trunk_improves_over_its_warmup() {
     let dir = tempfile::tempdir().unwrap();
+    let trunk = dir.path().join("trunk.pt");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests/python/make_frozen_encoder.py");
+    let made = std::process::Command::new(tests::venv_python()).arg(&script).arg(&trunk).output().unwrap();
+    assert!(made.status.success(), "exporting the trunk: {}", String::from_utf8_lossy(&made.stderr));
     let mut task = camera_reach_task(30);
-    let config = pixel_learner(&task);
-    let settings = PracticeSettings { lockstep: true, warmup_steps: 300, ..settings(dir.path(), 1_800) };
+    let learner = LearnerConfig { hidden: vec![64, 64], batch_size: 64, utd: 2, initial_temperature: 0.01, n_step: 3, critic_lr: 1e-3, actor_lr: 1e-3, ..LearnerConfig::default() };
+    let mut config = SacConfig::from_learner(&learner, task.observation_size(), task.action_size(), 3);
+    let section = rrl_types::config::PixelEncoderConfig { features: 16, encoder: rrl_types::config::PixelEncoder::Frozen(trunk.display().to_string()), shift_pixels: Some(0), ..Default::default() };
+    config.pixels = Some(wiring::learner::pixel_config(&section, task.frame_layout().unwrap()));
+    let mut expert = ScriptedExpert::default();
+    practice::record_demo_episodes(&mut task, dir.path(), "PandaReach", 5, 99, |obs, _| expert.act(PandaVariant::Reach, obs).to_vec(), &mut practice::Judge::Task).unwrap();
+    let settings = PracticeSettings { lockstep: true, warmup_steps: 200, ..settings(dir.path(), 1_500) };
     let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut NoOperator, &settings, |_| {}).unwrap();
     let mean = |episodes: &[practice::EpisodeReport]| episodes.iter().map(|e| e.episode_return).sum::<f64>() / episodes.len() as f64;
-    let warmup: Vec<_> = report.episodes.iter().filter(|e| e.total_steps <= 300).cloned().collect();
+    let warmup: Vec<_> = report.episodes.iter().filter(|e| e.total_steps <= 200).cloned().collect();
     let last = &report.episodes[report.episodes.len() - 10..];
     let (before, after) = (mean(&warmup), mean(last));
-    assert!(after > before + 3.0, "mean return over the warm-up {before:.2}, over the last 10 episodes {after:.2}");
+    // Returns are negative (the distance to the goal, every step until it is reached).
+    assert!(after > 0.7 * before, "mean return over the warm-up {before:.2}, over the last 10 episodes {after:.2}");
 }

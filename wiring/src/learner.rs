@@ -3,7 +3,7 @@
 use policies::pixels::PixelConfig;
 use policies::SacConfig;
 use ros_edge::learner_link::LearnerNodeSpec;
-use rrl_types::config::{LaunchFile, PixelEncoder, PixelEncoderConfig, PracticeBase, RobotConfig};
+use rrl_types::config::{LaunchFile, Observe, PixelEncoder, PixelEncoderConfig, PracticeBase, RobotConfig};
 use rrl_types::{Environment, FrameLayout};
 
 /// SAC for `env`'s sizes with the launch file's learner section; with the
@@ -17,11 +17,12 @@ pub fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> Sac
 /// The camera frames the policy of `launch` sees (cameras, and the size
 /// they share), known from the launch file alone; `None` for state only.
 pub fn observed_frames(launch: &LaunchFile) -> Option<FrameLayout> {
-    let names = match &launch.robot {
-        RobotConfig::Sim(sim) => &sim.observe_cameras,
-        _ => return None,
+    let names: Vec<&String> = match &launch.robot {
+        RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
+        RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => launch.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
+        RobotConfig::Car(_) => return None,
     };
-    let first = launch.cameras.iter().find(|c| names.first() == Some(&c.name))?;
+    let first = launch.cameras.iter().find(|c| names.first() == Some(&&c.name))?;
     Some(FrameLayout { cameras: names.len(), height: first.height as usize, width: first.width as usize })
 }
 

@@ -271,7 +271,8 @@ impl ArmTaskConfig {
             || self.directions.as_ref().is_some_and(|d| [&d.forward, &d.backward].iter().any(|s| matches!(s, SuccessSource::ToolAt(..))))
     }
 
-    pub(super) fn check(&self, joints: &[String], cameras: &[String], reward: &RewardConfig, practice: &PracticeConfig, c: &mut Checker) {
+    /// Checks the section (its cameras are checked with the pixel settings, `pixels::check_observed_cameras`).
+    pub(super) fn check(&self, joints: &[String], reward: &RewardConfig, practice: &PracticeConfig, c: &mut Checker) {
         let uses_gripper = self.gripper_action() != GripperAction::None
             || self.observe.contains(&Observe::Gripper)
             || self.reset.iter().any(|m| matches!(m, ResetMove::Gripper(_)));
@@ -309,9 +310,6 @@ impl ArmTaskConfig {
             let path = format!("task.observe[{i}]");
             match observed {
                 Observe::Pose(topic) | Observe::Array { topic, .. } => c.topic_name(&path, topic),
-                Observe::Camera(name) if !cameras.contains(name) => {
-                    c.fail(&path, format!("unknown camera `{name}`"), Some("name one of the `cameras` entries"));
-                }
                 Observe::Goal if self.goal.is_none() => c.fail(&path, "the task has no goal to observe", Some("goal: Some(SampledTool)")),
                 _ => {}
             }

@@ -48,21 +48,29 @@ pub enum PixelEncoder {
     Frozen(String),
 }
 
-/// Checks a simulated robot's `observe_cameras`: known cameras of the
-/// scene, all of one square size that the encoder can take.
-pub(super) fn check_observed_sim_cameras(observed: &[String], cameras: &[CameraConfig], pixels: &PixelEncoderConfig, c: &mut Checker) {
+/// Checks the cameras a policy sees (`(where, name)` pairs): known
+/// cameras, all of one size that the encoder can take; a simulated robot's
+/// are square cameras of its scene, a real arm's OpenCV cameras.
+pub(super) fn check_observed_cameras(observed: &[(String, &String)], sim: bool, cameras: &[CameraConfig], pixels: &PixelEncoderConfig, c: &mut Checker) {
     let mut size = None;
-    for (i, name) in observed.iter().enumerate() {
-        let path = format!("robot.observe_cameras[{i}]");
-        let Some(camera) = cameras.iter().find(|cam| &cam.name == name) else {
+    for (path, name) in observed {
+        let path = path.clone();
+        let Some(camera) = cameras.iter().find(|cam| &cam.name == *name) else {
             c.fail(path, format!("unknown camera `{name}`"), Some("name one of the `cameras` entries"));
             continue;
         };
-        if !matches!(camera.source, CameraSource::Sim(_)) {
-            c.fail(path, format!("camera `{name}` is not one of the simulated scene's"), Some("a simulated robot's policy sees Sim(..) cameras, e.g. Sim(\"front\") or Sim(\"handcam_rgb\")"));
-            continue;
+        match (sim, &camera.source) {
+            (true, CameraSource::Sim(_)) | (false, CameraSource::Device(_) | CameraSource::Path(_) | CameraSource::ImageSequence(_)) => {}
+            (true, _) => {
+                c.fail(path, format!("camera `{name}` is not one of the simulated scene's"), Some("a simulated robot's policy sees Sim(..) cameras, e.g. Sim(\"front\") or Sim(\"handcam_rgb\")"));
+                continue;
+            }
+            (false, _) => {
+                c.fail(path, format!("camera `{name}`: a real arm's policy sees OpenCV cameras"), Some("a Device(..), a Path(..) (device path, stream URL or video) or an ImageSequence(..)"));
+                continue;
+            }
         }
-        if camera.width != camera.height {
+        if sim && camera.width != camera.height {
             c.fail(path.clone(), format!("camera `{name}` is {}x{}; the simulated cameras the policy sees are square", camera.width, camera.height), None);
         }
         match size {
@@ -75,7 +83,7 @@ pub(super) fn check_observed_sim_cameras(observed: &[String], cameras: &[CameraC
     }
     if let (Some((w, h)), PixelEncoder::Drq) = (size, &pixels.encoder) {
         if w.min(h) < 15 {
-            c.fail("robot.observe_cameras", format!("frames of {w}x{h} are too small for the DrQ encoder's convolutions"), Some("at least 15x15"));
+            c.fail(observed[0].0.clone(), format!("frames of {w}x{h} are too small for the DrQ encoder's convolutions"), Some("at least 15x15"));
         }
     }
 }

@@ -15,6 +15,7 @@
 //! without a goal is judged by a human, a VLM or a classifier.
 
 mod actions;
+mod cameras;
 mod control;
 mod follower;
 mod observation;
@@ -55,6 +56,8 @@ pub enum ArmTaskError {
     NoState(f64),
     #[error("task observation: {0}")]
     Topics(String),
+    #[error("task observation: {0}")]
+    Camera(String),
     #[error(transparent)]
     Safety(#[from] safety::SafetyError),
     /// The launch file or the arm does not fit the task.
@@ -139,6 +142,8 @@ pub struct ArmTask {
     /// topics (forward, backward).
     success_topics: [Option<usize>; 2],
     observation: Vec<f64>,
+    /// The cameras the policy sees, if it sees any.
+    cameras: Option<cameras::PolicyCameras>,
     /// The newest state for a leader arm's follower, once one is made.
     follower_states: Option<Arc<ArrayQueue<JointState>>>,
     /// What the operator sees of the session.
@@ -195,9 +200,6 @@ impl ArmTask {
         if config.needs_kinematics() && workspace.is_none() {
             return Err(ArmTaskError::Unfit("this task uses the tool (tool actions, tool observations, a goal or tool reset moves): it needs safety.workspace, the box its tool, targets and goals stay in".into()));
         }
-        if let Some(name) = config.observe.iter().find_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }) {
-            return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}`: frames in a real arm's observation arrive with pixel practice; until then observe state and topics only")));
-        }
         let has_wrench = matches!(&launch.robot, rrl_types::config::RobotConfig::TopicArm(arm) if arm.wrench_topic.is_some());
         if config.observe.contains(&Observe::Wrench) && !has_wrench {
             return Err(ArmTaskError::Unfit("task.observe: Wrench: this robot reports no wrench (a TopicArm names its wrench_topic)".into()));
@@ -235,6 +237,9 @@ impl ArmTask {
             true => Some(ResetWindow::start(&launch.namespace).map_err(|e| ArmTaskError::Topics(e.to_string()))?),
             false => None,
         };
+        let camera_names: Vec<String> = config.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name.clone()) } else { None }).collect();
+        // A stall is said after a second without a fresh frame (the wait itself starts at once).
+        let cameras = cameras::PolicyCameras::start(&camera_names, &launch.cameras, Duration::from_secs(1))?;
         let hardware_error = |e: robot_drivers::HardwareError| ArmTaskError::Hardware(e.to_string());
         hardware.configure().map_err(hardware_error)?;
         hardware.activate().map_err(hardware_error)?;
@@ -281,6 +286,7 @@ impl ArmTask {
             // Zeros until the first reset succeeds: a failed one leaves a
             // well-formed observation, and the next step reports why.
             observation: vec![0.0; size],
+            cameras,
             follower_states: None,
             live: Arc::default(),
             config,
@@ -549,7 +555,17 @@ impl ArmTask {
         self.steps = 0;
         self.link.take_events();
         self.write_observation();
-        Ok(())
+        // The first view is of the scene as the reset left it.
+        self.capture_frames(SystemClock.now())
+    }
+
+    /// The policy's cameras' frames of the observation just written: each
+    /// captured at or after `since`.
+    fn capture_frames(&mut self, since: rrl_types::Timestamp) -> Result<(), ArmTaskError> {
+        match self.cameras.as_mut() {
+            Some(cameras) => cameras.capture(since, &self.live),
+            None => Ok(()),
+        }
     }
 
     /// The full reset: the first state, off the walls, then the section's moves.
@@ -653,12 +669,15 @@ impl Environment for ArmTask {
         let ticks = (self.policy_period.as_secs_f64() / self.control_period.as_secs_f64()).round().max(1.0) as usize;
         // Time spent between steps (acting, recording) is not caught up on.
         self.ticks.reanchor();
+        let acting_since = SystemClock.now();
         for _ in 0..ticks {
             self.next_state()?;
             self.track(&target);
         }
         self.steps += 1;
         self.write_observation();
+        // Frames from before the action took effect are not this step's.
+        self.capture_frames(acting_since)?;
         let (reward, success) = match self.config.goal {
             Some(GoalConfig::SampledTool) => {
                 let distance = self.distance_to_goal();
@@ -681,6 +700,12 @@ impl Environment for ArmTask {
             (None, Some(_)) => Some(self.direction_success()),
             (None, None) => None,
         }
+    }
+    fn frames(&self) -> Option<&[u8]> {
+        self.cameras.as_ref().map(cameras::PolicyCameras::frames)
+    }
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.cameras.as_ref().map(cameras::PolicyCameras::layout)
     }
 }
 

@@ -42,7 +42,7 @@ impl ObservationLayout {
                 Observe::Gripper | Observe::Direction => 1,
                 Observe::Pose(_) => TopicKind::Pose.len(),
                 Observe::Array { len, .. } => *len as usize,
-                // Refused at start-up until pixel practice lands.
+                // Frames travel beside the observation vector (`Environment::frames`).
                 Observe::Camera(_) => 0,
             };
             parts.push((source.clone(), size..size + len));

@@ -1,0 +1,108 @@
+//! The cameras a real arm's policy sees (`task.observe: [.., Camera(name)]`):
+//! each grabbed on its own thread at the policy's resolution (cropped and
+//! resized by the grabber), the newest frame of each taken for every
+//! observation. A frame belongs to its step: one captured before the
+//! step's actions took effect is never shown. While a camera has no fresh
+//! frame the task waits (the gate holds the arm, which gets no command),
+//! says so once, and goes on by itself when frames come again.
+
+use std::time::{Duration, Instant};
+
+use robot_drivers::camera::{CameraGrabber, StampedFrame};
+use rrl_types::config::{CameraConfig, CameraSource};
+use rrl_types::{Clock, FrameLayout, LiveStatus, SystemClock, Timestamp, Waiting};
+
+use super::ArmTaskError;
+
+struct PolicyCamera {
+    name: String,
+    grabber: CameraGrabber,
+    newest: Option<StampedFrame>,
+}
+
+pub(super) struct PolicyCameras {
+    cameras: Vec<PolicyCamera>,
+    layout: FrameLayout,
+    /// The current observation's frames, cameras one after another.
+    frames: Vec<u8>,
+    /// A camera whose newest frame is older than this has stalled.
+    stall_after: Duration,
+}
+
+impl PolicyCameras {
+    /// Starts the launch file's cameras `names` (OpenCV sources of one size;
+    /// check-config made sure).
+    pub(super) fn start(names: &[String], cameras: &[CameraConfig], stall_after: Duration) -> Result<Option<PolicyCameras>, ArmTaskError> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let mut started = Vec::new();
+        let mut layout: Option<FrameLayout> = None;
+        for name in names {
+            let config = cameras.iter().find(|c| &c.name == name).ok_or_else(|| ArmTaskError::Unfit(format!("task.observe: no camera `{name}` in the cameras section")))?;
+            if matches!(config.source, CameraSource::Sim(_) | CameraSource::Topic(_)) {
+                return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}`: a real arm's policy sees OpenCV cameras (a device, a stream URL, a video or an image sequence)")));
+            }
+            let size = FrameLayout { cameras: names.len(), height: config.height as usize, width: config.width as usize };
+            if layout.is_some_and(|l| l != size) {
+                return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}` is {}x{}; the policy's cameras share one size", config.width, config.height)));
+            }
+            layout = Some(size);
+            let grabber = CameraGrabber::start(config, |_| Ok(())).map_err(|e| ArmTaskError::Camera(e.to_string()))?;
+            started.push(PolicyCamera { name: name.clone(), grabber, newest: None });
+        }
+        let layout = layout.expect("at least one camera");
+        Ok(Some(PolicyCameras { cameras: started, frames: vec![0; layout.bytes()], layout, stall_after }))
+    }
+
+    pub(super) fn layout(&self) -> FrameLayout {
+        self.layout
+    }
+
+    pub(super) fn frames(&self) -> &[u8] {
+        &self.frames
+    }
+
+    /// Takes every camera's newest frame captured at or after `since`,
+    /// waiting while one has none that fresh (a stall past `stall_after`
+    /// is logged once and shown to the operator). A camera that stopped
+    /// for good is an error naming it.
+    pub(super) fn capture(&mut self, since: Timestamp, live: &LiveStatus) -> Result<(), ArmTaskError> {
+        let mut stalled: Option<Instant> = None;
+        loop {
+            let mut missing = None;
+            for camera in &mut self.cameras {
+                if let Some(frame) = camera.grabber.newest().take() {
+                    camera.newest = Some(frame);
+                }
+                if let Some(why) = camera.grabber.newest().failure() {
+                    return Err(ArmTaskError::Camera(why.to_string()));
+                }
+                if !camera.newest.as_ref().is_some_and(|f| f.stamp >= since) {
+                    missing = Some(camera.name.as_str());
+                }
+            }
+            let Some(missing) = missing else { break };
+            let now = SystemClock.now();
+            if stalled.is_none() && Duration::from_nanos(now.nanos_since(since)) > self.stall_after {
+                tracing::warn!(camera = missing, "a camera the policy sees has stalled: practice is paused (the gate holds the arm) until it delivers frames again");
+                live.wait_for(Waiting::PolicyCamera);
+                stalled = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Some(since) = stalled {
+            tracing::warn!(paused_s = since.elapsed().as_secs_f64(), "the policy's cameras deliver again: practice resumes");
+            live.came(Waiting::PolicyCamera);
+        }
+        let camera_bytes = self.layout.height * self.layout.width * 3;
+        for (camera, out) in self.cameras.iter().zip(self.frames.chunks_exact_mut(camera_bytes)) {
+            let frame = camera.newest.as_ref().expect("checked: every camera has a fresh frame");
+            if frame.rgb.len() != camera_bytes {
+                return Err(ArmTaskError::Camera(format!("camera `{}` gave a {}x{} frame, the policy sees {}x{}", camera.name, frame.width, frame.height, self.layout.width, self.layout.height)));
+            }
+            out.copy_from_slice(&frame.rgb);
+        }
+        Ok(())
+    }
+}
