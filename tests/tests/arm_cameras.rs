@@ -1,0 +1,110 @@
+//! A real arm's policy sees its cameras: an SO-101 on its emulated Feetech
+//! bus (the device emulator at the far end of a pseudo-terminal) with a
+//! wrist camera read through OpenCV from an image sequence. Its frames are
+//! cropped to the launch file's region and resized; every observation's
+//! frames are captured after the step's action took effect; a camera that
+//! stops delivering pauses the task (the operator is told what it waits
+//! for) until frames come again.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use robot_drivers::feetech::emulator::FeetechEmulator;
+use rrl_types::config::LaunchFile;
+use rrl_types::{Environment, FrameLayout, PracticeTask, Waiting};
+
+/// A 64x48 picture, `background` but for a 16x16 `square` at (40, 8), as
+/// PNG bytes (through the frame codec, whose cameras are PNGs).
+fn picture(background: [u8; 3], square: [u8; 3]) -> Vec<u8> {
+    let rgb: Vec<u8> = (0..48).flat_map(|y| (0..64).flat_map(move |x| if (40..56).contains(&x) && (8..24).contains(&y) { square } else { background })).collect();
+    let encoded = recording::frames::encode(&rgb, FrameLayout { cameras: 1, height: 48, width: 64 }).unwrap();
+    recording::frames::camera_pngs(&encoded).unwrap().1[0].to_vec()
+}
+
+fn launch(dir: &Path, port: &str) -> LaunchFile {
+    let pattern = dir.join("frames").join("%04d.png");
+    let text = format!(
+        r#"(
+    name: "arm_cameras",
+    {}
+    cameras: [(name: "wrist", source: ImageSequence("{}"), width: 16, height: 16, fps: 30.0, crop: Some((x: 40, y: 8, width: 16, height: 16)))],
+    reward: Human,
+    task: (
+        actions: Joints((step_rad: [0.02])),
+        observe: [Joints, Camera("wrist")],
+        goal: None,
+        reset: [Home],
+    ),
+    practice: (policy_rate_hz: 10.0, max_episode_steps: 50, home: Some([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), reset_noise_rad: 0.0),
+)"#,
+        tests::so101_on_emulated_bus(port),
+        pattern.display()
+    );
+    let path = dir.join("arm_cameras.ron");
+    std::fs::write(&path, text).unwrap();
+    LaunchFile::load(&path).unwrap()
+}
+
+#[test]
+fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
+    tests::isolate_ros_domain();
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    // Green in the crop, blue around it; then red in the crop twice (a
+    // cycle of three frames, which a 10 Hz policy does not alias).
+    std::fs::write(frames.join("0000.png"), picture([0, 0, 255], [0, 255, 0])).unwrap();
+    std::fs::write(frames.join("0001.png"), picture([0, 0, 255], [255, 0, 0])).unwrap();
+    std::fs::write(frames.join("0002.png"), picture([0, 0, 255], [255, 0, 0])).unwrap();
+    let wire = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = FeetechEmulator::spawn(wire.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let launch = launch(dir.path(), wire.a());
+    assert_eq!(wiring::learner::observed_frames(&launch), Some(FrameLayout { cameras: 1, height: 16, width: 16 }), "a learner is built for the frames the task will give");
+    let mut task = wiring::robot::start_arm(&launch, &dir.path().join("arm_cameras.ron"), 0).unwrap();
+    assert_eq!(task.frame_layout(), Some(FrameLayout { cameras: 1, height: 16, width: 16 }));
+    assert_eq!(task.observation_size(), 6, "the joints only: frames travel beside the observation");
+
+    task.reset(0);
+    // Every pixel the crop of one of the two images: all green or all red, never the blue around.
+    let seen = |task: &wiring::arm_task::ArmTask| -> [u8; 3] {
+        let frames = task.frames().expect("the policy's frames");
+        assert_eq!(frames.len(), 16 * 16 * 3);
+        let first: [u8; 3] = frames[..3].try_into().unwrap();
+        assert!(frames.chunks(3).all(|p| p == first), "one image's crop, whole: {frames:?}");
+        assert!(first == [0, 255, 0] || first == [255, 0, 0], "the crop let the background in: {first:?}");
+        first
+    };
+    seen(&task);
+    let mut colours = std::collections::HashSet::new();
+    for _ in 0..6 {
+        task.step(&[0.0; 6]).unwrap();
+        colours.insert(seen(&task));
+    }
+    assert_eq!(colours.len(), 2, "steps see the camera's newest frames as they change: {colours:?}");
+
+    // The camera stops: the files are gone. The next step waits, the operator is told why.
+    let live = task.live_status().unwrap();
+    for file in ["0000.png", "0001.png", "0002.png"] {
+        std::fs::remove_file(frames.join(file)).unwrap();
+    }
+    let stepping = std::thread::spawn(move || {
+        let result = task.step(&[0.0; 6]).map(|_| ());
+        (task, result)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live.snapshot().waiting != Waiting::PolicyCamera {
+        assert!(Instant::now() < deadline, "a stalled camera did not pause the task");
+        assert!(!stepping.is_finished(), "a step completed on a stalled camera");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Frames again: the step completes with a view from after its action.
+    std::fs::write(frames.join("0000.png"), picture([0, 0, 255], [255, 255, 0])).unwrap();
+    let (task, result) = stepping.join().unwrap();
+    result.unwrap();
+    assert_eq!(seen_yellow(&task), [255, 255, 0], "the step that waited sees the camera's new frame");
+    assert_eq!(live.snapshot().waiting, Waiting::Nothing);
+}
+
+fn seen_yellow(task: &wiring::arm_task::ArmTask) -> [u8; 3] {
+    task.frames().unwrap()[..3].try_into().unwrap()
+}
