@@ -8,6 +8,12 @@
 //! encoder is shared by actor and critic: critic gradients train it, the
 //! actor sees its features detached (DrQ), so only the critic's optimizer
 //! holds its parameters.
+//!
+//! A frozen pretrained trunk without augmentation gives each frame the
+//! same features every time it is sampled: the replay then computes them
+//! once, as the frame enters the store, and keeps the features instead of
+//! the frame, so the learner's updates cost what a state learner's do (the
+//! mode for CPU-only machines).
 
 use tch::{Device, Kind, Tensor};
 
@@ -42,6 +48,12 @@ impl PixelConfig {
 
     fn channels(&self) -> i64 {
         3 * self.cameras
+    }
+
+    /// Whether the replay keeps a frozen trunk's features rather than frames
+    /// (a frozen trunk, and no random shift that would change them).
+    pub fn precomputes(&self) -> bool {
+        self.pretrained.is_some() && self.shift_pad == 0
     }
 
     /// How the frames this encoder takes are laid out.
@@ -82,6 +94,26 @@ pub enum EncoderError {
     Shape { path: std::path::PathBuf, channels: i64, height: i64, width: i64, got: Vec<i64> },
 }
 
+/// Loads a pretrained TorchScript trunk and probes it with one blank
+/// observation of `config`'s frames; the trunk and its feature count.
+fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> Result<(tch::CModule, i64), EncoderError> {
+    let load = |reason: String| EncoderError::Load { path: path.to_path_buf(), reason };
+    let mut module = tch::CModule::load_on_device(path, device).map_err(|e| load(e.to_string()))?;
+    module.set_eval();
+    let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Float, device));
+    let out = tch::no_grad(|| module.forward_ts(&[probe])).map_err(|e| load(e.to_string()))?;
+    let size = out.size();
+    if size.len() != 2 || size[0] != 1 || size[1] < 1 {
+        return Err(EncoderError::Shape { path: path.to_path_buf(), channels: config.channels(), height: config.height, width: config.width, got: size });
+    }
+    Ok((module, size[1]))
+}
+
+/// A frozen trunk's features of u8 frames [B, C, H, W]: [B, F].
+fn trunk_features(module: &tch::CModule, images: &Tensor) -> Tensor {
+    tch::no_grad(|| module.forward_ts(&[images.to_kind(Kind::Float) / 255.0])).expect("the module ran on the probe at load")
+}
+
 impl ConvEncoder {
     /// The encoder of `config`: convolutions trained with the critic, or a
     /// frozen TorchScript trunk, which is loaded and probed here.
@@ -89,16 +121,8 @@ impl ConvEncoder {
         let Some(path) = &config.pretrained else {
             return Ok(ConvEncoder::new(rng, config, device));
         };
-        let load = |reason: String| EncoderError::Load { path: path.clone(), reason };
-        let mut module = tch::CModule::load_on_device(path, device).map_err(|e| load(e.to_string()))?;
-        module.set_eval();
-        let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Float, device));
-        let out = tch::no_grad(|| module.forward_ts(&[probe])).map_err(|e| load(e.to_string()))?;
-        let size = out.size();
-        if size.len() != 2 || size[0] != 1 || size[1] < 1 {
-            return Err(EncoderError::Shape { path: path.clone(), channels: config.channels(), height: config.height, width: config.width, got: size });
-        }
-        let (linear, norm) = Self::head(rng, size[1], config.feature_size, device);
+        let (module, features) = load_trunk(path, config, device)?;
+        let (linear, norm) = Self::head(rng, features, config.feature_size, device);
         Ok(ConvEncoder { trunk: Trunk::Frozen(module), linear, norm, config: config.clone() })
     }
 
@@ -128,8 +152,11 @@ impl ConvEncoder {
         ConvEncoder { trunk: Trunk::Convs(convs), linear, norm, config: config.clone() }
     }
 
+    /// Features of u8 frames [B, cameras*3, H, W] or, for a frozen trunk
+    /// whose features the replay precomputed, of those features [B, F].
     pub fn forward(&self, images: &Tensor) -> Tensor {
         let h = match &self.trunk {
+            Trunk::Frozen(_) if images.dim() == 2 => images.shallow_clone(),
             Trunk::Convs(convs) => {
                 let mut h = images.to_kind(Kind::Float) / 255.0 - 0.5;
                 for (weight, bias, stride) in convs {
@@ -138,7 +165,7 @@ impl ConvEncoder {
                 h.flatten(1, -1)
             }
             // Frozen: no gradient reaches (or is kept for) the pretrained weights.
-            Trunk::Frozen(module) => tch::no_grad(|| module.forward_ts(&[images.to_kind(Kind::Float) / 255.0])).expect("the module ran on the probe at load"),
+            Trunk::Frozen(module) => trunk_features(module, images),
         };
         let h = h.matmul(&self.linear.0) + &self.linear.1;
         h.layer_norm([self.config.feature_size], Some(&self.norm.0), Some(&self.norm.1), 1e-5, false).tanh()
@@ -209,6 +236,10 @@ pub struct PixelTransition {
 pub struct PixelReplay {
     states: ReplayBuffer,
     config: PixelConfig,
+    /// The frozen trunk whose features are kept instead of frames, and
+    /// their count (`PixelConfig::precomputes`).
+    trunk: Option<(tch::CModule, i64)>,
+    /// One record per frame: its RGB bytes, or its features as f32 bytes.
     frames: Vec<u8>,
     frame_capacity: u64,
     frames_added: u64,
@@ -222,10 +253,17 @@ pub struct PixelReplay {
 }
 
 impl PixelReplay {
-    pub fn new(state_size: usize, action_size: usize, config: &PixelConfig, capacity: usize, device: Device) -> PixelReplay {
-        PixelReplay {
+    /// A replay for `config`'s frames; one that precomputes a frozen
+    /// trunk's features loads the trunk here.
+    pub fn new(state_size: usize, action_size: usize, config: &PixelConfig, capacity: usize, device: Device) -> Result<PixelReplay, EncoderError> {
+        let trunk = match (&config.pretrained, config.precomputes()) {
+            (Some(path), true) => Some(load_trunk(path, config, device)?),
+            _ => None,
+        };
+        Ok(PixelReplay {
             states: ReplayBuffer::new(state_size, action_size, capacity, device),
             config: config.clone(),
+            trunk,
             frames: Vec::new(),
             frame_capacity: (capacity + capacity / 8 + 2) as u64,
             frames_added: 0,
@@ -234,20 +272,45 @@ impl PixelReplay {
             next: 0,
             live: 0,
             device,
+        })
+    }
+
+    /// Bytes of one stored record: a frame, or its features.
+    fn record_bytes(&self) -> usize {
+        match &self.trunk {
+            Some((_, features)) => 4 * *features as usize,
+            None => self.config.frame_bytes(),
         }
     }
 
     /// Stores one observation's frames (cameras one after another, each
-    /// H x W x RGB, row-major) and names them.
+    /// H x W x RGB, row-major) and names them; a replay that precomputes
+    /// stores the trunk's features of them instead.
     pub fn add_frame(&mut self, rgb: &[u8]) -> FrameId {
         let bytes = self.config.frame_bytes();
         assert_eq!(rgb.len(), bytes, "a frame of {} bytes, the replay stores {bytes}", rgb.len());
+        match &self.trunk {
+            None => self.add_record(rgb),
+            Some((module, _)) => {
+                let features = trunk_features(module, &frames_tensor(rgb, &self.config, self.device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+                let values: Vec<f32> = Vec::try_from(features.view([-1])).expect("f32 features");
+                let record: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                self.add_record(&record)
+            }
+        }
+    }
+
+    /// Stores one record as `frame` returns it (frames, or precomputed
+    /// features): how another replay's frames are copied in.
+    pub fn add_record(&mut self, record: &[u8]) -> FrameId {
+        let bytes = self.record_bytes();
+        assert_eq!(record.len(), bytes, "a record of {} bytes, the replay stores {bytes}", record.len());
         let slot = (self.frames_added % self.frame_capacity) as usize;
         // The store grows as frames arrive, up to its capacity.
         if self.frames.len() < (slot + 1) * bytes {
             self.frames.resize((slot + 1) * bytes, 0);
         }
-        self.frames[slot * bytes..(slot + 1) * bytes].copy_from_slice(rgb);
+        self.frames[slot * bytes..(slot + 1) * bytes].copy_from_slice(record);
         self.frames_added += 1;
         let id = FrameId(self.frames_added - 1);
         // Transitions whose frames were just overwritten leave the sample.
@@ -279,9 +342,10 @@ impl PixelReplay {
         self.frames_added
     }
 
-    /// The stored bytes of a frame, if it is still stored.
+    /// The stored record of a frame (its RGB bytes, or its features'
+    /// f32 bytes when the replay precomputes), if it is still stored.
     pub fn frame(&self, id: FrameId) -> Option<&[u8]> {
-        let bytes = self.config.frame_bytes();
+        let bytes = self.record_bytes();
         (id.0 < self.frames_added && id.0 + self.frame_capacity >= self.frames_added).then(|| {
             let slot = (id.0 % self.frame_capacity) as usize;
             &self.frames[slot * bytes..(slot + 1) * bytes]
@@ -318,7 +382,7 @@ impl PixelReplay {
         let first = self.next + self.capacity - self.live;
         let slots: Vec<i64> = draws.iter().map(|&k| ((first + k as usize) % self.capacity) as i64).collect();
         let mut batch = self.states.sample_at(&Tensor::from_slice(&slots).to_device(self.device));
-        let bytes = self.config.frame_bytes();
+        let bytes = self.record_bytes();
         let (mut images, mut next_images) = (Vec::with_capacity(size * bytes), Vec::with_capacity(size * bytes));
         for &slot in &slots {
             let (frame, next) = self.frame_ids[slot as usize];
@@ -326,9 +390,12 @@ impl PixelReplay {
             next_images.extend_from_slice(self.frame(FrameId(next)).expect("live transitions have their frames"));
         }
         let c = &self.config;
-        // Stored as [B, cameras, H, W, RGB]; the encoder wants [B, cameras*RGB, H, W].
-        let shape = |bytes: Vec<u8>| {
-            Tensor::from_slice(&bytes).to_device(self.device).view([size as i64, c.cameras, c.height, c.width, 3]).permute([0, 1, 4, 2, 3]).reshape([size as i64, c.channels(), c.height, c.width])
+        let trunk_features = self.trunk.as_ref().map(|(_, f)| *f);
+        let shape = |bytes: Vec<u8>| match trunk_features {
+            // Precomputed: [B, F] features for the encoder's head.
+            Some(features) => Tensor::from_data_size(&bytes, &[size as i64, features], Kind::Float).to_device(self.device),
+            // Stored as [B, cameras, H, W, RGB]; the encoder wants [B, cameras*RGB, H, W].
+            None => Tensor::from_slice(&bytes).to_device(self.device).view([size as i64, c.cameras, c.height, c.width, 3]).permute([0, 1, 4, 2, 3]).reshape([size as i64, c.channels(), c.height, c.width]),
         };
         batch.images = Some(shape(images));
         batch.next_images = Some(shape(next_images));
@@ -340,7 +407,8 @@ impl PixelReplay {
     /// The sampleable transitions (oldest first) and the frames they name,
     /// as named CPU tensors for a checkpoint: `pixels.rows` (the state
     /// rows), `pixels.frame_ids` ([n, 2], frame and next frame, counted
-    /// from the first saved frame) and `pixels.frames` ([frames, bytes], u8).
+    /// from the first saved frame) and `pixels.frames` ([frames, bytes], u8:
+    /// each frame's record, its RGB or its precomputed features).
     pub fn export(&mut self) -> Vec<(String, Tensor)> {
         let rows = self.states.export_rows();
         let live = self.live as i64;
@@ -348,7 +416,7 @@ impl PixelReplay {
         let first = self.next + self.capacity - self.live;
         let ids: Vec<(u64, u64)> = (0..self.live).map(|k| self.frame_ids[(first + k) % self.capacity]).collect();
         let oldest = ids.iter().map(|&(a, b)| a.min(b)).min().unwrap_or(self.frames_added);
-        let bytes = self.config.frame_bytes();
+        let bytes = self.record_bytes();
         let mut frames = Vec::with_capacity((self.frames_added - oldest) as usize * bytes);
         for id in oldest..self.frames_added {
             frames.extend_from_slice(self.frame(FrameId(id)).expect("frames of live transitions are stored"));
@@ -366,13 +434,17 @@ impl PixelReplay {
     pub fn import(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
         let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| format!("no `{name}`"));
         let (rows, ids, frames) = (find("pixels.rows")?, find("pixels.frame_ids")?, find("pixels.frames")?);
-        let bytes = self.config.frame_bytes();
+        let bytes = self.record_bytes();
         let (saved_frames, saved_bytes) = match frames.size()[..] {
             [n, b] => (n as u64, b as usize),
             ref other => return Err(format!("`pixels.frames` of shape {other:?}, expected [frames, bytes]")),
         };
         if saved_bytes != bytes {
-            return Err(format!("saved frames of {saved_bytes} bytes; this learner's cameras give {bytes} ({} x {}x{} RGB)", self.config.cameras, self.config.height, self.config.width));
+            let kept = match &self.trunk {
+                Some((_, features)) => format!("{features} precomputed trunk features"),
+                None => format!("{} x {}x{} RGB", self.config.cameras, self.config.height, self.config.width),
+            };
+            return Err(format!("saved frames of {saved_bytes} bytes; this learner keeps {bytes} a frame ({kept})"));
         }
         let live = rows.size()[0] as usize;
         if ids.size() != [live as i64, 2] {
@@ -390,8 +462,8 @@ impl PixelReplay {
         self.frames.clear();
         self.frames_added = 0;
         self.live = 0;
-        for frame in frames.chunks_exact(bytes) {
-            self.add_frame(frame);
+        for record in frames.chunks_exact(bytes) {
+            self.add_record(record);
         }
         for (slot, pair) in ids.chunks_exact(2).enumerate() {
             self.frame_ids[slot] = (pair[0] as u64, pair[1] as u64);
@@ -448,7 +520,7 @@ mod tests {
     #[test]
     fn the_frame_store_keeps_each_frame_once_and_rebuilds_next_observations() {
         let config = config(2, 2);
-        let mut replay = PixelReplay::new(1, 1, &config, 100, Device::Cpu);
+        let mut replay = PixelReplay::new(1, 1, &config, 100, Device::Cpu).unwrap();
         // Frame k: every byte of camera c, channel ch = 10k + 3c + ch.
         let frame = |k: u8| -> Vec<u8> { (0..2u8).flat_map(|c| (0..4).flat_map(move |_| (0..3u8).map(move |ch| 10 * k + 3 * c + ch))).collect() };
         let mut previous = replay.add_frame(&frame(0));
@@ -478,7 +550,7 @@ mod tests {
     #[test]
     fn transitions_whose_frames_were_overwritten_leave_the_sample() {
         let config = config(1, 1);
-        let mut replay = PixelReplay::new(1, 1, &config, 16, Device::Cpu);
+        let mut replay = PixelReplay::new(1, 1, &config, 16, Device::Cpu).unwrap();
         for k in 0..40u8 {
             let first = replay.add_frame(&[k, k, k]);
             let second = replay.add_frame(&[k, k, 255 - k]);
@@ -504,7 +576,7 @@ mod tests {
     #[test]
     fn an_exported_replay_imports_to_identical_samples() {
         let config = config(2, 2);
-        let mut replay = PixelReplay::new(1, 1, &config, 24, Device::Cpu);
+        let mut replay = PixelReplay::new(1, 1, &config, 24, Device::Cpu).unwrap();
         let frame = |k: u8| -> Vec<u8> { (0..24u8).map(|i| k.wrapping_mul(7).wrapping_add(i)).collect() };
         let mut previous = replay.add_frame(&frame(0));
         for k in 1..60u8 {
@@ -515,7 +587,7 @@ mod tests {
             previous = if k % 9 == 0 { replay.add_frame(&frame(k.wrapping_add(100))) } else { next };
         }
         let saved = replay.export();
-        let mut restored = PixelReplay::new(1, 1, &config, 24, Device::Cpu);
+        let mut restored = PixelReplay::new(1, 1, &config, 24, Device::Cpu).unwrap();
         restored.import(&saved).unwrap();
         assert_eq!(restored.len(), replay.len());
         tch::manual_seed(8);
@@ -527,7 +599,7 @@ mod tests {
         // The restored buffer keeps going: new frames evict the oldest as before.
         let id = restored.add_frame(&frame(200));
         assert_eq!(restored.frame(id).unwrap(), &frame(200)[..]);
-        let mut other = PixelReplay::new(1, 1, &super::PixelConfig { cameras: 1, ..config.clone() }, 24, Device::Cpu);
+        let mut other = PixelReplay::new(1, 1, &super::PixelConfig { cameras: 1, ..config.clone() }, 24, Device::Cpu).unwrap();
         let err = other.import(&saved).unwrap_err();
         assert!(err.contains("24 bytes") && err.contains("12"), "{err}");
     }

@@ -347,7 +347,7 @@ mod tests {
         let pixels = PixelConfig { cameras: 2, height: 16, width: 16, feature_size: 4, shift_pad: 1, filters: 4, pretrained: None };
         config.pixels = Some(pixels.clone());
         let mut sac = Sac::new(config, Device::Cpu);
-        let mut replay = PixelReplay::new(2, 1, &pixels, 64, Device::Cpu);
+        let mut replay = PixelReplay::new(2, 1, &pixels, 64, Device::Cpu).unwrap();
         let mut rng = Rng::seed(2);
         for _ in 0..20 {
             let bytes: Vec<u8> = (0..pixels.frame_bytes()).map(|_| (rng.uniform(0.0, 255.0)) as u8).collect();

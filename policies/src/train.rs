@@ -7,7 +7,7 @@ use std::path::Path;
 use rrl_types::{Environment, FrameLayout, Step};
 
 use crate::checkpoint::CheckpointError;
-use crate::pixels::{FrameId, PixelConfig, PixelReplay, PixelTransition};
+use crate::pixels::{EncoderError, FrameId, PixelConfig, PixelReplay, PixelTransition};
 use crate::replay::{NStepWriter, ReplayBuffer, Transition};
 use crate::sac::{Sac, UpdateStats};
 
@@ -23,15 +23,17 @@ pub type FrameTag = Option<FrameId>;
 
 impl Replay {
     /// A replay for `sac`'s observations: with a frame store when it has a pixel encoder.
-    pub fn for_learner(sac: &Sac, capacity: usize) -> Replay {
+    pub fn for_learner(sac: &Sac, capacity: usize) -> Result<Replay, EncoderError> {
         Replay::new(sac.config.observation_size, sac.config.action_size, sac.config.pixels.as_ref(), capacity, sac.device)
     }
 
-    pub fn new(state_size: usize, action_size: usize, pixels: Option<&PixelConfig>, capacity: usize, device: tch::Device) -> Replay {
-        match pixels {
-            Some(config) => Replay::Pixels(PixelReplay::new(state_size, action_size, config, capacity, device)),
+    /// Fails only for a replay that precomputes a frozen trunk's features
+    /// and cannot load the trunk.
+    pub fn new(state_size: usize, action_size: usize, pixels: Option<&PixelConfig>, capacity: usize, device: tch::Device) -> Result<Replay, EncoderError> {
+        Ok(match pixels {
+            Some(config) => Replay::Pixels(PixelReplay::new(state_size, action_size, config, capacity, device)?),
             None => Replay::States(ReplayBuffer::new(state_size, action_size, capacity, device)),
-        }
+        })
     }
 
     /// Transitions that can be sampled.
@@ -164,6 +166,8 @@ pub enum TrainError {
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("the learner expects camera frames {expected:?}; the environment gives {got:?}")]
     Frames { expected: FrameLayout, got: Option<FrameLayout> },
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
 }
 
 /// Maps a policy action in [-1, 1] to the environment's bounds.
@@ -220,9 +224,10 @@ pub fn record_demos<E: Environment>(
     pixels: Option<&PixelConfig>,
     device: tch::Device,
     mut controller: impl FnMut(&E, bool) -> Vec<f64>,
-) -> Result<(Replay, u32), E::Error> {
+) -> Result<(Replay, u32), TrainError> {
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let mut buffer = Replay::new(env.observation_size(), env.action_size(), pixels, (episodes as usize * 1000).max(1), device);
+    let mut buffer = Replay::new(env.observation_size(), env.action_size(), pixels, (episodes as usize * 1000).max(1), device)?;
+    let mut steps = 0u64;
     let mut writer = NStepWriter::tagged(n_step, gamma);
     let mut successes = 0;
     for e in 0..episodes {
@@ -232,7 +237,8 @@ pub fn record_demos<E: Environment>(
         loop {
             let action = controller(env, first);
             first = false;
-            let step = env.step(&action)?;
+            steps += 1;
+            let step = env.step(&action).map_err(|e| TrainError::Environment { step: steps, message: e.to_string() })?;
             // Stored in the policy's [-1, 1] space, as online transitions are.
             let policy_action: Vec<f32> = action
                 .iter()
@@ -277,7 +283,7 @@ pub fn train<E: Environment>(
     check_frames(env, sac)?;
     check_frames(eval_env, sac)?;
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let mut replay = Replay::for_learner(sac, settings.replay_capacity);
+    let mut replay = Replay::for_learner(sac, settings.replay_capacity)?;
     let mut nstep = NStepWriter::tagged(sac.config.n_step, sac.config.gamma);
     let mut evals = Vec::new();
     let paths = settings.checkpoint_dir.as_ref().map(|dir| (dir.join("learner.safetensors"), dir.join("replay.safetensors")));

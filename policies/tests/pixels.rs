@@ -38,14 +38,14 @@ fn image(red: bool, rng: &mut Rng) -> Vec<u8> {
 /// Trains `sac` on the bandit (300 random steps, then 600 steps each with an
 /// update) and checks the deterministic action pushes the right way for
 /// fresh red and blue images.
-fn learns_the_bandit(mut sac: Sac) {
+fn learns_the_bandit(mut sac: Sac) -> PixelReplay {
     tch::manual_seed(0);
-    let mut replay = PixelReplay::new(1, 1, &pixel_config(), 5_000, Device::Cpu);
+    let mut replay = PixelReplay::new(1, 1, sac.config.pixels.as_ref().unwrap(), 5_000, Device::Cpu).unwrap();
     let mut rng = Rng::seed(11);
     let step = |sac: &mut Sac, replay: &mut PixelReplay, rng: &mut Rng, explore: bool| {
         let red = rng.uniform(0.0, 1.0) < 0.5;
-        let frame = replay.add_frame(&image(red, rng));
-        let pixels = replay.frame(frame).unwrap().to_vec();
+        let pixels = image(red, rng);
+        let frame = replay.add_frame(&pixels);
         let action = if explore { rng.uniform(-1.0, 1.0) } else { sac.act_pixels(&[0.0], &pixels, false)[0] };
         let reward = if red { action } else { -action };
         // One-step episodes: the next observation is a fresh image, and terminal.
@@ -71,11 +71,43 @@ fn learns_the_bandit(mut sac: Sac) {
             }
         }
     }
+    replay
 }
 
 #[test]
 fn a_bandit_whose_only_cue_is_the_image_is_learned_from_pixels() {
     learns_the_bandit(learner(3));
+}
+
+/// The small stand-in for a pretrained trunk, exported with the venv's torch.
+fn frozen_trunk(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("trunk.pt");
+    let python = std::env::var_os("VIRTUAL_ENV").map(|v| std::path::PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
+    let out = std::process::Command::new(python).arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_frozen_encoder.py")).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+/// A frozen trunk without random shift: the replay keeps the trunk's 8
+/// features of each frame (32 bytes, not the frame's 768), batches hand
+/// the head those features, and the bandit is learned as from frames.
+#[test]
+fn a_frozen_trunk_without_shift_keeps_features_not_frames_and_still_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let learner_config = LearnerConfig { hidden: vec![32, 32], batch_size: 64, initial_temperature: 0.05, actor_lr: 1e-3, critic_lr: 1e-3, ..LearnerConfig::default() };
+    let mut config = SacConfig::from_learner(&learner_config, 1, 1, 3);
+    let pixels = PixelConfig { pretrained: Some(frozen_trunk(dir.path())), shift_pad: 0, ..pixel_config() };
+    assert!(pixels.precomputes());
+    config.pixels = Some(pixels.clone());
+    let mut replay = learns_the_bandit(Sac::try_new(config, Device::Cpu).unwrap());
+    let stored = replay.stored_frame(replay.frames_added() - 1).unwrap();
+    assert_eq!(replay.frame(stored).unwrap().len(), 4 * 8, "a frame is kept as its 8 features");
+    let batch = replay.sample(4);
+    assert_eq!(batch.images.unwrap().size(), [4, 8], "batches carry features for the head");
+    // With a shift the features would change every time: frames are kept.
+    let mut shifted = PixelReplay::new(1, 1, &PixelConfig { shift_pad: 1, ..pixels }, 10, Device::Cpu).unwrap();
+    let id = shifted.add_frame(&image(true, &mut Rng::seed(1)));
+    assert_eq!(shifted.frame(id).unwrap().len(), (SIDE * SIDE * 3) as usize);
 }
 
 /// The same bandit on a frozen pretrained trunk (TorchScript exported here
@@ -109,7 +141,7 @@ fn a_pixel_learner_checkpoint_round_trips_and_a_state_learner_refuses_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pixels.safetensors");
     let mut trained = learner(5);
-    let mut replay = PixelReplay::new(1, 1, &pixel_config(), 500, Device::Cpu);
+    let mut replay = PixelReplay::new(1, 1, &pixel_config(), 500, Device::Cpu).unwrap();
     let mut rng = Rng::seed(1);
     for _ in 0..100 {
         let frame = replay.add_frame(&image(true, &mut rng));

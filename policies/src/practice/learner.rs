@@ -207,7 +207,7 @@ impl FrameStores {
         if let Some(&(_, copied)) = self.demo_copies.iter().find(|(i, copied)| *i == index && demos.frame(*copied).is_some()) {
             return copied;
         }
-        let copied = demos.add_frame(store.frame(id).expect("checked: stored"));
+        let copied = demos.add_record(store.frame(id).expect("checked: stored"));
         self.demo_copies.push_back((index, copied));
         if self.demo_copies.len() > self.window {
             self.demo_copies.pop_front();
@@ -277,8 +277,9 @@ fn learner_loop(
     shared.updates.store(sac.updates, Ordering::Release);
     shared.weights.force_push(weights_of(&sac));
     let layout = pixel_layout(&sac);
-    let mut replay = Replay::for_learner(&sac, settings.replay_capacity);
-    let mut demos = Replay::for_learner(&sac, settings.replay_capacity);
+    let encoder_error = |e: crate::pixels::EncoderError| PracticeError::Learner(e.to_string());
+    let mut replay = Replay::for_learner(&sac, settings.replay_capacity).map_err(encoder_error)?;
+    let mut demos = Replay::for_learner(&sac, settings.replay_capacity).map_err(encoder_error)?;
     let mut frame_stores = FrameStores::new(config.n_step);
     let mut online_steps = 0u64;
     let mut demo_mix = DemoMix::new(config.batch_size);
