@@ -181,19 +181,18 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
         Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale.clone() }),
         None => launch.practice.base.clone(),
     };
-    if base_choice != PracticeBase::None && env.frame_layout().is_some() {
-        bail!("{}: a residual base acts on the state; with cameras in the policy's observation, practise without a base (practice.base: None) until bases learn from pixel demos", args.config.display());
-    }
+    // A base cloned here from pixel demos sees the cameras as the policy does.
+    let pixels = wiring::learner::policy_pixels(launch);
     let (base, scale, mut base_report) = match base_choice {
         PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null, operator.as_mut()),
         PracticeBase::File(file) => {
             let path = PathBuf::from(&file.path);
-            (load_base(&path, task_size.0, task_size.1, file.execute)?, file.residual_scale, serde_json::json!({"path": file.path}))
+            (load_base(&path, task_size.0, task_size.1, file.execute, pixels.as_ref())?, file.residual_scale, serde_json::json!({"path": file.path}))
         }
         PracticeBase::BehaviourCloning(bc) => {
             let mut judge = Judge::of(operator.as_mut(), human_reward);
-            let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert, &mut judge)?;
-            (load_base(&path, task_size.0, task_size.1, bc.execute)?, bc.residual_scale, report)
+            let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert, &mut judge, pixels.as_ref())?;
+            (load_base(&path, task_size.0, task_size.1, bc.execute, pixels.as_ref())?, bc.residual_scale, report)
         }
     };
     base_report["residual_scale"] = serde_json::json!(scale);
@@ -219,6 +218,7 @@ fn behaviour_cloning_base<E: rrl_types::PracticeTask>(
     seed: u64,
     expert: &mut impl FnMut(&[f64], bool) -> Vec<f64>,
     judge: &mut Judge,
+    pixels: Option<&policies::pixels::PixelConfig>,
 ) -> anyhow::Result<(PathBuf, serde_json::Value)> {
     let path = folder.join("bc.safetensors");
     let mut report = serde_json::json!({"path": path.display().to_string(), "trained": false});
@@ -230,7 +230,7 @@ fn behaviour_cloning_base<E: rrl_types::PracticeTask>(
     let (observation_size, action_size) = (env.observation_size(), env.action_size());
     let progress = indicatif::ProgressBar::new_spinner().with_message(format!("behaviour cloning: {} gradient steps on {demo_episodes} demos", bc.steps));
     progress.enable_steady_tick(std::time::Duration::from_millis(200));
-    let cloned = train_bc_on_demos(&folder.join("demos"), observation_size, action_size, bc.horizon, bc.execute, bc.steps);
+    let cloned = train_bc_on_demos(&folder.join("demos"), observation_size, action_size, bc.horizon, bc.execute, bc.steps, pixels);
     progress.finish_and_clear();
     let (policy, loss, demos, steps) = cloned?;
     policy.save(&path)?;

@@ -15,6 +15,7 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use crate::adam::Adam;
 use crate::nets::EnsembleMlp;
+use crate::pixels::{frames_tensor, random_shift, ConvEncoder, PixelConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
@@ -35,7 +36,9 @@ pub trait BasePolicy: Send {
     fn action_size(&self) -> usize;
     /// Forget any chunk in progress (an episode starts).
     fn reset(&mut self);
-    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError>;
+    /// The action for an observation and, for a task with cameras, its
+    /// frames (a base that sees no cameras ignores them).
+    fn act(&mut self, observation: &[f64], frames: Option<&[u8]>) -> Result<Vec<f64>, BaseError>;
 }
 
 fn chunk_player(chunk: &Tensor, action_size: usize, queue: &mut VecDeque<Vec<f64>>, execute: usize) {
@@ -84,7 +87,7 @@ impl BasePolicy for TorchScriptPolicy {
     fn reset(&mut self) {
         self.queue.clear();
     }
-    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError> {
+    fn act(&mut self, observation: &[f64], _frames: Option<&[u8]>) -> Result<Vec<f64>, BaseError> {
         if self.queue.is_empty() {
             let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
             let input = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]);
@@ -97,9 +100,12 @@ impl BasePolicy for TorchScriptPolicy {
 
 /// Behaviour cloning: an MLP from observation to a chunk of `horizon`
 /// actions (tanh-bounded), trained by mean squared error on demos; plays
-/// `execute` actions of each chunk.
+/// `execute` actions of each chunk. From pixel demos, an encoder (trained
+/// with the MLP, with random shifts; or a frozen trunk's head) turns the
+/// frames into features that join the observation.
 pub struct BcPolicy {
     net: EnsembleMlp,
+    encoder: Option<ConvEncoder>,
     observation_size: usize,
     action_size: usize,
     horizon: usize,
@@ -108,20 +114,33 @@ pub struct BcPolicy {
 }
 
 /// Demonstrations for behaviour cloning: per episode, observations and
-/// actions in [-1, 1].
+/// actions in [-1, 1], and for pixel demos each observation's frames.
 pub struct Demos<'a> {
     pub episodes: Vec<(&'a [Vec<f32>], &'a [Vec<f32>])>,
+    /// Per episode, per step, the observation's frames (`pixels`' layout).
+    pub frames: Option<Vec<&'a [Vec<u8>]>>,
 }
 
 impl BcPolicy {
+    /// Clones `demos`; with `pixels`, from their frames as well (the demos
+    /// must carry them).
     #[allow(clippy::too_many_arguments)]
-    pub fn train(demos: &Demos, observation_size: usize, action_size: usize, horizon: usize, execute: usize, hidden: &[i64], steps: usize, seed: u64) -> Result<(BcPolicy, f64), BaseError> {
+    pub fn train(demos: &Demos, observation_size: usize, action_size: usize, horizon: usize, execute: usize, hidden: &[i64], steps: usize, seed: u64, pixels: Option<&PixelConfig>) -> Result<(BcPolicy, f64), BaseError> {
         let horizon = horizon.max(1);
         // Targets: the next `horizon` actions, the last one repeated past the episode's end.
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        for (observations, actions) in &demos.episodes {
+        let (mut xs, mut ys, mut images) = (Vec::new(), Vec::new(), Vec::new());
+        for (e, (observations, actions)) in demos.episodes.iter().enumerate() {
             if observations.len() != actions.len() {
                 return Err(BaseError::Data(format!("an episode has {} observations and {} actions", observations.len(), actions.len())));
+            }
+            if let Some(pixels) = pixels {
+                let frames = demos.frames.as_ref().and_then(|f| f.get(e)).ok_or_else(|| BaseError::Data(format!("demo {e} has no camera frames, and the policy sees {} camera(s)", pixels.cameras)))?;
+                if frames.len() != observations.len() || frames.iter().any(|f| f.len() != pixels.frame_bytes()) {
+                    return Err(BaseError::Data(format!("demo {e}: {} frames for {} steps, each must be {} bytes", frames.len(), observations.len(), pixels.frame_bytes())));
+                }
+                for frame in frames.iter() {
+                    images.extend_from_slice(frame);
+                }
             }
             for t in 0..observations.len() {
                 if observations[t].len() != observation_size {
@@ -144,43 +163,81 @@ impl BcPolicy {
         let x = Tensor::from_slice(&xs).reshape([n as i64, observation_size as i64]);
         let y = Tensor::from_slice(&ys).reshape([n as i64, (horizon * action_size) as i64]);
         let mut rng = Rng::seed(seed);
-        let net = EnsembleMlp::new(&mut rng, 1, observation_size as i64, hidden, (horizon * action_size) as i64, false, Device::Cpu);
-        let mut optimizer = Adam::new(net.params("bc").into_iter().map(|p| p.tensor).collect(), 1e-3, None);
+        let encoder = pixels.map(|p| ConvEncoder::try_new(&mut rng, p, Device::Cpu)).transpose().map_err(|e| BaseError::Data(e.to_string()))?;
+        let features = pixels.map_or(0, |p| p.feature_size);
+        let net = EnsembleMlp::new(&mut rng, 1, observation_size as i64 + features, hidden, (horizon * action_size) as i64, false, Device::Cpu);
+        let mut params: Vec<Tensor> = net.params("bc").into_iter().map(|p| p.tensor).collect();
+        params.extend(encoder.iter().flat_map(|e| e.params("bc_encoder")).map(|p| p.tensor));
+        let mut optimizer = Adam::new(params, 1e-3, None);
+        // Frames as [n, cameras*3, H, W] u8, rows as the observations'.
+        let images = pixels.map(|p| {
+            let frames = Tensor::from_slice(&images).view([n as i64, p.cameras, p.height, p.width, 3]).permute([0, 1, 4, 2, 3]);
+            frames.reshape([n as i64, 3 * p.cameras, p.height, p.width])
+        });
         let mut loss_value = f64::NAN;
         for _ in 0..steps {
             let rows: Vec<i64> = (0..256.min(n)).map(|_| rng.below(n as u64) as i64).collect();
             let index = Tensor::from_slice(&rows);
-            let prediction = net.forward(&x.index_select(0, &index)).squeeze_dim(0).tanh();
+            let mut input = x.index_select(0, &index);
+            if let (Some(encoder), Some(images)) = (&encoder, &images) {
+                // The encoder learns with the policy, on randomly shifted frames (DrQ's augmentation).
+                let shifted = random_shift(&images.index_select(0, &index), encoder.config.shift_pad);
+                input = Tensor::cat(&[input, encoder.forward(&shifted)], -1);
+            }
+            let prediction = net.forward(&input).squeeze_dim(0).tanh();
             let loss = (prediction - y.index_select(0, &index)).square().mean(Kind::Float);
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
             loss_value = loss.double_value(&[]);
         }
-        Ok((BcPolicy { net, observation_size, action_size, horizon, execute: execute.clamp(1, horizon), queue: VecDeque::new() }, loss_value))
+        Ok((BcPolicy { net, encoder, observation_size, action_size, horizon, execute: execute.clamp(1, horizon), queue: VecDeque::new() }, loss_value))
+    }
+
+    /// The frames this policy sees, if any.
+    pub fn pixels(&self) -> Option<&PixelConfig> {
+        self.encoder.as_ref().map(|e| &e.config)
     }
 }
 
 impl BcPolicy {
     /// Saves the network and its shape atomically (checksummed safetensors).
     pub fn save(&self, path: &Path) -> Result<(), crate::checkpoint::CheckpointError> {
-        let mut tensors: Vec<(String, Tensor)> = self.net.params("bc").into_iter().map(|p| (p.name, p.tensor.detach().copy())).collect();
+        let encoder = self.encoder.iter().flat_map(|e| e.params("bc_encoder"));
+        let mut tensors: Vec<(String, Tensor)> = self.net.params("bc").into_iter().chain(encoder).map(|p| (p.name, p.tensor.detach().copy())).collect();
         let meta = [self.observation_size, self.action_size, self.horizon, self.execute].map(|v| v as i64);
         tensors.push(("meta.shape".into(), Tensor::from_slice(&meta)));
+        if let Some(p) = self.pixels() {
+            // The frames it was cloned from: a launch file with other cameras is refused at load.
+            tensors.push(("meta.pixels".into(), Tensor::from_slice(&[p.cameras, p.height, p.width, p.feature_size, p.filters])));
+        }
         crate::checkpoint::write_atomically(path, tensors)
     }
 
-    /// Loads a policy written by `save` (checksum verified).
-    pub fn load(path: &Path, hidden: &[i64]) -> Result<BcPolicy, BaseError> {
+    /// Loads a policy written by `save` (checksum verified); one cloned
+    /// from frames needs the task's `pixels` (the same cameras and encoder).
+    pub fn load(path: &Path, hidden: &[i64], pixels: Option<&PixelConfig>) -> Result<BcPolicy, BaseError> {
         let bad = |message: String| BaseError::Load { path: path.into(), message };
         let stored = crate::checkpoint::read_verified(path).map_err(|e| bad(e.to_string()))?;
         let meta = stored.iter().find(|(n, _)| n == "meta.shape").ok_or_else(|| bad("no meta.shape".into()))?;
         let meta: Vec<i64> = Vec::<i64>::try_from(&meta.1).map_err(|e: tch::TchError| bad(e.to_string()))?;
         let [o, a, horizon, execute] = meta[..] else { return Err(bad(format!("meta.shape has {} values", meta.len()))) };
+        let saved_pixels = match stored.iter().find(|(n, _)| n == "meta.pixels") {
+            Some((_, t)) => Some(Vec::<i64>::try_from(t).map_err(|e: tch::TchError| bad(e.to_string()))?),
+            None => None,
+        };
+        let pixels = match (saved_pixels, pixels) {
+            (None, _) => None,
+            (Some(saved), Some(p)) if saved == [p.cameras, p.height, p.width, p.feature_size, p.filters] => Some(p),
+            (Some(saved), Some(p)) => return Err(bad(format!("cloned from {} camera(s) of {}x{} (features {}, filters {}); the task's policy sees {} of {}x{} (features {}, filters {})", saved[0], saved[2], saved[1], saved[3], saved[4], p.cameras, p.width, p.height, p.feature_size, p.filters))),
+            (Some(saved), None) => return Err(bad(format!("cloned from {} camera(s) of {}x{}; the task shows its policy no cameras", saved[0], saved[2], saved[1]))),
+        };
         let mut rng = Rng::seed(0);
-        let net = EnsembleMlp::new(&mut rng, 1, o, hidden, horizon * a, false, Device::Cpu);
+        let encoder = pixels.map(|p| ConvEncoder::try_new(&mut rng, p, Device::Cpu)).transpose().map_err(|e| bad(e.to_string()))?;
+        let features = pixels.map_or(0, |p| p.feature_size);
+        let net = EnsembleMlp::new(&mut rng, 1, o + features, hidden, horizon * a, false, Device::Cpu);
         tch::no_grad(|| -> Result<(), BaseError> {
-            for param in net.params("bc") {
+            for param in net.params("bc").into_iter().chain(encoder.iter().flat_map(|e| e.params("bc_encoder"))) {
                 let (_, value) = stored.iter().find(|(n, _)| *n == param.name).ok_or_else(|| bad(format!("missing {}", param.name)))?;
                 if value.size() != param.tensor.size() {
                     return Err(bad(format!("{} has shape {:?}, the network {:?} (hidden sizes differ?)", param.name, value.size(), param.tensor.size())));
@@ -190,7 +247,7 @@ impl BcPolicy {
             }
             Ok(())
         })?;
-        Ok(BcPolicy { net, observation_size: o as usize, action_size: a as usize, horizon: horizon as usize, execute: execute as usize, queue: VecDeque::new() })
+        Ok(BcPolicy { net, encoder, observation_size: o as usize, action_size: a as usize, horizon: horizon as usize, execute: execute as usize, queue: VecDeque::new() })
     }
 }
 
@@ -204,10 +261,16 @@ impl BasePolicy for BcPolicy {
     fn reset(&mut self) {
         self.queue.clear();
     }
-    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError> {
+    fn act(&mut self, observation: &[f64], frames: Option<&[u8]>) -> Result<Vec<f64>, BaseError> {
         if self.queue.is_empty() {
             let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
-            let chunk = tch::no_grad(|| self.net.forward(&Tensor::from_slice(&obs).reshape([1, obs.len() as i64])).tanh());
+            let mut input = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]);
+            if let Some(encoder) = &self.encoder {
+                let frames = frames.filter(|f| f.len() == encoder.config.frame_bytes()).ok_or_else(|| BaseError::Data(format!("the base sees {} camera(s) of {}x{}; the task gave {} bytes of frames", encoder.config.cameras, encoder.config.width, encoder.config.height, frames.map_or(0, <[u8]>::len))))?;
+                let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, &encoder.config, Device::Cpu)));
+                input = Tensor::cat(&[input, features], -1);
+            }
+            let chunk = tch::no_grad(|| self.net.forward(&input).tanh());
             chunk_player(&chunk.reshape([self.horizon as i64, self.action_size as i64]), self.action_size, &mut self.queue, self.execute);
         }
         Ok(self.queue.pop_front().expect("a chunk holds at least one action"))
@@ -269,7 +332,7 @@ impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
 
     fn refresh(&mut self) {
         // A base that fails mid-episode plays zeros; the error is logged once per episode.
-        self.base_action = self.base.act(self.env.observation()).unwrap_or_else(|e| {
+        self.base_action = self.base.act(self.env.observation(), self.env.frames()).unwrap_or_else(|e| {
             tracing::warn!("base policy failed: {e}");
             vec![0.0; self.env.action_size()]
         });
@@ -351,8 +414,8 @@ impl BasePolicy for Box<dyn BasePolicy> {
     fn reset(&mut self) {
         (**self).reset()
     }
-    fn act(&mut self, observation: &[f64]) -> Result<Vec<f64>, BaseError> {
-        (**self).act(observation)
+    fn act(&mut self, observation: &[f64], frames: Option<&[u8]>) -> Result<Vec<f64>, BaseError> {
+        (**self).act(observation, frames)
     }
 }
 

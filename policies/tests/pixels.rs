@@ -166,3 +166,49 @@ fn a_pixel_learner_checkpoint_round_trips_and_a_state_learner_refuses_it() {
         other => panic!("a state-only learner must refuse a pixel checkpoint, got {other:?}"),
     }
 }
+
+/// Behaviour cloning from pixel demos: the demonstrator pushes right on a
+/// red image and left on a blue one, and the state is the same in both;
+/// the clone, trained on the frames, does the same for fresh images; saved
+/// and loaded with the same cameras it acts alike, and a task with other
+/// cameras is refused naming both.
+#[test]
+fn behaviour_cloning_learns_from_the_frames_of_pixel_demos() {
+    use policies::residual::{BasePolicy, BcPolicy, Demos};
+    let mut rng = Rng::seed(4);
+    let (mut observations, mut actions, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let (mut o, mut a, mut f) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..20 {
+            let red = rng.uniform(0.0, 1.0) < 0.5;
+            o.push(vec![0.0f32]);
+            a.push(vec![if red { 0.8f32 } else { -0.8 }]);
+            f.push(image(red, &mut rng));
+        }
+        observations.push(o);
+        actions.push(a);
+        frames.push(f);
+    }
+    let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect(), frames: Some(frames.iter().map(Vec::as_slice).collect()) };
+    let pixels = pixel_config();
+    let (mut policy, loss) = BcPolicy::train(&demos, 1, 1, 1, 1, &[32, 32], 300, 0, Some(&pixels)).unwrap();
+    assert!(loss < 0.05, "final loss {loss}");
+    let mut test_rng = Rng::seed(99);
+    let probes: Vec<(bool, Vec<u8>)> = (0..6).map(|k| (k % 2 == 0, image(k % 2 == 0, &mut test_rng))).collect();
+    for (red, frame) in &probes {
+        let action = policy.act(&[0.0], Some(frame)).unwrap()[0];
+        assert!(if *red { action > 0.5 } else { action < -0.5 }, "red {red}: action {action}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bc.safetensors");
+    policy.save(&path).unwrap();
+    let mut loaded = BcPolicy::load(&path, &[32, 32], Some(&pixels)).unwrap();
+    for (_, frame) in &probes {
+        policy.reset();
+        assert_eq!(loaded.act(&[0.0], Some(frame)).unwrap(), policy.act(&[0.0], Some(frame)).unwrap());
+    }
+    let other = PixelConfig { cameras: 2, ..pixels };
+    let err = BcPolicy::load(&path, &[32, 32], Some(&other)).err().unwrap().to_string();
+    assert!(err.contains("cloned from 1 camera(s) of 16x16") && err.contains("sees 2 of 16x16"), "{err}");
+    assert!(BcPolicy::load(&path, &[32, 32], None).err().unwrap().to_string().contains("no cameras"));
+}

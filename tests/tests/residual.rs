@@ -15,8 +15,8 @@ use sim_bridge::panda::{NoisyExpert, PandaTask, PandaVariant, RewardKind, Script
 fn weak_bc_base(demo_episodes: u64, noise: f64, seed: u64) -> BcPolicy {
     let mut env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
     let (observations, actions) = NoisyExpert::new(PandaVariant::Reach, noise, seed).record(&mut env, demo_episodes, 500).unwrap();
-    let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    BcPolicy::train(&demos, env.observation_size(), 4, 4, 2, &[64, 64], 400, seed).unwrap().0
+    let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect(), frames: None };
+    BcPolicy::train(&demos, env.observation_size(), 4, 4, 2, &[64, 64], 400, seed, None).unwrap().0
 }
 
 fn small_sac(env: &impl Environment, seed: u64) -> Sac {
@@ -40,7 +40,7 @@ fn a_zero_residual_plays_the_base_policy_exactly() {
         let residual = sac.act(&obs, true);
         assert!(residual.iter().all(|&r| r == 0.0), "a zero-initialised output layer gives a zero mean: {residual:?}");
         residual_env.step(&residual).unwrap();
-        let action = base_alone.act(&alone_obs).unwrap();
+        let action = base_alone.act(&alone_obs, None).unwrap();
         alone.step(&action).unwrap();
         obs = residual_env.observation().to_vec();
         alone_obs = alone.observation().to_vec();
@@ -72,10 +72,10 @@ fn a_torchscript_base_loads_plays_its_chunks_and_a_misfit_is_refused() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut policy = TorchScriptPolicy::load(&dir.path().join("chunk.pt"), 17, 4, 3).unwrap();
     let obs = vec![0.1; 17];
-    let chunk: Vec<Vec<f64>> = (0..3).map(|_| policy.act(&obs).unwrap()).collect();
+    let chunk: Vec<Vec<f64>> = (0..3).map(|_| policy.act(&obs, None).unwrap()).collect();
     assert!(chunk.iter().all(|a| a.len() == 4 && a.iter().all(|v| v.abs() <= 1.0)));
     assert_ne!(chunk[0], chunk[1], "the three actions of the chunk are played in turn");
-    assert_eq!(policy.act(&obs).unwrap(), chunk[0], "then the next chunk is asked for");
+    assert_eq!(policy.act(&obs, None).unwrap(), chunk[0], "then the next chunk is asked for");
     let env = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
     let mut residual_env = ResidualEnv::new(env, policy, &ResidualScale::PerAction(vec![0.2, 0.2, 0.2, 1.0])).unwrap();
     assert_eq!(residual_env.scales, vec![0.2, 0.2, 0.2, 1.0]);
@@ -107,7 +107,7 @@ fn a_short_residual_run_on_reach_improves_on_its_weak_base() {
     let base_file = dir.path().join("bc.safetensors");
     weak_bc_base(3, 0.5, 4).save(&base_file).unwrap();
     let scale = ResidualScale::Uniform(0.5);
-    let residual_env = || ResidualEnv::new(PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap(), BcPolicy::load(&base_file, &[64, 64]).unwrap(), &scale).unwrap();
+    let residual_env = || ResidualEnv::new(PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap(), BcPolicy::load(&base_file, &[64, 64], None).unwrap(), &scale).unwrap();
     let (mut env, mut eval_env) = (residual_env(), residual_env());
     // The embedded default's residual learner, at a tenth of its size.
     let learner = LearnerConfig { hidden: vec![64, 64], batch_size: 64, critic_layer_norm: true, utd: 2, critic_lr: 1e-3, initial_temperature: 0.01, target_entropy_per_action: -3.0, ..LearnerConfig::default() };

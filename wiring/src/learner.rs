@@ -26,6 +26,11 @@ pub fn observed_frames(launch: &LaunchFile) -> Option<FrameLayout> {
     Some(FrameLayout { cameras: names.len(), height: first.height as usize, width: first.width as usize })
 }
 
+/// The encoder the policy of `launch` sees its cameras with, if it sees any.
+pub fn policy_pixels(launch: &LaunchFile) -> Option<PixelConfig> {
+    observed_frames(launch).map(|layout| pixel_config(&launch.learner.pixels, layout))
+}
+
 /// The encoder of `section` for frames laid out as `layout`.
 pub fn pixel_config(section: &PixelEncoderConfig, layout: FrameLayout) -> PixelConfig {
     PixelConfig {
@@ -47,7 +52,7 @@ pub fn pixel_config(section: &PixelEncoderConfig, layout: FrameLayout) -> PixelC
 /// observe the task together with the base's action.
 pub fn learner_node_spec(launch: &LaunchFile, sizes: (usize, usize), device: tch::Device) -> LearnerNodeSpec {
     let mut config = SacConfig::from_learner(&launch.learner, sizes.0, sizes.1, 1);
-    config.pixels = observed_frames(launch).map(|layout| pixel_config(&launch.learner.pixels, layout));
+    config.pixels = policy_pixels(launch);
     if launch.practice.base != PracticeBase::None {
         // The actors practise a residual: they observe the task and the base's action.
         config.observation_size += config.action_size;

@@ -24,6 +24,17 @@ pub struct LearnerBenchArgs {
     /// CPU threads for both implementations (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Learning from two 128x128 cameras instead: each encoder mode's
+    /// updates/s and end-to-end practice steps/s (`--updates` per mode).
+    #[arg(long)]
+    pixels: bool,
+    /// With --pixels: random transitions in the replay the updates draw from.
+    #[arg(long, default_value_t = 1000)]
+    pixel_rows: usize,
+    /// With --pixels: practice steps timed past the warm-up (the frozen
+    /// trunk run on every batch gets a fifth of them).
+    #[arg(long, default_value_t = 50)]
+    practice_steps: u64,
 }
 
 /// One learner configuration of `rrl bench learner`.
@@ -39,11 +50,14 @@ impl LearnerBenchArgs {
     /// SAC updates/s of our learner and of the PyTorch peer, same shapes
     /// (HalfCheetah-sized: 17 observations, 6 actions), same device.
     pub fn run(self) -> anyhow::Result<Value> {
-        let LearnerBenchArgs { updates, rounds, device, threads, .. } = self;
+        let LearnerBenchArgs { updates, rounds, device, threads, pixels, pixel_rows, practice_steps, .. } = self;
         if threads > 0 {
             policies::set_cpu_threads(threads);
         }
         let device = policies::select_device(crate::train::parse_device(&device)?)?;
+        if pixels {
+            return super::pixels::run(updates, pixel_rows, practice_steps, device);
+        }
         let (obs, act, buffer) = (17usize, 6usize, 100_000usize);
         let mut rows = Vec::new();
         for case in LEARNER_CASES {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 mod gate;
 mod learner;
+mod pixels;
 mod residual;
 mod reward;
 mod safety;
@@ -39,7 +40,7 @@ enum BenchCommand {
     Safety(safety::SafetyBenchArgs),
     /// Safety gate per-tick latency (rules + 2x256 risk critic), a paced 1 kHz loop, vs numpy.
     Gate(gate::GateBenchArgs),
-    /// SAC updates/s (cleanrl; rlpd at UTD 4 and 20) vs the PyTorch reference update.
+    /// SAC updates/s (cleanrl; rlpd at UTD 4 and 20) vs the PyTorch reference update; with --pixels, each pixel encoder mode with two 128x128 cameras: updates/s and end-to-end practice steps/s.
     Learner(learner::LearnerBenchArgs),
 }
 

@@ -83,8 +83,8 @@ fn task(reward: RewardKind) -> anyhow::Result<PandaTask> {
 fn train_base(args: &ResidualBenchArgs, reward: RewardKind, seed: u64) -> anyhow::Result<BcPolicy> {
     let mut env = task(reward)?;
     let (observations, actions) = NoisyExpert::new(PandaVariant::PickCube, args.demo_noise, seed).record(&mut env, u64::from(args.demo_episodes), seed * 1000)?;
-    let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect() };
-    let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &crate::bc::BC_HIDDEN, args.bc_steps, seed)?;
+    let demos = Demos { episodes: observations.iter().zip(&actions).map(|(o, a)| (o.as_slice(), a.as_slice())).collect(), frames: None };
+    let (policy, _loss) = BcPolicy::train(&demos, env.observation_size(), env.action_size(), BC_HORIZON, BC_EXECUTE, &crate::bc::BC_HIDDEN, args.bc_steps, seed, None)?;
     Ok(policy)
 }
 
@@ -153,7 +153,7 @@ fn one_seed(args: &ResidualBenchArgs, reward: RewardKind, seed: u64, progress: &
     progress.set_message(format!("seed {seed}: behaviour cloning"));
     let base_file = tempfile::NamedTempFile::new().context("a scratch file for the base")?;
     train_base(args, reward, seed)?.save(base_file.path())?;
-    let load = || BcPolicy::load(base_file.path(), &crate::bc::BC_HIDDEN);
+    let load = || BcPolicy::load(base_file.path(), &crate::bc::BC_HIDDEN, None);
     let scale = &args.residual_scale;
     let mut residual_env = ResidualEnv::new(task(reward)?, load()?, scale)?;
     let mut residual_eval = ResidualEnv::new(task(reward)?, load()?, scale)?;
