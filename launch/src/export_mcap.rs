@@ -30,6 +30,7 @@ impl ExportMcapArgs {
             true => recording::mcap::export(&episodes, out)?,
             false => recording::mcap::export_bag(&episodes, out)?,
         };
-        Ok(serde_json::json!({ "out": out.display().to_string(), "episodes": summary.episodes, "messages": summary.messages, "bytes": summary.bytes }))
+        let topics: serde_json::Map<String, serde_json::Value> = summary.per_topic.iter().map(|(topic, kind, count)| (topic.clone(), serde_json::json!({"type": kind, "messages": count}))).collect();
+        Ok(serde_json::json!({ "out": out.display().to_string(), "episodes": summary.episodes, "messages": summary.messages, "bytes": summary.bytes, "topics": topics }))
     }
 }
