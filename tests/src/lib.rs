@@ -63,3 +63,26 @@ pub fn so101_bus(port: &str) -> String {
     let servos = SO101_JOINTS.iter().enumerate().map(|(i, n)| format!("(name: \"{n}\", id: {})", i + 1)).collect::<Vec<_>>().join(", ");
     format!("(port: \"{port}\", protocol: Feetech, read_timeout_ms: 50, joints: [{servos}])")
 }
+
+/// Runs the ignored test `child` of the calling test binary in a child
+/// process, its run folder and sent-items log given in
+/// `RRL_TEST_KILLED_RUN` and `RRL_TEST_SENT_LOG`; waits until it has
+/// recorded `episodes` episodes under `run/episodes` (at most `within`),
+/// then SIGKILLs it.
+pub fn sigkill_after_episodes(child: &str, run: &std::path::Path, log: &std::path::Path, episodes: usize, within: std::time::Duration) {
+    let mut process = Command::new(std::env::current_exe().unwrap())
+        .args([child, "--exact", "--ignored", "--test-threads", "1"])
+        .env("RRL_TEST_KILLED_RUN", run)
+        .env("RRL_TEST_SENT_LOG", log)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + within;
+    while recording::list_episodes(&run.join("episodes")).map_or(0, |e| e.len()) < episodes {
+        assert!(std::time::Instant::now() < deadline, "the practice to be killed recorded too few episodes");
+        assert!(process.try_wait().unwrap().is_none(), "the practice to be killed exited by itself");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    process.kill().unwrap(); // SIGKILL
+    process.wait().unwrap();
+}

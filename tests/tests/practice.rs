@@ -471,21 +471,7 @@ impl Operator for SlowLabellingHuman {
 fn labelled_transitions_survive_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let (run, log) = (dir.path().join("run"), dir.path().join("sent.jsonl"));
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["labelled_practice_until_killed", "--exact", "--ignored", "--test-threads", "1"])
-        .env("RRL_TEST_KILLED_RUN", &run)
-        .env("RRL_TEST_SENT_LOG", &log)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while recording::list_episodes(&run.join("episodes")).map_or(0, |e| e.len()) < 6 {
-        assert!(std::time::Instant::now() < deadline, "the killed practice recorded too few episodes");
-        assert!(child.try_wait().unwrap().is_none(), "the practice to be killed exited by itself");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    tests::sigkill_after_episodes("labelled_practice_until_killed", &run, &log, 6, std::time::Duration::from_secs(120));
     let sent: Vec<serde_json::Value> = std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let recorded = read_folder(&run.join("episodes"));
     let recorded_steps: usize = recorded.iter().map(|e| e.steps.len()).sum();
