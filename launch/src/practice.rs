@@ -98,9 +98,6 @@ impl PracticeArgs {
                 if let RewardConfig::Vlm(_) = launch.reward {
                     bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", self.config.display(), self.robot.placement);
                 }
-                if wiring::learner::observed_frames(&launch).is_some() {
-                    bail!("{}: --robot {} steps the task over ROS 2 without its camera frames; a policy that sees robot.observe_cameras practises with --robot local", self.config.display(), self.robot.placement);
-                }
                 let (_, variant) = wiring::robot::panda_variant(&launch, &self.config)?;
                 let started = self.robot.start(&launch, &self.config, seed)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;

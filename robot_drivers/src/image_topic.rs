@@ -105,13 +105,15 @@ impl ImageTopicCamera {
                 while !stopping(stop) {
                     node.spin_once(Duration::from_millis(5));
                     while let Some(Some(msg)) = images.next().now_or_never() {
-                        let Some((stamp, rgb)) = rgb_of_image(&msg) else {
+                        let Some((_, rgb)) = rgb_of_image(&msg) else {
                             if unreadable == 0 {
                                 tracing::warn!(%camera, %topic, encoding = %msg.encoding, "images must be rgb8, bgr8 or mono8 with a consistent step; skipping");
                             }
                             unreadable += 1;
                             continue;
                         };
+                        // A driver that leaves the stamp empty: the frame counts from its arrival.
+                        let stamp = received_stamp(&msg.header.stamp);
                         match resized(rgb, (msg.width, msg.height), (width, height)) {
                             Ok(rgb) => {
                                 thread_newest.offer(StampedFrame { stamp, sequence, width, height, rgb });

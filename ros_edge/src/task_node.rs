@@ -58,7 +58,12 @@ pub enum RemoteTaskError {
 
 fn state_of<E: PracticeTask>(task: &mut E, step: Option<Step>) -> TaskState {
     let step = step.unwrap_or(Step { reward: 0.0, terminated: false, truncated: false });
-    TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec() }
+    TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec(), frames: frames_of(task) }
+}
+
+/// The task's camera frames with their layout, if its policy sees cameras.
+fn frames_of<E: PracticeTask>(task: &E) -> Option<(rrl_types::FrameLayout, Vec<u8>)> {
+    task.frame_layout().zip(task.frames().map(<[u8]>::to_vec))
 }
 
 /// What the node did, for its report.
@@ -125,7 +130,7 @@ impl<E: PracticeTask> Server<E> {
     fn execute(&mut self, session: u64, op: TaskOp) -> Result<TaskAnswer, String> {
         Ok(match op {
             TaskOp::Describe => {
-                let state = TaskState { observation: self.task.observation().to_vec(), ..TaskState::default() };
+                let state = TaskState { observation: self.task.observation().to_vec(), frames: frames_of(&self.task), ..TaskState::default() };
                 let description = TaskDescription { action_low: self.task.action_low().to_vec(), action_high: self.task.action_high().to_vec(), recovery: self.task.recovery_actions() };
                 TaskAnswer::Described(state, description)
             }
@@ -225,6 +230,8 @@ pub struct RemoteTask {
     recovery: Vec<Vec<f64>>,
     success: Option<bool>,
     safety_events: SafetyEvents,
+    /// The current observation's camera frames and their layout, if the task has cameras.
+    frames: Option<(rrl_types::FrameLayout, Vec<u8>)>,
     /// A reset that failed (a reset cannot return an error): the next step reports it.
     failure: Option<RemoteTaskError>,
 }
@@ -254,6 +261,7 @@ impl RemoteTask {
             recovery: Vec::new(),
             success: None,
             safety_events: SafetyEvents::default(),
+            frames: None,
             failure: None,
         };
         match task.call(TaskOp::Describe)? {
@@ -319,6 +327,7 @@ impl RemoteTask {
         self.safety_events += state.safety;
         self.success = state.success;
         self.observation.clone_from(&state.observation);
+        self.frames.clone_from(&state.frames);
     }
 
     fn reset_with(&mut self, op: TaskOp) -> &[f64] {
@@ -369,6 +378,12 @@ impl Environment for RemoteTask {
     }
     fn success(&self) -> Option<bool> {
         self.success
+    }
+    fn frames(&self) -> Option<&[u8]> {
+        self.frames.as_ref().map(|(_, rgb)| rgb.as_slice())
+    }
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.frames.as_ref().map(|(layout, _)| *layout)
     }
 }
 
@@ -465,7 +480,7 @@ mod tests {
         assert_eq!(server.counts.repeated, 1);
         assert!(server.handle(&step_request(1, 1, 1.0)).is_none(), "an older request is stale");
         // The reply carries the new state, the reward and the task's verdict.
-        let expected = TaskState { reward: 3.0, terminated: true, truncated: false, success: Some(true), safety: SafetyEvents::default(), observation: vec![3.0] };
+        let expected = TaskState { reward: 3.0, terminated: true, truncated: false, success: Some(true), safety: SafetyEvents::default(), observation: vec![3.0], frames: None };
         assert_eq!(answer_of(&first), TaskAnswer::State(expected));
     }
 

@@ -14,7 +14,8 @@ use policies::replay::Transition;
 use rrl_types::SafetyEvents;
 
 /// The format this build speaks. Bump it whenever any layout below changes.
-/// 2: stream items carry camera frames and transitions name theirs.
+/// 2: stream items carry camera frames and transitions name theirs; task
+/// states carry the observation's frames.
 pub const VERSION: u16 = 2;
 const MAGIC: [u8; 2] = *b"rl";
 const HEADER: usize = 5;
@@ -271,6 +272,9 @@ pub struct TaskState {
     pub success: Option<bool>,
     pub safety: SafetyEvents,
     pub observation: Vec<f64>,
+    /// The observation's camera frames (RGB, and their layout) for a
+    /// policy that sees cameras; PNG per camera on the wire.
+    pub frames: Option<(rrl_types::FrameLayout, Vec<u8>)>,
 }
 
 /// What a `Describe` reply adds to the state.
@@ -306,6 +310,10 @@ const SUCCEEDED: u8 = 8;
 fn put_state(w: &mut Writer, s: &TaskState) {
     let flags = if s.terminated { TERMINATED } else { 0 } | if s.truncated { TRUNCATED } else { 0 } | s.success.map_or(0, |ok| SUCCESS_KNOWN | if ok { SUCCEEDED } else { 0 });
     w.f64(s.reward).u8(flags).u64(s.safety.protective).u64(s.safety.reflexes).f64s(&s.observation);
+    match &s.frames {
+        None => w.u8(0),
+        Some((layout, rgb)) => w.u8(1).bytes(&recording::frames::encode(rgb, *layout).expect("the task's frames fit its layout")),
+    };
 }
 
 fn read_state(r: &mut Reader) -> Result<TaskState, WireError> {
@@ -313,7 +321,16 @@ fn read_state(r: &mut Reader) -> Result<TaskState, WireError> {
     let flags = r.u8("flags")?;
     let safety = SafetyEvents { protective: r.u64("safety events")?, reflexes: r.u64("reflexes")? };
     let observation = r.f64s("observation")?;
-    Ok(TaskState { reward, terminated: flags & TERMINATED != 0, truncated: flags & TRUNCATED != 0, success: (flags & SUCCESS_KNOWN != 0).then_some(flags & SUCCEEDED != 0), safety, observation })
+    let at = r.position();
+    let frames = match r.u8("frames")? {
+        0 => None,
+        1 => {
+            let at = r.position();
+            Some(recording::frames::decode(r.bytes("frames")?).map_err(|e| r.invalid("frames", at, e.to_string()))?)
+        }
+        other => return Err(r.invalid("frames", at, format!("frames flag {other}, expected 0 or 1"))),
+    };
+    Ok(TaskState { reward, terminated: flags & TERMINATED != 0, truncated: flags & TRUNCATED != 0, success: (flags & SUCCESS_KNOWN != 0).then_some(flags & SUCCEEDED != 0), safety, observation, frames })
 }
 
 impl TaskReply {
@@ -554,7 +571,8 @@ mod tests {
             assert_eq!(TaskRequest::decode(&bytes), Ok(request));
             refuses_every_cut(&bytes, TaskRequest::decode);
         }
-        let state = TaskState { reward: -1.5, terminated: true, truncated: false, success: Some(false), safety: SafetyEvents { protective: 4, reflexes: 2 }, observation: vec![0.1, 0.2, 0.3] };
+        let layout = rrl_types::FrameLayout { cameras: 1, height: 2, width: 3 };
+        let state = TaskState { reward: -1.5, terminated: true, truncated: false, success: Some(false), safety: SafetyEvents { protective: 4, reflexes: 2 }, observation: vec![0.1, 0.2, 0.3], frames: Some((layout, (0..18).collect())) };
         let description = TaskDescription { action_low: vec![-1.0; 2], action_high: vec![1.0; 2], recovery: vec![vec![0.0, 1.0], vec![0.5, 0.5]] };
         for answer in [TaskAnswer::State(state.clone()), TaskAnswer::State(TaskState::default()), TaskAnswer::Described(state, description), TaskAnswer::Refused("no episode here".into())] {
             let reply = TaskReply { incarnation: 11, session: 3, sequence: 9, answer };

@@ -108,3 +108,76 @@ fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
 fn seen_yellow(task: &wiring::arm_task::ArmTask) -> [u8; 3] {
     task.frames().unwrap()[..3].try_into().unwrap()
 }
+
+/// The same arm seeing a camera another node publishes over ROS 2 (here
+/// this test, on its private DDS domain): a `sensor_msgs/Image` topic,
+/// resized to the policy's frames; when the publisher goes quiet the step
+/// waits, and goes on once images come again.
+#[test]
+fn the_policy_sees_an_image_topic_and_waits_while_it_is_quiet() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    tests::isolate_ros_domain();
+    let dir = tempfile::tempdir().unwrap();
+    let wire = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = FeetechEmulator::spawn(wire.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let text = format!(
+        r#"(
+    name: "arm_topic_camera",
+    namespace: "so101",
+    {}
+    cameras: [(name: "desk", source: Topic("desk/image_raw"), width: 16, height: 16)],
+    reward: Human,
+    task: (actions: Joints((step_rad: [0.02])), observe: [Joints, Camera("desk")], goal: None, reset: [Home]),
+    practice: (policy_rate_hz: 10.0, max_episode_steps: 50, home: Some([0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), reset_noise_rad: 0.0),
+)"#,
+        tests::so101_on_emulated_bus(wire.a())
+    );
+    let config = dir.path().join("arm_topic_camera.ron");
+    std::fs::write(&config, text).unwrap();
+    let launch = LaunchFile::load(&config).unwrap();
+    // The publisher: a 32x32 rgb8 image of one colour at 30 Hz, quiet while the colour is 0.
+    let grey = Arc::new(AtomicU8::new(200));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (grey, stop) = (grey.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let ctx = r2r::Context::create().unwrap();
+            let mut node = r2r::Node::create(ctx, "desk_camera", "so101").unwrap();
+            let images = node.create_publisher::<r2r::sensor_msgs::msg::Image>("desk/image_raw", r2r::QosProfile::sensor_data()).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let value = grey.load(Ordering::Relaxed);
+                if value > 0 {
+                    let now = rrl_types::Clock::now(&rrl_types::SystemClock);
+                    let frame = robot_drivers::camera::StampedFrame { stamp: now, sequence: 0, width: 32, height: 32, rgb: vec![value; 32 * 32 * 3] };
+                    images.publish(&robot_drivers::image_topic::image_message(&frame, "desk")).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(33));
+            }
+        })
+    };
+    let mut task = wiring::robot::start_arm(&launch, &config, 0).unwrap();
+    assert_eq!(task.frame_layout(), Some(FrameLayout { cameras: 1, height: 16, width: 16 }));
+    task.reset(0);
+    task.step(&[0.0; 6]).unwrap();
+    assert!(task.frames().unwrap().iter().all(|&v| v == 200), "the topic's image, resized");
+
+    let live = task.live_status().unwrap();
+    grey.store(0, Ordering::Relaxed);
+    let stepping = std::thread::spawn(move || {
+        let result = task.step(&[0.0; 6]).map(|_| ());
+        (task, result)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live.snapshot().waiting != Waiting::PolicyCamera {
+        assert!(Instant::now() < deadline, "a quiet image topic did not pause the task");
+        assert!(!stepping.is_finished(), "a step completed while the camera was quiet");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    grey.store(90, Ordering::Relaxed);
+    let (task, result) = stepping.join().unwrap();
+    result.unwrap();
+    assert!(task.frames().unwrap().iter().all(|&v| v == 90), "the step that waited sees the new image");
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+}

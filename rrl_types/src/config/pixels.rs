@@ -60,13 +60,13 @@ pub(super) fn check_observed_cameras(observed: &[(String, &String)], sim: bool, 
             continue;
         };
         match (sim, &camera.source) {
-            (true, CameraSource::Sim(_)) | (false, CameraSource::Device(_) | CameraSource::Path(_) | CameraSource::ImageSequence(_)) => {}
+            (true, CameraSource::Sim(_)) | (false, CameraSource::Device(_) | CameraSource::Path(_) | CameraSource::ImageSequence(_) | CameraSource::Topic(_)) => {}
             (true, _) => {
                 c.fail(path, format!("camera `{name}` is not one of the simulated scene's"), Some("a simulated robot's policy sees Sim(..) cameras, e.g. Sim(\"front\") or Sim(\"handcam_rgb\")"));
                 continue;
             }
             (false, _) => {
-                c.fail(path, format!("camera `{name}`: a real arm's policy sees OpenCV cameras"), Some("a Device(..), a Path(..) (device path, stream URL or video) or an ImageSequence(..)"));
+                c.fail(path, format!("camera `{name}` is a simulated scene's; a real arm's policy sees real cameras"), Some("a Device(..), a Path(..) (device path, stream URL or video), an ImageSequence(..) or a Topic(..)"));
                 continue;
             }
         }

@@ -1,22 +1,39 @@
 //! The cameras a real arm's policy sees (`task.observe: [.., Camera(name)]`):
-//! each grabbed on its own thread at the policy's resolution (cropped and
-//! resized by the grabber), the newest frame of each taken for every
-//! observation. A frame belongs to its step: one captured before the
+//! each grabbed on its own thread at the policy's resolution (an OpenCV
+//! camera cropped and resized by its grabber, or a `sensor_msgs/Image`
+//! topic another node publishes, resized as it arrives), the newest frame
+//! of each taken for every observation. A frame belongs to its step: one captured before the
 //! step's actions took effect is never shown. While a camera has no fresh
 //! frame the task waits (the gate holds the arm, which gets no command),
 //! says so once, and goes on by itself when frames come again.
 
 use std::time::{Duration, Instant};
 
-use robot_drivers::camera::{CameraGrabber, StampedFrame};
+use robot_drivers::camera::{CameraGrabber, NewestFrame, StampedFrame};
+use robot_drivers::image_topic::ImageTopicCamera;
 use rrl_types::config::{CameraConfig, CameraSource};
 use rrl_types::{Clock, FrameLayout, LiveStatus, SystemClock, Timestamp, Waiting};
 
 use super::ArmTaskError;
 
+/// Where a camera's frames come from.
+enum Grabber {
+    OpenCv(CameraGrabber),
+    Topic(ImageTopicCamera),
+}
+
+impl Grabber {
+    fn newest(&self) -> &NewestFrame {
+        match self {
+            Grabber::OpenCv(g) => g.newest(),
+            Grabber::Topic(t) => t.newest(),
+        }
+    }
+}
+
 struct PolicyCamera {
     name: String,
-    grabber: CameraGrabber,
+    grabber: Grabber,
     newest: Option<StampedFrame>,
 }
 
@@ -30,9 +47,9 @@ pub(super) struct PolicyCameras {
 }
 
 impl PolicyCameras {
-    /// Starts the launch file's cameras `names` (OpenCV sources of one size;
-    /// check-config made sure).
-    pub(super) fn start(names: &[String], cameras: &[CameraConfig], stall_after: Duration) -> Result<Option<PolicyCameras>, ArmTaskError> {
+    /// Starts the launch file's cameras `names` (OpenCV sources or image
+    /// topics, in `namespace`, of one size; check-config made sure).
+    pub(super) fn start(names: &[String], cameras: &[CameraConfig], namespace: &str, stall_after: Duration) -> Result<Option<PolicyCameras>, ArmTaskError> {
         if names.is_empty() {
             return Ok(None);
         }
@@ -40,15 +57,18 @@ impl PolicyCameras {
         let mut layout: Option<FrameLayout> = None;
         for name in names {
             let config = cameras.iter().find(|c| &c.name == name).ok_or_else(|| ArmTaskError::Unfit(format!("task.observe: no camera `{name}` in the cameras section")))?;
-            if matches!(config.source, CameraSource::Sim(_) | CameraSource::Topic(_)) {
-                return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}`: a real arm's policy sees OpenCV cameras (a device, a stream URL, a video or an image sequence)")));
+            if let CameraSource::Sim(_) = config.source {
+                return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}`: a real arm's policy sees real cameras (OpenCV sources or image topics)")));
             }
             let size = FrameLayout { cameras: names.len(), height: config.height as usize, width: config.width as usize };
             if layout.is_some_and(|l| l != size) {
                 return Err(ArmTaskError::Unfit(format!("task.observe: camera `{name}` is {}x{}; the policy's cameras share one size", config.width, config.height)));
             }
             layout = Some(size);
-            let grabber = CameraGrabber::start(config, |_| Ok(())).map_err(|e| ArmTaskError::Camera(e.to_string()))?;
+            let grabber = match &config.source {
+                CameraSource::Topic(topic) => Grabber::Topic(ImageTopicCamera::subscribe(name, namespace, topic, config.width, config.height).map_err(|e| ArmTaskError::Camera(e.to_string()))?),
+                _ => Grabber::OpenCv(CameraGrabber::start(config, |_| Ok(())).map_err(|e| ArmTaskError::Camera(e.to_string()))?),
+            };
             started.push(PolicyCamera { name: name.clone(), grabber, newest: None });
         }
         let layout = layout.expect("at least one camera");

@@ -239,7 +239,7 @@ impl ArmTask {
         };
         let camera_names: Vec<String> = config.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name.clone()) } else { None }).collect();
         // A stall is said after a second without a fresh frame (the wait itself starts at once).
-        let cameras = cameras::PolicyCameras::start(&camera_names, &launch.cameras, Duration::from_secs(1))?;
+        let cameras = cameras::PolicyCameras::start(&camera_names, &launch.cameras, &launch.namespace, Duration::from_secs(1))?;
         let hardware_error = |e: robot_drivers::HardwareError| ArmTaskError::Hardware(e.to_string());
         hardware.configure().map_err(hardware_error)?;
         hardware.activate().map_err(hardware_error)?;
