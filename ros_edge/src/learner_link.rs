@@ -17,7 +17,7 @@
 //! restarts on either side lose and duplicate nothing. A peer speaking
 //! another wire format version is refused, naming both versions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -187,15 +187,45 @@ impl LearnerLink for RosLearnerLink {
 /// refused (a forged or misconfigured sender must not grow the map).
 const MAX_ACTORS: usize = 256;
 
+/// How many of an actor's newest frame numbers the node remembers: a
+/// transition names frames at most n steps older than its newest.
+const FRAME_NUMBERS_KEPT: usize = 1024;
+
 /// The learner node's side of every actor's stream, free of ROS so its
 /// rules can be tested alone: items are delivered in sequence order per
 /// actor, early ones held (bounded), duplicates dropped, unreadable
-/// messages and actors beyond `MAX_ACTORS` counted and refused.
+/// messages and actors beyond `MAX_ACTORS` counted and refused. Each actor
+/// numbers its camera frames from 0; the node renumbers them into the one
+/// sequence its learner stores, and the transitions that name them too.
 #[derive(Default)]
 struct ActorStreams {
     actors: HashMap<u64, ActorStream>,
     /// Messages refused: unreadable, or from an actor beyond the bound.
     refused: u64,
+    /// Frames delivered to the learner, all actors together.
+    frames_delivered: u64,
+}
+
+/// `item` in the learner's frame numbers: a frame gets the next number,
+/// a transition the numbers its actor's frames were given (`u64::MAX` for
+/// one the actor never sent, which the learner refuses by name).
+fn renumbered(item: ToLearner, numbers: &mut VecDeque<(u64, u64)>, frames_delivered: &mut u64) -> ToLearner {
+    match item {
+        ToLearner::Frames { index, layout, rgb } => {
+            let learner_index = *frames_delivered;
+            *frames_delivered += 1;
+            numbers.push_back((index, learner_index));
+            if numbers.len() > FRAME_NUMBERS_KEPT {
+                numbers.pop_front();
+            }
+            ToLearner::Frames { index: learner_index, layout, rgb }
+        }
+        ToLearner::Transition { transition, demo, frames: Some((frame, next)) } => {
+            let look_up = |own: u64| numbers.iter().rev().find(|(i, _)| *i == own).map_or(u64::MAX, |(_, learner)| *learner);
+            ToLearner::Transition { transition, demo, frames: Some((look_up(frame), look_up(next))) }
+        }
+        other => other,
+    }
 }
 
 impl ActorStreams {
@@ -214,6 +244,7 @@ impl ActorStreams {
         if !self.actors.contains_key(&actor) && self.actors.len() >= MAX_ACTORS {
             return self.refuse(&format!("a stream from actor {actor} beyond the {MAX_ACTORS} this learner keeps"));
         }
+        let frames_delivered = &mut self.frames_delivered;
         let stream = self.actors.entry(actor).or_default();
         let StreamItem { sequence, item, .. } = match decoded {
             Ok(message) => message,
@@ -229,10 +260,10 @@ impl ActorStreams {
                 stream.early.insert(sequence, item);
             }
         } else {
-            deliver(item);
+            deliver(renumbered(item, &mut stream.frame_numbers, frames_delivered));
             stream.next_expected += 1;
             while let Some(item) = stream.early.remove(&stream.next_expected) {
-                deliver(item);
+                deliver(renumbered(item, &mut stream.frame_numbers, frames_delivered));
                 stream.next_expected += 1;
             }
         }
@@ -257,6 +288,8 @@ struct ActorStream {
     early: BTreeMap<u64, ToLearner>,
     duplicates: u64,
     malformed: u64,
+    /// The actor's newest frame numbers and the learner's for them.
+    frame_numbers: VecDeque<(u64, u64)>,
 }
 
 /// A message from a learner the actor cannot read: one of another wire
@@ -479,5 +512,27 @@ mod tests {
         assert_eq!(streams.actors[&1].next_expected, 3);
         drop(deliver);
         assert_eq!(delivered, 3 + MAX_ACTORS - 1);
+    }
+
+    /// Two actors feeding one learner number their frames from 0 each: the
+    /// learner gets one sequence of frame numbers, and each transition
+    /// names its own actor's frames in it.
+    #[test]
+    fn frames_of_several_actors_are_renumbered_into_one_sequence() {
+        let layout = rrl_types::FrameLayout { cameras: 1, height: 1, width: 1 };
+        let frames = |actor: u64, sequence: u64, index: u64| StreamItem { actor, sequence, item: ToLearner::Frames { index, layout, rgb: vec![actor as u8, index as u8, 0] } }.encode();
+        let step = policies::replay::Transition { observation: vec![0.0], action: vec![0.0], reward: 0.0, next_observation: vec![0.0], terminal: false, discount: 0.99 };
+        let transition = |actor: u64, sequence: u64| StreamItem { actor, sequence, item: ToLearner::Transition { transition: step.clone(), demo: false, frames: Some((0, 1)) } }.encode();
+        let mut streams = ActorStreams::default();
+        let mut delivered = Vec::new();
+        let mut deliver = |item: ToLearner| delivered.push(item);
+        for message in [frames(1, 0, 0), frames(2, 0, 0), frames(2, 1, 1), frames(1, 1, 1), transition(2, 2), transition(1, 2)] {
+            assert!(streams.accept(&message, &mut deliver));
+        }
+        drop(deliver);
+        let numbers: Vec<(u8, u8, u64)> = delivered.iter().filter_map(|i| if let ToLearner::Frames { index, rgb, .. } = i { Some((rgb[0], rgb[1], *index)) } else { None }).collect();
+        assert_eq!(numbers, [(1, 0, 0), (2, 0, 1), (2, 1, 2), (1, 1, 3)], "(actor, its number, the learner's)");
+        let named: Vec<(u64, u64)> = delivered.iter().filter_map(|i| if let ToLearner::Transition { frames, .. } = i { *frames } else { None }).collect();
+        assert_eq!(named, [(1, 2), (0, 3)], "actor 2's transition names its frames 1 and 2, actor 1's its 0 and 3");
     }
 }

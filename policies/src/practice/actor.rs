@@ -131,18 +131,28 @@ struct EpisodeSink {
 fn emit_online(mut step: AwaitedStep, sink: &mut EpisodeSink, layout: Option<FrameLayout>, frames: &mut FrameCounter, shaping: Option<super::Shaping>, link: &mut dyn LearnerLink, released: &mut u64) -> Result<(), PracticeError> {
     let mut send_frames = None;
     if let Some(layout) = layout {
-        let next = step.next_frames.take().ok_or_else(|| PracticeError::Cameras(format!("step {} came without camera frames", step.step)))?;
-        if let Some(first) = sink.reset_frames.take() {
-            let encoded = encode_frames(&first, layout)?;
+        let missing = |what: &str| PracticeError::Cameras(format!("{what} of episode step {} came without camera frames", step.step));
+        let next = step.next_frames.take().ok_or_else(|| missing("the observation after"))?;
+        // The first step of an episode takes the episode's first frames along.
+        let first = match sink.reset_frames.take() {
+            Some(first) => Some(first),
+            None if sink.frame_tag.is_none() && step.step == 1 => return Err(missing("the first observation before")),
+            None => None,
+        };
+        if let Some(first) = &first {
+            let encoded = encode_frames(first, layout)?;
             durably(|| sink.writer.reset_frames(&encoded))?;
-            sink.frame_tag = frames.send(layout, first, &mut |item| link.send(item));
         }
         step.record.next_frames = Some(encode_frames(&next, layout)?);
-        send_frames = Some((layout, next));
+        send_frames = Some((layout, first, next));
     }
     durably(|| sink.writer.step(&step.record))?;
+    // Only what is on disk goes to the learner: a resumed run resends exactly it.
     let mut tags = (None, None);
-    if let Some((layout, next)) = send_frames {
+    if let Some((layout, first, next)) = send_frames {
+        if let Some(first) = first {
+            sink.frame_tag = frames.send(layout, first, &mut |item| link.send(item));
+        }
         let next_tag = frames.send(layout, next, &mut |item| link.send(item));
         tags = (sink.frame_tag, next_tag);
         sink.frame_tag = next_tag;

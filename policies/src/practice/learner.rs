@@ -154,18 +154,17 @@ fn describe(layout: Option<FrameLayout>) -> String {
 }
 
 /// The learner's frame stores: every frame the stream brings goes into the
-/// online store; a demo transition's frames are copied into the demo store
-/// once each (neighbouring n-step transitions share most of theirs).
+/// online store; a demo transition's frames are copied into the demo store,
+/// a frame that was the newest copy reused (1-step transitions share it).
+/// Reusing only the newest keeps the demo store's frame ids growing with
+/// its transitions, which its eviction of old frames relies on.
+#[derive(Default)]
 struct FrameStores {
-    /// Recent (stream index, demo store id) copies.
-    demo_copies: std::collections::VecDeque<(u64, FrameId)>,
-    window: usize,
+    /// The newest copy: (stream index, demo store id).
+    newest_copy: Option<(u64, FrameId)>,
 }
 
 impl FrameStores {
-    fn new(n_step: usize) -> FrameStores {
-        FrameStores { demo_copies: std::collections::VecDeque::new(), window: 4 * n_step + 8 }
-    }
 
     /// Stores the stream's frame `index`, which must be the next one.
     fn add(&mut self, replay: &mut Replay, index: u64, layout: FrameLayout, rgb: &[u8], expected: Option<FrameLayout>) -> Result<(), PracticeError> {
@@ -204,14 +203,11 @@ impl FrameStores {
     }
 
     fn copy(&mut self, store: &PixelReplay, demos: &mut PixelReplay, index: u64, id: FrameId) -> FrameId {
-        if let Some(&(_, copied)) = self.demo_copies.iter().find(|(i, copied)| *i == index && demos.frame(*copied).is_some()) {
+        if let Some((_, copied)) = self.newest_copy.filter(|(i, copied)| *i == index && demos.frame(*copied).is_some()) {
             return copied;
         }
         let copied = demos.add_record(store.frame(id).expect("checked: stored"));
-        self.demo_copies.push_back((index, copied));
-        if self.demo_copies.len() > self.window {
-            self.demo_copies.pop_front();
-        }
+        self.newest_copy = Some((index, copied));
         copied
     }
 }
@@ -280,7 +276,7 @@ fn learner_loop(
     let encoder_error = |e: crate::pixels::EncoderError| PracticeError::Learner(e.to_string());
     let mut replay = Replay::for_learner(&sac, settings.replay_capacity).map_err(encoder_error)?;
     let mut demos = Replay::for_learner(&sac, settings.replay_capacity).map_err(encoder_error)?;
-    let mut frame_stores = FrameStores::new(config.n_step);
+    let mut frame_stores = FrameStores::default();
     let mut online_steps = 0u64;
     let mut demo_mix = DemoMix::new(config.batch_size);
     let mut open = true;
@@ -490,5 +486,47 @@ mod tests {
         let two = FrameLayout { cameras: 2, height: 16, width: 16 };
         let err = run(pixel_config, vec![ToLearner::Frames { index: 1, layout: two, rgb: vec![0; two.bytes()] }]);
         assert!(err.contains("frame 1 of the stream arrived where frame 0 was due"), "{err}");
+    }
+
+    /// Takeover bursts with 3-step returns and a small replay: the demo
+    /// frame store wraps many times while batches draw from it, and every
+    /// sampled demo transition still has both its frames.
+    #[test]
+    fn demo_frames_copied_from_short_bursts_stay_sampleable_as_the_store_wraps() {
+        let dir = tempfile::tempdir().unwrap();
+        let learner = rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, n_step: 3, ..Default::default() };
+        let mut config = SacConfig::from_learner(&learner, 1, 1, 1);
+        config.pixels = Some(crate::pixels::PixelConfig { cameras: 1, height: 16, width: 16, feature_size: 4, shift_pad: 0, filters: 4, pretrained: None });
+        let layout = FrameLayout { cameras: 1, height: 16, width: 16 };
+        let settings = PracticeSettings { total_steps: 10_000, replay_capacity: 16, ..learner_settings(dir.path()) };
+        let (sender, inbox) = channel::unbounded();
+        let shared = LearnerShared::new();
+        let thread_shared = shared.clone();
+        let checkpoint = dir.path().join("learner.safetensors");
+        let learner = std::thread::spawn(move || run_learner(config, Device::Cpu, checkpoint, false, settings, inbox, thread_shared));
+        let step = Transition { observation: vec![0.0], action: vec![0.5], reward: 1.0, next_observation: vec![0.0], terminal: false, discount: 0.99 };
+        let mut index = 0u64;
+        for episode in 0..60u64 {
+            // Five steps: six frames, the n-step transitions (0,3) (1,4) (2,5) (3,5) (4,5); takeovers every other episode.
+            let first = index;
+            for k in 0..6 {
+                sender.send(ToLearner::Frames { index, layout, rgb: vec![(episode + k) as u8; layout.bytes()] }).unwrap();
+                index += 1;
+            }
+            for (a, b) in [(0, 3), (1, 4), (2, 5), (3, 5), (4, 5)] {
+                sender.send(ToLearner::Transition { transition: step.clone(), demo: episode % 2 == 0, frames: Some((first + a, first + b)) }).unwrap();
+                sender.send(ToLearner::OnlineStep).unwrap();
+            }
+            // Batches are drawn between the episodes, as in practice.
+            let wanted = 5 * (episode + 1) - 4;
+            let started = std::time::Instant::now();
+            while shared.updates.load(Ordering::Acquire) < wanted && shared.error.lock().unwrap().is_none() {
+                assert!(started.elapsed() < Duration::from_secs(60), "the learner stopped updating");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(sender);
+        learner.join().expect("the learner thread ends without a panic").unwrap();
+        assert!(shared.updates.load(Ordering::Acquire) >= 290, "the learner updated from both stores all along");
     }
 }
