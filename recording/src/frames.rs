@@ -15,8 +15,8 @@ const MAGIC: &[u8; 2] = b"RF";
 const VERSION: u8 = 1;
 const HEADER: usize = 2 + 1 + 1 + 2 + 2;
 /// The most cameras and the largest side one observation may have.
-pub const MAX_CAMERAS: usize = 16;
-pub const MAX_SIDE: usize = 4096;
+pub const MAX_CAMERAS: usize = rrl_types::MAX_POLICY_CAMERAS;
+pub const MAX_SIDE: usize = rrl_types::MAX_POLICY_CAMERA_SIDE;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FramesError {
@@ -103,21 +103,28 @@ pub fn camera_pngs(bytes: &[u8]) -> Result<(FrameLayout, Vec<&[u8]>), FramesErro
 }
 
 /// Decodes frames into `out` (resized to the layout's bytes); their layout.
+/// Every camera's PNG header is read and checked against the layout before
+/// the frames' memory is allocated: a short message claiming huge frames
+/// allocates nothing.
 pub fn decode_into(bytes: &[u8], out: &mut Vec<u8>) -> Result<FrameLayout, FramesError> {
     let (layout, pngs) = camera_pngs(bytes)?;
     let camera_bytes = layout.height * layout.width * 3;
-    out.clear();
-    out.resize(layout.bytes(), 0);
-    for (camera, (png_bytes, target)) in pngs.into_iter().zip(out.chunks_exact_mut(camera_bytes)).enumerate() {
+    let mut readers = Vec::with_capacity(pngs.len());
+    for (camera, png_bytes) in pngs.into_iter().enumerate() {
         let bad = |problem: String| FramesError::Damaged { offset: HEADER, problem: format!("camera {camera}: {problem}") };
         let mut decoder = png::Decoder::new_with_limits(png_bytes, png::Limits { bytes: camera_bytes + 1024 });
         decoder.set_transformations(png::Transformations::IDENTITY);
-        let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
+        let reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
         let info = reader.info();
         if (info.width as usize, info.height as usize, info.color_type, info.bit_depth) != (layout.width, layout.height, png::ColorType::Rgb, png::BitDepth::Eight) {
             return Err(bad(format!("an image of {}x{} {:?} {:?}, the header promises {}x{} RGB8", info.width, info.height, info.color_type, info.bit_depth, layout.width, layout.height)));
         }
-        reader.next_frame(target).map_err(|e| bad(e.to_string()))?;
+        readers.push(reader);
+    }
+    out.clear();
+    out.resize(layout.bytes(), 0);
+    for (camera, (mut reader, target)) in readers.into_iter().zip(out.chunks_exact_mut(camera_bytes)).enumerate() {
+        reader.next_frame(target).map_err(|e| FramesError::Damaged { offset: HEADER, problem: format!("camera {camera}: {e}") })?;
     }
     Ok(layout)
 }

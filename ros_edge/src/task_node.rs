@@ -61,9 +61,11 @@ fn state_of<E: PracticeTask>(task: &mut E, step: Option<Step>) -> TaskState {
     TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec(), frames: frames_of(task) }
 }
 
-/// The task's camera frames with their layout, if its policy sees cameras.
+/// The task's camera frames with their layout, if its policy sees cameras
+/// (frames that do not fit their layout are not sent: the actor then
+/// refuses the state as one without the frames its policy needs).
 fn frames_of<E: PracticeTask>(task: &E) -> Option<(rrl_types::FrameLayout, Vec<u8>)> {
-    task.frame_layout().zip(task.frames().map(<[u8]>::to_vec))
+    task.frame_layout().zip(task.frames().map(<[u8]>::to_vec)).filter(|(layout, rgb)| rgb.len() == layout.bytes())
 }
 
 /// What the node did, for its report.

@@ -312,7 +312,11 @@ fn put_state(w: &mut Writer, s: &TaskState) {
     w.f64(s.reward).u8(flags).u64(s.safety.protective).u64(s.safety.reflexes).f64s(&s.observation);
     match &s.frames {
         None => w.u8(0),
-        Some((layout, rgb)) => w.u8(1).bytes(&recording::frames::encode(rgb, *layout).expect("the task's frames fit its layout")),
+        // `frames_of` sends only frames that fit their layout (and check-config bounds the layout).
+        Some((layout, rgb)) => match recording::frames::encode(rgb, *layout) {
+            Ok(encoded) => w.u8(1).bytes(&encoded),
+            Err(_) => w.u8(0),
+        },
     };
 }
 

@@ -23,3 +23,8 @@ pub use live::{LiveSnapshot, LiveStatus, Waiting};
 /// The most values one observed topic (a `Float64MultiArray`) may carry:
 /// anything read from a wire is bounded.
 pub const MAX_TOPIC_VALUES: usize = 64;
+
+/// The most cameras one policy sees, and the largest side of their frames
+/// (what the frame codec carries: `recording::frames`).
+pub const MAX_POLICY_CAMERAS: usize = 16;
+pub const MAX_POLICY_CAMERA_SIDE: usize = 4096;

@@ -31,7 +31,7 @@ impl ActorCopy {
             // Until the learner's first weights arrive, act as the learner starts.
             net.zero_output();
         }
-        let encoder = config.pixels.as_ref().map(|p| ConvEncoder::try_new(&mut rng, p, Device::Cpu)).transpose().map_err(|e| PracticeError::Learner(e.to_string()))?;
+        let encoder = config.pixels.as_ref().map(|p| ConvEncoder::try_new(&mut rng, p, Device::Cpu)).transpose().map_err(|e| PracticeError::Cameras(format!("the actor's copy of the policy: {e}")))?;
         Ok(ActorCopy { net, encoder, rng, action_size })
     }
 
@@ -77,7 +77,7 @@ impl ActorCopy {
         if let Some(encoder) = &self.encoder {
             let layout = encoder.config.layout();
             let frames = frames.filter(|f| f.len() == layout.bytes()).ok_or_else(|| {
-                PracticeError::Learner(format!("the policy sees {} camera(s) of {}x{}; the task gave {} bytes of frames", layout.cameras, layout.width, layout.height, frames.map_or(0, <[u8]>::len)))
+                PracticeError::Cameras(format!("the policy sees {} camera(s) of {}x{}; the task gave {} bytes of frames", layout.cameras, layout.width, layout.height, frames.map_or(0, <[u8]>::len)))
             })?;
             let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, &encoder.config, Device::Cpu)));
             obs = Tensor::cat(&[obs, features], -1);

@@ -52,6 +52,9 @@ pub enum PixelEncoder {
 /// cameras, all of one size that the encoder can take; a simulated robot's
 /// are square cameras of its scene, a real arm's OpenCV cameras.
 pub(super) fn check_observed_cameras(observed: &[(String, &String)], sim: bool, cameras: &[CameraConfig], pixels: &PixelEncoderConfig, c: &mut Checker) {
+    if observed.len() > crate::MAX_POLICY_CAMERAS {
+        c.fail(observed[crate::MAX_POLICY_CAMERAS].0.clone(), format!("{} cameras; a policy sees at most {}", observed.len(), crate::MAX_POLICY_CAMERAS), None);
+    }
     let mut size = None;
     for (path, name) in observed {
         let path = path.clone();
@@ -69,6 +72,9 @@ pub(super) fn check_observed_cameras(observed: &[(String, &String)], sim: bool, 
                 c.fail(path, format!("camera `{name}` is a simulated scene's; a real arm's policy sees real cameras"), Some("a Device(..), a Path(..) (device path, stream URL or video), an ImageSequence(..) or a Topic(..)"));
                 continue;
             }
+        }
+        if camera.width as usize > crate::MAX_POLICY_CAMERA_SIDE || camera.height as usize > crate::MAX_POLICY_CAMERA_SIDE {
+            c.fail(path.clone(), format!("camera `{name}` is {}x{}; a policy's frames are at most {} pixels a side", camera.width, camera.height, crate::MAX_POLICY_CAMERA_SIDE), Some("policies see 64 to 256 pixels a side; crop and resize to that"));
         }
         if sim && camera.width != camera.height {
             c.fail(path.clone(), format!("camera `{name}` is {}x{}; the simulated cameras the policy sees are square", camera.width, camera.height), None);

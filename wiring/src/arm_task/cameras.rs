@@ -89,10 +89,15 @@ impl PolicyCameras {
     /// for good is an error naming it.
     pub(super) fn capture(&mut self, since: Timestamp, live: &LiveStatus) -> Result<(), ArmTaskError> {
         let mut stalled: Option<Instant> = None;
+        // Frames that keep arriving stamped before `since`: a clock that disagrees, not a stall.
+        let mut arriving_old: Option<(String, u64)> = None;
         loop {
             let mut missing = None;
             for camera in &mut self.cameras {
                 if let Some(frame) = camera.grabber.newest().take() {
+                    if frame.stamp < since {
+                        arriving_old = Some((camera.name.clone(), since.nanos_since(frame.stamp) / 1_000_000));
+                    }
                     camera.newest = Some(frame);
                 }
                 if let Some(why) = camera.grabber.newest().failure() {
@@ -105,7 +110,10 @@ impl PolicyCameras {
             let Some(missing) = missing else { break };
             let now = SystemClock.now();
             if stalled.is_none() && Duration::from_nanos(now.nanos_since(since)) > self.stall_after {
-                tracing::warn!(camera = missing, "a camera the policy sees has stalled: practice is paused (the gate holds the arm) until it delivers frames again");
+                match &arriving_old {
+                    Some((camera, behind_ms)) => tracing::warn!(%camera, behind_ms, "frames keep arriving, stamped before the step they would show: the camera's clock (or its driver's stamps) is behind this machine's; practice is paused until they are current"),
+                    None => tracing::warn!(camera = missing, "a camera the policy sees has stalled: practice is paused (the gate holds the arm) until it delivers frames again"),
+                }
                 live.wait_for(Waiting::PolicyCamera);
                 stalled = Some(Instant::now());
             }
