@@ -312,7 +312,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let report = match args.learner {
         LearnerPlacement::Local => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,
         LearnerPlacement::Remote => {
-            let mut link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
+            let mut link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id, Some(&run_dir))?;
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             let (stream_items, unconfirmed) = link.close(std::time::Duration::from_secs(60));
             link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
@@ -334,7 +334,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
                 task: task_name.clone(),
             };
             let node = ros_edge::learner_link::InProcessLearnerNode::start(spec, run_dir.clone(), resume)?;
-            let link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id)?;
+            let link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id, Some(&run_dir))?;
             let mut link = ros_edge::learner_link::InProcessLink { link, node: &node };
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             // A node that failed confirms nothing more: do not wait for it.

@@ -61,10 +61,13 @@ fn pixel_practice_on_a_base_cloned_from_pixel_demos_then_eval_and_export() {
     assert_eq!(images["type"], "sensor_msgs/msg/CompressedImage");
     assert_eq!(images["messages"], exported["topics"]["/rrl/observation"]["messages"], "one image beside each observation");
 
-    // The simulated robot as a lockstep task node over ROS 2: its states carry the frames.
+    // The simulated robot as a lockstep task node and the learner as a node, both over ROS 2:
+    // the task states carry the frames, the learner link streams them.
     let node_run = dir.path().join("node_run");
-    let over_ros = json_of(&rrl(&["practice", "--config", config_arg, "--run-dir", node_run.to_str().unwrap(), "--robot", "node", "--steps", "30", "--eval-episodes", "0"]).output().unwrap());
+    let over_ros = json_of(&rrl(&["practice", "--config", config_arg, "--run-dir", node_run.to_str().unwrap(), "--robot", "node", "--learner", "node", "--steps", "30", "--eval-episodes", "0"]).output().unwrap());
     assert_eq!(over_ros["total_steps"], 30);
+    assert_eq!(over_ros["link"]["unconfirmed"], 0);
+    assert!(!node_run.join(".learner_stream_actor1.bin").exists(), "the link's spill file goes when practice ends");
     for path in recording::list_episodes(&node_run.join("episodes")).unwrap() {
         let episode = recording::read_episode(&path).unwrap();
         assert_eq!(recording::frames::layout(episode.reset_frames.as_deref().unwrap()).unwrap(), layout, "{}", path.display());

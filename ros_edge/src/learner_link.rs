@@ -54,7 +54,12 @@ pub struct RosLearnerLink {
 }
 
 impl RosLearnerLink {
-    pub fn connect(namespace: &str, actor_id: u64) -> Result<RosLearnerLink, EdgeError> {
+    /// Connects actor `actor_id` to the learner of `namespace`; with
+    /// `spill_dir` (the run's folder) the stream's acknowledged items leave
+    /// memory for a spill file there (`stream_store`).
+    pub fn connect(namespace: &str, actor_id: u64, spill_dir: Option<&std::path::Path>) -> Result<RosLearnerLink, EdgeError> {
+        let spill = spill_dir.map(|dir| dir.join(format!(".learner_stream_actor{actor_id}.bin")));
+        let mut stream = crate::stream_store::StreamStore::new(spill).map_err(EdgeError::io("creating the learner link's spill file"))?;
         let ctx = r2r::Context::create()?;
         let mut node = r2r::Node::create(ctx, &format!("rrl_actor_{actor_id}"), namespace)?;
         let publisher = node.create_publisher::<Bytes>("learner/transitions", crate::qos::transitions())?;
@@ -66,7 +71,6 @@ impl RosLearnerLink {
         let (thread_state, thread_deadline) = (state.clone(), flush_deadline.clone());
         let thread = std::thread::Builder::new().name("learner-link".into()).spawn(move || {
             let state = thread_state;
-            let mut stream: Vec<Vec<u8>> = Vec::new();
             let (mut next_to_send, mut acked, mut incarnation) = (0u64, 0u64, None::<u64>);
             let mut last_progress = Instant::now();
             let mut closed = false;
@@ -74,7 +78,7 @@ impl RosLearnerLink {
                 node.spin_once(Duration::from_millis(2));
                 loop {
                     match inbox.try_recv() {
-                        Ok(item) => stream.push(StreamItem { actor: actor_id, sequence: stream.len() as u64, item }.encode()),
+                        Ok(item) => stream.push(StreamItem { actor: actor_id, sequence: stream.len(), item }.encode()),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             closed = true;
@@ -82,7 +86,7 @@ impl RosLearnerLink {
                         }
                     }
                 }
-                state.stream_len.store(stream.len() as u64, Ordering::Release);
+                state.stream_len.store(stream.len(), Ordering::Release);
                 while let Some(Some(ack)) = acks.next().now_or_never() {
                     let ack = match Acks::decode(&ack.data) {
                         Ok(ack) => ack,
@@ -104,6 +108,8 @@ impl RosLearnerLink {
                         last_progress = Instant::now();
                     }
                     state.acked.store(acked, Ordering::Release);
+                    // What this learner has leaves memory (a restarted one gets it from the spill file).
+                    stream.forget_before(acked);
                 }
                 while let Some(Some(message)) = weights.next().now_or_never() {
                     match Weights::decode(&message.data) {
@@ -118,15 +124,22 @@ impl RosLearnerLink {
                     last_progress = Instant::now();
                 }
                 let mut burst = 0;
-                while (next_to_send as usize) < stream.len() && next_to_send < acked + WINDOW && burst < 500 {
-                    if publisher.publish(&bytes_message(stream[next_to_send as usize].clone())).is_err() {
+                while next_to_send < stream.len() && next_to_send < acked + WINDOW && burst < 500 {
+                    let item = match stream.get(next_to_send) {
+                        Ok(item) => item,
+                        Err(e) => {
+                            *state.failure.lock().expect("failure") = Some(format!("the learner link cannot read item {next_to_send} back from its spill file: {e}"));
+                            break;
+                        }
+                    };
+                    if publisher.publish(&bytes_message(item)).is_err() {
                         break;
                     }
                     next_to_send += 1;
                     burst += 1;
                 }
                 if closed {
-                    let all_acked = acked as usize >= stream.len();
+                    let all_acked = acked >= stream.len();
                     let out_of_time = thread_deadline.lock().expect("deadline").is_some_and(|d| Instant::now() > d);
                     if all_acked || out_of_time {
                         return;

@@ -24,6 +24,7 @@ pub mod qos;
 pub mod reset_window;
 pub mod reward_node;
 pub mod robot_node;
+pub mod stream_store;
 pub mod task_node;
 pub mod wire;
 

@@ -67,8 +67,15 @@ pub fn practice_with_link<E: PracticeTask>(
     let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;
     let recorded = read_all(&settings.run_dir.join("episodes"), (o, a))?;
     let mut frames = FrameCounter::for_learner(&config);
-    replay_recorded(&demos, &config, settings.human_reward, settings.shaping, &mut frames, &mut |item| link.send(item))?;
-    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, settings.shaping, &mut frames, &mut |item| link.send(item))?;
+    // The recorded stream goes out no faster than the learner takes it in.
+    let mut resend = |item: ToLearner| {
+        while link.backlog() > settings.max_backlog && link.failure().is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        link.send(item);
+    };
+    replay_recorded(&demos, &config, settings.human_reward, settings.shaping, &mut frames, &mut resend)?;
+    let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, settings.shaping, &mut frames, &mut resend)?;
     let mut policy = ActorCopy::new(&config, o, a)?;
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());

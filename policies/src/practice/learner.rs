@@ -40,6 +40,8 @@ pub struct ActorWeights(pub Vec<Tensor>);
 /// Between the learner thread and whoever relays for it.
 pub struct LearnerShared {
     pub updates: AtomicU64,
+    /// Items of the stream the learner has taken in.
+    pub received: AtomicU64,
     /// The newest actor weights (one slot, newest wins).
     pub weights: ArrayQueue<ActorWeights>,
     pub error: std::sync::Mutex<Option<String>>,
@@ -47,7 +49,7 @@ pub struct LearnerShared {
 
 impl LearnerShared {
     pub fn new() -> Arc<LearnerShared> {
-        Arc::new(LearnerShared { updates: AtomicU64::new(0), weights: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
+        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), weights: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
     }
 }
 
@@ -70,6 +72,8 @@ pub trait LearnerLink {
 /// The learner as a thread of this process.
 pub struct LocalLearner {
     sender: Option<Sender<ToLearner>>,
+    /// Items sent so far.
+    sent: u64,
     shared: Arc<LearnerShared>,
     thread: Option<std::thread::JoinHandle<Result<(), PracticeError>>>,
 }
@@ -83,7 +87,7 @@ impl LocalLearner {
             .name("learner".into())
             .spawn(move || run_learner(config, device, checkpoint, resume, settings, inbox, thread_shared))
             .map_err(|e| PracticeError::Learner(e.to_string()))?;
-        Ok(LocalLearner { sender: Some(sender), shared, thread: Some(thread) })
+        Ok(LocalLearner { sender: Some(sender), sent: 0, shared, thread: Some(thread) })
     }
 
     /// Closes the stream, waits for the final checkpoint; the update count.
@@ -99,6 +103,7 @@ impl LearnerLink for LocalLearner {
     fn send(&mut self, item: ToLearner) {
         if let Some(sender) = &self.sender {
             let _ = sender.send(item);
+            self.sent += 1;
         }
     }
     fn updates(&self) -> u64 {
@@ -109,6 +114,11 @@ impl LearnerLink for LocalLearner {
     }
     fn failure(&self) -> Option<String> {
         self.shared.error.lock().expect("error slot").clone()
+    }
+    /// Items queued for the learner thread (a resumed pixel run's frames
+    /// must not pile up in the queue faster than it stores them).
+    fn backlog(&self) -> u64 {
+        self.sent.saturating_sub(self.shared.received.load(Ordering::Acquire))
     }
 }
 
@@ -290,6 +300,9 @@ fn learner_loop(
         } else {
             inbox.recv_timeout(Duration::from_millis(20)).map_err(|e| e == RecvTimeoutError::Disconnected)
         };
+        if message.is_ok() {
+            shared.received.fetch_add(1, Ordering::Release);
+        }
         match message {
             Ok(ToLearner::Frames { index, layout: sent, rgb }) => {
                 frame_stores.add(&mut replay, index, sent, &rgb, layout)?;
