@@ -27,6 +27,8 @@ pub enum CheckpointError {
     Unexpected { path: PathBuf, name: String },
     #[error("checkpoint {path}: tensor `{name}` has shape {found:?}, this network needs {expected:?}")]
     Shape { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
+    #[error("checkpoint {path}: written with {saved}, this learner has {ours}: its head was trained on another trunk's features")]
+    Trunk { path: PathBuf, saved: String, ours: String },
 }
 
 impl CheckpointError {
@@ -39,8 +41,10 @@ impl CheckpointError {
 }
 
 const CHECKSUM: &str = "meta.checksum";
+/// The fingerprint of a frozen trunk's file (absent for a trained encoder).
+const TRUNK: &str = "meta.trunk";
 
-fn fnv1a(hash: &mut u64, bytes: &[u8]) {
+pub(crate) fn fnv1a(hash: &mut u64, bytes: &[u8]) {
     for b in bytes {
         *hash ^= u64::from(*b);
         *hash = hash.wrapping_mul(0x0000_0100_0000_01B3);
@@ -90,6 +94,9 @@ pub fn state_tensors(sac: &Sac) -> Vec<(String, Tensor)> {
     optimizer_tensors("adam.critic", &sac.critic_opt, &mut out);
     optimizer_tensors("adam.temperature", &sac.temperature_opt, &mut out);
     out.push(("meta.updates".into(), u64s_to_tensor(&[sac.updates])));
+    if let Some(trunk) = sac.encoder.as_ref().and_then(crate::pixels::ConvEncoder::trunk_fingerprint) {
+        out.push((TRUNK.into(), u64s_to_tensor(&[trunk])));
+    }
     out.push(("meta.rng".into(), u64s_to_tensor(&sac.rng.state())));
     out
 }
@@ -153,6 +160,13 @@ pub fn load(sac: &mut Sac, path: &Path) -> Result<(), CheckpointError> {
     let stored = read_verified(path)?;
     let find = |name: &str| stored.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let ours = state_tensors(sac);
+    // The frozen trunk the head was trained on, when either side has one.
+    let trunk_of = |tensors: Option<&Tensor>| tensors.map(|t| t.int64_value(&[0]) as u64);
+    let (saved_trunk, our_trunk) = (trunk_of(find(TRUNK)), trunk_of(ours.iter().find(|(n, _)| n == TRUNK).map(|(_, t)| t)));
+    if saved_trunk != our_trunk {
+        let describe = |trunk: Option<u64>| trunk.map_or("the trained DrQ encoder".to_string(), |h| format!("the frozen trunk of fingerprint {h:#018x}"));
+        return Err(CheckpointError::Trunk { path: path.to_path_buf(), saved: describe(saved_trunk), ours: describe(our_trunk) });
+    }
     // Check everything before touching anything.
     for (name, _) in &stored {
         if name != CHECKSUM && !name.starts_with("extra.") && !ours.iter().any(|(n, _)| n == name) {

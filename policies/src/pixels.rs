@@ -73,8 +73,8 @@ fn uniform(rng: &mut Rng, shape: &[i64], fan_in: i64, device: Device) -> Tensor 
 enum Trunk {
     /// Trained with the critic.
     Convs(Vec<(Tensor, Tensor, i64)>),
-    /// A user's pretrained module, never trained here.
-    Frozen(tch::CModule),
+    /// A user's pretrained module, never trained here, and its file's fingerprint.
+    Frozen(tch::CModule, u64),
 }
 
 /// Images to features. Input: u8 frames as [B, cameras*3, H, W] (any
@@ -94,10 +94,21 @@ pub enum EncoderError {
     Shape { path: std::path::PathBuf, channels: i64, height: i64, width: i64, got: Vec<i64> },
 }
 
+/// A fingerprint of a file's bytes (FNV-1a): which trunk a head, a base or
+/// a replay of features was made with.
+pub fn file_fingerprint(path: &std::path::Path) -> std::io::Result<u64> {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    crate::checkpoint::fnv1a(&mut hash, &std::fs::read(path)?);
+    // Stored as i64 in checkpoints: keep it positive.
+    Ok(hash >> 1)
+}
+
 /// Loads a pretrained TorchScript trunk and probes it with one blank
-/// observation of `config`'s frames; the trunk and its feature count.
-fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> Result<(tch::CModule, i64), EncoderError> {
+/// observation of `config`'s frames; the trunk, its feature count and the
+/// fingerprint of its file.
+fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> Result<(tch::CModule, i64, u64), EncoderError> {
     let load = |reason: String| EncoderError::Load { path: path.to_path_buf(), reason };
+    let fingerprint = file_fingerprint(path).map_err(|e| load(e.to_string()))?;
     let mut module = tch::CModule::load_on_device(path, device).map_err(|e| load(e.to_string()))?;
     module.set_eval();
     let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Float, device));
@@ -106,7 +117,7 @@ fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> R
     if size.len() != 2 || size[0] != 1 || size[1] < 1 {
         return Err(EncoderError::Shape { path: path.to_path_buf(), channels: config.channels(), height: config.height, width: config.width, got: size });
     }
-    Ok((module, size[1]))
+    Ok((module, size[1], fingerprint))
 }
 
 /// A frozen trunk's features of u8 frames [B, C, H, W]: [B, F].
@@ -121,9 +132,17 @@ impl ConvEncoder {
         let Some(path) = &config.pretrained else {
             return Ok(ConvEncoder::new(rng, config, device));
         };
-        let (module, features) = load_trunk(path, config, device)?;
+        let (module, features, fingerprint) = load_trunk(path, config, device)?;
         let (linear, norm) = Self::head(rng, features, config.feature_size, device);
-        Ok(ConvEncoder { trunk: Trunk::Frozen(module), linear, norm, config: config.clone() })
+        Ok(ConvEncoder { trunk: Trunk::Frozen(module, fingerprint), linear, norm, config: config.clone() })
+    }
+
+    /// The fingerprint of a frozen trunk's file; `None` for the trained convolutions.
+    pub fn trunk_fingerprint(&self) -> Option<u64> {
+        match &self.trunk {
+            Trunk::Frozen(_, fingerprint) => Some(*fingerprint),
+            Trunk::Convs(_) => None,
+        }
     }
 
     fn head(rng: &mut Rng, flat: i64, features: i64, device: Device) -> ((Tensor, Tensor), (Tensor, Tensor)) {
@@ -156,7 +175,7 @@ impl ConvEncoder {
     /// whose features the replay precomputed, of those features [B, F].
     pub fn forward(&self, images: &Tensor) -> Tensor {
         let h = match &self.trunk {
-            Trunk::Frozen(_) if images.dim() == 2 => images.shallow_clone(),
+            Trunk::Frozen(..) if images.dim() == 2 => images.shallow_clone(),
             Trunk::Convs(convs) => {
                 let mut h = images.to_kind(Kind::Float) / 255.0 - 0.5;
                 for (weight, bias, stride) in convs {
@@ -165,7 +184,7 @@ impl ConvEncoder {
                 h.flatten(1, -1)
             }
             // Frozen: no gradient reaches (or is kept for) the pretrained weights.
-            Trunk::Frozen(module) => trunk_features(module, images),
+            Trunk::Frozen(module, _) => trunk_features(module, images),
         };
         let h = h.matmul(&self.linear.0) + &self.linear.1;
         h.layer_norm([self.config.feature_size], Some(&self.norm.0), Some(&self.norm.1), 1e-5, false).tanh()
@@ -236,9 +255,9 @@ pub struct PixelTransition {
 pub struct PixelReplay {
     states: ReplayBuffer,
     config: PixelConfig,
-    /// The frozen trunk whose features are kept instead of frames, and
-    /// their count (`PixelConfig::precomputes`).
-    trunk: Option<(tch::CModule, i64)>,
+    /// The frozen trunk whose features are kept instead of frames, their
+    /// count and the trunk file's fingerprint (`PixelConfig::precomputes`).
+    trunk: Option<(tch::CModule, i64, u64)>,
     /// One record per frame: its RGB bytes, or its features as f32 bytes.
     frames: Vec<u8>,
     frame_capacity: u64,
@@ -278,7 +297,7 @@ impl PixelReplay {
     /// Bytes of one stored record: a frame, or its features.
     fn record_bytes(&self) -> usize {
         match &self.trunk {
-            Some((_, features)) => 4 * *features as usize,
+            Some((_, features, _)) => 4 * *features as usize,
             None => self.config.frame_bytes(),
         }
     }
@@ -291,7 +310,7 @@ impl PixelReplay {
         assert_eq!(rgb.len(), bytes, "a frame of {} bytes, the replay stores {bytes}", rgb.len());
         match &self.trunk {
             None => self.add_record(rgb),
-            Some((module, _)) => {
+            Some((module, _, _)) => {
                 let features = trunk_features(module, &frames_tensor(rgb, &self.config, self.device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
                 let values: Vec<f32> = Vec::try_from(features.view([-1])).expect("f32 features");
                 let record: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -390,7 +409,7 @@ impl PixelReplay {
             next_images.extend_from_slice(self.frame(FrameId(next)).expect("live transitions have their frames"));
         }
         let c = &self.config;
-        let trunk_features = self.trunk.as_ref().map(|(_, f)| *f);
+        let trunk_features = self.trunk.as_ref().map(|(_, f, _)| *f);
         let shape = |bytes: Vec<u8>| match trunk_features {
             // Precomputed: [B, F] features for the encoder's head.
             Some(features) => Tensor::from_data_size(&bytes, &[size as i64, features], Kind::Float).to_device(self.device),
@@ -422,11 +441,16 @@ impl PixelReplay {
             frames.extend_from_slice(self.frame(FrameId(id)).expect("frames of live transitions are stored"));
         }
         let relative: Vec<i64> = ids.iter().flat_map(|&(a, b)| [(a - oldest) as i64, (b - oldest) as i64]).collect();
-        vec![
+        let mut tensors = vec![
             ("pixels.rows".into(), rows),
             ("pixels.frame_ids".into(), Tensor::from_slice(&relative).view([live, 2])),
             ("pixels.frames".into(), Tensor::from_slice(&frames).view([(self.frames_added - oldest) as i64, bytes as i64])),
-        ]
+        ];
+        if let Some((_, _, fingerprint)) = &self.trunk {
+            // Features are only good for the trunk that computed them.
+            tensors.push(("pixels.trunk".into(), Tensor::from_slice(&[*fingerprint as i64])));
+        }
+        tensors
     }
 
     /// Replaces the contents with what `export` wrote; refuses (saying why)
@@ -434,6 +458,12 @@ impl PixelReplay {
     pub fn import(&mut self, tensors: &[(String, Tensor)]) -> Result<(), String> {
         let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| format!("no `{name}`"));
         let (rows, ids, frames) = (find("pixels.rows")?, find("pixels.frame_ids")?, find("pixels.frames")?);
+        let saved_trunk = find("pixels.trunk").ok().map(|t| t.int64_value(&[0]) as u64);
+        let our_trunk = self.trunk.as_ref().map(|(_, _, fingerprint)| *fingerprint);
+        if saved_trunk != our_trunk {
+            let describe = |trunk: Option<u64>| trunk.map_or("frames".to_string(), |h| format!("features of the trunk of fingerprint {h:#018x}"));
+            return Err(format!("saved {}; this learner keeps {}", describe(saved_trunk), describe(our_trunk)));
+        }
         let bytes = self.record_bytes();
         let (saved_frames, saved_bytes) = match frames.size()[..] {
             [n, b] => (n as u64, b as usize),
@@ -441,7 +471,7 @@ impl PixelReplay {
         };
         if saved_bytes != bytes {
             let kept = match &self.trunk {
-                Some((_, features)) => format!("{features} precomputed trunk features"),
+                Some((_, features, _)) => format!("{features} precomputed trunk features"),
                 None => format!("{} x {}x{} RGB", self.config.cameras, self.config.height, self.config.width),
             };
             return Err(format!("saved frames of {saved_bytes} bytes; this learner keeps {bytes} a frame ({kept})"));

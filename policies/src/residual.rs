@@ -209,7 +209,8 @@ impl BcPolicy {
         tensors.push(("meta.shape".into(), Tensor::from_slice(&meta)));
         if let Some(p) = self.pixels() {
             // The frames it was cloned from: a launch file with other cameras is refused at load.
-            tensors.push(("meta.pixels".into(), Tensor::from_slice(&[p.cameras, p.height, p.width, p.feature_size, p.filters])));
+            let trunk = self.encoder.as_ref().and_then(ConvEncoder::trunk_fingerprint).map_or(0, |h| h as i64);
+            tensors.push(("meta.pixels".into(), Tensor::from_slice(&[p.cameras, p.height, p.width, p.feature_size, p.filters, trunk])));
         }
         crate::checkpoint::write_atomically(path, tensors)
     }
@@ -226,14 +227,22 @@ impl BcPolicy {
             Some((_, t)) => Some(Vec::<i64>::try_from(t).map_err(|e: tch::TchError| bad(e.to_string()))?),
             None => None,
         };
-        let pixels = match (saved_pixels, pixels) {
+        let pixels = match (&saved_pixels, pixels) {
             (None, _) => None,
-            (Some(saved), Some(p)) if saved == [p.cameras, p.height, p.width, p.feature_size, p.filters] => Some(p),
+            (Some(saved), _) if saved.len() != 6 => return Err(bad(format!("meta.pixels has {} values", saved.len()))),
+            (Some(saved), Some(p)) if saved[..5] == [p.cameras, p.height, p.width, p.feature_size, p.filters] => Some(p),
             (Some(saved), Some(p)) => return Err(bad(format!("cloned from {} camera(s) of {}x{} (features {}, filters {}); the task's policy sees {} of {}x{} (features {}, filters {})", saved[0], saved[2], saved[1], saved[3], saved[4], p.cameras, p.width, p.height, p.feature_size, p.filters))),
             (Some(saved), None) => return Err(bad(format!("cloned from {} camera(s) of {}x{}; the task shows its policy no cameras", saved[0], saved[2], saved[1]))),
         };
         let mut rng = Rng::seed(0);
         let encoder = pixels.map(|p| ConvEncoder::try_new(&mut rng, p, Device::Cpu)).transpose().map_err(|e| bad(e.to_string()))?;
+        if let Some(saved) = &saved_pixels {
+            let ours = encoder.as_ref().and_then(ConvEncoder::trunk_fingerprint).map_or(0, |h| h as i64);
+            if saved[5] != ours {
+                let describe = |h: i64| if h == 0 { "the trained DrQ encoder".to_string() } else { format!("the frozen trunk of fingerprint {h:#018x}") };
+                return Err(bad(format!("cloned with {}; the task's learner.pixels gives {}", describe(saved[5]), describe(ours))));
+            }
+        }
         let features = pixels.map_or(0, |p| p.feature_size);
         let net = EnsembleMlp::new(&mut rng, 1, o + features, hidden, horizon * a, false, Device::Cpu);
         tch::no_grad(|| -> Result<(), BaseError> {

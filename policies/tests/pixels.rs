@@ -81,9 +81,14 @@ fn a_bandit_whose_only_cue_is_the_image_is_learned_from_pixels() {
 
 /// The small stand-in for a pretrained trunk, exported with the venv's torch.
 fn frozen_trunk(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("trunk.pt");
+    frozen_trunk_seeded(dir, 0)
+}
+
+/// A stand-in trunk of its own weights (`seed`), same shape as every other.
+fn frozen_trunk_seeded(dir: &std::path::Path, seed: u64) -> std::path::PathBuf {
+    let path = dir.join(format!("trunk{seed}.pt"));
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| std::path::PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let out = std::process::Command::new(python).arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_frozen_encoder.py")).arg(&path).output().unwrap();
+    let out = std::process::Command::new(python).arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/make_frozen_encoder.py")).arg(&path).arg(seed.to_string()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     path
 }
@@ -211,4 +216,45 @@ fn behaviour_cloning_learns_from_the_frames_of_pixel_demos() {
     let err = BcPolicy::load(&path, &[32, 32], Some(&other)).err().unwrap().to_string();
     assert!(err.contains("cloned from 1 camera(s) of 16x16") && err.contains("sees 2 of 16x16"), "{err}");
     assert!(BcPolicy::load(&path, &[32, 32], None).err().unwrap().to_string().contains("no cameras"));
+}
+
+/// A head trained on one trunk's features is refused with another trunk of
+/// the same shape — in a learner checkpoint, a saved replay of precomputed
+/// features and a cloned base — naming both (by their files' fingerprints).
+#[test]
+fn a_frozen_trunks_head_features_and_base_refuse_another_trunk() {
+    use policies::residual::{BcPolicy, Demos};
+    let dir = tempfile::tempdir().unwrap();
+    let learner_config = LearnerConfig { hidden: vec![16], batch_size: 8, ..LearnerConfig::default() };
+    let pixels_of = |trunk: std::path::PathBuf| PixelConfig { pretrained: Some(trunk), shift_pad: 0, ..pixel_config() };
+    let (first, second) = (pixels_of(frozen_trunk_seeded(dir.path(), 1)), pixels_of(frozen_trunk_seeded(dir.path(), 2)));
+    let sac_with = |pixels: &PixelConfig| {
+        let mut config = SacConfig::from_learner(&learner_config, 1, 1, 3);
+        config.pixels = Some(pixels.clone());
+        Sac::try_new(config, Device::Cpu).unwrap()
+    };
+    // The learner checkpoint.
+    let path = dir.path().join("learner.safetensors");
+    checkpoint::save(&sac_with(&first), &path, &[]).unwrap();
+    checkpoint::load(&mut sac_with(&first), &path).unwrap();
+    let err = checkpoint::load(&mut sac_with(&second), &path).unwrap_err().to_string();
+    assert!(err.contains("written with the frozen trunk of fingerprint") && err.contains("this learner has the frozen trunk of fingerprint"), "{err}");
+    // A replay of precomputed features.
+    let mut replay = PixelReplay::new(1, 1, &first, 20, Device::Cpu).unwrap();
+    let mut rng = Rng::seed(1);
+    let (a, b) = (replay.add_frame(&image(true, &mut rng)), replay.add_frame(&image(false, &mut rng)));
+    replay.push(&PixelTransition { state: Transition { observation: vec![0.0], action: vec![0.0], reward: 0.0, next_observation: vec![0.0], terminal: true, discount: 0.99 }, frame: a, next_frame: b });
+    let saved = replay.export();
+    PixelReplay::new(1, 1, &first, 20, Device::Cpu).unwrap().import(&saved).unwrap();
+    let err = PixelReplay::new(1, 1, &second, 20, Device::Cpu).unwrap().import(&saved).unwrap_err();
+    assert!(err.contains("saved features of the trunk of fingerprint") && err.contains("this learner keeps features of the trunk"), "{err}");
+    // A base cloned on the first trunk.
+    let (observations, actions, frames) = (vec![vec![vec![0.0f32]; 4]], vec![vec![vec![0.5f32]; 4]], vec![(0..4).map(|_| image(true, &mut rng)).collect::<Vec<_>>()]);
+    let demos = Demos { episodes: vec![(observations[0].as_slice(), actions[0].as_slice())], frames: Some(frames.iter().map(Vec::as_slice).collect()) };
+    let (base, _) = BcPolicy::train(&demos, 1, 1, 1, 1, &[8], 5, 0, Some(&first)).unwrap();
+    let base_path = dir.path().join("bc.safetensors");
+    base.save(&base_path).unwrap();
+    BcPolicy::load(&base_path, &[8], Some(&first)).unwrap();
+    let err = BcPolicy::load(&base_path, &[8], Some(&second)).err().unwrap().to_string();
+    assert!(err.contains("cloned with the frozen trunk of fingerprint") && err.contains("learner.pixels gives the frozen trunk"), "{err}");
 }
