@@ -245,39 +245,40 @@ impl ActorStreams {
     /// Takes one message off `learner/transitions`; `deliver` gets the items
     /// now due, in order. Whether the message was a readable item.
     fn accept(&mut self, bytes: &[u8], deliver: &mut impl FnMut(ToLearner)) -> bool {
-        let decoded = StreamItem::decode(bytes);
-        let actor = match &decoded {
-            Ok(message) => message.actor,
-            // An item of ours that does not parse still counts against its actor.
-            Err(e) => match StreamItem::actor_of(bytes) {
-                Some(actor) => actor,
-                None => return self.refuse(&e.to_string()),
-            },
+        let (actor, sequence) = match StreamItem::header_of(bytes) {
+            Ok(header) => header,
+            Err(e) => return self.refuse(&e.to_string()),
         };
         if !self.actors.contains_key(&actor) && self.actors.len() >= MAX_ACTORS {
             return self.refuse(&format!("a stream from actor {actor} beyond the {MAX_ACTORS} this learner keeps"));
         }
         let frames_delivered = &mut self.frames_delivered;
         let stream = self.actors.entry(actor).or_default();
-        let StreamItem { sequence, item, .. } = match decoded {
-            Ok(message) => message,
-            Err(e) => {
-                stream.malformed += 1;
-                return self.refuse(&e.to_string());
-            }
-        };
+        // Duplicates are dropped and early items held as they came: an item
+        // is decoded (its frames too) once, when it is due.
         if sequence < stream.next_expected || stream.early.contains_key(&sequence) {
             stream.duplicates += 1;
-        } else if sequence > stream.next_expected {
+            return true;
+        }
+        if sequence > stream.next_expected {
             if stream.early.len() < WINDOW as usize * 2 {
-                stream.early.insert(sequence, item);
+                stream.early.insert(sequence, bytes.to_vec());
             }
-        } else {
-            deliver(renumbered(item, &mut stream.frame_numbers, frames_delivered));
-            stream.next_expected += 1;
-            while let Some(item) = stream.early.remove(&stream.next_expected) {
-                deliver(renumbered(item, &mut stream.frame_numbers, frames_delivered));
-                stream.next_expected += 1;
+            return true;
+        }
+        let mut due = Some(bytes.to_vec());
+        while let Some(message) = due.take() {
+            match StreamItem::decode(&message) {
+                Ok(StreamItem { item, .. }) => {
+                    deliver(renumbered(item, &mut stream.frame_numbers, frames_delivered));
+                    stream.next_expected += 1;
+                    due = stream.early.remove(&stream.next_expected);
+                }
+                // Not delivered, nor counted as received: the actor sends it again.
+                Err(e) => {
+                    stream.malformed += 1;
+                    return self.refuse(&e.to_string());
+                }
             }
         }
         true
@@ -298,7 +299,8 @@ impl ActorStreams {
 #[derive(Default)]
 struct ActorStream {
     next_expected: u64,
-    early: BTreeMap<u64, ToLearner>,
+    /// Items ahead of the next expected one, as they came (encoded).
+    early: BTreeMap<u64, Vec<u8>>,
     duplicates: u64,
     malformed: u64,
     /// The actor's newest frame numbers and the learner's for them.

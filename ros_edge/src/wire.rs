@@ -418,10 +418,12 @@ impl StreamItem {
         w.finish()
     }
 
-    /// The sending actor of a stream item of this version whose item does
-    /// not parse, so that its learner can count it against that actor.
-    pub fn actor_of(bytes: &[u8]) -> Option<u64> {
-        Reader::open(bytes, Kind::StreamItem).ok()?.u64("actor").ok()
+    /// The sending actor and sequence number of a stream item of this
+    /// version, read without its item: a learner drops duplicates and holds
+    /// early items before decoding them (frames are decoded once, when due).
+    pub fn header_of(bytes: &[u8]) -> Result<(u64, u64), WireError> {
+        let mut r = Reader::open(bytes, Kind::StreamItem)?;
+        Ok((r.u64("actor")?, r.u64("sequence")?))
     }
 
     pub fn decode(bytes: &[u8]) -> Result<StreamItem, WireError> {
