@@ -1,8 +1,9 @@
 //! `rrl bench safety`, small: the ablation runs every condition and phase,
 //! and its counts mean what they say — without a gate random exploration
 //! leaves the safety box far more often than with the gate's rules, the
-//! gate never acts when absent, and the critic learns from every tick the
-//! rules-only run recorded.
+//! gate never acts when absent, the critic learns from every tick the
+//! rules-only run recorded, and with it in the gate its reflex runs (and
+//! only there).
 
 use std::process::Command;
 
@@ -23,13 +24,21 @@ fn the_safety_ablation_counts_fewer_violations_with_the_rules() {
             let entry = &report[phase][condition];
             assert!(entry["steps"].as_u64().unwrap() > 0, "{phase}/{condition}: {entry}");
             let share = entry["protective_gate_ticks"].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&share));
             if condition == "no_gate" {
                 assert_eq!(share, 0.0, "{phase}: no gate, no interventions");
+            }
+            // Reflexes run only where the critic is in the gate.
+            if let Some(reflexes) = entry["reflex_gate_ticks"].as_f64() {
+                if condition != "rules_and_critic" {
+                    assert_eq!(reflexes, 0.0, "{phase}/{condition}: a reflex without a critic");
+                }
+                assert!(reflexes <= share, "{phase}/{condition}: reflex ticks are protective ticks: {entry}");
             }
         }
     }
     assert!(report["random_exploration"]["rules"]["protective_gate_ticks"].as_f64().unwrap() > 0.0);
+    // Random exploration drives the arm toward the box's walls: the trained critic's reflex fires there.
+    assert!(report["random_exploration"]["rules_and_critic"]["reflex_gate_ticks"].as_f64().unwrap() > 0.0, "{}", report["random_exploration"]);
     // The expert with no gate in its way picks the cube.
     assert!(report["scripted_expert"]["no_gate"]["success_rate"].as_f64().unwrap() >= 0.5, "{}", report["scripted_expert"]);
     let critic = &report["risk_critic"];

@@ -103,17 +103,29 @@ struct Tally {
     steps: u64,
     violations: u64,
     safety_events: u64,
+    /// Of the protective ticks, those on which the risk critic's reflex
+    /// ran (counted where the gate is stepped here; practice's episode
+    /// reports carry protective ticks only).
+    reflexes: Option<u64>,
     episodes: u64,
     successes: u64,
 }
 
 impl Tally {
+    fn count(&mut self, events: rrl_types::SafetyEvents) {
+        self.safety_events += events.protective;
+        if let Some(reflexes) = &mut self.reflexes {
+            *reflexes += events.reflexes;
+        }
+    }
+
     fn report(&self) -> serde_json::Value {
         serde_json::json!({
             "steps": self.steps,
             "violations_per_1000_steps": 1000.0 * self.violations as f64 / self.steps.max(1) as f64,
             // The gate runs 10 ticks per step: the share of its ticks that protected.
             "protective_gate_ticks": self.safety_events as f64 / (10 * self.steps.max(1)) as f64,
+            "reflex_gate_ticks": self.reflexes.map(|r| r as f64 / (10 * self.steps.max(1)) as f64),
             "episodes": self.episodes,
             "success_rate": self.successes as f64 / self.episodes.max(1) as f64,
         })
@@ -124,14 +136,14 @@ impl Tally {
 /// ticks go to `data` when given.
 fn explore(task: &mut PandaTask, steps: u64, seed: u64, mut data: Option<&mut RiskDataset>) -> anyhow::Result<Tally> {
     let mut rng = Rng::seed(seed);
-    let mut tally = Tally { steps, violations: 0, safety_events: 0, episodes: 0, successes: 0 };
+    let mut tally = Tally { steps, violations: 0, safety_events: 0, reflexes: Some(0), episodes: 0, successes: 0 };
     task.reset(seed);
     task.take_violation_steps();
     for t in 0..steps {
         let action: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let step = task.step(&action)?;
         tally.violations += task.take_violation_steps();
-        tally.safety_events += rrl_types::PracticeTask::take_safety_events(task).protective;
+        tally.count(rrl_types::PracticeTask::take_safety_events(task));
         if step.done() || t + 1 == steps {
             tally.episodes += 1;
             tally.successes += u64::from(task.is_success());
@@ -151,7 +163,7 @@ fn explore(task: &mut PandaTask, steps: u64, seed: u64, mut data: Option<&mut Ri
 /// competent policy its success?
 fn expert_episodes(task: &mut PandaTask, episodes: u64, seed: u64) -> anyhow::Result<Tally> {
     let mut expert = ScriptedExpert::default();
-    let mut tally = Tally { steps: 0, violations: 0, safety_events: 0, episodes, successes: 0 };
+    let mut tally = Tally { steps: 0, violations: 0, safety_events: 0, reflexes: Some(0), episodes, successes: 0 };
     task.take_violation_steps();
     for e in 0..episodes {
         let mut observation = task.reset(seed + 20_000 + e).to_vec();
@@ -160,7 +172,7 @@ fn expert_episodes(task: &mut PandaTask, episodes: u64, seed: u64) -> anyhow::Re
             let step = task.step(&expert.act(PandaVariant::PickCube, &observation))?;
             observation = task.observation().to_vec();
             tally.steps += 1;
-            tally.safety_events += rrl_types::PracticeTask::take_safety_events(task).protective;
+            tally.count(rrl_types::PracticeTask::take_safety_events(task));
             if step.done() {
                 tally.successes += u64::from(task.is_success());
                 break;
@@ -208,7 +220,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
         successes += u64::from(episode.success == Some(true));
         safety_events += episode.safety_events;
     })?;
-    Ok(Tally { steps, violations: task.take_violation_steps(), safety_events, episodes, successes })
+    Ok(Tally { steps, violations: task.take_violation_steps(), safety_events, reflexes: None, episodes, successes })
 }
 
 impl SafetyBenchArgs {
