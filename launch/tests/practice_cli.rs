@@ -463,3 +463,27 @@ fn practice_refuses_a_classifier_reward_and_a_human_reward_without_a_human() {
         assert!(!dir.path().join("run").exists(), "{reward}: nothing is written before the refusal");
     }
 }
+
+/// A learner that stops being finite (here: learning rates of 1e30) ends
+/// `rrl practice` with an error naming the update and its losses, said
+/// once; the episodes on disk stay whole, and no checkpoint of a
+/// non-finite learner is written.
+#[test]
+fn a_learner_that_goes_non_finite_stops_practice_naming_the_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nan.ron");
+    std::fs::write(&config, LAUNCH.replace("initial_temperature: 0.01)", "initial_temperature: 0.01, actor_lr: 1e30, critic_lr: 1e30)").replace("demo_episodes: 2", "demo_episodes: 0")).unwrap();
+    let run_dir = dir.path().join("run");
+    let out = run(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "2000"]);
+    assert!(!out.status.success(), "practice went on with a non-finite learner");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no longer finite at update"), "{stderr}");
+    assert_eq!(stderr.matches("the learner thread failed").count(), 1, "{stderr}");
+    let steps: usize = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap().steps.len()).sum();
+    assert!(steps > 0 && steps < 2000, "{steps} steps recorded before the stop");
+    if run_dir.join("learner.safetensors").exists() {
+        // Only a finite learner was ever saved: it loads and acts.
+        let eval = json_of(&run(&["eval", run_dir.join("learner.safetensors").to_str().unwrap(), "--config", config.to_str().unwrap(), "--episodes", "1", "--out", dir.path().join("eval").to_str().unwrap()]));
+        assert!(eval["returns"][0].as_f64().unwrap().is_finite(), "{eval}");
+    }
+}

@@ -262,7 +262,12 @@ pub fn run_learner(
 ) -> Result<(), PracticeError> {
     let result = learner_loop(config, device, checkpoint, resume, settings, inbox, &shared);
     if let Err(e) = &result {
-        *shared.error.lock().expect("error slot") = Some(e.to_string());
+        // The actors wrap it as the learner's failure: the reason alone.
+        let reason = match e {
+            PracticeError::Learner(reason) => reason.clone(),
+            other => other.to_string(),
+        };
+        *shared.error.lock().expect("error slot") = Some(reason);
     }
     result
 }
@@ -422,7 +427,8 @@ mod tests {
         let shared = LearnerShared::new();
         let err = run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, settings, inbox, shared.clone()).unwrap_err().to_string();
         assert!(err.contains("18 observation and 4 action values") && err.contains("built for 14 and 4"), "{err}");
-        assert_eq!(shared.error.lock().unwrap().as_deref(), Some(err.as_str()), "the actors learn why");
+        let told = shared.error.lock().unwrap().clone().expect("the actors learn why");
+        assert_eq!(format!("the learner thread failed: {told}"), err, "the actors learn why, said once");
     }
 
     /// A learner that goes NaN (here: rewards that are NaN) stops on the
