@@ -133,14 +133,16 @@ fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
 fn the_pipeline_keeps_the_newest_frames_and_applies_answers_in_order() {
     let emulator = start_emulator();
     let mut pipeline = rewards::pipeline::ProgressPipeline::new(critic(emulator.port, 5000), 2);
-    pipeline.reset("a leisurely model watching the scene turn red");
-    let offered_at = std::time::Instant::now();
+    // The emulated model takes 3 s an answer.
+    pipeline.reset("a slow model watching the scene turn red");
     for i in 0..12u64 {
         pipeline.offer(frame(1000 + i, (i * 20) as u8));
     }
-    assert!(offered_at.elapsed() < Duration::from_millis(100), "offering never waits for the model");
+    let c = pipeline.counts();
+    let answered = c.scored.load(std::sync::atomic::Ordering::Relaxed) + c.failed.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(answered, 0, "all twelve frames were offered before the model's first answer: offering never waits for it");
     let mut estimates = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         estimates.extend(pipeline.poll());
         let c = pipeline.counts();
