@@ -143,12 +143,8 @@ fn observation_frames(episode: &recording::Episode, layout: rrl_types::FrameLayo
     encoded
         .enumerate()
         .map(|(i, frames)| {
-            let Some(frames) = frames else { bail!("{path}: observation {i} has no camera frames; the policy sees {} camera(s) (record the demos with the cameras on)", layout.cameras) };
-            let (got, rgb) = recording::frames::decode(frames).map_err(|e| anyhow::anyhow!("{path}: observation {i}: {e}"))?;
-            if got != layout {
-                bail!("{path}: observation {i} has {} camera(s) of {}x{}, the policy sees {} of {}x{}", got.cameras, got.width, got.height, layout.cameras, layout.width, layout.height);
-            }
-            Ok(rgb)
+            let Some(frames) = frames else { bail!("{path}: observation {i} has no camera frames; the policy sees {layout} (record the demos with the cameras on)") };
+            recording::frames::decode_as(frames, layout).map_err(|e| anyhow::anyhow!("{path}: observation {i}: {e}"))
         })
         .collect()
 }

@@ -275,7 +275,7 @@ impl BasePolicy for BcPolicy {
             let obs: Vec<f32> = observation.iter().map(|&x| x as f32).collect();
             let mut input = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]);
             if let Some(encoder) = &self.encoder {
-                let frames = frames.filter(|f| f.len() == encoder.config.frame_bytes()).ok_or_else(|| BaseError::Data(format!("the base sees {} camera(s) of {}x{}; the task gave {} bytes of frames", encoder.config.cameras, encoder.config.width, encoder.config.height, frames.map_or(0, <[u8]>::len))))?;
+                let frames = frames.filter(|f| f.len() == encoder.config.frame_bytes()).ok_or_else(|| BaseError::Data(format!("the base sees {}; the task gave {} bytes of frames", encoder.config.layout(), frames.map_or(0, <[u8]>::len))))?;
                 let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, &encoder.config, Device::Cpu)));
                 input = Tensor::cat(&[input, features], -1);
             }

@@ -24,6 +24,8 @@ pub enum FramesError {
     Damaged { offset: usize, problem: String },
     #[error("camera frames of {got} bytes; {layout_cameras} camera(s) of {width}x{height} RGB need {expected}")]
     Size { got: usize, expected: usize, layout_cameras: usize, width: usize, height: usize },
+    #[error("frames of {got}, where {expected} are seen")]
+    Layout { got: FrameLayout, expected: FrameLayout },
 }
 
 /// Encodes `rgb` (the cameras one after another, each `layout.height` rows
@@ -127,6 +129,15 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<u8>) -> Result<FrameLayout, Frame
         reader.next_frame(target).map_err(|e| FramesError::Damaged { offset: HEADER, problem: format!("camera {camera}: {e}") })?;
     }
     Ok(layout)
+}
+
+/// Decodes frames that must be laid out as `expected`; their RGB bytes.
+pub fn decode_as(bytes: &[u8], expected: FrameLayout) -> Result<Vec<u8>, FramesError> {
+    let (got, rgb) = decode(bytes)?;
+    match got == expected {
+        true => Ok(rgb),
+        false => Err(FramesError::Layout { got, expected }),
+    }
 }
 
 /// Decodes frames; their layout and RGB bytes.

@@ -32,6 +32,13 @@ impl FrameLayout {
     }
 }
 
+/// "2 camera(s) of 128x128", as messages name a layout.
+impl std::fmt::Display for FrameLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} camera(s) of {}x{}", self.cameras, self.width, self.height)
+    }
+}
+
 /// A task with Gymnasium's semantics: `reset(seed)` then `step` until
 /// terminated or truncated. Deterministic for a seed.
 pub trait Environment: Send {

@@ -86,3 +86,23 @@ pub fn sigkill_after_episodes(child: &str, run: &std::path::Path, log: &std::pat
     process.kill().unwrap(); // SIGKILL
     process.wait().unwrap();
 }
+
+/// A learner's end of the link that keeps everything it is sent, in order,
+/// and never updates: what practice streams, for tests to read.
+#[derive(Default)]
+pub struct CapturedStream(pub Vec<policies::practice::ToLearner>);
+
+impl policies::practice::LearnerLink for CapturedStream {
+    fn send(&mut self, item: policies::practice::ToLearner) {
+        self.0.push(item);
+    }
+    fn updates(&self) -> u64 {
+        0
+    }
+    fn take_weights(&mut self) -> Option<policies::practice::ActorWeights> {
+        None
+    }
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}

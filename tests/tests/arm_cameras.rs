@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use robot_drivers::feetech::emulator::FeetechEmulator;
 use rrl_types::config::LaunchFile;
-use rrl_types::{Environment, FrameLayout, PracticeTask, Waiting};
+use rrl_types::{Environment, FrameLayout, LiveStatus, PracticeTask, Waiting};
+use wiring::arm_task::ArmTask;
 
 /// A 64x48 picture, `background` but for a 16x16 `square` at (40, 8), as
 /// PNG bytes (through the frame codec, whose cameras are PNGs).
@@ -45,6 +46,23 @@ fn launch(dir: &Path, port: &str) -> LaunchFile {
     LaunchFile::load(&path).unwrap()
 }
 
+/// Steps `task` on a thread of its own while its camera delivers nothing
+/// new, and returns once the operator is told the step waits for the
+/// camera (failing if the step completes instead).
+fn step_that_waits_for_its_camera(mut task: ArmTask, live: &LiveStatus) -> std::thread::JoinHandle<(ArmTask, Result<(), wiring::arm_task::ArmTaskError>)> {
+    let stepping = std::thread::spawn(move || {
+        let result = task.step(&[0.0; 6]).map(|_| ());
+        (task, result)
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live.snapshot().waiting != Waiting::PolicyCamera {
+        assert!(Instant::now() < deadline, "a camera without new frames did not pause the task");
+        assert!(!stepping.is_finished(), "a step completed while its camera gave no new frame");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stepping
+}
+
 #[test]
 fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
     tests::isolate_ros_domain();
@@ -66,7 +84,7 @@ fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
 
     task.reset(0);
     // Every pixel the crop of one of the two images: all green or all red, never the blue around.
-    let seen = |task: &wiring::arm_task::ArmTask| -> [u8; 3] {
+    let seen = |task: &ArmTask| -> [u8; 3] {
         let frames = task.frames().expect("the policy's frames");
         assert_eq!(frames.len(), 16 * 16 * 3);
         let first: [u8; 3] = frames[..3].try_into().unwrap();
@@ -87,16 +105,7 @@ fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
     for file in ["0000.png", "0001.png", "0002.png"] {
         std::fs::remove_file(frames.join(file)).unwrap();
     }
-    let stepping = std::thread::spawn(move || {
-        let result = task.step(&[0.0; 6]).map(|_| ());
-        (task, result)
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while live.snapshot().waiting != Waiting::PolicyCamera {
-        assert!(Instant::now() < deadline, "a stalled camera did not pause the task");
-        assert!(!stepping.is_finished(), "a step completed on a stalled camera");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let stepping = step_that_waits_for_its_camera(task, &live);
     // Frames again: the step completes with a view from after its action.
     std::fs::write(frames.join("0000.png"), picture([0, 0, 255], [255, 255, 0])).unwrap();
     let (task, result) = stepping.join().unwrap();
@@ -105,7 +114,7 @@ fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
     assert_eq!(live.snapshot().waiting, Waiting::Nothing);
 }
 
-fn seen_yellow(task: &wiring::arm_task::ArmTask) -> [u8; 3] {
+fn seen_yellow(task: &ArmTask) -> [u8; 3] {
     task.frames().unwrap()[..3].try_into().unwrap()
 }
 
@@ -164,16 +173,7 @@ fn the_policy_sees_an_image_topic_and_waits_while_it_is_quiet() {
 
     let live = task.live_status().unwrap();
     grey.store(0, Ordering::Relaxed);
-    let stepping = std::thread::spawn(move || {
-        let result = task.step(&[0.0; 6]).map(|_| ());
-        (task, result)
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while live.snapshot().waiting != Waiting::PolicyCamera {
-        assert!(Instant::now() < deadline, "a quiet image topic did not pause the task");
-        assert!(!stepping.is_finished(), "a step completed while the camera was quiet");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let stepping = step_that_waits_for_its_camera(task, &live);
     grey.store(90, Ordering::Relaxed);
     let (task, result) = stepping.join().unwrap();
     result.unwrap();

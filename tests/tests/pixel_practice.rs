@@ -94,24 +94,7 @@ impl practice::LearnerLink for LoggedStream {
     }
 }
 
-/// Everything sent, kept in memory.
-#[derive(Default)]
-struct CapturedStream(Vec<ToLearner>);
-
-impl practice::LearnerLink for CapturedStream {
-    fn send(&mut self, item: ToLearner) {
-        self.0.push(item);
-    }
-    fn updates(&self) -> u64 {
-        0
-    }
-    fn take_weights(&mut self) -> Option<practice::ActorWeights> {
-        None
-    }
-    fn failure(&self) -> Option<String> {
-        None
-    }
-}
+use tests::CapturedStream;
 
 /// A few milliseconds a step, so that a kill lands anywhere in an episode.
 struct SlowNobody;

@@ -278,24 +278,7 @@ impl Operator for LabellingHuman {
     }
 }
 
-/// The learner's end of the link, keeping everything the actor sends.
-#[derive(Default)]
-struct CapturedStream(Vec<practice::ToLearner>);
-
-impl practice::LearnerLink for CapturedStream {
-    fn send(&mut self, item: practice::ToLearner) {
-        self.0.push(item);
-    }
-    fn updates(&self) -> u64 {
-        0
-    }
-    fn take_weights(&mut self) -> Option<practice::ActorWeights> {
-        None
-    }
-    fn failure(&self) -> Option<String> {
-        None
-    }
-}
+use tests::CapturedStream;
 
 /// The transitions of a captured stream, in order.
 fn transitions(stream: &CapturedStream) -> Vec<policies::replay::Transition> {

@@ -61,7 +61,7 @@ pub fn practice_with_link<E: PracticeTask>(
     let frame_layout = env.frame_layout();
     if let Some(pixels) = &config.pixels {
         if frame_layout != Some(pixels.layout()) {
-            return Err(PracticeError::Cameras(format!("the policy sees {} camera(s) of {}x{}; the task gives {}", pixels.cameras, pixels.width, pixels.height, frame_layout.map_or("no frames".into(), |l| format!("{} camera(s) of {}x{}", l.cameras, l.width, l.height)))));
+            return Err(PracticeError::Cameras(format!("the policy sees {}; the task gives {}", pixels.layout(), frame_layout.map_or("no frames".into(), |l| l.to_string()))));
         }
     }
     let demos = read_all(&settings.run_dir.join("demos"), (o, a))?;

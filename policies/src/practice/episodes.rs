@@ -9,7 +9,7 @@ use rrl_types::PracticeTask;
 
 use super::operator::{Operator, OperatorCommand};
 use super::reward_wait::{AwaitedStep, RewardWait};
-use super::run_files::{durably, encode_frames, unix_ns};
+use super::run_files::{durably, encoded_frames_of, unix_ns};
 use super::{to_policy_action, PracticeError};
 use crate::replay::Transition;
 use crate::train::to_env_action;
@@ -88,9 +88,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     let header = EpisodeHeader { task: task.into(), episode, observation_size: env.observation_size(), action_size: env.action_size(), source: source.into(), seed, started_unix_ns: started };
     let mut writer = durably(|| EpisodeWriter::create(folder, &header, false))?;
     let mut observation = env.reset(seed).to_vec();
-    let layout = env.frame_layout();
-    if let (Some(layout), Some(frames)) = (layout, env.frames()) {
-        let encoded = encode_frames(frames, layout)?;
+    if let Some(encoded) = encoded_frames_of(env)? {
         durably(|| writer.reset_frames(&encoded))?;
     }
     // A label given during the reset judged the episode before: it must
@@ -139,10 +137,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             reward: result.reward as f32,
             next_observation: next.iter().map(|&x| x as f32).collect(),
             flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, safety_event: events.any(), reflex: events.reflexes > 0, recovery: false },
-            next_frames: match (layout, env.frames()) {
-                (Some(layout), Some(frames)) => Some(encode_frames(frames, layout)?),
-                _ => None,
-            },
+            next_frames: encoded_frames_of(env)?,
         };
         // Only the record matters here (no learner): the transition is a placeholder.
         let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };

@@ -158,7 +158,7 @@ fn pixel_layout(sac: &Sac) -> Option<FrameLayout> {
 
 fn describe(layout: Option<FrameLayout>) -> String {
     match layout {
-        Some(l) => format!("{} camera(s) of {}x{} RGB", l.cameras, l.width, l.height),
+        Some(l) => format!("{l} RGB"),
         None => "no cameras (state only)".into(),
     }
 }

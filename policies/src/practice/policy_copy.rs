@@ -77,7 +77,7 @@ impl ActorCopy {
         if let Some(encoder) = &self.encoder {
             let layout = encoder.config.layout();
             let frames = frames.filter(|f| f.len() == layout.bytes()).ok_or_else(|| {
-                PracticeError::Cameras(format!("the policy sees {} camera(s) of {}x{}; the task gave {} bytes of frames", layout.cameras, layout.width, layout.height, frames.map_or(0, <[u8]>::len)))
+                PracticeError::Cameras(format!("the policy sees {layout}; the task gave {} bytes of frames", frames.map_or(0, <[u8]>::len)))
             })?;
             let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, &encoder.config, Device::Cpu)));
             obs = Tensor::cat(&[obs, features], -1);

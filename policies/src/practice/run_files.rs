@@ -58,16 +58,20 @@ pub(super) fn encode_frames(rgb: &[u8], layout: FrameLayout) -> Result<Vec<u8>, 
     recording::frames::encode(rgb, layout).map_err(|e| PracticeError::Cameras(e.to_string()))
 }
 
+/// The frames `env` shows now, encoded for an episode file; `None` for a task without cameras.
+pub(super) fn encoded_frames_of<E: rrl_types::Environment>(env: &E) -> Result<Option<Vec<u8>>, PracticeError> {
+    match (env.frame_layout(), env.frames()) {
+        (Some(layout), Some(frames)) => Ok(Some(encode_frames(frames, layout)?)),
+        _ => Ok(None),
+    }
+}
+
 /// Recorded frames decoded for a pixel learner; refused when missing or
 /// of another layout than `expected`.
 fn decoded_frames(encoded: Option<&[u8]>, expected: FrameLayout, episode: &Episode, what: &str) -> Result<Vec<u8>, PracticeError> {
     let mismatch = |problem: String| PracticeError::Mismatch { path: episode.path.clone(), problem };
-    let encoded = encoded.ok_or_else(|| mismatch(format!("{what} has no camera frames; this learner sees {} camera(s) of {}x{}: was it recorded for a state-only task?", expected.cameras, expected.width, expected.height)))?;
-    let (layout, rgb) = recording::frames::decode(encoded).map_err(|e| mismatch(format!("{what}: {e}")))?;
-    if layout != expected {
-        return Err(mismatch(format!("{what} has {} camera(s) of {}x{}, this learner sees {} of {}x{}", layout.cameras, layout.width, layout.height, expected.cameras, expected.width, expected.height)));
-    }
-    Ok(rgb)
+    let encoded = encoded.ok_or_else(|| mismatch(format!("{what} has no camera frames; this learner sees {expected}: was it recorded for a state-only task?")))?;
+    recording::frames::decode_as(encoded, expected).map_err(|e| mismatch(format!("{what}: {e}")))
 }
 
 /// Feeds recorded episodes to `out` exactly as the live actor sent them:

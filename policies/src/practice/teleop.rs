@@ -8,7 +8,7 @@ use rrl_types::PracticeTask;
 
 use super::episodes::task_end_reason;
 use super::operator::EpisodeControls;
-use super::run_files::{durably, encode_frames, read_all, unix_ns};
+use super::run_files::{durably, encoded_frames_of, read_all, unix_ns};
 use super::{to_policy_action, EpisodeReport, Operator, PracticeError};
 
 /// Teleoperation: the human drives every step through `operator` (an
@@ -44,7 +44,6 @@ pub fn teleoperate<E: PracticeTask>(
         let mut observation = env.reset(seed + index).to_vec();
         // A pixel task's demos keep their frames: the first observation's
         // (as the first move starts), each step's next one in its record.
-        let layout = env.frame_layout();
         let mut reset_frames = None;
         if let Some(live) = &live {
             live.episode_started(index);
@@ -68,8 +67,8 @@ pub fn teleoperate<E: PracticeTask>(
             if action.len() != env.action_size() {
                 return Err(PracticeError::TakeoverSize { expected: env.action_size(), got: action.len() });
             }
-            if let (0, Some(layout), Some(frames)) = (steps, layout, env.frames()) {
-                reset_frames = Some(encode_frames(frames, layout)?);
+            if steps == 0 {
+                reset_frames = encoded_frames_of(env)?;
             }
             let result = env.step(&action).map_err(|e| PracticeError::Environment { step: total_steps, message: e.to_string() })?;
             let events = env.take_safety_events();
@@ -90,10 +89,7 @@ pub fn teleoperate<E: PracticeTask>(
                 reward: result.reward as f32,
                 next_observation: next.iter().map(|&x| x as f32).collect(),
                 flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 },
-                next_frames: match (layout, env.frames()) {
-                    (Some(layout), Some(frames)) => Some(encode_frames(frames, layout)?),
-                    _ => None,
-                },
+                next_frames: encoded_frames_of(env)?,
             };
             // The first observation is the one before the first move (the
             // reset's may be long gone while the robot waited).
