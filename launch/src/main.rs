@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod bc;
 mod bench;
 mod check_config;
+mod classifier;
 mod doctor;
 mod driver;
 mod eval;
@@ -71,6 +72,8 @@ enum Command {
     RewardEval(reward_eval::RewardEvalArgs),
     /// Record rendered episodes of a simulated Panda task with their true progress (progress.csv) and success labels (labels.json), for `rrl reward-eval`.
     RecordSim(record_sim::RecordSimArgs),
+    /// Success classifiers from labelled frames: `train` on runs' labelled frames (held-out episodes choose the threshold for precision), `eval` on others (precision, recall, F1, a sheet of the misclassified frames).
+    Classifier(classifier::ClassifierArgs),
     /// Export a run's recorded episodes: --out X.mcap writes one MCAP file (Foxglove); any other path a rosbag2 folder with metadata.yaml (ros2 bag info/play).
     ExportMcap(export_mcap::ExportMcapArgs),
     /// Benchmarks beside their peers, same run, same machine; JSON with ratios.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::RewardNode(args) => args.run().map(one_line),
         Command::RewardEval(args) => args.run().map(one_line),
         Command::RecordSim(args) => args.run().map(one_line),
+        Command::Classifier(args) => args.run().map(one_line),
         Command::ExportMcap(args) => args.run().map(one_line),
         Command::Bench(args) => args.run().map(|(report, one_line)| {
             print_report(&report, one_line);

@@ -197,6 +197,10 @@ fn teleop_records_labelled_demos_that_practice_then_uses() {
     let first = demos[0].outcome.as_ref().unwrap();
     assert_eq!((first.reason.as_str(), first.success), ("success", Some(true)));
     assert!(first.interventions >= 10, "{first:?}");
+    // The label marks the frames the human judged (the last step's), and only those.
+    let labels: Vec<(usize, bool)> = demos[0].steps.iter().enumerate().filter_map(|(i, s)| s.flags.label.map(|l| (i, l))).collect();
+    assert_eq!(labels, vec![(demos[0].steps.len() - 1, true)]);
+    assert!(demos[1].steps.iter().all(|s| s.flags.label.is_none()), "a stopped demo is not labelled");
     // The hand moved along +x under the human's control.
     let x = |s: &recording::EpisodeStep| s.observation[7];
     assert!(x(demos[0].steps.last().unwrap()) > x(&demos[0].steps[0]) + 0.05, "the arm followed the puck");
@@ -288,6 +292,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let report = json_of(&teleop.wait_with_output().unwrap());
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
+    assert_eq!(demo.steps.last().unwrap().flags.label, Some(true), "the y key labels the last step's frames");
     // Every recorded step was a step of the robot node.
     assert_eq!(report["robot_node"]["steps"].as_u64(), Some(demo.steps.len() as u64), "{report}");
     let y = |s: &recording::EpisodeStep| s.observation[8];

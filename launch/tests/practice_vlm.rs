@@ -83,32 +83,79 @@ fn wait_for_practice(run_dir: &Path) {
     }
 }
 
-/// The reward endpoint dies mid-practice and comes back 3 s later where it
-/// was: practice pauses with a clear message instead of spending steps on
-/// rewards that cannot come, resumes when answers return, and completes
-/// with every step recorded and joined to its estimate or counted missing.
+/// A running `rrl practice` whose log is read line by line as it comes,
+/// so a test can wait for a message (an event) rather than for a time.
+struct Streamed {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: String,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+impl Streamed {
+    fn spawn(mut command: Command) -> Streamed {
+        let mut child = command.stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+            text
+        });
+        Streamed { child, lines, log: String::new(), stdout }
+    }
+
+    /// Whether a log line containing `text` came within `limit` of the
+    /// previous one (false once the log ends or stays quiet that long).
+    fn wait_for(&mut self, text: &str, limit: std::time::Duration) -> bool {
+        while let Ok(line) = self.lines.recv_timeout(limit) {
+            self.log.push_str(&line);
+            self.log.push('\n');
+            if line.contains(text) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits for the process; its success, whole log and stdout.
+    fn finish(mut self) -> (bool, String, String) {
+        let status = self.child.wait().unwrap();
+        self.log.extend(self.lines.iter().map(|l| l + "\n"));
+        (status.success(), self.log, self.stdout.join().unwrap())
+    }
+}
+
+/// The reward endpoint dies mid-practice and comes back where it was once
+/// practice has said it paused: practice pauses with a clear message
+/// instead of spending steps on rewards that cannot come, resumes when
+/// answers return, and completes with every step recorded and joined to
+/// its estimate or counted missing.
 #[test]
 fn practice_pauses_while_the_reward_endpoint_is_down_and_resumes_when_it_answers() {
-    let mut emulator = common::VlmEmulator::start();
+    let emulator = common::VlmEmulator::start();
     let port = emulator.port;
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let config = launch_file(dir.path(), &emulator.url(), "reach the red target", 2000);
-    let watched = run_dir.clone();
-    let restarter = std::thread::spawn(move || {
-        wait_for_practice(&watched);
-        drop(emulator);
-        std::thread::sleep(std::time::Duration::from_secs(3));
-        emulator = common::VlmEmulator::start_on(port);
-        emulator
-    });
-    let out = practice_command(&config, &run_dir, 60).output().unwrap();
-    let _restarted = restarter.join().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "rrl practice failed: {stderr}");
-    let paused = stderr.find("the reward endpoint does not answer").unwrap_or_else(|| panic!("no pause message: {stderr}"));
-    assert!(stderr[paused..].contains("the reward endpoint answers again: practice resumes"), "{stderr}");
-    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let mut practice = Streamed::spawn(practice_command(&config, &run_dir, 60));
+    wait_for_practice(&run_dir);
+    drop(emulator);
+    // Down until practice says it paused, however slowly steps come.
+    let paused = practice.wait_for("the reward endpoint does not answer", std::time::Duration::from_secs(120));
+    let _restarted = common::VlmEmulator::start_on(port);
+    let resumed = paused && practice.wait_for("the reward endpoint answers again: practice resumes", std::time::Duration::from_secs(120));
+    let (succeeded, log, stdout) = practice.finish();
+    assert!(paused, "no pause message: {log}");
+    assert!(resumed, "practice did not say it resumed: {log}");
+    assert!(succeeded, "rrl practice failed: {log}");
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let learned = &report["learned_rewards"];
     let (joined, missing) = (learned["joined"].as_u64().unwrap(), learned["missing"].as_u64().unwrap());
     assert_eq!(joined + missing, 60, "every online step is joined or counted missing: {report}");
@@ -127,32 +174,13 @@ fn a_model_slower_than_its_timeout_pauses_practice() {
     let emulator = common::VlmEmulator::start();
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("slow");
-    let mut child = practice_command(&launch_file(dir.path(), &emulator.url(), "slow reach", 150), &run_dir, 200).stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let mut log = String::new();
-    let paused = loop {
-        match seen.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(line) => {
-                log.push_str(&line);
-                log.push('\n');
-                if line.contains("the reward endpoint does not answer") {
-                    break true;
-                }
-            }
-            Err(_) => break false,
-        }
-    };
+    let mut practice = Streamed::spawn(practice_command(&launch_file(dir.path(), &emulator.url(), "slow reach", 150), &run_dir, 200));
+    let paused = practice.wait_for("the reward endpoint does not answer", std::time::Duration::from_secs(60));
     // Paused for good while the model stays slow: a user stops it.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let running = child.try_wait().unwrap().is_none();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let running = practice.child.try_wait().unwrap().is_none();
+    practice.child.kill().unwrap();
+    let (_, log, _) = practice.finish();
     assert!(paused, "no pause message: {log}");
     assert!(running, "practice should wait, not end: {log}");
     let rewards: Vec<f32> = recorded_rewards(&run_dir).into_iter().flatten().collect();

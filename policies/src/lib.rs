@@ -1,6 +1,6 @@
 //! Learners and policies on libtorch (tch): SAC/RLPD, residual RL, behaviour
-//! cloning, encoders, replay and demo buffers, checkpoints, and the devices
-//! they run on.
+//! cloning, success classifiers on camera frames, encoders, replay and demo
+//! buffers, checkpoints, and the devices they run on.
 //!
 //! Owns everything that needs libtorch. Must never be linked into the safety
 //! gate or a driver (the robot computer may have no libtorch): what the gate
@@ -10,6 +10,7 @@
 pub mod adam;
 pub mod bench;
 pub mod checkpoint;
+pub mod classifier;
 pub mod device;
 pub mod nets;
 pub mod pixels;

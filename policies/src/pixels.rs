@@ -137,6 +137,15 @@ impl ConvEncoder {
         Ok(ConvEncoder { trunk: Trunk::Frozen(module, fingerprint), linear, norm, config: config.clone() })
     }
 
+    /// A frozen trunk's features of u8 frames [B, C, H, W] ([B, F], what
+    /// `forward` takes precomputed); `None` for the trained convolutions.
+    pub fn trunk_features(&self, images: &Tensor) -> Option<Tensor> {
+        match &self.trunk {
+            Trunk::Frozen(module, _) => Some(trunk_features(module, images)),
+            Trunk::Convs(_) => None,
+        }
+    }
+
     /// The fingerprint of a frozen trunk's file; `None` for the trained convolutions.
     pub fn trunk_fingerprint(&self) -> Option<u64> {
         match &self.trunk {

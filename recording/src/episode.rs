@@ -135,15 +135,26 @@ pub struct StepFlags {
     pub recovery: bool,
     /// The gate's learned risk critic ran its reflex during this step.
     pub reflex: bool,
+    /// A success (`Some(true)`) or failure label of this step's next frames:
+    /// a human's key or button, or a simulator's truth; what a success
+    /// classifier learns from. `None`: not labelled.
+    pub label: Option<bool>,
 }
 
 impl StepFlags {
     fn to_byte(self) -> u8 {
-        u8::from(self.terminated) | u8::from(self.truncated) << 1 | u8::from(self.intervention) << 2 | u8::from(self.safety_event) << 3 | u8::from(self.recovery) << 4 | u8::from(self.reflex) << 5
+        let label = match self.label {
+            None => 0,
+            Some(false) => 1 << 6,
+            Some(true) => 3 << 6,
+        };
+        u8::from(self.terminated) | u8::from(self.truncated) << 1 | u8::from(self.intervention) << 2 | u8::from(self.safety_event) << 3 | u8::from(self.recovery) << 4 | u8::from(self.reflex) << 5 | label
     }
 
     fn from_byte(b: u8) -> StepFlags {
-        StepFlags { terminated: b & 1 != 0, truncated: b & 2 != 0, intervention: b & 4 != 0, safety_event: b & 8 != 0, recovery: b & 16 != 0, reflex: b & 32 != 0 }
+        // Bit 6: labelled; bit 7: the label says success.
+        let label = (b & 64 != 0).then_some(b & 128 != 0);
+        StepFlags { terminated: b & 1 != 0, truncated: b & 2 != 0, intervention: b & 4 != 0, safety_event: b & 8 != 0, recovery: b & 16 != 0, reflex: b & 32 != 0, label }
     }
 }
 
@@ -443,7 +454,7 @@ mod tests {
             action: vec![0.25, -0.75],
             reward: -x,
             next_observation: vec![x + 1.0, x + 1.5, -x - 1.0],
-            flags: StepFlags { intervention: i % 3 == 0, safety_event: i == 4, reflex: i == 4, ..StepFlags::default() },
+            flags: StepFlags { intervention: i % 3 == 0, safety_event: i == 4, reflex: i == 4, label: [None, Some(true), Some(false)][i as usize % 3], ..StepFlags::default() },
             next_frames: None,
         }
     }

@@ -477,6 +477,12 @@ fn labelled_transitions_survive_a_sigkill() {
             Some(success) => assert_eq!(terminal, vec![(if success { 1.0 } else { 0.0 }, true)], "episode {}", episode.header.episode),
             None => assert!(terminal.is_empty(), "an unlabelled episode has no terminal transition"),
         }
+        // On disk, the label marks the labelled step's frames, and only those.
+        let labels: Vec<(usize, bool)> = episode.steps.iter().enumerate().filter_map(|(i, s)| s.flags.label.map(|l| (i, l))).collect();
+        match episode.outcome.as_ref().and_then(|o| o.success) {
+            Some(success) => assert_eq!(labels, vec![(episode.steps.len() - 1, success)], "episode {}", episode.header.episode),
+            None => assert!(labels.is_empty(), "episode {}: unlabelled", episode.header.episode),
+        }
     }
     assert!(recorded.iter().filter(|e| e.outcome.as_ref().and_then(|o| o.success) == Some(true)).count() >= 2);
     assert!(recorded.iter().filter(|e| e.outcome.as_ref().and_then(|o| o.success) == Some(false)).count() >= 2);

@@ -395,7 +395,7 @@ impl<E: PracticeTask> Actor<'_, E> {
         episode.safety_events += events.protective;
         let next = self.env.observation().to_vec();
         let truncated = result.truncated || (!result.terminated && episode.steps >= self.settings.max_episode_steps);
-        let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 };
+        let flags = StepFlags { terminated: result.terminated, truncated, intervention, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0, label: None };
         let record = EpisodeStep {
             time_ns: episode.start_ns + episode.steps * 100_000_000,
             observation: episode.observation.iter().map(|&x| x as f32).collect(),

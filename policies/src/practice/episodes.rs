@@ -136,7 +136,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             action: action.iter().map(|&x| x as f32).collect(),
             reward: result.reward as f32,
             next_observation: next.iter().map(|&x| x as f32).collect(),
-            flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, safety_event: events.any(), reflex: events.reflexes > 0, recovery: false },
+            flags: StepFlags { terminated: result.terminated, truncated: result.truncated, intervention: by_human_or_script, safety_event: events.any(), reflex: events.reflexes > 0, recovery: false, label },
             next_frames: encoded_frames_of(env)?,
         };
         // Only the record matters here (no learner): the transition is a placeholder.

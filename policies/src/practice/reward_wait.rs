@@ -53,6 +53,8 @@ impl RewardWait {
     pub(super) fn end_newest(&mut self, label: Option<bool>, human_reward: bool) -> bool {
         let Some(step) = self.queue.back_mut() else { return false };
         step.over = true;
+        // The human saw this step's frames when they judged it.
+        step.record.flags.label = label;
         if let (Some(success), true) = (label, human_reward) {
             let reward = if success { 1.0 } else { 0.0 };
             (step.record.reward, step.transition.reward) = (reward, reward);

@@ -50,9 +50,16 @@ pub fn teleoperate<E: PracticeTask>(
         }
         let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
         let mut controls = EpisodeControls::default();
+        // The newest step waits for the next poll: a label then judges the
+        // frames the human saw when they gave it.
+        let mut newest: Option<EpisodeStep> = None;
         let reason = loop {
             let input = operator.poll(&observation);
             controls.apply(input.command);
+            if let Some(mut step) = newest.take() {
+                step.flags.label = controls.label;
+                durably(|| writer.step(&step))?;
+            }
             if let Some(reason) = controls.end_reason() {
                 break reason;
             }
@@ -88,7 +95,7 @@ pub fn teleoperate<E: PracticeTask>(
                 action: to_policy_action(&action, &low, &high).iter().map(|&x| x as f32).collect(),
                 reward: result.reward as f32,
                 next_observation: next.iter().map(|&x| x as f32).collect(),
-                flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0 },
+                flags: StepFlags { terminated: result.terminated, truncated, intervention: human, safety_event: events.any(), recovery: false, reflex: events.reflexes > 0, label: None },
                 next_frames: encoded_frames_of(env)?,
             };
             // The first observation is the one before the first move (the
@@ -96,11 +103,12 @@ pub fn teleoperate<E: PracticeTask>(
             if let Some(first) = reset_frames.take() {
                 durably(|| writer.reset_frames(&first))?;
             }
-            durably(|| writer.step(&record))?;
             observation = next;
             if result.done() || truncated {
+                durably(|| writer.step(&record))?;
                 break task_end_reason(env.success(), result.terminated);
             }
+            newest = Some(record);
         };
         let success = controls.label.or(env.success().map(|s| s && reason == "success"));
         let outcome = EpisodeOutcome { steps, episode_return: total, success, interventions, safety_events, reason: reason.into() };

@@ -1,0 +1,160 @@
+//! `rrl classifier train|eval` on the user's own labelled frames: the
+//! simulated Panda's pick-cube recorded with `rrl record-sim --run-dir`
+//! (every step's wrist-camera frame labelled by the simulator's success),
+//! a classifier trained on some episodes and judged on episodes of seeds
+//! of their own; and the refusals of bad input.
+
+mod common;
+
+use std::path::Path;
+
+fn domain() -> String {
+    (20 + (std::process::id() + 13) % 80).to_string()
+}
+
+fn pick_launch_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("pick_wrist.ron");
+    std::fs::write(
+        &path,
+        r#"(
+    name: "classifier_pick",
+    namespace: "panda",
+    robot: Sim((task: PandaPickCube, seed: 0, observe_cameras: ["wrist"])),
+    cameras: [(name: "wrist", source: Sim("handcam_rgb"), width: 32, height: 32)],
+    safety: (preset: Some(FrankaPanda)),
+    learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32),
+    practice: (max_episode_steps: 80),
+)"#,
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `rrl args`; its JSON report, or its stderr as the error.
+fn rrl(args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = common::rrl_command(args, &domain()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        return Err(stderr);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")))
+}
+
+fn record(config: &Path, run: &Path, episodes: &str, noisy: &str, random: &str, seed: &str) -> serde_json::Value {
+    rrl(&["record-sim", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--episodes", episodes, "--noisy-episodes", noisy, "--random-episodes", random, "--seed", seed]).unwrap()
+}
+
+#[test]
+fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_never_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = pick_launch_file(dir.path());
+    let (train_run, test_run) = (dir.path().join("train"), dir.path().join("test"));
+    let recorded = record(&config, &train_run, "10", "2", "2", "100");
+    assert!(recorded["success_frames"].as_u64().unwrap() >= 20, "the expert succeeds and holds: {recorded}");
+    let tested = record(&config, &test_run, "5", "1", "1", "2000");
+
+    // Every step's frames carry the simulator's verdict, and only success steps say success.
+    for path in recording::list_episodes(&train_run.join("labelled")).unwrap() {
+        let episode = recording::read_episode(&path).unwrap();
+        assert!(episode.steps.iter().all(|s| s.flags.label.is_some() && s.next_frames.is_some()), "{}", path.display());
+        let labelled_success = episode.steps.iter().any(|s| s.flags.label == Some(true));
+        assert_eq!(labelled_success, episode.outcome.unwrap().success.unwrap(), "{}", path.display());
+    }
+
+    let model = dir.path().join("models/success.safetensors");
+    let trained = rrl(&["classifier", "train", train_run.to_str().unwrap(), "--out", model.to_str().unwrap(), "--steps", "400"]).unwrap();
+    assert_eq!(trained["layout"], "1 camera(s) of 32x32", "{trained}");
+    assert!(trained["episodes"]["held_out"].as_u64().unwrap() >= 2, "whole episodes are held out: {trained}");
+    let threshold = trained["threshold"].as_f64().unwrap();
+    assert!(threshold > 0.0 && threshold < 1.0, "{trained}");
+
+    let sheet = dir.path().join("wrong.png");
+    let judged = rrl(&["classifier", "eval", test_run.to_str().unwrap(), "--model", model.to_str().unwrap(), "--sheet", sheet.to_str().unwrap()]).unwrap();
+    assert_eq!(judged["frames"], tested["frames"], "every test frame is judged: {judged}");
+    assert_eq!(judged["success_frames"], tested["success_frames"], "{judged}");
+    // Always answering the majority class (failure) has balanced accuracy
+    // 0.5, F1 0 and no precision to speak of.
+    let metric = |name: &str| judged[name].as_f64().unwrap();
+    assert!(metric("balanced_accuracy") >= 0.75, "against 0.5 for the majority class: {judged}");
+    assert!(metric("f1") >= 0.6, "against 0 for the majority class: {judged}");
+    assert!(metric("precision") >= 0.8, "the threshold is chosen for precision: {judged}");
+
+    // The sheet shows exactly the frames it got wrong (up to 64), 8 to a row.
+    let confusion = &judged["confusion"];
+    let wrong = (confusion["false_positives"].as_u64().unwrap() + confusion["false_negatives"].as_u64().unwrap()).min(64) as u32;
+    assert_eq!(judged["sheet_frames"].as_u64().unwrap() as u32, wrong);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&sheet).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    let tile = 32 + 4;
+    assert_eq!((info.width, info.height), (wrong.clamp(1, 8) * tile, wrong.div_ceil(8).max(1) * tile));
+}
+
+/// A run of `episodes` episodes of random 16x16 frames labelled by `label(episode, step)`.
+fn synthetic_run(run: &Path, episodes: u64, side: usize, label: impl Fn(u64, u64) -> bool) {
+    let layout = rrl_types::FrameLayout { cameras: 1, height: side, width: side };
+    let mut rng = rrl_types::rng::Rng::seed(3);
+    for e in 0..episodes {
+        let header = recording::EpisodeHeader { task: "synthetic".into(), episode: e, observation_size: 1, action_size: 1, source: "demo".into(), seed: e, started_unix_ns: 0 };
+        let mut writer = recording::EpisodeWriter::create(&run.join("demos"), &header, false).unwrap();
+        for t in 0..20 {
+            let rgb: Vec<u8> = (0..layout.bytes()).map(|_| rng.below(256) as u8).collect();
+            let step = recording::EpisodeStep {
+                time_ns: t,
+                observation: vec![0.0],
+                action: vec![0.0],
+                reward: 0.0,
+                next_observation: vec![0.0],
+                flags: recording::StepFlags { label: Some(label(e, t)), ..Default::default() },
+                next_frames: Some(recording::frames::encode(&rgb, layout).unwrap()),
+            };
+            writer.step(&step).unwrap();
+        }
+        writer.finish(&recording::EpisodeOutcome { steps: 20, episode_return: 0.0, success: None, interventions: 0, safety_events: 0, reason: "stopped".into() }).unwrap();
+    }
+}
+
+#[test]
+fn bad_input_is_refused_naming_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    // No labels at all.
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let err = rrl(&["classifier", "train", &path("empty"), "--out", &path("c.safetensors")]).unwrap_err();
+    assert!(err.contains("no labelled frames in") && err.contains("rrl record-sim --run-dir"), "{err}");
+
+    // One episode with successes: nothing of that class to hold out.
+    synthetic_run(&dir.path().join("one"), 6, 16, |e, t| e == 0 && t > 15);
+    let err = rrl(&["classifier", "train", &path("one"), "--out", &path("c.safetensors")]).unwrap_err();
+    assert!(err.contains("6 labelled episodes, 1 with success frames"), "{err}");
+
+    // Too few frames of a class to train on.
+    synthetic_run(&dir.path().join("few"), 6, 16, |_, t| t == 19);
+    let err = rrl(&["classifier", "train", &path("few"), "--out", &path("c.safetensors"), "--min-per-class", "10"]).unwrap_err();
+    assert!(err.contains("4 success and 76 failure frames: each class needs at least 10"), "{err}");
+    assert!(!dir.path().join("c.safetensors").exists(), "nothing written");
+
+    // A classifier of 16x16 frames trains (the class balance makes one success per episode enough to run)...
+    let trained = rrl(&["classifier", "train", &path("few"), "--out", &path("c.safetensors"), "--min-per-class", "2", "--steps", "5"]).unwrap();
+    assert_eq!(trained["layout"], "1 camera(s) of 16x16", "{trained}");
+    // ... and is refused on frames of another size, naming both.
+    synthetic_run(&dir.path().join("bigger"), 2, 20, |_, t| t == 19);
+    let err = rrl(&["classifier", "eval", &path("bigger"), "--model", &path("c.safetensors")]).unwrap_err();
+    assert!(err.contains("c.safetensors: takes 1 camera(s) of 16x16; the runs' frames are 1 camera(s) of 20x20"), "{err}");
+    // Runs of two layouts cannot make one classifier.
+    let err = rrl(&["classifier", "train", &path("few"), &path("bigger"), "--out", &path("d.safetensors")]).unwrap_err();
+    assert!(err.contains("its frames are 1 camera(s) of 20x20") && err.contains("has 1 camera(s) of 16x16"), "{err}");
+
+    // A damaged file is named, with what is wrong.
+    let mut bytes = std::fs::read(path("c.safetensors")).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path("damaged.safetensors"), &bytes).unwrap();
+    let err = rrl(&["classifier", "eval", &path("few"), "--model", &path("damaged.safetensors")]).unwrap_err();
+    assert!(err.contains("damaged.safetensors") && err.contains("checksum mismatch"), "{err}");
+    // Another checkpoint (a behaviour-cloning policy's shape) is not a classifier.
+    common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 3);
+    let err = rrl(&["classifier", "eval", &path("few"), "--model", &path("critic.safetensors")]).unwrap_err();
+    assert!(err.contains("critic.safetensors"), "{err}");
+}
