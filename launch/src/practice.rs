@@ -89,19 +89,18 @@ impl PracticeArgs {
         }
         self.robot.check(&launch, &self.config)?;
         match &launch.reward {
-            RewardConfig::Classifier { .. } => bail!("{}: reward: Classifier(..) is not built yet (it arrives with the success-classifier work); practice would learn from another reward than the one asked for, so it refuses: use Task, Vlm(..) or Human", self.config.display()),
             RewardConfig::Human if self.operator == OperatorKind::None => bail!("{}: reward: Human comes from a person's success and failure labels: pass --operator keyboard or joy", self.config.display()),
             _ => {}
         }
         match &launch.robot {
             RobotConfig::Sim(_) if self.robot.placement != Placement::Local => {
-                if let RewardConfig::Vlm(_) = launch.reward {
-                    bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) reward renders the scene in the actor's process (use --robot local)", self.config.display(), self.robot.placement);
+                if matches!(launch.reward, RewardConfig::Vlm(_) | RewardConfig::Classifier(_)) {
+                    bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) or Classifier(..) reward scores the scene in the actor's process (use --robot local)", self.config.display(), self.robot.placement);
                 }
                 let (_, variant) = wiring::robot::panda_variant(&launch, &self.config)?;
                 let started = self.robot.start(&launch, &self.config, seed)?;
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-                let mut report = practise_task(started.task, &self, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| None, None)?;
+                let mut report = practise_task(started.task, &self, &launch, run_dir, seed, started.name, scripted_demo(variant), |_| serde_json::Value::Null, None)?;
                 if let Some(node) = crate::robot_choice::finish_node(started.node)? {
                     report["robot_node"] = node;
                 }
@@ -112,7 +111,7 @@ impl PracticeArgs {
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
                 let env = wiring::practice_env::PracticeEnv::for_launch(task, &launch, &self.config, &run_dir)?;
-                practise_task(env, &self, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.vlm_counts(), None)
+                practise_task(env, &self, &launch, run_dir, seed, format!("{variant:?}"), scripted_demo(variant), |env| env.reward_counts(), None)
             }
             RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => {
                 // A real robot runs on the wall clock: the actor never waits for the learner.
@@ -128,7 +127,7 @@ impl PracticeArgs {
                     None => bail!("{}: practice.demo_episodes is {}, and this task has no scripted demonstrator (a task with a goal and a pick observing the tool and the object's pose have one); set it to 0 and record demos with `rrl teleop`", args.config.display(), launch.practice.demo_episodes),
                 };
                 let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
-                practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.vlm_counts(), leader)
+                practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.reward_counts(), leader)
             }
             RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", self.config.display()),
         }
@@ -164,7 +163,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     seed: u64,
     task_name: String,
     mut expert: impl FnMut(&[f64], bool) -> Vec<f64>,
-    vlm_counts: fn(&E) -> Option<serde_json::Value>,
+    reward_counts: fn(&E) -> serde_json::Value,
     leader: Option<wiring::leader::LeaderOperator>,
 ) -> anyhow::Result<serde_json::Value> {
     let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
@@ -181,7 +180,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     // A base cloned here from pixel demos sees the cameras as the policy does.
     let pixels = wiring::learner::policy_pixels(launch);
     let (base, scale, mut base_report) = match base_choice {
-        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, vlm_counts, serde_json::Value::Null, operator.as_mut()),
+        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, reward_counts, serde_json::Value::Null, operator.as_mut()),
         PracticeBase::File(file) => {
             let path = PathBuf::from(&file.path);
             (load_base(&path, task_size.0, task_size.1, file.execute, pixels.as_ref())?, file.residual_scale, serde_json::json!({"path": file.path}))
@@ -199,7 +198,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
         let (task_obs, base_action) = obs.split_at(task_size.0);
         policies::residual::residual_for(&expert(task_obs, start), base_action, &scales)
     };
-    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| vlm_counts(&env.env), base_report, operator.as_mut())
+    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| reward_counts(&env.env), base_report, operator.as_mut())
 }
 
 
@@ -252,7 +251,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     task_name: String,
     residual: bool,
     demo_controller: impl FnMut(&[f64], bool) -> Vec<f64>,
-    vlm_counts: impl Fn(&E) -> Option<serde_json::Value>,
+    reward_counts: impl Fn(&E) -> serde_json::Value,
     base_report: serde_json::Value,
     operator: &mut dyn policies::practice::Operator,
 ) -> anyhow::Result<serde_json::Value> {
@@ -354,6 +353,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
     };
     drop(live_view);
     let status = output.finish(&task_name)?;
+    // The learned reward's counts of practice, before evaluation adds to them.
+    let counts = reward_counts(&env);
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward))?
@@ -381,7 +382,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "learned_rewards": {
             "joined": report.episodes.iter().map(|e| e.learned_rewards.0).sum::<u64>(),
             "missing": report.episodes.iter().map(|e| e.learned_rewards.1).sum::<u64>(),
-            "vlm": vlm_counts(&env),
+            "vlm": counts["vlm"],
+            "classifier": counts["classifier"],
         },
         "eval": eval,
         "link": link_report,

@@ -687,8 +687,8 @@ pub enum RewardConfig {
     Task,
     /// A VLM progress critic behind an OpenAI-compatible endpoint.
     Vlm(VlmRewardConfig),
-    /// A success classifier (TorchScript) on a camera.
-    Classifier { model: String, camera: String, threshold: f64 },
+    /// A success classifier (`rrl classifier train`) on the policy's cameras.
+    Classifier(ClassifierRewardConfig),
     /// Success and failure from a human's key presses.
     Human,
 }
@@ -716,6 +716,38 @@ pub struct VlmRewardConfig {
     /// ends the episode as a success at the step it arrives in. Default: true.
     #[serde(default = "default_true")]
     pub done_ends_episode: bool,
+}
+
+/// `reward: Classifier((..))`: reward 1 for a step whose frames the
+/// classifier calls a success, else 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierRewardConfig {
+    /// The classifier file written by `rrl classifier train`; relative to the launch file.
+    pub model: String,
+    /// The policy's cameras it looks at, in the order it was trained on
+    /// them. Default: all the cameras the policy sees.
+    #[serde(default)]
+    pub cameras: Vec<String>,
+    /// Overrides the threshold the classifier was saved with (chosen for
+    /// precision on held-out frames). Default: `None`, the saved one.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// A success ends the episode. Default: true.
+    #[serde(default = "default_true")]
+    pub terminate: bool,
+    /// The frozen trunk the classifier was trained on, if it was; relative
+    /// to the launch file. Default: `None` (it trained its own convolutions).
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// How long a step waits for its score; a later one is counted missing
+    /// and the step learns reward 0. Default: 500 ms.
+    #[serde(default = "default_classifier_deadline_ms")]
+    pub deadline_ms: u64,
+}
+
+fn default_classifier_deadline_ms() -> u64 {
+    500
 }
 
 fn default_vlm_timeout_ms() -> u64 {
@@ -1015,8 +1047,11 @@ impl LaunchFile {
         if let PracticeBase::File(base) = &mut self.practice.base {
             resolve(&mut base.path);
         }
-        if let RewardConfig::Classifier { model, .. } = &mut self.reward {
-            resolve(model);
+        if let RewardConfig::Classifier(classifier) = &mut self.reward {
+            resolve(&mut classifier.model);
+            if let Some(trunk) = &mut classifier.trunk {
+                resolve(trunk);
+            }
         }
         if let PixelEncoder::Frozen(path) = &mut self.learner.pixels.encoder {
             resolve(path);
@@ -1228,6 +1263,21 @@ impl LaunchFile {
             c.topic_name("learner.namespace", namespace);
         }
         self.reward.check(&self.cameras, c);
+        if let RewardConfig::Classifier(classifier) = &self.reward {
+            // The classifier scores the very frames each step records: the policy's.
+            let observed: Vec<&String> = match &self.robot {
+                RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
+                _ => self.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
+            };
+            if observed.is_empty() {
+                c.fail("reward", "a classifier scores the cameras the policy sees, and it sees none", Some("name them in `robot: Sim((.., observe_cameras: [..]))` or a real arm's `task.observe: [.., Camera(\"..\")]`"));
+            }
+            for (i, cam) in classifier.cameras.iter().enumerate() {
+                if !observed.contains(&cam) && self.cameras.iter().any(|known| &known.name == cam) {
+                    c.fail(format!("reward.cameras[{i}]"), format!("camera `{cam}` is not one the policy sees"), Some("a classifier scores the policy's own frames: observe this camera too"));
+                }
+            }
+        }
         self.practice.check(self.robot.control_rate_hz(), c);
         let task = &self.task;
         let real_arm = matches!(self.robot, RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_));
@@ -1514,16 +1564,19 @@ impl RewardConfig {
                     c.fail("reward.max_concurrent", "at least one request must be allowed in flight", None);
                 }
             }
-            RewardConfig::Classifier { model, camera, threshold } => {
-                if model.is_empty() {
-                    c.fail("reward.model", "must name the classifier file", None);
+            RewardConfig::Classifier(classifier) => {
+                if classifier.model.is_empty() {
+                    c.fail("reward.model", "must name the classifier file", Some("the file `rrl classifier train --out` wrote"));
                 }
-                if !known(camera) {
-                    c.fail("reward.camera", format!("unknown camera `{camera}`"), Some("name one of the `cameras` entries"));
+                for (i, cam) in classifier.cameras.iter().enumerate() {
+                    if !known(cam) {
+                        c.fail(format!("reward.cameras[{i}]"), format!("unknown camera `{cam}`"), Some("name cameras the policy sees"));
+                    }
                 }
-                if !(*threshold > 0.0 && *threshold < 1.0) {
+                if let Some(threshold) = classifier.threshold.filter(|t| !(*t > 0.0 && *t < 1.0)) {
                     c.fail("reward.threshold", format!("a probability threshold lies in (0, 1), got {threshold}"), None);
                 }
+                c.nonzero_ms("reward.deadline_ms", classifier.deadline_ms);
             }
         }
     }
@@ -1627,7 +1680,7 @@ mod tests {
                       (name: "c", source: Path("rtsp://10.0.0.2/stream"), width: 8, height: 8),
                       (name: "d", source: Path("/dev/video2"), width: 8, height: 8)],
             safety: (urdf: Some((file: "arm.urdf", base_link: "base", tip_link: "tool")), risk_critic: Some((weights: "critic.safetensors"))),
-            reward: Classifier(model: "success.pt", camera: "a", threshold: 0.9))"#;
+            reward: Classifier((model: "success.safetensors", cameras: ["a"], threshold: Some(0.9), trunk: Some("trunk.pt"))))"#;
         let launch = LaunchFile::parse(text, Path::new("cfg/x.ron")).unwrap();
         let sources: Vec<&CameraSource> = launch.cameras.iter().map(|c| &c.source).collect();
         assert_eq!(
@@ -1636,7 +1689,7 @@ mod tests {
         );
         assert_eq!(launch.safety.urdf.as_ref().unwrap().file, "cfg/arm.urdf");
         assert_eq!(launch.safety.risk_critic.as_ref().unwrap().weights, "cfg/critic.safetensors");
-        assert!(matches!(&launch.reward, RewardConfig::Classifier { model, .. } if model == "cfg/success.pt"), "{:?}", launch.reward);
+        assert!(matches!(&launch.reward, RewardConfig::Classifier(c) if c.model == "cfg/success.safetensors" && c.trunk.as_deref() == Some("cfg/trunk.pt")), "{:?}", launch.reward);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! - the leader arm a human moves, as an operator the follower tracks
 //!   (`leader`);
 //! - the learner settings (`learner`);
-//! - the reward source (`practice_env`: the task's own reward, or a VLM
-//!   critic scoring a real camera or a rendered one).
+//! - the reward source (`practice_env`: the task's own reward, a VLM
+//!   critic scoring a real camera or a rendered one, or a success
+//!   classifier on the policy's frames, `classifier_reward`).
 //!
 //! Relative paths were resolved once, when the launch file was parsed.
 //!
@@ -24,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod arm_task;
+pub mod classifier_reward;
 pub mod leader;
 pub mod learner;
 pub mod practice_env;

@@ -1,6 +1,8 @@
 //! The task `rrl practice` steps (the simulated Panda, or a real arm's
 //! task) with, when the launch file's reward is `Vlm(..)`, rewards
-//! from the VLM progress critic instead of the task's own.
+//! from the VLM progress critic instead of the task's own; or, with
+//! `Classifier(..)`, from a success classifier on the policy's frames
+//! (`crate::classifier_reward`).
 //!
 //! With a VLM reward, the reward camera's view after every reset and step
 //! is offered to the progress pipeline (newest wins; requests run on the
@@ -28,6 +30,7 @@ use sim_bridge::camera::SimCamera;
 use sim_bridge::panda::PandaTask;
 
 use crate::arm_task::ArmTask;
+use crate::classifier_reward::ClassifierRewards;
 use sim_bridge::scene_cameras::{CameraSpec, FrameSink, SceneSnapshots, SinkError};
 use crate::WiringError;
 
@@ -271,12 +274,22 @@ impl VlmRewards {
 pub struct PracticeEnv<T = PandaTask> {
     task: T,
     vlm: Option<VlmRewards>,
+    classifier: Option<ClassifierRewards>,
 }
 
-impl<T> PracticeEnv<T> {
+impl<T: Environment> PracticeEnv<T> {
     /// The task alone, its own rewards final.
     pub fn plain(task: T) -> PracticeEnv<T> {
-        PracticeEnv { task, vlm: None }
+        PracticeEnv { task, vlm: None, classifier: None }
+    }
+
+    /// The task with the launch file's `Classifier(..)` reward, if it has one.
+    fn with_classifier(task: T, launch: &LaunchFile, config: &Path) -> Result<PracticeEnv<T>, WiringError> {
+        let classifier = match &launch.reward {
+            RewardConfig::Classifier(settings) => Some(ClassifierRewards::start(settings, launch, task.frame_layout(), config)?),
+            _ => None,
+        };
+        Ok(PracticeEnv { task, vlm: None, classifier })
     }
 }
 
@@ -343,7 +356,7 @@ impl PracticeEnv<PandaTask> {
     /// must be a `Sim(..)` camera of the scene.
     pub fn for_launch(task: PandaTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
-            return Ok(PracticeEnv::plain(task));
+            return PracticeEnv::with_classifier(task, launch, config);
         };
         let name = &camera.name;
         let CameraSource::Sim(model_camera) = &camera.source else {
@@ -353,7 +366,7 @@ impl PracticeEnv<PandaTask> {
         // Every pose offered is rendered when the renderer keeps up; else the newest.
         let spec = CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: f64::INFINITY };
         let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring).map_err(WiringError::io("starting the reward camera's renderer"))?)))?;
-        Ok(PracticeEnv { task, vlm: Some(vlm) })
+        Ok(PracticeEnv { task, vlm: Some(vlm), classifier: None })
     }
 }
 
@@ -363,7 +376,7 @@ impl PracticeEnv<ArmTask> {
     /// camera (device, video, image sequence) grabbed on its own thread.
     pub fn for_arm(task: ArmTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv<ArmTask>, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
-            return Ok(PracticeEnv::plain(task));
+            return PracticeEnv::with_classifier(task, launch, config);
         };
         if matches!(camera.source, CameraSource::Sim(_)) {
             return Err(WiringError::launch(config, format!("reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", camera.name)));
@@ -371,21 +384,27 @@ impl PracticeEnv<ArmTask> {
         let grabber = CameraGrabber::start(camera, |_| Ok(())).map_err(|e| WiringError::launch(config, format!("reward camera `{}`: {e}", camera.name)))?;
         let mut vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
         vlm.live = task.live_status();
-        Ok(PracticeEnv { task, vlm: Some(vlm) })
+        Ok(PracticeEnv { task, vlm: Some(vlm), classifier: None })
     }
 }
 
 impl<T: PracticeTask + Scene> PracticeEnv<T> {
-    /// Frames offered to, dropped by, scored and failed by the VLM pipeline.
-    pub fn vlm_counts(&self) -> Option<serde_json::Value> {
-        self.vlm.as_ref().map(|v| {
+    /// The learned reward's counts: frames offered to, dropped by, scored
+    /// and failed by the VLM pipeline (`vlm`), or the classifier's verdicts
+    /// and their agreement with the task's truth (`classifier`).
+    pub fn reward_counts(&self) -> serde_json::Value {
+        let vlm = self.vlm.as_ref().map(|v| {
             let c = &v.counts;
             let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             serde_json::json!({"offered": load(&c.offered), "dropped": load(&c.dropped), "scored": load(&c.scored), "failed": load(&c.failed)})
-        })
+        });
+        serde_json::json!({"vlm": vlm, "classifier": self.classifier.as_ref().map(ClassifierRewards::report)})
     }
 
     fn episode_started(&mut self) {
+        if let Some(classifier) = self.classifier.as_mut() {
+            classifier.episode_started();
+        }
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.episode += 1;
             vlm.step = 0;
@@ -430,7 +449,18 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             vlm.wait_for_camera();
             vlm.wait_for_endpoint(self.task.scene());
         }
+        if let Some(classifier) = self.classifier.as_mut() {
+            classifier.wait_for_classifier();
+        }
         let mut step = self.task.step(action)?;
+        if let Some(classifier) = self.classifier.as_mut() {
+            // The classifier's verdict is the reward and the end; the task's
+            // own (the simulator's truth) only judges outcomes, unseen by the learner.
+            let success = classifier.score_step(self.task.frames(), self.task.success());
+            step.reward = f64::from(u8::from(success));
+            step.terminated = classifier.ends_now();
+            return Ok(step);
+        }
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.step += 1;
             vlm.offer(self.task.scene());
@@ -445,8 +475,10 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
         Ok(step)
     }
     fn success(&self) -> Option<bool> {
-        match &self.vlm {
-            Some(vlm) if vlm.ends_now() => Some(true),
+        match (&self.vlm, &self.classifier) {
+            (Some(vlm), _) if vlm.ends_now() => Some(true),
+            // The task's truth, where it knows it, judges; else the classifier.
+            (_, Some(classifier)) => self.task.success().or(Some(classifier.ends_now())),
             _ => self.task.success(),
         }
     }
@@ -469,7 +501,11 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
         self.task.take_safety_events()
     }
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
-        self.vlm.as_mut().map(|v| v as &mut dyn LearnedRewards)
+        match (&mut self.vlm, &mut self.classifier) {
+            (Some(vlm), _) => Some(vlm as &mut dyn LearnedRewards),
+            (None, Some(classifier)) => Some(classifier as &mut dyn LearnedRewards),
+            (None, None) => None,
+        }
     }
     fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
         self.task.live_status()

@@ -1,0 +1,297 @@
+//! `reward: Classifier((..))`: a success classifier scores the frames each
+//! step records (the policy's cameras, or some of them) on a thread of its
+//! own; the step waits for its score up to the deadline. A success gives
+//! reward 1 and, with `terminate`, ends the episode there; a score that
+//! comes later than the deadline counts as missing (reward 0).
+//!
+//! Where the task knows its own success (the simulator's truth), that
+//! truth still judges the episodes' outcomes and evaluations, and the
+//! classifier's verdicts are counted against it (its false successes
+//! during practice). A classifier thread that dies pauses practice with a
+//! message; the classifier is loaded again from its file and practice
+//! resumes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+use policies::classifier::FrameClassifier;
+use rrl_types::config::{ClassifierRewardConfig, LaunchFile, Observe, RobotConfig};
+use rrl_types::FrameLayout;
+
+use crate::WiringError;
+
+/// Frames waiting for the classifier at most; more are dropped (counted).
+const QUEUE: usize = 16;
+/// While the classifier cannot be started again, it is retried this often.
+const RESTART_EVERY: Duration = Duration::from_secs(1);
+
+/// One step's frames to score, stamped with (episode, step).
+struct Job {
+    episode: u64,
+    step: u64,
+    rgb: Vec<u8>,
+}
+
+/// Verdicts and their agreement with the task's truth, for the report.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    scored: u64,
+    successes: u64,
+    dropped: u64,
+    late: u64,
+    failed: u64,
+    restarts: u64,
+    /// Against the task's truth where it has one.
+    false_positives: u64,
+    true_negatives: u64,
+    true_positives: u64,
+    false_negatives: u64,
+}
+
+/// The classifier's thread.
+struct Worker {
+    jobs: Sender<Job>,
+    verdicts: Receiver<(u64, u64, Result<f64, String>)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(classifier: FrameClassifier) -> Worker {
+        let (jobs, inbox) = crossbeam::channel::bounded::<Job>(QUEUE);
+        let (outbox, verdicts) = crossbeam::channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("reward-classifier".into())
+            .spawn(move || {
+                for job in inbox {
+                    let score = classifier.scores(&job.rgb).map(|s| s[0]).map_err(|e| e.to_string());
+                    if outbox.send((job.episode, job.step, score)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the classifier thread");
+        Worker { jobs, verdicts, thread }
+    }
+}
+
+/// The actor's end of classifier rewards.
+pub struct ClassifierRewards {
+    /// The launch file, for messages.
+    config: PathBuf,
+    model: PathBuf,
+    trunk: Option<PathBuf>,
+    threshold: f64,
+    terminate: bool,
+    deadline: Duration,
+    /// Which of the policy's cameras it scores, by index.
+    cameras: Vec<usize>,
+    /// The policy's frames.
+    policy: FrameLayout,
+    worker: Option<Worker>,
+    episode: u64,
+    step: u64,
+    /// This episode's rewards that have arrived, by step.
+    known: HashMap<u64, f64>,
+    /// The first step of this episode called a success.
+    success_at: Option<u64>,
+    counts: Counts,
+}
+
+/// The names of the cameras the policy of `launch` sees, in order.
+fn observed_names(launch: &LaunchFile) -> Vec<&String> {
+    match &launch.robot {
+        RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
+        _ => launch.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
+    }
+}
+
+fn load(model: &Path, trunk: Option<&Path>, config: &Path) -> Result<FrameClassifier, WiringError> {
+    FrameClassifier::load(model, trunk).map_err(|e| WiringError::launch(config, format!("reward: {e}")))
+}
+
+impl ClassifierRewards {
+    /// The classifier of `settings` for the policy's frames `policy`:
+    /// refused when its file is damaged or takes other frames than the
+    /// cameras it is to score.
+    pub fn start(settings: &ClassifierRewardConfig, launch: &LaunchFile, policy: Option<FrameLayout>, config: &Path) -> Result<ClassifierRewards, WiringError> {
+        let policy = policy.ok_or_else(|| WiringError::launch(config, "reward: a classifier scores the cameras the policy sees, and it sees none"))?;
+        let observed = observed_names(launch);
+        let cameras: Vec<usize> = match settings.cameras.is_empty() {
+            true => (0..observed.len()).collect(),
+            false => settings
+                .cameras
+                .iter()
+                .map(|name| observed.iter().position(|o| *o == name).ok_or_else(|| WiringError::launch(config, format!("reward.cameras: `{name}` is not a camera the policy sees"))))
+                .collect::<Result<_, _>>()?,
+        };
+        let (model, trunk) = (PathBuf::from(&settings.model), settings.trunk.as_ref().map(PathBuf::from));
+        let classifier = load(&model, trunk.as_deref(), config)?;
+        let wanted = FrameLayout { cameras: cameras.len(), ..policy };
+        let takes = classifier.pixels().layout();
+        if takes != wanted {
+            return Err(WiringError::launch(config, format!("reward: classifier {} takes {takes}; the cameras it is to score give {wanted}", model.display())));
+        }
+        let threshold = settings.threshold.unwrap_or(classifier.threshold);
+        Ok(ClassifierRewards {
+            config: config.to_path_buf(),
+            model,
+            trunk,
+            threshold,
+            terminate: settings.terminate,
+            deadline: Duration::from_millis(settings.deadline_ms),
+            cameras,
+            policy,
+            worker: Some(Worker::start(classifier)),
+            episode: 0,
+            step: 0,
+            known: HashMap::new(),
+            success_at: None,
+            counts: Counts::default(),
+        })
+    }
+
+    pub(crate) fn episode_started(&mut self) {
+        self.episode += 1;
+        self.step = 0;
+        self.known.clear();
+        self.success_at = None;
+    }
+
+    /// Returns once the classifier's thread runs. One that died (a panic
+    /// in libtorch, say) pauses practice here before the next step (the
+    /// gate holds the arm), says so, and is started again from its file.
+    pub(crate) fn wait_for_classifier(&mut self) {
+        let alive = self.worker.as_ref().is_some_and(|w| !w.thread.is_finished());
+        if alive {
+            return;
+        }
+        let paused_since = Instant::now();
+        tracing::warn!(model = %self.model.display(), "the reward classifier's thread stopped: practice is paused (the gate holds the robot) until it runs again");
+        self.worker = None;
+        loop {
+            match load(&self.model, self.trunk.as_deref(), &self.config) {
+                Ok(classifier) => {
+                    self.worker = Some(Worker::start(classifier));
+                    self.counts.restarts += 1;
+                    tracing::warn!(paused_s = paused_since.elapsed().as_secs_f64(), "the reward classifier runs again: practice resumes");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("the reward classifier cannot be started again ({e}); retrying");
+                    std::thread::sleep(RESTART_EVERY);
+                }
+            }
+        }
+    }
+
+    /// Scores the step just taken on `frames` (the policy's), waiting for
+    /// the verdict up to the deadline; whether the classifier calls it a
+    /// success. `truth` is the task's own success, where it knows it.
+    pub(crate) fn score_step(&mut self, frames: Option<&[u8]>, truth: Option<bool>) -> bool {
+        self.step += 1;
+        let Some(frames) = frames.filter(|f| f.len() == self.policy.bytes()) else {
+            self.counts.failed += 1;
+            return false;
+        };
+        let camera = self.policy.height * self.policy.width * 3;
+        let rgb: Vec<u8> = self.cameras.iter().flat_map(|&c| &frames[c * camera..(c + 1) * camera]).copied().collect();
+        let Some(worker) = &self.worker else { return false };
+        if worker.jobs.try_send(Job { episode: self.episode, step: self.step, rgb }).is_err() {
+            self.counts.dropped += 1;
+            return false;
+        }
+        let waited = Instant::now();
+        while !self.known.contains_key(&self.step) {
+            let left = self.deadline.saturating_sub(waited.elapsed());
+            let verdicts = &self.worker.as_ref().expect("checked above").verdicts;
+            match verdicts.recv_timeout(left) {
+                Ok(verdict) => self.take(verdict),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.counts.late += 1;
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Died mid-step: the next step waits for it to run again.
+                    self.counts.failed += 1;
+                    break;
+                }
+            }
+        }
+        let success = self.known.get(&self.step) == Some(&1.0);
+        if let Some(truth) = truth.filter(|_| self.known.contains_key(&self.step)) {
+            let c = &mut self.counts;
+            match (success, truth) {
+                (true, true) => c.true_positives += 1,
+                (true, false) => c.false_positives += 1,
+                (false, false) => c.true_negatives += 1,
+                (false, true) => c.false_negatives += 1,
+            }
+        }
+        if success && self.success_at.is_none() {
+            self.success_at = Some(self.step);
+        }
+        success
+    }
+
+    fn take(&mut self, (episode, step, score): (u64, u64, Result<f64, String>)) {
+        match score {
+            Ok(score) => {
+                self.counts.scored += 1;
+                let success = score >= self.threshold;
+                self.counts.successes += u64::from(success);
+                if episode == self.episode {
+                    self.known.insert(step, if success { 1.0 } else { 0.0 });
+                }
+            }
+            Err(e) => {
+                self.counts.failed += 1;
+                tracing::warn!("the reward classifier failed on a frame: {e}");
+            }
+        }
+    }
+
+    /// Whether this episode's success ends it now.
+    pub(crate) fn ends_now(&self) -> bool {
+        self.terminate && self.success_at.is_some()
+    }
+
+    /// Verdicts and, where the task knows its success, their agreement with it.
+    pub fn report(&self) -> serde_json::Value {
+        let c = self.counts;
+        let judged = c.false_positives + c.true_negatives + c.true_positives + c.false_negatives;
+        serde_json::json!({
+            "model": self.model.display().to_string(),
+            "threshold": self.threshold,
+            "scored": c.scored,
+            "successes": c.successes,
+            "dropped": c.dropped,
+            "late": c.late,
+            "failed": c.failed,
+            "restarts": c.restarts,
+            "against_truth": if judged == 0 { serde_json::Value::Null } else { serde_json::json!({
+                "true_positives": c.true_positives,
+                "false_positives": c.false_positives,
+                "true_negatives": c.true_negatives,
+                "false_negatives": c.false_negatives,
+                "false_positive_rate": c.false_positives as f64 / (c.false_positives + c.true_negatives).max(1) as f64,
+            })},
+        })
+    }
+}
+
+impl rrl_types::LearnedRewards for ClassifierRewards {
+    fn reward_of(&mut self, step: u64) -> Option<f64> {
+        if let Some(worker) = &self.worker {
+            let arrived: Vec<_> = worker.verdicts.try_iter().collect();
+            for verdict in arrived {
+                self.take(verdict);
+            }
+        }
+        self.known.get(&step).copied()
+    }
+    fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
