@@ -2,7 +2,8 @@
 //! simulated Panda's pick-cube recorded with `rrl record-sim --run-dir`
 //! (every step's wrist-camera frame labelled by the simulator's success),
 //! a classifier trained on some episodes and judged on episodes of seeds
-//! of their own; and the refusals of bad input.
+//! of their own, then practice on its reward (`reward: Classifier(..)`);
+//! and the refusals of bad input.
 
 mod common;
 
@@ -12,19 +13,23 @@ fn domain() -> String {
     (20 + (std::process::id() + 13) % 80).to_string()
 }
 
-fn pick_launch_file(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("pick_wrist.ron");
+/// Pick-cube seen by the wrist camera at `side` pixels, with `reward`.
+fn pick_launch_file(dir: &Path, side: u32, reward: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("pick_wrist_{side}.ron"));
     std::fs::write(
         &path,
-        r#"(
+        format!(
+            r#"(
     name: "classifier_pick",
     namespace: "panda",
     robot: Sim((task: PandaPickCube, seed: 0, observe_cameras: ["wrist"])),
-    cameras: [(name: "wrist", source: Sim("handcam_rgb"), width: 32, height: 32)],
+    cameras: [(name: "wrist", source: Sim("handcam_rgb"), width: {side}, height: {side})],
     safety: (preset: Some(FrankaPanda)),
-    learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32),
-    practice: (max_episode_steps: 80),
-)"#,
+    learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32, warmup_steps: 40, pixels: (features: 16, filters: 8)),
+    reward: {reward},
+    practice: (max_episode_steps: 80, demo_episodes: 3, eval_episodes: 1),
+)"#
+        ),
     )
     .unwrap();
     path
@@ -48,7 +53,7 @@ fn record(config: &Path, run: &Path, episodes: &str, noisy: &str, random: &str, 
 #[test]
 fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_never_saw() {
     let dir = tempfile::tempdir().unwrap();
-    let config = pick_launch_file(dir.path());
+    let config = pick_launch_file(dir.path(), 32, "Task");
     let (train_run, test_run) = (dir.path().join("train"), dir.path().join("test"));
     let recorded = record(&config, &train_run, "10", "2", "2", "100");
     assert!(recorded["success_frames"].as_u64().unwrap() >= 20, "the expert succeeds and holds: {recorded}");
@@ -88,6 +93,42 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
     let info = decoder.read_info().unwrap().info().clone();
     let tile = 32 + 4;
     assert_eq!((info.width, info.height), (wrong.clamp(1, 8) * tile, wrong.div_ceil(8).max(1) * tile));
+
+    // Practice on its reward: every step's reward is the classifier's
+    // verdict on the frames recorded with it, and a success ends the episode.
+    let practice_config = pick_launch_file(dir.path(), 32, &format!("Classifier((model: \"{}\"))", model.display()));
+    let run = dir.path().join("practice");
+    let report = rrl(&["practice", "--config", practice_config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", "120"]).unwrap();
+    let learned = &report["learned_rewards"];
+    assert_eq!((learned["joined"].as_u64(), learned["missing"].as_u64()), (Some(120), Some(0)), "every step waited for its verdict: {report}");
+    let classifier = &learned["classifier"];
+    assert!(classifier["scored"].as_u64().unwrap() >= 120, "{report}");
+    let truth = &classifier["against_truth"];
+    let judged: u64 = ["true_positives", "false_positives", "true_negatives", "false_negatives"].iter().map(|k| truth[*k].as_u64().unwrap()).sum();
+    assert_eq!(judged, classifier["scored"].as_u64().unwrap(), "every verdict is counted against the simulator's truth: {report}");
+    let negatives = truth["false_positives"].as_u64().unwrap() + truth["true_negatives"].as_u64().unwrap();
+    assert_eq!(truth["false_positive_rate"].as_f64().unwrap(), truth["false_positives"].as_u64().unwrap() as f64 / negatives as f64, "{report}");
+    let scorer = policies::classifier::FrameClassifier::load(&model, None).unwrap();
+    // Demos (the scripted expert, which picks the cube) and practice alike.
+    let (mut practice_steps, mut successes) = (0, 0);
+    for folder in ["demos", "episodes"] {
+        for path in recording::list_episodes(&run.join(folder)).unwrap() {
+            let episode = recording::read_episode(&path).unwrap();
+            for (i, step) in episode.steps.iter().enumerate() {
+                let rgb = recording::frames::decode(step.next_frames.as_ref().unwrap()).unwrap().1;
+                let success = scorer.scores(&rgb).unwrap()[0] >= scorer.threshold;
+                assert_eq!(step.reward, if success { 1.0 } else { 0.0 }, "{} step {i}: the reward is the classifier's verdict", path.display());
+                // The first success ends the episode; no other step is terminal.
+                assert_eq!(step.flags.terminated, success, "{} step {i}", path.display());
+                assert!(!success || i + 1 == episode.steps.len(), "{} step {i}: a success ends the episode", path.display());
+                practice_steps += usize::from(folder == "episodes");
+                successes += u64::from(success);
+            }
+        }
+    }
+    assert_eq!(practice_steps, 120);
+    assert!(successes >= 1, "the expert's demos succeed in the classifier's eyes: {report}");
+    assert_eq!(successes, truth["true_positives"].as_u64().unwrap() + truth["false_positives"].as_u64().unwrap(), "{report}");
 }
 
 /// A run of `episodes` episodes of random 16x16 frames labelled by `label(episode, step)`.
@@ -153,6 +194,14 @@ fn bad_input_is_refused_naming_what_and_where() {
     std::fs::write(path("damaged.safetensors"), &bytes).unwrap();
     let err = rrl(&["classifier", "eval", &path("few"), "--model", &path("damaged.safetensors")]).unwrap_err();
     assert!(err.contains("damaged.safetensors") && err.contains("checksum mismatch"), "{err}");
+    // Practice refuses, at start-up, a classifier of other frames than the
+    // cameras it is to score, and a damaged one.
+    for (model, says) in [("c.safetensors", "c.safetensors takes 1 camera(s) of 16x16; the cameras it is to score give 1 camera(s) of 20x20"), ("damaged.safetensors", "checksum mismatch")] {
+        let config = pick_launch_file(dir.path(), 20, &format!("Classifier((model: \"{model}\"))"));
+        let err = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", &path(&format!("practice_{model}")), "--steps", "10"]).unwrap_err();
+        assert!(err.contains(says) && err.contains(model), "{err}");
+        assert!(err.contains("pick_wrist_20.ron"), "names the launch file: {err}");
+    }
     // Another checkpoint (a behaviour-cloning policy's shape) is not a classifier.
     common::write_always_firing_critic(&dir.path().join("critic.safetensors"), 3);
     let err = rrl(&["classifier", "eval", &path("few"), "--model", &path("critic.safetensors")]).unwrap_err();

@@ -451,14 +451,14 @@ exit $status
     assert_eq!(report["eval"]["episodes"], 1, "the final checkpoint was written and loads: {report}");
 }
 
-/// Rewards practice cannot give yet, or cannot give without a person, are
-/// refused at start-up with the reason, never silently replaced by the
-/// task's own reward.
+/// Rewards practice cannot give as configured, or cannot give without a
+/// person, are refused at start-up with the reason, never silently
+/// replaced by the task's own reward.
 #[test]
-fn practice_refuses_a_classifier_reward_and_a_human_reward_without_a_human() {
+fn practice_refuses_a_classifier_without_cameras_and_a_human_reward_without_a_human() {
     let dir = tempfile::tempdir().unwrap();
-    let classifier = "Classifier(model: \"success.pt\", camera: \"front\", threshold: 0.9),\n    cameras: [(name: \"front\", source: Sim(\"front\"), width: 32, height: 32)]";
-    for (reward, says) in [(classifier, "Classifier(..) is not built yet"), ("Human", "pass --operator keyboard or joy")] {
+    let classifier = "Classifier((model: \"success.safetensors\")),\n    cameras: [(name: \"front\", source: Sim(\"front\"), width: 32, height: 32)]";
+    for (reward, says) in [(classifier, "a classifier scores the cameras the policy sees, and it sees none"), ("Human", "pass --operator keyboard or joy")] {
         let config = dir.path().join("reach.ron");
         std::fs::write(&config, LAUNCH.replace("    practice:", &format!("    reward: {reward},\n    practice:"))).unwrap();
         let output = run(&["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join("run").to_str().unwrap()]);

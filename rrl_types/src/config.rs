@@ -1674,18 +1674,19 @@ mod tests {
 
     #[test]
     fn every_file_a_launch_file_names_is_found_beside_it_and_urls_stay_as_written() {
-        let text = r#"(name: "t", robot: Sim((task: PandaPickCube)),
+        let text = r#"(name: "t", robot: Sim((task: PandaPickCube, observe_cameras: ["e"])),
             cameras: [(name: "a", source: Path("videos/a.avi"), width: 8, height: 8),
+                      (name: "e", source: Sim("front"), width: 16, height: 16),
                       (name: "b", source: ImageSequence("frames/%04d.png"), width: 8, height: 8),
                       (name: "c", source: Path("rtsp://10.0.0.2/stream"), width: 8, height: 8),
                       (name: "d", source: Path("/dev/video2"), width: 8, height: 8)],
             safety: (urdf: Some((file: "arm.urdf", base_link: "base", tip_link: "tool")), risk_critic: Some((weights: "critic.safetensors"))),
-            reward: Classifier((model: "success.safetensors", cameras: ["a"], threshold: Some(0.9), trunk: Some("trunk.pt"))))"#;
+            reward: Classifier((model: "success.safetensors", cameras: ["e"], threshold: Some(0.9), trunk: Some("trunk.pt"))))"#;
         let launch = LaunchFile::parse(text, Path::new("cfg/x.ron")).unwrap();
         let sources: Vec<&CameraSource> = launch.cameras.iter().map(|c| &c.source).collect();
         assert_eq!(
             sources,
-            [&CameraSource::Path("cfg/videos/a.avi".into()), &CameraSource::ImageSequence("cfg/frames/%04d.png".into()), &CameraSource::Path("rtsp://10.0.0.2/stream".into()), &CameraSource::Path("/dev/video2".into())]
+            [&CameraSource::Path("cfg/videos/a.avi".into()), &CameraSource::Sim("front".into()), &CameraSource::ImageSequence("cfg/frames/%04d.png".into()), &CameraSource::Path("rtsp://10.0.0.2/stream".into()), &CameraSource::Path("/dev/video2".into())]
         );
         assert_eq!(launch.safety.urdf.as_ref().unwrap().file, "cfg/arm.urdf");
         assert_eq!(launch.safety.risk_critic.as_ref().unwrap().weights, "cfg/critic.safetensors");
