@@ -123,7 +123,7 @@ impl RecordSimArgs {
             let folder = out.join(&name);
             std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
             let random = e >= self.episodes - self.random_episodes;
-            let mut observation = task.reset(self.seed + u64::from(e)).to_vec();
+            task.reset(self.seed + u64::from(e));
             expert.reset();
             let meter = ProgressMeter::start(&task);
             let mut progress = Vec::new();
@@ -136,9 +136,8 @@ impl RecordSimArgs {
             };
             progress.push(record(&mut task, 0)?);
             loop {
-                let action = if random { (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect() } else { expert.act(variant, &observation).to_vec() };
+                let action = if random { (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect() } else { expert.act(variant, task.full_observation()).to_vec() };
                 let step = task.step(&action)?;
-                observation = task.observation().to_vec();
                 progress.push(record(&mut task, progress.len())?);
                 if step.done() {
                     break;

@@ -24,14 +24,20 @@ pub struct RewardEvalArgs {
     /// The task description given to the reward source.
     #[arg(long)]
     pub task: String,
-    /// `vlm` (progress critic on an OpenAI-compatible endpoint) or `clip`.
+    /// `vlm` (progress critic on an OpenAI-compatible endpoint), `clip`, or
+    /// `classifier` (a success classifier from `rrl classifier train`:
+    /// --model names it, --size must be its frame size).
     #[arg(long, default_value = "vlm")]
     pub source: String,
     /// vlm: chat-completions URL, e.g. http://127.0.0.1:8000/v1/chat/completions.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// vlm: the model's name at the endpoint; classifier: the classifier file.
     #[arg(long, default_value = "default")]
     pub model: String,
+    /// classifier: the frozen trunk it was trained on, if it was.
+    #[arg(long)]
+    pub trunk: Option<PathBuf>,
     /// vlm: name of the environment variable holding the API key (the key itself never goes on the command line).
     #[arg(long)]
     pub api_key_env: Option<String>,
@@ -153,8 +159,41 @@ fn build_source(args: &RewardEvalArgs) -> anyhow::Result<Box<dyn RewardSource>> 
             let text = args.text_encoder.as_ref().context("--source clip needs --text-encoder")?;
             Box::new(ClipReward::load(image, args.size, args.size, text, &args.baseline, args.alpha)?)
         }
-        other => bail!("unknown reward source `{other}`: use vlm or clip"),
+        "classifier" => Box::new(ClassifierSource::load(Path::new(&args.model), args.trunk.as_deref(), args.size)?),
+        other => bail!("unknown reward source `{other}`: use vlm, clip or classifier"),
     })
+}
+
+/// A success classifier as a reward source: its probability is the
+/// progress (x 100), a frame at or above its threshold is done.
+struct ClassifierSource {
+    classifier: policies::classifier::FrameClassifier,
+}
+
+impl ClassifierSource {
+    fn load(model: &Path, trunk: Option<&Path>, size: u32) -> anyhow::Result<ClassifierSource> {
+        let classifier = policies::classifier::FrameClassifier::load(model, trunk)?;
+        let layout = classifier.pixels().layout();
+        if layout.cameras != 1 || (layout.width, layout.height) != (size as usize, size as usize) {
+            bail!("{}: takes {layout}; reward-eval gives it one camera's frames of {size}x{size} (pass --size {})", model.display(), layout.width);
+        }
+        Ok(ClassifierSource { classifier })
+    }
+}
+
+impl RewardSource for ClassifierSource {
+    fn name(&self) -> &str {
+        "classifier"
+    }
+    fn reset(&mut self, _task: &str) -> Result<(), rewards::RewardError> {
+        Ok(())
+    }
+    fn score(&mut self, frames: &[Frame]) -> Result<rewards::RewardEstimate, rewards::RewardError> {
+        let frame = frames.first().ok_or_else(|| rewards::RewardError::Invalid("no frame to score".into()))?;
+        let score = self.classifier.scores(&frame.rgb).map_err(|e| rewards::RewardError::Invalid(e.to_string()))?[0];
+        let done = score >= self.classifier.threshold;
+        Ok(rewards::RewardEstimate { stamp: frame.stamp, progress: Some(100.0 * score), reward: f64::from(u8::from(done)), done })
+    }
 }
 
 /// Scores frames in order; progress where the source has it, else reward.

@@ -94,6 +94,20 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
     let tile = 32 + 4;
     assert_eq!((info.width, info.height), (wrong.clamp(1, 8) * tile, wrong.div_ceil(8).max(1) * tile));
 
+    // `rrl reward-eval` takes it as a reward source: its probability rises
+    // with the true progress of recorded frame folders, and its verdicts
+    // judge whole episodes against their labels.
+    let folders = dir.path().join("frames");
+    rrl(&["record-sim", "--config", config.to_str().unwrap(), "--out", folders.to_str().unwrap(), "--episodes", "4", "--random-episodes", "1", "--seed", "3000"]).unwrap();
+    let scored = rrl(&["reward-eval", folders.to_str().unwrap(), "--task", "pick up the cube", "--source", "classifier", "--model", model.to_str().unwrap(), "--size", "32"]).unwrap();
+    assert_eq!(scored["source"], "classifier", "{scored}");
+    let success = &scored["success"];
+    let judged: u64 = ["true_positives", "false_positives", "false_negatives"].iter().map(|k| success[*k].as_u64().unwrap()).sum();
+    assert!(judged >= 3, "the episodes are judged: {scored}");
+    assert!(scored["mean_progress_spearman"].as_f64().unwrap() > 0.3, "{scored}");
+    let err = rrl(&["reward-eval", folders.to_str().unwrap(), "--task", "pick", "--source", "classifier", "--model", model.to_str().unwrap(), "--size", "64"]).unwrap_err();
+    assert!(err.contains("takes 1 camera(s) of 32x32") && err.contains("--size 32"), "{err}");
+
     // Practice on its reward: every step's reward is the classifier's
     // verdict on the frames recorded with it, and a success ends the episode.
     let practice_config = pick_launch_file(dir.path(), 32, &format!("Classifier((model: \"{}\"))", model.display()));
