@@ -190,8 +190,8 @@ impl ClassifierArgs {
 
 impl TrainArgs {
     fn run(self) -> anyhow::Result<serde_json::Value> {
-        if !(0.0..1.0).contains(&self.holdout) {
-            bail!("--holdout {} must be in [0, 1)", self.holdout);
+        if !(self.holdout > 0.0 && self.holdout < 1.0) {
+            bail!("--holdout {} must lie in (0, 1): the threshold is chosen on held-out episodes", self.holdout);
         }
         let began = Instant::now();
         let episodes = read_labelled(&self.runs)?;

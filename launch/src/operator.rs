@@ -12,7 +12,7 @@ use ros_edge::joy::JoyOperator;
 use ros_edge::joy::HOLD_AFTER_RELEASE;
 
 /// Keys of the keyboard operator (end-effector tasks).
-pub const KEYBOARD_HELP: &str = "keys: w/s x, a/d y, r/f z, g gripper open/close, y success, n failure, p pause/resume, space scene reset done, q stop";
+pub const KEYBOARD_HELP: &str = "keys: w/s x, a/d y, r/f z, g gripper open/close, y success, n failure, m success marking on/off (teleop --label-frames), p pause/resume, space scene reset done, q stop";
 
 /// A key's displacement: (axis, direction).
 fn key_motion(key: u8) -> Option<(usize, f64)> {
@@ -79,6 +79,9 @@ pub struct KeyboardOperator {
     action_size: usize,
     motion: Vec<(Instant, usize, f64)>,
     gripper_closed: bool,
+    /// Toggled by `m`: a terminal reports no key releases, so the keyboard
+    /// toggles what a gamepad button marks while held.
+    marking_success: bool,
     last_active: Option<Instant>,
     paused: bool,
     _reset_presser: robot_drivers::worker::Worker,
@@ -119,7 +122,7 @@ impl KeyboardOperator {
             }
         })?;
         eprintln!("operator: {KEYBOARD_HELP}");
-        Ok(KeyboardOperator { keys, action_size, motion: Vec::new(), gripper_closed: false, last_active: None, paused: false, _reset_presser: reset_presser, _terminal: terminal })
+        Ok(KeyboardOperator { keys, action_size, motion: Vec::new(), gripper_closed: false, marking_success: false, last_active: None, paused: false, _reset_presser: reset_presser, _terminal: terminal })
     }
 }
 
@@ -143,6 +146,7 @@ impl Operator for KeyboardOperator {
                     self.gripper_closed = !self.gripper_closed;
                     self.last_active = Some(now);
                 }
+                b'm' => self.marking_success = !self.marking_success,
                 other => {
                     if let Some((axis, direction)) = key_motion(other) {
                         self.motion.retain(|(_, a, _)| *a != axis);
@@ -152,6 +156,7 @@ impl Operator for KeyboardOperator {
                 }
             }
         }
+        input.marking_success = self.marking_success;
         self.motion.retain(|(pressed, ..)| now.duration_since(*pressed) <= HOLD_AFTER_RELEASE);
         if self.last_active.is_some_and(|t| now.duration_since(t) <= HOLD_AFTER_RELEASE) {
             let mut action = vec![0.0; self.action_size];
@@ -203,7 +208,7 @@ impl Operator for WithLeader {
     }
     fn poll(&mut self, observation: &[f64]) -> OperatorInput {
         let (leader, other) = (self.leader.poll(observation), self.other.poll(observation));
-        OperatorInput { takeover: leader.takeover.or(other.takeover), command: other.command.or(leader.command) }
+        OperatorInput { takeover: leader.takeover.or(other.takeover), command: other.command.or(leader.command), marking_success: other.marking_success }
     }
 }
 

@@ -294,6 +294,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
         human_reward,
+        // A human's labels override a classifier's verdicts.
+        labels_override: matches!(launch.reward, RewardConfig::Classifier(_)),
         // A real arm's task section may add a dense term to a sparse success
         // (check-config allows a task section on real arms only).
         shaping: wiring::arm_task::shaping(launch),

@@ -27,6 +27,11 @@ pub struct TeleopArgs {
     /// `joy` (gamepad / SpaceMouse over ROS 2; labels on practice/command), `keyboard` (this terminal), or `none` (a leader arm of the launch file drives alone).
     #[arg(long, value_enum, default_value = "joy")]
     operator: OperatorKind,
+    /// Label every step's frames for `rrl classifier train`: success while
+    /// the operator marks the view a success (gamepad button 5 held; `m`
+    /// toggles it on the keyboard), failure otherwise.
+    #[arg(long)]
+    label_frames: bool,
     #[command(flatten)]
     robot: crate::robot_choice::RobotChoice,
 }
@@ -36,6 +41,9 @@ impl TeleopArgs {
         let launch = LaunchFile::load(&self.config)?;
         if self.operator == OperatorKind::None && launch.leader.is_none() {
             bail!("teleop needs a human: --operator joy or keyboard, or a leader arm in the launch file");
+        }
+        if self.label_frames && self.operator == OperatorKind::None {
+            bail!("--label-frames needs a human who marks successes: --operator joy (button 5 held) or keyboard (`m` toggles)");
         }
         let seed = crate::robot_choice::sim_seed(&launch) + 20_000;
         let started = self.robot.start(&launch, &self.config, seed)?;
@@ -61,11 +69,20 @@ impl TeleopArgs {
         if self.operator == OperatorKind::Joy {
             eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
         }
-        let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, self.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, |e| {
+        let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, self.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, self.label_frames, |e| {
             tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
         })?;
         let robot_node = crate::robot_choice::finish_node(started.node)?;
+        // What this session labelled, from the files themselves.
+        let (mut marked_success, mut marked_failure) = (0u64, 0u64);
+        for report in &reports {
+            let episode = recording::read_episode(&run_dir.join("demos").join(recording::episode::episode_file_name(report.episode)))?;
+            for label in episode.steps.iter().filter_map(|s| s.flags.label) {
+                *(if label { &mut marked_success } else { &mut marked_failure }) += 1;
+            }
+        }
         Ok(serde_json::json!({
+            "labelled_frames": {"success": marked_success, "failure": marked_failure},
             "task": started.name,
             "robot_node": robot_node,
             "run_dir": run_dir.display().to_string(),

@@ -190,17 +190,24 @@ fn teleop_records_labelled_demos_that_practice_then_uses() {
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let report = run_beside_peer(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "5"], "teleop_peer.py", 53);
+    let report = run_beside_peer(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "5", "--label-frames"], "teleop_peer.py", 53);
     assert_eq!(report["episodes"], 2, "{report}");
     let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
     assert_eq!(demos.len(), 2);
     let first = demos[0].outcome.as_ref().unwrap();
     assert_eq!((first.reason.as_str(), first.success), ("success", Some(true)));
     assert!(first.interventions >= 10, "{first:?}");
-    // The label marks the frames the human judged (the last step's), and only those.
-    let labels: Vec<(usize, bool)> = demos[0].steps.iter().enumerate().filter_map(|(i, s)| s.flags.label.map(|l| (i, l))).collect();
-    assert_eq!(labels, vec![(demos[0].steps.len() - 1, true)]);
-    assert!(demos[1].steps.iter().all(|s| s.flags.label.is_none()), "a stopped demo is not labelled");
+    // --label-frames: every step's frames are labelled, success while button
+    // 5 was held (one stretch, amid failures), and the success label judges
+    // the last step.
+    let marks = |demo: &recording::Episode| -> String { demo.steps.iter().map(|s| match s.flags.label { Some(true) => 'T', Some(false) => 'F', None => '-' }).collect() };
+    let first_marks = marks(&demos[0]);
+    assert!(first_marks.ends_with('T'), "the success label judges the last step: {first_marks}");
+    let marked = first_marks[..first_marks.len() - 1].trim_start_matches('F');
+    assert!(first_marks.starts_with('F') && marked.starts_with('T') && !marked.trim_start_matches('T').contains(['T', '-']), "failures, then one stretch marked a success while the button was held, then failures: {first_marks}");
+    assert!(!marks(&demos[1]).contains(['T', '-']), "a stopped demo's frames are all failures (nothing was marked): {}", marks(&demos[1]));
+    let all: String = demos.iter().map(marks).collect();
+    assert_eq!(report["labelled_frames"], serde_json::json!({"success": all.matches('T').count(), "failure": all.matches('F').count()}), "{report}");
     // The hand moved along +x under the human's control.
     let x = |s: &recording::EpisodeStep| s.observation[7];
     assert!(x(demos[0].steps.last().unwrap()) > x(&demos[0].steps[0]) + 0.05, "the arm followed the puck");
@@ -267,7 +274,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let mut teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--robot", "node"])
+    let mut teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--robot", "node", "--label-frames"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -281,8 +288,12 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    // Key repeat while `a` is held: about 20 presses a second.
-    for _ in 0..40 {
+    // Key repeat while `a` is held: about 20 presses a second; halfway, `m`
+    // marks the view a success from then on.
+    for press in 0..40 {
+        if press == 20 {
+            keys.write_all(b"m").unwrap();
+        }
         keys.write_all(b"a").unwrap();
         keys.flush().unwrap();
         std::thread::sleep(Duration::from_millis(50));
@@ -293,6 +304,9 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
     assert_eq!(demo.steps.last().unwrap().flags.label, Some(true), "the y key labels the last step's frames");
+    let marks: String = demo.steps.iter().map(|s| match s.flags.label { Some(true) => 'T', Some(false) => 'F', None => '-' }).collect();
+    let marked = marks[..marks.len() - 1].trim_start_matches('F');
+    assert!(marks.starts_with('F') && !marked.is_empty() && marked.chars().all(|c| c == 'T'), "failures until `m`, successes after (the last, `y`'s): {marks}");
     // Every recorded step was a step of the robot node.
     assert_eq!(report["robot_node"]["steps"].as_u64(), Some(demo.steps.len() as u64), "{report}");
     let y = |s: &recording::EpisodeStep| s.observation[8];

@@ -7,7 +7,8 @@
 //! (already in [-1, 1]); button 0 held closes the gripper; buttons 2 and 3
 //! label the episode a success or a failure (on press); button 4 says the
 //! scene is reset (closes the reset window, even while the robot waits in
-//! it and the operator is not polled). The human is in
+//! it and the operator is not polled); button 5 held marks the view a
+//! success (`rrl teleop --label-frames`). The human is in
 //! control while any axis is beyond the dead zone or button 0 or 1 is held,
 //! and for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
 //! hand control back mid-manoeuvre.
@@ -26,6 +27,8 @@ const DEAD_ZONE: f32 = 0.1;
 pub const HOLD_AFTER_RELEASE: Duration = Duration::from_millis(500);
 /// The button that says the scene is reset.
 pub const RESET_DONE_BUTTON: usize = 4;
+/// The button held while the view shows a success.
+pub const MARK_SUCCESS_BUTTON: usize = 5;
 
 enum FromRos {
     Joy { axes: Vec<f32>, buttons: Vec<i32> },
@@ -126,6 +129,7 @@ impl Operator for JoyOperator {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        input.marking_success = self.buttons.get(MARK_SUCCESS_BUTTON).is_some_and(|&b| b != 0);
         if self.last_active.is_some_and(|t| t.elapsed() <= HOLD_AFTER_RELEASE) {
             let axis = |k: usize| f64::from(self.axes.get(k).copied().unwrap_or(0.0)).clamp(-1.0, 1.0);
             let mut action: Vec<f64> = (0..self.action_size.min(3)).map(axis).collect();

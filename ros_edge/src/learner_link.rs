@@ -431,6 +431,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         max_backlog: u64::MAX,
         stop_at_success: None,
         human_reward: false,
+        labels_override: false,
         shaping: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();

@@ -53,6 +53,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         max_backlog: 20_000,
         stop_at_success: None,
         human_reward: false,
+        labels_override: false,
         shaping: None,
     }
 }

@@ -45,6 +45,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         max_backlog: 20_000,
         stop_at_success: None,
         human_reward: false,
+        labels_override: false,
         shaping: None,
     }
 }
@@ -127,21 +128,21 @@ impl Operator for ScriptedHuman {
             resumed = Some(OperatorCommand::Resume);
         }
         if self.episodes_done == self.episodes {
-            return OperatorInput { takeover: None, command: Some(OperatorCommand::Stop) };
+            return OperatorInput { takeover: None, command: Some(OperatorCommand::Stop), ..Default::default() };
         }
         if self.step_in_episode == 3 && !self.paused_once {
             self.paused_once = true;
             self.paused_polls = Some(0);
-            return OperatorInput { takeover: None, command: Some(OperatorCommand::Pause) };
+            return OperatorInput { takeover: None, command: Some(OperatorCommand::Pause), ..Default::default() };
         }
         if self.step_in_episode == self.label_after {
             self.step_in_episode = 0;
             self.episodes_done += 1;
-            return OperatorInput { takeover: None, command: Some(OperatorCommand::Success) };
+            return OperatorInput { takeover: None, command: Some(OperatorCommand::Success), ..Default::default() };
         }
         let takeover = (self.step_in_episode < self.takeover_steps).then(|| self.expert.act(PandaVariant::Reach, observation).to_vec());
         self.step_in_episode += 1;
-        OperatorInput { takeover, command: resumed }
+        OperatorInput { takeover, command: resumed, ..Default::default() }
     }
 }
 
@@ -173,7 +174,7 @@ struct FrozenHuman;
 
 impl Operator for FrozenHuman {
     fn poll(&mut self, _: &[f64]) -> OperatorInput {
-        OperatorInput { takeover: Some(vec![0.0, 0.0, 0.0, -1.0]), command: None }
+        OperatorInput { takeover: Some(vec![0.0, 0.0, 0.0, -1.0]), command: None, ..Default::default() }
     }
 }
 
@@ -214,7 +215,7 @@ impl Operator for Labeller {
         }
         let success = self.episode >= 5 && !self.failures.contains(&self.episode);
         (self.episode, self.step) = (self.episode + 1, 0);
-        OperatorInput { takeover: None, command: Some(if success { OperatorCommand::Success } else { OperatorCommand::Failure }) }
+        OperatorInput { takeover: None, command: Some(if success { OperatorCommand::Success } else { OperatorCommand::Failure }), ..Default::default() }
     }
 }
 
@@ -272,8 +273,8 @@ impl Operator for LabellingHuman {
         self.polls += 1;
         let (episode, poll) = ((self.polls - 1) / 4, (self.polls - 1) % 4);
         match poll {
-            3 => OperatorInput { takeover: None, command: Some(if episode % 2 == 0 { OperatorCommand::Success } else { OperatorCommand::Failure }) },
-            _ => OperatorInput { takeover: Some(self.action.clone()), command: None },
+            3 => OperatorInput { takeover: None, command: Some(if episode % 2 == 0 { OperatorCommand::Success } else { OperatorCommand::Failure }), ..Default::default() },
+            _ => OperatorInput { takeover: Some(self.action.clone()), command: None, ..Default::default() },
         }
     }
 }
@@ -300,6 +301,36 @@ fn labelled_practice_shaped(run: &Path, total_steps: u64, shaping: Option<practi
     let mut stream = CapturedStream::default();
     let report = practice::practice_with_link(&mut task, config, &mut stream, &mut human, &settings, &mut |_| {}).unwrap();
     (stream, report)
+}
+
+/// A learned reward with a human beside it (`reward: Classifier(..)` and an
+/// operator): the human's labels override it — the labelled step is
+/// terminal with reward 1 or 0 — and every other step keeps the learned
+/// reward (here the reach task's own, never 0), on disk and at the learner.
+#[test]
+fn labels_override_a_learned_reward_and_leave_the_other_steps_theirs() {
+    let run = tempfile::tempdir().unwrap();
+    let mut task = reach_task(40);
+    let config = small_learner(&task);
+    let mut human = LabellingHuman { polls: 0, action: vec![0.3, -0.2, 0.1, -1.0] };
+    let settings = PracticeSettings { labels_override: true, lockstep: false, warmup_steps: 10_000, ..settings(run.path(), 12) };
+    let mut stream = CapturedStream::default();
+    practice::practice_with_link(&mut task, config, &mut stream, &mut human, &settings, &mut |_| {}).unwrap();
+    let recorded = read_folder(&run.path().join("episodes"));
+    assert_eq!(recorded.len(), 4);
+    let sent = transitions(&stream);
+    assert_eq!(sent.len(), 12);
+    for (i, episode) in recorded.iter().enumerate() {
+        let success = i % 2 == 0;
+        let steps: Vec<(f32, bool, Option<bool>)> = episode.steps.iter().map(|s| (s.reward, s.flags.terminated, s.flags.label)).collect();
+        assert_eq!(steps[2], (if success { 1.0 } else { 0.0 }, true, Some(success)), "episode {i}: the label's reward, terminal");
+        for (k, (reward, terminated, label)) in steps[..2].iter().enumerate() {
+            assert!(*reward != 0.0 && !terminated && label.is_none(), "episode {i} step {k}: the learned reward stays: {steps:?}");
+        }
+        let at_learner: Vec<(f32, bool)> = sent[3 * i..3 * i + 3].iter().map(|t| (t.reward, t.terminal)).collect();
+        let on_disk: Vec<(f32, bool)> = steps.iter().map(|(r, t, _)| (*r, *t)).collect();
+        assert_eq!(at_learner, on_disk, "episode {i}: the learner gets what the disk keeps");
+    }
 }
 
 /// `reward: Human`: a success label ends the episode with exactly one
@@ -354,7 +385,7 @@ impl Operator for SilentGuide {
         true
     }
     fn poll(&mut self, observation: &[f64]) -> OperatorInput {
-        OperatorInput { takeover: Some(self.expert.act(PandaVariant::Reach, observation).to_vec()), command: None }
+        OperatorInput { takeover: Some(self.expert.act(PandaVariant::Reach, observation).to_vec()), command: None, ..Default::default() }
     }
 }
 

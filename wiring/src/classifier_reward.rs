@@ -43,6 +43,8 @@ struct Counts {
     late: u64,
     failed: u64,
     restarts: u64,
+    /// Tries to load the classifier again that failed.
+    reload_failures: u64,
     /// Against the task's truth where it has one.
     false_positives: u64,
     true_negatives: u64,
@@ -179,6 +181,7 @@ impl ClassifierRewards {
                     return;
                 }
                 Err(e) => {
+                    self.counts.reload_failures += 1;
                     tracing::warn!("the reward classifier cannot be started again ({e}); retrying");
                     std::thread::sleep(RESTART_EVERY);
                 }
@@ -270,6 +273,7 @@ impl ClassifierRewards {
             "late": c.late,
             "failed": c.failed,
             "restarts": c.restarts,
+            "reload_failures": c.reload_failures,
             "against_truth": if judged == 0 { serde_json::Value::Null } else { serde_json::json!({
                 "true_positives": c.true_positives,
                 "false_positives": c.false_positives,
@@ -293,5 +297,76 @@ impl rrl_types::LearnedRewards for ClassifierRewards {
     }
     fn deadline(&self) -> Duration {
         self.deadline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policies::classifier::{ClassifierTraining, LabelledFrames};
+    use rrl_types::config::RewardConfig;
+    use policies::pixels::PixelConfig;
+
+    const SIDE: usize = 16;
+
+    /// A small classifier of 16x16 frames: bright frames are successes.
+    fn write_classifier(path: &Path) {
+        let pixels = PixelConfig { cameras: 1, height: SIDE as i64, width: SIDE as i64, feature_size: 8, shift_pad: 1, filters: 4, pretrained: None };
+        let labels: Vec<bool> = (0..20).map(|i| i % 2 == 0).collect();
+        let frames: Vec<u8> = labels.iter().flat_map(|&l| vec![if l { 230 } else { 20 }; SIDE * SIDE * 3]).collect();
+        let settings = ClassifierTraining { steps: 60, min_per_class: 5, ..ClassifierTraining::default() };
+        let classifier = FrameClassifier::train(&LabelledFrames { frames: &frames, labels: &labels }, &pixels, &settings, |_, _| {}).unwrap();
+        classifier.save(path).unwrap();
+    }
+
+    fn launch(model: &Path) -> LaunchFile {
+        let text = format!(
+            r#"(name: "t", robot: Sim((task: PandaPickCube, observe_cameras: ["wrist"])),
+                cameras: [(name: "wrist", source: Sim("handcam_rgb"), width: {SIDE}, height: {SIDE})],
+                safety: (), reward: Classifier((model: "{}")))"#,
+            model.display()
+        );
+        LaunchFile::parse(&text, Path::new("t.ron")).unwrap()
+    }
+
+    /// The classifier's thread dies; the next step pauses until the
+    /// classifier can be loaded again (its file is back), then scores on.
+    #[test]
+    fn a_dead_classifier_thread_pauses_practice_until_it_is_loaded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("success.safetensors");
+        write_classifier(&model);
+        let launch = launch(&model);
+        let RewardConfig::Classifier(settings) = &launch.reward else { unreachable!() };
+        let layout = FrameLayout { cameras: 1, height: SIDE, width: SIDE };
+        let mut rewards = ClassifierRewards::start(settings, &launch, Some(layout), Path::new("t.ron")).unwrap();
+        rewards.episode_started();
+        let bright = vec![230u8; layout.bytes()];
+        assert!(rewards.score_step(Some(&bright), Some(true)), "a bright frame is a success");
+        // The thread ends (as a panic would end it) while its file is gone.
+        let hidden = dir.path().join("moved_away");
+        std::fs::rename(&model, &hidden).unwrap();
+        let Worker { jobs, verdicts, thread } = rewards.worker.take().unwrap();
+        drop(jobs);
+        while !thread.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        rewards.worker = Some(Worker { jobs: crossbeam::channel::bounded(1).0, verdicts, thread });
+        // The file comes back once the pause began (the first reload failed).
+        let back = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            std::fs::rename(&hidden, &model).unwrap();
+        });
+        rewards.wait_for_classifier();
+        back.join().unwrap();
+        assert!(rewards.counts.reload_failures >= 1, "it tried while the file was gone, and waited");
+        assert_eq!(rewards.counts.restarts, 1);
+        let dark = vec![20u8; layout.bytes()];
+        assert!(!rewards.score_step(Some(&dark), Some(false)), "it scores again after the restart");
+        assert!(rewards.score_step(Some(&bright), Some(true)));
+        let report = rewards.report();
+        assert_eq!(report["restarts"], 1);
+        assert_eq!(report["against_truth"]["true_positives"], 2, "{report}");
+        assert_eq!(report["against_truth"]["true_negatives"], 1, "{report}");
     }
 }

@@ -120,6 +120,7 @@ fn practise(mut task: sim_bridge::panda::PandaTask, config: policies::SacConfig,
         max_backlog: 20_000,
         stop_at_success: None,
         human_reward: false,
+        labels_override: false,
         shaping: None,
     };
     task.set_max_episode_steps(10);

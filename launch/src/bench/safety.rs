@@ -212,6 +212,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
         max_backlog: 20_000,
         stop_at_success: None,
         human_reward: false,
+        labels_override: false,
         shaping: None,
     };
     let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);

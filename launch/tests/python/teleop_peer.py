@@ -1,7 +1,8 @@
 """Independent ROS 2 peer for `rrl teleop`: an rclpy node playing a human
-with a gamepad. Pushes the stick along +x for 1.5 s, labels the episode a
-success with button 2, pushes along -y for 1 s, then stops the session on
-the command topic. Prints one JSON line."""
+with a gamepad. Pushes the stick along +x for 1.5 s (holding button 5, the
+success marking, for its last 0.7 s), labels the episode a success with
+button 2, pushes along -y for 1 s, then stops the session on the command
+topic. Prints one JSON line."""
 import json
 import sys
 import time
@@ -23,14 +24,15 @@ def main() -> int:
         rclpy.spin_once(node, timeout_sec=0.05)
     time.sleep(1.0)
 
-    def push(axes, seconds):
+    def push(axes, seconds, buttons=(0, 0)):
         end = time.time() + seconds
         while time.time() < end:
-            joy.publish(Joy(axes=axes, buttons=[0, 0]))
+            joy.publish(Joy(axes=axes, buttons=list(buttons)))
             time.sleep(0.05)
         joy.publish(Joy(axes=[0.0] * 6, buttons=[0, 0]))
 
-    push([0.7, 0.0, 0.0, 0.0, 0.0, 0.0], 1.5)
+    push([0.7, 0.0, 0.0, 0.0, 0.0, 0.0], 0.8)
+    push([0.7, 0.0, 0.0, 0.0, 0.0, 0.0], 0.7, buttons=(0, 0, 0, 0, 0, 1))
     time.sleep(0.7)
     # The success button: pressed, held a moment, released.
     for buttons in ([0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]):

@@ -293,7 +293,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             }
             if let Some(reason) = episode.controls.end_reason() {
                 // The label judges the step the human just saw (held for it).
-                episode.wait.end_newest(episode.controls.label, self.settings.human_reward);
+                episode.wait.end_newest(episode.controls.label, self.settings.human_reward || self.settings.labels_override);
                 return Ok(reason);
             }
             if self.report.total_steps >= self.settings.total_steps {

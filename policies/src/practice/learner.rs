@@ -393,6 +393,7 @@ mod tests {
             max_backlog: 100,
             stop_at_success: None,
             human_reward: false,
+            labels_override: false,
             shaping: None,
         }
     }

@@ -21,6 +21,11 @@ pub struct OperatorInput {
     /// it replaces the policy's.
     pub takeover: Option<Vec<f64>>,
     pub command: Option<OperatorCommand>,
+    /// The human marks what the robot shows now a success (a gamepad
+    /// button held, a key toggled): with `rrl teleop --label-frames` every
+    /// step's frames are labelled by it, success while marked, failure
+    /// otherwise.
+    pub marking_success: bool,
 }
 
 /// The human at the robot (keyboard, gamepad, SpaceMouse, or a script

@@ -46,16 +46,16 @@ impl RewardWait {
     }
 
     /// The human ended the episode on its newest step (a label, or a stop):
-    /// the n-step writer flushes there; a label with `human_reward` makes
+    /// the n-step writer flushes there; a label with `label_rewards` makes
     /// the step terminal with reward 1 for a success, 0 for a failure.
     /// False when no step waits (the operator does not hold steps for a
     /// label, so the newest one was released already).
-    pub(super) fn end_newest(&mut self, label: Option<bool>, human_reward: bool) -> bool {
+    pub(super) fn end_newest(&mut self, label: Option<bool>, label_rewards: bool) -> bool {
         let Some(step) = self.queue.back_mut() else { return false };
         step.over = true;
         // The human saw this step's frames when they judged it.
         step.record.flags.label = label;
-        if let (Some(success), true) = (label, human_reward) {
+        if let (Some(success), true) = (label, label_rewards) {
             let reward = if success { 1.0 } else { 0.0 };
             (step.record.reward, step.transition.reward) = (reward, reward);
             (step.record.flags.terminated, step.transition.terminal) = (true, true);

@@ -41,6 +41,10 @@ pub struct PracticeSettings {
     /// step's reward is 0, a success label makes the episode's last step
     /// terminal with reward 1, a failure label terminal with reward 0.
     pub human_reward: bool,
+    /// A human's labels override a learned reward (`Classifier(..)`): a
+    /// success label makes the labelled step terminal with reward 1, a
+    /// failure label terminal with reward 0; other steps keep theirs.
+    pub labels_override: bool,
     /// A dense shaping term added to every transition the learner gets
     /// (live, on resume, from demos); episodes on disk stay unshaped.
     pub shaping: Option<super::Shaping>,

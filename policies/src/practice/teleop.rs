@@ -16,7 +16,11 @@ use super::{to_policy_action, EpisodeReport, Operator, PracticeError};
 /// still: `idle_action`), `Success` / `Failure`
 /// label and end an episode, `Stop` ends the session. Episodes go to the
 /// run's `demos/` (source `demo`), continuing its numbering, so practice on
-/// the same run starts from them. Returns one report per episode.
+/// the same run starts from them. With `label_frames` every step's frames
+/// are labelled as the human marks them (`OperatorInput::marking_success`)
+/// when they see them: success while marked, failure otherwise (a label
+/// that ends the episode judges its last step). Returns one report per
+/// episode.
 #[allow(clippy::too_many_arguments)]
 pub fn teleoperate<E: PracticeTask>(
     env: &mut E,
@@ -27,6 +31,7 @@ pub fn teleoperate<E: PracticeTask>(
     max_episode_steps: u64,
     seed: u64,
     idle_action: &[f64],
+    label_frames: bool,
     mut on_episode: impl FnMut(&EpisodeReport),
 ) -> Result<Vec<EpisodeReport>, PracticeError> {
     let folder = run_dir.join("demos");
@@ -57,7 +62,7 @@ pub fn teleoperate<E: PracticeTask>(
             let input = operator.poll(&observation);
             controls.apply(input.command);
             if let Some(mut step) = newest.take() {
-                step.flags.label = controls.label;
+                step.flags.label = controls.label.or(label_frames.then_some(input.marking_success));
                 durably(|| writer.step(&step))?;
             }
             if let Some(reason) = controls.end_reason() {
