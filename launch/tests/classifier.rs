@@ -145,30 +145,6 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
     assert_eq!(successes, truth["true_positives"].as_u64().unwrap() + truth["false_positives"].as_u64().unwrap(), "{report}");
 }
 
-/// A run of `episodes` episodes of random 16x16 frames labelled by `label(episode, step)`.
-fn synthetic_run(run: &Path, episodes: u64, side: usize, label: impl Fn(u64, u64) -> bool) {
-    let layout = rrl_types::FrameLayout { cameras: 1, height: side, width: side };
-    let mut rng = rrl_types::rng::Rng::seed(3);
-    for e in 0..episodes {
-        let header = recording::EpisodeHeader { task: "synthetic".into(), episode: e, observation_size: 1, action_size: 1, source: "demo".into(), seed: e, started_unix_ns: 0 };
-        let mut writer = recording::EpisodeWriter::create(&run.join("demos"), &header, false).unwrap();
-        for t in 0..20 {
-            let rgb: Vec<u8> = (0..layout.bytes()).map(|_| rng.below(256) as u8).collect();
-            let step = recording::EpisodeStep {
-                time_ns: t,
-                observation: vec![0.0],
-                action: vec![0.0],
-                reward: 0.0,
-                next_observation: vec![0.0],
-                flags: recording::StepFlags { label: Some(label(e, t)), ..Default::default() },
-                next_frames: Some(recording::frames::encode(&rgb, layout).unwrap()),
-            };
-            writer.step(&step).unwrap();
-        }
-        writer.finish(&recording::EpisodeOutcome { steps: 20, episode_return: 0.0, success: None, interventions: 0, safety_events: 0, reason: "stopped".into() }).unwrap();
-    }
-}
-
 #[test]
 fn bad_input_is_refused_naming_what_and_where() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,12 +156,12 @@ fn bad_input_is_refused_naming_what_and_where() {
     assert!(err.contains("no labelled frames in") && err.contains("rrl record-sim --run-dir"), "{err}");
 
     // One episode with successes: nothing of that class to hold out.
-    synthetic_run(&dir.path().join("one"), 6, 16, |e, t| e == 0 && t > 15);
+    common::synthetic_run(&dir.path().join("one"), 6, 16, |e, t| e == 0 && t > 15);
     let err = rrl(&["classifier", "train", &path("one"), "--out", &path("c.safetensors")]).unwrap_err();
     assert!(err.contains("6 labelled episodes, 1 with success frames"), "{err}");
 
     // Too few frames of a class to train on.
-    synthetic_run(&dir.path().join("few"), 6, 16, |_, t| t == 19);
+    common::synthetic_run(&dir.path().join("few"), 6, 16, |_, t| t == 19);
     let err = rrl(&["classifier", "train", &path("few"), "--out", &path("c.safetensors"), "--min-per-class", "10"]).unwrap_err();
     assert!(err.contains("4 success and 76 failure frames: each class needs at least 10"), "{err}");
     assert!(!dir.path().join("c.safetensors").exists(), "nothing written");
@@ -194,7 +170,7 @@ fn bad_input_is_refused_naming_what_and_where() {
     let trained = rrl(&["classifier", "train", &path("few"), "--out", &path("c.safetensors"), "--min-per-class", "2", "--steps", "5"]).unwrap();
     assert_eq!(trained["layout"], "1 camera(s) of 16x16", "{trained}");
     // ... and is refused on frames of another size, naming both.
-    synthetic_run(&dir.path().join("bigger"), 2, 20, |_, t| t == 19);
+    common::synthetic_run(&dir.path().join("bigger"), 2, 20, |_, t| t == 19);
     let err = rrl(&["classifier", "eval", &path("bigger"), "--model", &path("c.safetensors")]).unwrap_err();
     assert!(err.contains("c.safetensors: takes 1 camera(s) of 16x16; the runs' frames are 1 camera(s) of 20x20"), "{err}");
     // Runs of two layouts cannot make one classifier.

@@ -187,3 +187,67 @@ fn a_model_slower_than_its_timeout_pauses_practice() {
     assert!(rewards.len() < 200, "practice went on through the outage: {} steps", rewards.len());
     assert!(rewards.iter().all(|r| *r == 0.0), "no estimate came in time: {rewards:?}");
 }
+
+/// `reward: Classifier((.., progress: Some(Vlm critic)))`: a classifier on
+/// the policy's camera gives the sparse success and a VLM's progress adds
+/// dense shaping — every recorded step's reward is the classifier's verdict
+/// on its frames plus the VLM's estimate logged for that frame (the verdict
+/// alone where none came in time), and the VLM's `done` ends nothing.
+#[test]
+fn a_classifier_with_vlm_progress_learns_its_verdict_plus_the_progress_shaping() {
+    let emulator = common::VlmEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A classifier of the policy's 32x32 camera, from a few labelled frames
+    // of noise: its scores of this scene lie around 0.49, and a threshold
+    // amid them makes both verdicts occur (checked below).
+    let labelled = dir.path().join("labelled");
+    common::synthetic_run(&labelled, 6, 32, |e, t| e % 2 == 0 && t > 14);
+    let model = dir.path().join("success.safetensors");
+    let trained = common::rrl_command(&["classifier", "train", labelled.to_str().unwrap(), "--out", model.to_str().unwrap(), "--steps", "20", "--min-per-class", "2"], "0").output().unwrap();
+    assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+    let config = dir.path().join("classifier_vlm.ron");
+    std::fs::write(
+        &config,
+        format!(
+            r#"(
+    name: "classifier_vlm",
+    namespace: "panda",
+    robot: Sim((task: PandaReach, seed: 1, observe_cameras: ["front"])),
+    cameras: [(name: "front", source: Sim("front"), width: 32, height: 32)],
+    safety: (preset: Some(FrankaPanda)),
+    learner: (device: Cpu, hidden: [32, 32], critics: 2, batch_size: 32, utd: 1, warmup_steps: 20, pixels: (features: 16, filters: 8)),
+    reward: Classifier((model: "{}", threshold: Some(0.4895), progress: Some((endpoint: "{}", model: "emulated-vlm", task: "reach the red target", cameras: ["front"], api_key_env: Some("RRL_TEST_VLM_KEY"), timeout_ms: 4000, max_concurrent: 2)))),
+    practice: (max_episode_steps: 12, demo_episodes: 1, total_steps: 100000, eval_episodes: 1),
+)"#,
+            model.display(),
+            emulator.url()
+        ),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let report = practise(&config, &run_dir, 36);
+    let learned = &report["learned_rewards"];
+    assert_eq!(learned["joined"].as_u64().unwrap() + learned["missing"].as_u64().unwrap(), 36, "{report}");
+    assert!(learned["classifier"]["scored"].as_u64().unwrap() >= 36, "{report}");
+    assert!(learned["vlm"]["scored"].as_u64().unwrap() > 0, "{report}");
+    let scorer = policies::classifier::FrameClassifier::load(&model, None).unwrap();
+    let verdict = |step: &recording::EpisodeStep| -> f32 {
+        let rgb = recording::frames::decode(step.next_frames.as_ref().unwrap()).unwrap().1;
+        f32::from(u8::from(scorer.scores(&rgb).unwrap()[0] >= 0.4895))
+    };
+    let (shaped, unshaped, varied) = common::check_learned_rewards_over(&run_dir, 2, &verdict);
+    assert_eq!(shaped + unshaped, 36);
+    assert_eq!(unshaped, learned["vlm"]["shaping_missing"].as_u64().unwrap(), "{report}");
+    assert!(shaped >= 18 && varied, "most steps carry the VLM's progress: {report}");
+    // Only the classifier ends episodes: none ends early without its success.
+    let mut verdicts = [0, 0];
+    for path in recording::list_episodes(&run_dir.join("episodes")).unwrap() {
+        let episode = recording::read_episode(&path).unwrap();
+        for (i, step) in episode.steps.iter().enumerate() {
+            let success = verdict(step) == 1.0;
+            verdicts[usize::from(success)] += 1;
+            assert_eq!(step.flags.terminated, success && i + 1 == episode.steps.len(), "{} step {i}", path.display());
+        }
+    }
+    assert!(verdicts[0] > 0 && verdicts[1] > 0, "both verdicts occur (failures, successes): {verdicts:?}");
+}

@@ -744,6 +744,12 @@ pub struct ClassifierRewardConfig {
     /// and the step learns reward 0. Default: 500 ms.
     #[serde(default = "default_classifier_deadline_ms")]
     pub deadline_ms: u64,
+    /// A VLM progress critic whose progress adds dense shaping to the
+    /// classifier's sparse success: each step's reward is the verdict
+    /// (1 or 0) plus the critic's progress delta (its `done` ends nothing:
+    /// the classifier does). Default: `None`.
+    #[serde(default)]
+    pub progress: Option<VlmRewardConfig>,
 }
 
 fn default_classifier_deadline_ms() -> u64 {
@@ -1539,31 +1545,46 @@ impl LearnerConfig {
     }
 }
 
+impl VlmRewardConfig {
+    /// Checks a VLM critic's settings, written at `at`.
+    fn check(&self, at: &str, known: &dyn Fn(&str) -> bool, c: &mut Checker) {
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
+            c.fail(format!("{at}.endpoint"), format!("`{}` is not an http(s) URL", self.endpoint), Some("e.g. \"http://127.0.0.1:8000/v1/chat/completions\""));
+        }
+        if self.task.trim().is_empty() {
+            c.fail(format!("{at}.task"), "describe the task in words", None);
+        }
+        if self.cameras.is_empty() {
+            c.fail(format!("{at}.cameras"), "name at least one camera to score", None);
+        }
+        for (i, cam) in self.cameras.iter().enumerate() {
+            if !known(cam) {
+                c.fail(format!("{at}.cameras[{i}]"), format!("unknown camera `{cam}`"), Some("name one of the `cameras` entries"));
+            }
+        }
+        c.nonzero_ms(&format!("{at}.timeout_ms"), self.timeout_ms);
+        if self.max_concurrent == 0 {
+            c.fail(format!("{at}.max_concurrent"), "at least one request must be allowed in flight", None);
+        }
+    }
+}
+
 impl RewardConfig {
+    /// The VLM progress critic of this reward: a `Vlm(..)` reward's, or a
+    /// classifier's dense shaping (`progress`).
+    pub fn vlm(&self) -> Option<&VlmRewardConfig> {
+        match self {
+            RewardConfig::Vlm(vlm) => Some(vlm),
+            RewardConfig::Classifier(classifier) => classifier.progress.as_ref(),
+            RewardConfig::Task | RewardConfig::Human => None,
+        }
+    }
+
     fn check(&self, cameras: &[CameraConfig], c: &mut Checker) {
         let known = |name: &str| cameras.iter().any(|cam| cam.name == name);
         match self {
             RewardConfig::Task | RewardConfig::Human => {}
-            RewardConfig::Vlm(vlm) => {
-                if !(vlm.endpoint.starts_with("http://") || vlm.endpoint.starts_with("https://")) {
-                    c.fail("reward.endpoint", format!("`{}` is not an http(s) URL", vlm.endpoint), Some("e.g. \"http://127.0.0.1:8000/v1/chat/completions\""));
-                }
-                if vlm.task.trim().is_empty() {
-                    c.fail("reward.task", "describe the task in words", None);
-                }
-                if vlm.cameras.is_empty() {
-                    c.fail("reward.cameras", "name at least one camera to score", None);
-                }
-                for (i, cam) in vlm.cameras.iter().enumerate() {
-                    if !known(cam) {
-                        c.fail(format!("reward.cameras[{i}]"), format!("unknown camera `{cam}`"), Some("name one of the `cameras` entries"));
-                    }
-                }
-                c.nonzero_ms("reward.timeout_ms", vlm.timeout_ms);
-                if vlm.max_concurrent == 0 {
-                    c.fail("reward.max_concurrent", "at least one request must be allowed in flight", None);
-                }
-            }
+            RewardConfig::Vlm(vlm) => vlm.check("reward", &known, c),
             RewardConfig::Classifier(classifier) => {
                 if classifier.model.is_empty() {
                     c.fail("reward.model", "must name the classifier file", Some("the file `rrl classifier train --out` wrote"));
@@ -1577,6 +1598,9 @@ impl RewardConfig {
                     c.fail("reward.threshold", format!("a probability threshold lies in (0, 1), got {threshold}"), None);
                 }
                 c.nonzero_ms("reward.deadline_ms", classifier.deadline_ms);
+                if let Some(progress) = &classifier.progress {
+                    progress.check("reward.progress", &known, c);
+                }
             }
         }
     }

@@ -130,6 +130,8 @@ struct VlmRewards {
     done_ends_episode: bool,
     /// The first step of this episode the critic called done, once one came.
     done_at: Option<u64>,
+    /// Beside a classifier: steps whose progress came too late to shape them.
+    shaping_missing: u64,
     deadline: Duration,
     /// A reward camera whose newest frame is older than this has stalled.
     stall_after: Duration,
@@ -275,27 +277,36 @@ pub struct PracticeEnv<T = PandaTask> {
     task: T,
     vlm: Option<VlmRewards>,
     classifier: Option<ClassifierRewards>,
+    /// With both: when each step's reward was first asked for (a VLM
+    /// estimate later than its deadline leaves the classifier's alone).
+    asked: HashMap<u64, std::time::Instant>,
 }
 
 impl<T: Environment> PracticeEnv<T> {
     /// The task alone, its own rewards final.
     pub fn plain(task: T) -> PracticeEnv<T> {
-        PracticeEnv { task, vlm: None, classifier: None }
+        PracticeEnv { task, vlm: None, classifier: None, asked: HashMap::new() }
     }
 
-    /// The task with the launch file's `Classifier(..)` reward, if it has one.
-    fn with_classifier(task: T, launch: &LaunchFile, config: &Path) -> Result<PracticeEnv<T>, WiringError> {
+    /// The task with the launch file's VLM critic (`vlm`, built) and its
+    /// `Classifier(..)`, if it has one. Beside a classifier the critic's
+    /// progress only shapes: its `done` ends nothing.
+    fn with_rewards(task: T, mut vlm: Option<VlmRewards>, launch: &LaunchFile, config: &Path) -> Result<PracticeEnv<T>, WiringError> {
         let classifier = match &launch.reward {
             RewardConfig::Classifier(settings) => Some(ClassifierRewards::start(settings, launch, task.frame_layout(), config)?),
             _ => None,
         };
-        Ok(PracticeEnv { task, vlm: None, classifier })
+        if let (Some(vlm), Some(_)) = (vlm.as_mut(), &classifier) {
+            vlm.done_ends_episode = false;
+        }
+        Ok(PracticeEnv { task, vlm, classifier, asked: HashMap::new() })
     }
 }
 
-/// The launch file's `Vlm(..)` reward and its reward camera, if it has one.
+/// The launch file's VLM critic (a `Vlm(..)` reward, or a classifier's
+/// `progress`) and its reward camera, if it has one.
 pub fn vlm_reward<'a>(launch: &'a LaunchFile, config: &Path) -> Result<Option<(&'a VlmRewardConfig, &'a rrl_types::config::CameraConfig)>, WiringError> {
-    let RewardConfig::Vlm(vlm) = &launch.reward else { return Ok(None) };
+    let Some(vlm) = launch.reward.vlm() else { return Ok(None) };
     let name = vlm.cameras.first().ok_or_else(|| WiringError::launch(config, "reward.cameras is empty"))?;
     let camera = launch.cameras.iter().find(|c| &c.name == name).ok_or_else(|| WiringError::launch(config, format!("reward camera `{name}` is not among the cameras")))?;
     Ok(Some((vlm, camera)))
@@ -341,6 +352,7 @@ fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &
         known: HashMap::new(),
         done_ends_episode: vlm.done_ends_episode,
         done_at: None,
+        shaping_missing: 0,
         // A request may take its timeout; then the answer needs a moment to come back.
         deadline: Duration::from_millis(vlm.timeout_ms + 500),
         stall_after: Duration::from_secs_f64((10.0 / camera_fps).max(1.0)),
@@ -356,7 +368,7 @@ impl PracticeEnv<PandaTask> {
     /// must be a `Sim(..)` camera of the scene.
     pub fn for_launch(task: PandaTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
-            return PracticeEnv::with_classifier(task, launch, config);
+            return PracticeEnv::with_rewards(task, None, launch, config);
         };
         let name = &camera.name;
         let CameraSource::Sim(model_camera) = &camera.source else {
@@ -366,7 +378,7 @@ impl PracticeEnv<PandaTask> {
         // Every pose offered is rendered when the renderer keeps up; else the newest.
         let spec = CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: f64::INFINITY };
         let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring).map_err(WiringError::io("starting the reward camera's renderer"))?)))?;
-        Ok(PracticeEnv { task, vlm: Some(vlm), classifier: None })
+        PracticeEnv::with_rewards(task, Some(vlm), launch, config)
     }
 }
 
@@ -376,7 +388,7 @@ impl PracticeEnv<ArmTask> {
     /// camera (device, video, image sequence) grabbed on its own thread.
     pub fn for_arm(task: ArmTask, launch: &LaunchFile, config: &Path, run_dir: &Path) -> Result<PracticeEnv<ArmTask>, WiringError> {
         let Some((vlm, camera)) = vlm_reward(launch, config)? else {
-            return PracticeEnv::with_classifier(task, launch, config);
+            return PracticeEnv::with_rewards(task, None, launch, config);
         };
         if matches!(camera.source, CameraSource::Sim(_)) {
             return Err(WiringError::launch(config, format!("reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", camera.name)));
@@ -384,7 +396,7 @@ impl PracticeEnv<ArmTask> {
         let grabber = CameraGrabber::start(camera, |_| Ok(())).map_err(|e| WiringError::launch(config, format!("reward camera `{}`: {e}", camera.name)))?;
         let mut vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
         vlm.live = task.live_status();
-        Ok(PracticeEnv { task, vlm: Some(vlm), classifier: None })
+        PracticeEnv::with_rewards(task, Some(vlm), launch, config)
     }
 }
 
@@ -396,12 +408,13 @@ impl<T: PracticeTask + Scene> PracticeEnv<T> {
         let vlm = self.vlm.as_ref().map(|v| {
             let c = &v.counts;
             let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            serde_json::json!({"offered": load(&c.offered), "dropped": load(&c.dropped), "scored": load(&c.scored), "failed": load(&c.failed)})
+            serde_json::json!({"offered": load(&c.offered), "dropped": load(&c.dropped), "scored": load(&c.scored), "failed": load(&c.failed), "shaping_missing": v.shaping_missing})
         });
         serde_json::json!({"vlm": vlm, "classifier": self.classifier.as_ref().map(ClassifierRewards::report)})
     }
 
     fn episode_started(&mut self) {
+        self.asked.clear();
         if let Some(classifier) = self.classifier.as_mut() {
             classifier.episode_started();
         }
@@ -453,14 +466,6 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             classifier.wait_for_classifier();
         }
         let mut step = self.task.step(action)?;
-        if let Some(classifier) = self.classifier.as_mut() {
-            // The classifier's verdict is the reward and the end; the task's
-            // own (the simulator's truth) only judges outcomes, unseen by the learner.
-            let success = classifier.score_step(self.task.frames(), self.task.success());
-            step.reward = f64::from(u8::from(success));
-            step.terminated = classifier.ends_now();
-            return Ok(step);
-        }
         if let Some(vlm) = self.vlm.as_mut() {
             vlm.step += 1;
             vlm.offer(self.task.scene());
@@ -471,6 +476,13 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
                 step.terminated = true;
                 step.truncated = false;
             }
+        }
+        if let Some(classifier) = self.classifier.as_mut() {
+            // The classifier's verdict is the reward and the end; the task's
+            // own (the simulator's truth) only judges outcomes, unseen by the learner.
+            let success = classifier.score_step(self.task.frames(), self.task.success());
+            step.reward = f64::from(u8::from(success));
+            step.terminated = classifier.ends_now();
         }
         Ok(step)
     }
@@ -501,14 +513,45 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
         self.task.take_safety_events()
     }
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
-        match (&mut self.vlm, &mut self.classifier) {
-            (Some(vlm), _) => Some(vlm as &mut dyn LearnedRewards),
-            (None, Some(classifier)) => Some(classifier as &mut dyn LearnedRewards),
+        match (&self.vlm, &self.classifier) {
             (None, None) => None,
+            _ => Some(self as &mut dyn LearnedRewards),
         }
     }
     fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
         self.task.live_status()
+    }
+}
+
+/// The learned reward of a step: the VLM's, the classifier's, or with both
+/// the classifier's verdict plus the VLM's progress shaping (the verdict
+/// alone once the VLM's estimate is later than its deadline; counted).
+impl<T: PracticeTask + Scene> LearnedRewards for PracticeEnv<T> {
+    fn reward_of(&mut self, step: u64) -> Option<f64> {
+        match (&mut self.vlm, &mut self.classifier) {
+            (Some(vlm), None) => vlm.reward_of(step),
+            (None, Some(classifier)) => classifier.reward_of(step),
+            (None, None) => None,
+            (Some(vlm), Some(classifier)) => {
+                let verdict = classifier.reward_of(step)?;
+                let asked = *self.asked.entry(step).or_insert_with(std::time::Instant::now);
+                let shaping = match vlm.reward_of(step) {
+                    Some(shaping) => shaping,
+                    None if asked.elapsed() >= vlm.deadline => {
+                        vlm.shaping_missing += 1;
+                        0.0
+                    }
+                    None => return None,
+                };
+                self.asked.remove(&step);
+                Some(verdict + shaping)
+            }
+        }
+    }
+    fn deadline(&self) -> Duration {
+        let vlm = self.vlm.as_ref().map_or(Duration::ZERO, |v| v.deadline);
+        let classifier = self.classifier.as_ref().map_or(Duration::ZERO, LearnedRewards::deadline);
+        vlm + classifier
     }
 }
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The project venv's Python (rclpy, torch, the emulators' dependencies).
@@ -65,23 +65,29 @@ pub fn write_colour_sequence(dir: &std::path::Path) -> String {
 /// `first_env_episode` on (demos come first). Returns (joined, missing)
 /// and whether any estimate was non-zero.
 pub fn check_learned_rewards(run_dir: &std::path::Path, first_env_episode: u64) -> (u64, u64, bool) {
+    check_learned_rewards_over(run_dir, first_env_episode, &|_| 0.0)
+}
+
+/// As `check_learned_rewards`, each recorded reward being `base` of its
+/// step (a classifier's verdict) plus the VLM's estimate (or nothing).
+pub fn check_learned_rewards_over(run_dir: &std::path::Path, first_env_episode: u64, base: &dyn Fn(&recording::EpisodeStep) -> f32) -> (u64, u64, bool) {
     let log = std::fs::read_to_string(run_dir.join("learned_rewards.csv")).unwrap();
     let mut estimates = std::collections::HashMap::new();
     for line in log.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         estimates.insert((f[0].parse::<u64>().unwrap(), f[1].parse::<u64>().unwrap()), f[3].parse::<f32>().unwrap());
     }
-    let episodes: Vec<Vec<f32>> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap().steps.iter().map(|s| s.reward).collect()).collect();
+    let episodes: Vec<Vec<(f32, f32)>> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap().steps.iter().map(|s| (s.reward, base(s))).collect()).collect();
     let (mut joined, mut missing) = (0, 0);
     for (i, rewards) in episodes.iter().enumerate() {
-        for (k, &reward) in rewards.iter().enumerate() {
+        for (k, &(reward, base)) in rewards.iter().enumerate() {
             match estimates.get(&(first_env_episode + i as u64, 1 + k as u64)) {
                 Some(&estimate) => {
-                    assert!((reward - estimate).abs() < 1e-5, "episode {i} step {}: recorded {reward}, the VLM said {estimate}", k + 1);
+                    assert!((reward - base - estimate).abs() < 1e-5, "episode {i} step {}: recorded {reward}, the base {base} plus the VLM's {estimate}", k + 1);
                     joined += 1;
                 }
                 None => {
-                    assert_eq!(reward, 0.0, "episode {i} step {}: no estimate, so reward 0", k + 1);
+                    assert_eq!(reward, base, "episode {i} step {}: no estimate, so the base alone", k + 1);
                     missing += 1;
                 }
             }
@@ -117,4 +123,29 @@ pub fn ros_peer(script: &str, args: &[&str], domain: &str) -> Command {
     let mut command = Command::new(venv_python());
     command.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script)).args(args).env("ROS_DOMAIN_ID", domain).env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST");
     command
+}
+
+/// A run of `episodes` demo episodes of random `side` x `side` frames,
+/// 20 steps each, labelled by `label(episode, step)`.
+pub fn synthetic_run(run: &Path, episodes: u64, side: usize, label: impl Fn(u64, u64) -> bool) {
+    let layout = rrl_types::FrameLayout { cameras: 1, height: side, width: side };
+    let mut rng = rrl_types::rng::Rng::seed(3);
+    for e in 0..episodes {
+        let header = recording::EpisodeHeader { task: "synthetic".into(), episode: e, observation_size: 1, action_size: 1, source: "demo".into(), seed: e, started_unix_ns: 0 };
+        let mut writer = recording::EpisodeWriter::create(&run.join("demos"), &header, false).unwrap();
+        for t in 0..20 {
+            let rgb: Vec<u8> = (0..layout.bytes()).map(|_| rng.below(256) as u8).collect();
+            let step = recording::EpisodeStep {
+                time_ns: t,
+                observation: vec![0.0],
+                action: vec![0.0],
+                reward: 0.0,
+                next_observation: vec![0.0],
+                flags: recording::StepFlags { label: Some(label(e, t)), ..Default::default() },
+                next_frames: Some(recording::frames::encode(&rgb, layout).unwrap()),
+            };
+            writer.step(&step).unwrap();
+        }
+        writer.finish(&recording::EpisodeOutcome { steps: 20, episode_return: 0.0, success: None, interventions: 0, safety_events: 0, reason: "stopped".into() }).unwrap();
+    }
 }
