@@ -113,3 +113,62 @@ fn the_so101_practises_under_rrl_launch_with_a_learner_node() {
     assert!(episodes.len() >= 2, "{} episodes", episodes.len());
     assert!(run_dir.join("learner").exists(), "the learner node's folder");
 }
+
+/// The shipped SO-101 file practising on a success classifier of its wrist
+/// camera, the real-arm path: the policy sees the wrist camera's frames
+/// (replayed red, green, blue at 32x32), and a classifier trained by
+/// `rrl classifier train` on labelled frames in which red is the success
+/// rewards the steps whose frames it calls red and ends their episodes.
+/// A real arm has no truth to count its verdicts against.
+#[test]
+fn the_so101_practises_on_a_classifier_of_its_wrist_camera() {
+    let domain = (20 + (std::process::id() + 67) % 80).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
+    let _servos = robot_drivers::feetech::emulator::FeetechEmulator::spawn(pair.b(), 1_000_000, &[1, 2, 3, 4, 5, 6]).unwrap();
+    let vlm = common::VlmEmulator::start();
+    // Labelled frames of the three colours, red the success.
+    let labelled = dir.path().join("labelled");
+    common::colour_run(&labelled, 32);
+    let model = dir.path().join("red.safetensors");
+    let trained = common::rrl_command(&["classifier", "train", labelled.to_str().unwrap(), "--out", model.to_str().unwrap(), "--steps", "150", "--min-per-class", "5"], &domain).output().unwrap();
+    assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+    let shipped = std::fs::read_to_string(so101_config(dir.path(), pair.a(), &vlm, "so101_classifier")).unwrap();
+    let (start, end) = (shipped.find("    reward: Vlm((").unwrap(), shipped.find("    // The pick:").unwrap());
+    let so101 = format!("{}    reward: Classifier((model: \"{}\")),\n{}", &shipped[..start], model.display(), &shipped[end..])
+        .replace("observe: [Joints, Tool, Gripper]", "observe: [Joints, Tool, Gripper, Camera(\"wrist\")]")
+        .replace("learner: (critics: 10, critic_layer_norm: true, utd: 4)", "learner: (critics: 2, hidden: [32, 32], batch_size: 32, utd: 1, pixels: (features: 16, filters: 8))");
+    let so101 = so101.replacen("width: 128, height: 128", "width: 32, height: 32", 2);
+    assert!(so101.contains("Camera(\"wrist\")") && so101.contains("Classifier((") && so101.contains("pixels:"), "the shipped file changed: {so101}");
+    let config = dir.path().join("so101_classifier.ron");
+    std::fs::write(&config, so101).unwrap();
+    let run_dir = dir.path().join("run");
+    let mut human = common::ros_peer("pick_human.py", &["/so101_classifier", "600"], &domain).stdout(std::process::Stdio::null()).spawn().expect("start the human's stand-in");
+    let output = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()], &domain).output().unwrap();
+    let _ = human.kill();
+    let _ = human.wait();
+    assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
+    let classifier = &report["learned_rewards"]["classifier"];
+    assert!(classifier["scored"].as_u64().unwrap() >= 30, "{report}");
+    assert!(classifier["against_truth"].is_null(), "a real arm has no truth to judge by: {report}");
+    let scorer = policies::classifier::FrameClassifier::load(&model, None).unwrap();
+    let mut verdicts = [0, 0];
+    for path in recording::list_episodes(&run_dir.join("episodes")).unwrap() {
+        let episode = recording::read_episode(&path).unwrap();
+        for (i, step) in episode.steps.iter().enumerate() {
+            let rgb = recording::frames::decode(step.next_frames.as_ref().expect("the wrist camera's frames are recorded")).unwrap().1;
+            let red = rgb.chunks(3).filter(|p| p[0] > 200 && p[1] < 50).count() * 2 > rgb.len() / 3;
+            let success = scorer.scores(&rgb).unwrap()[0] >= scorer.threshold;
+            assert_eq!(success, red, "{} step {i}: the classifier calls the red frames successes", path.display());
+            assert_eq!((step.reward, step.flags.terminated), (f32::from(u8::from(success)), success), "{} step {i}", path.display());
+            assert!(!success || i + 1 == episode.steps.len(), "{} step {i}: a success ends the episode", path.display());
+            let outcome = episode.outcome.as_ref().unwrap();
+            if success {
+                assert_eq!((outcome.success, outcome.reason.as_str()), (Some(true), "success"), "{}", path.display());
+            }
+            verdicts[usize::from(success)] += 1;
+        }
+    }
+    assert!(verdicts[0] > 0 && verdicts[1] > 0, "both verdicts occur (other colours, red): {verdicts:?}");
+}

@@ -149,3 +149,23 @@ pub fn synthetic_run(run: &Path, episodes: u64, side: usize, label: impl Fn(u64,
         writer.finish(&recording::EpisodeOutcome { steps: 20, episode_return: 0.0, success: None, interventions: 0, safety_events: 0, reason: "stopped".into() }).unwrap();
     }
 }
+
+/// A run of 6 demo episodes of 21 solid `side` x `side` frames cycling red,
+/// green, blue (as `write_colour_sequence` replays them), red labelled a
+/// success.
+pub fn colour_run(run: &Path, side: usize) {
+    let layout = rrl_types::FrameLayout { cameras: 1, height: side, width: side };
+    let colours = [[255u8, 0, 0], [0, 255, 0], [0, 0, 255]];
+    for e in 0..6u64 {
+        let header = recording::EpisodeHeader { task: "colours".into(), episode: e, observation_size: 1, action_size: 1, source: "demo".into(), seed: e, started_unix_ns: 0 };
+        let mut writer = recording::EpisodeWriter::create(&run.join("demos"), &header, false).unwrap();
+        for t in 0..21u64 {
+            let colour = colours[((t + e) % 3) as usize];
+            let rgb: Vec<u8> = colour.iter().copied().cycle().take(layout.bytes()).collect();
+            let flags = recording::StepFlags { label: Some(colour[0] == 255), ..Default::default() };
+            let step = recording::EpisodeStep { time_ns: t, observation: vec![0.0], action: vec![0.0], reward: 0.0, next_observation: vec![0.0], flags, next_frames: Some(recording::frames::encode(&rgb, layout).unwrap()) };
+            writer.step(&step).unwrap();
+        }
+        writer.finish(&recording::EpisodeOutcome { steps: 21, episode_return: 0.0, success: None, interventions: 0, safety_events: 0, reason: "stopped".into() }).unwrap();
+    }
+}
