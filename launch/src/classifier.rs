@@ -49,7 +49,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.25)]
     holdout: f64,
     /// The precision the threshold is chosen for on the held-out frames.
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.99)]
     min_precision: f64,
     /// Each class needs at least this many training frames.
     #[arg(long, default_value_t = 10)]
