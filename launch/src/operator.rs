@@ -135,8 +135,16 @@ impl Operator for KeyboardOperator {
         let now = Instant::now();
         while let Ok(key) = self.keys.try_recv() {
             match key {
-                b'y' | b'\n' | b'\r' => input.command = Some(OperatorCommand::Success),
-                b'n' => input.command = Some(OperatorCommand::Failure),
+                // A label ends the episode, and with it any success marking:
+                // the next episode's frames start as failures.
+                b'y' | b'\n' | b'\r' => {
+                    input.command = Some(OperatorCommand::Success);
+                    self.marking_success = false;
+                }
+                b'n' => {
+                    input.command = Some(OperatorCommand::Failure);
+                    self.marking_success = false;
+                }
                 b'q' => input.command = Some(OperatorCommand::Stop),
                 b'p' => {
                     self.paused = !self.paused;
@@ -146,7 +154,10 @@ impl Operator for KeyboardOperator {
                     self.gripper_closed = !self.gripper_closed;
                     self.last_active = Some(now);
                 }
-                b'm' => self.marking_success = !self.marking_success,
+                b'm' => {
+                    self.marking_success = !self.marking_success;
+                    eprintln!("operator: success marking {}", if self.marking_success { "ON: frames are labelled successes" } else { "off" });
+                }
                 other => {
                     if let Some((axis, direction)) = key_motion(other) {
                         self.motion.retain(|(_, a, _)| *a != axis);

@@ -190,8 +190,9 @@ impl RecordSimArgs {
         let run_dir = self.run_dir.as_ref().expect("--out or --run-dir");
         let layout = task.frame_layout().with_context(|| format!("{}: the robot observes no cameras; name them in `robot: Sim((.., observe_cameras: [..]))`", self.config.display()))?;
         let folder = run_dir.join("labelled");
+        // After the episodes already there (a second recording adds to them).
         let first = match recording::list_episodes(&folder) {
-            Ok(existing) => existing.len() as u64,
+            Ok(existing) => existing.iter().filter_map(|p| recording::read_episode(p).ok()).map(|e| e.header.episode + 1).max().unwrap_or(0),
             Err(_) => 0,
         };
         let mut rng = Rng::seed(self.seed ^ 0x5eed);

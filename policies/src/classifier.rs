@@ -175,7 +175,8 @@ pub fn choose_threshold(scores: &[f64], labels: &[bool], min_precision: f64) -> 
         let better = match &best {
             None => true,
             Some(b) if choice.met != b.met => choice.met,
-            Some(b) if choice.met => choice.confusion.recall() > b.confusion.recall(),
+            // Equal recall: the more precise (fewer false successes).
+            Some(b) if choice.met => (choice.confusion.recall(), choice.confusion.precision()) > (b.confusion.recall(), b.confusion.precision()),
             Some(b) => (choice.confusion.precision(), choice.confusion.recall()) > (b.confusion.precision(), b.confusion.recall()),
         };
         if better {
@@ -372,6 +373,15 @@ mod tests {
         let loose = choose_threshold(&scores, &labels, 0.8);
         assert_eq!((loose.confusion.recall(), loose.confusion.precision()), (1.0, 0.8));
         assert!((loose.threshold - 0.35).abs() < 1e-12, "{loose:?}");
+        // Equal recall: the threshold that calls no failure a success wins
+        // over a looser one that also meets the precision asked for.
+        let mut scores = vec![0.9; 200];
+        scores.push(0.5);
+        let mut labels = vec![true; 200];
+        labels.push(false);
+        let tight = choose_threshold(&scores, &labels, 0.99);
+        assert_eq!(tight.confusion.false_positives, 0, "{tight:?}");
+        assert!((tight.threshold - 0.7).abs() < 1e-12, "{tight:?}");
         // No threshold reaches precision 0.99 when the top score is a
         // failure: the best precision that calls a success is taken.
         let unmet = choose_threshold(&[0.9, 0.8, 0.1], &[false, true, false], 0.99);

@@ -1,11 +1,10 @@
-//! A minimal HTTP/1.1 client for JSON POSTs to an OpenAI-compatible server
-//! (vLLM, SGLang, Ollama) on the robot's network: plain `http://` only, one
-//! connection per request (`Connection: close`), a deadline for the whole
-//! exchange, Content-Length or chunked bodies.
+//! JSON POSTs to an OpenAI-compatible server (vLLM, SGLang, Ollama, or a
+//! hosted API over https) through `ureq`, a well-kept blocking HTTP client
+//! with rustls: a deadline for the whole exchange, no redirects (the API
+//! key must not follow one to another host), no proxies from the
+//! environment, and an answer read to at most `MAX_ANSWER_BYTES`.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::source::RewardError;
 
@@ -16,97 +15,47 @@ pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 #[derive(Debug)]
 pub struct Endpoint {
     pub url: String,
-    host: String,
-    port: u16,
-    path: String,
 }
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Endpoint, RewardError> {
         let bad = |why: &str| RewardError::Invalid(format!("endpoint `{url}`: {why}"));
-        let rest = url.strip_prefix("http://").ok_or_else(|| bad("only http:// is supported; put a TLS proxy in front for https"))?;
-        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("the port is not a number"))?),
-            None => (authority.to_string(), 80),
-        };
+        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or_else(|| bad("must start with http:// or https://"))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority.rsplit_once(':').map_or(authority, |(host, port)| if port.parse::<u16>().is_ok() { host } else { authority });
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        Ok(Endpoint { url: url.to_string(), host, port, path })
+        let _: ureq::http::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
+        Ok(Endpoint { url: url.to_string() })
     }
 
-    /// POSTs `body` (JSON) and returns the response body of a 2xx answer
-    /// (at most `MAX_ANSWER_BYTES`, headers included: a peer cannot make us
-    /// read without bound).
+    /// POSTs `body` (JSON) and returns the body of a 2xx answer (at most
+    /// `MAX_ANSWER_BYTES`: a peer cannot make us read without bound).
+    /// `bearer` goes in the Authorization header and nowhere else.
     pub fn post_json(&self, body: &[u8], bearer: Option<&str>, timeout: Duration) -> Result<Vec<u8>, RewardError> {
-        let deadline = Instant::now() + timeout;
         let timed_out = || RewardError::Timeout { url: self.url.clone(), timeout_ms: timeout.as_millis() as u64 };
         let failed = |message: String| RewardError::Endpoint { url: self.url.clone(), message };
-        let address = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| failed(format!("resolving {}: {e}", self.host)))?.next().ok_or_else(|| failed("no address".into()))?;
-        let mut stream = TcpStream::connect_timeout(&address, timeout).map_err(|e| if e.kind() == std::io::ErrorKind::TimedOut { timed_out() } else { failed(format!("connecting: {e}")) })?;
-        let mut request = format!("POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n", self.path, self.host, self.port, body.len());
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).max_redirects(0).proxy(None).build().into();
+        let mut request = agent.post(&self.url).header("Accept", "application/json").content_type("application/json");
         if let Some(key) = bearer {
-            request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+            request = request.header("Authorization", &format!("Bearer {key}"));
         }
-        request.push_str("\r\n");
-        let mut raw = Vec::new();
-        let io = (|| -> std::io::Result<()> {
-            stream.set_write_timeout(Some(timeout))?;
-            stream.write_all(request.as_bytes())?;
-            stream.write_all(body)?;
-            let mut buffer = [0u8; 16 * 1024];
-            loop {
-                let left = deadline.checked_duration_since(Instant::now()).ok_or(std::io::ErrorKind::TimedOut)?;
-                stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-                let n = stream.read(&mut buffer)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                if raw.len() + n > MAX_ANSWER_BYTES {
-                    return Err(std::io::Error::other(format!("the answer is larger than {} MiB; refused", MAX_ANSWER_BYTES >> 20)));
-                }
-                raw.extend_from_slice(&buffer[..n]);
-            }
-        })();
-        match io {
-            Ok(()) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => return Err(timed_out()),
-            Err(e) => return Err(failed(format!("{e}"))),
-        }
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| failed("the answer has no HTTP header".into()))?;
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let mut body = raw[split + 4..].to_vec();
-        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| failed(format!("bad status line: {}", head.lines().next().unwrap_or(""))))?;
-        let header = |name: &str| head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()));
-        if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            body = dechunk(&body).ok_or_else(|| failed("malformed chunked body".into()))?;
-        } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-            if body.len() < length {
-                return Err(failed(format!("body cut short: {} of {length} bytes", body.len())));
-            }
-            body.truncate(length);
-        }
+        let describe = |e: ureq::Error| match e {
+            ureq::Error::Timeout(_) => timed_out(),
+            ureq::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => timed_out(),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => failed(format!("connecting: {io}")),
+            ureq::Error::BodyExceedsLimit(_) => failed(format!("the answer is larger than {} MiB; refused", MAX_ANSWER_BYTES >> 20)),
+            other => failed(other.to_string()),
+        };
+        let mut response = request.send(body).map_err(describe)?;
+        let status = response.status().as_u16();
+        let answer = response.body_mut().with_config().limit(MAX_ANSWER_BYTES as u64).read_to_vec().map_err(describe)?;
         if !(200..300).contains(&status) {
-            let text = String::from_utf8_lossy(&body);
+            let text = String::from_utf8_lossy(&answer);
             return Err(failed(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())));
         }
-        Ok(body)
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
+        Ok(answer)
     }
 }
 
@@ -114,13 +63,30 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    use std::io::{Read, Write};
+
     #[test]
-    fn urls_and_chunked_bodies_parse() {
-        let e = super::Endpoint::parse("http://127.0.0.1:8000/v1/chat/completions").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("127.0.0.1", 8000, "/v1/chat/completions"));
-        assert!(super::Endpoint::parse("https://api.example.com/v1").unwrap_err().to_string().contains("only http://"));
-        assert_eq!(super::dechunk(b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\n").unwrap(), b"Wikipedia");
-        assert!(super::dechunk(b"9\r\nshort\r\n").is_none());
+    fn urls_parse() {
+        assert!(Endpoint::parse("http://127.0.0.1:8000/v1/chat/completions").is_ok());
+        assert!(Endpoint::parse("https://api.example.com/v1/chat/completions").is_ok());
+        assert!(Endpoint::parse("ftp://example.com/v1").unwrap_err().to_string().contains("http:// or https://"));
+        assert!(Endpoint::parse("http:///v1").unwrap_err().to_string().contains("no host"));
+    }
+
+    /// A chunked answer (as vLLM streams its JSON) is read whole.
+    #[test]
+    fn a_chunked_answer_is_read_whole() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request);
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n");
+        });
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}/v1/chat/completions")).unwrap();
+        assert_eq!(endpoint.post_json(b"{}", None, Duration::from_secs(20)).unwrap(), b"{\"a\": 1}");
+        server.join().unwrap();
     }
 
     /// A peer that answers without end is cut off at the cap with a clear

@@ -117,8 +117,8 @@ fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
     let err = refused.score(&[frame(1, 10)]).unwrap_err().to_string();
     assert!(err.contains("HTTP 400") && err.contains("missing bearer token"), "{err}");
 
-    settings_without_key.endpoint = "https://example.com/v1".into();
-    assert!(VlmProgressCritic::new(settings_without_key).err().unwrap().to_string().contains("only http://"));
+    settings_without_key.endpoint = "ftp://example.com/v1".into();
+    assert!(VlmProgressCritic::new(settings_without_key).err().unwrap().to_string().contains("must start with http:// or https://"));
 
     drop(emulator);
     let err = no_key.score(&[frame(1, 10)]).unwrap_err().to_string();

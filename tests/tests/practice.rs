@@ -303,15 +303,71 @@ fn labelled_practice_shaped(run: &Path, total_steps: u64, shaping: Option<practi
     (stream, report)
 }
 
+/// The reach task with a learned reward source beside it, as a
+/// classifier's or a VLM's: every step's reward comes from
+/// `LearnedRewards` (0.25 each), never from the task.
+struct WithLearnedReward {
+    task: PandaTask,
+    steps: u64,
+}
+
+const LEARNED: f64 = 0.25;
+
+impl Environment for WithLearnedReward {
+    type Error = <PandaTask as Environment>::Error;
+    fn observation_size(&self) -> usize {
+        self.task.observation_size()
+    }
+    fn action_size(&self) -> usize {
+        self.task.action_size()
+    }
+    fn action_low(&self) -> &[f64] {
+        self.task.action_low()
+    }
+    fn action_high(&self) -> &[f64] {
+        self.task.action_high()
+    }
+    fn observation(&self) -> &[f64] {
+        self.task.observation()
+    }
+    fn reset(&mut self, seed: u64) -> &[f64] {
+        self.steps = 0;
+        self.task.reset(seed)
+    }
+    fn reset_next(&mut self) -> &[f64] {
+        self.steps = 0;
+        self.task.reset_next()
+    }
+    fn step(&mut self, action: &[f64]) -> Result<rrl_types::Step, Self::Error> {
+        self.steps += 1;
+        self.task.step(action)
+    }
+}
+
+impl PracticeTask for WithLearnedReward {
+    fn learned_rewards(&mut self) -> Option<&mut dyn rrl_types::LearnedRewards> {
+        Some(self)
+    }
+}
+
+impl rrl_types::LearnedRewards for WithLearnedReward {
+    fn reward_of(&mut self, step: u64) -> Option<f64> {
+        (step <= self.steps).then_some(LEARNED)
+    }
+    fn deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
+}
+
 /// A learned reward with a human beside it (`reward: Classifier(..)` and an
 /// operator): the human's labels override it — the labelled step is
 /// terminal with reward 1 or 0 — and every other step keeps the learned
-/// reward (here the reach task's own, never 0), on disk and at the learner.
+/// reward, on disk and at the learner.
 #[test]
 fn labels_override_a_learned_reward_and_leave_the_other_steps_theirs() {
     let run = tempfile::tempdir().unwrap();
-    let mut task = reach_task(40);
-    let config = small_learner(&task);
+    let mut task = WithLearnedReward { task: reach_task(40), steps: 0 };
+    let config = small_learner(&task.task);
     let mut human = LabellingHuman { polls: 0, action: vec![0.3, -0.2, 0.1, -1.0] };
     let settings = PracticeSettings { labels_override: true, lockstep: false, warmup_steps: 10_000, ..settings(run.path(), 12) };
     let mut stream = CapturedStream::default();
@@ -324,8 +380,8 @@ fn labels_override_a_learned_reward_and_leave_the_other_steps_theirs() {
         let success = i % 2 == 0;
         let steps: Vec<(f32, bool, Option<bool>)> = episode.steps.iter().map(|s| (s.reward, s.flags.terminated, s.flags.label)).collect();
         assert_eq!(steps[2], (if success { 1.0 } else { 0.0 }, true, Some(success)), "episode {i}: the label's reward, terminal");
-        for (k, (reward, terminated, label)) in steps[..2].iter().enumerate() {
-            assert!(*reward != 0.0 && !terminated && label.is_none(), "episode {i} step {k}: the learned reward stays: {steps:?}");
+        for (k, step) in steps[..2].iter().enumerate() {
+            assert_eq!(*step, (LEARNED as f32, false, None), "episode {i} step {k}: the learned reward stays");
         }
         let at_learner: Vec<(f32, bool)> = sent[3 * i..3 * i + 3].iter().map(|t| (t.reward, t.terminal)).collect();
         let on_disk: Vec<(f32, bool)> = steps.iter().map(|(r, t, _)| (*r, *t)).collect();

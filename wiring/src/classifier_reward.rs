@@ -2,7 +2,8 @@
 //! step records (the policy's cameras, or some of them) on a thread of its
 //! own; the step waits for its score up to the deadline. A success gives
 //! reward 1 and, with `terminate`, ends the episode there; a score that
-//! comes later than the deadline counts as missing (reward 0).
+//! comes later than the deadline (or none) leaves the step's reward 0 and
+//! is counted (`late`, `failed`, `dropped`).
 //!
 //! Where the task knows its own success (the simulator's truth), that
 //! truth still judges the episodes' outcomes and evaluations, and the
@@ -191,39 +192,14 @@ impl ClassifierRewards {
 
     /// Scores the step just taken on `frames` (the policy's), waiting for
     /// the verdict up to the deadline; whether the classifier calls it a
-    /// success. `truth` is the task's own success, where it knows it.
+    /// success. The step's reward is settled here: a verdict that comes
+    /// later, or none at all, leaves it 0. `truth` is the task's own
+    /// success, where it knows it.
     pub(crate) fn score_step(&mut self, frames: Option<&[u8]>, truth: Option<bool>) -> bool {
         self.step += 1;
-        let Some(frames) = frames.filter(|f| f.len() == self.policy.bytes()) else {
-            self.counts.failed += 1;
-            return false;
-        };
-        let camera = self.policy.height * self.policy.width * 3;
-        let rgb: Vec<u8> = self.cameras.iter().flat_map(|&c| &frames[c * camera..(c + 1) * camera]).copied().collect();
-        let Some(worker) = &self.worker else { return false };
-        if worker.jobs.try_send(Job { episode: self.episode, step: self.step, rgb }).is_err() {
-            self.counts.dropped += 1;
-            return false;
-        }
-        let waited = Instant::now();
-        while !self.known.contains_key(&self.step) {
-            let left = self.deadline.saturating_sub(waited.elapsed());
-            let verdicts = &self.worker.as_ref().expect("checked above").verdicts;
-            match verdicts.recv_timeout(left) {
-                Ok(verdict) => self.take(verdict),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.counts.late += 1;
-                    break;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    // Died mid-step: the next step waits for it to run again.
-                    self.counts.failed += 1;
-                    break;
-                }
-            }
-        }
-        let success = self.known.get(&self.step) == Some(&1.0);
-        if let Some(truth) = truth.filter(|_| self.known.contains_key(&self.step)) {
+        let verdict = self.verdict_of_step(frames);
+        self.known.insert(self.step, if verdict == Some(true) { 1.0 } else { 0.0 });
+        if let (Some(success), Some(truth)) = (verdict, truth) {
             let c = &mut self.counts;
             match (success, truth) {
                 (true, true) => c.true_positives += 1,
@@ -232,25 +208,67 @@ impl ClassifierRewards {
                 (false, true) => c.false_negatives += 1,
             }
         }
+        let success = verdict == Some(true);
         if success && self.success_at.is_none() {
             self.success_at = Some(self.step);
         }
         success
     }
 
-    fn take(&mut self, (episode, step, score): (u64, u64, Result<f64, String>)) {
+    /// The classifier's verdict on this step's frames, if one comes in time.
+    fn verdict_of_step(&mut self, frames: Option<&[u8]>) -> Option<bool> {
+        let Some(frames) = frames.filter(|f| f.len() == self.policy.bytes()) else {
+            self.counts.failed += 1;
+            return None;
+        };
+        let camera = self.policy.height * self.policy.width * 3;
+        let rgb: Vec<u8> = self.cameras.iter().flat_map(|&c| &frames[c * camera..(c + 1) * camera]).copied().collect();
+        let worker = self.worker.as_ref()?;
+        if worker.jobs.try_send(Job { episode: self.episode, step: self.step, rgb }).is_err() {
+            self.counts.dropped += 1;
+            return None;
+        }
+        let waited = Instant::now();
+        loop {
+            let left = self.deadline.saturating_sub(waited.elapsed());
+            let verdicts = &self.worker.as_ref()?.verdicts;
+            match verdicts.recv_timeout(left) {
+                Ok(answer) => {
+                    if let Some(verdict) = self.take(answer) {
+                        return verdict;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.counts.late += 1;
+                    return None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Died mid-step: the next step waits for it to run again.
+                    self.counts.failed += 1;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// An answer from the classifier's thread: `Some(verdict)` for the step
+    /// in hand (`Some(None)`: it failed on the frames), `None` for an
+    /// earlier step, settled already and ignored.
+    fn take(&mut self, (episode, step, score): (u64, u64, Result<f64, String>)) -> Option<Option<bool>> {
+        if (episode, step) != (self.episode, self.step) {
+            return None;
+        }
         match score {
             Ok(score) => {
                 self.counts.scored += 1;
                 let success = score >= self.threshold;
                 self.counts.successes += u64::from(success);
-                if episode == self.episode {
-                    self.known.insert(step, if success { 1.0 } else { 0.0 });
-                }
+                Some(Some(success))
             }
             Err(e) => {
                 self.counts.failed += 1;
                 tracing::warn!("the reward classifier failed on a frame: {e}");
+                Some(None)
             }
         }
     }
@@ -258,6 +276,11 @@ impl ClassifierRewards {
     /// Whether this episode's success ends it now.
     pub(crate) fn ends_now(&self) -> bool {
         self.terminate && self.success_at.is_some()
+    }
+
+    /// Whether the classifier called a step of this episode a success.
+    pub(crate) fn succeeded(&self) -> bool {
+        self.success_at.is_some()
     }
 
     /// Verdicts and, where the task knows its success, their agreement with it.
@@ -286,13 +309,8 @@ impl ClassifierRewards {
 }
 
 impl rrl_types::LearnedRewards for ClassifierRewards {
+    /// Settled when the step was taken (`score_step`).
     fn reward_of(&mut self, step: u64) -> Option<f64> {
-        if let Some(worker) = &self.worker {
-            let arrived: Vec<_> = worker.verdicts.try_iter().collect();
-            for verdict in arrived {
-                self.take(verdict);
-            }
-        }
         self.known.get(&step).copied()
     }
     fn deadline(&self) -> Duration {

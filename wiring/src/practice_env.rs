@@ -482,7 +482,10 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             // own (the simulator's truth) only judges outcomes, unseen by the learner.
             let success = classifier.score_step(self.task.frames(), self.task.success());
             step.reward = f64::from(u8::from(success));
-            step.terminated = classifier.ends_now();
+            // A task that ends itself (its truth) is cut like a time limit:
+            // the learner never sees why.
+            let ended = std::mem::replace(&mut step.terminated, classifier.ends_now());
+            step.truncated |= ended && !step.terminated;
         }
         Ok(step)
     }
@@ -490,7 +493,7 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
         match (&self.vlm, &self.classifier) {
             (Some(vlm), _) if vlm.ends_now() => Some(true),
             // The task's truth, where it knows it, judges; else the classifier.
-            (_, Some(classifier)) => self.task.success().or(Some(classifier.ends_now())),
+            (_, Some(classifier)) => self.task.success().or(Some(classifier.succeeded())),
             _ => self.task.success(),
         }
     }

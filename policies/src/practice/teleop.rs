@@ -110,6 +110,9 @@ pub fn teleoperate<E: PracticeTask>(
             }
             observation = next;
             if result.done() || truncated {
+                // The last step: judged by the marking the human held as it began.
+                let mut record = record;
+                record.flags.label = label_frames.then_some(input.marking_success);
                 durably(|| writer.step(&record))?;
                 break task_end_reason(env.success(), result.terminated);
             }
