@@ -173,6 +173,8 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     // labels judge demos and evaluations as they judge practice.
     let mut operator = crate::operator::with_leader(args.operator.start(&launch.namespace, &args.joy_topic, task_size.1)?, leader);
     let human_reward = launch.reward == RewardConfig::Human;
+    // A human's labels override a classifier's verdicts.
+    let labels_override = matches!(launch.reward, RewardConfig::Classifier(_));
     let base_choice = match &args.base {
         Some(path) => PracticeBase::File(FileBase { path: path.display().to_string(), execute: args.base_execute, residual_scale: args.residual_scale.clone() }),
         None => launch.practice.base.clone(),
@@ -186,7 +188,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
             (load_base(&path, task_size.0, task_size.1, file.execute, pixels.as_ref())?, file.residual_scale, serde_json::json!({"path": file.path}))
         }
         PracticeBase::BehaviourCloning(bc) => {
-            let mut judge = Judge::of(operator.as_mut(), human_reward);
+            let mut judge = Judge::of(operator.as_mut(), human_reward).overriding_learned(labels_override);
             let (path, report) = behaviour_cloning_base(&mut env, &bc, &run_dir.join("base"), &task_name, launch.practice.demo_episodes, seed + 20_000, &mut expert, &mut judge, pixels.as_ref())?;
             (load_base(&path, task_size.0, task_size.1, bc.execute, pixels.as_ref())?, bc.residual_scale, report)
         }
@@ -256,7 +258,9 @@ fn practise_on<E: rrl_types::PracticeTask>(
     operator: &mut dyn policies::practice::Operator,
 ) -> anyhow::Result<serde_json::Value> {
     let human_reward = launch.reward == RewardConfig::Human;
-    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller, &mut Judge::of(operator, human_reward))?;
+    // A human's labels override a classifier's verdicts.
+    let labels_override = matches!(launch.reward, RewardConfig::Classifier(_));
+    let demo_successes = policies::practice::record_demo_episodes(&mut env, &run_dir, &task_name, launch.practice.demo_episodes, seed + 10_000, demo_controller, &mut Judge::of(operator, human_reward).overriding_learned(labels_override))?;
     if launch.practice.demo_episodes > 0 {
         tracing::info!(episodes = launch.practice.demo_episodes, successes = demo_successes, "demo episodes ready");
     }
@@ -268,7 +272,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         // The base alone (no residual) on the episodes the final evaluation
         // plays, so the report says what practice added.
         let zero = vec![0.0; env.action_size()];
-        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_, _| zero.clone(), &mut Judge::of(operator, human_reward))?;
+        let result = evaluate_policy(&mut env, ("policy", "the base alone".into()), &task_name, &base_eval, eval_episodes, seed + 50_000, |_, _| zero.clone(), &mut Judge::of(operator, human_reward).overriding_learned(labels_override))?;
         tracing::info!(success_rate = result["success_rate"].as_f64(), "the base policy alone, before practice");
         base_report["eval"] = result;
     }
@@ -294,8 +298,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
         human_reward,
-        // A human's labels override a classifier's verdicts.
-        labels_override: matches!(launch.reward, RewardConfig::Classifier(_)),
+        labels_override,
         // A real arm's task section may add a dense term to a sparse success
         // (check-config allows a task section on real arms only).
         shaping: wiring::arm_task::shaping(launch),
@@ -359,7 +362,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let counts = reward_counts(&env);
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
-        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward))?
+        evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward).overriding_learned(labels_override))?
     } else {
         serde_json::Value::Null
     };

@@ -389,6 +389,26 @@ fn labels_override_a_learned_reward_and_leave_the_other_steps_theirs() {
     }
 }
 
+/// The same in scripted demos (and evaluations, which record episodes the
+/// same way): a label overriding a learned reward makes its step terminal
+/// with 1 or 0; the other steps keep the learned reward.
+#[test]
+fn labels_override_a_learned_reward_in_scripted_demos() {
+    let run = tempfile::tempdir().unwrap();
+    let mut task = WithLearnedReward { task: reach_task(40), steps: 0 };
+    let mut human = LabellingHuman { polls: 0, action: vec![0.0; 4] };
+    let mut judge = practice::Judge::of(&mut human, false).overriding_learned(true);
+    practice::record_demo_episodes(&mut task, run.path(), "reach", 2, 7, |_, _| vec![0.3, -0.2, 0.1, -1.0], &mut judge).unwrap();
+    let demos = read_folder(&run.path().join("demos"));
+    assert_eq!(demos.len(), 2);
+    for (i, demo) in demos.iter().enumerate() {
+        let success = i == 0;
+        let steps: Vec<(f32, bool)> = demo.steps.iter().map(|s| (s.reward, s.flags.terminated)).collect();
+        assert_eq!(steps, vec![(LEARNED as f32, false), (LEARNED as f32, false), (if success { 1.0 } else { 0.0 }, true)], "demo {i}");
+        assert_eq!(demo.outcome.as_ref().unwrap().success, Some(success), "demo {i}");
+    }
+}
+
 /// `reward: Human`: a success label ends the episode with exactly one
 /// terminal transition of reward 1, a failure label with one of reward 0,
 /// every other step has reward 0 — on disk and at the learner alike; and

@@ -35,16 +35,18 @@ pub enum Judge<'a> {
     /// ends it and the episodes after it. With `rewards` (`reward: Human`)
     /// the label is the reward as well — the labelled step is terminal with
     /// 1 or 0, every other step has 0, and a task that ends itself is cut
-    /// like a time limit — as in practice; otherwise (a VLM's or the task's
-    /// reward) the label judges the outcome only.
-    Human { operator: &'a mut dyn Operator, rewards: bool, stopped: bool },
+    /// like a time limit — as in practice. With `overrides` (a learned
+    /// reward such as a classifier's) the labelled step is terminal with 1
+    /// or 0 and the other steps keep the learned reward. Otherwise (a VLM's
+    /// or the task's reward) the label judges the outcome only.
+    Human { operator: &'a mut dyn Operator, rewards: bool, overrides: bool, stopped: bool },
 }
 
 impl<'a> Judge<'a> {
     /// Labels from `operator` when it gives them, else the task.
     pub fn of(operator: &'a mut dyn Operator, human_reward: bool) -> Judge<'a> {
         match operator.labels() {
-            true => Judge::Human { operator, rewards: human_reward, stopped: false },
+            true => Judge::Human { operator, rewards: human_reward, overrides: false, stopped: false },
             false => Judge::Task,
         }
     }
@@ -57,8 +59,22 @@ impl<'a> Judge<'a> {
         }
     }
 
+    /// With `on`, a human's labels override a learned reward (as
+    /// `PracticeSettings::labels_override` does in practice).
+    pub fn overriding_learned(mut self, on: bool) -> Judge<'a> {
+        if let Judge::Human { overrides, .. } = &mut self {
+            *overrides = on;
+        }
+        self
+    }
+
     fn human_rewards(&self) -> bool {
         matches!(self, Judge::Human { rewards: true, .. })
+    }
+
+    /// Whether a label sets its step's reward (1 or 0) and ends it terminal.
+    fn label_rewards(&self) -> bool {
+        matches!(self, Judge::Human { rewards: true, .. } | Judge::Human { overrides: true, .. })
     }
 
     /// Whether the human asked to stop.
@@ -120,7 +136,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             _ => {}
         }
         if let Some(success) = label {
-            if judge.human_rewards() {
+            if judge.label_rewards() {
                 (result.reward, result.terminated, result.truncated) = (f64::from(u8::from(success)), true, false);
             } else {
                 result.truncated |= !result.terminated;
@@ -141,7 +157,9 @@ pub(super) fn record_one_episode<E: PracticeTask>(
         };
         // Only the record matters here (no learner): the transition is a placeholder.
         let transition = Transition { observation: Vec::new(), action: Vec::new(), reward: 0.0, next_observation: Vec::new(), terminal: false, discount: 0.0 };
-        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now(), labelled: false, next_frames: None });
+        // A label that sets the reward keeps it from the learned reward.
+        let labelled = label.is_some() && judge.label_rewards();
+        wait.push(AwaitedStep { step: steps, record, transition, over: result.done(), demo: by_human_or_script, since: Instant::now(), labelled, next_frames: None });
         // Scripted demos and evaluations run in simulation, where time can
         // stand still: each step waits for its reward (up to the deadline).
         wait.release(env, true, false, &mut |s| {
