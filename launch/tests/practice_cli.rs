@@ -322,9 +322,10 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
         .spawn()
         .unwrap();
     let mut keys = practice.stdin.take().unwrap();
-    // Stop once practice is under way (its first episode is on disk).
+    // Stop once practice is under way (a step of its first episode is on disk).
     let started = Instant::now();
-    while episode_files(&run_dir).is_empty() {
+    let steps_on_disk = |run_dir: &Path| -> usize { episode_files(run_dir).iter().filter_map(|p| recording::read_episode(p).ok()).map(|e| e.steps.len()).sum() };
+    while steps_on_disk(&run_dir) == 0 {
         assert!(started.elapsed() < Duration::from_secs(120), "practice recorded no episode");
         std::thread::sleep(Duration::from_millis(20));
     }
