@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 use policies::classifier::FrameClassifier;
-use rrl_types::config::{ClassifierRewardConfig, LaunchFile, Observe, RobotConfig};
+use rrl_types::config::{ClassifierRewardConfig, LaunchFile};
 use rrl_types::FrameLayout;
 
 use crate::WiringError;
@@ -102,14 +102,6 @@ pub struct ClassifierRewards {
     counts: Counts,
 }
 
-/// The names of the cameras the policy of `launch` sees, in order.
-fn observed_names(launch: &LaunchFile) -> Vec<&String> {
-    match &launch.robot {
-        RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
-        _ => launch.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
-    }
-}
-
 fn load(model: &Path, trunk: Option<&Path>, config: &Path) -> Result<FrameClassifier, WiringError> {
     FrameClassifier::load(model, trunk).map_err(|e| WiringError::launch(config, format!("reward: {e}")))
 }
@@ -120,7 +112,7 @@ impl ClassifierRewards {
     /// cameras it is to score.
     pub fn start(settings: &ClassifierRewardConfig, launch: &LaunchFile, policy: Option<FrameLayout>, config: &Path) -> Result<ClassifierRewards, WiringError> {
         let policy = policy.ok_or_else(|| WiringError::launch(config, "reward: a classifier scores the cameras the policy sees, and it sees none"))?;
-        let observed = observed_names(launch);
+        let observed = crate::learner::observed_camera_names(launch);
         let cameras: Vec<usize> = match settings.cameras.is_empty() {
             true => (0..observed.len()).collect(),
             false => settings
