@@ -31,6 +31,7 @@ mod record_sim;
 mod reward_eval;
 mod reward_node;
 mod robot_choice;
+mod safety_critic;
 mod sim;
 mod teleop;
 mod train;
@@ -74,6 +75,8 @@ enum Command {
     RecordSim(record_sim::RecordSimArgs),
     /// Success classifiers from labelled frames: `train` on runs' labelled frames (held-out episodes choose the threshold for precision), `eval` on others (precision, recall, F1, a sheet of the misclassified frames).
     Classifier(classifier::ClassifierArgs),
+    /// The safety gate's learned risk critic from recorded runs: `train-critic` on their gate ticks, `eval` how early and precisely it flags violations of other runs, `report` a run's violations per 1000 gate ticks.
+    Safety(safety_critic::SafetyArgs),
     /// Export a run's recorded episodes: --out X.mcap writes one MCAP file (Foxglove); any other path a rosbag2 folder with metadata.yaml (ros2 bag info/play).
     ExportMcap(export_mcap::ExportMcapArgs),
     /// Benchmarks beside their peers, same run, same machine; JSON with ratios.
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::RewardEval(args) => args.run().map(one_line),
         Command::RecordSim(args) => args.run().map(one_line),
         Command::Classifier(args) => args.run().map(one_line),
+        Command::Safety(args) => args.run().map(one_line),
         Command::ExportMcap(args) => args.run().map(one_line),
         Command::Bench(args) => args.run().map(|(report, one_line)| {
             print_report(&report, one_line);

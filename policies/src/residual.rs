@@ -405,6 +405,9 @@ impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.env.take_safety_events()
     }
+    fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
+        self.env.take_gate_ticks(out)
+    }
     fn learned_rewards(&mut self) -> Option<&mut dyn rrl_types::LearnedRewards> {
         self.env.learned_rewards()
     }

@@ -15,6 +15,7 @@
 use std::path::Path;
 
 use rrl_types::rng::Rng;
+use rrl_types::GateTick;
 use tch::{Device, Kind, Tensor};
 
 use crate::adam::Adam;
@@ -37,9 +38,16 @@ pub struct RiskDataset {
     costs: Vec<f32>,
     /// No next tick to bootstrap from (end of a recording).
     ends: Vec<f32>,
+    /// Gate ticks from each tick to its successor (more than 1 where quiet
+    /// ticks were decimated): the target discounts by γ^gap.
+    gaps: Vec<f32>,
     width: usize,
     last: Option<RiskTick>,
 }
+
+/// A larger gap between recorded ticks breaks the chain: the successor is
+/// too far ahead to bootstrap from (ticks were lost, or the gate restarted).
+pub const MAX_TICK_GAP: u64 = 1000;
 
 impl RiskDataset {
     pub fn new(input_width: usize) -> RiskDataset {
@@ -54,13 +62,19 @@ impl RiskDataset {
         self.costs.is_empty()
     }
 
-    /// Adds the next tick of the current recording.
+    /// Adds the next tick of the current recording, one gate tick after the last.
     pub fn push(&mut self, tick: RiskTick) -> Result<(), String> {
+        self.push_after(tick, 1)
+    }
+
+    /// Adds the next tick of the current recording, `gap` gate ticks after
+    /// the last one added.
+    pub fn push_after(&mut self, tick: RiskTick, gap: u64) -> Result<(), String> {
         if tick.input.len() != self.width {
             return Err(format!("risk tick has {} inputs, the critic takes {}", tick.input.len(), self.width));
         }
         if let Some(previous) = self.last.replace(tick.clone()) {
-            self.add(&previous, Some(&tick.input));
+            self.add(&previous, Some(&tick.input), gap.max(1));
         }
         Ok(())
     }
@@ -68,20 +82,66 @@ impl RiskDataset {
     /// Ends the current recording: its last tick has no successor.
     pub fn end_recording(&mut self) {
         if let Some(last) = self.last.take() {
-            self.add(&last, None);
+            self.add(&last, None, 1);
         }
     }
 
-    fn add(&mut self, tick: &RiskTick, next: Option<&[f32]>) {
+    /// The recorded ticks of one episode, labelled by `label`; a gap of
+    /// more than `MAX_TICK_GAP` ticks (or ticks out of order) starts a new
+    /// chain. Ticks without an input (the state did not fit the gate) are
+    /// skipped. Returns how many ticks were added.
+    pub fn push_recorded(&mut self, ticks: &[GateTick], label: CostLabel) -> Result<usize, String> {
+        let mut previous: Option<u64> = None;
+        let mut added = 0;
+        let width = self.width;
+        for tick in ticks.iter().filter(|t| usize::from(t.width) == width) {
+            let gap = match previous {
+                Some(p) if tick.index > p && tick.index - p <= MAX_TICK_GAP => tick.index - p,
+                Some(_) => {
+                    self.end_recording();
+                    1
+                }
+                None => 1,
+            };
+            self.push_after(RiskTick { input: tick.input().to_vec(), cost: label.cost(tick) }, gap)?;
+            previous = Some(tick.index);
+            added += 1;
+        }
+        self.end_recording();
+        Ok(added)
+    }
+
+    fn add(&mut self, tick: &RiskTick, next: Option<&[f32]>, gap: u64) {
         self.inputs.extend_from_slice(&tick.input);
         self.next_inputs.extend_from_slice(next.unwrap_or(&tick.input));
         self.costs.push(tick.cost);
         // A violation ends the chain too: c = 1 makes the target 1 anyway.
         self.ends.push(f32::from(u8::from(next.is_none())));
+        self.gaps.push(gap as f32);
     }
 
     pub fn violation_rate(&self) -> f64 {
         self.costs.iter().map(|&c| f64::from(c)).sum::<f64>() / self.len().max(1) as f64
+    }
+}
+
+/// What makes a recorded tick a cost of 1 for the critic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostLabel {
+    /// The measured state broke a limit (a joint past its range, the tool
+    /// outside its box): what the rules did not prevent.
+    Violation,
+    /// The gate protected on the tick (a hard limit reached, a hold, a
+    /// reflex): Recovery RL's constraint signal from the gate's verdicts.
+    Protective,
+}
+
+impl CostLabel {
+    pub fn cost(self, tick: &GateTick) -> f32 {
+        f32::from(u8::from(match self {
+            CostLabel::Violation => tick.violation,
+            CostLabel::Protective => tick.protective,
+        }))
     }
 }
 
@@ -140,9 +200,11 @@ impl RiskCriticTrainer {
         let next = gather(&data.next_inputs, w);
         let cost = gather(&data.costs, 1).reshape([-1]);
         let end = gather(&data.ends, 1).reshape([-1]);
+        // γ^gap: a successor several (decimated) ticks ahead is discounted for each.
+        let discount = (gather(&data.gaps, 1).reshape([-1]) * self.config.gamma_risk.ln()).exp();
         let target = tch::no_grad(|| {
             let next_risk = self.target.forward(&next).squeeze_dim(-1).sigmoid().amax([0], false);
-            let continuing: Tensor = (end.neg() + 1.0) * next_risk * self.config.gamma_risk;
+            let continuing: Tensor = (end.neg() + 1.0) * next_risk * discount;
             &cost + (cost.neg() + 1.0) * continuing
         });
         let logits = self.critic.forward(&x).squeeze_dim(-1);
@@ -172,5 +234,109 @@ impl RiskCriticTrainer {
             .map(|pair| (pair[0].tensor.get(0).to_kind(Kind::Float), pair[1].tensor.get(0).reshape([-1]).to_kind(Kind::Float)))
             .collect();
         crate::checkpoint::export_risk_critic(&layers, path)
+    }
+}
+
+/// How early and how precisely a critic anticipates violations on
+/// recorded ticks it did not learn from.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Anticipation {
+    /// Recorded ticks judged.
+    pub ticks: u64,
+    /// Ticks at or up to `horizon` gate ticks before a labelled one: what
+    /// the critic should flag.
+    pub dangerous: u64,
+    /// Ticks the critic flagged (risk above the threshold).
+    pub flagged: u64,
+    /// Flagged and dangerous.
+    pub flagged_dangerous: u64,
+    /// Starts of a labelled run of ticks.
+    pub onsets: u64,
+    /// Onsets whose tick just before was flagged.
+    pub anticipated_onsets: u64,
+    /// Gate ticks from the first flag of an unbroken run of flags to its
+    /// onset, summed over anticipated onsets.
+    pub lead_ticks_total: u64,
+}
+
+impl Anticipation {
+    /// Adds one episode's ticks and the critic's risk for each.
+    pub fn add_episode(&mut self, ticks: &[GateTick], risks: &[f32], label: CostLabel, threshold: f32, horizon: u64) {
+        let labelled: Vec<bool> = ticks.iter().map(|t| label.cost(t) > 0.5).collect();
+        let flagged: Vec<bool> = risks.iter().map(|&r| r > threshold).collect();
+        // Index of the next labelled tick at or after each tick.
+        let mut next_labelled: Vec<Option<u64>> = vec![None; ticks.len()];
+        let mut upcoming = None;
+        for i in (0..ticks.len()).rev() {
+            if labelled[i] {
+                upcoming = Some(ticks[i].index);
+            }
+            next_labelled[i] = upcoming;
+        }
+        for i in 0..ticks.len().min(risks.len()) {
+            let dangerous = next_labelled[i].is_some_and(|at| at - ticks[i].index <= horizon);
+            self.ticks += 1;
+            self.dangerous += u64::from(dangerous);
+            self.flagged += u64::from(flagged[i]);
+            self.flagged_dangerous += u64::from(flagged[i] && dangerous);
+            if labelled[i] && (i == 0 || !labelled[i - 1]) {
+                self.onsets += 1;
+                if i > 0 && flagged[i - 1] {
+                    self.anticipated_onsets += 1;
+                    let mut first = i - 1;
+                    while first > 0 && flagged[first - 1] && !labelled[first - 1] {
+                        first -= 1;
+                    }
+                    self.lead_ticks_total += ticks[i].index - ticks[first].index;
+                }
+            }
+        }
+    }
+
+    pub fn precision(&self) -> Option<f64> {
+        (self.flagged > 0).then(|| self.flagged_dangerous as f64 / self.flagged as f64)
+    }
+
+    pub fn recall(&self) -> Option<f64> {
+        (self.dangerous > 0).then(|| self.flagged_dangerous as f64 / self.dangerous as f64)
+    }
+
+    pub fn mean_lead_ticks(&self) -> Option<f64> {
+        (self.anticipated_onsets > 0).then(|| self.lead_ticks_total as f64 / self.anticipated_onsets as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(index: u64, violation: bool) -> GateTick {
+        GateTick { index, violation, width: 3, ..GateTick::default() }
+    }
+
+    #[test]
+    fn anticipation_counts_flags_before_an_onset_and_its_lead() {
+        // Ticks 1..=10, violations at 7 and 8; the critic flags 5, 6 (before
+        // the onset) and 2 (a false alarm).
+        let ticks: Vec<GateTick> = (1..=10).map(|i| tick(i, i == 7 || i == 8)).collect();
+        let risks: Vec<f32> = (1..=10).map(|i| if [2, 5, 6].contains(&i) { 0.9 } else { 0.1 }).collect();
+        let mut a = Anticipation::default();
+        a.add_episode(&ticks, &risks, CostLabel::Violation, 0.5, 3);
+        // Dangerous: 4, 5, 6, 7, 8 (a violation within 3 ticks ahead, or now).
+        assert_eq!((a.ticks, a.dangerous, a.flagged, a.flagged_dangerous), (10, 5, 3, 2));
+        assert_eq!((a.onsets, a.anticipated_onsets, a.lead_ticks_total), (1, 1, 2));
+        assert_eq!(a.precision(), Some(2.0 / 3.0));
+        assert_eq!(a.recall(), Some(0.4));
+    }
+
+    #[test]
+    fn decimated_ticks_are_discounted_by_their_gap_and_long_gaps_break_the_chain() {
+        let ticks = [tick(2, false), tick(4, false), tick(5, true), tick(5000, false)];
+        let mut data = RiskDataset::new(3);
+        assert_eq!(data.push_recorded(&ticks, CostLabel::Violation).unwrap(), 4);
+        assert_eq!(data.gaps, vec![2.0, 1.0, 1.0, 1.0]);
+        // The tick after the 4995-tick gap starts a chain of its own; both chains end.
+        assert_eq!(data.ends, vec![0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(data.costs, vec![0.0, 0.0, 1.0, 0.0]);
     }
 }

@@ -7,7 +7,8 @@
 //! observation's frames (encoded, `crate::frames`) after the header, and
 //! each step then carries its next observation's frames in the same record
 //! (`[step length u32 LE][step][frames]`), so a step and its frames are
-//! written, and survive a crash, together. Each
+//! written, and survive a crash, together. The safety gate's ticks of a
+//! step follow it in a record of their own (`crate::gate_ticks`). Each
 //! step is written with one `write` call as soon as it happens, so a crash
 //! of the process loses at most the transition in flight; `sync_every_step`
 //! also survives a power cut at the cost of an fsync per step (cheap at a
@@ -17,6 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
+use rrl_types::GateTick;
 use serde::{Deserialize, Serialize};
 
 use crate::crc::{crc32, crc32_update};
@@ -27,6 +29,7 @@ const KIND_STEP: u8 = 2;
 const KIND_OUTCOME: u8 = 3;
 const KIND_RESET_FRAMES: u8 = 4;
 const KIND_STEP_WITH_FRAMES: u8 = 5;
+const KIND_GATE_TICKS: u8 = 6;
 /// Kind, length and checksum around each payload.
 const FRAMING: usize = 1 + 4 + 4;
 /// Larger records are refused as damage rather than allocated.
@@ -184,6 +187,10 @@ pub struct Episode {
     pub steps: Vec<EpisodeStep>,
     /// `None` when the process stopped before the episode ended.
     pub outcome: Option<EpisodeOutcome>,
+    /// The safety gate's recorded ticks over the episode (decimated: see
+    /// `rrl_types::TickDecimator`), in tick order; empty when the task's
+    /// gate runs in another process.
+    pub gate_ticks: Vec<GateTick>,
     /// Bytes of a last record cut short by a crash, dropped.
     pub torn_tail_bytes: u64,
 }
@@ -321,6 +328,19 @@ impl EpisodeWriter {
         self.append_record(kind, &payload, self.sync_every_step)
     }
 
+    /// Appends the safety gate's ticks of the last step (compressed; none:
+    /// nothing is written). Written as soon as the step happened, so a crash
+    /// loses only the ticks of the step in flight.
+    pub fn gate_ticks(&mut self, ticks: &[GateTick]) -> Result<(), RecordingError> {
+        if self.finished {
+            return Err(RecordingError::Finished { path: self.path.clone() });
+        }
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        self.append_record(KIND_GATE_TICKS, &crate::gate_ticks::encode(ticks), self.sync_every_step)
+    }
+
     /// Writes the outcome and syncs the file; the episode is then complete.
     /// A failed finish can be retried.
     pub fn finish(&mut self, outcome: &EpisodeOutcome) -> Result<PathBuf, RecordingError> {
@@ -348,6 +368,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
     let mut reset_frames = None;
     let mut steps = Vec::new();
     let mut outcome = None;
+    let mut gate_ticks = Vec::new();
     let mut torn_tail_bytes = 0;
     while offset < bytes.len() {
         let remaining = bytes.len() - offset;
@@ -391,6 +412,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
                 step.next_frames = Some(payload[4 + step_bytes..].to_vec());
                 steps.push(step);
             }
+            (KIND_GATE_TICKS, Some(_)) => gate_ticks.extend(crate::gate_ticks::decode(payload, MAX_RECORD).map_err(|e| damaged(offset, e))?),
             (KIND_OUTCOME, Some(_)) => outcome = Some(serde_json::from_slice(payload).map_err(|e| damaged(offset, format!("outcome: {e}")))?),
             (kind, _) => return Err(damaged(offset, format!("unexpected record kind {kind} here"))),
         }
@@ -399,7 +421,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
     let Some(header) = header else {
         return Err(damaged(MAGIC.len(), "no header record".into()));
     };
-    Ok(Episode { path: path.to_path_buf(), header, reset_frames, steps, outcome, torn_tail_bytes })
+    Ok(Episode { path: path.to_path_buf(), header, reset_frames, steps, outcome, gate_ticks, torn_tail_bytes })
 }
 
 fn decode_step(path: &Path, offset: usize, payload: &[u8], header: &EpisodeHeader) -> Result<EpisodeStep, RecordingError> {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
-use rrl_types::{JointCommand, JointState, Timestamp};
+use rrl_types::{GateTick, JointCommand, JointState, Timestamp};
 use safety::{Gate, HoldReason, Verdict};
 
 use crate::hardware::{HardwareError, HardwareInterface};
@@ -85,6 +85,12 @@ impl<H: HardwareInterface> ControlLoop<H> {
 
     pub fn counts(&self) -> VerdictCounts {
         self.counts
+    }
+
+    /// The last tick as the risk critic's data records it
+    /// (`safety::Gate::tick_record`); no allocation.
+    pub fn tick_record(&self, now: Timestamp, verdict: &Verdict) -> GateTick {
+        self.gate.tick_record(now, &self.state, verdict, &self.sent)
     }
 
     pub fn tick(&mut self, now: Timestamp) -> Result<Verdict, HardwareError> {

@@ -91,6 +91,10 @@ pub trait PracticeTask: Environment {
     fn take_safety_events(&mut self) -> SafetyEvents {
         SafetyEvents::default()
     }
+    /// Appends the safety gate's ticks since the last call to `out`, for
+    /// recording beside the episode (the risk critic's data). Default:
+    /// none (a task without a gate of its own in this process).
+    fn take_gate_ticks(&mut self, _out: &mut Vec<crate::GateTick>) {}
     /// Learned rewards (a VLM progress critic, a success classifier) that
     /// arrive after the step they score; `None` when the environment's own
     /// reward is final.

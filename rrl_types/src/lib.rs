@@ -10,12 +10,14 @@
 pub mod clock;
 pub mod config;
 pub mod env;
+pub mod gate_tick;
 pub mod joint;
 pub mod live;
 pub mod rng;
 mod ron_locator;
 
 pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, SafetyEvents, Step};
+pub use gate_tick::{GateTick, TickDecimator, TickVerdict, MAX_TICK_INPUTS, QUIET_TICK_RECORD_HZ};
 pub use clock::{Clock, ManualClock, MonotonicClock, SleepUntil, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};
 pub use live::{LiveSnapshot, LiveStatus, Waiting};

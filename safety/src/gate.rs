@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::path::Path;
 
 use rrl_types::config::{Reflex, RobotPreset, SafetyConfig};
-use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp, MAX_JOINTS};
+use rrl_types::{CommandMode, GateTick, JointCommand, JointState, JointVec, TickVerdict, Timestamp, MAX_JOINTS};
 
 use crate::critic::{critic_channel, CriticLoader, CriticSlot, RiskCritic};
 use crate::kinematics::{KinematicChain, KinematicsError};
@@ -271,6 +271,10 @@ struct RiskStage {
     /// `Recover` latched: the robot retreats and waits there until the
     /// incoming command itself is no longer risky.
     recovering: bool,
+    /// The risk the critic gave this tick's command; NaN when none judged it.
+    last_risk: f32,
+    /// Whether `input` holds this tick's critic input (a held tick has none).
+    input_ready: bool,
 }
 
 /// The gate. Per-tick work is bounded, allocation-free and lock-free.
@@ -286,6 +290,8 @@ pub struct Gate {
     /// limiter's step.
     workspace_refusals: u32,
     risk: RiskStage,
+    /// Ticks checked or held since the gate was built.
+    ticks: u64,
 }
 
 impl Gate {
@@ -304,7 +310,7 @@ impl Gate {
 
     fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
-        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false } }
+        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false, last_risk: f32::NAN, input_ready: false }, ticks: 0 }
     }
 
     /// Adds the learned risk critic: commands whose risk exceeds `threshold`
@@ -357,6 +363,49 @@ impl Gate {
         self.risk.recovering = false;
     }
 
+    /// What every tick does first: count it, and forget the last tick's
+    /// critic judgement and input.
+    fn start_tick(&mut self, state: &JointState) {
+        self.ticks += 1;
+        self.measured = state.position;
+        self.risk.last_risk = f32::NAN;
+        self.risk.input_ready = false;
+    }
+
+    /// The last tick (`check` or `hold`) as it is recorded for the risk
+    /// critic: its input (the state it read and the command it judged, or
+    /// for a held tick the command it sent), the verdict, the critic's risk
+    /// and whether the measured state broke a limit. No allocation; costs
+    /// one forward kinematics when a workspace box is set.
+    pub fn tick_record(&self, stamp: Timestamp, state: &JointState, verdict: &Verdict, sent: &JointCommand) -> GateTick {
+        let n = self.config.joints;
+        let mut tick = GateTick { index: self.ticks, stamp_ns: stamp.0, risk: self.risk.last_risk, width: (3 * n) as u8, ..GateTick::default() };
+        if self.risk.input_ready {
+            tick.input[..3 * n].copy_from_slice(&self.risk.input);
+        } else if state.position.len() == n && state.velocity.len() == n {
+            // Held: the command that went out (or the measured pose when nothing did).
+            for j in 0..n {
+                tick.input[j] = state.position[j] as f32;
+                tick.input[n + j] = state.velocity[j] as f32;
+                tick.input[2 * n + j] = if sent.values.len() == n && sent.mode == CommandMode::Position { sent.values[j] } else { state.position[j] } as f32;
+            }
+        } else {
+            tick.width = 0;
+        }
+        (tick.verdict, tick.detail) = match verdict {
+            Verdict::Pass => (TickVerdict::Pass, 0),
+            Verdict::Clipped(flags) => (TickVerdict::Clipped, u16::from(flags.0)),
+            Verdict::Held(reason) => (TickVerdict::Held, *reason as u16),
+            Verdict::Reflex { reflex, .. } => (TickVerdict::Reflex, *reflex as u16),
+        };
+        // A hold for a missing or stale command protects from nothing the
+        // source asked for: not a cost for the critic (and not worth
+        // keeping every tick of while a robot waits for its operator).
+        tick.protective = verdict.is_protective() && !matches!(verdict, Verdict::Held(HoldReason::NoCommand | HoldReason::StaleCommand));
+        tick.violation = self.measured_violation();
+        tick
+    }
+
     pub fn estop(&self) -> EStop {
         self.estop.clone()
     }
@@ -371,6 +420,7 @@ impl Gate {
     /// safe position, or the measured one before any command passed).
     /// Holds deliberately (e.g. before any command arrived), reporting `reason`.
     pub fn hold(&mut self, now: Timestamp, state: &JointState, mode: CommandMode, reason: HoldReason, out: &mut JointCommand) -> Verdict {
+        self.start_tick(state);
         let n = self.config.joints;
         match motion_from(&mut self.motion, n, now, self.config.state_timeout_ns, state) {
             Some(motion) => hold_at(motion, n, now, mode, reason, out),
@@ -389,6 +439,7 @@ impl Gate {
     /// sent to the hardware into `out`: on hold, the last safe position; an
     /// empty command (send nothing) before any fresh state was seen.
     pub fn check(&mut self, now: Timestamp, state: &JointState, command: &JointCommand, out: &mut JointCommand) -> Verdict {
+        self.start_tick(state);
         let config = &self.config;
         let n = config.joints;
         let estop = self.estop.is_tripped();
@@ -399,7 +450,6 @@ impl Gate {
             return Self::hold_without_state(n, now, state, out);
         };
         let hold = |motion: &mut [JointMotion; MAX_JOINTS], out: &mut JointCommand, mode: CommandMode, reason: HoldReason| hold_at(motion, n, now, mode, reason, out);
-        self.measured = state.position;
         let mode = command.mode;
         if estop {
             return hold(motion, out, mode, HoldReason::EStop);
@@ -472,19 +522,23 @@ impl Gate {
         if let Some(slot) = &self.risk.slot {
             slot.swap_into(&mut self.risk.critic);
         }
+        let fill = |input: &mut [f32], commands: &[f64]| {
+            for j in 0..n {
+                input[j] = state.position[j] as f32;
+                input[n + j] = state.velocity[j] as f32;
+                input[2 * n + j] = commands[j] as f32;
+            }
+        };
+        // Filled with or without a critic: the recorded tick is what one would judge.
+        fill(&mut self.risk.input, values.as_slice());
+        self.risk.input_ready = true;
         if let Some(critic) = &mut self.risk.critic {
             let input = &mut self.risk.input;
-            let fill = |input: &mut [f32], commands: &[f64]| {
-                for j in 0..n {
-                    input[j] = state.position[j] as f32;
-                    input[n + j] = state.velocity[j] as f32;
-                    input[2 * n + j] = commands[j] as f32;
-                }
-            };
             if let (true, Some(comfortable), Some(before)) = (self.risk.recovering, self.risk.comfortable, &before) {
                 // Latched: judge what the source asks for, not the limiter's next step toward it.
                 fill(input, command.values.as_slice());
                 let risk = critic.risk(input);
+                self.risk.last_risk = risk;
                 if risk > self.risk.threshold {
                     retreat(before, &comfortable, n, dt, limits, margin, motion, &mut values);
                     *out = JointCommand { stamp: now, mode, values };
@@ -494,6 +548,7 @@ impl Gate {
             }
             fill(input, values.as_slice());
             let risk = critic.risk(input);
+            self.risk.last_risk = risk;
             if mode == CommandMode::Position && risk < 0.5 * self.risk.threshold {
                 let mut comfortable = [0.0; MAX_JOINTS];
                 comfortable[..n].copy_from_slice(values.as_slice());

@@ -12,7 +12,7 @@
 use nalgebra::{DMatrix, DVector, Matrix3, SVector, Vector3};
 use rrl_types::config::{PandaController, RobotPreset};
 use rrl_types::rng::Rng;
-use rrl_types::{CommandMode, Environment, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step};
+use rrl_types::{CommandMode, Environment, GateTick, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step, TickDecimator};
 use safety::Gate;
 
 use crate::arm::{PandaSim, RenderQuality, PANDA_HOME};
@@ -86,7 +86,7 @@ pub struct PandaTask {
     controller: PandaController,
     osc_gains: OscGains,
     /// Gate ticks recorded for risk-critic training, when asked for.
-    gate_ticks: Option<Vec<(Vec<f32>, f32)>>,
+    gate_ticks: Option<(TickDecimator, Vec<GateTick>)>,
     /// The box the measured fingertips must stay in, for counting violations.
     violation_box: Option<ViolationBox>,
     violation_steps: u64,
@@ -187,16 +187,13 @@ impl PandaTask {
         self.gate = Some(gate);
     }
 
-    /// Records every gate tick from now on (the critic's input, and the
-    /// gate's label: whether the measured state broke a limit), for
-    /// training a risk critic on the gate's labels.
-    pub fn record_gate_ticks(&mut self) {
-        self.gate_ticks.get_or_insert_with(Vec::new);
-    }
-
-    /// The gate ticks recorded since the last call.
-    pub fn take_gate_ticks(&mut self) -> Vec<(Vec<f32>, f32)> {
-        self.gate_ticks.as_mut().map(std::mem::take).unwrap_or_default()
+    /// Records the gate's ticks (`safety::Gate::tick_record`: the critic's
+    /// input, the verdict, and whether the measured state broke a limit),
+    /// as `decimator` keeps them, for `PracticeTask::take_gate_ticks`. At
+    /// most `MAX_UNTAKEN_TICKS` wait to be taken; later ones are dropped
+    /// (their indices then show the gap).
+    pub fn record_gate_ticks(&mut self, decimator: TickDecimator) {
+        self.gate_ticks = Some((decimator, Vec::new()));
     }
 
     /// Counts, from the measured state and independently of any gate, the
@@ -278,11 +275,12 @@ impl PandaTask {
         if matches!(verdict, safety::Verdict::Reflex { .. }) {
             self.safety_events.reflexes += 1;
         }
-        if let (Some(log), 7) = (self.gate_ticks.as_mut(), out.values.len()) {
-            // What the gate's risk critic sees (position, velocity, limited
-            // command), and the cost: the measured state broke a limit.
-            let input = state.position.as_slice().iter().chain(state.velocity.as_slice()).chain(out.values.as_slice()).map(|v| *v as f32).collect();
-            log.push((input, f32::from(u8::from(gate.measured_violation()))));
+        if let Some((decimator, log)) = self.gate_ticks.as_mut() {
+            decimator.feed(gate.tick_record(now, &state, &verdict, &out), |tick| {
+                if log.len() < MAX_UNTAKEN_TICKS {
+                    log.push(tick);
+                }
+            });
         }
         let mut sent = [0.0; 7];
         if out.values.len() == 7 {
@@ -547,10 +545,20 @@ impl PracticeTask for PandaTask {
         std::mem::take(&mut self.safety_events)
     }
 
+    fn take_gate_ticks(&mut self, out: &mut Vec<GateTick>) {
+        if let Some((_, log)) = self.gate_ticks.as_mut() {
+            out.append(log);
+        }
+    }
+
     fn expert_observation(&self) -> &[f64] {
         self.full_observation()
     }
 }
+
+/// Recorded gate ticks that may wait for `take_gate_ticks`: a bound for a
+/// task whose ticks nobody takes (a robot node's own gate).
+const MAX_UNTAKEN_TICKS: usize = 1 << 16;
 
 /// A scripted expert for demos: above the cube, down, grasp, lift (or
 /// straight to the goal for reach). Deterministic given the observation.

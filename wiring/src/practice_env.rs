@@ -515,6 +515,9 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.task.take_safety_events()
     }
+    fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
+        self.task.take_gate_ticks(out)
+    }
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
         match (&self.vlm, &self.classifier) {
             (None, None) => None,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ros_edge::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
 use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimRobotConfig, SimTask};
-use rrl_types::{Environment, FrameLayout, PracticeTask, Step};
+use rrl_types::{Environment, FrameLayout, PracticeTask, Step, TickDecimator, QUIET_TICK_RECORD_HZ};
 use safety::Gate;
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
 use sim_bridge::SimError;
@@ -89,6 +89,8 @@ pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, Pand
     let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
     let gate = Gate::build(&launch.safety, &names, task.control_rate_hz()).map_err(|source| WiringError::Safety { file: config.to_path_buf(), source })?;
     task.set_gate(gate);
+    // The gate's ticks go beside the episodes, for the risk critic.
+    task.record_gate_ticks(TickDecimator::for_rate(task.control_rate_hz(), QUIET_TICK_RECORD_HZ));
     task.set_home_noise(launch.practice.reset_noise_rad);
     task.set_reset_free(launch.practice.reset_free).map_err(|e| WiringError::launch(config, format!("practice.reset_free: {e}")))?;
     task.set_max_episode_steps(launch.practice.max_episode_steps);
@@ -264,6 +266,9 @@ impl PracticeTask for RobotTask {
     }
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         with_task!(self, t => t.take_safety_events())
+    }
+    fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
+        with_task!(self, t => t.take_gate_ticks(out))
     }
     fn live_status(&self) -> Option<std::sync::Arc<rrl_types::LiveStatus>> {
         with_task!(self, t => t.live_status())

@@ -148,8 +148,10 @@ fn explore(task: &mut PandaTask, steps: u64, seed: u64, mut data: Option<&mut Ri
             tally.episodes += 1;
             tally.successes += u64::from(task.is_success());
             if let Some(data) = data.as_deref_mut() {
-                for (input, cost) in task.take_gate_ticks() {
-                    data.push(RiskTick { input, cost }).map_err(anyhow::Error::msg)?;
+                let mut ticks = Vec::new();
+                rrl_types::PracticeTask::take_gate_ticks(task, &mut ticks);
+                for tick in ticks.iter().filter(|t| t.width > 0) {
+                    data.push(RiskTick { input: tick.input().to_vec(), cost: f32::from(u8::from(tick.violation)) }).map_err(anyhow::Error::msg)?;
                 }
                 data.end_recording();
             }
@@ -237,7 +239,7 @@ impl SafetyBenchArgs {
         let none = explore(&mut task(Condition::NoGate, &critic_file, threshold, reflex)?, random_steps, seed, None)?;
         let mut data = RiskDataset::new(21);
         let mut with_rules = task(Condition::Rules, &critic_file, threshold, reflex)?;
-        with_rules.record_gate_ticks();
+        with_rules.record_gate_ticks(rrl_types::TickDecimator::new(1));
         let rules = explore(&mut with_rules, random_steps, seed, Some(&mut data))?;
         tracing::info!(ticks = data.len(), violation_rate = data.violation_rate(), "risk-critic data from the rules-only gate");
 

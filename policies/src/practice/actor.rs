@@ -14,7 +14,7 @@ use super::episodes::task_end_reason;
 use super::operator::EpisodeControls;
 use super::policy_copy::ActorCopy;
 use super::reward_wait::{AwaitedStep, RewardWait};
-use super::run_files::{durably, encode_frames, read_all, replay_recorded, unix_ns, FrameCounter};
+use super::run_files::{durably, encode_frames, read_all, record_gate_ticks, replay_recorded, unix_ns, FrameCounter};
 use super::stuck::StuckWatch;
 use super::{to_policy_action, EpisodeReport, LearnerLink, LocalLearner, Operator, PracticeError, PracticeReport, PracticeSettings, ToLearner};
 use crate::replay::{NStepWriter, Transition};
@@ -112,6 +112,7 @@ pub fn practice_with_link<E: PracticeTask>(
         live,
         frame_layout,
         frames,
+        ticks: Vec::new(),
     };
     let mut report = actor.run()?;
     report.learner_updates = link.updates();
@@ -205,6 +206,8 @@ struct Actor<'a, E> {
     frame_layout: Option<FrameLayout>,
     /// Numbers the frames a pixel learner gets.
     frames: FrameCounter,
+    /// The safety gate's ticks on their way to the episode file.
+    ticks: Vec<rrl_types::GateTick>,
 }
 
 /// One practice episode in progress.
@@ -386,6 +389,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             result.truncated |= std::mem::take(&mut result.terminated);
         }
         let events = self.env.take_safety_events();
+        record_gate_ticks(self.env, &mut episode.sink.writer, &mut self.ticks)?;
         if let Some(live) = &self.live {
             live.stepped(result.reward, intervention);
         }
@@ -459,6 +463,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             let before = self.env.observation().to_vec();
             let r = self.env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
             let events = self.env.take_safety_events();
+            record_gate_ticks(self.env, &mut episode.sink.writer, &mut self.ticks)?;
             episode.safety_events += events.protective;
             let record = EpisodeStep {
                 time_ns: episode.start_ns + (episode.steps + 1) * 100_000_000,

@@ -9,7 +9,7 @@ use rrl_types::PracticeTask;
 
 use super::operator::{Operator, OperatorCommand};
 use super::reward_wait::{AwaitedStep, RewardWait};
-use super::run_files::{durably, encoded_frames_of, unix_ns};
+use super::run_files::{durably, record_gate_ticks, encoded_frames_of, unix_ns};
 use super::{to_policy_action, PracticeError};
 use crate::replay::Transition;
 use crate::train::to_env_action;
@@ -111,6 +111,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
     // not end this one at its first step.
     let _ = judge.poll(&observation);
     let mut env_action = Vec::new();
+    let mut ticks = Vec::new();
     let (mut total, mut steps, mut safety_events) = (0.0, 0u64, 0u64);
     let mut wait = RewardWait::default();
     let mut label: Option<bool>;
@@ -143,6 +144,7 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             }
         }
         let events = env.take_safety_events();
+        record_gate_ticks(env, &mut writer, &mut ticks)?;
         safety_events += events.protective;
         steps += 1;
         let next = env.observation().to_vec();

@@ -156,6 +156,15 @@ pub(super) fn durably<T>(write: impl FnMut() -> Result<T, recording::RecordingEr
     )
 }
 
+/// Writes the safety gate's ticks waiting in `env` (and any already in
+/// `ticks`) to the episode beside the step just taken, and empties `ticks`.
+pub(super) fn record_gate_ticks<E: rrl_types::PracticeTask + ?Sized>(env: &mut E, writer: &mut recording::EpisodeWriter, ticks: &mut Vec<rrl_types::GateTick>) -> Result<(), recording::RecordingError> {
+    env.take_gate_ticks(ticks);
+    durably(|| writer.gate_ticks(ticks))?;
+    ticks.clear();
+    Ok(())
+}
+
 /// Wall-clock time for episode headers and step stamps.
 pub(super) fn unix_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)

@@ -8,7 +8,7 @@ use rrl_types::PracticeTask;
 
 use super::episodes::task_end_reason;
 use super::operator::EpisodeControls;
-use super::run_files::{durably, encoded_frames_of, read_all, unix_ns};
+use super::run_files::{durably, record_gate_ticks, encoded_frames_of, read_all, unix_ns};
 use super::{to_policy_action, EpisodeReport, Operator, PracticeError};
 
 /// Teleoperation: the human drives every step through `operator` (an
@@ -55,6 +55,7 @@ pub fn teleoperate<E: PracticeTask>(
         }
         let (mut steps, mut total, mut interventions, mut safety_events) = (0u64, 0.0, 0u64, 0u64);
         let mut controls = EpisodeControls::default();
+        let mut ticks = Vec::new();
         // The newest step waits for the next poll: a label then judges the
         // frames the human saw when they gave it.
         let mut newest: Option<EpisodeStep> = None;
@@ -70,6 +71,8 @@ pub fn teleoperate<E: PracticeTask>(
             }
             // The episode starts at the human's first move: until then the
             // robot holds and the episode clock does not run.
+            // The gate ticks on while the robot waits: its ticks go with the next step.
+            env.take_gate_ticks(&mut ticks);
             if controls.paused || (steps == 0 && input.takeover.is_none()) {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
@@ -84,6 +87,7 @@ pub fn teleoperate<E: PracticeTask>(
             }
             let result = env.step(&action).map_err(|e| PracticeError::Environment { step: total_steps, message: e.to_string() })?;
             let events = env.take_safety_events();
+            record_gate_ticks(env, &mut writer, &mut ticks)?;
             if let Some(live) = &live {
                 live.stepped(result.reward, human);
             }

@@ -245,7 +245,7 @@ impl ArmTask {
         hardware.activate().map_err(hardware_error)?;
         let (limits, soft_margin) = (gate_config.limits, gate_config.soft_margin);
         let control_period = Duration::from_secs_f64(1.0 / rate);
-        let link = ControlLink::start(hardware, gate, control_period)?;
+        let link = ControlLink::start(hardware, gate, control_period, rrl_types::TickDecimator::for_rate(rate, rrl_types::QUIET_TICK_RECORD_HZ))?;
         let size = layout.size();
         Ok(ArmTask {
             joint_names,
@@ -712,6 +712,9 @@ impl Environment for ArmTask {
 impl PracticeTask for ArmTask {
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.link.take_events()
+    }
+    fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
+        self.link.take_ticks(out)
     }
     fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
         Some(self.live.clone())
