@@ -1,0 +1,101 @@
+//! The learned risk critic from a user's own run, through the commands a
+//! user types: `rrl practice` records the gate's ticks beside its episodes
+//! (random exploration of the simulated Panda's pick-cube in a tight safety
+//! box, rules only), `rrl safety train-critic` learns from them, and a
+//! second practice run with that critic in its launch file's gate leaves
+//! the box (or a joint range) far less often, counted by `rrl safety
+//! report` from the measured states both runs recorded. Bad critic files
+//! are refused with the reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+fn domain() -> String {
+    (20 + (std::process::id() + 17) % 80).to_string()
+}
+
+/// Runs `rrl args`; its JSON report, or its stderr as the error.
+fn rrl(args: &[&str]) -> Result<serde_json::Value, String> {
+    let out = common::rrl_command(args, &domain()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        return Err(stderr);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")))
+}
+
+/// Random exploration (the warm-up never ends) of pick-cube in the
+/// safety ablation's box, with `critic` in the gate when given.
+fn launch_file(dir: &Path, name: &str, critic: Option<&str>) -> PathBuf {
+    let critic = critic.map_or(String::new(), |weights| format!("risk_critic: Some((weights: \"{weights}\", threshold: 0.5, reflex: Decelerate)),"));
+    let path = dir.join(format!("{name}.ron"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"(
+    name: "{name}",
+    namespace: "panda",
+    robot: Sim((task: PandaPickCube, control_rate_hz: 100.0, seed: 0)),
+    safety: (
+        preset: Some(FrankaPanda),
+        workspace: Some((min: (0.25, -0.25, 0.0), max: (0.55, 0.25, 0.45), max_step_m: 0.017, max_speed_mps: 1.7, tool_offset_m: (0.0, 0.0, 0.1488))),
+        {critic}
+    ),
+    learner: (device: Cpu, hidden: [32, 32], batch_size: 32, warmup_steps: 1000000),
+    reward: Task,
+    practice: (max_episode_steps: 100, demo_episodes: 0, eval_episodes: 0, reset_noise_rad: 0.05),
+)"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn practise(config: &Path, run: &Path, steps: &str) -> serde_json::Value {
+    rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", steps, "--device", "cpu"]).unwrap()
+}
+
+fn violations_per_1000_ticks(run: &Path) -> f64 {
+    let report = rrl(&["safety", "report", run.to_str().unwrap()]).unwrap();
+    assert!(report["gate_ticks"].as_u64().unwrap() >= 9_900, "1000 steps of 10 gate ticks each (less a decimated first tick per episode): {report}");
+    report["violations_per_1000_ticks"].as_f64().unwrap()
+}
+
+#[test]
+fn a_critic_trained_on_one_run_cuts_the_violations_of_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("rules_only"), dir.path().join("with_critic"));
+    practise(&launch_file(dir.path(), "rules_only", None), &first, "1000");
+    let critic = dir.path().join("critic.safetensors");
+    let trained = rrl(&["safety", "train-critic", first.to_str().unwrap(), "--out", critic.to_str().unwrap(), "--updates", "2000"]).unwrap();
+    let held_out = &trained["held_out"];
+    assert!(trained["train_label_rate"].as_f64().unwrap() > 0.02, "the rules-only run has violations to learn from: {trained}");
+    // On episodes it never saw, the critic flags most ticks that come just before a violation.
+    assert!(held_out["recall"].as_f64().unwrap() > 0.5 && held_out["precision"].as_f64().unwrap() > 0.3, "{trained}");
+    assert!(held_out["anticipated_onsets"].as_u64().unwrap() >= 1 && held_out["mean_lead_ticks"].as_f64().unwrap() >= 1.0, "{trained}");
+
+    practise(&launch_file(dir.path(), "with_critic", Some("critic.safetensors")), &second, "1000");
+    let (rules, with_critic) = (violations_per_1000_ticks(&first), violations_per_1000_ticks(&second));
+    // Measured 131 → 35 per 1000 ticks over 1500 steps: the test asks for a cut of a third.
+    assert!(with_critic < 0.67 * rules, "rules only: {rules:.1} violations per 1000 gate ticks; with the critic: {with_critic:.1}");
+    let evaluated = rrl(&["safety", "eval", second.to_str().unwrap(), "--critic", critic.to_str().unwrap()]).unwrap();
+    assert!(evaluated["run"]["reflexes_per_1000_ticks"].as_f64().unwrap() > 0.0, "the critic's reflex ran in the second run: {evaluated}");
+}
+
+#[test]
+fn bad_critic_files_and_runs_without_ticks_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty_run");
+    std::fs::create_dir_all(empty.join("episodes")).unwrap();
+    let out = dir.path().join("critic.safetensors");
+    let refused = rrl(&["safety", "train-critic", empty.to_str().unwrap(), "--out", out.to_str().unwrap()]).unwrap_err();
+    assert!(refused.contains("no recorded gate ticks"), "{refused}");
+    assert!(!out.exists());
+    // A launch file naming a truncated critic: practice does not start on rules alone.
+    std::fs::write(dir.path().join("truncated.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{\"layer0.weig").unwrap();
+    let config = launch_file(dir.path(), "truncated", Some("truncated.safetensors"));
+    let refused = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join("run").to_str().unwrap(), "--steps", "5"]).unwrap_err();
+    assert!(refused.contains("risk_critic") && refused.contains("truncated.safetensors") && refused.contains("not a safetensors file"), "{refused}");
+}
