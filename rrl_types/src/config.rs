@@ -559,9 +559,16 @@ fn default_max_speed() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskCriticConfig {
-    /// Critic weights exported by the learner (plain format); relative
-    /// paths are relative to the launch file.
+    /// Critic weights exported by `rrl safety train-critic` or the learner
+    /// (plain format); relative paths are relative to the launch file.
+    /// May be left out when `online` trains one during practice.
+    #[serde(default)]
     pub weights: String,
+    /// Train the critic during practice from the gate's ticks (Bresa
+    /// style): the learner publishes it to the gate, in shadow mode (scored
+    /// and recorded, not acting) until its held-out precision passes.
+    #[serde(default)]
+    pub online: Option<OnlineRiskCriticConfig>,
     /// Risk above this triggers the reflex. In (0, 1). Default: 0.3.
     #[serde(default = "default_risk_threshold")]
     pub threshold: f64,
@@ -572,6 +579,45 @@ pub struct RiskCriticConfig {
 
 fn default_risk_threshold() -> f64 {
     0.3
+}
+
+/// How the learner trains the risk critic during practice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnlineRiskCriticConfig {
+    /// The critic is published to the gate every this many learner updates.
+    pub publish_every: u64,
+    /// The held-out precision (flagged ticks followed by a violation within
+    /// `horizon_ticks`) at which the critic leaves shadow mode and acts.
+    pub min_precision: f64,
+    /// And the held-out recall it needs as well: a critic that flags
+    /// nothing is not precise, it is idle.
+    pub min_recall: f64,
+    pub horizon_ticks: u64,
+    /// Discount of the Recovery RL target per gate tick.
+    pub gamma_risk: f64,
+    pub hidden: Vec<i64>,
+    /// Every this many episodes, one's ticks are held out to judge the critic.
+    pub holdout_every: u64,
+    /// What the critic learns to anticipate.
+    pub label: RiskLabel,
+}
+
+impl Default for OnlineRiskCriticConfig {
+    fn default() -> Self {
+        OnlineRiskCriticConfig { publish_every: 200, min_precision: 0.5, min_recall: 0.3, horizon_ticks: 10, gamma_risk: 0.5, hidden: vec![64, 64], holdout_every: 4, label: RiskLabel::Violation }
+    }
+}
+
+/// What makes a gate tick a cost for the risk critic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RiskLabel {
+    /// The measured state broke a limit (a joint past its range, the tool
+    /// outside its box): what the rules did not prevent.
+    #[default]
+    Violation,
+    /// The gate protected: a hard limit reached, a hold, a reflex.
+    Protective,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -1047,7 +1093,7 @@ impl LaunchFile {
         if let Some(urdf) = &mut self.safety.urdf {
             resolve(&mut urdf.file);
         }
-        if let Some(critic) = &mut self.safety.risk_critic {
+        if let Some(critic) = self.safety.risk_critic.as_mut().filter(|c| !c.weights.is_empty()) {
             resolve(&mut critic.weights);
         }
         if let PracticeBase::File(base) = &mut self.practice.base {
@@ -1494,8 +1540,24 @@ impl SafetyConfig {
             if !(critic.threshold > 0.0 && critic.threshold < 1.0) {
                 c.fail("safety.risk_critic.threshold", format!("a risk threshold is a probability in (0, 1), got {}", critic.threshold), None);
             }
-            if critic.weights.is_empty() {
-                c.fail("safety.risk_critic.weights", "must name the critic's weight file", None);
+            if critic.weights.is_empty() && critic.online.is_none() {
+                c.fail("safety.risk_critic.weights", "must name the critic's weight file (or ask for `online: Some(())` to train one during practice)", None);
+            }
+            if let Some(online) = &critic.online {
+                if online.publish_every == 0 || online.horizon_ticks == 0 || online.holdout_every < 2 {
+                    c.fail("safety.risk_critic.online", "publish_every and horizon_ticks must be positive, holdout_every at least 2 (one episode in it held out)", None);
+                }
+                for (field, value) in [("min_precision", online.min_precision), ("min_recall", online.min_recall)] {
+                    if !(0.0..=1.0).contains(&value) {
+                        c.fail(format!("safety.risk_critic.online.{field}"), format!("a share in [0, 1], got {value}"), None);
+                    }
+                }
+                if !(online.gamma_risk > 0.0 && online.gamma_risk < 1.0) {
+                    c.fail("safety.risk_critic.online.gamma_risk", format!("a discount in (0, 1), got {}", online.gamma_risk), None);
+                }
+                if online.hidden.is_empty() || online.hidden.iter().any(|&h| h <= 0) {
+                    c.fail("safety.risk_critic.online.hidden", "at least one hidden layer, every width positive", None);
+                }
             }
         }
     }

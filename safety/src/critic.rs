@@ -16,6 +16,8 @@ pub enum CriticError {
     Read { path: PathBuf, reason: String },
     #[error("risk critic {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error("risk critic offered to the gate: {0}")]
+    Offered(String),
 }
 
 struct Dense {
@@ -141,41 +143,55 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
-/// The control thread's end of a critic swap: new critics arrive, old ones
-/// leave to be dropped elsewhere.
+/// The control thread's end of a critic swap: new critics arrive (with
+/// whether they act or only shadow), old ones leave to be dropped elsewhere.
 pub struct CriticSlot {
-    incoming: Receiver<RiskCritic>,
+    incoming: Receiver<(RiskCritic, bool)>,
     retired: Sender<RiskCritic>,
 }
 
 /// The loader's end: offers new critics and drops the retired ones.
 pub struct CriticLoader {
-    outgoing: Sender<RiskCritic>,
+    outgoing: Sender<(RiskCritic, bool)>,
     retired: Receiver<RiskCritic>,
+    inputs: usize,
 }
 
-pub fn critic_channel() -> (CriticLoader, CriticSlot) {
+/// A swap channel for a gate whose critics take `inputs` values.
+pub fn critic_channel(inputs: usize) -> (CriticLoader, CriticSlot) {
     let (outgoing, incoming) = bounded(1);
     let (retire, retired) = bounded(4);
-    (CriticLoader { outgoing, retired }, CriticSlot { incoming, retired: retire })
+    (CriticLoader { outgoing, retired, inputs }, CriticSlot { incoming, retired: retire })
 }
 
 impl CriticLoader {
-    /// Offers a new critic for the next tick; false if one is still waiting.
-    pub fn offer(&self, critic: RiskCritic) -> bool {
+    /// Offers a new critic for the next tick, acting or in shadow mode.
+    /// Refused (and the gate keeps the critic it had) when it does not fit
+    /// the gate or one is still waiting to be taken.
+    pub fn offer(&self, critic: RiskCritic, acting: bool) -> Result<(), CriticError> {
         while self.retired.try_recv().is_ok() {}
-        self.outgoing.try_send(critic).is_ok()
+        if critic.input_size() != self.inputs {
+            return Err(CriticError::Offered(format!("takes {} inputs, the gate gives {}: the gate keeps the critic it had", critic.input_size(), self.inputs)));
+        }
+        self.outgoing.try_send((critic, acting)).map_err(|_| CriticError::Offered("the gate has not taken the last critic offered yet".into()))
+    }
+
+    /// Loads a critic file and offers it: a file that is missing,
+    /// truncated, holds NaN weights or has the wrong input size is refused
+    /// with the reason, and the gate keeps the critic it had.
+    pub fn load_and_offer(&self, path: &Path, acting: bool) -> Result<(), CriticError> {
+        self.offer(RiskCritic::load(path, self.inputs)?, acting)
     }
 }
 
 impl CriticSlot {
-    /// Takes a waiting critic, if any, in place of `current`.
-    pub fn swap_into(&self, current: &mut Option<RiskCritic>) {
-        if let Ok(new) = self.incoming.try_recv() {
-            if let Some(old) = current.replace(new) {
-                // Dropping frees memory: leave that to the loader's thread.
-                let _ = self.retired.try_send(old);
-            }
+    /// Takes a waiting critic, if any, in place of `current`; whether it acts.
+    pub fn swap_into(&self, current: &mut Option<RiskCritic>) -> Option<bool> {
+        let (new, acting) = self.incoming.try_recv().ok()?;
+        if let Some(old) = current.replace(new) {
+            // Dropping frees memory: leave that to the loader's thread.
+            let _ = self.retired.try_send(old);
         }
+        Some(acting)
     }
 }

@@ -273,6 +273,10 @@ struct RiskStage {
     recovering: bool,
     /// The risk the critic gave this tick's command; NaN when none judged it.
     last_risk: f32,
+    /// Whether the critic's verdict triggers the reflex; in shadow mode
+    /// (false) it is scored and recorded only, until the learner's held-out
+    /// check trusts it.
+    acting: bool,
     /// Whether `input` holds this tick's critic input (a held tick has none).
     input_ready: bool,
 }
@@ -302,15 +306,20 @@ impl Gate {
     pub fn build(safety: &SafetyConfig, joint_names: &[String], control_rate_hz: f64) -> Result<Gate, SafetyError> {
         let mut gate = Gate::new(GateConfig::from_launch(safety, joint_names, control_rate_hz)?);
         if let Some(risk) = &safety.risk_critic {
-            let critic = RiskCritic::load(Path::new(&risk.weights), 3 * joint_names.len()).map_err(|e| SafetyError::Critic(e.to_string()))?;
-            gate.set_risk_critic(critic, risk.threshold as f32, risk.reflex)?;
+            if risk.weights.is_empty() {
+                // Trained online: the learner's first critic arrives in shadow mode.
+                (gate.risk.threshold, gate.risk.reflex) = (risk.threshold as f32, risk.reflex);
+            } else {
+                let critic = RiskCritic::load(Path::new(&risk.weights), 3 * joint_names.len()).map_err(|e| SafetyError::Critic(e.to_string()))?;
+                gate.set_risk_critic(critic, risk.threshold as f32, risk.reflex)?;
+            }
         }
         Ok(gate)
     }
 
     fn new(config: GateConfig) -> Gate {
         let input = vec![0.0; 3 * config.joints];
-        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false, last_risk: f32::NAN, input_ready: false }, ticks: 0 }
+        Gate { config, estop: EStop::default(), measured: JointVec::zeros(0), motion: None, workspace_refusals: 0, risk: RiskStage { critic: None, slot: None, threshold: 1.0, reflex: Reflex::Hold, input, comfortable: None, recovering: false, last_risk: f32::NAN, acting: true, input_ready: false }, ticks: 0 }
     }
 
     /// Adds the learned risk critic: commands whose risk exceeds `threshold`
@@ -323,13 +332,35 @@ impl Gate {
         self.risk.critic = Some(critic);
         self.risk.threshold = threshold;
         self.risk.reflex = reflex;
+        self.risk.acting = true;
         Ok(())
+    }
+
+    /// Puts `critic` in place of the current one (or none), keeping the
+    /// threshold and reflex; `acting` false scores it without acting
+    /// (shadow mode). A critic that does not fit is refused and the gate
+    /// keeps the one it had.
+    pub fn replace_risk_critic(&mut self, critic: RiskCritic, acting: bool) -> Result<(), SafetyError> {
+        if critic.input_size() != 3 * self.config.joints {
+            return Err(SafetyError::Invalid { field: "risk_critic".into(), message: format!("the new critic takes {} inputs, the gate gives {}: the gate keeps the critic it had", critic.input_size(), 3 * self.config.joints) });
+        }
+        self.risk.critic = Some(critic);
+        self.risk.acting = acting;
+        if !acting {
+            self.risk.recovering = false;
+        }
+        Ok(())
+    }
+
+    /// Whether a critic is in the gate and acting (not in shadow mode).
+    pub fn risk_critic_acting(&self) -> bool {
+        self.risk.critic.is_some() && self.risk.acting
     }
 
     /// A handle through which new critic weights reach the gate between
     /// ticks, without a lock and without a missed tick.
     pub fn critic_loader(&mut self) -> CriticLoader {
-        let (loader, slot) = critic_channel();
+        let (loader, slot) = critic_channel(3 * self.config.joints);
         self.risk.slot = Some(slot);
         loader
     }
@@ -520,7 +551,10 @@ impl Gate {
             }
         }
         if let Some(slot) = &self.risk.slot {
-            slot.swap_into(&mut self.risk.critic);
+            if let Some(acting) = slot.swap_into(&mut self.risk.critic) {
+                self.risk.acting = acting;
+                self.risk.recovering &= acting;
+            }
         }
         let fill = |input: &mut [f32], commands: &[f64]| {
             for j in 0..n {
@@ -549,12 +583,14 @@ impl Gate {
             fill(input, values.as_slice());
             let risk = critic.risk(input);
             self.risk.last_risk = risk;
-            if mode == CommandMode::Position && risk < 0.5 * self.risk.threshold {
+            // In shadow mode the risk is only recorded: the command goes on.
+            let acting = self.risk.acting;
+            if acting && mode == CommandMode::Position && risk < 0.5 * self.risk.threshold {
                 let mut comfortable = [0.0; MAX_JOINTS];
                 comfortable[..n].copy_from_slice(values.as_slice());
                 self.risk.comfortable = Some(comfortable);
             }
-            if risk > self.risk.threshold {
+            if acting && risk > self.risk.threshold {
                 let reflex = self.risk.reflex;
                 match (reflex, self.risk.comfortable, &before) {
                     (Reflex::Recover, Some(comfortable), Some(before)) if mode == CommandMode::Position => {

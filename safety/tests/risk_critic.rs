@@ -119,7 +119,7 @@ fn new_weights_take_effect_on_the_next_tick() {
     let mut out = JointCommand::default();
     let now = 1_000_000_000;
     assert_eq!(gate.check(Timestamp(now), &home_state(now), &position_command(&home, now), &mut out), Verdict::Pass);
-    assert!(loader.offer(edge_critic(-1.0, 50.0)), "the slot was empty");
+    loader.offer(edge_critic(-1.0, 50.0), true).expect("the slot was empty");
     let now = now + TICK_NS;
     assert!(matches!(gate.check(Timestamp(now), &home_state(now), &position_command(&home, now), &mut out), Verdict::Reflex { .. }));
 }
@@ -130,4 +130,77 @@ fn a_critic_of_the_wrong_input_size_is_refused_by_the_gate() {
     let small = RiskCritic::from_layers(vec![(vec![vec![1.0; 5]], vec![0.0])]).unwrap();
     let err = gate.set_risk_critic(small, 0.5, Reflex::Hold).unwrap_err();
     assert!(err.to_string().contains("takes 5 inputs, the gate gives 21"), "{err}");
+}
+
+/// `layers` as a safetensors file in the gate's format.
+fn write_critic(path: &std::path::Path, layers: &[(Vec<f32>, [usize; 2], Vec<f32>)]) {
+    let mut tensors = Vec::new();
+    for (i, (weight, shape, bias)) in layers.iter().enumerate() {
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        tensors.push((format!("layer{i}.weight"), shape.to_vec(), bytes(weight)));
+        tensors.push((format!("layer{i}.bias"), vec![shape[0]], bytes(bias)));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors.iter().map(|(name, shape, data)| (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap())).collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// The gate's verdict on the home pose's command, one tick later each call.
+fn home_verdict(gate: &mut safety::Gate, tick: &mut u64) -> Verdict {
+    let home = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    *tick += 1;
+    let now = 1_000_000_000 + *tick * TICK_NS;
+    let mut out = JointCommand::default();
+    gate.check(Timestamp(now), &home_state(now), &position_command(&home, now), &mut out)
+}
+
+#[test]
+fn bad_critic_files_offered_at_run_time_are_refused_and_the_gate_keeps_its_critic() {
+    let mut gate = panda_gate();
+    // A critic that finds the home pose risky: every tick reflexes.
+    gate.set_risk_critic(edge_critic(-1.0, 50.0), 0.5, Reflex::Hold).unwrap();
+    let loader = gate.critic_loader();
+    let mut tick = 0;
+    assert!(matches!(home_verdict(&mut gate, &mut tick), Verdict::Reflex { .. }));
+    let dir = tempfile::tempdir().unwrap();
+    // Wrong input size (5 inputs), NaN weights, a file cut short.
+    let small = dir.path().join("small.safetensors");
+    write_critic(&small, &[(vec![0.0; 5], [1, 5], vec![-9.0])]);
+    let nan = dir.path().join("nan.safetensors");
+    let mut weights = vec![0.0; 21];
+    weights[3] = f32::NAN;
+    write_critic(&nan, &[(weights, [1, 21], vec![-9.0])]);
+    let whole = dir.path().join("whole.safetensors");
+    write_critic(&whole, &[(vec![0.0; 21], [1, 21], vec![-9.0])]);
+    let truncated = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(&whole).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 7]).unwrap();
+    for (path, reason) in [(&small, "takes 5 inputs, the gate gives 21"), (&nan, "NaN"), (&truncated, "not a safetensors file")] {
+        let err = loader.load_and_offer(path, true).unwrap_err().to_string();
+        assert!(err.contains(reason) && err.contains(path.file_name().unwrap().to_str().unwrap()), "{err}");
+        assert!(matches!(home_verdict(&mut gate, &mut tick), Verdict::Reflex { .. }), "after {}: the gate keeps its critic", path.display());
+    }
+    // A good file (risk sigmoid(-9), never risky) takes over on the next tick.
+    loader.load_and_offer(&whole, true).unwrap();
+    assert_eq!(home_verdict(&mut gate, &mut tick), Verdict::Pass);
+}
+
+#[test]
+fn a_critic_in_shadow_mode_is_scored_and_recorded_but_does_not_act() {
+    // A launch file asking for a critic trained online: rules only until the learner's first one.
+    let mut safety = panda_safety();
+    safety.risk_critic = Some(rrl_types::config::RiskCriticConfig { weights: String::new(), online: Some(Default::default()), threshold: 0.5, reflex: Reflex::Hold });
+    let names: Vec<String> = rrl_types::config::RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
+    let mut gate = safety::Gate::build(&safety, &names, 1000.0).unwrap();
+    let loader = gate.critic_loader();
+    let mut tick = 0;
+    loader.offer(edge_critic(-1.0, 50.0), false).unwrap();
+    assert_eq!(home_verdict(&mut gate, &mut tick), Verdict::Pass, "in shadow mode the command goes on");
+    assert!(!gate.risk_critic_acting());
+    let state = home_state(1_000_000_000 + tick * TICK_NS);
+    let record = gate.tick_record(Timestamp(state.stamp.0), &state, &Verdict::Pass, &JointCommand::default());
+    assert!(record.risk > 0.99, "the shadow critic's risk is recorded: {}", record.risk);
+    assert_eq!(record.index, tick);
+    // Trusted: the same critic now acts (the gate's threshold and reflex stay the built ones).
+    loader.offer(edge_critic(-1.0, 50.0), true).unwrap();
+    assert!(matches!(home_verdict(&mut gate, &mut tick), Verdict::Reflex { .. }));
 }
