@@ -302,7 +302,12 @@ fn practise_on<E: rrl_types::PracticeTask>(
         // A real arm's task section may add a dense term to a sparse success
         // (check-config allows a task section on real arms only).
         shaping: wiring::arm_task::shaping(launch),
+        // `safety.risk_critic.online`: the learner trains the gate's critic from its ticks.
+        risk_critic: wiring::learner::online_risk(launch, seed + 2),
     };
+    if settings.risk_critic.is_some() && args.learner != LearnerPlacement::Local {
+        anyhow::bail!("{}: safety.risk_critic.online trains the gate's critic in the learner thread of this process: run with --learner local (a learner over ROS 2 does not carry gate ticks yet)", args.config.display());
+    }
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);
     let mut output = PracticeOutput::create(&run_dir, settings.total_steps, args.log_status.then(|| launch.name.clone()))?;

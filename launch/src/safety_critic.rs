@@ -165,6 +165,9 @@ fn report(episodes: &[TickEpisode]) -> anyhow::Result<serde_json::Value> {
     let count = |keep: &dyn Fn(&GateTick) -> bool| episodes.iter().flat_map(|e| &e.ticks).filter(|t| keep(t)).count() as u64;
     let per_1000 = |n: u64| 1000.0 * n as f64 / gate_ticks.max(1) as f64;
     let (violations, protective, reflexes) = (count(&|t| t.violation), count(&|t| t.protective), count(&|t| t.verdict == TickVerdict::Reflex));
+    // Ticks a critic judged (acting or in shadow mode), and the highest risk it gave.
+    let scored = count(&|t| !t.risk.is_nan());
+    let max_risk = episodes.iter().flat_map(|e| &e.ticks).filter(|t| !t.risk.is_nan()).map(|t| t.risk).fold(None, |m: Option<f32>, r| Some(m.map_or(r, |m| m.max(r))));
     Ok(serde_json::json!({
         "episodes": episodes.len(),
         "gate_ticks": gate_ticks,
@@ -173,6 +176,8 @@ fn report(episodes: &[TickEpisode]) -> anyhow::Result<serde_json::Value> {
         "violations_per_1000_ticks": per_1000(violations),
         "protective_per_1000_ticks": per_1000(protective),
         "reflexes_per_1000_ticks": per_1000(reflexes),
+        "critic_scored_ticks": scored,
+        "max_risk": max_risk,
     }))
 }
 

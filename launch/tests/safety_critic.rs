@@ -84,6 +84,36 @@ fn a_critic_trained_on_one_run_cuts_the_violations_of_the_next() {
     assert!(evaluated["run"]["reflexes_per_1000_ticks"].as_f64().unwrap() > 0.0, "the critic's reflex ran in the second run: {evaluated}");
 }
 
+/// Random exploration with `safety.risk_critic.online`: the learner trains
+/// the gate's critic from the streamed ticks and publishes it every 100
+/// critic updates, acting once its held-out precision reaches `min_precision`.
+fn online_launch_file(dir: &Path, name: &str, min_precision: f64) -> PathBuf {
+    let path = launch_file(dir, name, None);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "preset: Some(FrankaPanda),",
+        &format!("preset: Some(FrankaPanda),\n        risk_critic: Some((online: Some((publish_every: 100, min_precision: {min_precision}, min_recall: 0.0)), threshold: 0.5, reflex: Decelerate)),"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Precision 1.0 on held-out ticks is out of reach: the critic stays in shadow mode.
+    let shadow = dir.path().join("shadow");
+    practise(&online_launch_file(dir.path(), "shadow", 1.0), &shadow, "800");
+    let report = rrl(&["safety", "report", shadow.to_str().unwrap()]).unwrap();
+    assert!(report["critic_scored_ticks"].as_u64().unwrap() > 1000, "the published critic scored the ticks after it arrived: {report}");
+    assert!(report["max_risk"].as_f64().unwrap() > 0.5, "and found some risky: {report}");
+    assert_eq!(report["reflexes_per_1000_ticks"].as_f64().unwrap(), 0.0, "in shadow mode it never acts: {report}");
+    // Any precision will do: the critic acts from its first publication on.
+    let acting = dir.path().join("acting");
+    practise(&online_launch_file(dir.path(), "acting", 0.0), &acting, "800");
+    let report = rrl(&["safety", "report", acting.to_str().unwrap()]).unwrap();
+    assert!(report["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0, "the trusted critic's reflex runs: {report}");
+}
+
 #[test]
 fn bad_critic_files_and_runs_without_ticks_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

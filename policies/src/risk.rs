@@ -91,7 +91,18 @@ impl RiskDataset {
     /// chain. Ticks without an input (the state did not fit the gate) are
     /// skipped. Returns how many ticks were added.
     pub fn push_recorded(&mut self, ticks: &[GateTick], label: CostLabel) -> Result<usize, String> {
-        let mut previous: Option<u64> = None;
+        let added = self.continue_recorded(ticks, label, None)?;
+        self.end_recording();
+        Ok(added)
+    }
+
+    /// Adds recorded ticks to the current chain, whose last tick had index
+    /// `last` (None: they start a new one), leaving the chain open for more.
+    pub fn continue_recorded(&mut self, ticks: &[GateTick], label: CostLabel, last: Option<u64>) -> Result<usize, String> {
+        if last.is_none() {
+            self.end_recording();
+        }
+        let mut previous = last;
         let mut added = 0;
         let width = self.width;
         for tick in ticks.iter().filter(|t| usize::from(t.width) == width) {
@@ -107,8 +118,23 @@ impl RiskDataset {
             previous = Some(tick.index);
             added += 1;
         }
-        self.end_recording();
         Ok(added)
+    }
+
+    /// Ticks labelled with a cost.
+    pub fn labelled(&self) -> usize {
+        self.costs.iter().filter(|&&c| c > 0.5).count()
+    }
+
+    /// Forgets the `n` oldest ticks (a bounded memory over long practice).
+    pub fn drop_oldest(&mut self, n: usize) {
+        let n = n.min(self.len());
+        let w = self.width;
+        self.inputs.drain(..n * w);
+        self.next_inputs.drain(..n * w);
+        self.costs.drain(..n);
+        self.ends.drain(..n);
+        self.gaps.drain(..n);
     }
 
     fn add(&mut self, tick: &RiskTick, next: Option<&[f32]>, gap: u64) {
@@ -224,6 +250,24 @@ impl RiskCriticTrainer {
     /// Risk of member 0 (the exported one) for inputs [B, 3·joints].
     pub fn risk(&self, inputs: &Tensor) -> Tensor {
         tch::no_grad(|| self.critic.forward(inputs).get(0).squeeze_dim(-1).sigmoid())
+    }
+
+    /// Member 0's layers as the gate's evaluator takes them:
+    /// `(weight [out][in], bias [out])`.
+    pub fn layers(&self) -> Vec<(Vec<Vec<f32>>, Vec<f32>)> {
+        let params = self.critic.params("risk");
+        params
+            .chunks(2)
+            .map(|pair| {
+                // Stored [in, out] per member (for a batched matmul); the gate takes [out][in].
+                let weight = pair[0].tensor.get(0).detach().to_kind(Kind::Float).to_device(Device::Cpu).transpose(0, 1).contiguous();
+                let inputs = weight.size()[1] as usize;
+                let flat = Vec::<f32>::try_from(weight.reshape([-1])).unwrap_or_default();
+                let rows = flat.chunks(inputs).map(<[f32]>::to_vec).collect();
+                let bias = Vec::<f32>::try_from(pair[1].tensor.get(0).detach().reshape([-1]).to_kind(Kind::Float).to_device(Device::Cpu)).unwrap_or_default();
+                (rows, bias)
+            })
+            .collect()
     }
 
     /// Writes member 0 in the gate's plain format, atomically.

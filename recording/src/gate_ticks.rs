@@ -2,7 +2,8 @@
 //! ticks of one environment step), deflate-compressed. Layout before
 //! compression: `[count u32 LE]`, then per tick `[index u64][stamp u64]
 //! [verdict u8][detail u16][flags u8: bit 0 protective, bit 1 violation]
-//! [risk f32][width u8][input f32 × width]`, all little-endian.
+//! [risk f32][width u8][input f32 × width]`, all little-endian. The same
+//! bytes carry the ticks from an actor to its learner over ROS 2.
 
 use rrl_types::{GateTick, TickVerdict, MAX_TICK_INPUTS};
 
@@ -12,7 +13,7 @@ const TICK_HEAD: usize = 8 + 8 + 1 + 2 + 1 + 4 + 1;
 const LEVEL: u8 = 1;
 
 /// The record payload for `ticks`.
-pub(crate) fn encode(ticks: &[GateTick]) -> Vec<u8> {
+pub fn encode(ticks: &[GateTick]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(4 + ticks.iter().map(|t| TICK_HEAD + 4 * usize::from(t.width)).sum::<usize>());
     raw.extend_from_slice(&(ticks.len() as u32).to_le_bytes());
     for tick in ticks {
@@ -32,7 +33,7 @@ pub(crate) fn encode(ticks: &[GateTick]) -> Vec<u8> {
 
 /// The ticks of a record payload; `Err` says what is wrong and where in
 /// the decompressed batch.
-pub(crate) fn decode(payload: &[u8], limit: usize) -> Result<Vec<GateTick>, String> {
+pub fn decode(payload: &[u8], limit: usize) -> Result<Vec<GateTick>, String> {
     let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(payload, limit).map_err(|e| format!("gate ticks do not inflate within {limit} bytes: {e:?}"))?;
     let count = raw.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize).ok_or("gate ticks: no count")?;
     let mut ticks = Vec::with_capacity(count.min(raw.len() / TICK_HEAD));

@@ -12,7 +12,7 @@
 mod crc;
 pub mod episode;
 pub mod frames;
-mod gate_ticks;
+pub mod gate_ticks;
 pub mod mcap;
 
 pub use crc::crc32;

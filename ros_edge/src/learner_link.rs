@@ -433,6 +433,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         human_reward: false,
         labels_override: false,
         shaping: None,
+        risk_critic: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();

@@ -386,6 +386,10 @@ impl TaskReply {
 // Actor -> learner stream, acknowledgements, weights
 // ---------------------------------------------------------------------------
 
+/// The most bytes one stream item's gate ticks may inflate to: a bound on
+/// what a peer can make the learner allocate (4 s of 16-joint ticks at 1 kHz).
+const MAX_GATE_TICK_BYTES: usize = 4 << 20;
+
 /// One item of an actor's ordered stream to its learner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamItem {
@@ -413,6 +417,10 @@ impl StreamItem {
             ToLearner::Frames { index, layout, rgb } => {
                 let encoded = recording::frames::encode(rgb, *layout).expect("the actor checked its frames against their layout");
                 w.u8(3).u64(*index).bytes(&encoded);
+            }
+            // Compressed as the episode files hold them.
+            ToLearner::GateTicks { episode, ticks } => {
+                w.u8(4).u64(*episode).bytes(&recording::gate_ticks::encode(ticks));
             }
         }
         w.finish()
@@ -454,6 +462,12 @@ impl StreamItem {
                 let at = r.position();
                 let (layout, rgb) = recording::frames::decode(r.bytes("frames")?).map_err(|e| r.invalid("frames", at, e.to_string()))?;
                 ToLearner::Frames { index, layout, rgb }
+            }
+            4 => {
+                let episode = r.u64("episode")?;
+                let at = r.position();
+                let ticks = recording::gate_ticks::decode(r.bytes("gate ticks")?, MAX_GATE_TICK_BYTES).map_err(|e| r.invalid("gate ticks", at, e))?;
+                ToLearner::GateTicks { episode, ticks }
             }
             other => return Err(r.invalid("item kind", at, format!("unknown item kind {other}"))),
         };

@@ -95,6 +95,13 @@ pub trait PracticeTask: Environment {
     /// recording beside the episode (the risk critic's data). Default:
     /// none (a task without a gate of its own in this process).
     fn take_gate_ticks(&mut self, _out: &mut Vec<crate::GateTick>) {}
+    /// Puts a risk critic trained during practice into the task's gate:
+    /// `layers` as `(weight [out][in], bias [out])`, acting or in shadow
+    /// mode. Refused (the gate keeps what it had) when it does not fit, or
+    /// when the gate runs in another process.
+    fn offer_risk_critic(&mut self, _layers: &[(Vec<Vec<f32>>, Vec<f32>)], _acting: bool) -> Result<(), String> {
+        Err("this task's safety gate runs in another process (a robot node): a critic trained here cannot reach it".into())
+    }
     /// Learned rewards (a VLM progress critic, a success classifier) that
     /// arrive after the step they score; `None` when the environment's own
     /// reward is final.

@@ -551,6 +551,12 @@ impl PracticeTask for PandaTask {
         }
     }
 
+    fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
+        let gate = self.gate.as_mut().ok_or("this task has no safety gate")?;
+        let critic = safety::RiskCritic::from_layers(layers.to_vec())?;
+        gate.replace_risk_critic(critic, acting).map_err(|e| e.to_string())
+    }
+
     fn expert_observation(&self) -> &[f64] {
         self.full_observation()
     }

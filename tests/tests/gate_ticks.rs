@@ -65,6 +65,7 @@ fn practice_with_gate_ticks_until_killed() {
         human_reward: false,
         labels_override: false,
         shaping: None,
+        risk_critic: None,
     };
     practice::practice_with_link(&mut task, config, &mut tests::CapturedStream::default(), &mut SlowNobody, &settings, &mut |_| {}).unwrap();
 }

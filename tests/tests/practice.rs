@@ -47,6 +47,7 @@ fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
         human_reward: false,
         labels_override: false,
         shaping: None,
+        risk_critic: None,
     }
 }
 

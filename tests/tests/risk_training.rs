@@ -96,3 +96,33 @@ fn a_critic_trained_on_gate_labels_anticipates_violations_and_the_gate_acts_on_i
     }
     assert!(matches!(verdict, Verdict::Reflex { reflex: Reflex::Hold, .. }), "{verdict:?}");
 }
+
+/// The layers the learner publishes to a gate during practice are the
+/// weights it exports: the gate's evaluator gives the same risk from either,
+/// and both agree with the trainer's own.
+#[test]
+fn published_layers_and_the_exported_file_are_the_same_critic() {
+    let mut trainer = RiskCriticTrainer::new(3, RiskTrainerConfig { hidden: vec![8, 5], ..RiskTrainerConfig::default() });
+    let mut data = RiskDataset::new(3);
+    let mut rng = Rng::seed(4);
+    for i in 0..200 {
+        let input: Vec<f32> = (0..3).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        data.push(RiskTick { cost: f32::from(u8::from(input[0] > 0.5)), input }).unwrap();
+        if i % 50 == 49 {
+            data.end_recording();
+        }
+    }
+    for _ in 0..20 {
+        trainer.update(&data);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("critic.safetensors");
+    trainer.export(&path).unwrap();
+    let mut exported = RiskCritic::load(&path, 3).unwrap();
+    let mut published = RiskCritic::from_layers(trainer.layers()).unwrap();
+    for x in [[0.9f32, -0.2, 0.4], [-0.7, 0.1, 0.0], [0.2, 0.8, -0.9]] {
+        let own = trainer.risk(&Tensor::from_slice(&x).reshape([1, 3])).double_value(&[0]) as f32;
+        let (a, b) = (exported.risk(&x), published.risk(&x));
+        assert!((a - b).abs() < 1e-6 && (a - own).abs() < 1e-5, "exported {a}, published {b}, trainer {own}");
+    }
+}

@@ -76,3 +76,10 @@ pub fn learner_node_spec(launch: &LaunchFile, sizes: (usize, usize), device: tch
         task: launch.name.clone(),
     }
 }
+
+/// The risk critic the learner trains during practice, when the launch
+/// file's `safety.risk_critic.online` asks for one.
+pub fn online_risk(launch: &LaunchFile, seed: u64) -> Option<policies::practice::OnlineRiskSettings> {
+    let critic = launch.safety.risk_critic.as_ref()?;
+    Some(policies::practice::OnlineRiskSettings { config: critic.online.clone()?, threshold: critic.threshold as f32, seed })
+}

@@ -518,6 +518,9 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
         self.task.take_gate_ticks(out)
     }
+    fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
+        self.task.offer_risk_critic(layers, acting)
+    }
     fn learned_rewards(&mut self) -> Option<&mut dyn LearnedRewards> {
         match (&self.vlm, &self.classifier) {
             (None, None) => None,

@@ -92,7 +92,7 @@ fn task(condition: Condition, critic: &Path, threshold: f32, reflex: Reflex) -> 
         let names: Vec<String> = RobotPreset::FrankaPanda.joint_names().iter().map(|s| s.to_string()).collect();
         let mut safety = rules()?;
         if condition == Condition::RulesAndCritic {
-            safety.risk_critic = Some(RiskCriticConfig { weights: critic.display().to_string(), threshold: f64::from(threshold), reflex });
+            safety.risk_critic = Some(RiskCriticConfig { weights: critic.display().to_string(), online: None, threshold: f64::from(threshold), reflex });
         }
         task.set_gate(Gate::build(&safety, &names, task.control_rate_hz())?);
     }
@@ -216,6 +216,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
         human_reward: false,
         labels_override: false,
         shaping: None,
+        risk_critic: None,
     };
     let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);
     policies::practice::practice(task, config, device, &mut NoOperator, &settings, |episode: &EpisodeReport| {

@@ -335,6 +335,25 @@ impl<E: PracticeTask> Actor<'_, E> {
         if let Some(weights) = self.link.take_weights() {
             self.policy.load(&weights)?;
         }
+        if let Some(critic) = self.link.take_risk_critic() {
+            let mode = if critic.acting { "acting" } else { "shadow mode" };
+            match self.env.offer_risk_critic(&critic.layers, critic.acting) {
+                Ok(()) => tracing::info!(update = critic.update, precision = critic.precision, recall = critic.recall, onsets = critic.onsets, anticipated = critic.anticipated_onsets, "the gate takes the risk critic of {} critic updates ({mode})", critic.critic_updates),
+                Err(why) => tracing::warn!(update = critic.update, "the gate refused the risk critic of {} critic updates: {why}; it keeps the one it had", critic.critic_updates),
+            }
+        }
+        Ok(())
+    }
+
+    /// The gate's ticks of the step just taken: to the episode file, and to
+    /// the learner when it trains the risk critic.
+    fn record_ticks(&mut self, episode: &mut EpisodeState) -> Result<(), PracticeError> {
+        self.env.take_gate_ticks(&mut self.ticks);
+        record_gate_ticks(&mut episode.sink.writer, &self.ticks)?;
+        if self.settings.risk_critic.is_some() && !self.ticks.is_empty() {
+            self.link.send(ToLearner::GateTicks { episode: episode.number, ticks: self.ticks.clone() });
+        }
+        self.ticks.clear();
         Ok(())
     }
 
@@ -389,7 +408,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             result.truncated |= std::mem::take(&mut result.terminated);
         }
         let events = self.env.take_safety_events();
-        record_gate_ticks(self.env, &mut episode.sink.writer, &mut self.ticks)?;
+        self.record_ticks(episode)?;
         if let Some(live) = &self.live {
             live.stepped(result.reward, intervention);
         }
@@ -463,7 +482,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             let before = self.env.observation().to_vec();
             let r = self.env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
             let events = self.env.take_safety_events();
-            record_gate_ticks(self.env, &mut episode.sink.writer, &mut self.ticks)?;
+            self.record_ticks(episode)?;
             episode.safety_events += events.protective;
             let record = EpisodeStep {
                 time_ns: episode.start_ns + (episode.steps + 1) * 100_000_000,

@@ -144,7 +144,9 @@ pub(super) fn record_one_episode<E: PracticeTask>(
             }
         }
         let events = env.take_safety_events();
-        record_gate_ticks(env, &mut writer, &mut ticks)?;
+        env.take_gate_ticks(&mut ticks);
+        record_gate_ticks(&mut writer, &ticks)?;
+        ticks.clear();
         safety_events += events.protective;
         steps += 1;
         let next = env.observation().to_vec();

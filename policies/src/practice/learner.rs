@@ -31,6 +31,9 @@ pub enum ToLearner {
     Frames { index: u64, layout: FrameLayout, rgb: Vec<u8> },
     /// Counts an online environment step (for the update budget).
     OnlineStep,
+    /// The safety gate's recorded ticks of one step of `episode`, for the
+    /// risk critic trained during practice.
+    GateTicks { episode: u64, ticks: Vec<rrl_types::GateTick> },
 }
 
 /// Actor weights as CPU tensors: the actor's trunk (`GaussianActor::trunk.params`
@@ -44,12 +47,14 @@ pub struct LearnerShared {
     pub received: AtomicU64,
     /// The newest actor weights (one slot, newest wins).
     pub weights: ArrayQueue<ActorWeights>,
+    /// The newest risk critic for the gate (one slot, newest wins).
+    pub risk_critic: ArrayQueue<super::PublishedCritic>,
     pub error: std::sync::Mutex<Option<String>>,
 }
 
 impl LearnerShared {
     pub fn new() -> Arc<LearnerShared> {
-        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), weights: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
+        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
     }
 }
 
@@ -61,6 +66,10 @@ pub trait LearnerLink {
     /// Updates the learner has done (as last heard).
     fn updates(&self) -> u64;
     fn take_weights(&mut self) -> Option<ActorWeights>;
+    /// The newest risk critic trained during practice, if one came.
+    fn take_risk_critic(&mut self) -> Option<super::PublishedCritic> {
+        None
+    }
     /// Set when the learner failed for good.
     fn failure(&self) -> Option<String>;
     /// Items sent but not yet confirmed by the learner.
@@ -111,6 +120,9 @@ impl LearnerLink for LocalLearner {
     }
     fn take_weights(&mut self) -> Option<ActorWeights> {
         self.shared.weights.pop()
+    }
+    fn take_risk_critic(&mut self) -> Option<super::PublishedCritic> {
+        self.shared.risk_critic.pop()
     }
     fn failure(&self) -> Option<String> {
         self.shared.error.lock().expect("error slot").clone()
@@ -296,11 +308,14 @@ fn learner_loop(
     let mut demo_mix = DemoMix::new(config.batch_size);
     let mut open = true;
     let mut last_checkpoint = sac.updates;
+    let mut risk = settings.risk_critic.clone().map(super::online_risk::OnlineRisk::new);
     while open {
         // Take everything waiting; block briefly only when there is no update to do.
         let budget = online_steps.saturating_sub(settings.warmup_steps);
         let can_update = sac.updates < budget && replay.len() >= config.batch_size;
-        let message = if can_update {
+        // The risk critic: one update per online step, from the first labelled ticks on (warm-up included).
+        let can_update_risk = risk.as_ref().is_some_and(|r| r.updates < online_steps && r.ready());
+        let message = if can_update || can_update_risk {
             inbox.try_recv().map_err(|e| e.is_disconnected())
         } else {
             inbox.recv_timeout(Duration::from_millis(20)).map_err(|e| e == RecvTimeoutError::Disconnected)
@@ -328,6 +343,12 @@ fn learner_loop(
                 replay.push(transition, (frame, next_frame));
                 continue;
             }
+            Ok(ToLearner::GateTicks { episode, ticks }) => {
+                if let Some(risk) = &mut risk {
+                    risk.add(episode, &ticks).map_err(|e| PracticeError::Learner(format!("gate ticks of episode {episode}: {e}")))?;
+                }
+                continue;
+            }
             Ok(ToLearner::OnlineStep) => {
                 if online_steps == 0 {
                     demo_mix.practice_starts(demos.len());
@@ -337,6 +358,12 @@ fn learner_loop(
             }
             Err(true) => open = false,
             Err(false) => {}
+        }
+        if let (true, Some(risk)) = (can_update_risk, &mut risk) {
+            if let Some(critic) = risk.update(sac.updates) {
+                tracing::debug!(update = critic.update, critic_updates = critic.critic_updates, acting = critic.acting, precision = critic.precision, recall = critic.recall, "risk critic published to the gate");
+                let _ = shared.risk_critic.force_push(critic);
+            }
         }
         if can_update {
             let demos_ready = demo_mix.ready(demos.len());
@@ -395,6 +422,7 @@ mod tests {
             human_reward: false,
             labels_override: false,
             shaping: None,
+            risk_critic: None,
         }
     }
 

@@ -156,13 +156,9 @@ pub(super) fn durably<T>(write: impl FnMut() -> Result<T, recording::RecordingEr
     )
 }
 
-/// Writes the safety gate's ticks waiting in `env` (and any already in
-/// `ticks`) to the episode beside the step just taken, and empties `ticks`.
-pub(super) fn record_gate_ticks<E: rrl_types::PracticeTask + ?Sized>(env: &mut E, writer: &mut recording::EpisodeWriter, ticks: &mut Vec<rrl_types::GateTick>) -> Result<(), recording::RecordingError> {
-    env.take_gate_ticks(ticks);
-    durably(|| writer.gate_ticks(ticks))?;
-    ticks.clear();
-    Ok(())
+/// Writes the safety gate's ticks of the step just taken to its episode.
+pub(super) fn record_gate_ticks(writer: &mut recording::EpisodeWriter, ticks: &[rrl_types::GateTick]) -> Result<(), recording::RecordingError> {
+    durably(|| writer.gate_ticks(ticks))
 }
 
 /// Wall-clock time for episode headers and step stamps.

@@ -48,6 +48,9 @@ pub struct PracticeSettings {
     /// A dense shaping term added to every transition the learner gets
     /// (live, on resume, from demos); episodes on disk stay unshaped.
     pub shaping: Option<super::Shaping>,
+    /// Train the gate's risk critic during practice from the gate's ticks
+    /// (`safety.risk_critic.online`); None: the gate keeps what it was built with.
+    pub risk_critic: Option<super::OnlineRiskSettings>,
 }
 
 /// Practice episodes the early stop (`stop_at_success`) looks back over.

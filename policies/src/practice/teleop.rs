@@ -87,7 +87,9 @@ pub fn teleoperate<E: PracticeTask>(
             }
             let result = env.step(&action).map_err(|e| PracticeError::Environment { step: total_steps, message: e.to_string() })?;
             let events = env.take_safety_events();
-            record_gate_ticks(env, &mut writer, &mut ticks)?;
+            env.take_gate_ticks(&mut ticks);
+            record_gate_ticks(&mut writer, &ticks)?;
+            ticks.clear();
             if let Some(live) = &live {
                 live.stepped(result.reward, human);
             }

@@ -102,6 +102,8 @@ pub struct ArmTask {
     limits: [JointLimit; MAX_JOINTS],
     soft_margin: f64,
     link: ControlLink,
+    /// Where critics trained during practice reach the control thread's gate.
+    critic_loader: safety::CriticLoader,
     topics: Option<ObservedTopics>,
     /// Open during a `WaitForHuman` reset move.
     reset_window: Option<ResetWindow>,
@@ -194,7 +196,8 @@ impl ArmTask {
             return Err(ArmTaskError::Unfit(format!("the arm reports joints {:?}, the launch file names {:?}", hardware.joint_names(), joint_names)));
         }
         // The one gate builder: rules, and the risk critic when one is configured.
-        let gate = Gate::build(&launch.safety, &joint_names, rate)?;
+        let mut gate = Gate::build(&launch.safety, &joint_names, rate)?;
+        let critic_loader = gate.critic_loader();
         let gate_config = gate.config();
         let workspace = gate_config.workspace.clone();
         if config.needs_kinematics() && workspace.is_none() {
@@ -256,6 +259,7 @@ impl ArmTask {
             limits,
             soft_margin,
             link,
+            critic_loader,
             topics,
             reset_window,
             state: JointState::zeros(0),
@@ -715,6 +719,10 @@ impl PracticeTask for ArmTask {
     }
     fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
         self.link.take_ticks(out)
+    }
+    fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
+        let critic = safety::RiskCritic::from_layers(layers.to_vec())?;
+        self.critic_loader.offer(critic, acting).map_err(|e| e.to_string())
     }
     fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
         Some(self.live.clone())
