@@ -305,9 +305,6 @@ fn practise_on<E: rrl_types::PracticeTask>(
         // `safety.risk_critic.online`: the learner trains the gate's critic from its ticks.
         risk_critic: wiring::learner::online_risk(launch, seed + 2),
     };
-    if settings.risk_critic.is_some() && args.learner != LearnerPlacement::Local {
-        anyhow::bail!("{}: safety.risk_critic.online trains the gate's critic in the learner thread of this process: run with --learner local (a learner over ROS 2 does not carry gate ticks yet)", args.config.display());
-    }
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);
     let mut output = PracticeOutput::create(&run_dir, settings.total_steps, args.log_status.then(|| launch.name.clone()))?;
@@ -341,6 +338,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
                 replay_capacity: settings.replay_capacity,
                 checkpoint_every: settings.checkpoint_every,
                 task: task_name.clone(),
+                risk_critic: settings.risk_critic.clone(),
             };
             let node = ros_edge::learner_link::InProcessLearnerNode::start(spec, run_dir.clone(), resume)?;
             let link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id, Some(&run_dir))?;

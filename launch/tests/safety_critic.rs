@@ -4,8 +4,10 @@
 //! box, rules only), `rrl safety train-critic` learns from them, and a
 //! second practice run with that critic in its launch file's gate leaves
 //! the box (or a joint range) far less often, counted by `rrl safety
-//! report` from the measured states both runs recorded. Bad critic files
-//! are refused with the reason.
+//! report` from the measured states both runs recorded. A critic trained
+//! during practice (`safety.risk_critic.online`, over a learner thread or a
+//! learner node over ROS 2) shadows until trusted, then acts. Bad critic
+//! files are refused with the reason.
 
 mod common;
 
@@ -54,7 +56,12 @@ fn launch_file(dir: &Path, name: &str, critic: Option<&str>) -> PathBuf {
 }
 
 fn practise(config: &Path, run: &Path, steps: &str) -> serde_json::Value {
-    rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", steps, "--device", "cpu"]).unwrap()
+    practise_with(config, run, steps, "local")
+}
+
+/// With the learner as a thread (`local`) or as a ROS 2 node reached over DDS (`node`).
+fn practise_with(config: &Path, run: &Path, steps: &str, learner: &str) -> serde_json::Value {
+    rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", steps, "--device", "cpu", "--learner", learner]).unwrap()
 }
 
 fn violations_per_1000_ticks(run: &Path) -> f64 {
@@ -108,8 +115,9 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     assert!(report["max_risk"].as_f64().unwrap() > 0.5, "and found some risky: {report}");
     assert_eq!(report["reflexes_per_1000_ticks"].as_f64().unwrap(), 0.0, "in shadow mode it never acts: {report}");
     // Any precision will do: the critic acts from its first publication on.
+    // This time the learner is a ROS 2 node: the ticks and the critic travel over DDS.
     let acting = dir.path().join("acting");
-    practise(&online_launch_file(dir.path(), "acting", 0.0), &acting, "800");
+    practise_with(&online_launch_file(dir.path(), "acting", 0.0), &acting, "800", "node");
     let report = rrl(&["safety", "report", acting.to_str().unwrap()]).unwrap();
     assert!(report["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0, "the trusted critic's reflex runs: {report}");
 }

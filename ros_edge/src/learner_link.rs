@@ -7,6 +7,9 @@
 //!   number it expects);
 //! - `learner/weights`, transient-local so a restarted actor gets the
 //!   newest at once: `wire::Weights`.
+//! - `learner/risk_critic`, transient-local too: the gate's risk critic
+//!   trained from the actors' gate ticks (`wire::encode_critic`), when the
+//!   launch file asks for one (`safety.risk_critic.online`).
 //!
 //! Delivery: the actor keeps its whole stream (small; and rebuilt from its
 //! episode files when it restarts, under the same sequence numbers), sends
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{Receiver, Sender, TryRecvError};
 use crossbeam::queue::ArrayQueue;
 use futures::{FutureExt, StreamExt};
-use policies::practice::{ActorWeights, LearnerLink, LearnerShared, PracticeSettings, ToLearner};
+use policies::practice::{ActorWeights, LearnerLink, LearnerShared, PracticeSettings, PublishedCritic, ToLearner};
 
 use crate::qos::{bytes_message, Bytes};
 use crate::wire::{Acks, StreamItem, Weights, WireError};
@@ -42,6 +45,7 @@ struct LinkState {
     stream_len: AtomicU64,
     updates: AtomicU64,
     weights: ArrayQueue<ActorWeights>,
+    risk_critic: ArrayQueue<PublishedCritic>,
     failure: Mutex<Option<String>>,
 }
 
@@ -65,7 +69,8 @@ impl RosLearnerLink {
         let publisher = node.create_publisher::<Bytes>("learner/transitions", crate::qos::transitions())?;
         let mut acks = node.subscribe::<Bytes>("learner/acks", crate::qos::acks())?;
         let mut weights = node.subscribe::<Bytes>("learner/weights", crate::qos::weights())?;
-        let state = Arc::new(LinkState { acked: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), failure: Mutex::new(None) });
+        let mut critics = node.subscribe::<Bytes>("learner/risk_critic", crate::qos::weights())?;
+        let state = Arc::new(LinkState { acked: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), failure: Mutex::new(None) });
         let (outbox, inbox): (Sender<ToLearner>, Receiver<ToLearner>) = crossbeam::channel::unbounded();
         let flush_deadline = Arc::new(Mutex::new(None::<Instant>));
         let (thread_state, thread_deadline) = (state.clone(), flush_deadline.clone());
@@ -117,6 +122,14 @@ impl RosLearnerLink {
                             state.weights.force_push(w.into_actor_weights());
                         }
                         Err(e) => refuse_peer(&state, "learner/weights", e),
+                    }
+                }
+                while let Some(Some(message)) = critics.next().now_or_never() {
+                    match crate::wire::decode_critic(&message.data) {
+                        Ok(critic) => {
+                            state.risk_critic.force_push(critic);
+                        }
+                        Err(e) => refuse_peer(&state, "learner/risk_critic", e),
                     }
                 }
                 if next_to_send > acked && last_progress.elapsed() > RESEND_AFTER {
@@ -185,6 +198,9 @@ impl LearnerLink for RosLearnerLink {
     }
     fn take_weights(&mut self) -> Option<ActorWeights> {
         self.state.weights.pop()
+    }
+    fn take_risk_critic(&mut self) -> Option<PublishedCritic> {
+        self.state.risk_critic.pop()
     }
     fn failure(&self) -> Option<String> {
         self.state.failure.lock().expect("failure").clone()
@@ -329,6 +345,9 @@ pub struct LearnerNodeSpec {
     pub replay_capacity: usize,
     pub checkpoint_every: u64,
     pub task: String,
+    /// `safety.risk_critic.online`: the learner trains the gate's critic
+    /// from the actors' gate ticks and publishes it on `learner/risk_critic`.
+    pub risk_critic: Option<policies::practice::OnlineRiskSettings>,
 }
 
 /// A learner node on a thread of this process, reached over ROS 2 like a
@@ -396,6 +415,9 @@ impl LearnerLink for InProcessLink<'_> {
     fn take_weights(&mut self) -> Option<ActorWeights> {
         self.link.take_weights()
     }
+    fn take_risk_critic(&mut self) -> Option<PublishedCritic> {
+        self.link.take_risk_critic()
+    }
     fn failure(&self) -> Option<String> {
         self.node.failure().or_else(|| self.link.failure())
     }
@@ -433,7 +455,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         human_reward: false,
         labels_override: false,
         shaping: None,
-        risk_critic: None,
+        risk_critic: spec.risk_critic.clone(),
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();
@@ -447,6 +469,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
     let mut transitions = node.subscribe::<Bytes>("learner/transitions", crate::qos::transitions())?;
     let acks = node.create_publisher::<Bytes>("learner/acks", crate::qos::acks())?;
     let weights = node.create_publisher::<Bytes>("learner/weights", crate::qos::weights())?;
+    let critics = node.create_publisher::<Bytes>("learner/risk_critic", crate::qos::weights())?;
     let incarnation = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     tracing::info!(namespace = %spec.namespace, resume, "learner node up");
 
@@ -467,6 +490,9 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         // actor waiting for that count (lockstep) then acts with them.
         if let Some(w) = shared.weights.pop() {
             weights.publish(&bytes_message(Weights::of(&w, shared.updates.load(Ordering::Acquire)).encode()))?;
+        }
+        if let Some(critic) = shared.risk_critic.pop() {
+            critics.publish(&bytes_message(crate::wire::encode_critic(&critic)))?;
         }
         let updates = shared.updates.load(Ordering::Acquire);
         if last_ack.elapsed() >= Duration::from_millis(100) || updates != acked_updates {

@@ -9,7 +9,7 @@
 //! checked against the bytes actually there before anything is allocated,
 //! and errors name the message, the field and its byte offset.
 
-use policies::practice::{ActorWeights, ToLearner};
+use policies::practice::{ActorWeights, PublishedCritic, ToLearner};
 use policies::replay::Transition;
 use rrl_types::SafetyEvents;
 
@@ -29,6 +29,7 @@ pub enum Kind {
     StreamItem = 3,
     Acks = 4,
     Weights = 5,
+    RiskCritic = 6,
 }
 
 impl Kind {
@@ -39,6 +40,7 @@ impl Kind {
             Kind::StreamItem => "stream item",
             Kind::Acks => "acknowledgement",
             Kind::Weights => "weights",
+            Kind::RiskCritic => "risk critic",
         }
     }
 }
@@ -505,6 +507,64 @@ impl Acks {
     }
 }
 
+/// Layers of a published risk critic: at most this many, none wider.
+const MAX_CRITIC_LAYERS: usize = 16;
+const MAX_CRITIC_WIDTH: usize = 4096;
+
+/// A risk critic the learner publishes to the actors' gates
+/// (`policies::practice::PublishedCritic`): `[update u64][critic updates
+/// u64][acting u8][precision f64][recall f64 (NaN: none)][onsets u64]
+/// [anticipated u64][layers u32]`, then per layer `[outputs u32][inputs
+/// u32][weight f32s][bias f32s]`. Its values are checked again where the
+/// gate takes it (`safety::RiskCritic::from_layers`).
+pub fn encode_critic(critic: &PublishedCritic) -> Vec<u8> {
+    let mut w = Writer::new(Kind::RiskCritic);
+    w.u64(critic.update).u64(critic.critic_updates).u8(u8::from(critic.acting));
+    w.f64(critic.precision.unwrap_or(f64::NAN)).f64(critic.recall.unwrap_or(f64::NAN)).u64(critic.onsets).u64(critic.anticipated_onsets);
+    w.u32(critic.layers.len() as u32);
+    for (weight, bias) in &critic.layers {
+        let inputs = weight.first().map_or(0, Vec::len);
+        w.u32(weight.len() as u32).u32(inputs as u32);
+        w.f32s(&weight.iter().flatten().copied().collect::<Vec<f32>>()).f32s(bias);
+    }
+    w.finish()
+}
+
+pub fn decode_critic(bytes: &[u8]) -> Result<PublishedCritic, WireError> {
+    let mut r = Reader::open(bytes, Kind::RiskCritic)?;
+    let (update, critic_updates) = (r.u64("update")?, r.u64("critic updates")?);
+    let acting = r.u8("acting")? != 0;
+    let known = |v: f64| (!v.is_nan()).then_some(v);
+    let (precision, recall) = (known(r.f64("precision")?), known(r.f64("recall")?));
+    let (onsets, anticipated_onsets) = (r.u64("onsets")?, r.u64("anticipated onsets")?);
+    let at = r.position();
+    let count = r.count(8, "layers")?;
+    if count == 0 || count > MAX_CRITIC_LAYERS {
+        return Err(r.invalid("layers", at, format!("{count} layers, expected 1 to {MAX_CRITIC_LAYERS}")));
+    }
+    let mut layers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.position();
+        let (outputs, inputs) = (r.u32("outputs")? as usize, r.u32("inputs")? as usize);
+        if outputs == 0 || inputs == 0 || outputs > MAX_CRITIC_WIDTH || inputs > MAX_CRITIC_WIDTH {
+            return Err(r.invalid("layer shape", at, format!("{outputs} x {inputs}, each side 1 to {MAX_CRITIC_WIDTH}")));
+        }
+        let weight_at = r.position();
+        let weight = r.f32s("weight")?;
+        if weight.len() != outputs * inputs {
+            return Err(r.invalid("weight", weight_at, format!("{} values for a {outputs} x {inputs} layer", weight.len())));
+        }
+        let bias_at = r.position();
+        let bias = r.f32s("bias")?;
+        if bias.len() != outputs {
+            return Err(r.invalid("bias", bias_at, format!("{} values for {outputs} outputs", bias.len())));
+        }
+        layers.push((weight.chunks(inputs).map(<[f32]>::to_vec).collect(), bias));
+    }
+    r.end()?;
+    Ok(PublishedCritic { update, critic_updates, layers, acting, precision, recall, onsets, anticipated_onsets })
+}
+
 /// Actor weights after `updates` learner updates: per tensor its shape
 /// and its f32 values.
 #[derive(Debug, Clone, PartialEq)]
@@ -602,7 +662,9 @@ mod tests {
         }
         let layout = rrl_types::FrameLayout { cameras: 2, height: 3, width: 4 };
         let frames = ToLearner::Frames { index: 12, layout, rgb: (0..layout.bytes() as u8).collect() };
-        for item in [ToLearner::Transition { transition: transition(), demo: true, frames: None }, ToLearner::Transition { transition: transition(), demo: false, frames: Some((7, 9)) }, frames, ToLearner::OnlineStep] {
+        let tick = |index: u64| rrl_types::GateTick { index, stamp_ns: 10 * index, verdict: rrl_types::TickVerdict::Clipped, detail: 32, protective: true, violation: index == 5, risk: 0.25, width: 3, ..Default::default() };
+        let ticks = ToLearner::GateTicks { episode: 4, ticks: (4..7).map(tick).collect() };
+        for item in [ToLearner::Transition { transition: transition(), demo: true, frames: None }, ToLearner::Transition { transition: transition(), demo: false, frames: Some((7, 9)) }, frames, ToLearner::OnlineStep, ticks] {
             let message = StreamItem { actor: 2, sequence: 40, item };
             let bytes = message.encode();
             assert_eq!(StreamItem::decode(&bytes), Ok(message));
@@ -617,6 +679,14 @@ mod tests {
         // Through libtorch tensors and back.
         let tensors = weights.clone().into_actor_weights();
         assert_eq!(Weights::of(&tensors, 42), weights);
+        let critic = PublishedCritic { update: 7, critic_updates: 400, layers: vec![(vec![vec![1.0, 2.0], vec![3.0, 4.0]], vec![0.5, -0.5]), (vec![vec![0.25, 0.75]], vec![-1.0])], acting: true, precision: Some(0.8), recall: None, onsets: 3, anticipated_onsets: 2 };
+        assert_eq!(decode_critic(&encode_critic(&critic)), Ok(critic.clone()));
+        refuses_every_cut(&encode_critic(&critic), decode_critic);
+        // A layer whose bias does not fit its outputs is refused where it starts.
+        let mut lopsided = critic;
+        lopsided.layers[1].1.push(2.0);
+        let err = decode_critic(&encode_critic(&lopsided)).unwrap_err().to_string();
+        assert!(err.contains("bias") && err.contains("2 values for 1 outputs"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn learner_node_spec(launch: &LaunchFile, sizes: (usize, usize), device: tch
         replay_capacity: launch.learner.replay_capacity as usize,
         checkpoint_every: 500,
         task: launch.name.clone(),
+        risk_critic: online_risk(launch, 3),
     }
 }
 
