@@ -1,13 +1,16 @@
 //! Training the safety gate's learned risk critic (Bresa / Recovery RL):
 //! Q_risk(s, a) ≈ the discounted chance of a constraint violation from
-//! state s after command a, learned from the cost labels the gate itself
-//! produces (1 when a tick was clipped by a limit, held or reflexed).
+//! state s after command a, learned from the gate's recorded ticks: the
+//! cost is 1 where the measured state broke a limit (`CostLabel::Violation`)
+//! or where the gate protected (`CostLabel::Protective`).
 //!
 //! Inputs are the gate's: joint positions, joint velocities and the
 //! commanded positions (3·joints values). Target (Recovery RL):
-//! c + (1 − c)·γ_risk·max_k Q_target,k(s', a'), with a' the command the
-//! robot actually received next (the data is the robot's own log) and the
-//! max over an ensemble of target critics (pessimistic). Each member is an
+//! c + (1 − c)·γ_risk^gap·max_k Q_target,k(s', a'), with (s', a') the next
+//! recorded tick, `gap` gate ticks later (quiet ticks are decimated), the
+//! command the robot actually received (the data is the robot's own log),
+//! and the max over an ensemble of target critics (pessimistic). Also: how
+//! early and precisely a critic anticipates violations (`Anticipation`). Each member is an
 //! MLP with a sigmoid output trained by binary cross-entropy on that soft
 //! target. Member 0 is exported for the gate, which evaluates it in pure
 //! Rust (`safety::RiskCritic`).
@@ -77,6 +80,13 @@ impl RiskDataset {
             self.add(&previous, Some(&tick.input), gap.max(1));
         }
         Ok(())
+    }
+
+    /// Drops the current chain's pending tick without adding it: the chain
+    /// was cut (another robot's ticks came between), not ended, so its last
+    /// tick's future is unknown rather than safe.
+    pub fn abandon_pending(&mut self) {
+        self.last = None;
     }
 
     /// Ends the current recording: its last tick has no successor.
@@ -166,7 +176,8 @@ impl CostLabel {
     pub fn cost(self, tick: &GateTick) -> f32 {
         f32::from(u8::from(match self {
             CostLabel::Violation => tick.violation,
-            CostLabel::Protective => tick.protective,
+            // Not the critic's own reflexes: once it acts, they would teach it itself.
+            CostLabel::Protective => tick.protective && tick.verdict != rrl_types::TickVerdict::Reflex,
         }))
     }
 }
@@ -285,10 +296,11 @@ impl RiskCriticTrainer {
 /// recorded ticks it did not learn from.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Anticipation {
-    /// Recorded ticks judged.
+    /// Gate ticks judged (decimated ones counted through the recorded tick
+    /// after them), labelled ones left out.
     pub ticks: u64,
-    /// Ticks at or up to `horizon` gate ticks before a labelled one: what
-    /// the critic should flag.
+    /// Ticks up to `horizon` gate ticks before a labelled one: what the
+    /// critic should flag.
     pub dangerous: u64,
     /// Ticks the critic flagged (risk above the threshold).
     pub flagged: u64,
@@ -304,36 +316,44 @@ pub struct Anticipation {
 }
 
 impl Anticipation {
-    /// Adds one episode's ticks and the critic's risk for each.
+    /// Adds one episode's ticks and the critic's risk for each. A labelled
+    /// tick itself is not judged (its input may show the violation: flagging
+    /// it anticipates nothing); every other tick counts for the gate ticks
+    /// since the recorded one before it (quiet ticks were decimated).
     pub fn add_episode(&mut self, ticks: &[GateTick], risks: &[f32], label: CostLabel, threshold: f32, horizon: u64) {
-        let labelled: Vec<bool> = ticks.iter().map(|t| label.cost(t) > 0.5).collect();
-        let flagged: Vec<bool> = risks.iter().map(|&r| r > threshold).collect();
-        // Index of the next labelled tick at or after each tick.
-        let mut next_labelled: Vec<Option<u64>> = vec![None; ticks.len()];
+        let n = ticks.len().min(risks.len());
+        let labelled: Vec<bool> = ticks[..n].iter().map(|t| label.cost(t) > 0.5).collect();
+        let flagged: Vec<bool> = risks[..n].iter().map(|&r| r > threshold).collect();
+        // Index of the next labelled tick after each tick.
+        let mut next_labelled: Vec<Option<u64>> = vec![None; n];
         let mut upcoming = None;
-        for i in (0..ticks.len()).rev() {
+        for i in (0..n).rev() {
+            next_labelled[i] = upcoming;
             if labelled[i] {
                 upcoming = Some(ticks[i].index);
             }
-            next_labelled[i] = upcoming;
         }
-        for i in 0..ticks.len().min(risks.len()) {
-            let dangerous = next_labelled[i].is_some_and(|at| at - ticks[i].index <= horizon);
-            self.ticks += 1;
-            self.dangerous += u64::from(dangerous);
-            self.flagged += u64::from(flagged[i]);
-            self.flagged_dangerous += u64::from(flagged[i] && dangerous);
-            if labelled[i] && (i == 0 || !labelled[i - 1]) {
-                self.onsets += 1;
-                if i > 0 && flagged[i - 1] {
-                    self.anticipated_onsets += 1;
-                    let mut first = i - 1;
-                    while first > 0 && flagged[first - 1] && !labelled[first - 1] {
-                        first -= 1;
+        for i in 0..n {
+            if labelled[i] {
+                if i == 0 || !labelled[i - 1] {
+                    self.onsets += 1;
+                    if i > 0 && flagged[i - 1] {
+                        self.anticipated_onsets += 1;
+                        let mut first = i - 1;
+                        while first > 0 && flagged[first - 1] && !labelled[first - 1] {
+                            first -= 1;
+                        }
+                        self.lead_ticks_total += ticks[i].index.saturating_sub(ticks[first].index);
                     }
-                    self.lead_ticks_total += ticks[i].index - ticks[first].index;
                 }
+                continue;
             }
+            let weight = if i == 0 { 1 } else { ticks[i].index.saturating_sub(ticks[i - 1].index).clamp(1, MAX_TICK_GAP) };
+            let dangerous = next_labelled[i].is_some_and(|at| at.saturating_sub(ticks[i].index) <= horizon);
+            self.ticks += weight;
+            self.dangerous += weight * u64::from(dangerous);
+            self.flagged += weight * u64::from(flagged[i]);
+            self.flagged_dangerous += weight * u64::from(flagged[i] && dangerous);
         }
     }
 
@@ -361,16 +381,21 @@ mod tests {
     #[test]
     fn anticipation_counts_flags_before_an_onset_and_its_lead() {
         // Ticks 1..=10, violations at 7 and 8; the critic flags 5, 6 (before
-        // the onset) and 2 (a false alarm).
+        // the onset), 7 (during it: not judged) and 2 (a false alarm).
         let ticks: Vec<GateTick> = (1..=10).map(|i| tick(i, i == 7 || i == 8)).collect();
-        let risks: Vec<f32> = (1..=10).map(|i| if [2, 5, 6].contains(&i) { 0.9 } else { 0.1 }).collect();
+        let risks: Vec<f32> = (1..=10).map(|i| if [2, 5, 6, 7].contains(&i) { 0.9 } else { 0.1 }).collect();
         let mut a = Anticipation::default();
         a.add_episode(&ticks, &risks, CostLabel::Violation, 0.5, 3);
-        // Dangerous: 4, 5, 6, 7, 8 (a violation within 3 ticks ahead, or now).
-        assert_eq!((a.ticks, a.dangerous, a.flagged, a.flagged_dangerous), (10, 5, 3, 2));
+        // Judged: the 8 ticks not labelled; dangerous: 4, 5, 6 (a violation within 3 ticks ahead).
+        assert_eq!((a.ticks, a.dangerous, a.flagged, a.flagged_dangerous), (8, 3, 3, 2));
         assert_eq!((a.onsets, a.anticipated_onsets, a.lead_ticks_total), (1, 1, 2));
         assert_eq!(a.precision(), Some(2.0 / 3.0));
-        assert_eq!(a.recall(), Some(0.4));
+        assert_eq!(a.recall(), Some(2.0 / 3.0));
+        // Decimated: a quiet tick recorded after a gap of 4 counts for 4 gate ticks.
+        let sparse = [tick(4, false), tick(8, false), tick(9, true)];
+        let mut b = Anticipation::default();
+        b.add_episode(&sparse, &[0.9, 0.1, 0.1], CostLabel::Violation, 0.5, 3);
+        assert_eq!((b.ticks, b.flagged, b.dangerous), (5, 1, 4));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! each step then carries its next observation's frames in the same record
 //! (`[step length u32 LE][step][frames]`), so a step and its frames are
 //! written, and survive a crash, together. The safety gate's ticks of a
-//! step follow it in a record of their own (`crate::gate_ticks`). Each
+//! step go in a record of their own (`crate::gate_ticks`) as soon as the
+//! step is taken, which can be before the step's record (a step waits for
+//! its learned reward). Each
 //! step is written with one `write` call as soon as it happens, so a crash
 //! of the process loses at most the transition in flight; `sync_every_step`
 //! also survives a power cut at the cost of an fsync per step (cheap at a
@@ -191,6 +193,9 @@ pub struct Episode {
     /// `rrl_types::TickDecimator`), in tick order; empty when the task's
     /// gate runs in another process.
     pub gate_ticks: Vec<GateTick>,
+    /// Gate-tick records whose checksum held but whose ticks did not decode
+    /// (written by another version): skipped.
+    pub unreadable_tick_records: u64,
     /// Bytes of a last record cut short by a crash, dropped.
     pub torn_tail_bytes: u64,
 }
@@ -369,6 +374,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
     let mut steps = Vec::new();
     let mut outcome = None;
     let mut gate_ticks = Vec::new();
+    let mut unreadable_tick_records = 0;
     let mut torn_tail_bytes = 0;
     while offset < bytes.len() {
         let remaining = bytes.len() - offset;
@@ -412,7 +418,12 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
                 step.next_frames = Some(payload[4 + step_bytes..].to_vec());
                 steps.push(step);
             }
-            (KIND_GATE_TICKS, Some(_)) => gate_ticks.extend(crate::gate_ticks::decode(payload, MAX_RECORD).map_err(|e| damaged(offset, e))?),
+            // Ticks are the critic's data, not the episode: a batch that does
+            // not decode (its checksum held) is counted, not fatal.
+            (KIND_GATE_TICKS, Some(_)) => match crate::gate_ticks::decode(payload, MAX_RECORD) {
+                Ok(ticks) => gate_ticks.extend(ticks),
+                Err(_) => unreadable_tick_records += 1,
+            },
             (KIND_OUTCOME, Some(_)) => outcome = Some(serde_json::from_slice(payload).map_err(|e| damaged(offset, format!("outcome: {e}")))?),
             (kind, _) => return Err(damaged(offset, format!("unexpected record kind {kind} here"))),
         }
@@ -421,7 +432,7 @@ pub fn read_episode(path: &Path) -> Result<Episode, RecordingError> {
     let Some(header) = header else {
         return Err(damaged(MAGIC.len(), "no header record".into()));
     };
-    Ok(Episode { path: path.to_path_buf(), header, reset_frames, steps, outcome, gate_ticks, torn_tail_bytes })
+    Ok(Episode { path: path.to_path_buf(), header, reset_frames, steps, outcome, gate_ticks, unreadable_tick_records, torn_tail_bytes })
 }
 
 fn decode_step(path: &Path, offset: usize, payload: &[u8], header: &EpisodeHeader) -> Result<EpisodeStep, RecordingError> {

@@ -7,6 +7,9 @@
 //!   number it expects);
 //! - `learner/weights`, transient-local so a restarted actor gets the
 //!   newest at once: `wire::Weights`.
+//! - `learner/gate_ticks`: the safety gate's recorded ticks
+//!   (`wire::StreamItem`, outside the ordered stream: not numbered, not
+//!   resent), when the learner trains the risk critic;
 //! - `learner/risk_critic`, transient-local too: the gate's risk critic
 //!   trained from the actors' gate ticks (`wire::encode_critic`), when the
 //!   launch file asks for one (`safety.risk_critic.online`).
@@ -67,6 +70,7 @@ impl RosLearnerLink {
         let ctx = r2r::Context::create()?;
         let mut node = r2r::Node::create(ctx, &format!("rrl_actor_{actor_id}"), namespace)?;
         let publisher = node.create_publisher::<Bytes>("learner/transitions", crate::qos::transitions())?;
+        let tick_publisher = node.create_publisher::<Bytes>("learner/gate_ticks", crate::qos::transitions())?;
         let mut acks = node.subscribe::<Bytes>("learner/acks", crate::qos::acks())?;
         let mut weights = node.subscribe::<Bytes>("learner/weights", crate::qos::weights())?;
         let mut critics = node.subscribe::<Bytes>("learner/risk_critic", crate::qos::weights())?;
@@ -83,6 +87,10 @@ impl RosLearnerLink {
                 node.spin_once(Duration::from_millis(2));
                 loop {
                     match inbox.try_recv() {
+                        // Gate ticks go beside the ordered stream: not resent, not numbered.
+                        Ok(item @ ToLearner::GateTicks { .. }) => {
+                            let _ = tick_publisher.publish(&bytes_message(StreamItem { actor: actor_id, sequence: 0, item }.encode()));
+                        }
                         Ok(item) => stream.push(StreamItem { actor: actor_id, sequence: stream.len(), item }.encode()),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
@@ -467,6 +475,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, "rrl_learner", &spec.namespace)?;
     let mut transitions = node.subscribe::<Bytes>("learner/transitions", crate::qos::transitions())?;
+    let mut gate_ticks = node.subscribe::<Bytes>("learner/gate_ticks", crate::qos::transitions())?;
     let acks = node.create_publisher::<Bytes>("learner/acks", crate::qos::acks())?;
     let weights = node.create_publisher::<Bytes>("learner/weights", crate::qos::weights())?;
     let critics = node.create_publisher::<Bytes>("learner/risk_critic", crate::qos::weights())?;
@@ -484,6 +493,14 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
                 let _ = to_learner.send(item);
             }) {
                 last_item = Some(Instant::now());
+            }
+        }
+        while let Some(Some(message)) = gate_ticks.next().now_or_never() {
+            match StreamItem::decode(&message.data) {
+                Ok(StreamItem { actor, item: ToLearner::GateTicks { episode, ticks, .. }, .. }) => {
+                    let _ = to_learner.send(ToLearner::GateTicks { actor, episode, ticks });
+                }
+                _ => streams.refused += 1,
             }
         }
         // Weights before the acknowledgement that counts their update: an

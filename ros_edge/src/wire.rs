@@ -421,7 +421,7 @@ impl StreamItem {
                 w.u8(3).u64(*index).bytes(&encoded);
             }
             // Compressed as the episode files hold them.
-            ToLearner::GateTicks { episode, ticks } => {
+            ToLearner::GateTicks { episode, ticks, .. } => {
                 w.u8(4).u64(*episode).bytes(&recording::gate_ticks::encode(ticks));
             }
         }
@@ -469,7 +469,7 @@ impl StreamItem {
                 let episode = r.u64("episode")?;
                 let at = r.position();
                 let ticks = recording::gate_ticks::decode(r.bytes("gate ticks")?, MAX_GATE_TICK_BYTES).map_err(|e| r.invalid("gate ticks", at, e))?;
-                ToLearner::GateTicks { episode, ticks }
+                ToLearner::GateTicks { actor, episode, ticks }
             }
             other => return Err(r.invalid("item kind", at, format!("unknown item kind {other}"))),
         };
@@ -663,7 +663,7 @@ mod tests {
         let layout = rrl_types::FrameLayout { cameras: 2, height: 3, width: 4 };
         let frames = ToLearner::Frames { index: 12, layout, rgb: (0..layout.bytes() as u8).collect() };
         let tick = |index: u64| rrl_types::GateTick { index, stamp_ns: 10 * index, verdict: rrl_types::TickVerdict::Clipped, detail: 32, protective: true, violation: index == 5, risk: 0.25, width: 3, ..Default::default() };
-        let ticks = ToLearner::GateTicks { episode: 4, ticks: (4..7).map(tick).collect() };
+        let ticks = ToLearner::GateTicks { actor: 2, episode: 4, ticks: (4..7).map(tick).collect() };
         for item in [ToLearner::Transition { transition: transition(), demo: true, frames: None }, ToLearner::Transition { transition: transition(), demo: false, frames: Some((7, 9)) }, frames, ToLearner::OnlineStep, ticks] {
             let message = StreamItem { actor: 2, sequence: 40, item };
             let bytes = message.encode();

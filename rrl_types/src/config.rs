@@ -585,7 +585,8 @@ fn default_risk_threshold() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnlineRiskCriticConfig {
-    /// The critic is published to the gate every this many learner updates.
+    /// The critic is published to the gate every this many critic updates
+    /// (one per environment step).
     pub publish_every: u64,
     /// The held-out precision (flagged ticks followed by a violation within
     /// `horizon_ticks`) at which the critic leaves shadow mode and acts.
@@ -1542,6 +1543,10 @@ impl SafetyConfig {
             }
             if critic.weights.is_empty() && critic.online.is_none() {
                 c.fail("safety.risk_critic.weights", "must name the critic's weight file (or ask for `online: Some(())` to train one during practice)", None);
+            }
+            if !critic.weights.is_empty() && critic.online.is_some() {
+                // The learner's first critic (in shadow mode) would replace the trusted file's.
+                c.fail("safety.risk_critic", "give either `weights` (a trained critic) or `online` (one trained during practice), not both", None);
             }
             if let Some(online) = &critic.online {
                 if online.publish_every == 0 || online.horizon_ticks == 0 || online.holdout_every < 2 {

@@ -59,8 +59,9 @@ pub struct GateTick {
     pub risk: f32,
     /// How many of `input` are used: 3·joints.
     pub width: u8,
-    /// Positions, velocities, then the limited command (before any reflex)
-    /// of every joint: the critic's input.
+    /// Positions, velocities, then the command the critic judged of every
+    /// joint: the limited one, before any reflex (while Recover is latched,
+    /// the one the source asked for); for a held tick, the one sent.
     pub input: [f32; MAX_TICK_INPUTS],
 }
 

@@ -1,10 +1,11 @@
 //! The learned risk critic on the robot side: Q_risk(state, command) ≈ the
 //! chance of a constraint violation soon, an MLP evaluated in plain Rust
-//! every tick (no libtorch on the robot). Weights come from the learner as a
-//! safetensors file of `layer{i}.weight` [out, in] and `layer{i}.bias` [out]
-//! (f32), ReLU between layers and a sigmoid at the end. New weights swap in
-//! between ticks without a lock, and the old ones are dropped off the
-//! control thread.
+//! every tick (no libtorch on the robot). Weights come as a safetensors
+//! file of `layer{i}.weight` [out, in] and `layer{i}.bias` [out] (f32, from
+//! `rrl safety train-critic`), or as the same layers from a learner training
+//! one during practice; ReLU between layers and a sigmoid at the end. New
+//! weights swap in between ticks without a lock, and the old ones are
+//! dropped off the control thread.
 
 use std::path::{Path, PathBuf};
 
@@ -153,6 +154,9 @@ pub struct CriticSlot {
 /// The loader's end: offers new critics and drops the retired ones.
 pub struct CriticLoader {
     outgoing: Sender<(RiskCritic, bool)>,
+    /// The loader's own view of the waiting slot: a newer offer takes the
+    /// waiting one back (to be dropped here, off the control thread).
+    waiting: Receiver<(RiskCritic, bool)>,
     retired: Receiver<RiskCritic>,
     inputs: usize,
 }
@@ -161,19 +165,30 @@ pub struct CriticLoader {
 pub fn critic_channel(inputs: usize) -> (CriticLoader, CriticSlot) {
     let (outgoing, incoming) = bounded(1);
     let (retire, retired) = bounded(4);
-    (CriticLoader { outgoing, retired, inputs }, CriticSlot { incoming, retired: retire })
+    (CriticLoader { outgoing, waiting: incoming.clone(), retired, inputs }, CriticSlot { incoming, retired: retire })
 }
 
 impl CriticLoader {
-    /// Offers a new critic for the next tick, acting or in shadow mode.
-    /// Refused (and the gate keeps the critic it had) when it does not fit
-    /// the gate or one is still waiting to be taken.
+    /// Offers a new critic for the next tick, acting or in shadow mode; it
+    /// replaces one offered before that the gate has not taken yet (the
+    /// newest wins). Refused (and the gate keeps the critic it had) when it
+    /// does not fit the gate.
     pub fn offer(&self, critic: RiskCritic, acting: bool) -> Result<(), CriticError> {
         while self.retired.try_recv().is_ok() {}
         if critic.input_size() != self.inputs {
             return Err(CriticError::Offered(format!("takes {} inputs, the gate gives {}: the gate keeps the critic it had", critic.input_size(), self.inputs)));
         }
-        self.outgoing.try_send((critic, acting)).map_err(|_| CriticError::Offered("the gate has not taken the last critic offered yet".into()))
+        let mut offered = (critic, acting);
+        loop {
+            match self.outgoing.try_send(offered) {
+                Ok(()) => return Ok(()),
+                Err(crossbeam::channel::TrySendError::Full(back)) => {
+                    let _ = self.waiting.try_recv();
+                    offered = back;
+                }
+                Err(crossbeam::channel::TrySendError::Disconnected(_)) => return Err(CriticError::Offered("the gate is gone".into())),
+            }
+        }
     }
 
     /// Loads a critic file and offers it: a file that is missing,

@@ -401,6 +401,15 @@ impl Gate {
         self.measured = state.position;
         self.risk.last_risk = f32::NAN;
         self.risk.input_ready = false;
+        // Every tick, held ones too: a critic offered while the robot holds is not kept waiting.
+        if let Some(slot) = &self.risk.slot {
+            if let Some(acting) = slot.swap_into(&mut self.risk.critic) {
+                self.risk.acting = acting;
+                self.risk.recovering &= acting;
+                // A safe point the old critic chose is no place the new one vouched for.
+                self.risk.comfortable = None;
+            }
+        }
     }
 
     /// The last tick (`check` or `hold`) as it is recorded for the risk
@@ -421,6 +430,10 @@ impl Gate {
                 tick.input[2 * n + j] = if sent.values.len() == n && sent.mode == CommandMode::Position { sent.values[j] } else { state.position[j] } as f32;
             }
         } else {
+            tick.width = 0;
+        }
+        // A NaN state (held) must not reach a critic's training data.
+        if !tick.input().iter().all(|v| v.is_finite()) {
             tick.width = 0;
         }
         (tick.verdict, tick.detail) = match verdict {
@@ -520,8 +533,9 @@ impl Gate {
         let mut flags = ClipFlags::default();
         let mut values = JointVec::zeros(n);
         // Where the joints were before this tick (a copy on the stack), kept
-        // only when the Recover reflex may need to retreat from there.
-        let before = (self.risk.reflex == Reflex::Recover).then_some(*motion);
+        // only when a reflex may need it: Recover retreats from there,
+        // Decelerate halves the speed they had.
+        let before = matches!(self.risk.reflex, Reflex::Recover | Reflex::Decelerate).then_some(*motion);
         // Where the tool starts this tick, when a Cartesian box is checked.
         let cartesian_start = self.config.workspace.as_ref().map(|_| *motion);
         for j in 0..n {
@@ -548,12 +562,6 @@ impl Gate {
             if matches!(mode, CommandMode::Position | CommandMode::Velocity) {
                 let joints = JointLimits { limits, margin, requested: &command.values };
                 flags |= keep_in_workspace(workspace, start, state, mode, n, dt, motion, &mut values, &joints, &mut self.workspace_refusals);
-            }
-        }
-        if let Some(slot) = &self.risk.slot {
-            if let Some(acting) = slot.swap_into(&mut self.risk.critic) {
-                self.risk.acting = acting;
-                self.risk.recovering &= acting;
             }
         }
         let fill = |input: &mut [f32], commands: &[f64]| {
@@ -583,9 +591,10 @@ impl Gate {
             fill(input, values.as_slice());
             let risk = critic.risk(input);
             self.risk.last_risk = risk;
-            // In shadow mode the risk is only recorded: the command goes on.
+            // In shadow mode the risk is only recorded: the command goes on
+            // (the comfortable point is kept current for when it acts).
             let acting = self.risk.acting;
-            if acting && mode == CommandMode::Position && risk < 0.5 * self.risk.threshold {
+            if mode == CommandMode::Position && risk < 0.5 * self.risk.threshold {
                 let mut comfortable = [0.0; MAX_JOINTS];
                 comfortable[..n].copy_from_slice(values.as_slice());
                 self.risk.comfortable = Some(comfortable);
@@ -599,13 +608,15 @@ impl Gate {
                         self.risk.recovering = true;
                         *out = JointCommand { stamp: now, mode, values };
                     }
-                    (Reflex::Decelerate, ..) if mode == CommandMode::Position => {
-                        // Undo this tick's step and coast at half the previous speed.
+                    (Reflex::Decelerate, _, Some(before)) if mode == CommandMode::Position => {
+                        // Undo this tick's step and coast at half the speed the
+                        // joints had: on consecutive reflex ticks the speed
+                        // halves each time, so the arm comes to rest within
+                        // one tick's travel instead of creeping on.
                         for j in 0..n {
-                            let previous = motion[j].position - motion[j].velocity * dt;
-                            let velocity = 0.5 * (motion[j].position - previous) / dt;
-                            values[j] = previous + velocity * dt;
-                            motion[j] = JointMotion { position: values[j], velocity, acceleration: 0.0, target: None };
+                            let velocity = 0.5 * before[j].velocity;
+                            values[j] = before[j].position + velocity * dt;
+                            motion[j] = JointMotion { position: values[j], velocity, acceleration: (velocity - before[j].velocity) / dt, target: None };
                         }
                         *out = JointCommand { stamp: now, mode, values };
                     }

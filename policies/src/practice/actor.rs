@@ -76,6 +76,14 @@ pub fn practice_with_link<E: PracticeTask>(
     };
     replay_recorded(&demos, &config, settings.human_reward, settings.shaping, &mut frames, &mut resend)?;
     let resumed_steps = replay_recorded(&recorded, &config, settings.human_reward, settings.shaping, &mut frames, &mut resend)?;
+    if settings.risk_critic.is_some() {
+        // The risk critic's data: the gate ticks of the recorded practice (outside the ordered stream).
+        for episode in &recorded {
+            for chunk in episode.gate_ticks.chunks(TICKS_PER_ITEM) {
+                resend(ToLearner::GateTicks { actor: 0, episode: episode.header.episode, ticks: chunk.to_vec() });
+            }
+        }
+    }
     let mut policy = ActorCopy::new(&config, o, a)?;
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
@@ -175,6 +183,9 @@ fn emit_online(mut step: AwaitedStep, sink: &mut EpisodeSink, layout: Option<Fra
     link.send(ToLearner::OnlineStep);
     Ok(())
 }
+
+/// Gate ticks per `ToLearner::GateTicks` item at most (about 1 MB).
+pub const TICKS_PER_ITEM: usize = 4096;
 
 /// The actor loop, and what it keeps across the episodes of a session.
 struct Actor<'a, E> {
@@ -350,8 +361,11 @@ impl<E: PracticeTask> Actor<'_, E> {
     fn record_ticks(&mut self, episode: &mut EpisodeState) -> Result<(), PracticeError> {
         self.env.take_gate_ticks(&mut self.ticks);
         record_gate_ticks(&mut episode.sink.writer, &self.ticks)?;
-        if self.settings.risk_critic.is_some() && !self.ticks.is_empty() {
-            self.link.send(ToLearner::GateTicks { episode: episode.number, ticks: self.ticks.clone() });
+        if self.settings.risk_critic.is_some() {
+            // Bounded items: what a wire peer may send is bounded too.
+            for chunk in self.ticks.chunks(TICKS_PER_ITEM) {
+                self.link.send(ToLearner::GateTicks { actor: 0, episode: episode.number, ticks: chunk.to_vec() });
+            }
         }
         self.ticks.clear();
         Ok(())

@@ -31,9 +31,12 @@ pub enum ToLearner {
     Frames { index: u64, layout: FrameLayout, rgb: Vec<u8> },
     /// Counts an online environment step (for the update budget).
     OnlineStep,
-    /// The safety gate's recorded ticks of one step of `episode`, for the
-    /// risk critic trained during practice.
-    GateTicks { episode: u64, ticks: Vec<rrl_types::GateTick> },
+    /// The safety gate's recorded ticks of one step of `episode` of actor
+    /// `actor`, for the risk critic trained during practice. Outside the
+    /// ordered stream over ROS 2 (losing some is harmless, and a restarted
+    /// actor's stream need not reproduce them); the learner node fills in
+    /// the sending actor.
+    GateTicks { actor: u64, episode: u64, ticks: Vec<rrl_types::GateTick> },
 }
 
 /// Actor weights as CPU tensors: the actor's trunk (`GaussianActor::trunk.params`
@@ -343,9 +346,9 @@ fn learner_loop(
                 replay.push(transition, (frame, next_frame));
                 continue;
             }
-            Ok(ToLearner::GateTicks { episode, ticks }) => {
+            Ok(ToLearner::GateTicks { actor, episode, ticks }) => {
                 if let Some(risk) = &mut risk {
-                    risk.add(episode, &ticks).map_err(|e| PracticeError::Learner(format!("gate ticks of episode {episode}: {e}")))?;
+                    risk.add(actor, episode, &ticks).map_err(|e| PracticeError::Learner(format!("gate ticks of episode {episode} of actor {actor}: {e}")))?;
                 }
                 continue;
             }

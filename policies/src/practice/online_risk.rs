@@ -56,8 +56,8 @@ pub(super) struct OnlineRisk {
     train: Option<RiskDataset>,
     /// The held-out episodes' ticks, one list per episode.
     held: Vec<(u64, Vec<GateTick>)>,
-    /// The episode whose ticks came last, and the index of its last tick.
-    current: Option<(u64, u64)>,
+    /// The actor and episode whose ticks came last, and the index of its last tick.
+    current: Option<(u64, u64, u64)>,
     pub(super) updates: u64,
 }
 
@@ -75,8 +75,8 @@ impl OnlineRisk {
         episode % every == every - 1
     }
 
-    /// Takes in the gate ticks of one step of `episode`.
-    pub(super) fn add(&mut self, episode: u64, ticks: &[GateTick]) -> Result<(), String> {
+    /// Takes in the gate ticks of one step of `actor`'s `episode`.
+    pub(super) fn add(&mut self, actor: u64, episode: u64, ticks: &[GateTick]) -> Result<(), String> {
         let Some(width) = ticks.iter().map(|t| usize::from(t.width)).find(|&w| w > 0) else { return Ok(()) };
         let held_out = self.held_out(episode);
         let train = self.train.get_or_insert_with(|| RiskDataset::new(width));
@@ -85,8 +85,11 @@ impl OnlineRisk {
             let trainer = RiskTrainerConfig { hidden: config.hidden.clone(), gamma_risk: config.gamma_risk, seed: self.settings.seed, ..RiskTrainerConfig::default() };
             self.trainer = Some(RiskCriticTrainer::new(width, trainer));
         }
-        if self.current.is_some_and(|(e, _)| e != episode) {
-            train.end_recording();
+        match self.current {
+            // Another robot's ticks: this chain is cut, its future unknown.
+            Some((a, _, _)) if a != actor => train.abandon_pending(),
+            Some((_, e, _)) if e != episode => train.end_recording(),
+            _ => {}
         }
         if held_out {
             match self.held.last_mut() {
@@ -97,14 +100,14 @@ impl OnlineRisk {
                 self.held.remove(0);
             }
         } else {
-            let last = self.current.filter(|(e, _)| *e == episode).map(|(_, i)| i);
+            let last = self.current.filter(|&(a, e, _)| (a, e) == (actor, episode)).map(|(_, _, i)| i);
             train.continue_recorded(ticks, self.label, last)?;
             if train.len() > MAX_TRAIN_TICKS {
                 train.drop_oldest(MAX_TRAIN_TICKS / 4);
             }
         }
         if let Some(last) = ticks.last() {
-            self.current = Some((episode, last.index));
+            self.current = Some((actor, episode, last.index));
         }
         Ok(())
     }
