@@ -57,6 +57,24 @@ impl GateBenchArgs {
         }
         let percentile = |sorted: &[f64], p: f64| sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize];
         latencies.sort_by(f64::total_cmp);
+        // The same ticks with the gate's tick record taken and decimated into a
+        // bounded queue, as a real arm's control thread does for the risk critic's data.
+        let queue = crossbeam::queue::ArrayQueue::new(4096);
+        let mut decimator = rrl_types::TickDecimator::for_rate(1000.0, rrl_types::QUIET_TICK_RECORD_HZ);
+        let mut recorded = Vec::with_capacity(ticks as usize);
+        for t in 0..ticks {
+            let now = Timestamp(1_000_000_000 + (ticks + t) * 1_000_000);
+            state.stamp = now;
+            let values: [f64; 7] = std::array::from_fn(|j| home[j] + noise.uniform(-0.01, 0.01));
+            let command = JointCommand { stamp: now, mode: CommandMode::Position, values: JointVec::from_slice(&values).expect("7 joints") };
+            let started = std::time::Instant::now();
+            let verdict = gate.check(now, &state, &command, &mut out);
+            decimator.feed(gate.tick_record(now, &state, &verdict, &out), |tick| {
+                let _ = queue.force_push(tick);
+            });
+            recorded.push(started.elapsed().as_nanos() as f64 / 1000.0);
+        }
+        recorded.sort_by(f64::total_cmp);
         // A paced 1 kHz loop: sleep to each deadline, run the gate, count lateness.
         let period = std::time::Duration::from_millis(1);
         let loop_ticks = (loop_seconds * 1000.0) as u64;
@@ -91,6 +109,12 @@ impl GateBenchArgs {
                 "p99_us": percentile(&latencies, 99.0),
                 "p999_us": ours_p999,
                 "max_us": latencies.last(),
+            },
+            "rrl_with_tick_record": {
+                "p50_us": percentile(&recorded, 50.0),
+                "p99_us": percentile(&recorded, 99.0),
+                "p999_us": percentile(&recorded, 99.9),
+                "max_us": recorded.last(),
             },
             "loop_1khz": {
                 "ticks": loop_ticks,

@@ -16,10 +16,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use policies::practice::{EpisodeReport, NoOperator, PracticeSettings};
+use policies::practice::{EpisodeReport, NoOperator, OnlineRiskSettings, PracticeSettings};
 use policies::risk::{RiskCriticTrainer, RiskDataset, RiskTick, RiskTrainerConfig};
 use policies::SacConfig;
-use rrl_types::config::{LearnerConfig, Reflex, RiskCriticConfig, RobotPreset, SafetyConfig};
+use rrl_types::config::{LearnerConfig, OnlineRiskCriticConfig, Reflex, RiskCriticConfig, RobotPreset, SafetyConfig};
 use rrl_types::rng::Rng;
 use rrl_types::Environment;
 use safety::Gate;
@@ -55,6 +55,12 @@ pub struct SafetyBenchArgs {
     /// The critic's reflex: hold, decelerate or recover.
     #[arg(long, default_value = "decelerate")]
     reflex: String,
+    /// Seeds of the online comparison: SAC practice on pick-cube and reach with the rules only, and with a critic the learner trains during practice (0: skip it).
+    #[arg(long, default_value_t = 0)]
+    online_seeds: u64,
+    /// Practice steps per run of the online comparison.
+    #[arg(long, default_value_t = 3_000)]
+    online_steps: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -72,6 +78,8 @@ enum Condition {
     NoGate,
     Rules,
     RulesAndCritic,
+    /// Rules, and a critic the learner trains during practice (Bresa style).
+    RulesAndOnlineCritic,
 }
 
 impl Condition {
@@ -80,12 +88,17 @@ impl Condition {
             Condition::NoGate => "no_gate",
             Condition::Rules => "rules",
             Condition::RulesAndCritic => "rules_and_critic",
+            Condition::RulesAndOnlineCritic => "rules_and_online_critic",
         }
     }
 }
 
 fn task(condition: Condition, critic: &Path, threshold: f32, reflex: Reflex) -> anyhow::Result<PandaTask> {
-    let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense)?;
+    task_of(PandaVariant::PickCube, condition, critic, threshold, reflex)
+}
+
+fn task_of(variant: PandaVariant, condition: Condition, critic: &Path, threshold: f32, reflex: Reflex) -> anyhow::Result<PandaTask> {
+    let mut task = PandaTask::new(variant, RewardKind::Dense)?;
     task.set_home_noise(0.05);
     task.monitor_violations(SAFE_MIN, SAFE_MAX);
     if condition != Condition::NoGate {
@@ -94,7 +107,11 @@ fn task(condition: Condition, critic: &Path, threshold: f32, reflex: Reflex) -> 
         if condition == Condition::RulesAndCritic {
             safety.risk_critic = Some(RiskCriticConfig { weights: critic.display().to_string(), online: None, threshold: f64::from(threshold), reflex });
         }
+        if condition == Condition::RulesAndOnlineCritic {
+            safety.risk_critic = Some(RiskCriticConfig { weights: String::new(), online: Some(OnlineRiskCriticConfig::default()), threshold: f64::from(threshold), reflex });
+        }
         task.set_gate(Gate::build(&safety, &names, task.control_rate_hz())?);
+        task.record_gate_ticks(rrl_types::TickDecimator::for_rate(task.control_rate_hz(), rrl_types::QUIET_TICK_RECORD_HZ));
     }
     Ok(task)
 }
@@ -187,18 +204,25 @@ fn expert_episodes(task: &mut PandaTask, episodes: u64, seed: u64) -> anyhow::Re
 
 /// SAC from scripted demos for `steps` steps, as `rrl practice` runs it.
 fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tch::Device) -> anyhow::Result<Tally> {
+    train_with(task, steps, seed, run_dir, device, None)
+}
+
+/// `train`, with the learner training the gate's critic when `risk_critic` is given.
+fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tch::Device, risk_critic: Option<OnlineRiskSettings>) -> anyhow::Result<Tally> {
     let mut expert = ScriptedExpert::default();
-    policies::practice::record_demo_episodes(task, run_dir, "PickCube", 5, seed + 10_000, |obs, start| {
+    let variant = task.variant();
+    let name = format!("{variant:?}");
+    policies::practice::record_demo_episodes(task, run_dir, &name, 5, seed + 10_000, |obs, start| {
         if start {
             expert.reset();
         }
-        expert.act(PandaVariant::PickCube, obs).to_vec()
+        expert.act(variant, obs).to_vec()
     }, &mut policies::practice::Judge::Task)?;
     task.take_violation_steps();
     let learner = LearnerConfig { hidden: vec![256, 256], critics: 2, batch_size: 256, utd: 1, demo_ratio: 0.5, warmup_steps: 500, ..LearnerConfig::default() };
     let config = SacConfig::from_learner(&learner, task.observation_size(), task.action_size(), seed + 1);
     let settings = PracticeSettings {
-        task: "PickCube".into(),
+        task: name,
         total_steps: steps,
         warmup_steps: learner.warmup_steps,
         max_episode_steps: 100,
@@ -216,7 +240,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
         human_reward: false,
         labels_override: false,
         shaping: None,
-        risk_critic: None,
+        risk_critic,
     };
     let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);
     policies::practice::practice(task, config, device, &mut NoOperator, &settings, |episode: &EpisodeReport| {
@@ -229,7 +253,7 @@ fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tc
 
 impl SafetyBenchArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, .. } = self;
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, .. } = self;
         let reflex = parse_reflex(&reflex)?;
         let work = tempfile::tempdir().context("creating a scratch folder")?;
         let critic_file = work.path().join("risk_critic.safetensors");
@@ -266,7 +290,9 @@ impl SafetyBenchArgs {
             let tally = train(&mut task(condition, &critic_file, threshold, reflex)?, sac_steps, seed, &run_dir, device)?;
             training.insert(condition.name().into(), tally.report());
         }
+        let online = online_comparison(work.path(), online_seeds, online_steps, threshold, reflex, device)?;
         Ok(serde_json::json!({
+            "online_practice": online,
             "task": "PandaPickCube",
             "safety_box": {"min": SAFE_MIN, "max": SAFE_MAX},
             "risk_critic": {"training_ticks": data.len(), "label_rate": data.violation_rate(), "updates": critic_updates, "final_loss": loss, "threshold": threshold, "gamma_risk": gamma_risk, "reflex": format!("{reflex:?}")},
@@ -275,6 +301,43 @@ impl SafetyBenchArgs {
             "sac_training": training,
         }))
     }
+}
+
+/// SAC practice on pick-cube and reach, rules only against rules plus a
+/// critic trained during practice, over `seeds` seeds: violations per 1000
+/// steps (from the simulation state) and practice success, per seed and
+/// their mean.
+fn online_comparison(work: &Path, seeds: u64, steps: u64, threshold: f32, reflex: Reflex, device: tch::Device) -> anyhow::Result<serde_json::Value> {
+    if seeds == 0 {
+        return Ok(serde_json::Value::Null);
+    }
+    let mut report = serde_json::Map::new();
+    for variant in [PandaVariant::PickCube, PandaVariant::Reach] {
+        let mut per_seed = Vec::new();
+        let mut means = [(0.0, 0.0); 2];
+        for seed in 0..seeds {
+            let mut entry = serde_json::Map::new();
+            for (k, condition) in [Condition::Rules, Condition::RulesAndOnlineCritic].into_iter().enumerate() {
+                let run_dir = work.join(format!("online_{variant:?}_{seed}_{}", condition.name()));
+                let online = (condition == Condition::RulesAndOnlineCritic).then(|| OnlineRiskSettings { config: OnlineRiskCriticConfig::default(), threshold, seed });
+                let tally = train_with(&mut task_of(variant, condition, Path::new(""), threshold, reflex)?, steps, seed, &run_dir, device, online)?;
+                let report = tally.report();
+                means[k].0 += report["violations_per_1000_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
+                means[k].1 += report["success_rate"].as_f64().unwrap_or(0.0) / seeds as f64;
+                entry.insert(condition.name().into(), report);
+            }
+            per_seed.push(serde_json::Value::Object(entry));
+        }
+        report.insert(format!("{variant:?}"), serde_json::json!({
+            "per_seed": per_seed,
+            "mean": {
+                "rules": {"violations_per_1000_steps": means[0].0, "success_rate": means[0].1},
+                "rules_and_online_critic": {"violations_per_1000_steps": means[1].0, "success_rate": means[1].1},
+                "violations_cut": 1.0 - means[1].0 / means[0].0.max(1e-9),
+            },
+        }));
+    }
+    Ok(serde_json::json!({"steps": steps, "seeds": seeds, "variants": report}))
 }
 
 fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
