@@ -11,6 +11,7 @@
 pub mod camera;
 pub mod car;
 pub mod control;
+pub mod control_thread;
 pub mod dynamixel;
 pub mod dynamixel_emulator;
 pub mod feetech;
