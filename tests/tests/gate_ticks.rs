@@ -90,3 +90,33 @@ fn gate_ticks_survive_a_sigkill() {
     assert!(last + EVERY > TICKS_PER_STEP * steps, "{steps} steps on disk, ticks only up to {last}");
     assert!(last <= TICKS_PER_STEP * (steps + 1), "{steps} steps on disk, ticks up to {last}");
 }
+
+/// Scripted demos and evaluations record the gate's ticks beside their
+/// steps too: every step's ticks, unbroken, with the gate's verdicts.
+#[test]
+fn demos_and_evaluations_record_the_gate_ticks_of_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task();
+    let mut expert = sim_bridge::panda::ScriptedExpert::default();
+    practice::record_demo_episodes(&mut task, dir.path(), "PandaReach", 2, 4, |obs, start| {
+        if start {
+            expert.reset();
+        }
+        expert.act(PandaVariant::Reach, obs).to_vec()
+    }, &mut practice::Judge::Task).unwrap();
+    // An evaluation that pushes into the box's floor: the gate clips.
+    let eval = dir.path().join("eval");
+    practice::evaluate_recorded(&mut task, "PandaReach", &eval, 1, 40, |_, _| vec![0.0, 0.0, -1.0, 0.0], &mut practice::Judge::Task).unwrap();
+    for folder in [dir.path().join("demos"), eval] {
+        for path in recording::list_episodes(&folder).unwrap() {
+            let episode = recording::read_episode(&path).unwrap();
+            let ticks = &episode.gate_ticks;
+            assert!(!ticks.is_empty(), "{}: no gate ticks", path.display());
+            assert!(ticks.windows(2).all(|w| w[1].index > w[0].index && w[1].index - w[0].index <= EVERY), "{}: ticks lost", path.display());
+            let spanned = ticks.last().unwrap().index - ticks[0].index + 1;
+            assert!(spanned + EVERY >= TICKS_PER_STEP * episode.steps.len() as u64, "{}: {} steps, ticks span {spanned}", path.display(), episode.steps.len());
+        }
+    }
+    let evaluated = recording::read_episode(&recording::list_episodes(&dir.path().join("eval")).unwrap()[0]).unwrap();
+    assert!(evaluated.gate_ticks.iter().any(|t| t.protective), "pushing into the floor, the gate protected");
+}
