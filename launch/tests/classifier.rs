@@ -37,13 +37,7 @@ fn pick_launch_file(dir: &Path, side: u32, reward: &str) -> std::path::PathBuf {
 
 /// Runs `rrl args`; its JSON report, or its stderr as the error.
 fn rrl(args: &[&str]) -> Result<serde_json::Value, String> {
-    let out = common::rrl_command(args, &domain()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    if !out.status.success() {
-        return Err(stderr);
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")))
+    common::rrl_json(args, &domain())
 }
 
 fn record(config: &Path, run: &Path, episodes: &str, noisy: &str, random: &str, seed: &str) -> serde_json::Value {

@@ -19,13 +19,7 @@ fn domain() -> String {
 
 /// Runs `rrl args`; its JSON report, or its stderr as the error.
 fn rrl(args: &[&str]) -> Result<serde_json::Value, String> {
-    let out = common::rrl_command(args, &domain()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    if !out.status.success() {
-        return Err(stderr);
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")))
+    common::rrl_json(args, &domain())
 }
 
 /// Random exploration (the warm-up never ends) of pick-cube in the
@@ -93,12 +87,13 @@ fn a_critic_trained_on_one_run_cuts_the_violations_of_the_next() {
 
 /// Random exploration with `safety.risk_critic.online`: the learner trains
 /// the gate's critic from the streamed ticks and publishes it every 100
-/// critic updates, acting once its held-out precision reaches `min_precision`.
-fn online_launch_file(dir: &Path, name: &str, min_precision: f64) -> PathBuf {
+/// critic updates, acting once its held-out precision and recall reach
+/// `min_precision` and `min_recall`.
+fn online_launch_file(dir: &Path, name: &str, min_precision: f64, min_recall: f64) -> PathBuf {
     let path = launch_file(dir, name, None);
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "preset: Some(FrankaPanda),",
-        &format!("preset: Some(FrankaPanda),\n        risk_critic: Some((online: Some((publish_every: 100, min_precision: {min_precision}, min_recall: 0.0)), threshold: 0.5, reflex: Decelerate)),"),
+        &format!("preset: Some(FrankaPanda),\n        risk_critic: Some((online: Some((publish_every: 100, min_precision: {min_precision}, min_recall: {min_recall})), threshold: 0.5, reflex: Decelerate)),"),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -107,9 +102,9 @@ fn online_launch_file(dir: &Path, name: &str, min_precision: f64) -> PathBuf {
 #[test]
 fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     let dir = tempfile::tempdir().unwrap();
-    // Precision 1.0 on held-out ticks is out of reach: the critic stays in shadow mode.
+    // Perfect precision and recall on held-out ticks are out of reach: the critic stays in shadow mode.
     let shadow = dir.path().join("shadow");
-    practise(&online_launch_file(dir.path(), "shadow", 1.0), &shadow, "800");
+    practise(&online_launch_file(dir.path(), "shadow", 1.0, 1.0), &shadow, "800");
     let report = rrl(&["safety", "report", shadow.to_str().unwrap()]).unwrap();
     assert!(report["critic_scored_ticks"].as_u64().unwrap() > 1000, "the published critic scored the ticks after it arrived: {report}");
     assert!(report["max_risk"].as_f64().unwrap() > 0.5, "and found some risky: {report}");
@@ -117,7 +112,7 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     // Any precision will do: the critic acts from its first publication on.
     // This time the learner is a ROS 2 node: the ticks and the critic travel over DDS.
     let acting = dir.path().join("acting");
-    practise_with(&online_launch_file(dir.path(), "acting", 0.0), &acting, "800", "node");
+    practise_with(&online_launch_file(dir.path(), "acting", 0.0, 0.0), &acting, "800", "node");
     let report = rrl(&["safety", "report", acting.to_str().unwrap()]).unwrap();
     assert!(report["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0, "the trusted critic's reflex runs: {report}");
 }

@@ -589,7 +589,9 @@ pub struct OnlineRiskCriticConfig {
     /// (one per environment step).
     pub publish_every: u64,
     /// The held-out precision (flagged ticks followed by a violation within
-    /// `horizon_ticks`) at which the critic leaves shadow mode and acts.
+    /// `horizon_ticks`) at which the critic leaves shadow mode and acts. Low
+    /// by default: a false alarm costs a tick of deceleration (docs/benchmarks.md:
+    /// at 0.5 the critic hardly ever acted on the simulated Panda).
     pub min_precision: f64,
     /// And the held-out recall it needs as well: a critic that flags
     /// nothing is not precise, it is idle.
@@ -606,7 +608,7 @@ pub struct OnlineRiskCriticConfig {
 
 impl Default for OnlineRiskCriticConfig {
     fn default() -> Self {
-        OnlineRiskCriticConfig { publish_every: 200, min_precision: 0.5, min_recall: 0.3, horizon_ticks: 10, gamma_risk: 0.5, hidden: vec![64, 64], holdout_every: 4, label: RiskLabel::Violation }
+        OnlineRiskCriticConfig { publish_every: 200, min_precision: 0.2, min_recall: 0.3, horizon_ticks: 10, gamma_risk: 0.5, hidden: vec![64, 64], holdout_every: 4, label: RiskLabel::Violation }
     }
 }
 

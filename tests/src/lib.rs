@@ -106,3 +106,40 @@ impl policies::practice::LearnerLink for CapturedStream {
         None
     }
 }
+
+/// Practice settings of the simulated Panda reach for tests: a fresh run in
+/// `run_dir` of `total_steps`, 40-step episodes, 100 warm-up steps, seed 5,
+/// lockstep; tests override what they need.
+pub fn reach_practice_settings(run_dir: &std::path::Path, total_steps: u64) -> policies::practice::PracticeSettings {
+    policies::practice::PracticeSettings {
+        task: "PandaReach".into(),
+        total_steps,
+        warmup_steps: 100,
+        max_episode_steps: 40,
+        stuck_steps: 0,
+        stuck_tolerance: 1e-3,
+        seed: 5,
+        run_dir: run_dir.to_path_buf(),
+        sync_every_step: false,
+        lockstep: true,
+        publish_every: 1,
+        checkpoint_every: 100,
+        replay_capacity: 10_000,
+        max_backlog: 20_000,
+        stop_at_success: None,
+        human_reward: false,
+        labels_override: false,
+        shaping: None,
+        risk_critic: None,
+    }
+}
+
+/// No human, a few milliseconds a poll: a kill lands anywhere in a step's work.
+pub struct SlowNobody;
+
+impl policies::practice::Operator for SlowNobody {
+    fn poll(&mut self, _: &[f64]) -> policies::practice::OperatorInput {
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        policies::practice::OperatorInput::default()
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use policies::practice::{self, Operator, OperatorInput, PracticeSettings};
+use policies::practice::{self, PracticeSettings};
 use policies::SacConfig;
 use rrl_types::config::{LearnerConfig, SafetyConfig};
 use rrl_types::{Environment, TickDecimator};
@@ -28,16 +28,6 @@ fn reach_task() -> PandaTask {
     task
 }
 
-/// No human: a few milliseconds a poll, so a kill lands anywhere in a step's work.
-struct SlowNobody;
-
-impl Operator for SlowNobody {
-    fn poll(&mut self, _: &[f64]) -> OperatorInput {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        OperatorInput::default()
-    }
-}
-
 /// The killed child of `gate_ticks_survive_a_sigkill`.
 #[test]
 #[ignore = "the killed child of gate_ticks_survive_a_sigkill"]
@@ -46,28 +36,8 @@ fn practice_with_gate_ticks_until_killed() {
     let mut task = reach_task();
     let learner = LearnerConfig { hidden: vec![32, 32], batch_size: 32, ..LearnerConfig::default() };
     let config = SacConfig::from_learner(&learner, task.observation_size(), task.action_size(), 3);
-    let settings = PracticeSettings {
-        task: "PandaReach".into(),
-        total_steps: 1_000_000,
-        warmup_steps: 1_000_000,
-        max_episode_steps: 30,
-        stuck_steps: 0,
-        stuck_tolerance: 1e-3,
-        seed: 9,
-        run_dir: Path::new(&run).to_path_buf(),
-        sync_every_step: false,
-        lockstep: false,
-        publish_every: 1,
-        checkpoint_every: 1_000_000,
-        replay_capacity: 10_000,
-        max_backlog: 20_000,
-        stop_at_success: None,
-        human_reward: false,
-        labels_override: false,
-        shaping: None,
-        risk_critic: None,
-    };
-    practice::practice_with_link(&mut task, config, &mut tests::CapturedStream::default(), &mut SlowNobody, &settings, &mut |_| {}).unwrap();
+    let settings = PracticeSettings { warmup_steps: 1_000_000, max_episode_steps: 30, seed: 9, lockstep: false, checkpoint_every: 1_000_000, ..tests::reach_practice_settings(Path::new(&run), 1_000_000) };
+    practice::practice_with_link(&mut task, config, &mut tests::CapturedStream::default(), &mut tests::SlowNobody, &settings, &mut |_| {}).unwrap();
 }
 
 #[test]

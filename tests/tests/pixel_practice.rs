@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use policies::practice::{self, NoOperator, Operator, OperatorInput, PracticeSettings, ToLearner};
+use policies::practice::{self, NoOperator, PracticeSettings, ToLearner};
 use policies::SacConfig;
 use rrl_types::config::{LearnerConfig, SafetyConfig};
 use rrl_types::{Environment, FrameLayout};
@@ -36,27 +36,7 @@ fn pixel_learner(task: &PandaTask) -> SacConfig {
 }
 
 fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
-    PracticeSettings {
-        task: "PandaReach".into(),
-        total_steps,
-        warmup_steps: 100,
-        max_episode_steps: 30,
-        stuck_steps: 0,
-        stuck_tolerance: 1e-3,
-        seed: 5,
-        run_dir: run_dir.to_path_buf(),
-        sync_every_step: false,
-        lockstep: false,
-        publish_every: 1,
-        checkpoint_every: 100,
-        replay_capacity: 10_000,
-        max_backlog: 20_000,
-        stop_at_success: None,
-        human_reward: false,
-        labels_override: false,
-        shaping: None,
-        risk_critic: None,
-    }
+    PracticeSettings { max_episode_steps: 30, lockstep: false, ..tests::reach_practice_settings(run_dir, total_steps) }
 }
 
 /// A stream item as one comparable line: frames by number, size and
@@ -69,7 +49,7 @@ fn line_of(item: &ToLearner) -> Option<serde_json::Value> {
             // Through text, as the log has it (f32 values printed and read back).
             Some(serde_json::from_str(&values.to_string()).unwrap())
         }
-        ToLearner::OnlineStep => None,
+        ToLearner::OnlineStep | ToLearner::GateTicks { .. } => None,
     }
 }
 
@@ -98,15 +78,7 @@ impl practice::LearnerLink for LoggedStream {
 
 use tests::CapturedStream;
 
-/// A few milliseconds a step, so that a kill lands anywhere in an episode.
-struct SlowNobody;
-
-impl Operator for SlowNobody {
-    fn poll(&mut self, _: &[f64]) -> OperatorInput {
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        OperatorInput::default()
-    }
-}
+use tests::SlowNobody;
 
 /// The half of `a_sigkilled_pixel_practice_resumes_with_the_same_frames`
 /// that is killed: pixel practice logging what it sends its learner.
@@ -159,7 +131,7 @@ fn a_sigkilled_pixel_practice_resumes_with_the_same_frames() {
             }
             ToLearner::Transition { frames: Some((frame, next)), .. } => assert!(*frame < *next && *next < frames_sent, "a transition names frames {frame}, {next} with {frames_sent} sent"),
             ToLearner::Transition { frames: None, .. } => panic!("a pixel learner's transition without frames"),
-            ToLearner::OnlineStep => {}
+            ToLearner::OnlineStep | ToLearner::GateTicks { .. } => {}
         }
     }
     // One frame per observation of the recorded episodes: each first one, then each step's next.

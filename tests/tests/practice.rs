@@ -28,27 +28,7 @@ fn small_learner(task: &PandaTask) -> SacConfig {
 }
 
 fn settings(run_dir: &Path, total_steps: u64) -> PracticeSettings {
-    PracticeSettings {
-        task: "PandaReach".into(),
-        total_steps,
-        warmup_steps: 100,
-        max_episode_steps: 40,
-        stuck_steps: 0,
-        stuck_tolerance: 1e-3,
-        seed: 5,
-        run_dir: run_dir.to_path_buf(),
-        sync_every_step: false,
-        lockstep: true,
-        publish_every: 1,
-        checkpoint_every: 100,
-        replay_capacity: 10_000,
-        max_backlog: 20_000,
-        stop_at_success: None,
-        human_reward: false,
-        labels_override: false,
-        shaping: None,
-        risk_critic: None,
-    }
+    tests::reach_practice_settings(run_dir, total_steps)
 }
 
 fn read_folder(folder: &Path) -> Vec<recording::Episode> {
@@ -286,7 +266,7 @@ use tests::CapturedStream;
 fn transitions(stream: &CapturedStream) -> Vec<policies::replay::Transition> {
     stream.0.iter().filter_map(|item| match item {
         practice::ToLearner::Transition { transition, .. } => Some(transition.clone()),
-        practice::ToLearner::OnlineStep | practice::ToLearner::Frames { .. } => None,
+        practice::ToLearner::OnlineStep | practice::ToLearner::Frames { .. } | practice::ToLearner::GateTicks { .. } => None,
     }).collect()
 }
 

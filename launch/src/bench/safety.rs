@@ -61,6 +61,12 @@ pub struct SafetyBenchArgs {
     /// Practice steps per run of the online comparison.
     #[arg(long, default_value_t = 3_000)]
     online_steps: u64,
+    /// The held-out precision at which the online critic acts (`risk_critic.online.min_precision`).
+    #[arg(long, default_value_t = OnlineRiskCriticConfig::default().min_precision)]
+    online_min_precision: f64,
+    /// Only these variants in the online comparison (pick, reach; default both).
+    #[arg(long, value_delimiter = ',', default_value = "pick,reach")]
+    online_variants: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -253,7 +259,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
 
 impl SafetyBenchArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, .. } = self;
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_min_precision, online_variants, .. } = self;
         let reflex = parse_reflex(&reflex)?;
         let work = tempfile::tempdir().context("creating a scratch folder")?;
         let critic_file = work.path().join("risk_critic.safetensors");
@@ -290,7 +296,13 @@ impl SafetyBenchArgs {
             let tally = train(&mut task(condition, &critic_file, threshold, reflex)?, sac_steps, seed, &run_dir, device)?;
             training.insert(condition.name().into(), tally.report());
         }
-        let online = online_comparison(work.path(), online_seeds, online_steps, threshold, reflex, device)?;
+        let variants = online_variants.iter().map(|v| match v.as_str() {
+            "pick" => Ok(PandaVariant::PickCube),
+            "reach" => Ok(PandaVariant::Reach),
+            other => anyhow::bail!("--online-variants: unknown `{other}`, use pick and reach"),
+        }).collect::<anyhow::Result<Vec<_>>>()?;
+        let online_config = OnlineRiskCriticConfig { min_precision: online_min_precision, ..OnlineRiskCriticConfig::default() };
+        let online = online_comparison(work.path(), &variants, online_seeds, online_steps, &online_config, threshold, reflex, device)?;
         Ok(serde_json::json!({
             "online_practice": online,
             "task": "PandaPickCube",
@@ -307,20 +319,22 @@ impl SafetyBenchArgs {
 /// critic trained during practice, over `seeds` seeds: violations per 1000
 /// steps (from the simulation state) and practice success, per seed and
 /// their mean.
-fn online_comparison(work: &Path, seeds: u64, steps: u64, threshold: f32, reflex: Reflex, device: tch::Device) -> anyhow::Result<serde_json::Value> {
+#[allow(clippy::too_many_arguments)]
+fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex, device: tch::Device) -> anyhow::Result<serde_json::Value> {
     if seeds == 0 {
         return Ok(serde_json::Value::Null);
     }
     let mut report = serde_json::Map::new();
-    for variant in [PandaVariant::PickCube, PandaVariant::Reach] {
+    for &variant in variants {
         let mut per_seed = Vec::new();
         let mut means = [(0.0, 0.0); 2];
         for seed in 0..seeds {
             let mut entry = serde_json::Map::new();
             for (k, condition) in [Condition::Rules, Condition::RulesAndOnlineCritic].into_iter().enumerate() {
                 let run_dir = work.join(format!("online_{variant:?}_{seed}_{}", condition.name()));
-                let online = (condition == Condition::RulesAndOnlineCritic).then(|| OnlineRiskSettings { config: OnlineRiskCriticConfig::default(), threshold, seed });
-                let tally = train_with(&mut task_of(variant, condition, Path::new(""), threshold, reflex)?, steps, seed, &run_dir, device, online)?;
+                let online = (condition == Condition::RulesAndOnlineCritic).then(|| OnlineRiskSettings { config: config.clone(), threshold, seed });
+                let mut task = task_of(variant, condition, Path::new(""), threshold, reflex)?;
+                let tally = train_with(&mut task, steps, seed, &run_dir, device, online)?;
                 let report = tally.report();
                 means[k].0 += report["violations_per_1000_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
                 means[k].1 += report["success_rate"].as_f64().unwrap_or(0.0) / seeds as f64;
@@ -337,7 +351,7 @@ fn online_comparison(work: &Path, seeds: u64, steps: u64, threshold: f32, reflex
             },
         }));
     }
-    Ok(serde_json::json!({"steps": steps, "seeds": seeds, "variants": report}))
+    Ok(serde_json::json!({"steps": steps, "seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "variants": report}))
 }
 
 fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {

@@ -118,6 +118,18 @@ pub fn rrl_command(args: &[&str], domain: &str) -> Command {
     command
 }
 
+/// Runs `rrl args` on `domain`; its JSON report (the last line it prints),
+/// or its stderr as the error.
+pub fn rrl_json(args: &[&str], domain: &str) -> Result<serde_json::Value, String> {
+    let out = rrl_command(args, domain).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        return Err(stderr);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}")))
+}
+
 /// A Python ROS 2 peer of tests/python on `domain`, on the loopback.
 pub fn ros_peer(script: &str, args: &[&str], domain: &str) -> Command {
     let mut command = Command::new(venv_python());
