@@ -115,6 +115,10 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     practise_with(&online_launch_file(dir.path(), "acting", 0.0, 0.0), &acting, "800", "node");
     let report = rrl(&["safety", "report", acting.to_str().unwrap()]).unwrap();
     assert!(report["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0, "the trusted critic's reflex runs: {report}");
+    // The learner kept its critic in the run folder, in the gate's format: ready for `risk_critic.weights`.
+    let kept = acting.join("risk_critic.safetensors");
+    let evaluated = rrl(&["safety", "eval", shadow.to_str().unwrap(), "--critic", kept.to_str().unwrap()]).unwrap();
+    assert!(evaluated["anticipation"]["ticks"].as_u64().unwrap() > 1000, "{evaluated}");
 }
 
 #[test]

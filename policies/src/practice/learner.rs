@@ -81,6 +81,10 @@ pub trait LearnerLink {
     }
 }
 
+/// Where the learner keeps the risk critic it trains during practice, in
+/// the run folder (the gate's format).
+pub const RISK_CRITIC_FILE: &str = "risk_critic.safetensors";
+
 /// The learner as a thread of this process.
 pub struct LocalLearner {
     sender: Option<Sender<ToLearner>>,
@@ -366,6 +370,11 @@ fn learner_loop(
             if let Some(critic) = risk.update(sac.updates) {
                 tracing::debug!(update = critic.update, critic_updates = critic.critic_updates, acting = critic.acting, precision = critic.precision, recall = critic.recall, "risk critic published to the gate");
                 let _ = shared.risk_critic.force_push(critic);
+                // Kept beside the checkpoint: after practice it is a launch file's `risk_critic.weights`.
+                match risk.export(&settings.run_dir.join(RISK_CRITIC_FILE)) {
+                    Err(e) if e.is_storage_full() => tracing::warn!("{e}: the disk is full; the risk critic is written again at its next publication"),
+                    other => other?,
+                }
             }
         }
         if can_update {

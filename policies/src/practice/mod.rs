@@ -35,7 +35,7 @@ pub use actions::to_policy_action;
 pub use actor::{practice, practice_with_link};
 pub use episodes::{record_demo_episodes, Judge};
 pub use evaluation::evaluate_recorded;
-pub use learner::{run_learner, ActorWeights, LearnerLink, LearnerShared, LocalLearner, ToLearner};
+pub use learner::{run_learner, ActorWeights, LearnerLink, LearnerShared, LocalLearner, ToLearner, RISK_CRITIC_FILE};
 pub use online_risk::{OnlineRiskSettings, PublishedCritic};
 pub use operator::{NoOperator, Operator, OperatorCommand, OperatorInput};
 pub use report::{EpisodeReport, PracticeError, PracticeReport};

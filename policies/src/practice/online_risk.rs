@@ -126,6 +126,15 @@ impl OnlineRisk {
         (self.updates % self.settings.config.publish_every.max(1) == 0).then(|| self.publish(sac_update))
     }
 
+    /// Writes the critic as it stands in the gate's format (atomically), for
+    /// a launch file's `risk_critic.weights` after practice.
+    pub(super) fn export(&self, path: &std::path::Path) -> Result<(), crate::checkpoint::CheckpointError> {
+        match &self.trainer {
+            Some(trainer) => trainer.export(path),
+            None => Ok(()),
+        }
+    }
+
     /// The critic as it stands, with its held-out check.
     fn publish(&self, sac_update: u64) -> PublishedCritic {
         let trainer = self.trainer.as_ref().expect("published after an update");
