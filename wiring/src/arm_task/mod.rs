@@ -852,7 +852,9 @@ mod tests {
     /// way home once started outside the box and the gate refused it).
     #[test]
     fn the_reset_brings_the_arm_home_from_a_corner_of_the_box_floor() {
-        let launch = panda_over_ros_launch();
+        let mut launch = panda_over_ros_launch();
+        // Home exactly (no reset noise): the check below is then about the way home alone.
+        launch.practice.reset_noise_rad = 0.0;
         let hardware = WallClockPanda { arm: SimArm::panda().unwrap(), started: Instant::now() };
         let mut task = ArmTask::start(hardware, &launch, 0).unwrap();
         task.start_episode().expect("the first reset from the simulator's start pose");
@@ -878,7 +880,8 @@ mod tests {
             let home_tool = task.tool(&task.home);
             let tool = task.tool(task.state.position.as_slice());
             let off = (0..3).map(|k| (tool[k] - home_tool[k]).powi(2)).sum::<f64>().sqrt();
-            assert!(off < 0.05, "after the reset the tool is {off} m from home's tool point");
+            // Measured about 1 cm (the joints stop within 0.02 rad of home).
+            assert!(off < 0.03, "after the reset the tool is {off} m from home's tool point");
         }
     }
 }
