@@ -587,8 +587,9 @@ impl Gate {
                     return Verdict::Reflex { risk, reflex: Reflex::Recover };
                 }
                 self.risk.recovering = false;
+                // Back to the limited command, which the rest of the tick judges and records.
+                fill(input, values.as_slice());
             }
-            fill(input, values.as_slice());
             let risk = critic.risk(input);
             self.risk.last_risk = risk;
             // In shadow mode the risk is only recorded: the command goes on
