@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 mod bc;
 mod bench;
+mod car_laps;
 mod check_config;
 mod classifier;
 mod doctor;

@@ -93,6 +93,16 @@ impl PracticeArgs {
             _ => {}
         }
         match &launch.robot {
+            RobotConfig::Sim(_) if wiring::robot::is_car_twin(&launch) => {
+                if !matches!(launch.reward, RewardConfig::Task) {
+                    bail!("{}: the car twin learns from its course's reward (progress toward the next checkpoint); use `reward: Task`", self.config.display());
+                }
+                let started = self.robot.start(&launch, &self.config, seed)?;
+                std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+                let mut report = practise_task(started.task, &self, &launch, run_dir.clone(), seed, started.name, car_demo, |_| serde_json::Value::Null, None)?;
+                report["laps"] = crate::car_laps::summarise(&run_dir, sim_bridge::car::CAR_CONTROL_DT)?;
+                Ok(report)
+            }
             RobotConfig::Sim(_) if self.robot.placement != Placement::Local => {
                 if matches!(launch.reward, RewardConfig::Vlm(_) | RewardConfig::Classifier(_)) {
                     bail!("{}: --robot {} learns from the task's own reward; a Vlm(..) or Classifier(..) reward scores the scene in the actor's process (use --robot local)", self.config.display(), self.robot.placement);
@@ -137,6 +147,11 @@ impl PracticeArgs {
 /// The run folder: `--run-dir`, else runs/<launch name>.
 pub fn run_folder(chosen: Option<PathBuf>, launch: &LaunchFile) -> PathBuf {
     chosen.unwrap_or_else(|| PathBuf::from("runs").join(&launch.name))
+}
+
+/// The scripted driver's demo controller for the car: steer at the next checkpoint.
+fn car_demo(observation: &[f64], _start: bool) -> Vec<f64> {
+    rrl_types::course::pursue(observation).to_vec()
 }
 
 /// The scripted expert's demo controller for a Panda task.
@@ -384,7 +399,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "success_confirmations": report.confirmations.iter().map(|(steps, successes)| serde_json::json!({"total_steps": steps, "successes": successes, "of": policies::practice::CONFIRM_EPISODES})).collect::<Vec<_>>(),
         "device": format!("{device:?}"),
         "controller": match &launch.robot {
-            RobotConfig::Sim(sim) => serde_json::json!(format!("{:?}", sim.controller)),
+            RobotConfig::Sim(sim) if !wiring::robot::is_car_twin(launch) => serde_json::json!(format!("{:?}", sim.controller)),
             _ => serde_json::Value::Null,
         },
         "learned_rewards": {

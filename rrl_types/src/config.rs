@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 use crate::ron_locator::{locate_values, TextPosition};
 
 mod arm_task;
+mod course;
 mod leader;
 mod pixels;
 pub use arm_task::*;
+pub use course::*;
 pub use leader::*;
 pub use pixels::*;
 
@@ -59,6 +61,11 @@ pub struct LaunchFile {
     /// practice). Default: none.
     #[serde(default)]
     pub leader: Option<LeaderArmConfig>,
+    /// A car's course: checkpoints to race through, the arena, and the
+    /// simulated twin's obstacles. Needed by `Sim((task: CarCourse))` and
+    /// by a `Car(..)` that practises. Default: none.
+    #[serde(default)]
+    pub course: Option<CourseConfig>,
 }
 
 /// The supported robot kinds.
@@ -99,7 +106,7 @@ impl RobotConfig {
             RobotConfig::Sim(c) => c.task.joint_names().iter().map(|s| s.to_string()).collect(),
             RobotConfig::SerialArm(c) => c.joints.iter().map(|j| j.name.clone()).collect(),
             RobotConfig::TopicArm(c) => c.joint_names.iter().chain(c.gripper.as_ref().map(|g| &g.joint)).cloned().collect(),
-            RobotConfig::Car(_) => vec!["linear_x".into(), "angular_z".into()],
+            RobotConfig::Car(_) => CAR_JOINTS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -165,6 +172,8 @@ pub enum SimTask {
     Hopper,
     Walker2d,
     Ant,
+    /// The car twin racing the launch file's `course` (FastRLAP's task).
+    CarCourse,
 }
 
 impl SimTask {
@@ -187,6 +196,7 @@ impl SimTask {
                 "foot_left_joint",
             ],
             SimTask::Ant => &["hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", "hip_4", "ankle_4"],
+            SimTask::CarCourse => &CAR_JOINTS,
         }
     }
 }
@@ -1361,6 +1371,7 @@ impl LaunchFile {
         if let Some(leader) = &self.leader {
             leader.check(&self.robot, task, c);
         }
+        self.check_course(c);
         if let Some(home) = &self.practice.home {
             let joints = self.robot.joint_names();
             if home.len() != joints.len() {

@@ -81,6 +81,13 @@ pub trait PracticeTask: Environment {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         Vec::new()
     }
+    /// The task itself saw the robot get into trouble in the last step (a
+    /// car's collision, or its wheels turning without it moving): the
+    /// episode ends there and the recovery manoeuvre runs, as when the
+    /// observation stopped changing. Default: never.
+    fn needs_recovery(&self) -> bool {
+        false
+    }
     /// What a scripted demonstrator acts on: the observation, or, in
     /// simulation when cameras stand in for part of the state (the cube's
     /// position), the full state the simulator knows.

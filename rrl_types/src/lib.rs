@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod course;
 pub mod env;
 pub mod gate_tick;
 pub mod joint;

@@ -15,6 +15,8 @@ use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, GateTick, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step, TickDecimator};
 use safety::Gate;
 
+use crate::gated::SimGate;
+
 use crate::arm::{PandaSim, RenderQuality, PANDA_HOME};
 use crate::camera::CameraRig;
 use crate::assets::SimError;
@@ -78,15 +80,12 @@ pub struct PandaTask {
     observation: Vec<f64>,
     /// The safety gate between the Cartesian controller and the joints, at
     /// the controller's rate, as on the real robot.
-    gate: Option<Gate>,
-    safety_events: SafetyEvents,
+    gate: Option<SimGate>,
     /// Uniform noise on the home pose at reset, rad.
     home_noise_rad: f64,
     max_episode_steps: u32,
     controller: PandaController,
     osc_gains: OscGains,
-    /// Gate ticks recorded for risk-critic training, when asked for.
-    gate_ticks: Option<(TickDecimator, Vec<GateTick>)>,
     /// The box the measured fingertips must stay in, for counting violations.
     violation_box: Option<ViolationBox>,
     violation_steps: u64,
@@ -126,12 +125,10 @@ impl PandaTask {
             steps: 0,
             observation: Vec::with_capacity(17),
             gate: None,
-            safety_events: SafetyEvents::default(),
             home_noise_rad: 0.0,
             max_episode_steps: MAX_EPISODE_STEPS,
             controller: PandaController::InverseKinematics,
             osc_gains: OscGains::default(),
-            gate_ticks: None,
             violation_box: None,
             violation_steps: 0,
             reset_free: false,
@@ -184,16 +181,18 @@ impl PandaTask {
     /// space) is checked, and clipped or held ones count as safety events.
     /// The gate's control period must be `1 / control_rate_hz()`.
     pub fn set_gate(&mut self, gate: Gate) {
-        self.gate = Some(gate);
+        self.gate = Some(SimGate::new(gate));
     }
 
     /// Records the gate's ticks (`safety::Gate::tick_record`: the critic's
     /// input, the verdict, and whether the measured state broke a limit),
-    /// as `decimator` keeps them, for `PracticeTask::take_gate_ticks`. At
-    /// most `MAX_UNTAKEN_TICKS` wait to be taken; later ones are dropped
-    /// (their indices then show the gap).
+    /// as `decimator` keeps them, for `PracticeTask::take_gate_ticks`
+    /// (after `set_gate`; a bounded number wait to be taken, later ones are
+    /// dropped and their indices show the gap).
     pub fn record_gate_ticks(&mut self, decimator: TickDecimator) {
-        self.gate_ticks = Some((decimator, Vec::new()));
+        if let Some(gate) = self.gate.as_mut() {
+            gate.record_ticks(decimator);
+        }
     }
 
     /// Counts, from the measured state and independently of any gate, the
@@ -267,21 +266,7 @@ impl PandaTask {
             wrench: None,
         };
         let command = JointCommand { stamp: now, mode, values: JointVec::from_slice(&values).expect("7 joints") };
-        let mut out = command;
-        let verdict = gate.check(now, &state, &command, &mut out);
-        if verdict.is_protective() {
-            self.safety_events.protective += 1;
-        }
-        if matches!(verdict, safety::Verdict::Reflex { .. }) {
-            self.safety_events.reflexes += 1;
-        }
-        if let Some((decimator, log)) = self.gate_ticks.as_mut() {
-            decimator.feed(gate.tick_record(now, &state, &verdict, &out), |tick| {
-                if log.len() < MAX_UNTAKEN_TICKS {
-                    log.push(tick);
-                }
-            });
-        }
+        let out = gate.check(&state, &command);
         let mut sent = [0.0; 7];
         if out.values.len() == 7 {
             sent.copy_from_slice(out.values.as_slice());
@@ -464,7 +449,9 @@ impl Environment for PandaTask {
             self.backward_next = !self.backward_next;
             self.ee_target = self.sim.pinch_position();
             self.steps = 0;
-            self.safety_events = SafetyEvents::default();
+            if let Some(gate) = self.gate.as_mut() {
+                gate.take_events();
+            }
             self.write_observation();
             return self.observation();
         }
@@ -482,10 +469,9 @@ impl Environment for PandaTask {
         self.joint_target = home;
         self.ee_target = self.sim.pinch_position();
         self.steps = 0;
-        self.safety_events = SafetyEvents::default();
         if let Some(gate) = self.gate.as_mut() {
             // A teleported arm: the limiter restarts from the new pose.
-            gate.forget_motion();
+            gate.restart();
         }
         self.write_observation();
         self.observation()
@@ -542,29 +528,23 @@ impl PracticeTask for PandaTask {
     }
 
     fn take_safety_events(&mut self) -> SafetyEvents {
-        std::mem::take(&mut self.safety_events)
+        self.gate.as_mut().map(SimGate::take_events).unwrap_or_default()
     }
 
     fn take_gate_ticks(&mut self, out: &mut Vec<GateTick>) {
-        if let Some((_, log)) = self.gate_ticks.as_mut() {
-            out.append(log);
+        if let Some(gate) = self.gate.as_mut() {
+            gate.take_ticks(out);
         }
     }
 
     fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
-        let gate = self.gate.as_mut().ok_or("this task has no safety gate")?;
-        let critic = safety::RiskCritic::from_layers(layers.to_vec())?;
-        gate.replace_risk_critic(critic, acting).map_err(|e| e.to_string())
+        self.gate.as_mut().ok_or("this task has no safety gate")?.offer_risk_critic(layers, acting)
     }
 
     fn expert_observation(&self) -> &[f64] {
         self.full_observation()
     }
 }
-
-/// Recorded gate ticks that may wait for `take_gate_ticks`: a bound for a
-/// task whose ticks nobody takes (a robot node's own gate).
-const MAX_UNTAKEN_TICKS: usize = 1 << 16;
 
 /// A scripted expert for demos: above the cube, down, grasp, lift (or
 /// straight to the goal for reach). Deterministic given the observation.

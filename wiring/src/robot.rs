@@ -11,6 +11,7 @@ use ros_edge::task_node::{InProcessTaskNode, RemoteTask, RemoteTaskError};
 use rrl_types::config::{CameraSource, LaunchFile, RobotConfig, SimRobotConfig, SimTask};
 use rrl_types::{Environment, FrameLayout, PracticeTask, Step, TickDecimator, QUIET_TICK_RECORD_HZ};
 use safety::Gate;
+use sim_bridge::car::CarTask;
 use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
 use sim_bridge::SimError;
 
@@ -71,6 +72,7 @@ pub fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> Result<(&'a S
     let variant = match sim.task {
         SimTask::PandaPickCube => PandaVariant::PickCube,
         SimTask::PandaReach => PandaVariant::Reach,
+        SimTask::CarCourse => return Err(WiringError::launch(config, "this command runs on the simulated Panda; the car twin practises, teleoperates and evaluates in this process (`--robot local`)")),
         other => return Err(WiringError::launch(config, format!("practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`"))),
     };
     Ok((sim, variant))
@@ -97,6 +99,27 @@ pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, Pand
     Ok((task, variant))
 }
 
+/// The launch file's car twin racing its course, with the file's gate
+/// between the policy's twist and the wheels.
+pub fn car_task(launch: &LaunchFile, config: &Path) -> Result<CarTask, WiringError> {
+    let course = match (&launch.robot, &launch.course) {
+        (RobotConfig::Sim(sim), Some(course)) if sim.task == SimTask::CarCourse => course,
+        _ => return Err(WiringError::launch(config, "the car twin needs `robot: Sim((task: CarCourse))` and a `course` section")),
+    };
+    let mut task = CarTask::new(course)?;
+    let rate = CarTask::control_rate_for(launch.robot.control_rate_hz());
+    let gate = Gate::build(&launch.safety, &launch.robot.joint_names(), rate).map_err(|source| WiringError::Safety { file: config.to_path_buf(), source })?;
+    task.set_gate(gate, rate);
+    task.record_gate_ticks(TickDecimator::for_rate(rate, QUIET_TICK_RECORD_HZ));
+    task.set_max_episode_steps(launch.practice.max_episode_steps);
+    Ok(task)
+}
+
+/// Whether `launch`'s robot is the car twin.
+pub fn is_car_twin(launch: &LaunchFile) -> bool {
+    matches!(&launch.robot, RobotConfig::Sim(sim) if sim.task == SimTask::CarCourse)
+}
+
 /// The scene's (MJCF) names of the launch file's cameras `names`.
 fn sim_camera_names(launch: &LaunchFile, names: &[String]) -> Vec<String> {
     names
@@ -111,6 +134,8 @@ fn sim_camera_names(launch: &LaunchFile, names: &[String]) -> Vec<String> {
 
 pub enum RobotTask {
     Sim(PandaTask),
+    /// The car twin, in this process.
+    Car(CarTask),
     /// Stepped over ROS 2.
     SimNode(RemoteTask),
     Arm(ArmTask),
@@ -140,6 +165,7 @@ macro_rules! with_task {
     ($robot:expr, $task:ident => $body:expr) => {
         match $robot {
             RobotTask::Sim($task) => $body,
+            RobotTask::Car($task) => $body,
             RobotTask::SimNode($task) => $body,
             RobotTask::Arm($task) => $body,
         }
@@ -153,6 +179,7 @@ impl RobotTask {
         placement.check(launch, config)?;
         let started = |task, node, name| Ok(StartedTask { task, node, name });
         match (&launch.robot, placement) {
+            (RobotConfig::Sim(_), Placement::Local) if is_car_twin(launch) => started(RobotTask::Car(car_task(launch, config)?), None, "CarCourse".into()),
             (RobotConfig::Sim(_), Placement::Local) => {
                 let (task, variant) = panda_task(launch, config)?;
                 started(RobotTask::Sim(task), None, format!("{variant:?}"))
@@ -183,6 +210,7 @@ impl RobotTask {
 pub fn task_sizes(launch: &LaunchFile, config: &Path) -> Result<(usize, usize), WiringError> {
     match &launch.robot {
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => Ok(crate::arm_task::sizes(launch)),
+        _ if is_car_twin(launch) => Ok((rrl_types::course::COURSE_OBSERVATION_SIZE, 2)),
         _ => {
             let (task, _) = panda_task(launch, config)?;
             Ok((task.observation_size(), task.action_size()))
@@ -260,6 +288,9 @@ impl Environment for RobotTask {
 impl PracticeTask for RobotTask {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         with_task!(self, t => t.recovery_actions())
+    }
+    fn needs_recovery(&self) -> bool {
+        with_task!(self, t => t.needs_recovery())
     }
     fn expert_observation(&self) -> &[f64] {
         with_task!(self, t => t.expert_observation())

@@ -442,7 +442,8 @@ impl<E: PracticeTask> Actor<'_, E> {
             flags,
             next_frames: None,
         };
-        let stuck = self.stuck.push(next.clone(), result.done());
+        // Stuck by the observation, or by the task's own judgement (a car's collision).
+        let stuck = self.stuck.push(next.clone(), result.done()) | (!result.done() && self.env.needs_recovery());
         let over = result.done() || truncated || stuck || self.report.total_steps >= self.settings.total_steps;
         let transition = Transition {
             observation: episode.observation.iter().map(|&x| x as f32).collect(),
