@@ -139,7 +139,18 @@ impl PracticeArgs {
                 let env = wiring::practice_env::PracticeEnv::for_arm(env, &launch, &args.config, &run_dir)?;
                 practise_task(env, &args, &launch, run_dir, seed, wiring::arm_task::task_name(&launch).into(), demo, |env| env.reward_counts(), leader)
             }
-            RobotConfig::Car(_) => bail!("{}: practice drives arms (tool-space actions); a car has no end effector", self.config.display()),
+            RobotConfig::Car(_) => {
+                if !matches!(launch.reward, RewardConfig::Task | RewardConfig::Human) {
+                    bail!("{}: a car learns from its course's reward (progress toward the next checkpoint) or a human's labels; use `reward: Task`", self.config.display());
+                }
+                // A real car runs on the wall clock: the actor never waits for the learner.
+                let args = PracticeArgs { realtime: true, ..self };
+                let env = wiring::robot::start_car(&launch, &args.config)?;
+                std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+                let mut report = practise_task(env, &args, &launch, run_dir.clone(), seed, "CarCourse".into(), car_demo, |_| serde_json::Value::Null, None)?;
+                report["laps"] = crate::car_laps::summarise(&run_dir, 1.0 / launch.practice.policy_rate_hz)?;
+                Ok(report)
+            }
         }
     }
 }

@@ -1,4 +1,6 @@
-//! `rrl sim`: the simulated Panda of a launch file as a ROS 2 node — on
+//! `rrl sim`: the simulated robot of a launch file as a ROS 2 node. The car
+//! twin serves its topics as a small car's driver does (`ros_edge::car_node`).
+//! The simulated Panda: on
 //! the wall clock like a real robot's driver (joint states, `/clock`, its
 //! rendered `Sim(..)` cameras, commands through the gate; the pick task's
 //! robot also its gripper on `gripper/commands` and the cube's pose on
@@ -47,6 +49,16 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     let RobotConfig::Sim(sim) = &launch.robot else {
         bail!("{}: `rrl sim` runs simulated robots; this launch file's robot is {}", config.display(), launch.robot.kind_name());
     };
+    if sim.task == SimTask::CarCourse {
+        // Checked at load: the car twin has its course.
+        let course = launch.course.as_ref().context("the car twin's course")?;
+        let mut car = sim_bridge::car::CarSim::load(course)?;
+        car.place(course.start);
+        let spec = ros_edge::car_node::CarNodeSpec { namespace: &launch.namespace, rate_hz: sim.control_rate_hz, duration_s };
+        let mut report = ros_edge::car_node::serve(car, spec)?;
+        report["robot"] = serde_json::json!("CarCourse");
+        return Ok(report);
+    }
     if !matches!(sim.task, SimTask::PandaPickCube | SimTask::PandaReach) {
         bail!("{}: `rrl sim` runs the simulated Panda (PandaPickCube, PandaReach); {:?} is a learning benchmark, see `rrl train`", config.display(), sim.task);
     }

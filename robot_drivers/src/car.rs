@@ -24,7 +24,11 @@ use crate::image_topic::received_stamp;
 use crate::worker::{stopping, Worker};
 
 /// The car's joint names, in order.
-pub const CAR_JOINTS: [&str; 2] = ["linear_x", "angular_z"];
+pub use rrl_types::config::CAR_JOINTS;
+
+/// IMU samples a task may leave untaken before the oldest are dropped
+/// (about 2.5 s at 100 Hz).
+const IMU_FEED: usize = 256;
 
 /// Where the odometry says the car is.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -39,10 +43,40 @@ pub struct CarPose {
     pub yaw_rate: f64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ImuSample {
-    stamp: Timestamp,
-    yaw_rate: f64,
+/// One IMU message: horizontal acceleration in the car's frame (forward,
+/// left; m/s²) and yaw rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ImuSample {
+    pub stamp: Timestamp,
+    pub accel: (f64, f64),
+    pub yaw_rate: f64,
+}
+
+/// What a task reads of the car beside its control loop (which owns the
+/// driver): the newest odometry, and every IMU sample (bounded; the oldest
+/// go first) for the bumps between two looks.
+#[derive(Clone)]
+pub struct CarFeed {
+    pose: Arc<ArrayQueue<CarPose>>,
+    imu: Arc<ArrayQueue<ImuSample>>,
+}
+
+impl CarFeed {
+    fn new() -> CarFeed {
+        CarFeed { pose: Arc::new(ArrayQueue::new(1)), imu: Arc::new(ArrayQueue::new(IMU_FEED)) }
+    }
+
+    /// The newest odometry, if any came since the last look.
+    pub fn take_pose(&self) -> Option<CarPose> {
+        self.pose.pop()
+    }
+
+    /// Hands every IMU sample that came since the last look to `each`.
+    pub fn drain_imu(&self, mut each: impl FnMut(ImuSample)) {
+        while let Some(sample) = self.imu.pop() {
+            each(sample);
+        }
+    }
 }
 
 pub struct TopicCar {
@@ -53,6 +87,7 @@ pub struct TopicCar {
     newest_pose: Arc<ArrayQueue<CarPose>>,
     newest_imu: Arc<ArrayQueue<ImuSample>>,
     outgoing: Arc<ArrayQueue<(f64, f64)>>,
+    feed: CarFeed,
     pose: Option<CarPose>,
     imu: Option<ImuSample>,
     worker: Option<Worker>,
@@ -68,6 +103,7 @@ impl TopicCar {
             newest_pose: Arc::new(ArrayQueue::new(1)),
             newest_imu: Arc::new(ArrayQueue::new(1)),
             outgoing: Arc::new(ArrayQueue::new(1)),
+            feed: CarFeed::new(),
             pose: None,
             imu: None,
             worker: None,
@@ -77,6 +113,11 @@ impl TopicCar {
     /// The newest odometry, if any has arrived.
     pub fn pose(&self) -> Option<CarPose> {
         self.pose
+    }
+
+    /// The car's odometry and IMU for a task, beside the control loop.
+    pub fn feed(&self) -> CarFeed {
+        self.feed.clone()
     }
 
     fn device(&self, message: impl std::fmt::Display) -> HardwareError {
@@ -92,7 +133,7 @@ impl TopicCar {
             None => None,
         };
         let twist = node.create_publisher::<r2r::geometry_msgs::msg::Twist>(&self.config.cmd_vel_topic, r2r::QosProfile::default()).map_err(|e| self.device(e))?;
-        let (newest_pose, newest_imu, outgoing) = (self.newest_pose.clone(), self.newest_imu.clone(), self.outgoing.clone());
+        let (newest_pose, newest_imu, outgoing, feed) = (self.newest_pose.clone(), self.newest_imu.clone(), self.outgoing.clone(), self.feed.clone());
         let worker = Worker::spawn("car", move |stop| {
             let mut previous: Option<CarPose> = None;
             while !stopping(stop) {
@@ -101,10 +142,13 @@ impl TopicCar {
                     let pose = pose_of(&msg, previous.as_ref());
                     previous = Some(pose);
                     let _ = newest_pose.force_push(pose);
+                    let _ = feed.pose.force_push(pose);
                 }
                 if let Some(imu) = imu.as_mut() {
                     while let Some(Some(msg)) = imu.next().now_or_never() {
-                        let _ = newest_imu.force_push(ImuSample { stamp: received_stamp(&msg.header.stamp), yaw_rate: msg.angular_velocity.z });
+                        let sample = ImuSample { stamp: received_stamp(&msg.header.stamp), accel: (msg.linear_acceleration.x, msg.linear_acceleration.y), yaw_rate: msg.angular_velocity.z };
+                        let _ = newest_imu.force_push(sample);
+                        let _ = feed.imu.force_push(sample);
                     }
                 }
                 if let Some((linear, angular)) = outgoing.pop() {

@@ -15,6 +15,7 @@
 //! depended on by the crates below it (types, safety, drivers, simulation,
 //! policies, rewards, recording).
 
+pub mod car_node;
 pub mod joy;
 pub mod observed_topics;
 pub mod learner_link;

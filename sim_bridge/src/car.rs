@@ -153,6 +153,20 @@ impl CarSim {
         self.data.step();
     }
 
+    /// Runs the physics for `seconds`; the mean horizontal acceleration
+    /// over that time, in the car's frame (what an IMU's low-pass filter
+    /// reports at that rate).
+    pub fn advance(&mut self, seconds: f64) -> (f64, f64) {
+        let steps = (seconds / PHYSICS_DT).round().max(1.0) as usize;
+        let mut sum = (0.0, 0.0);
+        for _ in 0..steps {
+            self.step();
+            let accel = self.reading().accel;
+            sum = (sum.0 + accel.0, sum.1 + accel.1);
+        }
+        (sum.0 / steps as f64, sum.1 / steps as f64)
+    }
+
     /// What odometry and the IMU would say now.
     pub fn reading(&self) -> CarReading {
         let (q, v) = (self.data.qpos(), self.data.qvel());

@@ -25,7 +25,9 @@
 use std::path::{Path, PathBuf};
 
 pub mod arm_task;
+pub mod car_task;
 pub mod classifier_reward;
+mod control_link;
 pub mod leader;
 pub mod learner;
 pub mod practice_env;
@@ -41,6 +43,8 @@ pub enum WiringError {
     Safety { file: PathBuf, source: safety::SafetyError },
     #[error("{}: starting the arm: {source}", file.display())]
     Arm { file: PathBuf, source: arm_task::ArmTaskError },
+    #[error("{}: starting the car: {source}", file.display())]
+    Car { file: PathBuf, source: car_task::CarTaskError },
     #[error(transparent)]
     Sim(#[from] sim_bridge::SimError),
     #[error(transparent)]

@@ -16,6 +16,7 @@ use sim_bridge::panda::{PandaTask, PandaVariant, RewardKind};
 use sim_bridge::SimError;
 
 use crate::arm_task::{ArmTask, ArmTaskError};
+use crate::car_task::{CarCourseTask, CarTaskError};
 use crate::leader::{LeaderOperator, Tracking};
 use crate::WiringError;
 
@@ -136,6 +137,8 @@ pub enum RobotTask {
     Sim(PandaTask),
     /// The car twin, in this process.
     Car(CarTask),
+    /// A real car over its driver's topics.
+    CarOverTopics(CarCourseTask),
     /// Stepped over ROS 2.
     SimNode(RemoteTask),
     Arm(ArmTask),
@@ -158,6 +161,8 @@ pub enum RobotTaskError {
     SimNode(#[from] RemoteTaskError),
     #[error(transparent)]
     Arm(#[from] ArmTaskError),
+    #[error(transparent)]
+    CarOverTopics(#[from] CarTaskError),
 }
 
 /// Runs `$body` with `$task` bound to whichever task `$robot` holds.
@@ -166,6 +171,7 @@ macro_rules! with_task {
         match $robot {
             RobotTask::Sim($task) => $body,
             RobotTask::Car($task) => $body,
+            RobotTask::CarOverTopics($task) => $body,
             RobotTask::SimNode($task) => $body,
             RobotTask::Arm($task) => $body,
         }
@@ -200,7 +206,7 @@ impl RobotTask {
                 }
             }
             (RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_), _) => started(RobotTask::Arm(start_arm(launch, config, seed)?), None, crate::arm_task::task_name(launch).into()),
-            (RobotConfig::Car(_), _) => Err(WiringError::launch(config, "this command drives arms (tool-space actions); a car has no end effector")),
+            (RobotConfig::Car(_), _) => started(RobotTask::CarOverTopics(start_car(launch, config)?), None, "CarCourse".into()),
         }
     }
 }
@@ -210,12 +216,18 @@ impl RobotTask {
 pub fn task_sizes(launch: &LaunchFile, config: &Path) -> Result<(usize, usize), WiringError> {
     match &launch.robot {
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => Ok(crate::arm_task::sizes(launch)),
+        RobotConfig::Car(_) => Ok((rrl_types::course::COURSE_OBSERVATION_SIZE, 2)),
         _ if is_car_twin(launch) => Ok((rrl_types::course::COURSE_OBSERVATION_SIZE, 2)),
         _ => {
             let (task, _) = panda_task(launch, config)?;
             Ok((task.observation_size(), task.action_size()))
         }
     }
+}
+
+/// A real car's task over its driver's topics, racing the launch file's course.
+pub fn start_car(launch: &LaunchFile, config: &Path) -> Result<CarCourseTask, WiringError> {
+    CarCourseTask::start(launch).map_err(|source| WiringError::Car { file: config.to_path_buf(), source })
 }
 
 /// A real arm's task over its driver: a ros2_control arm's topics, or a

@@ -16,7 +16,6 @@
 
 mod actions;
 mod cameras;
-mod control;
 mod follower;
 mod observation;
 mod reset;
@@ -36,7 +35,7 @@ use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, Joint
 use safety::{CartesianLimits, Gate, JointLimit};
 
 use actions::{ActionLayout, Target};
-use control::ControlLink;
+use crate::control_link::ControlLink;
 pub use follower::Follower;
 pub use observation::ObservationLayout;
 
@@ -248,7 +247,7 @@ impl ArmTask {
         hardware.activate().map_err(hardware_error)?;
         let (limits, soft_margin) = (gate_config.limits, gate_config.soft_margin);
         let control_period = Duration::from_secs_f64(1.0 / rate);
-        let link = ControlLink::start(hardware, gate, control_period, rrl_types::TickDecimator::for_rate(rate, rrl_types::QUIET_TICK_RECORD_HZ))?;
+        let link = ControlLink::start(hardware, gate, control_period, rrl_types::TickDecimator::for_rate(rate, rrl_types::QUIET_TICK_RECORD_HZ)).map_err(ArmTaskError::Hardware)?;
         let size = layout.size();
         Ok(ArmTask {
             joint_names,
@@ -326,7 +325,7 @@ impl ArmTask {
     fn wait_while_silent(&mut self) -> Result<(), ArmTaskError> {
         let mut paused: Option<(Instant, String)> = None;
         loop {
-            self.link.check_failure()?;
+            self.link.check_failure().map_err(ArmTaskError::Hardware)?;
             self.take_newest_state();
             let age = self.state_age();
             let stale = if age > self.state_timeout {
@@ -368,7 +367,7 @@ impl ArmTask {
     /// Waits for the next control period and takes the newest state.
     fn next_state(&mut self) -> Result<(), ArmTaskError> {
         self.ticks.wait();
-        self.link.check_failure()?;
+        self.link.check_failure().map_err(ArmTaskError::Hardware)?;
         self.take_newest_state();
         Ok(())
     }

@@ -1,0 +1,98 @@
+//! The car through the real-car path: `rrl sim` serves the car twin as a
+//! small car's driver would (Twist in; odometry and IMU out, on the wall
+//! clock), and `rrl practice` races the shipped `sim_car_over_ros.ron`
+//! course over those topics with the gate in its own process: a scripted
+//! lap, then practice. Mid-practice the car's driver freezes (SIGSTOP):
+//! practice pauses while its odometry is stale and resumes by itself when
+//! it comes back, and nothing is lost. All in a private ROS domain on
+//! loopback.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn files() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files")
+}
+
+/// Waits until `file` holds `text`, polling (the writer is another process).
+fn wait_for_text(file: &Path, text: &str, within: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(text)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = Command::new("kill").args([which, &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+#[test]
+fn the_car_practises_its_course_over_ros_and_pauses_while_its_odometry_is_stale() {
+    let domain = (20 + (std::process::id() + 73) % 80).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped file, shortened: one scripted lap and a short practice
+    // that gets past its warm-up; no evaluation.
+    let shipped = std::fs::read_to_string(files().join("sim_car_over_ros.ron")).unwrap();
+    let short = shipped.replace("demo_episodes: 3,", "demo_episodes: 1,").replace("total_steps: 20000,", "total_steps: 150,").replace("eval_episodes: 10,", "eval_episodes: 0,").replace("warmup_steps: 500,", "warmup_steps: 60,").replace("batch_size: 256,", "batch_size: 32,");
+    assert!(short.contains("total_steps: 150,") && short.contains("warmup_steps: 60,") && short.contains("batch_size: 32,"), "the shipped file's practice section changed");
+    let config = dir.path().join("car.ron");
+    std::fs::write(&config, &short).unwrap();
+    let run_dir = dir.path().join("run");
+    let log = dir.path().join("practice.log");
+
+    let mut sim = common::rrl_command(&["sim", "--config", files().join("sim_car_course.ron").to_str().unwrap(), "--duration-s", "400"], &domain).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start rrl sim");
+    let mut practice = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap()], &domain)
+        .env("RRL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start rrl practice");
+    // Freeze the car's driver once practice is under way, then thaw it once practice has noticed.
+    assert!(wait_for_text(&log, "demo episodes ready", Duration::from_secs(180)), "the scripted lap did not finish:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let started = Instant::now();
+    while recording::list_episodes(&run_dir.join("episodes")).map_or(true, |e| e.is_empty()) {
+        assert!(started.elapsed() < Duration::from_secs(60), "practice did not begin");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(sim.id(), "-STOP");
+    let paused = wait_for_text(&log, "practice is paused", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    signal(sim.id(), "-CONT");
+    let resumed = wait_for_text(&log, "practice resumes", Duration::from_secs(20));
+    let mut stdout = String::new();
+    practice.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let status = practice.wait().unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "rrl practice failed:\n{said}");
+    assert!(paused && resumed, "practice must pause on stale odometry and resume by itself (paused {paused}, resumed {resumed}):\n{said}");
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["task"], "CarCourse");
+    assert_eq!(report["total_steps"], 150);
+    assert!(report["learner_updates"].as_u64().unwrap() > 0, "past its warm-up the learner trained: {report}");
+
+    // The scripted lap went round the course over the topics.
+    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(demos.len(), 1);
+    assert_eq!(demos[0].outcome.as_ref().and_then(|o| o.success), Some(true), "the scripted driver lapped the twin over ROS 2");
+    // Nothing lost across the pause: every step on disk, each starting where the last ended, the gate's ticks beside them.
+    let episodes: Vec<_> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(episodes.iter().map(|e| e.steps.iter().filter(|s| !s.flags.recovery).count()).sum::<usize>(), 150);
+    for episode in &episodes {
+        for pair in episode.steps.windows(2) {
+            assert_eq!(pair[0].next_observation, pair[1].observation, "episode {} breaks", episode.header.episode);
+        }
+    }
+    let ticks: usize = episodes.iter().map(|e| e.gate_ticks.len()).sum();
+    assert!(ticks > 150, "the control thread's gate ticks are recorded with the steps: {ticks}");
+}

@@ -1,0 +1,272 @@
+//! A real car's task over its driver (`Car(..)`: Twist out, odometry and
+//! IMU in), racing the launch file's course by the same rules as the twin
+//! (`rrl_types::course`). The driver sits behind the control thread, which
+//! ticks read → gate → write at the car's control rate on the wall clock
+//! (`crate::control_link`); the task offers each step's twist every tick of
+//! its policy period and reads the pose and the IMU's samples (for bumps)
+//! from the driver's feed.
+//!
+//! Odometry older than the safety section's `state_timeout_ms` pauses
+//! practice before the next step — the gate stops the car meanwhile — and
+//! practice resumes by itself when it comes back. Nothing is recorded
+//! while paused.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use robot_drivers::car::{CarFeed, TopicCar};
+use robot_drivers::pacing::Pacer;
+use robot_drivers::HardwareInterface;
+use rrl_types::config::{LaunchFile, RobotConfig};
+use rrl_types::course::{CarReading, CourseProgress, COURSE_OBSERVATION_SIZE};
+use rrl_types::{CommandMode, Environment, JointCommand, JointVec, LiveStatus, MonotonicClock, PracticeTask, Step, SystemClock, Clock, TickDecimator, Waiting, QUIET_TICK_RECORD_HZ};
+use safety::Gate;
+
+use crate::control_link::ControlLink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CarTaskError {
+    /// The launch file asks for what this car cannot do.
+    #[error("{0}")]
+    Unfit(String),
+    #[error("the car: {0}")]
+    Hardware(String),
+    #[error(transparent)]
+    Safety(#[from] safety::SafetyError),
+    #[error("action has {got} values, the car takes 2 (throttle, steering)")]
+    ActionSize { got: usize },
+    #[error("action[{index}] is {value}; actions must be finite")]
+    NonFinite { index: usize, value: f64 },
+}
+
+const ACTION_LOW: [f64; 2] = [-1.0; 2];
+const ACTION_HIGH: [f64; 2] = [1.0; 2];
+
+pub struct CarCourseTask {
+    link: ControlLink,
+    feed: CarFeed,
+    /// Where critics trained during practice reach the control thread's gate.
+    critic_loader: safety::CriticLoader,
+    progress: CourseProgress,
+    reading: CarReading,
+    /// When the newest odometry arrived (wall clock); `None` before the first.
+    pose_arrived: Option<Instant>,
+    has_imu: bool,
+    state_timeout: Duration,
+    reset_timeout: Duration,
+    policy_ticks: usize,
+    ticks: Pacer<MonotonicClock>,
+    observation: [f64; COURSE_OBSERVATION_SIZE],
+    steps: u32,
+    max_steps: u32,
+    live: Arc<LiveStatus>,
+}
+
+impl CarCourseTask {
+    /// Starts the car's driver and control thread for `launch` (a `Car(..)`
+    /// robot with a `course`).
+    pub fn start(launch: &LaunchFile) -> Result<CarCourseTask, CarTaskError> {
+        let RobotConfig::Car(car) = &launch.robot else {
+            return Err(CarTaskError::Unfit(format!("a {} robot is not a car", launch.robot.kind_name())));
+        };
+        let course = launch.course.clone().ok_or_else(|| CarTaskError::Unfit("a car practises its launch file's course, and it has none: add a `course` section (checkpoints in the odometry frame, the arena)".into()))?;
+        let rate = car.control_rate_hz;
+        // The one gate builder: rules, and the risk critic when one is configured.
+        let mut gate = Gate::build(&launch.safety, &launch.robot.joint_names(), rate)?;
+        let critic_loader = gate.critic_loader();
+        let mut hardware = TopicCar::new(car.clone(), &launch.namespace);
+        let feed = hardware.feed();
+        let hardware_error = |e: robot_drivers::HardwareError| CarTaskError::Hardware(e.to_string());
+        hardware.configure().map_err(hardware_error)?;
+        hardware.activate().map_err(hardware_error)?;
+        let control_period = Duration::from_secs_f64(1.0 / rate);
+        let link = ControlLink::start(hardware, gate, control_period, TickDecimator::for_rate(rate, QUIET_TICK_RECORD_HZ)).map_err(CarTaskError::Hardware)?;
+        let practice = &launch.practice;
+        Ok(CarCourseTask {
+            link,
+            feed,
+            critic_loader,
+            progress: CourseProgress::new(course),
+            reading: CarReading::default(),
+            pose_arrived: None,
+            has_imu: car.imu_topic.is_some(),
+            state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
+            reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
+            policy_ticks: (rate / practice.policy_rate_hz).round().max(1.0) as usize,
+            ticks: Pacer::new(control_period, MonotonicClock),
+            observation: [0.0; COURSE_OBSERVATION_SIZE],
+            steps: 0,
+            max_steps: practice.max_episode_steps,
+            live: Arc::default(),
+        })
+    }
+
+    pub fn progress(&self) -> &CourseProgress {
+        &self.progress
+    }
+
+    /// Takes the newest odometry and every IMU sample since the last look;
+    /// the largest horizontal acceleration among those samples.
+    fn take_newest(&mut self) -> f64 {
+        if let Some(pose) = self.feed.take_pose() {
+            let r = &mut self.reading;
+            (r.time_s, r.x, r.y, r.yaw, r.speed) = (pose.stamp.as_secs_f64(), pose.x, pose.y, pose.yaw, pose.speed);
+            if !self.has_imu {
+                r.yaw_rate = pose.yaw_rate;
+            }
+            self.pose_arrived = Some(Instant::now());
+        }
+        let mut peak: f64 = 0.0;
+        let reading = &mut self.reading;
+        self.feed.drain_imu(|sample| {
+            peak = peak.max(sample.accel.0.hypot(sample.accel.1));
+            reading.accel = sample.accel;
+            reading.yaw_rate = sample.yaw_rate;
+        });
+        peak
+    }
+
+    fn odometry_age(&self) -> Option<Duration> {
+        self.pose_arrived.map(|t| t.elapsed())
+    }
+
+    /// Returns once the car's odometry is fresh. While it is stale (the car
+    /// stopped publishing) practice pauses here: no step is taken or
+    /// recorded, the gate stops the car, the log says so once, and
+    /// practice resumes by itself when it comes back. `within` bounds the
+    /// wait (`None`: no bound).
+    fn wait_for_odometry(&mut self, within: Option<Duration>) -> Result<(), CarTaskError> {
+        let started = Instant::now();
+        let first = self.pose_arrived.is_none();
+        let mut paused = false;
+        loop {
+            self.link.check_failure().map_err(CarTaskError::Hardware)?;
+            self.take_newest();
+            let fresh = self.odometry_age().is_some_and(|age| age <= self.state_timeout);
+            if fresh {
+                match (paused, first) {
+                    (true, true) => tracing::info!(waited_s = started.elapsed().as_secs_f64(), "the car's first odometry came"),
+                    (true, false) => tracing::warn!(paused_s = started.elapsed().as_secs_f64(), "the car's odometry comes again: practice resumes"),
+                    (false, _) => {}
+                }
+                if paused {
+                    self.live.came(Waiting::ArmState);
+                }
+                return Ok(());
+            }
+            if !paused {
+                match self.odometry_age() {
+                    Some(age) => tracing::warn!("no odometry from the car for {} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", age.as_millis()),
+                    None => tracing::info!("waiting for the car's first odometry"),
+                }
+                self.live.wait_for(Waiting::ArmState);
+                paused = true;
+            }
+            if within.is_some_and(|w| started.elapsed() > w) {
+                return Err(CarTaskError::Hardware(format!("no odometry within {:.0} s", started.elapsed().as_secs_f64())));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Offers the twist for `throttle`, `steer` every control tick of one
+    /// policy period; the largest horizontal acceleration felt meanwhile.
+    fn drive(&mut self, throttle: f64, steer: f64) -> Result<f64, CarTaskError> {
+        let course = self.progress.course();
+        let values = JointVec::from_slice(&[throttle * course.max_speed_mps, steer * course.max_yaw_rate_rps]).expect("2 joints");
+        // Time spent between steps (acting, recording) is not caught up on.
+        self.ticks.reanchor();
+        let mut peak: f64 = 0.0;
+        for _ in 0..self.policy_ticks {
+            self.link.offer(JointCommand { stamp: SystemClock.now(), mode: CommandMode::Velocity, values });
+            self.ticks.wait();
+            self.link.check_failure().map_err(CarTaskError::Hardware)?;
+            peak = peak.max(self.take_newest());
+        }
+        Ok(peak)
+    }
+
+    fn observe(&mut self) {
+        self.progress.observe(&self.reading, &mut self.observation);
+    }
+}
+
+impl Environment for CarCourseTask {
+    type Error = CarTaskError;
+
+    fn observation_size(&self) -> usize {
+        COURSE_OBSERVATION_SIZE
+    }
+    fn action_size(&self) -> usize {
+        2
+    }
+    fn action_low(&self) -> &[f64] {
+        &ACTION_LOW
+    }
+    fn action_high(&self) -> &[f64] {
+        &ACTION_HIGH
+    }
+    fn observation(&self) -> &[f64] {
+        &self.observation
+    }
+
+    fn reset(&mut self, _seed: u64) -> &[f64] {
+        self.reset_next()
+    }
+
+    /// A new lap from wherever the car stands: nobody carries a car back.
+    /// Waits for the car's odometry first (at most `practice.reset_timeout_s`;
+    /// past that the next step reports it).
+    fn reset_next(&mut self) -> &[f64] {
+        if let Err(e) = self.wait_for_odometry(Some(self.reset_timeout)) {
+            self.link.fail_later(e.to_string());
+        }
+        self.progress.start_lap(&self.reading);
+        self.steps = 0;
+        self.observe();
+        &self.observation
+    }
+
+    fn step(&mut self, action: &[f64]) -> Result<Step, CarTaskError> {
+        if action.len() != 2 {
+            return Err(CarTaskError::ActionSize { got: action.len() });
+        }
+        if let Some(index) = action.iter().position(|a| !a.is_finite()) {
+            return Err(CarTaskError::NonFinite { index, value: action[index] });
+        }
+        self.wait_for_odometry(None)?;
+        let (throttle, steer) = (action[0].clamp(-1.0, 1.0), action[1].clamp(-1.0, 1.0));
+        let peak = self.drive(throttle, steer)?;
+        let step = self.progress.step(&self.reading, throttle, self.has_imu.then_some(peak));
+        self.steps += 1;
+        self.observe();
+        Ok(Step { reward: step.reward, terminated: false, truncated: step.lap || self.steps >= self.max_steps })
+    }
+
+    fn success(&self) -> Option<bool> {
+        Some(self.progress.lap_done())
+    }
+}
+
+impl PracticeTask for CarCourseTask {
+    /// Reverse and turn toward the next checkpoint.
+    fn recovery_actions(&self) -> Vec<Vec<f64>> {
+        self.progress.recovery(&self.reading).iter().map(|a| a.to_vec()).collect()
+    }
+    fn needs_recovery(&self) -> bool {
+        self.progress.needs_recovery()
+    }
+    fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
+        self.link.take_events()
+    }
+    fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
+        self.link.take_ticks(out)
+    }
+    fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
+        let critic = safety::RiskCritic::from_layers(layers.to_vec())?;
+        self.critic_loader.offer(critic, acting).map_err(|e| e.to_string())
+    }
+    fn live_status(&self) -> Option<Arc<LiveStatus>> {
+        Some(self.live.clone())
+    }
+}
