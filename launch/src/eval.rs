@@ -46,7 +46,7 @@ impl JudgeChoice {
         if launch.reward == rrl_types::config::RewardConfig::Human && self.operator == crate::operator::OperatorKind::None {
             anyhow::bail!("{}: reward: Human: a person's labels judge each episode: pass --operator keyboard or joy", config.display());
         }
-        self.operator.start(&launch.namespace, &self.joy_topic, action_size)
+        self.operator.start(&launch, &self.joy_topic, action_size)
     }
 }
 

@@ -83,11 +83,12 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
     for (file, (path, launch)) in launches.iter().enumerate() {
         let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
         if practising {
-            if matches!(launch.robot, RobotConfig::Car(_)) {
-                bail!("{}: practice drives arms; a car cannot practise yet", path.display());
+            if wiring::robot::is_car_twin(launch) {
+                bail!("{}: the car twin practises in one process (`rrl practice`), or as a car's driver (`rrl sim`) that a Car(..) launch file practises over ROS 2; `rrl launch` steps simulated robots in lockstep, which the car twin does not offer yet", path.display());
             }
-            // A real arm's actor drives the arm through its driver itself
-            // (a serial bus is its alone; a ros2_control arm runs elsewhere).
+            // A real robot's actor drives it through its driver itself
+            // (a serial bus is its alone; a ros2_control arm or a car's
+            // driver runs elsewhere).
             if wanted("robot") && is_sim {
                 nodes.push(Node::Robot { file });
             }

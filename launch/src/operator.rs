@@ -197,10 +197,12 @@ pub enum OperatorKind {
 }
 
 impl OperatorKind {
-    pub fn start(self, namespace: &str, joy_topic: &str, action_size: usize) -> anyhow::Result<Box<dyn Operator>> {
+    /// `launch`'s operator: a gamepad maps to its robot's actions (`JoyMapping::for_launch`).
+    pub fn start(self, launch: &rrl_types::config::LaunchFile, joy_topic: &str, action_size: usize) -> anyhow::Result<Box<dyn Operator>> {
+        let namespace = launch.namespace.as_str();
         Ok(match self {
             OperatorKind::None => Box::new(policies::practice::NoOperator),
-            OperatorKind::Joy => Box::new(JoyOperator::start(namespace, joy_topic, action_size)?),
+            OperatorKind::Joy => Box::new(JoyOperator::start(namespace, joy_topic, action_size, ros_edge::joy::JoyMapping::for_launch(launch))?),
             OperatorKind::Keyboard => Box::new(KeyboardOperator::start(namespace, action_size)?),
         })
     }

@@ -197,7 +197,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     let task_size = (env.observation_size(), env.action_size());
     // The human is there from the first demo on: with `reward: Human` their
     // labels judge demos and evaluations as they judge practice.
-    let mut operator = crate::operator::with_leader(args.operator.start(&launch.namespace, &args.joy_topic, task_size.1)?, leader);
+    let mut operator = crate::operator::with_leader(args.operator.start(launch, &args.joy_topic, task_size.1)?, leader);
     let human_reward = launch.reward == RewardConfig::Human;
     // A human's labels override a classifier's verdicts.
     let labels_override = matches!(launch.reward, RewardConfig::Classifier(_));

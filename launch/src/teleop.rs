@@ -54,7 +54,7 @@ impl TeleopArgs {
         if leader.is_some() {
             eprintln!("teleop: move the leader arm on {} to drive the follower", launch.leader.as_ref().map_or("", |l| l.bus.port.as_str()));
         }
-        let mut operator = crate::operator::with_leader(self.operator.start(&launch.namespace, &self.joy_topic, env.action_size())?, leader);
+        let mut operator = crate::operator::with_leader(self.operator.start(&launch, &self.joy_topic, env.action_size())?, leader);
         let mut paced = Paced::new(operator.as_mut(), Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)));
         // The operator's live view on practice/live (a real arm's task keeps one).
         let _live_view = match rrl_types::PracticeTask::live_status(&env) {

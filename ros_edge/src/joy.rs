@@ -8,7 +8,9 @@
 //! label the episode a success or a failure (on press); button 4 says the
 //! scene is reset (closes the reset window, even while the robot waits in
 //! it and the operator is not polled); button 5 held marks the view a
-//! success (`rrl teleop --label-frames`). The human is in
+//! success (`rrl teleop --label-frames`). A car's mapping (`JoyMapping::Car`)
+//! drives as RC transmitters do: axis 1 (left stick up) is throttle and
+//! axis 0 (left stick left) steers left. The human is in
 //! control while any axis is beyond the dead zone or button 0 or 1 is held,
 //! and for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
 //! hand control back mid-manoeuvre.
@@ -23,6 +25,41 @@ use r2r::QosProfile;
 use crate::EdgeError;
 
 const DEAD_ZONE: f32 = 0.1;
+
+/// How the gamepad's axes become actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoyMapping {
+    /// Axes 0, 1, 2 are the first three actions (tool x, y, z); button 0
+    /// closes the gripper (a fourth action).
+    Tool,
+    /// (throttle, steering) = (axis 1, axis 0).
+    Car,
+}
+
+impl JoyMapping {
+    /// The action the gamepad's `axes` and `buttons` ask for.
+    pub fn action(self, axes: &[f32], buttons: &[i32], action_size: usize) -> Vec<f64> {
+        let axis = |k: usize| f64::from(axes.get(k).copied().unwrap_or(0.0)).clamp(-1.0, 1.0);
+        let mut action: Vec<f64> = match self {
+            JoyMapping::Car => vec![axis(1), axis(0)],
+            JoyMapping::Tool => (0..action_size.min(3)).map(axis).collect(),
+        };
+        if self == JoyMapping::Tool && action_size > 3 {
+            action.push(if buttons.first().is_some_and(|&b| b != 0) { 1.0 } else { -1.0 });
+        }
+        action.resize(action_size, 0.0);
+        action
+    }
+
+    /// The mapping for `launch`'s robot: a car's (real or simulated), else the tool's.
+    pub fn for_launch(launch: &rrl_types::config::LaunchFile) -> JoyMapping {
+        match &launch.robot {
+            rrl_types::config::RobotConfig::Car(_) => JoyMapping::Car,
+            rrl_types::config::RobotConfig::Sim(sim) if sim.task == rrl_types::config::SimTask::CarCourse => JoyMapping::Car,
+            _ => JoyMapping::Tool,
+        }
+    }
+}
 /// How long the human keeps control after the last movement.
 pub const HOLD_AFTER_RELEASE: Duration = Duration::from_millis(500);
 /// The button that says the scene is reset.
@@ -38,6 +75,7 @@ enum FromRos {
 pub struct JoyOperator {
     inbox: Receiver<FromRos>,
     action_size: usize,
+    mapping: JoyMapping,
     last_active: Option<Instant>,
     axes: Vec<f32>,
     buttons: Vec<i32>,
@@ -60,7 +98,7 @@ pub fn parse_command(text: &str) -> Option<OperatorCommand> {
 impl JoyOperator {
     /// Subscribes to `joy_topic` and `<namespace>/practice/command` on a
     /// node spun by its own thread.
-    pub fn start(namespace: &str, joy_topic: &str, action_size: usize) -> Result<JoyOperator, EdgeError> {
+    pub fn start(namespace: &str, joy_topic: &str, action_size: usize, mapping: JoyMapping) -> Result<JoyOperator, EdgeError> {
         let ctx = r2r::Context::create()?;
         let mut node = r2r::Node::create(ctx, "rrl_operator", namespace)?;
         let joy = node.subscribe::<r2r::sensor_msgs::msg::Joy>(joy_topic, QosProfile::default())?;
@@ -95,7 +133,7 @@ impl JoyOperator {
         })
         .map_err(EdgeError::io("starting the operator's ROS thread"))?;
         tracing::info!(joy_topic, command_topic = "practice/command", "operator listening");
-        Ok(JoyOperator { inbox, action_size, last_active: None, axes: Vec::new(), buttons: Vec::new(), _spinner: spinner })
+        Ok(JoyOperator { inbox, action_size, mapping, last_active: None, axes: Vec::new(), buttons: Vec::new(), _spinner: spinner })
     }
 }
 
@@ -131,15 +169,25 @@ impl Operator for JoyOperator {
         }
         input.marking_success = self.buttons.get(MARK_SUCCESS_BUTTON).is_some_and(|&b| b != 0);
         if self.last_active.is_some_and(|t| t.elapsed() <= HOLD_AFTER_RELEASE) {
-            let axis = |k: usize| f64::from(self.axes.get(k).copied().unwrap_or(0.0)).clamp(-1.0, 1.0);
-            let mut action: Vec<f64> = (0..self.action_size.min(3)).map(axis).collect();
-            if self.action_size > 3 {
-                action.push(if self.buttons.first().is_some_and(|&b| b != 0) { 1.0 } else { -1.0 });
-            }
-            action.resize(self.action_size, 0.0);
-            input.takeover = Some(action);
+            input.takeover = Some(self.mapping.action(&self.axes, &self.buttons, self.action_size));
         }
         input
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_car_drives_on_the_left_stick_as_an_rc_transmitter_does() {
+        // Left stick pushed up (axis 1) and to the left (axis 0).
+        let (axes, buttons) = ([0.4_f32, 0.9, -0.2], [1, 0]);
+        assert_eq!(JoyMapping::Car.action(&axes, &buttons, 2), vec![0.9_f32 as f64, 0.4_f32 as f64], "throttle, then steering (left is positive yaw)");
+        // The tool's mapping: x, y, z from axes 0-2, the gripper from button 0.
+        assert_eq!(JoyMapping::Tool.action(&axes, &buttons, 4), vec![0.4_f32 as f64, 0.9_f32 as f64, -0.2_f32 as f64, 1.0]);
+        // Out-of-range axes are clipped to the action bounds.
+        assert_eq!(JoyMapping::Car.action(&[3.0, -7.0], &[], 2), vec![-1.0, 1.0]);
+    }
+}

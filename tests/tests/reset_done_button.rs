@@ -29,7 +29,7 @@ fn a_press_of_the_reset_done_button_closes_an_open_window() {
 fn the_gamepads_reset_button_closes_an_open_window() {
     tests::isolate_ros_domain();
     let window = ResetWindow::start("joy_button_test").unwrap();
-    let _operator = ros_edge::joy::JoyOperator::start("joy_button_test", "/joy_button_test/joy", 4).unwrap();
+    let _operator = ros_edge::joy::JoyOperator::start("joy_button_test", "/joy_button_test/joy", 4, ros_edge::joy::JoyMapping::Tool).unwrap();
     let ctx = r2r::Context::create().unwrap();
     let mut node = r2r::Node::create(ctx, "gamepad", "").unwrap();
     let joy = node.create_publisher::<r2r::sensor_msgs::msg::Joy>("/joy_button_test/joy", r2r::QosProfile::default()).unwrap();
