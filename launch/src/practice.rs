@@ -101,6 +101,9 @@ impl PracticeArgs {
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 let mut report = practise_task(started.task, &self, &launch, run_dir.clone(), seed, started.name, car_demo, |_| serde_json::Value::Null, None)?;
                 report["laps"] = crate::car_laps::summarise(&run_dir, sim_bridge::car::CAR_CONTROL_DT)?;
+                if let Some(node) = crate::robot_choice::finish_node(started.node)? {
+                    report["robot_node"] = node;
+                }
                 Ok(report)
             }
             RobotConfig::Sim(_) if self.robot.placement != Placement::Local => {

@@ -94,17 +94,23 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     })
 }
 
-/// The simulated Panda's practice task (with the launch file's gate) as a
-/// node that an actor steps over ROS 2. Serves until `duration_s` has
+/// The simulated robot's practice task (the Panda's or the car twin's, with
+/// the launch file's gate) as a node that an actor steps over ROS 2. Serves until `duration_s` has
 /// passed, or `until()` says so, or killed.
 pub fn run_lockstep(config: &Path, duration_s: Option<f64>, until: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(config)?;
-    let (task, variant) = wiring::robot::panda_task(&launch, config)?;
     let started = Instant::now();
     let deadline = duration_s.map(Duration::from_secs_f64);
-    let counts = ros_edge::task_node::serve(task, &launch.namespace, &|| until() || deadline.is_some_and(|d| started.elapsed() >= d))?;
+    let stop = || until() || deadline.is_some_and(|d| started.elapsed() >= d);
+    let (counts, task_name) = match wiring::robot::is_car_twin(&launch) {
+        true => (ros_edge::task_node::serve(wiring::robot::car_task(&launch, config)?, &launch.namespace, &stop)?, "CarCourse".to_string()),
+        false => {
+            let (task, variant) = wiring::robot::panda_task(&launch, config)?;
+            (ros_edge::task_node::serve(task, &launch.namespace, &stop)?, format!("{variant:?}"))
+        }
+    };
     let mut report = ros_edge::task_node::counts_json(&counts);
-    report["task"] = serde_json::json!(format!("{variant:?}"));
+    report["task"] = serde_json::json!(task_name);
     report["namespace"] = serde_json::json!(launch.namespace);
     Ok(report)
 }

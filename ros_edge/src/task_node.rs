@@ -11,7 +11,8 @@
 //!   action);
 //! - `task/replies`: `wire::TaskReply` (node incarnation, session, sequence,
 //!   and the task's state after the request: reward, termination, success,
-//!   the gate's safety events and reflexes, the observation; for `Describe`
+//!   the gate's safety events and reflexes, the observation, and the
+//!   recovery manoeuvre when the task itself calls for it; for `Describe`
 //!   also the action bounds and the recovery manoeuvre; or the reason of a
 //!   refusal).
 //!
@@ -58,7 +59,8 @@ pub enum RemoteTaskError {
 
 fn state_of<E: PracticeTask>(task: &mut E, step: Option<Step>) -> TaskState {
     let step = step.unwrap_or(Step { reward: 0.0, terminated: false, truncated: false });
-    TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec(), frames: frames_of(task) }
+    let recovery = task.needs_recovery().then(|| task.recovery_actions());
+    TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec(), frames: frames_of(task), recovery }
 }
 
 /// The task's camera frames with their layout, if its policy sees cameras
@@ -230,6 +232,8 @@ pub struct RemoteTask {
     action_low: Vec<f64>,
     action_high: Vec<f64>,
     recovery: Vec<Vec<f64>>,
+    /// The task's own call for its manoeuvre after the last request, with it.
+    called_recovery: Option<Vec<Vec<f64>>>,
     success: Option<bool>,
     safety_events: SafetyEvents,
     /// The current observation's camera frames and their layout, if the task has cameras.
@@ -261,6 +265,7 @@ impl RemoteTask {
             action_low: Vec::new(),
             action_high: Vec::new(),
             recovery: Vec::new(),
+            called_recovery: None,
             success: None,
             safety_events: SafetyEvents::default(),
             frames: None,
@@ -330,6 +335,7 @@ impl RemoteTask {
         self.success = state.success;
         self.observation.clone_from(&state.observation);
         self.frames.clone_from(&state.frames);
+        self.called_recovery.clone_from(&state.recovery);
     }
 
     fn reset_with(&mut self, op: TaskOp) -> &[f64] {
@@ -390,8 +396,12 @@ impl Environment for RemoteTask {
 }
 
 impl PracticeTask for RemoteTask {
+    /// The manoeuvre for where the robot is when the task called for it, else the described one.
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
-        self.recovery.clone()
+        self.called_recovery.clone().unwrap_or_else(|| self.recovery.clone())
+    }
+    fn needs_recovery(&self) -> bool {
+        self.called_recovery.is_some()
     }
     fn take_safety_events(&mut self) -> SafetyEvents {
         std::mem::take(&mut self.safety_events)

@@ -16,7 +16,9 @@ use rrl_types::SafetyEvents;
 /// The format this build speaks. Bump it whenever any layout below changes.
 /// 2: stream items carry camera frames and transitions name theirs; task
 /// states carry the observation's frames.
-pub const VERSION: u16 = 2;
+/// 3: task states carry the task's own call for its recovery manoeuvre
+/// (a car's collision) with the manoeuvre for where the robot is.
+pub const VERSION: u16 = 3;
 const MAGIC: [u8; 2] = *b"rl";
 const HEADER: usize = 5;
 
@@ -277,7 +279,13 @@ pub struct TaskState {
     /// The observation's camera frames (RGB, and their layout) for a
     /// policy that sees cameras; PNG per camera on the wire.
     pub frames: Option<(rrl_types::FrameLayout, Vec<u8>)>,
+    /// The task itself calls for its recovery manoeuvre
+    /// (`PracticeTask::needs_recovery`): the manoeuvre for where the robot is now.
+    pub recovery: Option<Vec<Vec<f64>>>,
 }
+
+/// The most actions one recovery manoeuvre may have on the wire.
+const MAX_RECOVERY_ACTIONS: usize = 256;
 
 /// What a `Describe` reply adds to the state.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -320,6 +328,31 @@ fn put_state(w: &mut Writer, s: &TaskState) {
             Err(_) => w.u8(0),
         },
     };
+    put_actions(w, s.recovery.as_deref());
+}
+
+/// An optional list of actions: a flag, then the count and each action.
+fn put_actions(w: &mut Writer, actions: Option<&[Vec<f64>]>) {
+    match actions {
+        None => {
+            w.u8(0);
+        }
+        Some(actions) => {
+            w.u8(1).u32(actions.len() as u32);
+            actions.iter().for_each(|a| {
+                w.f64s(a);
+            });
+        }
+    }
+}
+
+fn read_actions(r: &mut Reader, field: &'static str) -> Result<Vec<Vec<f64>>, WireError> {
+    let at = r.position();
+    let count = r.count(4, field)?;
+    if count > MAX_RECOVERY_ACTIONS {
+        return Err(r.invalid(field, at, format!("{count} actions, at most {MAX_RECOVERY_ACTIONS}")));
+    }
+    (0..count).map(|_| r.f64s(field)).collect()
 }
 
 fn read_state(r: &mut Reader) -> Result<TaskState, WireError> {
@@ -336,7 +369,13 @@ fn read_state(r: &mut Reader) -> Result<TaskState, WireError> {
         }
         other => return Err(r.invalid("frames", at, format!("frames flag {other}, expected 0 or 1"))),
     };
-    Ok(TaskState { reward, terminated: flags & TERMINATED != 0, truncated: flags & TRUNCATED != 0, success: (flags & SUCCESS_KNOWN != 0).then_some(flags & SUCCEEDED != 0), safety, observation, frames })
+    let at = r.position();
+    let recovery = match r.u8("recovery")? {
+        0 => None,
+        1 => Some(read_actions(r, "recovery action")?),
+        other => return Err(r.invalid("recovery", at, format!("recovery flag {other}, expected 0 or 1"))),
+    };
+    Ok(TaskState { reward, terminated: flags & TERMINATED != 0, truncated: flags & TRUNCATED != 0, success: (flags & SUCCESS_KNOWN != 0).then_some(flags & SUCCEEDED != 0), safety, observation, frames, recovery })
 }
 
 impl TaskReply {
@@ -355,6 +394,7 @@ impl TaskReply {
                 d.recovery.iter().for_each(|a| {
                     w.f64s(a);
                 });
+                // (The description's manoeuvre is always there: no flag.)
             }
             TaskAnswer::Refused(reason) => {
                 w.u8(2).text(reason);
@@ -372,8 +412,7 @@ impl TaskReply {
             1 => {
                 let state = read_state(&mut r)?;
                 let (action_low, action_high) = (r.f64s("action low")?, r.f64s("action high")?);
-                let count = r.count(4, "recovery actions")?;
-                let recovery = (0..count).map(|_| r.f64s("recovery action")).collect::<Result<_, _>>()?;
+                let recovery = read_actions(&mut r, "recovery action")?;
                 TaskAnswer::Described(state, TaskDescription { action_low, action_high, recovery })
             }
             2 => TaskAnswer::Refused(r.text("reason")?),
@@ -652,7 +691,7 @@ mod tests {
             refuses_every_cut(&bytes, TaskRequest::decode);
         }
         let layout = rrl_types::FrameLayout { cameras: 1, height: 2, width: 3 };
-        let state = TaskState { reward: -1.5, terminated: true, truncated: false, success: Some(false), safety: SafetyEvents { protective: 4, reflexes: 2 }, observation: vec![0.1, 0.2, 0.3], frames: Some((layout, (0..18).collect())) };
+        let state = TaskState { reward: -1.5, terminated: true, truncated: false, success: Some(false), safety: SafetyEvents { protective: 4, reflexes: 2 }, observation: vec![0.1, 0.2, 0.3], frames: Some((layout, (0..18).collect())), recovery: Some(vec![vec![-0.6, 0.8]; 3]) };
         let description = TaskDescription { action_low: vec![-1.0; 2], action_high: vec![1.0; 2], recovery: vec![vec![0.0, 1.0], vec![0.5, 0.5]] };
         for answer in [TaskAnswer::State(state.clone()), TaskAnswer::State(TaskState::default()), TaskAnswer::Described(state, description), TaskAnswer::Refused("no episode here".into())] {
             let reply = TaskReply { incarnation: 11, session: 3, sequence: 9, answer };

@@ -73,7 +73,7 @@ pub fn panda_variant<'a>(launch: &'a LaunchFile, config: &Path) -> Result<(&'a S
     let variant = match sim.task {
         SimTask::PandaPickCube => PandaVariant::PickCube,
         SimTask::PandaReach => PandaVariant::Reach,
-        SimTask::CarCourse => return Err(WiringError::launch(config, "this command runs on the simulated Panda; the car twin practises, teleoperates and evaluates in this process (`--robot local`)")),
+        SimTask::CarCourse => return Err(WiringError::launch(config, "this command runs on the simulated Panda; the car twin practises, teleoperates and evaluates with `rrl practice`, `rrl teleop` and `rrl eval`")),
         other => return Err(WiringError::launch(config, format!("practice needs a Panda task (PandaPickCube, PandaReach); {other:?} is a learning benchmark, see `rrl train`"))),
     };
     Ok((sim, variant))
@@ -191,13 +191,17 @@ impl RobotTask {
                 started(RobotTask::Sim(task), None, format!("{variant:?}"))
             }
             (RobotConfig::Sim(_), Placement::Node | Placement::Remote) => {
-                let (_, variant) = panda_variant(launch, config)?;
-                let node = match placement {
-                    Placement::Node => Some(InProcessTaskNode::start(panda_task(launch, config)?.0, &launch.namespace)?),
+                let name = match is_car_twin(launch) {
+                    true => "CarCourse".to_string(),
+                    false => format!("{:?}", panda_variant(launch, config)?.1),
+                };
+                let node = match (placement, is_car_twin(launch)) {
+                    (Placement::Node, true) => Some(InProcessTaskNode::start(car_task(launch, config)?, &launch.namespace)?),
+                    (Placement::Node, false) => Some(InProcessTaskNode::start(panda_task(launch, config)?.0, &launch.namespace)?),
                     _ => None,
                 };
                 match RemoteTask::connect(&launch.namespace, answer_within) {
-                    Ok(task) => started(RobotTask::SimNode(task), node, format!("{variant:?}")),
+                    Ok(task) => started(RobotTask::SimNode(task), node, name),
                     // A node of this process that could not start says why, rather than that it did not answer.
                     Err(e) => Err(match node.map(InProcessTaskNode::finish) {
                         Some(Err(why)) => why.into(),
