@@ -492,7 +492,7 @@ mod tests {
         assert_eq!(server.counts.repeated, 1);
         assert!(server.handle(&step_request(1, 1, 1.0)).is_none(), "an older request is stale");
         // The reply carries the new state, the reward and the task's verdict.
-        let expected = TaskState { reward: 3.0, terminated: true, truncated: false, success: Some(true), safety: SafetyEvents::default(), observation: vec![3.0], frames: None };
+        let expected = TaskState { reward: 3.0, terminated: true, truncated: false, success: Some(true), safety: SafetyEvents::default(), observation: vec![3.0], frames: None, recovery: None };
         assert_eq!(answer_of(&first), TaskAnswer::State(expected));
     }
 
