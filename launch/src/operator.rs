@@ -197,12 +197,15 @@ pub enum OperatorKind {
 }
 
 impl OperatorKind {
-    /// `launch`'s operator: a gamepad maps to its robot's actions (`JoyMapping::for_launch`).
+    /// `launch`'s operator: a gamepad maps to its robot's actions (a car's
+    /// throttle and steering, else the tool's axes and gripper).
     pub fn start(self, launch: &rrl_types::config::LaunchFile, joy_topic: &str, action_size: usize) -> anyhow::Result<Box<dyn Operator>> {
         let namespace = launch.namespace.as_str();
+        let is_car = matches!(launch.robot, rrl_types::config::RobotConfig::Car(_)) || wiring::robot::is_car_twin(launch);
+        let mapping = if is_car { ros_edge::joy::JoyMapping::Car } else { ros_edge::joy::JoyMapping::Tool };
         Ok(match self {
             OperatorKind::None => Box::new(policies::practice::NoOperator),
-            OperatorKind::Joy => Box::new(JoyOperator::start(namespace, joy_topic, action_size, ros_edge::joy::JoyMapping::for_launch(launch))?),
+            OperatorKind::Joy => Box::new(JoyOperator::start(namespace, joy_topic, action_size, mapping)?),
             OperatorKind::Keyboard => Box::new(KeyboardOperator::start(namespace, action_size)?),
         })
     }

@@ -51,14 +51,6 @@ impl JoyMapping {
         action
     }
 
-    /// The mapping for `launch`'s robot: a car's (real or simulated), else the tool's.
-    pub fn for_launch(launch: &rrl_types::config::LaunchFile) -> JoyMapping {
-        match &launch.robot {
-            rrl_types::config::RobotConfig::Car(_) => JoyMapping::Car,
-            rrl_types::config::RobotConfig::Sim(sim) if sim.task == rrl_types::config::SimTask::CarCourse => JoyMapping::Car,
-            _ => JoyMapping::Tool,
-        }
-    }
 }
 /// How long the human keeps control after the last movement.
 pub const HOLD_AFTER_RELEASE: Duration = Duration::from_millis(500);

@@ -463,6 +463,7 @@ mod tests {
             laps.push(steps);
             task.reset_next();
         }
+        eprintln!("scripted laps, steps: {laps:?}");
         assert_eq!(task.progress().collisions(), 0, "laps {laps:?}");
         assert!(laps.iter().all(|&s| s < 200), "laps of under 20 s: {laps:?}");
     }
