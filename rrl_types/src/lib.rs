@@ -1,6 +1,8 @@
 //! Shared value types of the stack: timestamps and clocks, joint vectors,
 //! joint states and commands, and the schema of RON launch files with its
-//! located validation errors.
+//! located validation errors; and the small rules several crates must
+//! apply alike (the gate-tick decimator, a car's checkpoint racing in
+//! `course`, which the car twin and a real car share).
 //!
 //! Every other crate may depend on this one, so it stays small and light: no
 //! ROS, no libtorch, no OpenCV, no MuJoCo, and no I/O except reading a launch

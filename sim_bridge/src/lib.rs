@@ -3,8 +3,10 @@
 //! nodes; this crate never speaks ROS).
 //!
 //! Owns physics, simulated sensors and cameras, task rewards and scripted
-//! experts. Model files come from installed Python packages (gymnasium,
-//! gym-hil) at run time and are never copied into the repository. Must never
+//! experts, and the gate's bookkeeping as a simulated task ticks it
+//! (`gated`). Model files come from installed Python packages (gymnasium,
+//! gym-hil) at run time and are never copied into the repository; the car
+//! twin's model is written here from the launch file's course (`car`). Must never
 //! let a bad input reach MuJoCo's C code unchecked (wrong action sizes, NaN),
 //! and never depend on learning code.
 
