@@ -31,7 +31,8 @@ fn read_attempts(csv: &Path) -> anyhow::Result<Vec<Attempt>> {
 
 fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
-    (!values.is_empty()).then(|| values[values.len() / 2])
+    let n = values.len();
+    (n > 0).then(|| if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) })
 }
 
 /// The laps of the practice in `run_dir` (steps of `step_s` seconds), by
@@ -57,7 +58,7 @@ pub fn summarise(run_dir: &Path, step_s: f64) -> anyhow::Result<serde_json::Valu
     }
     let png = run_dir.join("lap_times.png");
     if !laps.is_empty() {
-        crate::metrics::learning_curve_png(&png, "car twin: lap time over practice", "practice time, s", "lap time, s", &laps)?;
+        crate::metrics::learning_curve_png(&png, "lap time over practice", "practice time, s", "lap time, s", &laps)?;
     }
     let mut times: Vec<f64> = laps.iter().map(|l| l.1).collect();
     Ok(serde_json::json!({
@@ -90,7 +91,8 @@ mod tests {
         // Fifths of 500 steps: (0,100] (100,200] (200,300] (300,400] (400,500].
         assert_eq!(laps["by_fifth"][2]["laps"], 1);
         assert_eq!(laps["by_fifth"][2]["recoveries_per_lap"], 1.0);
-        assert_eq!(laps["by_fifth"][4]["median_lap_s"], 12.0);
+        // The fifth's laps took 12 s and 8 s: the median is between them.
+        assert_eq!(laps["by_fifth"][4]["median_lap_s"], 10.0);
         assert!(dir.path().join("lap_times.png").is_file());
         std::fs::write(dir.path().join("practice.csv"), "header\n0,1,x\n").unwrap();
         let err = summarise(dir.path(), 0.1).unwrap_err().to_string();

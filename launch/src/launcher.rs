@@ -84,7 +84,7 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
         let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
         if practising {
             if wiring::robot::is_car_twin(launch) {
-                bail!("{}: the car twin practises in one process (`rrl practice`), or as a car's driver (`rrl sim`) that a Car(..) launch file practises over ROS 2; `rrl launch` steps simulated robots in lockstep, which the car twin does not offer yet", path.display());
+                bail!("{}: `rrl launch` does not run the car twin yet: practise it with `rrl practice` (in process, or `--robot node`), or serve it as a car's driver with `rrl sim` and practise a Car(..) launch file against it", path.display());
             }
             // A real robot's actor drives it through its driver itself
             // (a serial bus is its alone; a ros2_control arm or a car's

@@ -144,7 +144,7 @@ impl PracticeArgs {
             }
             RobotConfig::Car(_) => {
                 if !matches!(launch.reward, RewardConfig::Task | RewardConfig::Human) {
-                    bail!("{}: a car learns from its course's reward (progress toward the next checkpoint) or a human's labels; use `reward: Task`", self.config.display());
+                    bail!("{}: a car learns from its course's reward (progress toward the next checkpoint) or a human's labels; use `reward: Task` or `reward: Human`", self.config.display());
                 }
                 // A real car runs on the wall clock: the actor never waits for the learner.
                 let args = PracticeArgs { realtime: true, ..self };

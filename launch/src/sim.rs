@@ -43,7 +43,8 @@ impl SimArgs {
     }
 }
 
-/// The simulated Panda on the wall clock.
+/// The simulated robot on the wall clock: the Panda behind its gate, or
+/// the car twin as a car's driver.
 pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json::Value> {
     let launch = LaunchFile::load(config)?;
     let RobotConfig::Sim(sim) = &launch.robot else {
@@ -54,7 +55,8 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         let course = launch.course.as_ref().context("the car twin's course")?;
         let mut car = sim_bridge::car::CarSim::load(course)?;
         car.place(course.start);
-        let spec = ros_edge::car_node::CarNodeSpec { namespace: &launch.namespace, rate_hz: sim.control_rate_hz, duration_s };
+        let cameras = rendered(&launch, &car, config)?;
+        let spec = ros_edge::car_node::CarNodeSpec { namespace: &launch.namespace, course, cameras, rate_hz: sim.control_rate_hz, duration_s };
         let mut report = ros_edge::car_node::serve(car, spec)?;
         report["robot"] = serde_json::json!("CarCourse");
         return Ok(report);
@@ -68,14 +70,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
     arm.configure()?;
     arm.activate()?;
     let period = 1.0 / sim.control_rate_hz;
-    // Rendered cameras: every launch-file camera with a `Sim(..)` source, checked before the node starts.
-    let mut cameras = Vec::new();
-    for camera in &launch.cameras {
-        if let CameraSource::Sim(model_camera) = &camera.source {
-            SimCamera::check_name(arm.sim_mut(), model_camera).with_context(|| format!("{}: camera `{}`", config.display(), camera.name))?;
-            cameras.push(RenderedCamera { name: camera.name.clone(), spec: CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: camera.fps } });
-        }
-    }
+    let cameras = rendered(&launch, arm.sim_mut(), config)?;
     let gate = Gate::build(&launch.safety, arm.joint_names(), sim.control_rate_hz).with_context(|| format!("{}: safety section", config.display()))?;
     let spec = RobotNodeSpec {
         node_name: "sim_robot",
@@ -92,6 +87,19 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         true => ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), |arm| arm.advance(period), ros_edge::robot_node::both(cameras, ros_edge::robot_node::pick_scene(sim.seed)))?,
         false => ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), |arm| arm.advance(period), cameras)?,
     })
+}
+
+/// Every launch-file camera with a `Sim(..)` source, as a camera to render
+/// in `scene`: checked before the node starts.
+fn rendered(launch: &LaunchFile, scene: &impl sim_bridge::camera::RenderScene, config: &Path) -> anyhow::Result<Vec<RenderedCamera>> {
+    let mut cameras = Vec::new();
+    for camera in &launch.cameras {
+        if let CameraSource::Sim(model_camera) = &camera.source {
+            SimCamera::check_name(scene, model_camera).with_context(|| format!("{}: camera `{}`", config.display(), camera.name))?;
+            cameras.push(RenderedCamera { name: camera.name.clone(), spec: CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: camera.fps } });
+        }
+    }
+    Ok(cameras)
 }
 
 /// The simulated robot's practice task (the Panda's or the car twin's, with

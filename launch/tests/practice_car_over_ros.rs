@@ -18,11 +18,12 @@ fn files() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files")
 }
 
-/// Waits until `file` holds `text`, polling (the writer is another process).
-fn wait_for_text(file: &Path, text: &str, within: Duration) -> bool {
+/// Waits until `file` holds `text` past its first `from` bytes, polling
+/// (the writer is another process).
+fn wait_for_text(file: &Path, from: usize, text: &str, within: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < within {
-        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(text)) {
+        if std::fs::read(file).is_ok_and(|s| s.len() > from && String::from_utf8_lossy(&s[from..]).contains(text)) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -43,7 +44,9 @@ fn the_car_practises_its_course_over_ros_and_pauses_while_its_odometry_is_stale(
     // that gets past its warm-up; no evaluation.
     let shipped = std::fs::read_to_string(files().join("sim_car_over_ros.ron")).unwrap();
     let short = shipped.replace("demo_episodes: 3,", "demo_episodes: 1,").replace("total_steps: 20000,", "total_steps: 150,").replace("eval_episodes: 10,", "eval_episodes: 0,").replace("warmup_steps: 500,", "warmup_steps: 60,").replace("batch_size: 256,", "batch_size: 32,");
-    assert!(short.contains("total_steps: 150,") && short.contains("warmup_steps: 60,") && short.contains("batch_size: 32,"), "the shipped file's practice section changed");
+    for wanted in ["demo_episodes: 1,", "total_steps: 150,", "eval_episodes: 0,", "warmup_steps: 60,", "batch_size: 32,"] {
+        assert!(short.contains(wanted), "the shipped file's sections changed: `{wanted}` not set");
+    }
     let config = dir.path().join("car.ron");
     std::fs::write(&config, &short).unwrap();
     let run_dir = dir.path().join("run");
@@ -57,17 +60,19 @@ fn the_car_practises_its_course_over_ros_and_pauses_while_its_odometry_is_stale(
         .spawn()
         .expect("start rrl practice");
     // Freeze the car's driver once practice is under way, then thaw it once practice has noticed.
-    assert!(wait_for_text(&log, "demo episodes ready", Duration::from_secs(180)), "the scripted lap did not finish:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(wait_for_text(&log, 0, "demo episodes ready", Duration::from_secs(180)), "the scripted lap did not finish:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     let started = Instant::now();
     while recording::list_episodes(&run_dir.join("episodes")).map_or(true, |e| e.is_empty()) {
         assert!(started.elapsed() < Duration::from_secs(60), "practice did not begin");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Only what practice says after the freeze counts.
+    let before = std::fs::metadata(&log).unwrap().len() as usize;
     signal(sim.id(), "-STOP");
-    let paused = wait_for_text(&log, "practice is paused", Duration::from_secs(20));
+    let paused = wait_for_text(&log, before, "practice is paused", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
     signal(sim.id(), "-CONT");
-    let resumed = wait_for_text(&log, "practice resumes", Duration::from_secs(20));
+    let resumed = wait_for_text(&log, before, "practice resumes", Duration::from_secs(20));
     let mut stdout = String::new();
     practice.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     let status = practice.wait().unwrap();
@@ -85,14 +90,31 @@ fn the_car_practises_its_course_over_ros_and_pauses_while_its_odometry_is_stale(
     let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
     assert_eq!(demos.len(), 1);
     assert_eq!(demos[0].outcome.as_ref().and_then(|o| o.success), Some(true), "the scripted driver lapped the twin over ROS 2");
-    // Nothing lost across the pause: every step on disk, each starting where the last ended, the gate's ticks beside them.
+    // Nothing lost across the pause: every episode practice.csv reports is
+    // on disk, closed, with as many steps; the gate's ticks beside them.
     let episodes: Vec<_> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
-    assert_eq!(episodes.iter().map(|e| e.steps.iter().filter(|s| !s.flags.recovery).count()).sum::<usize>(), 150);
-    for episode in &episodes {
-        for pair in episode.steps.windows(2) {
-            assert_eq!(pair[0].next_observation, pair[1].observation, "episode {} breaks", episode.header.episode);
-        }
+    let csv = std::fs::read_to_string(run_dir.join("practice.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), episodes.len(), "practice.csv and the episode files agree on the episodes");
+    for (row, episode) in rows.iter().zip(&episodes) {
+        let outcome = episode.outcome.as_ref().unwrap_or_else(|| panic!("episode {} was not closed", episode.header.episode));
+        assert_eq!(outcome.steps.to_string(), row[1], "episode {}", episode.header.episode);
     }
+    assert_eq!(episodes.iter().map(|e| e.steps.iter().filter(|s| !s.flags.recovery).count()).sum::<usize>(), 150);
     let ticks: usize = episodes.iter().map(|e| e.gate_ticks.len()).sum();
     assert!(ticks > 150, "the control thread's gate ticks are recorded with the steps: {ticks}");
+}
+
+/// `rrl sim` serves the car twin as a car's driver, its front camera
+/// included: an rclpy peer drives it with Twist and sees the odometry, the
+/// IMU and rendered frames that change as it drives.
+#[test]
+fn rrl_sim_serves_the_car_twin_with_odometry_imu_and_its_camera() {
+    let domain = (20 + (std::process::id() + 11) % 80).to_string();
+    let mut sim = common::rrl_command(&["sim", "--config", files().join("sim_car_course.ron").to_str().unwrap(), "--duration-s", "60"], &domain).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start rrl sim");
+    let peer = common::ros_peer("watch_car_twin.py", &["car", "128", "96"], &domain).output().unwrap();
+    let _ = sim.kill();
+    let sim_output = sim.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&peer.stdout);
+    assert!(peer.status.success(), "the peer's checks failed: {said}\n{}\nrrl sim said: {}", String::from_utf8_lossy(&peer.stderr), String::from_utf8_lossy(&sim_output.stderr));
 }

@@ -169,7 +169,7 @@ impl TopicCar {
 
 /// Yaw of a unit quaternion (rotation about z, as a planar car has).
 fn yaw_of(q: &r2r::geometry_msgs::msg::Quaternion) -> f64 {
-    (2.0 * (q.w * q.z + q.x * q.y)).atan2(1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+    rrl_types::course::yaw_of(q.w, q.x, q.y, q.z)
 }
 
 fn pose_of(msg: &r2r::nav_msgs::msg::Odometry, previous: Option<&CarPose>) -> CarPose {

@@ -1,7 +1,8 @@
 //! The car twin as a small car's driver node, on the wall clock: the newest
 //! `geometry_msgs/Twist` on `cmd_vel` drives it; `nav_msgs/Odometry` on
 //! `odom` and `sensor_msgs/Imu` on `imu/data` come out every tick, stamped
-//! with the wall clock, as a real car's driver publishes them. A twist
+//! with the wall clock, as a real car's driver publishes them; its
+//! cameras' frames on `<camera>/image_raw`, rendered off the loop. A twist
 //! older than half a second stops the car, as a car's own command timeout
 //! would. No gate here: as on a real car, the gate runs in the process that
 //! drives it (`rrl practice` with a `Car(..)` robot).
@@ -12,9 +13,13 @@ use futures::{FutureExt, StreamExt};
 use r2r::QosProfile;
 use robot_drivers::image_topic::ros_time;
 use robot_drivers::pacing::Pacer;
+use rrl_types::config::CourseConfig;
+use rrl_types::course::yaw_quaternion;
 use rrl_types::{Clock, MonotonicClock, SystemClock};
 use sim_bridge::car::CarSim;
+use sim_bridge::scene_cameras::SceneSnapshots;
 
+use crate::robot_node::{Publish, RenderedCamera};
 use crate::EdgeError;
 
 /// A twist older than this stops the car.
@@ -22,6 +27,10 @@ const TWIST_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct CarNodeSpec<'a> {
     pub namespace: &'a str,
+    /// The twin's course (its scene, for the camera thread's copy).
+    pub course: &'a CourseConfig,
+    /// Cameras of the twin to publish.
+    pub cameras: Vec<RenderedCamera>,
     pub rate_hz: f64,
     /// Stop after this long (default: until killed).
     pub duration_s: Option<f64>,
@@ -34,12 +43,30 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
     let odometry = node.create_publisher::<r2r::nav_msgs::msg::Odometry>("odom", QosProfile::sensor_data())?;
     let imu = node.create_publisher::<r2r::sensor_msgs::msg::Imu>("imu/data", QosProfile::sensor_data())?;
     let mut twists = node.subscribe::<r2r::geometry_msgs::msg::Twist>("cmd_vel", QosProfile::default())?;
+    let fastest_fps = spec.cameras.iter().map(|c| c.spec.fps).fold(0.0, f64::max);
+    let snapshots = match spec.cameras.is_empty() {
+        true => None,
+        false => {
+            let sink = Publish::on(&mut node, &spec.cameras)?;
+            let course = spec.course.clone();
+            let specs = spec.cameras.into_iter().map(|c| c.spec).collect();
+            Some(SceneSnapshots::start_with(specs, sink, move || CarSim::load(&course)).map_err(EdgeError::io("starting the camera renderer"))?)
+        }
+    };
+    let mut last_frame = f64::NEG_INFINITY;
     tracing::info!(namespace = spec.namespace, rate_hz = spec.rate_hz, "car twin node up");
     let period = 1.0 / spec.rate_hz;
     let mut pacer = Pacer::at_rate(spec.rate_hz, MonotonicClock);
     let started = Instant::now();
     let (mut ticks, mut received, mut timeouts) = (0u64, 0u64, 0u64);
     let mut twist: Option<((f64, f64), Instant)> = None;
+    // Built once; each tick fills in the numbers.
+    let mut message = r2r::nav_msgs::msg::Odometry::default();
+    message.header.frame_id = "odom".into();
+    message.child_frame_id = "base_link".into();
+    let mut sample = r2r::sensor_msgs::msg::Imu::default();
+    sample.header.frame_id = "imu".into();
+    sample.linear_acceleration.z = 9.81;
     while spec.duration_s.is_none_or(|d| started.elapsed().as_secs_f64() < d) {
         node.spin_once(Duration::ZERO);
         while let Some(Some(message)) = twists.next().now_or_never() {
@@ -62,25 +89,29 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
         let accel = car.advance(period);
         let reading = car.reading();
         let stamp = ros_time(SystemClock.now());
-        let mut message = r2r::nav_msgs::msg::Odometry::default();
+        let (w, z) = yaw_quaternion(reading.yaw);
         message.header.stamp = stamp.clone();
-        message.header.frame_id = "odom".into();
-        message.child_frame_id = "base_link".into();
         message.pose.pose.position.x = reading.x;
         message.pose.pose.position.y = reading.y;
-        message.pose.pose.orientation.z = (reading.yaw / 2.0).sin();
-        message.pose.pose.orientation.w = (reading.yaw / 2.0).cos();
+        (message.pose.pose.orientation.w, message.pose.pose.orientation.z) = (w, z);
         message.twist.twist.linear.x = reading.speed;
         message.twist.twist.angular.z = reading.yaw_rate;
         odometry.publish(&message)?;
-        let mut sample = r2r::sensor_msgs::msg::Imu::default();
         sample.header.stamp = stamp;
-        sample.header.frame_id = "imu".into();
-        sample.linear_acceleration.x = accel.0;
-        sample.linear_acceleration.y = accel.1;
-        sample.linear_acceleration.z = 9.81;
+        (sample.linear_acceleration.x, sample.linear_acceleration.y) = accel;
         sample.angular_velocity.z = reading.yaw_rate;
         imu.publish(&sample)?;
+        if let Some(snapshots) = &snapshots {
+            // The newest pose goes to the camera thread, at most at the fastest camera's rate.
+            let now = SystemClock.now();
+            if now.as_secs_f64() - last_frame + 1e-9 >= 1.0 / fastest_fps {
+                last_frame = now.as_secs_f64();
+                snapshots.offer(&car, now);
+            }
+            if let Some(why) = snapshots.failure() {
+                return Err(EdgeError::Refused(why));
+            }
+        }
         ticks += 1;
         pacer.wait();
     }

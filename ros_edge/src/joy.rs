@@ -37,6 +37,18 @@ pub enum JoyMapping {
 }
 
 impl JoyMapping {
+    /// Whether the human is moving what this mapping reads: any axis past
+    /// the dead zone or button 0 or 1 held for the tool; the left stick
+    /// only for a car (a trigger resting at ±1 or the other stick must not
+    /// take a car over).
+    pub fn active(self, axes: &[f32], buttons: &[i32]) -> bool {
+        let pressed = |i: usize| buttons.get(i).is_some_and(|&b| b != 0);
+        match self {
+            JoyMapping::Tool => axes.iter().any(|a| a.abs() > DEAD_ZONE) || pressed(0) || pressed(1),
+            JoyMapping::Car => axes.iter().take(2).any(|a| a.abs() > DEAD_ZONE),
+        }
+    }
+
     /// The action the gamepad's `axes` and `buttons` ask for.
     pub fn action(self, axes: &[f32], buttons: &[i32], action_size: usize) -> Vec<f64> {
         let axis = |k: usize| f64::from(axes.get(k).copied().unwrap_or(0.0)).clamp(-1.0, 1.0);
@@ -139,7 +151,7 @@ impl Operator for JoyOperator {
             match self.inbox.try_recv() {
                 Ok(FromRos::Joy { axes, buttons }) => {
                     let pressed = |i: usize, list: &[i32]| list.get(i).is_some_and(|&b| b != 0);
-                    if axes.iter().any(|a| a.abs() > DEAD_ZONE) || pressed(0, &buttons) || pressed(1, &buttons) {
+                    if self.mapping.active(&axes, &buttons) {
                         self.last_active = Some(Instant::now());
                     }
                     // Labels act on the press, not while held.
@@ -181,5 +193,9 @@ mod tests {
         assert_eq!(JoyMapping::Tool.action(&axes, &buttons, 4), vec![0.4_f32 as f64, 0.9_f32 as f64, -0.2_f32 as f64, 1.0]);
         // Out-of-range axes are clipped to the action bounds.
         assert_eq!(JoyMapping::Car.action(&[3.0, -7.0], &[], 2), vec![-1.0, 1.0]);
+        // A trigger resting at -1 (axis 2) or the gripper button takes over an arm, not a car.
+        let (resting, gripper) = ([0.0_f32, 0.0, -1.0, 0.0], [1, 0]);
+        assert!(!JoyMapping::Car.active(&resting, &gripper) && JoyMapping::Tool.active(&resting, &[0, 0]) && JoyMapping::Tool.active(&[0.0], &gripper));
+        assert!(JoyMapping::Car.active(&[0.0, 0.5], &[]));
     }
 }

@@ -6,7 +6,9 @@
 //! versioned wire format of its own topics (`wire`), the lockstep task
 //! server and client (`task_node`), and the actor ↔ learner link with the
 //! learner node (`learner_link`), a robot behind its gate as a node
-//! (`robot_node`, for `rrl sim` and `rrl driver`), the VLM reward node
+//! (`robot_node`, for `rrl sim` and `rrl driver`), the car twin as a car's
+//! driver node (`car_node`, for `rrl sim`: like a real car's driver it has
+//! no gate; the gate runs where the car is driven), the VLM reward node
 //! (`reward_node`), the topics a real-arm task observes besides the robot
 //! (`observed_topics`), its human reset window (`reset_window`), and the human's gamepad or SpaceMouse (`joy`).
 //!

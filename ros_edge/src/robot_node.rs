@@ -63,12 +63,8 @@ pub fn rendered_cameras(cameras: Vec<RenderedCamera>) -> impl FnOnce(&mut r2r::N
             return Ok(Box::new(|_| Ok(())));
         }
         let fastest_fps = cameras.iter().map(|c| c.spec.fps).fold(0.0, f64::max);
-        let mut publishers = Vec::new();
-        for camera in &cameras {
-            publishers.push((camera.name.clone(), node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{}/image_raw", camera.name), QosProfile::sensor_data())?));
-        }
+        let sink = Publish::on(node, &cameras)?;
         let specs = cameras.into_iter().map(|c| c.spec).collect();
-        let sink = Publish { publishers, frame: StampedFrame { stamp: Timestamp::ZERO, sequence: 0, width: 0, height: 0, rgb: Vec::new() } };
         let snapshots = SceneSnapshots::start(specs, sink).map_err(EdgeError::io("starting the camera renderer"))?;
         let mut last = f64::NEG_INFINITY;
         Ok(Box::new(move |arm: &mut SimArm| {
@@ -378,9 +374,23 @@ impl GripperCommands {
 }
 
 /// Publishes rendered frames as `sensor_msgs/Image` rgb8.
-struct Publish {
+/// Publishes rendered frames, each camera on its own `image_raw` publisher.
+pub(crate) struct Publish {
     publishers: Vec<(String, r2r::Publisher<r2r::sensor_msgs::msg::Image>)>,
     frame: StampedFrame,
+}
+
+impl Publish {
+    /// `publishers`: (camera name, its publisher), in the order of the camera specs.
+    pub(crate) fn new(publishers: Vec<(String, r2r::Publisher<r2r::sensor_msgs::msg::Image>)>) -> Publish {
+        Publish { publishers, frame: StampedFrame { stamp: Timestamp::ZERO, sequence: 0, width: 0, height: 0, rgb: Vec::new() } }
+    }
+
+    /// A publisher on `<camera>/image_raw` for each of `cameras`, in order.
+    pub(crate) fn on(node: &mut r2r::Node, cameras: &[RenderedCamera]) -> Result<Publish, EdgeError> {
+        let publishers = cameras.iter().map(|c| Ok((c.name.clone(), node.create_publisher::<r2r::sensor_msgs::msg::Image>(&format!("{}/image_raw", c.name), QosProfile::sensor_data())?))).collect::<Result<Vec<_>, EdgeError>>()?;
+        Ok(Publish::new(publishers))
+    }
 }
 
 impl FrameSink for Publish {

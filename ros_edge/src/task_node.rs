@@ -11,9 +11,9 @@
 //!   action);
 //! - `task/replies`: `wire::TaskReply` (node incarnation, session, sequence,
 //!   and the task's state after the request: reward, termination, success,
-//!   the gate's safety events and reflexes, the observation, and the
-//!   recovery manoeuvre when the task itself calls for it; for `Describe`
-//!   also the action bounds and the recovery manoeuvre; or the reason of a
+//!   the gate's safety events and reflexes, the observation, the recovery
+//!   manoeuvre for where the robot is and whether the task itself calls
+//!   for it; for `Describe` also the action bounds; or the reason of a
 //!   refusal).
 //!
 //! Delivery: the actor sends one request at a time and sends it again
@@ -59,8 +59,11 @@ pub enum RemoteTaskError {
 
 fn state_of<E: PracticeTask>(task: &mut E, step: Option<Step>) -> TaskState {
     let step = step.unwrap_or(Step { reward: 0.0, terminated: false, truncated: false });
-    let recovery = task.needs_recovery().then(|| task.recovery_actions());
-    TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec(), frames: frames_of(task), recovery }
+    let recovery = task.recovery_actions();
+    if recovery.len() > crate::wire::MAX_RECOVERY_ACTIONS {
+        tracing::warn!(actions = recovery.len(), "the task's recovery manoeuvre has more actions than the wire carries ({}): the rest are left out", crate::wire::MAX_RECOVERY_ACTIONS);
+    }
+    TaskState { reward: step.reward, terminated: step.terminated, truncated: step.truncated, success: task.success(), safety: task.take_safety_events(), observation: task.observation().to_vec(), frames: frames_of(task), recovery, needs_recovery: task.needs_recovery() }
 }
 
 /// The task's camera frames with their layout, if its policy sees cameras
@@ -232,8 +235,8 @@ pub struct RemoteTask {
     action_low: Vec<f64>,
     action_high: Vec<f64>,
     recovery: Vec<Vec<f64>>,
-    /// The task's own call for its manoeuvre after the last request, with it.
-    called_recovery: Option<Vec<Vec<f64>>>,
+    /// Whether the task itself called for its manoeuvre after the last request.
+    called_recovery: bool,
     success: Option<bool>,
     safety_events: SafetyEvents,
     /// The current observation's camera frames and their layout, if the task has cameras.
@@ -265,7 +268,7 @@ impl RemoteTask {
             action_low: Vec::new(),
             action_high: Vec::new(),
             recovery: Vec::new(),
-            called_recovery: None,
+            called_recovery: false,
             success: None,
             safety_events: SafetyEvents::default(),
             frames: None,
@@ -335,7 +338,12 @@ impl RemoteTask {
         self.success = state.success;
         self.observation.clone_from(&state.observation);
         self.frames.clone_from(&state.frames);
-        self.called_recovery.clone_from(&state.recovery);
+        self.called_recovery = state.needs_recovery;
+        // The manoeuvre for where the robot is now: actions the task takes (its size, finite), else the last good one.
+        let fits = |a: &Vec<f64>| a.len() == self.action_low.len() && a.iter().all(|v| v.is_finite());
+        if !state.recovery.is_empty() && (self.action_low.is_empty() || state.recovery.iter().all(fits)) {
+            self.recovery.clone_from(&state.recovery);
+        }
     }
 
     fn reset_with(&mut self, op: TaskOp) -> &[f64] {
@@ -396,12 +404,12 @@ impl Environment for RemoteTask {
 }
 
 impl PracticeTask for RemoteTask {
-    /// The manoeuvre for where the robot is when the task called for it, else the described one.
+    /// The manoeuvre for where the robot is after the last request.
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
-        self.called_recovery.clone().unwrap_or_else(|| self.recovery.clone())
+        self.recovery.clone()
     }
     fn needs_recovery(&self) -> bool {
-        self.called_recovery.is_some()
+        self.called_recovery
     }
     fn take_safety_events(&mut self) -> SafetyEvents {
         std::mem::take(&mut self.safety_events)
@@ -492,7 +500,7 @@ mod tests {
         assert_eq!(server.counts.repeated, 1);
         assert!(server.handle(&step_request(1, 1, 1.0)).is_none(), "an older request is stale");
         // The reply carries the new state, the reward and the task's verdict.
-        let expected = TaskState { reward: 3.0, terminated: true, truncated: false, success: Some(true), safety: SafetyEvents::default(), observation: vec![3.0], frames: None, recovery: None };
+        let expected = TaskState { reward: 3.0, terminated: true, truncated: false, success: Some(true), safety: SafetyEvents::default(), observation: vec![3.0], frames: None, recovery: Vec::new(), needs_recovery: false };
         assert_eq!(answer_of(&first), TaskAnswer::State(expected));
     }
 

@@ -16,8 +16,8 @@ use rrl_types::SafetyEvents;
 /// The format this build speaks. Bump it whenever any layout below changes.
 /// 2: stream items carry camera frames and transitions name theirs; task
 /// states carry the observation's frames.
-/// 3: task states carry the task's own call for its recovery manoeuvre
-/// (a car's collision) with the manoeuvre for where the robot is.
+/// 3: task states carry the recovery manoeuvre for where the robot is, and
+/// whether the task itself calls for it (a car's collision).
 pub const VERSION: u16 = 3;
 const MAGIC: [u8; 2] = *b"rl";
 const HEADER: usize = 5;
@@ -279,13 +279,15 @@ pub struct TaskState {
     /// The observation's camera frames (RGB, and their layout) for a
     /// policy that sees cameras; PNG per camera on the wire.
     pub frames: Option<(rrl_types::FrameLayout, Vec<u8>)>,
-    /// The task itself calls for its recovery manoeuvre
-    /// (`PracticeTask::needs_recovery`): the manoeuvre for where the robot is now.
-    pub recovery: Option<Vec<Vec<f64>>>,
+    /// The recovery manoeuvre for where the robot is now (at most
+    /// `MAX_RECOVERY_ACTIONS` actions).
+    pub recovery: Vec<Vec<f64>>,
+    /// The task itself calls for it (`PracticeTask::needs_recovery`).
+    pub needs_recovery: bool,
 }
 
 /// The most actions one recovery manoeuvre may have on the wire.
-const MAX_RECOVERY_ACTIONS: usize = 256;
+pub const MAX_RECOVERY_ACTIONS: usize = 256;
 
 /// What a `Describe` reply adds to the state.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -316,9 +318,10 @@ const TERMINATED: u8 = 1;
 const TRUNCATED: u8 = 2;
 const SUCCESS_KNOWN: u8 = 4;
 const SUCCEEDED: u8 = 8;
+const NEEDS_RECOVERY: u8 = 16;
 
 fn put_state(w: &mut Writer, s: &TaskState) {
-    let flags = if s.terminated { TERMINATED } else { 0 } | if s.truncated { TRUNCATED } else { 0 } | s.success.map_or(0, |ok| SUCCESS_KNOWN | if ok { SUCCEEDED } else { 0 });
+    let flags = if s.terminated { TERMINATED } else { 0 } | if s.truncated { TRUNCATED } else { 0 } | s.success.map_or(0, |ok| SUCCESS_KNOWN | if ok { SUCCEEDED } else { 0 }) | if s.needs_recovery { NEEDS_RECOVERY } else { 0 };
     w.f64(s.reward).u8(flags).u64(s.safety.protective).u64(s.safety.reflexes).f64s(&s.observation);
     match &s.frames {
         None => w.u8(0),
@@ -328,22 +331,17 @@ fn put_state(w: &mut Writer, s: &TaskState) {
             Err(_) => w.u8(0),
         },
     };
-    put_actions(w, s.recovery.as_deref());
+    put_actions(w, &s.recovery);
 }
 
-/// An optional list of actions: a flag, then the count and each action.
-fn put_actions(w: &mut Writer, actions: Option<&[Vec<f64>]>) {
-    match actions {
-        None => {
-            w.u8(0);
-        }
-        Some(actions) => {
-            w.u8(1).u32(actions.len() as u32);
-            actions.iter().for_each(|a| {
-                w.f64s(a);
-            });
-        }
-    }
+/// A list of actions: the count, then each action (at most
+/// `MAX_RECOVERY_ACTIONS`: the sender keeps to what its readers take).
+fn put_actions(w: &mut Writer, actions: &[Vec<f64>]) {
+    let actions = &actions[..actions.len().min(MAX_RECOVERY_ACTIONS)];
+    w.u32(actions.len() as u32);
+    actions.iter().for_each(|a| {
+        w.f64s(a);
+    });
 }
 
 fn read_actions(r: &mut Reader, field: &'static str) -> Result<Vec<Vec<f64>>, WireError> {
@@ -369,13 +367,8 @@ fn read_state(r: &mut Reader) -> Result<TaskState, WireError> {
         }
         other => return Err(r.invalid("frames", at, format!("frames flag {other}, expected 0 or 1"))),
     };
-    let at = r.position();
-    let recovery = match r.u8("recovery")? {
-        0 => None,
-        1 => Some(read_actions(r, "recovery action")?),
-        other => return Err(r.invalid("recovery", at, format!("recovery flag {other}, expected 0 or 1"))),
-    };
-    Ok(TaskState { reward, terminated: flags & TERMINATED != 0, truncated: flags & TRUNCATED != 0, success: (flags & SUCCESS_KNOWN != 0).then_some(flags & SUCCEEDED != 0), safety, observation, frames, recovery })
+    let recovery = read_actions(r, "recovery action")?;
+    Ok(TaskState { reward, terminated: flags & TERMINATED != 0, truncated: flags & TRUNCATED != 0, success: (flags & SUCCESS_KNOWN != 0).then_some(flags & SUCCEEDED != 0), safety, observation, frames, recovery, needs_recovery: flags & NEEDS_RECOVERY != 0 })
 }
 
 impl TaskReply {
@@ -390,11 +383,8 @@ impl TaskReply {
             TaskAnswer::Described(state, d) => {
                 w.u8(1);
                 put_state(&mut w, state);
-                w.f64s(&d.action_low).f64s(&d.action_high).u32(d.recovery.len() as u32);
-                d.recovery.iter().for_each(|a| {
-                    w.f64s(a);
-                });
-                // (The description's manoeuvre is always there: no flag.)
+                w.f64s(&d.action_low).f64s(&d.action_high);
+                put_actions(&mut w, &d.recovery);
             }
             TaskAnswer::Refused(reason) => {
                 w.u8(2).text(reason);
@@ -691,7 +681,7 @@ mod tests {
             refuses_every_cut(&bytes, TaskRequest::decode);
         }
         let layout = rrl_types::FrameLayout { cameras: 1, height: 2, width: 3 };
-        let state = TaskState { reward: -1.5, terminated: true, truncated: false, success: Some(false), safety: SafetyEvents { protective: 4, reflexes: 2 }, observation: vec![0.1, 0.2, 0.3], frames: Some((layout, (0..18).collect())), recovery: Some(vec![vec![-0.6, 0.8]; 3]) };
+        let state = TaskState { reward: -1.5, terminated: true, truncated: false, success: Some(false), safety: SafetyEvents { protective: 4, reflexes: 2 }, observation: vec![0.1, 0.2, 0.3], frames: Some((layout, (0..18).collect())), recovery: vec![vec![-0.6, 0.8]; 3], needs_recovery: true };
         let description = TaskDescription { action_low: vec![-1.0; 2], action_high: vec![1.0; 2], recovery: vec![vec![0.0, 1.0], vec![0.5, 0.5]] };
         for answer in [TaskAnswer::State(state.clone()), TaskAnswer::State(TaskState::default()), TaskAnswer::Described(state, description), TaskAnswer::Refused("no episode here".into())] {
             let reply = TaskReply { incarnation: 11, session: 3, sequence: 9, answer };

@@ -19,6 +19,8 @@ const GOAL_SCALE_M: f64 = 3.0;
 const TRYING: f64 = 0.2;
 /// The recovery manoeuvre: this many steps of reversing while turning.
 const RECOVERY_STEPS: usize = 8;
+/// Readings closer in time than this give no rates (progress, acceleration).
+const MIN_STEP_S: f64 = 1e-3;
 
 /// Where the car is and how it moves: odometry, and the IMU when there is one.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -77,9 +79,74 @@ pub struct CourseProgress {
     laps: u64,
 }
 
+/// A course these rules cannot race (the launch file's check refuses it
+/// with its place in the file; this guards every other way in).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("course: {0}")]
+pub struct CourseError(pub String);
+
+/// Why an action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum ActionError {
+    #[error("action has {got} values, a car takes 2 (throttle, steering)")]
+    Size { got: usize },
+    #[error("action[{index}] is {value}; actions must be finite")]
+    NonFinite { index: usize, value: f64 },
+}
+
+/// The actions' bounds: throttle and steering in [-1, 1].
+pub const ACTION_LOW: [f64; 2] = [-1.0; 2];
+pub const ACTION_HIGH: [f64; 2] = [1.0; 2];
+
+/// A checked action: (throttle, steering), clamped to [-1, 1].
+pub fn throttle_and_steering(action: &[f64]) -> Result<(f64, f64), ActionError> {
+    if action.len() != 2 {
+        return Err(ActionError::Size { got: action.len() });
+    }
+    if let Some(index) = action.iter().position(|a| !a.is_finite()) {
+        return Err(ActionError::NonFinite { index, value: action[index] });
+    }
+    Ok((action[0].clamp(-1.0, 1.0), action[1].clamp(-1.0, 1.0)))
+}
+
+/// Yaw of the unit quaternion (w, x, y, z): the rotation about z a planar car has.
+pub fn yaw_of(w: f64, x: f64, y: f64, z: f64) -> f64 {
+    (2.0 * (w * z + x * y)).atan2(1.0 - 2.0 * (y * y + z * z))
+}
+
+/// The unit quaternion (w, z) of a rotation by `yaw` about z.
+pub fn yaw_quaternion(yaw: f64) -> (f64, f64) {
+    ((yaw / 2.0).cos(), (yaw / 2.0).sin())
+}
+
+impl CourseConfig {
+    /// What the rules need of a course wherever it came from: two or more
+    /// finite checkpoints, and positive, finite scales.
+    pub fn validate(&self) -> Result<(), CourseError> {
+        if self.checkpoints.len() < 2 {
+            return Err(CourseError(format!("at least two checkpoints, got {}", self.checkpoints.len())));
+        }
+        if self.checkpoints.iter().any(|p| !(p.0.is_finite() && p.1.is_finite())) {
+            return Err(CourseError("checkpoints must be finite".into()));
+        }
+        for (name, value) in [("max_speed_mps", self.max_speed_mps), ("max_yaw_rate_rps", self.max_yaw_rate_rps), ("bump_mps2", self.bump_mps2), ("checkpoint_radius_m", self.checkpoint_radius_m)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(CourseError(format!("{name} must be positive and finite, got {value}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The twist (m/s, rad/s) an action asks for.
+    pub fn twist(&self, (throttle, steering): (f64, f64)) -> (f64, f64) {
+        (throttle * self.max_speed_mps, steering * self.max_yaw_rate_rps)
+    }
+}
+
 impl CourseProgress {
-    pub fn new(course: CourseConfig) -> CourseProgress {
-        CourseProgress { course, next: 0, passed_this_lap: 0, last: None, trying_since: None, needs_recovery: false, collisions: 0, laps: 0 }
+    pub fn new(course: CourseConfig) -> Result<CourseProgress, CourseError> {
+        course.validate()?;
+        Ok(CourseProgress { course, next: 0, passed_this_lap: 0, last: None, trying_since: None, needs_recovery: false, collisions: 0, laps: 0 })
     }
 
     pub fn course(&self) -> &CourseConfig {
@@ -130,14 +197,17 @@ impl CourseProgress {
     /// Judges the step that led to `now` under `throttle` (the action, in
     /// [-1, 1]); `peak_accel` is the largest horizontal acceleration seen
     /// over the step (IMU), or `None` to estimate it from the speed change.
+    /// A step whose reading is no newer than the last (a repeated or
+    /// backward stamp) made no progress: rates need time.
     pub fn step(&mut self, now: &CarReading, throttle: f64, peak_accel: Option<f64>) -> CourseStep {
         let Some(before) = self.last.replace(*now) else {
             return CourseStep::default();
         };
-        let dt = (now.time_s - before.time_s).max(1e-6);
+        let dt = now.time_s - before.time_s;
+        let timed = dt.is_finite() && dt >= MIN_STEP_S;
         let target = self.next_checkpoint();
-        let progress = (before.distance_to(target) - now.distance_to(target)) / dt / self.course.max_speed_mps;
-        let accel = peak_accel.unwrap_or(((now.speed - before.speed) / dt).abs());
+        let progress = if timed { (before.distance_to(target) - now.distance_to(target)) / dt / self.course.max_speed_mps } else { 0.0 };
+        let accel = peak_accel.unwrap_or(if timed { ((now.speed - before.speed) / dt).abs() } else { 0.0 });
         let collided = accel > self.course.bump_mps2;
         let stuck = self.watch_stuck(now, throttle);
         let mut step = CourseStep { reward: progress, collided, stuck, ..CourseStep::default() };
@@ -239,7 +309,7 @@ mod tests {
 
     #[test]
     fn driving_at_the_checkpoint_at_full_speed_earns_one_per_step_and_passing_all_is_a_lap() {
-        let mut p = CourseProgress::new(course());
+        let mut p = CourseProgress::new(course()).unwrap();
         p.start_lap(&at(0.0, 0.0, 0.0, 0.0));
         let s = p.step(&at(0.1, 0.1, 0.0, 1.0), 1.0, None);
         assert!((s.reward - 1.0).abs() < 1e-9, "{s:?}");
@@ -259,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_bump_is_a_penalised_collision_that_asks_for_recovery() {
-        let mut p = CourseProgress::new(course());
+        let mut p = CourseProgress::new(course()).unwrap();
         p.start_lap(&at(0.0, 0.0, 0.0, 1.0));
         let quiet = p.step(&at(0.1, 0.1, 0.0, 1.0), 1.0, Some(9.0));
         assert!(!quiet.collided && !p.needs_recovery());
@@ -267,7 +337,7 @@ mod tests {
         assert!(hit.collided && p.needs_recovery() && p.collisions() == 1, "{hit:?}");
         assert!(hit.reward < -0.9, "{hit:?}");
         // Without an IMU, the speed's change tells: 1 m/s to 0 in 0.05 s is 20 m/s².
-        let mut q = CourseProgress::new(course());
+        let mut q = CourseProgress::new(course()).unwrap();
         q.start_lap(&at(0.0, 0.0, 0.0, 1.0));
         assert!(q.step(&at(0.05, 0.05, 0.0, 0.0), 1.0, None).collided);
         p.start_lap(&at(0.2, 0.1, 0.0, 0.0));
@@ -276,7 +346,7 @@ mod tests {
 
     #[test]
     fn throttle_without_motion_for_the_stuck_time_is_stuck_and_standing_still_is_not() {
-        let mut p = CourseProgress::new(course());
+        let mut p = CourseProgress::new(course()).unwrap();
         p.start_lap(&at(0.0, 0.0, 0.0, 0.0));
         // Standing still with no throttle: never stuck.
         for k in 1..=20 {
@@ -291,7 +361,7 @@ mod tests {
         }
         assert_eq!(first, Some(31), "stuck from 1 s after the push began");
         // Moving slowly but surely is not stuck.
-        let mut q = CourseProgress::new(course());
+        let mut q = CourseProgress::new(course()).unwrap();
         q.start_lap(&at(0.0, 0.0, 0.0, 0.0));
         for k in 1..=30 {
             assert!(!q.step(&at(k as f64 * 0.1, k as f64 * 0.03, 0.0, 0.3), 0.3, Some(0.0)).stuck, "step {k}");
@@ -299,8 +369,30 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_stamp_earns_nothing_and_a_course_without_checkpoints_is_refused() {
+        let mut p = CourseProgress::new(course()).unwrap();
+        p.start_lap(&at(1.0, 0.0, 0.0, 0.0));
+        // The same stamp again, the pose jumped (a driver restart): no reward, no bump.
+        let s = p.step(&at(1.0, 0.5, 0.0, 1.0), 1.0, None);
+        assert_eq!((s.reward, s.collided), (0.0, false), "{s:?}");
+        let s = p.step(&at(0.5, 0.6, 0.0, 1.0), 1.0, None);
+        assert_eq!((s.reward, s.collided), (0.0, false), "a stamp going back: {s:?}");
+        let mut empty = course();
+        empty.checkpoints.clear();
+        assert!(CourseProgress::new(empty).unwrap_err().to_string().contains("two checkpoints"));
+        let mut still = course();
+        still.max_speed_mps = 0.0;
+        assert!(CourseProgress::new(still).is_err());
+        assert_eq!(throttle_and_steering(&[2.0, -0.5]), Ok((1.0, -0.5)));
+        assert_eq!(throttle_and_steering(&[0.0]), Err(ActionError::Size { got: 1 }));
+        assert!(matches!(throttle_and_steering(&[0.0, f64::NAN]), Err(ActionError::NonFinite { index: 1, .. })));
+        let (w, z) = yaw_quaternion(2.0);
+        assert!((yaw_of(w, 0.0, 0.0, z) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn checkpoints_are_observed_in_the_car_frame_and_recovery_turns_toward_the_next() {
-        let p = CourseProgress::new(course());
+        let p = CourseProgress::new(course()).unwrap();
         // Facing +y at the origin: the first checkpoint (2, 0) is 2 m to the right.
         let facing_left = CarReading { yaw: std::f64::consts::FRAC_PI_2, ..CarReading::default() };
         let mut o = [0.0; COURSE_OBSERVATION_SIZE];

@@ -113,12 +113,6 @@ impl PandaSim {
         Ok(sim)
     }
 
-    /// Generalised positions of the whole scene (arm, fingers, cube), into
-    /// `out` (no allocation once `out` has the capacity).
-    pub fn copy_positions(&self, out: &mut Vec<f64>) {
-        out.clear();
-        out.extend_from_slice(self.data.qpos());
-    }
 
     /// Generalised velocities of the whole scene, into `out`.
     pub fn copy_velocities(&self, out: &mut Vec<f64>) {
@@ -126,13 +120,6 @@ impl PandaSim {
         out.extend_from_slice(self.data.qvel());
     }
 
-    /// Puts the scene in the pose `positions` (from `copy_positions`) without
-    /// stepping: for a second copy that only renders.
-    pub fn show_positions(&mut self, positions: &[f64]) {
-        let n = self.data.qpos().len().min(positions.len());
-        self.data.qpos_mut()[..n].copy_from_slice(&positions[..n]);
-        self.data.forward();
-    }
 
     /// All state back to the model's defaults, the arm at rest at `pose`.
     pub fn reset_to(&mut self, pose: &[f64; 7]) {

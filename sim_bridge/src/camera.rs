@@ -1,14 +1,49 @@
 //! Cameras of the simulated robot, rendered offscreen by MuJoCo through EGL
 //! (on a GPU when there is one, else Mesa's software renderer): the Panda
-//! scene's `front` and wrist `handcam_rgb` cameras at the policy's
-//! resolution, as tightly packed RGB8.
+//! scene's `front` and wrist `handcam_rgb` cameras, the car twin's `front`,
+//! at the policy's resolution, as tightly packed RGB8.
 
-use mujoco_rs::prelude::MjtObjBase;
+use std::sync::Arc;
+
+use mujoco_rs::prelude::{MjData, MjModel, MjtObjBase};
 use mujoco_rs::renderer::MjRenderer;
 use mujoco_rs::wrappers::mj_visualization::MjvCamera;
 
 use crate::arm::{PandaSim, RenderQuality};
 use crate::assets::SimError;
+
+/// A simulated scene cameras can render: its MuJoCo data, and its pose as
+/// generalised positions (so a copy of the scene on another thread can be
+/// put in the same pose and rendered there).
+pub trait RenderScene {
+    fn data(&self) -> &MjData<Arc<MjModel>>;
+    fn data_mut(&mut self) -> &mut MjData<Arc<MjModel>>;
+
+    /// Generalised positions of the whole scene, into `out` (no allocation
+    /// once `out` has the capacity).
+    fn copy_positions(&self, out: &mut Vec<f64>) {
+        out.clear();
+        out.extend_from_slice(self.data().qpos());
+    }
+
+    /// Puts the scene in the pose `positions` (from `copy_positions`)
+    /// without stepping: for a second copy that only renders.
+    fn show_positions(&mut self, positions: &[f64]) {
+        let data = self.data_mut();
+        let n = data.qpos().len().min(positions.len());
+        data.qpos_mut()[..n].copy_from_slice(&positions[..n]);
+        data.forward();
+    }
+}
+
+impl RenderScene for PandaSim {
+    fn data(&self) -> &MjData<Arc<MjModel>> {
+        &self.data
+    }
+    fn data_mut(&mut self) -> &mut MjData<Arc<MjModel>> {
+        &mut self.data
+    }
+}
 
 pub struct SimCamera {
     name: String,
@@ -19,8 +54,8 @@ pub struct SimCamera {
 
 impl SimCamera {
     /// The model's id of camera `name`, or an error listing the cameras it has.
-    pub fn check_name(sim: &PandaSim, name: &str) -> Result<usize, SimError> {
-        let model = sim.data.model();
+    pub fn check_name(sim: &impl RenderScene, name: &str) -> Result<usize, SimError> {
+        let model = sim.data().model();
         model.name_to_id(MjtObjBase::mjOBJ_CAMERA, name).ok_or_else(|| {
             let known: Vec<String> = (0..model.ffi().ncam as usize).filter_map(|i| model.id_to_name(MjtObjBase::mjOBJ_CAMERA, i).map(str::to_string)).collect();
             SimError::UnknownCamera { name: name.into(), known: known.join(", ") }
@@ -28,9 +63,9 @@ impl SimCamera {
     }
 
     /// A renderer for the model camera `name` at `width` x `height`.
-    pub fn new(sim: &PandaSim, name: &str, width: u32, height: u32) -> Result<SimCamera, SimError> {
+    pub fn new(sim: &impl RenderScene, name: &str, width: u32, height: u32) -> Result<SimCamera, SimError> {
         let id = Self::check_name(sim, name)?;
-        let model = sim.data.model();
+        let model = sim.data().model();
         let renderer = MjRenderer::builder()
             .width(width)
             .height(height)
@@ -51,9 +86,9 @@ impl SimCamera {
     }
 
     /// Renders the scene as it is now; RGB8, row-major, top row first.
-    pub fn render(&mut self, sim: &mut PandaSim) -> Result<&[u8], SimError> {
+    pub fn render(&mut self, sim: &mut impl RenderScene) -> Result<&[u8], SimError> {
         let failed = |e: mujoco_rs::renderer::RendererError| SimError::Render { camera: self.name.clone(), reason: e.to_string() };
-        self.renderer.sync_data(&mut sim.data).map_err(failed)?;
+        self.renderer.sync_data(sim.data_mut()).map_err(failed)?;
         self.renderer.render().map_err(|e| SimError::Render { camera: self.name.clone(), reason: e.to_string() })?;
         self.renderer.rgb_flat().ok_or_else(|| SimError::Render { camera: self.name.clone(), reason: "no RGB buffer".into() })
     }

@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use mujoco_rs::prelude::{MjData, MjModel, MjtObjBase};
 use rrl_types::config::{CourseConfig, CAR_TWIN_CAMERAS};
-use rrl_types::course::{CarReading, CourseProgress, COURSE_OBSERVATION_SIZE};
+use rrl_types::course::{throttle_and_steering, yaw_of, yaw_quaternion, ActionError, CarReading, CourseProgress, ACTION_HIGH, ACTION_LOW, COURSE_OBSERVATION_SIZE};
 use rrl_types::{CommandMode, Environment, GateTick, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step, TickDecimator, Timestamp};
 use safety::Gate;
 
 use crate::assets::SimError;
+use crate::camera::RenderScene;
 use crate::gated::SimGate;
 
 /// Seconds of simulated time per environment step (10 Hz).
@@ -131,7 +132,8 @@ impl CarSim {
     pub fn place(&mut self, (x, y, yaw): (f64, f64, f64)) {
         self.data.reset();
         let q = self.qpos;
-        let pose = [x, y, 0.06, (yaw / 2.0).cos(), 0.0, 0.0, (yaw / 2.0).sin()];
+        let (w, z) = yaw_quaternion(yaw);
+        let pose = [x, y, 0.06, w, 0.0, 0.0, z];
         self.data.qpos_mut()[q..q + 7].copy_from_slice(&pose);
         self.data.forward();
     }
@@ -153,9 +155,11 @@ impl CarSim {
         self.data.step();
     }
 
-    /// Runs the physics for `seconds`; the mean horizontal acceleration
-    /// over that time, in the car's frame (what an IMU's low-pass filter
-    /// reports at that rate).
+    /// Runs the physics for one control tick of `seconds` (whole physics
+    /// steps of 2 ms); the mean horizontal acceleration over it, in the
+    /// car's frame: what an IMU's low-pass filter reports at that rate.
+    /// Both the in-process twin and its driver node tick this way, so a
+    /// bump and the observed acceleration are the same on either.
     pub fn advance(&mut self, seconds: f64) -> (f64, f64) {
         let steps = (seconds / PHYSICS_DT).round().max(1.0) as usize;
         let mut sum = (0.0, 0.0);
@@ -170,9 +174,7 @@ impl CarSim {
     /// What odometry and the IMU would say now.
     pub fn reading(&self) -> CarReading {
         let (q, v) = (self.data.qpos(), self.data.qvel());
-        let (w, z) = (q[self.qpos + 3], q[self.qpos + 6]);
-        let (qx, qy) = (q[self.qpos + 4], q[self.qpos + 5]);
-        let yaw = (2.0 * (w * z + qx * qy)).atan2(1.0 - 2.0 * (qy * qy + z * z));
+        let yaw = yaw_of(q[self.qpos + 3], q[self.qpos + 4], q[self.qpos + 5], q[self.qpos + 6]);
         // A free joint's linear velocity is in the world frame, its angular one in the body's.
         let speed = v[self.dof] * yaw.cos() + v[self.dof + 1] * yaw.sin();
         let sensors = self.data.sensordata();
@@ -194,6 +196,15 @@ impl CarSim {
     }
 }
 
+impl RenderScene for CarSim {
+    fn data(&self) -> &MjData<Arc<MjModel>> {
+        &self.data
+    }
+    fn data_mut(&mut self) -> &mut MjData<Arc<MjModel>> {
+        &mut self.data
+    }
+}
+
 /// Checkpoint racing on the twin: actions (throttle, steering) in [-1, 1]
 /// scaled by the course's full speed and yaw rate, through the gate (the
 /// car's two velocity "joints") at the control rate.
@@ -201,7 +212,10 @@ pub struct CarTask {
     sim: CarSim,
     progress: CourseProgress,
     gate: Option<SimGate>,
-    gate_every: usize,
+    /// Control ticks per 0.1 s step.
+    ticks_per_step: usize,
+    /// The last tick's mean horizontal acceleration (the IMU's newest).
+    accel: (f64, f64),
     /// Signed distance travelled (the gate's position of `linear_x`).
     odometer: f64,
     observation: [f64; COURSE_OBSERVATION_SIZE],
@@ -212,39 +226,49 @@ pub struct CarTask {
     overturned: bool,
 }
 
-const ACTION_LOW: [f64; 2] = [-1.0; 2];
-const ACTION_HIGH: [f64; 2] = [1.0; 2];
+/// Physics steps in one 0.1 s step of the task.
+const STEP_PHYSICS: usize = 50;
 
 impl CarTask {
     pub fn new(course: &CourseConfig) -> Result<CarTask, SimError> {
         let sim = CarSim::load(course)?;
         let reading = sim.reading();
-        let mut progress = CourseProgress::new(course.clone());
+        let mut progress = CourseProgress::new(course.clone()).map_err(|e| SimError::ModelLoad { path: "<car course>".into(), reason: e.to_string() })?;
         progress.restart(&reading);
-        let mut task = CarTask { sim, progress, gate: None, gate_every: 5, odometer: 0.0, observation: [0.0; COURSE_OBSERVATION_SIZE], steps: 0, max_episode_steps: 300, needs_placing: true, overturned: false };
+        let mut task = CarTask { sim, progress, gate: None, ticks_per_step: 10, accel: (0.0, 0.0), odometer: 0.0, observation: [0.0; COURSE_OBSERVATION_SIZE], steps: 0, max_episode_steps: 300, needs_placing: true, overturned: false };
         task.observe();
         Ok(task)
     }
 
     /// Puts `gate` (for the joints `linear_x`, `angular_z` in velocity
-    /// mode, at `control_rate_hz`) between the policy and the wheels.
-    pub fn set_gate(&mut self, gate: Gate, control_rate_hz: f64) {
+    /// mode, built for `control_rate_for(hz)`) between the policy and the
+    /// wheels, ticking at that rate.
+    pub fn set_gate(&mut self, gate: Gate, hz: f64) {
         self.gate = Some(SimGate::new(gate));
-        self.gate_every = ((1.0 / Self::control_rate_for(control_rate_hz)) / PHYSICS_DT).round() as usize;
+        self.ticks_per_step = Self::ticks_for(hz);
     }
 
-    /// The gate's control rate: what `set_gate`'s rate rounds to in physics steps.
+    /// The control rate the gate ticks at.
     pub fn control_rate_hz(&self) -> f64 {
-        1.0 / (self.gate_every as f64 * PHYSICS_DT)
+        self.ticks_per_step as f64 / CAR_CONTROL_DT
     }
 
-    /// The control rate the twin runs when asked for `hz`: a whole number
-    /// of physics steps per tick. Build the gate for this rate.
+    /// Whole ticks per step, evenly spaced (a divisor of its 50 physics
+    /// steps), nearest to `hz`.
+    fn ticks_for(hz: f64) -> usize {
+        let wanted = hz * CAR_CONTROL_DT;
+        (1..=STEP_PHYSICS).filter(|t| STEP_PHYSICS % t == 0).min_by(|a, b| (*a as f64 - wanted).abs().total_cmp(&(*b as f64 - wanted).abs())).unwrap_or(10)
+    }
+
+    /// The control rate the twin runs when asked for `hz` (10, 20, 50,
+    /// 100, 250 or 500 Hz, the nearest). Build the gate for this rate.
     pub fn control_rate_for(hz: f64) -> f64 {
-        1.0 / (((1.0 / hz) / PHYSICS_DT).round().max(1.0) * PHYSICS_DT)
+        Self::ticks_for(hz) as f64 / CAR_CONTROL_DT
     }
 
+    /// Records the gate's ticks for the risk critic; after `set_gate`.
     pub fn record_gate_ticks(&mut self, decimator: TickDecimator) {
+        debug_assert!(self.gate.is_some(), "record_gate_ticks needs the gate: call set_gate first");
         if let Some(gate) = self.gate.as_mut() {
             gate.record_ticks(decimator);
         }
@@ -262,10 +286,11 @@ impl CarTask {
     pub fn place(&mut self, pose: (f64, f64, f64)) {
         self.sim.place(pose);
         self.odometer = 0.0;
+        self.accel = (0.0, 0.0);
         if let Some(gate) = self.gate.as_mut() {
             gate.restart();
         }
-        self.progress.start_lap(&self.sim.reading());
+        self.progress.start_lap(&self.reading());
         self.observe();
     }
 
@@ -273,8 +298,14 @@ impl CarTask {
         &self.progress
     }
 
+    /// What odometry and the IMU say now: the IMU's acceleration is the
+    /// last tick's mean, as a driver publishes it.
+    fn reading(&self) -> CarReading {
+        CarReading { accel: self.accel, ..self.sim.reading() }
+    }
+
     fn observe(&mut self) {
-        self.progress.observe(&self.sim.reading(), &mut self.observation);
+        self.progress.observe(&self.reading(), &mut self.observation);
     }
 
     /// One gate tick: the requested twist, limited, to the wheels.
@@ -330,7 +361,7 @@ impl Environment for CarTask {
             let reading = self.sim.reading();
             self.progress.restart(&reading);
         } else {
-            self.progress.start_lap(&self.sim.reading());
+            self.progress.start_lap(&self.reading());
             if let Some(gate) = self.gate.as_mut() {
                 gate.take_events();
             }
@@ -342,27 +373,20 @@ impl Environment for CarTask {
     }
 
     fn step(&mut self, action: &[f64]) -> Result<Step, SimError> {
-        if action.len() != 2 {
-            return Err(SimError::ActionSize { task: "CarCourse", expected: 2, got: action.len() });
-        }
-        if let Some(index) = action.iter().position(|a| !a.is_finite()) {
-            return Err(SimError::NonFiniteAction { task: "CarCourse", index, value: action[index] });
-        }
-        let course = self.progress.course();
-        let (throttle, steer) = (action[0].clamp(-1.0, 1.0), action[1].clamp(-1.0, 1.0));
-        let (linear, angular) = (throttle * course.max_speed_mps, steer * course.max_yaw_rate_rps);
-        let substeps = (CAR_CONTROL_DT / PHYSICS_DT).round() as usize;
+        let (throttle, steer) = throttle_and_steering(action).map_err(|e| match e {
+            ActionError::Size { got } => SimError::ActionSize { task: "CarCourse", expected: 2, got },
+            ActionError::NonFinite { index, value } => SimError::NonFiniteAction { task: "CarCourse", index, value },
+        })?;
+        let (linear, angular) = self.progress.course().twist((throttle, steer));
+        let tick_s = CAR_CONTROL_DT / self.ticks_per_step as f64;
         let mut peak_accel: f64 = 0.0;
-        for i in 0..substeps {
-            if i % self.gate_every == 0 {
-                self.gated_drive(linear, angular);
-            }
-            self.sim.step();
-            let r = self.sim.reading();
-            self.odometer += r.speed * PHYSICS_DT;
-            peak_accel = peak_accel.max(r.accel.0.hypot(r.accel.1));
+        for _ in 0..self.ticks_per_step {
+            self.gated_drive(linear, angular);
+            self.accel = self.sim.advance(tick_s);
+            self.odometer += self.sim.reading().speed * tick_s;
+            peak_accel = peak_accel.max(self.accel.0.hypot(self.accel.1));
         }
-        let step = self.progress.step(&self.sim.reading(), throttle, Some(peak_accel));
+        let step = self.progress.step(&self.reading(), throttle, Some(peak_accel));
         self.steps += 1;
         self.observe();
         if self.sim.uprightness() < UPRIGHT_COS {
@@ -382,7 +406,7 @@ impl Environment for CarTask {
 impl PracticeTask for CarTask {
     /// Reverse and turn toward the next checkpoint.
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
-        self.progress.recovery(&self.sim.reading()).iter().map(|a| a.to_vec()).collect()
+        self.progress.recovery(&self.reading()).iter().map(|a| a.to_vec()).collect()
     }
 
     fn needs_recovery(&self) -> bool {

@@ -1,6 +1,7 @@
-//! MuJoCo simulations of robots and benchmark tasks, behind the same
-//! hardware interface as real robots (`ros_edge` serves them as ROS 2
-//! nodes; this crate never speaks ROS).
+//! MuJoCo simulations of robots and benchmark tasks, driven the way real
+//! ones are: the Panda behind the same hardware interface as real arms,
+//! the car twin by a twist. `ros_edge` serves them as ROS 2 nodes; this
+//! crate never speaks ROS.
 //!
 //! Owns physics, simulated sensors and cameras, task rewards and scripted
 //! experts, and the gate's bookkeeping as a simulated task ticks it

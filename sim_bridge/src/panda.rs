@@ -190,6 +190,7 @@ impl PandaTask {
     /// (after `set_gate`; a bounded number wait to be taken, later ones are
     /// dropped and their indices show the gap).
     pub fn record_gate_ticks(&mut self, decimator: TickDecimator) {
+        debug_assert!(self.gate.is_some(), "record_gate_ticks needs the gate: call set_gate first");
         if let Some(gate) = self.gate.as_mut() {
             gate.record_ticks(decimator);
         }
@@ -685,6 +686,7 @@ mod tests {
         let (front, wrist) = (mean_abs_difference(&first[..camera], &after[..camera]), mean_abs_difference(&first[camera..], &after[camera..]));
         assert!(wrist > 2.0 && front > 2.0, "lifting the hand 20 cm changes both views: wrist {wrist}, front {front}");
         // The frames are those of the state the task is in now.
+        use crate::camera::RenderScene;
         let mut check = PandaSim::load_with(RenderQuality::Learning).unwrap();
         let mut positions = Vec::new();
         moved.sim().copy_positions(&mut positions);

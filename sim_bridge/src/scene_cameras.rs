@@ -1,5 +1,6 @@
-//! Rendering the simulated Panda's cameras off the thread that steps it
-//! (the control loop of `rrl sim`, the actor of `rrl practice`).
+//! Rendering a simulated scene's cameras (the Panda's, the car twin's) off
+//! the thread that steps it (the control loop of `rrl sim`, the actor of
+//! `rrl practice`).
 //!
 //! The stepping thread hands over a copy of the scene's positions (into
 //! recycled buffers: no allocation, no lock, never waits; when the renderer
@@ -15,7 +16,8 @@ use crossbeam::queue::ArrayQueue;
 use robot_drivers::worker::{stopping, Worker};
 use rrl_types::Timestamp;
 use crate::arm::PandaSim;
-use crate::camera::SimCamera;
+use crate::assets::SimError;
+use crate::camera::{RenderScene, SimCamera};
 
 /// Why a sink could not take a frame (it stops the camera thread).
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,7 +53,13 @@ pub struct SceneSnapshots {
 }
 
 impl SceneSnapshots {
-    pub fn start(cameras: Vec<CameraSpec>, mut sink: impl FrameSink) -> std::io::Result<SceneSnapshots> {
+    /// The Panda scene's cameras.
+    pub fn start(cameras: Vec<CameraSpec>, sink: impl FrameSink) -> std::io::Result<SceneSnapshots> {
+        Self::start_with(cameras, sink, PandaSim::load)
+    }
+
+    /// Cameras of the scene `load` makes (on the camera thread: its copy to render).
+    pub fn start_with<S: RenderScene + 'static>(cameras: Vec<CameraSpec>, mut sink: impl FrameSink, load: impl FnOnce() -> Result<S, SimError> + Send + 'static) -> std::io::Result<SceneSnapshots> {
         let waiting = Arc::new(ArrayQueue::<(Timestamp, Vec<f64>)>::new(1));
         let free = Arc::new(ArrayQueue::<Vec<f64>>::new(3));
         for _ in 0..3 {
@@ -60,8 +68,8 @@ impl SceneSnapshots {
         let failure = Arc::new(OnceLock::new());
         let (thread_waiting, thread_free, thread_failure) = (waiting.clone(), free.clone(), failure.clone());
         let worker = Worker::spawn("sim-cameras", move |stop| {
-            let mut run = || -> Result<(), SinkError> {
-                let mut scene = PandaSim::load()?;
+            let run = || -> Result<(), SinkError> {
+                let mut scene = load()?;
                 let mut renderers = Vec::new();
                 for spec in &cameras {
                     renderers.push((SimCamera::new(&scene, &spec.model_camera, spec.width, spec.height)?, 1.0 / spec.fps, f64::NEG_INFINITY));
@@ -95,7 +103,7 @@ impl SceneSnapshots {
     }
 
     /// Hands the scene's current pose to the camera thread (stepping thread side).
-    pub fn offer(&self, sim: &mut PandaSim, stamp: Timestamp) {
+    pub fn offer(&self, sim: &impl RenderScene, stamp: Timestamp) {
         let Some(mut buffer) = self.free.pop() else { return };
         sim.copy_positions(&mut buffer);
         if let Some((_, displaced)) = self.waiting.force_push((stamp, buffer)) {

@@ -10,6 +10,7 @@ use nalgebra::{Matrix3, Rotation3, Vector3};
 use rrl_types::rng::Rng;
 use serde::Serialize;
 use sim_bridge::arm::{PandaSim, PANDA_HOME};
+use sim_bridge::camera::RenderScene;
 use sim_bridge::osc::{osc_torques, OscGains, OscTarget};
 
 #[derive(Serialize)]

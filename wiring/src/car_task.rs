@@ -6,10 +6,11 @@
 //! its policy period and reads the pose and the IMU's samples (for bumps)
 //! from the driver's feed.
 //!
-//! Odometry older than the safety section's `state_timeout_ms` pauses
-//! practice before the next step — the gate stops the car meanwhile — and
-//! practice resumes by itself when it comes back. Nothing is recorded
-//! while paused.
+//! A state older than the safety section's `state_timeout_ms` — the
+//! odometry's, or the IMU's when the car has one: the age the gate sees —
+//! pauses practice before the next step (the gate stops the car
+//! meanwhile), and practice resumes by itself when it comes back. Nothing
+//! is recorded while paused.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ use robot_drivers::car::{CarFeed, TopicCar};
 use robot_drivers::pacing::Pacer;
 use robot_drivers::HardwareInterface;
 use rrl_types::config::{LaunchFile, RobotConfig};
-use rrl_types::course::{CarReading, CourseProgress, COURSE_OBSERVATION_SIZE};
-use rrl_types::{CommandMode, Environment, JointCommand, JointVec, LiveStatus, MonotonicClock, PracticeTask, Step, SystemClock, Clock, TickDecimator, Waiting, QUIET_TICK_RECORD_HZ};
+use rrl_types::course::{throttle_and_steering, ActionError, CarReading, CourseProgress, ACTION_HIGH, ACTION_LOW, COURSE_OBSERVATION_SIZE};
+use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointVec, LiveStatus, MonotonicClock, PracticeTask, Step, SystemClock, TickDecimator, Timestamp, Waiting, QUIET_TICK_RECORD_HZ};
 use safety::Gate;
 
 use crate::control_link::ControlLink;
@@ -33,14 +34,9 @@ pub enum CarTaskError {
     Hardware(String),
     #[error(transparent)]
     Safety(#[from] safety::SafetyError),
-    #[error("action has {got} values, the car takes 2 (throttle, steering)")]
-    ActionSize { got: usize },
-    #[error("action[{index}] is {value}; actions must be finite")]
-    NonFinite { index: usize, value: f64 },
+    #[error(transparent)]
+    Action(#[from] ActionError),
 }
-
-const ACTION_LOW: [f64; 2] = [-1.0; 2];
-const ACTION_HIGH: [f64; 2] = [1.0; 2];
 
 pub struct CarCourseTask {
     link: ControlLink,
@@ -49,8 +45,14 @@ pub struct CarCourseTask {
     critic_loader: safety::CriticLoader,
     progress: CourseProgress,
     reading: CarReading,
-    /// When the newest odometry arrived (wall clock); `None` before the first.
-    pose_arrived: Option<Instant>,
+    /// Whether any odometry has come.
+    seen_pose: bool,
+    /// The stamp of the control thread's newest state: the older of the
+    /// newest odometry and IMU (`Timestamp::ZERO` while a configured IMU is silent).
+    state_stamp: Timestamp,
+    /// The largest horizontal acceleration among the IMU samples taken
+    /// since the last step was judged (between steps too).
+    peak_accel: f64,
     has_imu: bool,
     state_timeout: Duration,
     reset_timeout: Duration,
@@ -70,6 +72,7 @@ impl CarCourseTask {
             return Err(CarTaskError::Unfit(format!("a {} robot is not a car", launch.robot.kind_name())));
         };
         let course = launch.course.clone().ok_or_else(|| CarTaskError::Unfit("a car practises its launch file's course, and it has none: add a `course` section (checkpoints in the odometry frame, the arena)".into()))?;
+        let progress = CourseProgress::new(course).map_err(|e| CarTaskError::Unfit(e.to_string()))?;
         let rate = car.control_rate_hz;
         // The one gate builder: rules, and the risk critic when one is configured.
         let mut gate = Gate::build(&launch.safety, &launch.robot.joint_names(), rate)?;
@@ -86,9 +89,11 @@ impl CarCourseTask {
             link,
             feed,
             critic_loader,
-            progress: CourseProgress::new(course),
+            progress,
             reading: CarReading::default(),
-            pose_arrived: None,
+            seen_pose: false,
+            state_stamp: Timestamp::ZERO,
+            peak_accel: 0.0,
             has_imu: car.imu_topic.is_some(),
             state_timeout: Duration::from_millis(launch.safety.state_timeout_ms),
             reset_timeout: Duration::from_secs_f64(practice.reset_timeout_s),
@@ -105,48 +110,51 @@ impl CarCourseTask {
         &self.progress
     }
 
-    /// Takes the newest odometry and every IMU sample since the last look;
-    /// the largest horizontal acceleration among those samples.
-    fn take_newest(&mut self) -> f64 {
+    /// Takes the newest odometry, the control thread's newest state stamp,
+    /// and every IMU sample since the last look (their peak acceleration
+    /// kept for the next step's judgement).
+    fn take_newest(&mut self) {
         if let Some(pose) = self.feed.take_pose() {
             let r = &mut self.reading;
             (r.time_s, r.x, r.y, r.yaw, r.speed) = (pose.stamp.as_secs_f64(), pose.x, pose.y, pose.yaw, pose.speed);
             if !self.has_imu {
                 r.yaw_rate = pose.yaw_rate;
             }
-            self.pose_arrived = Some(Instant::now());
+            self.seen_pose = true;
         }
-        let mut peak: f64 = 0.0;
-        let reading = &mut self.reading;
+        if let Some(state) = self.link.take_state() {
+            self.state_stamp = state.stamp;
+        }
+        let (reading, peak) = (&mut self.reading, &mut self.peak_accel);
         self.feed.drain_imu(|sample| {
-            peak = peak.max(sample.accel.0.hypot(sample.accel.1));
+            *peak = peak.max(sample.accel.0.hypot(sample.accel.1));
             reading.accel = sample.accel;
             reading.yaw_rate = sample.yaw_rate;
         });
-        peak
     }
 
-    fn odometry_age(&self) -> Option<Duration> {
-        self.pose_arrived.map(|t| t.elapsed())
+    /// How old the state the gate sees is; `None` before the first odometry.
+    fn state_age(&self) -> Option<Duration> {
+        self.seen_pose.then(|| Duration::from_nanos(SystemClock.now().nanos_since(self.state_stamp)))
     }
 
-    /// Returns once the car's odometry is fresh. While it is stale (the car
-    /// stopped publishing) practice pauses here: no step is taken or
-    /// recorded, the gate stops the car, the log says so once, and
-    /// practice resumes by itself when it comes back. `within` bounds the
-    /// wait (`None`: no bound).
-    fn wait_for_odometry(&mut self, within: Option<Duration>) -> Result<(), CarTaskError> {
+    /// Returns once the car's state (odometry, and IMU if it has one) is
+    /// fresh. While it is stale (the car stopped publishing) practice
+    /// pauses here: no step is taken or recorded, the gate stops the car,
+    /// the log says so once, and practice resumes by itself when it comes
+    /// back. `within` bounds the wait (`None`: no bound).
+    fn wait_for_state(&mut self, within: Option<Duration>) -> Result<(), CarTaskError> {
         let started = Instant::now();
-        let first = self.pose_arrived.is_none();
+        let first = !self.seen_pose;
         let mut paused = false;
         loop {
             self.link.check_failure().map_err(CarTaskError::Hardware)?;
             self.take_newest();
-            let fresh = self.odometry_age().is_some_and(|age| age <= self.state_timeout);
+            let fresh = self.state_age().is_some_and(|age| age <= self.state_timeout);
             if fresh {
                 match (paused, first) {
                     (true, true) => tracing::info!(waited_s = started.elapsed().as_secs_f64(), "the car's first odometry came"),
-                    (true, false) => tracing::warn!(paused_s = started.elapsed().as_secs_f64(), "the car's odometry comes again: practice resumes"),
+                    (true, false) => tracing::warn!(paused_s = started.elapsed().as_secs_f64(), "the car's state comes again: practice resumes"),
                     (false, _) => {}
                 }
                 if paused {
@@ -155,35 +163,34 @@ impl CarCourseTask {
                 return Ok(());
             }
             if !paused {
-                match self.odometry_age() {
-                    Some(age) => tracing::warn!("no odometry from the car for {} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", age.as_millis()),
+                match self.state_age() {
+                    Some(age) => tracing::warn!("no odometry{} from the car for {} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", if self.has_imu { " or IMU" } else { "" }, age.as_millis().min(u128::from(u32::MAX))),
                     None => tracing::info!("waiting for the car's first odometry"),
                 }
                 self.live.wait_for(Waiting::ArmState);
                 paused = true;
             }
             if within.is_some_and(|w| started.elapsed() > w) {
-                return Err(CarTaskError::Hardware(format!("no odometry within {:.0} s", started.elapsed().as_secs_f64())));
+                return Err(CarTaskError::Hardware(format!("no fresh odometry{} within {:.0} s", if self.has_imu { " and IMU" } else { "" }, started.elapsed().as_secs_f64())));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Offers the twist for `throttle`, `steer` every control tick of one
-    /// policy period; the largest horizontal acceleration felt meanwhile.
-    fn drive(&mut self, throttle: f64, steer: f64) -> Result<f64, CarTaskError> {
-        let course = self.progress.course();
-        let values = JointVec::from_slice(&[throttle * course.max_speed_mps, steer * course.max_yaw_rate_rps]).expect("2 joints");
+    /// policy period.
+    fn drive(&mut self, throttle: f64, steer: f64) -> Result<(), CarTaskError> {
+        let (linear, angular) = self.progress.course().twist((throttle, steer));
+        let values = JointVec::from_slice(&[linear, angular]).expect("2 joints");
         // Time spent between steps (acting, recording) is not caught up on.
         self.ticks.reanchor();
-        let mut peak: f64 = 0.0;
         for _ in 0..self.policy_ticks {
             self.link.offer(JointCommand { stamp: SystemClock.now(), mode: CommandMode::Velocity, values });
             self.ticks.wait();
             self.link.check_failure().map_err(CarTaskError::Hardware)?;
-            peak = peak.max(self.take_newest());
+            self.take_newest();
         }
-        Ok(peak)
+        Ok(())
     }
 
     fn observe(&mut self) {
@@ -218,9 +225,11 @@ impl Environment for CarCourseTask {
     /// Waits for the car's odometry first (at most `practice.reset_timeout_s`;
     /// past that the next step reports it).
     fn reset_next(&mut self) -> &[f64] {
-        if let Err(e) = self.wait_for_odometry(Some(self.reset_timeout)) {
+        if let Err(e) = self.wait_for_state(Some(self.reset_timeout)) {
             self.link.fail_later(e.to_string());
         }
+        // Bumps before the lap are not its own.
+        self.peak_accel = 0.0;
         self.progress.start_lap(&self.reading);
         self.steps = 0;
         self.observe();
@@ -228,15 +237,10 @@ impl Environment for CarCourseTask {
     }
 
     fn step(&mut self, action: &[f64]) -> Result<Step, CarTaskError> {
-        if action.len() != 2 {
-            return Err(CarTaskError::ActionSize { got: action.len() });
-        }
-        if let Some(index) = action.iter().position(|a| !a.is_finite()) {
-            return Err(CarTaskError::NonFinite { index, value: action[index] });
-        }
-        self.wait_for_odometry(None)?;
-        let (throttle, steer) = (action[0].clamp(-1.0, 1.0), action[1].clamp(-1.0, 1.0));
-        let peak = self.drive(throttle, steer)?;
+        let (throttle, steer) = throttle_and_steering(action)?;
+        self.wait_for_state(None)?;
+        self.drive(throttle, steer)?;
+        let peak = std::mem::take(&mut self.peak_accel);
         let step = self.progress.step(&self.reading, throttle, self.has_imu.then_some(peak));
         self.steps += 1;
         self.observe();

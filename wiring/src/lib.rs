@@ -5,10 +5,12 @@
 //! command and take the gate from the same `safety::Gate::build`):
 //! - the gate (`safety::Gate::build`, always with the configured risk
 //!   critic), inside every robot task below;
-//! - the robot and its practice task (`robot`): the simulated Panda in
-//!   process or as a lockstep ROS 2 node, or a real arm's task — the
-//!   launch file's `task` section, the reach by default — over its driver
-//!   (`arm_task`);
+//! - the robot and its practice task (`robot`): the simulated Panda or
+//!   the car twin in process or as a lockstep ROS 2 node, a real arm's
+//!   task — the launch file's `task` section, the reach by default — over
+//!   its driver (`arm_task`), or a real car racing the launch file's
+//!   `course` over its topics (`car_task`); a real robot's control thread
+//!   and the task's link to it (`control_link`);
 //! - the leader arm a human moves, as an operator the follower tracks
 //!   (`leader`);
 //! - the learner settings (`learner`);

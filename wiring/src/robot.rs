@@ -1,7 +1,8 @@
 //! The launch file's robot as the task that practice, teleop and
-//! evaluation step: the simulated Panda in this process, the simulated
-//! Panda as a lockstep ROS 2 node (of this process, or `rrl sim
-//! --lockstep` elsewhere), or a real arm's task over its driver.
+//! evaluation step: the simulated Panda or the car twin in this process,
+//! either as a lockstep ROS 2 node (of this process, or `rrl sim
+//! --lockstep` elsewhere), a real arm's task over its driver
+//! (`arm_task`), or a real car's over its topics (`car_task`).
 //! Every one of them ticks the gate from `safety::Gate::build`.
 
 use std::path::Path;

@@ -100,6 +100,10 @@ fn default_stuck_distance() -> f64 {
 
 /// The simulated twin's own limits: its motors' top speed, m/s.
 pub const TWIN_TOP_SPEED_MPS: f64 = 3.0;
+/// The twin's policy steps at 10 Hz (its 50 physics steps of 2 ms).
+pub const TWIN_POLICY_RATE_HZ: f64 = 10.0;
+/// Control rates whose ticks divide the twin's step evenly.
+pub const TWIN_CONTROL_RATES_HZ: [f64; 6] = [10.0, 20.0, 50.0, 100.0, 250.0, 500.0];
 
 impl CourseConfig {
     /// `twin`: checked for the simulated car (its start, cones and top speed).
@@ -125,8 +129,13 @@ impl CourseConfig {
                 c.fail(format!("course.checkpoints[{i}]"), format!("checkpoint ({}, {}) lies outside the arena", point.0, point.1), Some(&describe));
             }
         }
-        for pair in self.checkpoints.windows(2).enumerate().filter(|(_, w)| (w[0].0 - w[1].0).hypot(w[0].1 - w[1].1) < self.checkpoint_radius_m) {
-            c.fail(format!("course.checkpoints[{}]", pair.0 + 1), "this checkpoint lies within checkpoint_radius_m of the one before: both would pass at once", None);
+        // Neighbours on the loop, the last and the first included.
+        let n = self.checkpoints.len();
+        for i in (0..n).filter(|_| n >= 2) {
+            let (a, b) = (self.checkpoints[(i + n - 1) % n], self.checkpoints[i]);
+            if (a.0 - b.0).hypot(a.1 - b.1) < self.checkpoint_radius_m && (i > 0 || n > 2) {
+                c.fail(format!("course.checkpoints[{i}]"), "this checkpoint lies within checkpoint_radius_m of the one before it on the loop: both would pass at once", None);
+            }
         }
         if twin {
             for (i, &cone) in self.cones.iter().enumerate() {
@@ -175,6 +184,14 @@ impl LaunchFile {
             (Some(_), other) => c.fail("course", format!("a course is raced by a car; a {} robot has none", other.kind_name()), Some("remove it, or use Car(..) or Sim((task: CarCourse))")),
             (None, _) => {}
         }
+        if let (true, RobotConfig::Sim(sim)) = (twin, &self.robot) {
+            if !TWIN_CONTROL_RATES_HZ.contains(&sim.control_rate_hz) {
+                c.fail("robot.control_rate_hz", format!("the car twin's gate ticks a whole number of times per 0.1 s step: {} Hz does not", sim.control_rate_hz), Some("10, 20, 50, 100, 250 or 500"));
+            }
+            if self.practice.policy_rate_hz != TWIN_POLICY_RATE_HZ {
+                c.fail("practice.policy_rate_hz", format!("the car twin steps at {TWIN_POLICY_RATE_HZ} Hz, not {}", self.practice.policy_rate_hz), Some("10.0, or leave it out"));
+            }
+        }
         if twin {
             for (i, camera) in self.cameras.iter().enumerate() {
                 if let CameraSource::Sim(name) = &camera.source {
@@ -185,7 +202,7 @@ impl LaunchFile {
             }
             if let RobotConfig::Sim(sim) = &self.robot {
                 if !sim.observe_cameras.is_empty() {
-                    c.fail("robot.observe_cameras", "the car twin's policy sees its state only (speed, IMU, the next checkpoints) for now", Some("leave observe_cameras out; `rrl sim` still publishes the front camera"));
+                    c.fail("robot.observe_cameras", "the car twin's policy sees its state only (speed, IMU, the next checkpoints) for now", Some("leave observe_cameras out; `rrl sim` publishes the front camera on <camera>/image_raw"));
                 }
             }
         }
