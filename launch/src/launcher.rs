@@ -83,9 +83,6 @@ fn plan(launches: &[(PathBuf, LaunchFile)], only: &[String], practising: bool) -
     for (file, (path, launch)) in launches.iter().enumerate() {
         let is_sim = matches!(launch.robot, RobotConfig::Sim(_));
         if practising {
-            if wiring::robot::is_car_twin(launch) {
-                bail!("{}: `rrl launch` does not run the car twin yet: practise it with `rrl practice` (in process, or `--robot node`), or serve it as a car's driver with `rrl sim` and practise a Car(..) launch file against it", path.display());
-            }
             // A real robot's actor drives it through its driver itself
             // (a serial bus is its alone; a ros2_control arm or a car's
             // driver runs elsewhere).

@@ -107,3 +107,37 @@ fn two_robots_practise_in_one_launch_and_feed_one_shared_learner() {
     assert!(learner["updates"].as_u64().unwrap() > 0, "{report}");
     assert!(run_dir.join("learner/learner.safetensors").exists());
 }
+
+/// The car twin under `rrl launch`: its lockstep task node, an actor
+/// stepping it over ROS 2 and a learner node, from the shipped file.
+#[test]
+fn the_car_twin_practises_under_rrl_launch() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("files/sim_car_course.ron")).unwrap();
+    let short = shipped.replace("demo_episodes: 3,", "demo_episodes: 1,").replace("eval_episodes: 10,", "eval_episodes: 1,").replace("warmup_steps: 500,", "warmup_steps: 50,").replace("batch_size: 256,", "batch_size: 32,");
+    for wanted in ["demo_episodes: 1,", "eval_episodes: 1,", "warmup_steps: 50,", "batch_size: 32,"] {
+        assert!(short.contains(wanted), "the shipped file changed: `{wanted}` not set");
+    }
+    let config = dir.path().join("car.ron");
+    std::fs::write(&config, short).unwrap();
+    let run_dir = dir.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
+        .args(["launch", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100", "--learner-idle-s", "3"])
+        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 97) % 80).to_string())
+        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        .env("RRL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rrl launch failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(report["actor"]["task"], "CarCourse", "{report}");
+    assert_eq!(report["actor"]["total_steps"], 100, "{report}");
+    assert_eq!(report["actor"]["link"]["unconfirmed"], 0, "{report}");
+    // The twin's lockstep node stepped every practice step and more (the demo lap, the evaluation).
+    assert_eq!(report["robot"]["task"], "CarCourse", "{report}");
+    assert!(report["robot"]["steps"].as_u64().unwrap() > 100 && report["robot"]["refused"] == 0, "{report}");
+    assert!(report["learner"]["updates"].as_u64().unwrap() > 0, "{report}");
+    let demos = recording::list_episodes(&run_dir.join("sim_car_course/demos")).unwrap();
+    let lap = recording::read_episode(&demos[0]).unwrap();
+    assert_eq!(lap.outcome.and_then(|o| o.success), Some(true), "the scripted lap over ROS 2");
+}
