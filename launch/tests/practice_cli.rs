@@ -37,12 +37,17 @@ fn episode_files(run: &Path) -> Vec<PathBuf> {
 /// Runs `rrl args` beside a Python ROS 2 peer script (namespace `panda`) on
 /// a private domain; the rrl JSON report once both are done.
 fn run_beside_peer(args: &[&str], script: &str, domain_offset: u32) -> serde_json::Value {
+    run_beside_peer_in(args, script, domain_offset, "panda")
+}
+
+/// `run_beside_peer` for a robot in `namespace`.
+fn run_beside_peer_in(args: &[&str], script: &str, domain_offset: u32, namespace: &str) -> serde_json::Value {
     let domain = (20 + (std::process::id() + domain_offset) % 80).to_string();
     let child = rrl(args).env("ROS_DOMAIN_ID", &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
     let peer = Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script))
-        .arg("panda")
+        .arg(namespace)
         .env("ROS_DOMAIN_ID", &domain)
         .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         .output()
@@ -216,6 +221,29 @@ fn teleop_records_labelled_demos_that_practice_then_uses() {
     let practised = json_of(&run(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "150", "--eval-episodes", "1"]));
     assert_eq!(practised["total_steps"], 150);
     assert_eq!(recording::list_episodes(&run_dir.join("demos")).unwrap().len(), 2, "the human's demos are used, no scripted ones added");
+}
+
+/// `rrl teleop` on the car twin from a gamepad: the stick's left-right is
+/// steering and up-down throttle (the same peer as the arm's teleop: it
+/// pushes axis 0, labels a success, then pulls axis 1 back), recorded as
+/// the human's demos.
+#[test]
+fn teleop_drives_the_car_twin_from_a_gamepad() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/sim_car_course.ron");
+    let report = run_beside_peer_in(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "5"], "teleop_peer.py", 19, "car");
+    assert_eq!(report["episodes"], 2, "{report}");
+    let demos: Vec<_> = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    assert_eq!(demos[0].outcome.as_ref().unwrap().success, Some(true), "the human's success label");
+    let human = |demo: &recording::Episode| -> Vec<Vec<f32>> { demo.steps.iter().filter(|s| s.flags.intervention).map(|s| s.action.clone()).collect() };
+    // Axis 0 at 0.7: steering only, and the car turned (the first checkpoint moved in its view).
+    assert!(human(&demos[0]).iter().any(|a| a[0] == 0.0 && (a[1] - 0.7).abs() < 1e-3), "{:?}", human(&demos[0]));
+    let (first, last) = (&demos[0].steps[0].observation, &demos[0].steps.last().unwrap().next_observation);
+    assert!((first[2] - last[2]).abs() + (first[3] - last[3]).abs() > 0.1, "the car turned: {first:?} -> {last:?}");
+    // Axis 1 at -0.6: reverse, and the car backed up.
+    assert!(human(&demos[1]).iter().any(|a| (a[0] + 0.6).abs() < 1e-3 && a[1] == 0.0), "{:?}", human(&demos[1]));
+    assert!(demos[1].steps.iter().any(|s| s.next_observation[0] < -0.1), "the car reversed");
 }
 
 /// Behaviour cloning on a run's demos: `rrl bc train` writes a policy that
