@@ -82,3 +82,37 @@ fn pixel_practice_on_a_base_cloned_from_pixel_demos_then_eval_and_export() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("cloned from 1 camera(s) of 24x24") && stderr.contains("shows its policy no cameras"), "{stderr}");
 }
+
+/// The car twin practises from its front camera as well as its state: the
+/// frames of every step are recorded with the episodes and the learner
+/// trains a pixel encoder on them.
+#[test]
+fn the_car_twin_practises_from_its_front_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("files/sim_car_course.ron")).unwrap();
+    let pixels = shipped
+        .replace("task: CarCourse,", "task: CarCourse,\n        observe_cameras: [\"front\"],")
+        .replace("source: Sim(\"front\"), width: 128, height: 96, fps: 10.0", "source: Sim(\"front\"), width: 24, height: 24, fps: 10.0")
+        .replace("hidden: [256, 256],", "hidden: [32, 32], pixels: (features: 8, filters: 4),")
+        .replace("batch_size: 256,", "batch_size: 16,")
+        .replace("warmup_steps: 500,", "warmup_steps: 30,")
+        .replace("demo_episodes: 3,", "demo_episodes: 1,")
+        .replace("eval_episodes: 10,", "eval_episodes: 1,");
+    for wanted in ["observe_cameras: [\"front\"]", "width: 24, height: 24", "pixels: (features: 8", "batch_size: 16,", "warmup_steps: 30,", "demo_episodes: 1,", "eval_episodes: 1,"] {
+        assert!(pixels.contains(wanted), "the shipped file changed: `{wanted}` not set");
+    }
+    let config = dir.path().join("car_pixels.ron");
+    std::fs::write(&config, pixels).unwrap();
+    let run_dir = dir.path().join("run");
+    let report = json_of(&rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "60"]).output().unwrap());
+    assert_eq!((report["task"].as_str(), report["total_steps"].as_u64()), (Some("CarCourse"), Some(60)), "{report}");
+    assert!(report["learner_updates"].as_u64().unwrap() > 0, "{report}");
+    let episodes: Vec<_> = recording::list_episodes(&run_dir.join("episodes")).unwrap().iter().map(|p| recording::read_episode(p).unwrap()).collect();
+    let policy_steps: Vec<_> = episodes.iter().flat_map(|e| e.steps.iter().filter(|s| !s.flags.recovery)).collect();
+    assert_eq!(policy_steps.len(), 60);
+    for step in &policy_steps {
+        let frames = step.next_frames.as_ref().expect("every policy step keeps its camera frames");
+        let (layout, rgb) = recording::frames::decode(frames).unwrap();
+        assert_eq!((layout.cameras, layout.width, layout.height, rgb.len()), (1, 24, 24, 24 * 24 * 3));
+    }
+}

@@ -119,6 +119,11 @@ impl CameraRig {
     /// the cameras `names` at `side` x `side`; fails (naming the camera)
     /// if any cannot be made.
     pub fn start(names: &[String], side: u32, quality: RenderQuality) -> Result<CameraRig, SimError> {
+        Self::start_with(names, side, move || PandaSim::load_with(quality))
+    }
+
+    /// The rig for the scene `load` makes (its copy on the render thread).
+    pub fn start_with<S: RenderScene + 'static>(names: &[String], side: u32, load: impl FnOnce() -> Result<S, SimError> + Send + 'static) -> Result<CameraRig, SimError> {
         let (jobs, job_queue) = std::sync::mpsc::channel::<RenderJob>();
         let (done_sender, done) = std::sync::mpsc::channel::<RenderJob>();
         let layout = rrl_types::FrameLayout { cameras: names.len(), height: side as usize, width: side as usize };
@@ -126,7 +131,7 @@ impl CameraRig {
         let thread = std::thread::Builder::new()
             .name("sim-cameras".into())
             .spawn(move || {
-                let made = PandaSim::load_with(quality).and_then(|sim| {
+                let made = load().and_then(|sim| {
                     let cameras = names.iter().map(|name| SimCamera::new(&sim, name, side, side)).collect::<Result<Vec<_>, _>>()?;
                     Ok((sim, cameras))
                 });
@@ -164,7 +169,7 @@ impl CameraRig {
 
     /// Renders every camera for the scene at `sim`'s current pose into
     /// `out` (cameras one after another, RGB8 rows top first).
-    pub fn render(&mut self, sim: &PandaSim, out: &mut [u8]) -> Result<(), SimError> {
+    pub fn render(&mut self, sim: &impl RenderScene, out: &mut [u8]) -> Result<(), SimError> {
         let lost = || SimError::Render { camera: "(render thread)".into(), reason: "the render thread has ended".into() };
         let mut job = self.spare.take().ok_or_else(lost)?;
         sim.copy_positions(&mut job.positions);

@@ -20,7 +20,7 @@ use rrl_types::{CommandMode, Environment, GateTick, JointCommand, JointState, Jo
 use safety::Gate;
 
 use crate::assets::SimError;
-use crate::camera::RenderScene;
+use crate::camera::{CameraRig, RenderScene};
 use crate::gated::SimGate;
 
 /// Seconds of simulated time per environment step (10 Hz).
@@ -224,6 +224,11 @@ pub struct CarTask {
     /// The next reset puts the car back at the start (the first, or after it overturned).
     needs_placing: bool,
     overturned: bool,
+    /// Cameras rendered after every reset and step, for pixel learners.
+    cameras: Option<CameraRig>,
+    frames: Vec<u8>,
+    /// A frame that failed to render at a reset, reported by the next step.
+    render_error: Option<SimError>,
 }
 
 /// Physics steps in one 0.1 s step of the task.
@@ -235,9 +240,24 @@ impl CarTask {
         let reading = sim.reading();
         let mut progress = CourseProgress::new(course.clone()).map_err(|e| SimError::ModelLoad { path: "<car course>".into(), reason: e.to_string() })?;
         progress.restart(&reading);
-        let mut task = CarTask { sim, progress, gate: None, ticks_per_step: 10, accel: (0.0, 0.0), odometer: 0.0, observation: [0.0; COURSE_OBSERVATION_SIZE], steps: 0, max_episode_steps: 300, needs_placing: true, overturned: false };
+        let mut task = CarTask { sim, progress, gate: None, ticks_per_step: 10, accel: (0.0, 0.0), odometer: 0.0, observation: [0.0; COURSE_OBSERVATION_SIZE], steps: 0, max_episode_steps: 300, needs_placing: true, overturned: false, cameras: None, frames: Vec::new(), render_error: None };
         task.observe();
         Ok(task)
+    }
+
+    /// The task observed by the twin's named cameras (`front`) at `side` x
+    /// `side` as well as by its state, rendered on a thread of their own.
+    pub fn with_cameras(course: &CourseConfig, cameras: &[String], side: u32) -> Result<CarTask, SimError> {
+        let mut task = Self::new(course)?;
+        let scene = course.clone();
+        let rig = CameraRig::start_with(cameras, side, move || CarSim::load(&scene))?;
+        task.frames = vec![0; rig.layout().bytes()];
+        task.cameras = Some(rig);
+        task.observe();
+        match task.render_error.take() {
+            Some(error) => Err(error),
+            None => Ok(task),
+        }
     }
 
     /// Puts `gate` (for the joints `linear_x`, `angular_z` in velocity
@@ -306,6 +326,11 @@ impl CarTask {
 
     fn observe(&mut self) {
         self.progress.observe(&self.reading(), &mut self.observation);
+        if let Some(rig) = self.cameras.as_mut() {
+            if let Err(error) = rig.render(&self.sim, &mut self.frames) {
+                self.render_error.get_or_insert(error);
+            }
+        }
     }
 
     /// One gate tick: the requested twist, limited, to the wheels.
@@ -389,6 +414,9 @@ impl Environment for CarTask {
         let step = self.progress.step(&self.reading(), throttle, Some(peak_accel));
         self.steps += 1;
         self.observe();
+        if let Some(error) = self.render_error.take() {
+            return Err(error);
+        }
         if self.sim.uprightness() < UPRIGHT_COS {
             // Only a human could right a real car; the twin is put back at the start.
             self.overturned = true;
@@ -400,6 +428,14 @@ impl Environment for CarTask {
     /// A lap: every checkpoint passed since the episode began.
     fn success(&self) -> Option<bool> {
         Some(self.progress.lap_done())
+    }
+
+    fn frames(&self) -> Option<&[u8]> {
+        self.cameras.is_some().then_some(&self.frames[..])
+    }
+
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.cameras.as_ref().map(CameraRig::layout)
     }
 }
 
@@ -518,6 +554,23 @@ mod tests {
         assert!(!task.needs_recovery(), "the next lap starts clean");
         // It was not carried back: it goes on from where the recovery left it.
         assert!((task.sim().reading().x - freed.x).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_front_camera_sees_the_course_change_as_the_car_drives() {
+        let mut task = CarTask::with_cameras(&oval(), &["front".to_string()], 32).unwrap();
+        task.reset(0);
+        assert_eq!(task.frame_layout(), Some(rrl_types::FrameLayout { cameras: 1, height: 32, width: 32 }));
+        let first = task.frames().unwrap().to_vec();
+        let (lo, hi) = first.iter().fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        assert!(hi - lo > 60, "a real view has contrast: {lo}..{hi}");
+        for _ in 0..8 {
+            task.step(&[0.3, 1.0]).unwrap();
+        }
+        let turned = task.frames().unwrap();
+        let changed = first.iter().zip(turned).map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs()).sum::<i32>() as f64 / first.len() as f64;
+        assert!(changed > 5.0, "turning changes the view: {changed}");
+        assert!(CarTask::with_cameras(&oval(), &["rear".to_string()], 32).err().unwrap().to_string().contains("rear"));
     }
 
     #[test]

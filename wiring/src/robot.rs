@@ -104,11 +104,15 @@ pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, Pand
 /// The launch file's car twin racing its course, with the file's gate
 /// between the policy's twist and the wheels.
 pub fn car_task(launch: &LaunchFile, config: &Path) -> Result<CarTask, WiringError> {
-    let course = match (&launch.robot, &launch.course) {
-        (RobotConfig::Sim(sim), Some(course)) if sim.task == SimTask::CarCourse => course,
+    let (sim, course) = match (&launch.robot, &launch.course) {
+        (RobotConfig::Sim(sim), Some(course)) if sim.task == SimTask::CarCourse => (sim, course),
         _ => return Err(WiringError::launch(config, "the car twin needs `robot: Sim((task: CarCourse))` and a `course` section")),
     };
-    let mut task = CarTask::new(course)?;
+    let mut task = match crate::learner::observed_frames(launch) {
+        None => CarTask::new(course)?,
+        // The policy sees the twin's cameras (check-config made them its Sim cameras of one square size).
+        Some(layout) => CarTask::with_cameras(course, &sim_camera_names(launch, &sim.observe_cameras), layout.width as u32)?,
+    };
     let rate = CarTask::control_rate_for(launch.robot.control_rate_hz());
     let gate = Gate::build(&launch.safety, &launch.robot.joint_names(), rate).map_err(|source| WiringError::Safety { file: config.to_path_buf(), source })?;
     task.set_gate(gate, rate);

@@ -200,11 +200,6 @@ impl LaunchFile {
                     }
                 }
             }
-            if let RobotConfig::Sim(sim) = &self.robot {
-                if !sim.observe_cameras.is_empty() {
-                    c.fail("robot.observe_cameras", "the car twin's policy sees its state only (speed, IMU, the next checkpoints) for now", Some("leave observe_cameras out; `rrl sim` publishes the front camera on <camera>/image_raw"));
-                }
-            }
         }
     }
 }
