@@ -2,7 +2,8 @@
 //! small car's driver would (Twist in; odometry and IMU out, on the wall
 //! clock), and `rrl practice` races the shipped `sim_car_over_ros.ron`
 //! course over those topics with the gate in its own process: a scripted
-//! lap, then practice. Mid-practice the car's driver freezes (SIGSTOP):
+//! lap, then practice, the policy seeing the twin's camera through its
+//! image topic. Mid-practice the car's driver freezes (SIGSTOP):
 //! practice pauses while its odometry is stale and resumes by itself when
 //! it comes back, and nothing is lost. All in a private ROS domain on
 //! loopback.
@@ -43,8 +44,17 @@ fn the_car_practises_its_course_over_ros_and_pauses_while_its_odometry_is_stale(
     // The shipped file, shortened: one scripted lap and a short practice
     // that gets past its warm-up; no evaluation.
     let shipped = std::fs::read_to_string(files().join("sim_car_over_ros.ron")).unwrap();
-    let short = shipped.replace("demo_episodes: 3,", "demo_episodes: 1,").replace("total_steps: 20000,", "total_steps: 150,").replace("eval_episodes: 10,", "eval_episodes: 0,").replace("warmup_steps: 500,", "warmup_steps: 60,").replace("batch_size: 256,", "batch_size: 32,");
-    for wanted in ["demo_episodes: 1,", "total_steps: 150,", "eval_episodes: 0,", "warmup_steps: 60,", "batch_size: 32,"] {
+    // The policy also sees the twin's front camera, as a real car's would:
+    // an image topic its driver publishes, resized as it arrives.
+    let short = shipped
+        .replace("demo_episodes: 3,", "demo_episodes: 1,")
+        .replace("total_steps: 20000,", "total_steps: 150,")
+        .replace("eval_episodes: 10,", "eval_episodes: 0,")
+        .replace("warmup_steps: 500,", "warmup_steps: 60,")
+        .replace("batch_size: 256,", "batch_size: 32, pixels: (features: 8, filters: 4),")
+        .replace("max_angular_rps: 3.5,", "max_angular_rps: 3.5,\n        observe_cameras: [\"front\"],")
+        .replace("    safety: (", "    cameras: [(name: \"front\", source: Topic(\"front/image_raw\"), width: 24, height: 24)],\n    safety: (");
+    for wanted in ["demo_episodes: 1,", "total_steps: 150,", "eval_episodes: 0,", "warmup_steps: 60,", "batch_size: 32, pixels", "observe_cameras: [\"front\"]", "Topic(\"front/image_raw\")"] {
         assert!(short.contains(wanted), "the shipped file's sections changed: `{wanted}` not set");
     }
     let config = dir.path().join("car.ron");
@@ -101,6 +111,11 @@ fn the_car_practises_its_course_over_ros_and_pauses_while_its_odometry_is_stale(
         assert_eq!(outcome.steps.to_string(), row[1], "episode {}", episode.header.episode);
     }
     assert_eq!(episodes.iter().map(|e| e.steps.iter().filter(|s| !s.flags.recovery).count()).sum::<usize>(), 150);
+    // Every policy step kept the camera's frame it was taken with.
+    for step in episodes.iter().flat_map(|e| e.steps.iter().filter(|s| !s.flags.recovery)) {
+        let (layout, _) = recording::frames::decode(step.next_frames.as_ref().expect("the camera's frame")).unwrap();
+        assert_eq!((layout.cameras, layout.width, layout.height), (1, 24, 24));
+    }
     let ticks: usize = episodes.iter().map(|e| e.gate_ticks.len()).sum();
     assert!(ticks > 150, "the control thread's gate ticks are recorded with the steps: {ticks}");
 }

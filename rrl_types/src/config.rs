@@ -369,6 +369,11 @@ pub struct CarConfig {
     pub max_linear_mps: f64,
     /// Largest yaw rate commanded, rad/s.
     pub max_angular_rps: f64,
+    /// Cameras (names of `cameras` entries: OpenCV sources or image
+    /// topics, all of one size) whose frames the policy sees beside the
+    /// car's state. Default: none (state only).
+    #[serde(default)]
+    pub observe_cameras: Vec<String>,
 }
 
 fn default_cmd_vel() -> String {
@@ -1324,6 +1329,10 @@ impl LaunchFile {
             let observed: Vec<(String, &String)> = sim.observe_cameras.iter().enumerate().map(|(i, name)| (format!("robot.observe_cameras[{i}]"), name)).collect();
             check_observed_cameras(&observed, true, &self.cameras, &self.learner.pixels, c);
         }
+        if let RobotConfig::Car(car) = &self.robot {
+            let observed: Vec<(String, &String)> = car.observe_cameras.iter().enumerate().map(|(i, name)| (format!("robot.observe_cameras[{i}]"), name)).collect();
+            check_observed_cameras(&observed, false, &self.cameras, &self.learner.pixels, c);
+        }
         if let Some(namespace) = self.learner.namespace.as_deref().filter(|n| !n.is_empty()) {
             c.topic_name("learner.namespace", namespace);
         }
@@ -1332,6 +1341,7 @@ impl LaunchFile {
             // The classifier scores the very frames each step records: the policy's.
             let observed: Vec<&String> = match &self.robot {
                 RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
+                RobotConfig::Car(car) => car.observe_cameras.iter().collect(),
                 _ => self.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
             };
             if observed.is_empty() {

@@ -24,6 +24,7 @@ use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointVec, LiveSta
 use safety::Gate;
 
 use crate::control_link::ControlLink;
+use crate::policy_cameras::{CameraError, PolicyCameras};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CarTaskError {
@@ -36,6 +37,17 @@ pub enum CarTaskError {
     Safety(#[from] safety::SafetyError),
     #[error(transparent)]
     Action(#[from] ActionError),
+    #[error("the policy's cameras: {0}")]
+    Camera(String),
+}
+
+impl From<CameraError> for CarTaskError {
+    fn from(e: CameraError) -> CarTaskError {
+        match e {
+            CameraError::Unfit(why) => CarTaskError::Unfit(why),
+            CameraError::Camera(why) => CarTaskError::Camera(why),
+        }
+    }
 }
 
 pub struct CarCourseTask {
@@ -62,6 +74,8 @@ pub struct CarCourseTask {
     steps: u32,
     max_steps: u32,
     live: Arc<LiveStatus>,
+    /// The cameras the policy sees (`robot.observe_cameras`), if any.
+    cameras: Option<PolicyCameras>,
 }
 
 impl CarCourseTask {
@@ -77,6 +91,8 @@ impl CarCourseTask {
         // The one gate builder: rules, and the risk critic when one is configured.
         let mut gate = Gate::build(&launch.safety, &launch.robot.joint_names(), rate)?;
         let critic_loader = gate.critic_loader();
+        // A stall is said after a second without a fresh frame (the wait itself starts at once).
+        let cameras = PolicyCameras::start("robot.observe_cameras", &car.observe_cameras, &launch.cameras, &launch.namespace, Duration::from_secs(1))?;
         let mut hardware = TopicCar::new(car.clone(), &launch.namespace);
         let feed = hardware.feed();
         let hardware_error = |e: robot_drivers::HardwareError| CarTaskError::Hardware(e.to_string());
@@ -103,6 +119,7 @@ impl CarCourseTask {
             steps: 0,
             max_steps: practice.max_episode_steps,
             live: Arc::default(),
+            cameras,
         })
     }
 
@@ -196,6 +213,15 @@ impl CarCourseTask {
     fn observe(&mut self) {
         self.progress.observe(&self.reading, &mut self.observation);
     }
+
+    /// Every camera's newest frame captured at or after `since` (waiting
+    /// while one has none that fresh).
+    fn capture_frames(&mut self, since: Timestamp) -> Result<(), CarTaskError> {
+        match self.cameras.as_mut() {
+            Some(cameras) => Ok(cameras.capture(since, &self.live)?),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Environment for CarCourseTask {
@@ -230,6 +256,9 @@ impl Environment for CarCourseTask {
         }
         // Bumps before the lap are not its own.
         self.peak_accel = 0.0;
+        if let Err(e) = self.capture_frames(SystemClock.now()) {
+            self.link.fail_later(e.to_string());
+        }
         self.progress.start_lap(&self.reading);
         self.steps = 0;
         self.observe();
@@ -239,7 +268,10 @@ impl Environment for CarCourseTask {
     fn step(&mut self, action: &[f64]) -> Result<Step, CarTaskError> {
         let (throttle, steer) = throttle_and_steering(action)?;
         self.wait_for_state(None)?;
+        let acting_since = SystemClock.now();
         self.drive(throttle, steer)?;
+        // Frames from before the action took effect are not this step's.
+        self.capture_frames(acting_since)?;
         let peak = std::mem::take(&mut self.peak_accel);
         let step = self.progress.step(&self.reading, throttle, self.has_imu.then_some(peak));
         self.steps += 1;
@@ -249,6 +281,12 @@ impl Environment for CarCourseTask {
 
     fn success(&self) -> Option<bool> {
         Some(self.progress.lap_done())
+    }
+    fn frames(&self) -> Option<&[u8]> {
+        self.cameras.as_ref().map(PolicyCameras::frames)
+    }
+    fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
+        self.cameras.as_ref().map(PolicyCameras::layout)
     }
 }
 

@@ -20,7 +20,7 @@ pub fn observed_camera_names(launch: &LaunchFile) -> Vec<&String> {
     match &launch.robot {
         RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
         RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => launch.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
-        RobotConfig::Car(_) => Vec::new(),
+        RobotConfig::Car(car) => car.observe_cameras.iter().collect(),
     }
 }
 

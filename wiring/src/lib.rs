@@ -32,6 +32,7 @@ pub mod classifier_reward;
 mod control_link;
 pub mod leader;
 pub mod learner;
+mod policy_cameras;
 pub mod practice_env;
 pub mod robot;
 

@@ -69,7 +69,7 @@ pub(super) fn check_observed_cameras(observed: &[(String, &String)], sim: bool, 
                 continue;
             }
             (false, _) => {
-                c.fail(path, format!("camera `{name}` is a simulated scene's; a real arm's policy sees real cameras"), Some("a Device(..), a Path(..) (device path, stream URL or video), an ImageSequence(..) or a Topic(..)"));
+                c.fail(path, format!("camera `{name}` is a simulated scene's; a real robot's policy sees real cameras"), Some("a Device(..), a Path(..) (device path, stream URL or video), an ImageSequence(..) or a Topic(..)"));
                 continue;
             }
         }

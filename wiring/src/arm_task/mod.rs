@@ -15,7 +15,6 @@
 //! without a goal is judged by a human, a VLM or a classifier.
 
 mod actions;
-mod cameras;
 mod follower;
 mod observation;
 mod reset;
@@ -36,6 +35,7 @@ use safety::{CartesianLimits, Gate, JointLimit};
 
 use actions::{ActionLayout, Target};
 use crate::control_link::ControlLink;
+use crate::policy_cameras::{CameraError, PolicyCameras};
 pub use follower::Follower;
 pub use observation::ObservationLayout;
 
@@ -62,6 +62,15 @@ pub enum ArmTaskError {
     /// The launch file or the arm does not fit the task.
     #[error("{0}")]
     Unfit(String),
+}
+
+impl From<CameraError> for ArmTaskError {
+    fn from(e: CameraError) -> ArmTaskError {
+        match e {
+            CameraError::Unfit(why) => ArmTaskError::Unfit(why),
+            CameraError::Camera(why) => ArmTaskError::Camera(why),
+        }
+    }
 }
 
 /// The share of the way home a redundant arm's null-space motion takes per tick.
@@ -144,7 +153,7 @@ pub struct ArmTask {
     success_topics: [Option<usize>; 2],
     observation: Vec<f64>,
     /// The cameras the policy sees, if it sees any.
-    cameras: Option<cameras::PolicyCameras>,
+    cameras: Option<PolicyCameras>,
     /// The newest state for a leader arm's follower, once one is made.
     follower_states: Option<Arc<ArrayQueue<JointState>>>,
     /// What the operator sees of the session.
@@ -241,7 +250,7 @@ impl ArmTask {
         };
         let camera_names: Vec<String> = config.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name.clone()) } else { None }).collect();
         // A stall is said after a second without a fresh frame (the wait itself starts at once).
-        let cameras = cameras::PolicyCameras::start(&camera_names, &launch.cameras, &launch.namespace, Duration::from_secs(1))?;
+        let cameras = PolicyCameras::start("task.observe", &camera_names, &launch.cameras, &launch.namespace, Duration::from_secs(1))?;
         let hardware_error = |e: robot_drivers::HardwareError| ArmTaskError::Hardware(e.to_string());
         hardware.configure().map_err(hardware_error)?;
         hardware.activate().map_err(hardware_error)?;
@@ -566,7 +575,7 @@ impl ArmTask {
     /// captured at or after `since`.
     fn capture_frames(&mut self, since: rrl_types::Timestamp) -> Result<(), ArmTaskError> {
         match self.cameras.as_mut() {
-            Some(cameras) => cameras.capture(since, &self.live),
+            Some(cameras) => Ok(cameras.capture(since, &self.live)?),
             None => Ok(()),
         }
     }
@@ -705,10 +714,10 @@ impl Environment for ArmTask {
         }
     }
     fn frames(&self) -> Option<&[u8]> {
-        self.cameras.as_ref().map(cameras::PolicyCameras::frames)
+        self.cameras.as_ref().map(PolicyCameras::frames)
     }
     fn frame_layout(&self) -> Option<rrl_types::FrameLayout> {
-        self.cameras.as_ref().map(cameras::PolicyCameras::layout)
+        self.cameras.as_ref().map(PolicyCameras::layout)
     }
 }
 
