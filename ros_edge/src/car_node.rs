@@ -86,7 +86,7 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
             None => (0.0, 0.0),
         };
         car.drive(v, w);
-        let accel = car.advance(period);
+        let (accel, _) = car.advance(period);
         let reading = car.reading();
         let stamp = ros_time(SystemClock.now());
         let (w, z) = yaw_quaternion(reading.yaw);

@@ -10,8 +10,9 @@
 //! it and the operator is not polled); button 5 held marks the view a
 //! success (`rrl teleop --label-frames`). A car's mapping (`JoyMapping::Car`)
 //! drives as RC transmitters do: axis 1 (left stick up) is throttle and
-//! axis 0 (left stick left) steers left. The human is in
-//! control while any axis is beyond the dead zone or button 0 or 1 is held,
+//! axis 0 (left stick left) steers left, and only that stick takes over.
+//! The human is in control while any axis (a car: the left stick) is
+//! beyond the dead zone or button 0 or 1 is held (not for a car),
 //! and for `HOLD_AFTER_RELEASE` after, so a brief pause of the hand does not
 //! hand control back mid-manoeuvre.
 

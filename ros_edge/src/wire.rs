@@ -16,9 +16,11 @@ use rrl_types::SafetyEvents;
 /// The format this build speaks. Bump it whenever any layout below changes.
 /// 2: stream items carry camera frames and transitions name theirs; task
 /// states carry the observation's frames.
-/// 3: task states carry the recovery manoeuvre for where the robot is, and
-/// whether the task itself calls for it (a car's collision).
-pub const VERSION: u16 = 3;
+/// 3: task states carry the task's own call for its recovery with the
+/// manoeuvre then (a car's collision).
+/// 4: task states always carry the recovery manoeuvre for where the robot
+/// is, and a flag when the task itself calls for it.
+pub const VERSION: u16 = 4;
 const MAGIC: [u8; 2] = *b"rl";
 const HEADER: usize = 5;
 

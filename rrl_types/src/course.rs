@@ -129,10 +129,13 @@ impl CourseConfig {
         if self.checkpoints.iter().any(|p| !(p.0.is_finite() && p.1.is_finite())) {
             return Err(CourseError("checkpoints must be finite".into()));
         }
-        for (name, value) in [("max_speed_mps", self.max_speed_mps), ("max_yaw_rate_rps", self.max_yaw_rate_rps), ("bump_mps2", self.bump_mps2), ("checkpoint_radius_m", self.checkpoint_radius_m)] {
+        for (name, value) in [("max_speed_mps", self.max_speed_mps), ("max_yaw_rate_rps", self.max_yaw_rate_rps), ("bump_mps2", self.bump_mps2), ("checkpoint_radius_m", self.checkpoint_radius_m), ("stuck_after_s", self.stuck_after_s), ("stuck_distance_m", self.stuck_distance_m)] {
             if !(value.is_finite() && value > 0.0) {
                 return Err(CourseError(format!("{name} must be positive and finite, got {value}")));
             }
+        }
+        if !(self.collision_penalty.is_finite() && self.collision_penalty >= 0.0) {
+            return Err(CourseError(format!("collision_penalty must be finite and at least 0, got {}", self.collision_penalty)));
         }
         Ok(())
     }

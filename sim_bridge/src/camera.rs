@@ -102,8 +102,8 @@ struct RenderJob {
     result: Result<(), SimError>,
 }
 
-/// The Panda scene's cameras rendered on a thread of their own, from scene
-/// poses sent to it. A GL context belongs to the thread that made it; with
+/// A scene's cameras (the Panda's, the car twin's) rendered on a thread
+/// of their own, from scene poses sent to it. A GL context belongs to the thread that made it; with
 /// the rig, the task that owns the cameras can itself move between threads
 /// (an actor thread, a learner's loop).
 pub struct CameraRig {

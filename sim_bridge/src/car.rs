@@ -156,19 +156,21 @@ impl CarSim {
     }
 
     /// Runs the physics for one control tick of `seconds` (whole physics
-    /// steps of 2 ms); the mean horizontal acceleration over it, in the
-    /// car's frame: what an IMU's low-pass filter reports at that rate.
-    /// Both the in-process twin and its driver node tick this way, so a
-    /// bump and the observed acceleration are the same on either.
-    pub fn advance(&mut self, seconds: f64) -> (f64, f64) {
+    /// steps of 2 ms). Returns the mean horizontal acceleration over it, in
+    /// the car's frame (what an IMU's low-pass filter reports at that
+    /// rate), and the signed distance driven. Both the in-process twin and
+    /// its driver node tick this way, so a bump and the observed
+    /// acceleration are the same on either.
+    pub fn advance(&mut self, seconds: f64) -> ((f64, f64), f64) {
         let steps = (seconds / PHYSICS_DT).round().max(1.0) as usize;
-        let mut sum = (0.0, 0.0);
+        let (mut sum, mut distance) = ((0.0, 0.0), 0.0);
         for _ in 0..steps {
             self.step();
-            let accel = self.reading().accel;
-            sum = (sum.0 + accel.0, sum.1 + accel.1);
+            let r = self.reading();
+            sum = (sum.0 + r.accel.0, sum.1 + r.accel.1);
+            distance += r.speed * PHYSICS_DT;
         }
-        (sum.0 / steps as f64, sum.1 / steps as f64)
+        ((sum.0 / steps as f64, sum.1 / steps as f64), distance)
     }
 
     /// What odometry and the IMU would say now.
@@ -407,8 +409,8 @@ impl Environment for CarTask {
         let mut peak_accel: f64 = 0.0;
         for _ in 0..self.ticks_per_step {
             self.gated_drive(linear, angular);
-            self.accel = self.sim.advance(tick_s);
-            self.odometer += self.sim.reading().speed * tick_s;
+            let (accel, distance) = self.sim.advance(tick_s);
+            (self.accel, self.odometer) = (accel, self.odometer + distance);
             peak_accel = peak_accel.max(self.accel.0.hypot(self.accel.1));
         }
         let step = self.progress.step(&self.reading(), throttle, Some(peak_accel));

@@ -59,6 +59,9 @@ pub struct CarCourseTask {
     reading: CarReading,
     /// Whether any odometry has come.
     seen_pose: bool,
+    /// When the newest odometry arrived here (to tell a silent car from
+    /// one whose stamps are behind this machine's clock).
+    pose_arrived: Option<Instant>,
     /// The stamp of the control thread's newest state: the older of the
     /// newest odometry and IMU (`Timestamp::ZERO` while a configured IMU is silent).
     state_stamp: Timestamp,
@@ -108,6 +111,7 @@ impl CarCourseTask {
             progress,
             reading: CarReading::default(),
             seen_pose: false,
+            pose_arrived: None,
             state_stamp: Timestamp::ZERO,
             peak_accel: 0.0,
             has_imu: car.imu_topic.is_some(),
@@ -138,6 +142,7 @@ impl CarCourseTask {
                 r.yaw_rate = pose.yaw_rate;
             }
             self.seen_pose = true;
+            self.pose_arrived = Some(Instant::now());
         }
         if let Some(state) = self.link.take_state() {
             self.state_stamp = state.stamp;
@@ -180,9 +185,13 @@ impl CarCourseTask {
                 return Ok(());
             }
             if !paused {
+                let arriving = self.pose_arrived.is_some_and(|t| t.elapsed() <= self.state_timeout);
                 match self.state_age() {
-                    Some(age) => tracing::warn!("no odometry{} from the car for {} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", if self.has_imu { " or IMU" } else { "" }, age.as_millis().min(u128::from(u32::MAX))),
                     None => tracing::info!("waiting for the car's first odometry"),
+                    Some(_) if self.has_imu && self.state_stamp == Timestamp::ZERO => tracing::warn!("the car's IMU has sent nothing (robot.imu_topic): practice is paused and the safety gate stops the car until it does"),
+                    // Messages come, stamped long ago: the car's clock, not its driver, is the trouble.
+                    Some(age) if arriving => tracing::warn!(behind_ms = age.as_millis().min(u128::from(u32::MAX)) as u64, "the car's odometry keeps arriving, stamped behind this machine's clock (or its IMU lags): practice is paused and the safety gate stops the car until they are current; sync the car's clock (chrony or NTP)"),
+                    Some(age) => tracing::warn!("no odometry{} from the car for {} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", if self.has_imu { " or IMU" } else { "" }, age.as_millis().min(u128::from(u32::MAX))),
                 }
                 self.live.wait_for(Waiting::ArmState);
                 paused = true;
@@ -251,12 +260,11 @@ impl Environment for CarCourseTask {
     /// Waits for the car's odometry first (at most `practice.reset_timeout_s`;
     /// past that the next step reports it).
     fn reset_next(&mut self) -> &[f64] {
-        if let Err(e) = self.wait_for_state(Some(self.reset_timeout)) {
-            self.link.fail_later(e.to_string());
-        }
         // Bumps before the lap are not its own.
         self.peak_accel = 0.0;
-        if let Err(e) = self.capture_frames(SystemClock.now()) {
+        // A car that did not come is reported by the next step; its cameras are not waited for.
+        let captured = self.wait_for_state(Some(self.reset_timeout)).and_then(|()| self.capture_frames(SystemClock.now()));
+        if let Err(e) = captured {
             self.link.fail_later(e.to_string());
         }
         self.progress.start_lap(&self.reading);
