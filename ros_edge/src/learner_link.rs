@@ -464,6 +464,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         labels_override: false,
         shaping: None,
         risk_critic: spec.risk_critic.clone(),
+        live: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
     let shared = LearnerShared::new();

@@ -1,11 +1,16 @@
 //! What the operator sees of a session as it runs — the episode, its step
 //! and return so far, how many steps the human drove, the successes so
-//! far, and what the session waits for — shared without locks between the
-//! threads that make it (the actor, the task, the reward) and the screen
-//! or topic that shows it. Writers only store atomics: nothing allocates
-//! or blocks on the actor's thread.
+//! far, what the session waits for, the safety gate's protective verdicts
+//! and the newest frames the policy saw — shared without locks between the
+//! threads that make it (the actor, the task, the reward) and the screen,
+//! topic or console that shows it. Writers only store atomics (and copy
+//! frames into recycled buffers while a console watches): nothing blocks
+//! on the actor's thread.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::frame_tap::FrameTap;
+use crate::TickVerdict;
 
 /// What a session waits for, if anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +75,30 @@ pub struct LiveStatus {
     episodes: AtomicU64,
     successes: AtomicU64,
     waiting: AtomicU8,
+    /// The operator paused practice (the robot holds).
+    paused: AtomicBool,
+    gate_clipped: AtomicU64,
+    gate_held: AtomicU64,
+    gate_reflexes: AtomicU64,
+    /// The newest protective verdict: `verdict << 16 | detail`, plus one
+    /// (0: none yet).
+    gate_last: AtomicU32,
+    /// The newest frames the policy saw, for a console.
+    pub frames: FrameTap,
+}
+
+/// The gate's protective verdicts of a session, as recorded: limits that
+/// clipped a command (position, effort, workspace), holds and reflexes.
+/// The limiter's routine shaping (velocity, acceleration, jerk) is not
+/// counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GateCounts {
+    pub clipped: u64,
+    pub held: u64,
+    pub reflexes: u64,
+    /// The newest of them: the verdict and its detail (clip flags, hold
+    /// reason, reflex; see `GateTick::detail`).
+    pub last: Option<(TickVerdict, u16)>,
 }
 
 /// One look at a `LiveStatus`.
@@ -83,6 +112,8 @@ pub struct LiveSnapshot {
     pub episodes: u64,
     pub successes: u64,
     pub waiting: Waiting,
+    pub paused: bool,
+    pub gate: GateCounts,
 }
 
 impl LiveStatus {
@@ -116,6 +147,24 @@ impl LiveStatus {
         let _ = self.waiting.compare_exchange(what as u8, Waiting::Nothing as u8, Ordering::Relaxed, Ordering::Relaxed);
     }
 
+    /// The operator paused (or resumed) practice.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// A gate tick recorded for the step just taken; only protective ones count.
+    pub fn gate_ticked(&self, verdict: TickVerdict, detail: u16, protective: bool) {
+        let counter = match verdict {
+            _ if !protective => return,
+            TickVerdict::Pass => return,
+            TickVerdict::Clipped => &self.gate_clipped,
+            TickVerdict::Held => &self.gate_held,
+            TickVerdict::Reflex => &self.gate_reflexes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.gate_last.store(((verdict as u32) << 16 | u32::from(detail)) + 1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> LiveSnapshot {
         LiveSnapshot {
             episode: self.episode.load(Ordering::Relaxed),
@@ -125,6 +174,16 @@ impl LiveStatus {
             episodes: self.episodes.load(Ordering::Relaxed),
             successes: self.successes.load(Ordering::Relaxed),
             waiting: Waiting::from_code(self.waiting.load(Ordering::Relaxed)),
+            paused: self.paused.load(Ordering::Relaxed),
+            gate: GateCounts {
+                clipped: self.gate_clipped.load(Ordering::Relaxed),
+                held: self.gate_held.load(Ordering::Relaxed),
+                reflexes: self.gate_reflexes.load(Ordering::Relaxed),
+                last: match self.gate_last.load(Ordering::Relaxed) {
+                    0 => None,
+                    code => TickVerdict::from_byte(((code - 1) >> 16) as u8).map(|v| (v, ((code - 1) & 0xffff) as u16)),
+                },
+            },
         }
     }
 }
@@ -137,6 +196,9 @@ impl LiveSnapshot {
             line += &format!(" ({} by you)", self.human_steps);
         }
         line += &format!(" | {}/{} succeeded", self.successes, self.episodes);
+        if self.paused {
+            line += " | paused";
+        }
         if self.waiting != Waiting::Nothing {
             line += &format!(" | waiting for {}", self.waiting.describe());
         }
@@ -166,5 +228,10 @@ mod tests {
         live.episode_started(4);
         let seen = live.snapshot();
         assert_eq!((seen.episode, seen.step, seen.episodes, seen.successes, seen.waiting), (4, 0, 1, 1, Waiting::Nothing));
+        // Routine shaping is not counted; the newest protective verdict is kept.
+        live.gate_ticked(TickVerdict::Clipped, 2, false);
+        live.gate_ticked(TickVerdict::Held, 3, true);
+        live.gate_ticked(TickVerdict::Clipped, 32, true);
+        assert_eq!(live.snapshot().gate, GateCounts { clipped: 1, held: 1, reflexes: 0, last: Some((TickVerdict::Clipped, 32)) });
     }
 }

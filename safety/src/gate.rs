@@ -67,6 +67,47 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+impl HoldReason {
+    const ALL: [HoldReason; 11] = [
+        HoldReason::NoCommand,
+        HoldReason::EStop,
+        HoldReason::StaleCommand,
+        HoldReason::StaleState,
+        HoldReason::NonFiniteCommand,
+        HoldReason::NonFiniteState,
+        HoldReason::CommandSize,
+        HoldReason::StateSize,
+        HoldReason::WrongCommandMode,
+        HoldReason::TorqueExceeded,
+        HoldReason::ForceExceeded,
+    ];
+
+    /// The reason a recorded tick's `detail` numbers.
+    pub fn from_number(number: u16) -> Option<HoldReason> {
+        HoldReason::ALL.into_iter().find(|r| *r as u16 == number)
+    }
+}
+
+/// A recorded tick's verdict in words, as `Verdict`'s `Display` says it
+/// (without the risk, which a tick keeps apart): "clipped (workspace)",
+/// "held (StaleState)", "reflex Hold".
+pub fn describe_tick(verdict: TickVerdict, detail: u16) -> String {
+    match verdict {
+        TickVerdict::Pass => Verdict::Pass.to_string(),
+        TickVerdict::Clipped => Verdict::Clipped(ClipFlags(detail as u8)).to_string(),
+        TickVerdict::Held => match HoldReason::from_number(detail) {
+            Some(reason) => Verdict::Held(reason).to_string(),
+            None => format!("held (reason {detail})"),
+        },
+        TickVerdict::Reflex => match detail {
+            0 => "reflex Hold".into(),
+            1 => "reflex Decelerate".into(),
+            2 => "reflex Recover".into(),
+            other => format!("reflex {other}"),
+        },
+    }
+}
+
 impl Verdict {
     /// Whether the gate protected the robot or its surroundings: a position,
     /// effort or workspace limit reached, a hold or a reflex. Velocity,
@@ -809,4 +850,20 @@ fn motion_from<'a>(motion: &'a mut Option<[JointMotion; MAX_JOINTS]>, n: usize, 
         *motion = Some(m);
     }
     motion.as_mut()
+}
+
+#[cfg(test)]
+mod tick_words {
+    use super::*;
+
+    #[test]
+    fn a_recorded_tick_reads_as_the_verdict_it_recorded() {
+        for reason in HoldReason::ALL {
+            assert_eq!(describe_tick(TickVerdict::Held, reason as u16), Verdict::Held(reason).to_string());
+        }
+        assert_eq!(describe_tick(TickVerdict::Clipped, 33), "clipped (position, workspace)");
+        for reflex in [Reflex::Hold, Reflex::Decelerate, Reflex::Recover] {
+            assert_eq!(describe_tick(TickVerdict::Reflex, reflex as u16), format!("reflex {reflex:?}"));
+        }
+    }
 }

@@ -16,5 +16,5 @@ pub mod so101;
 
 pub use critic::{critic_channel, CriticError, CriticLoader, RiskCritic};
 pub use kinematics::{KinematicChain, KinematicsError};
-pub use gate::{CartesianLimits, EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
+pub use gate::{describe_tick, CartesianLimits, EStop, Gate, GateConfig, HoldReason, SafetyError, Verdict};
 pub use limits::{enforce_effort, enforce_position, enforce_velocity, preset_limits, ClipFlags, JointLimit, JointMotion};

@@ -131,6 +131,7 @@ pub fn reach_practice_settings(run_dir: &std::path::Path, total_steps: u64) -> p
         labels_override: false,
         shaping: None,
         risk_critic: None,
+        live: None,
     }
 }
 

@@ -123,6 +123,7 @@ fn practise(mut task: sim_bridge::panda::PandaTask, config: policies::SacConfig,
         labels_override: false,
         shaping: None,
         risk_critic: None,
+        live: None,
     };
     task.set_max_episode_steps(10);
     let mut ends: Vec<(u64, f64)> = Vec::new();

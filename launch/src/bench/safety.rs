@@ -247,6 +247,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
         labels_override: false,
         shaping: None,
         risk_critic,
+        live: None,
     };
     let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);
     policies::practice::practice(task, config, device, &mut NoOperator, &settings, |episode: &EpisodeReport| {

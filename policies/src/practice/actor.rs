@@ -87,7 +87,8 @@ pub fn practice_with_link<E: PracticeTask>(
     let mut policy = ActorCopy::new(&config, o, a)?;
     let next_episode = recorded.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-    let live = env.live_status();
+    // The task's own view (a real robot's), else the one a console watches.
+    let live = env.live_status().or_else(|| settings.live.clone());
     let actor = Actor {
         env,
         policy: &mut policy,
@@ -361,6 +362,11 @@ impl<E: PracticeTask> Actor<'_, E> {
     fn record_ticks(&mut self, episode: &mut EpisodeState) -> Result<(), PracticeError> {
         self.env.take_gate_ticks(&mut self.ticks);
         record_gate_ticks(&mut episode.sink.writer, &self.ticks)?;
+        if let Some(live) = &self.live {
+            for tick in &self.ticks {
+                live.gate_ticked(tick.verdict, tick.detail, tick.protective);
+            }
+        }
         if self.settings.risk_critic.is_some() {
             // Bounded items: what a wire peer may send is bounded too.
             for chunk in self.ticks.chunks(TICKS_PER_ITEM) {
@@ -391,6 +397,9 @@ impl<E: PracticeTask> Actor<'_, E> {
     fn poll_operator(&mut self, episode: &mut EpisodeState) -> Option<Vec<f64>> {
         let input = self.operator.poll(&episode.observation);
         episode.controls.apply(input.command);
+        if let Some(live) = &self.live {
+            live.set_paused(episode.controls.paused);
+        }
         if episode.controls.stop {
             self.report.stopped_by_operator = true;
         }
@@ -425,6 +434,9 @@ impl<E: PracticeTask> Actor<'_, E> {
         self.record_ticks(episode)?;
         if let Some(live) = &self.live {
             live.stepped(result.reward, intervention);
+            if let (Some(layout), Some(frames)) = (self.frame_layout, self.env.frames()) {
+                live.frames.offer(layout, frames, step_number);
+            }
         }
         episode.steps += 1;
         self.report.total_steps += 1;

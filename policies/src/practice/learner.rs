@@ -435,6 +435,7 @@ mod tests {
             labels_override: false,
             shaping: None,
             risk_critic: None,
+            live: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PracticeSettings {
     pub task: String,
     /// Online environment steps to practise, counting earlier sessions of
@@ -51,6 +51,10 @@ pub struct PracticeSettings {
     /// Train the gate's risk critic during practice from the gate's ticks
     /// (`safety.risk_critic.online`); None: the gate keeps what it was built with.
     pub risk_critic: Option<super::OnlineRiskSettings>,
+    /// Where the actor shows the session (episode, step, gate verdicts,
+    /// frames) when the task keeps no view of its own: a console watching
+    /// simulated practice. None: nothing shows it.
+    pub live: Option<std::sync::Arc<rrl_types::LiveStatus>>,
 }
 
 /// Practice episodes the early stop (`stop_at_success`) looks back over.
