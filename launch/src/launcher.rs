@@ -48,6 +48,10 @@ pub struct LaunchArgs {
     /// A learner started with actors stops this long after their last transition.
     #[arg(long, default_value_t = 10.0)]
     learner_idle_s: f64,
+    /// With --run-dir: each robot's actor serves an operator console at its
+    /// launch file's `console.address` (give each robot its own, or port 0).
+    #[arg(long)]
+    console: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +150,18 @@ impl LaunchArgs {
             launches.push((path.clone(), LaunchFile::load(path)?));
         }
         let nodes = plan(&launches, &self.only, self.run_dir.is_some())?;
+        if self.console {
+            if self.run_dir.is_none() {
+                bail!("--console shows practice: pass --run-dir too");
+            }
+            // Each actor's console needs an address of its own (port 0: any free one).
+            let actors: Vec<&LaunchFile> = nodes.iter().filter_map(|n| match n { Node::Actor { file } => Some(&launches[*file].1), _ => None }).collect();
+            for (i, a) in actors.iter().enumerate() {
+                if let Some(b) = actors[..i].iter().find(|b| b.console.address == a.console.address && !a.console.address.ends_with(":0")) {
+                    bail!("--console: robots {} and {} both serve their console on {}; give each its own console.address (or port 0)", b.name, a.name, a.console.address);
+                }
+            }
+        }
         let several = launches.len() > 1;
         let learner_count = nodes.iter().filter(|n| matches!(n, Node::Learner { .. })).count();
         let actors_here = nodes.iter().filter(|n| matches!(n, Node::Actor { .. })).count();
@@ -163,7 +179,7 @@ impl LaunchArgs {
                 other => other.kind().to_string(),
             };
             let run_dir = self.run_dir.clone();
-            let (steps, realtime, resume, duration_s, idle_s) = (self.steps, self.realtime, self.resume, self.duration_s, self.learner_idle_s);
+            let (steps, realtime, resume, duration_s, idle_s, console) = (self.steps, self.realtime, self.resume, self.duration_s, self.learner_idle_s, self.console);
             let actors_left = actors_left.clone();
             let handle = std::thread::Builder::new().name(format!("node-{key}")).spawn(move || -> anyhow::Result<serde_json::Value> {
                 match node {
@@ -199,6 +215,7 @@ impl LaunchArgs {
                             base: None,
                             residual_scale: rrl_types::config::ResidualScale::default(),
                             base_execute: 1,
+                            console,
                         }
                         .run();
                         actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);

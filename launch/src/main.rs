@@ -26,6 +26,7 @@ mod launcher;
 mod learner;
 mod metrics;
 mod operator;
+mod operator_console;
 mod practice;
 mod practice_output;
 mod record_sim;

@@ -13,6 +13,7 @@ use wiring::robot::Placement;
 use crate::bc::{load_base, train_bc_on_demos};
 use crate::eval::{evaluate_checkpoint, evaluate_policy};
 use crate::operator::{OperatorKind, Paced};
+use crate::operator_console::OperatorConsole;
 use crate::practice_output::PracticeOutput;
 
 /// Where the learner runs (`--learner`).
@@ -76,6 +77,11 @@ pub struct PracticeArgs {
     /// Actions played from each action chunk of a TorchScript base.
     #[arg(long, default_value_t = 1)]
     pub base_execute: usize,
+    /// Serve the operator's browser console at the launch file's
+    /// `console.address` (default 127.0.0.1:8765): cameras, curves, the
+    /// gate's verdicts; success, failure, pause, resume, reset done, stop.
+    #[arg(long)]
+    pub console: bool,
 }
 
 impl PracticeArgs {
@@ -89,7 +95,7 @@ impl PracticeArgs {
         }
         self.robot.check(&launch, &self.config)?;
         match &launch.reward {
-            RewardConfig::Human if self.operator == OperatorKind::None => bail!("{}: reward: Human comes from a person's success and failure labels: pass --operator keyboard or joy", self.config.display()),
+            RewardConfig::Human if self.operator == OperatorKind::None && !self.console => bail!("{}: reward: Human comes from a person's success and failure labels: pass --operator keyboard or joy, or --console", self.config.display()),
             _ => {}
         }
         match &launch.robot {
@@ -201,6 +207,13 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     // The human is there from the first demo on: with `reward: Human` their
     // labels judge demos and evaluations as they judge practice.
     let mut operator = crate::operator::with_leader(args.operator.start(launch, &args.joy_topic, task_size.1)?, leader);
+    let console = match args.console {
+        true => Some(OperatorConsole::start(launch, &format!("{} · {task_name}", launch.name), env.live_status())?),
+        false => None,
+    };
+    if let Some(console) = &console {
+        operator = console.operator(operator, &launch.namespace)?;
+    }
     let human_reward = launch.reward == RewardConfig::Human;
     // A human's labels override a classifier's verdicts.
     let labels_override = matches!(launch.reward, RewardConfig::Classifier(_));
@@ -211,7 +224,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     // A base cloned here from pixel demos sees the cameras as the policy does.
     let pixels = wiring::learner::policy_pixels(launch);
     let (base, scale, mut base_report) = match base_choice {
-        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, reward_counts, serde_json::Value::Null, operator.as_mut()),
+        PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, reward_counts, serde_json::Value::Null, operator.as_mut(), console.as_ref()),
         PracticeBase::File(file) => {
             let path = PathBuf::from(&file.path);
             (load_base(&path, task_size.0, task_size.1, file.execute, pixels.as_ref())?, file.residual_scale, serde_json::json!({"path": file.path}))
@@ -229,7 +242,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
         let (task_obs, base_action) = obs.split_at(task_size.0);
         policies::residual::residual_for(&expert(task_obs, start), base_action, &scales)
     };
-    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| reward_counts(&env.env), base_report, operator.as_mut())
+    practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| reward_counts(&env.env), base_report, operator.as_mut(), console.as_ref())
 }
 
 
@@ -285,6 +298,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     reward_counts: impl Fn(&E) -> serde_json::Value,
     base_report: serde_json::Value,
     operator: &mut dyn policies::practice::Operator,
+    console: Option<&OperatorConsole>,
 ) -> anyhow::Result<serde_json::Value> {
     let human_reward = launch.reward == RewardConfig::Human;
     // A human's labels override a classifier's verdicts.
@@ -333,6 +347,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         shaping: wiring::arm_task::shaping(launch),
         // `safety.risk_critic.online`: the learner trains the gate's critic from its ticks.
         risk_critic: wiring::learner::online_risk(launch, seed + 2),
+        live: console.map(OperatorConsole::live),
     };
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);
@@ -342,7 +357,12 @@ fn practise_on<E: rrl_types::PracticeTask>(
         Some(live) => Some(ros_edge::live_topic::LiveTopic::start(&launch.namespace, live, output.live_line())?),
         None => None,
     };
-    let mut on_episode = |episode: &EpisodeReport| output.episode(episode);
+    let mut on_episode = |episode: &EpisodeReport| {
+        output.episode(episode);
+        if let Some(console) = console {
+            console.episode(episode);
+        }
+    };
     let mut link_report = serde_json::Value::Null;
     let report = match args.learner {
         LearnerPlacement::Local => policies::practice::practice(&mut env, config.clone(), device, &mut paced, &settings, &mut on_episode)?,

@@ -32,6 +32,10 @@ pub struct TeleopArgs {
     /// toggles it on the keyboard), failure otherwise.
     #[arg(long)]
     label_frames: bool,
+    /// Serve the operator's browser console at the launch file's
+    /// `console.address` (labels, pause, resume, reset done, stop).
+    #[arg(long)]
+    console: bool,
     #[command(flatten)]
     robot: crate::robot_choice::RobotChoice,
 }
@@ -55,6 +59,13 @@ impl TeleopArgs {
             eprintln!("teleop: move the leader arm on {} to drive the follower", launch.leader.as_ref().map_or("", |l| l.bus.port.as_str()));
         }
         let mut operator = crate::operator::with_leader(self.operator.start(&launch, &self.joy_topic, env.action_size())?, leader);
+        let console = match self.console {
+            true => Some(crate::operator_console::OperatorConsole::start(&launch, &format!("{} · teleop {}", launch.name, started.name), rrl_types::PracticeTask::live_status(&env))?),
+            false => None,
+        };
+        if let Some(console) = &console {
+            operator = console.operator(operator, &launch.namespace)?;
+        }
         let mut paced = Paced::new(operator.as_mut(), Some(std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz)));
         // The operator's live view on practice/live (a real arm's task keeps one).
         let _live_view = match rrl_types::PracticeTask::live_status(&env) {
@@ -69,8 +80,11 @@ impl TeleopArgs {
         if self.operator == OperatorKind::Joy {
             eprintln!("teleop: move the SpaceMouse/gamepad to drive the arm; publish success, failure, pause, resume or stop on {}/practice/command", launch.namespace);
         }
-        let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, self.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, self.label_frames, |e| {
+        let reports = policies::practice::teleoperate(&mut env, &mut paced, &run_dir, &started.name, self.episodes, u64::from(launch.practice.max_episode_steps), seed, &idle, self.label_frames, console.as_ref().map(|c| c.live()), |e| {
             tracing::info!(episode = e.episode, steps = e.steps, success = ?e.success, reason = %e.reason, "demo recorded");
+            if let Some(console) = &console {
+                console.episode(e);
+            }
         })?;
         let robot_node = crate::robot_choice::finish_node(started.node)?;
         // What this session labelled, from the files themselves.

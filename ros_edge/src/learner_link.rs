@@ -537,7 +537,14 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         .iter()
         .map(|(id, s)| (id.to_string(), serde_json::json!({"received": s.next_expected, "duplicates": s.duplicates, "malformed": s.malformed, "held_early": s.early.len()})))
         .collect();
-    Ok(serde_json::json!({"actors": per_actor, "refused_messages": streams.refused, "updates": shared.updates.load(Ordering::Acquire), "run_dir": run_dir.display().to_string()}))
+    Ok(serde_json::json!({
+        "actors": per_actor,
+        "refused_messages": streams.refused,
+        "updates": shared.updates.load(Ordering::Acquire),
+        "terminal_transitions": shared.terminals.load(Ordering::Relaxed),
+        "rewarded_terminal_transitions": shared.rewarded_terminals.load(Ordering::Relaxed),
+        "run_dir": run_dir.display().to_string(),
+    }))
 }
 
 #[cfg(test)]

@@ -16,10 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::ron_locator::{locate_values, TextPosition};
 
 mod arm_task;
+mod console;
 mod course;
 mod leader;
 mod pixels;
 pub use arm_task::*;
+pub use console::ConsoleConfig;
 pub use course::*;
 pub use leader::*;
 pub use pixels::*;
@@ -66,6 +68,10 @@ pub struct LaunchFile {
     /// by a `Car(..)` that practises. Default: none.
     #[serde(default)]
     pub course: Option<CourseConfig>,
+    /// The operator's browser console, served with `--console`. Default:
+    /// on 127.0.0.1:8765.
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// The supported robot kinds.
@@ -1382,6 +1388,7 @@ impl LaunchFile {
             leader.check(&self.robot, task, c);
         }
         self.check_course(c);
+        self.console.check(c);
         if let Some(home) = &self.practice.home {
             let joints = self.robot.joint_names();
             if home.len() != joints.len() {

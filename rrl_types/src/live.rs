@@ -152,6 +152,13 @@ impl LiveStatus {
         self.paused.store(paused, Ordering::Relaxed);
     }
 
+    /// The gate ticks recorded for the step just taken.
+    pub fn show_ticks(&self, ticks: &[crate::GateTick]) {
+        for tick in ticks {
+            self.gate_ticked(tick.verdict, tick.detail, tick.protective);
+        }
+    }
+
     /// A gate tick recorded for the step just taken; only protective ones count.
     pub fn gate_ticked(&self, verdict: TickVerdict, detail: u16, protective: bool) {
         let counter = match verdict {

@@ -363,9 +363,7 @@ impl<E: PracticeTask> Actor<'_, E> {
         self.env.take_gate_ticks(&mut self.ticks);
         record_gate_ticks(&mut episode.sink.writer, &self.ticks)?;
         if let Some(live) = &self.live {
-            for tick in &self.ticks {
-                live.gate_ticked(tick.verdict, tick.detail, tick.protective);
-            }
+            live.show_ticks(&self.ticks);
         }
         if self.settings.risk_critic.is_some() {
             // Bounded items: what a wire peer may send is bounded too.

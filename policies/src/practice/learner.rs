@@ -48,6 +48,11 @@ pub struct LearnerShared {
     pub updates: AtomicU64,
     /// Items of the stream the learner has taken in.
     pub received: AtomicU64,
+    /// Practice transitions (not demos) that ended their episode as
+    /// terminal, and of those the ones with a positive reward (a success):
+    /// what a labelled episode's end did reach the learner.
+    pub terminals: AtomicU64,
+    pub rewarded_terminals: AtomicU64,
     /// The newest actor weights (one slot, newest wins).
     pub weights: ArrayQueue<ActorWeights>,
     /// The newest risk critic for the gate (one slot, newest wins).
@@ -57,7 +62,7 @@ pub struct LearnerShared {
 
 impl LearnerShared {
     pub fn new() -> Arc<LearnerShared> {
-        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
+        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), terminals: AtomicU64::new(0), rewarded_terminals: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
     }
 }
 
@@ -346,6 +351,9 @@ fn learner_loop(
                 let (frame, next_frame, demo_frame, demo_next) = frame_stores.of(&replay, &mut demos, frames, demo)?;
                 if demo {
                     demos.push(transition.clone(), (demo_frame, demo_next));
+                } else if transition.terminal {
+                    shared.terminals.fetch_add(1, Ordering::Relaxed);
+                    shared.rewarded_terminals.fetch_add(u64::from(transition.reward > 0.0), Ordering::Relaxed);
                 }
                 replay.push(transition, (frame, next_frame));
                 continue;

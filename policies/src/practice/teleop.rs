@@ -32,6 +32,7 @@ pub fn teleoperate<E: PracticeTask>(
     seed: u64,
     idle_action: &[f64],
     label_frames: bool,
+    console_view: Option<std::sync::Arc<rrl_types::LiveStatus>>,
     mut on_episode: impl FnMut(&EpisodeReport),
 ) -> Result<Vec<EpisodeReport>, PracticeError> {
     let folder = run_dir.join("demos");
@@ -39,7 +40,9 @@ pub fn teleoperate<E: PracticeTask>(
     let first = existing.last().map_or(0, |e| e.header.episode + 1);
     let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
     let started = Instant::now();
-    let live = env.live_status();
+    // The task's own view (a real robot's), else the one a console watches.
+    let live = env.live_status().or(console_view);
+    let frame_layout = env.frame_layout();
     let mut reports = Vec::new();
     let mut total_steps = 0;
     'session: for index in first..first + u64::from(episodes) {
@@ -62,6 +65,9 @@ pub fn teleoperate<E: PracticeTask>(
         let reason = loop {
             let input = operator.poll(&observation);
             controls.apply(input.command);
+            if let Some(live) = &live {
+                live.set_paused(controls.paused);
+            }
             if let Some(mut step) = newest.take() {
                 step.flags.label = controls.label.or(label_frames.then_some(input.marking_success));
                 durably(|| writer.step(&step))?;
@@ -89,10 +95,14 @@ pub fn teleoperate<E: PracticeTask>(
             let events = env.take_safety_events();
             env.take_gate_ticks(&mut ticks);
             record_gate_ticks(&mut writer, &ticks)?;
-            ticks.clear();
             if let Some(live) = &live {
                 live.stepped(result.reward, human);
+                live.show_ticks(&ticks);
+                if let (Some(layout), Some(frames)) = (frame_layout, env.frames()) {
+                    live.frames.offer(layout, frames, total_steps + 1);
+                }
             }
+            ticks.clear();
             steps += 1;
             total_steps += 1;
             total += result.reward;
