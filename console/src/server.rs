@@ -186,6 +186,19 @@ impl Console {
         }
     }
 
+    /// A sender of finished episodes for another thread (as `episode`).
+    pub fn episode_sender(&self) -> impl Fn(FinishedEpisode) + Send + 'static {
+        let episodes = self.episodes.clone();
+        move |episode| {
+            let _ = episodes.try_send(episode);
+        }
+    }
+
+    /// Frames encoded for the page so far.
+    pub fn frames_encoded(&self) -> u64 {
+        self.shared.frame.lock().expect("frame lock").as_ref().map_or(0, |f| f.sequence)
+    }
+
     /// Pages open now.
     pub fn pages(&self) -> usize {
         self.shared.pages.load(Ordering::Relaxed)

@@ -5,6 +5,7 @@
 //! "reset done" presses the same `practice/reset_done` button as the space
 //! bar.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -24,7 +25,8 @@ impl OperatorConsole {
     /// Serves the console at the launch file's `console.address`, showing
     /// `task_view` (the task's own live status) or a fresh one the actor
     /// fills.
-    pub fn start(launch: &LaunchFile, title: &str, task_view: Option<Arc<LiveStatus>>) -> anyhow::Result<OperatorConsole> {
+    /// `run_dir`: a resumed run's `practice.csv` starts the curves.
+    pub fn start(launch: &LaunchFile, title: &str, task_view: Option<Arc<LiveStatus>>, run_dir: Option<&Path>) -> anyhow::Result<OperatorConsole> {
         let address = launch.console.socket_address().with_context(|| format!("console.address {:?}", launch.console.address))?;
         // The token is read here and goes nowhere but the console.
         let token = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
@@ -32,6 +34,12 @@ impl OperatorConsole {
         let with_token = token.is_some();
         let console = Console::start(ConsoleSettings { address, token }, ConsoleView { title: title.into(), live: live.clone() })?;
         let ask = if with_token { format!("?token=<{TOKEN_VARIABLE}>") } else { String::new() };
+        if let Some(csv) = run_dir.map(|d| d.join("practice.csv")).filter(|p| p.exists()) {
+            let text = std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
+            for episode in text.lines().skip(1).filter_map(earlier_episode) {
+                console.episode(episode);
+            }
+        }
         eprintln!("console: {}{ask}", console.url());
         tracing::info!(address = %console.address(), token = with_token, "operator console serving");
         Ok(OperatorConsole { console, live })
@@ -76,6 +84,21 @@ impl OperatorConsole {
     }
 }
 
+/// A row of `practice.csv` (episode,steps,total_steps,return,success,interventions,...);
+/// `None` for a row cut short by a crash.
+fn earlier_episode(row: &str) -> Option<FinishedEpisode> {
+    let f: Vec<&str> = row.split(',').collect();
+    if f.len() < 10 {
+        return None;
+    }
+    let success = match f[4] {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    };
+    Some(FinishedEpisode { episode: f[0].parse().ok()?, steps: f[1].parse().ok()?, total_steps: f[2].parse().ok()?, episode_return: f[3].parse().ok()?, success, interventions: f[5].parse().ok()? })
+}
+
 struct WithConsole {
     other: Box<dyn Operator>,
     commands: Receiver<OperatorCommand>,
@@ -94,5 +117,16 @@ impl Operator for WithConsole {
             input.command = self.commands.try_recv().ok();
         }
         input
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn practice_csv_rows_start_the_curves() {
+        let e = super::earlier_episode("4,20,100,1.5000,1,3,0,success,80,2.000").unwrap();
+        assert_eq!((e.episode, e.steps, e.total_steps, e.episode_return, e.success, e.interventions), (4, 20, 100, 1.5, Some(true), 3));
+        assert_eq!(super::earlier_episode("5,20,120,0.0,,0,0,budget,90,2.0").unwrap().success, None);
+        assert!(super::earlier_episode("6,20,14").is_none(), "a row cut short");
     }
 }

@@ -208,7 +208,7 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     // labels judge demos and evaluations as they judge practice.
     let mut operator = crate::operator::with_leader(args.operator.start(launch, &args.joy_topic, task_size.1)?, leader);
     let console = match args.console {
-        true => Some(OperatorConsole::start(launch, &format!("{} · {task_name}", launch.name), env.live_status())?),
+        true => Some(OperatorConsole::start(launch, &format!("{} · {task_name}", launch.name), env.live_status(), Some(&run_dir))?),
         false => None,
     };
     if let Some(console) = &console {

@@ -60,7 +60,7 @@ impl TeleopArgs {
         }
         let mut operator = crate::operator::with_leader(self.operator.start(&launch, &self.joy_topic, env.action_size())?, leader);
         let console = match self.console {
-            true => Some(crate::operator_console::OperatorConsole::start(&launch, &format!("{} · teleop {}", launch.name, started.name), rrl_types::PracticeTask::live_status(&env))?),
+            true => Some(crate::operator_console::OperatorConsole::start(&launch, &format!("{} · teleop {}", launch.name, started.name), rrl_types::PracticeTask::live_status(&env), None)?),
             false => None,
         };
         if let Some(console) = &console {

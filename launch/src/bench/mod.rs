@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
+mod console_page;
 mod gate;
 mod learner;
 mod pixels;

@@ -1,0 +1,171 @@
+//! The operator console's commands under each command that serves one:
+//! `rrl teleop --console` labels a demo, `rrl launch --run-dir --console`
+//! stops its robot's practice, and a console beyond 127.0.0.1 refuses to
+//! start without its token and refuses requests without it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn launch_file(name: &str, address: &str) -> String {
+    format!(
+        r#"(
+    name: "{name}",
+    namespace: "{name}",
+    robot: Sim((task: PandaReach, seed: 2)),
+    safety: (preset: Some(FrankaPanda)),
+    learner: (device: Cpu, hidden: [32, 32], batch_size: 16, warmup_steps: 1000000),
+    practice: (max_episode_steps: 20, demo_episodes: 0, total_steps: 100000, eval_episodes: 0),
+    console: (address: "{address}"),
+)"#
+    )
+}
+
+/// The console addresses `child` prints on stderr (`count` of them), and
+/// the thread gathering the rest of its stderr.
+fn console_urls(child: &mut Child, count: usize) -> (Vec<String>, std::thread::JoinHandle<String>) {
+    let (found, urls) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("console: ") {
+                let _ = found.send(url.to_string());
+            }
+            seen.push(line);
+        }
+        seen.join("\n")
+    });
+    let urls = (0..count).map(|_| urls.recv_timeout(Duration::from_secs(120)).expect("no console address printed")).collect();
+    (urls, lines)
+}
+
+fn post(url: &str) -> Result<u16, ureq::Error> {
+    ureq::post(url).send_empty().map(|r| r.status().as_u16())
+}
+
+fn state(url: &str) -> serde_json::Value {
+    serde_json::from_str(&ureq::get(url).call().unwrap().into_body().read_to_string().unwrap()).unwrap()
+}
+
+/// The JSON report `child` ends with, and its log.
+fn report_of(child: Child, stderr: std::thread::JoinHandle<String>) -> (serde_json::Value, String) {
+    let out = child.wait_with_output().unwrap();
+    let log = stderr.join().unwrap();
+    assert!(out.status.success(), "{log}");
+    (serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {log}")), log)
+}
+
+#[test]
+fn teleops_console_labels_the_demo_in_hand() {
+    let domain = ((std::process::id() + 2) % 80 + 1).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("teleop.ron");
+    std::fs::write(&config, launch_file("console_teleop", "127.0.0.1:0")).unwrap();
+    let run_dir = dir.path().join("run");
+    let mut teleop = common::rrl_command(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--console"], &domain)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (urls, stderr) = console_urls(&mut teleop, 1);
+    let mut keys = teleop.stdin.take().unwrap();
+    // The demo starts at the first move; the page then shows its steps.
+    let started = Instant::now();
+    while state(&format!("{}api/state", urls[0]))["step"].as_u64() < Some(3) {
+        keys.write_all(b"a").unwrap();
+        keys.flush().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(60), "the demo never stepped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(post(&format!("{}api/command/success", urls[0])).unwrap(), 200);
+    let (report, _) = report_of(teleop, stderr);
+    assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
+    let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
+    assert_eq!(demo.steps.last().unwrap().flags.label, Some(true), "the console's success labels the demo's last step");
+}
+
+#[test]
+fn launchs_console_stops_its_robots_practice_and_shared_addresses_are_refused() {
+    let domain = ((std::process::id() + 4) % 80 + 1).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // Two robots may not share one fixed console address.
+    let (a, b) = (dir.path().join("a.ron"), dir.path().join("b.ron"));
+    std::fs::write(&a, launch_file("console_a", "127.0.0.1:8765")).unwrap();
+    std::fs::write(&b, launch_file("console_b", "127.0.0.1:8765")).unwrap();
+    let refused = common::rrl_command(&["launch", a.to_str().unwrap(), b.to_str().unwrap(), "--run-dir", dir.path().join("no").to_str().unwrap(), "--console"], &domain).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("both serve their console on 127.0.0.1:8765"), "{stderr}");
+
+    let config = dir.path().join("launch.ron");
+    std::fs::write(&config, launch_file("console_launch", "127.0.0.1:0")).unwrap();
+    let run_dir = dir.path().join("run");
+    let mut launched = common::rrl_command(&["launch", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--learner-idle-s", "1", "--console"], &domain)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (urls, stderr) = console_urls(&mut launched, 1);
+    let started = Instant::now();
+    loop {
+        let seen = state(&format!("{}api/state", urls[0]));
+        assert!(seen["title"].as_str().unwrap().starts_with("console_launch"), "{seen}");
+        if seen["episodes"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the robot's practice never finished an episode: {seen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    post(&format!("{}api/command/stop", urls[0])).unwrap();
+    let (report, _) = report_of(launched, stderr);
+    let actor = &report["actor"];
+    assert_eq!(actor["stopped_by_operator"], true, "{report:#}");
+    assert!(actor["total_steps"].as_u64().unwrap() < 100_000, "{report}");
+}
+
+#[test]
+fn a_console_beyond_loopbacks_own_address_needs_its_token() {
+    let domain = ((std::process::id() + 6) % 80 + 1).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wide.ron");
+    // 127.0.0.2 stands for any address but 127.0.0.1 (tests stay on loopback).
+    std::fs::write(&config, launch_file("console_wide", "127.0.0.2:0")).unwrap();
+    let args = |run: &str| -> Vec<String> {
+        ["practice", "--config", config.to_str().unwrap(), "--run-dir", dir.path().join(run).to_str().unwrap(), "--steps", "100000", "--realtime", "--console", "--eval-episodes", "0"].map(String::from).to_vec()
+    };
+    let no_token: Vec<String> = args("no_token");
+    let refused = common::rrl_command(&no_token.iter().map(String::as_str).collect::<Vec<_>>(), &domain).env_remove("RRL_CONSOLE_TOKEN").output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("needs a token (set RRL_CONSOLE_TOKEN)"), "{stderr}");
+
+    let token = "console-test-token-5b1e9";
+    let with_token = args("run");
+    let mut practice = common::rrl_command(&with_token.iter().map(String::as_str).collect::<Vec<_>>(), &domain).env("RRL_CONSOLE_TOKEN", token).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (urls, stderr) = console_urls(&mut practice, 1);
+    assert!(urls[0].ends_with("?token=<RRL_CONSOLE_TOKEN>"), "the address names the token's variable, never the token: {}", urls[0]);
+    let base = urls[0].trim_end_matches("?token=<RRL_CONSOLE_TOKEN>").to_string();
+    let with = |path: &str| format!("{base}{path}?token={token}");
+    let step_now = || state(&with("api/state"))["step"].as_u64().unwrap() + 1000 * state(&with("api/state"))["episode"].as_u64().unwrap();
+    // Without the token: 401, and practice goes on as if nothing was asked.
+    for command in ["stop", "failure", "pause"] {
+        let refused = post(&format!("{base}api/command/{command}"));
+        assert!(matches!(refused, Err(ureq::Error::StatusCode(401))), "{command}: {refused:?}");
+    }
+    let before = step_now();
+    let started = Instant::now();
+    while step_now() < before + 5 {
+        assert!(started.elapsed() < Duration::from_secs(60), "practice stopped stepping after refused requests");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(practice.try_wait().unwrap().is_none(), "practice ended on a refused stop");
+    assert_eq!(state(&with("api/state"))["paused"], false);
+    post(&with("api/command/stop")).unwrap();
+    let (report, log) = report_of(practice, stderr);
+    assert_eq!(report["stopped_by_operator"], true, "{report}");
+    let csv = std::fs::read_to_string(dir.path().join("run/practice.csv")).unwrap();
+    assert!(!csv.contains(",failure,"), "a refused failure label reached an episode: {csv}");
+    assert!(!log.contains(token), "the token reached the log");
+}
