@@ -6,7 +6,8 @@
 //!   points the page has not had yet (all of them on connecting: a page
 //!   that reconnects sees the current state);
 //! - `GET /api/state`, `GET /api/curve?from=N`: the same as plain JSON;
-//! - `GET /frame.png`: the policy's newest frames;
+//! - `GET /frame.png`: the policy's newest frames; `GET /reward_frame.png`:
+//!   the reward camera's;
 //! - `POST /api/command/{name}`: success, failure, pause, resume,
 //!   reset_done, stop.
 
@@ -45,9 +46,13 @@ struct Shared {
     commands: Sender<ConsoleCommand>,
     episodes: Receiver<FinishedEpisode>,
     curve: Mutex<Curve>,
-    frame: Mutex<Option<EncodedFrame>>,
+    /// The policy's frames, then the reward camera's.
+    frames: [Mutex<Option<EncodedFrame>>; 2],
     pages: AtomicUsize,
 }
+
+const POLICY: usize = 0;
+const REWARD: usize = 1;
 
 impl Shared {
     /// Episodes finished since the last look go onto the curve.
@@ -58,23 +63,28 @@ impl Shared {
         }
     }
 
-    fn take_frame(&self) {
-        let tap = &self.view.live.frames;
-        if let Some(frames) = tap.take() {
-            let sequence = self.frame.lock().expect("frame lock").as_ref().map_or(1, |f| f.sequence + 1);
-            let encoded = encode(&frames, sequence);
-            tap.give_back(frames);
-            if let Some(encoded) = encoded {
-                *self.frame.lock().expect("frame lock") = Some(encoded);
+    fn take_frames(&self) {
+        for (which, tap) in [(POLICY, &self.view.live.frames), (REWARD, &self.view.live.reward_frames)] {
+            if let Some(frames) = tap.take() {
+                let sequence = self.frames[which].lock().expect("frame lock").as_ref().map_or(1, |f| f.sequence + 1);
+                let encoded = encode(&frames, sequence);
+                tap.give_back(frames);
+                if let Some(encoded) = encoded {
+                    *self.frames[which].lock().expect("frame lock") = Some(encoded);
+                }
             }
         }
+    }
+
+    fn frame_state(&self, which: usize) -> serde_json::Value {
+        let frame = self.frames[which].lock().expect("frame lock");
+        frame.as_ref().map_or(serde_json::Value::Null, |f| serde_json::json!({"sequence": f.sequence, "step": f.step, "width": f.width, "height": f.height, "cameras": f.cameras}))
     }
 
     fn state(&self) -> serde_json::Value {
         let seen = self.view.live.snapshot();
         let curve = self.curve.lock().expect("curve lock");
         let (_, points) = curve.since(usize::MAX);
-        let frame = self.frame.lock().expect("frame lock");
         serde_json::json!({
             "title": self.view.title,
             "episode": seen.episode,
@@ -92,7 +102,8 @@ impl Shared {
                 "reflexes": seen.gate.reflexes,
                 "last": seen.gate.last.map(|(verdict, detail)| safety::describe_tick(verdict, detail)),
             },
-            "frame": frame.as_ref().map(|f| serde_json::json!({"sequence": f.sequence, "step": f.step, "width": f.width, "height": f.height, "cameras": f.cameras})),
+            "frame": self.frame_state(POLICY),
+            "reward_frame": self.frame_state(REWARD),
             "curve_points": points,
             "pages": self.pages.load(Ordering::Relaxed),
         })
@@ -138,7 +149,8 @@ impl Console {
         let (command_tx, commands) = crossbeam::channel::unbounded();
         let (episodes, episode_rx) = crossbeam::channel::bounded(EPISODE_QUEUE);
         view.live.frames.watch();
-        let shared = Arc::new(Shared { view, commands: command_tx, episodes: episode_rx, curve: Mutex::default(), frame: Mutex::default(), pages: AtomicUsize::new(0) });
+        view.live.reward_frames.watch();
+        let shared = Arc::new(Shared { view, commands: command_tx, episodes: episode_rx, curve: Mutex::default(), frames: Default::default(), pages: AtomicUsize::new(0) });
         let (shutdown, stopping) = tokio::sync::watch::channel(false);
         let token: Option<Arc<str>> = settings.token.map(Arc::from);
         let app = Router::new()
@@ -146,7 +158,8 @@ impl Console {
             .route("/ws", get(feed_socket))
             .route("/api/state", get(|State(s): State<Arc<Shared>>| async move { Json(s.state()) }))
             .route("/api/curve", get(curve_points))
-            .route("/frame.png", get(frame_png))
+            .route("/frame.png", get(|State(s): State<Arc<Shared>>| async move { frame_png(&s, POLICY) }))
+            .route("/reward_frame.png", get(|State(s): State<Arc<Shared>>| async move { frame_png(&s, REWARD) }))
             .route("/api/command/{name}", post(command))
             .with_state(shared.clone())
             .layer(axum::middleware::from_fn_with_state(token, auth::require_token));
@@ -196,7 +209,7 @@ impl Console {
 
     /// Frames encoded for the page so far.
     pub fn frames_encoded(&self) -> u64 {
-        self.shared.frame.lock().expect("frame lock").as_ref().map_or(0, |f| f.sequence)
+        self.shared.frames[POLICY].lock().expect("frame lock").as_ref().map_or(0, |f| f.sequence)
     }
 
     /// Pages open now.
@@ -232,7 +245,7 @@ async fn serve(listener: std::net::TcpListener, app: Router, shared: Arc<Shared>
         loop {
             frames.tick().await;
             shared.take_episodes();
-            shared.take_frame();
+            shared.take_frames();
         }
     });
     // A connection that lingers after the stop gets a short grace, then the
@@ -262,10 +275,11 @@ async fn curve_points(State(shared): State<Arc<Shared>>, Query(query): Query<Fro
     Json(serde_json::json!({"points": points, "next": next}))
 }
 
-async fn frame_png(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.frame.lock().expect("frame lock").as_ref() {
+fn frame_png(shared: &Shared, which: usize) -> Response {
+    match shared.frames[which].lock().expect("frame lock").as_ref() {
         Some(frame) => ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], frame.png.clone()).into_response(),
-        None => (StatusCode::NOT_FOUND, "no frame yet: the policy sees no camera, or none has come\n").into_response(),
+        None if which == POLICY => (StatusCode::NOT_FOUND, "no frame yet: the policy sees no camera, or none has come\n").into_response(),
+        None => (StatusCode::NOT_FOUND, "no reward camera frame yet: the reward scores no camera, or none has come\n").into_response(),
     }
 }
 

@@ -76,6 +76,13 @@ fn pages_see_the_session_and_its_frames_and_send_commands() {
     let mut image = vec![0; reader.output_buffer_size()];
     reader.next_frame(&mut image).unwrap();
     assert_eq!(&image[..12], &[255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255]);
+    // The reward camera's frame, beside the policy's.
+    assert!(matches!(ureq::get(&format!("{}reward_frame.png", console.url())).call(), Err(ureq::Error::StatusCode(404))), "no reward frame yet");
+    live.reward_frames.offer(FrameLayout { cameras: 1, height: 3, width: 5 }, &[9; 45], 40);
+    let state = state_when(&console, |s| !s["reward_frame"].is_null());
+    assert_eq!((state["reward_frame"]["width"].as_u64(), state["reward_frame"]["step"].as_u64()), (Some(5), Some(40)), "{state}");
+    let png = ureq::get(&format!("{}reward_frame.png", console.url())).call().unwrap().into_body().read_to_vec().unwrap();
+    assert_eq!(png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap().info().height, 3);
 
     // Two pages at once; each gets the whole curve first.
     let (mut first, mut second) = (open_page(&console), open_page(&console));

@@ -169,3 +169,45 @@ fn a_console_beyond_loopbacks_own_address_needs_its_token() {
     assert!(!csv.contains(",failure,"), "a refused failure label reached an episode: {csv}");
     assert!(!log.contains(token), "the token reached the log");
 }
+
+/// A `Vlm(..)` reward's camera reaches the console beside the policy's
+/// view: the frames the emulated VLM endpoint scores, as the page loads them.
+#[test]
+fn the_reward_camera_the_vlm_scores_is_on_the_console() {
+    let domain = ((std::process::id() + 8) % 80 + 1).to_string();
+    let emulator = common::VlmEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vlm.ron");
+    let launch = launch_file("console_vlm", "127.0.0.1:0").replace(
+        "    console:",
+        &format!("    cameras: [(name: \"side\", source: Sim(\"front\"), width: 40, height: 30)],\n    reward: Vlm((endpoint: \"{}\", model: \"emulated-vlm\", task: \"reach the target\", cameras: [\"side\"], api_key_env: Some(\"RRL_TEST_VLM_KEY\"), timeout_ms: 2000, max_concurrent: 2)),\n    console:", emulator.url()),
+    );
+    std::fs::write(&config, launch).unwrap();
+    let run_dir = dir.path().join("run");
+    let mut practice = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--console", "--eval-episodes", "0"], &domain)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (urls, stderr) = console_urls(&mut practice, 1);
+    let started = Instant::now();
+    let seen = loop {
+        let seen = state(&format!("{}api/state", urls[0]));
+        if !seen["reward_frame"].is_null() && seen["step"].as_u64() > Some(2) {
+            break seen;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "no reward camera frame reached the console: {seen}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((seen["reward_frame"]["width"].as_u64(), seen["reward_frame"]["height"].as_u64()), (Some(40), Some(30)), "{seen}");
+    let png = ureq::get(&format!("{}reward_frame.png", urls[0])).call().unwrap().into_body().read_to_vec().unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+    let mut image = vec![0; reader.output_buffer_size()];
+    reader.next_frame(&mut image).unwrap();
+    let distinct: std::collections::HashSet<&[u8]> = image.chunks(3).collect();
+    assert!(distinct.len() > 10, "the reward camera's frame is a picture of the scene, not blank");
+    post(&format!("{}api/command/stop", urls[0])).unwrap();
+    let (report, _) = report_of(practice, stderr);
+    assert_eq!(report["stopped_by_operator"], true, "{report}");
+    assert!(report["learned_rewards"]["vlm"]["scored"].as_u64() > Some(0), "{report}");
+}

@@ -85,6 +85,8 @@ pub struct LiveStatus {
     gate_last: AtomicU32,
     /// The newest frames the policy saw, for a console.
     pub frames: FrameTap,
+    /// The newest frame of the reward camera (a VLM reward's), for a console.
+    pub reward_frames: FrameTap,
 }
 
 /// The gate's protective verdicts of a session, as recorded: limits that

@@ -48,6 +48,8 @@ struct Scoring {
     task_text: String,
     episode: u64,
     estimates: crossbeam::channel::Sender<rewards::RewardEstimate>,
+    /// The operator's view: the reward camera's frames as scored.
+    view: Arc<rrl_types::LiveStatus>,
 }
 
 impl Scoring {
@@ -66,6 +68,8 @@ impl FrameSink for Scoring {
             self.episode = episode;
             self.pipeline.reset(&self.task_text);
         }
+        let layout = rrl_types::FrameLayout { cameras: 1, height: height as usize, width: width as usize };
+        self.view.reward_frames.offer(layout, rgb, stamp.0 & 0xffff_ffff);
         self.pipeline.offer(Frame::new(stamp, width, height, rgb.to_vec())?);
         self.forward();
         Ok(())
@@ -332,7 +336,8 @@ pub fn critic_of(vlm: &VlmRewardConfig, config: &Path) -> Result<VlmProgressCrit
 }
 
 /// The VLM critic's scoring end and the actor's end, with the frames from `frames`.
-fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &Path, frames: impl FnOnce(Scoring) -> Result<RewardFrames, WiringError>) -> Result<VlmRewards, WiringError> {
+/// `view`: what the operator sees (the task's, or the reward's own for a task that keeps none).
+fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &Path, view: Arc<rrl_types::LiveStatus>, frames: impl FnOnce(Scoring) -> Result<RewardFrames, WiringError>) -> Result<VlmRewards, WiringError> {
     let critic = critic_of(vlm, config)?;
     let path = run_dir.join("learned_rewards.csv");
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(WiringError::io(format!("opening {}", path.display())))?;
@@ -342,7 +347,7 @@ fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &
     let (sender, estimates) = crossbeam::channel::unbounded();
     let pipeline = ProgressPipeline::new(critic, vlm.max_concurrent as usize);
     let counts = pipeline.shared_counts();
-    let scoring = Scoring { pipeline, task_text: vlm.task.clone(), episode: u64::MAX, estimates: sender };
+    let scoring = Scoring { pipeline, task_text: vlm.task.clone(), episode: u64::MAX, estimates: sender, view: view.clone() };
     Ok(VlmRewards {
         frames: frames(scoring)?,
         estimates,
@@ -358,7 +363,7 @@ fn vlm_rewards(vlm: &VlmRewardConfig, camera_fps: f64, config: &Path, run_dir: &
         stall_after: Duration::from_secs_f64((10.0 / camera_fps).max(1.0)),
         log,
         warned: false,
-        live: None,
+        live: Some(view),
     })
 }
 
@@ -377,7 +382,7 @@ impl PracticeEnv<PandaTask> {
         SimCamera::check_name(task.sim(), model_camera).map_err(|e| WiringError::launch(config, format!("camera `{name}`: {e}")))?;
         // Every pose offered is rendered when the renderer keeps up; else the newest.
         let spec = CameraSpec { model_camera: model_camera.clone(), width: camera.width, height: camera.height, fps: f64::INFINITY };
-        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring).map_err(WiringError::io("starting the reward camera's renderer"))?)))?;
+        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, Arc::default(), |scoring| Ok(RewardFrames::Scene(SceneSnapshots::start(vec![spec], scoring).map_err(WiringError::io("starting the reward camera's renderer"))?)))?;
         PracticeEnv::with_rewards(task, Some(vlm), launch, config)
     }
 }
@@ -394,8 +399,7 @@ impl PracticeEnv<ArmTask> {
             return Err(WiringError::launch(config, format!("reward camera `{}` is a Sim(..) camera; a real arm is seen by a real camera", camera.name)));
         }
         let grabber = CameraGrabber::start(camera, |_| Ok(())).map_err(|e| WiringError::launch(config, format!("reward camera `{}`: {e}", camera.name)))?;
-        let mut vlm = vlm_rewards(vlm, camera.fps, config, run_dir, |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
-        vlm.live = task.live_status();
+        let vlm = vlm_rewards(vlm, camera.fps, config, run_dir, task.live_status().unwrap_or_default(), |scoring| Ok(RewardFrames::Camera { grabber, scoring, last: None }))?;
         PracticeEnv::with_rewards(task, Some(vlm), launch, config)
     }
 }
@@ -527,8 +531,9 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
             _ => Some(self as &mut dyn LearnedRewards),
         }
     }
+    /// The task's view; a simulated task keeps none, and its VLM reward keeps one (with the reward camera's frames).
     fn live_status(&self) -> Option<Arc<rrl_types::LiveStatus>> {
-        self.task.live_status()
+        self.task.live_status().or_else(|| self.vlm.as_ref().and_then(|v| v.live.clone()))
     }
 }
 
