@@ -36,6 +36,8 @@ pub fn encode(frames: &TappedFrames, sequence: u64) -> Option<EncodedFrame> {
         let mut encoder = png::Encoder::new(&mut png, (w * n) as u32, h as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
+        // A view for a person, several times a second: speed over size.
+        encoder.set_compression(png::Compression::Fast);
         let mut writer = encoder.write_header().ok()?;
         writer.write_image_data(&sheet).ok()?;
     }

@@ -13,7 +13,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -38,6 +38,9 @@ const FEED_EVERY: Duration = Duration::from_millis(200);
 const FRAME_EVERY: Duration = Duration::from_millis(200);
 /// Finished episodes waiting for the console's thread; beyond, the newest are dropped.
 const EPISODE_QUEUE: usize = 4096;
+/// Commands the caller has not taken yet; beyond, a command is refused
+/// (503): a stuck caller must not make the console grow.
+const COMMAND_QUEUE: usize = 32;
 
 const PAGE: &str = include_str!("page.html");
 
@@ -57,7 +60,7 @@ const REWARD: usize = 1;
 impl Shared {
     /// Episodes finished since the last look go onto the curve.
     fn take_episodes(&self) {
-        let mut curve = self.curve.lock().expect("curve lock");
+        let mut curve = self.curve.lock().unwrap_or_else(PoisonError::into_inner);
         while let Ok(episode) = self.episodes.try_recv() {
             curve.push(episode);
         }
@@ -66,24 +69,24 @@ impl Shared {
     fn take_frames(&self) {
         for (which, tap) in [(POLICY, &self.view.live.frames), (REWARD, &self.view.live.reward_frames)] {
             if let Some(frames) = tap.take() {
-                let sequence = self.frames[which].lock().expect("frame lock").as_ref().map_or(1, |f| f.sequence + 1);
+                let sequence = self.frames[which].lock().unwrap_or_else(PoisonError::into_inner).as_ref().map_or(1, |f| f.sequence + 1);
                 let encoded = encode(&frames, sequence);
                 tap.give_back(frames);
                 if let Some(encoded) = encoded {
-                    *self.frames[which].lock().expect("frame lock") = Some(encoded);
+                    *self.frames[which].lock().unwrap_or_else(PoisonError::into_inner) = Some(encoded);
                 }
             }
         }
     }
 
     fn frame_state(&self, which: usize) -> serde_json::Value {
-        let frame = self.frames[which].lock().expect("frame lock");
+        let frame = self.frames[which].lock().unwrap_or_else(PoisonError::into_inner);
         frame.as_ref().map_or(serde_json::Value::Null, |f| serde_json::json!({"sequence": f.sequence, "step": f.step, "width": f.width, "height": f.height, "cameras": f.cameras}))
     }
 
     fn state(&self) -> serde_json::Value {
         let seen = self.view.live.snapshot();
-        let curve = self.curve.lock().expect("curve lock");
+        let curve = self.curve.lock().unwrap_or_else(PoisonError::into_inner);
         let (_, points) = curve.since(usize::MAX);
         serde_json::json!({
             "title": self.view.title,
@@ -112,10 +115,10 @@ impl Shared {
     /// The state, and the curve points numbered `from` on.
     fn feed(&self, from: usize) -> (serde_json::Value, usize) {
         let mut state = self.state();
-        let curve = self.curve.lock().expect("curve lock");
+        let curve = self.curve.lock().unwrap_or_else(PoisonError::into_inner);
         let (points, next) = curve.since(from);
         state["points"] = serde_json::json!(points);
-        state["points_from"] = serde_json::json!(from.min(next - points.len()));
+        state["points_from"] = serde_json::json!(next - points.len());
         (state, next)
     }
 }
@@ -146,7 +149,7 @@ impl Console {
         let listener = std::net::TcpListener::bind(settings.address).map_err(|source| ConsoleError::Bind { address: settings.address, source })?;
         let address = listener.local_addr().map_err(|source| ConsoleError::Bind { address: settings.address, source })?;
         listener.set_nonblocking(true).map_err(|source| ConsoleError::Bind { address, source })?;
-        let (command_tx, commands) = crossbeam::channel::unbounded();
+        let (command_tx, commands) = crossbeam::channel::bounded(COMMAND_QUEUE);
         let (episodes, episode_rx) = crossbeam::channel::bounded(EPISODE_QUEUE);
         view.live.frames.watch();
         view.live.reward_frames.watch();
@@ -162,7 +165,7 @@ impl Console {
             .route("/reward_frame.png", get(|State(s): State<Arc<Shared>>| async move { frame_png(&s, REWARD) }))
             .route("/api/command/{name}", post(command))
             .with_state(shared.clone())
-            .layer(axum::middleware::from_fn_with_state(token, auth::require_token));
+            .layer(axum::middleware::from_fn_with_state(token, auth::guard));
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("console".into())
@@ -199,6 +202,14 @@ impl Console {
         }
     }
 
+    /// Earlier episodes (a resumed run's) onto the curves, before any page opens.
+    pub fn preload(&self, episodes: impl IntoIterator<Item = FinishedEpisode>) {
+        let mut curve = self.shared.curve.lock().unwrap_or_else(PoisonError::into_inner);
+        for episode in episodes {
+            curve.push(episode);
+        }
+    }
+
     /// A sender of finished episodes for another thread (as `episode`).
     pub fn episode_sender(&self) -> impl Fn(FinishedEpisode) + Send + 'static {
         let episodes = self.episodes.clone();
@@ -209,7 +220,7 @@ impl Console {
 
     /// Frames encoded for the page so far.
     pub fn frames_encoded(&self) -> u64 {
-        self.shared.frames[POLICY].lock().expect("frame lock").as_ref().map_or(0, |f| f.sequence)
+        self.shared.frames[POLICY].lock().unwrap_or_else(PoisonError::into_inner).as_ref().map_or(0, |f| f.sequence)
     }
 
     /// Pages open now.
@@ -245,7 +256,9 @@ async fn serve(listener: std::net::TcpListener, app: Router, shared: Arc<Shared>
         loop {
             frames.tick().await;
             shared.take_episodes();
-            shared.take_frames();
+            // PNG encoding off the runtime's one thread: pages and commands never wait for it.
+            let encoder = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || encoder.take_frames()).await;
         }
     });
     // A connection that lingers after the stop gets a short grace, then the
@@ -270,13 +283,13 @@ struct From {
 
 async fn curve_points(State(shared): State<Arc<Shared>>, Query(query): Query<From>) -> Json<serde_json::Value> {
     shared.take_episodes();
-    let curve = shared.curve.lock().expect("curve lock");
+    let curve = shared.curve.lock().unwrap_or_else(PoisonError::into_inner);
     let (points, next) = curve.since(query.from.unwrap_or(0));
     Json(serde_json::json!({"points": points, "next": next}))
 }
 
 fn frame_png(shared: &Shared, which: usize) -> Response {
-    match shared.frames[which].lock().expect("frame lock").as_ref() {
+    match shared.frames[which].lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
         Some(frame) => ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], frame.png.clone()).into_response(),
         None if which == POLICY => (StatusCode::NOT_FOUND, "no frame yet: the policy sees no camera, or none has come\n").into_response(),
         None => (StatusCode::NOT_FOUND, "no reward camera frame yet: the reward scores no camera, or none has come\n").into_response(),
@@ -286,8 +299,10 @@ fn frame_png(shared: &Shared, which: usize) -> Response {
 async fn command(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     match ConsoleCommand::from_name(&name) {
         Some(command) => {
+            if shared.commands.try_send(command).is_err() {
+                return (StatusCode::SERVICE_UNAVAILABLE, "practice is not taking commands now; try again\n").into_response();
+            }
             tracing::info!(?command, "the console's operator");
-            let _ = shared.commands.send(command);
             Json(serde_json::json!({"command": name})).into_response()
         }
         None => (StatusCode::BAD_REQUEST, "unknown command: use success, failure, pause, resume, reset_done or stop\n").into_response(),

@@ -105,7 +105,8 @@ fn pages_see_the_session_and_its_frames_and_send_commands() {
     first.close(None).unwrap();
     drop(first);
     let mut again = open_page(&console);
-    assert_eq!(next_state(&mut again)["points"].as_array().unwrap().len(), 4);
+    let reconnected = next_state(&mut again);
+    assert_eq!((reconnected["points"].as_array().unwrap().len(), reconnected["points_from"].as_u64()), (4, Some(0)));
     drop(second);
 
     for name in ["success", "failure", "pause", "resume", "reset_done", "stop"] {
@@ -119,6 +120,38 @@ fn pages_see_the_session_and_its_frames_and_send_commands() {
     // The page is served, whole, from here.
     let page = ureq::get(console.url()).call().unwrap().into_body().read_to_string().unwrap();
     assert!(page.contains("window.rrlConsole") && !page.contains("http://") && !page.contains("https://"), "the page fetches nothing elsewhere");
+
+    // Another site's page in the operator's browser may neither command nor
+    // read; nor may a rebound host name reach a console without a token.
+    let url = format!("{}api/command/stop", console.url());
+    let cross_site = ureq::post(&url).header("Origin", "http://evil.example").send_empty();
+    assert!(matches!(cross_site, Err(ureq::Error::StatusCode(403))), "{cross_site:?}");
+    let rebound = ureq::get(&format!("{}api/state", console.url())).header("Host", &format!("evil.example:{}", console.address().port())).call();
+    assert!(matches!(rebound, Err(ureq::Error::StatusCode(403))), "{rebound:?}");
+    let own_page = ureq::post(&url).header("Origin", &format!("http://{}", console.address())).send_empty();
+    assert!(own_page.is_ok(), "the page's own requests carry its origin: {own_page:?}");
+    assert_eq!(console.commands().try_iter().collect::<Vec<_>>(), vec![Stop], "only the page's own stop");
+    // Commands nobody takes are bounded: the console refuses more, it does not grow.
+    let answers: Vec<u16> = (0..40).map(|_| match ureq::post(&format!("{}api/command/pause", console.url())).send_empty() {
+        Ok(r) => r.status().as_u16(),
+        Err(ureq::Error::StatusCode(code)) => code,
+        Err(e) => panic!("{e}"),
+    }).collect();
+    assert_eq!((answers.iter().filter(|&&c| c == 200).count(), answers.iter().filter(|&&c| c == 503).count()), (32, 8), "{answers:?}");
+
+    // A console closes with a page still open, promptly.
+    let (closed, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(console);
+        let _ = closed.send(());
+    });
+    done.recv_timeout(Duration::from_secs(20)).expect("the console did not close with a page open");
+    // What was sent before the close may still be read; then the feed ends.
+    let ended = (0..10_000).find_map(|_| match again.read() {
+        Ok(tungstenite::Message::Text(_)) => None,
+        other => Some(other),
+    });
+    assert!(matches!(ended, Some(Err(_) | Ok(tungstenite::Message::Close(_)))), "the open page's feed ends: {ended:?}");
 }
 
 #[test]

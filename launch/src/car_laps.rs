@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 
 /// One row of practice.csv, as much as laps need.
 struct Attempt {
@@ -16,17 +15,8 @@ struct Attempt {
 }
 
 fn read_attempts(csv: &Path) -> anyhow::Result<Vec<Attempt>> {
-    let text = std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let mut attempts = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let bad = || anyhow::anyhow!("{}:{}: not a practice.csv row: `{line}`", csv.display(), i + 1);
-        if fields.len() < 8 {
-            return Err(bad());
-        }
-        attempts.push(Attempt { steps: fields[1].parse().map_err(|_| bad())?, total_steps: fields[2].parse().map_err(|_| bad())?, success: fields[4] == "1", recovered: fields[7] == "stuck" });
-    }
-    Ok(attempts)
+    let rows = crate::practice_output::read_practice_csv(csv)?;
+    Ok(rows.into_iter().map(|r| Attempt { steps: r.steps, total_steps: r.total_steps, success: r.success == Some(true), recovered: r.reason == "stuck" }).collect())
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {

@@ -156,9 +156,12 @@ impl LaunchArgs {
             }
             // Each actor's console needs an address of its own (port 0: any free one).
             let actors: Vec<&LaunchFile> = nodes.iter().filter_map(|n| match n { Node::Actor { file } => Some(&launches[*file].1), _ => None }).collect();
+            // Same port, and the same address or one of them every address (0.0.0.0, ::).
+            let clash = |a: std::net::SocketAddr, b: std::net::SocketAddr| a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified());
             for (i, a) in actors.iter().enumerate() {
-                if let Some(b) = actors[..i].iter().find(|b| b.console.address == a.console.address && !a.console.address.ends_with(":0")) {
-                    bail!("--console: robots {} and {} both serve their console on {}; give each its own console.address (or port 0)", b.name, a.name, a.console.address);
+                let Ok(mine) = a.console.socket_address() else { continue };
+                if let Some(b) = actors[..i].iter().find(|b| b.console.socket_address().is_ok_and(|theirs| clash(mine, theirs))) {
+                    bail!("--console: robots {} and {} both serve their console on port {} ({} and {}); give each its own console.address (or port 0)", b.name, a.name, mine.port(), b.console.address, a.console.address);
                 }
             }
         }

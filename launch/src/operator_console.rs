@@ -35,10 +35,8 @@ impl OperatorConsole {
         let console = Console::start(ConsoleSettings { address, token }, ConsoleView { title: title.into(), live: live.clone() })?;
         let ask = if with_token { format!("?token=<{TOKEN_VARIABLE}>") } else { String::new() };
         if let Some(csv) = run_dir.map(|d| d.join("practice.csv")).filter(|p| p.exists()) {
-            let text = std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
-            for episode in text.lines().skip(1).filter_map(earlier_episode) {
-                console.episode(episode);
-            }
+            let rows = crate::practice_output::read_practice_csv(&csv)?;
+            console.preload(rows.into_iter().map(|r| FinishedEpisode { episode: r.episode, steps: r.steps, total_steps: r.total_steps, episode_return: r.episode_return, success: r.success, interventions: r.interventions }));
         }
         eprintln!("console: {}{ask}", console.url());
         tracing::info!(address = %console.address(), token = with_token, "operator console serving");
@@ -58,7 +56,8 @@ impl OperatorConsole {
     /// first, when both give a command on one poll).
     pub fn operator(&self, other: Box<dyn Operator>, namespace: &str) -> anyhow::Result<Box<dyn Operator>> {
         let from_page = self.console.commands();
-        let (forward, commands) = crossbeam::channel::unbounded();
+        // Bounded like the console's own queue: what is not taken waits there, refused when full.
+        let (forward, commands) = crossbeam::channel::bounded(32);
         let reset_done = ros_edge::reset_window::ResetDoneButton::start(namespace)?;
         // Its own thread: the reset window is open while the robot resets and nobody polls the operator.
         let router = Worker::spawn("console-commands", move |stop| {
@@ -75,28 +74,16 @@ impl OperatorConsole {
                     ConsoleCommand::Resume => OperatorCommand::Resume,
                     ConsoleCommand::Stop => OperatorCommand::Stop,
                 };
-                if forward.send(command).is_err() {
-                    return;
+                match forward.try_send(command) {
+                    Ok(()) => {}
+                    // Never wait here: a reset-done press may come next while nobody polls.
+                    Err(crossbeam::channel::TrySendError::Full(dropped)) => tracing::warn!(?dropped, "32 console commands wait for the actor already: this one is dropped"),
+                    Err(crossbeam::channel::TrySendError::Disconnected(_)) => return,
                 }
             }
         })?;
         Ok(Box::new(WithConsole { other, commands, _router: router }))
     }
-}
-
-/// A row of `practice.csv` (episode,steps,total_steps,return,success,interventions,...);
-/// `None` for a row cut short by a crash.
-fn earlier_episode(row: &str) -> Option<FinishedEpisode> {
-    let f: Vec<&str> = row.split(',').collect();
-    if f.len() < 10 {
-        return None;
-    }
-    let success = match f[4] {
-        "1" => Some(true),
-        "0" => Some(false),
-        _ => None,
-    };
-    Some(FinishedEpisode { episode: f[0].parse().ok()?, steps: f[1].parse().ok()?, total_steps: f[2].parse().ok()?, episode_return: f[3].parse().ok()?, success, interventions: f[5].parse().ok()? })
 }
 
 struct WithConsole {
@@ -111,22 +98,14 @@ impl Operator for WithConsole {
     }
     fn poll(&mut self, observation: &[f64]) -> OperatorInput {
         let mut input = self.other.poll(observation);
-        // One command per poll, in the order given: a pause and a resume
-        // clicked in quick succession both take effect.
+        // As the keyboard reads its keys: everything given since the last
+        // poll, the newest winning (clicks repeated while a step was taken
+        // are one command, not labels for the episodes after it).
+        let newest = self.commands.try_iter().last();
         if input.command.is_none() {
-            input.command = self.commands.try_recv().ok();
+            input.command = newest;
         }
         input
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn practice_csv_rows_start_the_curves() {
-        let e = super::earlier_episode("4,20,100,1.5000,1,3,0,success,80,2.000").unwrap();
-        assert_eq!((e.episode, e.steps, e.total_steps, e.episode_return, e.success, e.interventions), (4, 20, 100, 1.5, Some(true), 3));
-        assert_eq!(super::earlier_episode("5,20,120,0.0,,0,0,budget,90,2.0").unwrap().success, None);
-        assert!(super::earlier_episode("6,20,14").is_none(), "a row cut short");
-    }
-}

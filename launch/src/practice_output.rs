@@ -109,6 +109,40 @@ impl PracticeOutput {
 
 /// Appends `line` to `file` (opened for appending) whole or not at all: a
 /// failed write is cut back, so a retry leaves no torn row.
+/// A row of `practice.csv`, read back (a car's laps, a console's curves on resume).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PracticeRow {
+    pub episode: u64,
+    pub steps: u64,
+    pub total_steps: u64,
+    pub episode_return: f64,
+    pub success: Option<bool>,
+    pub interventions: u64,
+    pub reason: String,
+}
+
+/// The rows of a run's `practice.csv`; a row that is not one is refused at file:line.
+pub fn read_practice_csv(path: &Path) -> anyhow::Result<Vec<PracticeRow>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || anyhow::anyhow!("{}:{}: not a practice.csv row: `{line}`", path.display(), i + 1);
+        if f.len() < 8 {
+            return Err(bad());
+        }
+        let success = match f[4] {
+            "1" => Some(true),
+            "0" => Some(false),
+            "" => None,
+            _ => return Err(bad()),
+        };
+        let number = |k: usize| f[k].parse::<u64>().map_err(|_| bad());
+        rows.push(PracticeRow { episode: number(0)?, steps: number(1)?, total_steps: number(2)?, episode_return: f[3].parse().map_err(|_| bad())?, success, interventions: number(5)?, reason: f[7].to_string() });
+    }
+    Ok(rows)
+}
+
 fn append_whole_line(file: &mut std::fs::File, line: &str) -> std::io::Result<()> {
     let before = file.metadata()?.len();
     file.write_all(line.as_bytes()).inspect_err(|_| {
@@ -166,5 +200,21 @@ impl StatusLine {
             self.updates,
             self.updates as f64 / seconds
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn practice_csv_rows_read_back_and_a_broken_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("practice.csv");
+        std::fs::write(&path, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds\n4,20,100,1.5000,1,3,0,success,80,2.000\n5,20,120,0.0000,,0,0,budget,90,2.000\n").unwrap();
+        let rows = super::read_practice_csv(&path).unwrap();
+        assert_eq!((rows[0].episode, rows[0].steps, rows[0].total_steps, rows[0].episode_return, rows[0].success, rows[0].interventions), (4, 20, 100, 1.5, Some(true), 3));
+        assert_eq!((rows[1].success, rows[1].reason.as_str()), (None, "budget"));
+        std::fs::write(&path, "header\n6,20,14\n").unwrap();
+        let err = super::read_practice_csv(&path).unwrap_err().to_string();
+        assert!(err.ends_with(":2: not a practice.csv row: `6,20,14`"), "{err}");
     }
 }

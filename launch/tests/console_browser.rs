@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -142,25 +141,12 @@ fn the_console_in_a_real_browser_shows_the_camera_and_curve_and_pauses_labels_an
     let config = dir.path().join("console.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let mut practice = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--console", "--learner", "node", "--eval-episodes", "0"], &domain)
+    let mut practice = common::Running::spawn(common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--console", "--learner", "node", "--eval-episodes", "0"], &domain)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped()));
     // The console prints its address once it listens.
-    let (found, url) = std::sync::mpsc::channel();
-    let stderr = practice.stderr.take().unwrap();
-    let stderr_lines = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("console: ") {
-                let _ = found.send(url.to_string());
-            }
-            seen.push(line);
-        }
-        seen.join("\n")
-    });
-    let url = url.recv_timeout(Duration::from_secs(120)).expect("the console never said where it listens");
+    let (urls, stderr_lines) = common::console_urls(practice.child(), 1);
+    let url = urls[0].clone();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let browser = Browser::start();
@@ -227,9 +213,18 @@ fn the_console_in_a_real_browser_shows_the_camera_and_curve_and_pauses_labels_an
     assert!(failed.0 == labelled || failed.0 == labelled + 1, "the episode in hand ({labelled}) took the label, not {}", failed.0);
     assert_eq!(failed.3, "0", "a failure: {failed:?}");
     browser.click("stop");
-    let status = practice.wait().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = practice.child().try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            panic!("practice did not stop on the console's stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut practice.stdout.take().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_string(&mut practice.child().stdout.take().unwrap(), &mut stdout).unwrap();
     let log = stderr_lines.join().unwrap();
     assert!(status.success(), "{log}");
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();

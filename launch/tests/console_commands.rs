@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,25 +21,6 @@ fn launch_file(name: &str, address: &str) -> String {
     console: (address: "{address}"),
 )"#
     )
-}
-
-/// The console addresses `child` prints on stderr (`count` of them), and
-/// the thread gathering the rest of its stderr.
-fn console_urls(child: &mut Child, count: usize) -> (Vec<String>, std::thread::JoinHandle<String>) {
-    let (found, urls) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("console: ") {
-                let _ = found.send(url.to_string());
-            }
-            seen.push(line);
-        }
-        seen.join("\n")
-    });
-    let urls = (0..count).map(|_| urls.recv_timeout(Duration::from_secs(120)).expect("no console address printed")).collect();
-    (urls, lines)
 }
 
 fn post(url: &str) -> Result<u16, ureq::Error> {
@@ -65,14 +46,12 @@ fn teleops_console_labels_the_demo_in_hand() {
     let config = dir.path().join("teleop.ron");
     std::fs::write(&config, launch_file("console_teleop", "127.0.0.1:0")).unwrap();
     let run_dir = dir.path().join("run");
-    let mut teleop = common::rrl_command(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--console"], &domain)
+    let mut teleop = common::Running::spawn(common::rrl_command(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--console"], &domain)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (urls, stderr) = console_urls(&mut teleop, 1);
-    let mut keys = teleop.stdin.take().unwrap();
+        .stderr(Stdio::piped()));
+    let (urls, stderr) = common::console_urls(teleop.child(), 1);
+    let mut keys = teleop.child().stdin.take().unwrap();
     // The demo starts at the first move; the page then shows its steps.
     let started = Instant::now();
     while state(&format!("{}api/state", urls[0]))["step"].as_u64() < Some(3) {
@@ -82,7 +61,7 @@ fn teleops_console_labels_the_demo_in_hand() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(post(&format!("{}api/command/success", urls[0])).unwrap(), 200);
-    let (report, _) = report_of(teleop, stderr);
+    let (report, _) = report_of(teleop.into_inner(), stderr);
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
     assert_eq!(demo.steps.last().unwrap().flags.label, Some(true), "the console's success labels the demo's last step");
@@ -95,20 +74,18 @@ fn launchs_console_stops_its_robots_practice_and_shared_addresses_are_refused() 
     // Two robots may not share one fixed console address.
     let (a, b) = (dir.path().join("a.ron"), dir.path().join("b.ron"));
     std::fs::write(&a, launch_file("console_a", "127.0.0.1:8765")).unwrap();
-    std::fs::write(&b, launch_file("console_b", "127.0.0.1:8765")).unwrap();
+    std::fs::write(&b, launch_file("console_b", "0.0.0.0:8765")).unwrap();
     let refused = common::rrl_command(&["launch", a.to_str().unwrap(), b.to_str().unwrap(), "--run-dir", dir.path().join("no").to_str().unwrap(), "--console"], &domain).output().unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && stderr.contains("both serve their console on 127.0.0.1:8765"), "{stderr}");
+    assert!(!refused.status.success() && stderr.contains("both serve their console on port 8765"), "{stderr}");
 
     let config = dir.path().join("launch.ron");
     std::fs::write(&config, launch_file("console_launch", "127.0.0.1:0")).unwrap();
     let run_dir = dir.path().join("run");
-    let mut launched = common::rrl_command(&["launch", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--learner-idle-s", "1", "--console"], &domain)
+    let mut launched = common::Running::spawn(common::rrl_command(&["launch", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--learner-idle-s", "1", "--console"], &domain)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (urls, stderr) = console_urls(&mut launched, 1);
+        .stderr(Stdio::piped()));
+    let (urls, stderr) = common::console_urls(launched.child(), 1);
     let started = Instant::now();
     loop {
         let seen = state(&format!("{}api/state", urls[0]));
@@ -120,10 +97,14 @@ fn launchs_console_stops_its_robots_practice_and_shared_addresses_are_refused() 
         std::thread::sleep(Duration::from_millis(50));
     }
     post(&format!("{}api/command/stop", urls[0])).unwrap();
-    let (report, _) = report_of(launched, stderr);
+    let (report, _) = report_of(launched.into_inner(), stderr);
     let actor = &report["actor"];
     assert_eq!(actor["stopped_by_operator"], true, "{report:#}");
-    assert!(actor["total_steps"].as_u64().unwrap() < 100_000, "{report}");
+    // Every step it took before the stop is on disk.
+    let episodes = recording::list_episodes(&run_dir.join("console_launch/episodes")).unwrap();
+    let on_disk: usize = episodes.iter().map(|p| recording::read_episode(p).unwrap().steps.iter().filter(|s| !s.flags.recovery).count()).sum();
+    assert_eq!(actor["total_steps"].as_u64(), Some(on_disk as u64), "{report}");
+    assert!(recording::read_episode(episodes.last().unwrap()).unwrap().outcome.is_some_and(|o| o.reason == "stopped"), "the last episode ends as the console's stop");
 }
 
 #[test]
@@ -143,12 +124,16 @@ fn a_console_beyond_loopbacks_own_address_needs_its_token() {
 
     let token = "console-test-token-5b1e9";
     let with_token = args("run");
-    let mut practice = common::rrl_command(&with_token.iter().map(String::as_str).collect::<Vec<_>>(), &domain).env("RRL_CONSOLE_TOKEN", token).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let (urls, stderr) = console_urls(&mut practice, 1);
+    let mut practice = common::Running::spawn(common::rrl_command(&with_token.iter().map(String::as_str).collect::<Vec<_>>(), &domain).env("RRL_CONSOLE_TOKEN", token).stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let (urls, stderr) = common::console_urls(practice.child(), 1);
     assert!(urls[0].ends_with("?token=<RRL_CONSOLE_TOKEN>"), "the address names the token's variable, never the token: {}", urls[0]);
     let base = urls[0].trim_end_matches("?token=<RRL_CONSOLE_TOKEN>").to_string();
     let with = |path: &str| format!("{base}{path}?token={token}");
-    let step_now = || state(&with("api/state"))["step"].as_u64().unwrap() + 1000 * state(&with("api/state"))["episode"].as_u64().unwrap();
+    // A count that only grows while practice steps (episodes hold at most 20 steps), from one snapshot.
+    let step_now = || {
+        let seen = state(&with("api/state"));
+        1000 * seen["episode"].as_u64().unwrap() + seen["step"].as_u64().unwrap()
+    };
     // Without the token: 401, and practice goes on as if nothing was asked.
     for command in ["stop", "failure", "pause"] {
         let refused = post(&format!("{base}api/command/{command}"));
@@ -160,11 +145,12 @@ fn a_console_beyond_loopbacks_own_address_needs_its_token() {
         assert!(started.elapsed() < Duration::from_secs(60), "practice stopped stepping after refused requests");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(practice.try_wait().unwrap().is_none(), "practice ended on a refused stop");
+    assert!(practice.child().try_wait().unwrap().is_none(), "practice ended on a refused stop");
     assert_eq!(state(&with("api/state"))["paused"], false);
     post(&with("api/command/stop")).unwrap();
-    let (report, log) = report_of(practice, stderr);
+    let (report, log) = report_of(practice.into_inner(), stderr);
     assert_eq!(report["stopped_by_operator"], true, "{report}");
+    assert!(!report.to_string().contains(token), "the token reached the report");
     let csv = std::fs::read_to_string(dir.path().join("run/practice.csv")).unwrap();
     assert!(!csv.contains(",failure,"), "a refused failure label reached an episode: {csv}");
     assert!(!log.contains(token), "the token reached the log");
@@ -184,12 +170,10 @@ fn the_reward_camera_the_vlm_scores_is_on_the_console() {
     );
     std::fs::write(&config, launch).unwrap();
     let run_dir = dir.path().join("run");
-    let mut practice = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--console", "--eval-episodes", "0"], &domain)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (urls, stderr) = console_urls(&mut practice, 1);
+    let mut practice = common::Running::spawn(
+        common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--console", "--eval-episodes", "0"], &domain).stdout(Stdio::piped()).stderr(Stdio::piped()),
+    );
+    let (urls, stderr) = common::console_urls(practice.child(), 1);
     let started = Instant::now();
     let seen = loop {
         let seen = state(&format!("{}api/state", urls[0]));
@@ -207,7 +191,7 @@ fn the_reward_camera_the_vlm_scores_is_on_the_console() {
     let distinct: std::collections::HashSet<&[u8]> = image.chunks(3).collect();
     assert!(distinct.len() > 10, "the reward camera's frame is a picture of the scene, not blank");
     post(&format!("{}api/command/stop", urls[0])).unwrap();
-    let (report, _) = report_of(practice, stderr);
+    let (report, _) = report_of(practice.into_inner(), stderr);
     assert_eq!(report["stopped_by_operator"], true, "{report}");
     assert!(report["learned_rewards"]["vlm"]["scored"].as_u64() > Some(0), "{report}");
 }

@@ -99,11 +99,9 @@ pub fn describe_tick(verdict: TickVerdict, detail: u16) -> String {
             Some(reason) => Verdict::Held(reason).to_string(),
             None => format!("held (reason {detail})"),
         },
-        TickVerdict::Reflex => match detail {
-            0 => "reflex Hold".into(),
-            1 => "reflex Decelerate".into(),
-            2 => "reflex Recover".into(),
-            other => format!("reflex {other}"),
+        TickVerdict::Reflex => match [Reflex::Hold, Reflex::Decelerate, Reflex::Recover].into_iter().find(|r| *r as u16 == detail) {
+            Some(reflex) => format!("reflex {reflex:?}"),
+            None => format!("reflex {detail}"),
         },
     }
 }
@@ -855,6 +853,31 @@ fn motion_from<'a>(motion: &'a mut Option<[JointMotion; MAX_JOINTS]>, n: usize, 
 #[cfg(test)]
 mod tick_words {
     use super::*;
+
+    /// Where a reason stands in `HoldReason::ALL`; exhaustive, so a new
+    /// reason does not compile until it is listed.
+    fn listed_at(reason: HoldReason) -> usize {
+        match reason {
+            HoldReason::NoCommand => 0,
+            HoldReason::EStop => 1,
+            HoldReason::StaleCommand => 2,
+            HoldReason::StaleState => 3,
+            HoldReason::NonFiniteCommand => 4,
+            HoldReason::NonFiniteState => 5,
+            HoldReason::CommandSize => 6,
+            HoldReason::StateSize => 7,
+            HoldReason::WrongCommandMode => 8,
+            HoldReason::TorqueExceeded => 9,
+            HoldReason::ForceExceeded => 10,
+        }
+    }
+
+    #[test]
+    fn every_hold_reason_is_listed_once() {
+        for (i, reason) in HoldReason::ALL.into_iter().enumerate() {
+            assert_eq!(listed_at(reason), i, "{reason:?}");
+        }
+    }
 
     #[test]
     fn a_recorded_tick_reads_as_the_verdict_it_recorded() {

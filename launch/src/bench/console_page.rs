@@ -19,7 +19,7 @@ pub struct OpenPage {
     live: Arc<LiveStatus>,
     browser: std::process::Child,
     stop: Arc<AtomicBool>,
-    feeder: std::thread::JoinHandle<()>,
+    feeder: Option<std::thread::JoinHandle<()>>,
     _profile: tempfile::TempDir,
 }
 
@@ -64,7 +64,7 @@ impl OpenPage {
             .stderr(std::process::Stdio::null())
             .spawn()
             .context("starting chromium (Debian's `chromium`; scripts/setup.sh installs it)")?;
-        let mut page = OpenPage { console, live, browser, stop, feeder, _profile: profile };
+        let mut page = OpenPage { console, live, browser, stop, feeder: Some(feeder), _profile: profile };
         let started = Instant::now();
         while page.console.pages() == 0 {
             if let Ok(Some(status)) = page.browser.try_wait() {
@@ -81,10 +81,25 @@ impl OpenPage {
     /// Closes the page and the console; what was served meanwhile.
     pub fn finish(mut self) -> anyhow::Result<Value> {
         let pages = self.console.pages();
+        self.close();
+        let feeder = self.feeder.take().expect("finished once");
+        feeder.join().map_err(|_| anyhow::anyhow!("the bench's feeder panicked"))?;
+        Ok(json!({"pages_open": pages, "frames_offered": self.live.frames.offered(), "frames_encoded": self.console.frames_encoded()}))
+    }
+
+    fn close(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.browser.kill();
         let _ = self.browser.wait();
-        self.feeder.join().map_err(|_| anyhow::anyhow!("the bench's feeder panicked"))?;
-        Ok(json!({"pages_open": pages, "frames_offered": self.live.frames.offered(), "frames_encoded": self.console.frames_encoded()}))
+    }
+}
+
+/// A bench that fails half-way leaves no browser or feeder behind.
+impl Drop for OpenPage {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(feeder) = self.feeder.take() {
+            let _ = feeder.join();
+        }
     }
 }

@@ -181,3 +181,51 @@ pub fn colour_run(run: &Path, side: usize) {
         writer.finish(&recording::EpisodeOutcome { steps: 21, episode_return: 0.0, success: None, interventions: 0, safety_events: 0, reason: "stopped".into() }).unwrap();
     }
 }
+
+/// The console addresses `child` prints on stderr (`console: http://...`),
+/// `count` of them, and the thread gathering the rest of its stderr.
+pub fn console_urls(child: &mut Child, count: usize) -> (Vec<String>, std::thread::JoinHandle<String>) {
+    let (found, urls) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr piped");
+    let lines = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("console: ") {
+                let _ = found.send(url.to_string());
+            }
+            seen.push(line);
+        }
+        seen.join("\n")
+    });
+    let urls = (0..count).map(|_| urls.recv_timeout(std::time::Duration::from_secs(120)).expect("no console address printed")).collect();
+    (urls, lines)
+}
+
+/// A long-running `rrl` (or peer) process that is killed when the test
+/// ends, passing or failing: a failed assertion must not leave practice
+/// running on the machine.
+pub struct Running(Option<Child>);
+
+impl Running {
+    pub fn spawn(command: &mut Command) -> Running {
+        Running(Some(command.spawn().expect("spawn")))
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    /// The process, no longer killed on drop (to wait for its output).
+    pub fn into_inner(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
