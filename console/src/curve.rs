@@ -1,5 +1,6 @@
 //! The practice curves the page draws: one point per finished episode.
 
+use rrl_types::EpisodeSummary;
 use serde::Serialize;
 
 /// Episodes the success rate looks back over (as `rrl practice`'s status line).
@@ -8,18 +9,6 @@ pub const SUCCESS_WINDOW: usize = 20;
 /// Points the console keeps: the oldest go first past this (a week of
 /// 10 s episodes fits).
 const MAX_POINTS: usize = 100_000;
-
-/// One finished episode, as `practice.csv` has it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FinishedEpisode {
-    pub episode: u64,
-    pub steps: u64,
-    pub total_steps: u64,
-    pub episode_return: f64,
-    pub success: Option<bool>,
-    /// Steps the human drove.
-    pub interventions: u64,
-}
 
 /// An episode as the page draws it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -44,7 +33,7 @@ pub struct Curve {
 
 impl Curve {
     /// Adds an episode; its success rate follows from the ones before it.
-    pub fn push(&mut self, e: FinishedEpisode) {
+    pub fn push(&mut self, e: EpisodeSummary) {
         let window = self.points.iter().rev().take(SUCCESS_WINDOW - 1).map(|p| p.success);
         let (wins, count) = window.chain(std::iter::once(e.success)).fold((0usize, 0usize), |(w, n), s| (w + usize::from(s == Some(true)), n + 1));
         self.points.push(CurvePoint { episode: e.episode, steps: e.steps, total_steps: e.total_steps, episode_return: e.episode_return, success: e.success, interventions: e.interventions, success_rate: wins as f64 / count as f64 });
@@ -78,7 +67,7 @@ mod tests {
     fn the_success_rate_looks_back_twenty_episodes_and_pages_resume() {
         let mut curve = Curve::default();
         for i in 0..25u64 {
-            curve.push(FinishedEpisode { episode: i, steps: 10, total_steps: 10 * (i + 1), episode_return: i as f64, success: Some(i < 5), interventions: u64::from(i >= 20) * 5 });
+            curve.push(EpisodeSummary { episode: i, steps: 10, total_steps: 10 * (i + 1), episode_return: i as f64, success: Some(i < 5), interventions: u64::from(i >= 20) * 5 });
         }
         let (all, next) = curve.since(0);
         assert_eq!((all.len(), next), (25, 25));

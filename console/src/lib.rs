@@ -22,7 +22,7 @@ mod server;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use curve::{CurvePoint, FinishedEpisode};
+pub use curve::CurvePoint;
 pub use server::Console;
 
 /// What the operator asks for from the page.

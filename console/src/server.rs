@@ -25,9 +25,9 @@ use std::future::IntoFuture;
 
 use axum::{Json, Router};
 use crossbeam::channel::{Receiver, Sender};
-use rrl_types::Waiting;
+use rrl_types::{EpisodeSummary, Waiting};
 
-use crate::curve::{Curve, FinishedEpisode};
+use crate::curve::Curve;
 use crate::frames::{encode, EncodedFrame};
 use crate::{auth, ConsoleCommand, ConsoleError, ConsoleSettings, ConsoleView, TOKEN_VARIABLE};
 
@@ -47,7 +47,7 @@ const PAGE: &str = include_str!("page.html");
 struct Shared {
     view: ConsoleView,
     commands: Sender<ConsoleCommand>,
-    episodes: Receiver<FinishedEpisode>,
+    episodes: Receiver<EpisodeSummary>,
     curve: Mutex<Curve>,
     /// The policy's frames, then the reward camera's.
     frames: [Mutex<Option<EncodedFrame>>; 2],
@@ -129,7 +129,7 @@ pub struct Console {
     address: SocketAddr,
     shared: Arc<Shared>,
     commands: Receiver<ConsoleCommand>,
-    episodes: Sender<FinishedEpisode>,
+    episodes: Sender<EpisodeSummary>,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -196,14 +196,14 @@ impl Console {
     }
 
     /// An episode finished: onto the curves. Never blocks.
-    pub fn episode(&self, episode: FinishedEpisode) {
+    pub fn episode(&self, episode: EpisodeSummary) {
         if self.episodes.try_send(episode).is_err() {
             tracing::debug!("the console is behind: an episode is left off its curve");
         }
     }
 
     /// Earlier episodes (a resumed run's) onto the curves, before any page opens.
-    pub fn preload(&self, episodes: impl IntoIterator<Item = FinishedEpisode>) {
+    pub fn preload(&self, episodes: impl IntoIterator<Item = EpisodeSummary>) {
         let mut curve = self.shared.curve.lock().unwrap_or_else(PoisonError::into_inner);
         for episode in episodes {
             curve.push(episode);
@@ -211,7 +211,7 @@ impl Console {
     }
 
     /// A sender of finished episodes for another thread (as `episode`).
-    pub fn episode_sender(&self) -> impl Fn(FinishedEpisode) + Send + 'static {
+    pub fn episode_sender(&self) -> impl Fn(EpisodeSummary) + Send + 'static {
         let episodes = self.episodes.clone();
         move |episode| {
             let _ = episodes.try_send(episode);

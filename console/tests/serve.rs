@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use console::{Console, ConsoleCommand, ConsoleSettings, ConsoleView, FinishedEpisode};
-use rrl_types::{FrameLayout, LiveStatus, TickVerdict, Waiting};
+use console::{Console, ConsoleCommand, ConsoleSettings, ConsoleView};
+use rrl_types::{EpisodeSummary, FrameLayout, LiveStatus, TickVerdict, Waiting};
 
 fn start(address: &str, token: Option<&str>) -> (Console, Arc<LiveStatus>) {
     let live = Arc::new(LiveStatus::default());
@@ -14,8 +14,8 @@ fn start(address: &str, token: Option<&str>) -> (Console, Arc<LiveStatus>) {
     (console, live)
 }
 
-fn episode(number: u64, success: bool) -> FinishedEpisode {
-    FinishedEpisode { episode: number, steps: 20, total_steps: 20 * (number + 1), episode_return: number as f64 * 0.5, success: Some(success), interventions: 2 }
+fn episode(number: u64, success: bool) -> EpisodeSummary {
+    EpisodeSummary { episode: number, steps: 20, total_steps: 20 * (number + 1), episode_return: number as f64 * 0.5, success: Some(success), interventions: 2 }
 }
 
 fn get_json(url: &str) -> serde_json::Value {

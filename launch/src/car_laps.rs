@@ -16,7 +16,7 @@ struct Attempt {
 
 fn read_attempts(csv: &Path) -> anyhow::Result<Vec<Attempt>> {
     let rows = crate::practice_output::read_practice_csv(csv)?;
-    Ok(rows.into_iter().map(|r| Attempt { steps: r.steps, total_steps: r.total_steps, success: r.success == Some(true), recovered: r.reason == "stuck" }).collect())
+    Ok(rows.into_iter().map(|r| Attempt { steps: r.episode.steps, total_steps: r.episode.total_steps, success: r.episode.success == Some(true), recovered: r.reason == "stuck" }).collect())
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {

@@ -9,12 +9,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use console::{Console, ConsoleCommand, ConsoleSettings, ConsoleView, FinishedEpisode, TOKEN_VARIABLE};
+use console::{Console, ConsoleCommand, ConsoleSettings, ConsoleView, TOKEN_VARIABLE};
 use crossbeam::channel::Receiver;
 use policies::practice::{EpisodeReport, Operator, OperatorCommand, OperatorInput};
 use robot_drivers::worker::{stopping, Worker};
 use rrl_types::config::LaunchFile;
-use rrl_types::LiveStatus;
+use rrl_types::{EpisodeSummary, LiveStatus};
 
 pub struct OperatorConsole {
     console: Console,
@@ -36,7 +36,7 @@ impl OperatorConsole {
         let ask = if with_token { format!("?token=<{TOKEN_VARIABLE}>") } else { String::new() };
         if let Some(csv) = run_dir.map(|d| d.join("practice.csv")).filter(|p| p.exists()) {
             let rows = crate::practice_output::read_practice_csv(&csv)?;
-            console.preload(rows.into_iter().map(|r| FinishedEpisode { episode: r.episode, steps: r.steps, total_steps: r.total_steps, episode_return: r.episode_return, success: r.success, interventions: r.interventions }));
+            console.preload(rows.into_iter().map(|r| r.episode));
         }
         eprintln!("console: {}{ask}", console.url());
         tracing::info!(address = %console.address(), token = with_token, "operator console serving");
@@ -49,7 +49,7 @@ impl OperatorConsole {
     }
 
     pub fn episode(&self, e: &EpisodeReport) {
-        self.console.episode(FinishedEpisode { episode: e.episode, steps: e.steps, total_steps: e.total_steps, episode_return: e.episode_return, success: e.success, interventions: e.interventions });
+        self.console.episode(EpisodeSummary { episode: e.episode, steps: e.steps, total_steps: e.total_steps, episode_return: e.episode_return, success: e.success, interventions: e.interventions });
     }
 
     /// `other`, joined by the console's buttons (the human's other devices

@@ -112,12 +112,8 @@ impl PracticeOutput {
 /// A row of `practice.csv`, read back (a car's laps, a console's curves on resume).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PracticeRow {
-    pub episode: u64,
-    pub steps: u64,
-    pub total_steps: u64,
-    pub episode_return: f64,
-    pub success: Option<bool>,
-    pub interventions: u64,
+    pub episode: rrl_types::EpisodeSummary,
+    /// Why it ended: success, failure, time limit, stuck, stopped, budget.
     pub reason: String,
 }
 
@@ -138,7 +134,8 @@ pub fn read_practice_csv(path: &Path) -> anyhow::Result<Vec<PracticeRow>> {
             _ => return Err(bad()),
         };
         let number = |k: usize| f[k].parse::<u64>().map_err(|_| bad());
-        rows.push(PracticeRow { episode: number(0)?, steps: number(1)?, total_steps: number(2)?, episode_return: f[3].parse().map_err(|_| bad())?, success, interventions: number(5)?, reason: f[7].to_string() });
+        let episode = rrl_types::EpisodeSummary { episode: number(0)?, steps: number(1)?, total_steps: number(2)?, episode_return: f[3].parse().map_err(|_| bad())?, success, interventions: number(5)? };
+        rows.push(PracticeRow { episode, reason: f[7].to_string() });
     }
     Ok(rows)
 }
@@ -211,8 +208,9 @@ mod tests {
         let path = dir.path().join("practice.csv");
         std::fs::write(&path, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds\n4,20,100,1.5000,1,3,0,success,80,2.000\n5,20,120,0.0000,,0,0,budget,90,2.000\n").unwrap();
         let rows = super::read_practice_csv(&path).unwrap();
-        assert_eq!((rows[0].episode, rows[0].steps, rows[0].total_steps, rows[0].episode_return, rows[0].success, rows[0].interventions), (4, 20, 100, 1.5, Some(true), 3));
-        assert_eq!((rows[1].success, rows[1].reason.as_str()), (None, "budget"));
+        let first = rows[0].episode;
+        assert_eq!((first.episode, first.steps, first.total_steps, first.episode_return, first.success, first.interventions), (4, 20, 100, 1.5, Some(true), 3));
+        assert_eq!((rows[1].episode.success, rows[1].reason.as_str()), (None, "budget"));
         std::fs::write(&path, "header\n6,20,14\n").unwrap();
         let err = super::read_practice_csv(&path).unwrap_err().to_string();
         assert!(err.ends_with(":2: not a practice.csv row: `6,20,14`"), "{err}");

@@ -24,7 +24,7 @@ pub use env::{Environment, FrameLayout, LearnedRewards, PracticeTask, SafetyEven
 pub use gate_tick::{GateTick, TickDecimator, TickVerdict, MAX_TICK_INPUTS, QUIET_TICK_RECORD_HZ};
 pub use clock::{Clock, ManualClock, MonotonicClock, SleepUntil, SystemClock, Timestamp};
 pub use joint::{CommandMode, JointCommand, JointState, JointVec, MAX_JOINTS};
-pub use live::{GateCounts, LiveSnapshot, LiveStatus, Waiting};
+pub use live::{EpisodeSummary, GateCounts, LiveSnapshot, LiveStatus, Waiting};
 
 /// The most values one observed topic (a `Float64MultiArray`) may carry:
 /// anything read from a wire is bounded.

@@ -89,6 +89,18 @@ pub struct LiveStatus {
     pub reward_frames: FrameTap,
 }
 
+/// A finished episode as `practice.csv` keeps it and a console draws it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeSummary {
+    pub episode: u64,
+    pub steps: u64,
+    pub total_steps: u64,
+    pub episode_return: f64,
+    pub success: Option<bool>,
+    /// Steps the human drove.
+    pub interventions: u64,
+}
+
 /// The gate's protective verdicts of a session, as recorded: limits that
 /// clipped a command (position, effort, workspace), holds and reflexes.
 /// The limiter's routine shaping (velocity, acceleration, jerk) is not

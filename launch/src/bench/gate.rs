@@ -6,6 +6,7 @@ use rrl_types::{CommandMode, JointCommand, JointState, JointVec, Timestamp};
 use safety::{Gate, RiskCritic};
 use serde_json::{json, Value};
 
+use super::console_page::{OpenPage, Reader};
 use super::run_peer;
 
 #[derive(clap::Args)]
@@ -19,9 +20,10 @@ pub struct GateBenchArgs {
     /// Seconds of the paced 1 kHz loop.
     #[arg(long, default_value_t = 60.0)]
     loop_seconds: f64,
-    /// Measure again with an operator console serving a page open in
-    /// headless Chromium (`chromium` on the PATH), fed as practice feeds it
-    /// (two 128x128 cameras at 10 Hz, an episode every 2 s).
+    /// Measure again beside an operator console fed as practice feeds it
+    /// (two 128x128 cameras at 10 Hz, an episode every 2 s): read over HTTP
+    /// at the page's rates, then with its page open in headless Chromium
+    /// (`chromium` on the PATH) on this machine.
     #[arg(long)]
     console: bool,
 }
@@ -56,15 +58,18 @@ impl GateBenchArgs {
         // bounded queue, as a real arm's control thread does for the risk critic's data.
         let recorded = rig.latencies_with_record(ticks, ticks);
         let loop_1khz = rig.paced_loop(loop_seconds);
-        let with_console = match console {
-            true => {
-                let page = super::console_page::OpenPage::start()?;
-                let (latencies, loop_1khz) = (rig.latencies(3 * ticks, ticks), rig.paced_loop(loop_seconds));
-                let served = page.finish();
-                Some(json!({"rrl": summary(&latencies), "loop_1khz": loop_1khz, "page": served?}))
+        // The console read over HTTP at the page's rates (its own cost), then
+        // its page open in a browser on this machine (the console's and the browser's).
+        let mut with_console = |reader: Reader, first: u64| -> anyhow::Result<Option<Value>> {
+            if !console {
+                return Ok(None);
             }
-            false => None,
+            let page = OpenPage::start(reader)?;
+            let (latencies, loop_1khz) = (rig.latencies(first, ticks), rig.paced_loop(loop_seconds));
+            let served = page.finish()?;
+            Ok(Some(json!({"rrl": summary(&latencies), "loop_1khz": loop_1khz, "served": served})))
         };
+        let (read_over_http, page_in_chromium) = (with_console(Reader::Http, 3 * ticks)?, with_console(Reader::Chromium, 4 * ticks)?);
         let peer = run_peer("safety/bench/gate_peer.py", &[(ticks.min(200_000)).to_string()])?;
         let ours_p999 = percentile(&latencies, 99.9);
         Ok(json!({
@@ -73,7 +78,8 @@ impl GateBenchArgs {
             "rrl": summary(&latencies),
             "rrl_with_tick_record": summary(&recorded),
             "loop_1khz": loop_1khz,
-            "with_console_page": with_console,
+            "with_console_read_over_http": read_over_http,
+            "with_console_page_in_chromium": page_in_chromium,
             "numpy_peer": peer,
             "p999_ratio_peer_over_rrl": peer["p999_us"].as_f64().map(|p| p / ours_p999),
         }))
