@@ -35,6 +35,7 @@ mod reward_node;
 mod robot_choice;
 mod safety_critic;
 mod sim;
+mod stop_signal;
 mod teleop;
 mod train;
 

@@ -26,7 +26,7 @@ pub struct SimArgs {
     /// Launch file with a `Sim(..)` robot.
     #[arg(long)]
     pub config: PathBuf,
-    /// Stop after this many seconds (default: run until killed).
+    /// Stop after this many seconds (default: run until killed; with `--lockstep`, SIGINT or SIGTERM stops it with its report).
     #[arg(long)]
     pub duration_s: Option<f64>,
     /// Serve the practice task in lockstep to an actor (`rrl practice --robot remote`) instead of running on the wall clock.
@@ -37,7 +37,10 @@ pub struct SimArgs {
 impl SimArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
         match self.lockstep {
-            true => run_lockstep(&self.config, self.duration_s, &|| false),
+            true => {
+                crate::stop_signal::listen().context("listen for SIGINT and SIGTERM")?;
+                run_lockstep(&self.config, self.duration_s, &crate::stop_signal::requested)
+            }
             false => run(&self.config, self.duration_s),
         }
     }

@@ -1,6 +1,8 @@
 //! `rrl practice`, `rrl eval` and `rrl export-mcap` as a user runs them,
 //! including a practice process killed with SIGKILL mid-run and resumed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -56,23 +58,33 @@ fn run_beside_peer_in(args: &[&str], script: &str, domain_offset: u32, namespace
     json_of(&child.wait_with_output().unwrap())
 }
 
+/// The practice killed below steps this robot node (`rrl sim --lockstep`
+/// in its own process), which counts the steps it served: the truth the
+/// episodes on disk are held to.
 #[test]
 fn practice_killed_mid_run_resumes_without_losing_episodes_then_eval_and_export() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("reach.ron");
-    std::fs::write(&config, LAUNCH).unwrap();
+    // A namespace of its own: other tests of this binary step `panda` nodes on the same domain.
+    std::fs::write(&config, LAUNCH.replace("namespace: \"panda\"", "namespace: \"panda_killed\"")).unwrap();
     let run_dir = dir.path().join("run");
     let (config_arg, run_arg) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
 
-    let mut child = rrl(&["practice", "--config", config_arg, "--run-dir", run_arg]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let node = common::Running::spawn(rrl(&["sim", "--lockstep", "--config", config_arg]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()));
+    let mut child = common::Running::spawn(rrl(&["practice", "--config", config_arg, "--run-dir", run_arg, "--robot", "remote", "--robot-answer-s", "60"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
     let started = Instant::now();
     while episode_files(&run_dir).len() < 6 {
         assert!(started.elapsed() < Duration::from_secs(240), "practice recorded no episodes");
-        assert!(child.try_wait().unwrap().is_none(), "practice exited early");
+        assert!(child.child().try_wait().unwrap().is_none(), "practice exited early");
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
-    child.wait().unwrap();
+    child.child().kill().unwrap(); // SIGKILL: no chance to clean up
+    child.child().wait().unwrap();
+    // SIGTERM stops the node with its report: the steps it served.
+    let node = node.into_inner();
+    // SAFETY: a signal to a child this test started and still owns.
+    unsafe { libc::kill(node.id() as i32, libc::SIGTERM) };
+    let served = json_of(&node.wait_with_output().unwrap());
 
     // Every file reads back; only the episode in flight may be unfinished.
     let episodes: Vec<_> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
@@ -80,6 +92,13 @@ fn practice_killed_mid_run_resumes_without_losing_episodes_then_eval_and_export(
     assert!(unfinished <= 1, "{unfinished} unfinished episodes");
     assert!(episodes[..episodes.len() - 1].iter().all(|e| e.outcome.is_some()));
     let recorded_steps: usize = episodes.iter().map(|e| e.steps.len()).sum();
+    // Every step the robot took is on disk (demos and practice), but for
+    // the one whose answer the kill may have cut off.
+    let demo_steps: usize = recording::list_episodes(&run_dir.join("demos")).unwrap().iter().map(|p| recording::read_episode(p).unwrap().steps.len()).sum();
+    let served_steps = served["steps"].as_u64().unwrap() as usize;
+    assert!(served_steps > 200, "{served}");
+    assert!(demo_steps + recorded_steps + 1 >= served_steps, "the robot took {served_steps} steps, only {} are on disk", demo_steps + recorded_steps);
+    assert!(demo_steps + recorded_steps <= served_steps, "more steps on disk ({}) than the robot took ({served_steps})", demo_steps + recorded_steps);
 
     // The same run is not silently overwritten.
     let refused = run(&["practice", "--config", config_arg, "--run-dir", run_arg]);
