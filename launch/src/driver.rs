@@ -29,6 +29,7 @@ pub struct DriverArgs {
 
 impl DriverArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        crate::stop_signal::listen().context("listen for SIGINT and SIGTERM")?;
         run(&self.config, self.duration_s)
     }
 }
@@ -63,6 +64,6 @@ fn drive<H: HardwareInterface>(launch: &LaunchFile, config: &Path, node_name: &s
     let gate = Gate::build(&launch.safety, hardware.joint_names(), rate_hz).with_context(|| format!("{}: safety section", config.display()))?;
     hardware.configure().with_context(|| format!("connecting to {what}"))?;
     hardware.activate()?;
-    let spec = RobotNodeSpec { node_name, namespace: &launch.namespace, robot_kind: launch.robot.kind_name(), launch_file: config.display().to_string(), rate_hz, duration_s, publish_clock: false, gripper: false };
+    let spec = RobotNodeSpec { node_name, namespace: &launch.namespace, robot_kind: launch.robot.kind_name(), launch_file: config.display().to_string(), rate_hz, duration_s, publish_clock: false, gripper: false, stop: crate::stop_signal::requested };
     Ok(ros_edge::robot_node::serve(hardware, gate, spec, |_| SystemClock.now(), |_| {}, ros_edge::robot_node::opencv_cameras(cameras))?)
 }

@@ -369,8 +369,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         LearnerPlacement::Remote => {
             let mut link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id, Some(&run_dir))?;
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
-            let (stream_items, unconfirmed) = link.close(std::time::Duration::from_secs(60));
-            link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed});
+            link_report = link.close(std::time::Duration::from_secs(60)).to_json(args.actor_id);
             report?
         }
         LearnerPlacement::Node => {
@@ -395,16 +394,17 @@ fn practise_on<E: rrl_types::PracticeTask>(
             let report = policies::practice::practice_with_link(&mut env, config.clone(), &mut link, &mut paced, &settings, &mut on_episode);
             // A node that failed confirms nothing more: do not wait for it.
             let confirm_within = if node.failure().is_some() { std::time::Duration::ZERO } else { std::time::Duration::from_secs(60) };
-            let (stream_items, unconfirmed) = link.link.close(confirm_within);
+            let closed = link.link.close(confirm_within);
             // Only once the node has confirmed the whole stream may it end (and checkpoint).
             let node_report = node.finish();
             let mut report = report?;
             let node_report = node_report.context("the learner node")?;
-            if unconfirmed > 0 {
-                bail!("the learner node confirmed {} of the actor's {stream_items} stream items within 60 s", stream_items - unconfirmed);
+            if closed.unconfirmed > 0 {
+                bail!("the learner node confirmed {} of the actor's {} stream items within 60 s", closed.stream_items - closed.unconfirmed, closed.stream_items);
             }
             report.learner_updates = node_report["updates"].as_u64().unwrap_or(report.learner_updates);
-            link_report = serde_json::json!({"actor_id": args.actor_id, "stream_items": stream_items, "unconfirmed": unconfirmed, "learner_node": node_report});
+            link_report = closed.to_json(args.actor_id);
+            link_report["learner_node"] = node_report;
             report
         }
     };

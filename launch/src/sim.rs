@@ -26,7 +26,7 @@ pub struct SimArgs {
     /// Launch file with a `Sim(..)` robot.
     #[arg(long)]
     pub config: PathBuf,
-    /// Stop after this many seconds (default: run until killed; with `--lockstep`, SIGINT or SIGTERM stops it with its report).
+    /// Stop after this many seconds (default: until SIGINT or SIGTERM, which stop it with its report).
     #[arg(long)]
     pub duration_s: Option<f64>,
     /// Serve the practice task in lockstep to an actor (`rrl practice --robot remote`) instead of running on the wall clock.
@@ -36,11 +36,9 @@ pub struct SimArgs {
 
 impl SimArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
+        crate::stop_signal::listen().context("listen for SIGINT and SIGTERM")?;
         match self.lockstep {
-            true => {
-                crate::stop_signal::listen().context("listen for SIGINT and SIGTERM")?;
-                run_lockstep(&self.config, self.duration_s, &crate::stop_signal::requested)
-            }
+            true => run_lockstep(&self.config, self.duration_s, &crate::stop_signal::requested),
             false => run(&self.config, self.duration_s),
         }
     }
@@ -59,7 +57,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         let mut car = sim_bridge::car::CarSim::load(course)?;
         car.place(course.start);
         let cameras = rendered(&launch, &car, config)?;
-        let spec = ros_edge::car_node::CarNodeSpec { namespace: &launch.namespace, course, cameras, rate_hz: sim.control_rate_hz, duration_s };
+        let spec = ros_edge::car_node::CarNodeSpec { namespace: &launch.namespace, course, cameras, rate_hz: sim.control_rate_hz, duration_s, stop: crate::stop_signal::requested };
         let mut report = ros_edge::car_node::serve(car, spec)?;
         report["robot"] = serde_json::json!("CarCourse");
         return Ok(report);
@@ -84,6 +82,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
         duration_s,
         publish_clock: true,
         gripper: pick,
+        stop: crate::stop_signal::requested,
     };
     let cameras = ros_edge::robot_node::rendered_cameras(cameras);
     Ok(match pick {

@@ -34,9 +34,11 @@ pub struct CarNodeSpec<'a> {
     pub rate_hz: f64,
     /// Stop after this long (default: until killed).
     pub duration_s: Option<f64>,
+    /// Stops (with the node's report) once this says so: the binary's SIGINT or SIGTERM.
+    pub stop: fn() -> bool,
 }
 
-/// Serves `car` until `spec.duration_s` has passed; what it did, as JSON.
+/// Serves `car` until `spec.duration_s` has passed or `spec.stop()`; what it did, as JSON.
 pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, EdgeError> {
     let ctx = r2r::Context::create()?;
     let mut node = r2r::Node::create(ctx, "sim_car", spec.namespace)?;
@@ -67,7 +69,7 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
     let mut sample = r2r::sensor_msgs::msg::Imu::default();
     sample.header.frame_id = "imu".into();
     sample.linear_acceleration.z = 9.81;
-    while spec.duration_s.is_none_or(|d| started.elapsed().as_secs_f64() < d) {
+    while spec.duration_s.is_none_or(|d| started.elapsed().as_secs_f64() < d) && !(spec.stop)() {
         node.spin_once(Duration::ZERO);
         while let Some(Some(message)) = twists.next().now_or_never() {
             received += 1;

@@ -45,11 +45,30 @@ const RESEND_AFTER: Duration = Duration::from_millis(1000);
 
 struct LinkState {
     acked: AtomicU64,
+    /// Learner incarnations heard from: more than one means a learner restarted.
+    learners_heard: AtomicU64,
     stream_len: AtomicU64,
     updates: AtomicU64,
     weights: ArrayQueue<ActorWeights>,
     risk_critic: ArrayQueue<PublishedCritic>,
     failure: Mutex<Option<String>>,
+}
+
+/// How an actor's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkClosed {
+    /// Items in the stream.
+    pub stream_items: u64,
+    /// Items no learner confirmed.
+    pub unconfirmed: u64,
+    /// Learner incarnations that acknowledged the stream (a restart adds one).
+    pub learners_heard: u64,
+}
+
+impl LinkClosed {
+    pub fn to_json(self, actor_id: u64) -> serde_json::Value {
+        serde_json::json!({"actor_id": actor_id, "stream_items": self.stream_items, "unconfirmed": self.unconfirmed, "learners_heard": self.learners_heard})
+    }
 }
 
 /// The actor's end.
@@ -74,7 +93,7 @@ impl RosLearnerLink {
         let mut acks = node.subscribe::<Bytes>("learner/acks", crate::qos::acks())?;
         let mut weights = node.subscribe::<Bytes>("learner/weights", crate::qos::weights())?;
         let mut critics = node.subscribe::<Bytes>("learner/risk_critic", crate::qos::weights())?;
-        let state = Arc::new(LinkState { acked: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), failure: Mutex::new(None) });
+        let state = Arc::new(LinkState { acked: AtomicU64::new(0), learners_heard: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), failure: Mutex::new(None) });
         let (outbox, inbox): (Sender<ToLearner>, Receiver<ToLearner>) = crossbeam::channel::unbounded();
         let flush_deadline = Arc::new(Mutex::new(None::<Instant>));
         let (thread_state, thread_deadline) = (state.clone(), flush_deadline.clone());
@@ -112,6 +131,9 @@ impl RosLearnerLink {
                     state.updates.store(ack.updates, Ordering::Release);
                     if incarnation != Some(ack.incarnation) || ours < acked {
                         // A new (or restarted) learner: it has what it acknowledges, and nothing after.
+                        if incarnation != Some(ack.incarnation) {
+                            state.learners_heard.fetch_add(1, Ordering::Relaxed);
+                        }
                         incarnation = Some(ack.incarnation);
                         acked = ours;
                         next_to_send = ours;
@@ -172,15 +194,19 @@ impl RosLearnerLink {
     }
 
     /// Ends the stream and waits up to `timeout` for the learner to confirm
-    /// all of it; returns (items in the stream, items left unconfirmed).
-    pub fn close(mut self, timeout: Duration) -> (u64, u64) {
+    /// all of it.
+    pub fn close(mut self, timeout: Duration) -> LinkClosed {
         *self.flush_deadline.lock().expect("deadline") = Some(Instant::now() + timeout);
         self.outbox.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        let total = self.state.stream_len.load(Ordering::Acquire);
-        (total, total.saturating_sub(self.state.acked.load(Ordering::Acquire)))
+        let stream_items = self.state.stream_len.load(Ordering::Acquire);
+        LinkClosed {
+            stream_items,
+            unconfirmed: stream_items.saturating_sub(self.state.acked.load(Ordering::Acquire)),
+            learners_heard: self.state.learners_heard.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -541,6 +567,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         "actors": per_actor,
         "refused_messages": streams.refused,
         "updates": shared.updates.load(Ordering::Acquire),
+        "resumed_from_updates": shared.resumed_from.load(Ordering::Acquire),
         "terminal_transitions": shared.terminals.load(Ordering::Relaxed),
         "rewarded_terminal_transitions": shared.rewarded_terminals.load(Ordering::Relaxed),
         "run_dir": run_dir.display().to_string(),

@@ -47,6 +47,8 @@ pub struct RobotNodeSpec<'a> {
     pub publish_clock: bool,
     /// The robot's last joint is a gripper commanded on `gripper/commands`.
     pub gripper: bool,
+    /// Stops (with the node's report) once this says so: the binary's SIGINT or SIGTERM.
+    pub stop: fn() -> bool,
 }
 
 /// A rendered camera of the simulated scene: its topic name and what to render.
@@ -155,7 +157,7 @@ pub fn serve<H: HardwareInterface>(
     mut after_tick: impl FnMut(&mut H),
     setup_extra: impl FnOnce(&mut r2r::Node) -> Result<PerTick<H>, EdgeError>,
 ) -> Result<serde_json::Value, EdgeError> {
-    let RobotNodeSpec { node_name, namespace, robot_kind, launch_file, rate_hz, duration_s, publish_clock, gripper } = spec;
+    let RobotNodeSpec { node_name, namespace, robot_kind, launch_file, rate_hz, duration_s, publish_clock, gripper, stop } = spec;
     let joint_names = hardware.joint_names().to_vec();
     // Commands arrive in the robot's own mode (positions for arms, velocities for cars).
     let command_mode = hardware.native_mode();
@@ -215,7 +217,7 @@ pub fn serve<H: HardwareInterface>(
         Ok(())
     };
     loop {
-        if duration_s.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
+        if duration_s.is_some_and(|d| started.elapsed().as_secs_f64() >= d) || stop() {
             break;
         }
         node.spin_once(Duration::ZERO);

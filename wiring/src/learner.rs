@@ -53,6 +53,9 @@ pub fn pixel_config(section: &PixelEncoderConfig, layout: FrameLayout) -> PixelC
     }
 }
 
+/// A learner node's checkpoint cadence unless told otherwise (`rrl learner --checkpoint-every-updates`).
+pub const CHECKPOINT_EVERY_UPDATES: u64 = 500;
+
 /// What a learner node trains for the robot of `launch`, whose task has
 /// `sizes` (observation, action) values; with a residual base the actors
 /// observe the task together with the base's action.
@@ -72,7 +75,7 @@ pub fn learner_node_spec(launch: &LaunchFile, sizes: (usize, usize), device: tch
         max_episode_steps: u64::from(launch.practice.max_episode_steps),
         publish_every: launch.learner.publish_every_updates,
         replay_capacity: launch.learner.replay_capacity as usize,
-        checkpoint_every: 500,
+        checkpoint_every: CHECKPOINT_EVERY_UPDATES,
         task: launch.name.clone(),
         risk_critic: online_risk(launch, 3),
     }

@@ -53,6 +53,8 @@ pub struct LearnerShared {
     /// what a labelled episode's end did reach the learner.
     pub terminals: AtomicU64,
     pub rewarded_terminals: AtomicU64,
+    /// The updates of the checkpoint the learner resumed from (0: a fresh learner).
+    pub resumed_from: AtomicU64,
     /// The newest actor weights (one slot, newest wins).
     pub weights: ArrayQueue<ActorWeights>,
     /// The newest risk critic for the gate (one slot, newest wins).
@@ -62,7 +64,7 @@ pub struct LearnerShared {
 
 impl LearnerShared {
     pub fn new() -> Arc<LearnerShared> {
-        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), terminals: AtomicU64::new(0), rewarded_terminals: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
+        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), terminals: AtomicU64::new(0), rewarded_terminals: AtomicU64::new(0), resumed_from: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
     }
 }
 
@@ -308,6 +310,7 @@ fn learner_loop(
     let mut sac = Sac::try_new(config.clone(), device).map_err(|e| PracticeError::Learner(e.to_string()))?;
     if resume && checkpoint.exists() {
         crate::checkpoint::load(&mut sac, &checkpoint)?;
+        shared.resumed_from.store(sac.updates, Ordering::Release);
     }
     shared.updates.store(sac.updates, Ordering::Release);
     shared.weights.force_push(weights_of(&sac));
