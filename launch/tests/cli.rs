@@ -111,9 +111,14 @@ fn doctor_reports_cuda_as_pytorch_does() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ours = report["torch"]["cuda_available"].as_bool().unwrap();
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let torch = Command::new(python).args(["-c", "import torch; print(torch.cuda.is_available())"]).output().unwrap();
-    let theirs = String::from_utf8_lossy(&torch.stdout).trim() == "True";
-    assert_eq!(ours, theirs, "rrl says cuda_available = {ours}, PyTorch says {theirs}");
+    let torch = Command::new(python).args(["-c", "import torch; print(torch.cuda.is_available(), torch.cuda.device_count())"]).output().unwrap();
+    // A PyTorch that cannot be imported must fail the test, not read as "no CUDA".
+    assert!(torch.status.success(), "PyTorch did not answer: {}", String::from_utf8_lossy(&torch.stderr));
+    let answer = String::from_utf8_lossy(&torch.stdout).to_string();
+    let (theirs, devices) = answer.trim().split_once(' ').unwrap_or_else(|| panic!("PyTorch said {answer:?}"));
+    assert!(theirs == "True" || theirs == "False", "PyTorch said {answer:?}");
+    assert_eq!(ours, theirs == "True", "rrl says cuda_available = {ours}, PyTorch says {theirs}");
+    assert_eq!(report["torch"]["cuda_device_count"].to_string(), devices, "CUDA devices: rrl {report}, PyTorch {devices}");
     assert!(report["mujoco"]["version"].as_str().unwrap().starts_with("3.17"), "{report}");
     assert!(report["opencv"].as_str().unwrap().starts_with('4'), "{report}");
 }

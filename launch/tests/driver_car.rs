@@ -12,11 +12,21 @@ use std::time::{Duration, Instant};
 
 use robot_drivers::image_topic::ImageTopicCamera;
 
+/// This binary's private ROS domain, set in its own environment (the
+/// in-process image-topic camera reads it there; its children inherit it).
+/// Every test calls this first, so the variables are set once, before any
+/// test of the binary has a thread that spawns processes.
+fn private_ros_domain() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("ROS_DOMAIN_ID", (20 + (std::process::id() + 53) % 80).to_string());
+        std::env::set_var("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST");
+    });
+}
+
 #[test]
 fn rrl_driver_runs_a_car_with_a_camera_that_an_rclpy_peer_and_an_image_topic_source_read() {
-    let domain = 20 + (std::process::id() + 53) % 80;
-    std::env::set_var("ROS_DOMAIN_ID", domain.to_string());
-    std::env::set_var("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST");
+    private_ros_domain();
     let dir = tempfile::tempdir().unwrap();
     let pattern = common::write_colour_sequence(dir.path());
     let config = dir.path().join("car.ron");
@@ -78,14 +88,13 @@ fn rrl_driver_runs_a_car_with_a_camera_that_an_rclpy_peer_and_an_image_topic_sou
 /// the camera and its source.
 #[test]
 fn rrl_driver_refuses_a_camera_it_cannot_open_naming_it() {
+    private_ros_domain();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("car.ron");
     let example = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/car.ron")).unwrap();
     std::fs::write(&config, example.replace("source: Device(0)", "source: Path(\"/nonexistent/front.avi\")")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rrl"))
         .args(["driver", "--config", config.to_str().unwrap(), "--duration-s", "5"])
-        .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 59) % 80).to_string())
-        .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

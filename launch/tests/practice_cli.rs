@@ -45,7 +45,7 @@ fn run_beside_peer(args: &[&str], script: &str, domain_offset: u32) -> serde_jso
 /// `run_beside_peer` for a robot in `namespace`.
 fn run_beside_peer_in(args: &[&str], script: &str, domain_offset: u32, namespace: &str) -> serde_json::Value {
     let domain = (20 + (std::process::id() + domain_offset) % 80).to_string();
-    let child = rrl(args).env("ROS_DOMAIN_ID", &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = common::Running::spawn(rrl(args).env("ROS_DOMAIN_ID", &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()));
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
     let peer = Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script))
@@ -55,7 +55,7 @@ fn run_beside_peer_in(args: &[&str], script: &str, domain_offset: u32, namespace
         .output()
         .unwrap();
     assert!(peer.status.success(), "{}{}", String::from_utf8_lossy(&peer.stdout), String::from_utf8_lossy(&peer.stderr));
-    json_of(&child.wait_with_output().unwrap())
+    json_of(&child.into_inner().wait_with_output().unwrap())
 }
 
 /// The practice killed below steps this robot node (`rrl sim --lockstep`
@@ -321,20 +321,23 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let config = dir.path().join("reach.ron");
     std::fs::write(&config, LAUNCH).unwrap();
     let run_dir = dir.path().join("run");
-    let mut teleop = rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--robot", "node", "--label-frames"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut keys = teleop.stdin.take().unwrap();
+    // Killed if the test fails: it would wait for keys forever.
+    let mut teleop = common::Running::spawn(
+        rrl(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard", "--robot", "node", "--label-frames"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut keys = teleop.child().stdin.take().unwrap();
     // Keys typed before teleop listens would all arrive at once: wait until
-    // it has opened its first demo episode (it then waits for the first move).
+    // it has opened its first demo episode (its keyboard reader is started
+    // before that; it then waits for the first move).
     let started = std::time::Instant::now();
-    while recording::list_episodes(&run_dir.join("demos")).map_or(true, |e| e.is_empty()) && started.elapsed() < Duration::from_secs(60) {
+    while recording::list_episodes(&run_dir.join("demos")).map_or(true, |e| e.is_empty()) {
+        assert!(started.elapsed() < Duration::from_secs(120), "teleop opened no demo episode in 120 s");
+        assert!(teleop.child().try_wait().unwrap().is_none(), "teleop ended before its first demo");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(200));
     // Key repeat while `a` is held: about 20 presses a second; halfway, `m`
     // marks the view a success from then on.
     for press in 0..40 {
@@ -347,7 +350,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     }
     keys.write_all(b"y").unwrap();
     keys.flush().unwrap();
-    let report = json_of(&teleop.wait_with_output().unwrap());
+    let report = json_of(&teleop.into_inner().wait_with_output().unwrap());
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
     assert_eq!(demo.steps.last().unwrap().flags.label, Some(true), "the y key labels the last step's frames");
@@ -362,13 +365,13 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     let interventions = demo.outcome.as_ref().unwrap().interventions;
     assert!(interventions >= 5, "{interventions} steps marked as the operator's");
 
-    let mut practice = rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--operator", "keyboard", "--eval-episodes", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut keys = practice.stdin.take().unwrap();
+    let mut practice = common::Running::spawn(
+        rrl(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--steps", "100000", "--realtime", "--operator", "keyboard", "--eval-episodes", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut keys = practice.child().stdin.take().unwrap();
     // Stop once practice is under way (a step of its first episode is on disk).
     let started = Instant::now();
     let steps_on_disk = |run_dir: &Path| -> usize { episode_files(run_dir).iter().filter_map(|p| recording::read_episode(p).ok()).map(|e| e.steps.len()).sum() };
@@ -378,7 +381,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     }
     keys.write_all(b"q").unwrap();
     keys.flush().unwrap();
-    let report = json_of(&practice.wait_with_output().unwrap());
+    let report = json_of(&practice.into_inner().wait_with_output().unwrap());
     assert_eq!(report["stopped_by_operator"], true, "{report}");
     // Every step it took is on disk, and the stop came long before the budget.
     let recorded: usize = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap().steps.iter().filter(|s| !s.flags.recovery).count()).sum();

@@ -93,12 +93,14 @@ fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
     assert!(matches!(err, RewardError::Unparseable { .. }), "{err}");
     assert!(err.to_string().contains("I cannot tell"), "{err}");
 
+    // A model that answers after 120 s: the 300 ms deadline ends the wait
+    // (asserted far from both: a wait that ignored it would take 120 s).
     let mut slow = critic(emulator.port, 300);
-    slow.reset("slow model").unwrap();
+    slow.reset("stalled model").unwrap();
     let started = std::time::Instant::now();
     let err = slow.score(&[frame(1, 10)]).unwrap_err();
     assert!(matches!(err, RewardError::Timeout { timeout_ms: 300, .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "the deadline held");
+    assert!(started.elapsed() < Duration::from_secs(60), "the deadline held");
 
     // A refused request is the server's answer, passed on with its reason.
     let mut no_key = critic(emulator.port, 5000);

@@ -6,7 +6,7 @@ Python's zlib, verifying every PNG chunk CRC), and answers from the images:
 the progress delta is the change of the mean red level between the last two
 images, in percentage points; the done answer is the red level of the single
 image. Modes by task text: "garble" answers without a number, "slow" answers
-after 3 s, "leisurely" after 0.2 s. Prints its port on the first line, then serves until killed.
+after 3 s, "stalled" after 120 s, "leisurely" after 0.2 s. Prints its port on the first line, then serves until killed.
 Usage: vlm_endpoint_emulator.py [PORT] (default: a free port; a given one
 lets a test restart a killed endpoint where its clients expect it)."""
 import base64
@@ -63,6 +63,8 @@ class Handler(BaseHTTPRequestHandler):
                     reds.append(decode_png(base64.b64decode(url.split(",", 1)[1])))
             if "slow" in text:
                 time.sleep(3)
+            if "stalled" in text:
+                time.sleep(120)
             if "leisurely" in text:
                 time.sleep(0.2)
             if "garble" in text:
