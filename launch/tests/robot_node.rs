@@ -52,8 +52,10 @@ impl Drop for RobotNode {
     }
 }
 
-/// Every recorded episode of a run (demos, practice, evaluation): observations and actions.
-fn recorded(run: &Path) -> Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+/// Every recorded episode of a run (demos, practice, evaluation), whole:
+/// each step (observation, action, reward, next observation, flags; its
+/// wall-clock time aside) and the outcome.
+fn recorded_whole(run: &Path) -> Vec<(Vec<recording::EpisodeStep>, Option<recording::EpisodeOutcome>)> {
     let mut files = recording::list_episodes(&run.join("demos")).unwrap();
     files.extend(recording::list_episodes(&run.join("episodes")).unwrap());
     files.extend(recording::list_episodes(&run.join("eval/episodes")).unwrap());
@@ -61,7 +63,7 @@ fn recorded(run: &Path) -> Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         .iter()
         .map(|p| {
             let e = recording::read_episode(p).unwrap();
-            (e.steps.iter().map(|s| s.observation.clone()).collect(), e.steps.iter().map(|s| s.action.clone()).collect())
+            (e.steps.into_iter().map(|s| recording::EpisodeStep { time_ns: 0, ..s }).collect(), e.outcome)
         })
         .collect()
 }
@@ -97,17 +99,17 @@ fn practice_over_the_robot_node_records_what_the_in_process_simulation_records()
     let (remote_dir, remote) = run("remote", "remote");
     drop(robot_node);
 
-    let expected = recorded(&local_dir);
+    let expected = recorded_whole(&local_dir);
     assert!(expected.len() >= 7, "2 demos, at least 3 practice and 2 evaluation episodes: {}", expected.len());
     for (label, run_dir, report) in [("node", &node_dir, &node), ("remote", &remote_dir, &remote)] {
-        assert_eq!(recorded(run_dir), expected, "{label}: the episodes differ from the in-process simulation's");
+        assert_eq!(recorded_whole(run_dir), expected, "{label}: the episodes differ from the in-process simulation's");
         assert_eq!(practice_rows(run_dir), practice_rows(&local_dir), "{label}");
         assert_eq!(report["eval"]["returns"], local["eval"]["returns"], "{label}");
         assert_eq!(report["total_steps"], 100, "{report}");
     }
     // The node of this process stepped every recorded step once: demos, practice, evaluation.
     let served = &node["robot_node"];
-    let recorded_steps: usize = expected.iter().map(|(obs, _)| obs.len()).sum();
+    let recorded_steps: usize = expected.iter().map(|(steps, _)| steps.len()).sum();
     assert_eq!(served["steps"].as_u64().unwrap() as usize, recorded_steps, "{node}");
     assert_eq!(served["refused"], 0, "{node}");
 }
@@ -188,7 +190,7 @@ fn practice_pauses_while_the_robot_node_is_silent_and_goes_on_without_stepping_t
     assert!(stderr.contains("practice is paused: the simulated robot has not answered"), "{stderr}");
 
     let served = json_of(&node.wait_with_output().unwrap());
-    let recorded_steps: usize = recorded(&run_dir).iter().map(|(obs, _)| obs.len()).sum();
+    let recorded_steps: usize = recorded_whole(&run_dir).iter().map(|(steps, _)| steps.len()).sum();
     assert_eq!(served["steps"].as_u64().unwrap() as usize, recorded_steps, "{served}");
     assert!(served["repeated_replies"].as_u64().unwrap() > 0, "the requests resent during the pause reached the node: {served}");
 }
