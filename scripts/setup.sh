@@ -24,7 +24,7 @@ APT_PACKAGES=(
     clang libclang-dev libopencv-dev socat pkg-config libudev-dev
     libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
     python3 python3-venv python3-dev ca-certificates curl fonts-dejavu-core
-    chromium chromium-driver
+    chromium chromium-driver openssl
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -21,6 +21,7 @@ impl DoctorArgs {
             ("gym_hil", sim_bridge::AssetPackage::GymHil.path("scene.xml")),
         ];
         let env = |name: &str| std::env::var(name).unwrap_or_default();
+        let discovery = crate::discovery::in_force();
         let report = json!({
             "torch": {
                 "cuda_available": cuda.cuda_available,
@@ -36,14 +37,14 @@ impl DoctorArgs {
                 "distro": env("ROS_DISTRO"),
                 "rmw": env("RMW_IMPLEMENTATION"),
                 "domain_id": env("ROS_DOMAIN_ID"),
-                "discovery_range": env("ROS_AUTOMATIC_DISCOVERY_RANGE"),
+                "discovery_range": discovery.range,
+                "discovery_range_from": discovery.from,
+                "security_enabled": env("ROS_SECURITY_ENABLE") == "true",
+                "security_strategy": env("ROS_SECURITY_STRATEGY"),
+                "security_keystore": env("ROS_SECURITY_KEYSTORE"),
             },
         });
         crate::print_report(&report, self.json);
-        let localhost = env("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST";
-        if !localhost {
-            tracing::warn!("ROS_AUTOMATIC_DISCOVERY_RANGE is not LOCALHOST: DDS traffic may leave this machine");
-        }
         let assets_ok = assets.iter().all(|(_, found)| found.is_ok());
         Ok(if assets_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }

@@ -18,6 +18,7 @@ mod bench;
 mod car_laps;
 mod check_config;
 mod classifier;
+mod discovery;
 mod doctor;
 mod driver;
 mod eval;
@@ -87,10 +88,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, while this is the only thread.
+    let discovery = discovery::enforce();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RRL_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    let discovery = match discovery {
+        Ok(in_force) => in_force,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if discovery.range != "LOCALHOST" {
+        tracing::warn!(range = %discovery.range, "DDS discovery reaches beyond this machine ({} from the environment): any participant of the domain may publish robot commands; see docs/guide/several-machines.md (DDS Security)", discovery::VARIABLE);
+    }
     let cli = Cli::parse();
     // Most commands' report goes out on one line, for scripts.
     let one_line = |report: serde_json::Value| {

@@ -152,6 +152,7 @@ fn build_source(args: &RewardEvalArgs) -> anyhow::Result<Box<dyn RewardSource>> 
                 done_threshold: args.done_threshold,
                 timeout: Duration::from_secs_f64(args.timeout_s),
                 reference_frames: Vec::new(),
+                root_certificates: None,
             })?)
         }
         "clip" => {

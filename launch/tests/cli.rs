@@ -151,3 +151,33 @@ fn check_config_reads_the_urdf_and_locates_its_errors() {
     let out = rrl(&["check-config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// DDS stays on this machine unless the user opts in: with the variable
+/// unset, rrl puts LOCALHOST in force itself (and says so); the
+/// environment may widen it; a value rcl would not know is refused, naming
+/// the variable.
+#[test]
+fn discovery_stays_on_localhost_unless_the_environment_opts_in() {
+    let doctor = |range: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rrl"));
+        command.args(["doctor", "--json"]).env("RRL_LOG", "warn").env_remove("ROS_AUTOMATIC_DISCOVERY_RANGE");
+        if let Some(range) = range {
+            command.env("ROS_AUTOMATIC_DISCOVERY_RANGE", range);
+        }
+        command.output().unwrap()
+    };
+    let report = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["ros"].clone()
+    };
+    let unset = report(&doctor(None));
+    assert_eq!((unset["discovery_range"].as_str(), unset["discovery_range_from"].as_str()), (Some("LOCALHOST"), Some("rrl")), "{unset}");
+    let subnet = doctor(Some("SUBNET"));
+    let opted_in = report(&subnet);
+    assert_eq!((opted_in["discovery_range"].as_str(), opted_in["discovery_range_from"].as_str()), (Some("SUBNET"), Some("environment")), "{opted_in}");
+    assert!(String::from_utf8_lossy(&subnet.stderr).contains("beyond this machine"), "a wider range is warned about");
+    let bad = doctor(Some("EVERYWHERE"));
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("ROS_AUTOMATIC_DISCOVERY_RANGE=\"EVERYWHERE\"") && stderr.contains("LOCALHOST"), "{stderr}");
+}

@@ -2,7 +2,10 @@
 //! hosted API over https) through `ureq`, a well-kept blocking HTTP client
 //! with rustls: a deadline for the whole exchange, no redirects (the API
 //! key must not follow one to another host), no proxies from the
-//! environment, and an answer read to at most `MAX_ANSWER_BYTES`.
+//! environment, and an answer read to at most `MAX_ANSWER_BYTES`. An
+//! https endpoint is checked against the system's root certificates
+//! (`rustls-platform-verifier`), or against the roots of a PEM file the
+//! launch file names (a private certificate authority).
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 #[derive(Debug)]
 pub struct Endpoint {
     pub url: String,
+    tls: ureq::tls::TlsConfig,
 }
 
 impl Endpoint {
@@ -27,7 +31,27 @@ impl Endpoint {
             return Err(bad("no host"));
         }
         let _: ureq::http::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
-        Ok(Endpoint { url: url.to_string() })
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+        Ok(Endpoint { url: url.to_string(), tls })
+    }
+
+    /// Checks the endpoint's certificate against the roots in the PEM file
+    /// `roots` instead of the system's (none: the system's).
+    pub fn trusting(self, roots: Option<&std::path::Path>) -> Result<Endpoint, RewardError> {
+        let Some(path) = roots else { return Ok(self) };
+        let bad = |why: String| RewardError::Invalid(format!("root certificates {}: {why}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut certificates = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let ureq::tls::PemItem::Certificate(certificate) = item.map_err(|e| bad(e.to_string()))? {
+                certificates.push(certificate);
+            }
+        }
+        if certificates.is_empty() {
+            return Err(bad("no PEM certificate in the file".into()));
+        }
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certificates)).build();
+        Ok(Endpoint { tls, ..self })
     }
 
     /// POSTs `body` (JSON) and returns the body of a 2xx answer (at most
@@ -36,7 +60,7 @@ impl Endpoint {
     pub fn post_json(&self, body: &[u8], bearer: Option<&str>, timeout: Duration) -> Result<Vec<u8>, RewardError> {
         let timed_out = || RewardError::Timeout { url: self.url.clone(), timeout_ms: timeout.as_millis() as u64 };
         let failed = |message: String| RewardError::Endpoint { url: self.url.clone(), message };
-        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).max_redirects(0).proxy(None).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).max_redirects(0).proxy(None).tls_config(self.tls.clone()).build().into();
         let mut request = agent.post(&self.url).header("Accept", "application/json").content_type("application/json");
         if let Some(key) = bearer {
             request = request.header("Authorization", &format!("Bearer {key}"));

@@ -48,6 +48,9 @@ pub struct VlmSettings {
     pub timeout: Duration,
     /// Frames of a successful reference run, shown before the pair.
     pub reference_frames: Vec<Frame>,
+    /// A PEM file of the root certificates an https endpoint is checked
+    /// against instead of the system's (a private certificate authority).
+    pub root_certificates: Option<std::path::PathBuf>,
 }
 
 /// Everything but the API key, which no `Debug` print or log may show.
@@ -61,6 +64,7 @@ impl std::fmt::Debug for VlmSettings {
             .field("done_threshold", &self.done_threshold)
             .field("timeout", &self.timeout)
             .field("reference_frames", &self.reference_frames.len())
+            .field("root_certificates", &self.root_certificates)
             .finish()
     }
 }
@@ -100,7 +104,7 @@ pub struct VlmProgressCritic {
 
 impl VlmProgressCritic {
     pub fn new(settings: VlmSettings) -> Result<VlmProgressCritic, RewardError> {
-        let endpoint = Endpoint::parse(&settings.endpoint)?;
+        let endpoint = Endpoint::parse(&settings.endpoint)?.trusting(settings.root_certificates.as_deref())?;
         if !(0.0..=100.0).contains(&settings.done_threshold) {
             return Err(RewardError::Invalid(format!("done threshold {} is outside 0..100", settings.done_threshold)));
         }
@@ -235,6 +239,7 @@ mod tests {
             done_threshold: 90.0,
             timeout: Duration::from_secs(1),
             reference_frames: Vec::new(),
+            root_certificates: None,
         };
         let printed = format!("{settings:?} {settings:#?}");
         assert!(!printed.contains("sk-very-secret"), "{printed}");

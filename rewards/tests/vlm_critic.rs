@@ -22,9 +22,14 @@ impl Drop for Emulator {
 }
 
 fn start_emulator() -> Emulator {
+    start_emulator_with(&[])
+}
+
+fn start_emulator_with(args: &[&str]) -> Emulator {
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
     let mut child = Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/vlm_endpoint_emulator.py"))
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the endpoint emulator");
@@ -48,6 +53,7 @@ fn critic(port: u16, timeout_ms: u64) -> VlmProgressCritic {
         done_threshold: 90.0,
         timeout: Duration::from_millis(timeout_ms),
         reference_frames: vec![frame(0, 255)],
+        root_certificates: None,
     })
     .unwrap()
 }
@@ -113,6 +119,7 @@ fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
         done_threshold: 90.0,
         timeout: Duration::from_secs(5),
         reference_frames: Vec::new(),
+        root_certificates: None,
     };
     let mut refused = VlmProgressCritic::new(settings_without_key.clone()).unwrap();
     refused.reset("anything").unwrap();
@@ -171,4 +178,59 @@ fn the_pipeline_keeps_the_newest_frames_and_applies_answers_in_order() {
     assert!(joiner.reward_at(Timestamp(1200)).is_none(), "too old to join");
     assert!(joiner.reward_at(Timestamp(5)).is_none(), "no frame before it");
     assert_eq!((joiner.joined, joiner.missing), (2, 2));
+}
+
+/// A root certificate authority made for this test (self-signed) and a
+/// server certificate for 127.0.0.1 it issued, by the openssl command:
+/// `(root.pem, server.pem, server.key)` in `dir`.
+fn make_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (Debian's openssl; scripts/setup.sh installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(&[&["req", "-x509"][..], &ec, &["-keyout", "root.key", "-out", "root.pem", "-subj", "/CN=rrl test root", "-days", "2"]].concat());
+    openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(&["x509", "-req", "-in", "server.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"]);
+    (dir.join("root.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// An https endpoint (the emulator behind TLS, its certificate issued by a
+/// root made for this test): trusted through that root when the settings
+/// pass it in, refused against the system's roots (an unknown issuer),
+/// and a roots file without a certificate is refused by name.
+#[test]
+fn an_https_endpoint_is_trusted_through_the_root_passed_in_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, server, key) = make_certificates(dir.path());
+    let emulator = start_emulator_with(&[&format!("--tls={}:{}", server.display(), key.display())]);
+    let https = |roots: Option<PathBuf>| {
+        VlmProgressCritic::new(VlmSettings {
+            endpoint: format!("https://127.0.0.1:{}/v1/chat/completions", emulator.port),
+            model: "emulated-vlm".into(),
+            api_key: Some("test-key".into()),
+            prompts: VlmPrompts::default(),
+            done_threshold: 90.0,
+            timeout: Duration::from_secs(5),
+            reference_frames: Vec::new(),
+            root_certificates: roots,
+        })
+    };
+
+    let mut trusted = https(Some(root)).unwrap();
+    trusted.reset("put the red cube in the bowl").unwrap();
+    trusted.score(&[frame(1, 0)]).unwrap();
+    let estimate = trusted.score(&[frame(2, 128)]).unwrap();
+    assert!(estimate.progress.unwrap() > 0.0, "a redder scene over https: {estimate:?}");
+
+    let mut untrusted = https(None).unwrap();
+    untrusted.reset("put the red cube in the bowl").unwrap();
+    let err = untrusted.score(&[frame(1, 0)]).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"), "an unknown issuer refused: {err}");
+    assert!(!err.contains("test-key"), "the API key never appears in errors");
+
+    let Err(err) = https(Some(key)) else { panic!("a key file taken for root certificates") };
+    let err = err.to_string();
+    assert!(err.contains("server.key") && err.contains("no PEM certificate"), "{err}");
 }

@@ -776,6 +776,11 @@ pub struct VlmRewardConfig {
     /// Environment variable holding the API key, if the endpoint needs one.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// An https endpoint's root certificates (a PEM file, relative to the
+    /// launch file), trusted instead of the system's: a private endpoint
+    /// with its own certificate authority. Default: the system's roots.
+    #[serde(default)]
+    pub root_certificates: Option<String>,
     /// Default: 5000 ms.
     #[serde(default = "default_vlm_timeout_ms")]
     pub timeout_ms: u64,
@@ -1128,6 +1133,14 @@ impl LaunchFile {
             if let Some(trunk) = &mut classifier.trunk {
                 resolve(trunk);
             }
+        }
+        let vlm = match &mut self.reward {
+            RewardConfig::Vlm(vlm) => Some(vlm),
+            RewardConfig::Classifier(classifier) => classifier.progress.as_mut(),
+            RewardConfig::Task | RewardConfig::Human => None,
+        };
+        if let Some(roots) = vlm.and_then(|vlm| vlm.root_certificates.as_mut()) {
+            resolve(roots);
         }
         if let PixelEncoder::Frozen(path) = &mut self.learner.pixels.encoder {
             resolve(path);
@@ -1658,6 +1671,9 @@ impl VlmRewardConfig {
             if !known(cam) {
                 c.fail(format!("{at}.cameras[{i}]"), format!("unknown camera `{cam}`"), Some("name one of the `cameras` entries"));
             }
+        }
+        if self.root_certificates.is_some() && !self.endpoint.starts_with("https://") {
+            c.fail(format!("{at}.root_certificates"), "root certificates are for an https endpoint", Some("remove them, or use the endpoint's https:// URL"));
         }
         c.nonzero_ms(&format!("{at}.timeout_ms"), self.timeout_ms);
         if self.max_concurrent == 0 {

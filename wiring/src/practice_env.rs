@@ -331,6 +331,7 @@ pub fn critic_of(vlm: &VlmRewardConfig, config: &Path) -> Result<VlmProgressCrit
         done_threshold: 90.0,
         timeout: Duration::from_millis(vlm.timeout_ms),
         reference_frames: Vec::new(),
+        root_certificates: vlm.root_certificates.as_ref().map(std::path::PathBuf::from),
     };
     VlmProgressCritic::new(settings).map_err(|e| WiringError::Reward(format!("{}: the VLM reward: {e}", config.display())))
 }

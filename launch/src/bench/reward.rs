@@ -71,6 +71,7 @@ impl RewardBenchArgs {
             done_threshold: 90.0,
             timeout: Duration::from_secs(10),
             reference_frames: Vec::new(),
+            root_certificates: None,
         };
         let pictures: Vec<Vec<u8>> = (0..8).map(|k| reward_frame(side, k)).collect();
         let frame = |k: u64| Frame::new(Timestamp(k), side, side, pictures[(k % 8) as usize].clone()).expect("a square RGB frame");

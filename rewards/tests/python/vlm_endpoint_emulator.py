@@ -7,9 +7,12 @@ the progress delta is the change of the mean red level between the last two
 images, in percentage points; the done answer is the red level of the single
 image. Modes by task text: "garble" answers without a number, "slow" answers
 after 3 s, "stalled" after 120 s, "leisurely" after 0.2 s. Prints its port on the first line, then serves until killed.
-Usage: vlm_endpoint_emulator.py [PORT] (default: a free port; a given one
-lets a test restart a killed endpoint where its clients expect it)."""
+With --tls=CERT:KEY it serves https with that certificate chain and key.
+Usage: vlm_endpoint_emulator.py [PORT] [--tls=CERT:KEY] (default port: a
+free one; a given one lets a test restart a killed endpoint where its
+clients expect it)."""
 import base64
+import ssl
 import json
 import struct
 import sys
@@ -84,6 +87,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), Handler)
+ports = [a for a in sys.argv[1:] if not a.startswith("--")]
+tls = next((a.split("=", 1)[1].split(":") for a in sys.argv[1:] if a.startswith("--tls=")), None)
+server = ThreadingHTTPServer(("127.0.0.1", int(ports[0]) if ports else 0), Handler)
+if tls is not None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls[0], tls[1])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
