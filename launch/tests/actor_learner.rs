@@ -48,6 +48,7 @@ fn checkpoint_updates(path: &Path) -> u64 {
     tensors.iter().find(|(n, _)| n == "meta.updates").map(|(_, t)| t.int64_value(&[0]) as u64).expect("meta.updates")
 }
 
+/// Fault matrix: learner killed | `rrl learner` SIGKILLed once it has checkpointed; the restarted one SIGKILLed inside a checkpoint write (a FIFO holds it) | actors resend what no learner holds; a third learner resumes from the whole checkpoint | checkpoint bytes unchanged by the killed write; resumed from its updates; every actor item received once; each actor heard 3 learners
 #[test]
 fn actors_lose_and_duplicate_nothing_when_the_learner_is_killed_after_a_checkpoint_and_during_one() {
     let dir = tempfile::tempdir().unwrap();

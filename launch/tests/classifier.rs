@@ -140,6 +140,7 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
     assert_eq!(successes, truth["true_positives"].as_u64().unwrap() + truth["false_positives"].as_u64().unwrap(), "{report}");
 }
 
+/// Fault matrix: corrupt checkpoint | a byte of the classifier file flipped | `rrl classifier eval` and `rrl practice` refuse at start-up | `checksum mismatch` naming the file and the launch file
 #[test]
 fn bad_input_is_refused_naming_what_and_where() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,6 +107,7 @@ fn launchs_console_stops_its_robots_practice_and_shared_addresses_are_refused() 
     assert!(recording::read_episode(episodes.last().unwrap()).unwrap().outcome.is_some_and(|o| o.reason == "stopped"), "the last episode ends as the console's stop");
 }
 
+/// Fault matrix: console without its token | a console on 127.0.0.2; requests without or with a wrong token | refuses to start without a token; answers 401 | nothing reaches practice; the token is never logged
 #[test]
 fn a_console_beyond_loopbacks_own_address_needs_its_token() {
     let domain = ((std::process::id() + 6) % 80 + 1).to_string();

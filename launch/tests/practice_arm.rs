@@ -149,6 +149,7 @@ fn practice_reaches_with_a_ros2_control_arm_through_the_gate() {
 /// practice the camera stalls (its files vanish for 2.5 s): practice pauses
 /// with a clear message rather than score a stale view, and resumes when
 /// frames come again.
+/// Fault matrix: camera stalled | the reward camera's image files deleted for 2.5 s mid-practice | practice pauses rather than score a stale view; resumes when frames return | stall and resume said; every step's reward joined or counted missing
 #[test]
 fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
     let vlm = common::VlmEmulator::start();
@@ -201,6 +202,7 @@ fn practice_on_a_real_arm_learns_from_vlm_progress_on_its_camera() {
 /// tick), practice pauses with a clear message instead of acting on a
 /// stale state, resumes by itself when states return, and completes with
 /// every step recorded.
+/// Fault matrix: robot silent | the emulated ros2_control arm (rclpy) stops publishing joint states for 2 s | the gate holds for the stale state; practice pauses, then resumes | a run of >= 120 ticks held for StaleState in the recorded gate ticks; pause then resume said; every step recorded
 #[test]
 fn practice_pauses_while_the_arm_stops_publishing_and_resumes_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();

@@ -61,6 +61,7 @@ fn run_beside_peer_in(args: &[&str], script: &str, domain_offset: u32, namespace
 /// The practice killed below steps this robot node (`rrl sim --lockstep`
 /// in its own process), which counts the steps it served: the truth the
 /// episodes on disk are held to.
+/// Fault matrix: actor killed | `rrl practice` SIGKILLed mid-episode; its robot is an `rrl sim --lockstep` process | refuses to overwrite without `--resume`; resumes from disk | every step the robot served is on disk (but one in flight); resume, eval and export work
 #[test]
 fn practice_killed_mid_run_resumes_without_losing_episodes_then_eval_and_export() {
     let dir = tempfile::tempdir().unwrap();
@@ -460,6 +461,7 @@ fn a_launch_file_base_is_cloned_from_the_runs_demos_before_practice() {
 /// with a clear message (the actor sends nothing, so the gate holds the
 /// robot), resumes by itself once the file is deleted, and completes with
 /// every step recorded, no torn record, and a checkpoint that loads.
+/// Fault matrix: disk full | a 4 MiB tmpfs filled with dd (real ENOSPC), the file removed later | practice pauses with the robot held, retries every second, resumes | pause and resume said; 800 steps recorded once, no torn tail; the final checkpoint loads
 #[test]
 fn a_full_disk_pauses_practice_until_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
@@ -538,6 +540,7 @@ fn practice_refuses_a_classifier_without_cameras_and_a_human_reward_without_a_hu
 /// `rrl practice` with an error naming the update and its losses, said
 /// once; the episodes on disk stay whole, and no checkpoint of a
 /// non-finite learner is written.
+/// Fault matrix: NaN learner | learning rates of 1e30 in the launch file | `rrl practice` stops naming the update | non-zero exit; `no longer finite at update`; any saved checkpoint is finite
 #[test]
 fn a_learner_that_goes_non_finite_stops_practice_naming_the_update() {
     let dir = tempfile::tempdir().unwrap();

@@ -137,6 +137,7 @@ impl Streamed {
 /// instead of spending steps on rewards that cannot come, resumes when
 /// answers return, and completes with every step recorded and joined to
 /// its estimate or counted missing.
+/// Fault matrix: reward endpoint dead | the VLM endpoint process killed mid-practice, restarted on its port | practice pauses, resumes when it answers | pause and resume said; joined + missing rewards == 60 steps, >= 30 joined
 #[test]
 fn practice_pauses_while_the_reward_endpoint_is_down_and_resumes_when_it_answers() {
     let emulator = common::VlmEmulator::start();

@@ -114,6 +114,7 @@ fn practice_over_the_robot_node_records_what_the_in_process_simulation_records()
     assert_eq!(served["refused"], 0, "{node}");
 }
 
+/// Fault matrix: robot node restarted | no robot node; then it is SIGKILLed mid-episode and a fresh one started | names the missing topic; the new node refuses the old episode | `did not answer` with `rrl sim --lockstep`; `no episode of this actor is running here`; `--resume` carries on
 #[test]
 fn a_missing_robot_is_named_and_a_restarted_one_refuses_the_old_episode_until_the_run_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,6 +170,7 @@ fn a_missing_robot_is_named_and_a_restarted_one_refuses_the_old_episode_until_th
 /// answers again practice goes on, and the requests resent meanwhile are
 /// answered from the node's last reply without stepping again: the node
 /// stepped exactly the steps that were recorded.
+/// Fault matrix: robot silent | the `rrl sim --lockstep` robot process SIGSTOPped for 6 s | practice pauses and resends; the node answers repeats from its last reply | all 200 steps done; steps served == steps recorded; repeated replies > 0
 #[test]
 fn practice_pauses_while_the_robot_node_is_silent_and_goes_on_without_stepping_twice() {
     let dir = tempfile::tempdir().unwrap();

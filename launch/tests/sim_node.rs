@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Fault matrix: NaN action | an rclpy node publishes a joint command with a NaN to `rrl sim` | the gate holds and says NonFiniteCommand | the arm drifts < 0.01 rad; NonFiniteCommand on `safety/verdicts`
 #[test]
 fn an_rclpy_node_drives_the_simulated_panda_through_the_gate() {
     let domain = 20 + std::process::id() % 80;
@@ -96,6 +97,7 @@ fn an_rclpy_node_drives_an_emulated_so101_through_rrl_driver() {
 /// stays up, reconnects once an arm is back on the same path, and that arm
 /// then tracks a new command from an rclpy node. SIGTERM ends the driver
 /// with its report.
+/// Fault matrix: serial unplugged | the pseudo-terminal's far end closed (EPIPE/EIO) and the device path removed (ENOENT), then an arm back on that path | `rrl driver` holds (`held (Disconnected)`), stays up, retries every 500 ms, reconnects | both errors logged; held verdicts seen; after the reconnect the arm tracks a new rclpy command; one reconnect in the report
 #[test]
 fn rrl_driver_holds_an_unplugged_arm_and_tracks_commands_once_it_is_back() {
     use std::io::{BufRead, Write};

@@ -72,6 +72,7 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str, seen: &mut Vec<Stri
     }
 }
 
+/// Fault matrix: serial unplugged | the leader arm's emulated bus stops answering | teleop pauses and holds the follower, resumes | the follower moves < 0.01 rad while the leader is silent; it tracks again after
 #[test]
 fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_held_when_the_leader_goes_silent() {
     let domain = (20 + (std::process::id() + 37) % 80).to_string();

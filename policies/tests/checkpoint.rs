@@ -59,6 +59,7 @@ fn saved(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// Fault matrix: corrupt checkpoint | one byte in the middle of a checkpoint flipped | loading refuses it | a Checksum error; the learner is unchanged
 #[test]
 fn a_damaged_checkpoint_is_refused_by_its_checksum() {
     let dir = tempfile::tempdir().unwrap();

@@ -513,6 +513,7 @@ mod tests {
         assert_eq!(list_episodes(dir.path()).unwrap(), vec![path]);
     }
 
+    /// Fault matrix: corrupt episode file | the file cut at every byte inside its last record | the torn tail is dropped | the three whole steps kept, the torn bytes counted
     #[test]
     fn a_crash_mid_write_loses_only_the_transition_in_flight() {
         let dir = tempfile::tempdir().unwrap();
@@ -534,6 +535,7 @@ mod tests {
         }
     }
 
+    /// Fault matrix: corrupt episode file | a byte of a step record flipped; the file replaced by a ZIP header | reading refuses it | names the record's byte offset and `checksum`; `bad magic`
     #[test]
     fn damage_before_the_last_record_names_the_byte_offset() {
         let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,7 @@ fn writer_until_killed() {
     }
 }
 
+/// Fault matrix: actor killed | the episode writer's process SIGKILLed mid-write | the file keeps every whole record | every step whose write returned reads back, value for value; at most one more
 #[test]
 fn every_step_the_writer_returned_from_survives_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,6 +115,7 @@ mod tests {
 
     /// A peer that answers without end is cut off at the cap with a clear
     /// error, instead of filling memory.
+    /// Fault matrix: oversized HTTP body | a local server streams 16 MiB as the answer | the client stops reading at 8 MiB | an error naming the 8 MiB cap
     #[test]
     fn an_answer_larger_than_the_cap_is_refused() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -90,6 +90,7 @@ fn progress_accumulates_from_the_models_deltas_and_done_follows_its_answer() {
     assert!(voc > 0.99, "VOC {voc}");
 }
 
+/// Fault matrix: reward endpoint dead | garbled answer, a model stalled 120 s, HTTP 400, a killed endpoint | each is a typed error; the deadline ends the wait | Unparseable / Timeout(300 ms) well before 120 s / the server's reason / connecting; the API key never in errors
 #[test]
 fn bad_answers_slow_models_and_dead_endpoints_are_named_errors() {
     let emulator = start_emulator();
@@ -200,6 +201,7 @@ fn make_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
 /// root made for this test): trusted through that root when the settings
 /// pass it in, refused against the system's roots (an unknown issuer),
 /// and a roots file without a certificate is refused by name.
+/// Fault matrix: untrusted TLS certificate | an https endpoint whose certificate a test-made root issued | trusted only through that root | scores with the root; refused against the system's roots
 #[test]
 fn an_https_endpoint_is_trusted_through_the_root_passed_in_and_refused_without_it() {
     let dir = tempfile::tempdir().unwrap();

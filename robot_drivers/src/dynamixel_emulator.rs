@@ -233,6 +233,7 @@ mod tests {
         assert!(err.to_string().contains(pair.a()), "{err}");
     }
 
+    /// Fault matrix: garbage on the serial line | the Dynamixel emulator drops and corrupts (CRC) answers | retries | two bad answers then success; five are a Corrupt(Crc) error naming the servo
     #[test]
     fn dropped_and_corrupted_answers_are_retried() {
         let (_pair, emulator, mut bus) = bus_and_emulator(&[1]);

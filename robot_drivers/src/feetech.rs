@@ -365,6 +365,7 @@ mod tests {
     /// Line noise before an answer is skipped; a dropped and a corrupted
     /// answer are retried; corruption past the retries is a checksum error
     /// naming the servo and the byte offset.
+    /// Fault matrix: garbage on the serial line | bytes before answers, a dropped and a corrupted answer, then five corrupted, on a pseudo-terminal | skips the noise, retries bad answers | the ping gets through noise and two bad answers; five name the port and byte offset; works again after
     #[test]
     fn noise_dropped_and_corrupted_answers_are_survived_or_named() {
         let pair = PtyPair::spawn().unwrap();

@@ -13,6 +13,7 @@ use rrl_types::config::TopicArmConfig;
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock};
 use safety::{Gate, HoldReason, Verdict};
 
+/// Fault matrix: force exceeded | the emulated arm reports 50 N on its wrench topic past a joint angle | the gate holds | 5 N passes; every tick after the contact held; the arm stops short
 #[test]
 fn an_external_force_on_the_wrench_topic_holds_the_arm() {
     let domain = 20 + (std::process::id() + 41) % 80;

@@ -582,6 +582,7 @@ mod tests {
         StreamItem { actor, sequence, item: ToLearner::OnlineStep }.encode()
     }
 
+    /// Fault matrix: forged wire messages | a truncated item, garbage, hundreds of forged actor ids | counts and refuses them; known actors go on | the actor map stays at 256; refusals counted; actor 1's items in order
     #[test]
     fn items_arrive_in_order_once_and_forged_actors_cannot_grow_the_map() {
         let mut streams = ActorStreams::default();

@@ -720,6 +720,7 @@ mod tests {
         assert!(err.contains("bias") && err.contains("2 values for 1 outputs"), "{err}");
     }
 
+    /// Fault matrix: forged wire messages | a message of another wire format version | refused | both versions named
     #[test]
     fn a_message_of_another_format_version_is_refused_naming_both_versions() {
         let mut bytes = Acks { incarnation: 1, updates: 2, actors: vec![] }.encode();
@@ -733,6 +734,7 @@ mod tests {
         assert!(matches!(Acks::decode(&request), Err(WireError::Kind { got: 1, .. })));
     }
 
+    /// Fault matrix: forged wire messages | an ack announcing 4 billion actors, weights with 4 billion tensors | refused before allocating | the field and byte offset named
     #[test]
     fn counts_larger_than_the_message_are_refused_before_allocating() {
         // A weights message announcing 4 billion tensors in 20 bytes.

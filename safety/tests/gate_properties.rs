@@ -163,6 +163,7 @@ fn a_frozen_state_stamp_holds_once_it_is_older_than_the_timeout() {
     assert!(verdicts[21..].iter().all(|v| *v == Verdict::Held(HoldReason::StaleState)), "{verdicts:?}");
 }
 
+/// Fault matrix: NaN action | an infinite command; a NaN in the measured state | the gate holds | Held(NonFiniteCommand), Held(NonFiniteState)
 #[test]
 fn nan_in_command_or_state_holds() {
     let mut gate = panda_gate();

@@ -153,6 +153,7 @@ fn home_verdict(gate: &mut safety::Gate, tick: &mut u64) -> Verdict {
     gate.check(Timestamp(now), &home_state(now), &position_command(&home, now), &mut out)
 }
 
+/// Fault matrix: bad risk critic offered | a mis-sized, NaN or truncated critic offered to a running gate | refused; the gate keeps its critic | the reason named; the reflex goes on
 #[test]
 fn bad_critic_files_offered_at_run_time_are_refused_and_the_gate_keeps_its_critic() {
     let mut gate = panda_gate();

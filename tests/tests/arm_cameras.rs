@@ -63,6 +63,7 @@ fn step_that_waits_for_its_camera(mut task: ArmTask, live: &LiveStatus) -> std::
     stepping
 }
 
+/// Fault matrix: camera stalled | the policy camera's frame files deleted | the step waits (live view: waiting for the policy camera) | no step completes while stalled; the next one sees the new frame
 #[test]
 fn the_policy_sees_the_cropped_camera_and_a_stalled_camera_pauses_the_arm() {
     tests::isolate_ros_domain();

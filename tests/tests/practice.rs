@@ -538,6 +538,7 @@ impl Operator for SlowLabellingHuman {
 /// the labels' terminal transitions among them, reward 1 for a success and
 /// 0 for a failure — then what was recorded but not yet sent, and nothing
 /// else from before the kill.
+/// Fault matrix: actor killed | labelled practice in a child process SIGKILLed mid-run | the resumed run resends what was recorded | the resumed learner gets exactly the killed one's transitions in order, labels' terminals included
 #[test]
 fn labelled_transitions_survive_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();

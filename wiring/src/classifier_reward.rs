@@ -341,6 +341,7 @@ mod tests {
 
     /// The classifier's thread dies; the next step pauses until the
     /// classifier can be loaded again (its file is back), then scores on.
+    /// Fault matrix: classifier thread dead | the classifier's thread ends while its file is moved away | practice pauses; reloads when the file is back | reload failures counted; one restart; scores again
     #[test]
     fn a_dead_classifier_thread_pauses_practice_until_it_is_loaded_again() {
         let dir = tempfile::tempdir().unwrap();

@@ -487,6 +487,7 @@ mod tests {
     /// A learner that goes NaN (here: rewards that are NaN) stops on the
     /// very update, naming it and its losses; the weights the actors hold
     /// and the checkpoint on disk are the last finite ones.
+    /// Fault matrix: NaN learner | NaN rewards fed to the learner thread | stops on that update | no weights of that update published; the checkpoint on disk is the last finite one
     #[test]
     fn a_learner_that_goes_nan_stops_on_that_update_and_keeps_the_last_good_weights() {
         let dir = tempfile::tempdir().unwrap();
