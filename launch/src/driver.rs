@@ -22,7 +22,7 @@ pub struct DriverArgs {
     /// Launch file with a `SerialArm(..)`, `TopicArm(..)` or `Car(..)` robot.
     #[arg(long)]
     pub config: PathBuf,
-    /// Stop after this many seconds (default: run until killed).
+    /// Stop after this many seconds (default: until SIGINT or SIGTERM, which stop it with its report).
     #[arg(long)]
     pub duration_s: Option<f64>,
 }

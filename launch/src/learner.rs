@@ -20,14 +20,14 @@ pub struct LearnerArgs {
     #[arg(long)]
     until_idle_s: Option<f64>,
     /// Write the checkpoint every this many updates (and at the end).
-    #[arg(long, default_value_t = wiring::learner::CHECKPOINT_EVERY_UPDATES)]
+    #[arg(long, default_value_t = wiring::learner::CHECKPOINT_EVERY_UPDATES, value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every_updates: u64,
 }
 
 impl LearnerArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
         let node = learner_node_spec(&self.config)?;
-        let node = ros_edge::learner_link::LearnerNodeSpec { checkpoint_every: self.checkpoint_every_updates.max(1), ..node };
+        let node = ros_edge::learner_link::LearnerNodeSpec { checkpoint_every: self.checkpoint_every_updates, ..node };
         Ok(serve_learner(node, self.run_dir, self.resume, self.until_idle_s, &|| true)?)
     }
 }

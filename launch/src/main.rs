@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if discovery.range != "LOCALHOST" {
+    if !matches!(discovery.range.as_str(), "LOCALHOST" | "OFF") {
         tracing::warn!(range = %discovery.range, "DDS discovery reaches beyond this machine ({} from the environment): any participant of the domain may publish robot commands; see docs/guide/several-machines.md (DDS Security)", discovery::VARIABLE);
     }
     let cli = Cli::parse();

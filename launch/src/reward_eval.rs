@@ -41,6 +41,9 @@ pub struct RewardEvalArgs {
     /// vlm: name of the environment variable holding the API key (the key itself never goes on the command line).
     #[arg(long)]
     pub api_key_env: Option<String>,
+    /// vlm: a PEM file of the root certificates an https endpoint is checked against instead of the system's (a private certificate authority).
+    #[arg(long)]
+    pub root_certificates: Option<PathBuf>,
     #[arg(long, default_value_t = 90.0)]
     pub done_threshold: f64,
     #[arg(long, default_value_t = 60.0)]
@@ -152,7 +155,7 @@ fn build_source(args: &RewardEvalArgs) -> anyhow::Result<Box<dyn RewardSource>> 
                 done_threshold: args.done_threshold,
                 timeout: Duration::from_secs_f64(args.timeout_s),
                 reference_frames: Vec::new(),
-                root_certificates: None,
+                root_certificates: args.root_certificates.clone(),
             })?)
         }
         "clip" => {

@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Running;
@@ -32,14 +32,6 @@ fn json_of(output: Output) -> serde_json::Value {
     assert!(output.status.success(), "rrl failed: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
-
-fn wait_for(child: &mut Child, limit: Duration) {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < limit, "process did not finish in {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The `meta.updates` of a whole, checksummed checkpoint.
@@ -95,6 +87,7 @@ fn actors_lose_and_duplicate_nothing_when_the_learner_is_killed_after_a_checkpoi
     // temporary file is a FIFO this test reads a little of, then it is killed.
     let mut second_learner = learner(true, false);
     let temporary = learner_dir.join(format!(".learner.safetensors.tmp-{}", second_learner.child().id()));
+    let temporary_path = temporary.clone();
     let fifo = std::ffi::CString::new(temporary.to_str().unwrap()).unwrap();
     // SAFETY: a C string this function owns.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo {}", temporary.display());
@@ -111,22 +104,20 @@ fn actors_lose_and_duplicate_nothing_when_the_learner_is_killed_after_a_checkpoi
     writing.recv_timeout(Duration::from_secs(120)).expect("the second learner began no checkpoint write in 120 s");
     second_learner.child().kill().unwrap(); // SIGKILL mid-write
     second_learner.child().wait().unwrap();
+    // What a killed writer leaves behind; the learners to come write their own.
+    std::fs::remove_file(&temporary_path).unwrap();
     assert_eq!(std::fs::read(&checkpoint).unwrap(), kept, "a write killed midway changed the checkpoint");
 
-    let mut third_learner = learner(true, true);
+    let third_learner = learner(true, true);
     let mut streams = Vec::new();
-    for actor in actors.iter_mut() {
-        wait_for(actor.child(), Duration::from_secs(180));
-    }
     for actor in actors {
-        let report = json_of(actor.into_inner().wait_with_output().unwrap());
+        let report = json_of(actor.wait_with_output_within(Duration::from_secs(180)));
         assert_eq!(report["total_steps"], 300);
         assert_eq!(report["link"]["unconfirmed"], 0, "{report}");
         assert_eq!(report["link"]["learners_heard"], 3, "each actor heard all three learners: {report}");
         streams.push(report["link"]["stream_items"].as_u64().unwrap());
     }
-    wait_for(third_learner.child(), Duration::from_secs(60));
-    let learner = json_of(third_learner.into_inner().wait_with_output().unwrap());
+    let learner = json_of(third_learner.wait_with_output_within(Duration::from_secs(60)));
     assert_eq!(learner["resumed_from_updates"], checkpointed, "the third learner resumed from the first one's checkpoint: {learner}");
     for (i, items) in streams.iter().enumerate() {
         let got = &learner["actors"][(i + 1).to_string()];

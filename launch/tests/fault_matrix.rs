@@ -64,12 +64,17 @@ fn rows_of(label: &str, text: &str) -> Result<Vec<Row>, String> {
         let [fault, injected, did, asserts] = cells[..] else {
             return Err(format!("{label}:{}: a fault matrix line has four cells separated by ` | `", i + 1));
         };
-        let test = lines[i + 1..]
-            .iter()
-            .take(30)
-            .find_map(|l| l.trim_start().strip_prefix("fn ").or_else(|| l.trim_start().strip_prefix("async fn ")))
+        let until_fn: Vec<&str> = lines[i + 1..].iter().take(30).map(|l| l.trim_start()).take_while(|l| !l.starts_with("fn ") && !l.starts_with("async fn ")).collect();
+        let test = lines[i + 1 + until_fn.len()..]
+            .first()
+            .map(|l| l.trim_start())
+            .and_then(|l| l.strip_prefix("fn ").or_else(|| l.strip_prefix("async fn ")))
             .and_then(|rest| rest.split('(').next())
             .ok_or_else(|| format!("{label}:{}: no `fn` follows the fault matrix line", i + 1))?;
+        // CI runs every row's test: it must be one, and not ignored.
+        if !until_fn.iter().any(|l| l.starts_with("#[test]") || l.starts_with("#[tokio::test")) || until_fn.iter().any(|l| l.starts_with("#[ignore")) {
+            return Err(format!("{label}:{}: `{test}` is not a test CI runs (#[test], not #[ignore])", i + 1));
+        }
         rows.push(Row { fault: fault.into(), injected: injected.into(), did: did.into(), asserts: asserts.into(), test: format!("`{label}` `{test}`") });
     }
     Ok(rows)
@@ -137,4 +142,8 @@ fn a_marked_line_names_its_test_and_a_malformed_one_is_refused_with_its_place() 
     assert!(err.contains("x/tests/b.rs:2") && err.contains("four cells"), "{err}");
     let err = rows_of("x/tests/c.rs", "/// Fault matrix: a | b | c | d\n").unwrap_err();
     assert!(err.contains("no `fn` follows"), "{err}");
+    let err = rows_of("x/tests/d.rs", "/// Fault matrix: a | b | c | d\n#[test]\n#[ignore = \"slow\"]\nfn slow() {}\n").unwrap_err();
+    assert!(err.contains("`slow` is not a test CI runs"), "{err}");
+    let err = rows_of("x/tests/e.rs", "/// Fault matrix: a | b | c | d\nfn helper() {}\n").unwrap_err();
+    assert!(err.contains("`helper` is not a test CI runs"), "{err}");
 }

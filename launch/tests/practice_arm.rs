@@ -232,7 +232,7 @@ fn practice_pauses_while_the_arm_stops_publishing_and_resumes_when_it_returns() 
     assert!(stale.len() >= 120, "{} ticks held for a stale state; 2 s of silence at 100 Hz hold about 170", stale.len());
     let longest_run = stale.windows(2).fold((1, 1), |(best, run), w| if w[1] == w[0] + 1 { (best.max(run + 1), run + 1) } else { (best, 1) }).0;
     assert!(longest_run >= 120, "the hold lasted through the silence tick after tick: longest run {longest_run} of {}", stale.len());
-    assert!(ticks.iter().filter(|t| t.detail == safety::HoldReason::StaleState as u16).all(|t| t.protective), "a stale-state hold protects the robot");
+    assert!(ticks.iter().filter(|t| t.verdict == rrl_types::TickVerdict::Held && t.detail == safety::HoldReason::StaleState as u16).all(|t| t.protective), "a stale-state hold protects the robot");
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn run_beside_peer_in(args: &[&str], script: &str, domain_offset: u32, namespace
         .output()
         .unwrap();
     assert!(peer.status.success(), "{}{}", String::from_utf8_lossy(&peer.stdout), String::from_utf8_lossy(&peer.stderr));
-    json_of(&child.into_inner().wait_with_output().unwrap())
+    json_of(&child.wait_with_output_within(Duration::from_secs(300)))
 }
 
 /// The practice killed below steps this robot node (`rrl sim --lockstep`
@@ -82,10 +82,10 @@ fn practice_killed_mid_run_resumes_without_losing_episodes_then_eval_and_export(
     child.child().kill().unwrap(); // SIGKILL: no chance to clean up
     child.child().wait().unwrap();
     // SIGTERM stops the node with its report: the steps it served.
-    let node = node.into_inner();
+    let mut node = node;
     // SAFETY: a signal to a child this test started and still owns.
-    unsafe { libc::kill(node.id() as i32, libc::SIGTERM) };
-    let served = json_of(&node.wait_with_output().unwrap());
+    unsafe { libc::kill(node.child().id() as i32, libc::SIGTERM) };
+    let served = json_of(&node.wait_with_output_within(Duration::from_secs(60)));
 
     // Every file reads back; only the episode in flight may be unfinished.
     let episodes: Vec<_> = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap()).collect();
@@ -351,7 +351,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     }
     keys.write_all(b"y").unwrap();
     keys.flush().unwrap();
-    let report = json_of(&teleop.into_inner().wait_with_output().unwrap());
+    let report = json_of(&teleop.wait_with_output_within(Duration::from_secs(120)));
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demo = recording::read_episode(&recording::list_episodes(&run_dir.join("demos")).unwrap()[0]).unwrap();
     assert_eq!(demo.steps.last().unwrap().flags.label, Some(true), "the y key labels the last step's frames");
@@ -382,7 +382,7 @@ fn keyboard_keys_drive_a_demo_label_it_and_stop_practice() {
     }
     keys.write_all(b"q").unwrap();
     keys.flush().unwrap();
-    let report = json_of(&practice.into_inner().wait_with_output().unwrap());
+    let report = json_of(&practice.wait_with_output_within(Duration::from_secs(120)));
     assert_eq!(report["stopped_by_operator"], true, "{report}");
     // Every step it took is on disk, and the stop came long before the budget.
     let recorded: usize = episode_files(&run_dir).iter().map(|p| recording::read_episode(p).unwrap().steps.iter().filter(|s| !s.flags.recovery).count()).sum();

@@ -123,20 +123,8 @@ fn rrl_driver_holds_an_unplugged_arm_and_tracks_commands_once_it_is_back() {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
     );
-    let (said, log) = std::sync::mpsc::channel::<String>();
-    let stderr = driver.child().stderr.take().unwrap();
-    std::thread::spawn(move || std::io::BufReader::new(stderr).lines().map_while(Result::ok).try_for_each(|line| said.send(line)));
-    let wait_for_line = |what: &str, has: &dyn Fn(&str) -> bool| -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match log.recv_timeout(left) {
-                Ok(line) if has(&line) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("rrl driver never logged {what} (within 60 s, or it ended)"),
-            }
-        }
-    };
+    let mut log = common::LogLines::of(driver.child().stderr.take().unwrap());
+    let minute = std::time::Duration::from_secs(60);
     let mut peer = common::Running::spawn(
         Command::new(common::venv_python())
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/unplug_peer.py"))
@@ -149,26 +137,54 @@ fn rrl_driver_holds_an_unplugged_arm_and_tracks_commands_once_it_is_back() {
     let mut peer_says = std::io::BufReader::new(peer.child().stdout.take().unwrap()).lines();
     assert_eq!(peer_says.next().expect("the peer ended").unwrap(), "ready", "the peer saw the arm's joint states");
 
-    drop(wire); // socat and the emulator gone: the driver's next read fails
+    // The device path goes first, so every reconnect the driver tries meets ENOENT;
+    // then socat and the emulator go: the driver's next write or read fails.
     std::fs::remove_file(&port).unwrap();
-    let lost = wait_for_line("the lost arm", &|l| l.contains("the robot is held, reconnecting"));
+    drop(wire);
+    let lost = log.wait_for("the lost arm", minute, |l| l.contains("the robot is held, reconnecting"));
     // The kernel's word for a pseudo-terminal whose far end closed: EPIPE on write, EIO on read.
     assert!(lost.contains("Broken pipe") || lost.contains("Input/output error"), "the vanished wire's I/O error: {lost}");
-    let absent = wait_for_line("a failed reconnect", &|l| l.contains("reconnect failed"));
+    let absent = log.wait_for("a failed reconnect", minute, |l| l.contains("reconnect failed"));
     assert!(absent.contains("No such file or directory"), "ENOENT from the vanished path: {absent}");
 
     let _wire = plug(); // an arm on the same path again
-    wait_for_line("the reconnect", &|l| l.contains("robot reconnected"));
+    log.wait_for("the reconnect", minute, |l| l.contains("robot reconnected"));
     writeln!(peer.child().stdin.as_mut().unwrap(), "replugged").unwrap();
     let result: serde_json::Value = serde_json::from_str(&peer_says.next().expect("the peer's result").unwrap()).unwrap();
+    drop(peer);
     assert_eq!(result["ok"], true, "the arm back on the wire tracks a new command: {result}");
     assert!(result["held_disconnected"].as_u64().unwrap() > 0, "the node said it held the arm while it was gone: {result}");
 
     // SAFETY: a signal to a child this test started and still owns.
     unsafe { libc::kill(driver.child().id() as i32, libc::SIGTERM) };
-    let out = driver.into_inner().wait_with_output().unwrap();
+    let out = driver.wait_with_output_within(minute);
     assert!(out.status.success(), "rrl driver must stay up and stop cleanly on SIGTERM");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["hardware_errors"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["reconnects"], 1, "{report}");
+}
+
+/// Ctrl-C stops `rrl sim` (the simulated Panda on the wall clock) as a
+/// user expects of a ROS 2 node: the first SIGINT ends it cleanly with its
+/// report, however long it was asked to run.
+#[test]
+fn sigint_stops_rrl_sim_cleanly_with_its_report() {
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("files/sim_panda_pick.ron");
+    let mut sim = common::Running::spawn(
+        Command::new(env!("CARGO_BIN_EXE_rrl"))
+            .args(["sim", "--config", config.to_str().unwrap(), "--duration-s", "600"])
+            .env("ROS_DOMAIN_ID", (20 + (std::process::id() + 44) % 80).to_string())
+            .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+            .env("RRL_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let mut log = common::LogLines::of(sim.child().stderr.take().unwrap());
+    log.wait_for("`robot node up`", std::time::Duration::from_secs(120), |l| l.contains("robot node up"));
+    // SAFETY: a signal to a child this test started and still owns.
+    unsafe { libc::kill(sim.child().id() as i32, libc::SIGINT) };
+    let out = sim.wait_with_output_within(std::time::Duration::from_secs(60));
+    assert!(out.status.success(), "rrl sim did not stop cleanly on SIGINT: {:?}", out.status);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["ticks"].as_u64().unwrap() > 0, "{report}");
 }

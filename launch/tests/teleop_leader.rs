@@ -8,9 +8,8 @@
 mod common;
 
 use std::f64::consts::TAU;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -60,19 +59,7 @@ fn watch_follower(follower: &FeetechEmulator, within: Duration, what: &str, mut 
     }
 }
 
-/// Waits for a line of rrl's stderr containing `text`.
-fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !seen.iter().any(|l| l.contains(text)) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("rrl never said `{text}`; it said:\n{}", seen.join("\n")),
-        }
-    }
-}
-
-/// Fault matrix: serial unplugged | the leader arm's emulated bus stops answering | teleop pauses and holds the follower, resumes | the follower moves < 0.01 rad while the leader is silent; it tracks again after
+/// Fault matrix: serial bus silent | the leader arm's emulated bus stops answering | teleop pauses and holds the follower, resumes | the follower moves < 0.01 rad while the leader is silent; it tracks again after
 #[test]
 fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_held_when_the_leader_goes_silent() {
     let domain = (20 + (std::process::id() + 37) % 80).to_string();
@@ -105,15 +92,15 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
     assert!(check.status.success(), "check-config: {}", String::from_utf8_lossy(&check.stderr));
     let run_dir = dir.path().join("run");
 
-    let mut teleop = common::rrl_command(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"], &domain)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut teleop = common::Running::spawn(
+        common::rrl_command(&["teleop", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--episodes", "1", "--operator", "keyboard"], &domain)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
     // The human at the keyboard presses space (scene reset done) now and
     // then: the first reset's window waits for it.
-    let keys = std::sync::Arc::new(std::sync::Mutex::new(teleop.stdin.take().unwrap()));
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(teleop.child().stdin.take().unwrap()));
     let presser = keys.clone();
     std::thread::spawn(move || loop {
         let pressed = {
@@ -125,15 +112,9 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
         }
         std::thread::sleep(Duration::from_millis(200));
     });
-    let (tx, lines) = mpsc::channel();
-    let stderr = teleop.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut said = Vec::new();
-    wait_for_line(&lines, "move the leader arm", &mut said);
+    let mut said = common::LogLines::of(teleop.child().stderr.take().unwrap());
+    let minute = Duration::from_secs(60);
+    said.wait_for("`move the leader arm`", minute, |l| l.contains("move the leader arm"));
 
     // 1. The follower tracks the leader (and its gripper the handle, scaled onto the follower's jaw).
     let pose = [0.5, -0.3, 0.4, 0.2, -0.1];
@@ -163,7 +144,7 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
     let start_roll = follower_pose(&follower)[ROLL];
     watch_follower(&follower, Duration::from_secs(30), "the follower starting back", |at| at[ROLL] < start_roll - 0.3);
     leader.faults().unplugged.store(true, Ordering::Relaxed);
-    wait_for_line(&lines, "the session pauses", &mut said);
+    said.wait_for("`the session pauses`", minute, |l| l.contains("the session pauses"));
     // The step in flight finishes (ten control ticks) and the servos settle.
     let packets = follower.packets();
     watch_follower(&follower, Duration::from_secs(30), "the step in flight", |_| follower.packets() > packets + 30);
@@ -177,16 +158,13 @@ fn the_follower_tracks_a_leader_arm_through_the_gate_clipped_at_its_limits_and_h
 
     // 4. It answers again: the follower tracks it back.
     leader.faults().unplugged.store(false, Ordering::Relaxed);
-    wait_for_line(&lines, "the session resumes", &mut said);
+    said.wait_for("`the session resumes`", minute, |l| l.contains("the session resumes"));
     watch_follower(&follower, Duration::from_secs(30), "the follower tracking the leader again", |at| (0..5).all(|k| (at[k] - pose[k]).abs() < 0.03));
 
     // 5. `y` labels the demo a success and ends it.
     keys.lock().unwrap().write_all(b"y").unwrap();
-    let output = teleop.wait_with_output().unwrap();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
-        said.push(line);
-    }
-    assert!(output.status.success(), "rrl teleop failed:\n{}", said.join("\n"));
+    let output = teleop.wait_with_output_within(Duration::from_secs(120));
+    assert!(output.status.success(), "rrl teleop failed:\n{}", said.seen.join("\n"));
     let report: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().last().unwrap()).unwrap();
     assert_eq!((report["episodes"].as_u64(), report["successes"].as_u64()), (Some(1), Some(1)), "{report}");
     let demos = recording::list_episodes(&run_dir.join("demos")).unwrap();

@@ -1,6 +1,6 @@
 //! A real crash of the episode writer: a child process writes steps as
 //! fast as it can and says which step's `step()` has returned; it is killed
-//! with SIGKILL mid-episode (most kills land inside a write). Every step
+//! with SIGKILL mid-episode, with a write pending or under way. Every step
 //! the writer had returned from is on disk, read back value for value; at
 //! most the one being written when the kill landed is torn off.
 
@@ -9,8 +9,7 @@ use std::process::{Command, Stdio};
 
 use recording::{EpisodeHeader, EpisodeStep, EpisodeWriter, StepFlags};
 
-/// Large observations, so a step's record takes a while to write and the
-/// kill often lands inside one.
+/// Large observations (32 KiB a record), so writing is most of the child's work.
 const OBSERVATION: usize = 4096;
 
 fn header() -> EpisodeHeader {
@@ -63,7 +62,7 @@ fn every_step_the_writer_returned_from_survives_a_sigkill() {
             acknowledged = i + 1;
         }
     }
-    child.kill().unwrap(); // SIGKILL, mid-write more often than not
+    child.kill().unwrap(); // SIGKILL, wherever the writer is
     child.wait().unwrap();
     // What it printed before dying: the steps whose write had returned.
     for line in lines.map_while(Result::ok) {

@@ -20,11 +20,11 @@ fn a_topic_arm_follows_gated_commands_and_holds_when_silent() {
     std::env::set_var("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST");
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
     // Its lifetime is only a bound: the test ends it when it wants the arm silent.
-    let mut emulated = Command::new(python)
+    let emulated = Emulated(Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/ros2_control_arm.py"))
         .arg("120")
         .spawn()
-        .expect("start the emulated arm");
+        .expect("start the emulated arm"));
 
     let config: TopicArmConfig = ron::from_str("(joint_names: [\"a\", \"b\"], state_topic: \"/joint_states\", command: ForwardPosition(topic: \"/forward_position_controller/commands\"))").unwrap();
     let mut arm = TopicArm::new(config, "");
@@ -54,13 +54,22 @@ fn a_topic_arm_follows_gated_commands_and_holds_when_silent() {
         assert!(started.elapsed() < Duration::from_secs(60), "the arm never reached the goal: at {:?}, {verdict:?}", state.position);
     }
     // The arm falls silent: the gate holds it once its state is older than 100 ms, and keeps holding.
-    let _ = emulated.kill();
-    let _ = emulated.wait();
+    drop(emulated);
     let silent = Instant::now();
     while tick().0 != Verdict::Held(HoldReason::StaleState) {
         assert!(silent.elapsed() < Duration::from_secs(10), "the silent arm was never held");
     }
     for _ in 0..50 {
         assert_eq!(tick().0, Verdict::Held(HoldReason::StaleState), "the silent arm must stay held");
+    }
+}
+
+/// The emulated arm, ended when the test ends, passing or failing.
+struct Emulated(std::process::Child);
+
+impl Drop for Emulated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

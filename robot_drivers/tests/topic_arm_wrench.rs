@@ -18,14 +18,14 @@ use safety::{Gate, HoldReason, Verdict};
 fn an_external_force_on_the_wrench_topic_holds_the_arm() {
     let domain = 20 + (std::process::id() + 41) % 80;
     let python = std::env::var_os("VIRTUAL_ENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or_else(|| "python3".into());
-    let mut emulated = Command::new(python)
+    let emulated = Emulated(Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/ros2_control_arm.py"))
         // Its lifetime is only a bound: the test ends it.
         .args(["120", "0.3"])
         .env("ROS_DOMAIN_ID", domain.to_string())
         .env("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         .spawn()
-        .expect("start the emulated arm");
+        .expect("start the emulated arm"));
     std::env::set_var("ROS_DOMAIN_ID", domain.to_string());
     std::env::set_var("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST");
     let config: TopicArmConfig = ron::from_str(
@@ -55,11 +55,20 @@ fn an_external_force_on_the_wrench_topic_holds_the_arm() {
     }
     let forced = verdicts.len() - 1;
     verdicts.extend((0..100).map(|_| tick()));
-    let _ = emulated.kill();
-    let _ = emulated.wait();
+    drop(emulated);
     let light = verdicts.iter().filter(|(v, s)| !matches!(v, Verdict::Held(_)) && s.wrench.is_some_and(|w| (w[2] + 5.0).abs() < 1e-9)).count();
     assert!(light > 10, "before the contact the 5 N push must not hold the arm, {light} ticks went through");
     assert!(verdicts[forced..].iter().all(|(v, _)| matches!(v, Verdict::Held(_))), "once pressing, every tick holds");
     let furthest = verdicts.iter().map(|(_, s)| s.position.as_slice().first().copied().unwrap_or(0.0)).fold(f64::MIN, f64::max);
     assert!(furthest < 0.36, "the held arm kept going to a = {furthest}");
+}
+
+/// The emulated arm, ended when the test ends, passing or failing.
+struct Emulated(std::process::Child);
+
+impl Drop for Emulated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

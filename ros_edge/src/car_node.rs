@@ -32,7 +32,7 @@ pub struct CarNodeSpec<'a> {
     /// Cameras of the twin to publish.
     pub cameras: Vec<RenderedCamera>,
     pub rate_hz: f64,
-    /// Stop after this long (default: until killed).
+    /// Stop after this long (default: until `stop` says so).
     pub duration_s: Option<f64>,
     /// Stops (with the node's report) once this says so: the binary's SIGINT or SIGTERM.
     pub stop: fn() -> bool,

@@ -40,12 +40,15 @@ use crate::EdgeError;
 
 /// Items in flight beyond the last acknowledged one.
 const WINDOW: u64 = 2_000;
+/// Learner incarnations an actor's link counts (a forged flood of acks cannot grow the list).
+const MAX_LEARNERS_REMEMBERED: usize = 64;
 /// No acknowledgement progress for this long: send again from the first unacknowledged item.
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
 
 struct LinkState {
     acked: AtomicU64,
-    /// Learner incarnations heard from: more than one means a learner restarted.
+    /// Distinct learner incarnations that acknowledged this actor's stream:
+    /// more than one means a learner restarted.
     learners_heard: AtomicU64,
     stream_len: AtomicU64,
     updates: AtomicU64,
@@ -61,7 +64,8 @@ pub struct LinkClosed {
     pub stream_items: u64,
     /// Items no learner confirmed.
     pub unconfirmed: u64,
-    /// Learner incarnations that acknowledged the stream (a restart adds one).
+    /// Distinct learner incarnations that acknowledged this actor's stream
+    /// (a restarted learner is a new one).
     pub learners_heard: u64,
 }
 
@@ -100,6 +104,8 @@ impl RosLearnerLink {
         let thread = std::thread::Builder::new().name("learner-link".into()).spawn(move || {
             let state = thread_state;
             let (mut next_to_send, mut acked, mut incarnation) = (0u64, 0u64, None::<u64>);
+            // The learner incarnations that acknowledged this actor's stream.
+            let mut heard_from: Vec<u64> = Vec::new();
             let mut last_progress = Instant::now();
             let mut closed = false;
             loop {
@@ -127,13 +133,15 @@ impl RosLearnerLink {
                             continue;
                         }
                     };
-                    let ours = ack.actors.iter().find_map(|&(id, next)| (id == actor_id).then_some(next)).unwrap_or(0);
+                    let listed = ack.actors.iter().find_map(|&(id, next)| (id == actor_id).then_some(next));
+                    let ours = listed.unwrap_or(0);
                     state.updates.store(ack.updates, Ordering::Release);
+                    if listed.is_some() && !heard_from.contains(&ack.incarnation) && heard_from.len() < MAX_LEARNERS_REMEMBERED {
+                        heard_from.push(ack.incarnation);
+                        state.learners_heard.store(heard_from.len() as u64, Ordering::Relaxed);
+                    }
                     if incarnation != Some(ack.incarnation) || ours < acked {
                         // A new (or restarted) learner: it has what it acknowledges, and nothing after.
-                        if incarnation != Some(ack.incarnation) {
-                            state.learners_heard.fetch_add(1, Ordering::Relaxed);
-                        }
                         incarnation = Some(ack.incarnation);
                         acked = ours;
                         next_to_send = ours;

@@ -41,7 +41,7 @@ pub struct RobotNodeSpec<'a> {
     pub robot_kind: &'a str,
     pub launch_file: String,
     pub rate_hz: f64,
-    /// Stop after this long (default: until killed).
+    /// Stop after this long (default: until `stop` says so).
     pub duration_s: Option<f64>,
     /// A simulated robot publishes its time on `/clock`.
     pub publish_clock: bool,

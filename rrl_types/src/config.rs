@@ -1786,6 +1786,18 @@ mod tests {
         assert_eq!(launch.reward, RewardConfig::Task);
     }
 
+    /// A VLM reward's root certificates (and a classifier's shaping
+    /// critic's) are found beside the launch file, like every file it names.
+    #[test]
+    fn vlm_root_certificates_are_found_beside_the_launch_file() {
+        let vlm = "endpoint: \"https://vlm.local/v1/chat/completions\", model: \"m\", task: \"t\", cameras: [\"front\"], root_certificates: Some(\"ca.pem\")";
+        let file = |reward: String| format!("(name: \"t\", robot: Sim((task: PandaReach, observe_cameras: [\"front\"])), cameras: [(name: \"front\", source: Sim(\"front\"))], safety: (), reward: {reward})");
+        let launch = LaunchFile::parse(&file(format!("Vlm(({vlm}))")), Path::new("robots/arm.ron")).unwrap();
+        assert_eq!(launch.reward.vlm().unwrap().root_certificates.as_deref(), Some("robots/ca.pem"));
+        let launch = LaunchFile::parse(&file(format!("Classifier((model: \"c.safetensors\", cameras: [\"front\"], progress: Some(({vlm}))))")), Path::new("robots/arm.ron")).unwrap();
+        assert_eq!(launch.reward.vlm().unwrap().root_certificates.as_deref(), Some("robots/ca.pem"));
+    }
+
     #[test]
     fn semantic_error_points_at_the_field() {
         let text = "(\n  name: \"t\",\n  robot: Sim((task: PandaReach, control_rate_hz: -5.0)),\n  safety: (),\n)";

@@ -229,3 +229,68 @@ impl Drop for Running {
         }
     }
 }
+
+impl Running {
+    /// Waits for the process's exit and output, at most `within`: a
+    /// process that does not end is killed and the test fails, instead of
+    /// hanging CI.
+    pub fn wait_with_output_within(mut self, within: std::time::Duration) -> std::process::Output {
+        let child = self.child();
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+        let deadline = std::time::Instant::now() + within;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the process did not end within {within:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        self.0 = None;
+        std::process::Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+    }
+}
+
+/// The lines a process writes on a pipe (its stderr), read on a thread of
+/// their own so a test can wait on one.
+pub struct LogLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line received so far.
+    pub seen: Vec<String>,
+}
+
+impl LogLines {
+    pub fn of(pipe: impl std::io::Read + Send + 'static) -> LogLines {
+        let (said, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || std::io::BufReader::new(pipe).lines().map_while(Result::ok).try_for_each(|line| said.send(line)));
+        LogLines { lines, seen: Vec::new() }
+    }
+
+    /// The first line from now on for which `has` is true, within
+    /// `within`; the test fails naming `what` (and what was said) if none
+    /// comes or the pipe closes first.
+    pub fn wait_for(&mut self, what: &str, within: std::time::Duration, has: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if has(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("never said {what} within {within:?} (or the process ended); it said:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
