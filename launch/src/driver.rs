@@ -59,7 +59,7 @@ pub fn run(config: &Path, duration_s: Option<f64>) -> anyhow::Result<serde_json:
 
 /// A real robot as a node: connected, activated, then ticked on the wall
 /// clock with its OpenCV cameras publishing.
-fn drive<H: HardwareInterface>(launch: &LaunchFile, config: &Path, node_name: &str, mut hardware: H, what: &str, duration_s: Option<f64>, cameras: Vec<CameraConfig>) -> anyhow::Result<serde_json::Value> {
+fn drive<H: HardwareInterface + 'static>(launch: &LaunchFile, config: &Path, node_name: &str, mut hardware: H, what: &str, duration_s: Option<f64>, cameras: Vec<CameraConfig>) -> anyhow::Result<serde_json::Value> {
     let rate_hz = launch.robot.control_rate_hz();
     let gate = Gate::build(&launch.safety, hardware.joint_names(), rate_hz).with_context(|| format!("{}: safety section", config.display()))?;
     hardware.configure().with_context(|| format!("connecting to {what}"))?;

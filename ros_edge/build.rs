@@ -1,0 +1,5 @@
+include!("../build_support/link.rs");
+
+fn main() {
+    link_libpython();
+}
