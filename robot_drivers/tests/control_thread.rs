@@ -7,8 +7,6 @@
 //! reflex, and a new critic swapped in mid-run; and the records it queues
 //! are the ticks the gate took.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use robot_drivers::control_thread::ControlThread;
@@ -21,35 +19,8 @@ use rrl_types::config::{Reflex, SerialArmConfig};
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock, TickDecimator, TickVerdict};
 use safety::{Gate, RiskCritic};
 
-struct PerThreadCount;
-
-thread_local! {
-    /// Allocations, reallocations and frees made by this thread.
-    static HEAP_CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: a thread being torn down has no counter any more.
-    let _ = HEAP_CALLS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for PerThreadCount {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count();
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static GLOBAL: PerThreadCount = PerThreadCount;
+static GLOBAL: heap_count::PerThreadCount = heap_count::PerThreadCount;
 
 /// risk = sigmoid(scale · (command of joint a − edge)); 3 joints: 9 inputs.
 fn edge_critic(edge: f32, scale: f32) -> RiskCritic {
@@ -96,9 +67,9 @@ fn control_thread_ticks_neither_allocate_nor_free_and_queue_the_gates_ticks() {
             // From this (the loader's) thread: the old critic is dropped here, not on the control thread.
             loader.offer(replacement.take().unwrap(), true).unwrap();
         }
-        let before = HEAP_CALLS.with(Cell::get);
+        let before = heap_count::heap_calls();
         tick(k);
-        heap_calls += HEAP_CALLS.with(Cell::get) - before;
+        heap_calls += heap_count::heap_calls() - before;
         if k % 100 == 0 {
             // Another thread's work (the actor's), outside the counted ticks.
             reports.take_ticks(&mut taken);

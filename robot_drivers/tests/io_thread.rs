@@ -1,10 +1,8 @@
 //! A serial arm behind the I/O thread: the control loop's ticks follow the
-//! emulated arm as before, and on the control thread they neither allocate
-//! nor touch the bus (counted per thread: the I/O thread's serial reads do
-//! allocate, on their own thread).
+//! emulated arm as before, and on the control thread they neither allocate,
+//! free nor touch the bus (counted per thread: the I/O thread's serial reads
+//! do allocate, on their own thread).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use robot_drivers::dynamixel_emulator::DynamixelEmulator;
@@ -16,33 +14,8 @@ use rrl_types::config::SerialArmConfig;
 use rrl_types::{Clock, CommandMode, JointCommand, JointVec, SystemClock};
 use safety::Gate;
 
-struct PerThreadCount;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: a thread being torn down has no counter any more.
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for PerThreadCount {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static GLOBAL: PerThreadCount = PerThreadCount;
+static GLOBAL: heap_count::PerThreadCount = heap_count::PerThreadCount;
 
 #[test]
 fn control_ticks_on_a_threaded_serial_arm_follow_it_without_allocating() {
@@ -69,14 +42,14 @@ fn control_ticks_on_a_threaded_serial_arm_follow_it_without_allocating() {
         control.tick(now).unwrap();
         std::thread::sleep(Duration::from_millis(10));
     }
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = heap_count::heap_calls();
     for _ in 0..150 {
         let now = SystemClock.now();
         slot.offer(JointCommand { stamp: now, mode: CommandMode::Position, values: goal });
         control.tick(now).unwrap();
         std::thread::sleep(Duration::from_millis(10));
     }
-    let allocated = ALLOCATIONS.with(Cell::get) - before;
+    let allocated = heap_count::heap_calls() - before;
     let state = *control.state();
     assert_eq!(allocated, 0, "control ticks allocated {allocated} times on the control thread");
     for j in 0..3 {
@@ -91,7 +64,7 @@ fn paced_ticks_do_not_allocate() {
     let clock = rrl_types::ManualClock::new(rrl_types::Timestamp(0));
     let mut manual = robot_drivers::pacing::Pacer::new(Duration::from_millis(10), &clock);
     let mut system = robot_drivers::pacing::Pacer::new(Duration::from_micros(200), SystemClock);
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = heap_count::heap_calls();
     for k in 0..1000u64 {
         if k % 7 == 0 {
             clock.advance_nanos(25_000_000);
@@ -101,6 +74,6 @@ fn paced_ticks_do_not_allocate() {
     for _ in 0..20 {
         system.wait();
     }
-    let allocated = ALLOCATIONS.with(Cell::get) - before;
+    let allocated = heap_count::heap_calls() - before;
     assert_eq!(allocated, 0, "paced ticks allocated {allocated} times");
 }

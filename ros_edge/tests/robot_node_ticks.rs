@@ -6,8 +6,6 @@
 //! camera; commands arrive over DDS from another node. Publishing,
 //! verdict strings and logs happen on the nodes' own threads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,35 +15,8 @@ use robot_drivers::HardwareInterface;
 use sim_bridge::arm::{SimArm, PANDA_HOME};
 use sim_bridge::scene_cameras::CameraSpec;
 
-struct PerThreadCount;
-
-thread_local! {
-    /// Allocations, reallocations and frees made by this thread.
-    static HEAP_CALLS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: a thread being torn down has no counter any more.
-    let _ = HEAP_CALLS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for PerThreadCount {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count();
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
-static GLOBAL: PerThreadCount = PerThreadCount;
+static GLOBAL: heap_count::PerThreadCount = heap_count::PerThreadCount;
 
 const RATE_HZ: f64 = 250.0;
 const WARM_UP_TICKS: usize = 250;
@@ -95,7 +66,7 @@ fn the_robot_nodes_ticking_thread_neither_allocates_nor_frees_per_tick() {
     let after_tick = |arm: &mut SimArm| {
         arm.advance(period);
         if heap_calls.len() < heap_calls.capacity() {
-            heap_calls.push(HEAP_CALLS.with(Cell::get));
+            heap_calls.push(heap_count::heap_calls());
         }
     };
     let report = ros_edge::robot_node::serve(arm, gate, spec, |arm| arm.now(), after_tick, both(rendered_cameras(vec![camera]), pick_scene(7))).unwrap();
@@ -127,9 +98,9 @@ fn the_car_twins_ticking_thread_neither_allocates_nor_frees_per_tick() {
         car.place(course.start);
         let cameras = vec![RenderedCamera { name: "front".into(), spec: CameraSpec { model_camera: "front".into(), width: 64, height: 48, fps: 10.0 } }];
         let spec = ros_edge::car_node::CarNodeSpec { namespace: "car_ticks", course: &course, cameras, rate_hz: 250.0, duration_s: Some(seconds), stop: || false };
-        let before = HEAP_CALLS.with(Cell::get);
+        let before = heap_count::heap_calls();
         let report = ros_edge::car_node::serve(car, spec).unwrap();
-        let calls = HEAP_CALLS.with(Cell::get) - before;
+        let calls = heap_count::heap_calls() - before;
         drop(report);
         calls
     };

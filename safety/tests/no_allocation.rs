@@ -1,48 +1,14 @@
-//! The per-tick path allocates nothing: a counting global allocator sees no
-//! allocation over 100 000 ticks of mixed good, clipped, stale and NaN input.
+//! The per-tick path allocates nothing: a per-thread counting global
+//! allocator sees no heap call (allocation, reallocation or free) over
+//! 100 000 ticks of mixed good, clipped, stale and NaN input.
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use common::*;
 use rrl_types::{JointCommand, Timestamp};
 
-struct CountingAllocator;
-
-// Counted per thread: the test harness's own threads (output capture, the
-// slow-test timer) may allocate while the gate runs, and are not the gate.
-thread_local! {
-    static THREAD_ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: a thread being torn down has no counter any more.
-    let _ = THREAD_ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-/// Allocations made by this thread so far.
-fn allocations() -> usize {
-    THREAD_ALLOCATIONS.with(|c| c.get())
-}
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: heap_count::PerThreadCount = heap_count::PerThreadCount;
 
 #[test]
 fn gate_ticks_do_not_allocate() {
@@ -59,7 +25,7 @@ fn gate_ticks_do_not_allocate() {
     targets[1] = [3.0; 7];
     targets[2] = [-3.0, 0.0, 0.0, -1.0, 0.0, 2.0, 0.0];
     targets[3][2] = f64::NAN;
-    let before = allocations();
+    let before = heap_count::heap_calls();
     let mut held = 0;
     for t in 0..100_000u64 {
         let now = 1_000_000_000 + t * TICK_NS;
@@ -77,7 +43,7 @@ fn gate_ticks_do_not_allocate() {
         let verdict = gate.check(Timestamp(now), &home_state(state_stamp), &command, &mut out);
         held += matches!(verdict, safety::Verdict::Held(_)) as usize;
     }
-    let after = allocations();
+    let after = heap_count::heap_calls();
     assert!(held > 100, "the run must exercise the hold paths too, held {held}");
     assert_eq!(after - before, 0, "the gate allocated {} times", after - before);
 
@@ -87,7 +53,7 @@ fn gate_ticks_do_not_allocate() {
     edge[15] = 200.0; // risk rises as joint 1's command passes -0.7
     gate.set_risk_critic(safety::RiskCritic::from_layers(vec![(vec![edge], vec![200.0 * 0.7])]).unwrap(), 0.5, rrl_types::config::Reflex::Recover).unwrap();
     let mut target = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
-    let before = allocations();
+    let before = heap_count::heap_calls();
     let mut reflexes = 0;
     for t in 0..20_000u64 {
         let now = 1_000_000_000 + t * TICK_NS;
@@ -95,7 +61,7 @@ fn gate_ticks_do_not_allocate() {
         let verdict = gate.check(Timestamp(now), &home_state(now), &position_command(&target, now), &mut out);
         reflexes += matches!(verdict, safety::Verdict::Reflex { .. }) as usize;
     }
-    let after = allocations();
+    let after = heap_count::heap_calls();
     assert!(reflexes > 1000, "the run must exercise the Recover reflex, {reflexes}");
     assert_eq!(after - before, 0, "the gate allocated {} times while recovering", after - before);
 
@@ -103,7 +69,7 @@ fn gate_ticks_do_not_allocate() {
     // the external-force check.
     let mut gate = panda_workspace_gate();
     let mut target = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
-    let before = allocations();
+    let before = heap_count::heap_calls();
     let (mut boxed, mut forced) = (0, 0);
     for t in 0..20_000u64 {
         let now = 1_000_000_000 + t * TICK_NS;
@@ -114,7 +80,7 @@ fn gate_ticks_do_not_allocate() {
         boxed += matches!(verdict, safety::Verdict::Clipped(f) if f.contains(safety::ClipFlags::WORKSPACE) || f.contains(safety::ClipFlags::TOOL_SPEED)) as usize;
         forced += matches!(verdict, safety::Verdict::Held(safety::HoldReason::ForceExceeded)) as usize;
     }
-    let after = allocations();
+    let after = heap_count::heap_calls();
     assert!(boxed > 20 && forced >= 20, "the run must exercise the box ({boxed}) and the force check ({forced})");
     assert_eq!(after - before, 0, "the gate allocated {} times with a workspace box", after - before);
 }
