@@ -275,6 +275,14 @@ impl LogLines {
         LogLines { lines, seen: Vec::new() }
     }
 
+    /// Every line, once the process has closed its pipe (at most 10 s more).
+    pub fn all(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
     /// The first line from now on for which `has` is true, within
     /// `within`; the test fails naming `what` (and what was said) if none
     /// comes or the pipe closes first.
