@@ -27,7 +27,7 @@ use rrl_types::{Clock, MonotonicClock, SystemClock, Timestamp};
 use sim_bridge::car::CarSim;
 use sim_bridge::scene_cameras::SceneSnapshots;
 
-use crate::robot_node::{Publish, RenderedCamera};
+use crate::robot_node::{Publish, RenderedCamera, StopOnDrop};
 use crate::EdgeError;
 
 /// A twist older than this stops the car.
@@ -87,6 +87,7 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
         }
         Err(_) => return Err(node.join().map_err(|_| EdgeError::Panicked("car node"))?.err().unwrap_or(EdgeError::Panicked("car node"))),
     };
+    let stops_the_node = StopOnDrop(&links.stopping);
     tracing::info!(namespace = spec.namespace, rate_hz = spec.rate_hz, "car twin node up");
     let mut last_frame = f64::NEG_INFINITY;
     let period = 1.0 / spec.rate_hz;
@@ -123,7 +124,9 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
         ticks += 1;
         pacer.wait();
     }
-    links.stopping.store(true, Ordering::Release);
+    // The renderer's last reference then goes with the node's thread, before its node.
+    drop(snapshots);
+    drop(stops_the_node);
     node.join().map_err(|_| EdgeError::Panicked("car node"))??;
     let last = car.reading();
     Ok(serde_json::json!({
@@ -140,6 +143,7 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
 /// handed over and passes twists on, until the stepping thread stops or
 /// something fails here.
 fn run_node(namespace: &str, course: CourseConfig, cameras: Vec<RenderedCamera>, links: Arc<Links>, ready: std::sync::mpsc::Sender<Result<Option<Arc<SceneSnapshots>>, EdgeError>>) -> Result<(), EdgeError> {
+    let _stops_the_stepping = StopOnDrop(&links.stopping);
     let set_up = (|| {
         let ctx = r2r::Context::create()?;
         let mut node = r2r::Node::create(ctx, "sim_car", namespace)?;
@@ -187,7 +191,9 @@ fn run_node(namespace: &str, course: CourseConfig, cameras: Vec<RenderedCamera>,
             let finite = v.is_finite() && w.is_finite();
             let _ = links.twist.force_push((if finite { (v, w) } else { (0.0, 0.0) }, Instant::now()));
         }
-        while let Some(CarTick { stamp, reading, accel }) = links.ticks.pop() {
+        // The ticks waiting now (a flood cannot keep twists out).
+        for _ in 0..links.ticks.len() {
+            let Some(CarTick { stamp, reading, accel }) = links.ticks.pop() else { break };
             let stamp = ros_time(stamp);
             let (w, z) = yaw_quaternion(reading.yaw);
             message.header.stamp = stamp.clone();

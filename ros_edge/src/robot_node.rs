@@ -116,7 +116,8 @@ pub fn rendered_cameras(cameras: Vec<RenderedCamera>) -> Setup<SimArm> {
 
 /// The pick scene's object, as a motion-capture system and a person would
 /// serve it: the cube's pose on `cube/pose` (`geometry_msgs/PoseStamped`,
-/// base frame, every tick), and a message on `scene/reset`
+/// base frame: the newest at each turn of the node's thread, which keeps
+/// up with the ticks), and a message on `scene/reset`
 /// (`std_msgs/Empty`) puts the cube back on the table at a random spot of
 /// the task's cube area — the simulator's stand-in for a person resetting
 /// the scene.
@@ -215,6 +216,16 @@ enum WireEvent {
     Reconnected { after_s: f64 },
 }
 
+/// Sets `stopping` when dropped: a thread that ends in any way, a panic
+/// included, stops the other.
+pub(crate) struct StopOnDrop<'a>(pub(crate) &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// The two threads' links.
 struct Links {
     ticks: ArrayQueue<TickOut>,
@@ -268,6 +279,7 @@ pub fn serve<H: HardwareInterface + 'static>(
         Err(_) => return Err(node.join().map_err(|_| EdgeError::Panicked("robot node"))?.err().unwrap_or(EdgeError::Panicked("robot node"))),
     };
 
+    let stops_the_node = StopOnDrop(&links.stopping);
     let started = Instant::now();
     // Keeps pace with the wall clock, like hardware would.
     let mut pacer = Pacer::at_rate(rate_hz, MonotonicClock);
@@ -322,7 +334,9 @@ pub fn serve<H: HardwareInterface + 'static>(
             pacer.wait();
         }
     }
-    links.stopping.store(true, Ordering::Release);
+    // The renderer's last reference then goes with the node's thread, before its node.
+    drop(extra);
+    drop(stops_the_node);
     let malformed = node.join().map_err(|_| EdgeError::Panicked("robot node"))??;
     let counts = control.counts();
     Ok(serde_json::json!({
@@ -357,6 +371,7 @@ struct NodeSpec {
 /// takes commands into `slot`, and logs, until the ticking thread stops or
 /// something fails here; the malformed commands it counted.
 fn run_node<H>(spec: NodeSpec, slot: Arc<CommandSlot>, links: Arc<Links>, setup: Setup<H>, ready: std::sync::mpsc::Sender<Result<Box<dyn FnMut(&mut H) + Send>, EdgeError>>) -> Result<u64, EdgeError> {
+    let _stops_the_ticking = StopOnDrop(&links.stopping);
     let fail = |links: &Links, e: EdgeError| {
         links.stopping.store(true, Ordering::Release);
         Err(e)
@@ -393,7 +408,7 @@ fn run_node<H>(spec: NodeSpec, slot: Arc<CommandSlot>, links: Arc<Links>, setup:
 
     let mut combined = GripperCommands::new(spec.gripper.then_some(spec.joint_names.len() - 1));
     let mut message = r2r::sensor_msgs::msg::JointState { name: spec.joint_names.clone(), ..Default::default() };
-    let (mut malformed, mut newest_now) = (0u64, None::<Timestamp>);
+    let (mut malformed, mut newest_robot_time) = (0u64, None::<Timestamp>);
     loop {
         let stopping = links.stopping.load(Ordering::Acquire);
         node.spin_once(Duration::from_millis(1));
@@ -405,9 +420,11 @@ fn run_node<H>(spec: NodeSpec, slot: Arc<CommandSlot>, links: Arc<Links>, setup:
             }
             tracing::warn!(parameter = %name, "the robot node's parameters are read-only; edit the launch file instead");
         }
-        // The ticks handed over, in order: joint states, verdicts, the clock.
-        while let Some(out) = links.ticks.pop() {
-            newest_now = Some(out.now);
+        // The ticks handed over, in order: joint states, verdicts, the clock
+        // (those waiting now: a flood cannot keep commands out).
+        for _ in 0..links.ticks.len() {
+            let Some(out) = links.ticks.pop() else { break };
+            newest_robot_time = Some(out.robot_time);
             if let Err(e) = topics.publish_tick(&out, &mut message, spec.publish_clock) {
                 return fail(&links, e);
             }
@@ -422,8 +439,9 @@ fn run_node<H>(spec: NodeSpec, slot: Arc<CommandSlot>, links: Arc<Links>, setup:
                 WireEvent::Reconnected { after_s } => tracing::info!(after_s, "robot reconnected"),
             }
         }
-        // Commands are stamped with the newest tick's time: the gate ages them from there.
-        if let Some(now) = newest_now {
+        // Commands are stamped with the robot's time after the newest tick (the
+        // next tick's, for a simulation): the gate ages them from there.
+        if let Some(now) = newest_robot_time {
             malformed += topics.take_commands(&mut combined, &slot, now, spec.command_mode);
         }
         if let Err(e) = extra_ros() {

@@ -83,9 +83,8 @@ fn the_robot_nodes_ticking_thread_neither_allocates_nor_frees_per_tick() {
 }
 
 /// The car twin's ticking thread: the calling thread's heap calls over a
-/// run of 2 s and one of 6 s (its set-up and report alike) are the same
-/// (but for start-up's jitter of a call or two), so the 1000 ticks between
-/// cost none.
+/// run of 2 s and one of 6 s (its set-up and report alike) are the same,
+/// so the 1000 ticks between cost none.
 #[test]
 fn the_car_twins_ticking_thread_neither_allocates_nor_frees_per_tick() {
     private_ros_domain();
@@ -100,15 +99,17 @@ fn the_car_twins_ticking_thread_neither_allocates_nor_frees_per_tick() {
         let spec = ros_edge::car_node::CarNodeSpec { namespace: "car_ticks", course: &course, cameras, rate_hz: 250.0, duration_s: Some(seconds), stop: || false };
         let before = heap_count::heap_calls();
         let report = ros_edge::car_node::serve(car, spec).unwrap();
-        let calls = heap_count::heap_calls() - before;
-        drop(report);
-        calls
+        (heap_count::heap_calls() - before, report)
     };
-    let short = heap_calls_of_a_run(2.0);
-    let long = heap_calls_of_a_run(6.0);
+    // A first run pays this thread's one-time costs (its channel context, lazy statics).
+    heap_calls_of_a_run(1.0);
+    let (short, short_report) = heap_calls_of_a_run(2.0);
+    let (long, long_report) = heap_calls_of_a_run(6.0);
     driving.store(false, Ordering::Relaxed);
     driver.join().unwrap();
-    // Starting and stopping the node's thread may park on a channel or not
-    // (a heap call or two either way); a heap call per tick would be 1000.
-    assert!(long <= short + 2, "a run 4 s (1000 ticks) longer made {} more heap calls on the ticking thread ({short} in 2 s, {long} in 6 s)", long as i64 - short as i64);
+    let ticks = |report: &serde_json::Value| report["ticks"].as_u64().unwrap();
+    assert!(ticks(&long_report) >= ticks(&short_report) + 800, "{short_report} {long_report}");
+    assert!(long_report["twists"].as_u64().unwrap() > 0, "the twists over DDS reached the car: {long_report}");
+    // Even a per-tick push into a growing vector (a reallocation now and then) would differ.
+    assert_eq!(long, short, "a run 4 s (1000 ticks) longer made {} more heap calls on the ticking thread ({short} in 2 s, {long} in 6 s)", long as i64 - short as i64);
 }
