@@ -27,7 +27,7 @@ use rrl_types::{Clock, MonotonicClock, SystemClock, Timestamp};
 use sim_bridge::car::CarSim;
 use sim_bridge::scene_cameras::SceneSnapshots;
 
-use crate::robot_node::{Publish, RenderedCamera, StopOnDrop};
+use crate::robot_node::{handed_over, Publish, RenderedCamera, StopOnDrop};
 use crate::EdgeError;
 
 /// A twist older than this stops the car.
@@ -79,14 +79,7 @@ pub fn serve(mut car: CarSim, spec: CarNodeSpec) -> Result<serde_json::Value, Ed
         .name("car-node-ros".into())
         .spawn(move || run_node(&namespace, course, cameras, node_links, ready))
         .map_err(EdgeError::io("starting the car node's ROS thread"))?;
-    let snapshots: Option<Arc<SceneSnapshots>> = match set_up.recv() {
-        Ok(Ok(snapshots)) => snapshots,
-        Ok(Err(e)) => {
-            let _ = node.join();
-            return Err(e);
-        }
-        Err(_) => return Err(node.join().map_err(|_| EdgeError::Panicked("car node"))?.err().unwrap_or(EdgeError::Panicked("car node"))),
-    };
+    let (snapshots, node): (Option<Arc<SceneSnapshots>>, _) = handed_over(set_up, node, "car node")?;
     let stops_the_node = StopOnDrop(&links.stopping);
     tracing::info!(namespace = spec.namespace, rate_hz = spec.rate_hz, "car twin node up");
     let mut last_frame = f64::NEG_INFINITY;

@@ -270,14 +270,7 @@ pub fn serve<H: HardwareInterface + 'static>(
         .spawn(move || run_node(node_spec, slot, node_links, setup, ready))
         .map_err(EdgeError::io("starting the robot node's ROS thread"))?;
     // The ROS side first: the node is up (or failed) before the robot is driven.
-    let mut extra = match set_up.recv() {
-        Ok(Ok(control)) => control,
-        Ok(Err(e)) => {
-            let _ = node.join();
-            return Err(e);
-        }
-        Err(_) => return Err(node.join().map_err(|_| EdgeError::Panicked("robot node"))?.err().unwrap_or(EdgeError::Panicked("robot node"))),
-    };
+    let (mut extra, node) = handed_over(set_up, node, "robot node")?;
 
     let stops_the_node = StopOnDrop(&links.stopping);
     let started = Instant::now();
@@ -351,6 +344,23 @@ pub fn serve<H: HardwareInterface + 'static>(
         "reconnects": reconnects,
         "unpublished_ticks": links.dropped_ticks.load(Ordering::Relaxed),
     }))
+}
+
+/// What a node's thread hands the ticking thread once it is set up, and
+/// that thread's handle; its set-up error (or its panic) instead.
+pub(crate) fn handed_over<T, R>(
+    set_up: std::sync::mpsc::Receiver<Result<T, EdgeError>>,
+    node: std::thread::JoinHandle<Result<R, EdgeError>>,
+    what: &'static str,
+) -> Result<(T, std::thread::JoinHandle<Result<R, EdgeError>>), EdgeError> {
+    match set_up.recv() {
+        Ok(Ok(handed)) => Ok((handed, node)),
+        Ok(Err(e)) => {
+            let _ = node.join();
+            Err(e)
+        }
+        Err(_) => Err(node.join().map_err(|_| EdgeError::Panicked(what))?.err().unwrap_or(EdgeError::Panicked(what))),
+    }
 }
 
 /// What the node's thread needs to know, owned.
