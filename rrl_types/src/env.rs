@@ -81,6 +81,12 @@ pub trait PracticeTask: Environment {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         Vec::new()
     }
+    /// Applies one action of the recovery manoeuvre. Like `step`, but the
+    /// step is not the policy's: whatever scores the policy's steps (a
+    /// learned reward) does not see it. Default: `step`.
+    fn recovery_step(&mut self, action: &[f64]) -> Result<Step, Self::Error> {
+        self.step(action)
+    }
     /// The task itself saw the robot get into trouble in the last step (a
     /// car's collision, or its wheels turning without it moving): the
     /// episode ends there and the recovery manoeuvre runs, as when the

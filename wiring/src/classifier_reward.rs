@@ -339,6 +339,34 @@ mod tests {
         LaunchFile::parse(&text, Path::new("t.ron")).unwrap()
     }
 
+    /// The recovery manoeuvre's steps are not the policy's: the classifier
+    /// scores the policy's steps of the sim Panda and none of them.
+    #[test]
+    fn the_classifier_scores_the_policys_steps_and_not_the_recovery_manoeuvres() {
+        use rrl_types::{Environment, PracticeTask};
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("success.safetensors");
+        write_classifier(&model);
+        let launch = launch(&model);
+        let (task, _) = crate::robot::panda_task(&launch, Path::new("t.ron")).unwrap();
+        let mut env = crate::practice_env::PracticeEnv::for_launch(task, &launch, Path::new("t.ron"), dir.path()).unwrap();
+        env.reset(3);
+        let recovery = env.recovery_actions();
+        assert!(!recovery.is_empty(), "the sim Panda has a recovery manoeuvre");
+        for _ in 0..2 {
+            env.step(&[0.0, 0.0, -0.5, 0.0]).unwrap();
+        }
+        for action in &recovery {
+            env.recovery_step(action).unwrap();
+        }
+        let report = env.reward_counts();
+        let classifier = &report["classifier"];
+        assert_eq!(classifier["scored"], 2, "{report}");
+        let truth = &classifier["against_truth"];
+        let judged: u64 = ["true_positives", "false_positives", "true_negatives", "false_negatives"].iter().map(|k| truth[*k].as_u64().unwrap()).sum();
+        assert_eq!(judged, 2, "{report}");
+    }
+
     /// The classifier's thread dies; the next step pauses until the
     /// classifier can be loaded again (its file is back), then scores on.
     /// Fault matrix: classifier thread dead | the classifier's thread ends while its file is moved away | practice pauses; reloads when the file is back | reload failures counted; one restart; scores again

@@ -514,6 +514,11 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         self.task.recovery_actions()
     }
+    /// Straight to the task: neither the classifier nor the VLM scores a
+    /// step that is not the policy's.
+    fn recovery_step(&mut self, action: &[f64]) -> Result<Step, T::Error> {
+        self.task.recovery_step(action)
+    }
     fn expert_observation(&self) -> &[f64] {
         self.task.expert_observation()
     }

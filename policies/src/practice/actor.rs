@@ -505,7 +505,7 @@ impl<E: PracticeTask> Actor<'_, E> {
     fn recover(&mut self, episode: &mut EpisodeState, step_number: u64) -> Result<(), PracticeError> {
         for recovery in self.env.recovery_actions() {
             let before = self.env.observation().to_vec();
-            let r = self.env.step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
+            let r = self.env.recovery_step(&recovery).map_err(|e| PracticeError::Environment { step: step_number, message: e.to_string() })?;
             let events = self.env.take_safety_events();
             self.record_ticks(episode)?;
             episode.safety_events += events.protective;
