@@ -185,6 +185,24 @@ fn scripted_demo(variant: PandaVariant) -> impl FnMut(&[f64], bool) -> Vec<f64> 
     }
 }
 
+/// The scripted demonstrator with uniform noise (±`noise[i]`) on action
+/// i, kept within the task's bounds; the demonstrator itself when `noise`
+/// is empty.
+fn with_demo_noise(mut expert: impl FnMut(&[f64], bool) -> Vec<f64>, noise: &[f64], low: &[f64], high: &[f64], seed: u64) -> anyhow::Result<impl FnMut(&[f64], bool) -> Vec<f64>> {
+    if !noise.is_empty() && noise.len() != low.len() {
+        bail!("names {} noise values, one per action, but the task has {} actions", noise.len(), low.len());
+    }
+    let (noise, low, high) = (noise.to_vec(), low.to_vec(), high.to_vec());
+    let mut rng = rrl_types::rng::Rng::seed(seed);
+    Ok(move |obs: &[f64], start: bool| {
+        let mut action = expert(obs, start);
+        for (i, n) in noise.iter().enumerate().filter(|(_, n)| **n > 0.0) {
+            action[i] = (action[i] + rng.uniform(-n, *n)).clamp(low[i], high[i]);
+        }
+        action
+    })
+}
+
 /// Practice on `env` with `expert` for demos: directly, or as a residual
 /// on top of a frozen base policy (`--base`, or the launch file's
 /// `practice.base`; demos relabelled as the residual that turns the base's
@@ -197,13 +215,14 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     run_dir: PathBuf,
     seed: u64,
     task_name: String,
-    mut expert: impl FnMut(&[f64], bool) -> Vec<f64>,
+    expert: impl FnMut(&[f64], bool) -> Vec<f64>,
     reward_counts: fn(&E) -> serde_json::Value,
     leader: Option<wiring::leader::LeaderOperator>,
 ) -> anyhow::Result<serde_json::Value> {
     let choice = if args.device == "auto" { launch.learner.device } else { crate::train::parse_device(&args.device)? };
     let device = policies::select_device(choice)?;
     let task_size = (env.observation_size(), env.action_size());
+    let mut expert = with_demo_noise(expert, &launch.practice.demo_noise, env.action_low(), env.action_high(), seed + 30_000).with_context(|| format!("{}: practice.demo_noise", args.config.display()))?;
     // The human is there from the first demo on: with `reward: Human` their
     // labels judge demos and evaluations as they judge practice.
     let mut operator = crate::operator::with_leader(args.operator.start(launch, &args.joy_topic, task_size.1)?, leader);

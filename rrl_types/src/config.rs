@@ -847,6 +847,12 @@ pub struct PracticeConfig {
     pub max_episode_steps: u32,
     /// Scripted demo episodes recorded before practice (sim). Default: 10.
     pub demo_episodes: u32,
+    /// Uniform noise (±, in each action's own units) added to the scripted
+    /// demonstrator's actions, one value per action, e.g. `[0.4, 0.4, 0.4,
+    /// 0.0]` for a pick's Cartesian steps but not its gripper: a weaker
+    /// teacher, so a base cloned from the demos leaves practice something
+    /// to add. Default: `[]` (none).
+    pub demo_noise: Vec<f64>,
     /// Practice budget in environment steps. Default: 20_000.
     pub total_steps: u64,
     /// Evaluation episodes at the end. Default: 20.
@@ -1041,6 +1047,7 @@ impl Default for PracticeConfig {
             policy_rate_hz: 10.0,
             max_episode_steps: 100,
             demo_episodes: 10,
+            demo_noise: Vec::new(),
             total_steps: 20_000,
             eval_episodes: 20,
             reset_noise_rad: 0.05,
@@ -1735,6 +1742,9 @@ impl PracticeConfig {
         c.positive("practice.tool_step_m", self.tool_step_m, "metres");
         c.positive("practice.goal_tolerance_m", self.goal_tolerance_m, "metres");
         c.positive("practice.reset_timeout_s", self.reset_timeout_s, "seconds");
+        if let Some(noise) = self.demo_noise.iter().find(|n| !(n.is_finite() && (0.0..=2.0).contains(*n))) {
+            c.fail("practice.demo_noise", format!("each action's demo noise lies in [0, 2] action units, got {noise}"), None);
+        }
         if let Some(share) = self.stop_at_success {
             if !(share > 0.0 && share <= 1.0) {
                 c.fail("practice.stop_at_success", format!("a share of successful episodes lies in (0, 1], got {share}"), None);
@@ -1819,6 +1829,17 @@ mod tests {
         let good = "(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (), practice: (base: File((path: \"policies/b.pt\"))))";
         let launch = LaunchFile::parse(good, Path::new("launch/files/x.ron")).unwrap();
         assert_eq!(launch.practice.base, PracticeBase::File(FileBase { path: "launch/files/policies/b.pt".into(), execute: 1, residual_scale: ResidualScale::Uniform(0.3) }));
+    }
+
+    #[test]
+    fn demo_noise_outside_zero_to_two_action_units_is_refused_where_it_is_written() {
+        let bad = "(\n  name: \"t\",\n  robot: Sim((task: PandaPickCube)),\n  safety: (),\n  practice: (\n    demo_noise: [0.4, 0.4, -0.1, 0.0],\n  ),\n)";
+        let err = LaunchFile::parse(bad, Path::new("x.ron")).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!((p.line, p.path.as_str()), (6, "practice.demo_noise"), "{err}");
+        assert!(p.message.contains("-0.1"), "{p}");
+        let good = bad.replace("-0.1", "0.4");
+        assert_eq!(LaunchFile::parse(&good, Path::new("x.ron")).unwrap().practice.demo_noise, vec![0.4, 0.4, 0.4, 0.0]);
     }
 
     #[test]
