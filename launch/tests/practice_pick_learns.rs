@@ -4,11 +4,17 @@
 //! shipped `sim_panda_pick_over_ros.ron` (scripted demos, a behaviour-
 //! cloned base, a residual learned from the labels of an rclpy peer that
 //! plays the human), and the last 20 practice episodes succeed clearly
-//! more often than the first 20. The long run is the benchmark
-//! (docs/benchmarks.md); this is its first part, on the wall clock at 10 Hz.
-//! About ten minutes on two cores, and at this length the margin is not
-//! yet reliable (first 20 at 5 %, last 20 at 30 % in the run recorded in
-//! docs/benchmarks.md), so it runs by hand, not in CI:
+//! more often than the episodes of the warm-up and than the first 20. The
+//! long run is the benchmark (docs/benchmarks.md); this is its first part,
+//! on the wall clock at 10 Hz, about nine minutes on two cores.
+//!
+//! The simulator renders no camera here: this policy sees none, a real
+//! arm's cameras cost the learning machine nothing to draw, and on two
+//! cores Mesa's renderer would take the learner's share.
+//!
+//! At this length the margin is not yet reliable enough to gate CI on:
+//! three runs (docs/benchmarks.md) went from 0 % in the warm-up to 70 %,
+//! 30 % and 35 % over the last 20 episodes, so it runs by hand:
 //! `cargo test -p launch --test practice_pick_learns -- --ignored --nocapture`.
 
 mod common;
@@ -26,7 +32,7 @@ fn rate(rows: &[Vec<String>]) -> f64 {
 }
 
 #[test]
-#[ignore = "ten minutes of wall-clock practice; run by hand (see the module doc)"]
+#[ignore = "nine minutes of wall-clock practice whose margin is not yet reliable; run by hand (see the module doc)"]
 fn practice_through_the_real_arm_path_succeeds_more_often_at_the_end_than_at_the_start() {
     let domain = (20 + (std::process::id() + 43) % 80).to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -36,20 +42,34 @@ fn practice_through_the_real_arm_path_succeeds_more_often_at_the_end_than_at_the
     let config = dir.path().join("pick.ron");
     std::fs::write(&config, &short).unwrap();
     let run_dir = dir.path().join("run");
+    let robot = std::fs::read_to_string(files().join("sim_panda_pick.ron")).unwrap();
+    let cameras_at = robot.find("    cameras: [").expect("the robot file's cameras");
+    let cameras_end = cameras_at + robot[cameras_at..].find("    ],\n").expect("the end of its cameras") + "    ],\n".len();
+    let robot = format!("{}{}", &robot[..cameras_at], &robot[cameras_end..]);
+    assert!(!robot.contains("Sim(\"front\")"), "the robot file's cameras are still there");
+    let robot_config = dir.path().join("robot.ron");
+    std::fs::write(&robot_config, &robot).unwrap();
 
-    let mut sim = common::rrl_command(&["sim", "--config", files().join("sim_panda_pick.ron").to_str().unwrap(), "--duration-s", "1500"], &domain).stdout(Stdio::null()).spawn().expect("start rrl sim");
-    let mut human = common::ros_peer("pick_human.py", &["/panda", "1500"], &domain).stdout(Stdio::null()).spawn().expect("start the human's stand-in");
+    let sim = common::Running::spawn(common::rrl_command(&["sim", "--config", robot_config.to_str().unwrap(), "--duration-s", "1500"], &domain).stdout(Stdio::null()));
+    let human = common::Running::spawn(common::ros_peer("pick_human.py", &["/panda", "1500"], &domain).stdout(Stdio::null()));
     let output = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--operator", "joy"], &domain).output().unwrap();
-    let _ = sim.kill();
-    let _ = sim.wait();
-    let _ = human.kill();
-    let _ = human.wait();
+    drop((sim, human));
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));
 
     let csv = std::fs::read_to_string(run_dir.join("practice.csv")).unwrap();
     let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect();
     assert!(rows.len() >= 40, "{} practice episodes", rows.len());
-    let (first, last) = (rate(&rows[..20]), rate(&rows[rows.len() - 20..]));
-    eprintln!("practice episodes {}: first 20 {:.0} %, last 20 {:.0} %", rows.len(), 100.0 * first, 100.0 * last);
-    assert!(last >= first + 0.25 && last >= 0.35, "the last 20 practice episodes succeeded {:.0} %, the first 20 {:.0} %", 100.0 * last, 100.0 * first);
+    // Episodes begun within the warm-up's 300 steps act uniformly at random.
+    let started_at = |r: &Vec<String>| r[2].parse::<u64>().unwrap() - r[1].parse::<u64>().unwrap();
+    let warmup: Vec<Vec<String>> = rows.iter().filter(|r| started_at(r) < 300).cloned().collect();
+    let (warm, first, last) = (rate(&warmup), rate(&rows[..20]), rate(&rows[rows.len() - 20..]));
+    eprintln!("practice episodes {}: warm-up ({}) {:.0} %, first 20 {:.0} %, last 20 {:.0} %", rows.len(), warmup.len(), 100.0 * warm, 100.0 * first, 100.0 * last);
+    assert!(
+        last >= 0.4 && last >= warm + 0.3 && last >= first + 0.2,
+        "the last 20 practice episodes succeeded {:.0} %: not clearly more often than the warm-up's {} ({:.0} %) and the first 20 ({:.0} %)",
+        100.0 * last,
+        warmup.len(),
+        100.0 * warm,
+        100.0 * first
+    );
 }
