@@ -466,3 +466,29 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "base": base_report,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_demo_noise;
+
+    #[test]
+    fn demo_noise_moves_each_action_within_its_bound_and_the_task_keeps_the_rest() {
+        let expert = |_: &[f64], _: bool| vec![0.9, 0.0, -0.2, 1.0];
+        let (low, high) = ([-1.0; 4], [1.0; 4]);
+        let mut noisy = with_demo_noise(expert, &[0.4, 0.4, 0.0, 0.0], &low, &high, 7).unwrap();
+        let actions: Vec<Vec<f64>> = (0..200).map(|k| noisy(&[], k == 0)).collect();
+        for a in &actions {
+            assert!((0.5..=1.0).contains(&a[0]), "kept within the task's bound: {a:?}");
+            assert!(a[1].abs() <= 0.4, "{a:?}");
+            assert_eq!((a[2], a[3]), (-0.2, 1.0), "no noise where it is 0");
+        }
+        let spread = |i: usize| actions.iter().map(|a| a[i]).fold(f64::MAX, f64::min)..=actions.iter().map(|a| a[i]).fold(f64::MIN, f64::max);
+        assert!(*spread(1).start() < -0.3 && *spread(1).end() > 0.3, "the noise spans its bound: {:?}", spread(1));
+        let mut again = with_demo_noise(expert, &[0.4, 0.4, 0.0, 0.0], &low, &high, 7).unwrap();
+        assert_eq!((0..200).map(|k| again(&[], k == 0)).collect::<Vec<_>>(), actions, "the same seed, the same demos");
+        let mut clean = with_demo_noise(expert, &[], &low, &high, 7).unwrap();
+        assert_eq!(clean(&[], true), vec![0.9, 0.0, -0.2, 1.0]);
+        let wrong = with_demo_noise(expert, &[0.4, 0.4], &low, &high, 7).err().unwrap().to_string();
+        assert!(wrong.contains("2 noise values") && wrong.contains("4 actions"), "{wrong}");
+    }
+}
