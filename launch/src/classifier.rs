@@ -312,8 +312,6 @@ fn write_sheet(path: &Path, frames: &[u8], layout: FrameLayout, wrong: &[(usize,
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    let partial = path.with_extension("png.partial");
-    std::fs::write(&partial, png).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
+    recording::atomic::write_file(path, &png)?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! Must never talk to hardware, ROS or libtorch, and never rewrites a
 //! recorded episode in place: files are appended to, then only read.
 
+pub mod atomic;
 mod crc;
 pub mod episode;
 pub mod frames;

@@ -201,12 +201,7 @@ pub fn export_bag(episodes: &[Episode], dir: &Path) -> Result<ExportSummary, Rec
     let file_name = format!("{name}_0.mcap");
     let summary = export(episodes, &dir.join(&file_name))?;
     let yaml = bag_metadata(&summary, &file_name);
-    let path = dir.join("metadata.yaml");
-    let tmp = dir.join(".metadata.yaml.partial");
-    let io = |source| RecordingError::Io { path: path.clone(), source };
-    std::fs::write(&tmp, yaml).map_err(io)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    crate::atomic::write_file(&dir.join("metadata.yaml"), yaml.as_bytes())?;
     Ok(summary)
 }
 

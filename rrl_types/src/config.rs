@@ -721,6 +721,17 @@ impl LaunchFile {
     pub fn learner_namespace(&self) -> &str {
         self.learner.namespace.as_deref().unwrap_or(&self.namespace)
     }
+
+    /// The cameras the policy sees, in the order its frames are laid out:
+    /// a simulation's or a car's `observe_cameras`, a real arm's
+    /// `task.observe` cameras.
+    pub fn observed_cameras(&self) -> Vec<&String> {
+        match &self.robot {
+            RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
+            RobotConfig::Car(car) => car.observe_cameras.iter().collect(),
+            RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => self.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
+        }
+    }
 }
 
 impl Default for LearnerConfig {
@@ -1365,11 +1376,7 @@ impl LaunchFile {
         self.reward.check(&self.cameras, c);
         if let RewardConfig::Classifier(classifier) = &self.reward {
             // The classifier scores the very frames each step records: the policy's.
-            let observed: Vec<&String> = match &self.robot {
-                RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
-                RobotConfig::Car(car) => car.observe_cameras.iter().collect(),
-                _ => self.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
-            };
+            let observed = self.observed_cameras();
             if observed.is_empty() {
                 c.fail("reward", "a classifier scores the cameras the policy sees, and it sees none", Some("name them in `robot: Sim((.., observe_cameras: [..]))` or a real arm's `task.observe: [.., Camera(\"..\")]`"));
             }

@@ -112,7 +112,7 @@ impl ClassifierRewards {
     /// cameras it is to score.
     pub fn start(settings: &ClassifierRewardConfig, launch: &LaunchFile, policy: Option<FrameLayout>, config: &Path) -> Result<ClassifierRewards, WiringError> {
         let policy = policy.ok_or_else(|| WiringError::launch(config, "reward: a classifier scores the cameras the policy sees, and it sees none"))?;
-        let observed = crate::learner::observed_camera_names(launch);
+        let observed = launch.observed_cameras();
         let cameras: Vec<usize> = match settings.cameras.is_empty() {
             true => (0..observed.len()).collect(),
             false => settings

@@ -3,7 +3,7 @@
 use policies::pixels::PixelConfig;
 use policies::SacConfig;
 use ros_edge::learner_link::LearnerNodeSpec;
-use rrl_types::config::{LaunchFile, Observe, PixelEncoder, PixelEncoderConfig, PracticeBase, RobotConfig};
+use rrl_types::config::{LaunchFile, PixelEncoder, PixelEncoderConfig, PracticeBase};
 use rrl_types::{Environment, FrameLayout};
 
 /// SAC for `env`'s sizes with the launch file's learner section; with the
@@ -14,20 +14,10 @@ pub fn sac_config(launch: &LaunchFile, env: &impl Environment, seed: u64) -> Sac
     config
 }
 
-/// The names of the cameras the policy of `launch` sees, in order (none
-/// for a car).
-pub fn observed_camera_names(launch: &LaunchFile) -> Vec<&String> {
-    match &launch.robot {
-        RobotConfig::Sim(sim) => sim.observe_cameras.iter().collect(),
-        RobotConfig::TopicArm(_) | RobotConfig::SerialArm(_) => launch.task.observe.iter().filter_map(|o| if let Observe::Camera(name) = o { Some(name) } else { None }).collect(),
-        RobotConfig::Car(car) => car.observe_cameras.iter().collect(),
-    }
-}
-
 /// The camera frames the policy of `launch` sees (cameras, and the size
 /// they share), known from the launch file alone; `None` for state only.
 pub fn observed_frames(launch: &LaunchFile) -> Option<FrameLayout> {
-    let names = observed_camera_names(launch);
+    let names = launch.observed_cameras();
     let first = launch.cameras.iter().find(|c| names.first() == Some(&&c.name))?;
     Some(FrameLayout { cameras: names.len(), height: first.height as usize, width: first.width as usize })
 }
