@@ -83,10 +83,24 @@ impl RiskDataset {
     }
 
     /// Drops the current chain's pending tick without adding it: the chain
-    /// was cut (another robot's ticks came between), not ended, so its last
-    /// tick's future is unknown rather than safe.
+    /// was cut, not ended, so its last tick's future is unknown rather than
+    /// safe.
     pub fn abandon_pending(&mut self) {
         self.last = None;
+    }
+
+    /// Sets the current chain aside (its last tick still waits for its
+    /// successor) so that another robot's chain can go on; `resume` takes
+    /// it up again.
+    pub fn set_aside(&mut self) -> Option<RiskTick> {
+        self.last.take()
+    }
+
+    /// Takes up a chain set aside by `set_aside`; the current one must
+    /// have been set aside or ended first.
+    pub fn resume(&mut self, pending: Option<RiskTick>) {
+        debug_assert!(self.last.is_none(), "the current chain was neither set aside nor ended");
+        self.last = pending;
     }
 
     /// Ends the current recording: its last tick has no successor.
@@ -129,6 +143,13 @@ impl RiskDataset {
             added += 1;
         }
         Ok(added)
+    }
+
+    /// Each training pair: input, next input, cost, end, gap.
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> Vec<(Vec<f32>, Vec<f32>, f32, f32, f32)> {
+        let w = self.width;
+        (0..self.len()).map(|k| (self.inputs[k * w..(k + 1) * w].to_vec(), self.next_inputs[k * w..(k + 1) * w].to_vec(), self.costs[k], self.ends[k], self.gaps[k])).collect()
     }
 
     /// Ticks labelled with a cost.

@@ -10,7 +10,7 @@ use rrl_types::config::{OnlineRiskCriticConfig, RiskLabel};
 use rrl_types::GateTick;
 use tch::Tensor;
 
-use crate::risk::{Anticipation, CostLabel, RiskCriticTrainer, RiskDataset, RiskTrainerConfig};
+use crate::risk::{Anticipation, CostLabel, RiskCriticTrainer, RiskDataset, RiskTick, RiskTrainerConfig};
 
 /// The practice side of `safety.risk_critic.online`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,12 +54,20 @@ pub(super) struct OnlineRisk {
     /// Built with the first ticks, which give the input width.
     trainer: Option<RiskCriticTrainer>,
     train: Option<RiskDataset>,
-    /// The held-out episodes' ticks, one list per episode.
-    held: Vec<(u64, Vec<GateTick>)>,
+    /// The held-out episodes' ticks, one list per (actor, episode).
+    held: Vec<((u64, u64), Vec<GateTick>)>,
     /// The actor and episode whose ticks came last, and the index of its last tick.
     current: Option<(u64, u64, u64)>,
+    /// Other actors' chains, set aside while one actor's ticks come in, the
+    /// longest aside first: actor, episode, last tick index and the tick
+    /// waiting for its successor.
+    aside: Vec<(u64, u64, u64, Option<RiskTick>)>,
     pub(super) updates: u64,
 }
+
+/// Actors whose chains are kept aside at once; beyond that the one set
+/// aside longest ago is cut.
+const MAX_ACTORS_ASIDE: usize = 64;
 
 impl OnlineRisk {
     pub(super) fn new(settings: OnlineRiskSettings) -> OnlineRisk {
@@ -67,7 +75,7 @@ impl OnlineRisk {
             RiskLabel::Violation => CostLabel::Violation,
             RiskLabel::Protective => CostLabel::Protective,
         };
-        OnlineRisk { settings, label, trainer: None, train: None, held: Vec::new(), current: None, updates: 0 }
+        OnlineRisk { settings, label, trainer: None, train: None, held: Vec::new(), current: None, aside: Vec::new(), updates: 0 }
     }
 
     fn held_out(&self, episode: u64) -> bool {
@@ -85,16 +93,26 @@ impl OnlineRisk {
             let trainer = RiskTrainerConfig { hidden: config.hidden.clone(), gamma_risk: config.gamma_risk, seed: self.settings.seed, ..RiskTrainerConfig::default() };
             self.trainer = Some(RiskCriticTrainer::new(width, trainer));
         }
-        match self.current {
-            // Another robot's ticks: this chain is cut, its future unknown.
-            Some((a, _, _)) if a != actor => train.abandon_pending(),
-            Some((_, e, _)) if e != episode => train.end_recording(),
-            _ => {}
+        if let Some((a, e, i)) = self.current.filter(|&(a, _, _)| a != actor) {
+            // Another robot's ticks: the last robot's chain waits aside for
+            // its next ticks, and this robot's chain, if it has one, goes on.
+            if self.aside.len() >= MAX_ACTORS_ASIDE {
+                self.aside.remove(0);
+            }
+            self.aside.push((a, e, i, train.set_aside()));
+            self.current = self.aside.iter().position(|&(b, ..)| b == actor).map(|at| {
+                let (_, e, i, pending) = self.aside.remove(at);
+                train.resume(pending);
+                (actor, e, i)
+            });
+        }
+        if self.current.is_some_and(|(_, e, _)| e != episode) {
+            train.end_recording();
         }
         if held_out {
-            match self.held.last_mut() {
-                Some((e, list)) if *e == episode => list.extend_from_slice(ticks),
-                _ => self.held.push((episode, ticks.to_vec())),
+            match self.held.iter_mut().rev().find(|(key, _)| *key == (actor, episode)) {
+                Some((_, list)) => list.extend_from_slice(ticks),
+                None => self.held.push(((actor, episode), ticks.to_vec())),
             }
             while self.held.iter().map(|(_, l)| l.len()).sum::<usize>() > MAX_HELD_TICKS && self.held.len() > 1 {
                 self.held.remove(0);
@@ -150,5 +168,65 @@ impl OnlineRisk {
         let (precision, recall) = (check.precision(), check.recall());
         let acting = precision.is_some_and(|p| p >= config.min_precision) && recall.is_some_and(|r| r >= config.min_recall);
         PublishedCritic { update: sac_update, critic_updates: self.updates, layers: trainer.layers(), acting, precision, recall, onsets: check.onsets, anticipated_onsets: check.anticipated_onsets }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> OnlineRiskSettings {
+        OnlineRiskSettings { config: OnlineRiskCriticConfig::default(), threshold: 0.5, seed: 1 }
+    }
+
+    /// Step `step` of `actor`: two consecutive ticks, inputs naming both,
+    /// the second a violation every third step.
+    fn ticks(actor: u64, step: u64) -> Vec<GateTick> {
+        (0..2)
+            .map(|k| {
+                let index = 2 * step + k;
+                let mut tick = GateTick { index, width: 3, violation: k == 1 && step % 3 == 2, ..GateTick::default() };
+                tick.input[..3].copy_from_slice(&[actor as f32, index as f32, 0.5]);
+                tick
+            })
+            .collect()
+    }
+
+    fn sorted(mut rows: Vec<(Vec<f32>, Vec<f32>, f32, f32, f32)>) -> Vec<(Vec<f32>, Vec<f32>, f32, f32, f32)> {
+        rows.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rows
+    }
+
+    /// Two robots' ticks arriving step by step in turn make the same
+    /// training pairs as each robot's ticks arriving whole: a robot's chain
+    /// is set aside while the other's come in, never cut.
+    #[test]
+    fn interleaved_actors_keep_each_chain_whole() {
+        let (mut interleaved, mut one_by_one) = (OnlineRisk::new(settings()), OnlineRisk::new(settings()));
+        for step in 0..6 {
+            for actor in [1, 2] {
+                interleaved.add(actor, 0, &ticks(actor, step)).unwrap();
+            }
+        }
+        for actor in [1, 2] {
+            for step in 0..6 {
+                one_by_one.add(actor, 0, &ticks(actor, step)).unwrap();
+            }
+        }
+        let (a, b) = (interleaved.train.as_ref().unwrap().rows(), one_by_one.train.as_ref().unwrap().rows());
+        // 12 ticks per robot, each paired with its successor but the last (still open).
+        assert_eq!((a.len(), b.len()), (22, 22));
+        assert_eq!(sorted(a.clone()), sorted(b));
+        for (input, next, _, end, gap) in &a {
+            assert_eq!((input[0], next[1] - input[1], *end, *gap), (next[0], 1.0, 0.0, 1.0), "a pair crosses robots or skips a tick: {input:?} -> {next:?}");
+        }
+        // Held-out episodes (3 of every 4th) are kept per robot, not merged.
+        let mut held = OnlineRisk::new(settings());
+        for step in 0..3 {
+            for actor in [1, 2] {
+                held.add(actor, 3, &ticks(actor, step)).unwrap();
+            }
+        }
+        assert_eq!(held.held.iter().map(|(key, list)| (*key, list.len())).collect::<Vec<_>>(), vec![((1, 3), 6), ((2, 3), 6)]);
     }
 }
