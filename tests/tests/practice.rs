@@ -177,6 +177,28 @@ fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
     let before = episode.steps[9].next_observation[9];
     let after = recovery.last().unwrap().next_observation[9];
     assert!(after > before + 0.05, "lifted from {before} to {after}");
+
+    // Beside a learned reward the manoeuvre goes through `recovery_step`,
+    // which a classifier or VLM does not score: every policy step kept its
+    // learned reward, and no recovery step reached the learned reward's count.
+    let dir = tempfile::tempdir().unwrap();
+    let mut inner = reach_task(100);
+    inner.set_home_noise(0.0);
+    let mut task = WithLearnedReward { task: inner, steps: 0, recovery_steps: 0 };
+    let config = small_learner(&task.task);
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut FrozenHuman, &s_with(dir.path()), |_| {}).unwrap();
+    let episodes = report.episodes.len() as u64;
+    assert!(episodes >= 2 && report.episodes.iter().all(|e| e.reason == "stuck" && e.steps == 10), "{:?}", report.episodes);
+    assert_eq!(task.recovery_steps, episodes * task.recovery_actions().len() as u64, "each stuck episode's manoeuvre, step by step through recovery_step");
+    assert_eq!(task.steps, 10, "the learned reward counts the last episode's policy steps only");
+    let episode = &read_folder(&dir.path().join("episodes"))[0];
+    assert!(episode.steps.iter().filter(|s| !s.flags.recovery).all(|s| s.reward == LEARNED as f32), "every policy step has its learned reward");
+}
+
+fn s_with(dir: &Path) -> PracticeSettings {
+    let mut s = settings(dir, 60);
+    s.stuck_steps = 10;
+    s
 }
 
 /// Labels each episode after two steps: the first five (the warm-up's)
@@ -290,6 +312,8 @@ fn labelled_practice_shaped(run: &Path, total_steps: u64, shaping: Option<practi
 struct WithLearnedReward {
     task: PandaTask,
     steps: u64,
+    /// Steps of the task's recovery manoeuvre taken, unseen by the learned reward.
+    recovery_steps: u64,
 }
 
 const LEARNED: f64 = 0.25;
@@ -329,6 +353,13 @@ impl PracticeTask for WithLearnedReward {
     fn learned_rewards(&mut self) -> Option<&mut dyn rrl_types::LearnedRewards> {
         Some(self)
     }
+    fn recovery_actions(&self) -> Vec<Vec<f64>> {
+        self.task.recovery_actions()
+    }
+    fn recovery_step(&mut self, action: &[f64]) -> Result<rrl_types::Step, Self::Error> {
+        self.recovery_steps += 1;
+        self.task.recovery_step(action)
+    }
 }
 
 impl rrl_types::LearnedRewards for WithLearnedReward {
@@ -347,7 +378,7 @@ impl rrl_types::LearnedRewards for WithLearnedReward {
 #[test]
 fn labels_override_a_learned_reward_and_leave_the_other_steps_theirs() {
     let run = tempfile::tempdir().unwrap();
-    let mut task = WithLearnedReward { task: reach_task(40), steps: 0 };
+    let mut task = WithLearnedReward { task: reach_task(40), steps: 0, recovery_steps: 0 };
     let config = small_learner(&task.task);
     let mut human = LabellingHuman { polls: 0, action: vec![0.3, -0.2, 0.1, -1.0] };
     let settings = PracticeSettings { labels_override: true, lockstep: false, warmup_steps: 10_000, ..settings(run.path(), 12) };
@@ -376,7 +407,7 @@ fn labels_override_a_learned_reward_and_leave_the_other_steps_theirs() {
 #[test]
 fn labels_override_a_learned_reward_in_scripted_demos() {
     let run = tempfile::tempdir().unwrap();
-    let mut task = WithLearnedReward { task: reach_task(40), steps: 0 };
+    let mut task = WithLearnedReward { task: reach_task(40), steps: 0, recovery_steps: 0 };
     let mut human = LabellingHuman { polls: 0, action: vec![0.0; 4] };
     let mut judge = practice::Judge::of(&mut human, false).overriding_learned(true);
     practice::record_demo_episodes(&mut task, run.path(), "reach", 2, 7, |_, _| vec![0.3, -0.2, 0.1, -1.0], &mut judge).unwrap();

@@ -357,7 +357,8 @@ mod tests {
             env.step(&[0.0, 0.0, -0.5, 0.0]).unwrap();
         }
         for action in &recovery {
-            env.recovery_step(action).unwrap();
+            // The task's own (dense) reward is the truth the learner must not see.
+            assert_eq!(env.recovery_step(action).unwrap().reward, 0.0, "a recovery step's reward under a learned reward");
         }
         let report = env.reward_counts();
         let classifier = &report["classifier"];

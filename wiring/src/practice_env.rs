@@ -515,9 +515,14 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
         self.task.recovery_actions()
     }
     /// Straight to the task: neither the classifier nor the VLM scores a
-    /// step that is not the policy's.
+    /// step that is not the policy's. With a learned reward the step's
+    /// reward is 0, never the task's own (the truth the learner must not see).
     fn recovery_step(&mut self, action: &[f64]) -> Result<Step, T::Error> {
-        self.task.recovery_step(action)
+        let mut step = self.task.recovery_step(action)?;
+        if self.vlm.is_some() || self.classifier.is_some() {
+            step.reward = 0.0;
+        }
+        Ok(step)
     }
     fn expert_observation(&self) -> &[f64] {
         self.task.expert_observation()

@@ -310,6 +310,9 @@ impl PracticeTask for RobotTask {
     fn recovery_actions(&self) -> Vec<Vec<f64>> {
         with_task!(self, t => t.recovery_actions())
     }
+    fn recovery_step(&mut self, action: &[f64]) -> Result<Step, Self::Error> {
+        with_task!(self, t => t.recovery_step(action).map_err(RobotTaskError::from))
+    }
     fn needs_recovery(&self) -> bool {
         with_task!(self, t => t.needs_recovery())
     }

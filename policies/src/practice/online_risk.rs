@@ -96,15 +96,17 @@ impl OnlineRisk {
         if let Some((a, e, i)) = self.current.filter(|&(a, _, _)| a != actor) {
             // Another robot's ticks: the last robot's chain waits aside for
             // its next ticks, and this robot's chain, if it has one, goes on.
-            if self.aside.len() >= MAX_ACTORS_ASIDE {
-                self.aside.remove(0);
-            }
-            self.aside.push((a, e, i, train.set_aside()));
+            let pending = train.set_aside();
             self.current = self.aside.iter().position(|&(b, ..)| b == actor).map(|at| {
-                let (_, e, i, pending) = self.aside.remove(at);
-                train.resume(pending);
+                let (_, e, i, resumed) = self.aside.remove(at);
+                train.resume(resumed);
                 (actor, e, i)
             });
+            if self.aside.len() >= MAX_ACTORS_ASIDE {
+                let (cut, ..) = self.aside.remove(0);
+                tracing::warn!(actor = cut, "more robots than the online risk critic keeps chains for ({MAX_ACTORS_ASIDE}): the chain set aside longest is cut");
+            }
+            self.aside.push((a, e, i, pending));
         }
         if self.current.is_some_and(|(_, e, _)| e != episode) {
             train.end_recording();
@@ -220,6 +222,15 @@ mod tests {
         for (input, next, _, end, gap) in &a {
             assert_eq!((input[0], next[1] - input[1], *end, *gap), (next[0], 1.0, 0.0, 1.0), "a pair crosses robots or skips a tick: {input:?} -> {next:?}");
         }
+        // As many robots as chains are kept aside, plus the one acting: none is cut.
+        let mut many = OnlineRisk::new(settings());
+        let robots = MAX_ACTORS_ASIDE as u64 + 1;
+        for step in 0..3 {
+            for actor in 0..robots {
+                many.add(actor, 0, &ticks(actor, step)).unwrap();
+            }
+        }
+        assert_eq!(many.train.as_ref().unwrap().len() as u64, robots * 5, "6 ticks per robot, all paired but the last");
         // Held-out episodes (3 of every 4th) are kept per robot, not merged.
         let mut held = OnlineRisk::new(settings());
         for step in 0..3 {
