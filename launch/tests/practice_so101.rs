@@ -9,6 +9,16 @@ mod common;
 
 use std::path::PathBuf;
 
+/// One of these tests at a time: each emulated bus answers from a thread
+/// of this process, and three practices beside three emulators starve
+/// them past the bus's patience on two cores (servo reads time out).
+static ONE_BUS_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_bus_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A failed test (a poisoned lock) does not fail the others.
+    ONE_BUS_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The shipped SO-101 file, pointed at the emulated bus on `port`, replayed
 /// frames in `dir` and the emulated VLM endpoint, in `namespace`, with a
 /// short practice; returns its path.
@@ -19,7 +29,7 @@ fn so101_config(dir: &std::path::Path, port: &str, vlm: &common::VlmEmulator, na
         .replace("/dev/ttyACM0", port)
         // The emulated bus answers from a thread of this loaded test process:
         // more patience than a real bus needs.
-        .replace("read_timeout_ms: 10,", "read_timeout_ms: 50,")
+        .replace("read_timeout_ms: 10,", "read_timeout_ms: 100,")
         .replace("namespace: \"so101\"", &format!("namespace: \"{namespace}\""))
         .replace("Device(0)", &sequence)
         .replace("Device(2)", &sequence)
@@ -28,7 +38,7 @@ fn so101_config(dir: &std::path::Path, port: &str, vlm: &common::VlmEmulator, na
         .replace("model: \"vlac\"", "model: \"emulated-vlm\"")
         .replace("timeout_ms: 3000,", "timeout_ms: 3000, api_key_env: Some(\"RRL_TEST_VLM_KEY\"),")
         .replace("practice: (policy_rate_hz: 10.0, max_episode_steps: 150, demo_episodes: 0)", "practice: (policy_rate_hz: 10.0, max_episode_steps: 10, demo_episodes: 0, total_steps: 30, eval_episodes: 1)");
-    assert!(so101.contains("total_steps: 30") && so101.contains("read_timeout_ms: 50") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm") && so101.contains(namespace), "the shipped file's practice or reward section changed");
+    assert!(so101.contains("total_steps: 30") && so101.contains("read_timeout_ms: 100") && so101.contains("RRL_TEST_VLM_KEY") && so101.contains("emulated-vlm") && so101.contains(namespace), "the shipped file's practice or reward section changed");
     let config = dir.join("so101.ron");
     std::fs::write(&config, so101).unwrap();
     config
@@ -36,6 +46,7 @@ fn so101_config(dir: &std::path::Path, port: &str, vlm: &common::VlmEmulator, na
 
 #[test]
 fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_its_window() {
+    let _bus = one_bus_at_a_time();
     let domain = (20 + (std::process::id() + 67) % 80).to_string();
     let dir = tempfile::tempdir().unwrap();
     let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
@@ -92,6 +103,7 @@ fn the_shipped_so101_pick_task_practises_on_its_emulated_bus_and_resets_through_
 /// same process over ROS 2.
 #[test]
 fn the_so101_practises_under_rrl_launch_with_a_learner_node() {
+    let _bus = one_bus_at_a_time();
     let domain = (20 + (std::process::id() + 67) % 80).to_string();
     let dir = tempfile::tempdir().unwrap();
     let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
@@ -122,6 +134,7 @@ fn the_so101_practises_under_rrl_launch_with_a_learner_node() {
 /// A real arm has no truth to count its verdicts against.
 #[test]
 fn the_so101_practises_on_a_classifier_of_its_wrist_camera() {
+    let _bus = one_bus_at_a_time();
     let domain = (20 + (std::process::id() + 67) % 80).to_string();
     let dir = tempfile::tempdir().unwrap();
     let pair = robot_drivers::pty::PtyPair::spawn().unwrap();
