@@ -82,13 +82,6 @@ impl RiskDataset {
         Ok(())
     }
 
-    /// Drops the current chain's pending tick without adding it: the chain
-    /// was cut, not ended, so its last tick's future is unknown rather than
-    /// safe.
-    pub fn abandon_pending(&mut self) {
-        self.last = None;
-    }
-
     /// Sets the current chain aside (its last tick still waits for its
     /// successor) so that another robot's chain can go on; `resume` takes
     /// it up again.

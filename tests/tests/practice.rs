@@ -162,13 +162,9 @@ impl Operator for FrozenHuman {
 #[test]
 fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut task = reach_task(100);
-    // From the exact home pose nothing pulls the arm anywhere.
-    task.set_home_noise(0.0);
+    let mut task = still_at_home();
     let config = small_learner(&task);
-    let mut s = settings(dir.path(), 60);
-    s.stuck_steps = 10;
-    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut FrozenHuman, &s, |_| {}).unwrap();
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut FrozenHuman, &stuck_settings(dir.path()), |_| {}).unwrap();
     assert!(report.episodes.iter().all(|e| e.reason == "stuck" && e.steps == 10), "{:?}", report.episodes);
     let episode = &read_folder(&dir.path().join("episodes"))[0];
     let recovery: Vec<_> = episode.steps.iter().filter(|s| s.flags.recovery).collect();
@@ -182,11 +178,9 @@ fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
     // which a classifier or VLM does not score: every policy step kept its
     // learned reward, and no recovery step reached the learned reward's count.
     let dir = tempfile::tempdir().unwrap();
-    let mut inner = reach_task(100);
-    inner.set_home_noise(0.0);
-    let mut task = WithLearnedReward { task: inner, steps: 0, recovery_steps: 0 };
+    let mut task = WithLearnedReward { task: still_at_home(), steps: 0, recovery_steps: 0 };
     let config = small_learner(&task.task);
-    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut FrozenHuman, &s_with(dir.path()), |_| {}).unwrap();
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut FrozenHuman, &stuck_settings(dir.path()), |_| {}).unwrap();
     let episodes = report.episodes.len() as u64;
     assert!(episodes >= 2 && report.episodes.iter().all(|e| e.reason == "stuck" && e.steps == 10), "{:?}", report.episodes);
     assert_eq!(task.recovery_steps, episodes * task.recovery_actions().len() as u64, "each stuck episode's manoeuvre, step by step through recovery_step");
@@ -195,10 +189,17 @@ fn a_stuck_robot_runs_the_recovery_manoeuvre_and_the_episode_ends() {
     assert!(episode.steps.iter().filter(|s| !s.flags.recovery).all(|s| s.reward == LEARNED as f32), "every policy step has its learned reward");
 }
 
-fn s_with(dir: &Path) -> PracticeSettings {
-    let mut s = settings(dir, 60);
-    s.stuck_steps = 10;
-    s
+/// The reach task started from the exact home pose, where nothing pulls
+/// the arm anywhere.
+fn still_at_home() -> PandaTask {
+    let mut task = reach_task(100);
+    task.set_home_noise(0.0);
+    task
+}
+
+/// 60 steps of practice; 10 unchanged steps make the robot stuck.
+fn stuck_settings(dir: &Path) -> PracticeSettings {
+    PracticeSettings { stuck_steps: 10, ..settings(dir, 60) }
 }
 
 /// Labels each episode after two steps: the first five (the warm-up's)
