@@ -219,6 +219,7 @@ impl LaunchArgs {
                             residual_scale: rrl_types::config::ResidualScale::default(),
                             base_execute: 1,
                             console,
+                            violation_box: None,
                         }
                         .run();
                         actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);

@@ -82,6 +82,11 @@ pub struct PracticeArgs {
     /// gate's verdicts; success, failure, pause, resume, reset done, stop.
     #[arg(long)]
     pub console: bool,
+    /// Count, from the simulated Panda's measured state, the steps whose
+    /// fingertips leave this box (min, max) or whose joints pass their
+    /// limits, and report them for practice and evaluation (`rrl bench safety`).
+    #[arg(skip)]
+    pub violation_box: Option<([f64; 3], [f64; 3])>,
 }
 
 impl PracticeArgs {
@@ -126,7 +131,10 @@ impl PracticeArgs {
                 Ok(report)
             }
             RobotConfig::Sim(_) => {
-                let (task, variant) = wiring::robot::panda_task(&launch, &self.config)?;
+                let (mut task, variant) = wiring::robot::panda_task(&launch, &self.config)?;
+                if let Some((min, max)) = self.violation_box {
+                    task.monitor_violations(min, max);
+                }
                 std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 // With a Vlm(..) reward, demos and practice learn from the VLM's progress rewards.
                 let env = wiring::practice_env::PracticeEnv::for_launch(task, &launch, &self.config, &run_dir)?;
@@ -368,6 +376,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
         risk_critic: wiring::learner::online_risk(launch, seed + 2),
         live: console.map(OperatorConsole::live),
     };
+    // Violations measured in the demos and the base's evaluation are not practice's.
+    env.take_measured_violations();
     let pace = args.realtime.then(|| std::time::Duration::from_secs_f64(1.0 / launch.practice.policy_rate_hz));
     let mut paced = Paced::new(&mut *operator, pace);
     let mut output = PracticeOutput::create(&run_dir, settings.total_steps, args.log_status.then(|| launch.name.clone()))?;
@@ -431,12 +441,16 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let status = output.finish(&task_name)?;
     // The learned reward's counts of practice, before evaluation adds to them.
     let counts = reward_counts(&env);
+    let practice_violations = env.take_measured_violations();
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward).overriding_learned(labels_override))?
     } else {
         serde_json::Value::Null
     };
+    let measured_violations = practice_violations.map(|practice| {
+        serde_json::json!({"practice": practice, "practice_steps": report.episodes.iter().map(|e| e.steps).sum::<u64>(), "eval": env.take_measured_violations()})
+    });
     Ok(serde_json::json!({
         "task": task_name,
         "run_dir": run_dir.display().to_string(),
@@ -462,6 +476,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
             "classifier": counts["classifier"],
         },
         "eval": eval,
+        "measured_violations": measured_violations,
         "link": link_report,
         "base": base_report,
     }))

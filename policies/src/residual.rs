@@ -408,6 +408,9 @@ impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
     fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
         self.env.take_gate_ticks(out)
     }
+    fn take_measured_violations(&mut self) -> Option<u64> {
+        self.env.take_measured_violations()
+    }
     fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
         self.env.offer_risk_critic(layers, acting)
     }

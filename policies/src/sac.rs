@@ -66,6 +66,8 @@ pub struct SacConfig {
     /// Start the actor's mean at exactly zero (a residual learner then
     /// starts as its base policy).
     pub zero_actor_output: bool,
+    /// The first this many updates train the critics only (`LearnerConfig::critic_warmup_updates`).
+    pub critic_warmup_updates: u64,
 }
 
 impl SacConfig {
@@ -92,6 +94,7 @@ impl SacConfig {
             seed,
             pixels: None,
             zero_actor_output: false,
+            critic_warmup_updates: learner.critic_warmup_updates,
         }
     }
 }
@@ -123,7 +126,7 @@ pub struct Sac {
     pub temperature_opt: Adam,
     /// Draws replay indices, target subsets and policy noise.
     pub rng: Rng,
-    /// Actor updates so far.
+    /// Updates so far (the first `critic_warmup_updates` of them train the critics only).
     pub updates: u64,
 }
 
@@ -326,7 +329,11 @@ impl Sac {
             last_observation = Some(actor_input);
         }
         let observation = last_observation.expect("utd >= 1");
-        let (actor_loss, temperature, entropy) = self.actor_step(&observation);
+        let (actor_loss, temperature, entropy) = match self.updates < self.config.critic_warmup_updates {
+            false => self.actor_step(&observation),
+            // The critics' head start: the actor and temperature stay as they are (losses read 0).
+            true => (Tensor::from(0.0f32), self.log_temperature.exp().detach(), Tensor::from(0.0f32)),
+        };
         self.updates += 1;
         UpdateStats { critic_loss, actor_loss, temperature, entropy }
     }
@@ -337,6 +344,36 @@ mod tests {
     use super::*;
     use crate::pixels::PixelTransition;
     use crate::replay::Transition;
+
+    /// The critics' head start: for `critic_warmup_updates` updates the
+    /// critics learn and the actor and temperature stay exactly as they
+    /// were; the next update moves the actor.
+    #[test]
+    fn the_actor_waits_for_the_critics_head_start() {
+        let learner = LearnerConfig { hidden: vec![16], batch_size: 8, critic_warmup_updates: 3, initial_temperature: 0.5, ..LearnerConfig::default() };
+        let mut sac = Sac::new(SacConfig::from_learner(&learner, 2, 1, 1), Device::Cpu);
+        let mut replay = ReplayBuffer::new(2, 1, 64, Device::Cpu);
+        let mut rng = Rng::seed(2);
+        for _ in 0..32 {
+            let observation = vec![rng.uniform(-1.0, 1.0) as f32, rng.uniform(-1.0, 1.0) as f32];
+            replay.push(&Transition { observation: observation.clone(), action: vec![rng.uniform(-1.0, 1.0) as f32], reward: observation[0], next_observation: observation, terminal: false, discount: 0.99 });
+        }
+        let snapshot = |sac: &Sac| -> Vec<Tensor> { sac.actor.trunk.params("a").iter().chain(sac.critic.params("c").iter()).map(|p| p.tensor.copy()).collect::<Vec<_>>() };
+        let actor_tensors = sac.actor.trunk.params("a").len();
+        let before = snapshot(&sac);
+        let temperature = sac.log_temperature.double_value(&[]);
+        for _ in 0..3 {
+            sac.update(&mut replay, None);
+        }
+        let waited = snapshot(&sac);
+        assert!(before[..actor_tensors].iter().zip(&waited).all(|(a, b)| a.equal(b)), "the actor moved during the critics' head start");
+        assert!(before[actor_tensors..].iter().zip(&waited[actor_tensors..]).any(|(a, b)| !a.equal(b)), "the critics did not learn during their head start");
+        assert_eq!(sac.log_temperature.double_value(&[]), temperature, "the temperature moved during the critics' head start");
+        sac.update(&mut replay, None);
+        let after = snapshot(&sac);
+        assert!(waited[..actor_tensors].iter().zip(&after).any(|(a, b)| !a.equal(b)), "the actor did not move after the head start");
+        assert_eq!(sac.updates, 4);
+    }
 
     /// DrQ's gradient routing: a critic step gives the encoder gradients;
     /// the actor step sees its features detached and leaves them as they were.

@@ -699,6 +699,12 @@ pub struct LearnerConfig {
     pub replay_capacity: u64,
     /// Random actions before learning starts. Default: 1000.
     pub warmup_steps: u64,
+    /// Learner updates at the start that train only the critics: the actor
+    /// and the temperature wait. A residual on a base that already succeeds
+    /// then keeps acting as the base while the critics learn what its
+    /// actions are worth, instead of following an untrained critic's
+    /// gradient away from it. Default: 0.
+    pub critic_warmup_updates: u64,
     /// Weights are published every this many updates. Default: 100.
     pub publish_every_updates: u64,
     /// Entropy temperature at the start (then tuned automatically).
@@ -752,6 +758,7 @@ impl Default for LearnerConfig {
             demo_ratio: 0.5,
             replay_capacity: 1_000_000,
             warmup_steps: 1000,
+            critic_warmup_updates: 0,
             publish_every_updates: 100,
             initial_temperature: 1.0,
             target_entropy_per_action: -1.0,

@@ -104,6 +104,12 @@ pub trait PracticeTask: Environment {
     fn take_safety_events(&mut self) -> SafetyEvents {
         SafetyEvents::default()
     }
+    /// Steps since the last call in which a simulator's measured state broke
+    /// the safety box it monitors, counted independently of any gate (`rrl
+    /// bench safety`); `None` where nothing monitors one (a real robot).
+    fn take_measured_violations(&mut self) -> Option<u64> {
+        None
+    }
     /// Appends the safety gate's ticks since the last call to `out`, for
     /// recording beside the episode (the risk critic's data). Default:
     /// none (a task without a gate of its own in this process).

@@ -538,6 +538,10 @@ impl PracticeTask for PandaTask {
         }
     }
 
+    fn take_measured_violations(&mut self) -> Option<u64> {
+        self.violation_box.is_some().then(|| self.take_violation_steps())
+    }
+
     fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
         self.gate.as_mut().ok_or("this task has no safety gate")?.offer_risk_critic(layers, acting)
     }
@@ -849,5 +853,30 @@ mod tests {
         let first = a.sim().block_position();
         a.reset(4);
         assert_ne!(first, a.sim().block_position());
+    }
+
+    /// Measured violations are counted only where a box is monitored, per
+    /// step the fingertips are outside it, and taken once.
+    #[test]
+    fn measured_violations_count_the_steps_outside_the_monitored_box() {
+        use rrl_types::PracticeTask;
+        let mut task = PandaTask::new(PandaVariant::Reach, RewardKind::Dense).unwrap();
+        task.reset(1);
+        task.step(&[0.0; 4]).unwrap();
+        assert_eq!(task.take_measured_violations(), None, "nothing is monitored");
+        let pinch = task.sim().pinch_position();
+        // A box around the fingertips: inside for still actions.
+        task.monitor_violations(std::array::from_fn(|k| pinch[k] - 0.05), std::array::from_fn(|k| pinch[k] + 0.05));
+        for _ in 0..3 {
+            task.step(&[0.0; 4]).unwrap();
+        }
+        assert_eq!(task.take_measured_violations(), Some(0), "the fingertips stayed in their box");
+        // A box beside them: every step is outside.
+        task.monitor_violations(std::array::from_fn(|k| pinch[k] + 0.5), std::array::from_fn(|k| pinch[k] + 0.6));
+        for _ in 0..4 {
+            task.step(&[0.0; 4]).unwrap();
+        }
+        assert_eq!(task.take_measured_violations(), Some(4));
+        assert_eq!(task.take_measured_violations(), Some(0), "taken once");
     }
 }

@@ -533,6 +533,9 @@ impl<T: PracticeTask + Scene> PracticeTask for PracticeEnv<T> {
     fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
         self.task.take_gate_ticks(out)
     }
+    fn take_measured_violations(&mut self) -> Option<u64> {
+        self.task.take_measured_violations()
+    }
     fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
         self.task.offer_risk_critic(layers, acting)
     }

@@ -67,6 +67,14 @@ pub struct SafetyBenchArgs {
     /// Only these variants in the online comparison (pick, reach; default both).
     #[arg(long, value_delimiter = ',', default_value = "pick,reach")]
     online_variants: Vec<String>,
+    /// Run the online comparison as `rrl practice` runs these launch files
+    /// (simulated Panda tasks, e.g. the residual pick of
+    /// launch/files/sim_panda_pick.ron, which learns): each in the ablation's
+    /// box and home noise, with its own schedule and success target, so
+    /// success and steps to the target can be compared as well
+    /// (replaces the plain SAC runs of --online-variants).
+    #[arg(long, value_delimiter = ',')]
+    online_config: Vec<std::path::PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -260,7 +268,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
 
 impl SafetyBenchArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_min_precision, online_variants, .. } = self;
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_min_precision, online_variants, online_config, .. } = self;
         let reflex = parse_reflex(&reflex)?;
         let work = tempfile::tempdir().context("creating a scratch folder")?;
         let critic_file = work.path().join("risk_critic.safetensors");
@@ -302,8 +310,11 @@ impl SafetyBenchArgs {
             "reach" => Ok(PandaVariant::Reach),
             other => anyhow::bail!("--online-variants: unknown `{other}`, use pick and reach"),
         }).collect::<anyhow::Result<Vec<_>>>()?;
-        let online_config = OnlineRiskCriticConfig { min_precision: online_min_precision, ..OnlineRiskCriticConfig::default() };
-        let online = online_comparison(work.path(), &variants, online_seeds, online_steps, &online_config, threshold, reflex, device)?;
+        let online_settings = OnlineRiskCriticConfig { min_precision: online_min_precision, ..OnlineRiskCriticConfig::default() };
+        let online = match online_config.is_empty() {
+            true => online_comparison(work.path(), &variants, online_seeds, online_steps, &online_settings, threshold, reflex, device)?,
+            false => online_practice_comparison(work.path(), &online_config, online_seeds, &online_settings, threshold, reflex)?,
+        };
         Ok(serde_json::json!({
             "online_practice": online,
             "task": "PandaPickCube",
@@ -353,6 +364,84 @@ fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: 
         }));
     }
     Ok(serde_json::json!({"steps": steps, "seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "variants": report}))
+}
+
+/// `rrl practice` on each launch file, rules only against rules plus the
+/// online critic, over `seeds` robot seeds: the file as shipped but for the
+/// ablation's box as the gate's workspace (and as the measured violations'
+/// box) and its home noise. Per run: violations per 1000 practice steps and
+/// in the evaluation, practice success, steps to the success target, and the
+/// evaluation's success.
+fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex) -> anyhow::Result<serde_json::Value> {
+    let mut report = serde_json::Map::new();
+    for file in files {
+        let shipped = rrl_types::config::LaunchFile::load(file)?;
+        let mut per_seed = Vec::new();
+        let mut sums = [[0.0; 3]; 2];
+        for seed in 0..seeds {
+            let mut entry = serde_json::Map::new();
+            for (k, condition) in [Condition::Rules, Condition::RulesAndOnlineCritic].into_iter().enumerate() {
+                let mut launch = shipped.clone();
+                let rrl_types::config::RobotConfig::Sim(sim) = &mut launch.robot else { anyhow::bail!("{}: --online-config takes simulated Panda tasks", file.display()) };
+                sim.seed = seed;
+                launch.safety.workspace = rules()?.workspace;
+                launch.practice.reset_noise_rad = 0.05;
+                launch.safety.risk_critic = (condition == Condition::RulesAndOnlineCritic).then(|| RiskCriticConfig { weights: String::new(), online: Some(config.clone()), threshold: f64::from(threshold), reflex });
+                let name = format!("online_{}_{seed}_{}", launch.name, condition.name());
+                let path = work.join(format!("{name}.ron"));
+                std::fs::write(&path, ron::ser::to_string_pretty(&launch, ron::ser::PrettyConfig::default())?).with_context(|| format!("writing {}", path.display()))?;
+                let practice = crate::practice::PracticeArgs {
+                    config: path,
+                    run_dir: Some(work.join(&name)),
+                    steps: None,
+                    resume: false,
+                    operator: crate::operator::OperatorKind::None,
+                    joy_topic: String::new(),
+                    realtime: false,
+                    device: "auto".into(),
+                    eval_episodes: None,
+                    learner: crate::practice::LearnerPlacement::Local,
+                    robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Local, answer_s: 60.0 },
+                    actor_id: 1,
+                    log_status: false,
+                    base: None,
+                    residual_scale: rrl_types::config::ResidualScale::default(),
+                    base_execute: 1,
+                    console: false,
+                    violation_box: Some((SAFE_MIN, SAFE_MAX)),
+                }
+                .run()
+                .with_context(|| format!("practice on {} (seed {seed}, {})", file.display(), condition.name()))?;
+                let measured = &practice["measured_violations"];
+                let per_1000 = 1000.0 * measured["practice"].as_f64().unwrap_or(0.0) / measured["practice_steps"].as_f64().unwrap_or(1.0).max(1.0);
+                // The step at which the deterministic policy confirmed the target, if it did.
+                let to_target = practice["reached_success_target"].as_bool().unwrap_or(false).then(|| practice["success_confirmations"].as_array().and_then(|c| c.last()).map(|c| c["total_steps"].clone())).flatten();
+                let eval_success = practice["eval"]["success_rate"].as_f64().unwrap_or(0.0);
+                tracing::info!(file = %file.display(), seed, condition = condition.name(), violations_per_1000_steps = per_1000, eval_success, "online comparison run done");
+                sums[k][0] += per_1000 / seeds as f64;
+                sums[k][1] += eval_success / seeds as f64;
+                sums[k][2] += measured["practice_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
+                entry.insert(condition.name().into(), serde_json::json!({
+                    "violations_per_1000_steps": per_1000,
+                    "practice_steps": measured["practice_steps"],
+                    "practice_violations": measured["practice"],
+                    "eval_violations": measured["eval"],
+                    "steps_to_success_target": to_target,
+                    "success_rate_last_20": practice["success_rate_last_20"],
+                    "eval_success_rate": eval_success,
+                    "base_eval_success_rate": practice["base"]["eval"]["success_rate"],
+                    "safety_events": practice["safety_events"],
+                }));
+            }
+            per_seed.push(serde_json::Value::Object(entry));
+        }
+        let mean = |k: usize| serde_json::json!({"violations_per_1000_steps": sums[k][0], "eval_success_rate": sums[k][1], "practice_steps": sums[k][2]});
+        report.insert(file.display().to_string(), serde_json::json!({
+            "per_seed": per_seed,
+            "mean": {"rules": mean(0), "rules_and_online_critic": mean(1), "violations_cut": 1.0 - sums[1][0] / sums[0][0].max(1e-9)},
+        }));
+    }
+    Ok(serde_json::json!({"seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "launch_files": report}))
 }
 
 fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
