@@ -154,13 +154,26 @@ impl GaussianActor {
     }
 
     /// Zeroes the output layer, so the mean action starts at exactly 0 (a
-    /// residual policy then starts as its base policy).
-    pub fn zero_output(&mut self) {
+    /// residual policy then starts as its base policy), with the standard
+    /// deviation `std` before the squash (`None`: the middle of the log-std
+    /// range, e^-1.5 ≈ 0.22).
+    pub fn zero_output(&mut self, std: Option<f64>) {
+        let action_size = self.action_size;
         tch::no_grad(|| {
             let last = self.trunk.layers.last_mut().expect("at least one layer");
             let _ = last.weight.zero_();
             let _ = last.bias.zero_();
+            if let Some(std) = std {
+                // The inverse of `mean_and_log_std`'s map from the layer's output to the log-std.
+                let unit = 2.0 * (std.ln().clamp(LOG_STD_MIN, LOG_STD_MAX) - LOG_STD_MIN) / (LOG_STD_MAX - LOG_STD_MIN) - 1.0;
+                let _ = last.bias.narrow(-1, action_size, action_size).fill_(unit.clamp(-0.999_999, 0.999_999).atanh());
+            }
         });
+    }
+
+    /// The standard deviation before the squash, per action, at `observation` [B, O].
+    pub fn std(&self, observation: &Tensor) -> Tensor {
+        self.mean_and_log_std(observation).1.exp()
     }
 
     /// The deterministic action: tanh of the mean.

@@ -68,6 +68,11 @@ pub struct SacConfig {
     pub zero_actor_output: bool,
     /// The first this many updates train the critics only (`LearnerConfig::critic_warmup_updates`).
     pub critic_warmup_updates: u64,
+    /// With `zero_actor_output`, the actor's starting standard deviation
+    /// (`LearnerConfig::residual_initial_std`).
+    pub residual_initial_std: Option<f64>,
+    /// Weight of the squared action in the actor's loss (`LearnerConfig::residual_penalty`).
+    pub residual_penalty: f64,
 }
 
 impl SacConfig {
@@ -95,6 +100,8 @@ impl SacConfig {
             pixels: None,
             zero_actor_output: false,
             critic_warmup_updates: learner.critic_warmup_updates,
+            residual_initial_std: learner.residual_initial_std,
+            residual_penalty: learner.residual_penalty,
         }
     }
 }
@@ -144,7 +151,7 @@ impl Sac {
         let o = state + config.pixels.as_ref().map_or(0, |p| p.feature_size);
         let mut actor = GaussianActor::new(&mut rng, o, a, &config.hidden, false, device);
         if config.zero_actor_output {
-            actor.zero_output();
+            actor.zero_output(config.residual_initial_std);
         }
         let critic = EnsembleMlp::new(&mut rng, config.critics, o + a, &config.hidden, 1, config.critic_layer_norm, device);
         let target = critic.detached_copy();
@@ -292,7 +299,11 @@ impl Sac {
         // Two critics: the usual clipped double-Q minimum; an ensemble: its mean (RLPD/SERL).
         let q = if self.config.critics == 2 { q.amin(0, false) } else { q.mean_dim(0, false, Kind::Float) };
         let temperature = self.log_temperature.exp().detach();
-        let actor_loss = (&temperature * &log_prob - q).mean(Kind::Float);
+        let mut actor_loss = (&temperature * &log_prob - q).mean(Kind::Float);
+        if self.config.residual_penalty > 0.0 {
+            // A residual stays near its base unless the critics say a correction pays.
+            actor_loss = actor_loss + action.square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float) * self.config.residual_penalty;
+        }
         self.actor_opt.zero_grad();
         actor_loss.backward();
         self.actor_opt.step();
@@ -373,6 +384,49 @@ mod tests {
         let after = snapshot(&sac);
         assert!(waited[..actor_tensors].iter().zip(&after).any(|(a, b)| !a.equal(b)), "the actor did not move after the head start");
         assert_eq!(sac.updates, 4);
+    }
+
+    /// A residual starts at a zero mean with the standard deviation asked
+    /// for, and without one in the middle of the log-std range.
+    #[test]
+    fn a_residual_starts_at_zero_with_the_exploration_asked_for() {
+        let learner = LearnerConfig { hidden: vec![16], residual_initial_std: Some(0.02), ..LearnerConfig::default() };
+        let mut config = SacConfig::from_learner(&learner, 3, 2, 1);
+        config.zero_actor_output = true;
+        let sac = Sac::new(config.clone(), Device::Cpu);
+        let observation = Tensor::from_slice(&[0.3f32, -0.2, 0.9, 1.0, 0.5, -0.7]).view([2, 3]);
+        assert_eq!(sac.actor.mean_action(&observation).abs().max().double_value(&[]), 0.0);
+        let std = sac.actor.std(&observation);
+        assert!((std - 0.02).abs().max().double_value(&[]) < 1e-6, "{:?}", Vec::<f32>::try_from(sac.actor.std(&observation).flatten(0, -1)).unwrap());
+        config.residual_initial_std = None;
+        let sac = Sac::new(config, Device::Cpu);
+        assert!((sac.actor.std(&observation) - (-1.5f64).exp()).abs().max().double_value(&[]) < 1e-6);
+    }
+
+    /// The residual penalty pulls the actor's actions toward zero: the same
+    /// learner, seeds and data, with and without it.
+    #[test]
+    fn the_residual_penalty_keeps_actions_near_zero() {
+        let run = |penalty: f64| {
+            let learner = LearnerConfig { hidden: vec![16], batch_size: 16, residual_penalty: penalty, actor_lr: 3e-3, initial_temperature: 0.01, ..LearnerConfig::default() };
+            let mut sac = Sac::new(SacConfig::from_learner(&learner, 2, 2, 1), Device::Cpu);
+            let mut replay = ReplayBuffer::new(2, 2, 64, Device::Cpu);
+            let mut rng = Rng::seed(2);
+            for _ in 0..64 {
+                let observation = vec![rng.uniform(-1.0, 1.0) as f32, rng.uniform(-1.0, 1.0) as f32];
+                let action = vec![rng.uniform(-1.0, 1.0) as f32, rng.uniform(-1.0, 1.0) as f32];
+                // Reward for large first actions: the critics ask for the bound.
+                replay.push(&Transition { reward: action[0], observation: observation.clone(), action, next_observation: observation, terminal: true, discount: 0.99 });
+            }
+            tch::manual_seed(3);
+            for _ in 0..200 {
+                sac.update(&mut replay, None);
+            }
+            let observation = Tensor::from_slice(&[0.3f32, -0.2, -0.5, 0.8]).view([2, 2]);
+            sac.actor.mean_action(&observation).square().mean(Kind::Float).double_value(&[])
+        };
+        let (free, penalised) = (run(0.0), run(5.0));
+        assert!(free > 0.2 && penalised < 0.5 * free, "mean squared action {penalised} with the penalty, {free} without");
     }
 
     /// DrQ's gradient routing: a critic step gives the encoder gradients;

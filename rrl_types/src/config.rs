@@ -705,6 +705,18 @@ pub struct LearnerConfig {
     /// actions are worth, instead of following an untrained critic's
     /// gradient away from it. Default: 0.
     pub critic_warmup_updates: u64,
+    /// A residual's exploration at the start: the standard deviation of its
+    /// Gaussian before the squash. Small keeps the first practice episodes
+    /// close to the base (whose successes the critics then learn from)
+    /// where a wide one breaks a precise base's grasp. Default: e^-1.5 ≈
+    /// 0.22, the middle of the log-std range.
+    pub residual_initial_std: Option<f64>,
+    /// Weight of the squared residual (summed over actions, in [-1, 1]
+    /// units) in the actor's loss: a residual then stays near its base
+    /// unless the critics value a correction by more (the critics' values
+    /// are returns). Counters an actor that follows the critics'
+    /// extrapolation to the action bounds. Default: 0.
+    pub residual_penalty: f64,
     /// Weights are published every this many updates. Default: 100.
     pub publish_every_updates: u64,
     /// Entropy temperature at the start (then tuned automatically).
@@ -759,6 +771,8 @@ impl Default for LearnerConfig {
             replay_capacity: 1_000_000,
             warmup_steps: 1000,
             critic_warmup_updates: 0,
+            residual_initial_std: None,
+            residual_penalty: 0.0,
             publish_every_updates: 100,
             initial_temperature: 1.0,
             target_entropy_per_action: -1.0,
@@ -1672,6 +1686,15 @@ impl LearnerConfig {
         }
         if self.publish_every_updates == 0 {
             c.fail("learner.publish_every_updates", "must be positive", None);
+        }
+        if !(self.residual_penalty >= 0.0 && self.residual_penalty.is_finite()) {
+            c.fail("learner.residual_penalty", format!("a weight is a finite number >= 0, got {}", self.residual_penalty), None);
+        }
+        if let Some(std) = self.residual_initial_std {
+            // The actor's log-std range, e^-5 to e^2.
+            if !(0.0067..=7.39).contains(&std) {
+                c.fail("learner.residual_initial_std", format!("the actor's standard deviation lies in [0.0067, 7.39] (e^-5 to e^2), got {std}"), None);
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ fn weak_bc_base(demo_episodes: u64, noise: f64, seed: u64) -> BcPolicy {
 fn small_sac(env: &impl Environment, seed: u64) -> Sac {
     let learner = LearnerConfig { hidden: vec![64, 64], batch_size: 64, initial_temperature: 0.01, ..LearnerConfig::default() };
     let mut sac = Sac::new(SacConfig::from_learner(&learner, env.observation_size(), env.action_size(), seed), tch::Device::Cpu);
-    sac.actor.zero_output();
+    sac.actor.zero_output(None);
     sac
 }
 

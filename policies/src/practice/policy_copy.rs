@@ -29,7 +29,7 @@ impl ActorCopy {
         let mut net = GaussianActor::new(&mut rng, observation_size as i64 + features, action_size as i64, &config.hidden, false, Device::Cpu);
         if config.zero_actor_output {
             // Until the learner's first weights arrive, act as the learner starts.
-            net.zero_output();
+            net.zero_output(config.residual_initial_std);
         }
         let encoder = config.pixels.as_ref().map(|p| ConvEncoder::try_new(&mut rng, p, Device::Cpu)).transpose().map_err(|e| PracticeError::Cameras(format!("the actor's copy of the policy: {e}")))?;
         Ok(ActorCopy { net, encoder, rng, action_size })
