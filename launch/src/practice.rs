@@ -463,6 +463,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "safety_events": status.safety_events,
         "stopped_by_operator": report.stopped_by_operator,
         "reached_success_target": report.reached_success,
+        "risk_critics": {"taken": report.risk_critics.0, "acting": report.risk_critics.1},
         "success_confirmations": report.confirmations.iter().map(|(steps, successes)| serde_json::json!({"total_steps": steps, "successes": successes, "of": policies::practice::CONFIRM_EPISODES})).collect::<Vec<_>>(),
         "device": format!("{device:?}"),
         "controller": match &launch.robot {

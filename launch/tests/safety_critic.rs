@@ -104,7 +104,9 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     let dir = tempfile::tempdir().unwrap();
     // Perfect precision and recall on held-out ticks are out of reach: the critic stays in shadow mode.
     let shadow = dir.path().join("shadow");
-    practise(&online_launch_file(dir.path(), "shadow", 1.0, 1.0), &shadow, "800");
+    let practised = practise(&online_launch_file(dir.path(), "shadow", 1.0, 1.0), &shadow, "800");
+    let taken = &practised["risk_critics"];
+    assert!(taken["taken"].as_u64().unwrap() >= 2 && taken["acting"].as_u64() == Some(0), "practice's report counts the critics the gate took, none acting: {taken}");
     let report = rrl(&["safety", "report", shadow.to_str().unwrap()]).unwrap();
     assert!(report["critic_scored_ticks"].as_u64().unwrap() > 1000, "the published critic scored the ticks after it arrived: {report}");
     assert!(report["max_risk"].as_f64().unwrap() > 0.5, "and found some risky: {report}");
@@ -112,7 +114,10 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     // Any precision will do: the critic acts from its first publication on.
     // This time the learner is a ROS 2 node: the ticks and the critic travel over DDS.
     let acting = dir.path().join("acting");
-    practise_with(&online_launch_file(dir.path(), "acting", 0.0, 0.0), &acting, "800", "node");
+    let practised = practise_with(&online_launch_file(dir.path(), "acting", 0.0, 0.0), &acting, "800", "node");
+    let taken = &practised["risk_critics"];
+    // (Publications before the held-out episodes have any ticks cannot be judged: those shadow.)
+    assert!(taken["acting"].as_u64().unwrap() >= 1, "the gate took acting critics: {taken}");
     let report = rrl(&["safety", "report", acting.to_str().unwrap()]).unwrap();
     assert!(report["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0, "the trusted critic's reflex runs: {report}");
     // The learner kept its critic in the run folder, in the gate's format: ready for `risk_critic.weights`.

@@ -64,6 +64,9 @@ pub struct SafetyBenchArgs {
     /// The held-out precision at which the online critic acts (`risk_critic.online.min_precision`).
     #[arg(long, default_value_t = OnlineRiskCriticConfig::default().min_precision)]
     online_min_precision: f64,
+    /// The held-out recall at which the online critic acts (`risk_critic.online.min_recall`).
+    #[arg(long, default_value_t = OnlineRiskCriticConfig::default().min_recall)]
+    online_min_recall: f64,
     /// Only these variants in the online comparison (pick, reach; default both).
     #[arg(long, value_delimiter = ',', default_value = "pick,reach")]
     online_variants: Vec<String>,
@@ -268,7 +271,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
 
 impl SafetyBenchArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_min_precision, online_variants, online_config, .. } = self;
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_min_precision, online_min_recall, online_variants, online_config, .. } = self;
         let reflex = parse_reflex(&reflex)?;
         let work = tempfile::tempdir().context("creating a scratch folder")?;
         let critic_file = work.path().join("risk_critic.safetensors");
@@ -310,7 +313,7 @@ impl SafetyBenchArgs {
             "reach" => Ok(PandaVariant::Reach),
             other => anyhow::bail!("--online-variants: unknown `{other}`, use pick and reach"),
         }).collect::<anyhow::Result<Vec<_>>>()?;
-        let online_settings = OnlineRiskCriticConfig { min_precision: online_min_precision, ..OnlineRiskCriticConfig::default() };
+        let online_settings = OnlineRiskCriticConfig { min_precision: online_min_precision, min_recall: online_min_recall, ..OnlineRiskCriticConfig::default() };
         let online = match online_config.is_empty() {
             true => online_comparison(work.path(), &variants, online_seeds, online_steps, &online_settings, threshold, reflex, device)?,
             false => online_practice_comparison(work.path(), &online_config, online_seeds, &online_settings, threshold, reflex)?,
@@ -431,6 +434,7 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
                     "eval_success_rate": eval_success,
                     "base_eval_success_rate": practice["base"]["eval"]["success_rate"],
                     "safety_events": practice["safety_events"],
+                    "risk_critics": practice["risk_critics"],
                 }));
             }
             per_seed.push(serde_json::Value::Object(entry));

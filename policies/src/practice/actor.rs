@@ -112,6 +112,7 @@ pub fn practice_with_link<E: PracticeTask>(
             stopped_by_operator: false,
             reached_success: false,
             confirmations: Vec::new(),
+            risk_critics: (0, 0),
         },
         env_action: Vec::new(),
         stuck: StuckWatch::new(settings.stuck_steps, settings.stuck_tolerance, o),
@@ -350,7 +351,11 @@ impl<E: PracticeTask> Actor<'_, E> {
         if let Some(critic) = self.link.take_risk_critic() {
             let mode = if critic.acting { "acting" } else { "shadow mode" };
             match self.env.offer_risk_critic(&critic.layers, critic.acting) {
-                Ok(()) => tracing::info!(update = critic.update, precision = critic.precision, recall = critic.recall, onsets = critic.onsets, anticipated = critic.anticipated_onsets, "the gate takes the risk critic of {} critic updates ({mode})", critic.critic_updates),
+                Ok(()) => {
+                    self.report.risk_critics.0 += 1;
+                    self.report.risk_critics.1 += u64::from(critic.acting);
+                    tracing::info!(update = critic.update, precision = critic.precision, recall = critic.recall, onsets = critic.onsets, anticipated = critic.anticipated_onsets, "the gate takes the risk critic of {} critic updates ({mode})", critic.critic_updates)
+                }
                 Err(why) => tracing::warn!(update = critic.update, "the gate refused the risk critic of {} critic updates: {why}; it keeps the one it had", critic.critic_updates),
             }
         }

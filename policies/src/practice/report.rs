@@ -37,6 +37,9 @@ pub struct PracticeReport {
     /// Each confirmation of the early stop: (steps so far, successes of
     /// `CONFIRM_EPISODES` deterministic episodes).
     pub confirmations: Vec<(u64, u32)>,
+    /// Risk critics trained during practice that the gate took, and of
+    /// those the ones that acted (the rest ran in shadow mode).
+    pub risk_critics: (u64, u64),
 }
 
 #[derive(Debug, thiserror::Error)]
