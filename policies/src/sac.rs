@@ -302,7 +302,7 @@ impl Sac {
         let mut actor_loss = (&temperature * &log_prob - q).mean(Kind::Float);
         if self.config.residual_penalty > 0.0 {
             // A residual stays near its base unless the critics say a correction pays.
-            actor_loss = actor_loss + action.square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float) * self.config.residual_penalty;
+            actor_loss += action.square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float) * self.config.residual_penalty;
         }
         self.actor_opt.zero_grad();
         actor_loss.backward();
