@@ -448,8 +448,10 @@ fn practise_on<E: rrl_types::PracticeTask>(
     } else {
         serde_json::Value::Null
     };
+    // Recovery manoeuvres move the robot too: their violations count, their steps are not the policy's.
     let measured_violations = practice_violations.map(|practice| {
-        serde_json::json!({"practice": practice, "practice_steps": report.episodes.iter().map(|e| e.steps).sum::<u64>(), "eval": env.take_measured_violations()})
+        let eval_violations = env.take_measured_violations().filter(|_| !eval.is_null());
+        serde_json::json!({"practice": practice, "practice_steps": report.episodes.iter().map(|e| e.steps).sum::<u64>(), "eval": eval_violations})
     });
     Ok(serde_json::json!({
         "task": task_name,

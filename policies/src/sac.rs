@@ -342,8 +342,12 @@ impl Sac {
         let observation = last_observation.expect("utd >= 1");
         let (actor_loss, temperature, entropy) = match self.updates < self.config.critic_warmup_updates {
             false => self.actor_step(&observation),
-            // The critics' head start: the actor and temperature stay as they are (losses read 0).
-            true => (Tensor::from(0.0f32), self.log_temperature.exp().detach(), Tensor::from(0.0f32)),
+            // The critics' head start: the actor and temperature stay as they
+            // are; the zeros stand for "no actor step", not measured losses.
+            true => {
+                let none = || Tensor::zeros([], (Kind::Float, self.device));
+                (none(), self.log_temperature.exp().detach(), none())
+            }
         };
         self.updates += 1;
         UpdateStats { critic_loss, actor_loss, temperature, entropy }

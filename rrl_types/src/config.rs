@@ -1691,9 +1691,9 @@ impl LearnerConfig {
             c.fail("learner.residual_penalty", format!("a weight is a finite number >= 0, got {}", self.residual_penalty), None);
         }
         if let Some(std) = self.residual_initial_std {
-            // The actor's log-std range, e^-5 to e^2.
-            if !(0.0067..=7.39).contains(&std) {
-                c.fail("learner.residual_initial_std", format!("the actor's standard deviation lies in [0.0067, 7.39] (e^-5 to e^2), got {std}"), None);
+            // Inside the actor's log-std range (e^-5 to e^2), away from its ends where it could not move.
+            if !(0.01..=5.0).contains(&std) {
+                c.fail("learner.residual_initial_std", format!("a starting standard deviation lies in [0.01, 5], got {std}"), Some("e.g. residual_initial_std: Some(0.02)"));
             }
         }
     }
@@ -1866,6 +1866,23 @@ mod tests {
         let good = "(name: \"t\", robot: Sim((task: PandaPickCube)), safety: (), practice: (base: File((path: \"policies/b.pt\"))))";
         let launch = LaunchFile::parse(good, Path::new("launch/files/x.ron")).unwrap();
         assert_eq!(launch.practice.base, PracticeBase::File(FileBase { path: "launch/files/policies/b.pt".into(), execute: 1, residual_scale: ResidualScale::Uniform(0.3) }));
+    }
+
+    #[test]
+    fn residual_settings_out_of_range_are_refused_where_they_are_written() {
+        let file = |learner: &str| format!("(\n  name: \"t\",\n  robot: Sim((task: PandaPickCube)),\n  safety: (),\n  learner: (\n    {learner},\n  ),\n)");
+        for (learner, field, said) in [
+            ("residual_penalty: -0.5", "learner.residual_penalty", "-0.5"),
+            ("residual_initial_std: Some(0.001)", "learner.residual_initial_std", "0.001"),
+            ("residual_initial_std: Some(9.0)", "learner.residual_initial_std", "9"),
+        ] {
+            let err = LaunchFile::parse(&file(learner), Path::new("x.ron")).unwrap_err();
+            let p = &err.problems()[0];
+            assert_eq!((p.line, p.path.as_str()), (6, field), "{err}");
+            assert!(p.message.contains(said), "{p}");
+        }
+        let good = LaunchFile::parse(&file("residual_penalty: 1.0, residual_initial_std: Some(0.02), critic_warmup_updates: 300"), Path::new("x.ron")).unwrap();
+        assert_eq!((good.learner.residual_penalty, good.learner.residual_initial_std, good.learner.critic_warmup_updates), (1.0, Some(0.02), 300));
     }
 
     #[test]

@@ -325,6 +325,9 @@ impl PracticeTask for RobotTask {
     fn take_gate_ticks(&mut self, out: &mut Vec<rrl_types::GateTick>) {
         with_task!(self, t => t.take_gate_ticks(out))
     }
+    fn take_measured_violations(&mut self) -> Option<u64> {
+        with_task!(self, t => t.take_measured_violations())
+    }
     fn offer_risk_critic(&mut self, layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
         with_task!(self, t => t.offer_risk_critic(layers, acting))
     }

@@ -376,6 +376,9 @@ fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: 
 /// in the evaluation, practice success, steps to the success target, and the
 /// evaluation's success.
 fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex) -> anyhow::Result<serde_json::Value> {
+    if seeds == 0 {
+        anyhow::bail!("--online-config needs --online-seeds of at least 1");
+    }
     let mut report = serde_json::Map::new();
     for file in files {
         let shipped = rrl_types::config::LaunchFile::load(file)?;
@@ -401,7 +404,8 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
                     operator: crate::operator::OperatorKind::None,
                     joy_topic: String::new(),
                     realtime: false,
-                    device: "auto".into(),
+                    // As the rest of the bench: comparable on every machine.
+                    device: "cpu".into(),
                     eval_episodes: None,
                     learner: crate::practice::LearnerPlacement::Local,
                     robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Local, answer_s: 60.0 },
