@@ -855,6 +855,43 @@ mod tests {
         assert_ne!(first, a.sim().block_position());
     }
 
+    /// A risk critic in shadow mode changes nothing the arm does: the same
+    /// actions through a gate with a (very risk-averse) shadowing critic and
+    /// through one without give the same observations and the same
+    /// measured violations, step for step.
+    #[test]
+    fn a_shadowing_critic_leaves_the_arm_exactly_as_the_rules_alone() {
+        use rrl_types::PracticeTask;
+        let run = |critic: bool| {
+            let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense).unwrap();
+            // A gate that awaits an online critic (as practice builds it), reflex above risk 0.5.
+            let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(FrankaPanda), risk_critic: Some((online: Some(()), threshold: 0.5, reflex: Decelerate)))").unwrap();
+            let names: Vec<String> = crate::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
+            task.set_gate(Gate::build(&safety, &names, task.control_rate_hz()).unwrap());
+            task.monitor_violations([0.25, -0.25, 0.0], [0.55, 0.25, 0.45]);
+            if critic {
+                // Every input rated risky: acting, it would stop every step.
+                let layers = vec![(vec![vec![0.0f32; 21]], vec![10.0f32])];
+                task.offer_risk_critic(&layers, false).unwrap();
+            }
+            task.reset(7);
+            let mut rng = Rng::seed(8);
+            let mut trace = Vec::new();
+            for _ in 0..150 {
+                let action: Vec<f64> = (0..4).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                if task.step(&action).unwrap().done() {
+                    task.reset_next();
+                }
+                trace.extend_from_slice(task.observation());
+            }
+            (trace, task.take_measured_violations())
+        };
+        let (rules, shadowed) = (run(false), run(true));
+        assert!(rules.1.unwrap() > 0, "random actions leave the box sometimes");
+        assert_eq!(rules.1, shadowed.1, "measured violations");
+        assert!(rules.0 == shadowed.0, "the shadowing critic changed the arm's motion");
+    }
+
     /// Measured violations are counted only where a box is monitored, per
     /// step the fingertips are outside it, and taken once.
     #[test]
