@@ -655,7 +655,12 @@ mod tests {
     use super::*;
 
     fn panda_gate(task: &PandaTask) -> Gate {
-        let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(FrankaPanda))").unwrap();
+        gate_of(task, "(preset: Some(FrankaPanda))")
+    }
+
+    /// The gate a launch file's `safety` section (`safety`, RON) builds for the Panda.
+    fn gate_of(task: &PandaTask, safety: &str) -> Gate {
+        let safety: rrl_types::config::SafetyConfig = ron::from_str(safety).unwrap();
         let names: Vec<String> = crate::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
         Gate::build(&safety, &names, task.control_rate_hz()).unwrap()
     }
@@ -865,9 +870,7 @@ mod tests {
         let run = |critic: bool| {
             let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense).unwrap();
             // A gate that awaits an online critic (as practice builds it), reflex above risk 0.5.
-            let safety: rrl_types::config::SafetyConfig = ron::from_str("(preset: Some(FrankaPanda), risk_critic: Some((online: Some(()), threshold: 0.5, reflex: Decelerate)))").unwrap();
-            let names: Vec<String> = crate::arm::PANDA_JOINTS.iter().map(|s| s.to_string()).collect();
-            task.set_gate(Gate::build(&safety, &names, task.control_rate_hz()).unwrap());
+            task.set_gate(gate_of(&task, "(preset: Some(FrankaPanda), risk_critic: Some((online: Some(()), threshold: 0.5, reflex: Decelerate)))"));
             task.monitor_violations([0.25, -0.25, 0.0], [0.55, 0.25, 0.45]);
             if critic {
                 // Every input rated risky: acting, it would stop every step.
