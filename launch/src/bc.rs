@@ -137,7 +137,7 @@ pub fn train_bc_on_demos(folder: &Path, o: usize, a: usize, horizon: usize, exec
 
 /// The frames of each observation of a recorded episode, decoded, checked
 /// against `layout`.
-fn observation_frames(episode: &recording::Episode, layout: rrl_types::FrameLayout) -> anyhow::Result<Vec<Vec<u8>>> {
+pub(crate) fn observation_frames(episode: &recording::Episode, layout: rrl_types::FrameLayout) -> anyhow::Result<Vec<Vec<u8>>> {
     let path = episode.path.display();
     let encoded = std::iter::once(episode.reset_frames.as_deref()).chain(episode.steps.iter().map(|s| s.next_frames.as_deref())).take(episode.steps.len());
     encoded

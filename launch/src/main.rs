@@ -39,6 +39,7 @@ mod sim;
 mod stop_signal;
 mod teleop;
 mod train;
+mod trunk;
 
 #[derive(Parser)]
 #[command(name = "rrl", version, about = "Real-robot reinforcement learning on ROS 2: drivers, safety gate, learner, rewards, workflows")]
@@ -79,6 +80,8 @@ enum Command {
     RecordSim(record_sim::RecordSimArgs),
     /// Success classifiers from labelled frames: `train` on runs' labelled frames (held-out episodes choose the threshold for precision), `eval` on others (precision, recall, F1, a sheet of the misclassified frames).
     Classifier(classifier::ClassifierArgs),
+    /// A frozen pixel trunk from the camera frames of recorded runs: it learns what the robot's state cannot tell (where the actions and state go next); held-out episodes judge it beside a state-only head.
+    Trunk(trunk::TrunkArgs),
     /// The safety gate's learned risk critic from recorded runs: `train-critic` on their gate ticks, `eval` how early and precisely it flags violations of other runs, `report` a run's violations per 1000 gate ticks.
     Safety(safety_critic::SafetyArgs),
     /// Export a run's recorded episodes: --out X.mcap writes one MCAP file (Foxglove); any other path a rosbag2 folder with metadata.yaml (ros2 bag info/play).
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
         Command::RewardEval(args) => args.run().map(one_line),
         Command::RecordSim(args) => args.run().map(one_line),
         Command::Classifier(args) => args.run().map(one_line),
+        Command::Trunk(args) => args.run().map(one_line),
         Command::Safety(args) => args.run().map(one_line),
         Command::ExportMcap(args) => args.run().map(one_line),
         Command::Bench(args) => args.run().map(|(report, one_line)| {

@@ -266,7 +266,8 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     let env = policies::residual::ResidualEnv::new(env, base, &scale).context("the base policy")?;
     let scales = env.scales.clone();
     let demo = move |obs: &[f64], start: bool| {
-        let (task_obs, base_action) = obs.split_at(task_size.0);
+        // The base action comes last, after the task's expert observation.
+        let (task_obs, base_action) = obs.split_at(obs.len() - task_size.1);
         policies::residual::residual_for(&expert(task_obs, start), base_action, &scales)
     };
     practise_on(env, args, launch, run_dir, device, seed, task_name, true, demo, move |env| reward_counts(&env.env), base_report, operator.as_mut(), console.as_ref())

@@ -14,6 +14,7 @@ pub mod classifier;
 pub mod device;
 pub mod nets;
 pub mod pixels;
+pub mod trunk;
 pub mod practice;
 pub mod replay;
 pub mod residual;

@@ -36,7 +36,9 @@ pub struct PixelConfig {
     pub filters: i64,
     /// A frozen pretrained trunk instead of the convolutions: a TorchScript
     /// module taking [B, 3·cameras, H, W] float images in [0, 1] and giving
-    /// [B, F] features; only the head (linear, LayerNorm, tanh) trains.
+    /// [B, F] features, or a `.safetensors` encoder trained on the user's
+    /// own demos by `rrl trunk train` (`crate::trunk`); only the head
+    /// (linear, LayerNorm, tanh) trains.
     pub pretrained: Option<std::path::PathBuf>,
 }
 
@@ -73,8 +75,25 @@ fn uniform(rng: &mut Rng, shape: &[i64], fan_in: i64, device: Device) -> Tensor 
 enum Trunk {
     /// Trained with the critic.
     Convs(Vec<(Tensor, Tensor, i64)>),
-    /// A user's pretrained module, never trained here, and its file's fingerprint.
-    Frozen(tch::CModule, u64),
+    /// A pretrained trunk, never trained here, and its file's fingerprint.
+    Frozen(FrozenTrunk, u64),
+}
+
+/// A pretrained trunk: a user's TorchScript module, or an encoder trained
+/// on the user's own demos (`rrl trunk train`).
+pub(crate) enum FrozenTrunk {
+    TorchScript(tch::CModule),
+    Trained(Box<ConvEncoder>),
+}
+
+impl FrozenTrunk {
+    /// Features of u8 frames [B, C, H, W]: [B, F], without gradients.
+    fn features(&self, images: &Tensor) -> Tensor {
+        tch::no_grad(|| match self {
+            FrozenTrunk::TorchScript(module) => module.forward_ts(&[images.to_kind(Kind::Float) / 255.0]).expect("the module ran on the probe at load"),
+            FrozenTrunk::Trained(encoder) => encoder.forward(images),
+        })
+    }
 }
 
 /// Images to features. Input: u8 frames as [B, cameras*3, H, W] (any
@@ -92,6 +111,8 @@ pub enum EncoderError {
     Load { path: std::path::PathBuf, reason: String },
     #[error("pretrained encoder {path}: for [1, {channels}, {height}, {width}] images it must give [1, F] features, it gave {got:?}")]
     Shape { path: std::path::PathBuf, channels: i64, height: i64, width: i64, got: Vec<i64> },
+    #[error("pretrained encoder {path}: trained on frames of {trained}; the policy sees {given}")]
+    Layout { path: std::path::PathBuf, trained: rrl_types::FrameLayout, given: rrl_types::FrameLayout },
 }
 
 /// A fingerprint of a file's bytes (FNV-1a): which trunk a head, a base or
@@ -103,26 +124,28 @@ pub fn file_fingerprint(path: &std::path::Path) -> std::io::Result<u64> {
     Ok(hash >> 1)
 }
 
-/// Loads a pretrained TorchScript trunk and probes it with one blank
-/// observation of `config`'s frames; the trunk, its feature count and the
-/// fingerprint of its file.
-fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> Result<(tch::CModule, i64, u64), EncoderError> {
+/// Loads a pretrained trunk (TorchScript, or `.safetensors` from `rrl
+/// trunk train`, whose frames must be `config`'s) and probes it with one
+/// blank observation of `config`'s frames; the trunk, its feature count
+/// and the fingerprint of its file.
+fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> Result<(FrozenTrunk, i64, u64), EncoderError> {
     let load = |reason: String| EncoderError::Load { path: path.to_path_buf(), reason };
     let fingerprint = file_fingerprint(path).map_err(|e| load(e.to_string()))?;
-    let mut module = tch::CModule::load_on_device(path, device).map_err(|e| load(e.to_string()))?;
-    module.set_eval();
-    let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Float, device));
-    let out = tch::no_grad(|| module.forward_ts(&[probe])).map_err(|e| load(e.to_string()))?;
-    let size = out.size();
+    let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Uint8, device));
+    let (trunk, size) = if path.extension().is_some_and(|e| e == "safetensors") {
+        let trunk = FrozenTrunk::Trained(Box::new(crate::trunk::load(path, config.layout(), device)?));
+        let size = trunk.features(&probe).size();
+        (trunk, size)
+    } else {
+        let mut module = tch::CModule::load_on_device(path, device).map_err(|e| load(e.to_string()))?;
+        module.set_eval();
+        let out = tch::no_grad(|| module.forward_ts(&[probe.to_kind(Kind::Float)])).map_err(|e| load(e.to_string()))?;
+        (FrozenTrunk::TorchScript(module), out.size())
+    };
     if size.len() != 2 || size[0] != 1 || size[1] < 1 {
         return Err(EncoderError::Shape { path: path.to_path_buf(), channels: config.channels(), height: config.height, width: config.width, got: size });
     }
-    Ok((module, size[1], fingerprint))
-}
-
-/// A frozen trunk's features of u8 frames [B, C, H, W]: [B, F].
-fn trunk_features(module: &tch::CModule, images: &Tensor) -> Tensor {
-    tch::no_grad(|| module.forward_ts(&[images.to_kind(Kind::Float) / 255.0])).expect("the module ran on the probe at load")
+    Ok((trunk, size[1], fingerprint))
 }
 
 impl ConvEncoder {
@@ -132,16 +155,16 @@ impl ConvEncoder {
         let Some(path) = &config.pretrained else {
             return Ok(ConvEncoder::new(rng, config, device));
         };
-        let (module, features, fingerprint) = load_trunk(path, config, device)?;
+        let (trunk, features, fingerprint) = load_trunk(path, config, device)?;
         let (linear, norm) = Self::head(rng, features, config.feature_size, device);
-        Ok(ConvEncoder { trunk: Trunk::Frozen(module, fingerprint), linear, norm, config: config.clone() })
+        Ok(ConvEncoder { trunk: Trunk::Frozen(trunk, fingerprint), linear, norm, config: config.clone() })
     }
 
     /// A frozen trunk's features of u8 frames [B, C, H, W] ([B, F], what
     /// `forward` takes precomputed); `None` for the trained convolutions.
     pub fn trunk_features(&self, images: &Tensor) -> Option<Tensor> {
         match &self.trunk {
-            Trunk::Frozen(module, _) => Some(trunk_features(module, images)),
+            Trunk::Frozen(trunk, _) => Some(trunk.features(images)),
             Trunk::Convs(_) => None,
         }
     }
@@ -193,7 +216,7 @@ impl ConvEncoder {
                 h.flatten(1, -1)
             }
             // Frozen: no gradient reaches (or is kept for) the pretrained weights.
-            Trunk::Frozen(module, _) => trunk_features(module, images),
+            Trunk::Frozen(trunk, _) => trunk.features(images),
         };
         let h = h.matmul(&self.linear.0) + &self.linear.1;
         h.layer_norm([self.config.feature_size], Some(&self.norm.0), Some(&self.norm.1), 1e-5, false).tanh()
@@ -266,7 +289,7 @@ pub struct PixelReplay {
     config: PixelConfig,
     /// The frozen trunk whose features are kept instead of frames, their
     /// count and the trunk file's fingerprint (`PixelConfig::precomputes`).
-    trunk: Option<(tch::CModule, i64, u64)>,
+    trunk: Option<(FrozenTrunk, i64, u64)>,
     /// One record per frame: its RGB bytes, or its features as f32 bytes.
     frames: Vec<u8>,
     frame_capacity: u64,
@@ -319,8 +342,8 @@ impl PixelReplay {
         assert_eq!(rgb.len(), bytes, "a frame of {} bytes, the replay stores {bytes}", rgb.len());
         match &self.trunk {
             None => self.add_record(rgb),
-            Some((module, _, _)) => {
-                let features = trunk_features(module, &frames_tensor(rgb, &self.config, self.device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            Some((trunk, _, _)) => {
+                let features = trunk.features(&frames_tensor(rgb, &self.config, self.device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
                 let values: Vec<f32> = Vec::try_from(features.view([-1])).expect("f32 features");
                 let record: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 self.add_record(&record)

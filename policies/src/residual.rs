@@ -113,6 +113,13 @@ pub struct BcPolicy {
     queue: VecDeque<Vec<f64>>,
 }
 
+/// A frozen trunk's features of every frame [N, C, H, W], a batch at a time: [N, F].
+fn frozen_features(encoder: &ConvEncoder, images: &Tensor) -> Tensor {
+    let n = images.size()[0];
+    let parts: Vec<Tensor> = (0..n).step_by(256).map(|start| encoder.trunk_features(&images.narrow(0, start, (n - start).min(256))).expect("a frozen trunk")).collect();
+    Tensor::cat(&parts, 0)
+}
+
 /// Demonstrations for behaviour cloning: per episode, observations and
 /// actions in [-1, 1], and for pixel demos each observation's frames.
 pub struct Demos<'a> {
@@ -174,6 +181,12 @@ impl BcPolicy {
             let frames = Tensor::from_slice(&images).view([n as i64, p.cameras, p.height, p.width, 3]).permute([0, 1, 4, 2, 3]);
             frames.reshape([n as i64, 3 * p.cameras, p.height, p.width])
         });
+        // A frozen trunk without shifts gives each frame the same features every
+        // step: computed once here, the head trains at a state policy's cost.
+        let images = match (&encoder, images) {
+            (Some(encoder), Some(images)) if encoder.config.precomputes() => Some(frozen_features(encoder, &images)),
+            (_, images) => images,
+        };
         let mut loss_value = f64::NAN;
         for _ in 0..steps {
             let rows: Vec<i64> = (0..256.min(n)).map(|_| rng.below(n as u64) as i64).collect();
@@ -311,6 +324,10 @@ pub struct ResidualEnv<E: Environment, B: BasePolicy> {
     pub scales: Vec<f64>,
     observation: Vec<f64>,
     base_action: Vec<f64>,
+    /// What a scripted demonstrator sees: the task's expert observation and the base action.
+    expert: Vec<f64>,
+    /// The task's `PracticeTask::expert_observation`, kept for `refresh`, which only knows the task as an `Environment`.
+    expert_of: for<'a> fn(&'a E) -> &'a [f64],
     low: Vec<f64>,
     high: Vec<f64>,
     env_action: Vec<f64>,
@@ -318,8 +335,13 @@ pub struct ResidualEnv<E: Environment, B: BasePolicy> {
 
 impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
     /// Refuses a base whose sizes do not match the task's, and a scale
-    /// with another number of bounds than the task has actions.
-    pub fn new(env: E, base: B, scale: &ResidualScale) -> Result<ResidualEnv<E, B>, BaseError> {
+    /// with another number of bounds than the task has actions. A scripted
+    /// demonstrator sees the task's expert observation (in simulation, the
+    /// state the cameras stand in for) followed by the base action.
+    pub fn new(env: E, base: B, scale: &ResidualScale) -> Result<ResidualEnv<E, B>, BaseError>
+    where
+        E: PracticeTask,
+    {
         if (base.observation_size(), base.action_size()) != (env.observation_size(), env.action_size()) {
             return Err(BaseError::Data(format!(
                 "the base policy takes {} observations and gives {} actions; the task has {} and {}",
@@ -331,7 +353,7 @@ impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
         }
         let scales = scale.per_action(env.action_size()).map_err(BaseError::Data)?.iter().map(|s| s.abs()).collect();
         let (low, high) = (env.action_low().to_vec(), env.action_high().to_vec());
-        Ok(ResidualEnv { env, base, scales, observation: Vec::new(), base_action: Vec::new(), low, high, env_action: Vec::new() })
+        Ok(ResidualEnv { env, base, scales, observation: Vec::new(), base_action: Vec::new(), expert: Vec::new(), expert_of: <E as PracticeTask>::expert_observation, low, high, env_action: Vec::new() })
     }
 
     /// The base's action for the current observation (what a zero residual plays).
@@ -348,6 +370,9 @@ impl<E: Environment, B: BasePolicy> ResidualEnv<E, B> {
         self.observation.clear();
         self.observation.extend_from_slice(self.env.observation());
         self.observation.extend_from_slice(&self.base_action);
+        self.expert.clear();
+        self.expert.extend_from_slice((self.expert_of)(&self.env));
+        self.expert.extend_from_slice(&self.base_action);
     }
 }
 
@@ -402,6 +427,9 @@ impl<E: Environment, B: BasePolicy> Environment for ResidualEnv<E, B> {
 /// No recovery manoeuvre: it is an action of the task, which a residual
 /// cannot express; a stuck episode just ends and the reset takes over.
 impl<E: PracticeTask, B: BasePolicy> PracticeTask for ResidualEnv<E, B> {
+    fn expert_observation(&self) -> &[f64] {
+        &self.expert
+    }
     fn take_safety_events(&mut self) -> rrl_types::SafetyEvents {
         self.env.take_safety_events()
     }
