@@ -148,10 +148,7 @@ fn held_out(episodes: &[LabelledEpisode], share: f64, seed: u64) -> Vec<usize> {
     let mut out = Vec::new();
     for with_success in [true, false] {
         let mut group: Vec<usize> = (0..episodes.len()).filter(|&i| episodes[i].has(true) == with_success).collect();
-        // Fisher-Yates with the run's seed.
-        for i in (1..group.len()).rev() {
-            group.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        rng.shuffle(&mut group);
         let take = ((group.len() as f64 * share).round() as usize).max(usize::from(group.len() >= 2)).min(group.len().saturating_sub(1));
         out.extend_from_slice(&group[..take]);
     }

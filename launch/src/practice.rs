@@ -250,6 +250,10 @@ fn practise_task<E: rrl_types::PracticeTask + 'static>(
     };
     // A base cloned here from pixel demos sees the cameras as the policy does.
     let pixels = wiring::learner::policy_pixels(launch);
+    if let Some(p) = pixels.as_ref().filter(|p| p.pretrained.is_some()) {
+        // A frozen trunk that does not fit the cameras is refused now, before demos are recorded.
+        policies::pixels::ConvEncoder::try_new(&mut rrl_types::rng::Rng::seed(0), p, tch::Device::Cpu).with_context(|| format!("learner.pixels in {}", args.config.display()))?;
+    }
     let (base, scale, mut base_report) = match base_choice {
         PracticeBase::None => return practise_on(env, args, launch, run_dir, device, seed, task_name, false, expert, reward_counts, serde_json::Value::Null, operator.as_mut(), console.as_ref()),
         PracticeBase::File(file) => {

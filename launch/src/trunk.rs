@@ -57,7 +57,8 @@ struct TrainArgs {
 
 /// One recorded episode's rows, its frames decoded.
 struct Recorded {
-    path: PathBuf,
+    /// Its file, as errors name it.
+    name: String,
     observations: Vec<Vec<f32>>,
     actions: Vec<Vec<f32>>,
     frames: Vec<Vec<u8>>,
@@ -82,14 +83,22 @@ fn read_recorded(runs: &[PathBuf]) -> anyhow::Result<(Vec<Recorded>, FrameLayout
                     continue;
                 }
                 let (this, _) = recording::frames::decode(first).with_context(|| format!("{}: the first observation's frames", path.display()))?;
-                match (layout, episodes.first()) {
-                    (Some(l), Some(earlier)) if l != this => bail!("{}: its frames are {this}; {} has {l}: a trunk takes one layout of cameras", path.display(), earlier.path.display()),
-                    _ => layout = Some(this),
+                let sizes = (episode.header.observation_size, episode.header.action_size);
+                if let (Some(l), Some(earlier)) = (layout, episodes.first()) {
+                    if l != this {
+                        bail!("{}: its frames are {this}; {} has {l}: a trunk takes one layout of cameras", path.display(), earlier.name);
+                    }
+                    let (o, a) = (earlier.observations[0].len(), earlier.actions[0].len());
+                    if sizes != (o, a) {
+                        // E.g. a residual run's episodes (the task's observation and the base's action) beside a plain run's.
+                        bail!("{}: {}/{} observation/action values; {} has {o}/{a}: a trunk learns from episodes of one task", path.display(), sizes.0, sizes.1, earlier.name);
+                    }
                 }
+                layout = Some(this);
                 let frames = crate::bc::observation_frames(&episode, this)?;
                 let observations = episode.steps.iter().map(|s| s.observation.clone()).collect();
                 let actions = episode.steps.iter().map(|s| s.action.clone()).collect();
-                episodes.push(Recorded { path, observations, actions, frames });
+                episodes.push(Recorded { name: path.display().to_string(), observations, actions, frames });
             }
         }
     }
@@ -115,20 +124,22 @@ impl TrainArgs {
         if !(self.holdout > 0.0 && self.holdout < 1.0) {
             bail!("--holdout {} must lie in (0, 1): the trunk is judged on held-out episodes", self.holdout);
         }
+        for (flag, value, least) in [("--features", self.features, 1), ("--filters", self.filters, 1), ("--shift-pixels", self.shift_pixels.unwrap_or(0), 0), ("--steps", self.steps as i64, 1), ("--batch-size", self.batch_size as i64, 1)] {
+            if value < least {
+                bail!("{flag} {value}: at least {least}");
+            }
+        }
         let began = Instant::now();
         let device = policies::select_device(crate::train::parse_device(&self.device)?)?;
         let (episodes, layout, without_frames) = read_recorded(&self.runs)?;
         if episodes.len() < 2 {
             bail!("{} episode(s) with camera frames: training and judging the trunk needs at least two", episodes.len());
         }
-        // Whole episodes held out, drawn with the seed (Fisher-Yates).
+        // Whole episodes held out, drawn with the seed.
         let mut order: Vec<usize> = (0..episodes.len()).collect();
-        let mut rng = Rng::seed(self.seed ^ 0x7c0c);
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        Rng::seed(self.seed ^ 0x7c0c).shuffle(&mut order);
         let held = ((episodes.len() as f64 * self.holdout).round() as usize).clamp(1, episodes.len() - 1);
-        let view = |i: &usize| TrunkEpisode { observations: &episodes[*i].observations, actions: &episodes[*i].actions, frames: &episodes[*i].frames };
+        let view = |i: &usize| TrunkEpisode { name: &episodes[*i].name, observations: &episodes[*i].observations, actions: &episodes[*i].actions, frames: &episodes[*i].frames };
         let held_out: Vec<TrunkEpisode> = order[..held].iter().map(view).collect();
         let train: Vec<TrunkEpisode> = order[held..].iter().map(view).collect();
         let settings = TrunkTraining {
@@ -143,9 +154,7 @@ impl TrainArgs {
         let bar = indicatif::ProgressBar::new(self.steps as u64).with_style(indicatif::ProgressStyle::with_template("training the trunk {bar:30} {pos}/{len} {msg}").expect("a valid template"));
         let (encoder, report) = policies::trunk::train(&train, &held_out, layout, &settings, device, |step, loss| {
             bar.set_position(step as u64 + 1);
-            if step % 20 == 0 {
-                bar.set_message(format!("loss {loss:.3}"));
-            }
+            bar.set_message(format!("loss {loss:.3}"));
         })?;
         bar.finish_and_clear();
         policies::trunk::save(&encoder, &self.out)?;

@@ -90,8 +90,11 @@ fn a_trunk_of_recorded_frames_sees_what_the_state_cannot_and_serves_pixel_practi
 
     // The same trunk for a camera of another size is refused at start-up, naming both.
     let other = pick_launch_file(dir.path(), 24, Some(&trunk));
-    let err = rrl(&["practice", "--config", other.to_str().unwrap(), "--run-dir", dir.path().join("other").to_str().unwrap(), "--steps", "10"]).unwrap_err();
+    let other_run = dir.path().join("other");
+    let err = rrl(&["practice", "--config", other.to_str().unwrap(), "--run-dir", other_run.to_str().unwrap(), "--steps", "10"]).unwrap_err();
     assert!(err.contains("wrist.safetensors") && err.contains("trained on frames of 1 camera(s) of 32x32; the policy sees 1 camera(s) of 24x24"), "{err}");
+    assert!(err.contains("pick_wrist_24_true.ron"), "names the launch file: {err}");
+    assert!(recording::list_episodes(&other_run.join("base/demos")).unwrap().is_empty(), "refused before any demo is recorded");
 }
 
 #[test]

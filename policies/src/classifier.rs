@@ -19,12 +19,12 @@ use rrl_types::rng::Rng;
 use crate::adam::Adam;
 use crate::checkpoint::CheckpointError;
 use crate::nets::EnsembleMlp;
-use crate::pixels::{random_shift, ConvEncoder, EncoderError, PixelConfig};
+use crate::pixels::{in_batches, random_shift, ConvEncoder, EncoderError, PixelConfig};
 
 /// Hidden units of the head.
 const HEAD_HIDDEN: i64 = 64;
 /// Frames scored per forward pass.
-const SCORE_BATCH: usize = 64;
+const SCORE_BATCH: i64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifierError {
@@ -238,7 +238,7 @@ impl FrameClassifier {
         // A frozen trunk without shifts sees each frame the same way every
         // time: its features are computed once.
         let features = match pixels.precomputes() {
-            true => Some(Self::batched(&images, |batch| classifier.encoder.trunk_features(batch).expect("precomputes: a frozen trunk"))),
+            true => Some(in_batches(&images, SCORE_BATCH, |batch| classifier.encoder.trunk_features(batch).expect("precomputes: a frozen trunk"))),
             false => None,
         };
         let mut params: Vec<Tensor> = classifier.head.params("cls_head").into_iter().map(|p| p.tensor).collect();
@@ -274,13 +274,6 @@ impl FrameClassifier {
         (shifted * gain).clamp(0.0, 255.0)
     }
 
-    /// `f` over `images` in batches, the results concatenated.
-    fn batched(images: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
-        let n = images.size()[0];
-        let parts: Vec<Tensor> = (0..n).step_by(SCORE_BATCH).map(|start| tch::no_grad(|| f(&images.narrow(0, start, (n - start).min(SCORE_BATCH as i64))))).collect();
-        Tensor::cat(&parts, 0)
-    }
-
     fn logits(&self, input: &Tensor) -> Tensor {
         self.head.forward(&self.encoder.forward(input)).squeeze_dim(0).squeeze_dim(-1)
     }
@@ -299,7 +292,7 @@ impl FrameClassifier {
         if frames.is_empty() {
             return Ok(Vec::new());
         }
-        let probabilities = Self::batched(&images_of(frames, pixels), |batch| self.logits(batch).sigmoid());
+        let probabilities = in_batches(&images_of(frames, pixels), SCORE_BATCH, |batch| self.logits(batch).sigmoid());
         Ok(Vec::<f64>::try_from(probabilities.to_kind(Kind::Double)).expect("a 1-d tensor"))
     }
 

@@ -130,6 +130,9 @@ pub fn file_fingerprint(path: &std::path::Path) -> std::io::Result<u64> {
 /// and the fingerprint of its file.
 fn load_trunk(path: &std::path::Path, config: &PixelConfig, device: Device) -> Result<(FrozenTrunk, i64, u64), EncoderError> {
     let load = |reason: String| EncoderError::Load { path: path.to_path_buf(), reason };
+    if !path.exists() {
+        return Err(load("no such file: make one from recorded frames with `rrl trunk train`, or a TorchScript trunk with scripts/make_resnet10_trunk.py".into()));
+    }
     let fingerprint = file_fingerprint(path).map_err(|e| load(e.to_string()))?;
     let probe = Tensor::zeros([1, config.channels(), config.height, config.width], (Kind::Uint8, device));
     let (trunk, size) = if path.extension().is_some_and(|e| e == "safetensors") {
@@ -238,6 +241,15 @@ impl ConvEncoder {
         out.push(Param { name: format!("{prefix}.norm.offset"), tensor: self.norm.1.shallow_clone() });
         out
     }
+}
+
+/// `f` over the rows of `images`, `batch` at a time, without gradients;
+/// the results concatenated (scoring many frames without holding every
+/// intermediate at once).
+pub fn in_batches(images: &Tensor, batch: i64, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    let n = images.size()[0];
+    let parts: Vec<Tensor> = (0..n).step_by(batch.max(1) as usize).map(|start| tch::no_grad(|| f(&images.narrow(0, start, (n - start).min(batch))))).collect();
+    Tensor::cat(&parts, 0)
 }
 
 /// Random shift (DrQ): each image is padded by `pad` pixels repeating its

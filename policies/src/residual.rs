@@ -15,7 +15,7 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use crate::adam::Adam;
 use crate::nets::EnsembleMlp;
-use crate::pixels::{frames_tensor, random_shift, ConvEncoder, PixelConfig};
+use crate::pixels::{frames_tensor, in_batches, random_shift, ConvEncoder, PixelConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
@@ -113,13 +113,6 @@ pub struct BcPolicy {
     queue: VecDeque<Vec<f64>>,
 }
 
-/// A frozen trunk's features of every frame [N, C, H, W], a batch at a time: [N, F].
-fn frozen_features(encoder: &ConvEncoder, images: &Tensor) -> Tensor {
-    let n = images.size()[0];
-    let parts: Vec<Tensor> = (0..n).step_by(256).map(|start| encoder.trunk_features(&images.narrow(0, start, (n - start).min(256))).expect("a frozen trunk")).collect();
-    Tensor::cat(&parts, 0)
-}
-
 /// Demonstrations for behaviour cloning: per episode, observations and
 /// actions in [-1, 1], and for pixel demos each observation's frames.
 pub struct Demos<'a> {
@@ -184,7 +177,7 @@ impl BcPolicy {
         // A frozen trunk without shifts gives each frame the same features every
         // step: computed once here, the head trains at a state policy's cost.
         let images = match (&encoder, images) {
-            (Some(encoder), Some(images)) if encoder.config.precomputes() => Some(frozen_features(encoder, &images)),
+            (Some(encoder), Some(images)) if encoder.config.precomputes() => Some(in_batches(&images, 256, |batch| encoder.trunk_features(batch).expect("a frozen trunk"))),
             (_, images) => images,
         };
         let mut loss_value = f64::NAN;
