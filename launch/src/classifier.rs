@@ -95,34 +95,24 @@ impl LabelledEpisode {
 /// The labelled frames of every episode of `runs`, all of one layout.
 fn read_labelled(runs: &[PathBuf]) -> anyhow::Result<Vec<LabelledEpisode>> {
     let mut episodes: Vec<LabelledEpisode> = Vec::new();
-    for run in runs {
-        if !run.is_dir() {
-            bail!("{}: no such run folder", run.display());
-        }
-        for folder in ["labelled", "demos", "episodes"].map(|f| run.join(f)) {
-            if !folder.is_dir() {
-                continue;
+    for path in crate::run_folders::episode_files(runs, &["labelled", "demos", "episodes"])? {
+        let episode = recording::read_episode(&path)?;
+        let (mut frames, mut labels, mut layout) = (Vec::new(), Vec::new(), None);
+        for (i, step) in episode.steps.iter().enumerate() {
+            let (Some(label), Some(encoded)) = (step.flags.label, &step.next_frames) else { continue };
+            let (this, rgb) = recording::frames::decode(encoded).with_context(|| format!("{}: step {i}'s frames", path.display()))?;
+            frames.extend_from_slice(&rgb);
+            if layout.is_some_and(|l| l != this) {
+                bail!("{}: step {i}'s frames are {this}, the episode's earlier ones {}", path.display(), layout.unwrap());
             }
-            for path in recording::list_episodes(&folder)? {
-                let episode = recording::read_episode(&path)?;
-                let (mut frames, mut labels, mut layout) = (Vec::new(), Vec::new(), None);
-                for (i, step) in episode.steps.iter().enumerate() {
-                    let (Some(label), Some(encoded)) = (step.flags.label, &step.next_frames) else { continue };
-                    let (this, rgb) = recording::frames::decode(encoded).with_context(|| format!("{}: step {i}'s frames", path.display()))?;
-                    frames.extend_from_slice(&rgb);
-                    if layout.is_some_and(|l| l != this) {
-                        bail!("{}: step {i}'s frames are {this}, the episode's earlier ones {}", path.display(), layout.unwrap());
-                    }
-                    layout = Some(this);
-                    labels.push(label);
-                }
-                let Some(layout) = layout else { continue };
-                if let Some(first) = episodes.first().filter(|e| e.layout != layout) {
-                    bail!("{}: its frames are {layout}; {} has {}: a classifier takes one layout of cameras", path.display(), first.path.display(), first.layout);
-                }
-                episodes.push(LabelledEpisode { path, layout, frames, labels });
-            }
+            layout = Some(this);
+            labels.push(label);
         }
+        let Some(layout) = layout else { continue };
+        if let Some(first) = episodes.first().filter(|e| e.layout != layout) {
+            bail!("{}: its frames are {layout}; {} has {}: a classifier takes one layout of cameras", path.display(), first.path.display(), first.layout);
+        }
+        episodes.push(LabelledEpisode { path, layout, frames, labels });
     }
     if episodes.is_empty() {
         bail!("no labelled frames in {}: label frames with y/n in `rrl teleop` or `rrl practice`, or record a simulated task with `rrl record-sim --run-dir`", runs.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", "));

@@ -34,6 +34,7 @@ mod record_sim;
 mod reward_eval;
 mod reward_node;
 mod robot_choice;
+mod run_folders;
 mod safety_critic;
 mod sim;
 mod stop_signal;

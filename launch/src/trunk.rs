@@ -68,39 +68,32 @@ struct Recorded {
 /// many episodes had none.
 fn read_recorded(runs: &[PathBuf]) -> anyhow::Result<(Vec<Recorded>, FrameLayout, usize)> {
     let (mut episodes, mut layout, mut without_frames) = (Vec::<Recorded>::new(), None::<FrameLayout>, 0);
-    for run in runs {
-        if !run.is_dir() {
-            bail!("{}: no such run folder", run.display());
+    for path in crate::run_folders::episode_files(runs, &["demos", "episodes", "labelled"])? {
+        let episode = recording::read_episode(&path)?;
+        let Some(first) = &episode.reset_frames else {
+            without_frames += 1;
+            continue;
+        };
+        if episode.steps.is_empty() {
+            continue;
         }
-        for folder in ["demos", "episodes", "labelled"].map(|f| run.join(f)) {
-            for path in recording::list_episodes(&folder)? {
-                let episode = recording::read_episode(&path)?;
-                let Some(first) = &episode.reset_frames else {
-                    without_frames += 1;
-                    continue;
-                };
-                if episode.steps.is_empty() {
-                    continue;
-                }
-                let (this, _) = recording::frames::decode(first).with_context(|| format!("{}: the first observation's frames", path.display()))?;
-                let sizes = (episode.header.observation_size, episode.header.action_size);
-                if let (Some(l), Some(earlier)) = (layout, episodes.first()) {
-                    if l != this {
-                        bail!("{}: its frames are {this}; {} has {l}: a trunk takes one layout of cameras", path.display(), earlier.name);
-                    }
-                    let (o, a) = (earlier.observations[0].len(), earlier.actions[0].len());
-                    if sizes != (o, a) {
-                        // E.g. a residual run's episodes (the task's observation and the base's action) beside a plain run's.
-                        bail!("{}: {}/{} observation/action values; {} has {o}/{a}: a trunk learns from episodes of one task", path.display(), sizes.0, sizes.1, earlier.name);
-                    }
-                }
-                layout = Some(this);
-                let frames = crate::bc::observation_frames(&episode, this)?;
-                let observations = episode.steps.iter().map(|s| s.observation.clone()).collect();
-                let actions = episode.steps.iter().map(|s| s.action.clone()).collect();
-                episodes.push(Recorded { name: path.display().to_string(), observations, actions, frames });
+        let (this, _) = recording::frames::decode(first).with_context(|| format!("{}: the first observation's frames", path.display()))?;
+        let sizes = (episode.header.observation_size, episode.header.action_size);
+        if let (Some(l), Some(earlier)) = (layout, episodes.first()) {
+            if l != this {
+                bail!("{}: its frames are {this}; {} has {l}: a trunk takes one layout of cameras", path.display(), earlier.name);
+            }
+            let (o, a) = (earlier.observations[0].len(), earlier.actions[0].len());
+            if sizes != (o, a) {
+                // E.g. a residual run's episodes (the task's observation and the base's action) beside a plain run's.
+                bail!("{}: {}/{} observation/action values; {} has {o}/{a}: a trunk learns from episodes of one task", path.display(), sizes.0, sizes.1, earlier.name);
             }
         }
+        layout = Some(this);
+        let frames = crate::bc::observation_frames(&episode, this)?;
+        let observations = episode.steps.iter().map(|s| s.observation.clone()).collect();
+        let actions = episode.steps.iter().map(|s| s.action.clone()).collect();
+        episodes.push(Recorded { name: path.display().to_string(), observations, actions, frames });
     }
     let Some(layout) = layout else {
         bail!(

@@ -19,7 +19,7 @@ use rrl_types::rng::Rng;
 use crate::adam::Adam;
 use crate::checkpoint::CheckpointError;
 use crate::nets::EnsembleMlp;
-use crate::pixels::{in_batches, random_shift, ConvEncoder, EncoderError, PixelConfig};
+use crate::pixels::{frames_tensor, in_batches, random_shift, ConvEncoder, EncoderError, PixelConfig};
 
 /// Hidden units of the head.
 const HEAD_HIDDEN: i64 = 64;
@@ -197,8 +197,7 @@ pub fn choose_threshold(scores: &[f64], labels: &[bool], min_precision: f64) -> 
 
 /// Frames as [N, cameras*3, H, W] u8.
 fn images_of(frames: &[u8], pixels: &PixelConfig) -> Tensor {
-    let n = (frames.len() / pixels.frame_bytes()) as i64;
-    Tensor::from_slice(frames).view([n, pixels.cameras, pixels.height, pixels.width, 3]).permute([0, 1, 4, 2, 3]).reshape([n, 3 * pixels.cameras, pixels.height, pixels.width])
+    frames_tensor(frames, pixels.layout(), Device::Cpu)
 }
 
 /// Success probability of camera frames.

@@ -355,7 +355,7 @@ impl PixelReplay {
         match &self.trunk {
             None => self.add_record(rgb),
             Some((trunk, _, _)) => {
-                let features = trunk.features(&frames_tensor(rgb, &self.config, self.device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+                let features = trunk.features(&frames_tensor(rgb, self.config.layout(), self.device)).to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
                 let values: Vec<f32> = Vec::try_from(features.view([-1])).expect("f32 features");
                 let record: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 self.add_record(&record)
@@ -458,7 +458,7 @@ impl PixelReplay {
             // Precomputed: [B, F] features for the encoder's head.
             Some(features) => Tensor::from_data_size(&bytes, &[size as i64, features], Kind::Float).to_device(self.device),
             // Stored as [B, cameras, H, W, RGB]; the encoder wants [B, cameras*RGB, H, W].
-            None => Tensor::from_slice(&bytes).to_device(self.device).view([size as i64, c.cameras, c.height, c.width, 3]).permute([0, 1, 4, 2, 3]).reshape([size as i64, c.channels(), c.height, c.width]),
+            None => frames_tensor(&bytes, c.layout(), self.device),
         };
         batch.images = Some(shape(images));
         batch.next_images = Some(shape(next_images));
@@ -548,10 +548,11 @@ impl PixelReplay {
     }
 }
 
-/// One observation's frames (as `PixelReplay::add_frame` takes them) as a
-/// [1, cameras*3, H, W] u8 tensor on `device`, for acting.
-pub fn frames_tensor(rgb: &[u8], config: &PixelConfig, device: Device) -> Tensor {
-    Tensor::from_slice(rgb).to_device(device).view([1, config.cameras, config.height, config.width, 3]).permute([0, 1, 4, 2, 3]).reshape([1, config.channels(), config.height, config.width])
+/// Whole frames (each the layout's cameras one after another, H x W x RGB,
+/// row-major) as the encoder takes them: [N, cameras·3, H, W] u8 on `device`.
+pub fn frames_tensor(rgb: &[u8], layout: rrl_types::FrameLayout, device: Device) -> Tensor {
+    let (c, h, w) = (layout.cameras as i64, layout.height as i64, layout.width as i64);
+    Tensor::from_slice(rgb).to_device(device).view([-1, c, h, w, 3]).permute([0, 1, 4, 2, 3]).reshape([-1, 3 * c, h, w])
 }
 
 #[cfg(test)]

@@ -170,10 +170,7 @@ impl BcPolicy {
         params.extend(encoder.iter().flat_map(|e| e.params("bc_encoder")).map(|p| p.tensor));
         let mut optimizer = Adam::new(params, 1e-3, None);
         // Frames as [n, cameras*3, H, W] u8, rows as the observations'.
-        let images = pixels.map(|p| {
-            let frames = Tensor::from_slice(&images).view([n as i64, p.cameras, p.height, p.width, 3]).permute([0, 1, 4, 2, 3]);
-            frames.reshape([n as i64, 3 * p.cameras, p.height, p.width])
-        });
+        let images = pixels.map(|p| frames_tensor(&images, p.layout(), Device::Cpu));
         // A frozen trunk without shifts gives each frame the same features every
         // step: computed once here, the head trains at a state policy's cost.
         let images = match (&encoder, images) {
@@ -186,7 +183,8 @@ impl BcPolicy {
             let index = Tensor::from_slice(&rows);
             let mut input = x.index_select(0, &index);
             if let (Some(encoder), Some(images)) = (&encoder, &images) {
-                // The encoder learns with the policy, on randomly shifted frames (DrQ's augmentation).
+                // The encoder learns with the policy, on randomly shifted frames (DrQ's
+                // augmentation); a frozen trunk's precomputed features pass through unshifted.
                 let shifted = random_shift(&images.index_select(0, &index), encoder.config.shift_pad);
                 input = Tensor::cat(&[input, encoder.forward(&shifted)], -1);
             }
@@ -282,7 +280,7 @@ impl BasePolicy for BcPolicy {
             let mut input = Tensor::from_slice(&obs).reshape([1, obs.len() as i64]);
             if let Some(encoder) = &self.encoder {
                 let frames = frames.filter(|f| f.len() == encoder.config.frame_bytes()).ok_or_else(|| BaseError::Data(format!("the base sees {}; the task gave {} bytes of frames", encoder.config.layout(), frames.map_or(0, <[u8]>::len))))?;
-                let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, &encoder.config, Device::Cpu)));
+                let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, encoder.config.layout(), Device::Cpu)));
                 input = Tensor::cat(&[input, features], -1);
             }
             let chunk = tch::no_grad(|| self.net.forward(&input).tanh());

@@ -217,7 +217,7 @@ impl Sac {
     pub fn act_pixels(&mut self, state: &[f64], frames: &[u8], deterministic: bool) -> Vec<f64> {
         let encoder = self.encoder.as_ref().expect("act_pixels needs a learner configured with pixels");
         let state = self.row(state);
-        let input = tch::no_grad(|| Tensor::cat(&[state, encoder.forward(&frames_tensor(frames, &encoder.config, self.device))], -1));
+        let input = tch::no_grad(|| Tensor::cat(&[state, encoder.forward(&frames_tensor(frames, encoder.config.layout(), self.device))], -1));
         self.act_on(&input, deterministic)
     }
 

@@ -28,7 +28,7 @@ use rrl_types::FrameLayout;
 use crate::adam::Adam;
 use crate::checkpoint::CheckpointError;
 use crate::nets::EnsembleMlp;
-use crate::pixels::{random_shift, ConvEncoder, EncoderError, PixelConfig};
+use crate::pixels::{frames_tensor, random_shift, ConvEncoder, EncoderError, PixelConfig};
 
 /// Actions predicted from each step.
 pub const ACTION_CHUNK: usize = 4;
@@ -150,12 +150,6 @@ fn moments(x: &Tensor) -> (Tensor, Tensor) {
     (mean, std)
 }
 
-/// [N, cameras·3, H, W] u8 frames from rows of `layout`.
-fn images(frames: &[u8], count: usize, layout: FrameLayout, device: Device) -> Tensor {
-    let (c, h, w) = (layout.cameras as i64, layout.height as i64, layout.width as i64);
-    Tensor::from_slice(frames).view([count as i64, c, h, w, 3]).permute([0, 1, 4, 2, 3]).reshape([count as i64, 3 * c, h, w]).to_device(device)
-}
-
 /// Trains a trunk on `train`'s episodes and judges it on `held_out`'s; the
 /// trunk (its convolutions and features head) and the losses.
 /// `progress(step, loss)` every 20 steps and after the last.
@@ -180,7 +174,7 @@ pub fn train(train: &[TrunkEpisode], held_out: &[TrunkEpisode], layout: FrameLay
     let normal_states = |x: &Tensor| (x - &state_mean) / &state_std;
     let normal_targets = |y: &Tensor| (y - &target_mean) / &target_std;
     let (states, targets) = (normal_states(&states), normal_targets(&targets));
-    let frames = images(&fit.frames, fit.count, layout, device);
+    let frames = frames_tensor(&fit.frames, layout, device);
 
     let mut rng = Rng::seed(settings.seed);
     tch::manual_seed(settings.seed as i64);
@@ -212,7 +206,7 @@ pub fn train(train: &[TrunkEpisode], held_out: &[TrunkEpisode], layout: FrameLay
 
     // Judged on the held-out episodes, without shifts, in batches.
     let (states, targets) = (normal_states(&table(&judge.states, judge.count)), normal_targets(&table(&judge.targets, judge.count)));
-    let frames = images(&judge.frames, judge.count, layout, device);
+    let frames = frames_tensor(&judge.frames, layout, device);
     let (mut seen_sum, mut blind_sum) = (0.0, 0.0);
     tch::no_grad(|| {
         for start in (0..judge.count as i64).step_by(SCORE_BATCH as usize) {
@@ -337,7 +331,7 @@ mod tests {
         let path = dir.path().join("trunk.safetensors");
         save(&encoder, &path).unwrap();
         let loaded = load(&path, LAYOUT, Device::Cpu).unwrap();
-        let frames = images(&train_set[0].2[0], 1, LAYOUT, Device::Cpu);
+        let frames = frames_tensor(&train_set[0].2[0], LAYOUT, Device::Cpu);
         let difference = (encoder.forward(&frames) - loaded.forward(&frames)).abs().max().double_value(&[]);
         assert_eq!(difference, 0.0);
 

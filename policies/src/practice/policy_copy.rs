@@ -79,7 +79,7 @@ impl ActorCopy {
             let frames = frames.filter(|f| f.len() == layout.bytes()).ok_or_else(|| {
                 PracticeError::Cameras(format!("the policy sees {layout}; the task gave {} bytes of frames", frames.map_or(0, <[u8]>::len)))
             })?;
-            let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, &encoder.config, Device::Cpu)));
+            let features = tch::no_grad(|| encoder.forward(&frames_tensor(frames, encoder.config.layout(), Device::Cpu)));
             obs = Tensor::cat(&[obs, features], -1);
         }
         let action = tch::no_grad(|| {

@@ -41,10 +41,10 @@ pub enum PixelEncoder {
     /// by the critic (DrQ-v2's encoder).
     #[default]
     Drq,
-    /// A pretrained TorchScript trunk (path, relative to the launch file)
+    /// A pretrained trunk (path, relative to the launch file): TorchScript
     /// taking [B, 3·cameras, H, W] images in [0, 1] and giving [B, F]
-    /// features; it stays frozen and only a head (linear, LayerNorm, tanh)
-    /// trains.
+    /// features, or `.safetensors` from `rrl trunk train`; it stays frozen
+    /// and only a head (linear, LayerNorm, tanh) trains.
     Frozen(String),
 }
 
@@ -104,7 +104,7 @@ impl PixelEncoderConfig {
         }
         if let PixelEncoder::Frozen(path) = &self.encoder {
             if path.trim().is_empty() {
-                c.fail("learner.pixels.encoder", "names no TorchScript file", None);
+                c.fail("learner.pixels.encoder", "names no trunk file (TorchScript, or safetensors from `rrl trunk train`)", None);
             }
         }
     }
