@@ -122,6 +122,28 @@ pub fn write_atomically(path: &Path, mut tensors: Vec<(String, Tensor)>) -> Resu
     Ok(())
 }
 
+/// Why stored tensors do not fit a network's parameters.
+#[derive(Debug)]
+pub enum ParamMismatch {
+    Missing(String),
+    Shape { name: String, stored: Vec<i64>, needed: Vec<i64> },
+}
+
+/// Copies each of `params` from the tensor of its name in `stored`,
+/// without gradients; the first one missing or of another shape stops it.
+pub fn copy_params(params: impl IntoIterator<Item = crate::nets::Param>, stored: &[(String, Tensor)]) -> Result<(), ParamMismatch> {
+    tch::no_grad(|| {
+        for param in params {
+            let (_, value) = stored.iter().find(|(n, _)| *n == param.name).ok_or_else(|| ParamMismatch::Missing(param.name.clone()))?;
+            if value.size() != param.tensor.size() {
+                return Err(ParamMismatch::Shape { stored: value.size(), needed: param.tensor.size(), name: param.name });
+            }
+            param.tensor.shallow_clone().copy_(value);
+        }
+        Ok(())
+    })
+}
+
 /// Reads a file written by `write_atomically`, verifying its checksum.
 pub fn read_verified(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     let tensors = Tensor::read_safetensors(path).map_err(|e| CheckpointError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use rrl_types::rng::Rng;
 
 use crate::adam::Adam;
-use crate::checkpoint::CheckpointError;
+use crate::checkpoint::{CheckpointError, ParamMismatch};
 use crate::nets::EnsembleMlp;
 use crate::pixels::{frames_tensor, in_batches, random_shift, ConvEncoder, EncoderError, PixelConfig};
 
@@ -312,7 +312,8 @@ impl FrameClassifier {
     pub fn load(path: &Path, trunk: Option<&Path>) -> Result<FrameClassifier, ClassifierError> {
         let bad = |message: String| ClassifierError::Load { path: path.into(), message };
         let stored = crate::checkpoint::read_verified(path)?;
-        let find = |name: &str| stored.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| bad(format!("no `{name}`: not a success classifier (written by `rrl classifier train`?)")));
+        let missing = |name: &str| bad(format!("no `{name}`: not a success classifier (written by `rrl classifier train`?)"));
+        let find = |name: &str| stored.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| missing(name));
         let meta = Vec::<i64>::try_from(find("meta.classifier")?).map_err(|e| bad(e.to_string()))?;
         let [cameras, height, width, feature_size, filters, shift_pad, fingerprint] = meta[..] else { return Err(bad(format!("meta.classifier has {} values, not 7", meta.len()))) };
         let threshold = Vec::<f64>::try_from(find("meta.threshold")?).map_err(|e| bad(e.to_string()))?;
@@ -331,15 +332,10 @@ impl FrameClassifier {
         if ours != fingerprint {
             return Err(bad(format!("made on the frozen trunk of fingerprint {fingerprint:#018x}; {} has {ours:#018x}", trunk.map_or(String::new(), |t| t.display().to_string()))));
         }
-        tch::no_grad(|| -> Result<(), ClassifierError> {
-            for param in classifier.head.params("cls_head").into_iter().chain(classifier.encoder.params("cls_encoder")) {
-                let value = find(&param.name)?;
-                if value.size() != param.tensor.size() {
-                    return Err(bad(format!("{} has shape {:?}, the classifier needs {:?}", param.name, value.size(), param.tensor.size())));
-                }
-                param.tensor.shallow_clone().copy_(value);
-            }
-            Ok(())
+        let params = classifier.head.params("cls_head").into_iter().chain(classifier.encoder.params("cls_encoder"));
+        crate::checkpoint::copy_params(params, &stored).map_err(|mismatch| match mismatch {
+            ParamMismatch::Missing(name) => missing(&name),
+            ParamMismatch::Shape { name, stored, needed } => bad(format!("{name} has shape {stored:?}, the classifier needs {needed:?}")),
         })?;
         classifier.threshold = threshold;
         Ok(classifier)

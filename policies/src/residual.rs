@@ -14,6 +14,7 @@ use rrl_types::{Environment, PracticeTask, Step};
 use tch::{CModule, Device, Kind, Tensor};
 
 use crate::adam::Adam;
+use crate::checkpoint::ParamMismatch;
 use crate::nets::EnsembleMlp;
 use crate::pixels::{frames_tensor, in_batches, random_shift, ConvEncoder, PixelConfig};
 
@@ -249,16 +250,10 @@ impl BcPolicy {
         }
         let features = pixels.map_or(0, |p| p.feature_size);
         let net = EnsembleMlp::new(&mut rng, 1, o + features, hidden, horizon * a, false, Device::Cpu);
-        tch::no_grad(|| -> Result<(), BaseError> {
-            for param in net.params("bc").into_iter().chain(encoder.iter().flat_map(|e| e.params("bc_encoder"))) {
-                let (_, value) = stored.iter().find(|(n, _)| *n == param.name).ok_or_else(|| bad(format!("missing {}", param.name)))?;
-                if value.size() != param.tensor.size() {
-                    return Err(bad(format!("{} has shape {:?}, the network {:?} (hidden sizes differ?)", param.name, value.size(), param.tensor.size())));
-                }
-                let mut target = param.tensor.shallow_clone();
-                target.copy_(value);
-            }
-            Ok(())
+        let params = net.params("bc").into_iter().chain(encoder.iter().flat_map(|e| e.params("bc_encoder")));
+        crate::checkpoint::copy_params(params, &stored).map_err(|mismatch| match mismatch {
+            ParamMismatch::Missing(name) => bad(format!("missing {name}")),
+            ParamMismatch::Shape { name, stored, needed } => bad(format!("{name} has shape {stored:?}, the network {needed:?} (hidden sizes differ?)")),
         })?;
         Ok(BcPolicy { net, encoder, observation_size: o as usize, action_size: a as usize, horizon: horizon as usize, execute: execute as usize, queue: VecDeque::new() })
     }

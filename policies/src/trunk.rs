@@ -260,16 +260,9 @@ pub fn load(path: &Path, layout: FrameLayout, device: Device) -> Result<ConvEnco
     }
     let config = PixelConfig { cameras, height, width, feature_size: features, shift_pad: 0, filters, pretrained: None };
     let encoder = ConvEncoder::new(&mut Rng::seed(0), &config, device);
-    tch::no_grad(|| {
-        for param in encoder.params("trunk") {
-            let (_, value) = stored.iter().find(|(n, _)| *n == param.name).ok_or_else(|| bad(format!("missing {}", param.name)))?;
-            if value.size() != param.tensor.size() {
-                return Err(bad(format!("{} has shape {:?}; {META} {meta:?} makes it {:?}", param.name, value.size(), param.tensor.size())));
-            }
-            let mut target = param.tensor.shallow_clone();
-            target.copy_(value);
-        }
-        Ok(())
+    crate::checkpoint::copy_params(encoder.params("trunk"), &stored).map_err(|mismatch| match mismatch {
+        crate::checkpoint::ParamMismatch::Missing(name) => bad(format!("missing {name}")),
+        crate::checkpoint::ParamMismatch::Shape { name, stored, needed } => bad(format!("{name} has shape {stored:?}; {META} {meta:?} makes it {needed:?}")),
     })?;
     Ok(encoder)
 }
