@@ -38,7 +38,7 @@ struct TrainArgs {
     /// Where the classifier goes (safetensors, written atomically).
     #[arg(long)]
     out: PathBuf,
-    /// A frozen pretrained TorchScript trunk (e.g. from scripts/make_resnet10_trunk.py); default: small convolutions trained from scratch.
+    /// A frozen trunk: a pretrained TorchScript file (e.g. from scripts/make_resnet10_trunk.py) or one made by `rrl trunk train` (.safetensors); default: small convolutions trained from scratch.
     #[arg(long)]
     trunk: Option<PathBuf>,
     #[arg(long, default_value_t = 600)]

@@ -91,7 +91,8 @@ fn read_recorded(runs: &[PathBuf]) -> anyhow::Result<(Vec<Recorded>, FrameLayout
         }
         layout = Some(this);
         let frames = crate::bc::observation_frames(&episode, this)?;
-        let observations = episode.steps.iter().map(|s| s.observation.clone()).collect();
+        let last = episode.steps.last().map(|s| s.next_observation.clone());
+        let observations = episode.steps.iter().map(|s| s.observation.clone()).chain(last).collect();
         let actions = episode.steps.iter().map(|s| s.action.clone()).collect();
         episodes.push(Recorded { name: path.display().to_string(), observations, actions, frames });
     }

@@ -71,6 +71,17 @@ fn a_trunk_of_recorded_frames_sees_what_the_state_cannot_and_serves_pixel_practi
     let fingerprint = policies::pixels::file_fingerprint(&trunk).unwrap();
     assert_eq!(trained["fingerprint"], format!("{fingerprint:#018x}"), "{trained}");
 
+    // A success classifier on the same frozen trunk: its features are the
+    // trunk's, and the classifier remembers which trunk it was made on.
+    let classifier = dir.path().join("classifier.safetensors");
+    let (trunk_arg, classifier_arg) = (trunk.to_str().unwrap(), classifier.to_str().unwrap());
+    let trained = rrl(&["classifier", "train", run.to_str().unwrap(), "--out", classifier_arg, "--trunk", trunk_arg, "--steps", "20", "--min-per-class", "2"]).unwrap();
+    assert_eq!(trained["encoder"], "frozen trunk", "{trained}");
+    let judged = rrl(&["classifier", "eval", run.to_str().unwrap(), "--model", classifier_arg, "--trunk", trunk_arg]).unwrap();
+    assert!(judged["frames"].as_u64().unwrap() > 0, "{judged}");
+    let err = rrl(&["classifier", "eval", run.to_str().unwrap(), "--model", classifier_arg]).unwrap_err();
+    assert!(err.contains("made on a frozen trunk") && err.contains("name that trunk's file"), "{err}");
+
     // Practice through the frozen trunk: the base is cloned from pixel demos
     // and a residual practises on it. The scripted demonstrator acts on the
     // simulator's full state, the cube's place included, though the policy

@@ -50,6 +50,8 @@ pub enum TrunkError {
 /// H x W x RGB); `name` says which in errors (its file).
 pub struct TrunkEpisode<'a> {
     pub name: &'a str,
+    /// One per step, then the last step's next observation: where the
+    /// episode ended (a cube lifted is seen there, not before the last action).
     pub observations: &'a [Vec<f32>],
     pub actions: &'a [Vec<f32>],
     pub frames: &'a [Vec<u8>],
@@ -68,8 +70,8 @@ pub struct TrunkTraining {
     /// Random shift while training, so the frozen features tolerate a camera nudged by a few pixels.
     pub shift_pad: i64,
     /// Steps ahead at which the state's change is predicted (cut at the
-    /// episode's end; `usize::MAX`: the episode's last state, where the
-    /// demonstrator was heading all along).
+    /// episode's end; `usize::MAX`: the state the episode ended in, where
+    /// the demonstrator was heading all along).
     pub horizons: Vec<usize>,
     pub seed: u64,
 }
@@ -112,9 +114,16 @@ fn rows(episodes: &[TrunkEpisode], layout: FrameLayout, horizons: &[usize]) -> R
         None => return Err(TrunkError::Data("no recorded steps".into())),
     };
     for episode in episodes {
-        let (n, name) = (episode.observations.len(), episode.name);
-        if episode.actions.len() != n || episode.frames.len() != n {
-            return Err(TrunkError::Data(format!("{name}: {n} observations, {} actions and {} frames; each step needs all three", episode.actions.len(), episode.frames.len())));
+        let (n, name) = (episode.actions.len(), episode.name);
+        if episode.observations.len() != n + 1 || episode.frames.len() != n {
+            return Err(TrunkError::Data(format!(
+                "{name}: {} observations, {n} actions and {} frames; each step needs all three, and the last its next observation",
+                episode.observations.len(),
+                episode.frames.len()
+            )));
+        }
+        if episode.observations[n].len() != o {
+            return Err(TrunkError::Data(format!("{name}: the last step's next observation has {} values; the first episode's first step had {o}", episode.observations[n].len())));
         }
         for t in 0..n {
             let (observation, action, frame) = (&episode.observations[t], &episode.actions[t], &episode.frames[t]);
@@ -131,7 +140,7 @@ fn rows(episodes: &[TrunkEpisode], layout: FrameLayout, horizons: &[usize]) -> R
                 out.targets.extend_from_slice(&episode.actions[(t + k).min(n - 1)]);
             }
             for &h in horizons {
-                let later = &episode.observations[t.saturating_add(h).min(n - 1)];
+                let later = &episode.observations[t.saturating_add(h).min(n)];
                 out.targets.extend(later.iter().zip(observation).map(|(l, now)| l - now));
             }
             out.frames.extend_from_slice(frame);
@@ -288,7 +297,7 @@ mod tests {
                 }
                 let target = [sx as f32 / 14.0, sy as f32 / 14.0];
                 let steps = 12;
-                let observations: Vec<Vec<f32>> = (0..steps).map(|t| vec![target[0] * t as f32 / steps as f32, target[1] * t as f32 / steps as f32, 0.5]).collect();
+                let observations: Vec<Vec<f32>> = (0..=steps).map(|t| vec![target[0] * t as f32 / steps as f32, target[1] * t as f32 / steps as f32, 0.5]).collect();
                 let actions: Vec<Vec<f32>> = (0..steps).map(|_| vec![target[0], target[1]]).collect();
                 (observations, actions, vec![frame; steps])
             })
