@@ -201,25 +201,19 @@ impl LaunchArgs {
                             RewardConfig::Human => crate::operator::OperatorKind::Joy,
                             _ => crate::operator::OperatorKind::None,
                         };
+                        let defaults = crate::practice::PracticeArgs::with_defaults(path.clone());
                         let result = crate::practice::PracticeArgs {
-                            config: path.clone(),
                             run_dir: Some(run_dir.expect("practising").join(&launch.name)),
                             steps,
                             resume,
                             operator,
-                            joy_topic: "/spacenav/joy".into(),
                             realtime,
-                            device: "auto".into(),
-                            eval_episodes: None,
                             learner: crate::practice::LearnerPlacement::Remote,
-                            robot: crate::robot_choice::RobotChoice { placement: if is_sim { wiring::robot::Placement::Remote } else { wiring::robot::Placement::Local }, answer_s: 60.0 },
+                            robot: crate::robot_choice::RobotChoice { placement: if is_sim { wiring::robot::Placement::Remote } else { wiring::robot::Placement::Local }, ..defaults.robot.clone() },
                             actor_id: file as u64 + 1,
                             log_status: true,
-                            base: None,
-                            residual_scale: rrl_types::config::ResidualScale::default(),
-                            base_execute: 1,
                             console,
-                            violation_box: None,
+                            ..defaults
                         }
                         .run();
                         actors_left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);

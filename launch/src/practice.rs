@@ -90,6 +90,19 @@ pub struct PracticeArgs {
 }
 
 impl PracticeArgs {
+    /// Practice on `config` with every other flag at its command-line
+    /// default, so the defaults stay in one place (clap's) for the commands
+    /// that practise on a file themselves (`rrl launch`, `rrl bench safety`).
+    pub fn with_defaults(config: PathBuf) -> PracticeArgs {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            practice: PracticeArgs,
+        }
+        let flags = [std::ffi::OsString::from("practice"), "--config".into(), config.into_os_string()];
+        <Flags as clap::Parser>::parse_from(flags).practice
+    }
+
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
         let launch = LaunchFile::load(&self.config)?;
         let seed = crate::robot_choice::sim_seed(&launch);

@@ -397,25 +397,11 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
                 let path = work.join(format!("{name}.ron"));
                 std::fs::write(&path, ron::ser::to_string_pretty(&launch, ron::ser::PrettyConfig::default())?).with_context(|| format!("writing {}", path.display()))?;
                 let practice = crate::practice::PracticeArgs {
-                    config: path,
                     run_dir: Some(work.join(&name)),
-                    steps: None,
-                    resume: false,
-                    operator: crate::operator::OperatorKind::None,
-                    joy_topic: String::new(),
-                    realtime: false,
                     // As the rest of the bench: comparable on every machine.
                     device: "cpu".into(),
-                    eval_episodes: None,
-                    learner: crate::practice::LearnerPlacement::Local,
-                    robot: crate::robot_choice::RobotChoice { placement: wiring::robot::Placement::Local, answer_s: 60.0 },
-                    actor_id: 1,
-                    log_status: false,
-                    base: None,
-                    residual_scale: rrl_types::config::ResidualScale::default(),
-                    base_execute: 1,
-                    console: false,
                     violation_box: Some((SAFE_MIN, SAFE_MAX)),
+                    ..crate::practice::PracticeArgs::with_defaults(path)
                 }
                 .run()
                 .with_context(|| format!("practice on {} (seed {seed}, {})", file.display(), condition.name()))?;
