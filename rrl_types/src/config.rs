@@ -142,6 +142,11 @@ pub struct SimRobotConfig {
     /// Default: InverseKinematics.
     #[serde(default)]
     pub controller: PandaController,
+    /// How pick-cube reads its gripper slot: `Continuous` (−1 open … +1
+    /// closed, any opening between) or `OpenClose` (above 0 closes, else
+    /// opens), as a real arm's `task.actions` gripper. Default: Continuous.
+    #[serde(default = "continuous_gripper")]
+    pub gripper: GripperAction,
     /// Cameras (names of `cameras` entries with `Sim(..)` sources, all of
     /// one square size) whose frames the policy sees beside the robot's
     /// own state; pick-cube then leaves the cube's position out of the
@@ -166,6 +171,10 @@ pub enum PandaController {
 
 fn default_true() -> bool {
     true
+}
+
+fn continuous_gripper() -> GripperAction {
+    GripperAction::Continuous
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1386,6 +1395,9 @@ impl LaunchFile {
         if let RobotConfig::Sim(sim) = &self.robot {
             let observed: Vec<(String, &String)> = sim.observe_cameras.iter().enumerate().map(|(i, name)| (format!("robot.observe_cameras[{i}]"), name)).collect();
             check_observed_cameras(&observed, true, &self.cameras, &self.learner.pixels, c);
+            if sim.gripper == GripperAction::None {
+                c.fail("robot.gripper", "the simulated Panda's gripper slot is always there", Some("`Continuous` or `OpenClose`"));
+            }
         }
         if let RobotConfig::Car(car) = &self.robot {
             let observed: Vec<(String, &String)> = car.observe_cameras.iter().enumerate().map(|(i, name)| (format!("robot.observe_cameras[{i}]"), name)).collect();
@@ -1883,6 +1895,17 @@ mod tests {
         }
         let good = LaunchFile::parse(&file("residual_penalty: 1.0, residual_initial_std: Some(0.02), critic_warmup_updates: 300"), Path::new("x.ron")).unwrap();
         assert_eq!((good.learner.residual_penalty, good.learner.residual_initial_std, good.learner.critic_warmup_updates), (1.0, Some(0.02), 300));
+    }
+
+    #[test]
+    fn the_simulated_grippers_slot_reads_continuous_or_open_close_and_none_is_refused_where_written() {
+        let file = |gripper: &str| format!("(\n  name: \"t\",\n  robot: Sim((task: PandaPickCube,\n    {gripper})),\n  safety: (),\n)");
+        assert_eq!(LaunchFile::parse(&file(""), Path::new("x.ron")).map(|l| matches!(l.robot, RobotConfig::Sim(s) if s.gripper == GripperAction::Continuous)).unwrap(), true);
+        assert_eq!(LaunchFile::parse(&file("gripper: OpenClose"), Path::new("x.ron")).map(|l| matches!(l.robot, RobotConfig::Sim(s) if s.gripper == GripperAction::OpenClose)).unwrap(), true);
+        let err = LaunchFile::parse(&file("gripper: None"), Path::new("x.ron")).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!((p.line, p.path.as_str()), (4, "robot.gripper"), "{err}");
+        assert!(p.message.contains("always there"), "{p}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! (gym-hil's area moved 5 cm out, see `CUBE_BOUNDS`).
 
 use nalgebra::{Matrix3, Vector3, Vector6};
-use rrl_types::config::{PandaController, RobotPreset};
+use rrl_types::config::{GripperAction, PandaController, RobotPreset};
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, GateTick, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step, TickDecimator};
 use safety::Gate;
@@ -85,6 +85,8 @@ pub struct PandaTask {
     home_noise_rad: f64,
     max_episode_steps: u32,
     controller: PandaController,
+    /// How pick-cube reads its gripper slot.
+    gripper: GripperAction,
     osc_gains: OscGains,
     /// The box the measured fingertips must stay in, for counting violations.
     violation_box: Option<ViolationBox>,
@@ -128,6 +130,7 @@ impl PandaTask {
             home_noise_rad: 0.0,
             max_episode_steps: MAX_EPISODE_STEPS,
             controller: PandaController::InverseKinematics,
+            gripper: GripperAction::Continuous,
             osc_gains: OscGains::default(),
             violation_box: None,
             violation_steps: 0,
@@ -174,6 +177,12 @@ impl PandaTask {
 
     pub fn controller(&self) -> PandaController {
         self.controller
+    }
+
+    /// Chooses how pick-cube reads its gripper slot (continuous by
+    /// default); `None` keeps continuous, the slot being always there.
+    pub fn set_gripper(&mut self, gripper: GripperAction) {
+        self.gripper = gripper;
     }
 
     /// Puts `gate` between the Cartesian controller and the joints: every
@@ -489,7 +498,11 @@ impl Environment for PandaTask {
             self.ee_target[k] = (pinch[k] + MAX_STEP_M * action[k].clamp(-1.0, 1.0)).clamp(WORKSPACE[0][k], WORKSPACE[1][k]);
         }
         if self.variant == PandaVariant::PickCube {
-            self.sim.set_gripper((action[3].clamp(-1.0, 1.0) + 1.0) * 0.5);
+            let closure = match self.gripper {
+                GripperAction::OpenClose => f64::from(u8::from(action[3] > 0.0)),
+                GripperAction::Continuous | GripperAction::None => (action[3].clamp(-1.0, 1.0) + 1.0) * 0.5,
+            };
+            self.sim.set_gripper(closure);
         }
         let substeps = (CONTROL_DT / self.sim.timestep()).round() as usize;
         let mut violated = false;
@@ -756,6 +769,21 @@ mod tests {
         // (75-80 % over 40 seeds; the sim and gate are deterministic).
         let (successes, returns) = run_expert_with(task, 20);
         assert!(successes >= 14, "expert through the gate succeeded {successes} of 20, returns {returns:?}");
+    }
+
+    #[test]
+    fn an_open_close_gripper_closes_wholly_on_any_positive_command() {
+        let mut task = PandaTask::new(PandaVariant::PickCube, RewardKind::Dense).unwrap();
+        task.reset(0);
+        let commanded = |task: &mut PandaTask, gripper: f64| {
+            task.step(&[0.0, 0.0, 0.0, gripper]).unwrap();
+            task.sim().gripper()
+        };
+        assert!((commanded(&mut task, 0.3) - 0.65).abs() < 1e-9, "continuous: 0.3 is 65 % closed");
+        task.set_gripper(GripperAction::OpenClose);
+        assert_eq!(commanded(&mut task, 0.3), 1.0);
+        assert_eq!(commanded(&mut task, -0.2), 0.0);
+        assert_eq!(commanded(&mut task, 0.0), 0.0, "0 opens");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub fn panda_task(launch: &LaunchFile, config: &Path) -> Result<(PandaTask, Pand
         Some(layout) => PandaTask::with_cameras(variant, RewardKind::Dense, &sim_camera_names(launch, &sim.observe_cameras), layout.width as u32)?,
     };
     task.set_controller(sim.controller);
+    task.set_gripper(sim.gripper);
     let names: Vec<String> = sim.task.joint_names().iter().map(|s| s.to_string()).collect();
     let gate = Gate::build(&launch.safety, &names, task.control_rate_hz()).map_err(|source| WiringError::Safety { file: config.to_path_buf(), source })?;
     task.set_gate(gate);

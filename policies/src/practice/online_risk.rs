@@ -56,6 +56,8 @@ pub(super) struct OnlineRisk {
     train: Option<RiskDataset>,
     /// The held-out episodes' ticks, one list per (actor, episode).
     held: Vec<((u64, u64), Vec<GateTick>)>,
+    /// Held-out ticks kept at most (`MAX_HELD_TICKS`).
+    max_held_ticks: usize,
     /// The actor and episode whose ticks came last, and the index of its last tick.
     current: Option<(u64, u64, u64)>,
     /// Other actors' chains, set aside while one actor's ticks come in, the
@@ -75,7 +77,7 @@ impl OnlineRisk {
             RiskLabel::Violation => CostLabel::Violation,
             RiskLabel::Protective => CostLabel::Protective,
         };
-        OnlineRisk { settings, label, trainer: None, train: None, held: Vec::new(), current: None, aside: Vec::new(), updates: 0 }
+        OnlineRisk { settings, label, trainer: None, train: None, held: Vec::new(), max_held_ticks: MAX_HELD_TICKS, current: None, aside: Vec::new(), updates: 0 }
     }
 
     fn held_out(&self, episode: u64) -> bool {
@@ -116,8 +118,12 @@ impl OnlineRisk {
                 Some((_, list)) => list.extend_from_slice(ticks),
                 None => self.held.push(((actor, episode), ticks.to_vec())),
             }
-            while self.held.iter().map(|(_, l)| l.len()).sum::<usize>() > MAX_HELD_TICKS && self.held.len() > 1 {
-                self.held.remove(0);
+            while self.held.iter().map(|(_, l)| l.len()).sum::<usize>() > self.max_held_ticks && self.held.len() > 1 {
+                // The oldest finished episode goes first: an actor's newest
+                // list may still be growing, and a cut one would be judged
+                // from its middle.
+                let finished = (0..self.held.len()).find(|&i| self.held[i + 1..].iter().any(|((a, _), _)| *a == self.held[i].0 .0));
+                self.held.remove(finished.unwrap_or(0));
             }
         } else {
             let last = self.current.filter(|&(a, e, _)| (a, e) == (actor, episode)).map(|(_, _, i)| i);
@@ -239,5 +245,25 @@ mod tests {
             }
         }
         assert_eq!(held.held.iter().map(|(key, list)| (*key, list.len())).collect::<Vec<_>>(), vec![((1, 3), 6), ((2, 3), 6)]);
+    }
+
+    /// When the held-out ticks outgrow their bound, finished episodes go,
+    /// oldest first; an episode still coming in stays whole, though older.
+    #[test]
+    fn a_held_out_episode_in_progress_is_never_cut() {
+        let mut risk = OnlineRisk::new(settings());
+        risk.max_held_ticks = 20;
+        // Robot 1 starts held-out episode 3; robot 2 then finishes held-out
+        // episodes 3, 7, 11 and 15, six ticks each, past the bound.
+        risk.add(1, 3, &ticks(1, 0)).unwrap();
+        for episode in [3, 7, 11, 15] {
+            for step in 0..3 {
+                risk.add(2, episode, &ticks(2, step)).unwrap();
+            }
+        }
+        risk.add(1, 3, &ticks(1, 1)).unwrap();
+        let kept: Vec<((u64, u64), u64, usize)> = risk.held.iter().map(|(key, list)| (*key, list[0].index, list.len())).collect();
+        // Robot 1's episode keeps its first tick; robot 2's oldest episodes went.
+        assert_eq!(kept, vec![((1, 3), 0, 4), ((2, 11), 0, 6), ((2, 15), 0, 6)]);
     }
 }
