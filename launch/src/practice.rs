@@ -100,7 +100,7 @@ impl PracticeArgs {
             practice: PracticeArgs,
         }
         let flags = [std::ffi::OsString::from("practice"), "--config".into(), config.into_os_string()];
-        <Flags as clap::Parser>::parse_from(flags).practice
+        <Flags as clap::Parser>::try_parse_from(flags).expect("every practice flag but --config has a default").practice
     }
 
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
@@ -506,6 +506,19 @@ fn practise_on<E: rrl_types::PracticeTask>(
 #[cfg(test)]
 mod tests {
     use super::with_demo_noise;
+
+    /// What `rrl launch` and the benches practise with is what the command
+    /// line gives when only the launch file is named.
+    #[test]
+    fn the_defaults_of_practice_are_the_command_lines() {
+        let args = super::PracticeArgs::with_defaults("x.ron".into());
+        assert_eq!(args.config, std::path::PathBuf::from("x.ron"));
+        assert!(matches!(args.operator, crate::operator::OperatorKind::None));
+        assert!(matches!(args.learner, super::LearnerPlacement::Local));
+        assert!(matches!(args.robot.placement, wiring::robot::Placement::Local));
+        assert_eq!((args.device.as_str(), args.joy_topic.as_str(), args.actor_id, args.base_execute, args.robot.answer_s), ("auto", "/spacenav/joy", 1, 1, 60.0));
+        assert!(args.run_dir.is_none() && args.steps.is_none() && !args.resume && !args.realtime && !args.console && args.violation_box.is_none());
+    }
 
     #[test]
     fn demo_noise_moves_each_action_within_its_bound_and_the_task_keeps_the_rest() {

@@ -345,6 +345,25 @@ mod tests {
         assert!(err.contains("trunk.safetensors") && err.contains("cannot load"), "{err}");
     }
 
+    /// The episode's end is the state after its last action: the last
+    /// step's next observation, one past the steps.
+    #[test]
+    fn the_episodes_end_is_the_state_after_its_last_action() {
+        let observations: Vec<Vec<f32>> = (0..=3).map(|t| vec![t as f32 * 10.0]).collect();
+        let actions = vec![vec![0.0f32]; 3];
+        let frames = vec![vec![0u8; LAYOUT.bytes()]; 3];
+        let episode = TrunkEpisode { name: "e", observations: &observations, actions: &actions, frames: &frames };
+        let out = rows(std::slice::from_ref(&episode), LAYOUT, &[2, usize::MAX]).unwrap();
+        assert_eq!(out.count, 3);
+        // Per row: ACTION_CHUNK actions, then the change 2 steps on and at the end.
+        let changes: Vec<(f32, f32)> = out.targets.chunks(ACTION_CHUNK + 2).map(|row| (row[ACTION_CHUNK], row[ACTION_CHUNK + 1])).collect();
+        assert_eq!(changes, vec![(20.0, 30.0), (20.0, 20.0), (10.0, 10.0)], "cut at the state after the last action");
+        // Without that state the episode is refused, naming it.
+        let short = TrunkEpisode { observations: &observations[..3], ..episode };
+        let err = rows(&[short], LAYOUT, &[2]).err().unwrap().to_string();
+        assert!(err.contains("e: 3 observations, 3 actions") && err.contains("next observation"), "{err}");
+    }
+
     #[test]
     fn steps_without_frames_are_refused_naming_the_episode_and_step() {
         let mut episodes = square_episodes(2, 1);

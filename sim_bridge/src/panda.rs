@@ -185,6 +185,10 @@ impl PandaTask {
         self.gripper = gripper;
     }
 
+    pub fn gripper(&self) -> GripperAction {
+        self.gripper
+    }
+
     /// Puts `gate` between the Cartesian controller and the joints: every
     /// joint target (inverse kinematics) or joint torque (operational
     /// space) is checked, and clipped or held ones count as safety events.

@@ -336,3 +336,21 @@ impl PracticeTask for RobotTask {
         with_task!(self, t => t.live_status())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rrl_types::config::GripperAction;
+
+    /// The launch file's simulated gripper reaches the task, whichever
+    /// placement then serves it (they all make it here).
+    #[test]
+    fn the_simulated_pandas_task_reads_its_gripper_as_the_launch_file_says() {
+        for (written, expected) in [("", GripperAction::Continuous), ("gripper: OpenClose", GripperAction::OpenClose)] {
+            let text = format!("(name: \"t\", robot: Sim((task: PandaPickCube, {written})), safety: (preset: Some(FrankaPanda)))");
+            let launch = LaunchFile::parse(&text, Path::new("t.ron")).unwrap();
+            let (task, _) = panda_task(&launch, Path::new("t.ron")).unwrap();
+            assert_eq!(task.gripper(), expected, "{text}");
+        }
+    }
+}

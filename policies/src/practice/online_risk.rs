@@ -121,7 +121,8 @@ impl OnlineRisk {
             while self.held.iter().map(|(_, l)| l.len()).sum::<usize>() > self.max_held_ticks && self.held.len() > 1 {
                 // The oldest finished episode goes first: an actor's newest
                 // list may still be growing, and a cut one would be judged
-                // from its middle.
+                // from its middle. Only when every list is some actor's
+                // newest does the oldest go regardless (the bound holds).
                 let finished = (0..self.held.len()).find(|&i| self.held[i + 1..].iter().any(|((a, _), _)| *a == self.held[i].0 .0));
                 self.held.remove(finished.unwrap_or(0));
             }
