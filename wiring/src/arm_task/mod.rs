@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
-use nalgebra::{Isometry3, Rotation3, Vector3, Vector6};
+use nalgebra::{DVector, Isometry3, Rotation3};
 use robot_drivers::pacing::Pacer;
 use robot_drivers::HardwareInterface;
 use ros_edge::observed_topics::ObservedTopics;
@@ -444,25 +444,23 @@ impl ArmTask {
     /// target a step toward it; never more than the joint's speed allows in
     /// a tick. The gripper goes to its target closure.
     fn track(&mut self, target: &Target) {
-        // A copy (inline, as every matrix below): this runs once per control
-        // tick on the actor's thread, which must not allocate.
-        let state = self.state;
-        let q = state.position.as_slice();
+        let q: Vec<f64> = self.state.position.as_slice().to_vec();
         let dt = self.control_period.as_secs_f64();
         let max_step = |limit: &JointLimit| limit.velocity.map_or(0.02, |v| 0.5 * v * dt);
         match target {
             Target::Tool { position, rotation } => {
-                let pose = self.tool_pose(q);
-                let mut error = Vector6::zeros();
-                error.fixed_rows_mut::<3>(0).copy_from(&(Vector3::from(*position) - pose.translation.vector));
+                let pose = self.tool_pose(&q);
+                let rows = if rotation.is_some() { 6 } else { 3 };
+                let mut error = DVector::zeros(rows);
+                error.fixed_rows_mut::<3>(0).copy_from(&(nalgebra::Vector3::from(*position) - pose.translation.vector));
                 if let Some(rotation) = rotation {
                     error.fixed_rows_mut::<3>(3).copy_from(&ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
                 }
-                let jacobian = ik::tool_jacobian(&self.chain().chain, q, &self.arm, rotation.is_some());
+                let jacobian = ik::tool_jacobian(&self.chain().chain, &q, &self.arm, rotation.is_some());
                 // Redundant joints drift toward home in the task's null space
                 // (as the simulated Panda's controller does): left alone they
                 // wander into poses from which the way home leaves the box.
-                let pull = (self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
+                let pull = (self.home.len() == q.len()).then(|| DVector::from_iterator(self.arm.len(), self.arm.iter().map(|&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
                 let Some(dq) = ik::dls_step(&jacobian, &error, pull.as_ref()) else { return };
                 for (c, &j) in self.arm.iter().enumerate() {
                     ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
@@ -488,7 +486,7 @@ impl ArmTask {
         let tool_velocity = match (&self.workspace, self.layout.range_of(&Observe::ToolVelocity)) {
             (Some(w), Some(_)) => {
                 let jacobian = ik::tool_jacobian(&w.chain, q, &self.arm, false);
-                let qdot = ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| self.state.velocity[j]));
+                let qdot = DVector::from_iterator(self.arm.len(), self.arm.iter().map(|&j| self.state.velocity[j]));
                 let v = jacobian * qdot;
                 [v[0], v[1], v[2]]
             }
