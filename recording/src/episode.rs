@@ -224,14 +224,22 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError + '_ {
 
 impl EpisodeWriter {
     /// Creates `folder/episode_NNNNNN.rrlep` (never overwriting one) and
-    /// writes the header durably. A failed create leaves no file behind,
-    /// so it can be retried.
+    /// writes the header durably. The name appears only once the header is
+    /// in the file: magic and header go to a hidden partial file first,
+    /// which is then hard-linked into place, so a crash at any moment
+    /// leaves either no episode file or one that opens. A failed create
+    /// leaves no file behind, so it can be retried.
     pub fn create(folder: &Path, header: &EpisodeHeader, sync_every_step: bool) -> Result<EpisodeWriter, RecordingError> {
         std::fs::create_dir_all(folder).map_err(io_error(folder))?;
         let path = folder.join(episode_file_name(header.episode));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path).map_err(io_error(&path))?;
+        if path.exists() {
+            return Err(RecordingError::Io { path, source: std::io::ErrorKind::AlreadyExists.into() });
+        }
+        // Hidden (list_episodes skips it), and the process id keeps two writers apart.
+        let partial = folder.join(format!(".{}.{}.partial", episode_file_name(header.episode), std::process::id()));
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&partial).map_err(io_error(&partial))?;
         let mut writer = EpisodeWriter {
-            path,
+            path: partial.clone(),
             file,
             observation_size: header.observation_size,
             action_size: header.action_size,
@@ -242,11 +250,11 @@ impl EpisodeWriter {
         };
         writer.record.extend_from_slice(MAGIC);
         let json = serde_json::to_vec(header).expect("header serializes");
-        let started = writer.append_record(KIND_HEADER, &json, true);
-        if let Err(e) = started {
-            let _ = std::fs::remove_file(&writer.path);
-            return Err(e);
-        }
+        // A hard link never replaces an existing name, unlike a rename.
+        let started = writer.append_record(KIND_HEADER, &json, true).and_then(|()| std::fs::hard_link(&partial, &path).map_err(io_error(&path)));
+        let _ = std::fs::remove_file(&partial);
+        started?;
+        writer.path = path;
         // The new directory entry itself must survive a power cut too.
         if let Ok(dir) = File::open(folder) {
             let _ = dir.sync_all();
@@ -564,7 +572,45 @@ mod tests {
         bad.action.push(1.0);
         let err = writer.step(&bad).unwrap_err().to_string();
         assert!(err.contains("action has 3 values") && err.contains("opened with 2"), "{err}");
+        writer.step(&step(0)).unwrap();
         assert!(EpisodeWriter::create(dir.path(), &header(1), false).is_err());
+        // The refused create left the first file as it was, and nothing beside it.
+        assert_eq!(read_episode(writer.path()).unwrap().steps, vec![step(0)]);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("episode_000001.rrlep")]);
+    }
+
+    /// Fault matrix: crash at episode start | a reader (a resumed run, or a test waiting to SIGKILL) looks the moment a new episode's name appears | every episode file it finds opens with its header | none is empty or bad magic
+    #[test]
+    fn an_episode_file_appears_only_with_its_header_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().to_path_buf();
+        let creating = {
+            let folder = folder.clone();
+            std::thread::spawn(move || {
+                for i in 0..400 {
+                    EpisodeWriter::create(&folder, &header(i), false).unwrap();
+                }
+            })
+        };
+        // Spins on the next name, so it reads a file the moment it appears.
+        let mut next = 0;
+        while next < 400 {
+            let path = folder.join(episode_file_name(next));
+            if !path.exists() {
+                if creating.is_finished() {
+                    break;
+                }
+                continue;
+            }
+            if let Err(e) = read_episode(&path) {
+                panic!("an episode file was seen before its header was in it: {e}");
+            }
+            next += 1;
+        }
+        creating.join().unwrap();
+        assert_eq!(list_episodes(&folder).unwrap().len(), 400);
+        assert!(std::fs::read_dir(&folder).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".partial")), "a partial file was left behind");
     }
 
     /// A pixel episode: the reset frames and each step's next frames read
