@@ -8,7 +8,7 @@
 //! Where the task knows its own success (the simulator's truth), that
 //! truth still judges the episodes' outcomes and evaluations, and the
 //! classifier's verdicts are counted against it (its false successes
-//! during practice). A classifier thread that dies pauses practice with a
+//! during practice); it never ends an episode: the classifier does. A classifier thread that dies pauses practice with a
 //! message; the classifier is loaded again from its file and practice
 //! resumes.
 

@@ -487,10 +487,13 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             // own (the simulator's truth) only judges outcomes, unseen by the learner.
             let success = classifier.score_step(self.task.frames(), self.task.success());
             step.reward = f64::from(u8::from(success));
-            // A task that ends itself (its truth) is cut like a time limit:
-            // the learner never sees why.
+            // The classifier ends the episode, as on a real arm. The task's
+            // own success ends nothing: cut there, the classifier would see
+            // one success frame, the barely-lifted one it is least sure of.
+            // A task that ends itself otherwise (a cube lost) is cut like a
+            // time limit: the learner never sees why.
             let ended = std::mem::replace(&mut step.terminated, classifier.ends_now());
-            step.truncated |= ended && !step.terminated;
+            step.truncated |= ended && !step.terminated && self.task.success() != Some(true);
         }
         Ok(step)
     }
