@@ -23,8 +23,12 @@ fn rrl(args: &[&str]) -> Result<serde_json::Value, String> {
 }
 
 /// Random exploration (the warm-up never ends) of pick-cube in the
-/// safety ablation's box, with `critic` in the gate when given.
+/// safety ablation's box, robot seed 0, with `critic` in the gate when given.
 fn launch_file(dir: &Path, name: &str, critic: Option<&str>) -> PathBuf {
+    seeded_launch_file(dir, name, critic, 0)
+}
+
+fn seeded_launch_file(dir: &Path, name: &str, critic: Option<&str>, seed: u64) -> PathBuf {
     let critic = critic.map_or(String::new(), |weights| format!("risk_critic: Some((weights: \"{weights}\", threshold: 0.5, reflex: Decelerate)),"));
     let path = dir.join(format!("{name}.ron"));
     std::fs::write(
@@ -33,7 +37,7 @@ fn launch_file(dir: &Path, name: &str, critic: Option<&str>) -> PathBuf {
             r#"(
     name: "{name}",
     namespace: "panda",
-    robot: Sim((task: PandaPickCube, control_rate_hz: 100.0, seed: 0)),
+    robot: Sim((task: PandaPickCube, control_rate_hz: 100.0, seed: {seed})),
     safety: (
         preset: Some(FrankaPanda),
         workspace: Some((min: (0.25, -0.25, 0.0), max: (0.55, 0.25, 0.45), max_step_m: 0.017, max_speed_mps: 1.7, tool_offset_m: (0.0, 0.0, 0.1488))),
@@ -64,25 +68,39 @@ fn violations_per_1000_ticks(run: &Path) -> f64 {
     report["violations_per_1000_ticks"].as_f64().unwrap()
 }
 
+/// Trained on one run (20 episodes, robot seed 0), the critic cuts the
+/// violations of runs it never saw (robot seeds 1 and 2, each against the
+/// same seed on rules only). Measured, the two seeds' violations per 1000
+/// gate ticks summed: 279 -> 11, and 326 -> 63 with the IK's rounding
+/// changed. A critic from 9 episodes, judged on its own seed, hung on such
+/// rounding (131 -> 35, then 114 -> 102).
 #[test]
 fn a_critic_trained_on_one_run_cuts_the_violations_of_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (dir.path().join("rules_only"), dir.path().join("with_critic"));
-    practise(&launch_file(dir.path(), "rules_only", None), &first, "1000");
+    let training = dir.path().join("training");
+    practise(&launch_file(dir.path(), "training", None), &training, "2000");
     let critic = dir.path().join("critic.safetensors");
-    let trained = rrl(&["safety", "train-critic", first.to_str().unwrap(), "--out", critic.to_str().unwrap(), "--updates", "2000"]).unwrap();
+    let trained = rrl(&["safety", "train-critic", training.to_str().unwrap(), "--out", critic.to_str().unwrap(), "--updates", "2000"]).unwrap();
     let held_out = &trained["held_out"];
     assert!(trained["train_label_rate"].as_f64().unwrap() > 0.02, "the rules-only run has violations to learn from: {trained}");
-    // On episodes it never saw, the critic flags most ticks that come just before a violation.
-    assert!(held_out["recall"].as_f64().unwrap() > 0.5 && held_out["precision"].as_f64().unwrap() > 0.3, "{trained}");
-    assert!(held_out["anticipated_onsets"].as_u64().unwrap() >= 1 && held_out["mean_lead_ticks"].as_f64().unwrap() >= 1.0, "{trained}");
+    // On episodes it never saw, the ticks it flags come before a violation
+    // far more often than ticks do at all, and it sees most onsets coming.
+    let base_rate = held_out["dangerous_ticks"].as_f64().unwrap() / held_out["ticks"].as_f64().unwrap();
+    assert!(held_out["precision"].as_f64().unwrap() > 2.0 * base_rate && held_out["recall"].as_f64().unwrap() > 0.3, "held-out base rate {base_rate:.3}: {trained}");
+    assert!(held_out["anticipated_onsets"].as_f64().unwrap() >= 0.3 * held_out["onsets"].as_f64().unwrap() && held_out["mean_lead_ticks"].as_f64().unwrap() >= 1.0, "{trained}");
 
-    practise(&launch_file(dir.path(), "with_critic", Some("critic.safetensors")), &second, "1000");
-    let (rules, with_critic) = (violations_per_1000_ticks(&first), violations_per_1000_ticks(&second));
-    // Measured 131 → 35 per 1000 ticks over 1500 steps: the test asks for a cut of a third.
-    assert!(with_critic < 0.67 * rules, "rules only: {rules:.1} violations per 1000 gate ticks; with the critic: {with_critic:.1}");
-    let evaluated = rrl(&["safety", "eval", second.to_str().unwrap(), "--critic", critic.to_str().unwrap()]).unwrap();
-    assert!(evaluated["run"]["reflexes_per_1000_ticks"].as_f64().unwrap() > 0.0, "the critic's reflex ran in the second run: {evaluated}");
+    let (mut rules, mut with_critic) = (0.0, 0.0);
+    for seed in [1, 2] {
+        let (plain, guarded) = (dir.path().join(format!("rules_{seed}")), dir.path().join(format!("critic_{seed}")));
+        practise(&seeded_launch_file(dir.path(), &format!("rules_{seed}"), None, seed), &plain, "1000");
+        practise(&seeded_launch_file(dir.path(), &format!("critic_{seed}"), Some("critic.safetensors"), seed), &guarded, "1000");
+        rules += violations_per_1000_ticks(&plain);
+        with_critic += violations_per_1000_ticks(&guarded);
+    }
+    assert!(with_critic < 0.5 * rules, "rules only: {rules:.1} violations per 1000 gate ticks (two seeds summed); with the critic: {with_critic:.1}");
+    let guarded = dir.path().join("critic_1");
+    let evaluated = rrl(&["safety", "eval", guarded.to_str().unwrap(), "--critic", critic.to_str().unwrap()]).unwrap();
+    assert!(evaluated["run"]["reflexes_per_1000_ticks"].as_f64().unwrap() > 0.0, "the critic's reflex ran: {evaluated}");
 }
 
 /// Random exploration with `safety.risk_critic.online`: the learner trains
