@@ -4,10 +4,12 @@
 //! path does.
 //!
 //! Its output is a joint command for the gate, never a write to hardware:
-//! the gate still limits whatever it proposes. Not on the gate's per-tick
-//! path (it allocates its small matrices).
+//! the gate still limits whatever it proposes. Its matrices have a fixed
+//! size (six task rows, `MAX_JOINTS` joint columns, unused ones zero), so a
+//! step allocates nothing: the real-arm task runs one per control tick.
 
-use nalgebra::{DMatrix, DVector, Rotation3, UnitQuaternion, Vector3};
+use nalgebra::{Rotation3, SMatrix, SVector, UnitQuaternion, Vector3, Vector6};
+use rrl_types::MAX_JOINTS;
 
 use crate::kinematics::KinematicChain;
 
@@ -22,18 +24,25 @@ pub const MAX_SOLUTION_STEP: f64 = 0.2;
 /// the measured pose would jitter with it.
 pub const FOLLOW_SHARE: f64 = 0.3;
 
-/// The joint change toward the task-space `error` for `jacobian` (task
-/// rows × joint columns): Jᵀ (J Jᵀ + λ² I)⁻¹ e, plus (I − J⁺ J) `null_pull`
-/// when given (a secondary goal, e.g. toward a rest pose, that does not
-/// disturb the task). `None` when the damped matrix cannot be inverted.
-pub fn dls_step(jacobian: &DMatrix<f64>, error: &DVector<f64>, null_pull: Option<&DVector<f64>>) -> Option<DVector<f64>> {
-    let rows = jacobian.nrows();
-    let jjt = jacobian * jacobian.transpose() + DMatrix::identity(rows, rows) * (DAMPING * DAMPING);
+/// A tool Jacobian: translation rows 0..3, base-frame angular rows 3..6
+/// (zero where only the position is tracked), one column per joint in the
+/// order given (columns past the last joint are zero). Zero rows and
+/// columns leave the damped step of the others exactly as it would be
+/// without them.
+pub type ToolJacobian = SMatrix<f64, 6, MAX_JOINTS>;
+/// One value per Jacobian column (joint changes, a null-space pull).
+pub type JointColumns = SVector<f64, MAX_JOINTS>;
+
+/// The joint change toward the task-space `error` for `jacobian`:
+/// Jᵀ (J Jᵀ + λ² I)⁻¹ e, plus (I − J⁺ J) `null_pull` when given (a
+/// secondary goal, e.g. toward a rest pose, that does not disturb the
+/// task). `None` when the damped matrix cannot be inverted.
+pub fn dls_step(jacobian: &ToolJacobian, error: &Vector6<f64>, null_pull: Option<&JointColumns>) -> Option<JointColumns> {
+    let jjt = jacobian * jacobian.transpose() + SMatrix::<f64, 6, 6>::identity() * (DAMPING * DAMPING);
     let pseudo = jacobian.transpose() * jjt.try_inverse()?;
-    let mut dq = &pseudo * error;
+    let mut dq = pseudo * error;
     if let Some(pull) = null_pull {
-        let joints = jacobian.ncols();
-        dq += (DMatrix::identity(joints, joints) - &pseudo * jacobian) * pull;
+        dq += pull - pseudo * (jacobian * pull);
     }
     Some(dq)
 }
@@ -45,32 +54,24 @@ pub fn follow(q: f64, dq: f64, command: &mut f64, max_step: f64) {
     *command += (FOLLOW_SHARE * (solution - *command)).clamp(-max_step, max_step);
 }
 
-/// The tool position's Jacobian (3 × joints) of `chain` at `q`.
-pub fn position_jacobian(chain: &KinematicChain, q: &[f64]) -> DMatrix<f64> {
-    let all: Vec<usize> = (0..q.len()).collect();
-    tool_jacobian(chain, q, &all, false)
-}
-
 /// The tool's Jacobian of `chain` at `q` for the joints `columns` (indices
-/// into `q`; a gripper joint is left out): translation rows 0..3, and with
-/// `rotation` the base-frame angular rows 3..6. By forward differences:
-/// exact enough for a damped step, and it needs nothing but the forward
-/// kinematics the gate already has.
-pub fn tool_jacobian(chain: &KinematicChain, q: &[f64], columns: &[usize], rotation: bool) -> DMatrix<f64> {
+/// into `q`, at most `MAX_JOINTS`; a gripper joint is left out): the
+/// translation rows, and with `rotation` the angular rows. By forward
+/// differences: exact enough for a damped step, and it needs nothing but
+/// the forward kinematics the gate already has.
+pub fn tool_jacobian(chain: &KinematicChain, q: &[f64], columns: &[usize], rotation: bool) -> ToolJacobian {
     const H: f64 = 1e-6;
     let pose = chain.tool_pose_with(|i| q[i]);
-    let mut jacobian = DMatrix::zeros(if rotation { 6 } else { 3 }, columns.len());
-    let mut shifted = q.to_vec();
+    let mut jacobian = ToolJacobian::zeros();
     for (c, &j) in columns.iter().enumerate() {
-        shifted[j] += H;
-        let moved = chain.tool_pose_with(|i| shifted[i]);
+        let shifted = |i: usize| if i == j { q[i] + H } else { q[i] };
+        let moved = chain.tool_pose_with(shifted);
         let dp = (moved.translation.vector - pose.translation.vector) / H;
         jacobian.fixed_view_mut::<3, 1>(0, c).copy_from(&dp);
         if rotation {
             let dr = orientation_error(&moved.rotation.to_rotation_matrix(), &pose.rotation.to_rotation_matrix()) / H;
             jacobian.fixed_view_mut::<3, 1>(3, c).copy_from(&dr);
         }
-        shifted[j] = q[j];
     }
     jacobian
 }
@@ -86,44 +87,72 @@ pub fn orientation_error(target: &Rotation3<f64>, current: &Rotation3<f64>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nalgebra::{DMatrix, DVector};
+
+    const PANDA_READY: [f64; 7] = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+    const ALL_SEVEN: [usize; 7] = [0, 1, 2, 3, 4, 5, 6];
+
+    fn moved_by(q: &[f64], dq: &JointColumns) -> Vec<f64> {
+        q.iter().zip(dq.iter()).map(|(a, b)| a + b).collect()
+    }
 
     #[test]
     fn a_step_moves_the_tool_toward_its_target_and_the_null_space_pull_leaves_the_tool_alone() {
         let chain = KinematicChain::panda();
-        let q = vec![0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
+        let q = PANDA_READY.to_vec();
         let tool = chain.tool_position(&q);
         let target = [tool[0] + 0.02, tool[1] - 0.01, tool[2] + 0.01];
-        let error = DVector::from_iterator(3, (0..3).map(|k| target[k] - tool[k]));
-        let jacobian = position_jacobian(&chain, &q);
+        let error = Vector6::new(target[0] - tool[0], target[1] - tool[1], target[2] - tool[2], 0.0, 0.0, 0.0);
+        let jacobian = tool_jacobian(&chain, &q, &ALL_SEVEN, false);
         let dq = dls_step(&jacobian, &error, None).unwrap();
-        let moved: Vec<f64> = q.iter().zip(dq.iter()).map(|(a, b)| a + b).collect();
-        let after = chain.tool_position(&moved);
+        let after = chain.tool_position(&moved_by(&q, &dq));
         let distance = |p: [f64; 3]| (0..3).map(|k| (target[k] - p[k]).powi(2)).sum::<f64>().sqrt();
         assert!(distance(after) < 0.1 * distance(tool), "{:.4} -> {:.4}", distance(tool), distance(after));
         // A pull in the null space changes the joints, not the tool (to first order).
-        let pull = DVector::from_element(7, 0.05);
-        let with_pull = dls_step(&jacobian, &DVector::zeros(3), Some(&pull)).unwrap();
+        let pull = JointColumns::from_fn(|j, _| if j < 7 { 0.05 } else { 0.0 });
+        let with_pull = dls_step(&jacobian, &Vector6::zeros(), Some(&pull)).unwrap();
         assert!(with_pull.norm() > 0.01);
-        let pulled: Vec<f64> = q.iter().zip(with_pull.iter()).map(|(a, b)| a + b).collect();
-        assert!(distance(chain.tool_position(&pulled)) - distance(tool) < 1e-3);
+        assert!(distance(chain.tool_position(&moved_by(&q, &with_pull))) - distance(tool) < 1e-3);
+    }
+
+    /// The padding (zero angular rows, zero columns past the arm's joints)
+    /// gives the step of the plain 3 × 7 position problem.
+    #[test]
+    fn the_padded_step_is_the_plain_position_step() {
+        let chain = KinematicChain::panda();
+        let q = PANDA_READY.to_vec();
+        let jacobian = tool_jacobian(&chain, &q, &ALL_SEVEN, false);
+        let error = Vector6::new(0.03, -0.02, 0.01, 0.0, 0.0, 0.0);
+        let pull = JointColumns::from_fn(|j, _| if j < 7 { 0.1 * (j as f64 - 3.0) } else { 0.0 });
+        let padded = dls_step(&jacobian, &error, Some(&pull)).unwrap();
+
+        let j = DMatrix::from_fn(3, 7, |r, c| jacobian[(r, c)]);
+        let damped = &j * j.transpose() + DMatrix::identity(3, 3) * (DAMPING * DAMPING);
+        let pseudo = j.transpose() * damped.try_inverse().unwrap();
+        let e = DVector::from_column_slice(&[0.03, -0.02, 0.01]);
+        let p = DVector::from_iterator(7, (0..7).map(|k| pull[k]));
+        let plain = &pseudo * e + (DMatrix::identity(7, 7) - &pseudo * &j) * p;
+        for k in 0..7 {
+            assert!((padded[k] - plain[k]).abs() < 1e-9, "joint {k}: {} against {}", padded[k], plain[k]);
+        }
+        assert!(padded.rows(7, MAX_JOINTS - 7).iter().all(|&v| v == 0.0), "no joint past the arm's moves: {padded:?}");
     }
 
     #[test]
     fn a_pose_step_reaches_a_rotated_target_and_the_jacobian_matches_a_finite_rotation() {
         let chain = KinematicChain::panda();
-        let q = vec![0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785];
-        let columns: Vec<usize> = (0..7).collect();
+        let q = PANDA_READY.to_vec();
         let pose = chain.tool_pose_with(|i| q[i]);
         let target_rotation = Rotation3::from_euler_angles(0.05, -0.03, 0.08) * pose.rotation.to_rotation_matrix();
         let target_position = pose.translation.vector + Vector3::new(0.01, 0.0, -0.01);
         let mut q_now = q.clone();
         for _ in 0..20 {
             let now = chain.tool_pose_with(|i| q_now[i]);
-            let mut error = DVector::zeros(6);
+            let mut error = Vector6::zeros();
             error.fixed_rows_mut::<3>(0).copy_from(&(target_position - now.translation.vector));
             error.fixed_rows_mut::<3>(3).copy_from(&orientation_error(&target_rotation, &now.rotation.to_rotation_matrix()));
-            let dq = dls_step(&tool_jacobian(&chain, &q_now, &columns, true), &error, None).unwrap();
-            q_now.iter_mut().zip(dq.iter()).for_each(|(q, d)| *q += d);
+            let dq = dls_step(&tool_jacobian(&chain, &q_now, &ALL_SEVEN, true), &error, None).unwrap();
+            q_now = moved_by(&q_now, &dq);
         }
         let reached = chain.tool_pose_with(|i| q_now[i]);
         assert!((reached.translation.vector - target_position).norm() < 1e-4);
@@ -132,10 +161,11 @@ mod tests {
         let tiny = Rotation3::from_axis_angle(&Vector3::z_axis(), 1e-8);
         let almost = Rotation3::from_matrix_unchecked(tiny.matrix() * (1.0 + 1e-12));
         assert!(orientation_error(&almost, &Rotation3::identity()).iter().all(|v| v.is_finite()));
-        // Leaving a joint out leaves its column out.
-        let without_last = tool_jacobian(&chain, &q, &columns[..6], true);
-        assert_eq!(without_last.shape(), (6, 6));
-        assert_eq!(without_last, tool_jacobian(&chain, &q, &columns, true).columns(0, 6));
+        // Leaving a joint out leaves its column out (zero).
+        let full = tool_jacobian(&chain, &q, &ALL_SEVEN, true);
+        let without_last = tool_jacobian(&chain, &q, &ALL_SEVEN[..6], true);
+        assert_eq!(without_last.columns(0, 6), full.columns(0, 6));
+        assert!(full.column(6).norm() > 0.01 && without_last.column(6).norm() == 0.0);
     }
 
     #[test]

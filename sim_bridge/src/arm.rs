@@ -374,6 +374,58 @@ impl HardwareInterface for SimArm {
     }
 }
 
+/// The simulated arm on the wall clock, as `rrl sim` serves it but without
+/// the topics: each read first advances the physics to the wall-clock time
+/// since the first read and stamps the state with the wall clock. A real-arm
+/// task on it runs as on a robot, in process (tests of the actor's side).
+pub struct WallClockArm {
+    arm: SimArm,
+    started: Option<std::time::Instant>,
+}
+
+impl WallClockArm {
+    pub fn new(arm: SimArm) -> WallClockArm {
+        WallClockArm { arm, started: None }
+    }
+}
+
+impl HardwareInterface for WallClockArm {
+    fn name(&self) -> &str {
+        self.arm.name()
+    }
+    fn joint_names(&self) -> &[String] {
+        self.arm.joint_names()
+    }
+    fn lifecycle(&self) -> Lifecycle {
+        self.arm.lifecycle()
+    }
+    fn configure(&mut self) -> Result<(), HardwareError> {
+        self.arm.configure()
+    }
+    fn activate(&mut self) -> Result<(), HardwareError> {
+        self.arm.activate()
+    }
+    fn deactivate(&mut self) -> Result<(), HardwareError> {
+        self.arm.deactivate()
+    }
+    fn recover(&mut self) -> Result<(), HardwareError> {
+        self.arm.recover()
+    }
+    fn read(&mut self, now: Timestamp, state: &mut JointState) -> Result<(), HardwareError> {
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        let behind = started.elapsed().as_secs_f64() - self.arm.now().as_secs_f64();
+        if behind > 0.0 {
+            self.arm.advance(behind);
+        }
+        self.arm.read(now, state)?;
+        state.stamp = rrl_types::Clock::now(&rrl_types::SystemClock);
+        Ok(())
+    }
+    fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
+        self.arm.write(command)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! fingertips; the cube is sampled in x ∈ [0.35, 0.55], y ∈ [−0.15, 0.15]
 //! (gym-hil's area moved 5 cm out, see `CUBE_BOUNDS`).
 
-use nalgebra::{DMatrix, DVector, Matrix3, SVector, Vector3};
+use nalgebra::{Matrix3, Vector3, Vector6};
 use rrl_types::config::{GripperAction, PandaController, RobotPreset};
 use rrl_types::rng::Rng;
 use rrl_types::{CommandMode, Environment, GateTick, JointCommand, JointState, JointVec, PracticeTask, SafetyEvents, Step, TickDecimator};
@@ -373,14 +373,13 @@ impl PandaTask {
             rotation_error += current.column(k).cross(&self.down.column(k));
         }
         rotation_error *= 0.5;
-        let mut error = SVector::<f64, 6>::zeros();
+        let mut error = Vector6::zeros();
         error.fixed_rows_mut::<3>(0).copy_from(&position_error);
         error.fixed_rows_mut::<3>(3).copy_from(&rotation_error);
-        let q = SVector::<f64, 7>::from(self.sim.joint_positions());
-        let home = SVector::<f64, 7>::from(PANDA_HOME);
-        let pull = DVector::from_column_slice(((home - q) * 0.1).as_slice());
-        let jacobian = DMatrix::from_column_slice(6, 7, jacobian.as_slice());
-        let Some(dq) = safety::ik::dls_step(&jacobian, &DVector::from_column_slice(error.as_slice()), Some(&pull)) else { return };
+        let q = self.sim.joint_positions();
+        let pull = safety::ik::JointColumns::from_fn(|j, _| if j < 7 { 0.1 * (PANDA_HOME[j] - q[j]) } else { 0.0 });
+        let jacobian = safety::ik::ToolJacobian::from_fn(|r, c| if c < 7 { jacobian[(r, c)] } else { 0.0 });
+        let Some(dq) = safety::ik::dls_step(&jacobian, &error, Some(&pull)) else { return };
         for i in 0..7 {
             safety::ik::follow(q[i], dq[i], &mut self.joint_target[i], MAX_JOINT_STEP);
         }

@@ -4,6 +4,7 @@
 
 use nalgebra::{Isometry3, Rotation3, Vector3};
 use rrl_types::config::{ArmActions, GripperAction, Orientation};
+use rrl_types::JointVec;
 
 use super::ArmTaskError;
 
@@ -12,8 +13,8 @@ use super::ArmTaskError;
 pub(super) enum Target {
     /// The tool point and, unless the orientation is free, the tool's orientation.
     Tool { position: [f64; 3], rotation: Option<Rotation3<f64>> },
-    /// The arm joints' positions.
-    Joints(Vec<f64>),
+    /// The arm joints' positions (inline: a step's target is made on the actor's thread).
+    Joints(JointVec),
 }
 
 #[derive(Clone)]
@@ -101,7 +102,13 @@ impl ActionLayout {
                 };
                 Target::Tool { position: std::array::from_fn(|k| position[k] + step[k] * a(k)), rotation }
             }
-            Kind::Joints { step } => Target::Joints(q_arm.iter().zip(step).enumerate().map(|(k, (q, s))| q + s * a(k)).collect()),
+            Kind::Joints { step } => {
+                let mut goal = JointVec::zeros(q_arm.len());
+                for (k, (q, s)) in q_arm.iter().zip(step).enumerate() {
+                    goal[k] = q + s * a(k);
+                }
+                Target::Joints(goal)
+            }
         }
     }
 
@@ -174,7 +181,7 @@ mod tests {
         let layout = ActionLayout::new(&actions, 0.02, 2);
         assert_eq!(layout.size(), 3);
         let target = layout.target(&[1.0, -0.5, 0.0], None, &mut Rotation3::identity(), &[1.0, 2.0]);
-        assert_eq!(target, Target::Joints(vec![1.1, 1.9]));
+        assert_eq!(target, Target::Joints(JointVec::from_slice(&[1.1, 1.9]).unwrap()));
         assert_eq!(layout.gripper_closure(&[0.0, 0.0, 0.0]), Some(0.5));
     }
 
@@ -184,7 +191,7 @@ mod tests {
         let action = joints.action_toward(None, &[1.0, 2.0], &[1.05, 5.0], 0.25);
         assert_eq!(action.len(), 3);
         assert!((action[0] - 0.5).abs() < 1e-12 && action[1] == 1.0 && action[2] == -0.5, "{action:?}");
-        assert_eq!(joints.target(&action, None, &mut Rotation3::identity(), &[1.0, 2.0]), Target::Joints(vec![1.05, 2.2]));
+        assert_eq!(joints.target(&action, None, &mut Rotation3::identity(), &[1.0, 2.0]), Target::Joints(JointVec::from_slice(&[1.05, 2.2]).unwrap()));
 
         let tool = ActionLayout::new(&ArmActions::Tool(ToolActions { step_m: Some(vec![0.01]), orientation: Orientation::Rotate(0.1), gripper: GripperAction::OpenClose }), 0.5, 5);
         let now = Isometry3::translation(0.3, 0.0, 0.2);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
-use nalgebra::{DVector, Isometry3, Rotation3};
+use nalgebra::{Isometry3, Rotation3, Vector3, Vector6};
 use robot_drivers::pacing::Pacer;
 use robot_drivers::HardwareInterface;
 use ros_edge::observed_topics::ObservedTopics;
@@ -31,7 +31,7 @@ use ros_edge::reset_window::ResetWindow;
 use rrl_types::config::{ArmTaskConfig, GoalConfig, LaunchFile, Observe, SuccessSource};
 use rrl_types::rng::Rng;
 use rrl_types::{Clock, CommandMode, Environment, JointCommand, JointState, JointVec, MonotonicClock, PracticeTask, Step, SystemClock, MAX_JOINTS};
-use safety::{CartesianLimits, Gate, JointLimit};
+use safety::{ik, CartesianLimits, Gate, JointLimit};
 
 use actions::{ActionLayout, Target};
 use crate::control_link::ControlLink;
@@ -444,26 +444,28 @@ impl ArmTask {
     /// target a step toward it; never more than the joint's speed allows in
     /// a tick. The gripper goes to its target closure.
     fn track(&mut self, target: &Target) {
-        let q: Vec<f64> = self.state.position.as_slice().to_vec();
+        // A copy (inline, as every matrix below): this runs once per control
+        // tick on the actor's thread, which must not allocate.
+        let state = self.state;
+        let q = state.position.as_slice();
         let dt = self.control_period.as_secs_f64();
         let max_step = |limit: &JointLimit| limit.velocity.map_or(0.02, |v| 0.5 * v * dt);
         match target {
             Target::Tool { position, rotation } => {
-                let pose = self.tool_pose(&q);
-                let rows = if rotation.is_some() { 6 } else { 3 };
-                let mut error = DVector::zeros(rows);
-                error.fixed_rows_mut::<3>(0).copy_from(&(nalgebra::Vector3::from(*position) - pose.translation.vector));
+                let pose = self.tool_pose(q);
+                let mut error = Vector6::zeros();
+                error.fixed_rows_mut::<3>(0).copy_from(&(Vector3::from(*position) - pose.translation.vector));
                 if let Some(rotation) = rotation {
-                    error.fixed_rows_mut::<3>(3).copy_from(&safety::ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
+                    error.fixed_rows_mut::<3>(3).copy_from(&ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
                 }
-                let jacobian = safety::ik::tool_jacobian(&self.chain().chain, &q, &self.arm, rotation.is_some());
+                let jacobian = ik::tool_jacobian(&self.chain().chain, q, &self.arm, rotation.is_some());
                 // Redundant joints drift toward home in the task's null space
                 // (as the simulated Panda's controller does): left alone they
                 // wander into poses from which the way home leaves the box.
-                let pull = (self.home.len() == q.len()).then(|| DVector::from_iterator(self.arm.len(), self.arm.iter().map(|&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
-                let Some(dq) = safety::ik::dls_step(&jacobian, &error, pull.as_ref()) else { return };
+                let pull = (self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
+                let Some(dq) = ik::dls_step(&jacobian, &error, pull.as_ref()) else { return };
                 for (c, &j) in self.arm.iter().enumerate() {
-                    safety::ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
+                    ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
                 }
             }
             Target::Joints(goal) => {
@@ -485,8 +487,8 @@ impl ArmTask {
         let tool = self.workspace.as_ref().map(|w| w.chain.tool_pose_with(|i| q[i]));
         let tool_velocity = match (&self.workspace, self.layout.range_of(&Observe::ToolVelocity)) {
             (Some(w), Some(_)) => {
-                let jacobian = safety::ik::tool_jacobian(&w.chain, q, &self.arm, false);
-                let qdot = DVector::from_iterator(self.arm.len(), self.arm.iter().map(|&j| self.state.velocity[j]));
+                let jacobian = ik::tool_jacobian(&w.chain, q, &self.arm, false);
+                let qdot = ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| self.state.velocity[j]));
                 let v = jacobian * qdot;
                 [v[0], v[1], v[2]]
             }
@@ -664,13 +666,17 @@ impl Environment for ArmTask {
     fn step(&mut self, action: &[f64]) -> Result<Step, ArmTaskError> {
         self.actions.check(action)?;
         self.wait_while_silent()?;
-        let q_arm: Vec<f64> = self.arm.iter().map(|&j| self.state.position[j]).collect();
+        let mut q_arm = [0.0; MAX_JOINTS];
+        for (c, &j) in self.arm.iter().enumerate() {
+            q_arm[c] = self.state.position[j];
+        }
+        let q_arm = &q_arm[..self.arm.len()];
         let tool = self.workspace.as_ref().map(|w| {
             let pose = w.chain.tool_pose_with(|i| self.state.position[i]);
             ([pose.translation.x, pose.translation.y, pose.translation.z], pose.rotation.to_rotation_matrix())
         });
         let mut held = self.held_rotation;
-        let target = match self.actions.target(action, tool, &mut held, &q_arm) {
+        let target = match self.actions.target(action, tool, &mut held, q_arm) {
             Target::Tool { position, rotation } => Target::Tool { position: self.inside_box(position), rotation },
             joints => joints,
         };
@@ -802,53 +808,7 @@ pub fn pick_expert(tool: usize, object: usize, tool_step: [f64; 3]) -> impl FnMu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use robot_drivers::{HardwareError, Lifecycle};
-    use rrl_types::Timestamp;
-    use sim_bridge::arm::SimArm;
-
-    /// The simulated Panda as an arm on the wall clock (as `rrl sim` serves
-    /// it, without the topics): each read first advances the physics to the
-    /// wall-clock time since start and stamps the state with the wall clock.
-    struct WallClockPanda {
-        arm: SimArm,
-        started: Instant,
-    }
-
-    impl HardwareInterface for WallClockPanda {
-        fn name(&self) -> &str {
-            self.arm.name()
-        }
-        fn joint_names(&self) -> &[String] {
-            self.arm.joint_names()
-        }
-        fn lifecycle(&self) -> Lifecycle {
-            self.arm.lifecycle()
-        }
-        fn configure(&mut self) -> Result<(), HardwareError> {
-            self.arm.configure()
-        }
-        fn activate(&mut self) -> Result<(), HardwareError> {
-            self.arm.activate()
-        }
-        fn deactivate(&mut self) -> Result<(), HardwareError> {
-            self.arm.deactivate()
-        }
-        fn recover(&mut self) -> Result<(), HardwareError> {
-            self.arm.recover()
-        }
-        fn read(&mut self, now: Timestamp, state: &mut JointState) -> Result<(), HardwareError> {
-            let behind = self.started.elapsed().as_secs_f64() - self.arm.now().as_secs_f64();
-            if behind > 0.0 {
-                self.arm.advance(behind);
-            }
-            self.arm.read(now, state)?;
-            state.stamp = SystemClock.now();
-            Ok(())
-        }
-        fn write(&mut self, command: &JointCommand) -> Result<(), HardwareError> {
-            self.arm.write(command)
-        }
-    }
+    use sim_bridge::arm::{SimArm, WallClockArm};
 
     fn panda_over_ros_launch() -> LaunchFile {
         LaunchFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/files/sim_panda_over_ros.ron")).expect("the shipped launch file loads")
@@ -863,7 +823,7 @@ mod tests {
         let mut launch = panda_over_ros_launch();
         // Home exactly (no reset noise): the check below is then about the way home alone.
         launch.practice.reset_noise_rad = 0.0;
-        let hardware = WallClockPanda { arm: SimArm::panda().unwrap(), started: Instant::now() };
+        let hardware = WallClockArm::new(SimArm::panda().unwrap());
         let mut task = ArmTask::start(hardware, &launch, 0).unwrap();
         task.start_episode().expect("the first reset from the simulator's start pose");
         // Down to the floor; to the far wall, then down into its corner; to the side wall, then down.
