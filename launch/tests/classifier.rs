@@ -124,6 +124,7 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
         for path in recording::list_episodes(&run.join(folder)).unwrap() {
             let episode = recording::read_episode(&path).unwrap();
             // The simulator's success ends nothing (as on a real arm, the classifier does).
+            assert!(episode.steps.len() <= 80, "{}: {} steps, past the time limit", path.display(), episode.steps.len());
             let cut_short = folder == "demos" && episode.steps.len() < 80 && !episode.steps.last().unwrap().flags.terminated;
             let outcome = episode.outcome.as_ref().unwrap();
             assert!(!(cut_short && outcome.success == Some(true)), "{}: the simulator's success ended the episode at step {}: {outcome:?}", path.display(), episode.steps.len());
@@ -142,6 +143,17 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
     assert_eq!(practice_steps, 120);
     assert!(successes >= 1, "the expert's demos succeed in the classifier's eyes: {report}");
     assert_eq!(successes, truth["true_positives"].as_u64().unwrap() + truth["false_positives"].as_u64().unwrap(), "{report}");
+
+    // With `terminate: false` only the time limit ends an episode, also
+    // one whose cube the scripted expert holds up (the task's own success).
+    let held = pick_launch_file(dir.path(), 32, &format!("Classifier((model: \"{}\", terminate: false))", model.display()));
+    let run = dir.path().join("practice_no_terminate");
+    rrl(&["practice", "--config", held.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", "1"]).unwrap();
+    for path in recording::list_episodes(&run.join("demos")).unwrap() {
+        let steps = recording::read_episode(&path).unwrap().steps;
+        assert_eq!(steps.len(), 80, "{}: a demo runs to its time limit", path.display());
+        assert!(steps.iter().all(|s| !s.flags.terminated) && steps.last().unwrap().flags.truncated, "{}: truncated at the limit, never terminal", path.display());
+    }
 }
 
 /// Fault matrix: corrupt checkpoint | a byte of the classifier file flipped | `rrl classifier eval` and `rrl practice` refuse at start-up | `checksum mismatch` naming the file and the launch file

@@ -19,6 +19,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rrl_types::GateTick;
 use serde::{Deserialize, Serialize};
@@ -222,24 +223,37 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> RecordingError + '_ {
     move |source| RecordingError::Io { path: path.to_path_buf(), source }
 }
 
+/// Gives the written `partial` its episode name. A hard link never
+/// replaces an existing name, unlike a rename; file systems without hard
+/// links (FAT, some network mounts) get a rename while the name is free.
+fn link_into_place(partial: &Path, path: &Path) -> Result<(), RecordingError> {
+    match std::fs::hard_link(partial, path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() => std::fs::rename(partial, path),
+        linked => linked,
+    }
+    .map_err(io_error(path))
+}
+
 impl EpisodeWriter {
     /// Creates `folder/episode_NNNNNN.rrlep` (never overwriting one) and
     /// writes the header durably. The name appears only once the header is
     /// in the file: magic and header go to a hidden partial file first,
     /// which is then hard-linked into place, so a crash at any moment
-    /// leaves either no episode file or one that opens. A failed create
-    /// leaves no file behind, so it can be retried.
+    /// leaves either no episode file or one that opens (and at most a
+    /// hidden partial file of one header). A failed create leaves no file
+    /// behind, so it can be retried.
     pub fn create(folder: &Path, header: &EpisodeHeader, sync_every_step: bool) -> Result<EpisodeWriter, RecordingError> {
+        static PARTIALS: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(folder).map_err(io_error(folder))?;
         let path = folder.join(episode_file_name(header.episode));
         if path.exists() {
             return Err(RecordingError::Io { path, source: std::io::ErrorKind::AlreadyExists.into() });
         }
-        // Hidden (list_episodes skips it), and the process id keeps two writers apart.
-        let partial = folder.join(format!(".{}.{}.partial", episode_file_name(header.episode), std::process::id()));
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&partial).map_err(io_error(&partial))?;
+        // Hidden (list_episodes skips it); process id and count keep any two writers apart.
+        let partial = folder.join(format!(".{}.{}-{}.partial", episode_file_name(header.episode), std::process::id(), PARTIALS.fetch_add(1, Ordering::Relaxed)));
+        let file = OpenOptions::new().write(true).create_new(true).open(&partial).map_err(io_error(&partial))?;
         let mut writer = EpisodeWriter {
-            path: partial.clone(),
+            path,
             file,
             observation_size: header.observation_size,
             action_size: header.action_size,
@@ -250,11 +264,9 @@ impl EpisodeWriter {
         };
         writer.record.extend_from_slice(MAGIC);
         let json = serde_json::to_vec(header).expect("header serializes");
-        // A hard link never replaces an existing name, unlike a rename.
-        let started = writer.append_record(KIND_HEADER, &json, true).and_then(|()| std::fs::hard_link(&partial, &path).map_err(io_error(&path)));
+        let started = writer.append_record(KIND_HEADER, &json, true).and_then(|()| link_into_place(&partial, &writer.path));
         let _ = std::fs::remove_file(&partial);
         started?;
-        writer.path = path;
         // The new directory entry itself must survive a power cut too.
         if let Ok(dir) = File::open(folder) {
             let _ = dir.sync_all();
@@ -578,6 +590,13 @@ mod tests {
         assert_eq!(read_episode(writer.path()).unwrap().steps, vec![step(0)]);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("episode_000001.rrlep")]);
+        // A writer that loses the race for the name (it was free when it
+        // looked) is refused at the link, never replacing the winner's file.
+        let partial = dir.path().join(".late.partial");
+        std::fs::write(&partial, b"late").unwrap();
+        let err = link_into_place(&partial, writer.path()).unwrap_err();
+        assert!(matches!(&err, RecordingError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists), "{err}");
+        assert_eq!(read_episode(writer.path()).unwrap().steps, vec![step(0)]);
     }
 
     /// Fault matrix: crash at episode start | a reader (a resumed run, or a test waiting to SIGKILL) looks the moment a new episode's name appears | every episode file it finds opens with its header | none is empty or bad magic
@@ -601,6 +620,7 @@ mod tests {
                 if creating.is_finished() {
                     break;
                 }
+                std::thread::yield_now();
                 continue;
             }
             if let Err(e) = read_episode(&path) {

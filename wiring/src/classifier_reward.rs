@@ -8,7 +8,8 @@
 //! Where the task knows its own success (the simulator's truth), that
 //! truth still judges the episodes' outcomes and evaluations, and the
 //! classifier's verdicts are counted against it (its false successes
-//! during practice); it never ends an episode: the classifier does. A classifier thread that dies pauses practice with a
+//! during practice); it ends no episode: the classifier (with
+//! `terminate`) and the time limit do. A classifier thread that dies pauses practice with a
 //! message; the classifier is loaded again from its file and practice
 //! resumes.
 
@@ -99,6 +100,9 @@ pub struct ClassifierRewards {
     known: HashMap<u64, f64>,
     /// The first step of this episode called a success.
     success_at: Option<u64>,
+    /// The launch file's episode length: a task's own success (which ends
+    /// nothing here) may hide its time limit.
+    max_episode_steps: u64,
     counts: Counts,
 }
 
@@ -143,6 +147,7 @@ impl ClassifierRewards {
             step: 0,
             known: HashMap::new(),
             success_at: None,
+            max_episode_steps: u64::from(launch.practice.max_episode_steps),
             counts: Counts::default(),
         })
     }
@@ -205,6 +210,11 @@ impl ClassifierRewards {
             self.success_at = Some(self.step);
         }
         success
+    }
+
+    /// Whether this episode has had its steps.
+    pub(crate) fn at_time_limit(&self) -> bool {
+        self.step >= self.max_episode_steps
     }
 
     /// The classifier's verdict on this step's frames, if one comes in time.

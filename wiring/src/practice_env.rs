@@ -491,9 +491,11 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             // own success ends nothing: cut there, the classifier would see
             // one success frame, the barely-lifted one it is least sure of.
             // A task that ends itself otherwise (a cube lost) is cut like a
-            // time limit: the learner never sees why.
+            // time limit: the learner never sees why. A task ending on its
+            // success reports no time limit, so the limit is counted here.
             let ended = std::mem::replace(&mut step.terminated, classifier.ends_now());
-            step.truncated |= ended && !step.terminated && self.task.success() != Some(true);
+            let cut = (ended && self.task.success() != Some(true)) || classifier.at_time_limit();
+            step.truncated = !step.terminated && (step.truncated || cut);
         }
         Ok(step)
     }

@@ -4,7 +4,7 @@
 //! the heap. Counted with the per-thread allocator over `ArmTask::step`, the
 //! call the practice loop makes, on the simulated Panda on the wall clock.
 
-use rrl_types::config::{ArmActions, JointActions, LaunchFile, Orientation, ToolActions};
+use rrl_types::config::{ArmActions, JointActions, LaunchFile, Observe, Orientation, ToolActions};
 use rrl_types::Environment;
 use sim_bridge::arm::{SimArm, WallClockArm};
 use wiring::arm_task::ArmTask;
@@ -14,11 +14,15 @@ static GLOBAL: heap_count::PerThreadCount = heap_count::PerThreadCount;
 
 /// The shipped real-arm reach of the simulated Panda, at 5 policy steps a
 /// second: 20 control ticks per step.
-fn launch_with(actions: Option<ArmActions>) -> LaunchFile {
+fn launch_with(actions: Option<ArmActions>, observe_tool_velocity: bool) -> LaunchFile {
     let mut launch = LaunchFile::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/files/sim_panda_over_ros.ron")).expect("the shipped launch file loads");
     launch.practice.policy_rate_hz = 5.0;
     if let Some(actions) = actions {
         launch.task.actions = actions;
+    }
+    if observe_tool_velocity {
+        // Its Jacobian is built once per policy step, on the same thread.
+        launch.task.observe.push(Observe::ToolVelocity);
     }
     launch
 }
@@ -26,12 +30,13 @@ fn launch_with(actions: Option<ArmActions>) -> LaunchFile {
 #[test]
 fn a_policy_step_and_its_control_ticks_make_no_heap_call_on_the_actors_thread() {
     let variants = [
-        ("tool translation (the shipped file)", None),
-        ("tool translation and rotation", Some(ArmActions::Tool(ToolActions { orientation: Orientation::Rotate(0.05), ..Default::default() }))),
-        ("joint steps", Some(ArmActions::Joints(JointActions::default()))),
+        ("tool translation (the shipped file)", None, false),
+        ("tool translation and rotation", Some(ArmActions::Tool(ToolActions { orientation: Orientation::Rotate(0.05), ..Default::default() })), false),
+        ("joint steps", Some(ArmActions::Joints(JointActions::default())), false),
+        ("tool translation, the tool's velocity observed", None, true),
     ];
-    for (name, actions) in variants {
-        let launch = launch_with(actions);
+    for (name, actions, observe_tool_velocity) in variants {
+        let launch = launch_with(actions, observe_tool_velocity);
         let mut task = ArmTask::start(WallClockArm::new(SimArm::panda().unwrap()), &launch, 0).unwrap();
         task.reset(0);
         // Small moves back and forth, so the tool stays well inside the box.
