@@ -9,9 +9,9 @@
 //! truth still judges the episodes' outcomes and evaluations, and the
 //! classifier's verdicts are counted against it (its false successes
 //! during practice); it ends no episode: the classifier (with
-//! `terminate`) and the time limit do. A classifier thread that dies pauses practice with a
-//! message; the classifier is loaded again from its file and practice
-//! resumes.
+//! `terminate`) and the time limit do. A classifier thread that dies
+//! pauses practice with a message; the classifier is loaded again from
+//! its file and practice resumes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
