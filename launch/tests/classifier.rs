@@ -149,7 +149,9 @@ fn a_classifier_of_labelled_sim_frames_beats_the_majority_class_on_episodes_it_n
     let held = pick_launch_file(dir.path(), 32, &format!("Classifier((model: \"{}\", terminate: false))", model.display()));
     let run = dir.path().join("practice_no_terminate");
     rrl(&["practice", "--config", held.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--steps", "1"]).unwrap();
-    for path in recording::list_episodes(&run.join("demos")).unwrap() {
+    let demos = recording::list_episodes(&run.join("demos")).unwrap();
+    assert_eq!(demos.len(), 3, "the three demos were recorded");
+    for path in demos {
         let steps = recording::read_episode(&path).unwrap().steps;
         assert_eq!(steps.len(), 80, "{}: a demo runs to its time limit", path.display());
         assert!(steps.iter().all(|s| !s.flags.terminated) && steps.last().unwrap().flags.truncated, "{}: truncated at the limit, never terminal", path.display());
