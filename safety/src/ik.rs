@@ -36,7 +36,9 @@ pub type JointColumns = SVector<f64, MAX_JOINTS>;
 /// The joint change toward the task-space `error` for `jacobian`:
 /// Jᵀ (J Jᵀ + λ² I)⁻¹ e, plus (I − J⁺ J) `null_pull` when given (a
 /// secondary goal, e.g. toward a rest pose, that does not disturb the
-/// task). `None` when the damped matrix cannot be inverted.
+/// task). `None` when the damped matrix cannot be inverted. The pull's
+/// padded entries (past the Jacobian's joints) must be zero: they pass
+/// through unchanged.
 pub fn dls_step(jacobian: &ToolJacobian, error: &Vector6<f64>, null_pull: Option<&JointColumns>) -> Option<JointColumns> {
     let jjt = jacobian * jacobian.transpose() + SMatrix::<f64, 6, 6>::identity() * (DAMPING * DAMPING);
     let pseudo = jacobian.transpose() * jjt.try_inverse()?;

@@ -485,7 +485,8 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
         if let Some(classifier) = self.classifier.as_mut() {
             // The classifier's verdict is the reward and the end; the task's
             // own (the simulator's truth) only judges outcomes, unseen by the learner.
-            let success = classifier.score_step(self.task.frames(), self.task.success());
+            let truth = self.task.success();
+            let success = classifier.score_step(self.task.frames(), truth);
             step.reward = f64::from(u8::from(success));
             // The classifier ends the episode, as on a real arm. The task's
             // own success ends nothing: cut there, the classifier would see
@@ -494,7 +495,7 @@ impl<T: PracticeTask + Scene> Environment for PracticeEnv<T> {
             // time limit: the learner never sees why. A task ending on its
             // success reports no time limit, so the limit is counted here.
             let ended = std::mem::replace(&mut step.terminated, classifier.ends_now());
-            let cut = (ended && self.task.success() != Some(true)) || classifier.at_time_limit();
+            let cut = (ended && truth != Some(true)) || classifier.at_time_limit();
             step.truncated = !step.terminated && (step.truncated || cut);
         }
         Ok(step)
