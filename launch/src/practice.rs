@@ -385,6 +385,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         replay_capacity: launch.learner.replay_capacity as usize,
         max_backlog: 20_000,
         stop_at_success: launch.practice.stop_at_success,
+        confirm_episodes: launch.practice.confirm_episodes,
         human_reward,
         labels_override,
         // A real arm's task section may add a dense term to a sparse success
@@ -484,7 +485,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "stopped_by_operator": report.stopped_by_operator,
         "reached_success_target": report.reached_success,
         "risk_critics": {"taken": report.risk_critics.0, "acting": report.risk_critics.1},
-        "success_confirmations": report.confirmations.iter().map(|(steps, successes)| serde_json::json!({"total_steps": steps, "successes": successes, "of": policies::practice::CONFIRM_EPISODES})).collect::<Vec<_>>(),
+        "success_confirmations": report.confirmations.iter().map(|(steps, successes)| serde_json::json!({"total_steps": steps, "successes": successes, "of": launch.practice.confirm_episodes})).collect::<Vec<_>>(),
         "device": format!("{device:?}"),
         "controller": match &launch.robot {
             RobotConfig::Sim(sim) if !wiring::robot::is_car_twin(launch) => serde_json::json!(format!("{:?}", sim.controller)),

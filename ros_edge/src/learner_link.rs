@@ -494,6 +494,7 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         replay_capacity: spec.replay_capacity,
         max_backlog: u64::MAX,
         stop_at_success: None,
+        confirm_episodes: 10,
         human_reward: false,
         labels_override: false,
         shaping: None,

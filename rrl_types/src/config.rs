@@ -922,8 +922,14 @@ pub struct PracticeConfig {
     /// base policy instead of acting alone. Default: None.
     pub base: PracticeBase,
     /// Practice ends early once this share of the last 20 practice
-    /// episodes succeeded (then the final evaluation runs). Default: None.
+    /// episodes succeeded and the same share of `confirm_episodes`
+    /// episodes with the deterministic policy confirm it (then the final
+    /// evaluation runs). Default: None.
     pub stop_at_success: Option<f64>,
+    /// Episodes with the deterministic policy that confirm an early stop;
+    /// the learner holds still while they run, so the policy confirmed is
+    /// the policy checkpointed. Default: 10.
+    pub confirm_episodes: u32,
 }
 
 /// The frozen policy a residual learner corrects.
@@ -1100,6 +1106,7 @@ impl Default for PracticeConfig {
             reset_free: false,
             base: PracticeBase::None,
             stop_at_success: None,
+            confirm_episodes: 10,
         }
     }
 }
@@ -1799,6 +1806,9 @@ impl PracticeConfig {
                 c.fail("practice.stop_at_success", format!("a share of successful episodes lies in (0, 1], got {share}"), None);
             }
         }
+        if !(1..=1000).contains(&self.confirm_episodes) {
+            c.fail("practice.confirm_episodes", format!("an early stop is confirmed by 1 to 1000 episodes, got {}", self.confirm_episodes), None);
+        }
         let (scale, path) = match &self.base {
             PracticeBase::None => return,
             PracticeBase::BehaviourCloning(bc) => {
@@ -1906,6 +1916,19 @@ mod tests {
         let p = &err.problems()[0];
         assert_eq!((p.line, p.path.as_str()), (4, "robot.gripper"), "{err}");
         assert!(p.message.contains("always there"), "{p}");
+    }
+
+    #[test]
+    fn an_early_stop_confirmed_by_no_episodes_or_too_many_is_refused_where_written() {
+        let file = |practice: &str| format!("(\n  name: \"t\",\n  robot: Sim((task: PandaPickCube)),\n  safety: (),\n  practice: (\n    {practice},\n  ),\n)");
+        for said in ["0", "1001"] {
+            let err = LaunchFile::parse(&file(&format!("confirm_episodes: {said}")), Path::new("x.ron")).unwrap_err();
+            let p = &err.problems()[0];
+            assert_eq!((p.line, p.path.as_str()), (6, "practice.confirm_episodes"), "{err}");
+            assert!(p.message.contains(&format!("got {said}")), "{p}");
+        }
+        assert_eq!(LaunchFile::parse(&file("confirm_episodes: 20"), Path::new("x.ron")).unwrap().practice.confirm_episodes, 20);
+        assert_eq!(LaunchFile::parse(&file("total_steps: 10"), Path::new("x.ron")).unwrap().practice.confirm_episodes, 10, "the default");
     }
 
     #[test]

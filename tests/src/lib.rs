@@ -127,6 +127,7 @@ pub fn reach_practice_settings(run_dir: &std::path::Path, total_steps: u64) -> p
         replay_capacity: 10_000,
         max_backlog: 20_000,
         stop_at_success: None,
+        confirm_episodes: 10,
         human_reward: false,
         labels_override: false,
         shaping: None,

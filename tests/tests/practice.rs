@@ -202,18 +202,25 @@ fn stuck_settings(dir: &Path) -> PracticeSettings {
     PracticeSettings { stuck_steps: 10, ..settings(dir, 60) }
 }
 
-/// Labels each episode after two steps: the first five (the warm-up's)
-/// and episode 10 failures, every other one a success.
+/// Labels each episode after `steps` steps (two unless set): the first
+/// five and the listed episodes failures, every other one a success.
 struct Labeller {
     episode: u32,
     step: u32,
     /// Episodes labelled failures (all others from episode 5 on succeed).
     failures: &'static [u32],
+    steps: u32,
+}
+
+impl Labeller {
+    fn failing(failures: &'static [u32]) -> Labeller {
+        Labeller { episode: 0, step: 0, failures, steps: 2 }
+    }
 }
 
 impl Operator for Labeller {
     fn poll(&mut self, _: &[f64]) -> OperatorInput {
-        if self.step < 2 {
+        if self.step < self.steps {
             self.step += 1;
             return OperatorInput::default();
         }
@@ -234,7 +241,7 @@ fn practice_ends_once_its_success_target_is_reached_over_the_last_20_episodes_an
     let mut task = reach_task(100);
     let config = small_learner(&task);
     let settings = PracticeSettings { stop_at_success: Some(0.9), warmup_steps: 10, ..settings(dir.path(), 10_000) };
-    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0, failures: &[10] }, &settings, |_| {}).unwrap();
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller::failing(&[10]), &settings, |_| {}).unwrap();
     assert!(report.reached_success && !report.stopped_by_operator);
     assert_eq!(report.episodes.len(), 35);
     assert_eq!(report.total_steps, 35 * 2);
@@ -253,12 +260,46 @@ fn a_confirmation_that_falls_short_sends_practice_on() {
     let mut task = reach_task(100);
     let config = small_learner(&task);
     let settings = PracticeSettings { stop_at_success: Some(0.9), warmup_steps: 10, ..settings(dir.path(), 10_000) };
-    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller { episode: 0, step: 0, failures: &[10, 26, 27] }, &settings, |_| {}).unwrap();
+    let report = practice::practice(&mut task, config, tch::Device::Cpu, &mut Labeller::failing(&[10, 26, 27]), &settings, |_| {}).unwrap();
     assert!(report.reached_success);
     assert_eq!(report.confirmations, vec![(35 * 2, 8), (65 * 2, 10)]);
     assert_eq!(report.episodes.len(), 65);
     let deterministic: Vec<u64> = report.episodes.iter().filter(|e| e.deterministic).map(|e| e.episode).collect();
     assert_eq!(deterministic, (25..35).chain(55..65).collect::<Vec<_>>());
+}
+
+/// The learner holds still while `confirm_episodes` (5) deterministic
+/// episodes confirm the early stop, so the policy confirmed is the one
+/// checkpointed: every confirming episode reports the same learner
+/// updates, the final checkpoint has exactly those, and its deterministic
+/// actions are the ones the confirming episodes took. Ten-step episodes
+/// (warm-up: episodes 0-4; the learner updates from step 64 on); the window is reached at
+/// episode 24, episodes 25-29 confirm.
+#[test]
+fn the_learner_holds_still_while_the_deterministic_policy_confirms_so_the_checkpoint_is_the_policy_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    let config = small_learner(&task);
+    let settings = PracticeSettings { stop_at_success: Some(0.9), confirm_episodes: 5, warmup_steps: 50, ..settings(dir.path(), 10_000) };
+    let mut labeller = Labeller { steps: 10, ..Labeller::failing(&[]) };
+    let report = practice::practice(&mut task, config.clone(), tch::Device::Cpu, &mut labeller, &settings, |_| {}).unwrap();
+    assert!(report.reached_success);
+    assert_eq!(report.confirmations, vec![(300, 5)]);
+    let confirming: Vec<&practice::EpisodeReport> = report.episodes.iter().filter(|e| e.deterministic).collect();
+    assert_eq!(confirming.iter().map(|e| e.episode).collect::<Vec<_>>(), (25..30).collect::<Vec<_>>());
+    let updates: Vec<u64> = confirming.iter().map(|e| e.learner_updates).collect();
+    assert!(updates[0] > 100 && updates.iter().all(|u| *u == updates[0]), "learner updates at the confirming episodes' ends: {updates:?}");
+    let mut checkpoint = policies::sac::Sac::try_new(config, tch::Device::Cpu).unwrap();
+    policies::checkpoint::load(&mut checkpoint, &dir.path().join("learner.safetensors")).unwrap();
+    assert_eq!(checkpoint.updates, updates[0], "the final checkpoint is the policy confirmed");
+    let recorded = read_folder(&dir.path().join("episodes"));
+    let mut largest = 0f64;
+    for step in recorded[25..30].iter().flat_map(|e| &e.steps) {
+        let observation: Vec<f64> = step.observation.iter().map(|v| f64::from(*v)).collect();
+        let action = checkpoint.act(&observation, true);
+        largest = action.iter().zip(&step.action).map(|(a, b)| (a - f64::from(*b)).abs()).fold(largest, f64::max);
+    }
+    assert!(largest < 1e-4, "the confirming episodes' actions differ from the checkpoint's deterministic ones by up to {largest}");
 }
 
 /// A human who takes over with one fixed motion for three steps and then

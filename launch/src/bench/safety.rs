@@ -254,6 +254,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
         replay_capacity: 100_000,
         max_backlog: 20_000,
         stop_at_success: None,
+        confirm_episodes: 10,
         human_reward: false,
         labels_override: false,
         shaping: None,

@@ -118,7 +118,8 @@ pub fn practice_with_link<E: PracticeTask>(
         stuck: StuckWatch::new(settings.stuck_steps, settings.stuck_tolerance, o),
         released: 0,
         next_episode,
-        early_stop: EarlyStop::new(),
+        early_stop: EarlyStop::new(settings.confirm_episodes),
+        learner_held: false,
         live,
         frame_layout,
         frames,
@@ -213,6 +214,8 @@ struct Actor<'a, E> {
     released: u64,
     next_episode: u64,
     early_stop: EarlyStop,
+    /// The learner holds its updates while a confirmation runs.
+    learner_held: bool,
     /// What the operator sees, when the task keeps it.
     live: Option<Arc<rrl_types::LiveStatus>>,
     /// The task's camera frames (recorded with its episodes), if it has any.
@@ -329,7 +332,7 @@ impl<E: PracticeTask> Actor<'_, E> {
             // first. In lockstep (simulation) time can stand still, so each
             // step waits for its reward; on a robot only the episode's end does.
             self.release(episode, taken.stuck || self.settings.lockstep, !taken.stuck)?;
-            if self.settings.lockstep {
+            if self.settings.lockstep && !self.learner_held {
                 self.keep_lockstep();
             }
             if taken.stuck {
@@ -345,8 +348,11 @@ impl<E: PracticeTask> Actor<'_, E> {
     /// The learner's newest weights, when new ones came since the last
     /// step: the actor never waits for them.
     fn take_newest_weights(&mut self) -> Result<(), PracticeError> {
-        if let Some(weights) = self.link.take_weights() {
-            self.policy.load(&weights)?;
+        // A confirmation judges one policy: new weights wait for its end.
+        if !self.early_stop.confirming() {
+            if let Some(weights) = self.link.take_weights() {
+                self.policy.load(&weights)?;
+            }
         }
         if let Some(critic) = self.link.take_risk_critic() {
             let mode = if critic.acting { "acting" } else { "shadow mode" };
@@ -562,7 +568,31 @@ impl<E: PracticeTask> Actor<'_, E> {
         self.next_episode += 1;
         if let Some(target) = self.settings.stop_at_success {
             let after_warmup = episode.started_at_step >= self.settings.warmup_steps;
+            let was_confirming = self.early_stop.confirming();
             self.early_stop.episode_ended(target, success == Some(true), after_warmup, &mut self.report);
+            match (was_confirming, self.early_stop.confirming()) {
+                (false, true) => self.start_confirming()?,
+                (true, false) if !self.report.reached_success && self.learner_held => {
+                    self.link.hold_updates(false);
+                    self.learner_held = false;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds the learner and takes its weights as they stand: the
+    /// confirmation, the checkpoint and the final evaluation then judge
+    /// one policy.
+    fn start_confirming(&mut self) -> Result<(), PracticeError> {
+        self.learner_held = self.link.hold_updates(true);
+        if self.learner_held {
+            if let Some(weights) = self.link.take_weights() {
+                self.policy.load(&weights)?;
+            }
+        } else {
+            tracing::info!("this learner keeps learning while the deterministic policy confirms (it may serve other actors): the confirmation judges the actor's weights as they stand, the learner's checkpoint moves on");
         }
         Ok(())
     }

@@ -1,21 +1,25 @@
 //! The early stop (`stop_at_success`): once enough of the recent practice
 //! episodes succeed, episodes with the deterministic policy (the one
-//! evaluated and deployed) confirm it before practice ends.
+//! evaluated and deployed) confirm it before practice ends. The actor
+//! holds the learner still while they run (`LearnerLink::hold_updates`),
+//! so the policy confirmed is the one checkpointed and evaluated.
 
 use std::collections::VecDeque;
 
-use super::{PracticeReport, CONFIRM_EPISODES, SUCCESS_WINDOW};
+use super::{PracticeReport, SUCCESS_WINDOW};
 
 pub(super) struct EarlyStop {
     /// Successes of the last `SUCCESS_WINDOW` practice episodes after the warm-up.
     recent: VecDeque<bool>,
     /// (played, succeeded) while deterministic episodes confirm an early stop.
     confirming: Option<(u32, u32)>,
+    /// Deterministic episodes a confirmation plays.
+    confirm_episodes: u32,
 }
 
 impl EarlyStop {
-    pub(super) fn new() -> EarlyStop {
-        EarlyStop { recent: VecDeque::with_capacity(SUCCESS_WINDOW + 1), confirming: None }
+    pub(super) fn new(confirm_episodes: u32) -> EarlyStop {
+        EarlyStop { recent: VecDeque::with_capacity(SUCCESS_WINDOW + 1), confirming: None, confirm_episodes: confirm_episodes.max(1) }
     }
 
     /// Whether episodes are played with the policy's mean action now.
@@ -31,16 +35,16 @@ impl EarlyStop {
         if let Some((played, successes)) = self.confirming.as_mut() {
             *played += 1;
             *successes += u32::from(succeeded);
-            if *played == CONFIRM_EPISODES {
+            if *played == self.confirm_episodes {
                 let successes = *successes;
                 report.confirmations.push((report.total_steps, successes));
                 self.confirming = None;
-                if f64::from(successes) >= target * f64::from(CONFIRM_EPISODES) {
-                    tracing::info!(successes, of = CONFIRM_EPISODES, total_steps = report.total_steps, "the deterministic policy confirms the success target: practice ends here");
+                if f64::from(successes) >= target * f64::from(self.confirm_episodes) {
+                    tracing::info!(successes, of = self.confirm_episodes, total_steps = report.total_steps, "the deterministic policy confirms the success target: practice ends here");
                     report.reached_success = true;
                 } else {
                     // The mean action is not yet what the samples were: practise on, count afresh.
-                    tracing::info!(successes, of = CONFIRM_EPISODES, "the deterministic policy fell short of the success target: practice goes on");
+                    tracing::info!(successes, of = self.confirm_episodes, "the deterministic policy fell short of the success target: practice goes on");
                     self.recent.clear();
                 }
             }
@@ -53,7 +57,7 @@ impl EarlyStop {
             }
             let successes = self.recent.iter().filter(|s| **s).count();
             if self.recent.len() == SUCCESS_WINDOW && successes as f64 >= target * SUCCESS_WINDOW as f64 {
-                tracing::info!(successes, window = SUCCESS_WINDOW, total_steps = report.total_steps, "practice reached its success target: {CONFIRM_EPISODES} episodes with the deterministic policy confirm it");
+                tracing::info!(successes, window = SUCCESS_WINDOW, total_steps = report.total_steps, "practice reached its success target: {} episodes with the deterministic policy confirm it", self.confirm_episodes);
                 self.confirming = Some((0, 0));
             }
         }

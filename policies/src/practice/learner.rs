@@ -3,7 +3,7 @@
 //! and demo buffers, updates, checkpoints).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,11 +60,28 @@ pub struct LearnerShared {
     /// The newest risk critic for the gate (one slot, newest wins).
     pub risk_critic: ArrayQueue<super::PublishedCritic>,
     pub error: std::sync::Mutex<Option<String>>,
+    /// Asked by the actor: no updates while the deterministic policy
+    /// confirms an early stop (`LearnerLink::hold_updates`).
+    pub hold: AtomicBool,
+    /// The learner's answer: it holds (its weights as they stand are
+    /// published), or it goes on.
+    pub held: AtomicBool,
 }
 
 impl LearnerShared {
     pub fn new() -> Arc<LearnerShared> {
-        Arc::new(LearnerShared { updates: AtomicU64::new(0), received: AtomicU64::new(0), terminals: AtomicU64::new(0), rewarded_terminals: AtomicU64::new(0), resumed_from: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), error: std::sync::Mutex::new(None) })
+        Arc::new(LearnerShared {
+            updates: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            terminals: AtomicU64::new(0),
+            rewarded_terminals: AtomicU64::new(0),
+            resumed_from: AtomicU64::new(0),
+            weights: ArrayQueue::new(1),
+            risk_critic: ArrayQueue::new(1),
+            error: std::sync::Mutex::new(None),
+            hold: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+        })
     }
 }
 
@@ -85,6 +102,15 @@ pub trait LearnerLink {
     /// Items sent but not yet confirmed by the learner.
     fn backlog(&self) -> u64 {
         0
+    }
+    /// Holds the learner's updates (`true`) while the deterministic policy
+    /// confirms an early stop, or lets them go on (`false`). A learner that
+    /// holds publishes its weights as they stand before it answers, so the
+    /// policy confirmed is the one it checkpoints. `false`: this learner
+    /// does not hold (a learner node over ROS 2 may serve other actors).
+    fn hold_updates(&mut self, hold: bool) -> bool {
+        let _ = hold;
+        false
     }
 }
 
@@ -145,6 +171,16 @@ impl LearnerLink for LocalLearner {
     /// must not pile up in the queue faster than it stores them).
     fn backlog(&self) -> u64 {
         self.sent.saturating_sub(self.shared.received.load(Ordering::Acquire))
+    }
+    /// Waits for the learner thread's answer: it finishes the update in
+    /// hand first (between episodes, never within one).
+    fn hold_updates(&mut self, hold: bool) -> bool {
+        self.shared.hold.store(hold, Ordering::Release);
+        let running = |t: &Option<std::thread::JoinHandle<_>>| t.as_ref().is_some_and(|t| !t.is_finished());
+        while self.shared.held.load(Ordering::Acquire) != hold && self.failure().is_none() && running(&self.thread) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.shared.held.load(Ordering::Acquire) == hold
     }
 }
 
@@ -325,9 +361,17 @@ fn learner_loop(
     let mut last_checkpoint = sac.updates;
     let mut risk = settings.risk_critic.clone().map(super::online_risk::OnlineRisk::new);
     while open {
+        let hold = shared.hold.load(Ordering::Acquire);
+        if hold != shared.held.load(Ordering::Acquire) {
+            if hold {
+                // The policy the actor confirms is this one, and so is the checkpoint's.
+                shared.weights.force_push(weights_of(&sac));
+            }
+            shared.held.store(hold, Ordering::Release);
+        }
         // Take everything waiting; block briefly only when there is no update to do.
         let budget = online_steps.saturating_sub(settings.warmup_steps);
-        let can_update = sac.updates < budget && replay.len() >= config.batch_size;
+        let can_update = !hold && sac.updates < budget && replay.len() >= config.batch_size;
         // The risk critic: one update per online step, from the first labelled ticks on (warm-up included).
         let can_update_risk = risk.as_ref().is_some_and(|r| r.updates < online_steps && r.ready());
         let message = if can_update || can_update_risk {
@@ -442,6 +486,7 @@ mod tests {
             replay_capacity: 100,
             max_backlog: 100,
             stop_at_success: None,
+            confirm_episodes: 10,
             human_reward: false,
             labels_override: false,
             shaping: None,

@@ -39,6 +39,6 @@ pub use learner::{run_learner, ActorWeights, LearnerLink, LearnerShared, LocalLe
 pub use online_risk::{OnlineRiskSettings, PublishedCritic};
 pub use operator::{NoOperator, Operator, OperatorCommand, OperatorInput};
 pub use report::{EpisodeReport, PracticeError, PracticeReport};
-pub use settings::{PracticeSettings, CONFIRM_EPISODES, SUCCESS_WINDOW};
+pub use settings::{PracticeSettings, SUCCESS_WINDOW};
 pub use shaping::Shaping;
 pub use teleop::teleoperate;

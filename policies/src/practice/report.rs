@@ -35,7 +35,7 @@ pub struct PracticeReport {
     /// Ended early: `stop_at_success` was reached and confirmed.
     pub reached_success: bool,
     /// Each confirmation of the early stop: (steps so far, successes of
-    /// `CONFIRM_EPISODES` deterministic episodes).
+    /// `PracticeSettings::confirm_episodes` deterministic episodes).
     pub confirmations: Vec<(u64, u32)>,
     /// Risk critics trained during practice that the gate took, and of
     /// those the ones that acted (the rest ran in shadow mode).

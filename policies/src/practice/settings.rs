@@ -35,8 +35,12 @@ pub struct PracticeSettings {
     /// learner's confirmation (remote learners).
     pub max_backlog: u64,
     /// Practice ends early once this share of the last
-    /// `SUCCESS_WINDOW` practice episodes after the warm-up succeeded.
+    /// `SUCCESS_WINDOW` practice episodes after the warm-up succeeded and
+    /// the same share of `confirm_episodes` deterministic episodes confirm it.
     pub stop_at_success: Option<f64>,
+    /// Episodes with the deterministic policy (the one evaluated and
+    /// deployed) that confirm an early stop.
+    pub confirm_episodes: u32,
     /// Rewards come from the human's labels alone (`reward: Human`): every
     /// step's reward is 0, a success label makes the episode's last step
     /// terminal with reward 1, a failure label terminal with reward 0.
@@ -59,7 +63,3 @@ pub struct PracticeSettings {
 
 /// Practice episodes the early stop (`stop_at_success`) looks back over.
 pub const SUCCESS_WINDOW: usize = 20;
-
-/// Episodes played with the deterministic policy (the one evaluated and
-/// deployed) to confirm an early stop once practice reached its target.
-pub const CONFIRM_EPISODES: u32 = 10;
