@@ -491,6 +491,39 @@ pub fn list_episodes(folder: &Path) -> Result<Vec<PathBuf>, RecordingError> {
     Ok(files)
 }
 
+/// Removes the hidden partial files (see `EpisodeWriter::create`) that a
+/// writer killed between making one and linking it into place left in
+/// `folder`: those of processes no longer running. A live writer's,
+/// this process's included, stay; so do all where `/proc` cannot tell
+/// (nothing is removed on a guess). The removed files' paths.
+pub fn sweep_stale_partials(folder: &Path) -> Result<Vec<PathBuf>, RecordingError> {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return Ok(Vec::new());
+    }
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RecordingError::Io { path: folder.to_path_buf(), source: e }),
+    };
+    let mut removed = Vec::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let Some(pid) = path.file_name().and_then(|n| n.to_str()).and_then(partial_writer_pid) else { continue };
+        if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+            std::fs::remove_file(&path).map_err(io_error(&path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// The writing process of a partial file named `.episode_N.rrlep.PID-K.partial`.
+fn partial_writer_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(".episode_")?.strip_suffix(".partial")?;
+    let (_, writer) = rest.split_once(".rrlep.")?;
+    writer.split_once('-')?.0.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,6 +633,31 @@ mod tests {
     }
 
     /// Fault matrix: crash at episode start | a reader (a resumed run, or a test waiting to SIGKILL) looks the moment a new episode's name appears | every episode file it finds opens with its header | none is empty or bad magic
+    /// A writer killed between its partial file and the link leaves the
+    /// partial behind: the sweep removes it once its process is gone, and
+    /// leaves a running writer's (another process's, and this one's).
+    #[test]
+    fn partial_files_of_writers_no_longer_running_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut finished = std::process::Command::new("true").spawn().unwrap();
+        finished.wait().unwrap();
+        let mut running = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let partial = |episode: u64, pid: u32| dir.path().join(format!(".{}.{pid}-0.partial", episode_file_name(episode)));
+        let (dead, live, own) = (partial(3, finished.id()), partial(4, running.id()), partial(5, std::process::id()));
+        for path in [&dead, &live, &own] {
+            std::fs::write(path, MAGIC).unwrap();
+        }
+        let unrelated = dir.path().join(".episode_000006.rrlep.notes");
+        std::fs::write(&unrelated, b"kept").unwrap();
+        assert_eq!(sweep_stale_partials(dir.path()).unwrap(), vec![dead.clone()]);
+        assert!(!dead.exists() && live.exists() && own.exists() && unrelated.exists());
+        running.kill().unwrap();
+        running.wait().unwrap();
+        assert_eq!(sweep_stale_partials(dir.path()).unwrap(), vec![live.clone()], "its writer is gone now");
+        assert!(own.exists());
+        assert_eq!(sweep_stale_partials(&dir.path().join("none")).unwrap(), Vec::<PathBuf>::new(), "no folder, nothing to sweep");
+    }
+
     #[test]
     fn an_episode_file_appears_only_with_its_header_in_it() {
         let dir = tempfile::tempdir().unwrap();

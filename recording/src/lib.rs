@@ -17,4 +17,4 @@ pub mod gate_ticks;
 pub mod mcap;
 
 pub use crc::crc32;
-pub use episode::{Episode, EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, RecordingError, StepFlags, is_storage_full, list_episodes, read_episode, retry_while_storage_full};
+pub use episode::{Episode, EpisodeHeader, EpisodeOutcome, EpisodeStep, EpisodeWriter, RecordingError, StepFlags, is_storage_full, list_episodes, read_episode, retry_while_storage_full, sweep_stale_partials};

@@ -14,6 +14,10 @@ use crate::sac::SacConfig;
 /// Reads every episode recorded under `folder`; refused when one was
 /// recorded for other (observation, action) sizes than `expected`.
 pub(super) fn read_all(folder: &Path, expected: (usize, usize)) -> Result<Vec<Episode>, PracticeError> {
+    // A crashed writer's hidden partial file is never read: tidy it away.
+    for path in recording::sweep_stale_partials(folder)? {
+        tracing::info!(path = %path.display(), "removed the partial file of a writer that is gone (killed while starting an episode)");
+    }
     let mut episodes = Vec::new();
     for path in recording::list_episodes(folder)? {
         let episode = recording::read_episode(&path)?;
