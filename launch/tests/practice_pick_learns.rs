@@ -53,8 +53,8 @@ fn practice_through_the_real_arm_path_succeeds_more_often_at_the_end_than_at_the
     let robot_config = dir.path().join("robot.ron");
     std::fs::write(&robot_config, &robot).unwrap();
 
-    let sim = common::Running::spawn(common::rrl_command(&["sim", "--config", robot_config.to_str().unwrap(), "--duration-s", "1500"], &domain).stdout(Stdio::null()));
-    let human = common::Running::spawn(common::ros_peer("pick_human.py", &["/panda", "1500"], &domain).stdout(Stdio::null()));
+    let sim = common::Running::spawn(common::rrl_command(&["sim", "--config", robot_config.to_str().unwrap(), "--duration-s", "3000"], &domain).stdout(Stdio::null()));
+    let human = common::Running::spawn(common::ros_peer("pick_human.py", &["/panda", "3000"], &domain).stdout(Stdio::null()));
     let output = common::rrl_command(&["practice", "--config", config.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--operator", "joy"], &domain).output().unwrap();
     drop((sim, human));
     assert!(output.status.success(), "rrl practice failed: {}", String::from_utf8_lossy(&output.stderr));

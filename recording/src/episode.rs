@@ -494,8 +494,10 @@ pub fn list_episodes(folder: &Path) -> Result<Vec<PathBuf>, RecordingError> {
 /// Removes the hidden partial files (see `EpisodeWriter::create`) that a
 /// writer killed between making one and linking it into place left in
 /// `folder`: those of processes no longer running. A live writer's,
-/// this process's included, stay; so do all where `/proc` cannot tell
-/// (nothing is removed on a guess). The removed files' paths.
+/// this process's included, stay (a killed run's partial that carries
+/// this process's id too, the safe side); so do all where `/proc` is
+/// missing. One run folder has one writer at a time, so a writer in
+/// another pid namespace is not looked for. The removed files' paths.
 pub fn sweep_stale_partials(folder: &Path) -> Result<Vec<PathBuf>, RecordingError> {
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
@@ -510,8 +512,12 @@ pub fn sweep_stale_partials(folder: &Path) -> Result<Vec<PathBuf>, RecordingErro
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let Some(pid) = path.file_name().and_then(|n| n.to_str()).and_then(partial_writer_pid) else { continue };
         if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
-            std::fs::remove_file(&path).map_err(io_error(&path))?;
-            removed.push(path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                // Another process swept it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RecordingError::Io { path, source: e }),
+            }
         }
     }
     Ok(removed)
@@ -632,7 +638,6 @@ mod tests {
         assert_eq!(read_episode(writer.path()).unwrap().steps, vec![step(0)]);
     }
 
-    /// Fault matrix: crash at episode start | a reader (a resumed run, or a test waiting to SIGKILL) looks the moment a new episode's name appears | every episode file it finds opens with its header | none is empty or bad magic
     /// A writer killed between its partial file and the link leaves the
     /// partial behind: the sweep removes it once its process is gone, and
     /// leaves a running writer's (another process's, and this one's).
@@ -658,6 +663,7 @@ mod tests {
         assert_eq!(sweep_stale_partials(&dir.path().join("none")).unwrap(), Vec::<PathBuf>::new(), "no folder, nothing to sweep");
     }
 
+    /// Fault matrix: crash at episode start | a reader (a resumed run, or a test waiting to SIGKILL) looks the moment a new episode's name appears | every episode file it finds opens with its header | none is empty or bad magic
     #[test]
     fn an_episode_file_appears_only_with_its_header_in_it() {
         let dir = tempfile::tempdir().unwrap();

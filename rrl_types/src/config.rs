@@ -927,8 +927,8 @@ pub struct PracticeConfig {
     /// evaluation runs). Default: None.
     pub stop_at_success: Option<f64>,
     /// Episodes with the deterministic policy that confirm an early stop;
-    /// the learner holds still while they run, so the policy confirmed is
-    /// the policy checkpointed. Default: 10.
+    /// a learner thread (`--learner local`) holds still while they run, so
+    /// the policy confirmed is the policy checkpointed. Default: 10.
     pub confirm_episodes: u32,
 }
 

@@ -365,7 +365,7 @@ fn learner_loop(
         if hold != shared.held.load(Ordering::Acquire) {
             if hold {
                 // The policy the actor confirms is this one, and so is the checkpoint's.
-                shared.weights.force_push(weights_of(&sac));
+                shared.weights.force_push(finite_weights(&sac, sac.updates)?);
             }
             shared.held.store(hold, Ordering::Release);
         }
