@@ -185,7 +185,13 @@ impl CarCourseTask {
                 return Ok(());
             }
             if !paused {
-                let arriving = self.pose_arrived.is_some_and(|t| t.elapsed() <= self.state_timeout);
+                // Clock trouble: messages still come, stamped well before they came. A
+                // driver that just stopped has its last stamp about as old as its
+                // last arrival, so it is not taken for a lagging clock.
+                let arriving = match (self.pose_arrived, self.state_age()) {
+                    (Some(came), Some(age)) => came.elapsed() <= self.state_timeout && age.saturating_sub(came.elapsed()) > self.state_timeout / 2,
+                    _ => false,
+                };
                 match self.state_age() {
                     None => tracing::info!("waiting for the car's first odometry"),
                     Some(_) if self.has_imu && self.state_stamp == Timestamp::ZERO => tracing::warn!("the car's IMU has sent nothing (robot.imu_topic): practice is paused and the safety gate stops the car until it does"),
