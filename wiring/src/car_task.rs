@@ -169,6 +169,7 @@ impl CarCourseTask {
         let started = Instant::now();
         let first = !self.seen_pose;
         let mut paused = false;
+        let mut said: Option<StaleCause> = None;
         loop {
             self.link.check_failure().map_err(CarTaskError::Hardware)?;
             self.take_newest();
@@ -184,21 +185,32 @@ impl CarCourseTask {
                 }
                 return Ok(());
             }
-            if !paused {
-                // Clock trouble: messages still come, stamped well before they came. A
-                // driver that just stopped has its last stamp about as old as its
-                // last arrival, so it is not taken for a lagging clock.
-                let arriving = match (self.pose_arrived, self.state_age()) {
-                    (Some(came), Some(age)) => came.elapsed() <= self.state_timeout && age.saturating_sub(came.elapsed()) > self.state_timeout / 2,
-                    _ => false,
-                };
-                match self.state_age() {
-                    None => tracing::info!("waiting for the car's first odometry"),
-                    Some(_) if self.has_imu && self.state_stamp == Timestamp::ZERO => tracing::warn!("the car's IMU has sent nothing (robot.imu_topic): practice is paused and the safety gate stops the car until it does"),
-                    // Messages come, stamped long ago: the car's clock, not its driver, is the trouble.
-                    Some(age) if arriving => tracing::warn!(behind_ms = age.as_millis().min(u128::from(u32::MAX)) as u64, "the car's odometry keeps arriving, stamped behind this machine's clock (or its IMU lags): practice is paused and the safety gate stops the car until they are current; sync the car's clock (chrony or NTP)"),
-                    Some(age) => tracing::warn!("no odometry{} from the car for {} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", if self.has_imu { " or IMU" } else { "" }, age.as_millis().min(u128::from(u32::MAX))),
+            // Clock trouble: messages still come, stamped well before they came. A
+            // driver that just stopped has its last stamp about as old as its
+            // last arrival, so it is not taken for a lagging clock.
+            let arriving = match (self.pose_arrived, self.state_age()) {
+                (Some(came), Some(age)) => came.elapsed() <= self.state_timeout && age.saturating_sub(came.elapsed()) > self.state_timeout / 2,
+                _ => false,
+            };
+            let cause = match self.state_age() {
+                None => StaleCause::NoFirstOdometry,
+                Some(_) if self.has_imu && self.state_stamp == Timestamp::ZERO => StaleCause::ImuSilent,
+                Some(_) if arriving => StaleCause::ClockBehind,
+                Some(_) => StaleCause::Stopped,
+            };
+            // Said once per cause: a pause that began as a lagging clock and
+            // then saw the driver stop says so.
+            if said != Some(cause) {
+                let age_ms = self.state_age().map_or(0, |age| age.as_millis().min(u128::from(u32::MAX)) as u64);
+                match cause {
+                    StaleCause::NoFirstOdometry => tracing::info!("waiting for the car's first odometry"),
+                    StaleCause::ImuSilent => tracing::warn!("the car's IMU has sent nothing (robot.imu_topic): practice is paused and the safety gate stops the car until it does"),
+                    StaleCause::ClockBehind => tracing::warn!(behind_ms = age_ms, "the car's odometry keeps arriving, stamped behind this machine's clock (or its IMU lags): practice is paused and the safety gate stops the car until they are current; sync the car's clock (chrony or NTP)"),
+                    StaleCause::Stopped => tracing::warn!("no odometry{} from the car for {age_ms} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", if self.has_imu { " or IMU" } else { "" }),
                 }
+                said = Some(cause);
+            }
+            if !paused {
                 self.live.wait_for(Waiting::ArmState);
                 paused = true;
             }
@@ -326,3 +338,13 @@ impl PracticeTask for CarCourseTask {
         Some(self.live.clone())
     }
 }
+
+/// Why the car's state is stale, as the log tells the operator.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StaleCause {
+    NoFirstOdometry,
+    ImuSilent,
+    ClockBehind,
+    Stopped,
+}
+
