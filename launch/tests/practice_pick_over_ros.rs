@@ -24,12 +24,13 @@ fn the_pick_task_section_runs_over_ros_with_gripper_object_pose_human_labels_and
     // in warm-up, one evaluation episode, no behaviour-cloning base.
     let shipped = std::fs::read_to_string(files().join("sim_panda_pick_over_ros.ron")).unwrap();
     let short = shipped
-        .replace("demo_episodes: 10,", "demo_episodes: 3,")
+        .replace("demo_episodes: 20,", "demo_episodes: 3,")
+        .replace("demo_noise: [0.1, 0.1, 0.1, 0.0],", "demo_noise: [0.0, 0.0, 0.0, 0.0],")
         .replace("total_steps: 6000,", "total_steps: 40,")
         .replace("eval_episodes: 10,", "eval_episodes: 1,")
         .replace("max_episode_steps: 60,", "max_episode_steps: 40,");
     let base = "        base: BehaviourCloning((steps: 3000, horizon: 4, execute: 2, residual_scale: [0.5, 0.5, 0.5, 2.0])),\n";
-    assert!(short.contains(base) && short.contains("total_steps: 40,"), "the shipped file's practice section changed");
+    assert!(short.contains(base) && short.contains("total_steps: 40,") && short.contains("demo_episodes: 3,") && short.contains("demo_noise: [0.0, 0.0, 0.0, 0.0],"), "the shipped file's practice section changed");
     let short = short.replace(base, "");
     let config = dir.path().join("pick.ron");
     std::fs::write(&config, &short).unwrap();
