@@ -250,7 +250,7 @@ impl EpisodeWriter {
             return Err(RecordingError::Io { path, source: std::io::ErrorKind::AlreadyExists.into() });
         }
         // Hidden (list_episodes skips it); process id and count keep any two writers apart.
-        let partial = folder.join(format!(".{}.{}-{}.partial", episode_file_name(header.episode), std::process::id(), PARTIALS.fetch_add(1, Ordering::Relaxed)));
+        let partial = folder.join(partial_file_name(header.episode, std::process::id(), PARTIALS.fetch_add(1, Ordering::Relaxed)));
         let file = OpenOptions::new().write(true).create_new(true).open(&partial).map_err(io_error(&partial))?;
         let mut writer = EpisodeWriter {
             path,
@@ -523,7 +523,12 @@ pub fn sweep_stale_partials(folder: &Path) -> Result<Vec<PathBuf>, RecordingErro
     Ok(removed)
 }
 
-/// The writing process of a partial file named `.episode_N.rrlep.PID-K.partial`.
+/// The hidden partial file of `episode` made by process `pid` (its `k`-th).
+fn partial_file_name(episode: u64, pid: u32, k: u64) -> String {
+    format!(".{}.{pid}-{k}.partial", episode_file_name(episode))
+}
+
+/// The writing process of a partial file named by `partial_file_name`.
 fn partial_writer_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(".episode_")?.strip_suffix(".partial")?;
     let (_, writer) = rest.split_once(".rrlep.")?;
@@ -647,7 +652,7 @@ mod tests {
         let mut finished = std::process::Command::new("true").spawn().unwrap();
         finished.wait().unwrap();
         let mut running = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        let partial = |episode: u64, pid: u32| dir.path().join(format!(".{}.{pid}-0.partial", episode_file_name(episode)));
+        let partial = |episode: u64, pid: u32| dir.path().join(partial_file_name(episode, pid, 0));
         let (dead, live, own) = (partial(3, finished.id()), partial(4, running.id()), partial(5, std::process::id()));
         for path in [&dead, &live, &own] {
             std::fs::write(path, MAGIC).unwrap();

@@ -168,19 +168,19 @@ impl CarCourseTask {
     fn wait_for_state(&mut self, within: Option<Duration>) -> Result<(), CarTaskError> {
         let started = Instant::now();
         let first = !self.seen_pose;
-        let mut paused = false;
+        // The cause the log last gave; Some while practice is paused here.
         let mut said: Option<StaleCause> = None;
         loop {
             self.link.check_failure().map_err(CarTaskError::Hardware)?;
             self.take_newest();
             let fresh = self.state_age().is_some_and(|age| age <= self.state_timeout);
             if fresh {
-                match (paused, first) {
+                match (said.is_some(), first) {
                     (true, true) => tracing::info!(waited_s = started.elapsed().as_secs_f64(), "the car's first odometry came"),
                     (true, false) => tracing::warn!(paused_s = started.elapsed().as_secs_f64(), "the car's state comes again: practice resumes"),
                     (false, _) => {}
                 }
-                if paused {
+                if said.is_some() {
                     self.live.came(Waiting::ArmState);
                 }
                 return Ok(());
@@ -188,11 +188,12 @@ impl CarCourseTask {
             // Clock trouble: messages still come, stamped well before they came. A
             // driver that just stopped has its last stamp about as old as its
             // last arrival, so it is not taken for a lagging clock.
-            let arriving = match (self.pose_arrived, self.state_age()) {
+            let age = self.state_age();
+            let arriving = match (self.pose_arrived, age) {
                 (Some(came), Some(age)) => came.elapsed() <= self.state_timeout && age.saturating_sub(came.elapsed()) > self.state_timeout / 2,
                 _ => false,
             };
-            let cause = match self.state_age() {
+            let cause = match age {
                 None => StaleCause::NoFirstOdometry,
                 Some(_) if self.has_imu && self.state_stamp == Timestamp::ZERO => StaleCause::ImuSilent,
                 Some(_) if arriving => StaleCause::ClockBehind,
@@ -201,7 +202,10 @@ impl CarCourseTask {
             // Said once per cause: a pause that began as a lagging clock and
             // then saw the driver stop says so.
             if said != Some(cause) {
-                let age_ms = self.state_age().map_or(0, |age| age.as_millis().min(u128::from(u32::MAX)) as u64);
+                if said.is_none() {
+                    self.live.wait_for(Waiting::ArmState);
+                }
+                let age_ms = age.map_or(0, |age| age.as_millis().min(u128::from(u32::MAX)) as u64);
                 match cause {
                     StaleCause::NoFirstOdometry => tracing::info!("waiting for the car's first odometry"),
                     StaleCause::ImuSilent => tracing::warn!("the car's IMU has sent nothing (robot.imu_topic): practice is paused and the safety gate stops the car until it does"),
@@ -209,10 +213,6 @@ impl CarCourseTask {
                     StaleCause::Stopped => tracing::warn!("no odometry{} from the car for {age_ms} ms (has it stopped publishing?): practice is paused and the safety gate stops the car until it returns", if self.has_imu { " or IMU" } else { "" }),
                 }
                 said = Some(cause);
-            }
-            if !paused {
-                self.live.wait_for(Waiting::ArmState);
-                paused = true;
             }
             if within.is_some_and(|w| started.elapsed() > w) {
                 return Err(CarTaskError::Hardware(format!("no fresh odometry{} within {:.0} s", if self.has_imu { " and IMU" } else { "" }, started.elapsed().as_secs_f64())));
