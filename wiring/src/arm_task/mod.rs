@@ -78,6 +78,8 @@ const NULL_SPACE_PULL: f64 = 0.1;
 
 /// How far the task's tool targets stay inside the workspace box's walls.
 const WALL_MARGIN_M: f64 = 0.01;
+/// The share of a joint's acceleration limit a careful reset move uses.
+const CAREFUL_SHARE_OF_ACCELERATION: f64 = 0.9;
 
 /// The gripper joint and its open and closed positions.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +118,11 @@ pub struct ArmTask {
     /// Open during a `WaitForHuman` reset move.
     reset_window: Option<ResetWindow>,
     state: JointState,
+    /// A careful reset move's joint steps of its last tick (rad per tick).
+    careful_pace: [f64; MAX_JOINTS],
+    /// The gate's newest protective verdict taken from the control thread,
+    /// and the command it forwarded then.
+    newest_intervention: Option<(safety::Verdict, JointVec)>,
     command: [f64; MAX_JOINTS],
     mode: CommandMode,
     config: ArmTaskConfig,
@@ -271,6 +278,8 @@ impl ArmTask {
             topics,
             reset_window,
             state: JointState::zeros(0),
+            careful_pace: [0.0; MAX_JOINTS],
+            newest_intervention: None,
             command: [0.0; MAX_JOINTS],
             mode,
             actions,
@@ -444,26 +453,13 @@ impl ArmTask {
     /// target a step toward it; never more than the joint's speed allows in
     /// a tick. The gripper goes to its target closure.
     fn track(&mut self, target: &Target) {
-        // A copy (inline, as every matrix below): this runs once per control
-        // tick on the actor's thread, which must not allocate.
-        let state = self.state;
-        let q = state.position.as_slice();
         let dt = self.control_period.as_secs_f64();
         let max_step = |limit: &JointLimit| limit.velocity.map_or(0.02, |v| 0.5 * v * dt);
         match target {
             Target::Tool { position, rotation } => {
-                let pose = self.tool_pose(q);
-                let mut error = Vector6::zeros();
-                error.fixed_rows_mut::<3>(0).copy_from(&(Vector3::from(*position) - pose.translation.vector));
-                if let Some(rotation) = rotation {
-                    error.fixed_rows_mut::<3>(3).copy_from(&ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
-                }
-                let jacobian = ik::tool_jacobian(&self.chain().chain, q, &self.arm, rotation.is_some());
-                // Redundant joints drift toward home in the task's null space
-                // (as the simulated Panda's controller does): left alone they
-                // wander into poses from which the way home leaves the box.
-                let pull = (self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
-                let Some(dq) = ik::dls_step(&jacobian, &error, pull.as_ref()) else { return };
+                let state = self.state;
+                let q = state.position.as_slice();
+                let Some(dq) = self.tool_step(position, rotation.as_ref()) else { return };
                 for (c, &j) in self.arm.iter().enumerate() {
                     ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
                 }
@@ -475,6 +471,82 @@ impl ArmTask {
                     self.command[j] += step;
                 }
             }
+        }
+        self.offer_command();
+    }
+
+    /// The damped least-squares joint step (arm columns) that takes the
+    /// measured tool toward `position` (and `rotation`, when given).
+    fn tool_step(&self, position: &[f64; 3], rotation: Option<&Rotation3<f64>>) -> Option<ik::JointColumns> {
+        // A copy (inline, as every matrix below): this runs once per control
+        // tick on the actor's thread, which must not allocate.
+        let state = self.state;
+        let q = state.position.as_slice();
+        let pose = self.tool_pose(q);
+        let mut error = Vector6::zeros();
+        error.fixed_rows_mut::<3>(0).copy_from(&(Vector3::from(*position) - pose.translation.vector));
+        if let Some(rotation) = rotation {
+            error.fixed_rows_mut::<3>(3).copy_from(&ik::orientation_error(rotation, &pose.rotation.to_rotation_matrix()));
+        }
+        let jacobian = ik::tool_jacobian(&self.chain().chain, q, &self.arm, rotation.is_some());
+        // Redundant joints drift toward home in the task's null space
+        // (as the simulated Panda's controller does): left alone they
+        // wander into poses from which the way home leaves the box.
+        let pull = (self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
+        ik::dls_step(&jacobian, &error, pull.as_ref())
+    }
+
+    /// The gate's protective verdict since the last look, if any, kept
+    /// for what a failed move says.
+    pub(super) fn take_intervention(&mut self) -> Option<JointVec> {
+        let taken = self.link.last_intervention()?;
+        let sent = taken.1;
+        self.newest_intervention = Some(taken);
+        Some(sent)
+    }
+
+    /// Careful tool tracking starts here, at rest. An intervention from
+    /// before is stale: the commands since may have passed.
+    pub(super) fn start_careful_moves(&mut self) {
+        self.take_intervention();
+        self.careful_pace = [0.0; MAX_JOINTS];
+    }
+
+    /// `track` toward a tool point for a reset move, with joint steps the
+    /// gate passes as they are: every joint's acceleration scaled by one
+    /// factor to the joints' limits (the gate's limiter, joint by joint,
+    /// would bend the step, and at a wall a bent step that points out is
+    /// refused tick after tick), and from the command the gate forwarded
+    /// whenever it changed one (the commands never run ahead of the arm's).
+    fn track_carefully(&mut self, position: [f64; 3], rotation: Option<Rotation3<f64>>) {
+        if let Some(sent) = self.take_intervention() {
+            self.command[..sent.len()].copy_from_slice(sent.as_slice());
+            self.careful_pace = [0.0; MAX_JOINTS];
+        }
+        let Some(dq) = self.tool_step(&position, rotation.as_ref()) else { return };
+        let dt = self.control_period.as_secs_f64();
+        let state = self.state;
+        let q = state.position.as_slice();
+        let mut wanted = [0.0; MAX_JOINTS];
+        let mut scale: f64 = 1.0;
+        for (c, &j) in self.arm.iter().enumerate() {
+            let limit = &self.limits[j];
+            let mut next = self.command[j];
+            ik::follow(q[j], dq[c], &mut next, limit.velocity.map_or(0.02, |v| 0.5 * v * dt));
+            wanted[j] = next - self.command[j];
+            let change = (wanted[j] - self.careful_pace[j]).abs();
+            if let Some(a) = limit.acceleration {
+                // A margin below the limit: rounding must not make the gate clip.
+                let allowed = CAREFUL_SHARE_OF_ACCELERATION * a * dt * dt;
+                if change > allowed {
+                    scale = scale.min(allowed / change);
+                }
+            }
+        }
+        for &j in &self.arm {
+            let step = self.careful_pace[j] + scale * (wanted[j] - self.careful_pace[j]);
+            self.careful_pace[j] = step;
+            self.command[j] += step;
         }
         self.offer_command();
     }

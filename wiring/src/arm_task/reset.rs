@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use rrl_types::config::ResetMove;
 
-use super::actions::Target;
 use super::{distance, ArmTask, ArmTaskError};
 
 /// The straight tool line of a move: how far ahead its waypoint lies.
@@ -36,15 +35,16 @@ fn waypoint_toward(tool: [f64; 3], end: [f64; 3], to_go: f64) -> [f64; 3] {
 impl ArmTask {
     /// ", the last <verdict>, its forwarded command's tool at …" when the
     /// gate intervened.
-    fn last_intervention_note(&self, interventions: u64) -> String {
-        match self.link.last_intervention() {
+    fn last_intervention_note(&mut self, interventions: u64) -> String {
+        self.take_intervention();
+        match &self.newest_intervention {
             Some((verdict, sent)) if interventions > 0 && self.workspace.is_some() => format!(", the last {}, its forwarded command's tool at {:.3?}", verdict, self.tool(sent.as_slice())),
             Some((verdict, _)) if interventions > 0 => format!(", the last {verdict}"),
             _ => String::new(),
         }
     }
 
-    fn interventions_since(&self, before: u64) -> String {
+    fn interventions_since(&mut self, before: u64) -> String {
         let interventions = self.link.protective().saturating_sub(before);
         format!("the safety gate intervened on {interventions} ticks{}", self.last_intervention_note(interventions))
     }
@@ -65,6 +65,7 @@ impl ArmTask {
             return Ok(());
         }
         let mut started = Instant::now();
+        self.start_careful_moves();
         while started.elapsed() < self.reset_timeout / 4 {
             let tool = self.measured_tool();
             let to_go = distance(&inside, &tool);
@@ -73,7 +74,7 @@ impl ArmTask {
             }
             let waypoint = waypoint_toward(tool, inside, to_go);
             self.next_reset_state(&mut started)?;
-            self.track(&Target::Tool { position: waypoint, rotation: None });
+            self.track_carefully(waypoint, None);
         }
         Ok(())
     }
@@ -155,6 +156,7 @@ impl ArmTask {
         let mut rotation = self.actions.controls_orientation().then(|| self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix());
         let mut started = Instant::now();
         let interventions_before = self.link.protective();
+        self.start_careful_moves();
         loop {
             let tool = self.measured_tool();
             let to_go = distance(&end, &tool);
@@ -174,7 +176,7 @@ impl ArmTask {
             }
             let waypoint = waypoint_toward(tool, end, to_go);
             self.next_reset_state(&mut started)?;
-            self.track(&Target::Tool { position: waypoint, rotation });
+            self.track_carefully(waypoint, rotation);
         }
     }
 
@@ -216,6 +218,7 @@ impl ArmTask {
         // tool out of the box, which the gate refuses from the first tick.
         if self.workspace.is_some() {
             let home_tool = self.inside_box(self.tool(&pose));
+            self.start_careful_moves();
             loop {
                 let tool = self.measured_tool();
                 let to_go = distance(&home_tool, &tool);
@@ -224,7 +227,7 @@ impl ArmTask {
                 }
                 let waypoint = waypoint_toward(tool, home_tool, to_go);
                 self.next_reset_state(&mut started)?;
-                self.track(&Target::Tool { position: waypoint, rotation: None });
+                self.track_carefully(waypoint, None);
             }
         }
         // Then the arm's joints, from there to the home pose. The gripper
