@@ -49,6 +49,33 @@ pub fn dls_step(jacobian: &ToolJacobian, error: &Vector6<f64>, null_pull: Option
     Some(dq)
 }
 
+/// `dls_step`, then solved again without the joints `held` names for the
+/// step found (by column and that step's change): a joint at a position
+/// limit that the step pushes further will not move (the gate stops it),
+/// and the other joints must not make up for a motion that will not happen
+/// (pressed beyond its reach, an arm would fold away, the elbow held
+/// straight at its limit and the shoulder and wrist bending for it).
+pub fn dls_step_with_held(jacobian: &ToolJacobian, error: &Vector6<f64>, null_pull: Option<&JointColumns>, held: impl Fn(usize, f64) -> bool) -> Option<JointColumns> {
+    let dq = dls_step(jacobian, error, null_pull)?;
+    let mut without = *jacobian;
+    let mut pull = null_pull.copied();
+    let mut any = false;
+    for c in 0..MAX_JOINTS {
+        if held(c, dq[c]) {
+            without.column_mut(c).fill(0.0);
+            if let Some(pull) = pull.as_mut() {
+                pull[c] = 0.0;
+            }
+            any = true;
+        }
+    }
+    if any {
+        dls_step(&without, error, pull.as_ref())
+    } else {
+        Some(dq)
+    }
+}
+
 /// Moves a joint `command` a share of the way toward the solution `q + dq`
 /// (with `dq` bounded by `MAX_SOLUTION_STEP`), by at most `max_step`.
 pub fn follow(q: f64, dq: f64, command: &mut f64, max_step: f64) {
@@ -115,6 +142,28 @@ mod tests {
         let with_pull = dls_step(&jacobian, &Vector6::zeros(), Some(&pull)).unwrap();
         assert!(with_pull.norm() > 0.01);
         assert!(distance(chain.tool_position(&moved_by(&q, &with_pull))) - distance(tool) < 1e-3);
+    }
+
+    /// A held joint keeps still and the others still take the tool toward
+    /// its target, as far as they can without it.
+    #[test]
+    fn a_held_joint_keeps_still_and_the_others_do_not_make_up_for_it() {
+        let chain = KinematicChain::panda();
+        let q = PANDA_READY.to_vec();
+        let tool = chain.tool_position(&q);
+        let error = Vector6::new(0.02, 0.0, 0.02, 0.0, 0.0, 0.0);
+        let jacobian = tool_jacobian(&chain, &q, &ALL_SEVEN, false);
+        let free = dls_step(&jacobian, &error, None).unwrap();
+        assert!(free[3].abs() > 1e-3, "the elbow takes part in the free step: {free:?}");
+        let held = dls_step_with_held(&jacobian, &error, None, |c, _| c == 3).unwrap();
+        assert_eq!(held[3], 0.0, "the held elbow moved: {held:?}");
+        // The tool moves as the held step says, the elbow standing still.
+        let after = chain.tool_position(&moved_by(&q, &held));
+        let moved = Vector3::new(after[0] - tool[0], after[1] - tool[1], after[2] - tool[2]);
+        assert!(moved.dot(&Vector3::new(0.02, 0.0, 0.02)) > 0.5 * 0.02f64.powi(2) * 2.0, "the others did not take the tool toward its target: {moved:?}");
+        // Held only where the found step pushes that way: a condition the step does not meet holds nothing.
+        let unmet = dls_step_with_held(&jacobian, &error, None, |c, change| c == 3 && change * free[3] < 0.0).unwrap();
+        assert_eq!(unmet, free);
     }
 
     /// The padding (zero angular rows, zero columns past the arm's joints)

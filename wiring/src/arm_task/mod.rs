@@ -78,6 +78,8 @@ const NULL_SPACE_PULL: f64 = 0.1;
 
 /// How far the task's tool targets stay inside the workspace box's walls.
 const WALL_MARGIN_M: f64 = 0.01;
+/// A joint within this of its soft position limit is at it, for the tracking.
+const AT_A_LIMIT_RAD: f64 = 0.01;
 /// The share of a joint's acceleration limit a careful reset move uses.
 const CAREFUL_SHARE_OF_ACCELERATION: f64 = 0.9;
 
@@ -493,7 +495,14 @@ impl ArmTask {
         // (as the simulated Panda's controller does): left alone they
         // wander into poses from which the way home leaves the box.
         let pull = (self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
-        ik::dls_step(&jacobian, &error, pull.as_ref())
+        // A joint at its soft limit that the step pushes further is held.
+        let at_limit = |c: usize, change: f64| {
+            let Some(&j) = self.arm.get(c) else { return false };
+            let Some((lo, hi)) = self.limits[j].position else { return false };
+            let (lo, hi) = (lo + self.soft_margin + AT_A_LIMIT_RAD, hi - self.soft_margin - AT_A_LIMIT_RAD);
+            (q[j] >= hi && change > 0.0) || (q[j] <= lo && change < 0.0)
+        };
+        ik::dls_step_with_held(&jacobian, &error, pull.as_ref(), at_limit)
     }
 
     /// The gate's protective verdict since the last look, if any, kept
