@@ -80,8 +80,8 @@ const NULL_SPACE_PULL: f64 = 0.1;
 const WALL_MARGIN_M: f64 = 0.01;
 /// A joint within this of its soft position limit is at it, for the tracking.
 const AT_A_LIMIT_RAD: f64 = 0.01;
-/// The share of a joint's acceleration limit a careful reset move uses.
-const CAREFUL_SHARE_OF_ACCELERATION: f64 = 0.9;
+/// The share of a joint's acceleration and jerk limits a careful reset move uses.
+const CAREFUL_SHARE_OF_LIMITS: f64 = 0.9;
 
 /// The gripper joint and its open and closed positions.
 #[derive(Debug, Clone, Copy)]
@@ -120,8 +120,10 @@ pub struct ArmTask {
     /// Open during a `WaitForHuman` reset move.
     reset_window: Option<ResetWindow>,
     state: JointState,
-    /// A careful reset move's joint steps of its last tick (rad per tick).
-    careful_pace: [f64; MAX_JOINTS],
+    /// Each joint command's step on the last tick (rad per tick) and how
+    /// much that step changed from the one before (rad per tick²).
+    last_step: [f64; MAX_JOINTS],
+    last_step_change: [f64; MAX_JOINTS],
     /// The gate's newest protective verdict taken from the control thread,
     /// and the command it forwarded then.
     newest_intervention: Option<(safety::Verdict, JointVec)>,
@@ -280,7 +282,8 @@ impl ArmTask {
             topics,
             reset_window,
             state: JointState::zeros(0),
-            careful_pace: [0.0; MAX_JOINTS],
+            last_step: [0.0; MAX_JOINTS],
+            last_step_change: [0.0; MAX_JOINTS],
             newest_intervention: None,
             command: [0.0; MAX_JOINTS],
             mode,
@@ -455,13 +458,29 @@ impl ArmTask {
     /// target a step toward it; never more than the joint's speed allows in
     /// a tick. The gripper goes to its target closure.
     fn track(&mut self, target: &Target) {
+        let before = self.command;
+        self.track_toward(target);
+        self.note_steps(&before);
+        self.offer_command();
+    }
+
+    /// This tick's steps of the arm's joint commands, from `before`.
+    fn note_steps(&mut self, before: &[f64; MAX_JOINTS]) {
+        for &j in &self.arm {
+            let step = self.command[j] - before[j];
+            self.last_step_change[j] = step - self.last_step[j];
+            self.last_step[j] = step;
+        }
+    }
+
+    fn track_toward(&mut self, target: &Target) {
         let dt = self.control_period.as_secs_f64();
         let max_step = |limit: &JointLimit| limit.velocity.map_or(0.02, |v| 0.5 * v * dt);
         match target {
             Target::Tool { position, rotation } => {
                 let state = self.state;
                 let q = state.position.as_slice();
-                let Some(dq) = self.tool_step(position, rotation.as_ref()) else { return };
+                let Some(dq) = self.tool_step(position, rotation.as_ref(), true) else { return };
                 for (c, &j) in self.arm.iter().enumerate() {
                     ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
                 }
@@ -474,12 +493,12 @@ impl ArmTask {
                 }
             }
         }
-        self.offer_command();
     }
 
     /// The damped least-squares joint step (arm columns) that takes the
-    /// measured tool toward `position` (and `rotation`, when given).
-    fn tool_step(&self, position: &[f64; 3], rotation: Option<&Rotation3<f64>>) -> Option<ik::JointColumns> {
+    /// measured tool toward `position` (and `rotation`, when given), the
+    /// redundant joints pulled toward home `with_pull`.
+    fn tool_step(&self, position: &[f64; 3], rotation: Option<&Rotation3<f64>>, with_pull: bool) -> Option<ik::JointColumns> {
         // A copy (inline, as every matrix below): this runs once per control
         // tick on the actor's thread, which must not allocate.
         let state = self.state;
@@ -494,7 +513,7 @@ impl ArmTask {
         // Redundant joints drift toward home in the task's null space
         // (as the simulated Panda's controller does): left alone they
         // wander into poses from which the way home leaves the box.
-        let pull = (self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
+        let pull = (with_pull && self.home.len() == q.len()).then(|| ik::JointColumns::from_fn(|c, _| self.arm.get(c).map_or(0.0, |&j| NULL_SPACE_PULL * (self.home[j] - q[j]))));
         // A joint at its soft limit that the step pushes further is held.
         let at_limit = |c: usize, change: f64| {
             let Some(&j) = self.arm.get(c) else { return false };
@@ -514,49 +533,74 @@ impl ArmTask {
         Some(sent)
     }
 
-    /// Careful tool tracking starts here, at rest. An intervention from
-    /// before is stale: the commands since may have passed.
+    /// Careful tool tracking starts here: an intervention from before is
+    /// stale (the commands since may have passed).
     pub(super) fn start_careful_moves(&mut self) {
         self.take_intervention();
-        self.careful_pace = [0.0; MAX_JOINTS];
     }
 
     /// `track` toward a tool point for a reset move, with joint steps the
-    /// gate passes as they are: every joint's acceleration scaled by one
-    /// factor to the joints' limits (the gate's limiter, joint by joint,
-    /// would bend the step, and at a wall a bent step that points out is
-    /// refused tick after tick), and from the command the gate forwarded
-    /// whenever it changed one (the commands never run ahead of the arm's).
+    /// gate's limiter passes as they are: each tick's change of every
+    /// joint's step scaled by one factor to the joints' acceleration and
+    /// jerk limits, and the commands kept inside the soft position range.
+    /// Joint by joint, the limiter would bend the step, and at a wall a
+    /// bent step that points out is refused tick after tick. When the gate
+    /// forwarded other arm commands than these, they go on from there.
     fn track_carefully(&mut self, position: [f64; 3], rotation: Option<Rotation3<f64>>) {
         if let Some(sent) = self.take_intervention() {
-            self.command[..sent.len()].copy_from_slice(sent.as_slice());
-            self.careful_pace = [0.0; MAX_JOINTS];
+            if self.arm.iter().any(|&j| (sent[j] - self.command[j]).abs() > 1e-9) {
+                for &j in &self.arm {
+                    self.command[j] = sent[j];
+                }
+                // How the gate's joints were moving is not known here: from rest.
+                self.last_step = [0.0; MAX_JOINTS];
+                self.last_step_change = [0.0; MAX_JOINTS];
+            }
         }
-        let Some(dq) = self.tool_step(&position, rotation.as_ref()) else { return };
+        // No pull toward home: where the arm is nearly straight, the damped
+        // solution lets the pull leak into the tool's motion, and at a wall
+        // that can point every step out of the box.
+        let Some(dq) = self.tool_step(&position, rotation.as_ref(), false) else { return };
         let dt = self.control_period.as_secs_f64();
         let state = self.state;
         let q = state.position.as_slice();
-        let mut wanted = [0.0; MAX_JOINTS];
-        let mut scale: f64 = 1.0;
+        let mut change = [0.0; MAX_JOINTS];
+        // The largest share of each joint's wanted change of step that every
+        // joint's limits allow; jerk bounds may also ask for a least share.
+        let (mut least, mut most, mut most_by_acceleration) = (0.0f64, 1.0f64, 1.0f64);
         for (c, &j) in self.arm.iter().enumerate() {
             let limit = &self.limits[j];
             let mut next = self.command[j];
             ik::follow(q[j], dq[c], &mut next, limit.velocity.map_or(0.02, |v| 0.5 * v * dt));
-            wanted[j] = next - self.command[j];
-            let change = (wanted[j] - self.careful_pace[j]).abs();
+            if let Some((lo, hi)) = limit.position {
+                next = next.clamp(lo + self.soft_margin, hi - self.soft_margin);
+            }
+            change[j] = next - self.command[j] - self.last_step[j];
+            let d = change[j];
+            if d == 0.0 {
+                continue;
+            }
+            // Margins below the limits: rounding must not make the gate clip.
             if let Some(a) = limit.acceleration {
-                // A margin below the limit: rounding must not make the gate clip.
-                let allowed = CAREFUL_SHARE_OF_ACCELERATION * a * dt * dt;
-                if change > allowed {
-                    scale = scale.min(allowed / change);
-                }
+                let bound = CAREFUL_SHARE_OF_LIMITS * a * dt * dt;
+                most_by_acceleration = most_by_acceleration.min(bound / d.abs());
+            }
+            if let Some(jerk) = limit.jerk {
+                let bound = CAREFUL_SHARE_OF_LIMITS * jerk * dt * dt * dt;
+                let (a, b) = ((self.last_step_change[j] - bound) / d, (self.last_step_change[j] + bound) / d);
+                least = least.max(a.min(b));
+                most = most.min(a.max(b));
             }
         }
+        most = most.min(most_by_acceleration);
+        // No share meets every jerk bound (a joint turning while another
+        // speeds up): the acceleration bounds alone.
+        let share = if least <= most { most } else { most_by_acceleration };
+        let before = self.command;
         for &j in &self.arm {
-            let step = self.careful_pace[j] + scale * (wanted[j] - self.careful_pace[j]);
-            self.careful_pace[j] = step;
-            self.command[j] += step;
+            self.command[j] += self.last_step[j] + share * change[j];
         }
+        self.note_steps(&before);
         self.offer_command();
     }
 
