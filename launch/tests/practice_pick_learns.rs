@@ -16,7 +16,7 @@
 //! --nocapture`, about eleven minutes on two cores, debug build. Two
 //! resets that stuck at the box's walls (the far x wall in a CI run, the
 //! top wall in a later run by hand) stopped practice; both are mended
-//! (wiring/tests/arm_task_at_the_far_wall.rs). The shipped file guides
+//! (wiring/tests/arm_task_at_the_walls.rs). The shipped file guides
 //! the arm with a dense term toward the cube beside the human's labels
 //! and clones its base from 20 noisy demos: without them, six runs ended
 //! at 30–70 % over the last 20 (four at 35 % or less); with them, 75, 85,

@@ -120,8 +120,10 @@ pub struct ArmTask {
     /// Open during a `WaitForHuman` reset move.
     reset_window: Option<ResetWindow>,
     state: JointState,
-    /// Each joint command's step on the last tick (rad per tick) and how
-    /// much that step changed from the one before (rad per tick²).
+    /// The joint command offered last, each joint's step to it (rad per
+    /// tick) and how much that step changed from the one before (rad per
+    /// tick²): what careful reset moves go on from.
+    last_offered: [f64; MAX_JOINTS],
     last_step: [f64; MAX_JOINTS],
     last_step_change: [f64; MAX_JOINTS],
     /// The gate's newest protective verdict taken from the control thread,
@@ -282,6 +284,7 @@ impl ArmTask {
             topics,
             reset_window,
             state: JointState::zeros(0),
+            last_offered: [0.0; MAX_JOINTS],
             last_step: [0.0; MAX_JOINTS],
             last_step_change: [0.0; MAX_JOINTS],
             newest_intervention: None,
@@ -419,14 +422,38 @@ impl ArmTask {
         if let Some(g) = self.gripper {
             self.command[g.index] = g.position(self.gripper_target);
         }
+        for &j in &self.arm {
+            let step = self.command[j] - self.last_offered[j];
+            self.last_step_change[j] = step - self.last_step[j];
+            self.last_step[j] = step;
+            self.last_offered[j] = self.command[j];
+        }
         let values = JointVec::from_slice(&self.command[..self.joints()]).expect("at most MAX_JOINTS joints");
         self.link.offer(JointCommand { stamp: SystemClock.now(), mode: self.mode, values });
     }
 
+    /// The command jumped to a pose (the measured one, home): the steps
+    /// start again from rest there.
+    pub(super) fn restart_steps(&mut self) {
+        self.last_offered = self.command;
+        self.last_step = [0.0; MAX_JOINTS];
+        self.last_step_change = [0.0; MAX_JOINTS];
+    }
+
+    /// Joint `j`'s position range less the gate's soft margin, if it has one.
+    fn soft_range(&self, j: usize) -> Option<(f64, f64)> {
+        self.limits[j].position.map(|(lo, hi)| (lo + self.soft_margin, hi - self.soft_margin))
+    }
+
+    /// The most a joint command moves in one control tick: half the joint's speed limit.
+    fn max_command_step(&self, j: usize) -> f64 {
+        self.limits[j].velocity.map_or(0.02, |v| 0.5 * v * self.control_period.as_secs_f64())
+    }
+
     /// The position range a sampled pose may use for joint `j`.
     fn sample_range(&self, j: usize) -> (f64, f64) {
-        match self.limits[j].position {
-            Some((lo, hi)) => (lo + self.soft_margin, hi - self.soft_margin),
+        match self.soft_range(j) {
+            Some(range) => range,
             None => (self.home[j] - 1.0, self.home[j] + 1.0),
         }
     }
@@ -458,41 +485,26 @@ impl ArmTask {
     /// target a step toward it; never more than the joint's speed allows in
     /// a tick. The gripper goes to its target closure.
     fn track(&mut self, target: &Target) {
-        let before = self.command;
-        self.track_toward(target);
-        self.note_steps(&before);
-        self.offer_command();
-    }
-
-    /// This tick's steps of the arm's joint commands, from `before`.
-    fn note_steps(&mut self, before: &[f64; MAX_JOINTS]) {
-        for &j in &self.arm {
-            let step = self.command[j] - before[j];
-            self.last_step_change[j] = step - self.last_step[j];
-            self.last_step[j] = step;
-        }
-    }
-
-    fn track_toward(&mut self, target: &Target) {
-        let dt = self.control_period.as_secs_f64();
-        let max_step = |limit: &JointLimit| limit.velocity.map_or(0.02, |v| 0.5 * v * dt);
         match target {
             Target::Tool { position, rotation } => {
                 let state = self.state;
                 let q = state.position.as_slice();
                 let Some(dq) = self.tool_step(position, rotation.as_ref(), true) else { return };
                 for (c, &j) in self.arm.iter().enumerate() {
-                    ik::follow(q[j], dq[c], &mut self.command[j], max_step(&self.limits[j]));
+                    let max_step = self.max_command_step(j);
+                    ik::follow(q[j], dq[c], &mut self.command[j], max_step);
                 }
             }
             Target::Joints(goal) => {
                 for (c, &j) in self.arm.iter().enumerate() {
                     let (lo, hi) = self.sample_range(j);
-                    let step = (goal[c].clamp(lo, hi) - self.command[j]).clamp(-max_step(&self.limits[j]), max_step(&self.limits[j]));
+                    let max_step = self.max_command_step(j);
+                    let step = (goal[c].clamp(lo, hi) - self.command[j]).clamp(-max_step, max_step);
                     self.command[j] += step;
                 }
             }
         }
+        self.offer_command();
     }
 
     /// The damped least-squares joint step (arm columns) that takes the
@@ -517,8 +529,8 @@ impl ArmTask {
         // A joint at its soft limit that the step pushes further is held.
         let at_limit = |c: usize, change: f64| {
             let Some(&j) = self.arm.get(c) else { return false };
-            let Some((lo, hi)) = self.limits[j].position else { return false };
-            let (lo, hi) = (lo + self.soft_margin + AT_A_LIMIT_RAD, hi - self.soft_margin - AT_A_LIMIT_RAD);
+            let Some((lo, hi)) = self.soft_range(j) else { return false };
+            let (lo, hi) = (lo + AT_A_LIMIT_RAD, hi - AT_A_LIMIT_RAD);
             (q[j] >= hi && change > 0.0) || (q[j] <= lo && change < 0.0)
         };
         ik::dls_step_with_held(&jacobian, &error, pull.as_ref(), at_limit)
@@ -533,19 +545,20 @@ impl ArmTask {
         Some(sent)
     }
 
-    /// Careful tool tracking starts here: an intervention from before is
-    /// stale (the commands since may have passed).
-    pub(super) fn start_careful_moves(&mut self) {
+    /// Before careful moves begin: an intervention from before is stale
+    /// (the commands since may have passed).
+    pub(super) fn drop_stale_intervention(&mut self) {
         self.take_intervention();
     }
 
-    /// `track` toward a tool point for a reset move, with joint steps the
-    /// gate's limiter passes as they are: each tick's change of every
-    /// joint's step scaled by one factor to the joints' acceleration and
-    /// jerk limits, and the commands kept inside the soft position range.
-    /// Joint by joint, the limiter would bend the step, and at a wall a
-    /// bent step that points out is refused tick after tick. When the gate
-    /// forwarded other arm commands than these, they go on from there.
+    /// `track` toward a tool point for a reset move, with steps the gate's
+    /// limiter has little reason to bend: each tick's change of every
+    /// joint's step scaled by one factor to the joints' acceleration
+    /// limits (and their jerk limits, where one factor meets them all),
+    /// the commands clamped to the soft position range. Joint by joint,
+    /// the limiter would bend the step, and at a wall a bent step that
+    /// points out is refused tick after tick. When the gate forwarded other
+    /// arm commands than these, they go on from what it forwarded.
     fn track_carefully(&mut self, position: [f64; 3], rotation: Option<Rotation3<f64>>) {
         if let Some(sent) = self.take_intervention() {
             if self.arm.iter().any(|&j| (sent[j] - self.command[j]).abs() > 1e-9) {
@@ -553,8 +566,7 @@ impl ArmTask {
                     self.command[j] = sent[j];
                 }
                 // How the gate's joints were moving is not known here: from rest.
-                self.last_step = [0.0; MAX_JOINTS];
-                self.last_step_change = [0.0; MAX_JOINTS];
+                self.restart_steps();
             }
         }
         // No pull toward home: where the arm is nearly straight, the damped
@@ -562,6 +574,7 @@ impl ArmTask {
         // that can point every step out of the box.
         let Some(dq) = self.tool_step(&position, rotation.as_ref(), false) else { return };
         let dt = self.control_period.as_secs_f64();
+        let soft: [Option<(f64, f64)>; MAX_JOINTS] = std::array::from_fn(|j| if j < self.joints() { self.soft_range(j) } else { None });
         let state = self.state;
         let q = state.position.as_slice();
         let mut change = [0.0; MAX_JOINTS];
@@ -571,9 +584,9 @@ impl ArmTask {
         for (c, &j) in self.arm.iter().enumerate() {
             let limit = &self.limits[j];
             let mut next = self.command[j];
-            ik::follow(q[j], dq[c], &mut next, limit.velocity.map_or(0.02, |v| 0.5 * v * dt));
-            if let Some((lo, hi)) = limit.position {
-                next = next.clamp(lo + self.soft_margin, hi - self.soft_margin);
+            ik::follow(q[j], dq[c], &mut next, self.max_command_step(j));
+            if let Some((lo, hi)) = soft[j] {
+                next = next.clamp(lo, hi);
             }
             change[j] = next - self.command[j] - self.last_step[j];
             let d = change[j];
@@ -596,11 +609,10 @@ impl ArmTask {
         // No share meets every jerk bound (a joint turning while another
         // speeds up): the acceleration bounds alone.
         let share = if least <= most { most } else { most_by_acceleration };
-        let before = self.command;
         for &j in &self.arm {
-            self.command[j] += self.last_step[j] + share * change[j];
+            let next = self.command[j] + self.last_step[j] + share * change[j];
+            self.command[j] = soft[j].map_or(next, |(lo, hi)| next.clamp(lo, hi));
         }
-        self.note_steps(&before);
         self.offer_command();
     }
 
@@ -725,7 +737,7 @@ impl ArmTask {
             states,
             newest: (self.state.position.len() == self.joints()).then_some(self.state),
             joint_names: self.joint_names.clone(),
-            ranges: self.arm.iter().map(|&j| self.limits[j].position.map_or((f64::NEG_INFINITY, f64::INFINITY), |(lo, hi)| (lo + self.soft_margin, hi - self.soft_margin))).collect(),
+            ranges: self.arm.iter().map(|&j| self.soft_range(j).unwrap_or((f64::NEG_INFINITY, f64::INFINITY))).collect(),
             arm: self.arm.clone(),
             gripper: self.gripper,
             workspace: self.workspace.clone(),

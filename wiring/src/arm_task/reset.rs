@@ -65,7 +65,7 @@ impl ArmTask {
             return Ok(());
         }
         let mut started = Instant::now();
-        self.start_careful_moves();
+        self.drop_stale_intervention();
         while started.elapsed() < self.reset_timeout / 4 {
             let tool = self.measured_tool();
             let to_go = distance(&inside, &tool);
@@ -99,6 +99,7 @@ impl ArmTask {
         // Commands continue from where the arm is, not from where it was sent.
         let n = self.joints();
         self.command[..n].copy_from_slice(self.state.position.as_slice());
+        self.restart_steps();
         Ok(())
     }
 
@@ -156,7 +157,7 @@ impl ArmTask {
         let mut rotation = self.actions.controls_orientation().then(|| self.tool_pose(self.state.position.as_slice()).rotation.to_rotation_matrix());
         let mut started = Instant::now();
         let interventions_before = self.link.protective();
-        self.start_careful_moves();
+        self.drop_stale_intervention();
         loop {
             let tool = self.measured_tool();
             let to_go = distance(&end, &tool);
@@ -218,7 +219,7 @@ impl ArmTask {
         // tool out of the box, which the gate refuses from the first tick.
         if self.workspace.is_some() {
             let home_tool = self.inside_box(self.tool(&pose));
-            self.start_careful_moves();
+            self.drop_stale_intervention();
             loop {
                 let tool = self.measured_tool();
                 let to_go = distance(&home_tool, &tool);
@@ -233,6 +234,7 @@ impl ArmTask {
         // Then the arm's joints, from there to the home pose. The gripper
         // keeps its target: opening and closing are `Gripper(..)` moves.
         self.command[..n].copy_from_slice(&pose);
+        self.restart_steps();
         loop {
             self.offer_command();
             self.next_reset_state(&mut started)?;
@@ -253,6 +255,7 @@ impl ArmTask {
         for &j in &self.arm {
             self.command[j] = self.state.position[j];
         }
+        self.restart_steps();
         Ok(())
     }
 }

@@ -1,10 +1,11 @@
 //! A real-arm task where practice may take the arm: the tool against the
-//! workspace's far wall, the arm stretched, the policy pressing beyond its
-//! reach. The arm stays there rather than folding away, and the shipped
-//! pick's reset (let go, lift, home) brings it home from there. Seen in a
-//! CI run of the pick over ROS 2: the tool at the box's far x wall,
-//! `Lift(0.1)` clipped by the gate for its whole timeout, and practice
-//! stopped. On the simulated Panda on the wall clock, in process.
+//! workspace's walls, the arm stretched, the policy pressing beyond its
+//! reach. The arm stays at the wall rather than folding away, and resets
+//! bring it home from the far wall and from the top wall. Seen: in a CI
+//! run of the pick over ROS 2, the tool at the box's far x wall and
+//! `Lift(0.1)` clipped by the gate for its whole timeout, which stopped
+//! practice; in a later run the same at the top wall. On the simulated
+//! Panda on the wall clock, in process.
 
 use rrl_types::config::{LaunchFile, Observe, ResetMove};
 use rrl_types::Environment;
