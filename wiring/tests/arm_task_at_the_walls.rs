@@ -31,16 +31,23 @@ fn pick_launch() -> LaunchFile {
     launch
 }
 
+/// `launch`'s task on the Panda standing at `pose`, after its first reset
+/// (which starts from where the arm stands) and one small step: a reset
+/// that failed fails that step.
+fn reset_from(pose: &[f64; 7], launch: &LaunchFile, wall: &str) -> ArmTask {
+    let mut arm = SimArm::panda_with_gripper().unwrap();
+    arm.reset_to(pose);
+    let mut task = ArmTask::start(WallClockArm::new(arm), launch, 0).unwrap();
+    task.reset(0);
+    let after = task.step(&[0.0, 0.0, 0.0, -1.0]);
+    assert!(after.is_ok(), "the reset from the {wall} failed: {}", after.unwrap_err());
+    task
+}
+
 #[test]
 fn the_picks_reset_brings_the_arm_home_from_the_far_wall_where_it_is_stretched() {
     let launch = pick_launch();
-    let mut arm = SimArm::panda_with_gripper().unwrap();
-    arm.reset_to(&AT_THE_FAR_WALL);
-    let mut task = ArmTask::start(WallClockArm::new(arm), &launch, 0).unwrap();
-    // The first reset starts from where the arm stands.
-    task.reset(0);
-    let after = task.step(&[0.0, 0.0, 0.0, -1.0]);
-    assert!(after.is_ok(), "the reset from the far wall failed: {}", after.unwrap_err());
+    let task = reset_from(&AT_THE_FAR_WALL, &launch, "far wall");
     let home = launch.practice.home.as_ref().expect("the pick's home");
     let joints = task.layout().range_of(&Observe::Joints).expect("the joints are observed");
     let q = &task.observation()[joints];
@@ -104,10 +111,5 @@ const AT_THE_TOP_WALL: [f64; 7] = [0.0078, 0.4186, -0.0036, -0.7452, -0.0018, 1.
 fn a_reset_from_the_top_wall_reaches_its_point_and_home() {
     let mut launch = pick_launch();
     launch.task.reset = vec![ResetMove::Tool((0.70, 0.003, 0.60)), ResetMove::Home];
-    let mut arm = SimArm::panda_with_gripper().unwrap();
-    arm.reset_to(&AT_THE_TOP_WALL);
-    let mut task = ArmTask::start(WallClockArm::new(arm), &launch, 0).unwrap();
-    task.reset(0);
-    let after = task.step(&[0.0, 0.0, 0.0, -1.0]);
-    assert!(after.is_ok(), "the reset from the top wall failed: {}", after.unwrap_err());
+    reset_from(&AT_THE_TOP_WALL, &launch, "top wall");
 }

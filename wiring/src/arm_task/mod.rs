@@ -574,7 +574,6 @@ impl ArmTask {
         // that can point every step out of the box.
         let Some(dq) = self.tool_step(&position, rotation.as_ref(), false) else { return };
         let dt = self.control_period.as_secs_f64();
-        let soft: [Option<(f64, f64)>; MAX_JOINTS] = std::array::from_fn(|j| if j < self.joints() { self.soft_range(j) } else { None });
         let state = self.state;
         let q = state.position.as_slice();
         let mut change = [0.0; MAX_JOINTS];
@@ -585,7 +584,7 @@ impl ArmTask {
             let limit = &self.limits[j];
             let mut next = self.command[j];
             ik::follow(q[j], dq[c], &mut next, self.max_command_step(j));
-            if let Some((lo, hi)) = soft[j] {
+            if let Some((lo, hi)) = self.soft_range(j) {
                 next = next.clamp(lo, hi);
             }
             change[j] = next - self.command[j] - self.last_step[j];
@@ -611,7 +610,7 @@ impl ArmTask {
         let share = if least <= most { most } else { most_by_acceleration };
         for &j in &self.arm {
             let next = self.command[j] + self.last_step[j] + share * change[j];
-            self.command[j] = soft[j].map_or(next, |(lo, hi)| next.clamp(lo, hi));
+            self.command[j] = self.soft_range(j).map_or(next, |(lo, hi)| next.clamp(lo, hi));
         }
         self.offer_command();
     }
