@@ -80,8 +80,11 @@ const NULL_SPACE_PULL: f64 = 0.1;
 const WALL_MARGIN_M: f64 = 0.01;
 /// A joint within this of its soft position limit is at it, for the tracking.
 const AT_A_LIMIT_RAD: f64 = 0.01;
-/// The share of a joint's acceleration and jerk limits a careful reset move uses.
+/// The share of a joint's acceleration and jerk limits the tracking's commands use.
 const CAREFUL_SHARE_OF_LIMITS: f64 = 0.9;
+/// The share of a joint's acceleration limit the tracking plans to stop with:
+/// below the share it may use, as ticks brake in steps.
+const BRAKING_SHARE_OF_LIMITS: f64 = 0.5;
 
 /// The gripper joint and its open and closed positions.
 #[derive(Debug, Clone, Copy)]
@@ -480,19 +483,16 @@ impl ArmTask {
     }
 
     /// One control tick toward `target`: for a tool target an inverse-
-    /// kinematics step (the joint command moves a share of the way to the
-    /// damped least-squares solution from the measured pose), for a joint
-    /// target a step toward it; never more than the joint's speed allows in
-    /// a tick. The gripper goes to its target closure.
+    /// kinematics step (the joint commands move toward the damped
+    /// least-squares solution from the measured pose within the gate's
+    /// limits, `step_within_limits`), for a joint target a step toward it;
+    /// never more than the joint's speed allows in a tick. The gripper goes
+    /// to its target closure.
     fn track(&mut self, target: &Target) {
         match target {
             Target::Tool { position, rotation } => {
-                let state = self.state;
-                let q = state.position.as_slice();
-                let Some(dq) = self.tool_step(position, rotation.as_ref(), true) else { return };
-                for (c, &j) in self.arm.iter().enumerate() {
-                    let max_step = self.max_command_step(j);
-                    ik::follow(q[j], dq[c], &mut self.command[j], max_step);
+                if let Some(dq) = self.tool_step(position, rotation.as_ref(), true) {
+                    self.step_within_limits(&dq);
                 }
             }
             Target::Joints(goal) => {
@@ -502,9 +502,9 @@ impl ArmTask {
                     let step = (goal[c].clamp(lo, hi) - self.command[j]).clamp(-max_step, max_step);
                     self.command[j] += step;
                 }
+                self.offer_command();
             }
         }
-        self.offer_command();
     }
 
     /// The damped least-squares joint step (arm columns) that takes the
@@ -551,14 +551,11 @@ impl ArmTask {
         self.take_intervention();
     }
 
-    /// `track` toward a tool point for a reset move, with steps the gate's
-    /// limiter has little reason to bend: each tick's change of every
-    /// joint's step scaled by one factor to the joints' acceleration
-    /// limits (and their jerk limits, where one factor meets them all),
-    /// the commands clamped to the soft position range. Joint by joint,
-    /// the limiter would bend the step, and at a wall a bent step that
-    /// points out is refused tick after tick. When the gate forwarded other
-    /// arm commands than these, they go on from what it forwarded.
+    /// `track` toward a tool point for a reset move: the same steps within
+    /// the gate's limits (at a wall a step the limiter bent to point out
+    /// was refused tick after tick), without the pull toward home. When
+    /// the gate forwarded other arm commands than these, they go on from
+    /// what it forwarded.
     fn track_carefully(&mut self, position: [f64; 3], rotation: Option<Rotation3<f64>>) {
         if let Some(sent) = self.take_intervention() {
             if self.arm.iter().any(|&j| (sent[j] - self.command[j]).abs() > 1e-9) {
@@ -573,21 +570,60 @@ impl ArmTask {
         // solution lets the pull leak into the tool's motion, and at a wall
         // that can point every step out of the box.
         let Some(dq) = self.tool_step(&position, rotation.as_ref(), false) else { return };
+        self.step_within_limits(&dq);
+    }
+
+    /// One tick of the arm's commands toward the damped solution `dq` (a
+    /// change from the measured pose) as a stream the gate's limiter has no
+    /// reason to bend: every joint goes the same share of its way to the
+    /// solution, never faster than it could still stop there within its
+    /// acceleration limit, and each tick's change of every joint's step is
+    /// scaled by one factor to the acceleration limits (and the jerk limits,
+    /// where one factor meets them all); the commands stay in the soft
+    /// position range. Joint by joint, the limiter would bend the steps (at
+    /// a wall until they pointed out of the box) and, pulled by an approach
+    /// it cannot follow, swing the arm about its target: the policy's
+    /// steps then landed somewhere else in every run.
+    fn step_within_limits(&mut self, dq: &ik::JointColumns) {
         let dt = self.control_period.as_secs_f64();
         let state = self.state;
         let q = state.position.as_slice();
+        let mut remaining = [0.0; MAX_JOINTS];
+        let mut way = ik::FOLLOW_SHARE;
+        for (c, &j) in self.arm.iter().enumerate() {
+            let solution = q[j] + dq[c].clamp(-ik::MAX_SOLUTION_STEP, ik::MAX_SOLUTION_STEP);
+            let solution = self.soft_range(j).map_or(solution, |(lo, hi)| solution.clamp(lo, hi));
+            let r = solution - self.command[j];
+            remaining[j] = r;
+            if r == 0.0 {
+                continue;
+            }
+            way = way.min(self.max_command_step(j) / r.abs());
+            if let Some(a) = self.limits[j].acceleration {
+                // The largest step from which the joint still stops at its solution.
+                let stoppable = (2.0 * BRAKING_SHARE_OF_LIMITS * a * r.abs()).sqrt() * dt;
+                way = way.min(stoppable / r.abs());
+            }
+        }
+        // Nor faster than the gate lets the tool point move in a tick.
+        if let Some(workspace) = &self.workspace {
+            let mut there = self.command;
+            for &j in &self.arm {
+                there[j] += remaining[j];
+            }
+            let n = self.joints();
+            let reach = distance(&workspace.chain.tool_position(&there[..n]), &workspace.chain.tool_position(&self.command[..n]));
+            if reach > 0.0 {
+                way = way.min(CAREFUL_SHARE_OF_LIMITS * workspace.max_step / reach);
+            }
+        }
         let mut change = [0.0; MAX_JOINTS];
         // The largest share of each joint's wanted change of step that every
         // joint's limits allow; jerk bounds may also ask for a least share.
         let (mut least, mut most, mut most_by_acceleration) = (0.0f64, 1.0f64, 1.0f64);
-        for (c, &j) in self.arm.iter().enumerate() {
+        for &j in &self.arm {
             let limit = &self.limits[j];
-            let mut next = self.command[j];
-            ik::follow(q[j], dq[c], &mut next, self.max_command_step(j));
-            if let Some((lo, hi)) = self.soft_range(j) {
-                next = next.clamp(lo, hi);
-            }
-            change[j] = next - self.command[j] - self.last_step[j];
+            change[j] = way * remaining[j] - self.last_step[j];
             let d = change[j];
             if d == 0.0 {
                 continue;
@@ -962,9 +998,9 @@ mod tests {
         let hardware = WallClockArm::new(SimArm::panda().unwrap());
         let mut task = ArmTask::start(hardware, &launch, 0).unwrap();
         task.start_episode().expect("the first reset from the simulator's start pose");
-        // Down to the floor; to the far wall, then down into its corner; to the side wall, then down.
+        // Down to the floor; to the far wall, then down into its corner; to the side wall (about 1 cm a step along the far one), then down.
         let floor = [0.0, 0.0, -1.0];
-        let corners: [&[([f64; 3], usize)]; 3] = [&[(floor, 40)], &[([1.0, 0.0, 0.0], 25), (floor, 40)], &[([1.0, 1.0, 0.0], 25), (floor, 40)]];
+        let corners: [&[([f64; 3], usize)]; 3] = [&[(floor, 40)], &[([1.0, 0.0, 0.0], 25), (floor, 40)], &[([1.0, 1.0, 0.0], 40), (floor, 40)]];
         for pushes in corners {
             for &(push, steps) in pushes {
                 for _ in 0..steps {
