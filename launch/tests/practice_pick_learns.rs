@@ -19,10 +19,10 @@
 //! its base from 20 noisy demos. Until the tracking kept its commands
 //! within the gate's acceleration limits (wiring/tests/
 //! arm_tracking_within_limits.rs), the gate bent them, how much depending
-//! on each run's timing, and the last 20 ranged from 0 to 85 % (five runs
-//! of this test: 75, 85, 35, 80, 65 %); since, 85, 100, 75 and 70 % with
-//! 20–35 % over the first 20 (docs/benchmarks.md, "why success varied from
-//! run to run").
+//! on each run's timing: five runs of this test ended at 75, 85, 35, 80 and
+//! 65 % over the last 20. Since, 75 and 70 % in two runs (20–30 % over the
+//! first 20), and 85 and 100 % in two of a first version of the mend
+//! (docs/benchmarks.md, "why success varied from run to run").
 
 mod common;
 
