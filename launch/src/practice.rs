@@ -460,7 +460,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
     let status = output.finish(&task_name)?;
     // The learned reward's counts of practice, before evaluation adds to them.
     let counts = reward_counts(&env);
-    let practice_violations = env.take_measured_violations();
+    // Each episode took its own count at its end; anything after the last is practice's too.
+    let practice_violations = env.take_measured_violations().map(|rest| rest + report.episodes.iter().filter_map(|e| e.measured_violations).sum::<u64>());
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward).overriding_learned(labels_override))?
@@ -485,6 +486,8 @@ fn practise_on<E: rrl_types::PracticeTask>(
         "stopped_by_operator": report.stopped_by_operator,
         "reached_success_target": report.reached_success,
         "risk_critics": {"taken": report.risk_critics.0, "acting": report.risk_critics.1},
+        // What the critic did per episode: the A/B arms under `alternate_episodes`.
+        "by_critic_role": policies::practice::by_critic_role(&report.episodes),
         "success_confirmations": report.confirmations.iter().map(|(steps, successes)| serde_json::json!({"total_steps": steps, "successes": successes, "of": launch.practice.confirm_episodes})).collect::<Vec<_>>(),
         "device": format!("{device:?}"),
         "controller": match &launch.robot {

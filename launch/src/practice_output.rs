@@ -41,7 +41,7 @@ impl PracticeOutput {
         let csv_path = run_dir.join("practice.csv");
         let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
         if csv.metadata()?.len() == 0 {
-            writeln!(csv, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds")?;
+            writeln!(csv, "episode,steps,total_steps,return,success,interventions,safety_events,reason,learner_updates,seconds,risk_critic")?;
         }
         let board = Some(TensorBoardWriter::create(&run_dir.join("tensorboard")).context("creating the TensorBoard event file")?);
         Ok(PracticeOutput { progress, live, _bars: bars, log_as, status: StatusLine::default(), csv, board, write_error: None, run_dir: run_dir.to_path_buf() })
@@ -63,8 +63,18 @@ impl PracticeOutput {
         }
         let success = episode.success.map(|s| u8::from(s).to_string()).unwrap_or_default();
         let row = format!(
-            "{},{},{},{:.4},{},{},{},{},{},{:.3}\n",
-            episode.episode, episode.steps, episode.total_steps, episode.episode_return, success, episode.interventions, episode.safety_events, episode.reason, episode.learner_updates, episode.seconds
+            "{},{},{},{:.4},{},{},{},{},{},{:.3},{}\n",
+            episode.episode,
+            episode.steps,
+            episode.total_steps,
+            episode.episode_return,
+            success,
+            episode.interventions,
+            episode.safety_events,
+            episode.reason,
+            episode.learner_updates,
+            episode.seconds,
+            episode.risk_critic.name()
         );
         // Like the episodes, the row waits out a full disk (the actor, and so the robot, holds meanwhile).
         let csv = &mut self.csv;

@@ -108,7 +108,12 @@ impl SafetyArgs {
         match self.which {
             SafetyCommand::TrainCritic(args) => args.run(),
             SafetyCommand::Eval(args) => args.run(),
-            SafetyCommand::Report(args) => report(&read_ticks(&args.runs)?),
+            SafetyCommand::Report(args) => {
+                let episodes = read_ticks(&args.runs)?;
+                let mut all = report(&episodes.iter().collect::<Vec<_>>())?;
+                all["by_critic_role"] = by_critic_role(&args.runs, &episodes)?;
+                Ok(all)
+            }
         }
     }
 }
@@ -116,6 +121,10 @@ impl SafetyArgs {
 /// One recorded episode's gate ticks.
 struct TickEpisode {
     path: PathBuf,
+    /// The run folder, its subfolder (`episodes`, `demos`, `eval`) and the episode's number.
+    run: PathBuf,
+    folder: String,
+    number: u64,
     ticks: Vec<GateTick>,
 }
 
@@ -141,7 +150,8 @@ fn read_ticks(runs: &[PathBuf]) -> anyhow::Result<Vec<TickEpisode>> {
                         bail!("{}: gate ticks of {} inputs, {} has {}: one robot's runs at a time", path.display(), tick.width, first.path.display(), first.ticks[0].width);
                     }
                 }
-                episodes.push(TickEpisode { path, ticks });
+                let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                episodes.push(TickEpisode { path, run: run.clone(), folder: name, number: episode.header.episode, ticks });
             }
         }
     }
@@ -160,7 +170,7 @@ fn spanned(ticks: &[GateTick]) -> u64 {
 }
 
 /// Violations, protective ticks and reflexes per 1000 gate ticks.
-fn report(episodes: &[TickEpisode]) -> anyhow::Result<serde_json::Value> {
+fn report(episodes: &[&TickEpisode]) -> anyhow::Result<serde_json::Value> {
     let gate_ticks: u64 = episodes.iter().map(|e| spanned(&e.ticks)).sum();
     let count = |keep: &dyn Fn(&GateTick) -> bool| episodes.iter().flat_map(|e| &e.ticks).filter(|t| keep(t)).count() as u64;
     let per_1000 = |n: u64| 1000.0 * n as f64 / gate_ticks.max(1) as f64;
@@ -179,6 +189,42 @@ fn report(episodes: &[TickEpisode]) -> anyhow::Result<serde_json::Value> {
         "critic_scored_ticks": scored,
         "max_risk": max_risk,
     }))
+}
+
+/// The practice episodes' counts split by what the gate's risk critic did
+/// in each (`practice.csv`'s `risk_critic` column): under
+/// `risk_critic.online.alternate_episodes` the `acting` and `withheld`
+/// episodes are the A/B test's two arms, one policy and one critic, the
+/// reflex on and off. Null for runs without that column.
+fn by_critic_role(runs: &[PathBuf], episodes: &[TickEpisode]) -> anyhow::Result<serde_json::Value> {
+    let mut roles = std::collections::BTreeMap::new();
+    for run in runs {
+        let csv = run.join("practice.csv");
+        if !csv.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
+        let mut lines = text.lines();
+        let Some(column) = lines.next().and_then(|header| header.split(',').position(|c| c == "risk_critic")) else { continue };
+        for (i, line) in lines.enumerate() {
+            let fields: Vec<&str> = line.split(',').collect();
+            let bad = || anyhow::anyhow!("{}:{}: not a practice.csv row with an episode number and a risk_critic role: `{line}`", csv.display(), i + 2);
+            let number: u64 = fields.first().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
+            let role = fields.get(column).ok_or_else(bad)?;
+            roles.insert((run.clone(), number), role.to_string());
+        }
+    }
+    if roles.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    let mut split = serde_json::Map::new();
+    for role in ["none", "shadow", "withheld", "acting"] {
+        let these: Vec<&TickEpisode> = episodes.iter().filter(|e| e.folder == "episodes" && roles.get(&(e.run.clone(), e.number)).is_some_and(|r| r == role)).collect();
+        if !these.is_empty() {
+            split.insert(role.into(), report(&these)?);
+        }
+    }
+    Ok(serde_json::Value::Object(split))
 }
 
 fn anticipation_json(a: &Anticipation) -> serde_json::Value {
@@ -280,7 +326,7 @@ impl EvalArgs {
             "horizon_ticks": self.horizon,
             "episodes": episodes.len(),
             "anticipation": anticipation_json(&result),
-            "run": report(&episodes)?,
+            "run": report(&all)?,
         }))
     }
 }

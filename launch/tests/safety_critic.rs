@@ -108,11 +108,13 @@ fn a_critic_trained_on_one_run_cuts_the_violations_of_the_next() {
 /// the gate's critic from the streamed ticks and publishes it every 100
 /// critic updates, acting once its held-out precision and recall reach
 /// `min_precision` and `min_recall`.
-fn online_launch_file(dir: &Path, name: &str, min_precision: f64, min_recall: f64) -> PathBuf {
+/// With `alternate`, the A/B test inside the run: a passing critic acts in
+/// even episodes only.
+fn online_launch_file(dir: &Path, name: &str, min_precision: f64, min_recall: f64, alternate: bool) -> PathBuf {
     let path = launch_file(dir, name, None);
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "preset: Some(FrankaPanda),",
-        &format!("preset: Some(FrankaPanda),\n        risk_critic: Some((online: Some((publish_every: 100, min_precision: {min_precision}, min_recall: {min_recall})), threshold: 0.5, reflex: Decelerate)),"),
+        &format!("preset: Some(FrankaPanda),\n        risk_critic: Some((online: Some((publish_every: 100, min_precision: {min_precision}, min_recall: {min_recall}, alternate_episodes: {alternate})), threshold: 0.5, reflex: Decelerate)),"),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -123,22 +125,34 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     let dir = tempfile::tempdir().unwrap();
     // Perfect precision and recall on held-out ticks are out of reach: the critic stays in shadow mode.
     let shadow = dir.path().join("shadow");
-    let practised = practise(&online_launch_file(dir.path(), "shadow", 1.0, 1.0), &shadow, "800");
+    let practised = practise(&online_launch_file(dir.path(), "shadow", 1.0, 1.0, false), &shadow, "800");
     let taken = &practised["risk_critics"];
     assert!(taken["taken"].as_u64().unwrap() >= 2 && taken["acting"].as_u64() == Some(0), "practice's report counts the critics the gate took, none acting: {taken}");
     let report = rrl(&["safety", "report", shadow.to_str().unwrap()]).unwrap();
     assert!(report["critic_scored_ticks"].as_u64().unwrap() > 1000, "the published critic scored the ticks after it arrived: {report}");
     assert!(report["max_risk"].as_f64().unwrap() > 0.5, "and found some risky: {report}");
     assert_eq!(report["reflexes_per_1000_ticks"].as_f64().unwrap(), 0.0, "in shadow mode it never acts: {report}");
-    // Any precision will do: the critic acts from its first publication on.
+    // Any precision will do: the critic acts from its first publication on,
+    // in even episodes; the odd ones withhold it (the A/B test's other arm).
     // This time the learner is a ROS 2 node: the ticks and the critic travel over DDS.
     let acting = dir.path().join("acting");
-    let practised = practise_with(&online_launch_file(dir.path(), "acting", 0.0, 0.0), &acting, "800", "node");
+    let practised = practise_with(&online_launch_file(dir.path(), "acting", 0.0, 0.0, true), &acting, "1200", "node");
     let taken = &practised["risk_critics"];
     // (Publications before the held-out episodes have any ticks cannot be judged: those shadow.)
     assert!(taken["acting"].as_u64().unwrap() >= 1, "the gate took acting critics: {taken}");
     let report = rrl(&["safety", "report", acting.to_str().unwrap()]).unwrap();
     assert!(report["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0, "the trusted critic's reflex runs: {report}");
+    // The arms, as practice.csv lists them: acting in even episodes, withheld in odd ones.
+    let csv = std::fs::read_to_string(acting.join("practice.csv")).unwrap();
+    let roles: Vec<(u64, String)> = csv.lines().skip(1).map(|l| (l.split(',').next().unwrap().parse().unwrap(), l.rsplit(',').next().unwrap().to_string())).collect();
+    let arm = |role: &str| roles.iter().filter(|(_, r)| r == role).map(|(n, _)| *n).collect::<Vec<u64>>();
+    let (acted, withheld) = (arm("acting"), arm("withheld"));
+    assert!(acted.len() >= 2 && withheld.len() >= 2 && acted.iter().all(|n| n % 2 == 0) && withheld.iter().all(|n| n % 2 == 1), "acting in {acted:?}, withheld in {withheld:?}: {csv}");
+    assert_eq!(practised["by_critic_role"]["acting"]["episodes"].as_u64(), Some(acted.len() as u64), "{practised}");
+    // The reflex runs in the acting arm only; the withheld arm is the rules alone.
+    let split = &report["by_critic_role"];
+    assert!(split["acting"]["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0 && split["withheld"]["reflexes_per_1000_ticks"].as_f64() == Some(0.0), "{split}");
+    assert!(split["withheld"]["critic_scored_ticks"].as_u64().unwrap() > 100, "a withheld critic still scores every tick: {split}");
     // The learner kept its critic in the run folder, in the gate's format: ready for `risk_critic.weights`.
     let kept = acting.join("risk_critic.safetensors");
     let evaluated = rrl(&["safety", "eval", shadow.to_str().unwrap(), "--critic", kept.to_str().unwrap()]).unwrap();

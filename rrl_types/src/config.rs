@@ -634,11 +634,17 @@ pub struct OnlineRiskCriticConfig {
     pub holdout_every: u64,
     /// What the critic learns to anticipate.
     pub label: RiskLabel,
+    /// An A/B test inside one run: a critic that passed its check acts in
+    /// the even-numbered episodes only and shadows in the odd ones, so the
+    /// run measures what its reflex prevents against the rules alone with
+    /// the same policy and the same critic (separate runs differ more by
+    /// practice's own variation than by the reflex).
+    pub alternate_episodes: bool,
 }
 
 impl Default for OnlineRiskCriticConfig {
     fn default() -> Self {
-        OnlineRiskCriticConfig { publish_every: 200, min_precision: 0.2, min_recall: 0.3, horizon_ticks: 10, gamma_risk: 0.5, hidden: vec![64, 64], holdout_every: 4, label: RiskLabel::Violation }
+        OnlineRiskCriticConfig { publish_every: 200, min_precision: 0.2, min_recall: 0.3, horizon_ticks: 10, gamma_risk: 0.5, hidden: vec![64, 64], holdout_every: 4, label: RiskLabel::Violation, alternate_episodes: false }
     }
 }
 

@@ -58,9 +58,18 @@ pub struct SafetyBenchArgs {
     /// Seeds of the online comparison: SAC practice on pick-cube and reach with the rules only, and with a critic the learner trains during practice (0: skip it).
     #[arg(long, default_value_t = 0)]
     online_seeds: u64,
-    /// Practice steps per run of the online comparison.
-    #[arg(long, default_value_t = 3_000)]
-    online_steps: u64,
+    /// Practice steps per run of the online comparison (default: 3 000 for
+    /// the plain SAC runs, the launch file's schedule for --online-config).
+    #[arg(long)]
+    online_steps: Option<u64>,
+    /// The online comparison as an A/B test inside each run
+    /// (`risk_critic.online.alternate_episodes`): one run per seed, whose
+    /// critic, once it passes its check, acts in the even episodes and is
+    /// withheld (shadows) in the odd ones. The arms share the policy and the
+    /// critic, so their difference is the reflex's, not practice's variation
+    /// between runs.
+    #[arg(long)]
+    online_alternate: bool,
     /// The held-out precision at which the online critic acts (`risk_critic.online.min_precision`).
     #[arg(long, default_value_t = OnlineRiskCriticConfig::default().min_precision)]
     online_min_precision: f64,
@@ -221,11 +230,12 @@ fn expert_episodes(task: &mut PandaTask, episodes: u64, seed: u64) -> anyhow::Re
 
 /// SAC from scripted demos for `steps` steps, as `rrl practice` runs it.
 fn train(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tch::Device) -> anyhow::Result<Tally> {
-    train_with(task, steps, seed, run_dir, device, None)
+    Ok(train_with(task, steps, seed, run_dir, device, None)?.0)
 }
 
-/// `train`, with the learner training the gate's critic when `risk_critic` is given.
-fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tch::Device, risk_critic: Option<OnlineRiskSettings>) -> anyhow::Result<Tally> {
+/// `train`, with the learner training the gate's critic when `risk_critic`
+/// is given; and practice's episode reports.
+fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, device: tch::Device, risk_critic: Option<OnlineRiskSettings>) -> anyhow::Result<(Tally, Vec<EpisodeReport>)> {
     let mut expert = ScriptedExpert::default();
     let variant = task.variant();
     let name = format!("{variant:?}");
@@ -261,18 +271,18 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
         risk_critic,
         live: None,
     };
-    let (mut episodes, mut successes, mut safety_events) = (0u64, 0u64, 0u64);
-    policies::practice::practice(task, config, device, &mut NoOperator, &settings, |episode: &EpisodeReport| {
-        episodes += 1;
-        successes += u64::from(episode.success == Some(true));
-        safety_events += episode.safety_events;
-    })?;
-    Ok(Tally { steps, violations: task.take_violation_steps(), safety_events, reflexes: None, episodes, successes })
+    let report = policies::practice::practice(task, config, device, &mut NoOperator, &settings, |_: &EpisodeReport| {})?;
+    let episodes = report.episodes;
+    // Each episode took its own count at its end.
+    let violations = task.take_violation_steps() + episodes.iter().filter_map(|e| e.measured_violations).sum::<u64>();
+    let successes = episodes.iter().filter(|e| e.success == Some(true)).count() as u64;
+    let safety_events = episodes.iter().map(|e| e.safety_events).sum();
+    Ok((Tally { steps, violations, safety_events, reflexes: None, episodes: episodes.len() as u64, successes }, episodes))
 }
 
 impl SafetyBenchArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_min_precision, online_min_recall, online_variants, online_config, .. } = self;
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_alternate, online_min_precision, online_min_recall, online_variants, online_config, .. } = self;
         let reflex = parse_reflex(&reflex)?;
         let work = tempfile::tempdir().context("creating a scratch folder")?;
         let critic_file = work.path().join("risk_critic.safetensors");
@@ -314,10 +324,10 @@ impl SafetyBenchArgs {
             "reach" => Ok(PandaVariant::Reach),
             other => anyhow::bail!("--online-variants: unknown `{other}`, use pick and reach"),
         }).collect::<anyhow::Result<Vec<_>>>()?;
-        let online_settings = OnlineRiskCriticConfig { min_precision: online_min_precision, min_recall: online_min_recall, ..OnlineRiskCriticConfig::default() };
+        let online_settings = OnlineRiskCriticConfig { min_precision: online_min_precision, min_recall: online_min_recall, alternate_episodes: online_alternate, ..OnlineRiskCriticConfig::default() };
         let online = match online_config.is_empty() {
-            true => online_comparison(work.path(), &variants, online_seeds, online_steps, &online_settings, threshold, reflex, device)?,
-            false => online_practice_comparison(work.path(), &online_config, online_seeds, &online_settings, threshold, reflex)?,
+            true => online_comparison(work.path(), &variants, online_seeds, online_steps.unwrap_or(3_000), &online_settings, threshold, reflex, device)?,
+            false => online_practice_comparison(work.path(), &online_config, online_seeds, online_steps, &online_settings, threshold, reflex)?,
         };
         Ok(serde_json::json!({
             "online_practice": online,
@@ -331,10 +341,70 @@ impl SafetyBenchArgs {
     }
 }
 
+/// The conditions each seed runs: rules only against rules plus the online
+/// critic; or, for the A/B test inside one run, the critic's run alone.
+fn conditions(config: &OnlineRiskCriticConfig) -> &'static [Condition] {
+    match config.alternate_episodes {
+        true => &[Condition::RulesAndOnlineCritic],
+        false => &[Condition::Rules, Condition::RulesAndOnlineCritic],
+    }
+}
+
+/// The A/B test's arms, summed over the seeds of one task.
+#[derive(Default)]
+struct AbSums {
+    /// Per arm (acting, withheld): violations per 1000 steps and the sampled
+    /// episodes' success rate, summed over the seeds that had both arms.
+    per_1000: [f64; 2],
+    success: [f64; 2],
+    seeds: u64,
+    /// Seeds whose acting arm had fewer violations per 1000 steps.
+    fewer_acting: u64,
+}
+
+impl AbSums {
+    /// One run's arms from its `by_critic_role` (practice's report): the
+    /// seed's entry; the run counts when both arms had episodes.
+    fn add(&mut self, by_role: &serde_json::Value) -> serde_json::Value {
+        let arm = |role: &str| {
+            let tally = &by_role[role];
+            let per_1000 = tally["violations_per_1000_steps"].as_f64()?;
+            let sampled = tally["sampled_episodes"].as_f64().filter(|&n| n > 0.0)?;
+            Some((per_1000, tally["sampled_successes"].as_f64().unwrap_or(0.0) / sampled))
+        };
+        let (acting, withheld) = (arm("acting"), arm("withheld"));
+        if let (Some(a), Some(w)) = (acting, withheld) {
+            self.per_1000[0] += a.0;
+            self.per_1000[1] += w.0;
+            self.success[0] += a.1;
+            self.success[1] += w.1;
+            self.seeds += 1;
+            self.fewer_acting += u64::from(a.0 < w.0);
+        }
+        serde_json::json!({
+            "acting": by_role["acting"],
+            "withheld": by_role["withheld"],
+            "before_the_critic_passed": {"none": by_role["none"], "shadow": by_role["shadow"]},
+            "violations_cut": acting.zip(withheld).map(|(a, w)| 1.0 - a.0 / w.0.max(1e-9)),
+        })
+    }
+
+    fn mean(&self) -> serde_json::Value {
+        let n = self.seeds.max(1) as f64;
+        serde_json::json!({
+            "seeds_with_both_arms": self.seeds,
+            "seeds_fewer_violations_acting": self.fewer_acting,
+            "acting": {"violations_per_1000_steps": self.per_1000[0] / n, "sampled_success_rate": self.success[0] / n},
+            "withheld": {"violations_per_1000_steps": self.per_1000[1] / n, "sampled_success_rate": self.success[1] / n},
+            "violations_cut": 1.0 - self.per_1000[0] / self.per_1000[1].max(1e-9),
+        })
+    }
+}
+
 /// SAC practice on pick-cube and reach, rules only against rules plus a
-/// critic trained during practice, over `seeds` seeds: violations per 1000
-/// steps (from the simulation state) and practice success, per seed and
-/// their mean.
+/// critic trained during practice (or its A/B arms inside one run), over
+/// `seeds` seeds: violations per 1000 steps (from the simulation state) and
+/// practice success, per seed and their mean.
 #[allow(clippy::too_many_arguments)]
 fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex, device: tch::Device) -> anyhow::Result<serde_json::Value> {
     if seeds == 0 {
@@ -344,39 +414,45 @@ fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: 
     for &variant in variants {
         let mut per_seed = Vec::new();
         let mut means = [(0.0, 0.0); 2];
+        let mut ab = AbSums::default();
         for seed in 0..seeds {
             let mut entry = serde_json::Map::new();
-            for (k, condition) in [Condition::Rules, Condition::RulesAndOnlineCritic].into_iter().enumerate() {
+            for &condition in conditions(config) {
+                let k = usize::from(condition == Condition::RulesAndOnlineCritic);
                 let run_dir = work.join(format!("online_{variant:?}_{seed}_{}", condition.name()));
                 let online = (condition == Condition::RulesAndOnlineCritic).then(|| OnlineRiskSettings { config: config.clone(), threshold, seed });
                 let mut task = task_of(variant, condition, Path::new(""), threshold, reflex)?;
-                let tally = train_with(&mut task, steps, seed, &run_dir, device, online)?;
+                let (tally, episodes) = train_with(&mut task, steps, seed, &run_dir, device, online)?;
                 let report = tally.report();
                 means[k].0 += report["violations_per_1000_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
                 means[k].1 += report["success_rate"].as_f64().unwrap_or(0.0) / seeds as f64;
+                if config.alternate_episodes {
+                    entry.insert("ab".into(), ab.add(&serde_json::to_value(policies::practice::by_critic_role(&episodes))?));
+                }
                 entry.insert(condition.name().into(), report);
             }
             per_seed.push(serde_json::Value::Object(entry));
         }
-        report.insert(format!("{variant:?}"), serde_json::json!({
-            "per_seed": per_seed,
-            "mean": {
+        let mean = match config.alternate_episodes {
+            true => serde_json::json!({"ab": ab.mean()}),
+            false => serde_json::json!({
                 "rules": {"violations_per_1000_steps": means[0].0, "success_rate": means[0].1},
                 "rules_and_online_critic": {"violations_per_1000_steps": means[1].0, "success_rate": means[1].1},
                 "violations_cut": 1.0 - means[1].0 / means[0].0.max(1e-9),
-            },
-        }));
+            }),
+        };
+        report.insert(format!("{variant:?}"), serde_json::json!({"per_seed": per_seed, "mean": mean}));
     }
-    Ok(serde_json::json!({"steps": steps, "seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "variants": report}))
+    Ok(serde_json::json!({"steps": steps, "seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "alternate_episodes": config.alternate_episodes, "variants": report}))
 }
 
 /// `rrl practice` on each launch file, rules only against rules plus the
-/// online critic, over `seeds` robot seeds: the file as shipped but for the
-/// ablation's box as the gate's workspace (and as the measured violations'
-/// box) and its home noise. Per run: violations per 1000 practice steps and
-/// in the evaluation, practice success, steps to the success target, and the
-/// evaluation's success.
-fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex) -> anyhow::Result<serde_json::Value> {
+/// online critic (or its A/B arms inside one run), over `seeds` robot
+/// seeds: the file as shipped but for the ablation's box as the gate's
+/// workspace (and as the measured violations' box) and its home noise. Per
+/// run: violations per 1000 practice steps and in the evaluation, practice
+/// success, steps to the success target, and the evaluation's success.
+fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: u64, steps: Option<u64>, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex) -> anyhow::Result<serde_json::Value> {
     if seeds == 0 {
         anyhow::bail!("--online-config needs --online-seeds of at least 1");
     }
@@ -385,9 +461,11 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
         let shipped = rrl_types::config::LaunchFile::load(file)?;
         let mut per_seed = Vec::new();
         let mut sums = [[0.0; 3]; 2];
+        let mut ab = AbSums::default();
         for seed in 0..seeds {
             let mut entry = serde_json::Map::new();
-            for (k, condition) in [Condition::Rules, Condition::RulesAndOnlineCritic].into_iter().enumerate() {
+            for &condition in conditions(config) {
+                let k = usize::from(condition == Condition::RulesAndOnlineCritic);
                 let mut launch = shipped.clone();
                 let rrl_types::config::RobotConfig::Sim(sim) = &mut launch.robot else { anyhow::bail!("{}: --online-config takes simulated Panda tasks", file.display()) };
                 sim.seed = seed;
@@ -399,6 +477,7 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
                 std::fs::write(&path, ron::ser::to_string_pretty(&launch, ron::ser::PrettyConfig::default())?).with_context(|| format!("writing {}", path.display()))?;
                 let practice = crate::practice::PracticeArgs {
                     run_dir: Some(work.join(&name)),
+                    steps,
                     // As the rest of the bench: comparable on every machine.
                     device: "cpu".into(),
                     violation_box: Some((SAFE_MIN, SAFE_MAX)),
@@ -415,6 +494,9 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
                 sums[k][0] += per_1000 / seeds as f64;
                 sums[k][1] += eval_success / seeds as f64;
                 sums[k][2] += measured["practice_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
+                if config.alternate_episodes {
+                    entry.insert("ab".into(), ab.add(&practice["by_critic_role"]));
+                }
                 entry.insert(condition.name().into(), serde_json::json!({
                     "violations_per_1000_steps": per_1000,
                     "practice_steps": measured["practice_steps"],
@@ -431,12 +513,13 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
             per_seed.push(serde_json::Value::Object(entry));
         }
         let mean = |k: usize| serde_json::json!({"violations_per_1000_steps": sums[k][0], "eval_success_rate": sums[k][1], "practice_steps": sums[k][2]});
-        report.insert(file.display().to_string(), serde_json::json!({
-            "per_seed": per_seed,
-            "mean": {"rules": mean(0), "rules_and_online_critic": mean(1), "violations_cut": 1.0 - sums[1][0] / sums[0][0].max(1e-9)},
-        }));
+        let means = match config.alternate_episodes {
+            true => serde_json::json!({"ab": ab.mean(), "rules_and_online_critic": mean(1)}),
+            false => serde_json::json!({"rules": mean(0), "rules_and_online_critic": mean(1), "violations_cut": 1.0 - sums[1][0] / sums[0][0].max(1e-9)}),
+        };
+        report.insert(file.display().to_string(), serde_json::json!({"per_seed": per_seed, "mean": means}));
     }
-    Ok(serde_json::json!({"seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "launch_files": report}))
+    Ok(serde_json::json!({"seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "alternate_episodes": config.alternate_episodes, "launch_files": report}))
 }
 
 fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {

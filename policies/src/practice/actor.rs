@@ -10,6 +10,7 @@ use rrl_types::{FrameLayout, PracticeTask, Step};
 use tch::Device;
 
 use super::early_stop::EarlyStop;
+use super::gate_critic::GateCritic;
 use super::episodes::task_end_reason;
 use super::operator::EpisodeControls;
 use super::policy_copy::ActorCopy;
@@ -124,6 +125,7 @@ pub fn practice_with_link<E: PracticeTask>(
         frame_layout,
         frames,
         ticks: Vec::new(),
+        gate_critic: GateCritic::new(settings.risk_critic.as_ref().is_some_and(|r| r.config.alternate_episodes)),
     };
     let mut report = actor.run()?;
     report.learner_updates = link.updates();
@@ -224,6 +226,8 @@ struct Actor<'a, E> {
     frames: FrameCounter,
     /// The safety gate's ticks on their way to the episode file.
     ticks: Vec<rrl_types::GateTick>,
+    /// The risk critic trained during practice, as the gate holds it.
+    gate_critic: GateCritic,
 }
 
 /// One practice episode in progress.
@@ -280,6 +284,10 @@ impl<E: PracticeTask> Actor<'_, E> {
         };
         let writer = durably(|| EpisodeWriter::create(&self.episodes_dir, &header, self.settings.sync_every_step))?;
         let nstep = NStepWriter::tagged(self.config.n_step, self.config.gamma);
+        // The critic's arm for this episode is set before the reset moves the robot.
+        if let Err(why) = self.gate_critic.start_episode(number, &mut *self.env) {
+            tracing::warn!("the gate refused the risk critic in its arm for episode {number}: {why}; it keeps the one it had");
+        }
         let observation = self.env.reset(seed).to_vec();
         let reset_frames = self.env.frames().map(<[u8]>::to_vec);
         self.stuck.clear();
@@ -356,13 +364,15 @@ impl<E: PracticeTask> Actor<'_, E> {
         }
         if let Some(critic) = self.link.take_risk_critic() {
             let mode = if critic.acting { "acting" } else { "shadow mode" };
-            match self.env.offer_risk_critic(&critic.layers, critic.acting) {
+            let (update, critic_updates, acting) = (critic.update, critic.critic_updates, critic.acting);
+            let (precision, recall, onsets, anticipated) = (critic.precision, critic.recall, critic.onsets, critic.anticipated_onsets);
+            match self.gate_critic.take(critic, &mut *self.env) {
                 Ok(()) => {
                     self.report.risk_critics.0 += 1;
-                    self.report.risk_critics.1 += u64::from(critic.acting);
-                    tracing::info!(update = critic.update, precision = critic.precision, recall = critic.recall, onsets = critic.onsets, anticipated = critic.anticipated_onsets, "the gate takes the risk critic of {} critic updates ({mode})", critic.critic_updates)
+                    self.report.risk_critics.1 += u64::from(acting);
+                    tracing::info!(update, precision, recall, onsets, anticipated, "the gate takes the risk critic of {critic_updates} critic updates ({mode})")
                 }
-                Err(why) => tracing::warn!(update = critic.update, "the gate refused the risk critic of {} critic updates: {why}; it keeps the one it had", critic.critic_updates),
+                Err(why) => tracing::warn!(update, "the gate refused the risk critic of {critic_updates} critic updates: {why}; it keeps the one it had"),
             }
         }
         Ok(())
@@ -562,6 +572,8 @@ impl<E: PracticeTask> Actor<'_, E> {
             seconds: self.started.elapsed().as_secs_f64(),
             learned_rewards: (episode.wait.joined, episode.wait.missing),
             deterministic: self.early_stop.confirming(),
+            risk_critic: self.gate_critic.episode_role(),
+            measured_violations: self.env.take_measured_violations(),
         };
         (self.on_episode)(&episode_report);
         self.report.episodes.push(episode_report);

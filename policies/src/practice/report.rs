@@ -21,6 +21,73 @@ pub struct EpisodeReport {
     /// Played with the policy's mean action (confirming an early stop),
     /// not sampled.
     pub deterministic: bool,
+    /// The most the gate's risk critic did in this episode.
+    pub risk_critic: CriticRole,
+    /// Steps (recovery manoeuvres' included) whose measured state broke a
+    /// simulator's monitored box, counted apart from any gate; `None` where
+    /// nothing monitors one (a real robot).
+    pub measured_violations: Option<u64>,
+}
+
+/// What the gate's risk critic did in an episode, least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticRole {
+    /// The gate had no risk critic.
+    #[default]
+    None,
+    /// Scored and recorded, not acting: it has not passed its held-out check.
+    Shadow,
+    /// It passed its check, and shadowed all the same: the other arm of
+    /// `safety.risk_critic.online.alternate_episodes`.
+    Withheld,
+    /// It acted.
+    Acting,
+}
+
+impl CriticRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            CriticRole::None => "none",
+            CriticRole::Shadow => "shadow",
+            CriticRole::Withheld => "withheld",
+            CriticRole::Acting => "acting",
+        }
+    }
+}
+
+/// Episodes of one `CriticRole`, summed: under
+/// `risk_critic.online.alternate_episodes` the `acting` and `withheld`
+/// roles are the A/B test's two arms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct RoleTally {
+    pub episodes: u64,
+    pub steps: u64,
+    /// Measured violations (a simulator's), when every episode has a count.
+    pub measured_violations: Option<u64>,
+    pub violations_per_1000_steps: Option<f64>,
+    /// Sampled episodes (not confirming an early stop) and their successes.
+    pub sampled_episodes: u64,
+    pub sampled_successes: u64,
+}
+
+/// `episodes` summed per role (roles without episodes left out).
+pub fn by_critic_role(episodes: &[EpisodeReport]) -> std::collections::BTreeMap<&'static str, RoleTally> {
+    let mut roles = std::collections::BTreeMap::new();
+    for episode in episodes {
+        let tally: &mut RoleTally = roles.entry(episode.risk_critic.name()).or_insert(RoleTally { measured_violations: Some(0), ..RoleTally::default() });
+        tally.episodes += 1;
+        tally.steps += episode.steps;
+        tally.measured_violations = tally.measured_violations.zip(episode.measured_violations).map(|(a, b)| a + b);
+        if !episode.deterministic {
+            tally.sampled_episodes += 1;
+            tally.sampled_successes += u64::from(episode.success == Some(true));
+        }
+    }
+    for tally in roles.values_mut() {
+        tally.violations_per_1000_steps = tally.measured_violations.map(|v| 1000.0 * v as f64 / tally.steps.max(1) as f64);
+    }
+    roles
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -9,7 +9,7 @@ use rrl_types::PracticeTask;
 use super::episodes::task_end_reason;
 use super::operator::EpisodeControls;
 use super::run_files::{durably, record_gate_ticks, encoded_frames_of, read_all, unix_ns};
-use super::{to_policy_action, EpisodeReport, Operator, PracticeError};
+use super::{to_policy_action, CriticRole, EpisodeReport, Operator, PracticeError};
 
 /// Teleoperation: the human drives every step through `operator` (an
 /// episode starts at the first move; later steps without takeover hold
@@ -140,7 +140,7 @@ pub fn teleoperate<E: PracticeTask>(
         if let Some(live) = &live {
             live.episode_ended(success);
         }
-        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0), deterministic: false };
+        let report = EpisodeReport { episode: index, steps, total_steps, episode_return: total, success, interventions, safety_events, reason: reason.into(), learner_updates: 0, seconds: started.elapsed().as_secs_f64(), learned_rewards: (0, 0), deterministic: false, risk_critic: CriticRole::None, measured_violations: None };
         on_episode(&report);
         reports.push(report);
         if controls.stop {
