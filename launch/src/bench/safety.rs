@@ -70,6 +70,9 @@ pub struct SafetyBenchArgs {
     /// between runs.
     #[arg(long)]
     online_alternate: bool,
+    /// The online comparison's first robot seed (more seeds in a later call).
+    #[arg(long, default_value_t = 0)]
+    online_first_seed: u64,
     /// The held-out precision at which the online critic acts (`risk_critic.online.min_precision`).
     #[arg(long, default_value_t = OnlineRiskCriticConfig::default().min_precision)]
     online_min_precision: f64,
@@ -282,7 +285,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
 
 impl SafetyBenchArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
-        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_steps, online_alternate, online_min_precision, online_min_recall, online_variants, online_config, .. } = self;
+        let SafetyBenchArgs { random_steps, sac_steps, expert_episodes: expert_episodes_per_condition, critic_updates, risk_threshold: threshold, gamma_risk, reflex, seed, online_seeds, online_first_seed, online_steps, online_alternate, online_min_precision, online_min_recall, online_variants, online_config, .. } = self;
         let reflex = parse_reflex(&reflex)?;
         let work = tempfile::tempdir().context("creating a scratch folder")?;
         let critic_file = work.path().join("risk_critic.safetensors");
@@ -325,6 +328,7 @@ impl SafetyBenchArgs {
             other => anyhow::bail!("--online-variants: unknown `{other}`, use pick and reach"),
         }).collect::<anyhow::Result<Vec<_>>>()?;
         let online_settings = OnlineRiskCriticConfig { min_precision: online_min_precision, min_recall: online_min_recall, alternate_episodes: online_alternate, ..OnlineRiskCriticConfig::default() };
+        let online_seeds = online_first_seed..online_first_seed + online_seeds;
         let online = match online_config.is_empty() {
             true => online_comparison(work.path(), &variants, online_seeds, online_steps.unwrap_or(3_000), &online_settings, threshold, reflex, device)?,
             false => online_practice_comparison(work.path(), &online_config, online_seeds, online_steps, &online_settings, threshold, reflex)?,
@@ -385,7 +389,8 @@ impl AbSums {
             "acting": by_role["acting"],
             "withheld": by_role["withheld"],
             "before_the_critic_passed": {"none": by_role["none"], "shadow": by_role["shadow"]},
-            "violations_cut": acting.zip(withheld).map(|(a, w)| 1.0 - a.0 / w.0.max(1e-9)),
+            // None where the withheld arm had no violation to cut.
+            "violations_cut": acting.zip(withheld).filter(|(_, w)| w.0 > 0.0).map(|(a, w)| 1.0 - a.0 / w.0),
         })
     }
 
@@ -406,17 +411,19 @@ impl AbSums {
 /// `seeds` seeds: violations per 1000 steps (from the simulation state) and
 /// practice success, per seed and their mean.
 #[allow(clippy::too_many_arguments)]
-fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex, device: tch::Device) -> anyhow::Result<serde_json::Value> {
-    if seeds == 0 {
+fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: std::ops::Range<u64>, steps: u64, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex, device: tch::Device) -> anyhow::Result<serde_json::Value> {
+    if seeds.is_empty() {
         return Ok(serde_json::Value::Null);
     }
+    let n = (seeds.end - seeds.start) as f64;
     let mut report = serde_json::Map::new();
     for &variant in variants {
         let mut per_seed = Vec::new();
         let mut means = [(0.0, 0.0); 2];
         let mut ab = AbSums::default();
-        for seed in 0..seeds {
+        for seed in seeds.clone() {
             let mut entry = serde_json::Map::new();
+            entry.insert("seed".into(), seed.into());
             for &condition in conditions(config) {
                 let k = usize::from(condition == Condition::RulesAndOnlineCritic);
                 let run_dir = work.join(format!("online_{variant:?}_{seed}_{}", condition.name()));
@@ -424,8 +431,8 @@ fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: 
                 let mut task = task_of(variant, condition, Path::new(""), threshold, reflex)?;
                 let (tally, episodes) = train_with(&mut task, steps, seed, &run_dir, device, online)?;
                 let report = tally.report();
-                means[k].0 += report["violations_per_1000_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
-                means[k].1 += report["success_rate"].as_f64().unwrap_or(0.0) / seeds as f64;
+                means[k].0 += report["violations_per_1000_steps"].as_f64().unwrap_or(0.0) / n;
+                means[k].1 += report["success_rate"].as_f64().unwrap_or(0.0) / n;
                 if config.alternate_episodes {
                     entry.insert("ab".into(), ab.add(&serde_json::to_value(policies::practice::by_critic_role(&episodes))?));
                 }
@@ -443,7 +450,7 @@ fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: 
         };
         report.insert(format!("{variant:?}"), serde_json::json!({"per_seed": per_seed, "mean": mean}));
     }
-    Ok(serde_json::json!({"steps": steps, "seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "alternate_episodes": config.alternate_episodes, "variants": report}))
+    Ok(serde_json::json!({"steps": steps, "seeds": [seeds.start, seeds.end], "min_precision": config.min_precision, "min_recall": config.min_recall, "alternate_episodes": config.alternate_episodes, "variants": report}))
 }
 
 /// `rrl practice` on each launch file, rules only against rules plus the
@@ -452,18 +459,20 @@ fn online_comparison(work: &Path, variants: &[PandaVariant], seeds: u64, steps: 
 /// workspace (and as the measured violations' box) and its home noise. Per
 /// run: violations per 1000 practice steps and in the evaluation, practice
 /// success, steps to the success target, and the evaluation's success.
-fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: u64, steps: Option<u64>, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex) -> anyhow::Result<serde_json::Value> {
-    if seeds == 0 {
+fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: std::ops::Range<u64>, steps: Option<u64>, config: &OnlineRiskCriticConfig, threshold: f32, reflex: Reflex) -> anyhow::Result<serde_json::Value> {
+    if seeds.is_empty() {
         anyhow::bail!("--online-config needs --online-seeds of at least 1");
     }
+    let n = (seeds.end - seeds.start) as f64;
     let mut report = serde_json::Map::new();
     for file in files {
         let shipped = rrl_types::config::LaunchFile::load(file)?;
         let mut per_seed = Vec::new();
         let mut sums = [[0.0; 3]; 2];
         let mut ab = AbSums::default();
-        for seed in 0..seeds {
+        for seed in seeds.clone() {
             let mut entry = serde_json::Map::new();
+            entry.insert("seed".into(), seed.into());
             for &condition in conditions(config) {
                 let k = usize::from(condition == Condition::RulesAndOnlineCritic);
                 let mut launch = shipped.clone();
@@ -491,9 +500,9 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
                 let to_target = practice["reached_success_target"].as_bool().unwrap_or(false).then(|| practice["success_confirmations"].as_array().and_then(|c| c.last()).map(|c| c["total_steps"].clone())).flatten();
                 let eval_success = practice["eval"]["success_rate"].as_f64().unwrap_or(0.0);
                 tracing::info!(file = %file.display(), seed, condition = condition.name(), violations_per_1000_steps = per_1000, eval_success, "online comparison run done");
-                sums[k][0] += per_1000 / seeds as f64;
-                sums[k][1] += eval_success / seeds as f64;
-                sums[k][2] += measured["practice_steps"].as_f64().unwrap_or(0.0) / seeds as f64;
+                sums[k][0] += per_1000 / n;
+                sums[k][1] += eval_success / n;
+                sums[k][2] += measured["practice_steps"].as_f64().unwrap_or(0.0) / n;
                 if config.alternate_episodes {
                     entry.insert("ab".into(), ab.add(&practice["by_critic_role"]));
                 }
@@ -519,7 +528,7 @@ fn online_practice_comparison(work: &Path, files: &[std::path::PathBuf], seeds: 
         };
         report.insert(file.display().to_string(), serde_json::json!({"per_seed": per_seed, "mean": means}));
     }
-    Ok(serde_json::json!({"seeds": seeds, "min_precision": config.min_precision, "min_recall": config.min_recall, "alternate_episodes": config.alternate_episodes, "launch_files": report}))
+    Ok(serde_json::json!({"seeds": [seeds.start, seeds.end], "min_precision": config.min_precision, "min_recall": config.min_recall, "alternate_episodes": config.alternate_episodes, "launch_files": report}))
 }
 
 fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
@@ -529,4 +538,33 @@ fn parse_reflex(name: &str) -> anyhow::Result<Reflex> {
         "recover" => Reflex::Recover,
         other => anyhow::bail!("unknown reflex `{other}`: use hold, decelerate or recover"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The A/B sums count a seed only when it has both arms, and average
+    /// the arms' rates over those seeds.
+    #[test]
+    fn the_ab_test_averages_the_seeds_that_had_both_arms() {
+        let arm = |episodes: u64, steps: u64, violations: u64, sampled: u64, successes: u64| {
+            serde_json::to_value(policies::practice::RoleTally { episodes, steps, measured_violations: Some(violations), violations_per_1000_steps: Some(1000.0 * violations as f64 / steps as f64), sampled_episodes: sampled, sampled_successes: successes }).unwrap()
+        };
+        let mut sums = AbSums::default();
+        let seed = sums.add(&serde_json::json!({"acting": arm(10, 1000, 20, 10, 5), "withheld": arm(10, 1000, 40, 10, 8), "shadow": arm(3, 300, 9, 3, 0)}));
+        assert_eq!(seed["violations_cut"].as_f64(), Some(0.5));
+        sums.add(&serde_json::json!({"acting": arm(4, 500, 5, 4, 1), "withheld": arm(4, 500, 5, 4, 2)}));
+        // A seed whose critic never passed its check: in neither arm.
+        let idle = sums.add(&serde_json::json!({"shadow": arm(30, 3000, 90, 30, 0)}));
+        assert!(idle["violations_cut"].is_null(), "{idle}");
+        // Neither arm violated: nothing was cut.
+        let quiet = sums.add(&serde_json::json!({"acting": arm(2, 200, 0, 2, 0), "withheld": arm(1, 100, 0, 1, 0)}));
+        assert!(quiet["violations_cut"].is_null(), "{quiet}");
+        let mean = sums.mean();
+        assert_eq!((mean["seeds_with_both_arms"].as_u64(), mean["seeds_fewer_violations_acting"].as_u64()), (Some(3), Some(1)), "{mean}");
+        assert_eq!(mean["acting"]["violations_per_1000_steps"].as_f64(), Some(10.0), "(20 + 10 + 0) / 3: {mean}");
+        assert_eq!(mean["withheld"]["violations_per_1000_steps"].as_f64(), Some(50.0 / 3.0), "(40 + 10 + 0) / 3: {mean}");
+        assert_eq!(mean["withheld"]["sampled_success_rate"].as_f64(), Some(1.3 / 3.0), "(0.8 + 0.5 + 0) / 3: {mean}");
+    }
 }

@@ -363,7 +363,11 @@ impl<E: PracticeTask> Actor<'_, E> {
             }
         }
         if let Some(critic) = self.link.take_risk_critic() {
-            let mode = if critic.acting { "acting" } else { "shadow mode" };
+            let mode = match (critic.acting, self.gate_critic.withholding()) {
+                (true, false) => "acting",
+                (true, true) => "passed its check, withheld in this episode of the A/B test",
+                (false, _) => "shadow mode",
+            };
             let (update, critic_updates, acting) = (critic.update, critic.critic_updates, critic.acting);
             let (precision, recall, onsets, anticipated) = (critic.precision, critic.recall, critic.onsets, critic.anticipated_onsets);
             match self.gate_critic.take(critic, &mut *self.env) {

@@ -44,6 +44,11 @@ impl GateCritic {
         Ok(())
     }
 
+    /// This episode is the A/B test's withheld arm.
+    pub(super) fn withholding(&self) -> bool {
+        self.withheld
+    }
+
     /// What the critic did in the episode.
     pub(super) fn episode_role(&self) -> CriticRole {
         self.episode_role
