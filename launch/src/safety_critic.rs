@@ -191,6 +191,9 @@ fn report(episodes: &[&TickEpisode]) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
+/// Where `practice.csv` keeps an episode's `risk_critic` role.
+const ROLE_COLUMN: usize = 10;
+
 /// The practice episodes' counts split by what the gate's risk critic did
 /// in each (`practice.csv`'s `risk_critic` column): under
 /// `risk_critic.online.alternate_episodes` the `acting` and `withheld`
@@ -205,12 +208,12 @@ fn by_critic_role(runs: &[PathBuf], episodes: &[TickEpisode]) -> anyhow::Result<
         }
         let text = std::fs::read_to_string(&csv).with_context(|| format!("reading {}", csv.display()))?;
         let mut lines = text.lines();
-        let Some(column) = lines.next().and_then(|header| header.split(',').position(|c| c == "risk_critic")) else { continue };
+        // A run begun before the column was added keeps its old header; its later rows carry the role last.
+        let column = lines.next().and_then(|header| header.split(',').position(|c| c == "risk_critic")).unwrap_or(ROLE_COLUMN);
         for (i, line) in lines.enumerate() {
             let fields: Vec<&str> = line.split(',').collect();
-            let bad = || anyhow::anyhow!("{}:{}: not a practice.csv row with an episode number and a risk_critic role: `{line}`", csv.display(), i + 2);
-            let number: u64 = fields.first().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
-            let role = fields.get(column).ok_or_else(bad)?;
+            let Some(role) = fields.get(column) else { continue };
+            let number: u64 = fields[0].parse().map_err(|_| anyhow::anyhow!("{}:{}: not a practice.csv row (no episode number): `{line}`", csv.display(), i + 2))?;
             roles.insert((run.clone(), number), role.to_string());
         }
     }
@@ -218,6 +221,9 @@ fn by_critic_role(runs: &[PathBuf], episodes: &[TickEpisode]) -> anyhow::Result<
         return Ok(serde_json::Value::Null);
     }
     let mut split = serde_json::Map::new();
+    // Practice episodes without a row naming their role (recorded before the column, or a crash before the row).
+    let unlabelled = episodes.iter().filter(|e| e.folder == "episodes" && !roles.contains_key(&(e.run.clone(), e.number))).count();
+    split.insert("unlabelled_episodes".into(), unlabelled.into());
     for role in ["none", "shadow", "withheld", "acting"] {
         let these: Vec<&TickEpisode> = episodes.iter().filter(|e| e.folder == "episodes" && roles.get(&(e.run.clone(), e.number)).is_some_and(|r| r == role)).collect();
         if !these.is_empty() {

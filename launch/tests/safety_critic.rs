@@ -153,6 +153,7 @@ fn a_critic_trained_during_practice_shadows_until_trusted_then_acts() {
     let split = &report["by_critic_role"];
     assert!(split["acting"]["reflexes_per_1000_ticks"].as_f64().unwrap() > 1.0 && split["withheld"]["reflexes_per_1000_ticks"].as_f64() == Some(0.0), "{split}");
     assert!(split["withheld"]["critic_scored_ticks"].as_u64().unwrap() > 100, "a withheld critic still scores every tick: {split}");
+    assert_eq!(split["unlabelled_episodes"].as_u64(), Some(0), "every practice episode has its row: {split}");
     // The learner kept its critic in the run folder, in the gate's format: ready for `risk_critic.weights`.
     let kept = acting.join("risk_critic.safetensors");
     let evaluated = rrl(&["safety", "eval", shadow.to_str().unwrap(), "--critic", kept.to_str().unwrap()]).unwrap();

@@ -1457,6 +1457,11 @@ impl LaunchFile {
         if self.practice.reset_free && matches!(&self.robot, RobotConfig::Sim(sim) if sim.task != SimTask::PandaReach) {
             c.fail("practice.reset_free", "reset-free practice needs a reach task", Some("PandaReach in simulation, or a real arm's reach task"));
         }
+        let alternates = self.safety.risk_critic.as_ref().and_then(|r| r.online.as_ref()).is_some_and(|o| o.alternate_episodes);
+        if alternates && (self.practice.reset_free || task.directions.is_some()) {
+            // Both go by the episode's parity: one arm would always practise one direction.
+            c.fail("safety.risk_critic.online.alternate_episodes", "the A/B test's arms alternate episode by episode, as reset-free practice alternates its two directions: one arm would only ever go forward", Some("run the A/B test on practice that resets every episode"));
+        }
         if let Some(leader) = &self.leader {
             leader.check(&self.robot, task, c);
         }
@@ -1880,6 +1885,18 @@ mod tests {
         let p = &err.problems()[0];
         assert_eq!((p.line, p.column, p.path.as_str()), (3, 50, "robot.control_rate_hz"));
         assert!(p.message.contains("positive"), "{p}");
+    }
+
+    /// The critic's A/B arms and reset-free practice's directions both go
+    /// by the episode's parity: together, one arm would only go forward.
+    #[test]
+    fn the_critics_ab_test_is_refused_on_reset_free_practice_where_it_is_asked_for() {
+        let file = |reset_free: bool| format!("(\n  name: \"t\",\n  robot: Sim((task: PandaReach)),\n  safety: (risk_critic: Some((online: Some((alternate_episodes: true))))),\n  practice: (reset_free: {reset_free}),\n)");
+        let err = LaunchFile::parse(&file(true), Path::new("x.ron")).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!((p.line, p.path.as_str()), (4, "safety.risk_critic.online.alternate_episodes"), "{err}");
+        assert!(p.message.contains("reset-free"), "{p}");
+        LaunchFile::parse(&file(false), Path::new("x.ron")).unwrap();
     }
 
     #[test]

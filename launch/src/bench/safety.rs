@@ -362,8 +362,10 @@ struct AbSums {
     per_1000: [f64; 2],
     success: [f64; 2],
     seeds: u64,
-    /// Seeds whose acting arm had fewer violations per 1000 steps.
+    /// Seeds whose acting arm had fewer violations per 1000 steps, and
+    /// per episode (a reflex that only slowed the arm would win the first).
     fewer_acting: u64,
+    fewer_per_episode_acting: u64,
 }
 
 impl AbSums {
@@ -374,7 +376,7 @@ impl AbSums {
             let tally = &by_role[role];
             let per_1000 = tally["violations_per_1000_steps"].as_f64()?;
             let sampled = tally["sampled_episodes"].as_f64().filter(|&n| n > 0.0)?;
-            Some((per_1000, tally["sampled_successes"].as_f64().unwrap_or(0.0) / sampled))
+            Some((per_1000, tally["sampled_successes"].as_f64().unwrap_or(0.0) / sampled, tally["violations_per_episode"].as_f64()?))
         };
         let (acting, withheld) = (arm("acting"), arm("withheld"));
         if let (Some(a), Some(w)) = (acting, withheld) {
@@ -384,6 +386,7 @@ impl AbSums {
             self.success[1] += w.1;
             self.seeds += 1;
             self.fewer_acting += u64::from(a.0 < w.0);
+            self.fewer_per_episode_acting += u64::from(a.2 < w.2);
         }
         serde_json::json!({
             "acting": by_role["acting"],
@@ -399,9 +402,11 @@ impl AbSums {
         serde_json::json!({
             "seeds_with_both_arms": self.seeds,
             "seeds_fewer_violations_acting": self.fewer_acting,
+            "seeds_fewer_violations_per_episode_acting": self.fewer_per_episode_acting,
             "acting": {"violations_per_1000_steps": self.per_1000[0] / n, "sampled_success_rate": self.success[0] / n},
             "withheld": {"violations_per_1000_steps": self.per_1000[1] / n, "sampled_success_rate": self.success[1] / n},
-            "violations_cut": 1.0 - self.per_1000[0] / self.per_1000[1].max(1e-9),
+            // None where no seed had both arms, or the withheld arms no violation.
+            "violations_cut": (self.seeds > 0 && self.per_1000[1] > 0.0).then(|| 1.0 - self.per_1000[0] / self.per_1000[1]),
         })
     }
 }
@@ -549,7 +554,8 @@ mod tests {
     #[test]
     fn the_ab_test_averages_the_seeds_that_had_both_arms() {
         let arm = |episodes: u64, steps: u64, violations: u64, sampled: u64, successes: u64| {
-            serde_json::to_value(policies::practice::RoleTally { episodes, steps, measured_violations: Some(violations), violations_per_1000_steps: Some(1000.0 * violations as f64 / steps as f64), sampled_episodes: sampled, sampled_successes: successes }).unwrap()
+            let per_1000 = Some(1000.0 * violations as f64 / steps as f64);
+            serde_json::to_value(policies::practice::RoleTally { episodes, steps, measured_violations: Some(violations), violations_per_1000_steps: per_1000, violations_per_episode: Some(violations as f64 / episodes as f64), sampled_episodes: sampled, sampled_successes: successes }).unwrap()
         };
         let mut sums = AbSums::default();
         let seed = sums.add(&serde_json::json!({"acting": arm(10, 1000, 20, 10, 5), "withheld": arm(10, 1000, 40, 10, 8), "shadow": arm(3, 300, 9, 3, 0)}));
@@ -562,9 +568,10 @@ mod tests {
         let quiet = sums.add(&serde_json::json!({"acting": arm(2, 200, 0, 2, 0), "withheld": arm(1, 100, 0, 1, 0)}));
         assert!(quiet["violations_cut"].is_null(), "{quiet}");
         let mean = sums.mean();
-        assert_eq!((mean["seeds_with_both_arms"].as_u64(), mean["seeds_fewer_violations_acting"].as_u64()), (Some(3), Some(1)), "{mean}");
+        assert_eq!((mean["seeds_with_both_arms"].as_u64(), mean["seeds_fewer_violations_acting"].as_u64(), mean["seeds_fewer_violations_per_episode_acting"].as_u64()), (Some(3), Some(1), Some(1)), "{mean}");
         assert_eq!(mean["acting"]["violations_per_1000_steps"].as_f64(), Some(10.0), "(20 + 10 + 0) / 3: {mean}");
         assert_eq!(mean["withheld"]["violations_per_1000_steps"].as_f64(), Some(50.0 / 3.0), "(40 + 10 + 0) / 3: {mean}");
         assert_eq!(mean["withheld"]["sampled_success_rate"].as_f64(), Some(1.3 / 3.0), "(0.8 + 0.5 + 0) / 3: {mean}");
+        assert!(AbSums::default().mean()["violations_cut"].is_null(), "no seed, no cut");
     }
 }

@@ -35,13 +35,16 @@ impl GateCritic {
     /// passing critic (the gate is offered it again in its new arm).
     pub(super) fn start_episode(&mut self, number: u64, env: &mut impl PracticeTask) -> Result<(), String> {
         let withheld = self.alternate && number % 2 == 1;
-        let switched = withheld != self.withheld;
-        self.withheld = withheld;
-        if let Some(critic) = self.held.as_ref().filter(|c| c.acting && switched) {
-            env.offer_risk_critic(&critic.layers, !withheld)?;
+        let offered = match self.held.as_ref().filter(|c| c.acting && withheld != self.withheld) {
+            Some(critic) => env.offer_risk_critic(&critic.layers, !withheld),
+            None => Ok(()),
+        };
+        // Refused: the gate keeps the critic in its last arm, and so does the episode's role.
+        if offered.is_ok() {
+            self.withheld = withheld;
         }
         self.episode_role = self.role_now();
-        Ok(())
+        offered
     }
 
     /// This episode is the A/B test's withheld arm.
@@ -68,8 +71,9 @@ impl GateCritic {
 mod tests {
     use super::*;
 
-    /// A task that only remembers what its gate was offered.
-    struct Offers(Vec<bool>);
+    /// A task that only remembers what its gate was offered (and refuses
+    /// every offer once `refuse` is set).
+    struct Offers(Vec<bool>, bool);
 
     impl rrl_types::Environment for Offers {
         type Error = std::convert::Infallible;
@@ -101,6 +105,9 @@ mod tests {
 
     impl PracticeTask for Offers {
         fn offer_risk_critic(&mut self, _layers: &[(Vec<Vec<f32>>, Vec<f32>)], acting: bool) -> Result<(), String> {
+            if self.1 {
+                return Err("refused".into());
+            }
             self.0.push(acting);
             Ok(())
         }
@@ -115,7 +122,7 @@ mod tests {
     /// passed its check shadows in both arms.
     #[test]
     fn alternate_episodes_withhold_a_passing_critic_in_odd_episodes_only() {
-        let mut env = Offers(Vec::new());
+        let mut env = Offers(Vec::new(), false);
         let mut gate = GateCritic::new(true);
         gate.start_episode(0, &mut env).unwrap();
         assert_eq!(gate.episode_role(), CriticRole::None);
@@ -135,11 +142,19 @@ mod tests {
         assert_eq!((gate.episode_role(), env.0[5]), (CriticRole::Acting, false));
         gate.start_episode(5, &mut env).unwrap();
         assert_eq!((gate.episode_role(), env.0.len()), (CriticRole::Shadow, 6));
+        // A gate that refuses the switch keeps the critic in its last arm: so does the role.
+        gate.take(critic(true), &mut env).unwrap();
+        env.1 = true;
+        assert!(gate.start_episode(6, &mut env).is_err());
+        assert_eq!(gate.episode_role(), CriticRole::Withheld, "the gate still holds it withheld");
+        env.1 = false;
+        gate.start_episode(7, &mut env).unwrap();
+        assert_eq!((gate.episode_role(), env.0.len()), (CriticRole::Withheld, 7), "already withheld: nothing to switch");
     }
 
     #[test]
     fn without_the_ab_test_a_passing_critic_acts_in_every_episode() {
-        let mut env = Offers(Vec::new());
+        let mut env = Offers(Vec::new(), false);
         let mut gate = GateCritic::new(false);
         gate.start_episode(0, &mut env).unwrap();
         gate.take(critic(true), &mut env).unwrap();

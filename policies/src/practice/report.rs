@@ -66,6 +66,9 @@ pub struct RoleTally {
     /// Measured violations (a simulator's), when every episode has a count.
     pub measured_violations: Option<u64>,
     pub violations_per_1000_steps: Option<f64>,
+    /// Per episode as well: a reflex that only slows the arm lowers the
+    /// rate per step (its episodes run longer), not this.
+    pub violations_per_episode: Option<f64>,
     /// Sampled episodes (not confirming an early stop) and their successes.
     pub sampled_episodes: u64,
     pub sampled_successes: u64,
@@ -86,6 +89,7 @@ pub fn by_critic_role(episodes: &[EpisodeReport]) -> std::collections::BTreeMap<
     }
     for tally in roles.values_mut() {
         tally.violations_per_1000_steps = tally.measured_violations.map(|v| 1000.0 * v as f64 / tally.steps.max(1) as f64);
+        tally.violations_per_episode = tally.measured_violations.map(|v| v as f64 / tally.episodes.max(1) as f64);
     }
     roles
 }
