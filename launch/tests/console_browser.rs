@@ -119,7 +119,8 @@ fn csv_rows(run_dir: &Path) -> Vec<(u64, u64, f64, String, String)> {
     let text = std::fs::read_to_string(run_dir.join("practice.csv")).unwrap_or_default();
     text.lines()
         .skip(1)
-        .filter(|l| l.ends_with(|c: char| c.is_ascii_digit()))
+        // Whole rows only: a row being written has not reached its last column, the critic's role.
+        .filter(|l| ["none", "shadow", "withheld", "acting"].iter().any(|role| l.ends_with(&format!(",{role}"))))
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             (f[0].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap(), f[4].to_string(), f[7].to_string())
