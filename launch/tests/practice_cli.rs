@@ -514,7 +514,7 @@ exit $status
     assert!(episodes.iter().all(|e| e.torn_tail_bytes == 0 && e.outcome.is_some()), "every episode is whole");
     let rows = std::fs::read_to_string(run_dir.join("practice.csv")).unwrap();
     assert_eq!(rows.lines().count(), 1 + episodes.len(), "one whole row per episode: {rows}");
-    assert!(rows.lines().all(|l| l.split(',').count() == 10), "{rows}");
+    assert!(rows.lines().all(|l| l.split(',').count() == 11), "{rows}");
     assert_eq!(report["eval"]["episodes"], 1, "the final checkpoint was written and loads: {report}");
 }
 
