@@ -461,7 +461,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
     // The learned reward's counts of practice, before evaluation adds to them.
     let counts = reward_counts(&env);
     // Each episode took its own count at its end; anything after the last is practice's too.
-    let practice_violations = env.take_measured_violations().map(|rest| rest + report.episodes.iter().filter_map(|e| e.measured_violations).sum::<u64>());
+    let practice_violations = env.take_measured_violations().map(|rest| rest + policies::practice::episodes_measured_violations(&report.episodes));
     // A remote learner keeps its checkpoint: evaluate it with `rrl eval` there.
     let eval = if args.learner != LearnerPlacement::Remote {
         evaluate_checkpoint(&mut env, &config, &run_dir.join("learner.safetensors"), &task_name, &run_dir.join("eval"), eval_episodes, seed + 50_000, &mut Judge::of(operator, human_reward).overriding_learned(labels_override))?

@@ -224,7 +224,7 @@ fn by_critic_role(runs: &[PathBuf], episodes: &[TickEpisode]) -> anyhow::Result<
     // Practice episodes without a row naming their role (recorded before the column, or a crash before the row).
     let unlabelled = episodes.iter().filter(|e| e.folder == "episodes" && !roles.contains_key(&(e.run.clone(), e.number))).count();
     split.insert("unlabelled_episodes".into(), unlabelled.into());
-    for role in ["none", "shadow", "withheld", "acting"] {
+    for role in policies::practice::CriticRole::ALL.map(policies::practice::CriticRole::name) {
         let these: Vec<&TickEpisode> = episodes.iter().filter(|e| e.folder == "episodes" && roles.get(&(e.run.clone(), e.number)).is_some_and(|r| r == role)).collect();
         if !these.is_empty() {
             split.insert(role.into(), report(&these)?);

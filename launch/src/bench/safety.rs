@@ -277,7 +277,7 @@ fn train_with(task: &mut PandaTask, steps: u64, seed: u64, run_dir: &Path, devic
     let report = policies::practice::practice(task, config, device, &mut NoOperator, &settings, |_: &EpisodeReport| {})?;
     let episodes = report.episodes;
     // Each episode took its own count at its end.
-    let violations = task.take_violation_steps() + episodes.iter().filter_map(|e| e.measured_violations).sum::<u64>();
+    let violations = task.take_violation_steps() + policies::practice::episodes_measured_violations(&episodes);
     let successes = episodes.iter().filter(|e| e.success == Some(true)).count() as u64;
     let safety_events = episodes.iter().map(|e| e.safety_events).sum();
     Ok((Tally { steps, violations, safety_events, reflexes: None, episodes: episodes.len() as u64, successes }, episodes))

@@ -363,18 +363,14 @@ impl<E: PracticeTask> Actor<'_, E> {
             }
         }
         if let Some(critic) = self.link.take_risk_critic() {
-            let mode = match (critic.acting, self.gate_critic.withholding()) {
-                (true, false) => "acting",
-                (true, true) => "passed its check, withheld in this episode of the A/B test",
-                (false, _) => "shadow mode",
-            };
-            let (update, critic_updates, acting) = (critic.update, critic.critic_updates, critic.acting);
-            let (precision, recall, onsets, anticipated) = (critic.precision, critic.recall, critic.onsets, critic.anticipated_onsets);
+            let (update, critic_updates) = (critic.update, critic.critic_updates);
             match self.gate_critic.take(critic, &mut *self.env) {
-                Ok(()) => {
+                Ok(held) => {
                     self.report.risk_critics.0 += 1;
-                    self.report.risk_critics.1 += u64::from(acting);
-                    tracing::info!(update, precision, recall, onsets, anticipated, "the gate takes the risk critic of {critic_updates} critic updates ({mode})")
+                    self.report.risk_critics.1 += u64::from(held.acting);
+                    let (precision, recall, onsets, anticipated) = (held.precision, held.recall, held.onsets, held.anticipated_onsets);
+                    let role = self.gate_critic.role_now().name();
+                    tracing::info!(update, precision, recall, onsets, anticipated, role, "the gate takes the risk critic of {critic_updates} critic updates")
                 }
                 Err(why) => tracing::warn!(update, "the gate refused the risk critic of {critic_updates} critic updates: {why}; it keeps the one it had"),
             }

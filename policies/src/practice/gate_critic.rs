@@ -24,11 +24,12 @@ impl GateCritic {
     /// Hands a newly published critic to the gate: acting if it passed its
     /// check and this episode is not withheld. On refusal the gate keeps
     /// the one it had.
-    pub(super) fn take(&mut self, critic: PublishedCritic, env: &mut impl PracticeTask) -> Result<(), String> {
+    pub(super) fn take(&mut self, critic: PublishedCritic, env: &mut impl PracticeTask) -> Result<&PublishedCritic, String> {
         env.offer_risk_critic(&critic.layers, critic.acting && !self.withheld)?;
-        self.held = Some(critic);
-        self.episode_role = self.episode_role.max(self.role_now());
-        Ok(())
+        let held = self.held.insert(critic);
+        let now = role_of(Some(held), self.withheld);
+        self.episode_role = self.episode_role.max(now);
+        Ok(held)
     }
 
     /// Episode `number` starts: under the A/B test the odd ones withhold a
@@ -47,23 +48,23 @@ impl GateCritic {
         offered
     }
 
-    /// This episode is the A/B test's withheld arm.
-    pub(super) fn withholding(&self) -> bool {
-        self.withheld
-    }
-
     /// What the critic did in the episode.
     pub(super) fn episode_role(&self) -> CriticRole {
         self.episode_role
     }
 
-    fn role_now(&self) -> CriticRole {
-        match &self.held {
-            None => CriticRole::None,
-            Some(c) if !c.acting => CriticRole::Shadow,
-            Some(_) if self.withheld => CriticRole::Withheld,
-            Some(_) => CriticRole::Acting,
-        }
+    /// What the critic does now.
+    pub(super) fn role_now(&self) -> CriticRole {
+        role_of(self.held.as_ref(), self.withheld)
+    }
+}
+
+fn role_of(held: Option<&PublishedCritic>, withheld: bool) -> CriticRole {
+    match held {
+        None => CriticRole::None,
+        Some(c) if !c.acting => CriticRole::Shadow,
+        Some(_) if withheld => CriticRole::Withheld,
+        Some(_) => CriticRole::Acting,
     }
 }
 

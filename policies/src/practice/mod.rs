@@ -39,7 +39,7 @@ pub use evaluation::evaluate_recorded;
 pub use learner::{run_learner, ActorWeights, LearnerLink, LearnerShared, LocalLearner, ToLearner, RISK_CRITIC_FILE};
 pub use online_risk::{OnlineRiskSettings, PublishedCritic};
 pub use operator::{NoOperator, Operator, OperatorCommand, OperatorInput};
-pub use report::{by_critic_role, CriticRole, EpisodeReport, RoleTally, PracticeError, PracticeReport};
+pub use report::{by_critic_role, episodes_measured_violations, CriticRole, EpisodeReport, RoleTally, PracticeError, PracticeReport};
 pub use settings::{PracticeSettings, SUCCESS_WINDOW};
 pub use shaping::Shaping;
 pub use teleop::teleoperate;

@@ -46,6 +46,9 @@ pub enum CriticRole {
 }
 
 impl CriticRole {
+    pub const ALL: [CriticRole; 4] = [CriticRole::None, CriticRole::Shadow, CriticRole::Withheld, CriticRole::Acting];
+
+    /// As `practice.csv` and the reports name it.
     pub fn name(self) -> &'static str {
         match self {
             CriticRole::None => "none",
@@ -92,6 +95,12 @@ pub fn by_critic_role(episodes: &[EpisodeReport]) -> std::collections::BTreeMap<
         tally.violations_per_episode = tally.measured_violations.map(|v| v as f64 / tally.episodes.max(1) as f64);
     }
     roles
+}
+
+/// The measured violations the episodes counted, each at its end (0 where
+/// nothing monitors them).
+pub fn episodes_measured_violations(episodes: &[EpisodeReport]) -> u64 {
+    episodes.iter().filter_map(|e| e.measured_violations).sum()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
