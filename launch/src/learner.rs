@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use policies::practice::LearnerShared;
 use ros_edge::learner_link::serve_learner;
 
 #[derive(clap::Args)]
@@ -28,14 +29,14 @@ impl LearnerArgs {
     pub fn run(self) -> anyhow::Result<serde_json::Value> {
         let node = learner_node_spec(&self.config)?;
         let node = ros_edge::learner_link::LearnerNodeSpec { checkpoint_every: self.checkpoint_every_updates, ..node };
-        Ok(serve_learner(node, self.run_dir, self.resume, self.until_idle_s, &|| true)?)
+        Ok(serve_learner(node, self.run_dir, self.resume, LearnerShared::new(), self.until_idle_s, &|| true)?)
     }
 }
 
 /// The learner node, whose idle timeout only counts once `may_stop` says
 /// so (e.g. after the actors of this process have finished).
 pub fn run_learner_node_until(config: &Path, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> anyhow::Result<serde_json::Value> {
-    Ok(serve_learner(learner_node_spec(config)?, run_dir, resume, until_idle_s, may_stop)?)
+    Ok(serve_learner(learner_node_spec(config)?, run_dir, resume, LearnerShared::new(), until_idle_s, may_stop)?)
 }
 
 /// The learner node of the launch file at `config`.

@@ -53,9 +53,13 @@ struct LinkState {
     stream_len: AtomicU64,
     updates: AtomicU64,
     weights: ArrayQueue<ActorWeights>,
+    /// The learner's update count of the newest weights received (`NO_WEIGHTS` before any).
+    weights_update: AtomicU64,
     risk_critic: ArrayQueue<PublishedCritic>,
     failure: Mutex<Option<String>>,
 }
+
+const NO_WEIGHTS: u64 = u64::MAX;
 
 /// How an actor's stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +101,7 @@ impl RosLearnerLink {
         let mut acks = node.subscribe::<Bytes>("learner/acks", crate::qos::acks())?;
         let mut weights = node.subscribe::<Bytes>("learner/weights", crate::qos::weights())?;
         let mut critics = node.subscribe::<Bytes>("learner/risk_critic", crate::qos::weights())?;
-        let state = Arc::new(LinkState { acked: AtomicU64::new(0), learners_heard: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), risk_critic: ArrayQueue::new(1), failure: Mutex::new(None) });
+        let state = Arc::new(LinkState { acked: AtomicU64::new(0), learners_heard: AtomicU64::new(0), stream_len: AtomicU64::new(0), updates: AtomicU64::new(0), weights: ArrayQueue::new(1), weights_update: AtomicU64::new(NO_WEIGHTS), risk_critic: ArrayQueue::new(1), failure: Mutex::new(None) });
         let (outbox, inbox): (Sender<ToLearner>, Receiver<ToLearner>) = crossbeam::channel::unbounded();
         let flush_deadline = Arc::new(Mutex::new(None::<Instant>));
         let (thread_state, thread_deadline) = (state.clone(), flush_deadline.clone());
@@ -157,7 +161,9 @@ impl RosLearnerLink {
                 while let Some(Some(message)) = weights.next().now_or_never() {
                     match Weights::decode(&message.data) {
                         Ok(w) => {
+                            let update = w.updates;
                             state.weights.force_push(w.into_actor_weights());
+                            state.weights_update.store(update, Ordering::Release);
                         }
                         Err(e) => refuse_peer(&state, "learner/weights", e),
                     }
@@ -199,6 +205,11 @@ impl RosLearnerLink {
             }
         }).map_err(EdgeError::io("starting the learner link's thread"))?;
         Ok(RosLearnerLink { outbox: Some(outbox), state, thread: Some(thread), flush_deadline })
+    }
+
+    /// The learner's update count of the newest weights received.
+    pub fn weights_update(&self) -> Option<u64> {
+        Some(self.state.weights_update.load(Ordering::Acquire)).filter(|&u| u != NO_WEIGHTS)
     }
 
     /// Ends the stream and waits up to `timeout` for the learner to confirm
@@ -398,6 +409,8 @@ pub struct LearnerNodeSpec {
 pub struct InProcessLearnerNode {
     finished: Arc<std::sync::atomic::AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
+    /// The node's learner thread: this process's actor may hold it.
+    shared: Arc<LearnerShared>,
     thread: Option<std::thread::JoinHandle<Result<serde_json::Value, EdgeError>>>,
 }
 
@@ -406,15 +419,24 @@ impl InProcessLearnerNode {
     pub fn start(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool) -> Result<InProcessLearnerNode, EdgeError> {
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let error = Arc::new(Mutex::new(None::<String>));
-        let (thread_finished, thread_error) = (finished.clone(), error.clone());
+        let shared = LearnerShared::new();
+        let (thread_finished, thread_error, thread_shared) = (finished.clone(), error.clone(), shared.clone());
         let thread = std::thread::Builder::new().name("learner-node".into()).spawn(move || {
-            let result = serve_learner(spec, run_dir, resume, Some(0.0), &|| thread_finished.load(Ordering::Acquire));
+            let result = serve_learner(spec, run_dir, resume, thread_shared, Some(0.0), &|| thread_finished.load(Ordering::Acquire));
             if let Err(e) = &result {
                 *thread_error.lock().expect("error slot") = Some(e.to_string());
             }
             result
         }).map_err(EdgeError::io("starting the learner node's thread"))?;
-        Ok(InProcessLearnerNode { finished, error, thread: Some(thread) })
+        Ok(InProcessLearnerNode { finished, error, shared, thread: Some(thread) })
+    }
+
+    /// Holds the node's learner (or lets it go on), as a learner thread of
+    /// practice is held; its update count once it answered.
+    fn hold_updates(&self, hold: bool) -> Option<u64> {
+        let thread = &self.thread;
+        let answered = self.shared.hold_and_wait(hold, || self.failure().is_none() && thread.as_ref().is_some_and(|t| !t.is_finished()));
+        answered.then(|| self.shared.updates.load(Ordering::Acquire))
     }
 
     /// Set once the node failed.
@@ -441,7 +463,9 @@ impl Drop for InProcessLearnerNode {
 }
 
 /// An actor's link to the learner node of its own process: a plain ROS 2
-/// link that also learns at once when that node has failed.
+/// link that also learns at once when that node has failed, and holds the
+/// node's learner while an early stop is confirmed (that node serves this
+/// actor: README command A's policy confirmed is the one checkpointed).
 pub struct InProcessLink<'a> {
     pub link: RosLearnerLink,
     pub node: &'a InProcessLearnerNode,
@@ -466,13 +490,37 @@ impl LearnerLink for InProcessLink<'_> {
     fn backlog(&self) -> u64 {
         self.link.backlog()
     }
+    /// The held learner's weights reach the actor over DDS like any others:
+    /// it waits for them and for the acknowledgement that counts their
+    /// update, so the confirming episodes act with, and report, the policy
+    /// the node checkpoints.
+    fn hold_updates(&mut self, hold: bool) -> bool {
+        let Some(update) = self.node.hold_updates(hold) else { return false };
+        if !hold {
+            return true;
+        }
+        let deadline = Instant::now() + HELD_WEIGHTS_WITHIN;
+        while self.link.weights_update() != Some(update) || self.link.updates() != update {
+            if self.failure().is_some() || Instant::now() > deadline {
+                tracing::warn!(update, "the held learner's weights did not come back over ROS 2 within {HELD_WEIGHTS_WITHIN:?}: it goes on learning, and the confirmation judges the weights the actor has");
+                self.node.hold_updates(false);
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
 }
+
+/// How long the held learner's weights may take to come back over DDS.
+const HELD_WEIGHTS_WITHIN: Duration = Duration::from_secs(10);
 
 /// The learner node's loop: receives the actors' streams in order, feeds
 /// the learner thread, acknowledges and publishes weights. Ends once no
 /// item came for `until_idle_s` and `may_stop` agrees (never without it;
-/// with 0, as soon as `may_stop` agrees).
-pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> Result<serde_json::Value, EdgeError> {
+/// with 0, as soon as `may_stop` agrees). `shared`: the learner thread's
+/// counters and slots, through which the caller may also hold it.
+pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, shared: Arc<LearnerShared>, until_idle_s: Option<f64>, may_stop: &dyn Fn() -> bool) -> Result<serde_json::Value, EdgeError> {
     std::fs::create_dir_all(&run_dir).map_err(EdgeError::io(format!("creating {}", run_dir.display())))?;
     let checkpoint = run_dir.join("learner.safetensors");
     if checkpoint.exists() && !resume {
@@ -502,7 +550,6 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, unti
         live: None,
     };
     let (to_learner, inbox) = crossbeam::channel::unbounded();
-    let shared = LearnerShared::new();
     let learner_shared = shared.clone();
     let (sac_config, device) = (spec.config, spec.device);
     let learner = std::thread::Builder::new().name("learner".into()).spawn(move || policies::practice::run_learner(sac_config, device, checkpoint, resume, settings, inbox, learner_shared))

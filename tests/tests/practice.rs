@@ -280,9 +280,50 @@ fn the_learner_holds_still_while_the_deterministic_policy_confirms_so_the_checkp
     let dir = tempfile::tempdir().unwrap();
     let mut task = reach_task(100);
     let config = small_learner(&task);
-    let settings = PracticeSettings { stop_at_success: Some(0.9), confirm_episodes: 5, warmup_steps: 50, ..settings(dir.path(), 10_000) };
+    let settings = confirming_settings(dir.path());
     let mut labeller = Labeller { steps: 10, ..Labeller::failing(&[]) };
     let report = practice::practice(&mut task, config.clone(), tch::Device::Cpu, &mut labeller, &settings, |_| {}).unwrap();
+    assert_the_policy_confirmed_is_checkpointed(&report, config, dir.path());
+}
+
+/// The same over README command A's learner: a node of practice's own
+/// process, whose weights and acknowledgements reach the actor over DDS.
+#[test]
+fn a_learner_node_of_practices_own_process_holds_still_while_the_policy_confirms() {
+    tests::isolate_ros_domain();
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    let config = small_learner(&task);
+    let settings = confirming_settings(dir.path());
+    let spec = ros_edge::learner_link::LearnerNodeSpec {
+        namespace: "held".into(),
+        config: config.clone(),
+        device: tch::Device::Cpu,
+        warmup_steps: settings.warmup_steps,
+        max_episode_steps: settings.max_episode_steps,
+        publish_every: settings.publish_every,
+        replay_capacity: settings.replay_capacity,
+        checkpoint_every: settings.checkpoint_every,
+        task: settings.task.clone(),
+        risk_critic: None,
+    };
+    let node = ros_edge::learner_link::InProcessLearnerNode::start(spec, dir.path().to_path_buf(), false).unwrap();
+    let link = ros_edge::learner_link::RosLearnerLink::connect("held", 1, Some(dir.path())).unwrap();
+    let mut link = ros_edge::learner_link::InProcessLink { link, node: &node };
+    let mut labeller = Labeller { steps: 10, ..Labeller::failing(&[]) };
+    let report = practice::practice_with_link(&mut task, config.clone(), &mut link, &mut labeller, &settings, &mut |_| {}).unwrap();
+    assert_eq!(link.link.close(std::time::Duration::from_secs(60)).unconfirmed, 0);
+    node.finish().unwrap();
+    assert_the_policy_confirmed_is_checkpointed(&report, config, dir.path());
+}
+
+/// Practice that ends once 90 % of 20 episodes succeed and 5 deterministic
+/// episodes confirm it.
+fn confirming_settings(run_dir: &Path) -> PracticeSettings {
+    PracticeSettings { stop_at_success: Some(0.9), confirm_episodes: 5, warmup_steps: 50, ..settings(run_dir, 10_000) }
+}
+
+fn assert_the_policy_confirmed_is_checkpointed(report: &practice::PracticeReport, config: SacConfig, run_dir: &Path) {
     assert!(report.reached_success);
     assert_eq!(report.confirmations, vec![(300, 5)]);
     let confirming: Vec<&practice::EpisodeReport> = report.episodes.iter().filter(|e| e.deterministic).collect();
@@ -290,9 +331,9 @@ fn the_learner_holds_still_while_the_deterministic_policy_confirms_so_the_checkp
     let updates: Vec<u64> = confirming.iter().map(|e| e.learner_updates).collect();
     assert!(updates[0] > 100 && updates.iter().all(|u| *u == updates[0]), "learner updates at the confirming episodes' ends: {updates:?}");
     let mut checkpoint = policies::sac::Sac::try_new(config, tch::Device::Cpu).unwrap();
-    policies::checkpoint::load(&mut checkpoint, &dir.path().join("learner.safetensors")).unwrap();
+    policies::checkpoint::load(&mut checkpoint, &run_dir.join("learner.safetensors")).unwrap();
     assert_eq!(checkpoint.updates, updates[0], "the final checkpoint is the policy confirmed");
-    let recorded = read_folder(&dir.path().join("episodes"));
+    let recorded = read_folder(&run_dir.join("episodes"));
     let mut largest = 0f64;
     for step in recorded[25..30].iter().flat_map(|e| &e.steps) {
         let observation: Vec<f64> = step.observation.iter().map(|v| f64::from(*v)).collect();

@@ -604,7 +604,7 @@ impl<E: PracticeTask> Actor<'_, E> {
                 self.policy.load(&weights)?;
             }
         } else {
-            tracing::info!("this learner (a node over ROS 2) keeps learning while the deterministic policy confirms: the confirmation judges the actor's weights as they stand, the learner's checkpoint moves on");
+            tracing::info!("this learner (a node of another process) keeps learning while the deterministic policy confirms: the confirmation judges the actor's weights as they stand, the learner's checkpoint moves on");
         }
         Ok(())
     }

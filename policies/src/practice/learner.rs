@@ -83,6 +83,17 @@ impl LearnerShared {
             held: AtomicBool::new(false),
         })
     }
+
+    /// Asks the learner thread to hold its updates (or go on) and waits for
+    /// its answer while `alive` says it can still give one; whether it
+    /// answered. It finishes the update in hand first.
+    pub fn hold_and_wait(&self, hold: bool, alive: impl Fn() -> bool) -> bool {
+        self.hold.store(hold, Ordering::Release);
+        while self.held.load(Ordering::Acquire) != hold && self.error.lock().expect("error slot").is_none() && alive() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.held.load(Ordering::Acquire) == hold
+    }
 }
 
 /// How the actor reaches its learner: a thread of this process, or a
@@ -107,7 +118,8 @@ pub trait LearnerLink {
     /// confirms an early stop, or lets them go on (`false`). A learner that
     /// holds publishes its weights as they stand before it answers, so the
     /// policy confirmed is the one it checkpoints. `false`: this learner
-    /// does not hold (a learner node over ROS 2 may serve other actors).
+    /// does not hold (a learner node of another process may serve other
+    /// actors).
     fn hold_updates(&mut self, hold: bool) -> bool {
         let _ = hold;
         false
@@ -172,15 +184,10 @@ impl LearnerLink for LocalLearner {
     fn backlog(&self) -> u64 {
         self.sent.saturating_sub(self.shared.received.load(Ordering::Acquire))
     }
-    /// Waits for the learner thread's answer: it finishes the update in
-    /// hand first (between episodes, never within one).
+    /// Waits for the learner thread's answer (between episodes, never within one).
     fn hold_updates(&mut self, hold: bool) -> bool {
-        self.shared.hold.store(hold, Ordering::Release);
-        let running = |t: &Option<std::thread::JoinHandle<_>>| t.as_ref().is_some_and(|t| !t.is_finished());
-        while self.shared.held.load(Ordering::Acquire) != hold && self.failure().is_none() && running(&self.thread) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.shared.held.load(Ordering::Acquire) == hold
+        let thread = &self.thread;
+        self.shared.hold_and_wait(hold, || thread.as_ref().is_some_and(|t| !t.is_finished()))
     }
 }
 
