@@ -379,8 +379,10 @@ fn learner_loop(
         // Take everything waiting; block briefly only when there is no update to do.
         let budget = online_steps.saturating_sub(settings.warmup_steps);
         let can_update = !hold && sac.updates < budget && replay.len() >= config.batch_size;
-        // The risk critic: one update per online step, from the first labelled ticks on (warm-up included).
-        let can_update_risk = risk.as_ref().is_some_and(|r| r.updates < online_steps && r.ready());
+        // The risk critic: one update per online step, from the first
+        // labelled ticks on (warm-up included); none while held, so that a
+        // confirmation runs under the gate it started with.
+        let can_update_risk = !hold && risk.as_ref().is_some_and(|r| r.updates < online_steps && r.ready());
         let message = if can_update || can_update_risk {
             inbox.try_recv().map_err(|e| e.is_disconnected())
         } else {
@@ -474,6 +476,7 @@ fn learner_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rrl_types::GateTick;
 
     /// A small learner's settings, run folder `run_dir`.
     fn learner_settings(run_dir: &std::path::Path) -> PracticeSettings {
@@ -513,6 +516,50 @@ mod tests {
         assert!(!takeovers.ready(0));
         assert!(!takeovers.ready(40), "40 intervention steps must not make half of every batch");
         assert!(takeovers.ready(256));
+    }
+
+    /// A held learner trains no risk critic either (a confirmation runs
+    /// under one gate); let go, the critic catches up on the steps it held
+    /// through and publishes.
+    #[test]
+    fn a_held_learner_publishes_no_risk_critic_until_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let learner = rrl_types::config::LearnerConfig { hidden: vec![8], batch_size: 4, ..Default::default() };
+        let config = SacConfig::from_learner(&learner, 3, 2, 1);
+        let online = rrl_types::config::OnlineRiskCriticConfig { publish_every: 5, hidden: vec![8], ..Default::default() };
+        let risk_critic = Some(super::super::OnlineRiskSettings { config: online, threshold: 0.5, seed: 1 });
+        let settings = PracticeSettings { risk_critic, ..learner_settings(dir.path()) };
+        let shared = LearnerShared::new();
+        shared.hold.store(true, Ordering::Release);
+        let (sender, inbox) = channel::unbounded();
+        let thread_shared = shared.clone();
+        let thread = std::thread::spawn(move || run_learner(config, Device::Cpu, dir.path().join("learner.safetensors"), false, settings, inbox, thread_shared));
+        // Episode 0 (trained on): a violation every fourth tick, 40 labelled in all.
+        let ticks: Vec<GateTick> = (0..160).map(|index| {
+            let mut tick = GateTick { index, width: 2, violation: index % 4 == 3, ..GateTick::default() };
+            tick.input[..2].copy_from_slice(&[(index % 4) as f32, 0.5]);
+            tick
+        }).collect();
+        sender.send(ToLearner::GateTicks { actor: 0, episode: 0, ticks }).unwrap();
+        for _ in 0..20 {
+            sender.send(ToLearner::OnlineStep).unwrap();
+        }
+        let started = std::time::Instant::now();
+        while shared.received.load(Ordering::Acquire) < 21 || !shared.held.load(Ordering::Acquire) {
+            assert!(started.elapsed() < Duration::from_secs(60), "the learner took nothing in");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Nothing marks an update that does not happen: watch 30 times as
+        // long as the let-go learner below takes to publish (5-11 ms here).
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(shared.risk_critic.pop().is_none(), "a held learner published a risk critic");
+        assert!(shared.hold_and_wait(false, || !thread.is_finished()));
+        while shared.risk_critic.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(60) && !thread.is_finished(), "no risk critic once let go");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(sender);
+        thread.join().unwrap().unwrap();
     }
 
     /// An actor of another task (or with a residual base the learner was
