@@ -424,18 +424,7 @@ fn practise_on<E: rrl_types::PracticeTask>(
             // The learner as a ROS 2 node of this process: the actor reaches it
             // over DDS exactly as it reaches one on another machine.
             let resume = !recording::list_episodes(&run_dir.join("episodes"))?.is_empty();
-            let spec = ros_edge::learner_link::LearnerNodeSpec {
-                namespace: launch.learner_namespace().to_string(),
-                config: config.clone(),
-                device,
-                warmup_steps: settings.warmup_steps,
-                max_episode_steps: settings.max_episode_steps,
-                publish_every: settings.publish_every,
-                replay_capacity: settings.replay_capacity,
-                checkpoint_every: settings.checkpoint_every,
-                task: task_name.clone(),
-                risk_critic: settings.risk_critic.clone(),
-            };
+            let spec = ros_edge::learner_link::LearnerNodeSpec::for_practice(launch.learner_namespace(), config.clone(), device, &settings);
             let node = ros_edge::learner_link::InProcessLearnerNode::start(spec, run_dir.clone(), resume)?;
             let link = ros_edge::learner_link::RosLearnerLink::connect(launch.learner_namespace(), args.actor_id, Some(&run_dir))?;
             let mut link = ros_edge::learner_link::InProcessLink { link, node: &node };

@@ -174,16 +174,16 @@ fn practice_over_a_learner_node_of_its_own_process_keeps_step_over_ros2() {
     // (about 2 s late in 1 run of 4 here) to match the node while it
     // still publishes.
     let domain = (20 + (std::process::id() + 23) % 80).to_string();
-    let mut watcher = common::Running::spawn(common::ros_peer("watch_learner.py", &["panda"], &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()));
+    let mut watcher = common::Running::spawn(common::ros_peer("watch_learner.py", &["panda", &ros_edge::wire::VERSION.to_string()], &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()));
     let mut said = common::LogLines::of(watcher.child().stdout.take().unwrap());
     said.wait_for("listening", Duration::from_secs(60), |line| line == "listening");
     let practice = common::Running::spawn(rrl(&["practice", "--config", config_arg, "--run-dir", run_arg, "--learner", "node", "--steps", "1000"]).env("ROS_DOMAIN_ID", &domain).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()));
     let report = json_of(&practice.wait_with_output_within(Duration::from_secs(300)));
     let watched = watcher.wait_with_output_within(Duration::from_secs(130));
     let seen: serde_json::Value = serde_json::from_str(said.all().lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("watcher ({e}): {}", String::from_utf8_lossy(&watched.stderr)));
-    assert!(watched.status.success() && seen["ok"] == true, "the watcher saw no acknowledgement and weights past 20 updates: {seen}");
     // Decoded as the wire format says: counts no larger than the learner's.
-    assert_eq!(seen["bad_headers"], 0, "{seen}");
+    assert_eq!(seen["bad_headers"], 0, "messages not of the wire format's version and kind: {seen}");
+    assert!(watched.status.success() && seen["ok"] == true, "the watcher saw no acknowledgement and weights past 20 updates: {seen}");
     assert!(seen["max_ack_updates"].as_u64().unwrap() <= 900 && seen["max_weight_updates"].as_u64().unwrap() <= 900, "{seen}");
     assert!(seen["acked_items"].as_u64().unwrap() <= report["link"]["stream_items"].as_u64().unwrap(), "{seen} {report}");
     assert_eq!(report["total_steps"], 1000);

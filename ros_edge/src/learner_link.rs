@@ -403,6 +403,24 @@ pub struct LearnerNodeSpec {
     pub risk_critic: Option<policies::practice::OnlineRiskSettings>,
 }
 
+impl LearnerNodeSpec {
+    /// The learner node of a practice run of `settings`, on `namespace`.
+    pub fn for_practice(namespace: &str, config: policies::SacConfig, device: tch::Device, settings: &PracticeSettings) -> LearnerNodeSpec {
+        LearnerNodeSpec {
+            namespace: namespace.to_string(),
+            config,
+            device,
+            warmup_steps: settings.warmup_steps,
+            max_episode_steps: settings.max_episode_steps,
+            publish_every: settings.publish_every,
+            replay_capacity: settings.replay_capacity,
+            checkpoint_every: settings.checkpoint_every,
+            task: settings.task.clone(),
+            risk_critic: settings.risk_critic.clone(),
+        }
+    }
+}
+
 /// A learner node on a thread of this process, reached over ROS 2 like a
 /// remote one (`rrl practice --learner node`): the same topics, the same
 /// delivery and deduplication, on the process's `ROS_DOMAIN_ID`.
@@ -435,7 +453,7 @@ impl InProcessLearnerNode {
     /// practice is held; its update count once it answered.
     fn hold_updates(&self, hold: bool) -> Option<u64> {
         let thread = &self.thread;
-        let answered = self.shared.hold_and_wait(hold, || self.failure().is_none() && thread.as_ref().is_some_and(|t| !t.is_finished()));
+        let answered = self.shared.hold_and_wait(hold, || thread.as_ref().is_some_and(|t| !t.is_finished()));
         answered.then(|| self.shared.updates.load(Ordering::Acquire))
     }
 
@@ -588,8 +606,8 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, shar
         }
         // Weights before the acknowledgement that counts their update: an
         // actor waiting for that count (lockstep) then acts with them.
-        if let Some(w) = shared.weights.pop() {
-            weights.publish(&bytes_message(Weights::of(&w, shared.updates.load(Ordering::Acquire)).encode()))?;
+        if let Some((update, w)) = shared.weights.pop() {
+            weights.publish(&bytes_message(Weights::of(&w, update).encode()))?;
         }
         if let Some(critic) = shared.risk_critic.pop() {
             critics.publish(&bytes_message(crate::wire::encode_critic(&critic)))?;
@@ -603,6 +621,11 @@ pub fn serve_learner(spec: LearnerNodeSpec, run_dir: PathBuf, resume: bool, shar
         }
         if let Some(e) = shared.error.lock().expect("error slot").clone() {
             return Err(EdgeError::Learner(e));
+        }
+        if learner.is_finished() {
+            // Only a panic ends the learner thread while the stream is open
+            // (an error is in `shared.error`): the join below says so.
+            break;
         }
         if let Some(idle) = until_idle_s {
             // Idle 0 (an in-process node): stop as soon as allowed, even if nothing came.

@@ -933,8 +933,9 @@ pub struct PracticeConfig {
     /// evaluation runs). Default: None.
     pub stop_at_success: Option<f64>,
     /// Episodes with the deterministic policy that confirm an early stop;
-    /// a learner thread (`--learner local`) holds still while they run, so
-    /// the policy confirmed is the policy checkpointed. Default: 10.
+    /// a learner thread (`--learner local`) or the learner node of
+    /// practice's own process (`--learner node`) holds still while they
+    /// run, so the policy confirmed is the policy checkpointed. Default: 10.
     pub confirm_episodes: u32,
 }
 

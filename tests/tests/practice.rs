@@ -295,18 +295,7 @@ fn a_learner_node_of_practices_own_process_holds_still_while_the_policy_confirms
     let mut task = reach_task(100);
     let config = small_learner(&task);
     let settings = confirming_settings(dir.path());
-    let spec = ros_edge::learner_link::LearnerNodeSpec {
-        namespace: "held".into(),
-        config: config.clone(),
-        device: tch::Device::Cpu,
-        warmup_steps: settings.warmup_steps,
-        max_episode_steps: settings.max_episode_steps,
-        publish_every: settings.publish_every,
-        replay_capacity: settings.replay_capacity,
-        checkpoint_every: settings.checkpoint_every,
-        task: settings.task.clone(),
-        risk_critic: None,
-    };
+    let spec = ros_edge::learner_link::LearnerNodeSpec::for_practice("held", config.clone(), tch::Device::Cpu, &settings);
     let node = ros_edge::learner_link::InProcessLearnerNode::start(spec, dir.path().to_path_buf(), false).unwrap();
     let link = ros_edge::learner_link::RosLearnerLink::connect("held", 1, Some(dir.path())).unwrap();
     let mut link = ros_edge::learner_link::InProcessLink { link, node: &node };
@@ -315,6 +304,59 @@ fn a_learner_node_of_practices_own_process_holds_still_while_the_policy_confirms
     assert_eq!(link.link.close(std::time::Duration::from_secs(60)).unconfirmed, 0);
     node.finish().unwrap();
     assert_the_policy_confirmed_is_checkpointed(&report, config, dir.path());
+}
+
+/// A confirmation runs under one gate as well as one policy: the actor asks
+/// its link for no new risk critic while the learner is held.
+#[test]
+fn no_risk_critic_is_taken_while_the_policy_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut task = reach_task(100);
+    let config = small_learner(&task);
+    let settings = confirming_settings(dir.path());
+    let learner = practice::LocalLearner::start(config.clone(), tch::Device::Cpu, dir.path().join("learner.safetensors"), false, settings.clone()).unwrap();
+    let mut link = CountingHeld { learner, held: false, critics_asked: (0, 0) };
+    let mut labeller = Labeller { steps: 10, ..Labeller::failing(&[]) };
+    let report = practice::practice_with_link(&mut task, config.clone(), &mut link, &mut labeller, &settings, &mut |_| {}).unwrap();
+    let (asked_free, asked_held) = link.critics_asked;
+    link.learner.finish().unwrap();
+    assert!(asked_free >= 250 && asked_held == 0, "risk critics asked for: {asked_free} while learning, {asked_held} while held");
+    assert_the_policy_confirmed_is_checkpointed(&report, config, dir.path());
+}
+
+/// A learner thread whose link counts the actor's asks for a risk critic,
+/// apart while the learner is held.
+struct CountingHeld {
+    learner: practice::LocalLearner,
+    held: bool,
+    critics_asked: (u64, u64),
+}
+
+impl practice::LearnerLink for CountingHeld {
+    fn send(&mut self, item: practice::ToLearner) {
+        self.learner.send(item)
+    }
+    fn updates(&self) -> u64 {
+        self.learner.updates()
+    }
+    fn take_weights(&mut self) -> Option<practice::ActorWeights> {
+        self.learner.take_weights()
+    }
+    fn take_risk_critic(&mut self) -> Option<practice::PublishedCritic> {
+        if self.held { self.critics_asked.1 += 1 } else { self.critics_asked.0 += 1 }
+        self.learner.take_risk_critic()
+    }
+    fn failure(&self) -> Option<String> {
+        self.learner.failure()
+    }
+    fn backlog(&self) -> u64 {
+        self.learner.backlog()
+    }
+    fn hold_updates(&mut self, hold: bool) -> bool {
+        let answered = self.learner.hold_updates(hold);
+        self.held = hold && answered;
+        answered
+    }
 }
 
 /// Practice that ends once 90 % of 20 episodes succeed and 5 deterministic

@@ -4,7 +4,7 @@ robot's namespace, as any node on the domain could. Prints `listening`
 once it has subscribed (the test starts practice only then: a short run
 could end before a late peer discovers it), then one JSON line; exit 0
 once it has seen both carry learner updates.
-Usage: watch_learner.py NAMESPACE"""
+Usage: watch_learner.py NAMESPACE WIRE_VERSION"""
 import json
 import struct
 import sys
@@ -17,27 +17,27 @@ from std_msgs.msg import UInt8MultiArray
 
 
 # Every message of rrl's wire format opens with b"rl", the format's version
-# (u16, ros_edge::wire::VERSION) and the message kind (u8).
-MAGIC, VERSION, HEADER = b"rl", 4, 5
+# (u16, ros_edge::wire::VERSION, given by the test) and the message kind (u8).
+MAGIC, HEADER = b"rl", 5
 KIND_ACKS, KIND_WEIGHTS = 4, 5
 
 
-def body(data, kind, seen):
+def body(data, kind, version, seen):
     """The message after its header, or None (counted) if the header is not the one expected."""
-    if len(data) < HEADER or data[:2] != MAGIC or struct.unpack_from("<H", data, 2)[0] != VERSION or data[4] != kind:
+    if len(data) < HEADER or data[:2] != MAGIC or struct.unpack_from("<H", data, 2)[0] != version or data[4] != kind:
         seen["bad_headers"] += 1
         return None
     return data[HEADER:]
 
 
 def main() -> int:
-    namespace = sys.argv[1]
+    namespace, version = sys.argv[1], int(sys.argv[2])
     rclpy.init()
     node = Node("learner_watcher")
     seen = {"ack_updates": [], "weight_updates": [], "acked_items": 0, "bad_headers": 0}
 
     def on_ack(message):
-        data = body(bytes(message.data), KIND_ACKS, seen)
+        data = body(bytes(message.data), KIND_ACKS, version, seen)
         if data is None:
             return
         # [learner incarnation u64][updates u64][actors u32] then [actor id u64][next expected u64] each
@@ -48,7 +48,7 @@ def main() -> int:
             seen["acked_items"] = max(seen["acked_items"], next_expected)
 
     def on_weights(message):
-        data = body(bytes(message.data[:HEADER + 12]), KIND_WEIGHTS, seen)
+        data = body(bytes(message.data[:HEADER + 12]), KIND_WEIGHTS, version, seen)
         if data is None:
             return
         # [updates u64][tensors u32] then each tensor's shape and f32 values

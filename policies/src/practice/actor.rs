@@ -356,11 +356,13 @@ impl<E: PracticeTask> Actor<'_, E> {
     /// The learner's newest weights, when new ones came since the last
     /// step: the actor never waits for them.
     fn take_newest_weights(&mut self) -> Result<(), PracticeError> {
-        // A confirmation judges one policy: new weights wait for its end.
-        if !self.early_stop.confirming() {
-            if let Some(weights) = self.link.take_weights() {
-                self.policy.load(&weights)?;
-            }
+        // A confirmation judges one policy under one gate: new weights and
+        // risk critics wait for its end.
+        if self.early_stop.confirming() {
+            return Ok(());
+        }
+        if let Some(weights) = self.link.take_weights() {
+            self.policy.load(&weights)?;
         }
         if let Some(critic) = self.link.take_risk_critic() {
             let (update, critic_updates) = (critic.update, critic.critic_updates);
@@ -604,7 +606,7 @@ impl<E: PracticeTask> Actor<'_, E> {
                 self.policy.load(&weights)?;
             }
         } else {
-            tracing::info!("this learner (a node of another process) keeps learning while the deterministic policy confirms: the confirmation judges the actor's weights as they stand, the learner's checkpoint moves on");
+            tracing::info!("the learner keeps learning while the deterministic policy confirms (a node of another process, or one that did not hold in time): the confirmation judges the actor's weights as they stand, the learner's checkpoint moves on");
         }
         Ok(())
     }

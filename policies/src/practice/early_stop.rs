@@ -1,8 +1,9 @@
 //! The early stop (`stop_at_success`): once enough of the recent practice
 //! episodes succeed, episodes with the deterministic policy (the one
 //! evaluated and deployed) confirm it before practice ends. The actor
-//! holds a learner thread still while they run (`LearnerLink::hold_updates`),
-//! so the policy confirmed is the one checkpointed and evaluated.
+//! holds its learner still while they run (`LearnerLink::hold_updates`: a
+//! learner thread, or the learner node of practice's own process), so the
+//! policy confirmed is the one checkpointed and evaluated.
 
 use std::collections::VecDeque;
 

@@ -55,8 +55,10 @@ pub struct LearnerShared {
     pub rewarded_terminals: AtomicU64,
     /// The updates of the checkpoint the learner resumed from (0: a fresh learner).
     pub resumed_from: AtomicU64,
-    /// The newest actor weights (one slot, newest wins).
-    pub weights: ArrayQueue<ActorWeights>,
+    /// The newest actor weights and the update they were taken at (one
+    /// slot, newest wins): a relay labels them with that update, not with
+    /// the learner's count as it reads them.
+    pub weights: ArrayQueue<(u64, ActorWeights)>,
     /// The newest risk critic for the gate (one slot, newest wins).
     pub risk_critic: ArrayQueue<super::PublishedCritic>,
     pub error: std::sync::Mutex<Option<String>>,
@@ -171,7 +173,7 @@ impl LearnerLink for LocalLearner {
         self.shared.updates.load(Ordering::Acquire)
     }
     fn take_weights(&mut self) -> Option<ActorWeights> {
-        self.shared.weights.pop()
+        self.shared.weights.pop().map(|(_, weights)| weights)
     }
     fn take_risk_critic(&mut self) -> Option<super::PublishedCritic> {
         self.shared.risk_critic.pop()
@@ -356,7 +358,7 @@ fn learner_loop(
         shared.resumed_from.store(sac.updates, Ordering::Release);
     }
     shared.updates.store(sac.updates, Ordering::Release);
-    shared.weights.force_push(weights_of(&sac));
+    shared.weights.force_push((sac.updates, weights_of(&sac)));
     let layout = pixel_layout(&sac);
     let encoder_error = |e: crate::pixels::EncoderError| PracticeError::Learner(e.to_string());
     let mut replay = Replay::for_learner(&sac, settings.replay_capacity).map_err(encoder_error)?;
@@ -372,7 +374,7 @@ fn learner_loop(
         if hold != shared.held.load(Ordering::Acquire) {
             if hold {
                 // The policy the actor confirms is this one, and so is the checkpoint's.
-                shared.weights.force_push(finite_weights(&sac, sac.updates)?);
+                shared.weights.force_push((sac.updates, finite_weights(&sac, sac.updates)?));
             }
             shared.held.store(hold, Ordering::Release);
         }
@@ -450,7 +452,7 @@ fn learner_loop(
             check_finite(&stats, sac.updates)?;
             shared.updates.store(sac.updates, Ordering::Release);
             if sac.updates % settings.publish_every.max(1) == 0 {
-                shared.weights.force_push(finite_weights(&sac, sac.updates)?);
+                shared.weights.force_push((sac.updates, finite_weights(&sac, sac.updates)?));
             }
             if sac.updates - last_checkpoint >= settings.checkpoint_every.max(1) {
                 match crate::checkpoint::save(&sac, &checkpoint, &[]) {
@@ -469,7 +471,7 @@ fn learner_loop(
         |e| tracing::warn!("{e}: the disk is full; the final checkpoint is retried every second until space is freed"),
         |waited| tracing::warn!(paused_s = waited, "the final checkpoint is written"),
     )?;
-    shared.weights.force_push(weights_of(&sac));
+    shared.weights.force_push((sac.updates, weights_of(&sac)));
     Ok(())
 }
 
@@ -623,7 +625,7 @@ mod tests {
         crate::checkpoint::load(&mut restored, &checkpoint).unwrap();
         assert!(restored.updates >= 8 && restored.updates < failed_at, "checkpoint of update {} (failed at {failed_at})", restored.updates);
         assert!(weights_of(&restored).0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0));
-        let weights = shared.weights.pop().expect("the last published weights");
+        let (_, weights) = shared.weights.pop().expect("the last published weights");
         assert!(weights.0.iter().all(|t| t.isfinite().all().int64_value(&[]) != 0), "only finite weights reach the actors");
     }
 
